@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepares a Debian/Ubuntu machine for victor_gui: Qt's system libraries, a virtualenv in .venv
+# and the package installed into it. `setup.sh app` installs what the app needs; `setup.sh test`
+# adds the test tools and the llama.cpp server the integration tier runs against.
+set -euo pipefail
+mode=${1:-app}
+cd "$(dirname "$0")/.."
+
+# Qt (offscreen and xcb) needs these shared libraries; Xvfb is for screenshots and GUI runs.
+pkgs=(libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
+      libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
+      libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 xvfb)
+[ "$mode" = test ] && pkgs+=(cmake g++ make)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$mode" = test ]; then
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  if [ -f tests/support/llama_build.py ]; then
+    .venv/bin/python -m tests.support.llama_build --ensure
+  fi
+else
+  .venv/bin/python -m pip install -q -e .
+fi

@@ -1,0 +1,278 @@
+"""Machinery shared by the protocol simulators: a real threaded HTTP/1.1 server on 127.0.0.1,
+scripted replies, fault injection, and exact stream framing (chunked transfer encoding).
+
+Each dialect (llama.cpp, vLLM, LM Studio, Ollama, ...) subclasses :class:`SimHandler` and fills
+in its routes and body shapes from ``shared/reference/servers.md``. Tests drive a simulator by
+queueing :class:`Script` objects; each chat request consumes the next one (or the default).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+
+class Fault:
+    """Names of the fault modes every simulator understands."""
+
+    NONE = "none"
+    UNAUTHORIZED = "unauthorized"  # 401 in the dialect's error shape
+    UNKNOWN_MODEL = "unknown_model"  # 404 model not found
+    RATE_LIMIT = "rate_limit"  # 429 with Retry-After
+    SERVER_ERROR = "server_error"  # 500
+    LOADING = "loading"  # 503 while the model loads (dialect-specific)
+    HTML = "html"  # an HTML error page from a proxy
+    MALFORMED = "malformed"  # a malformed JSON line inside the stream
+    TRUNCATED = "truncated"  # the connection drops mid-stream, no terminator
+    MIDSTREAM_ERROR = "midstream_error"  # an error event after some content
+    STALL = "stall"  # headers sent, then silence (slow-loris)
+    UTF8_SPLIT = "utf8_split"  # a multi-byte character split across two network chunks
+    CONTEXT_OVERFLOW = "context_overflow"  # the prompt exceeds the context (dialect-specific)
+
+    ALL: ClassVar[tuple[str, ...]] = (
+        UNAUTHORIZED, UNKNOWN_MODEL, RATE_LIMIT, SERVER_ERROR, LOADING, HTML, MALFORMED,
+        TRUNCATED, MIDSTREAM_ERROR, STALL, UTF8_SPLIT, CONTEXT_OVERFLOW,
+    )
+
+
+@dataclass
+class ScriptedToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str | None = None
+
+
+@dataclass
+class Script:
+    """What the next reply says and how it misbehaves."""
+
+    text: str = "Hello from the simulator."
+    reasoning: str = ""
+    tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    prompt_tokens: int = 12
+    completion_tokens: int | None = None  # default: one per text piece
+    fault: str = Fault.NONE
+    retry_after: str = "1"
+    # How many pieces text is cut into when streamed, and the pause between pieces.
+    pieces: int | None = None
+    delay_s: float = 0.0
+    # For faults that fire after some output: how many pieces go out first.
+    fail_after: int = 2
+    # Send reasoning inline as <think>...</think> in content rather than a separate field.
+    inline_think: bool = False
+    # Repeat this script for this many requests (0 = once).
+    repeat: int = 0
+
+    def text_pieces(self) -> list[str]:
+        text = self.text
+        if not text:
+            return []
+        n = self.pieces or min(len(text), max(1, len(text) // 4))
+        size = max(1, -(-len(text) // n))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    def completion_count(self) -> int:
+        if self.completion_tokens is not None:
+            return self.completion_tokens
+        return max(1, len(self.text_pieces()) + len(self.tool_calls))
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class SimHandler(BaseHTTPRequestHandler):
+    """Base request handler. Subclasses set ``routes`` mapping (METHOD, path) to method names."""
+
+    protocol_version = "HTTP/1.1"
+    routes: ClassVar[dict[tuple[str, str], str]] = {}
+    server: SimServer  # type: ignore[assignment]
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    def _dispatch(self) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")
+        self.body = body
+        self.server.requests.append(
+            RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        name = self.routes.get((self.command, path))
+        if name is None:
+            self.unknown_route(path)
+            return
+        getattr(self, name)()
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_DELETE = _dispatch
+    do_HEAD = _dispatch
+
+    def unknown_route(self, path: str) -> None:
+        self.send_json(404, {"detail": "Not Found"})
+
+    def send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None,
+                   ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        for key, value in self.extra_headers().items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
+
+    def send_text(self, status: int, text: str, headers: dict[str, str] | None = None,
+                  content_type: str = "text/plain; charset=utf-8") -> None:
+        self.send_bytes(status, text.encode(), content_type, headers)
+
+    def extra_headers(self) -> dict[str, str]:
+        """Headers the real server puts on every reply (``Server: llama.cpp``, ...)."""
+        return {}
+
+    # -- chunked streaming --------------------------------------------------------------------------
+
+    def start_stream(self, content_type: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        for key, value in self.extra_headers().items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def write_chunk(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        if not data:
+            return
+        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def drop_connection(self) -> None:
+        """Cut the connection mid-body, as a crashed server would."""
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def stall(self) -> None:
+        """Send nothing more until the client gives up or the server stops."""
+        self.server.stop_event.wait(self.server.stall_seconds)
+        self.close_connection = True
+
+    def pause(self, script: Script) -> None:
+        if script.delay_s:
+            time.sleep(script.delay_s)
+
+    def next_script(self) -> Script:
+        return self.server.take_script()
+
+    def html_error_page(self, status: int = 502) -> None:
+        page = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                "<body><h1>Bad Gateway</h1><p>nginx</p></body></html>")
+        self.send_text(status, page, content_type="text/html")
+
+
+class SimServer(ThreadingHTTPServer):
+    """A simulator listening on 127.0.0.1 in a background thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[SimHandler], port: int = 0, *, model: str = "sim-model",
+                 **options: Any) -> None:
+        super().__init__(("127.0.0.1", port), handler)
+        self.model = model
+        self.models: list[str] = [model]
+        self.options = options
+        self.scripts: deque[Script] = deque()
+        self.default_script = Script()
+        self.requests: list[RecordedRequest] = []
+        self.stop_event = threading.Event()
+        self.stall_seconds = 30.0
+        self.loading = False  # dialects answer their "loading" shape while True
+        self.api_key: str | None = options.get("api_key")
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *scripts: Script) -> SimServer:
+        with self._lock:
+            self.scripts.extend(scripts)
+        return self
+
+    def take_script(self) -> Script:
+        with self._lock:
+            if not self.scripts:
+                return self.default_script
+            script = self.scripts[0]
+            if script.repeat > 0:
+                script.repeat -= 1
+            else:
+                self.scripts.popleft()
+            return script
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and "chat" in r.path]
+
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name=f"sim-{type(self).__name__}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for connection-refused tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,55 @@
+"""Scrub secrets out of any text before it reaches an error, a log line or an export.
+
+Two layers: patterns that look like credentials wherever they appear (bearer tokens, ``sk-``
+style keys, ``key=`` query parameters, ``api-key`` headers), and the exact values of secrets the
+app has looked up this run (registered with :func:`register_secret`), so a key of an unusual
+shape is caught too.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+_MASK = "***"
+_lock = threading.Lock()
+_known: set[str] = set()
+
+# Shapes of credentials used by the providers we talk to. Each keeps a short, harmless prefix
+# so a person can still tell which kind of key was involved.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1" + _MASK),
+    (re.compile(r"\b(sk-(?:ant-|proj-|or-)?)[A-Za-z0-9_-]{8,}"), r"\1" + _MASK),
+    (re.compile(r"\b(xai-|gsk_|fw_|r8_|hf_|csk-|AIza)[A-Za-z0-9_-]{8,}"), r"\1" + _MASK),
+    (re.compile(r"(?i)([?&](?:key|api[_-]?key|access_token|token)=)[^&\s\"']+"), r"\1" + _MASK),
+    (re.compile(r"(?i)((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"), r"\1" + _MASK),
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)[^\s\"',}]{6,}"), r"\1" + _MASK),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}"), r"\1" + _MASK),
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so every later :func:`redact` call masks it verbatim."""
+    if value and len(value) >= 6:
+        with _lock:
+            _known.add(value)
+
+
+def forget_secrets() -> None:
+    """Drop every registered secret (tests use this to start clean)."""
+    with _lock:
+        _known.clear()
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every credential-looking substring and known secret masked."""
+    if not text:
+        return text
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text

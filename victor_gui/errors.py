@@ -1,0 +1,215 @@
+"""The one error tree of victor_gui.
+
+Adapters translate transport and protocol failures at their boundary into these types; services
+and the UI decide what to do from the *type* (and ``status_code``/``retry_after``), never by
+searching message text. Every message passes through :func:`victor_gui.core.redact.redact`, so
+no error can carry a secret to a log, a dialog or an export.
+
+Class attributes say how resilience treats each type:
+
+* ``retryable``: a fresh attempt may succeed (connection refused, 429, 5xx, timeouts).
+* ``trips_breaker``: counts as an endpoint failure for the circuit breaker. Auth and request
+  errors do not: the endpoint is healthy, the request is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from victor_gui.core.redact import redact
+
+# Messages are capped so an HTML page or a megabyte of JSON never lands in a dialog.
+_MAX_MESSAGE = 800
+
+
+class VictorGuiError(Exception):
+    """Base of every error victor_gui raises on purpose."""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = _clean(message)
+        super().__init__(self.message)
+
+
+class ConfigError(VictorGuiError):
+    """A settings, profiles or capabilities file could not be used as written."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(where + message)
+
+
+class StorageError(VictorGuiError):
+    """The conversation store could not read or write."""
+
+
+class ProviderError(VictorGuiError):
+    """Any failure talking to a model provider.
+
+    Keeps the seed's keyword names (``message``, ``provider``, ``raw_error``) and adds the HTTP
+    ``status_code``, the ``model`` asked for, and ``partial_content``: text already delivered
+    before a stream broke, so callers can keep it.
+    """
+
+    retryable: ClassVar[bool] = False
+    trips_breaker: ClassVar[bool] = True
+    kind: ClassVar[str] = "provider_error"
+
+    def __init__(
+        self,
+        message: str = "",
+        provider: str | None = None,
+        *,
+        status_code: int | None = None,
+        model: str | None = None,
+        raw_error: BaseException | Any = None,
+        retry_after: float | None = None,
+        partial_content: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        self.model = model
+        self.raw_error = raw_error
+        self.retry_after = retry_after
+        self.partial_content = partial_content
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        bits = [f"provider={self.provider}"] if self.provider else []
+        if self.model:
+            bits.append(f"model={self.model}")
+        if self.status_code is not None:
+            bits.append(f"status={self.status_code}")
+        return f"{self.message} ({', '.join(bits)})" if bits else self.message
+
+
+class ProviderAuthError(ProviderError):
+    """The API key is missing, wrong or lacks permission (HTTP 401/403)."""
+
+    trips_breaker = False
+    kind = "auth"
+
+
+class ProviderRateLimitError(ProviderError):
+    """HTTP 429: too many requests; ``retry_after`` holds the server's wait in seconds."""
+
+    retryable = True
+    kind = "rate_limit"
+
+
+class ProviderTimeoutError(ProviderError):
+    """The endpoint accepted the connection but did not answer in time (or stalled mid-stream)."""
+
+    retryable = True
+    kind = "timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    """Nothing answered: connection refused, reset, DNS failure, or the server went away."""
+
+    retryable = True
+    kind = "connection"
+
+
+class ModelNotFoundError(ProviderError):
+    """The endpoint does not know the model asked for."""
+
+    trips_breaker = False
+    kind = "model_not_found"
+
+
+class ContextLengthExceededError(ProviderError):
+    """The prompt (plus requested output) is larger than the model's context window."""
+
+    trips_breaker = False
+    kind = "context_length"
+
+
+class BadRequestError(ProviderError):
+    """The endpoint rejected the request as malformed or unsupported (HTTP 400/413/422)."""
+
+    trips_breaker = False
+    kind = "bad_request"
+
+
+class ContentFilterError(BadRequestError):
+    """The provider's content filter refused the prompt or the reply."""
+
+    kind = "content_filter"
+
+
+class ProviderServerError(ProviderError):
+    """The endpoint failed on its side (HTTP 5xx, 529 overloaded)."""
+
+    retryable = True
+    kind = "server"
+
+
+class ModelLoadingError(ProviderServerError):
+    """HTTP 503 while a local server is still loading its model."""
+
+    kind = "loading"
+
+
+class InvalidResponseError(ProviderError):
+    """The reply was not what the protocol promises: HTML, malformed JSON, a truncated stream."""
+
+    kind = "invalid_response"
+
+
+class CircuitOpenError(ProviderError):
+    """The endpoint failed repeatedly; calls are refused until ``retry_after`` seconds pass."""
+
+    trips_breaker = False
+    kind = "circuit_open"
+
+
+class ProviderNotFoundError(ProviderError):
+    """No provider is registered under that name."""
+
+    trips_breaker = False
+    kind = "provider_not_found"
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider is registered but cannot be used here (protocol missing, optional extra absent)."""
+
+    trips_breaker = False
+    kind = "unavailable"
+
+
+class MissingAPIKeyError(ProviderAuthError):
+    """No key was found for a provider that needs one (explicit, keyring or environment)."""
+
+    kind = "missing_key"
+
+
+def _clean(message: str) -> str:
+    text = redact(str(message)).strip()
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 1] + "…"
+    return text
+
+
+__all__ = [
+    "BadRequestError",
+    "CircuitOpenError",
+    "ConfigError",
+    "ContentFilterError",
+    "ContextLengthExceededError",
+    "InvalidResponseError",
+    "MissingAPIKeyError",
+    "ModelLoadingError",
+    "ModelNotFoundError",
+    "ProviderAuthError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ProviderRateLimitError",
+    "ProviderServerError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "StorageError",
+    "VictorGuiError",
+]

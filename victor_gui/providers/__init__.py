@@ -1,0 +1,1 @@
+"""Providers: the contract, the registry, and one module per wire protocol (``protocols/``)."""

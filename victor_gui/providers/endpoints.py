@@ -1,0 +1,114 @@
+"""Where local servers listen: the seed's environment variables, parsed the way each server
+parses them.
+
+``OLLAMA_HOST`` follows Ollama's own rules (``envconfig.Host``): ``[scheme://]host[:port][/path]``,
+no scheme and no port means 11434, ``http://`` without a port means 80, ``https://`` means 443.
+``VICTOR_LM_STUDIO_HOST``, ``VICTOR_VLLM_HOST`` and ``VICTOR_LLAMACPP_HOST`` take ``host:port``
+or a full URL. ``OLLAMA_ENDPOINTS`` and ``LMSTUDIO_ENDPOINTS`` are comma lists tried in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+OLLAMA_DEFAULT_PORT = 11434
+
+
+def parse_ollama_host(value: str) -> str:
+    """The base URL a client should use for an ``OLLAMA_HOST`` value."""
+    raw = value.strip().strip("\"'")
+    if not raw:
+        return f"http://127.0.0.1:{OLLAMA_DEFAULT_PORT}"
+    if raw == "ollama.com":
+        return "https://ollama.com:443"
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "http", raw
+        default_port = OLLAMA_DEFAULT_PORT
+    else:
+        scheme = scheme.lower()
+        default_port = 443 if scheme == "https" else 80
+    hostport, _, path = rest.partition("/")
+    host, port = _split_host_port(hostport)
+    if not host or host in ("0.0.0.0", "::"):
+        # A server bound to every interface is reached on loopback.
+        host = "127.0.0.1" if host != "::" else "[::1]"
+    url = f"{scheme}://{host}:{port or default_port}"
+    path = path.strip("/")
+    return f"{url}/{path}" if path else url
+
+
+def _split_host_port(hostport: str) -> tuple[str, int | None]:
+    if hostport.startswith("["):  # [ipv6]:port
+        end = hostport.find("]")
+        host = hostport[: end + 1]
+        rest = hostport[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+    elif hostport.count(":") > 1:  # bare IPv6 without brackets
+        return f"[{hostport}]", None
+    else:
+        host, port = hostport, ""
+    try:
+        return host, int(port) if port else None
+    except ValueError:
+        return host, None
+
+
+def host_to_base_url(value: str, *, path: str = "/v1") -> str:
+    """A ``host:port`` or URL value turned into a base URL ending in ``path`` (once)."""
+    raw = value.strip().strip("\"'").rstrip("/")
+    if "://" not in raw:
+        raw = "http://" + raw
+    parts = urlsplit(raw)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    if path and not base.endswith(path):
+        base += path
+    return base
+
+
+def split_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def candidate_base_urls(
+    provider: str,
+    default: str | None,
+    *,
+    explicit: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Base URLs to try for a local provider, most specific first, without duplicates.
+
+    An explicit ``base_url`` wins outright. Otherwise the seed's variables come before the
+    default: for Ollama ``OLLAMA_ENDPOINTS`` (in order) then ``OLLAMA_HOST``; for LM Studio
+    ``VICTOR_LM_STUDIO_HOST`` then ``LMSTUDIO_ENDPOINTS``; for vLLM and llama.cpp their
+    ``VICTOR_*_HOST``.
+    """
+    if explicit:
+        return [explicit.rstrip("/")]
+    env = os.environ if env is None else env
+    found: list[str] = []
+    if provider == "ollama":
+        found += [parse_ollama_host(v) for v in split_list(env.get("OLLAMA_ENDPOINTS"))]
+        if env.get("OLLAMA_HOST"):
+            found.append(parse_ollama_host(env["OLLAMA_HOST"]))
+    elif provider == "lmstudio":
+        if env.get("VICTOR_LM_STUDIO_HOST"):
+            found.append(host_to_base_url(env["VICTOR_LM_STUDIO_HOST"]))
+        found += [host_to_base_url(v) for v in split_list(env.get("LMSTUDIO_ENDPOINTS"))]
+    elif provider == "vllm" and env.get("VICTOR_VLLM_HOST"):
+        found.append(host_to_base_url(env["VICTOR_VLLM_HOST"]))
+    elif provider == "llamacpp" and env.get("VICTOR_LLAMACPP_HOST"):
+        found.append(host_to_base_url(env["VICTOR_LLAMACPP_HOST"]))
+    if default:
+        found.append(default)
+    out: list[str] = []
+    for url in found:
+        url = url.rstrip("/")
+        if url not in out:
+            out.append(url)
+    return out

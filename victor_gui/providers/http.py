@@ -1,0 +1,223 @@
+"""The HTTP seam: explicit timeouts, the shared client, and the translation of every transport
+and HTTP failure into a typed :mod:`victor_gui.errors` error.
+
+Adapters never build their own ``httpx.AsyncClient`` when one is injected; the app builds one
+after first paint and hands it to every provider. Error bodies of every dialect we speak
+(OpenAI ``{"error": {...}}``, llama.cpp typed errors, Ollama/LM Studio ``{"error": "..."}``,
+Anthropic/Gemini shapes, HTML pages from proxies) are reduced to one message here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from victor_gui.errors import (
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthExceededError,
+    InvalidResponseError,
+    ModelLoadingError,
+    ModelNotFoundError,
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRateLimitError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+from victor_gui.providers.resilience import parse_retry_after
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-phase timeouts in seconds. ``read`` bounds the gap between two received bytes, so a
+    long stream is fine while a stalled one fails."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 30.0
+    pool: float = 10.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def scaled(self, factor: float) -> Timeouts:
+        """Read/write scaled (e.g. the capabilities' ``timeout_multiplier``); connect stays short."""
+        return Timeouts(self.connect, self.read * factor, self.write * factor, self.pool)
+
+
+CLOUD_TIMEOUTS = Timeouts(connect=10.0, read=120.0)
+# Local servers may spend minutes loading a model before the first byte (the seed's 300 s),
+# but a refused connection on loopback is known at once.
+LOCAL_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0)
+PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0)
+
+
+def make_client(timeouts: Timeouts = CLOUD_TIMEOUTS, **kwargs: Any) -> httpx.AsyncClient:
+    """A client with explicit timeouts; ``trust_env`` honours the user's proxy settings."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0)
+    return httpx.AsyncClient(timeout=timeouts.to_httpx(), limits=limits, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Error translation
+# ---------------------------------------------------------------------------------------------
+
+_CONTEXT_CODES = {"context_length_exceeded", "exceed_context_size_error", "context_length_error"}
+_CONTEXT_HINTS = (
+    "maximum context length",
+    "context length",
+    "context window",
+    "exceeds the context",
+    "exceed_context_size",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+)
+_FILTER_CODES = {"content_filter", "content_policy_violation", "responsibleaipolicyviolation"}
+
+
+def transport_error(exc: BaseException, provider: str | None, *, model: str | None = None,
+                    partial: str | None = None) -> ProviderError:
+    """Map an httpx transport exception to the typed error a person can act on."""
+    if isinstance(exc, ProviderError):
+        return exc
+    where = ""
+    request = getattr(exc, "_request", None)
+    if request is not None:
+        where = f" {request.url.scheme}://{request.url.host}:{request.url.port or ''}".rstrip(":")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ProviderConnectionError(f"Connecting to{where or ' the server'} timed out", provider,
+                                       model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeoutError(
+            f"No answer from{where or ' the server'} in time ({type(exc).__name__})", provider,
+            model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderConnectionError(f"Could not connect to{where or ' the server'}: {exc}", provider,
+                                       model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderConnectionError(
+            f"The server closed the connection before the reply was complete: {exc}", provider,
+            model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, httpx.TransportError):
+        return ProviderConnectionError(f"Network error talking to{where or ' the server'}: {exc}",
+                                       provider, model=model, raw_error=exc, partial_content=partial)
+    return InvalidResponseError(f"Unexpected failure: {type(exc).__name__}: {exc}", provider,
+                                model=model, raw_error=exc, partial_content=partial)
+
+
+def looks_like_html(body: str, content_type: str = "") -> bool:
+    head = body.lstrip()[:200].lower()
+    return "text/html" in content_type.lower() or head.startswith(("<!doctype html", "<html"))
+
+
+def error_details(body: str) -> tuple[str, str | None, str | None]:
+    """(message, type, code) from any dialect's error body; the raw text when it is not JSON."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, ValueError):
+        return body.strip()[:500], None, None
+    return error_details_from_json(data)
+
+
+def error_details_from_json(data: Any) -> tuple[str, str | None, str | None]:
+    if isinstance(data, list) and data:  # Gemini wraps errors in a one-element list at times
+        data = data[0]
+    if not isinstance(data, dict):
+        return str(data)[:500], None, None
+    err = data.get("error", data)
+    if isinstance(err, str):
+        return err, data.get("type") if isinstance(data.get("type"), str) else None, None
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("msg") or err.get("detail") or json.dumps(err)[:500]
+        etype = err.get("type") or err.get("status")
+        code = err.get("code")
+        return str(message), (str(etype) if etype is not None else None), (
+            str(code) if code is not None else None)
+    message = data.get("message") or data.get("detail") or json.dumps(data)[:500]
+    return str(message), (str(data["type"]) if "type" in data else None), None
+
+
+def classify_http_error(
+    status: int,
+    body: str,
+    *,
+    provider: str | None,
+    model: str | None = None,
+    headers: httpx.Headers | dict[str, str] | None = None,
+    content_type: str = "",
+) -> ProviderError:
+    """The typed error for a non-2xx reply. The status decides the class; the body only refines
+    a 400/404/503 into the more specific type its dialect names (context length, unknown model,
+    still loading)."""
+    headers = headers or {}
+    if looks_like_html(body, content_type):
+        return InvalidResponseError(
+            f"The server answered HTTP {status} with an HTML page instead of an API reply "
+            "(a proxy, a login portal or another program on this port?)",
+            provider, status_code=status, model=model)
+    message, etype, code = error_details(body)
+    tags = {t.lower() for t in (etype, code) if t}
+    low = message.lower()
+    text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+    kw: dict[str, Any] = {"status_code": status, "model": model}
+
+    if tags & _FILTER_CODES:
+        return ContentFilterError(text, provider, **kw)
+    if tags & _CONTEXT_CODES or (status in (400, 413, 422) and any(h in low for h in _CONTEXT_HINTS)):
+        return ContextLengthExceededError(text, provider, **kw)
+    if status in (401, 403):
+        return ProviderAuthError(text, provider, **kw)
+    if status == 404:
+        if model is not None and ("model" in low or "not found" in low or "model_not_found" in tags):
+            return ModelNotFoundError(text, provider, **kw)
+        return ModelNotFoundError(text, provider, **kw) if "model" in low else BadRequestError(
+            text, provider, **kw)
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return ProviderRateLimitError(text, provider, retry_after=retry_after, **kw)
+    if status == 408:
+        return ProviderTimeoutError(text, provider, **kw)
+    if status == 503 and ("loading" in low or "unavailable_error" in tags):
+        return ModelLoadingError(text, provider, retry_after=parse_retry_after(headers.get("retry-after")),
+                                 **kw)
+    if status in (500, 502, 503, 504, 529) or status >= 500:
+        return ProviderServerError(text, provider, retry_after=parse_retry_after(headers.get("retry-after")),
+                                   **kw)
+    if 400 <= status < 500:
+        return BadRequestError(text, provider, **kw)
+    return InvalidResponseError(f"Unexpected HTTP {status}: {message}", provider, **kw)
+
+
+async def raise_for_status(response: httpx.Response, *, provider: str | None,
+                           model: str | None = None) -> None:
+    """Raise the typed error for a non-2xx response (reads the body, bounded)."""
+    if response.is_success:
+        return
+    try:
+        raw = await response.aread()
+    except httpx.HTTPError:
+        raw = b""
+    body = raw[:65536].decode("utf-8", errors="replace")
+    raise classify_http_error(response.status_code, body, provider=provider, model=model,
+                              headers=response.headers,
+                              content_type=response.headers.get("content-type", ""))
+
+
+def parse_json_body(raw: bytes | str, *, provider: str | None, status: int | None = None,
+                    model: str | None = None, content_type: str = "") -> Any:
+    """Decode a 2xx JSON body, turning HTML and malformed JSON into :class:`InvalidResponseError`."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if looks_like_html(text, content_type):
+        raise InvalidResponseError("The server answered with an HTML page instead of JSON", provider,
+                                   status_code=status, model=model)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise InvalidResponseError(f"The server's reply is not valid JSON: {exc}", provider,
+                                   status_code=status, model=model, raw_error=exc) from None

@@ -1,0 +1,1 @@
+"""One module per wire protocol, each serving the providers declared with that protocol."""
