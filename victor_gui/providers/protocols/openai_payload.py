@@ -1,0 +1,145 @@
+"""Building OpenAI chat-completions request bodies from the neutral types.
+
+Conversation repair (documented behaviour, never silent):
+
+* A tool result whose call is not in the conversation (or was already answered) becomes a
+  *user* note ``[Result of tool <name/id>, whose call is not in this conversation]: …``:
+  OpenAI-compatible servers reject a ``tool`` message that does not follow its call.
+* An assistant tool call that gets no result before the next turn is answered with a
+  synthetic ``tool`` message ``(no result: the tool was not run)``, for the same reason.
+* An empty tool result is sent as ``(no output)`` (DeepSeek rejects empty tool content).
+
+The counts of repairs are returned so the caller can put them in the response metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from victor_gui.errors import BadRequestError
+from victor_gui.providers.types import ImagePart, Message, TextPart, ToolDefinition
+
+NO_RESULT = "(no result: the tool was not run)"
+NO_OUTPUT = "(no output)"
+
+# Keyword arguments passed straight into the body when a caller gives them.
+PASSTHROUGH = (
+    "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "n", "user",
+    "response_format", "tool_choice", "parallel_tool_calls", "reasoning_effort", "logprobs",
+    "top_logprobs", "top_k", "min_p", "repeat_penalty", "repetition_penalty", "ttl",
+    "chat_template_kwargs", "reasoning_format", "cache_prompt",
+)
+
+
+def content_payload(message: Message, *, vision: bool, provider: str, model: str) -> str | list[dict[str, Any]]:
+    """A message's content as an OpenAI string, or a parts list when it carries images."""
+    parts = message.parts()
+    if not any(isinstance(p, ImagePart) for p in parts):
+        return message.text
+    if not vision:
+        raise BadRequestError(
+            f"The model {model!r} does not take images; remove the image or pick a vision model",
+            provider, model=model)
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": part.text})
+        else:
+            out.append({"type": "image_url", "image_url": {"url": part.to_data_url()}})
+    return out
+
+
+def tool_call_payload(call: Any) -> dict[str, Any]:
+    return {"id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+
+
+def to_openai_messages(
+    messages: list[Message], *, vision: bool, provider: str, model: str, keep_developer: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Convert and repair a conversation; returns (messages, repair counts)."""
+    out: list[dict[str, Any]] = []
+    repairs = {"orphan_tool_results": 0, "unanswered_tool_calls": 0}
+    pending: dict[str, str] = {}  # call id -> tool name, awaiting a result
+
+    def close_pending() -> None:
+        for call_id in list(pending):
+            out.append({"role": "tool", "tool_call_id": call_id, "content": NO_RESULT})
+            repairs["unanswered_tool_calls"] += 1
+        pending.clear()
+
+    for msg in messages:
+        role = "tool" if msg.role == "function" else msg.role
+        if role == "tool":
+            text = msg.text or NO_OUTPUT
+            if msg.tool_call_id and msg.tool_call_id in pending:
+                pending.pop(msg.tool_call_id)
+                out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": text})
+            else:
+                close_pending()
+                label = msg.name or msg.tool_call_id or "unknown"
+                out.append({"role": "user",
+                            "content": f"[Result of tool {label}, whose call is not in this conversation]: {text}"})
+                repairs["orphan_tool_results"] += 1
+            continue
+        close_pending()
+        if role == "developer" and not keep_developer:
+            role = "system"
+        entry: dict[str, Any] = {"role": role}
+        if role == "assistant":
+            entry["content"] = msg.text or (None if msg.tool_calls else "")
+            if msg.tool_calls:
+                entry["tool_calls"] = [tool_call_payload(c) for c in msg.tool_calls]
+                pending.update({c.id: c.name for c in msg.tool_calls})
+        else:
+            entry["content"] = content_payload(msg, vision=vision, provider=provider, model=model)
+        if msg.name and role in ("user", "system"):
+            entry["name"] = msg.name
+        out.append(entry)
+    close_pending()
+    return out, repairs
+
+
+def tools_payload(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": t.parameters}} for t in tools]
+
+
+def tools_as_text(tools: list[ToolDefinition]) -> str:
+    """The tool list as system-prompt text, for models without native tool calling."""
+    lines = [
+        "You can call these tools. To call one, reply with only a JSON object on its own, "
+        'in a ```json fenced block: {"name": "<tool name>", "arguments": {...}}.',
+        "",
+    ]
+    for tool in tools:
+        lines.append(f"- {tool.name}: {tool.description}".rstrip(": "))
+        lines.append(f"  arguments schema: {json.dumps(tool.parameters, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def with_tools_in_system(messages: list[dict[str, Any]], tools: list[ToolDefinition]) -> list[dict[str, Any]]:
+    """Messages with the tool description appended to (or inserted as) the system prompt.
+
+    Native tool turns are flattened to text, because a server without tool support rejects
+    ``tool`` roles and ``tool_calls`` fields too.
+    """
+    text = tools_as_text(tools)
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        if msg.get("role") == "tool":
+            out.append({"role": "user", "content": f"[Tool result {msg.get('tool_call_id')}]: {msg['content']}"})
+        elif msg.get("tool_calls"):
+            calls = [json.dumps({"name": c["function"]["name"],
+                                 "arguments": json.loads(c["function"]["arguments"] or "{}")})
+                     for c in msg["tool_calls"]]
+            out.append({"role": "assistant", "content": ((msg.get("content") or "") + "\n" +
+                                                         "\n".join(calls)).strip()})
+        else:
+            out.append(dict(msg))
+    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
+        out[0]["content"] = f"{out[0]['content']}\n\n{text}"
+    else:
+        out.insert(0, {"role": "system", "content": text})
+    return out
