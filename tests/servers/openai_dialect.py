@@ -106,6 +106,8 @@ class OpenAIDialectHandler(SimHandler):
         if not self.before_chat() or not self.check_auth():
             return
         body = self.body if isinstance(self.body, dict) else {}
+        if not self.check_images(body) or not self.check_tools(body):
+            return  # a request the server rejects consumes no script
         script = self.next_script()
         model = str(body.get("model") or self.server.model)
         fault = script.fault
@@ -124,8 +126,6 @@ class OpenAIDialectHandler(SimHandler):
             return self.html_error_page(502)
         if fault == Fault.CONTEXT_OVERFLOW:
             return self.context_overflow(script.prompt_tokens + 70000, 4096)
-        if not self.check_images(body) or not self.check_tools(body):
-            return
         if body.get("stream"):
             return self.stream_reply(script, model, body)
         return self.whole_reply(script, model, fault)
