@@ -39,11 +39,13 @@ def running(dialect: str, **options: Any) -> Iterator[SimServer]:
         server.stop()
 
 
-def make_provider(dialect: str, server: SimServer, *, sleep: RecordingSleep | None = None,
-                  **kwargs: Any) -> OpenAICompatProvider:
+def make_provider(
+    dialect: str, server: SimServer, *, sleep: RecordingSleep | None = None, **kwargs: Any
+) -> OpenAICompatProvider:
     kwargs.setdefault("retry_policy", FAST)
-    provider = ProviderRegistry.create(dialect, base_url=server.url + "/v1", sleep=sleep or RecordingSleep(),
-                                       **kwargs)
+    provider = ProviderRegistry.create(
+        dialect, base_url=server.url + "/v1", sleep=sleep or RecordingSleep(), **kwargs
+    )
     assert isinstance(provider, OpenAICompatProvider)
     return provider
 

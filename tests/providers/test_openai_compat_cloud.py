@@ -30,8 +30,20 @@ def no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_openai_cloud_row_is_served_by_this_protocol() -> None:
-    assert set(CLOUD) == {"openai", "xai", "deepseek", "mistral", "groqcloud", "together", "fireworks",
-                          "openrouter", "cerebras", "moonshot", "zai", "huggingface"}
+    assert set(CLOUD) == {
+        "openai",
+        "xai",
+        "deepseek",
+        "mistral",
+        "groqcloud",
+        "together",
+        "fireworks",
+        "openrouter",
+        "cerebras",
+        "moonshot",
+        "zai",
+        "huggingface",
+    }
 
 
 @pytest.mark.parametrize("name", CLOUD)
@@ -58,8 +70,9 @@ async def test_missing_key_fails_at_request_time_before_io(name: str, no_key_env
         assert "Settings" in info.value.message and server.requests == []
 
 
-async def test_key_from_environment_and_wrong_key_is_redacted(monkeypatch: pytest.MonkeyPatch,
-                                                              no_key_env: None) -> None:
+async def test_key_from_environment_and_wrong_key_is_redacted(
+    monkeypatch: pytest.MonkeyPatch, no_key_env: None
+) -> None:
     monkeypatch.setenv("GROQCLOUD_API_KEY", "gsk-wrong-key-value-123456")
     with running("vllm", api_key=KEY) as server:
         provider = ProviderRegistry.create("groq", base_url=server.url + "/v1", retry_policy=FAST)
@@ -71,19 +84,26 @@ async def test_key_from_environment_and_wrong_key_is_redacted(monkeypatch: pytes
         assert server.requests[0].headers["authorization"] == "Bearer gsk-wrong-key-value-123456"
 
 
-@pytest.mark.parametrize(("model", "token_field", "temperature", "tools"), [
-    ("o3-mini", "max_completion_tokens", False, False),
-    ("o1", "max_completion_tokens", False, False),
-    ("o4-mini", "max_completion_tokens", False, False),
-    ("gpt-5", "max_completion_tokens", True, True),
-    ("gpt-4o", "max_tokens", True, True),
-])
-async def test_openai_model_quirks_on_the_wire(model: str, token_field: str, temperature: bool, tools: bool) -> None:
+@pytest.mark.parametrize(
+    ("model", "token_field", "temperature", "tools"),
+    [
+        ("o3-mini", "max_completion_tokens", False, False),
+        ("o1", "max_completion_tokens", False, False),
+        ("o4-mini", "max_completion_tokens", False, False),
+        ("gpt-5", "max_completion_tokens", True, True),
+        ("gpt-4o", "max_tokens", True, True),
+    ],
+)
+async def test_openai_model_quirks_on_the_wire(
+    model: str, token_field: str, temperature: bool, tools: bool
+) -> None:
     with running("vllm") as server:
         async with make_provider("openai", server, api_key=KEY) as provider:
             reply = await provider.chat(HI, model=model, max_tokens=100, tools=[TOOL])
         body = server.chat_requests()[0].body
-        assert body[token_field] == 100 and ({"max_tokens", "max_completion_tokens"} - {token_field}).isdisjoint(body)
+        assert body[token_field] == 100 and (
+            {"max_tokens", "max_completion_tokens"} - {token_field}
+        ).isdisjoint(body)
         assert ("temperature" in body) is temperature and ("tools" in body) is tools
         assert ("tools_omitted" in reply.metadata) is (not tools)
 
@@ -96,16 +116,21 @@ async def test_deepseek_reasoner_gets_no_tools_and_yields_reasoning() -> None:
             assert provider.supports_reasoning("deepseek-reasoner")
         body = server.chat_requests()[0].body
         assert "tools" not in body and body["max_tokens"] == 4096
-        assert "".join(c.reasoning for c in chunks) == "thinking..." and "".join(c.content for c in chunks) == "42"
+        assert (
+            "".join(c.reasoning for c in chunks) == "thinking..."
+            and "".join(c.content for c in chunks) == "42"
+        )
 
 
 async def test_groq_trims_oversized_payloads_and_says_so() -> None:
     big = "x" * (1024 * 1024)
     history: list[Message] = [Message(role="system", content="be brief")]
     for i in range(6):
-        history += [Message(role="user", content=f"read file {i}"),
-                    Message(role="assistant", tool_calls=[ToolCall(id=f"c{i}", name="read", arguments={})]),
-                    Message(role="tool", tool_call_id=f"c{i}", content=big)]
+        history += [
+            Message(role="user", content=f"read file {i}"),
+            Message(role="assistant", tool_calls=[ToolCall(id=f"c{i}", name="read", arguments={})]),
+            Message(role="tool", tool_call_id=f"c{i}", content=big),
+        ]
     history.append(Message(role="user", content="summarise"))
     with running("vllm") as server:
         async with make_provider("groqcloud", server, api_key=KEY) as provider:
@@ -163,7 +188,9 @@ async def test_orphan_tool_messages_are_repaired_not_dropped() -> None:
             reply = await provider.chat(history, model="sim-model")
         msgs = server.chat_requests()[0].body["messages"]
     assert msgs[2] == {"role": "tool", "tool_call_id": "a", "content": NO_RESULT}
-    assert msgs[4]["role"] == "user" and "late result" in msgs[4]["content"] and "search" in msgs[4]["content"]
+    assert (
+        msgs[4]["role"] == "user" and "late result" in msgs[4]["content"] and "search" in msgs[4]["content"]
+    )
     assert msgs[5]["role"] == "user" and "(no output)" in msgs[5]["content"]
     assert reply.metadata["repaired"] == {"orphan_tool_results": 2, "unanswered_tool_calls": 1}
 
@@ -185,8 +212,9 @@ async def test_close_only_closes_a_client_it_built() -> None:
 
 async def test_user_defined_endpoint_and_timeouts() -> None:
     with running("vllm") as server:
-        async with OpenAICompatProvider(base_url=server.url + "/v1", name="my-box", timeout=7,
-                                        retry_policy=FAST, vision=True) as provider:
+        async with OpenAICompatProvider(
+            base_url=server.url + "/v1", name="my-box", timeout=7, retry_policy=FAST, vision=True
+        ) as provider:
             assert provider.name == "my-box" and provider.spec.is_local
             assert provider.timeouts().read == 7 and provider.supports_vision("anything")
             assert provider.supports_tools() and provider.supports_streaming()

@@ -13,8 +13,11 @@ from victor_gui.errors import BadRequestError
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
 
 pytestmark = pytest.mark.parametrize("dialect", DIALECTS)
-WEATHER = ToolDefinition(name="get_weather", description="Weather for a city",
-                         parameters={"type": "object", "properties": {"city": {"type": "string"}}})
+WEATHER = ToolDefinition(
+    name="get_weather",
+    description="Weather for a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
 
 
 async def test_chat(dialect: str) -> None:
@@ -58,8 +61,15 @@ async def test_timings_to_tokens_per_second(dialect: str) -> None:
 
 async def test_streamed_tool_call_fragments_and_assembled_call(dialect: str) -> None:
     with running(dialect) as server:
-        server.script(Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"}, id="call_abc"),
-                                                  ScriptedToolCall("get_weather", {"city": "Oslo"}, id="call_def")]))
+        server.script(
+            Script(
+                text="",
+                tool_calls=[
+                    ScriptedToolCall("get_weather", {"city": "Paris"}, id="call_abc"),
+                    ScriptedToolCall("get_weather", {"city": "Oslo"}, id="call_def"),
+                ],
+            )
+        )
         async with make_provider(dialect, server) as provider:
             chunks = await collect(provider.stream(HI, model="sim-model", tools=[WEATHER]))
         deltas = [d for c in chunks for d in c.tool_call_deltas or []]
@@ -67,33 +77,55 @@ async def test_streamed_tool_call_fragments_and_assembled_call(dialect: str) -> 
         assert deltas[0].id == "call_abc" and deltas[0].name == "get_weather"
         final = chunks[-1]
         assert final.stop_reason == "tool_calls"
-        assert final.tool_calls == [ToolCall(id="call_abc", name="get_weather", arguments={"city": "Paris"}),
-                                    ToolCall(id="call_def", name="get_weather", arguments={"city": "Oslo"})]
+        assert final.tool_calls == [
+            ToolCall(id="call_abc", name="get_weather", arguments={"city": "Paris"}),
+            ToolCall(id="call_def", name="get_weather", arguments={"city": "Oslo"}),
+        ]
         tools = server.chat_requests()[0].body["tools"]
-        assert tools == [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                                           "parameters": WEATHER.parameters}}]
+        assert tools == [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather for a city",
+                    "parameters": WEATHER.parameters,
+                },
+            }
+        ]
 
 
 async def test_whole_tool_call_and_tool_result_round_trip(dialect: str) -> None:
     with running(dialect) as server:
-        server.script(Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": "Rome"}, id="call_1")]),
-                      Script(text="Sunny in Rome"))
+        server.script(
+            Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": "Rome"}, id="call_1")]),
+            Script(text="Sunny in Rome"),
+        )
         async with make_provider(dialect, server) as provider:
             first = await provider.chat(HI, model="sim-model", tools=[WEATHER])
             assert first.tool_calls == [ToolCall(id="call_1", name="get_weather", arguments={"city": "Rome"})]
-            history = [*HI, first.to_message(),
-                       Message(role="tool", tool_call_id="call_1", content="sunny")]
+            history = [*HI, first.to_message(), Message(role="tool", tool_call_id="call_1", content="sunny")]
             second = await provider.chat(history, model="sim-model", tools=[WEATHER])
         assert second.content == "Sunny in Rome"
         sent = server.chat_requests()[1].body["messages"]
-        assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+        assert sent[1] == {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                }
+            ],
+        }
         assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
 
 
 async def test_reasoning_field_kept_apart(dialect: str) -> None:
     with running(dialect) as server:
-        server.script(Script(text="It is 4.", reasoning="2+2 is 4"), Script(text="It is 4.", reasoning="2+2 is 4"))
+        server.script(
+            Script(text="It is 4.", reasoning="2+2 is 4"), Script(text="It is 4.", reasoning="2+2 is 4")
+        )
         async with make_provider(dialect, server) as provider:
             chunks = await collect(provider.stream(HI, model="sim-model"))
             whole = await provider.chat(HI, model="sim-model")
@@ -104,8 +136,10 @@ async def test_reasoning_field_kept_apart(dialect: str) -> None:
 async def test_inline_think_split_across_chunks(dialect: str) -> None:
     with running(dialect) as server:
         # Many small pieces: the <think> tags are cut across SSE events.
-        server.script(Script(text="Final answer.", reasoning="let me think", inline_think=True, pieces=20),
-                      Script(text="Final answer.", reasoning="let me think", inline_think=True))
+        server.script(
+            Script(text="Final answer.", reasoning="let me think", inline_think=True, pieces=20),
+            Script(text="Final answer.", reasoning="let me think", inline_think=True),
+        )
         async with make_provider(dialect, server) as provider:
             chunks = await collect(provider.stream(HI, model="sim-model"))
             whole = await provider.chat(HI, model="sim-model")
@@ -123,8 +157,10 @@ async def test_image_payload_shape(dialect: str) -> None:
             reply = await provider.chat([msg], model="qwen2.5-vl-7b")
         assert reply.content
         content = server.chat_requests()[0].body["messages"][0]["content"]
-        assert content == [{"type": "text", "text": "What is this?"},
-                           {"type": "image_url", "image_url": {"url": png.to_data_url()}}]
+        assert content == [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": png.to_data_url()}},
+        ]
         assert base64.b64decode(server.options["images_received"][0].split(",", 1)[1]).startswith(b"\x89PNG")
 
 

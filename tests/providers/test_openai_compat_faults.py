@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.providers.openai_sims import DIALECTS, FAST, HI, RecordingSleep, collect, make_provider, running, text_of
+from tests.providers.openai_sims import (
+    DIALECTS,
+    FAST,
+    HI,
+    RecordingSleep,
+    collect,
+    make_provider,
+    running,
+    text_of,
+)
 from tests.servers.base import Fault, Script, free_port
 from victor_gui.errors import (
     CircuitOpenError,
@@ -52,8 +61,11 @@ WHOLE: dict[str, tuple[type[ProviderError] | None, int]] = {
 }
 # "Loading" differs per server (servers.md §5): llama.cpp 503 JSON, vLLM refuses/drops the
 # connection, LM Studio loads just in time and answers.
-LOADING = {"llamacpp": (ModelLoadingError, ATTEMPTS), "vllm": (ProviderConnectionError, ATTEMPTS),
-           "lmstudio": (OK, 1)}
+LOADING = {
+    "llamacpp": (ModelLoadingError, ATTEMPTS),
+    "vllm": (ProviderConnectionError, ATTEMPTS),
+    "lmstudio": (OK, 1),
+}
 
 
 def _script(fault: str) -> Script:
@@ -112,7 +124,9 @@ async def test_chat_fault_matrix(dialect: str, fault: str) -> None:
 async def test_utf8_split_across_network_chunks_comes_out_intact(dialect: str) -> None:
     text = "naïve café — 日本語 😀 fin"
     with running(dialect) as server:
-        server.script(Script(text=text, pieces=5, fault=Fault.UTF8_SPLIT), Script(text=text, fault=Fault.UTF8_SPLIT))
+        server.script(
+            Script(text=text, pieces=5, fault=Fault.UTF8_SPLIT), Script(text=text, fault=Fault.UTF8_SPLIT)
+        )
         async with make_provider(dialect, server) as provider:
             chunks = await collect(provider.stream(HI, model="sim-model"))
             whole = await provider.chat(HI, model="sim-model")
@@ -124,8 +138,12 @@ async def test_utf8_split_across_network_chunks_comes_out_intact(dialect: str) -
 async def test_rate_limit_honours_retry_after(dialect: str) -> None:
     sleep = RecordingSleep()
     with running(dialect) as server:
-        server.script(Script(fault=Fault.RATE_LIMIT, retry_after="1"), Script(text="after the wait"),
-                      Script(fault=Fault.RATE_LIMIT, retry_after="0"), Script(text="streamed"))
+        server.script(
+            Script(fault=Fault.RATE_LIMIT, retry_after="1"),
+            Script(text="after the wait"),
+            Script(fault=Fault.RATE_LIMIT, retry_after="0"),
+            Script(text="streamed"),
+        )
         async with make_provider(dialect, server, sleep=sleep) as provider:
             reply = await provider.chat(HI, model="sim-model")
             chunks = await collect(provider.stream(HI, model="sim-model"))
@@ -175,8 +193,12 @@ async def test_clean_close_without_done_is_truncated(dialect: str) -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_connection_refused(dialect: str) -> None:
     sleep = RecordingSleep()
-    provider = ProviderRegistry.create(dialect, base_url=f"http://127.0.0.1:{free_port()}/v1",
-                                       retry_policy=RetryPolicy(max_retries=1, base_delay=0.0), sleep=sleep)
+    provider = ProviderRegistry.create(
+        dialect,
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        retry_policy=RetryPolicy(max_retries=1, base_delay=0.0),
+        sleep=sleep,
+    )
     async with provider:
         with pytest.raises(ProviderConnectionError):
             await provider.chat(HI, model="sim-model")
@@ -187,8 +209,9 @@ async def test_connection_refused(dialect: str) -> None:
 
 async def test_vllm_refuses_until_started_then_answers() -> None:
     port = free_port()
-    provider = ProviderRegistry.create("vllm", base_url=f"http://127.0.0.1:{port}/v1",
-                                       retry_policy=RetryPolicy(max_retries=0))
+    provider = ProviderRegistry.create(
+        "vllm", base_url=f"http://127.0.0.1:{port}/v1", retry_policy=RetryPolicy(max_retries=0)
+    )
     async with provider:
         with pytest.raises(ProviderConnectionError):
             await provider.chat(HI, model="sim-model")

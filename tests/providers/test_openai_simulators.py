@@ -28,7 +28,9 @@ def test_llamacpp_routes_headers_and_errors() -> None:
         assert health.json() == {"status": "ok"} and health.headers["server"] == "llama.cpp"
         missing = c.get("/api/version")
         assert missing.status_code == 404
-        assert missing.json() == {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
+        assert missing.json() == {
+            "error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}
+        }
         props = c.get("/props").json()
         assert props["build_info"].startswith("b") and "n_ctx" in props["default_generation_settings"]
         assert c.get("/slots").json()[0]["n_ctx"] == 4096
@@ -39,7 +41,9 @@ def test_llamacpp_routes_headers_and_errors() -> None:
         for path in ("/health", "/v1/models", "/props"):
             reply = c.get(path)
             assert reply.status_code == 503
-            assert reply.json() == {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+            assert reply.json() == {
+                "error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}
+            }
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 503
         assert c.get("/").headers["content-type"].startswith("text/html")
 
@@ -49,7 +53,9 @@ def test_llamacpp_metrics_when_enabled_and_context_overflow_shape() -> None:
         assert "llamacpp:n_tokens_max" in c.get("/metrics").text
         server.script(Script(fault=Fault.CONTEXT_OVERFLOW))
         err = c.post("/v1/chat/completions", json=CHAT).json()["error"]
-        assert err["type"] == "exceed_context_size_error" and err["n_ctx"] == 4096 and "n_prompt_tokens" in err
+        assert (
+            err["type"] == "exceed_context_size_error" and err["n_ctx"] == 4096 and "n_prompt_tokens" in err
+        )
 
 
 def test_vllm_routes_and_errors() -> None:
@@ -76,19 +82,25 @@ def test_vllm_legacy_flat_error_shape() -> None:
 def test_lmstudio_routes() -> None:
     with running("lmstudio") as server, httpx.Client(base_url=server.url, timeout=5) as c:
         odd = c.get("/health")
-        assert odd.status_code == 200 and odd.json() == {"error": "Unexpected endpoint or method. (GET /health)"}
+        assert odd.status_code == 200 and odd.json() == {
+            "error": "Unexpected endpoint or method. (GET /health)"
+        }
         assert odd.headers["x-powered-by"] == "Express"
         entry = c.get("/api/v0/models").json()["data"][0]
         assert entry["state"] == "loaded" and entry["max_context_length"] == 131072
-        assert c.get("/v1/models").json()["data"][0] == {"id": "sim-model", "object": "model",
-                                                         "owned_by": "organization_owner"}
+        assert c.get("/v1/models").json()["data"][0] == {
+            "id": "sim-model",
+            "object": "model",
+            "owned_by": "organization_owner",
+        }
 
 
 @pytest.mark.parametrize("dialect", ["llamacpp", "vllm", "lmstudio"])
 def test_sse_framing_is_byte_exact(dialect: str) -> None:
     with running(dialect) as server:
-        server.script(Script(text="hi there", reasoning="r",
-                             tool_calls=[ScriptedToolCall("f", {"a": 1}, id="call_x")]))
+        server.script(
+            Script(text="hi there", reasoning="r", tool_calls=[ScriptedToolCall("f", {"a": 1}, id="call_x")])
+        )
         raw = raw_stream(server.url, {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
     assert raw.endswith(b"data: [DONE]\n\n")
     events = raw.decode().split("\n\n")[:-1]
@@ -97,9 +109,17 @@ def test_sse_framing_is_byte_exact(dialect: str) -> None:
     assert payloads[0]["choices"][0]["delta"]["role"] == "assistant"
     field = "reasoning_content" if dialect == "llamacpp" else "reasoning"
     assert any(field in p["choices"][0]["delta"] for p in payloads if p["choices"])
-    first_call = next(p["choices"][0]["delta"]["tool_calls"][0] for p in payloads
-                      if p["choices"] and "tool_calls" in p["choices"][0]["delta"])
-    assert first_call == {"index": 0, "id": "call_x", "type": "function", "function": {"name": "f", "arguments": ""}}
+    first_call = next(
+        p["choices"][0]["delta"]["tool_calls"][0]
+        for p in payloads
+        if p["choices"] and "tool_calls" in p["choices"][0]["delta"]
+    )
+    assert first_call == {
+        "index": 0,
+        "id": "call_x",
+        "type": "function",
+        "function": {"name": "f", "arguments": ""},
+    }
     assert payloads[-1]["choices"] == [] and "usage" in payloads[-1]
     finish = payloads[-2]
     assert finish["choices"][0]["finish_reason"] == "tool_calls"
@@ -120,8 +140,11 @@ def test_midstream_error_event_shape(dialect: str, done: bool) -> None:
 
 def test_module_entry_point_runs_a_simulator() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.servers", "llamacpp", "--port", str(port)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.servers", "llamacpp", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

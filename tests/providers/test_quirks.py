@@ -7,18 +7,36 @@ import pytest
 from victor_gui.providers import quirks
 
 
-@pytest.mark.parametrize(("model", "expected"), [
-    ("o1", True), ("o1-mini", True), ("o3-mini", True), ("o4-mini", True), ("gpt-5", True),
-    ("gpt-5-mini", True), ("openai/gpt-5.1", True), ("gpt-4o", False), ("gpt-4o1", False), ("foo-o1", False),
-])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("o1", True),
+        ("o1-mini", True),
+        ("o3-mini", True),
+        ("o4-mini", True),
+        ("gpt-5", True),
+        ("gpt-5-mini", True),
+        ("openai/gpt-5.1", True),
+        ("gpt-4o", False),
+        ("gpt-4o1", False),
+        ("foo-o1", False),
+    ],
+)
 def test_max_completion_tokens_models(model: str, expected: bool) -> None:
     assert quirks.uses_max_completion_tokens(model) is expected
 
 
-@pytest.mark.parametrize(("model", "expected"), [
-    ("o1", True), ("O3-MINI", True), ("openrouter/o4-mini", True), ("gpt-5", False), ("o1x", False),
-    ("deepseek-reasoner", False),
-])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("o1", True),
+        ("O3-MINI", True),
+        ("openrouter/o4-mini", True),
+        ("gpt-5", False),
+        ("o1x", False),
+        ("deepseek-reasoner", False),
+    ],
+)
 def test_o_series(model: str, expected: bool) -> None:
     assert quirks.is_o_series(model) is expected
 
@@ -50,8 +68,15 @@ def _body(tool_size: int, turns: int) -> dict:
     msgs = [{"role": "system", "content": "sys"}]
     for i in range(turns):
         msgs.append({"role": "user", "content": f"q{i}"})
-        msgs.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"c{i}", "type": "function", "function": {"name": "read", "arguments": "{}"}}]})
+        msgs.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"c{i}", "type": "function", "function": {"name": "read", "arguments": "{}"}}
+                ],
+            }
+        )
         msgs.append({"role": "tool", "tool_call_id": f"c{i}", "content": "x" * tool_size})
     msgs.append({"role": "user", "content": "last question"})
     return {"model": "m", "messages": msgs}
@@ -87,7 +112,9 @@ def test_trim_then_drops_oldest_turns_keeping_system_and_last_user() -> None:
 
 
 def test_trim_cannot_go_below_protected_messages() -> None:
-    body = {"model": "m", "messages": [{"role": "system", "content": "s" * 500},
-                                       {"role": "user", "content": "u" * 500}]}
+    body = {
+        "model": "m",
+        "messages": [{"role": "system", "content": "s" * 500}, {"role": "user", "content": "u" * 500}],
+    }
     new, stats = quirks.trim_payload(body, 100)
     assert stats is not None and new["messages"] == body["messages"] and stats["bytes_after"] > 100

@@ -40,7 +40,9 @@ def test_held_back_text_is_released_when_it_is_not_a_tag() -> None:
 
 def test_start_only_mode_passes_text_that_merely_mentions_tags() -> None:
     assert run(["Use <think> tags ", "like </think> this"], anywhere=False) == (
-        "Use <think> tags like </think> this", "")
+        "Use <think> tags like </think> this",
+        "",
+    )
 
 
 def test_start_only_mode_splits_a_leading_block_split_across_chunks() -> None:

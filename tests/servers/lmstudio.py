@@ -30,20 +30,40 @@ class LMStudioHandler(OpenAIDialectHandler):
         self.send_json(200, {"error": f"Unexpected endpoint or method. ({self.command} {path})"})
 
     def unauthorized(self) -> None:
-        self.send_json(401, {"error": {"type": "invalid_request", "code": "invalid_api_key",
-                                       "message": "An LM Studio API token is required to make requests to this "
-                                                  "server."}})
+        self.send_json(
+            401,
+            {
+                "error": {
+                    "type": "invalid_request",
+                    "code": "invalid_api_key",
+                    "message": "An LM Studio API token is required to make requests to this server.",
+                }
+            },
+        )
 
     def unknown_model(self, model: str) -> None:
-        self.send_json(404, {"error": {"message": f'Model "{model}" not found. Please specify a valid model.\n\n'
-                                                  f"Your models:\n{self.server.model}",
-                                       "type": "invalid_request_error", "param": "model",
-                                       "code": "model_not_found"}})
+        self.send_json(
+            404,
+            {
+                "error": {
+                    "message": f'Model "{model}" not found. Please specify a valid model.\n\n'
+                    f"Your models:\n{self.server.model}",
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": "model_not_found",
+                }
+            },
+        )
 
     def context_overflow(self, n_prompt: int, n_ctx: int) -> None:
-        self.send_json(400, {"error": f"The number of tokens to keep from the initial prompt is greater than the "
-                                      f"context length (n_keep: {n_prompt}>= n_ctx: {n_ctx}). Try to load the model "
-                                      "with a larger context length, or provide a shorter input."})
+        self.send_json(
+            400,
+            {
+                "error": f"The number of tokens to keep from the initial prompt is greater than the "
+                f"context length (n_keep: {n_prompt}>= n_ctx: {n_ctx}). Try to load the model "
+                "with a larger context length, or provide a shorter input."
+            },
+        )
 
     def server_error(self) -> None:
         self.send_json(500, {"error": {"message": "Model crashed", "type": "internal_error"}})
@@ -60,8 +80,13 @@ class LMStudioHandler(OpenAIDialectHandler):
         return self.whole_reply(script, model, script.fault)
 
     def midstream_error_payload(self) -> Any:
-        return {"error": {"message": "The model has crashed without additional information. (Exit code: 1)",
-                          "type": "internal_error", "code": "internal_error"}}
+        return {
+            "error": {
+                "message": "The model has crashed without additional information. (Exit code: 1)",
+                "type": "internal_error",
+                "code": "internal_error",
+            }
+        }
 
     def model_card(self, model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "owned_by": "organization_owner"}
@@ -70,10 +95,17 @@ class LMStudioHandler(OpenAIDialectHandler):
         data = []
         for i, model in enumerate(self.server.models):
             loaded = i == 0
-            entry = {"id": model, "object": "model", "type": "vlm" if "vl" in model else "llm",
-                     "publisher": "lmstudio-community", "arch": "qwen2", "compatibility_type": "gguf",
-                     "quantization": "Q4_K_M", "state": "loaded" if loaded else "not-loaded",
-                     "max_context_length": 131072}
+            entry = {
+                "id": model,
+                "object": "model",
+                "type": "vlm" if "vl" in model else "llm",
+                "publisher": "lmstudio-community",
+                "arch": "qwen2",
+                "compatibility_type": "gguf",
+                "quantization": "Q4_K_M",
+                "state": "loaded" if loaded else "not-loaded",
+                "max_context_length": 131072,
+            }
             if loaded:
                 entry["loaded_context_length"] = 8192
                 entry["capabilities"] = ["tool_use"]

@@ -46,8 +46,14 @@ class OpenAIDialectHandler(SimHandler):
         """The dialect's JSON error body."""
         return {"error": {"message": message, "type": etype, "param": None, "code": code or status}}
 
-    def send_error(self, status: int, message: str, etype: str, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> None:
+    def send_error(
+        self,
+        status: int,
+        message: str,
+        etype: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_json(status, self.error_body(status, message, etype, code), headers)
 
     def model_card(self, model: str) -> dict[str, Any]:
@@ -65,11 +71,17 @@ class OpenAIDialectHandler(SimHandler):
         self.send_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
 
     def unknown_model(self, model: str) -> None:
-        self.send_error(404, f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found")
+        self.send_error(
+            404, f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found"
+        )
 
     def context_overflow(self, n_prompt: int, n_ctx: int) -> None:
-        self.send_error(400, f"This model's maximum context length is {n_ctx} tokens. However, you requested "
-                             f"{n_prompt} tokens.", "invalid_request_error")
+        self.send_error(
+            400,
+            f"This model's maximum context length is {n_ctx} tokens. However, you requested "
+            f"{n_prompt} tokens.",
+            "invalid_request_error",
+        )
 
     def server_error(self) -> None:
         self.send_error(500, "Internal server error", "server_error")
@@ -116,8 +128,13 @@ class OpenAIDialectHandler(SimHandler):
         if fault == Fault.UNKNOWN_MODEL:
             return self.unknown_model(model)
         if fault == Fault.RATE_LIMIT:
-            return self.send_error(429, "Rate limit reached, retry later", "rate_limit_error", "rate_limit_exceeded",
-                                   headers={"Retry-After": script.retry_after})
+            return self.send_error(
+                429,
+                "Rate limit reached, retry later",
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                headers={"Retry-After": script.retry_after},
+            )
         if fault == Fault.SERVER_ERROR:
             return self.server_error()
         if fault == Fault.LOADING:
@@ -141,11 +158,14 @@ class OpenAIDialectHandler(SimHandler):
                     continue
                 url = (part.get("image_url") or {}).get("url", "") if part.get("type") == "image_url" else ""
                 if not _DATA_URL.match(url):
-                    self.send_error(400, f"Unsupported content part: {json.dumps(part)[:80]}",
-                                    "invalid_request_error")
+                    self.send_error(
+                        400, f"Unsupported content part: {json.dumps(part)[:80]}", "invalid_request_error"
+                    )
                     return False
                 if not self.images_supported():
-                    self.send_error(400, "image input is not supported by this model", "invalid_request_error")
+                    self.send_error(
+                        400, "image input is not supported by this model", "invalid_request_error"
+                    )
                     return False
                 self.server.options.setdefault("images_received", []).append(url)
         return True
@@ -159,22 +179,34 @@ class OpenAIDialectHandler(SimHandler):
     # -- reply building -------------------------------------------------------------------------
 
     def _base(self, model: str, obj: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": obj,
-                               "created": int(time.time()), "model": model}
+        out: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": model,
+        }
         if self.fingerprint:
             out["system_fingerprint"] = self.fingerprint
         return out
 
     def usage(self, script: Script) -> dict[str, Any]:
         completion = script.completion_count()
-        return {"prompt_tokens": script.prompt_tokens, "completion_tokens": completion,
-                "total_tokens": script.prompt_tokens + completion,
-                "prompt_tokens_details": {"cached_tokens": int(self.server.options.get("cached_tokens", 0))}}
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": script.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": int(self.server.options.get("cached_tokens", 0))},
+        }
 
     def _tool_calls(self, script: Script) -> list[dict[str, Any]]:
-        return [{"id": c.id or f"call_{i}_{uuid.uuid4().hex[:8]}", "type": "function",
-                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-                for i, c in enumerate(script.tool_calls)]
+        return [
+            {
+                "id": c.id or f"call_{i}_{uuid.uuid4().hex[:8]}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for i, c in enumerate(script.tool_calls)
+        ]
 
     def _content_text(self, script: Script) -> str:
         if script.reasoning and script.inline_think:
@@ -190,7 +222,9 @@ class OpenAIDialectHandler(SimHandler):
         if calls:
             message["tool_calls"] = calls
         reply = self._base(model, "chat.completion")
-        reply["choices"] = [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}]
+        reply["choices"] = [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+        ]
         reply["usage"] = self.usage(script)
         reply.update(self.extra_final_fields(script))
         data = json.dumps(reply, ensure_ascii=False).encode()
@@ -236,16 +270,34 @@ class OpenAIDialectHandler(SimHandler):
         if script.reasoning and not script.inline_think:
             events += [sse(chunk({self.reasoning_field: p})) for p in _cut(script.reasoning, 3)]
         text = self._content_text(script)
-        pieces = (_cut(text, len(script.text_pieces()) + (6 if script.inline_think else 0))
-                  if script.inline_think else script.text_pieces())
+        pieces = (
+            _cut(text, len(script.text_pieces()) + (6 if script.inline_think else 0))
+            if script.inline_think
+            else script.text_pieces()
+        )
         events += [sse(chunk({"content": p})) for p in pieces]
         for i, call in enumerate(self._tool_calls(script)):
             args = call["function"]["arguments"]
-            events.append(sse(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                                     "function": {"name": call["function"]["name"],
-                                                                  "arguments": ""}}]})))
-            events += [sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": a}}]}))
-                       for a in _cut(args, 3)]
+            events.append(
+                sse(
+                    chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": i,
+                                    "id": call["id"],
+                                    "type": "function",
+                                    "function": {"name": call["function"]["name"], "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+                )
+            )
+            events += [
+                sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": a}}]}))
+                for a in _cut(args, 3)
+            ]
         finish = "tool_calls" if script.tool_calls else "stop"
         events.append(sse(chunk({}, finish, **self.extra_final_fields(script))))
         if (body.get("stream_options") or {}).get("include_usage"):

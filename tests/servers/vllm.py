@@ -12,8 +12,14 @@ from typing import Any, ClassVar
 from tests.servers.base import SimServer
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
-_TYPES = {400: "BadRequestError", 401: "UnauthorizedError", 404: "NotFoundError", 429: "RateLimitError",
-          500: "InternalServerError", 503: "ServiceUnavailableError"}
+_TYPES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    404: "NotFoundError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
 
 
 class VLLMHandler(OpenAIDialectHandler):
@@ -57,9 +63,13 @@ class VLLMHandler(OpenAIDialectHandler):
         self.send_error(404, f"The model `{model}` does not exist.", "NotFoundError")
 
     def context_overflow(self, n_prompt: int, n_ctx: int) -> None:
-        self.send_error(400, f"'max_tokens' or 'max_completion_tokens' is too large: 4096. This model's maximum "
-                             f"context length is {n_ctx} tokens and your request has {n_prompt} input tokens "
-                             f"({n_prompt} > {n_ctx} - 4096).", "BadRequestError")
+        self.send_error(
+            400,
+            f"'max_tokens' or 'max_completion_tokens' is too large: 4096. This model's maximum "
+            f"context length is {n_ctx} tokens and your request has {n_prompt} input tokens "
+            f"({n_prompt} > {n_ctx} - 4096).",
+            "BadRequestError",
+        )
 
     def server_error(self) -> None:
         self.send_error(500, "EngineCore encountered an issue.", "InternalServerError")
@@ -71,17 +81,29 @@ class VLLMHandler(OpenAIDialectHandler):
         self.drop_connection()
 
     def midstream_error_payload(self) -> Any:
-        return {"error": {"message": "The engine died while generating", "type": "InternalServerError",
-                          "param": None, "code": 500}}
+        return {
+            "error": {
+                "message": "The engine died while generating",
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            }
+        }
 
     def no_tools_message(self) -> str:
-        return ('"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set')
+        return '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
 
     def model_card(self, model: str) -> dict[str, Any]:
-        return {"id": model, "object": "model", "created": 1700000000, "owned_by": "vllm",
-                "root": f"/models/{model}", "parent": None,
-                "max_model_len": int(self.server.options.get("max_model_len", 32768)),
-                "permission": [{"id": "modelperm-1", "object": "model_permission", "allow_sampling": True}]}
+        return {
+            "id": model,
+            "object": "model",
+            "created": 1700000000,
+            "owned_by": "vllm",
+            "root": f"/models/{model}",
+            "parent": None,
+            "max_model_len": int(self.server.options.get("max_model_len", 32768)),
+            "permission": [{"id": "modelperm-1", "object": "model_permission", "allow_sampling": True}],
+        }
 
     def health(self) -> None:
         self.send_bytes(200, b"", "application/json")
@@ -91,10 +113,13 @@ class VLLMHandler(OpenAIDialectHandler):
 
     def metrics(self) -> None:
         model = self.server.model
-        self.send_text(200, f'vllm:num_requests_running{{model_name="{model}",engine="0"}} 0.0\n'
-                            f'vllm:num_requests_waiting{{model_name="{model}",engine="0"}} 0.0\n'
-                            f'vllm:kv_cache_usage_perc{{model_name="{model}",engine="0"}} 0.01\n',
-                       content_type="text/plain; version=0.0.4; charset=utf-8")
+        self.send_text(
+            200,
+            f'vllm:num_requests_running{{model_name="{model}",engine="0"}} 0.0\n'
+            f'vllm:num_requests_waiting{{model_name="{model}",engine="0"}} 0.0\n'
+            f'vllm:kv_cache_usage_perc{{model_name="{model}",engine="0"}} 0.01\n',
+            content_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

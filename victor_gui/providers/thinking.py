@@ -93,12 +93,12 @@ class ThinkTagSplitter:
                 hit = _find_first(self._buf, _OPENS + _CLOSES)
                 if hit is None:
                     keep = 0 if final else _held_suffix(self._buf, _OPENS + _CLOSES)
-                    piece, self._buf = self._buf[: len(self._buf) - keep], self._buf[len(self._buf) - keep:]
+                    piece, self._buf = self._buf[: len(self._buf) - keep], self._buf[len(self._buf) - keep :]
                     self._emit_content(piece, content)
                     break
                 index, tag = hit
                 self._emit_content(self._buf[:index], content)
-                self._buf = self._buf[index + len(tag):]
+                self._buf = self._buf[index + len(tag) :]
                 if tag in _OPENS:
                     self._close = _CLOSES[_OPENS.index(tag)]
                 else:
@@ -108,10 +108,10 @@ class ThinkTagSplitter:
                 if index < 0:
                     keep = 0 if final else _held_suffix(self._buf, (self._close,))
                     reasoning.append(self._buf[: len(self._buf) - keep])
-                    self._buf = self._buf[len(self._buf) - keep:]
+                    self._buf = self._buf[len(self._buf) - keep :]
                     break
                 reasoning.append(self._buf[:index])
-                self._buf = self._buf[index + len(self._close):]
+                self._buf = self._buf[index + len(self._close) :]
                 self._close = None
                 self._strip_next = True
         return "".join(content), "".join(reasoning)

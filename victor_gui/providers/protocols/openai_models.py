@@ -13,15 +13,21 @@ from victor_gui.providers.types import ModelInfo
 
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    return (
+        int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    )
 
 
 def model_info(entry: dict[str, Any], provider: str) -> ModelInfo:
     """One listing entry as a :class:`ModelInfo`."""
     meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-    context = (_int(entry.get("max_model_len")) or _int(entry.get("loaded_context_length"))
-               or _int(entry.get("context_length")) or _int(entry.get("max_context_length"))
-               or _int(meta.get("n_ctx_train")))
+    context = (
+        _int(entry.get("max_model_len"))
+        or _int(entry.get("loaded_context_length"))
+        or _int(entry.get("context_length"))
+        or _int(entry.get("max_context_length"))
+        or _int(meta.get("n_ctx_train"))
+    )
     loaded: bool | None = None
     state = entry.get("state")
     status = entry.get("status")

@@ -15,24 +15,55 @@ The counts of repairs are returned so the caller can put them in the response me
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from victor_gui.errors import BadRequestError
-from victor_gui.providers.types import ImagePart, Message, TextPart, ToolDefinition
+from victor_gui.errors import BadRequestError, ProviderError
+from victor_gui.providers import quirks
+from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
 
 NO_RESULT = "(no result: the tool was not run)"
 NO_OUTPUT = "(no output)"
 
+# Error texts that mean "this model/server cannot take a tools field" (Ollama-style, llama.cpp
+# without --jinja, vLLM without a tool parser): retry once with the tools described as text.
+NO_TOOLS_HINTS = (
+    "does not support tools",
+    "tools param requires --jinja",
+    "requires --enable-auto-tool-choice",
+)
+
 # Keyword arguments passed straight into the body when a caller gives them.
 PASSTHROUGH = (
-    "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "n", "user",
-    "response_format", "tool_choice", "parallel_tool_calls", "reasoning_effort", "logprobs",
-    "top_logprobs", "top_k", "min_p", "repeat_penalty", "repetition_penalty", "ttl",
-    "chat_template_kwargs", "reasoning_format", "cache_prompt",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "n",
+    "user",
+    "response_format",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "logprobs",
+    "top_logprobs",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "repetition_penalty",
+    "ttl",
+    "chat_template_kwargs",
+    "reasoning_format",
+    "cache_prompt",
 )
 
 
-def content_payload(message: Message, *, vision: bool, provider: str, model: str) -> str | list[dict[str, Any]]:
+def content_payload(
+    message: Message, *, vision: bool, provider: str, model: str
+) -> str | list[dict[str, Any]]:
     """A message's content as an OpenAI string, or a parts list when it carries images."""
     parts = message.parts()
     if not any(isinstance(p, ImagePart) for p in parts):
@@ -40,7 +71,9 @@ def content_payload(message: Message, *, vision: bool, provider: str, model: str
     if not vision:
         raise BadRequestError(
             f"The model {model!r} does not take images; remove the image or pick a vision model",
-            provider, model=model)
+            provider,
+            model=model,
+        )
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, TextPart):
@@ -51,12 +84,20 @@ def content_payload(message: Message, *, vision: bool, provider: str, model: str
 
 
 def tool_call_payload(call: Any) -> dict[str, Any]:
-    return {"id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+    }
 
 
 def to_openai_messages(
-    messages: list[Message], *, vision: bool, provider: str, model: str, keep_developer: bool = False,
+    messages: list[Message],
+    *,
+    vision: bool,
+    provider: str,
+    model: str,
+    keep_developer: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Convert and repair a conversation; returns (messages, repair counts)."""
     out: list[dict[str, Any]] = []
@@ -79,8 +120,13 @@ def to_openai_messages(
             else:
                 close_pending()
                 label = msg.name or msg.tool_call_id or "unknown"
-                out.append({"role": "user",
-                            "content": f"[Result of tool {label}, whose call is not in this conversation]: {text}"})
+                out.append(
+                    {
+                        "role": "user",
+                        "content": f"[Result of tool {label}, whose call is not in this conversation]: "
+                        f"{text}",
+                    }
+                )
                 repairs["orphan_tool_results"] += 1
             continue
         close_pending()
@@ -102,8 +148,13 @@ def to_openai_messages(
 
 
 def tools_payload(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                              "parameters": t.parameters}} for t in tools]
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in tools
+    ]
 
 
 def tools_as_text(tools: list[ToolDefinition]) -> str:
@@ -129,13 +180,25 @@ def with_tools_in_system(messages: list[dict[str, Any]], tools: list[ToolDefinit
     out: list[dict[str, Any]] = []
     for msg in messages:
         if msg.get("role") == "tool":
-            out.append({"role": "user", "content": f"[Tool result {msg.get('tool_call_id')}]: {msg['content']}"})
+            out.append(
+                {"role": "user", "content": f"[Tool result {msg.get('tool_call_id')}]: {msg['content']}"}
+            )
         elif msg.get("tool_calls"):
-            calls = [json.dumps({"name": c["function"]["name"],
-                                 "arguments": json.loads(c["function"]["arguments"] or "{}")})
-                     for c in msg["tool_calls"]]
-            out.append({"role": "assistant", "content": ((msg.get("content") or "") + "\n" +
-                                                         "\n".join(calls)).strip()})
+            calls = [
+                json.dumps(
+                    {
+                        "name": c["function"]["name"],
+                        "arguments": json.loads(c["function"]["arguments"] or "{}"),
+                    }
+                )
+                for c in msg["tool_calls"]
+            ]
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": ((msg.get("content") or "") + "\n" + "\n".join(calls)).strip(),
+                }
+            )
         else:
             out.append(dict(msg))
     if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
@@ -143,3 +206,87 @@ def with_tools_in_system(messages: list[dict[str, Any]], tools: list[ToolDefinit
     else:
         out.insert(0, {"role": "system", "content": text})
     return out
+
+
+@dataclass
+class RequestPlan:
+    """One request, ready to send: the body plus what the reply handling needs to know."""
+
+    model: str
+    body: dict[str, Any]
+    tools: list[ToolDefinition] = field(default_factory=list)
+    text_tools: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def native_tools(self) -> bool:
+        return "tools" in self.body
+
+
+def rejects_tools(error: ProviderError) -> bool:
+    """True when an error says the model or server cannot take native tools."""
+    low = error.message.lower()
+    return any(hint in low for hint in NO_TOOLS_HINTS)
+
+
+_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
+
+
+def basic_text_tool_calls(text: str, names: set[str]) -> tuple[list[ToolCall], str]:
+    """Minimal stand-in for ``tool_parsing.parse_tool_calls_from_text`` (fenced or bare JSON)."""
+    candidates = [(m.group(0), m.group(1)) for m in _FENCED.finditer(text)]
+    stripped = text.strip()
+    if not candidates and stripped.startswith("{") and stripped.endswith("}"):
+        candidates = [(stripped, stripped)]
+    calls: list[ToolCall] = []
+    remaining = text
+    for whole, inner in candidates:
+        try:
+            obj = json.loads(inner)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("name") in names:
+            args = obj.get("arguments") or obj.get("parameters") or {}
+            calls.append(ToolCall(name=obj["name"], arguments=args))
+            remaining = remaining.replace(whole, "")
+    return calls, remaining.strip()
+
+
+def build_body(
+    model: str,
+    messages: list[dict[str, Any]],
+    rules: quirks.BodyRules,
+    temperature: float | None,
+    max_tokens: int | None,
+    stream: bool,
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """The request body (without tools) under the model's :class:`~quirks.BodyRules`."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
+    if temperature is not None and rules.send_temperature:
+        body["temperature"] = temperature
+    if max_tokens:
+        body[rules.token_field] = max_tokens
+    for key in PASSTHROUGH:
+        if kwargs.get(key) is not None:
+            body[key] = kwargs[key]
+    body.update(kwargs.get("extra_body") or {})
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def text_tool_plan(plan: RequestPlan) -> RequestPlan:
+    """The plan re-cast for a model without native tools: tools described in the system prompt."""
+    body = {k: v for k, v in plan.body.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
+    body["messages"] = with_tools_in_system(body["messages"], plan.tools)
+    return replace(plan, body=body, text_tools=True, metadata=dict(plan.metadata, tool_text_fallback=True))
+
+
+def fit_payload(plan: RequestPlan, max_bytes: int | None) -> RequestPlan:
+    """Trim the body to the provider's size limit (Groq), noting what went in the metadata."""
+    if max_bytes:
+        plan.body, trimmed = quirks.trim_payload(plan.body, max_bytes)
+        if trimmed:
+            plan.metadata["trimmed"] = trimmed
+    return plan

@@ -16,7 +16,14 @@ from typing import Any
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error, error_details_from_json
 from victor_gui.providers.thinking import ThinkTagSplitter
-from victor_gui.providers.types import StreamChunk, Timings, ToolCall, ToolCallDelta, Usage
+from victor_gui.providers.types import (
+    CompletionResponse,
+    StreamChunk,
+    Timings,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
@@ -57,8 +64,9 @@ def server_timings(data: Any) -> Timings | None:
     return Timings(source="server", tokens_per_second=tps, prompt_tokens_per_second=pps)
 
 
-def error_from_payload(payload: Any, *, provider: str, model: str | None, partial: str | None,
-                       status: int | None = None) -> ProviderError:
+def error_from_payload(
+    payload: Any, *, provider: str, model: str | None, partial: str | None, status: int | None = None
+) -> ProviderError:
     """The typed error for an error object found in a body or a stream event."""
     message, etype, code = error_details_from_json(payload)
     err_status = status if status and status >= 400 else None
@@ -72,7 +80,9 @@ def error_from_payload(payload: Any, *, provider: str, model: str | None, partia
     if "unexpected endpoint or method" in message.lower():
         error = InvalidResponseError(
             f"The server does not know this route ({message}); check that the base URL ends in /v1",
-            provider, model=model)
+            provider,
+            model=model,
+        )
     error.partial_content = partial or None
     return error
 
@@ -80,7 +90,9 @@ def error_from_payload(payload: Any, *, provider: str, model: str | None, partia
 class StreamAssembler:
     """State of one streamed reply."""
 
-    def __init__(self, *, provider: str, model: str, think_anywhere: bool, started: float | None = None) -> None:
+    def __init__(
+        self, *, provider: str, model: str, think_anywhere: bool, started: float | None = None
+    ) -> None:
         self.provider = provider
         self.model = model
         self.started = time.monotonic() if started is None else started
@@ -131,7 +143,9 @@ class StreamAssembler:
                 self._mark()
                 self.content.append(content)
                 self.reasoning.append(reasoning)
-                out.append(StreamChunk(content=content, reasoning=reasoning, tool_call_deltas=tool_deltas or None))
+                out.append(
+                    StreamChunk(content=content, reasoning=reasoning, tool_call_deltas=tool_deltas or None)
+                )
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
@@ -150,8 +164,9 @@ class StreamAssembler:
             if isinstance(args, dict):  # a few servers send whole objects
                 args = json.dumps(args)
             slot["arguments"] += args or ""
-            deltas.append(ToolCallDelta(index=index, id=frag.get("id"), name=fn.get("name"),
-                                        arguments_delta=args or ""))
+            deltas.append(
+                ToolCallDelta(index=index, id=frag.get("id"), name=fn.get("name"), arguments_delta=args or "")
+            )
         return deltas
 
     def flush_text(self) -> StreamChunk | None:
@@ -164,8 +179,11 @@ class StreamAssembler:
         return StreamChunk(content=content, reasoning=reasoning)
 
     def tool_calls(self) -> list[ToolCall]:
-        return [ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"])
-                for _, s in sorted(self.tools.items()) if s["name"]]
+        return [
+            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"])
+            for _, s in sorted(self.tools.items())
+            if s["name"]
+        ]
 
     def final_timings(self) -> Timings | None:
         ttft = None if self.first_token_at is None else (self.first_token_at - self.started) * 1000.0
@@ -181,6 +199,50 @@ class StreamAssembler:
     def final_chunk(self, metadata: dict[str, Any] | None = None) -> StreamChunk:
         calls = self.tool_calls()
         stop = self.finish_reason or ("tool_calls" if calls else None)
-        return StreamChunk(is_final=True, stop_reason=stop, tool_calls=calls or None, usage=self.usage,
-                           timings=self.final_timings(), model=self.server_model or self.model,
-                           metadata=dict(metadata or {}))
+        return StreamChunk(
+            is_final=True,
+            stop_reason=stop,
+            tool_calls=calls or None,
+            usage=self.usage,
+            timings=self.final_timings(),
+            model=self.server_model or self.model,
+            metadata=dict(metadata or {}),
+        )
+
+
+def completion_from(
+    data: Any, *, provider: str, model: str, started: float, think_anywhere: bool, metadata: dict[str, Any]
+) -> CompletionResponse:
+    """A whole ``chat.completion`` body as a :class:`CompletionResponse` (same parsing as a stream:
+    the message is fed to a :class:`StreamAssembler` as one delta)."""
+    if not isinstance(data, dict) or not data.get("choices"):
+        raise InvalidResponseError("The reply has no choices", provider, model=model)
+    choice = data["choices"][0]
+    asm = StreamAssembler(provider=provider, model=model, think_anywhere=think_anywhere)
+    whole = {"delta": choice.get("message") or {}, "finish_reason": choice.get("finish_reason")}
+    asm.feed(
+        {
+            "choices": [whole],
+            "usage": data.get("usage"),
+            "timings": data.get("timings"),
+            "model": data.get("model"),
+        }
+    )
+    asm.flush_text()
+    calls = asm.tool_calls()
+    elapsed = time.monotonic() - started
+    timings = asm.timings
+    if timings is None and asm.usage and asm.usage.completion_tokens and elapsed > 0:
+        # No server figures: a whole reply gives only an average over the request.
+        timings = Timings(source="client", tokens_per_second=asm.usage.completion_tokens / elapsed)
+    return CompletionResponse(
+        content=asm.partial,
+        tool_calls=calls or None,
+        reasoning="".join(asm.reasoning) or None,
+        stop_reason=choice.get("finish_reason") or ("tool_calls" if calls else None),
+        usage=asm.usage,
+        model=data.get("model") or model,
+        timings=timings,
+        metadata=dict(metadata, latency_ms=round(elapsed * 1000.0, 1)),
+        raw_response=data,
+    )
