@@ -4,6 +4,12 @@
 applies every :class:`~tests.servers.base.Fault`, and leaves the per-server details (error
 shapes, reasoning field, loading behaviour, extra routes and headers) to small hooks the three
 dialect modules fill in from ``shared/reference/servers.md``.
+
+Options every dialect takes (``make_server(**options)``): ``model``, ``models``, ``api_key``,
+``vision`` / ``tools`` (False: reject images / tools), ``cached_tokens``, ``truncate_clean``
+(TRUNCATED ends the body cleanly instead of dropping the connection), ``html_status`` (status of
+the HTML fault page), ``ignore_stream`` (answer stream requests with a whole JSON body, as some
+proxies do), ``old_error_lines`` (mid-stream errors as ``error: {...}`` lines).
 """
 
 from __future__ import annotations
@@ -140,10 +146,10 @@ class OpenAIDialectHandler(SimHandler):
         if fault == Fault.LOADING:
             return self.loading()
         if fault == Fault.HTML:
-            return self.html_error_page(502)
+            return self.html_error_page(int(self.server.options.get("html_status", 502)))
         if fault == Fault.CONTEXT_OVERFLOW:
             return self.context_overflow(script.prompt_tokens + 70000, 4096)
-        if body.get("stream"):
+        if body.get("stream") and not self.server.options.get("ignore_stream"):
             return self.stream_reply(script, model, body)
         return self.whole_reply(script, model, fault)
 
@@ -323,7 +329,11 @@ class OpenAIDialectHandler(SimHandler):
                     else:
                         self.drop_connection()
                 else:
-                    self.write_chunk(sse(self.midstream_error_payload()))
+                    payload = self.midstream_error_payload()
+                    if self.server.options.get("old_error_lines"):  # early llama-server builds
+                        self.write_chunk(f"error: {json.dumps(payload['error'])}\n\n")
+                    else:
+                        self.write_chunk(sse(payload))
                     if self.done_after_error:
                         self.write_chunk(DONE)
                     self.end_stream()
