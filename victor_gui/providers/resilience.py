@@ -69,7 +69,7 @@ class RetryPolicy:
         if isinstance(error, ProviderError) and error.retryable and error.retry_after is not None:
             # 429 and 503 (loading, busy) both say how long to wait; honour it up to the cap.
             return float(min(max(0.0, error.retry_after), self.retry_after_cap))
-        raw = min(self.max_delay, self.base_delay * (2**attempt))
+        raw = min(self.max_delay, self.base_delay * 2.0 ** min(attempt, 64))
         jittered = raw * (1 + random.uniform(-self.jitter, self.jitter))
         return max(0.0, min(self.max_delay, jittered))
 
