@@ -202,3 +202,13 @@ def test_system_prompt_describes_tools_and_round_trips() -> None:
     calls, _ = parse_tool_calls_from_text(reply, {t.name for t in tools})
     assert calls[0].name == "read_file"
     assert tools_as_system_prompt([]) == ""
+
+
+def test_several_calls_in_one_block_and_unclosed_block_before_another() -> None:
+    text = ('<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}\n'
+            '{"name": "read_file", "arguments": {"path": "b"}}\n</tool_call>'
+            '<tool_call>{"name": "search", "arguments": {"query": "c"}}'
+            '<tool_call>{"name": "search", "arguments": {"query": "d"}}</tool_call>')
+    calls, rest = parse_tool_calls_from_text(text, TOOLS)
+    assert [next(iter(c.arguments.values())) for c in calls] == ["a", "b", "c", "d"]
+    assert rest == ""

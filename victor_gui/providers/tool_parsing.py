@@ -36,7 +36,9 @@ _PLANNING_KEYS = frozenset({"complexity", "steps", "desc", "description", "durat
 _MAX_JSON_CANDIDATES = 64
 
 _LMSTUDIO = re.compile(r"\[TOOL_REQUEST\](.*?)\[END_TOOL_REQUEST\]", re.S)
-_HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.S)
+# A block ends at its closing tag, at the next opening tag (a model that forgot to close it) or
+# at the end of the text (servers that use </tool_call> as a stop word).
+_HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
 _QWEN_FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
 _QWEN_PARAM = re.compile(r"<parameter=([^>\n]+)>(.*?)(?:</parameter>|(?=<parameter=)|\Z)", re.S)
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.S)
@@ -107,10 +109,30 @@ def _calls_from_payload(payload: str, tool_names: set[str] | None, *, explicit: 
         match = _QWEN_FUNCTION.match(body)
         call = _qwen_call(match.group(1), match.group(2)) if match else None
         return [call] if call else []
-    value = _decode_json_prefix(body)
-    if value is None:
-        return []
-    return _calls_from_value(value, tool_names, explicit=explicit)
+    calls: list[ToolCall] = []
+    for value in _decode_json_values(body):
+        found = _calls_from_value(value, tool_names, explicit=explicit)
+        if not found:
+            return []
+        calls.extend(found)
+    return calls
+
+
+def _decode_json_values(body: str) -> list[Any]:
+    """Consecutive JSON values in ``body`` (some models put several calls in one block)."""
+    values: list[Any] = []
+    decoder = json.JSONDecoder()
+    pos = 0
+    while len(values) < _MAX_JSON_CANDIDATES:
+        start = next((i for i in range(pos, len(body)) if body[i] in "{["), None)
+        if start is None or body[pos:start].strip(" \t\r\n,;"):
+            break  # nothing more, or prose between values: stop at what was clean
+        try:
+            value, pos = decoder.raw_decode(body, start)
+        except (ValueError, RecursionError):
+            break
+        values.append(value)
+    return values
 
 
 def _decode_json_prefix(body: str) -> Any:
