@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -244,3 +245,15 @@ def test_resolution_is_cheap_on_the_cached_parse() -> None:
 def test_model_capabilities_accepts_extra_keys() -> None:
     result = ModelCapabilities.model_validate({"serialization": "toon", "tool_calling": True})
     assert result.model_extra == {"serialization": "toon"} and result.tool_calling
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_CONFIG_HOME is how Linux finds it")
+def test_default_user_file_is_read_from_the_config_dir(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    user_file = tmp_path / "victor_gui" / "model_capabilities.yaml"
+    user_file.parent.mkdir()
+    user_file.write_text('provider_defaults:\n  vllm: {timeout_multiplier: 4.0}\n', encoding="utf-8")
+    table = load_capabilities()
+    assert str(user_file) in table.sources
+    assert resolve_capabilities("vllm", "anything").timeout_multiplier == 4.0

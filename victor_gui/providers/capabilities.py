@@ -257,6 +257,21 @@ _USE_DEFAULT = object()
 _last_user_path: Path | str | object | None = _USE_DEFAULT
 
 
+_bundled_parse: tuple[str, dict[str, Any]] | None = None
+
+
+def _parse_bundled(text: str, source: str) -> dict[str, Any]:
+    # The bundled file does not change while the app runs: reloads (after the user edits the
+    # override file) reuse its parse. Parsed data is never mutated; deep_merge copies.
+    global _bundled_parse
+    cached = _bundled_parse
+    if cached is not None and cached[0] == text:
+        return cached[1]
+    data = parse_capabilities_text(text, source)
+    _bundled_parse = (text, data)
+    return data
+
+
 def default_user_path() -> Path:
     """``<user config dir>/victor_gui/model_capabilities.yaml`` (platformdirs)."""
     from platformdirs import user_config_dir
@@ -275,7 +290,7 @@ def load_capabilities(user_path: Path | str | object | None = _USE_DEFAULT) -> C
     sources: list[str] = []
     bundled_ref = resources.files("victor_gui.resources").joinpath(BUNDLED_NAME)
     try:
-        data = parse_capabilities_text(bundled_ref.read_text(encoding="utf-8"), str(bundled_ref))
+        data = _parse_bundled(bundled_ref.read_text(encoding="utf-8"), str(bundled_ref))
         sources.append(str(bundled_ref))
     except (ConfigError, OSError) as exc:
         # A broken bundled file is a build defect; the ModelCapabilities defaults still work.
