@@ -15,7 +15,6 @@ from victor_gui.errors import (
     ProviderServerError,
 )
 from victor_gui.providers.protocols.openai_models import models_from_payload
-from victor_gui.providers.protocols.openai_payload import basic_text_tool_calls
 from victor_gui.providers.protocols.openai_stream import (
     StreamAssembler,
     error_from_payload,
@@ -106,14 +105,6 @@ def test_listing_shapes() -> None:
         ("c", True, 2048),
     ]
     assert models_from_payload({"unexpected": 1}, "p") == []
-
-
-def test_basic_text_tool_calls() -> None:
-    calls, rest = basic_text_tool_calls('Sure.\n```json\n{"name": "f", "arguments": {"x": 1}}\n```', {"f"})
-    assert [c.name for c in calls] == ["f"] and rest == "Sure."
-    assert basic_text_tool_calls('{"name": "g", "parameters": {}}', {"g"})[0][0].name == "g"
-    assert basic_text_tool_calls('{"name": "unknown"}', {"g"}) == ([], '{"name": "unknown"}')
-    assert basic_text_tool_calls("```json\n{not json}\n```", {"g"})[0] == []
 
 
 async def test_old_llamacpp_error_lines_mid_stream() -> None:

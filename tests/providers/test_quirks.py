@@ -57,13 +57,6 @@ def test_no_substring_traps() -> None:
     assert quirks.model_key("Org/Sub/Model-X") == "model-x"
 
 
-def test_vision_rules() -> None:
-    assert quirks.looks_vision_capable("gpt-4o-mini")
-    assert quirks.looks_vision_capable("Qwen/Qwen2.5-VL-7B-Instruct")
-    assert not quirks.looks_vision_capable("deepseek-chat")
-    assert not quirks.looks_vision_capable("sim-model")
-
-
 def _body(tool_size: int, turns: int) -> dict:
     msgs = [{"role": "system", "content": "sys"}]
     for i in range(turns):

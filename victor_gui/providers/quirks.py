@@ -18,45 +18,6 @@ MAX_COMPLETION_TOKENS_MODELS = ("o1*", "o3*", "o4*", "gpt-5*", "gpt5*")
 O_SERIES = ("o1", "o1-*", "o3", "o3-*", "o4", "o4-*")
 # Models that refuse function calling and stream their reasoning in ``reasoning_content``.
 NO_TOOL_REASONERS = ("deepseek-reasoner*",)
-# Vision-capable families, used until the capabilities table says otherwise.
-VISION_MODELS = (
-    "gpt-4o*",
-    "gpt-4.1*",
-    "gpt-4-turbo*",
-    "gpt-5*",
-    "chatgpt-4o*",
-    "o1",
-    "o1-2*",
-    "o3",
-    "o3-2*",
-    "o4-mini*",
-    "*vision*",
-    "*-vl",
-    "*-vl-*",
-    "*vl-*b*",
-    "llava*",
-    "bakllava*",
-    "pixtral*",
-    "gemma-3*",
-    "gemma3*",
-    "llama-4*",
-    "llama4*",
-    "grok-4*",
-    "grok-2-vision*",
-    "minicpm-v*",
-    "moondream*",
-    "internvl*",
-    "qwen2.5-vl*",
-    "qwen2-vl*",
-    "qwen3-vl*",
-    "mistral-small-3*",
-    "mistral-medium*",
-    "kimi-k2.5*",
-    "glm-4.*v*",
-    "*-vision-*",
-    "*mmproj*",
-)
-
 TRIMMED_TOOL_NOTE = "[tool output removed to fit the provider's request size limit]"
 
 
@@ -86,10 +47,6 @@ def refuses_tools(model: str) -> bool:
 
 def is_reasoner(model: str) -> bool:
     return is_o_series(model) or matches(model, NO_TOOL_REASONERS)
-
-
-def looks_vision_capable(model: str) -> bool:
-    return matches(model, VISION_MODELS)
 
 
 @dataclass(frozen=True)

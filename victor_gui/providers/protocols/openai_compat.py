@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -26,6 +26,7 @@ from victor_gui.errors import (
 )
 from victor_gui.providers import quirks
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.capabilities import ModelCapabilities, resolve_capabilities
 from victor_gui.providers.catalog import ProviderSpec
 from victor_gui.providers.endpoints import candidate_base_urls
 from victor_gui.providers.http import (
@@ -40,7 +41,6 @@ from victor_gui.providers.keys import key_hint, resolve_api_key
 from victor_gui.providers.protocols.openai_models import models_from_payload
 from victor_gui.providers.protocols.openai_payload import (
     RequestPlan,
-    basic_text_tool_calls,
     build_body,
     fit_payload,
     rejects_tools,
@@ -51,6 +51,7 @@ from victor_gui.providers.protocols.openai_payload import (
 from victor_gui.providers.protocols.openai_sse import stream_once
 from victor_gui.providers.protocols.openai_stream import completion_from, error_from_payload
 from victor_gui.providers.resilience import BREAKERS, CircuitBreaker, call_with_retry, stream_with_retry
+from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
 from victor_gui.providers.types import (
     CompletionResponse,
     Message,
@@ -130,37 +131,27 @@ class OpenAICompatProvider(BaseProvider):
     def supports_streaming(self) -> bool:
         return True
 
-    def _capabilities(self, model: str | None) -> Any:
-        """The capabilities table's entry for ``model`` (None until that module exists)."""
-        if not model:
-            return None
-        try:
-            from victor_gui.providers.capabilities import resolve_capabilities  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        return resolve_capabilities(self.name, model)
+    def _capabilities(self, model: str | None) -> ModelCapabilities | None:
+        """The capabilities table's entry for ``model`` on this provider (None without a model)."""
+        return resolve_capabilities(self.name, model) if model else None
 
     def supports_vision(self, model: str | None = None) -> bool:
+        """From the capabilities table; ``vision=`` at construction overrides it (custom endpoints)."""
         if self.extra.get("vision") is not None:
             return bool(self.extra["vision"])
         caps = self._capabilities(model)
-        if caps is not None:
-            return bool(getattr(caps, "vision", False))
-        return bool(model) and quirks.looks_vision_capable(model or "")
+        return caps is not None and caps.vision
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         caps = self._capabilities(model)
-        if caps is not None and getattr(caps, "reasoning", None) is not None:
-            return bool(caps.reasoning)
-        return bool(model) and quirks.is_reasoner(model or "")
+        return caps is not None and (caps.reasoning or caps.thinking_mode or quirks.is_reasoner(model or ""))
 
     def _native_tools_allowed(self, model: str) -> bool:
+        """Native ``tools`` unless the table says no or the server refused them earlier."""
         if model in self._no_native_tools:
             return False
         caps = self._capabilities(model)
-        if caps is not None and getattr(caps, "native_tool_calls", None) is False:
-            return False
-        return True
+        return caps is None or caps.native_tool_calls
 
     # -- endpoint, key, timeouts ----------------------------------------------------------------
 
@@ -182,8 +173,8 @@ class OpenAICompatProvider(BaseProvider):
         base = self.default_timeouts
         timeouts = Timeouts(base.connect, float(self.timeout or base.read), base.write, base.pool)
         caps = self._capabilities(model)
-        factor = getattr(caps, "timeout_multiplier", None) if caps is not None else None
-        return timeouts.scaled(float(factor)) if factor and factor != 1 else timeouts
+        factor = caps.timeout_multiplier if caps is not None else 1.0
+        return timeouts.scaled(factor) if factor > 0 and factor != 1 else timeouts
 
     def _require_key(self) -> None:
         if self.api_key is None:
@@ -277,12 +268,7 @@ class OpenAICompatProvider(BaseProvider):
         return fit_payload(plan, self.spec.max_payload_bytes)
 
     def _text_tool_calls(self, plan: RequestPlan, text: str) -> tuple[list[ToolCall], str]:
-        names = {t.name for t in plan.tools}
-        try:
-            from victor_gui.providers.tool_parsing import parse_tool_calls_from_text  # type: ignore[import-not-found]
-        except ImportError:
-            return basic_text_tool_calls(text, names)
-        return parse_tool_calls_from_text(text, names)
+        return parse_tool_calls_from_text(text, {t.name for t in plan.tools})
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -392,7 +378,7 @@ class OpenAICompatProvider(BaseProvider):
             provider=self.name,
             sleep=self._sleep,
         )
-        async with aclosing(chunks) as items:
+        async with aclosing(cast(AsyncGenerator[StreamChunk, None], chunks)) as items:
             async for chunk in items:
                 yield chunk
 

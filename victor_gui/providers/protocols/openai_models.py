@@ -20,7 +20,8 @@ def _int(value: Any) -> int | None:
 
 def model_info(entry: dict[str, Any], provider: str) -> ModelInfo:
     """One listing entry as a :class:`ModelInfo`."""
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    raw_meta = entry.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     context = (
         _int(entry.get("max_model_len"))
         or _int(entry.get("loaded_context_length"))

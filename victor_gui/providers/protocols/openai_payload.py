@@ -15,13 +15,13 @@ The counts of repairs are returned so the caller can put them in the response me
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from victor_gui.errors import BadRequestError, ProviderError
 from victor_gui.providers import quirks
-from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
+from victor_gui.providers.tool_parsing import tools_as_system_prompt
+from victor_gui.providers.types import ImagePart, Message, TextPart, ToolDefinition
 
 NO_RESULT = "(no result: the tool was not run)"
 NO_OUTPUT = "(no output)"
@@ -157,26 +157,13 @@ def tools_payload(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     ]
 
 
-def tools_as_text(tools: list[ToolDefinition]) -> str:
-    """The tool list as system-prompt text, for models without native tool calling."""
-    lines = [
-        "You can call these tools. To call one, reply with only a JSON object on its own, "
-        'in a ```json fenced block: {"name": "<tool name>", "arguments": {...}}.',
-        "",
-    ]
-    for tool in tools:
-        lines.append(f"- {tool.name}: {tool.description}".rstrip(": "))
-        lines.append(f"  arguments schema: {json.dumps(tool.parameters, ensure_ascii=False)}")
-    return "\n".join(lines)
-
-
 def with_tools_in_system(messages: list[dict[str, Any]], tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     """Messages with the tool description appended to (or inserted as) the system prompt.
 
     Native tool turns are flattened to text, because a server without tool support rejects
     ``tool`` roles and ``tool_calls`` fields too.
     """
-    text = tools_as_text(tools)
+    text = tools_as_system_prompt(tools)
     out: list[dict[str, Any]] = []
     for msg in messages:
         if msg.get("role") == "tool":
@@ -227,29 +214,6 @@ def rejects_tools(error: ProviderError) -> bool:
     """True when an error says the model or server cannot take native tools."""
     low = error.message.lower()
     return any(hint in low for hint in NO_TOOLS_HINTS)
-
-
-_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
-
-
-def basic_text_tool_calls(text: str, names: set[str]) -> tuple[list[ToolCall], str]:
-    """Minimal stand-in for ``tool_parsing.parse_tool_calls_from_text`` (fenced or bare JSON)."""
-    candidates = [(m.group(0), m.group(1)) for m in _FENCED.finditer(text)]
-    stripped = text.strip()
-    if not candidates and stripped.startswith("{") and stripped.endswith("}"):
-        candidates = [(stripped, stripped)]
-    calls: list[ToolCall] = []
-    remaining = text
-    for whole, inner in candidates:
-        try:
-            obj = json.loads(inner)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and obj.get("name") in names:
-            args = obj.get("arguments") or obj.get("parameters") or {}
-            calls.append(ToolCall(name=obj["name"], arguments=args))
-            remaining = remaining.replace(whole, "")
-    return calls, remaining.strip()
 
 
 def build_body(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -19,7 +19,7 @@ from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import looks_like_html, transport_error
 from victor_gui.providers.protocols.openai_payload import RequestPlan, rejects_tools
 from victor_gui.providers.protocols.openai_stream import StreamAssembler
-from victor_gui.providers.streaming import iter_sse
+from victor_gui.providers.streaming import SSEEvent, iter_sse
 from victor_gui.providers.types import StreamChunk
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ async def read_sse(
     )
     done = False
     try:
-        async with aclosing(iter_sse(response, provider=name)) as events:
+        # iter_sse is an async generator; closing it promptly releases the connection.
+        events_gen = cast(AsyncGenerator[SSEEvent, None], iter_sse(response, provider=name))
+        async with aclosing(events_gen) as events:
             async for event in events:
                 text = event.data.strip()
                 if text == "[DONE]":
