@@ -219,3 +219,25 @@ async def test_user_defined_endpoint_and_timeouts() -> None:
             assert provider.timeouts().read == 7 and provider.supports_vision("anything")
             assert provider.supports_tools() and provider.supports_streaming()
             assert (await provider.chat(HI, model="sim-model")).content
+
+
+async def test_leading_think_block_is_split_even_without_the_quirk() -> None:
+    with running("vllm") as server:
+        server.script(
+            Script(text="Answer.", reasoning="hidden", inline_think=True, pieces=9),
+            Script(text="Use <think> tags like this."),
+        )
+        async with make_provider("together", server, api_key=KEY) as provider:
+            first = await collect(provider.stream(HI, model="qwq-32b"))
+            second = await collect(provider.stream(HI, model="qwq-32b"))
+        assert "".join(c.content for c in first) == "Answer."
+        assert "".join(c.reasoning for c in first) == "hidden"
+        assert "".join(c.content for c in second) == "Use <think> tags like this."
+
+
+async def test_lmstudio_listing_falls_back_to_v1_models_without_rest_v0() -> None:
+    with running("llamacpp") as server:  # a server without /api/v0: 404 there
+        async with make_provider("lmstudio", server) as provider:
+            models = await provider.list_models()
+        assert [m.id for m in models] == ["sim-model"]
+        assert [r.path for r in server.requests] == ["/api/v0/models", "/v1/models"]

@@ -129,8 +129,23 @@ class LlamaCppHandler(OpenAIDialectHandler):
             },
         }
 
-    def check_auth(self) -> bool:
-        return super().check_auth()
+    def models(self) -> None:
+        # 2025+ builds add an Ollama-style "models" list beside "data" (for Copilot-style clients).
+        cards = [self.model_card(m) for m in self.server.models]
+        ollama_style = [
+            {
+                "name": m,
+                "model": m,
+                "modified_at": "",
+                "size": "",
+                "digest": "",
+                "type": "model",
+                "capabilities": ["completion"],
+                "details": {"format": "gguf"},
+            }
+            for m in self.server.models
+        ]
+        self.send_json(200, {"models": ollama_style, "object": "list", "data": cards})
 
     # -- llama.cpp's own routes ----------------------------------------------------------------
 
