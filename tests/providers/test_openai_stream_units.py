@@ -63,6 +63,9 @@ def test_assembler_tool_fragments_without_index_and_object_arguments() -> None:
     assert final.stop_reason == "tool_calls" and final.timings is not None
 
 
+CONTEXT = ContextLengthExceededError
+
+
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
@@ -78,6 +81,7 @@ def test_assembler_tool_fragments_without_index_and_object_arguments() -> None:
         ({"error": {"message": "bad field", "type": "invalid_request_error"}}, BadRequestError),
         ({"error": "Unexpected endpoint or method. (POST /chat/completions)"}, InvalidResponseError),
         ({"error": "something odd"}, ProviderServerError),
+        ({"error": "tokens to keep is greater than the context length (n_keep: 9>= n_ctx: 4)"}, CONTEXT),
     ],
 )
 def test_error_payload_mapping(payload: dict, expected: type) -> None:
@@ -143,3 +147,23 @@ async def test_vllm_old_reasoning_content_field() -> None:
         async with make_provider("vllm", server) as provider:
             chunks = await collect(provider.stream(HI, model="sim-model"))
         assert "".join(c.reasoning for c in chunks) == "because" and text_of(chunks) == "ans"
+
+
+def test_openrouter_error_chunk_with_choices_raises() -> None:
+    asm = StreamAssembler(provider="openrouter", model="m", think_anywhere=False)
+    asm.feed({"choices": [{"delta": {"content": "so"}}]})
+    with pytest.raises(ProviderServerError) as info:
+        asm.feed(
+            {
+                "error": {"code": 502, "message": "upstream died"},
+                "choices": [{"delta": {"content": ""}, "finish_reason": "error"}],
+            }
+        )
+    assert info.value.partial_content == "so"
+
+
+def test_field_and_inline_reasoning_are_not_doubled() -> None:
+    asm = StreamAssembler(provider="llamacpp", model="m", think_anywhere=True)
+    out = asm.feed({"choices": [{"delta": {"reasoning_content": "plan", "content": "<think>plan</think>"}}]})
+    out += asm.feed({"choices": [{"delta": {"content": "done"}}]})
+    assert "".join(c.reasoning for c in out) == "plan" and "".join(c.content for c in out) == "done"

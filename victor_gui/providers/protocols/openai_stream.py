@@ -74,7 +74,10 @@ def error_from_payload(
         err_status = int(code)
     if err_status is None:
         low = f"{etype or ''} {code or ''}".lower()
-        err_status = 400 if any(w in low for w in ("invalid", "context", "bad")) else 500
+        # No status to go on (a 200 body or a stream event): the words decide between a request
+        # problem (incl. LM Studio's context overflow in a 200) and a server failure.
+        low += " " + message.lower()
+        err_status = 400 if any(w in low for w in ("invalid", "context length", "bad")) else 500
     body = json.dumps(payload) if isinstance(payload, dict | list) else json.dumps({"error": str(payload)})
     error = classify_http_error(err_status, body, provider=provider, model=model)
     if "unexpected endpoint or method" in message.lower():
@@ -107,6 +110,9 @@ class StreamAssembler:
         self.last_token_at: float | None = None
         self.deltas = 0
         self.server_model: str | None = None
+        # True once a reasoning *field* carried text: inline <think> is then a duplicate
+        # (llama.cpp --reasoning-format deepseek-legacy fills both).
+        self.field_reasoning = False
 
     @property
     def partial(self) -> str:
@@ -121,7 +127,7 @@ class StreamAssembler:
 
     def feed(self, data: dict[str, Any]) -> list[StreamChunk]:
         """Chunks for one decoded event; raises the typed error for an error event."""
-        if "error" in data and not data.get("choices"):
+        if data.get("error"):  # also OpenRouter's error-with-choices chunks
             raise error_from_payload(data, provider=self.provider, model=self.model, partial=self.partial)
         self.server_model = data.get("model") or self.server_model
         if data.get("usage"):
@@ -133,11 +139,13 @@ class StreamAssembler:
             delta = choice.get("delta") or choice.get("message") or {}
             reasoning = ""
             for field in REASONING_FIELDS:
-                if isinstance(delta.get(field), str):
+                if isinstance(delta.get(field), str) and delta[field]:
                     reasoning += delta[field]
+                    self.field_reasoning = True
                     break
             content, inline = self.splitter.feed(delta.get("content") or "")
-            reasoning += inline
+            if not self.field_reasoning:
+                reasoning += inline
             tool_deltas = self._tool_deltas(delta.get("tool_calls"))
             if content or reasoning or tool_deltas:
                 self._mark()
