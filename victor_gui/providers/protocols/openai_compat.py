@@ -5,6 +5,19 @@ Z.ai, Hugging Face router, LM Studio, vLLM, llama.cpp) and for user-defined endp
 Request bodies come from :mod:`.openai_payload` and :mod:`victor_gui.providers.quirks`; stream
 assembly from :mod:`.openai_stream`. Retries go through :mod:`victor_gui.providers.resilience`:
 a stream is retried only before its first chunk reached the caller, never after.
+
+Decisions worth knowing:
+
+* Native ``tools`` go out unless the capabilities table says ``native_tool_calls: false`` or
+  the server refused them once ("does not support tools", llama.cpp without ``--jinja``, vLLM
+  without a tool parser); then the tools are described in the system prompt
+  (``tool_parsing.tools_as_system_prompt``) and the reply is parsed with
+  ``tool_parsing.parse_tool_calls_from_text``. While streaming in that mode the text is shown as
+  it comes; the final chunk carries the parsed calls and ``metadata["content_without_tool_calls"]``.
+* Models that refuse tools outright (o-series, deepseek-reasoner) get none, and the reply says
+  so in ``metadata["tools_omitted"]``.
+* Conversation repairs (orphan tool results/calls) are listed in ``metadata["repaired"]``;
+  Groq-size trimming in ``metadata["trimmed"]``.
 """
 
 from __future__ import annotations
@@ -217,7 +230,7 @@ class OpenAICompatProvider(BaseProvider):
             )
             try:
                 response = await self.http.send(request, stream=True)
-            except httpx.ConnectError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = exc  # nothing was sent: the next candidate may be the one running
                 continue
             except httpx.HTTPError as exc:
