@@ -105,6 +105,11 @@ class VLLMHandler(OpenAIDialectHandler):
             "permission": [{"id": "modelperm-1", "object": "model_permission", "allow_sampling": True}],
         }
 
+    def models(self) -> None:
+        # --api-key guards every path under /v1 (servers.md §3.1), the listing included.
+        if self.check_auth():
+            super().models()
+
     def health(self) -> None:
         self.send_bytes(200, b"", "application/json")
 

@@ -1,0 +1,1 @@
+"""Local server manager: discovery, fingerprinting, health monitoring and model management (Qt-free)."""
