@@ -212,18 +212,20 @@ class OllamaHandler(PullMixin, SimHandler):
         if model is not None and not body.get("messages"):
             self._load_or_unload(name, model, body, "message")
             return
+        # Ollama's own validation comes first and consumes no script: a refused request is
+        # answered without generating anything.
+        if model is not None and body.get("tools") and "tools" not in model.capabilities:
+            self.send_error_json(400, f"registry.ollama.ai/library/{model.name} does not support tools")
+            return
+        think = body.get("think")
+        if model is not None and think not in (None, False) and "thinking" not in model.capabilities:
+            self.send_error_json(400, f'"{name}" does not support thinking')
+            return
         script = self.next_script()
         if self._early_fault(script, name):
             return
         if model is None:
             self.send_error_json(404, f'model "{name}" not found, try pulling it first')
-            return
-        if body.get("tools") and "tools" not in model.capabilities:
-            self.send_error_json(400, f"registry.ollama.ai/library/{model.name} does not support tools")
-            return
-        think = body.get("think")
-        if think not in (None, False) and "thinking" not in model.capabilities:
-            self.send_error_json(400, f'"{name}" does not support thinking')
             return
         num_ctx = self._num_ctx(model, body)
         prompt_tokens = self._prompt_tokens(body, script)

@@ -176,6 +176,7 @@ class InlineThink:
     def __init__(self) -> None:
         self._state = "start"  # start -> inside -> outside, or start -> outside
         self._buf = ""
+        self._after_close = False  # drop the newline(s) models put after </think>
 
     def feed(self, text: str) -> tuple[str, str]:
         """(content, reasoning) that can be released now."""
@@ -192,13 +193,16 @@ class InlineThink:
         if self._state == "inside":
             end = self._buf.find(self.CLOSE)
             if end >= 0:
-                reasoning, self._buf = self._buf[:end], self._buf[end + len(self.CLOSE):].lstrip("\n")
-                self._state = "outside"
+                reasoning, self._buf = self._buf[:end], self._buf[end + len(self.CLOSE):]
+                self._state, self._after_close = "outside", True
             else:
                 keep = _partial_suffix(self._buf, self.CLOSE)
                 reasoning, self._buf = self._buf[: len(self._buf) - keep], self._buf[len(self._buf) - keep:]
                 return "", reasoning
         if self._state == "outside":
+            if self._after_close:
+                self._buf = self._buf.lstrip("\n")
+                self._after_close = not self._buf
             content, self._buf = self._buf, ""
         return content, reasoning
 
