@@ -46,13 +46,14 @@ def classify(status: int, body: str, *, provider: str, model: str | None,
     """The typed error for a non-2xx reply from Ollama (or whatever answered on its port)."""
     if status == 403 and not body.strip():
         return ProviderAuthError(HOST_CHECK_HINT, provider, status_code=403, model=model)
+    if status == 404 and body.strip() == "404 page not found":  # gin: no such route
+        return BadRequestError(f"HTTP 404: {body.strip()}. The server has no such route: is this Ollama, "
+                               "and is the base URL right?", provider, status_code=404, model=model)
     error = classify_http_error(status, body, provider=provider, model=model, headers=headers,
                                 content_type=content_type)
     if isinstance(error, ModelNotFoundError):
         name = model or "the model"
         return with_hint(error, f"Download it first with: ollama pull {name}")
-    if status == 404 and body.strip() == "404 page not found":
-        return with_hint(error, "The server has no such route: is this Ollama, and recent enough?")
     if status == 401:
         return with_hint(error, AUTH_HINT)
     return error
