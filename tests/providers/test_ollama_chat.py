@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -230,3 +231,18 @@ async def test_registry_creates_ollama_with_spec(server: OllamaServer) -> None:
         assert reply.content == "Hello from the simulator."
     finally:
         await provider.close()
+
+
+async def test_stopping_a_stream_closes_it_at_once(server: OllamaServer, ollama: OllamaProvider) -> None:
+    # Stop in the UI = closing the async generator; the HTTP response must go with it, and the
+    # endpoint's breaker must not count it as a failure.
+    server.script(Script(text="x" * 40, pieces=40, delay_s=0.05))
+    started = time.monotonic()
+    stream = ollama.stream(user(), model="sim-model")
+    first = await anext(stream)
+    await stream.aclose()
+    assert first.content == "x"
+    assert time.monotonic() - started < 1.0  # not the 2 s the whole reply takes
+    assert ollama.breaker.failures == 0
+    reply = await ollama.chat(user(), model="sim-model")  # the provider is still usable
+    assert reply.content == "Hello from the simulator."

@@ -15,6 +15,7 @@ is set or the script's fault is ``loading`` (Ollama has no loading 503, so that 
 from __future__ import annotations
 
 import ipaddress
+import sys
 import time
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from tests.servers.ollama_models import (
     keep_alive_seconds,
 )
 from tests.servers.ollama_pull import PullMixin
+from tests.servers.ollama_reply import ChatReply
 
 VERSION = "0.33.0"
 BUSY = "busy"  # Ollama-only fault: 503 when more than OLLAMA_MAX_QUEUE requests wait
@@ -241,7 +243,7 @@ class OllamaHandler(PullMixin, SimHandler):
         load_ns = int((time.monotonic() - load_start) * 1e9) + 1_000_000
         self.server.mark_loaded(model, keep_alive_seconds(body.get("keep_alive"),
                                                           self.server.default_keep_alive), num_ctx)
-        reply = _Reply(name, script, body, load_ns, prompt_tokens, self._metrics)
+        reply = ChatReply(name, script, body, load_ns, prompt_tokens, self._metrics)
         if body.get("stream") is False:
             self._chat_whole(script, reply)
         else:
@@ -288,7 +290,7 @@ class OllamaHandler(PullMixin, SimHandler):
                    "eval_count": count, "eval_duration": eval_ns}
         return {k: v for k, v in metrics.items() if v}  # Go's omitempty
 
-    def _chat_whole(self, script: Script, reply: _Reply) -> None:
+    def _chat_whole(self, script: Script, reply: ChatReply) -> None:
         if script.fault in (Fault.STALL,):
             self.stall()
             return
@@ -310,7 +312,7 @@ class OllamaHandler(PullMixin, SimHandler):
             return
         self.send_bytes(200, data, "application/json; charset=utf-8")
 
-    def _chat_stream(self, script: Script, reply: _Reply) -> None:
+    def _chat_stream(self, script: Script, reply: ChatReply) -> None:
         self.start_stream("application/x-ndjson")
         lines = reply.stream_lines()
         fault = script.fault
@@ -356,66 +358,6 @@ class OllamaHandler(PullMixin, SimHandler):
 _MID_FAULTS = (Fault.MIDSTREAM_ERROR, Fault.MALFORMED, Fault.TRUNCATED, Fault.STALL)
 
 
-class _Reply:
-    """The lines of one chat reply, built from a script."""
-
-    def __init__(self, name: str, script: Script, body: dict[str, Any], load_ns: int, prompt_tokens: int,
-                 metrics: Any) -> None:
-        self.name, self.script, self.body = name, script, body
-        think = body.get("think")
-        self.thinking = script.reasoning if (script.reasoning and think is not False
-                                             and not script.inline_think) else ""
-        text = script.text
-        if script.reasoning and script.inline_think:
-            text = f"<think>{script.reasoning}</think>{text}"
-        self.pieces = Script(text=text, pieces=script.pieces).text_pieces() if text else []
-        self.think_pieces = Script(text=self.thinking, pieces=4).text_pieces() if self.thinking else []
-        self.done_reason = "stop"
-        limit = (body.get("options") or {}).get("num_predict")
-        if isinstance(limit, int) and 0 <= limit < len(self.pieces):
-            self.pieces, self.done_reason = self.pieces[:limit], "length"
-        count = script.completion_tokens
-        if count is None:
-            count = max(1, len(self.pieces) + len(self.think_pieces) + len(script.tool_calls))
-        self.metrics = metrics(script, prompt_tokens, load_ns, count)
-
-    def _calls(self) -> list[dict[str, Any]]:
-        calls = []
-        for index, call in enumerate(self.script.tool_calls):
-            function = {"index": index, "name": call.name, "arguments": call.arguments}
-            entry: dict[str, Any] = {"function": function}
-            if call.id:
-                entry = {"id": call.id, **entry}
-            calls.append(entry)
-        return calls
-
-    def _message(self, content: str, thinking: str = "", calls: list[dict[str, Any]] | None = None,
-                 ) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            message["thinking"] = thinking
-        if calls:
-            message["tool_calls"] = calls
-        return message
-
-    def _line(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {"model": self.name, "created_at": go_time(), "message": message, "done": False}
-
-    def final(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {"model": self.name, "created_at": go_time(), "message": message,
-                "done_reason": self.done_reason, "done": True, **self.metrics}
-
-    def whole(self) -> dict[str, Any]:
-        return self.final(self._message("".join(self.pieces), self.thinking, self._calls()))
-
-    def stream_lines(self) -> list[dict[str, Any]]:
-        lines = [self._line(self._message("", thinking=p)) for p in self.think_pieces]
-        lines += [self._line(self._message(p)) for p in self.pieces]
-        lines += [self._line(self._message("", calls=[c])) for c in self._calls()]
-        lines.append(self.final(self._message("")))
-        return lines
-
-
 class OllamaServer(SimServer):
     """SimServer plus Ollama's model store, loaded runners and host check."""
 
@@ -430,6 +372,12 @@ class OllamaServer(SimServer):
         self.host_check: bool = options.get("host_check", True)
         self.default_keep_alive = 300.0
         self.default_context = int(options.get("default_context", DEFAULT_CONTEXT))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading (Stop button, timeout) is normal, not a server fault.
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return
+        super().handle_error(request, client_address)
 
     def find(self, name: str) -> SimModel | None:
         return self.store.get(full_name(name)) if name else None
