@@ -11,9 +11,9 @@ caller, so no reply is ever asked for twice once any of it was shown.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -48,8 +48,8 @@ class _Plan:
         self.think = think
 
     @property
-    def text_tool_names(self) -> list[str] | None:
-        return [t.name for t in self.tools] if self.tools and not self.native_tools else None
+    def text_tool_names(self) -> set[str] | None:
+        return {t.name for t in self.tools} if self.tools and not self.native_tools else None
 
 
 class OllamaProvider(BaseProvider):
@@ -214,7 +214,7 @@ class OllamaProvider(BaseProvider):
                                   usage=final.usage, model=data.get("model") or model, timings=timings,
                                   metadata=final.metadata, raw_response=data)
 
-    async def stream(  # type: ignore[override]
+    async def stream(
         self,
         messages: list[Message],
         *,
@@ -229,10 +229,14 @@ class OllamaProvider(BaseProvider):
         while True:
             payload = self._payload(messages, model, temperature, max_tokens, plan, kwargs, stream=True)
             delivered = False
+
+            def open_stream(body: dict[str, Any] = payload) -> AsyncIterator[StreamChunk]:
+                return self._stream_once(body, model, plan.text_tool_names)
+
+            retrying = stream_with_retry(open_stream, policy=self.retry_policy, breaker=self.breaker,
+                                         provider=self.name)
             try:
-                async with aclosing(stream_with_retry(
-                        lambda p=payload: self._stream_once(p, model, plan.text_tool_names),
-                        policy=self.retry_policy, breaker=self.breaker, provider=self.name)) as chunks:
+                async with aclosing(_generator(retrying)) as chunks:
                     async for chunk in chunks:
                         delivered = True
                         yield chunk
@@ -241,8 +245,8 @@ class OllamaProvider(BaseProvider):
                 if delivered or not self._degrade(plan, model, exc):
                     raise
 
-    async def _stream_once(self, payload: dict[str, Any], model: str, text_tools: list[str] | None,
-                           ) -> AsyncIterator[StreamChunk]:
+    async def _stream_once(self, payload: dict[str, Any], model: str, text_tools: set[str] | None,
+                           ) -> AsyncGenerator[StreamChunk, None]:
         started = time.monotonic()
         response = await self._send("POST", "/api/chat", payload, stream=True, model=model)
         try:
@@ -259,9 +263,9 @@ class OllamaProvider(BaseProvider):
             await response.aclose()
 
     async def _chunks(self, response: httpx.Response, reply: ReplyAssembler, model: str,
-                      ) -> AsyncIterator[StreamChunk]:
+                      ) -> AsyncGenerator[StreamChunk, None]:
         try:
-            async with aclosing(iter_ndjson(response, provider=self.name)) as lines:
+            async with aclosing(_generator(iter_ndjson(response, provider=self.name))) as lines:
                 async for obj in lines:
                     if not isinstance(obj, dict):
                         raise InvalidResponseError(f"Unexpected stream line: {str(obj)[:80]}", self.name,
@@ -297,7 +301,7 @@ class OllamaProvider(BaseProvider):
         loaded: dict[str, dict[str, Any]] = {}
         try:
             ps = await self._json_once("GET", "/api/ps")
-            loaded = {m.get("name"): m for m in ps.get("models") or [] if isinstance(m, dict)}
+            loaded = {str(m.get("name")): m for m in ps.get("models") or [] if isinstance(m, dict)}
             known_ps = True
         except ProviderError:
             known_ps = False  # an older build or a proxy without /api/ps: leave `loaded` unknown
@@ -331,6 +335,14 @@ class OllamaProvider(BaseProvider):
 def _tagged(name: str) -> str:
     """Ollama's own equivalence: ``llama3.2`` and ``llama3.2:latest`` are one model."""
     return name if not name or ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+_T = TypeVar("_T")
+
+
+def _generator(iterator: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
+    # The shared helpers are async generators typed as AsyncIterator; they do have aclose().
+    return cast("AsyncGenerator[_T, None]", iterator)
 
 
 def _with_tool_note(messages: list[Message], note: str) -> list[Message]:

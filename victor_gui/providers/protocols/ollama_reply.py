@@ -24,12 +24,12 @@ from victor_gui.providers.protocols.ollama_wire import (
 from victor_gui.providers.types import StreamChunk, ToolCall
 
 try:  # the shared text parser, once it is on main; a narrow stand-in until then
-    from victor_gui.providers.tool_parsing import (  # type: ignore[import-not-found]
-        parse_tool_calls_from_text,
-    )
+    from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
 except ImportError:  # pragma: no cover - exercised only before tool_parsing lands
 
-    def parse_tool_calls_from_text(text: str, tool_names: Any = None) -> tuple[list[ToolCall], str]:
+    def parse_tool_calls_from_text(
+        text: str, tool_names: set[str] | None = None
+    ) -> tuple[list[ToolCall], str]:
         """A reply that is nothing but ``{"name": ..., "arguments": {...}}`` (fences allowed)."""
         body = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
         try:
@@ -51,7 +51,7 @@ _TOOLISH = "{[<`"
 class ReplyAssembler:
     """Turns Ollama reply objects into chunks; ``partial`` is the answer text released so far."""
 
-    def __init__(self, *, started: float | None = None, text_tools: list[str] | None = None) -> None:
+    def __init__(self, *, started: float | None = None, text_tools: set[str] | None = None) -> None:
         self.started = time.monotonic() if started is None else started
         self.text_tools = text_tools  # tool names when using the text fallback, else None
         self.first_at: float | None = None
@@ -77,7 +77,7 @@ class ReplyAssembler:
         """The chunk for one reply object, or None when it carries nothing to show yet."""
         self.lines += 1
         self.model = obj.get("model") or self.model
-        message = obj.get("message") if isinstance(obj.get("message"), dict) else {}
+        message: dict[str, Any] = obj["message"] if isinstance(obj.get("message"), dict) else {}
         content, inline = self._think.feed(str(message.get("content") or ""))
         reasoning = str(message.get("thinking") or "") + inline
         content = self._gate(content)

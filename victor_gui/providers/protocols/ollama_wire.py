@@ -125,7 +125,7 @@ def parse_tool_calls(raw: Any) -> list[ToolCall]:
     for item in raw if isinstance(raw, list) else []:
         if not isinstance(item, dict):
             continue
-        function = item.get("function") if isinstance(item.get("function"), dict) else {}
+        function: dict[str, Any] = item["function"] if isinstance(item.get("function"), dict) else {}
         name = function.get("name")
         if not name:
             continue
@@ -245,7 +245,7 @@ class ModelDetails:
 
 
 def parse_show(name: str, data: dict[str, Any]) -> ModelDetails:
-    info = data.get("model_info") if isinstance(data.get("model_info"), dict) else {}
+    info: dict[str, Any] = data["model_info"] if isinstance(data.get("model_info"), dict) else {}
     arch = info.get("general.architecture")
     context = info.get(f"{arch}.context_length") if arch else None
     if context is None:  # some conversions use another prefix; take any *.context_length
@@ -258,8 +258,8 @@ def parse_show(name: str, data: dict[str, Any]) -> ModelDetails:
                 num_ctx = int(value.strip())
             except ValueError:
                 pass
-    details = data.get("details") if isinstance(data.get("details"), dict) else {}
-    caps = data.get("capabilities") if isinstance(data.get("capabilities"), list) else []
+    details: dict[str, Any] = data["details"] if isinstance(data.get("details"), dict) else {}
+    caps: list[Any] = data["capabilities"] if isinstance(data.get("capabilities"), list) else []
     return ModelDetails(name=name, capabilities=[str(c) for c in caps],
                         context_length=int(context) if isinstance(context, int | float) else None,
                         num_ctx=num_ctx, family=details.get("family"),
