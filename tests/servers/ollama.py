@@ -7,6 +7,11 @@ line; durations are nanoseconds and zero metrics are omitted; unknown paths get 
 ``Host`` header that is not loopback/private/``localhost`` gets a bare 403 (the DNS-rebinding
 check); once output has begun an error is an ``{"error": ...}`` line under status 200.
 
+Context overflow is reproduced as Ollama does it: by default the oldest turns are dropped and
+the reply is normal (``prompt_eval_count`` then equals the context); only ``"truncate": false``
+turns it into 400 ``the input length exceeds the context length``. A model without the
+``tools``/``thinking`` capability is refused with 400 before anything is generated.
+
 Departures, on purpose: no real model runs (the reply is the queued :class:`Script`); token
 counts are the script's, not a tokenizer's; a "cold load" blocks only while ``server.loading``
 is set or the script's fault is ``loading`` (Ollama has no loading 503, so that fault is a delay).
