@@ -149,20 +149,20 @@ class OllamaProvider(BaseProvider):
 
     def _plan(self, model: str, tools: list[ToolDefinition] | None, kwargs: dict[str, Any]) -> _Plan:
         details = self._details.get(_tagged(model))
-        native = model not in self._no_tools and (details is None or details.supports_tools)
+        native = _tagged(model) not in self._no_tools and (details is None or details.supports_tools)
         think = kwargs.get("think")
-        if think is not None and think is not False and model in self._no_think:
+        if think is not None and think is not False and _tagged(model) in self._no_think:
             think = None
         return _Plan(tools, native, think)
 
     def _degrade(self, plan: _Plan, model: str, error: BadRequestError) -> bool:
         """Drop the feature Ollama refused and say whether to try again (once per feature)."""
         if plan.native_tools and oerr.is_no_tools(error):
-            self._no_tools.add(model)
+            self._no_tools.add(_tagged(model))
             plan.native_tools = False
             return True
         if plan.think not in (None, False) and oerr.is_no_think(error):
-            self._no_think.add(model)
+            self._no_think.add(_tagged(model))
             plan.think = None
             return True
         return False
