@@ -246,3 +246,33 @@ async def test_stopping_a_stream_closes_it_at_once(server: OllamaServer, ollama:
     assert ollama.breaker.failures == 0
     reply = await ollama.chat(user(), model="sim-model")  # the provider is still usable
     assert reply.content == "Hello from the simulator."
+
+
+async def test_text_fallback_streams_prose_and_hides_call_markup(server: OllamaServer,
+                                                                 ollama: OllamaProvider) -> None:
+    text = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+    server.script(Script(text=text, pieces=12))
+    chunks = await collect(ollama, model="plain", tools=[WEATHER])
+    sent = chat_bodies(server)[-1]
+    assert "tools" not in sent and "<tool_call>" in sent["messages"][0]["content"]  # the shared prompt
+    streamed = "".join(c.content for c in chunks if not c.is_final)
+    assert streamed.startswith("Let me check.") and "<tool" not in streamed  # prose streamed live
+    assert "<tool_call>" not in "".join(c.content for c in chunks)
+    assert [(c.name, c.arguments) for c in chunks[-1].tool_calls] == [("get_weather", {"city": "Rome"})]
+
+
+async def test_text_fallback_without_a_call_delivers_all_text(server: OllamaServer,
+                                                              ollama: OllamaProvider) -> None:
+    text = "Use this:\n```python\nprint({'a': 1})\n```\nDone."
+    server.script(Script(text=text, pieces=10))
+    chunks = await collect(ollama, model="plain", tools=[WEATHER])
+    assert "".join(c.content for c in chunks) == text
+    assert chunks[-1].tool_calls is None and chunks[-1].stop_reason == "stop"
+
+
+def test_vision_and_reasoning_from_capabilities_file_until_shown() -> None:
+    provider = OllamaProvider()
+    assert provider.supports_vision("llava:7b") and not provider.supports_vision("llama3.2")
+    assert provider.supports_reasoning("qwen3:8b") and not provider.supports_reasoning("llama3.2")
+    # Ollama's default models run locally and may load first: reads get the file's 2x multiplier.
+    assert provider.request_timeout("llama3.2").read == pytest.approx(600.0)

@@ -30,14 +30,15 @@ RETRIES = 2  # so a retryable failure shows as exactly 3 requests
 
 @pytest.fixture
 def server() -> Iterator[OllamaServer]:
-    with make_server(load_seconds=0.3) as srv:
+    with make_server(load_seconds=0.2) as srv:
         srv.stall_seconds = 3.0
         yield srv
 
 
 @pytest.fixture
 async def ollama(server: OllamaServer) -> AsyncIterator[OllamaProvider]:
-    provider = make_provider(server.url, retries=RETRIES, timeout=0.5)
+    # 0.25 s read timeout x the 2.0 timeout_multiplier Ollama models get = 0.5 s before a stall fails.
+    provider = make_provider(server.url, retries=RETRIES, timeout=0.25)
     yield provider
     await provider.close()
 
@@ -183,7 +184,7 @@ async def test_loading_blocks_then_answers(server: OllamaServer, ollama: OllamaP
     server.script(fault(Fault.LOADING))
     chunks = await collect(ollama)
     assert "".join(c.content for c in chunks) == "Hello there, friend."
-    assert chunks[-1].metadata["load_duration_ms"] >= 300  # the request blocked while "loading"
+    assert chunks[-1].metadata["load_duration_ms"] >= 200  # the request blocked while "loading"
     assert len(server.chat_requests()) == 1
 
 
@@ -240,3 +241,18 @@ async def test_nothing_listening_is_a_connection_error() -> None:
             await collect(provider)
     finally:
         await provider.close()
+
+
+async def test_local_timeouts_apply_to_an_injected_client(server: OllamaServer) -> None:
+    # The app injects one shared client with cloud timeouts; a stalled local stream must still
+    # fail on this provider's own (scaled) read timeout.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+    provider = make_provider(server.url, retries=0, timeout=0.25, http_client=client)
+    server.script(fault(Fault.STALL, fail_after=1))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderTimeoutError):
+            await collect(provider)
+    finally:
+        await client.aclose()
+    assert time.monotonic() - started < 3.0

@@ -19,6 +19,7 @@ import httpx
 
 from victor_gui.errors import BadRequestError, InvalidResponseError, ProviderError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.capabilities import resolve_capabilities
 from victor_gui.providers.catalog import ProviderSpec, find_spec
 from victor_gui.providers.endpoints import candidate_base_urls
 from victor_gui.providers.http import LOCAL_TIMEOUTS, looks_like_html, parse_json_body, transport_error
@@ -27,11 +28,11 @@ from victor_gui.providers.protocols.ollama_reply import ReplyAssembler
 from victor_gui.providers.protocols.ollama_wire import (
     ModelDetails,
     build_payload,
-    fallback_tool_prompt,
     parse_show,
 )
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
 from victor_gui.providers.streaming import iter_ndjson
+from victor_gui.providers.tool_parsing import tools_as_system_prompt
 from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
 
 # Sampling keywords passed straight into ``options`` when given.
@@ -89,12 +90,28 @@ class OllamaProvider(BaseProvider):
         return True
 
     def supports_vision(self, model: str | None = None) -> bool:
-        details = self._details.get(_tagged(model or ""))
-        return bool(details and details.supports_vision)
+        """What ``/api/show`` said (after :meth:`show_model`), else ``model_capabilities.yaml``."""
+        if not model:
+            return False
+        details = self._details.get(_tagged(model))
+        if details is not None and details.capabilities:
+            return details.supports_vision
+        return resolve_capabilities(self.name, model).vision
 
     def supports_reasoning(self, model: str | None = None) -> bool:
-        details = self._details.get(_tagged(model or ""))
-        return bool(details and details.supports_thinking)
+        if not model:
+            return False
+        details = self._details.get(_tagged(model))
+        if details is not None and details.capabilities:
+            return details.supports_thinking
+        return resolve_capabilities(self.name, model).thinking_mode
+
+    def request_timeout(self, model: str | None) -> httpx.Timeout:
+        """Per-request timeouts: local phases (a fast connect, so failover is quick, and a long
+        read for model loading), the read scaled by the model's ``timeout_multiplier``. Set on
+        every request, so an injected shared client's cloud timeouts do not apply here."""
+        factor = resolve_capabilities(self.name, model).timeout_multiplier if model else 1.0
+        return self.timeouts().scaled(max(1.0, factor)).to_httpx()
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -108,7 +125,8 @@ class OllamaProvider(BaseProvider):
         order = [self.base_url, *[u for u in self.candidates if u != self.base_url]]
         failure: httpx.HTTPError | None = None
         for url in order:
-            request = self.http.build_request(method, f"{url}{path}", json=payload, headers=self._headers())
+            request = self.http.build_request(method, f"{url}{path}", json=payload, headers=self._headers(),
+                                              timeout=self.request_timeout(model))
             try:
                 response = await self.http.send(request, stream=stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -148,8 +166,12 @@ class OllamaProvider(BaseProvider):
     # -- chat -------------------------------------------------------------------------------------
 
     def _plan(self, model: str, tools: list[ToolDefinition] | None, kwargs: dict[str, Any]) -> _Plan:
+        # Ollama itself is the authority on native tools: /api/show's capabilities when known,
+        # else try them and learn from its cheap 400 (it refuses before loading the model).
         details = self._details.get(_tagged(model))
-        native = _tagged(model) not in self._no_tools and (details is None or details.supports_tools)
+        native = _tagged(model) not in self._no_tools
+        if details is not None and details.capabilities:
+            native = native and details.supports_tools
         think = kwargs.get("think")
         if think is not None and think is not False and _tagged(model) in self._no_think:
             think = None
@@ -172,7 +194,7 @@ class OllamaProvider(BaseProvider):
         options = {k: kwargs[k] for k in _OPTION_KWARGS if kwargs.get(k) is not None}
         options.update(kwargs.get("options") or {})
         if plan.text_tool_names and plan.tools:
-            messages = _with_tool_note(messages, fallback_tool_prompt(plan.tools))
+            messages = _with_tool_note(messages, tools_as_system_prompt(plan.tools))
         return build_payload(model, messages, stream=stream, temperature=temperature, max_tokens=max_tokens,
                              tools=plan.tools if plan.native_tools else None, think=plan.think,
                              num_ctx=kwargs.get("num_ctx"), keep_alive=kwargs.get("keep_alive"),

@@ -9,8 +9,6 @@ reply that looks like a tool call is held back until the end and parsed instead 
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from typing import Any
 
@@ -18,34 +16,16 @@ from victor_gui.providers.protocols.ollama_wire import (
     InlineThink,
     durations_ms,
     parse_tool_calls,
+    partial_suffix,
     timings_from,
     usage_from,
 )
+from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
 from victor_gui.providers.types import StreamChunk, ToolCall
 
-try:  # the shared text parser, once it is on main; a narrow stand-in until then
-    from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
-except ImportError:  # pragma: no cover - exercised only before tool_parsing lands
-
-    def parse_tool_calls_from_text(
-        text: str, tool_names: set[str] | None = None
-    ) -> tuple[list[ToolCall], str]:
-        """A reply that is nothing but ``{"name": ..., "arguments": {...}}`` (fences allowed)."""
-        body = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return [], text
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            return [], text
-        arguments = data.get("arguments", data.get("parameters", {}))
-        if not isinstance(arguments, dict) or (tool_names and data["name"] not in tool_names):
-            return [], text
-        return [ToolCall(name=data["name"], arguments=arguments)], ""
-
-
-# First characters of a reply that may be a tool call written as text (JSON, XML tags, fences).
-_TOOLISH = "{[<`"
+# Where a tool call written as text can begin (the dialects tool_parsing reads). In text-fallback
+# mode the reply streams normally up to the first of these, and is held from there to the end.
+_MARKERS = ("<tool_call>", "<function=", "[TOOL_REQUEST]", "```", "{")
 
 
 class ReplyAssembler:
@@ -62,7 +42,7 @@ class ReplyAssembler:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._think = InlineThink()
-        self._hold: bool | None = None  # text fallback: None undecided, True holding, False passing
+        self._holding = False  # text fallback: a call may have begun; keep the rest for the end
         self._held = ""
 
     @property
@@ -97,20 +77,20 @@ class ReplyAssembler:
         self._reasoning.append(reasoning)
 
     def _gate(self, content: str) -> str:
-        """With the text fallback, hold a reply back while it may be a tool call."""
-        if self.text_tools is None or self._hold is False or not content:
+        """With the text fallback, release text only up to where a tool call may begin."""
+        if self.text_tools is None or not content:
             return content
-        if self._hold is None:
-            head = (self._held + content).lstrip()
-            if not head:
-                self._held += content
-                return ""
-            self._hold = head[0] in _TOOLISH
-            if not self._hold:
-                content, self._held = self._held + content, ""
-                return content
-        self._held += content
-        return ""
+        if self._holding:
+            self._held += content
+            return ""
+        text = self._held + content  # what was held is at most a cut-off marker
+        hits = [i for i in (text.find(m) for m in _MARKERS) if i >= 0]
+        if hits:
+            self._holding, self._held = True, text[min(hits):]
+            return text[: min(hits)]
+        keep = max(partial_suffix(text, m) for m in _MARKERS)
+        self._held = text[len(text) - keep:]
+        return text[: len(text) - keep]
 
     def _final(self, obj: dict[str, Any], content: str, reasoning: str) -> StreamChunk:
         self.done = True
@@ -119,13 +99,14 @@ class ReplyAssembler:
         reasoning += more
         used_text_tools = False
         if self.text_tools is not None:
-            if self._hold:
-                calls, content = parse_tool_calls_from_text(self._held + content, self.text_tools)
-            else:  # already shown; calls written after prose still count
-                calls, _ = parse_tool_calls_from_text(self.partial + content, self.text_tools)
-            self._held = ""
-            self.tool_calls += calls
-            used_text_tools = bool(calls)
+            held, self._held = self._held, ""
+            if self._holding:
+                calls, rest = parse_tool_calls_from_text(held, self.text_tools)
+                self.tool_calls += calls
+                used_text_tools = bool(calls)
+                content += rest.strip() if calls else rest
+            else:  # only a cut-off marker was held: it is plain text
+                content += held
         self._release(content, reasoning)
         done_reason = obj.get("done_reason")
         stop = done_reason

@@ -13,7 +13,6 @@ error handling. What differs from OpenAI-style wires, and why this module exists
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,14 +107,6 @@ def build_payload(
     return payload
 
 
-def fallback_tool_prompt(tools: list[ToolDefinition]) -> str:
-    """A system note that lets a model without native tools still call them, in plain JSON."""
-    specs = json.dumps([{"name": t.name, "description": t.description, "parameters": t.parameters}
-                        for t in tools], ensure_ascii=False)
-    return ("You can call these tools: " + specs + "\nTo call one, answer with only a JSON object "
-            'of the form {"name": "<tool name>", "arguments": {...}} and nothing else.')
-
-
 # -- replies ----------------------------------------------------------------------------------
 
 
@@ -196,7 +187,7 @@ class InlineThink:
                 reasoning, self._buf = self._buf[:end], self._buf[end + len(self.CLOSE):]
                 self._state, self._after_close = "outside", True
             else:
-                keep = _partial_suffix(self._buf, self.CLOSE)
+                keep = partial_suffix(self._buf, self.CLOSE)
                 reasoning, self._buf = self._buf[: len(self._buf) - keep], self._buf[len(self._buf) - keep:]
                 return "", reasoning
         if self._state == "outside":
@@ -211,7 +202,7 @@ class InlineThink:
         return ("", rest) if self._state == "inside" else (rest, "")
 
 
-def _partial_suffix(text: str, tag: str) -> int:
+def partial_suffix(text: str, tag: str) -> int:
     """Length of the longest end of ``text`` that is a start of ``tag``."""
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
         if tag.startswith(text[-size:]):
