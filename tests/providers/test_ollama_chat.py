@@ -12,7 +12,6 @@ from tests.providers.ollama_support import PLAIN, chat_bodies, collect, last_cha
 from tests.servers.base import Script, ScriptedToolCall
 from tests.servers.ollama import OllamaServer, make_server
 from victor_gui.providers.protocols.ollama import OllamaProvider
-from victor_gui.providers.protocols.ollama_wire import InlineThink
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
 
@@ -136,17 +135,6 @@ async def test_inline_think_tags_are_split_from_content(server: OllamaServer, ol
     chunks = await collect(ollama)
     assert "".join(c.reasoning for c in chunks) == "Let me see."
     assert "".join(c.content for c in chunks) == "The answer."
-
-
-@pytest.mark.parametrize("cut", [1, 2, 3, 5, 8])
-def test_inline_think_splitter_any_cut(cut: int) -> None:
-    text = "<think>plan A</think>\nDone <think> stays"
-    splitter, content, reasoning = InlineThink(), "", ""
-    for i in range(0, len(text), cut):
-        c, r = splitter.feed(text[i : i + cut])
-        content, reasoning = content + c, reasoning + r
-    c, r = splitter.flush()
-    assert (content + c, reasoning + r) == ("Done <think> stays", "plan A")
 
 
 async def test_images_go_as_bare_base64(server: OllamaServer, ollama: OllamaProvider) -> None:

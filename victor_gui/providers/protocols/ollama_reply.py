@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from victor_gui.providers.protocols.ollama_wire import (
-    InlineThink,
     durations_ms,
     parse_tool_calls,
     partial_suffix,
     timings_from,
     usage_from,
 )
+from victor_gui.providers.thinking import ThinkTagSplitter
 from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
 from victor_gui.providers.types import StreamChunk, ToolCall
 
@@ -41,7 +41,9 @@ class ReplyAssembler:
         self.tool_calls: list[ToolCall] = []
         self._content: list[str] = []
         self._reasoning: list[str] = []
-        self._think = InlineThink()
+        # Pre-0.9 Ollama put reasoning inline; only a reply that *starts* with <think> is split,
+        # so an answer that talks about the tag is left alone.
+        self._think = ThinkTagSplitter(anywhere=False)
         self._holding = False  # text fallback: a call may have begun; keep the rest for the end
         self._held = ""
 

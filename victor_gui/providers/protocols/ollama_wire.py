@@ -154,54 +154,6 @@ def durations_ms(final: dict[str, Any]) -> dict[str, float]:
             if isinstance(final.get(key), int | float)}
 
 
-class InlineThink:
-    """Splits a reply that starts with ``<think>…</think>`` into reasoning and answer, across
-    chunk boundaries (tags may be cut anywhere). Only a tag at the very start of the reply
-    counts, so an answer that *talks about* ``<think>`` is left alone.
-
-    Private stand-in until ``victor_gui.providers.thinking.ThinkTagSplitter`` is on main.
-    """
-
-    OPEN, CLOSE = "<think>", "</think>"
-
-    def __init__(self) -> None:
-        self._state = "start"  # start -> inside -> outside, or start -> outside
-        self._buf = ""
-        self._after_close = False  # drop the newline(s) models put after </think>
-
-    def feed(self, text: str) -> tuple[str, str]:
-        """(content, reasoning) that can be released now."""
-        self._buf += text
-        content, reasoning = "", ""
-        if self._state == "start":
-            head = self._buf.lstrip()
-            if head.startswith(self.OPEN):
-                self._state, self._buf = "inside", head[len(self.OPEN):]
-            elif self.OPEN.startswith(head):
-                return "", ""  # could still become the tag
-            else:
-                self._state = "outside"
-        if self._state == "inside":
-            end = self._buf.find(self.CLOSE)
-            if end >= 0:
-                reasoning, self._buf = self._buf[:end], self._buf[end + len(self.CLOSE):]
-                self._state, self._after_close = "outside", True
-            else:
-                keep = partial_suffix(self._buf, self.CLOSE)
-                reasoning, self._buf = self._buf[: len(self._buf) - keep], self._buf[len(self._buf) - keep:]
-                return "", reasoning
-        if self._state == "outside":
-            if self._after_close:
-                self._buf = self._buf.lstrip("\n")
-                self._after_close = not self._buf
-            content, self._buf = self._buf, ""
-        return content, reasoning
-
-    def flush(self) -> tuple[str, str]:
-        rest, self._buf = self._buf, ""
-        return ("", rest) if self._state == "inside" else (rest, "")
-
-
 def partial_suffix(text: str, tag: str) -> int:
     """Length of the longest end of ``text`` that is a start of ``tag``."""
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
