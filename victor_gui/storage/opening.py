@@ -1,0 +1,76 @@
+"""Opening the conversation store: create, check, migrate, recover from a crash or a damaged file.
+
+:func:`open_store` never refuses to start because of a damaged file: it moves the file (and its
+``-wal``/``-shm``) aside as ``<name>.corrupt-<timestamp>``, starts a fresh database and returns a
+:class:`StoreNotice` the UI shows. A reply left ``streaming`` by a crash becomes ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+from victor_gui.storage import schema
+from victor_gui.storage.db import connect
+from victor_gui.storage.models import StoreNotice
+from victor_gui.storage.store import DB_NAME, ConversationStore
+
+
+def _prepare(path: Path) -> None:
+    """Integrity check, migrations and crash recovery; raises sqlite3.DatabaseError if damaged."""
+    conn = connect(path)
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+        schema.migrate(conn, path)
+        conn.execute(
+            "UPDATE messages SET status='interrupted', updated=? WHERE status='streaming'", (time.time(),)
+        )
+    finally:
+        conn.close()
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    path.replace(target)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    return target
+
+
+def _open_sync(path: Path) -> StoreNotice | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _prepare(path)
+        return None
+    except sqlite3.DatabaseError as exc:
+        moved = _move_aside(path)
+        _prepare(path)
+        return StoreNotice(
+            f"The conversation database was damaged ({exc}). It was moved to {moved} and a new, "
+            "empty one was started. Nothing was deleted.",
+            moved_to=moved,
+        )
+
+
+async def open_store(path: Path | str) -> tuple[ConversationStore, StoreNotice | None]:
+    """Open (creating, migrating or recovering) the store at ``path`` (a file or a folder).
+
+    A folder gets ``conversations.sqlite3`` inside it. Returns the store and, when the file was
+    damaged and replaced, a notice to show the user.
+    """
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / DB_NAME
+    notice = await asyncio.to_thread(_open_sync, path)
+    return ConversationStore(path), notice
