@@ -116,3 +116,27 @@ async def test_migration_from_v1_backs_up_then_indexes_old_messages(tmp_path: Pa
 def test_migrations_are_named_and_versioned() -> None:
     names = [m.name for m in schema.MIGRATIONS]
     assert len(set(names)) == len(names) == schema.SCHEMA_VERSION
+
+
+async def test_large_file_skips_check_at_open_then_verify_finds_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from victor_gui.storage import opening
+
+    await _fill(tmp_path)
+    db = tmp_path / DB_NAME
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(4 * page, len(data) - page, 3 * page):  # scribble over interior pages
+        data[offset + 8 : offset + 400] = b"\xa5" * 392
+    db.write_bytes(bytes(data))
+    monkeypatch.setattr(opening, "QUICK_CHECK_MAX_BYTES", 0)  # treat this file as "large"
+    store, notice = await open_store(tmp_path)
+    assert notice is None  # start-up was not held up by a full check
+    problem = await store.verify()
+    await store.close()
+    assert problem is not None
+    store, notice = await open_store(tmp_path, full_check=True)
+    await store.close()
+    assert notice is not None and notice.moved_to is not None
+    await _assert_fresh_and_usable(tmp_path)

@@ -150,8 +150,9 @@ async def test_search_finds_newest_first_with_snippet(store: ConversationStore) 
     b = await store.create_conversation("Travel")
     await store.add_message(a.id, "user", "How long do I boil an egg?")
     await store.add_message(b.id, "assistant", "Boiling water at altitude is cooler.")
-    hits = await store.search("boil")
-    assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # prefix match, newest first
+    assert [h.conversation_title for h in await store.search("boil")] == ["Cooking"]  # whole words
+    hits = await store.search("boil*")
+    assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # explicit prefix, newest first
     assert "[Boiling]" in hits[0].snippet and "[boil]" in hits[1].snippet
     assert [h.conversation_title for h in await store.search("egg boil")] == ["Cooking"]
 
@@ -164,7 +165,9 @@ async def test_search_survives_fts_syntax(store: ConversationStore, query: str) 
     await store.add_message(conv.id, "user", "egg and col: stuff")
     hits = await store.search(query)  # no exception, whatever the text
     assert isinstance(hits, list)
-    assert await store.search("   ") == []
+    assert await store.search("   ") == [] and await store.search('" * ( -') == []
+    for wrapped in ("(egg", "egg,", '"egg"', "EGG", "egg*", "stu*"):
+        assert len(await store.search(wrapped)) == 1, wrapped
 
 
 async def test_search_index_follows_edits_and_deletes(store: ConversationStore) -> None:
@@ -188,3 +191,9 @@ async def test_list_conversations_most_recent_first(store: ConversationStore) ->
     await store.update_conversation(b.id, title="renamed", params={"max_tokens": 10})
     convs = await store.list_conversations()
     assert convs[0].title == "renamed" and convs[0].params == {"max_tokens": 10}
+
+
+async def test_verify_healthy_store(store: ConversationStore) -> None:
+    conv = await store.create_conversation()
+    await store.add_message(conv.id, "user", "fine")
+    assert await store.verify() is None

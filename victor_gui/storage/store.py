@@ -390,6 +390,23 @@ class ConversationStore:
         """Full-text search across every chat; any user text is safe (see :mod:`.search`)."""
         return await self._db.read(lambda conn: search_sync(conn, query, limit))
 
+    async def verify(self) -> str | None:
+        """Run SQLite's quick_check (off the loop); None when healthy, else what it found.
+
+        :func:`open_store` skips this for large files to keep start-up fast; the app calls it
+        once the window is shown and, on a problem, offers to start over (the damaged file is
+        then moved aside on the next open, see :func:`victor_gui.storage.opening.open_store`).
+        """
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            try:
+                result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                return str(exc)
+            return None if result == "ok" else str(result)
+
+        return await self._db.read(op)
+
     async def close(self) -> None:
         """Commit buffered stream text, drain writes, close the database."""
         if self._db.closed:
