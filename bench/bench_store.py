@@ -26,9 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from victor_gui.storage import open_store  # noqa: E402
-from victor_gui.storage.store import DB_NAME  # noqa: E402
+from victor_gui.storage import open_store
+from victor_gui.storage.store import DB_NAME
 
+_INSERT = (
+    "INSERT INTO messages(conversation_id, position, role, content, created, updated) VALUES (?,?,?,?,?,?)"
+)
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "dra", "qu", "zen", "ox", "bel", "tor"]
 
 
@@ -78,7 +81,7 @@ def generate(db: Path, messages: int, per_chat: int = 500) -> float:
             for i in range(n)
         ]
         conn.executemany(
-            "INSERT INTO messages(conversation_id, position, role, content, created, updated) VALUES (?,?,?,?,?,?)",
+            _INSERT,
             rows,
         )
     conn.execute("COMMIT")
@@ -94,7 +97,7 @@ async def bench_first_page(folder: Path) -> dict[str, float]:
     conn = sqlite3.connect(store.path, isolation_level=None)
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO messages(conversation_id, position, role, content, created, updated) VALUES (?,?,?,?,?,?)",
+        _INSERT,
         [
             (conv.id, i, "user" if i % 2 else "assistant", f"message {i} " + "lorem ipsum " * 60, i, i)
             for i in range(5000)

@@ -17,7 +17,6 @@ from victor_gui.storage.db import connect
 from victor_gui.storage.models import StoreNotice
 from victor_gui.storage.store import DB_NAME, ConversationStore
 
-
 # quick_check reads every page: ~3 ms per MB here. Above this size it would hold up start-up
 # for seconds, so open() does the cheap checks and ConversationStore.verify() runs the full one
 # in the background once the window is up.
