@@ -139,10 +139,11 @@ def _read_file(path: Path, source: Literal["victor", "app"], out: ProfileSet) ->
     if not isinstance(data, dict):
         out.errors.append(ConfigError("expected a mapping with 'profiles:'", path=str(path), line=1))
         return
-    for section, model, target in (
+    sections: tuple[tuple[str, type[BaseModel], dict[str, Any]], ...] = (
         ("profiles", Profile, out.profiles),
         ("providers", ProviderSettings, out.providers),
-    ):
+    )
+    for section, model, target in sections:
         entries = data.get(section) or {}
         if not isinstance(entries, dict):
             out.errors.append(

@@ -39,7 +39,7 @@ def _usable(backend: keyring.backend.KeyringBackend) -> bool:
     if children is not None and not children:
         return False
     try:
-        return float(backend.priority) > 0  # type: ignore[arg-type]
+        return float(backend.priority) > 0
     except Exception:
         return True
 

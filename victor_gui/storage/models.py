@@ -59,7 +59,7 @@ class StoredMessage:
         content: Any = self.content_parts if self.content_parts else self.content
         calls = [ToolCall(**c) for c in self.tool_calls] if self.tool_calls else None
         return Message(
-            role=self.role,  # type: ignore[arg-type]
+            role=self.role,
             content=content,
             tool_calls=calls,
             tool_call_id=self.tool_call_id,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -347,7 +348,8 @@ class ConversationStore:
         for mid in ids:
             text, reasoning = self._take(mid)
             if text or reasoning:
-                await self._db.write(lambda conn, m=mid, t=text, r=reasoning: _append(conn, m, t, r))
+                job = functools.partial(_append, message_id=mid, text=text, reasoning=reasoning)
+                await self._db.write(job)
 
     async def finish_message(
         self,
