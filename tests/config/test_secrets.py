@@ -113,3 +113,36 @@ def test_registered_key_never_reaches_the_log_file(
     text = path.read_text()
     assert "key is ***" in text and "RuntimeError: failed with ***" in text
     assert secret not in text
+
+
+def test_keyring_is_used_without_a_terminal(tmp_path: Path) -> None:
+    """Started from a desktop launcher: no TTY on stdin, no TERM. The keyring is still read."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import keyring, sys\n"
+        "from tests.config.memory_keyring import MemoryKeyring\n"
+        "assert not sys.stdin or not sys.stdin.isatty()\n"
+        "keyring.set_keyring(MemoryKeyring())\n"
+        "from victor_gui.config.secrets import install_keyring_store\n"
+        "from victor_gui.providers.keys import resolve_api_key\n"
+        "from victor_gui.providers.catalog import find_spec\n"
+        "install_keyring_store().set_key('anthropic', 'sk-ant-launcher-000000')\n"
+        "print(resolve_api_key(find_spec('anthropic'), env={})[1])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TERM", "CI")}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "keyring"

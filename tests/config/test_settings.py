@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ async def test_migration_from_v1(tmp_path: Path) -> None:
         ("endpoints:\n  - name: a\n    kind: ollama\n    url: ftp://x\n", 4, "endpoints.0.url"),
         ("theme: dark\nthem: light\n", 2, "them"),
         ("config_version: 99\n", 1, "newer"),
+        (f"theme: dark\ndata_dir: {sys.prefix}/chats\n", 2, "install folder"),
         ("- just\n- a list\n", 1, "mapping"),
     ],
 )

@@ -21,7 +21,8 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, parse_yaml, validation_error
-from victor_gui.errors import ConfigError
+from victor_gui.errors import ConfigError, StorageError
+from victor_gui.storage.location import check_data_dir
 
 APP_NAME = "victor_gui"
 CONFIG_VERSION = 2
@@ -72,6 +73,16 @@ class Settings(BaseModel):
     proxy: str | None = None
     health_probe_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
     chat_defaults: ChatDefaults = Field(default_factory=ChatDefaults)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _outside_install(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_data_dir(value)
+            except StorageError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
