@@ -160,7 +160,10 @@ async def bench_search(folder: Path, messages: int) -> dict[str, float]:
     return result
 
 
-async def bench_loop_stall(folder: Path, deltas: int = 10_000, pace_s: float = 0.0) -> dict[str, float]:
+async def bench_loop_stall(
+    folder: Path, deltas: int = 10_000, pace_s: float = 0.0, *, write: bool = True
+) -> dict[str, float]:
+    """Loop gaps while deltas stream; ``write=False`` is the baseline (same loop, no store)."""
     store, _ = await open_store(folder)
     conv = await store.create_conversation("stream")
     gaps: list[float] = []
@@ -179,7 +182,8 @@ async def bench_loop_stall(folder: Path, deltas: int = 10_000, pace_s: float = 0
     t0 = time.perf_counter()
     mid = await store.begin_assistant_message(conv.id, provider="bench", model="m")
     for i in range(deltas):
-        await store.append_partial(mid, f"tok{i} ", "")
+        if write:
+            await store.append_partial(mid, f"tok{i} ", "")
         if pace_s:
             await asyncio.sleep(pace_s)  # a model producing tokens at a human-visible rate
         elif i % 20 == 0:
@@ -190,7 +194,7 @@ async def bench_loop_stall(folder: Path, deltas: int = 10_000, pace_s: float = 0
     await tick
     await store.close()
     gaps.sort()
-    tag = "paced" if pace_s else "burst"
+    tag = ("paced" if pace_s else "burst") + ("" if write else "-baseline")
     return {
         f"stream[{tag}]_s": elapsed,
         f"loop_gap[{tag}]_max_ms": gaps[-1],
@@ -205,6 +209,7 @@ async def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages for the search bench")
     parser.add_argument("--dir", type=Path, default=None, help="keep/reuse the big database here")
+    parser.add_argument("--skip-search", action="store_true", help="only the page and loop-stall figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="victor-bench-") as tmp:
         big = args.dir or Path(tmp) / "big"
@@ -212,7 +217,9 @@ async def main() -> None:
         figures.update(await bench_first_page(Path(tmp) / "page"))
         figures.update(await bench_loop_stall(Path(tmp) / "stall"))
         figures.update(await bench_loop_stall(Path(tmp) / "stall2", pace_s=0.0005))
-        figures.update(await bench_search(big, args.messages))
+        figures.update(await bench_loop_stall(Path(tmp) / "stall3", pace_s=0.0005, write=False))
+        if not args.skip_search:
+            figures.update(await bench_search(big, args.messages))
     budgets = {"first_page_ms": 200, "loop_gap[burst]_max_ms": 16, "loop_gap[paced]_max_ms": 16}
     budgets |= {k: 50 for k in figures if k.startswith("search[") and "prefix" not in k}
     for name, value in figures.items():
