@@ -128,3 +128,8 @@ async def test_move_refuses_non_empty_target_and_leaves_it(tmp_path: Path) -> No
     assert [p.name for p in new.iterdir()] == ["theirs.txt"]
     with pytest.raises(StorageError):
         await move_data_dir(old, old / "sub")
+
+
+async def test_open_store_refuses_install_folder() -> None:
+    with pytest.raises(StorageError, match="install folder"):
+        await open_store(Path(sys.prefix) / "chats")

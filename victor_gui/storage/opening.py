@@ -78,7 +78,11 @@ def _open_sync(path: Path, full_check: bool) -> StoreNotice | None:
 
 
 def _db_path(path: Path) -> Path:
-    return path / DB_NAME if path.is_dir() or not path.suffix else path
+    from victor_gui.storage.location import check_data_dir  # location imports this package
+
+    path = path / DB_NAME if path.is_dir() or not path.suffix else path
+    check_data_dir(path.parent)
+    return path
 
 
 async def open_store(
@@ -88,7 +92,8 @@ async def open_store(
 
     A folder gets ``conversations.sqlite3`` inside it. Returns the store and, when the file was
     damaged and replaced, a notice to show the user. ``full_check`` forces the integrity check
-    on a large file too (after :meth:`ConversationStore.verify` reported a problem).
+    on a large file too (after :meth:`ConversationStore.verify` reported a problem). A path
+    inside the install folder is refused with :class:`StorageError`.
     """
     path = await asyncio.to_thread(_db_path, Path(path))
     notice = await asyncio.to_thread(_open_sync, path, full_check)
