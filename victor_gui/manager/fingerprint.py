@@ -12,6 +12,9 @@ Traps this module is built around:
 * llama.cpp answers 503 ``Loading model`` on every route while it loads: that is llama.cpp,
   loading, not a broken server.
 * Anything else that speaks HTTP (a web page, nginx, some JSON API) is "not an inference server".
+  A lone ``/version`` or ``/api/version`` proves little (many programs have one): it counts
+  only beside the server's other tell-tale (FastAPI's ``{"detail":"Not Found"}`` on ``GET /``
+  for vLLM, gin's plain ``404 page not found`` for Ollama).
 
 One ``GET /`` tells whether anything listens; the remaining probes then run concurrently, each
 bounded by the client's (short) timeout.
@@ -188,22 +191,26 @@ def classify(replies: dict[str, Reply]) -> Fingerprint:
                           status=denied[0].status)
         return result(ServerKind.LMSTUDIO, EndpointState.UP, "ok")
 
-    # Ollama: the root text, or a clean /api/version.
+    # Ollama: the root text; a clean /api/version counts only beside gin's plain-text 404 on
+    # /version (plenty of other programs serve some /api/version).
     api_version = replies.get("/api/version")
     api_version_json = api_version.clean_json() if api_version else None
+    ver = replies.get("/version")
+    gin_404 = ver is not None and ver.status == 404 and ver.text.strip() == "404 page not found"
     if (root.ok and root.text.strip() == "Ollama is running") or (
-            api_version_json and isinstance(api_version_json.get("version"), str)):
+            gin_404 and api_version_json and isinstance(api_version_json.get("version"), str)):
         version = str(api_version_json["version"]) if api_version_json else None
         return result(ServerKind.OLLAMA, EndpointState.UP, "ok", version)
 
-    # vLLM: a clean /version, or model cards owned by vllm.
-    ver = replies.get("/version")
+    # vLLM: model cards owned by vllm, or a clean /version beside FastAPI's 404 on GET /.
     ver_json = ver.clean_json() if ver else None
     models = replies.get("/v1/models")
     cards = model_cards(models)
-    if (ver_json and isinstance(ver_json.get("version"), str)) or any(
-            c.get("owned_by") == "vllm" for c in cards):
-        version = str(ver_json["version"]) if ver_json and ver_json.get("version") else None
+    root_data = root.data if root.status == 404 else None
+    fastapi_404 = isinstance(root_data, dict) and root_data.get("detail") == "Not Found"
+    has_version = bool(ver_json and isinstance(ver_json.get("version"), str))
+    if any(c.get("owned_by") == "vllm" for c in cards) or (has_version and fastapi_404):
+        version = str(ver_json["version"]) if ver_json and has_version else None
         if models is not None and models.status in (401, 403):
             return result(ServerKind.VLLM, EndpointState.UNAUTHORIZED, f"http_{models.status}", version,
                           models.status)

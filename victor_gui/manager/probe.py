@@ -67,6 +67,7 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
         failures = (previous.consecutive_failures if previous is not None else 0) + 1
     status = EndpointStatus(
         base_url=endpoint.base_url, kind=kind, state=state, reason=reason, source=endpoint.source,
+        expected=endpoint.kind_hint,
         version=fp.version, http_status=http_status, latency_s=fp.latency_s, latency_history=history,
         models=tuple(found.models), kv_cache_usage=found.kv_cache_usage,
         details=tuple(sorted(found.details.items())), checked_at=time.time(),

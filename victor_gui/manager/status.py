@@ -85,6 +85,7 @@ class EndpointStatus:
     diagnosis: str = ""
     reason: str = ""  # stable code behind the diagnosis ("refused", "slow", "http_401", ...)
     source: str = "default"  # where the endpoint came from: default, env:VAR, user, process:NAME
+    expected: ServerKind | None = None  # the kind expected there (default port, env variable)
     version: str | None = None
     http_status: int | None = None
     latency_s: float | None = None
@@ -98,6 +99,9 @@ class EndpointStatus:
 
     @property
     def display_kind(self) -> str:
+        """The kind's name; for a silent endpoint, the kind expected there with a "?"."""
+        if self.kind is ServerKind.UNKNOWN and self.expected is not None:
+            return DISPLAY_NAMES[self.expected] + "?"
         return DISPLAY_NAMES[self.kind]
 
     @property
@@ -128,6 +132,7 @@ class EndpointStatus:
             "diagnosis": self.diagnosis,
             "reason": self.reason,
             "source": self.source,
+            "expected": self.expected.value if self.expected else None,
             "version": self.version,
             "http_status": self.http_status,
             "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 1),
