@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -34,6 +34,7 @@ from victor_gui.providers.endpoints import host_to_base_url, parse_ollama_host, 
 from victor_gui.providers.keys import resolve_api_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_ENDPOINTS: tuple[tuple[ServerKind, str], ...] = (
     (ServerKind.OLLAMA, "http://127.0.0.1:11434"),
@@ -219,6 +220,24 @@ async def find_process_endpoints(matcher: Matcher | None = None) -> list[Endpoin
 # The sweep
 # ---------------------------------------------------------------------------------------------
 
+async def gather_staggered(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather`` that starts one task per loop iteration: all probes still run
+    concurrently, but their start-up work (building requests, opening sockets) is spread over
+    iterations instead of landing in one long one that would stall the UI."""
+    tasks: list[asyncio.Task[T]] = []
+    try:
+        for coro in coros:
+            tasks.append(asyncio.ensure_future(coro))
+            await asyncio.sleep(0)
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        for coro in coros[len(tasks):]:
+            coro.close()
+        raise
+
+
 async def discover(
     client: httpx.AsyncClient,
     user: Iterable[Endpoint | str] = (),
@@ -235,7 +254,7 @@ async def discover(
     """
     extra = await find_process_endpoints(matcher) if scan_processes else []
     candidates = candidate_endpoints(user, env=env, include_defaults=include_defaults, extra=extra)
-    statuses = await asyncio.gather(*(probe_endpoint(client, c) for c in candidates))
+    statuses = await gather_staggered([probe_endpoint(client, c) for c in candidates])
     return [s for s in statuses
             if not s.source.startswith("process:") or (
                 s.is_inference_server and s.state is not EndpointState.DOWN)]

@@ -131,9 +131,23 @@ async def fingerprint(client: httpx.AsyncClient, base_url: str, *,
     root = await fetch(client, base_url, "/", headers=headers)
     if root.error is not None:
         return _transport_failure(root)
-    others = await asyncio.gather(*(fetch(client, base_url, p, headers=headers) for p in PROBE_PATHS))
+    paths = follow_up_paths(root)
+    others = await asyncio.gather(*(fetch(client, base_url, p, headers=headers) for p in paths))
     replies = {"/": root, **{r.path: r for r in others}}
     return classify(replies)
+
+
+def follow_up_paths(root: Reply) -> tuple[str, ...]:
+    """The probes still needed after ``GET /``. A root reply that already names the server
+    narrows them to the ones that give its version, state and models; anything else gets all
+    of them. Fewer requests per sweep keep the loop's bursts short."""
+    if root.ok and root.text.strip() == "Ollama is running":
+        return ("/api/version",)
+    if root.is_llamacpp:
+        return ("/props", "/v1/models")
+    if root.is_lmstudio_unknown_route:
+        return ("/api/v0/models", "/v1/models")
+    return PROBE_PATHS
 
 
 def _transport_failure(root: Reply) -> Fingerprint:

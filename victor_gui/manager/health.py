@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from victor_gui.manager.discovery import server_root
+from victor_gui.manager.discovery import gather_staggered, server_root
 from victor_gui.manager.probe import DEFAULT_SLOW_S, HISTORY_LEN, probe_endpoint
 from victor_gui.manager.status import Endpoint, EndpointState, EndpointStatus
 
@@ -147,7 +147,7 @@ class HealthMonitor:
     async def refresh_now(self) -> dict[str, EndpointStatus]:
         """Probe every endpoint now (concurrently), reset backoffs, return the statuses."""
         keys = list(self._endpoints)
-        await asyncio.gather(*(self._probe(key, reset=True) for key in keys))
+        await gather_staggered([self._probe(key, reset=True) for key in keys])
         for key in keys:
             event = self._wake.get(key)
             if event is not None:
