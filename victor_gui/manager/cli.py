@@ -101,7 +101,7 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
         kind = status.kind if status.kind in PROVIDER_FOR_KIND else None
         if kind is not None and status.state is not EndpointState.DOWN:
             local.setdefault(PROVIDER_FOR_KIND[kind], []).append(status)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in SPECS:
         answering = [s for s in local.get(spec.name, [])]
         rows.append({"name": spec.name, "display_name": spec.display_name, "category": spec.category,

@@ -34,7 +34,7 @@ def backoff_delay(interval: float, failures: int, max_interval: float) -> float:
     """Seconds until the next probe after ``failures`` consecutive failed probes."""
     if failures <= 0:
         return interval
-    return min(max_interval, interval * (2 ** (failures - 1)))
+    return float(min(max_interval, interval * 2.0 ** (failures - 1)))
 
 
 class HealthMonitor:
@@ -120,8 +120,11 @@ class HealthMonitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for table in (self._endpoints, self._statuses, self._wake, self._locks, self.probe_counts):
-            table.pop(key, None)  # type: ignore[attr-defined]
+        self._endpoints.pop(key, None)
+        self._statuses.pop(key, None)
+        self._wake.pop(key, None)
+        self._locks.pop(key, None)
+        self.probe_counts.pop(key, None)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -72,7 +72,8 @@ async def _lmstudio(client: httpx.AsyncClient, base_url: str, fp: Fingerprint,
     v1_models = _list(v1.clean_json(), "models")
     out.details["rest_api_v1"] = bool(v1.clean_json() is not None and isinstance(
         (v1.clean_json() or {}).get("models"), list))
-    entries = _list(fp.reply("/api/v0/models").clean_json() if fp.reply("/api/v0/models") else None, "data")
+    v0 = fp.reply("/api/v0/models")
+    entries = _list(v0.clean_json() if v0 is not None else None, "data")
     seen: dict[str, LoadedModel] = {}
     for entry in entries:
         name = str(entry.get("id"))
@@ -126,7 +127,7 @@ async def _llamacpp(client: httpx.AsyncClient, base_url: str, fp: Fingerprint,
         out.details["slots_busy"] = len(busy)
         n_ctx = n_ctx or _int(slot_list[0].get("n_ctx") if isinstance(slot_list[0], dict) else None)
     for card in cards:
-        meta = card.get("meta") if isinstance(card.get("meta"), dict) else {}
+        meta: dict[str, Any] = card["meta"] if isinstance(card.get("meta"), dict) else {}
         out.models.append(LoadedModel(
             name=str(props_json.get("model_alias") or card["id"]), context_length=n_ctx,
             max_context_length=_int(meta.get("n_ctx_train")), size_bytes=_int(meta.get("size")),

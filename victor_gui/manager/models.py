@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -128,7 +128,8 @@ class OllamaModels:
             async with self._client.stream("POST", f"{self.base_url}/api/pull", json=body,
                                            timeout=PULL_TIMEOUT) as response:
                 await raise_for_status(response, provider=self.provider, model=model)
-                async with aclosing(iter_ndjson(response, provider=self.provider)) as lines:
+                lines_iter = cast(AsyncGenerator[Any, None], iter_ndjson(response, provider=self.provider))
+                async with aclosing(lines_iter) as lines:
                     async for line in lines:
                         if not isinstance(line, dict):
                             continue

@@ -90,8 +90,8 @@ def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
         hint = START_HINTS.get(kind, "restart it")
         return f"{name} on {where} stopped answering (connection refused) — {hint}"
     if reason == "refused":
-        hint = START_HINTS.get(kind)
-        return f"nothing listens on {where}" + (f" — {hint}" if hint else "")
+        start = START_HINTS.get(kind)
+        return f"nothing listens on {where}" + (f" — {start}" if start else "")
     if reason == "unreachable":
         return f"no answer from {where} in time: the host is down or a firewall drops the connection"
     if reason == "network":
