@@ -91,6 +91,7 @@ def make_tiny_gguf(
     n_ctx_train: int = 4096,
     seed: int = 0,
     steer: bool = True,
+    eos_bias: float = 0.0,
     n_layer: int = 2,
     n_embd: int = 128,
     n_head: int = 4,
@@ -104,7 +105,8 @@ def make_tiny_gguf(
     ``ftype``: storage type of the 2-D weight matrices (norms stay f32). ``n_ctx_train`` is the
     trained context (``<arch>.context_length``); keep it >= ~600 when tools are used, since the
     tools system prompt alone is ~530 tokens. ``steer=False`` gives plain random weights (no
-    tool calls, unconstrained bytes).
+    tool calls, unconstrained bytes). ``eos_bias`` is added to the end-of-turn logit: -30 makes
+    plain-text replies run until ``max_tokens`` (the tool-call path still ends its turn).
     """
     if arch not in ARCHES:
         raise ValueError(f"arch must be one of {ARCHES}, not {arch!r}")
@@ -116,7 +118,7 @@ def make_tiny_gguf(
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(out), arch)
     _write_metadata(writer, arch, ftype, n_ctx_train, dims)
-    _write_tensors(writer, arch, ftype, dims, np.random.default_rng(seed), steer)
+    _write_tensors(writer, arch, ftype, dims, np.random.default_rng(seed), steer, eos_bias)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -154,7 +156,7 @@ def _write_metadata(w: gguf.GGUFWriter, arch: str, ftype: str, n_ctx_train: int,
 
 
 def _write_tensors(w: gguf.GGUFWriter, arch: str, ftype: str, d: TinyDims,
-                   rng: np.random.Generator, steer: bool) -> None:
+                   rng: np.random.Generator, steer: bool, eos_bias: float) -> None:
     vocab = build_vocab()
     sp = vocab.special
     reserved = N_RESERVED if steer else 1
@@ -219,6 +221,7 @@ def _write_tensors(w: gguf.GGUFWriter, arch: str, ftype: str, d: TinyDims,
     out = mat(vocab.size, d.n_embd)
     out[:, :reserved] = 0.0
     out[:, CONST] = np.where(vocab.allowed, 0.0, -30.0)
+    out[sp["<|im_end|>"], CONST] = eos_bias
     if steer:
         out[sp["<tool_call>"], FIRE] = 20.0
         # While FLAG is on, JSON preferences (the tool grammar decides what is legal):
