@@ -64,18 +64,21 @@ def shape(value: Any, *, keep: Iterable[str] = DEFAULT_KEEP, _key: str | None = 
 def diff_shapes(expected: Shape, actual: Shape, path: str = "$") -> list[str]:
     """Differences between two shapes, one line each, ``expected`` being the reference.
 
-    Lines look like ``$.choices[].delta: missing key 'role'``, ``$.usage: extra key 'x'``,
-    ``$.created: int != str``. Key order is ignored (llama-server emits insertion order, which
-    clients must not rely on).
+    Lines look like ``$.choices[].delta: missing key 'role'``, ``$.usage: extra keys 'x', 'y'``
+    (one line per object), ``$.created: int != str``. Key order is ignored (llama-server emits
+    insertion order, which clients must not rely on).
     """
     if isinstance(expected, dict) and isinstance(actual, dict):
+        missing = [k for k in expected if k not in actual]
+        extra = [k for k in actual if k not in expected]
         out: list[str] = []
+        for word, keys in (("missing", missing), ("extra", extra)):
+            if keys:
+                plural = "s" if len(keys) > 1 else ""
+                out.append(f"{path}: {word} key{plural} {', '.join(map(repr, keys))}")
         for k in expected:
-            if k not in actual:
-                out.append(f"{path}: missing key {k!r}")
-            else:
+            if k in actual:
                 out += diff_shapes(expected[k], actual[k], f"{path}.{k}")
-        out += [f"{path}: extra key {k!r}" for k in actual if k not in expected]
         return out
     if isinstance(expected, list) and isinstance(actual, list):
         return _diff_arrays(expected, actual, path)

@@ -50,6 +50,8 @@ def test_diff_reports_missing_extra_and_type_changes_with_paths() -> None:
     ]
     assert diff_shapes(real, real) == []
     assert diff_shapes({"a": "int", "b": "str"}, {"b": "str"}) == ["$: missing key 'a'"]
+    assert diff_shapes({"a": "int", "b": "str", "c": "null"}, {"d": "str"}) == [
+        "$: missing keys 'a', 'b', 'c'", "$: extra key 'd'"]
 
 
 def test_diff_ignores_key_order_and_compares_array_item_sets() -> None:
