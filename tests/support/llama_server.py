@@ -14,13 +14,15 @@ async code under test talks to the server over HTTP like any client.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +139,8 @@ def start_llama_server(
         log_path = log_root / f"llama-server-{port}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=_server_env())
+                                    stdin=subprocess.DEVNULL, env=_server_env(),
+                                    preexec_fn=_die_with_parent())
         server = LlamaServer(proc, port, model, args, log_path, time.monotonic())
         try:
             _wait_ready(server, ready_timeout_s, poll_s)
@@ -159,6 +162,20 @@ def running_llama_server(model: str | Path, **kwargs: object) -> Iterator[LlamaS
         yield server
     finally:
         server.stop()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, have the kernel SIGTERM the server when the test process dies (a killed or
+    timed-out pytest must not leave servers behind)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return arm
 
 
 def _server_env() -> dict[str, str]:

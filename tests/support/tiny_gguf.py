@@ -24,6 +24,8 @@ Same arguments -> byte-identical file. The API (:func:`make_tiny_gguf`, :func:`t
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,3 +275,29 @@ def _wire_layer0(arch: str, d: TinyDims, wq: np.ndarray, wk: np.ndarray, wv: np.
     wu[0, CONST] = 1.0
     wd[:, 0] = 0.0
     wd[FIRE, 0] = 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.support.tiny_gguf OUT.gguf [--arch ...] ...``: write one model by hand."""
+    ap = argparse.ArgumentParser(prog="python -m tests.support.tiny_gguf", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--arch", default="llama", choices=ARCHES)
+    ap.add_argument("--ftype", default="f16", choices=FTYPES)
+    ap.add_argument("--n-ctx-train", type=int, default=4096)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-steer", action="store_true")
+    ap.add_argument("--eos-bias", type=float, default=0.0)
+    for dim in ("n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff"):
+        ap.add_argument("--" + dim.replace("_", "-"), type=int, default=None)
+    a = ap.parse_args(argv)
+    dims = {k: getattr(a, k) for k in ("n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff")
+            if getattr(a, k) is not None}
+    path = make_tiny_gguf(a.out, arch=a.arch, ftype=a.ftype, n_ctx_train=a.n_ctx_train, seed=a.seed,
+                          steer=not a.no_steer, eos_bias=a.eos_bias, **dims)
+    print(f"{path}: {path.stat().st_size} bytes", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
