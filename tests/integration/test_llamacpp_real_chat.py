@@ -146,3 +146,17 @@ def test_tool_result_round_trip_answers_in_text(llama_server: LlamaServer) -> No
     assert choice["finish_reason"] in ("stop", "length")
     assert "tool_calls" not in choice["message"]
     assert isinstance(choice["message"]["content"], str)
+
+
+@pytest.mark.parametrize(("arch", "ftype"), [("qwen2", "q8_0"), ("qwen3", "f16"), ("llama", "f32")])
+def test_every_generated_architecture_and_weight_type_serves(start_llama, tiny_model, arch: str,
+                                                             ftype: str) -> None:
+    """Each architecture and weight type of tests/support/tiny_gguf.py loads, answers printable
+    text, and makes a real tool call when offered tools (the default llama/f16 model is covered
+    by the tests above)."""
+    server = start_llama(tiny_model(arch=arch, ftype=ftype))
+    text = post(server, chat(max_tokens=8)).json()["choices"][0]["message"]["content"]
+    assert text and text.isascii() and text.replace("\n", "").isprintable()
+    choice = post(server, chat(tools=[WEATHER_TOOL], max_tokens=64)).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
