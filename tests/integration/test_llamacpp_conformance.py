@@ -15,12 +15,11 @@ import socket
 import httpx
 import pytest
 
+from tests.servers import llamacpp as sim_llamacpp
 from tests.servers.base import Fault, Script, ScriptedToolCall
 from tests.support.conformance import compare_exchanges
 from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, send
 from tests.support.llama_server import LlamaServer
-
-sim_llamacpp = pytest.importorskip("tests.servers.llamacpp")
 
 pytestmark = pytest.mark.llamacpp
 

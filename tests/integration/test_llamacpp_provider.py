@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("victor_gui.providers.protocols.openai_compat")
-
 from tests.support.llama_server import LlamaServer
 from victor_gui.errors import ContextLengthExceededError, ProviderError
 from victor_gui.providers.base import BaseProvider
