@@ -135,3 +135,14 @@ async def test_server_killed_mid_stream_keeps_the_partial_text(start_llama, tiny
     assert error.provider == "llamacpp"
 
 
+
+
+async def test_a_request_right_after_a_stream_succeeds(llama_server: LlamaServer, provider_for) -> None:
+    """llama-server closes the connection after every stream (see test_llamacpp_real.py); the
+    provider's pooled client must not send the next request on that dead connection."""
+    provider = provider_for(llama_server)  # no retries: a stale connection would surface
+    for _ in range(5):
+        chunks = await collect(provider.stream(HI, model="tiny", temperature=0, max_tokens=3))
+        assert chunks[-1].is_final
+        reply = await provider.chat(HI, model="tiny", temperature=0, max_tokens=3)
+        assert reply.content
