@@ -20,7 +20,6 @@ is set or the script's fault is ``loading`` (Ollama has no loading 503, so that 
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 import time
 from typing import Any, ClassVar
@@ -90,12 +89,6 @@ class OllamaHandler(PullMixin, SimHandler):
             self.send_bytes(403, b"", "text/plain")  # bare 403, exactly as Ollama's check answers
             return
         self._dispatch()
-
-    def setup(self) -> None:
-        super().setup()
-        # Go sets TCP_NODELAY on every connection. Without it, headers and body go out as two
-        # small segments and Nagle + delayed ACK add ~40 ms to every reply on loopback.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # Go's net/http sends Date but no Server header; keep the fingerprint honest.
