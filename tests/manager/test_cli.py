@@ -117,3 +117,28 @@ def test_commands_import_no_qt() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             timeout=30, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_key_status_names_the_keyring_never_the_key() -> None:
+    from victor_gui.manager.cli import key_status
+    from victor_gui.providers import keys
+    from victor_gui.providers.catalog import find_spec
+
+    class Store:
+        def get_key(self, provider: str) -> str | None:
+            return SECRET if provider == "mistral" else None
+
+    keys.set_secret_store(Store())
+    try:
+        assert key_status(find_spec("mistral")) == "keyring"
+        assert key_status(find_spec("bedrock")) == "SDK credentials (not an API key)"
+        assert key_status(find_spec("ollama")) == "not needed"
+    finally:
+        keys.set_secret_store(None)
+
+
+def test_providers_marks_providers_whose_protocol_is_not_built(sims) -> None:
+    _servers, env = sims
+    result = run_cli("providers", "--json", env=env)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["providers"]}
+    assert rows["openai"]["available"] is True and rows["ollama"]["available"] is True

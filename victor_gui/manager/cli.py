@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from victor_gui.errors import ProviderError
 from victor_gui.manager.discovery import PROVIDER_FOR_KIND, discover
 from victor_gui.manager.status import EndpointState, EndpointStatus
-from victor_gui.providers.catalog import SPECS, find_spec
+from victor_gui.providers.catalog import PROTOCOLS, SPECS, find_spec
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
 from victor_gui.providers.keys import resolve_api_key
 
@@ -84,7 +84,7 @@ def key_status(spec: Any) -> str:
     if key and source:
         return "keyring" if source == "keyring" else source.removeprefix("env:")
     if not spec.needs_key and not spec.key_env_vars:
-        return "not needed"
+        return "not needed" if spec.is_local else "SDK credentials (not an API key)"
     if not spec.needs_key:
         return "optional, none set"
     return "missing (" + " or ".join(spec.key_env_vars) + ")" if spec.key_env_vars else "missing"
@@ -105,18 +105,21 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
     for spec in SPECS:
         answering = [s for s in local.get(spec.name, [])]
         rows.append({"name": spec.name, "display_name": spec.display_name, "category": spec.category,
+                     "available": PROTOCOLS.get(spec.protocol) is not None,
                      "key": key_status(spec),
                      "local": [{"url": s.base_url, "state": s.state.value} for s in answering]
                      if spec.is_local else None})
     if args.json:
         out.write(json.dumps({"providers": rows}, indent=2) + "\n")
         return 0
-    out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} {'API KEY':<44} LOCAL SERVER\n")
+    out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} {'USABLE':<7} {'API KEY':<44} LOCAL SERVER\n")
     for row in rows:
         where = ""
         if row["local"] is not None:
             where = ", ".join(f"{x['url']} ({x['state']})" for x in row["local"]) or "not running"
-        out.write(f"{row['name']:<12} {row['category']:<11} {row['key']:<44} {where}\n".rstrip() + "\n")
+        usable = "yes" if row["available"] else "not yet"
+        line = f"{row['name']:<12} {row['category']:<11} {usable:<7} {row['key']:<44} {where}"
+        out.write(line.rstrip() + "\n")
     answering_count = sum(len(v) for v in local.values())
     out.write(f"\n{len(rows)} providers; {answering_count} local server(s) answering.\n")
     if not answering_count:
@@ -188,7 +191,9 @@ async def hardware_report() -> dict[str, Any]:
 
 
 def _gib(n: int | None) -> str:
-    return "?" if n is None else f"{n / 2**30:.1f} GiB"
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def format_status(status: EndpointStatus) -> list[str]:
