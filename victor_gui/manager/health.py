@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from victor_gui.manager.discovery import gather_staggered, server_root
-from victor_gui.manager.probe import DEFAULT_SLOW_S, HISTORY_LEN, probe_endpoint
+from victor_gui.manager.probe import HISTORY_LEN, probe_endpoint
 from victor_gui.manager.status import Endpoint, EndpointState, EndpointStatus
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class HealthMonitor:
         *,
         interval: float = 5.0,
         max_interval: float = 60.0,
-        slow_s: float = DEFAULT_SLOW_S,
+        slow_s: float | None = None,
         history_len: int = HISTORY_LEN,
     ) -> None:
         self._client = client

@@ -42,9 +42,11 @@ def port_of(base_url: str) -> int:
 
 
 async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
-                         previous: EndpointStatus | None = None, slow_s: float = DEFAULT_SLOW_S,
+                         previous: EndpointStatus | None = None, slow_s: float | None = None,
                          history_len: int = HISTORY_LEN) -> EndpointStatus:
-    """Probe ``endpoint`` once. ``previous`` carries history (latencies, the kind seen before)."""
+    """Probe ``endpoint`` once. ``previous`` carries history (latencies, the kind seen before);
+    an answer slower than ``slow_s`` (default :data:`DEFAULT_SLOW_S`) marks it degraded."""
+    slow_s = DEFAULT_SLOW_S if slow_s is None else slow_s
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else None
     fp = await fingerprint(client, endpoint.base_url, headers=headers)
     found = await inspect(client, endpoint.base_url, fp, headers=headers)
