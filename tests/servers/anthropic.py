@@ -19,13 +19,23 @@ from typing import Any
 from tests.servers.base import Fault, Script, SimHandler, SimServer
 
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
-STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
-          "not_found_error": 404, "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
+STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
 
 
 def error_body(etype: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": etype, "message": message},
-            "request_id": "req_" + uuid.uuid4().hex[:24]}
+    return {
+        "type": "error",
+        "error": {"type": etype, "message": message},
+        "request_id": "req_" + uuid.uuid4().hex[:24],
+    }
 
 
 class AnthropicHandler(SimHandler):
@@ -70,9 +80,9 @@ class AnthropicHandler(SimHandler):
         for i, msg in enumerate(messages):
             role = msg.get("role")
             if role not in ("user", "assistant"):
-                return f'messages.{i}.role: Input should be \'user\' or \'assistant\''
+                return f"messages.{i}.role: Input should be 'user' or 'assistant'"
             if i and messages[i - 1].get("role") == role:
-                return "messages: roles must alternate between \"user\" and \"assistant\""
+                return 'messages: roles must alternate between "user" and "assistant"'
             content = msg.get("content")
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
             if not blocks:
@@ -80,21 +90,26 @@ class AnthropicHandler(SimHandler):
             results = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
             if pending and not pending <= results:
                 missing = ", ".join(sorted(pending - results))
-                return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
-                        f"after: {missing}. Each `tool_use` block must have a corresponding `tool_result` "
-                        "block in the next message.")
+                return (
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {missing}. Each `tool_use` block must have a corresponding `tool_result` "
+                    "block in the next message."
+                )
             if results - pending:
                 bad = sorted(results - pending)[0]
-                return (f"messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {bad}. "
-                        "Each `tool_result` block must have a corresponding `tool_use` block in the "
-                        "previous message.")
+                return (
+                    f"messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {bad}. "
+                    "Each `tool_result` block must have a corresponding `tool_use` block in the "
+                    "previous message."
+                )
             pending = set()
             for j, block in enumerate(blocks):
                 if block.get("type") == "text" and not block.get("text"):
                     return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
                 if block.get("type") == "tool_use":
                     if not _ID.match(str(block.get("id", ""))):
-                        return f"messages.{i}.content.{j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+                        return (f"messages.{i}.content.{j}.tool_use.id: "
+                                "String should match pattern '^[a-zA-Z0-9_-]+$'")
                     pending.add(block["id"])
                 if block.get("type") == "image" and (block.get("source") or {}).get("type") != "base64":
                     return f"messages.{i}.content.{j}.image.source: unsupported source type"
@@ -107,10 +122,19 @@ class AnthropicHandler(SimHandler):
     def models(self) -> None:
         if not self.check_auth():
             return
-        data = [{"type": "model", "id": m, "display_name": m.title(), "created_at": "2025-05-14T00:00:00Z"}
-                for m in self.server.models]
-        self.send_json(200, {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                             "last_id": data[-1]["id"] if data else None})
+        data = [
+            {"type": "model", "id": m, "display_name": m.title(), "created_at": "2025-05-14T00:00:00Z"}
+            for m in self.server.models
+        ]
+        self.send_json(
+            200,
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
 
     def messages(self) -> None:
         if not self.check_auth():
@@ -137,8 +161,12 @@ class AnthropicHandler(SimHandler):
         elif fault == Fault.UNKNOWN_MODEL:
             self.error(404, "not_found_error", f"model: {self.body.get('model')}")
         elif fault == Fault.RATE_LIMIT:
-            self.error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
-                       {"retry-after": script.retry_after, "anthropic-ratelimit-requests-remaining": "0"})
+            self.error(
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+                {"retry-after": script.retry_after, "anthropic-ratelimit-requests-remaining": "0"},
+            )
         elif fault == Fault.SERVER_ERROR:
             self.error(500, "api_error", "Internal server error")
         elif fault == Fault.LOADING:
@@ -154,19 +182,30 @@ class AnthropicHandler(SimHandler):
         return True
 
     def usage(self, script: Script, output: int | None = None) -> dict[str, Any]:
-        return {"input_tokens": script.prompt_tokens, "output_tokens": script.completion_count() if output is None
-                else output, "cache_creation_input_tokens": self.server.options.get("cache_creation", 0),
-                "cache_read_input_tokens": self.server.options.get("cache_read", 0)}
+        return {
+            "input_tokens": script.prompt_tokens,
+            "output_tokens": script.completion_count() if output is None else output,
+            "cache_creation_input_tokens": self.server.options.get("cache_creation", 0),
+            "cache_read_input_tokens": self.server.options.get("cache_read", 0),
+        }
 
     def content(self, script: Script) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if script.reasoning:
-            blocks.append({"type": "thinking", "thinking": script.reasoning, "signature": "EqQBCgIYAhIM" + "x" * 24})
+            blocks.append(
+                {"type": "thinking", "thinking": script.reasoning, "signature": "EqQBCgIYAhIM" + "x" * 24}
+            )
         if script.text:
             blocks.append({"type": "text", "text": script.text})
         for call in script.tool_calls:
-            blocks.append({"type": "tool_use", "id": call.id or "toolu_" + uuid.uuid4().hex[:24],
-                           "name": call.name, "input": call.arguments})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id or "toolu_" + uuid.uuid4().hex[:24],
+                    "name": call.name,
+                    "input": call.arguments,
+                }
+            )
         return blocks
 
     def whole(self, script: Script) -> None:
@@ -174,10 +213,16 @@ class AnthropicHandler(SimHandler):
         if script.fault == Fault.MALFORMED:
             self.send_bytes(200, b'{"id": "msg_1", "type": "message", "content": [', "application/json")
             return
-        message = {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
-                   "model": self.body["model"], "content": self.content(script),
-                   "stop_reason": "tool_use" if script.tool_calls else "end_turn", "stop_sequence": None,
-                   "usage": self.usage(script)}
+        message = {
+            "id": "msg_" + uuid.uuid4().hex[:24],
+            "type": "message",
+            "role": "assistant",
+            "model": self.body["model"],
+            "content": self.content(script),
+            "stop_reason": "tool_use" if script.tool_calls else "end_turn",
+            "stop_sequence": None,
+            "usage": self.usage(script),
+        }
         if script.fault == Fault.TRUNCATED:
             data = json.dumps(message).encode()
             self.send_response(200)
@@ -197,9 +242,22 @@ class AnthropicHandler(SimHandler):
     def stream(self, script: Script) -> None:
         self.start_stream("text/event-stream; charset=utf-8")
         msg_id = "msg_" + uuid.uuid4().hex[:24]
-        self.event("message_start", {"type": "message_start", "message": {
-            "id": msg_id, "type": "message", "role": "assistant", "model": self.body["model"], "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": self.usage(script, output=1)}})
+        self.event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": msg_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.body["model"],
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": self.usage(script, output=1),
+                },
+            },
+        )
         if script.fault == Fault.STALL and script.fail_after == 0:
             self.stall()
             return
@@ -207,18 +265,42 @@ class AnthropicHandler(SimHandler):
         index = 0
         sent = 0
         if script.reasoning:
-            self.event("content_block_start", {"type": "content_block_start", "index": index,
-                                               "content_block": {"type": "thinking", "thinking": ""}})
-            self.event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                               "delta": {"type": "thinking_delta", "thinking": script.reasoning}})
-            self.event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                               "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}})
+            self.event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "thinking", "thinking": ""},
+                },
+            )
+            self.event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "thinking_delta", "thinking": script.reasoning},
+                },
+            )
+            self.event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"},
+                },
+            )
             self.event("content_block_stop", {"type": "content_block_stop", "index": index})
             index += 1
         pieces = script.text_pieces()
         if pieces:
-            self.event("content_block_start", {"type": "content_block_start", "index": index,
-                                               "content_block": {"type": "text", "text": ""}})
+            self.event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
             for piece in pieces:
                 if sent == script.fail_after and self.mid_fault(script):
                     return
@@ -231,25 +313,54 @@ class AnthropicHandler(SimHandler):
             return  # a fault due after more pieces than there are fires before the tool calls
         for call in script.tool_calls:
             call_id = call.id or "toolu_" + uuid.uuid4().hex[:24]
-            self.event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
-                "type": "tool_use", "id": call_id, "name": call.name, "input": {}}})
+            self.event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "tool_use", "id": call_id, "name": call.name, "input": {}},
+                },
+            )
             raw = json.dumps(call.arguments)
             cut = max(1, len(raw) // 2)
             for part in ("", raw[:cut], raw[cut:]):
-                self.event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                   "delta": {"type": "input_json_delta", "partial_json": part}})
+                self.event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    },
+                )
             self.event("content_block_stop", {"type": "content_block_stop", "index": index})
             index += 1
-        self.event("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": "tool_use" if script.tool_calls else "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": script.completion_count()}})
+        self.event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": "tool_use" if script.tool_calls else "end_turn",
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": script.completion_count()},
+            },
+        )
         self.event("message_stop", {"type": "message_stop"})
         self.end_stream()
 
     def text_delta(self, index: int, piece: str, script: Script) -> None:
-        frame = (f"event: content_block_delta\ndata: " + json.dumps(
-            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
-            ensure_ascii=False) + "\n\n").encode("utf-8")
+        frame = (
+            "event: content_block_delta\ndata: "
+            + json.dumps(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": piece},
+                },
+                ensure_ascii=False,
+            )
+            + "\n\n"
+        ).encode("utf-8")
         if script.fault == Fault.UTF8_SPLIT:
             # Cut inside the first multi-byte character so the two chunks are not valid UTF-8 alone.
             cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
@@ -266,7 +377,9 @@ class AnthropicHandler(SimHandler):
             self.event("error", error_body("overloaded_error", "Overloaded"))
             self.end_stream()
         elif script.fault == Fault.MALFORMED:
-            self.write_chunk('event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n')
+            self.write_chunk(
+                'event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n'
+            )
             self.end_stream()
         elif script.fault == Fault.STALL:
             self.stall()

@@ -54,38 +54,73 @@ class AnthropicProvider(CloudProvider):
             base = base[:-3]
         return f"{base}/v1{path}"
 
-    def classify_error(self, status: int, body: str, headers: httpx.Headers, model: str | None) -> ProviderError:
+    def classify_error(
+        self, status: int, body: str, headers: httpx.Headers, model: str | None
+    ) -> ProviderError:
         error = super().classify_error(status, body, headers, model)
         # A 404 whose body says not_found_error on the messages route is the model, whatever the wording.
         if status == 404 and '"not_found_error"' in body and model is not None:
             return ModelNotFoundError(error.message, self.name, status_code=status, model=model)
         return error
 
-    async def chat(self, messages: list[Message], *, model: str, temperature: float | None = 0.7,
-                   max_tokens: int = 4096, tools: list[ToolDefinition] | None = None,
-                   **kwargs: Any) -> CompletionResponse:
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = 0.7,
+        max_tokens: int = 4096,
+        tools: list[ToolDefinition] | None = None,
+        **kwargs: Any,
+    ) -> CompletionResponse:
         """Send the conversation and return the whole reply."""
         headers = self._headers()
-        body = build_payload(messages, model=model, max_tokens=max_tokens, temperature=temperature,
-                             tools=tools, stream=False, kwargs=kwargs)
+        body = build_payload(
+            messages,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            tools=tools,
+            stream=False,
+            kwargs=kwargs,
+        )
 
         def parse(data: Any, clock: Clock) -> CompletionResponse:
             return parse_message(data, clock, provider=self.name, model=model)
 
-        result: CompletionResponse = await self._retrying_json("POST", self._url("/messages"), headers=headers,
-                                                               body=body, model=model, parse=parse)
+        result: CompletionResponse = await self._retrying_json(
+            "POST", self._url("/messages"), headers=headers, body=body, model=model, parse=parse
+        )
         return result
 
-    async def stream(self, messages: list[Message], *, model: str, temperature: float | None = 0.7,
-                     max_tokens: int = 4096, tools: list[ToolDefinition] | None = None,
-                     **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = 0.7,
+        max_tokens: int = 4096,
+        tools: list[ToolDefinition] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Stream the reply: content, reasoning and tool-call deltas, then one final chunk."""
         headers = self._headers(stream=True)
-        body = build_payload(messages, model=model, max_tokens=max_tokens, temperature=temperature,
-                             tools=tools, stream=True, kwargs=kwargs)
+        body = build_payload(
+            messages,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            tools=tools,
+            stream=True,
+            kwargs=kwargs,
+        )
         chunks = self._retrying_stream(
-            self._url("/messages"), headers=headers, body=body, model=model,
-            decoder=lambda clock: AnthropicStreamDecoder(clock, provider=self.name, model=model))
+            self._url("/messages"),
+            headers=headers,
+            body=body,
+            model=model,
+            decoder=lambda clock: AnthropicStreamDecoder(clock, provider=self.name, model=model),
+        )
         async for chunk in chunks:
             yield chunk
 
@@ -98,9 +133,16 @@ class AnthropicProvider(CloudProvider):
             url = self._url("/models?limit=1000" + (f"&after_id={after}" if after else ""))
             data = await self._retrying_json("GET", url, headers=headers)
             for row in data.get("data") or []:
-                models.append(ModelInfo(id=row["id"], provider=self.name, family="claude",
-                                        capabilities=["chat", "tools", "vision", "streaming"],
-                                        display_name=row.get("display_name"), raw=row))
+                models.append(
+                    ModelInfo(
+                        id=row["id"],
+                        provider=self.name,
+                        family="claude",
+                        capabilities=["chat", "tools", "vision", "streaming"],
+                        display_name=row.get("display_name"),
+                        raw=row,
+                    )
+                )
             if not data.get("has_more") or not data.get("last_id"):
                 break
             after = data["last_id"]

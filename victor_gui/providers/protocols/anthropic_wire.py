@@ -56,8 +56,17 @@ STOP_REASONS = {
 
 # -- request ------------------------------------------------------------------------------------
 
-def build_payload(messages: list[Message], *, model: str, max_tokens: int, temperature: float | None,
-                  tools: list[ToolDefinition] | None, stream: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+
+def build_payload(
+    messages: list[Message],
+    *,
+    model: str,
+    max_tokens: int,
+    temperature: float | None,
+    tools: list[ToolDefinition] | None,
+    stream: bool,
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
     """The ``/v1/messages`` body for ``messages`` (system turns lifted to the top-level field)."""
     system, turns = convert_messages(messages)
     body: dict[str, Any] = {"model": model, "max_tokens": int(max_tokens), "messages": turns}
@@ -74,8 +83,14 @@ def build_payload(messages: list[Message], *, model: str, max_tokens: int, tempe
     elif temperature is not None:
         body["temperature"] = temperature
     if tools:
-        body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters or
-                          {"type": "object", "properties": {}}} for t in tools]
+        body["tools"] = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.parameters or {"type": "object", "properties": {}},
+            }
+            for t in tools
+        ]
         if kwargs.get("tool_choice"):
             body["tool_choice"] = kwargs["tool_choice"]
     for key in ("top_p", "top_k", "stop_sequences", "metadata", "service_tier"):
@@ -116,8 +131,11 @@ def convert_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]
 
 def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": anthropic_tool_id(message.tool_call_id or ""),
-                                 "content": message.text or "(empty)"}
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": anthropic_tool_id(message.tool_call_id or ""),
+            "content": message.text or "(empty)",
+        }
         return "user", [block]
     blocks: list[dict[str, Any]] = []
     for part in message.parts():
@@ -125,17 +143,28 @@ def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
             if part.text:  # the API rejects empty text blocks
                 blocks.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            blocks.append({"type": "image", "source": {"type": "base64", "media_type": part.media_type,
-                                                       "data": part.data}})
+            blocks.append(
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": part.media_type, "data": part.data},
+                }
+            )
     if message.role == "assistant":
         for call in message.tool_calls or []:
-            blocks.append({"type": "tool_use", "id": anthropic_tool_id(call.id), "name": call.name,
-                           "input": call.arguments})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": anthropic_tool_id(call.id),
+                    "name": call.name,
+                    "input": call.arguments,
+                }
+            )
         return "assistant", blocks
     return "user", blocks
 
 
 # -- whole replies --------------------------------------------------------------------------------
+
 
 def usage_from(data: dict[str, Any] | None, output_tokens: int | None = None) -> Usage:
     """Neutral usage: ``prompt_tokens`` counts the whole prompt (fresh + cache read + cache write),
@@ -145,8 +174,12 @@ def usage_from(data: dict[str, Any] | None, output_tokens: int | None = None) ->
     read = int(data.get("cache_read_input_tokens") or 0)
     written = int(data.get("cache_creation_input_tokens") or 0)
     out = int(output_tokens if output_tokens is not None else data.get("output_tokens") or 0)
-    return Usage(prompt_tokens=fresh + read + written, completion_tokens=out, cached_tokens=read,
-                 cache_creation_tokens=written)
+    return Usage(
+        prompt_tokens=fresh + read + written,
+        completion_tokens=out,
+        cached_tokens=read,
+        cache_creation_tokens=written,
+    )
 
 
 def parse_message(data: Any, clock: Clock, *, provider: str, model: str) -> CompletionResponse:
@@ -163,17 +196,27 @@ def parse_message(data: Any, clock: Clock, *, provider: str, model: str) -> Comp
         elif kind == "thinking":
             thinking.append(block.get("thinking") or "")
         elif kind == "tool_use":
-            calls.append(ToolCall(id=block.get("id"), name=block.get("name") or "", arguments=block.get("input") or {}))
+            calls.append(
+                ToolCall(id=block.get("id"), name=block.get("name") or "", arguments=block.get("input") or {})
+            )
     usage = usage_from(data.get("usage"))
     native = data.get("stop_reason")
     return CompletionResponse(
-        content="".join(text), reasoning="".join(thinking) or None, tool_calls=calls or None,
-        stop_reason=STOP_REASONS.get(native or "", native), usage=usage, model=data.get("model") or model,
-        timings=clock.timings(usage.completion_tokens), metadata={"native_stop_reason": native, "id": data.get("id")},
-        raw_response=data)
+        content="".join(text),
+        reasoning="".join(thinking) or None,
+        tool_calls=calls or None,
+        stop_reason=STOP_REASONS.get(native or "", native),
+        usage=usage,
+        model=data.get("model") or model,
+        timings=clock.timings(usage.completion_tokens),
+        metadata={"native_stop_reason": native, "id": data.get("id")},
+        raw_response=data,
+    )
 
 
-def error_from_event(data: Any, *, provider: str, model: str | None, partial: str | None = None) -> ProviderError:
+def error_from_event(
+    data: Any, *, provider: str, model: str | None, partial: str | None = None
+) -> ProviderError:
     """The typed error for an ``{"type": "error", "error": {...}}`` body or stream event."""
     err = data.get("error") if isinstance(data, dict) else None
     etype = err.get("type") if isinstance(err, dict) else None
@@ -184,6 +227,7 @@ def error_from_event(data: Any, *, provider: str, model: str | None, partial: st
 
 
 # -- streams ------------------------------------------------------------------------------------
+
 
 class AnthropicStreamDecoder:
     """State machine over the SSE events of one streamed message."""
@@ -213,11 +257,20 @@ class AnthropicStreamDecoder:
             if self._done:
                 break
         if not self._done:
-            raise InvalidResponseError("The stream ended before message_stop", self.provider, model=self.model,
-                                       partial_content=self.partial or None)
-        yield final_chunk(clock=self.clock, usage=usage_from(self._start_usage, self._output_tokens),
-                          stop_reason=STOP_REASONS.get(self._stop or "", self._stop), model=self._model or self.model,
-                          tool_calls=[self._assemble(t) for t in self._tools], native_stop=self._stop)
+            raise InvalidResponseError(
+                "The stream ended before message_stop",
+                self.provider,
+                model=self.model,
+                partial_content=self.partial or None,
+            )
+        yield final_chunk(
+            clock=self.clock,
+            usage=usage_from(self._start_usage, self._output_tokens),
+            stop_reason=STOP_REASONS.get(self._stop or "", self._stop),
+            model=self._model or self.model,
+            tool_calls=[self._assemble(t) for t in self._tools],
+            native_stop=self._stop,
+        )
 
     def _handle(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
         if kind == "message_start":
@@ -239,7 +292,9 @@ class AnthropicStreamDecoder:
         elif kind == "message_stop":
             self._done = True
         elif kind == "error":
-            raise error_from_event(data, provider=self.provider, model=self.model, partial=self.partial or None)
+            raise error_from_event(
+                data, provider=self.provider, model=self.model, partial=self.partial or None
+            )
         # ping, content_block_stop and unknown future events carry nothing to show.
         return None
 
@@ -248,11 +303,18 @@ class AnthropicStreamDecoder:
         entry: dict[str, Any] = {"type": kind}
         self._blocks[index] = entry
         if kind == "tool_use":
-            tool = {"index": len(self._tools), "id": block.get("id"), "name": block.get("name") or "", "json": ""}
+            tool = {
+                "index": len(self._tools),
+                "id": block.get("id"),
+                "name": block.get("name") or "",
+                "json": "",
+            }
             self._tools.append(tool)
             entry["tool"] = tool
             self.clock.mark()
-            return StreamChunk(tool_call_deltas=[ToolCallDelta(index=tool["index"], id=tool["id"], name=tool["name"])])
+            return StreamChunk(
+                tool_call_deltas=[ToolCallDelta(index=tool["index"], id=tool["id"], name=tool["name"])]
+            )
         if kind == "text" and block.get("text"):
             return self._text(block["text"])
         if kind == "thinking" and block.get("thinking"):
@@ -269,8 +331,12 @@ class AnthropicStreamDecoder:
             tool = self._blocks.get(index, {}).get("tool")
             piece = delta.get("partial_json") or ""
             if tool is None:
-                raise InvalidResponseError("input_json_delta for a block that is not a tool_use", self.provider,
-                                           model=self.model, partial_content=self.partial or None)
+                raise InvalidResponseError(
+                    "input_json_delta for a block that is not a tool_use",
+                    self.provider,
+                    model=self.model,
+                    partial_content=self.partial or None,
+                )
             tool["json"] += piece
             if not piece:
                 return None
@@ -297,4 +363,6 @@ class AnthropicStreamDecoder:
             args = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             args = {"_raw": raw}
-        return ToolCall(id=tool["id"], name=tool["name"], arguments=args if isinstance(args, dict) else {"_value": args})
+        return ToolCall(
+            id=tool["id"], name=tool["name"], arguments=args if isinstance(args, dict) else {"_value": args}
+        )

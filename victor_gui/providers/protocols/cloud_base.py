@@ -65,16 +65,30 @@ class CloudProvider(BaseProvider):
 
     default_timeouts = CLOUD_TIMEOUTS
 
-    def __init__(self, spec: ProviderSpec, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float | None = None, max_retries: int = 3, *,
-                 http_client: httpx.AsyncClient | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        max_retries: int = 3,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.spec = spec
         self._api_key_env: str | None = kwargs.pop("api_key_env", None)
         policy = kwargs.pop("retry_policy", None)
         self._sleep: Callable[[float], Any] = kwargs.pop("sleep", asyncio.sleep)
         key, self.key_source = resolve_api_key(spec, api_key, api_key_env=self._api_key_env)
-        super().__init__(api_key=key, base_url=base_url or spec.default_base_url, timeout=timeout or 0,
-                         max_retries=max_retries, http_client=http_client, **kwargs)
+        super().__init__(
+            api_key=key,
+            base_url=base_url or spec.default_base_url,
+            timeout=timeout or 0,
+            max_retries=max_retries,
+            http_client=http_client,
+            **kwargs,
+        )
         if policy is not None:
             self.retry_policy = policy
 
@@ -98,23 +112,34 @@ class CloudProvider(BaseProvider):
         if not self.api_key:
             self.api_key, self.key_source = resolve_api_key(self.spec, None, api_key_env=self._api_key_env)
         if not self.api_key:
-            raise MissingAPIKeyError(f"No API key for {self.spec.display_name}. {key_hint(self.spec)}",
-                                     self.name)
+            raise MissingAPIKeyError(
+                f"No API key for {self.spec.display_name}. {key_hint(self.spec)}", self.name
+            )
         return self.api_key
 
-    def classify_error(self, status: int, body: str, headers: httpx.Headers, model: str | None) -> ProviderError:
+    def classify_error(
+        self, status: int, body: str, headers: httpx.Headers, model: str | None
+    ) -> ProviderError:
         """The typed error for a non-2xx reply; protocols refine what their dialect says."""
-        return classify_http_error(status, body, provider=self.name, model=model, headers=headers,
-                                   content_type=headers.get("content-type", ""))
+        return classify_http_error(
+            status,
+            body,
+            provider=self.name,
+            model=model,
+            headers=headers,
+            content_type=headers.get("content-type", ""),
+        )
 
     # -- the one request path -------------------------------------------------------------------
 
-    async def _open(self, method: str, url: str, *, headers: dict[str, str], body: Any = None,
-                    model: str | None = None) -> httpx.Response:
+    async def _open(
+        self, method: str, url: str, *, headers: dict[str, str], body: Any = None, model: str | None = None
+    ) -> httpx.Response:
         """Send a request and return the (streamed) 2xx response; any failure is typed."""
         content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-        request = self.http.build_request(method, url, content=content, headers=headers,
-                                          timeout=self.timeouts().to_httpx())
+        request = self.http.build_request(
+            method, url, content=content, headers=headers, timeout=self.timeouts().to_httpx()
+        )
         try:
             response = await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -130,8 +155,9 @@ class CloudProvider(BaseProvider):
         text = raw[:_MAX_ERROR_BODY].decode("utf-8", errors="replace")
         raise self.classify_error(response.status_code, text, response.headers, model)
 
-    async def _request_json(self, method: str, url: str, *, headers: dict[str, str], body: Any = None,
-                            model: str | None = None) -> Any:
+    async def _request_json(
+        self, method: str, url: str, *, headers: dict[str, str], body: Any = None, model: str | None = None
+    ) -> Any:
         """One attempt: send, read the whole body, decode JSON."""
         response = await self._open(method, url, headers=headers, body=body, model=model)
         try:
@@ -140,12 +166,24 @@ class CloudProvider(BaseProvider):
             raise transport_error(exc, self.name, model=model) from exc
         finally:
             await response.aclose()
-        return parse_json_body(raw, provider=self.name, status=response.status_code, model=model,
-                               content_type=response.headers.get("content-type", ""))
+        return parse_json_body(
+            raw,
+            provider=self.name,
+            status=response.status_code,
+            model=model,
+            content_type=response.headers.get("content-type", ""),
+        )
 
-    async def _retrying_json(self, method: str, url: str, *, headers: dict[str, str], body: Any = None,
-                             model: str | None = None,
-                             parse: Callable[[Any, Clock], CompletionResponse] | None = None) -> Any:
+    async def _retrying_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: Any = None,
+        model: str | None = None,
+        parse: Callable[[Any, Clock], CompletionResponse] | None = None,
+    ) -> Any:
         """:meth:`_request_json` behind the breaker with retries; ``parse`` runs inside the attempt
         so a reply that decodes but breaks the protocol is typed like any other failure."""
 
@@ -154,11 +192,19 @@ class CloudProvider(BaseProvider):
             data = await self._request_json(method, url, headers=headers, body=body, model=model)
             return parse(data, clock) if parse is not None else data
 
-        return await call_with_retry(attempt, policy=self.retry_policy, breaker=self.breaker,
-                                     provider=self.name, sleep=self._sleep)
+        return await call_with_retry(
+            attempt, policy=self.retry_policy, breaker=self.breaker, provider=self.name, sleep=self._sleep
+        )
 
-    def _retrying_stream(self, url: str, *, headers: dict[str, str], body: Any, model: str,
-                         decoder: Callable[[Clock], StreamDecoder]) -> AsyncIterator[StreamChunk]:
+    def _retrying_stream(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: Any,
+        model: str,
+        decoder: Callable[[Clock], StreamDecoder],
+    ) -> AsyncIterator[StreamChunk]:
         """Open the stream behind the breaker; retried only while nothing has been yielded."""
 
         async def open_stream() -> AsyncIterator[StreamChunk]:
@@ -175,19 +221,38 @@ class CloudProvider(BaseProvider):
             except httpx.HTTPError as exc:
                 raise transport_error(exc, self.name, model=model, partial=dec.partial or None) from exc
             except (json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
-                raise InvalidResponseError(f"Malformed stream event: {exc}", self.name, model=model,
-                                           raw_error=exc, partial_content=dec.partial or None) from exc
+                raise InvalidResponseError(
+                    f"Malformed stream event: {exc}",
+                    self.name,
+                    model=model,
+                    raw_error=exc,
+                    partial_content=dec.partial or None,
+                ) from exc
             finally:
                 await response.aclose()
 
-        return stream_with_retry(open_stream, policy=self.retry_policy, breaker=self.breaker,
-                                 provider=self.name, sleep=self._sleep)
+        return stream_with_retry(
+            open_stream, policy=self.retry_policy, breaker=self.breaker, provider=self.name, sleep=self._sleep
+        )
 
 
-def final_chunk(*, clock: Clock, usage: Usage | None, stop_reason: str | None, tool_calls: list[Any],
-                model: str | None, native_stop: str | None = None) -> StreamChunk:
+def final_chunk(
+    *,
+    clock: Clock,
+    usage: Usage | None,
+    stop_reason: str | None,
+    tool_calls: list[Any],
+    model: str | None,
+    native_stop: str | None = None,
+) -> StreamChunk:
     """The closing :class:`StreamChunk` every cloud protocol ends with."""
     metadata = {"native_stop_reason": native_stop} if native_stop else {}
-    return StreamChunk(is_final=True, stop_reason=stop_reason, tool_calls=tool_calls or None,
-                       usage=usage, timings=clock.timings(usage.completion_tokens if usage else 0),
-                       model=model, metadata=metadata)
+    return StreamChunk(
+        is_final=True,
+        stop_reason=stop_reason,
+        tool_calls=tool_calls or None,
+        usage=usage,
+        timings=clock.timings(usage.completion_tokens if usage else 0),
+        model=model,
+        metadata=metadata,
+    )

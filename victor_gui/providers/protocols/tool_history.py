@@ -50,7 +50,8 @@ def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
 
     * A ``tool`` message answers the pending call with its ``tool_call_id``; failing that, the
       first unanswered pending call whose *name* equals its ``tool_call_id`` (older clients
-      stored the tool name as the id) or, when it has no id, its ``name``. Its ``tool_call_id`` is rewritten to the call's id.
+      stored the tool name as the id) or, when it has no id, its ``name``. Its
+      ``tool_call_id`` is rewritten to the call's id.
     * A ``tool`` message that answers no pending call becomes a user text turn carrying its
       output, so the model still sees what the tool returned.
     * Calls still unanswered when the next non-tool turn (or the end) arrives get a synthetic
@@ -65,8 +66,9 @@ def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
         nonlocal repairs
         for call in pending:
             if call.id not in answered:
-                out.append(Message(role="tool", tool_call_id=call.id, name=call.name,
-                                   content=UNANSWERED_RESULT))
+                out.append(
+                    Message(role="tool", tool_call_id=call.id, name=call.name, content=UNANSWERED_RESULT)
+                )
                 repairs += 1
         pending.clear()
         answered.clear()
@@ -76,14 +78,20 @@ def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
             call = _match(message, pending, answered)
             if call is None:
                 label = message.name or message.tool_call_id or "a tool"
-                out.append(Message(role="user",
-                                   content=f"[Output of {label}; its call is missing from the history]\n"
-                                           f"{message.text}"))
+                out.append(
+                    Message(
+                        role="user",
+                        content=f"[Output of {label}; its call is missing from the history]\n{message.text}",
+                    )
+                )
                 repairs += 1
                 continue
             answered.add(call.id)
-            out.append(message.model_copy(update={"role": "tool", "tool_call_id": call.id,
-                                                  "name": message.name or call.name}))
+            out.append(
+                message.model_copy(
+                    update={"role": "tool", "tool_call_id": call.id, "name": message.name or call.name}
+                )
+            )
             continue
         close_pending()
         if message.role == "assistant" and message.tool_calls:
