@@ -19,6 +19,9 @@ KINDS: dict[str, str] = {
     "vllm": "tests.servers.vllm:make_server",
     "lmstudio": "tests.servers.lmstudio:make_server",
     "ollama": "tests.servers.ollama:make_server",
+    "anthropic": "tests.servers.anthropic:make_server",
+    "gemini": "tests.servers.gemini:make_server",
+    "azure": "tests.servers.azure:make_server",
 }
 
 
