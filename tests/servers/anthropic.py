@@ -150,7 +150,12 @@ class AnthropicHandler(SimHandler):
             self.error(404, "not_found_error", f"model: {self.body.get('model')}")
             return
         if self.body.get("stream"):
-            self.stream(script)
+            try:
+                self.stream(script)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client went away mid-stream (Stop): tests read this to prove the close reached us.
+                self.server.disconnects.append(self.path)  # type: ignore[attr-defined]
+                self.close_connection = True
         else:
             self.whole(script)
 
@@ -393,4 +398,6 @@ def make_server(port: int = 0, **options: Any) -> SimServer:
     set the prompt-cache usage it reports, ``model=`` the model it knows."""
     if "model" not in options:
         options["model"] = "claude-sim-4"
-    return SimServer(AnthropicHandler, port, **options)
+    server = SimServer(AnthropicHandler, port, **options)
+    server.disconnects = []  # type: ignore[attr-defined]
+    return server

@@ -240,7 +240,12 @@ class GeminiHandler(SimHandler):
             )
             return
         if stream:
-            self.stream(script, model)
+            try:
+                self.stream(script, model)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client went away mid-stream (Stop): tests read this to prove the close reached us.
+                self.server.disconnects.append(self.path)  # type: ignore[attr-defined]
+                self.close_connection = True
         else:
             self.whole(script, model)
 
@@ -409,4 +414,6 @@ def make_server(port: int = 0, **options: Any) -> SimServer:
     how every reply ends."""
     if "model" not in options:
         options["model"] = "gemini-sim-flash"
-    return SimServer(GeminiHandler, port, **options)
+    server = SimServer(GeminiHandler, port, **options)
+    server.disconnects = []  # type: ignore[attr-defined]
+    return server

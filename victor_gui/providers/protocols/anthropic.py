@@ -10,6 +10,7 @@ Extended thinking is asked for with ``thinking={"type": "enabled", "budget_token
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -121,8 +122,10 @@ class AnthropicProvider(CloudProvider):
             model=model,
             decoder=lambda clock: AnthropicStreamDecoder(clock, provider=self.name, model=model),
         )
-        async for chunk in chunks:
-            yield chunk
+        # aclosing: a consumer that stops early must close the HTTP stream now, not at GC.
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
 
     async def list_models(self) -> list[ModelInfo]:
         """Models from ``GET /v1/models`` (all pages)."""

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import httpx
@@ -212,8 +213,9 @@ class CloudProvider(BaseProvider):
             dec = decoder(clock)
             response = await self._open("POST", url, headers=headers, body=body, model=model)
             try:
-                async for chunk in dec.run(response):
-                    yield chunk
+                async with aclosing(dec.run(response)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
             except ProviderError as exc:
                 if exc.partial_content is None and dec.partial:
                     exc.partial_content = dec.partial

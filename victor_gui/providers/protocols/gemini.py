@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -269,8 +270,10 @@ class GeminiProvider(CloudProvider):
             model=model,
             decoder=lambda clock: GeminiStreamDecoder(clock, provider=self, model=model),
         )
-        async for chunk in chunks:
-            yield chunk
+        # aclosing: a consumer that stops early must close the HTTP stream now, not at GC.
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
 
     async def list_models(self) -> list[ModelInfo]:
         """Models from ``GET /v1beta/models`` that can ``generateContent`` (all pages)."""
