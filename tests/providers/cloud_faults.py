@@ -62,8 +62,14 @@ class Harness:
         return len(posts(self.server, self.path))
 
 
-async def http_fault(h: Harness, fault: str, *, stream: bool, expected: type[ProviderError] | None = None,
-                     retried: bool | None = None) -> ProviderError:
+async def http_fault(
+    h: Harness,
+    fault: str,
+    *,
+    stream: bool,
+    expected: type[ProviderError] | None = None,
+    retried: bool | None = None,
+) -> ProviderError:
     want, again = HTTP_FAULTS[fault]
     want = expected or want
     again = again if retried is None else retried

@@ -17,9 +17,11 @@ from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, T
 
 KEY = "sk-ant-api03-simulatorkey0001"
 MODEL = "claude-sim-4"
-WEATHER = ToolDefinition(name="get_weather", description="Weather for a city",
-                         parameters={"type": "object", "properties": {"city": {"type": "string"}},
-                                     "required": ["city"]})
+WEATHER = ToolDefinition(
+    name="get_weather",
+    description="Weather for a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
 
 
 @pytest.fixture
@@ -30,23 +32,38 @@ def server() -> Iterator[SimServer]:
 
 @pytest.fixture
 def provider(server: SimServer) -> AnthropicProvider:
-    p = ProviderRegistry.create("anthropic", api_key=KEY, base_url=server.url, retry_policy=FAST, sleep=Sleeps())
+    p = ProviderRegistry.create(
+        "anthropic", api_key=KEY, base_url=server.url, retry_policy=FAST, sleep=Sleeps()
+    )
     assert isinstance(p, AnthropicProvider)
     return p
 
 
-async def test_chat_sends_headers_system_and_returns_text(server: SimServer, provider: AnthropicProvider) -> None:
-    reply = await provider.chat([Message(role="system", content="Be brief."),
-                                 Message(role="system", content="Answer in English."),
-                                 Message(role="user", content="Hi")], model=MODEL, temperature=0.2, max_tokens=99)
+async def test_chat_sends_headers_system_and_returns_text(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    reply = await provider.chat(
+        [
+            Message(role="system", content="Be brief."),
+            Message(role="system", content="Answer in English."),
+            Message(role="user", content="Hi"),
+        ],
+        model=MODEL,
+        temperature=0.2,
+        max_tokens=99,
+    )
     assert reply.content == "Hello from the simulator."
     assert reply.stop_reason == "stop" and reply.metadata["native_stop_reason"] == "end_turn"
     [req] = posts(server, "/v1/messages")
     assert req.headers["x-api-key"] == KEY
     assert req.headers["anthropic-version"] == "2023-06-01"
-    assert req.body == {"model": MODEL, "max_tokens": 99, "temperature": 0.2,
-                        "system": "Be brief.\n\nAnswer in English.",
-                        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
+    assert req.body == {
+        "model": MODEL,
+        "max_tokens": 99,
+        "temperature": 0.2,
+        "system": "Be brief.\n\nAnswer in English.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+    }
     await provider.close()
 
 
@@ -65,9 +82,15 @@ async def test_stream_text_and_final_chunk(server: SimServer, provider: Anthropi
     await provider.close()
 
 
-async def test_streamed_tool_call_and_result_round_trip(server: SimServer, provider: AnthropicProvider) -> None:
-    server.script(Script(text="Let me check.", tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"},
-                                                                            id="toolu_01A")]))
+async def test_streamed_tool_call_and_result_round_trip(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    server.script(
+        Script(
+            text="Let me check.",
+            tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"}, id="toolu_01A")],
+        )
+    )
     history = [Message(role="user", content="Weather in Oslo?")]
     chunks, error = await collect(provider.stream(history, model=MODEL, tools=[WEATHER]))
     assert error is None
@@ -77,47 +100,73 @@ async def test_streamed_tool_call_and_result_round_trip(server: SimServer, provi
     final = chunks[-1]
     assert final.stop_reason == "tool_calls"
     assert final.tool_calls == [ToolCall(id="toolu_01A", name="get_weather", arguments={"city": "Oslo"})]
-    assert posts(server)[0].body["tools"] == [{"name": "get_weather", "description": "Weather for a city",
-                                               "input_schema": WEATHER.parameters}]
+    assert posts(server)[0].body["tools"] == [
+        {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER.parameters}
+    ]
 
-    history += [Message(role="assistant", content=text_of(chunks), tool_calls=final.tool_calls),
-                Message(role="tool", tool_call_id="toolu_01A", name="get_weather", content="12 °C, rain")]
+    history += [
+        Message(role="assistant", content=text_of(chunks), tool_calls=final.tool_calls),
+        Message(role="tool", tool_call_id="toolu_01A", name="get_weather", content="12 °C, rain"),
+    ]
     reply = await provider.chat(history, model=MODEL, tools=[WEATHER])
     assert reply.content
     assert posts(server)[1].body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "Let me check."},
-                                          {"type": "tool_use", "id": "toolu_01A", "name": "get_weather",
-                                           "input": {"city": "Oslo"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01A",
-                                      "content": "12 °C, rain"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {"city": "Oslo"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_01A", "content": "12 °C, rain"}],
+        },
     ]
     await provider.close()
 
 
-async def test_consecutive_tool_results_merge_into_one_user_turn(server: SimServer,
-                                                                 provider: AnthropicProvider) -> None:
-    calls = [ToolCall(id="call_a", name="f", arguments={}), ToolCall(id="call_b", name="g", arguments={"x": 1})]
-    history = [Message(role="user", content="go"), Message(role="assistant", tool_calls=calls),
-               Message(role="tool", tool_call_id="call_b", content="B"),
-               Message(role="tool", tool_call_id="call_a", content="A"),
-               Message(role="user", content="and now?")]
+async def test_consecutive_tool_results_merge_into_one_user_turn(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    calls = [
+        ToolCall(id="call_a", name="f", arguments={}),
+        ToolCall(id="call_b", name="g", arguments={"x": 1}),
+    ]
+    history = [
+        Message(role="user", content="go"),
+        Message(role="assistant", tool_calls=calls),
+        Message(role="tool", tool_call_id="call_b", content="B"),
+        Message(role="tool", tool_call_id="call_a", content="A"),
+        Message(role="user", content="and now?"),
+    ]
     await provider.chat(history, model=MODEL)
     messages = posts(server)[0].body["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
-    assert messages[2]["content"] == [{"type": "tool_result", "tool_use_id": "call_b", "content": "B"},
-                                      {"type": "tool_result", "tool_use_id": "call_a", "content": "A"},
-                                      {"type": "text", "text": "and now?"}]
+    assert messages[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "call_b", "content": "B"},
+        {"type": "tool_result", "tool_use_id": "call_a", "content": "A"},
+        {"type": "text", "text": "and now?"},
+    ]
     await provider.close()
 
 
-async def test_foreign_ids_sanitised_consistently_and_orphans_repaired(server: SimServer,
-                                                                       provider: AnthropicProvider) -> None:
-    history = [Message(role="user", content="go"),
-               Message(role="assistant", tool_calls=[ToolCall(id="functions.search:0", name="search"),
-                                                     ToolCall(id="call.two", name="read")]),
-               Message(role="tool", tool_call_id="functions.search:0", content="found"),
-               Message(role="tool", tool_call_id="ghost", name="other", content="stray output")]
+async def test_foreign_ids_sanitised_consistently_and_orphans_repaired(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    history = [
+        Message(role="user", content="go"),
+        Message(
+            role="assistant",
+            tool_calls=[
+                ToolCall(id="functions.search:0", name="search"),
+                ToolCall(id="call.two", name="read"),
+            ],
+        ),
+        Message(role="tool", tool_call_id="functions.search:0", content="found"),
+        Message(role="tool", tool_call_id="ghost", name="other", content="stray output"),
+    ]
     await provider.chat(history, model=MODEL)  # the simulator answers 400 if pairing or ids are wrong
     messages = posts(server)[0].body["messages"]
     use_ids = [b["id"] for b in messages[1]["content"] if b["type"] == "tool_use"]
@@ -131,10 +180,16 @@ async def test_foreign_ids_sanitised_consistently_and_orphans_repaired(server: S
 
 
 async def test_thinking_kept_apart_from_content(server: SimServer, provider: AnthropicProvider) -> None:
-    server.script(Script(text="The answer is 4.", reasoning="2+2 is 4."),
-                  Script(text="Four.", reasoning="Simple sum."))
-    chunks, _ = await collect(provider.stream([Message(role="user", content="2+2?")], model=MODEL,
-                                              thinking={"type": "enabled", "budget_tokens": 2048}))
+    server.script(
+        Script(text="The answer is 4.", reasoning="2+2 is 4."), Script(text="Four.", reasoning="Simple sum.")
+    )
+    chunks, _ = await collect(
+        provider.stream(
+            [Message(role="user", content="2+2?")],
+            model=MODEL,
+            thinking={"type": "enabled", "budget_tokens": 2048},
+        )
+    )
     assert reasoning_of(chunks) == "2+2 is 4."
     assert text_of(chunks) == "The answer is 4."
     body = posts(server)[0].body
@@ -148,8 +203,11 @@ async def test_thinking_kept_apart_from_content(server: SimServer, provider: Ant
 
 async def test_usage_reports_prompt_cache_tokens() -> None:
     with make_server(api_key=KEY, cache_read=900, cache_creation=100) as server:
-        provider = AnthropicProvider(spec=ProviderRegistry.spec("anthropic"), api_key=KEY,  # type: ignore[arg-type]
-                                     base_url=server.url)
+        provider = AnthropicProvider(
+            spec=ProviderRegistry.spec("anthropic"),
+            api_key=KEY,  # type: ignore[arg-type]
+            base_url=server.url,
+        )
         chunks, _ = await collect(provider.stream([Message(role="user", content="Hi")], model=MODEL))
         usage = chunks[-1].usage
         assert usage is not None
@@ -163,13 +221,16 @@ async def test_images_become_base64_image_blocks(server: SimServer, provider: An
     image = ImagePart.from_bytes(b"\x89PNG\r\n\x1a\nfake", "image/png")
     await provider.chat([Message(role="user", content=[TextPart(text="What is this?"), image])], model=MODEL)
     content = posts(server)[0].body["messages"][0]["content"]
-    assert content[1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                      "data": image.data}}
+    assert content[1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": image.data},
+    }
     await provider.close()
 
 
-async def test_missing_key_fails_at_request_time_without_io(server: SimServer,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_key_fails_at_request_time_without_io(
+    server: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     provider = ProviderRegistry.create("anthropic", base_url=server.url)  # creation does not fail
     with pytest.raises(MissingAPIKeyError):

@@ -27,8 +27,13 @@ def sleeps() -> Sleeps:
 def h(sleeps: Sleeps) -> Iterator[cf.Harness]:
     with make_server(api_key=KEY) as server:
         provider = ProviderRegistry.create(
-            "anthropic", api_key=KEY, base_url=server.url, timeout=0.4, sleep=sleeps,
-            retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0))
+            "anthropic",
+            api_key=KEY,
+            base_url=server.url,
+            timeout=0.4,
+            sleep=sleeps,
+            retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
+        )
         assert isinstance(provider, AnthropicProvider)
         yield cf.Harness(server, provider, "claude-sim-4", "/v1/messages")
 

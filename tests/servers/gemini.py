@@ -330,15 +330,22 @@ class GeminiHandler(SimHandler):
             parts.append({"text": script.text})
         parts += self.call_parts(script)
         finish = self.server.options.get("finish_reason", "STOP")
-        self.send_json(
-            200,
-            {
-                "candidates": [self.candidate(parts, finish)],
-                "usageMetadata": self.usage(script),
-                "modelVersion": model,
-                "responseId": uuid.uuid4().hex[:22],
-            },
-        )
+        reply = {
+            "candidates": [self.candidate(parts, finish)],
+            "usageMetadata": self.usage(script),
+            "modelVersion": model,
+            "responseId": uuid.uuid4().hex[:22],
+        }
+        if script.fault == Fault.TRUNCATED:
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.drop_connection()
+            return
+        self.send_json(200, reply)
 
     # -- streaming ---------------------------------------------------------------------------------
 
