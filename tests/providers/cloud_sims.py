@@ -50,9 +50,9 @@ def reasoning_of(chunks: list[StreamChunk]) -> str:
     return "".join(c.reasoning for c in chunks)
 
 
-async def wait_for(predicate: Any, timeout: float = 3.0) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` seconds pass."""
-    end = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 3.0) -> bool:
+    """Poll ``predicate()`` until true or ``within`` seconds pass."""
+    end = time.monotonic() + within
     while time.monotonic() < end:
         if predicate():
             return True

@@ -60,6 +60,7 @@ def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
     out: list[Message] = []
     pending: list[ToolCall] = []
     answered: set[str] = set()
+    deferred: list[Message] = []
     repairs = 0
 
     def close_pending() -> None:
@@ -72,13 +73,16 @@ def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
                 repairs += 1
         pending.clear()
         answered.clear()
+        # Orphans met inside a window of results go after it, so they never split the results.
+        out.extend(deferred)
+        deferred.clear()
 
     for message in messages:
         if message.role in ("tool", "function"):
             call = _match(message, pending, answered)
             if call is None:
                 label = message.name or message.tool_call_id or "a tool"
-                out.append(
+                (deferred if pending else out).append(
                     Message(
                         role="user",
                         content=f"[Output of {label}; its call is missing from the history]\n{message.text}",
