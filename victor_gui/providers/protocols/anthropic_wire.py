@@ -7,7 +7,7 @@ Reference: https://docs.anthropic.com/en/api/messages and /en/docs/build-with-cl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -245,7 +245,7 @@ class AnthropicStreamDecoder:
         self._model: str | None = None
         self._done = False
 
-    async def run(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
+    async def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]:
         async for event in iter_sse(response, provider=self.provider):
             if event.data == "":
                 continue

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -34,7 +34,7 @@ class StreamDecoder(Protocol):
 
     partial: str
 
-    def run(self, response: httpx.Response) -> AsyncIterator[StreamChunk]: ...
+    def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]: ...
 
 
 class Clock:
@@ -205,7 +205,7 @@ class CloudProvider(BaseProvider):
         body: Any,
         model: str,
         decoder: Callable[[Clock], StreamDecoder],
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Open the stream behind the breaker; retried only while nothing has been yielded."""
 
         async def open_stream() -> AsyncIterator[StreamChunk]:
@@ -233,8 +233,16 @@ class CloudProvider(BaseProvider):
             finally:
                 await response.aclose()
 
-        return stream_with_retry(
-            open_stream, policy=self.retry_policy, breaker=self.breaker, provider=self.name, sleep=self._sleep
+        # stream_with_retry is an async generator (it has aclose) though typed as an iterator.
+        return cast(
+            AsyncGenerator[StreamChunk, None],
+            stream_with_retry(
+                open_stream,
+                policy=self.retry_policy,
+                breaker=self.breaker,
+                provider=self.name,
+                sleep=self._sleep,
+            ),
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
@@ -69,7 +69,7 @@ class GeminiStreamDecoder:
         self.usage: Usage | None = None
         self.finish: str | None = None
 
-    async def run(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
+    async def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]:
         async for event in iter_sse(response, provider=self.provider.name):
             if not event.data.strip():
                 continue
