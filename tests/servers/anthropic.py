@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from tests.servers.base import Fault, Script, SimHandler, SimServer
+from tests.servers.quiet import quiet_disconnects
 
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 STATUS = {
@@ -400,4 +401,4 @@ def make_server(port: int = 0, **options: Any) -> SimServer:
         options["model"] = "claude-sim-4"
     server = SimServer(AnthropicHandler, port, **options)
     server.disconnects = []  # type: ignore[attr-defined]
-    return server
+    return quiet_disconnects(server)

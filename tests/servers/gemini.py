@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.servers.base import Fault, Script, SimHandler, SimServer
+from tests.servers.quiet import quiet_disconnects
 
 _GOOGLE = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 _VERTEX = re.compile(
@@ -423,4 +424,4 @@ def make_server(port: int = 0, **options: Any) -> SimServer:
         options["model"] = "gemini-sim-flash"
     server = SimServer(GeminiHandler, port, **options)
     server.disconnects = []  # type: ignore[attr-defined]
-    return server
+    return quiet_disconnects(server)
