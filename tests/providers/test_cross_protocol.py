@@ -1,10 +1,10 @@
 """One conversation with tool calls walked across protocols: Anthropic → Gemini → Anthropic →
-Vertex → Anthropic, each hop replaying the whole neutral history. At every hop the payload the
+Vertex → Azure → Anthropic, each hop replaying the whole neutral history. At every hop the payload the
 simulator received must be valid for that protocol (the simulators reject broken pairing with
 the real APIs' 400s) and is re-checked here independently: every tool result is paired with its
 call, ids are in the form the protocol demands, nothing is lost.
 
-The OpenAI-compatible, Azure and Ollama hops join when those protocols are merged.
+The OpenAI-compatible and Ollama hops join when those protocols are merged.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from tests.providers.cloud_sims import collect, posts, text_of
 from tests.servers import anthropic as anthropic_sim
+from tests.servers import azure as azure_sim
 from tests.servers import gemini as gemini_sim
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from victor_gui.providers.base import BaseProvider
@@ -27,6 +28,7 @@ from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 ANT_KEY = "sk-ant-api03-crossprotocol0001"
 GEM_KEY = "AIzaSyD-crossprotocol-000001"
 TOKEN = "ya29.cross-protocol-token-0001"
+AZ_KEY = "azure-cross-protocol-key-0001"
 TOOLS = [
     ToolDefinition(
         name="search",
@@ -50,12 +52,13 @@ class StaticToken:
 
 
 @pytest.fixture
-def sims() -> Iterator[tuple[SimServer, SimServer]]:
+def sims() -> Iterator[tuple[SimServer, SimServer, SimServer]]:
     with (
         anthropic_sim.make_server(api_key=ANT_KEY) as ant,
         gemini_sim.make_server(api_key=GEM_KEY, bearer_token=TOKEN) as gem,
+        azure_sim.make_server(api_key=AZ_KEY) as az,
     ):
-        yield ant, gem
+        yield ant, gem, az
 
 
 def check_anthropic(body: dict[str, Any]) -> None:
@@ -71,6 +74,17 @@ def check_anthropic(body: dict[str, Any]) -> None:
             assert sorted(results) == sorted(uses), "every tool_use answered in the next turn"
             kinds = [b["type"] for b in following]
             assert kinds[: len(results)] == ["tool_result"] * len(results), "tool_result blocks come first"
+
+
+def check_openai(body: dict[str, Any]) -> None:
+    messages = body["messages"]
+    for i, msg in enumerate(messages):
+        ids = [c["id"] for c in msg.get("tool_calls") or []]
+        if ids:
+            following = [m["tool_call_id"] for m in messages[i + 1 : i + 1 + len(ids)] if m["role"] == "tool"]
+            assert sorted(following) == sorted(ids), "every tool_call_id answered right after its call"
+            for call in msg["tool_calls"]:
+                assert isinstance(call["function"]["arguments"], str)  # OpenAI wants a JSON string
 
 
 def check_gemini(body: dict[str, Any]) -> None:
@@ -99,10 +113,11 @@ def answer(history: list[Message], reply: Message, results: dict[str, str]) -> N
         history.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=results[call.name]))
 
 
-async def test_conversation_survives_anthropic_gemini_vertex_round_trip(
-    sims: tuple[SimServer, SimServer],
+async def test_conversation_survives_anthropic_gemini_vertex_azure_round_trip(
+    sims: tuple[SimServer, SimServer, SimServer],
 ) -> None:
-    ant_server, gem_server = sims
+    ant_server, gem_server, az_server = sims
+    azure = ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url)
     anthropic = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url)
     google = ProviderRegistry.create("google", api_key=GEM_KEY, base_url=gem_server.url)
     vertex = ProviderRegistry.create("vertex", base_url=gem_server.url, token_source=StaticToken())
@@ -172,12 +187,26 @@ async def test_conversation_survives_anthropic_gemini_vertex_round_trip(
     check_gemini(vertex_req.body)
     answer(history, reply, {"search": "October 2025"})
 
-    # Hop 5, back to Anthropic with every call answered.
+    # Hop 5, Azure (OpenAI chat completions): every id from every protocol, as tool_call_ids.
+    reply = await hop(
+        azure,
+        history,
+        Script(
+            text="One more check.",
+            tool_calls=[ScriptedToolCall("read", {"url": "https://peps"}, id="call_az9")],
+        ),
+        az_server,
+    )
+    check_openai(posts(az_server)[-1].body)
+    assert reply.tool_calls and reply.tool_calls[0].id == "call_az9"
+    answer(history, reply, {"read": "PEP 745"})
+
+    # Hop 6, back to Anthropic with every call answered.
     reply = await hop(anthropic, history, Script(text="3.14 is due in October 2025."), ant_server)
     check_anthropic(posts(ant_server)[-1].body)
     assert reply.content == "3.14 is due in October 2025."
 
-    # Nothing was dropped along the way: all five calls and their results reached the last hop.
+    # Nothing was dropped along the way: all six calls and their results reached the last hop.
     final_body = posts(ant_server)[-1].body
     results = [b for m in final_body["messages"] for b in m["content"] if b["type"] == "tool_result"]
     assert [r["content"] for r in results] == [
@@ -186,30 +215,41 @@ async def test_conversation_survives_anthropic_gemini_vertex_round_trip(
         "changelog hits",
         "docs page",
         "October 2025",
+        "PEP 745",
     ]
     assert final_body["system"] == "You are a research agent."
-    for p in (anthropic, google, vertex):
+    for p in (anthropic, google, vertex, azure):
         await p.close()
 
 
-async def test_broken_history_is_repaired_for_both_protocols(sims: tuple[SimServer, SimServer]) -> None:
+async def test_broken_history_is_repaired_for_every_protocol(
+    sims: tuple[SimServer, SimServer, SimServer],
+) -> None:
     """A history cut by trimming (a result without its call, a call without its result) is
-    accepted by both simulators after repair, and the orphaned output is kept as text."""
-    ant_server, gem_server = sims
+    accepted by every simulator after repair, and the orphaned output is kept as text."""
     history = [
         Message(role="user", content="start"),
         Message(role="tool", tool_call_id="lost_call", name="search", content="orphaned output"),
         Message(role="assistant", tool_calls=[ToolCall(id="call_open", name="read")]),
         Message(role="user", content="continue"),
     ]
-    anthropic = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url)
-    google = ProviderRegistry.create("google", api_key=GEM_KEY, base_url=gem_server.url)
-    assert (await anthropic.chat(history, model=ant_server.model)).content
-    assert (await google.chat(history, model=gem_server.model)).content
-    check_anthropic(posts(ant_server)[-1].body)
-    check_gemini(posts(gem_server)[-1].body)
-    assert "orphaned output" in str(posts(ant_server)[-1].body) and "orphaned output" in str(
-        posts(gem_server)[-1].body
-    )
-    await anthropic.close()
-    await google.close()
+    ant_server, gem_server, az_server = sims
+    cases = [
+        (
+            ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url),
+            ant_server,
+            check_anthropic,
+        ),
+        (
+            ProviderRegistry.create("google", api_key=GEM_KEY, base_url=gem_server.url),
+            gem_server,
+            check_gemini,
+        ),
+        (ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url), az_server, check_openai),
+    ]
+    for provider, server, check in cases:
+        assert (await provider.chat(history, model=server.model)).content
+        body = posts(server)[-1].body
+        check(body)
+        assert "orphaned output" in str(body)
+        await provider.close()
