@@ -266,3 +266,52 @@ async def test_list_models(server: SimServer, provider: AnthropicProvider) -> No
     assert all(m.provider == "anthropic" for m in models)
     assert [r.path for r in server.requests] == ["/v1/models?limit=1000"]
     await provider.close()
+
+
+async def test_history_starting_with_the_model_gets_a_user_turn_first(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    from victor_gui.providers.protocols.anthropic_wire import CONTINUED
+
+    history = [
+        Message(role="system", content="sys"),
+        Message(role="assistant", content="Earlier answer."),
+        Message(role="user", content="More?"),
+    ]
+    await provider.chat(history, model=MODEL)
+    messages = posts(server)[0].body["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == [{"type": "text", "text": CONTINUED}]
+    await provider.close()
+
+
+async def test_signed_thinking_replayed_in_a_tool_loop(
+    server: SimServer, provider: AnthropicProvider
+) -> None:
+    """With thinking on, the thinking block (and its signature) that preceded a tool_use goes
+    back with it; the simulator rejects the follow-up otherwise, as the API does."""
+    server.script(
+        Script(
+            text="",
+            reasoning="I should look.",
+            tool_calls=[ScriptedToolCall("get_weather", {"city": "Rome"})],
+        )
+    )
+    history = [Message(role="user", content="Weather in Rome?")]
+    chunks, error = await collect(provider.stream(history, model=MODEL, tools=[WEATHER], thinking=2048))
+    assert error is None
+    final = chunks[-1]
+    assert final.metadata["thinking_blocks"][0]["signature"]
+    history += [
+        Message(role="assistant", content="", reasoning=reasoning_of(chunks), tool_calls=final.tool_calls),
+        Message(role="tool", tool_call_id=final.tool_calls[0].id, content="sunny"),  # type: ignore[index]
+    ]
+    reply = await provider.chat(history, model=MODEL, tools=[WEATHER], thinking=2048)
+    assert reply.content
+    assistant = posts(server)[1].body["messages"][1]["content"]
+    assert assistant[0] == {"type": "thinking", "thinking": "I should look.", "signature": "EqQBCgIYAhIM"}
+    assert assistant[1]["type"] == "tool_use"
+    # Without thinking the blocks are not sent (they would be ignored at best).
+    await provider.chat(history, model=MODEL, tools=[WEATHER])
+    assert posts(server)[2].body["messages"][1]["content"][0]["type"] == "tool_use"
+    await provider.close()

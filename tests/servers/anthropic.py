@@ -77,6 +77,8 @@ class AnthropicHandler(SimHandler):
         messages = body["messages"]
         if not messages:
             return "messages: at least one message is required"
+        if messages[0].get("role") != "user":
+            return 'messages: first message must use the "user" role'
         pending: set[str] = set()
         for i, msg in enumerate(messages):
             role = msg.get("role")
@@ -109,13 +111,32 @@ class AnthropicHandler(SimHandler):
                     return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
                 if block.get("type") == "tool_use":
                     if not _ID.match(str(block.get("id", ""))):
-                        return (f"messages.{i}.content.{j}.tool_use.id: "
-                                "String should match pattern '^[a-zA-Z0-9_-]+$'")
+                        return (
+                            f"messages.{i}.content.{j}.tool_use.id: "
+                            "String should match pattern '^[a-zA-Z0-9_-]+$'"
+                        )
                     pending.add(block["id"])
                 if block.get("type") == "image" and (block.get("source") or {}).get("type") != "base64":
                     return f"messages.{i}.content.{j}.image.source: unsupported source type"
         if pending:
             return "messages: the final assistant `tool_use` has no `tool_result`"
+        if body.get("thinking"):
+            # In a tool loop with thinking on, the last assistant turn must open with its thinking.
+            for i in range(len(messages) - 1, -1, -1):
+                msg = messages[i]
+                if msg["role"] != "assistant" or isinstance(msg["content"], str):
+                    continue
+                kinds = [b.get("type") for b in msg["content"]]
+                if "tool_use" in kinds and kinds[0] not in ("thinking", "redacted_thinking"):
+                    return (
+                        f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+                        f"found `{kinds[0]}`. When `thinking` is enabled, a final `assistant` message must "
+                        "start with a thinking block (preceeding the lastmost set of `tool_use` and "
+                        "`tool_result` blocks)."
+                    )
+                if kinds[0] == "thinking" and not msg["content"][0].get("signature"):
+                    return f"messages.{i}.content.0.thinking.signature: Field required"
+                break
         return None
 
     # -- routes ----------------------------------------------------------------------------------

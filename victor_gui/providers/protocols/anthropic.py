@@ -9,6 +9,7 @@ Extended thinking is asked for with ``thinking={"type": "enabled", "budget_token
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -23,7 +24,14 @@ from victor_gui.providers.protocols.anthropic_wire import (
     parse_message,
 )
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
-from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
+from victor_gui.providers.types import (
+    CompletionResponse,
+    Message,
+    ModelInfo,
+    StreamChunk,
+    ToolCall,
+    ToolDefinition,
+)
 
 API_VERSION = "2023-06-01"
 
@@ -33,7 +41,24 @@ class AnthropicProvider(CloudProvider):
 
     Extra keywords: ``anthropic_version`` (header value), ``anthropic_beta`` (comma list sent as
     ``anthropic-beta``).
+
+    With thinking on, the API wants the signed thinking that preceded a ``tool_use`` sent back
+    with it. The neutral history keeps only the reasoning text, so the signed blocks of recent
+    tool-calling replies are remembered here (bounded), keyed by their first tool-use id, and
+    replayed; they are also on the final chunk's ``metadata["thinking_blocks"]``.
     """
+
+    _THINKING_MEMORY = 256
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def _remember_thinking(self, calls: list[ToolCall] | None, blocks: Any) -> None:
+        if calls and blocks:
+            self._thinking[calls[0].id] = list(blocks)
+            while len(self._thinking) > self._THINKING_MEMORY:
+                self._thinking.popitem(last=False)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return True
@@ -84,6 +109,7 @@ class AnthropicProvider(CloudProvider):
             tools=tools,
             stream=False,
             kwargs=kwargs,
+            thinking_for=self._thinking.get,
         )
 
         def parse(data: Any, clock: Clock) -> CompletionResponse:
@@ -92,6 +118,7 @@ class AnthropicProvider(CloudProvider):
         result: CompletionResponse = await self._retrying_json(
             "POST", self._url("/messages"), headers=headers, body=body, model=model, parse=parse
         )
+        self._remember_thinking(result.tool_calls, result.metadata.get("thinking_blocks"))
         return result
 
     async def stream(
@@ -114,6 +141,7 @@ class AnthropicProvider(CloudProvider):
             tools=tools,
             stream=True,
             kwargs=kwargs,
+            thinking_for=self._thinking.get,
         )
         chunks = self._retrying_stream(
             self._url("/messages"),
@@ -125,6 +153,8 @@ class AnthropicProvider(CloudProvider):
         # aclosing: a consumer that stops early must close the HTTP stream now, not at GC.
         async with aclosing(chunks):
             async for chunk in chunks:
+                if chunk.is_final:
+                    self._remember_thinking(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
                 yield chunk
 
     async def list_models(self) -> list[ModelInfo]:

@@ -7,7 +7,7 @@ Reference: https://docs.anthropic.com/en/api/messages and /en/docs/build-with-cl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import httpx
@@ -42,6 +42,9 @@ ERROR_TYPE_STATUS = {
     "overloaded_error": 529,
 }
 
+# The user turn placed before a history that starts with the model's turn.
+CONTINUED = "(conversation continued)"
+
 # Anthropic's stop reasons in the OpenAI vocabulary every adapter reports.
 STOP_REASONS = {
     "end_turn": "stop",
@@ -66,9 +69,14 @@ def build_payload(
     tools: list[ToolDefinition] | None,
     stream: bool,
     kwargs: dict[str, Any],
+    thinking_for: Callable[[str], list[dict[str, Any]] | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``/v1/messages`` body for ``messages`` (system turns lifted to the top-level field)."""
-    system, turns = convert_messages(messages)
+    """The ``/v1/messages`` body for ``messages`` (system turns lifted to the top-level field).
+
+    ``thinking_for(tool_use_id)`` returns the signed thinking blocks that preceded that call, if
+    known; with thinking on they are replayed before the call, as the API requires in a tool loop.
+    """
+    system, turns = convert_messages(messages, thinking_for=thinking_for if kwargs.get("thinking") else None)
     body: dict[str, Any] = {"model": model, "max_tokens": int(max_tokens), "messages": turns}
     if system:
         body["system"] = system
@@ -101,7 +109,9 @@ def build_payload(
     return body
 
 
-def convert_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+def convert_messages(
+    messages: list[Message], *, thinking_for: Callable[[str], list[dict[str, Any]] | None] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """(system text, alternating user/assistant turns) from neutral messages.
 
     Several system messages are joined (none is dropped); consecutive turns of one role are
@@ -116,7 +126,7 @@ def convert_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]
             if message.text.strip():
                 system_parts.append(message.text)
             continue
-        role, blocks = _blocks(message)
+        role, blocks = _blocks(message, thinking_for)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
@@ -126,10 +136,16 @@ def convert_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]
             turns[-1]["content"] = merged
         else:
             turns.append({"role": role, "content": blocks})
+    if turns and turns[0]["role"] != "user":
+        # A history trimmed from the front can start with the model's turn; the API wants a user
+        # turn first, so a neutral one is put before it rather than dropping the model's reply.
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": CONTINUED}]})
     return "\n\n".join(system_parts), turns
 
 
-def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
+def _blocks(
+    message: Message, thinking_for: Callable[[str], list[dict[str, Any]] | None] | None
+) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         block: dict[str, Any] = {
             "type": "tool_result",
@@ -150,6 +166,8 @@ def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
                 }
             )
     if message.role == "assistant":
+        if message.tool_calls and thinking_for is not None:
+            blocks[:0] = thinking_for(message.tool_calls[0].id) or []
         for call in message.tool_calls or []:
             blocks.append(
                 {
@@ -189,12 +207,14 @@ def parse_message(data: Any, clock: Clock, *, provider: str, model: str) -> Comp
     text: list[str] = []
     thinking: list[str] = []
     calls: list[ToolCall] = []
+    signed: list[dict[str, Any]] = []
     for block in data.get("content") or []:
         kind = block.get("type")
         if kind == "text":
             text.append(block.get("text") or "")
-        elif kind == "thinking":
+        elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block.get("thinking") or "")
+            signed.append(block)
         elif kind == "tool_use":
             calls.append(
                 ToolCall(id=block.get("id"), name=block.get("name") or "", arguments=block.get("input") or {})
@@ -209,7 +229,7 @@ def parse_message(data: Any, clock: Clock, *, provider: str, model: str) -> Comp
         usage=usage,
         model=data.get("model") or model,
         timings=clock.timings(usage.completion_tokens),
-        metadata={"native_stop_reason": native, "id": data.get("id")},
+        metadata={"native_stop_reason": native, "id": data.get("id"), "thinking_blocks": signed},
         raw_response=data,
     )
 
@@ -239,6 +259,7 @@ class AnthropicStreamDecoder:
         self.partial = ""
         self._blocks: dict[int, dict[str, Any]] = {}  # content index -> {type, tool index, id, name, json}
         self._tools: list[dict[str, Any]] = []
+        self.thinking_blocks: list[dict[str, Any]] = []  # signed, for replay in a tool loop
         self._start_usage: dict[str, Any] = {}
         self._output_tokens: int | None = None
         self._stop: str | None = None
@@ -263,7 +284,7 @@ class AnthropicStreamDecoder:
                 model=self.model,
                 partial_content=self.partial or None,
             )
-        yield final_chunk(
+        last = final_chunk(
             clock=self.clock,
             usage=usage_from(self._start_usage, self._output_tokens),
             stop_reason=STOP_REASONS.get(self._stop or "", self._stop),
@@ -271,6 +292,8 @@ class AnthropicStreamDecoder:
             tool_calls=[self._assemble(t) for t in self._tools],
             native_stop=self._stop,
         )
+        last.metadata["thinking_blocks"] = self.thinking_blocks
+        yield last
 
     def _handle(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
         if kind == "message_start":
@@ -315,6 +338,9 @@ class AnthropicStreamDecoder:
             return StreamChunk(
                 tool_call_deltas=[ToolCallDelta(index=tool["index"], id=tool["id"], name=tool["name"])]
             )
+        if kind in ("thinking", "redacted_thinking"):
+            entry["block"] = dict(block)
+            self.thinking_blocks.append(entry["block"])
         if kind == "text" and block.get("text"):
             return self._text(block["text"])
         if kind == "thinking" and block.get("thinking"):
@@ -326,7 +352,15 @@ class AnthropicStreamDecoder:
         if kind == "text_delta":
             return self._text(delta.get("text") or "")
         if kind == "thinking_delta":
+            block = self._blocks.get(index, {}).get("block")
+            if block is not None:
+                block["thinking"] = (block.get("thinking") or "") + (delta.get("thinking") or "")
             return self._thinking(delta.get("thinking") or "")
+        if kind == "signature_delta":
+            block = self._blocks.get(index, {}).get("block")
+            if block is not None:
+                block["signature"] = (block.get("signature") or "") + (delta.get("signature") or "")
+            return None
         if kind == "input_json_delta":
             tool = self._blocks.get(index, {}).get("tool")
             piece = delta.get("partial_json") or ""
@@ -341,7 +375,7 @@ class AnthropicStreamDecoder:
             if not piece:
                 return None
             return StreamChunk(tool_call_deltas=[ToolCallDelta(index=tool["index"], arguments_delta=piece)])
-        # signature_delta / citations_delta: kept by the server side of the conversation only.
+        # citations_delta and future delta types carry nothing to show.
         return None
 
     def _text(self, text: str) -> StreamChunk | None:
