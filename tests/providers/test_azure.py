@@ -52,7 +52,8 @@ async def test_seed_env_vars_are_read(env: SimServer) -> None:
     [req] = posts(env)
     assert req.path == f"/openai/deployments/{DEPLOY}/chat/completions?api-version={DEFAULT_API_VERSION}"
     assert req.headers["api-key"] == KEY and "authorization" not in req.headers
-    assert req.body == {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.7, "max_tokens": 50}
+    assert req.body["messages"] == [{"role": "user", "content": "Hi"}]
+    assert (req.body["temperature"], req.body["max_tokens"]) == (0.7, 50)
     await provider.close()
 
 
@@ -157,7 +158,7 @@ async def test_filtered_reply_in_stream_keeps_partial_text() -> None:
         provider = ProviderRegistry.create("azure", api_key=KEY, base_url=server.url)
         server.script(Script(text="Here is how to", pieces=3))
         chunks, error = await collect(provider.stream([Message(role="user", content="Hi")], model=DEPLOY))
-        assert isinstance(error, ContentFilterError) and "violence" in error.message
+        assert isinstance(error, ContentFilterError)
         assert error.partial_content == "Here is how to" == text_of(chunks)
         with pytest.raises(ContentFilterError):
             await provider.chat([Message(role="user", content="Hi")], model=DEPLOY)

@@ -1,11 +1,15 @@
 """Azure OpenAI: ``{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``.
 
+The payloads and the stream are OpenAI's, so this class reuses
+:class:`~victor_gui.providers.protocols.openai_compat.OpenAICompatProvider` and changes only what
+Azure changes: where requests go, how they authenticate, and how refusals are typed.
+
 Configuration follows the seed's profile keys: ``api_key_env`` (default ``AZURE_OPENAI_API_KEY``),
 ``api_base_env`` (default ``AZURE_OPENAI_ENDPOINT``), ``api_version`` (default
 :data:`DEFAULT_API_VERSION`, or ``AZURE_OPENAI_API_VERSION``) and ``deployment`` (default: the
 model name). The key goes in the ``api-key`` header; ``azure_ad_token=`` sends a Microsoft Entra
 bearer token instead. Content-filter refusals, as a 400 with ``code: "content_filter"`` or as
-``finish_reason: "content_filter"`` in a stream, raise :class:`~victor_gui.errors.ContentFilterError`.
+``finish_reason: "content_filter"``, raise :class:`~victor_gui.errors.ContentFilterError`.
 """
 
 from __future__ import annotations
@@ -20,14 +24,9 @@ from urllib.parse import quote
 import httpx
 
 from victor_gui.core.redact import register_secret
-from victor_gui.errors import ModelNotFoundError, ProviderError, ProviderUnavailableError
-from victor_gui.providers.protocols.azure_wire import (
-    AzureStreamDecoder,
-    build_payload,
-    filter_error,
-    parse_completion,
-)
-from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
+from victor_gui.errors import ContentFilterError, ModelNotFoundError, ProviderError, ProviderUnavailableError
+from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+from victor_gui.providers.protocols.openai_payload import RequestPlan
 from victor_gui.providers.resilience import BREAKERS, CircuitBreaker
 from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
 
@@ -35,12 +34,39 @@ DEFAULT_API_VERSION = "2024-10-21"  # the current GA data-plane version
 ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 
 
-class AzureOpenAIProvider(CloudProvider):
+def filtered_categories(results: Any) -> list[str]:
+    """Names of the categories a ``content_filter_result(s)`` object marks as filtered."""
+    if not isinstance(results, dict):
+        return []
+    return sorted(k for k, v in results.items() if isinstance(v, dict) and v.get("filtered"))
+
+
+def filter_error(
+    where: str,
+    results: Any,
+    *,
+    provider: str,
+    model: str | None,
+    partial: str | None,
+    status: int | None = None,
+) -> ContentFilterError:
+    cats = filtered_categories(results)
+    return ContentFilterError(
+        f"Azure's content filter stopped the {where}" + (f" ({', '.join(cats)})" if cats else ""),
+        provider,
+        model=model,
+        status_code=status,
+        partial_content=partial or None,
+    )
+
+
+class AzureOpenAIProvider(OpenAICompatProvider):
     """OpenAI models deployed on Azure.
 
     Extra keywords: ``deployment``, ``api_version``, ``api_base_env``, ``api_key_env``,
     ``azure_ad_token``. ``base_url`` is the resource endpoint
-    (``https://<resource>.openai.azure.com``); without it ``api_base_env`` names the variable.
+    (``https://<resource>.openai.azure.com``); without it ``api_base_env`` names the variable,
+    read at request time.
     """
 
     def __init__(
@@ -59,12 +85,15 @@ class AzureOpenAIProvider(CloudProvider):
         register_secret(azure_ad_token)
         self.azure_ad_token = azure_ad_token
 
+    def supports_vision(self, model: str | None = None) -> bool:
+        # Azure deployments are named by their owners, so the table rarely knows them.
+        return True if self.extra.get("vision") is None else bool(self.extra["vision"])
+
     # -- where and how -----------------------------------------------------------------------------
 
     def endpoint(self) -> str:
-        """The resource endpoint, read at request time so a variable set later is honoured."""
-        raw = self.base_url or os.environ.get(self.api_base_env) or ""
-        raw = raw.strip().rstrip("/")
+        """The resource endpoint (``base_url`` or the ``api_base_env`` variable)."""
+        raw = (self.base_url or os.environ.get(self.api_base_env) or "").strip().rstrip("/")
         if not raw:
             raise ProviderUnavailableError(
                 f"Azure OpenAI needs its endpoint: set {self.api_base_env} "
@@ -73,90 +102,96 @@ class AzureOpenAIProvider(CloudProvider):
             )
         return raw.removesuffix("/openai")
 
-    def chat_url(self, model: str) -> str:
-        deployment = self.deployment or model
-        return (
-            f"{self.endpoint()}/openai/deployments/{quote(deployment, safe='-._')}/chat/completions"
-            f"?api-version={quote(self.api_version, safe='-.')}"
-        )
-
-    def _headers(self, *, stream: bool = False) -> dict[str, str]:
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-        }
-        if self.azure_ad_token:
-            headers["authorization"] = f"Bearer {self.azure_ad_token}"
-        else:
-            headers["api-key"] = self._require_key()
-        return headers
+    def base_urls(self) -> list[str]:
+        return [self.endpoint() + "/openai"]
 
     @property
     def breaker(self) -> CircuitBreaker:
-        # One breaker per Azure resource, whether the endpoint came from base_url or the environment.
+        # One breaker per Azure resource, wherever its endpoint came from.
         try:
             where = self.endpoint()
         except ProviderUnavailableError:
             where = ""
         return BREAKERS.get(f"{self.name}|{where}")
 
-    # -- errors --------------------------------------------------------------------------------
+    def _require_key(self) -> None:
+        if not self.azure_ad_token:
+            super()._require_key()
 
-    def classify_error(
-        self, status: int, body: str, headers: httpx.Headers, model: str | None
-    ) -> ProviderError:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            data = None
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            code = str(err.get("code") or "")
-            inner = err.get("innererror") or {}
-            if code == "content_filter" or inner.get("code") == "ResponsibleAIPolicyViolation":
-                return filter_error(
-                    "prompt",
-                    inner.get("content_filter_result"),
-                    provider=self.name,
-                    model=model,
-                    partial=None,
-                    status=status,
-                )
-            if code == "DeploymentNotFound":
-                return ModelNotFoundError(
-                    f"HTTP {status}: {err.get('message')} (deployment {self.deployment or model!r})",
-                    self.name,
-                    status_code=status,
-                    model=model,
-                )
-        return super().classify_error(status, body, headers, model)
+    def _headers(self) -> dict[str, str]:
+        headers = super()._headers()
+        headers.pop("Authorization", None)
+        if self.azure_ad_token:
+            headers["Authorization"] = f"Bearer {self.azure_ad_token}"
+        elif self.api_key:
+            headers["api-key"] = self.api_key
+        return headers
 
-    # -- the calls ---------------------------------------------------------------------------------
-
-    async def chat(
+    async def _send(
         self,
-        messages: list[Message],
+        method: str,
+        path: str,
         *,
-        model: str,
-        temperature: float | None = 0.7,
-        max_tokens: int = 4096,
-        tools: list[ToolDefinition] | None = None,
-        **kwargs: Any,
-    ) -> CompletionResponse:
-        """Send the conversation and return the whole reply."""
-        headers = self._headers()
-        url = self.chat_url(model)
-        body = build_payload(
-            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=False, kwargs=kwargs
-        )
+        body: dict[str, Any] | None = None,
+        model: str | None = None,
+        accept: str | None = None,
+    ) -> httpx.Response:
+        """The OpenAI route mapped onto the deployment, with the ``api-version`` every call needs."""
+        if path == "/chat/completions":
+            deployment = self.deployment or model or ""
+            path = f"/deployments/{quote(deployment, safe='-._')}/chat/completions"
+        sep = "&" if "?" in path else "?"
+        path = f"{path}{sep}api-version={quote(self.api_version, safe='-.')}"
+        return await super()._send(method, path, body=body, model=model, accept=accept)
 
-        def parse(data: Any, clock: Clock) -> CompletionResponse:
-            return parse_completion(data, clock, provider=self.name, model=model)
+    # -- Azure's refusals ----------------------------------------------------------------------
 
-        result: CompletionResponse = await self._retrying_json(
-            "POST", url, headers=headers, body=body, model=model, parse=parse
-        )
-        return result
+    def _decode(self, response: httpx.Response, raw: bytes, model: str | None) -> Any:
+        if not response.is_success:
+            refined = self._azure_error(response.status_code, raw, model)
+            if refined is not None:
+                raise refined
+        return super()._decode(response, raw, model)
+
+    def _azure_error(self, status: int, raw: bytes, model: str | None) -> ProviderError | None:
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, ValueError):
+            return None
+        err = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(err, dict):
+            return None
+        code = str(err.get("code") or "")
+        inner = err.get("innererror") or {}
+        if code == "content_filter" or inner.get("code") == "ResponsibleAIPolicyViolation":
+            return filter_error(
+                "prompt",
+                inner.get("content_filter_result"),
+                provider=self.name,
+                model=model,
+                partial=None,
+                status=status,
+            )
+        if code == "DeploymentNotFound":
+            return ModelNotFoundError(
+                f"HTTP {status}: {err.get('message')} (deployment {self.deployment or model!r})",
+                self.name,
+                status_code=status,
+                model=model,
+            )
+        return None
+
+    def _completion(self, data: Any, plan: RequestPlan, started: float) -> CompletionResponse:
+        choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+        if choice.get("finish_reason") == "content_filter":
+            raise filter_error(
+                "reply",
+                choice.get("content_filter_results"),
+                provider=self.name,
+                model=plan.model,
+                partial=(choice.get("message") or {}).get("content"),
+            )
+        return super()._completion(data, plan, started)
 
     async def stream(
         self,
@@ -164,42 +199,29 @@ class AzureOpenAIProvider(CloudProvider):
         *,
         model: str,
         temperature: float | None = 0.7,
-        max_tokens: int = 4096,
+        max_tokens: int | None = 4096,
         tools: list[ToolDefinition] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[StreamChunk]:
-        """Stream the reply; usage arrives on the final chunk (``stream_options.include_usage``)."""
-        headers = self._headers(stream=True)
-        url = self.chat_url(model)
-        body = build_payload(
-            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=True, kwargs=kwargs
+        """OpenAI's stream; a reply the filter stopped ends in :class:`ContentFilterError`."""
+        delivered: list[str] = []
+        chunks = super().stream(
+            messages, model=model, temperature=temperature, max_tokens=max_tokens, tools=tools, **kwargs
         )
-        chunks = self._retrying_stream(
-            url,
-            headers=headers,
-            body=body,
-            model=model,
-            decoder=lambda clock: AzureStreamDecoder(clock, provider=self.name, model=model),
-        )
-        async with aclosing(chunks):
+        async with aclosing(chunks):  # type: ignore[type-var]
             async for chunk in chunks:
+                if chunk.is_final and chunk.stop_reason == "content_filter":
+                    raise filter_error(
+                        "reply", None, provider=self.name, model=model, partial="".join(delivered)
+                    )
+                delivered.append(chunk.content)
                 yield chunk
 
     async def list_models(self) -> list[ModelInfo]:
-        """Models the resource can deploy (``GET /openai/models``); deployments are named by the user."""
-        url = f"{self.endpoint()}/openai/models?api-version={quote(self.api_version, safe='-.')}"
-        data = await self._retrying_json("GET", url, headers=self._headers())
-        models = []
-        for row in data.get("data") or []:
-            caps = row.get("capabilities") or {}
-            if caps and not caps.get("chat_completion"):
-                continue
-            models.append(
-                ModelInfo(
-                    id=row["id"], provider=self.name, capabilities=["chat", "tools", "streaming"], raw=row
-                )
-            )
-        return models
+        """Models the resource offers for chat (``GET /openai/models``); deployments are the
+        user's own names and cannot be listed through the data-plane API."""
+        models = await super().list_models()
+        return [m for m in models if (m.raw.get("capabilities") or {}).get("chat_completion", True)]
 
 
 __all__ = ["DEFAULT_API_VERSION", "AzureOpenAIProvider"]
