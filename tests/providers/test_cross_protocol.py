@@ -1,10 +1,11 @@
-"""One conversation with tool calls walked across protocols: Anthropic → Gemini → Anthropic →
-Vertex → Azure → Anthropic, each hop replaying the whole neutral history. At every hop the payload the
-simulator received must be valid for that protocol (the simulators reject broken pairing with
-the real APIs' 400s) and is re-checked here independently: every tool result is paired with its
-call, ids are in the form the protocol demands, nothing is lost.
+"""One conversation with tool calls walked across protocols: Anthropic → Gemini →
+OpenAI-compatible (vLLM) → Anthropic → Vertex → Azure → Anthropic, each hop replaying the
+whole neutral history. At every hop the payload the simulator received must be valid for that
+protocol (the cloud simulators reject broken pairing with the real APIs' 400s) and is
+re-checked here independently: every tool result is paired with its call, ids are in the form
+the protocol demands, nothing is lost.
 
-The OpenAI-compatible and Ollama hops join when those protocols are merged.
+The Ollama hop joins when that protocol is merged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.providers.cloud_sims import collect, posts, text_of
 from tests.servers import anthropic as anthropic_sim
 from tests.servers import azure as azure_sim
 from tests.servers import gemini as gemini_sim
+from tests.servers import vllm as vllm_sim
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.registry import ProviderRegistry
@@ -59,6 +61,12 @@ def sims() -> Iterator[tuple[SimServer, SimServer, SimServer]]:
         azure_sim.make_server(api_key=AZ_KEY) as az,
     ):
         yield ant, gem, az
+
+
+@pytest.fixture
+def openai_server() -> Iterator[SimServer]:
+    with vllm_sim.make_server(model="sim-model") as srv:
+        yield srv
 
 
 def check_anthropic(body: dict[str, Any]) -> None:
@@ -113,11 +121,12 @@ def answer(history: list[Message], reply: Message, results: dict[str, str]) -> N
         history.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=results[call.name]))
 
 
-async def test_conversation_survives_anthropic_gemini_vertex_azure_round_trip(
-    sims: tuple[SimServer, SimServer, SimServer],
+async def test_conversation_survives_every_cloud_protocol(
+    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer
 ) -> None:
     ant_server, gem_server, az_server = sims
     azure = ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url)
+    openai = ProviderRegistry.create("vllm", base_url=openai_server.url + "/v1")
     anthropic = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url)
     google = ProviderRegistry.create("google", api_key=GEM_KEY, base_url=gem_server.url)
     vertex = ProviderRegistry.create("vertex", base_url=gem_server.url, token_source=StaticToken())
@@ -167,6 +176,13 @@ async def test_conversation_survives_anthropic_gemini_vertex_azure_round_trip(
     check_gemini(posts(gem_server)[-1].body)
     assert reply.tool_calls and len({c.id for c in reply.tool_calls}) == 2
     answer(history, reply, {"search": "changelog hits", "read": "docs page"})
+
+    # Hop 2b, OpenAI-compatible (vLLM): Anthropic, foreign and synthesised ids as tool_call_ids.
+    reply = await hop(openai, history, Script(text="Noted the sources."), openai_server)
+    check_openai(posts(openai_server)[-1].body)
+    assert reply.content == "Noted the sources."
+    history.append(reply)
+    history.append(Message(role="user", content="Summarise."))
 
     # Hop 3, Anthropic again: Anthropic, foreign and synthesised Gemini ids all in one history.
     reply = await hop(anthropic, history, Script(text="Python 3.13 came out on 7 October 2024."), ant_server)
@@ -218,12 +234,12 @@ async def test_conversation_survives_anthropic_gemini_vertex_azure_round_trip(
         "PEP 745",
     ]
     assert final_body["system"] == "You are a research agent."
-    for p in (anthropic, google, vertex, azure):
+    for p in (anthropic, google, vertex, azure, openai):
         await p.close()
 
 
 async def test_broken_history_is_repaired_for_every_protocol(
-    sims: tuple[SimServer, SimServer, SimServer],
+    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer
 ) -> None:
     """A history cut by trimming (a result without its call, a call without its result) is
     accepted by every simulator after repair, and the orphaned output is kept as text."""
@@ -246,6 +262,7 @@ async def test_broken_history_is_repaired_for_every_protocol(
             check_gemini,
         ),
         (ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url), az_server, check_openai),
+        (ProviderRegistry.create("vllm", base_url=openai_server.url + "/v1"), openai_server, check_openai),
     ]
     for provider, server, check in cases:
         assert (await provider.chat(history, model=server.model)).content
