@@ -84,7 +84,8 @@ class GeminiHandler(SimHandler):
             self.error(404, f"Method not found: {path}")
             return
         vertex = "project" in match.groupdict()
-        self.vertex_location = match.groupdict().get("location")
+        self.vertex = vertex
+        self.vertex_resource = f"projects/{match['project']}/locations/{match['location']}" if vertex else ""
         if not self.check_auth(vertex=vertex):
             return
         method = match["method"]
@@ -101,18 +102,7 @@ class GeminiHandler(SimHandler):
         if vertex and token is not None and not key:
             auth = self.headers.get("authorization") or ""
             if auth != f"Bearer {token}":
-                self.error(
-                    401,
-                    "Request had invalid authentication credentials. Expected OAuth 2 access token, "
-                    "login cookie or other valid authentication credential.",
-                    [
-                        {
-                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                            "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
-                            "domain": "googleapis.com",
-                        }
-                    ],
-                )
+                self.unauthenticated()
                 return False
             return True
         if self.server.api_key is None:
@@ -233,12 +223,7 @@ class GeminiHandler(SimHandler):
         if self.http_fault(script, model):
             return
         if model not in self.server.models:
-            self.error(
-                404,
-                f"models/{model} is not found for API version v1beta, or is not supported for "
-                "generateContent. Call ListModels to see the list of available models and their "
-                "supported methods.",
-            )
+            self.model_not_found(model)
             return
         if stream:
             try:
@@ -250,16 +235,46 @@ class GeminiHandler(SimHandler):
         else:
             self.whole(script, model)
 
-    def http_fault(self, script: Script, model: str) -> bool:
-        fault = script.fault
-        if fault == Fault.UNAUTHORIZED:
-            self.bad_key()
-        elif fault == Fault.UNKNOWN_MODEL:
+    def model_not_found(self, model: str) -> None:
+        if self.vertex:
+            self.error(
+                404,
+                f"Publisher Model `{self.vertex_resource}/publishers/google/models/{model}` was not found "
+                "or your project does not have access to it. Please ensure you are using a valid model "
+                "version.",
+            )
+        else:
             self.error(
                 404,
                 f"models/{model} is not found for API version v1beta, or is not supported for "
-                "generateContent.",
+                "generateContent. Call ListModels to see the list of available models and their "
+                "supported methods.",
             )
+
+    def unauthenticated(self) -> None:
+        self.error(
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
+            [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+                    "domain": "googleapis.com",
+                }
+            ],
+        )
+
+    def http_fault(self, script: Script, model: str) -> bool:
+        fault = script.fault
+        if fault == Fault.UNAUTHORIZED:
+            # Google AI answers a bad key with 400 API_KEY_INVALID; Vertex a bad token with 401.
+            if self.vertex:
+                self.unauthenticated()
+            else:
+                self.bad_key()
+        elif fault == Fault.UNKNOWN_MODEL:
+            self.model_not_found(model)
         elif fault == Fault.RATE_LIMIT:
             self.error(
                 429,
