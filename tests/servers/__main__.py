@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "anthropic": "tests.servers.anthropic:make_server",
     "gemini": "tests.servers.gemini:make_server",
     "azure": "tests.servers.azure:make_server",
+    "bedrock": "tests.servers.bedrock:make_server",
 }
 
 

@@ -114,7 +114,7 @@ PROTOCOLS: dict[str, str | None] = {
     "gemini": "victor_gui.providers.protocols.gemini:GeminiProvider",
     "vertex": "victor_gui.providers.protocols.vertex:VertexProvider",
     "azure": "victor_gui.providers.protocols.azure:AzureOpenAIProvider",
-    "bedrock": None,
+    "bedrock": "victor_gui.providers.protocols.bedrock:BedrockProvider",
     "replicate": None,
 }
 

@@ -133,6 +133,9 @@ class CloudProvider(BaseProvider):
 
     # -- the one request path -------------------------------------------------------------------
 
+    async def prepare(self, request: httpx.Request) -> None:
+        """Last touch before sending (AWS signs the finished request here); nothing by default."""
+
     async def _open(
         self, method: str, url: str, *, headers: dict[str, str], body: Any = None, model: str | None = None
     ) -> httpx.Response:
@@ -141,6 +144,7 @@ class CloudProvider(BaseProvider):
         request = self.http.build_request(
             method, url, content=content, headers=headers, timeout=self.timeouts().to_httpx()
         )
+        await self.prepare(request)
         try:
             response = await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
