@@ -1,6 +1,6 @@
 """One conversation with tool calls walked across protocols: Anthropic → Gemini →
-OpenAI-compatible (vLLM) → Anthropic → Vertex → Azure → Anthropic, each hop replaying the
-whole neutral history. At every hop the payload the simulator received must be valid for that
+OpenAI-compatible (vLLM) → Anthropic → Vertex → Azure → Bedrock → Anthropic, each hop
+replaying the whole neutral history. At every hop the payload the simulator received must be valid for that
 protocol (the cloud simulators reject broken pairing with the real APIs' 400s) and is
 re-checked here independently: every tool result is paired with its call, ids are in the form
 the protocol demands, nothing is lost.
@@ -20,10 +20,12 @@ import pytest
 from tests.providers.cloud_sims import collect, posts, text_of
 from tests.servers import anthropic as anthropic_sim
 from tests.servers import azure as azure_sim
+from tests.servers import bedrock as bedrock_sim
 from tests.servers import gemini as gemini_sim
 from tests.servers import vllm as vllm_sim
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.protocols.sigv4 import Credentials
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 
@@ -31,6 +33,7 @@ ANT_KEY = "sk-ant-api03-crossprotocol0001"
 GEM_KEY = "AIzaSyD-crossprotocol-000001"
 TOKEN = "ya29.cross-protocol-token-0001"
 AZ_KEY = "azure-cross-protocol-key-0001"
+AWS = Credentials("AKIACROSSPROTOCOL001", "cross/protocol/secret/00000000000000000")
 TOOLS = [
     ToolDefinition(
         name="search",
@@ -61,6 +64,12 @@ def sims() -> Iterator[tuple[SimServer, SimServer, SimServer]]:
         azure_sim.make_server(api_key=AZ_KEY) as az,
     ):
         yield ant, gem, az
+
+
+@pytest.fixture
+def bedrock_server() -> Iterator[SimServer]:
+    with bedrock_sim.make_server(credentials=AWS) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -95,6 +104,18 @@ def check_openai(body: dict[str, Any]) -> None:
                 assert isinstance(call["function"]["arguments"], str)  # OpenAI wants a JSON string
 
 
+def check_bedrock(body: dict[str, Any]) -> None:
+    messages = body["messages"]
+    assert messages[0]["role"] == "user"
+    for i, msg in enumerate(messages):
+        assert msg["role"] == ("user" if i % 2 == 0 else "assistant"), "roles alternate"
+        uses = [b["toolUse"]["toolUseId"] for b in msg["content"] if "toolUse" in b]
+        assert all(_ANT_ID.match(u) for u in uses)
+        if uses:
+            results = [b["toolResult"]["toolUseId"] for b in messages[i + 1]["content"] if "toolResult" in b]
+            assert sorted(results) == sorted(uses), "every toolUse answered in the next turn"
+
+
 def check_gemini(body: dict[str, Any]) -> None:
     contents = body["contents"]
     for i, content in enumerate(contents):
@@ -122,10 +143,16 @@ def answer(history: list[Message], reply: Message, results: dict[str, str]) -> N
 
 
 async def test_conversation_survives_every_cloud_protocol(
-    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer
+    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer, bedrock_server: SimServer
 ) -> None:
     ant_server, gem_server, az_server = sims
     azure = ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url)
+    aws = ProviderRegistry.create(
+        "bedrock",
+        base_url=bedrock_server.url,
+        aws_access_key_id=AWS.access_key,
+        aws_secret_access_key=AWS.secret_key,
+    )
     openai = ProviderRegistry.create("vllm", base_url=openai_server.url + "/v1")
     anthropic = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url)
     google = ProviderRegistry.create("google", api_key=GEM_KEY, base_url=gem_server.url)
@@ -217,12 +244,22 @@ async def test_conversation_survives_every_cloud_protocol(
     assert reply.tool_calls and reply.tool_calls[0].id == "call_az9"
     answer(history, reply, {"read": "PEP 745"})
 
+    # Hop 5b, Bedrock Converse: toolUse/toolResult blocks, foreign ids sanitised, results merged.
+    reply = await hop(
+        aws,
+        history,
+        Script(text="", tool_calls=[ScriptedToolCall("search", {"q": "pep 745"}, id="tooluse_b1")]),
+        bedrock_server,
+    )
+    check_bedrock(posts(bedrock_server)[-1].body)
+    answer(history, reply, {"search": "release schedule"})
+
     # Hop 6, back to Anthropic with every call answered.
     reply = await hop(anthropic, history, Script(text="3.14 is due in October 2025."), ant_server)
     check_anthropic(posts(ant_server)[-1].body)
     assert reply.content == "3.14 is due in October 2025."
 
-    # Nothing was dropped along the way: all six calls and their results reached the last hop.
+    # Nothing was dropped along the way: all seven calls and their results reached the last hop.
     final_body = posts(ant_server)[-1].body
     results = [b for m in final_body["messages"] for b in m["content"] if b["type"] == "tool_result"]
     assert [r["content"] for r in results] == [
@@ -232,14 +269,15 @@ async def test_conversation_survives_every_cloud_protocol(
         "docs page",
         "October 2025",
         "PEP 745",
+        "release schedule",
     ]
     assert final_body["system"] == "You are a research agent."
-    for p in (anthropic, google, vertex, azure, openai):
+    for p in (anthropic, google, vertex, azure, openai, aws):
         await p.close()
 
 
 async def test_broken_history_is_repaired_for_every_protocol(
-    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer
+    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer, bedrock_server: SimServer
 ) -> None:
     """A history cut by trimming (a result without its call, a call without its result) is
     accepted by every simulator after repair, and the orphaned output is kept as text."""
@@ -250,7 +288,14 @@ async def test_broken_history_is_repaired_for_every_protocol(
         Message(role="user", content="continue"),
     ]
     ant_server, gem_server, az_server = sims
+    aws = ProviderRegistry.create(
+        "bedrock",
+        base_url=bedrock_server.url,
+        aws_access_key_id=AWS.access_key,
+        aws_secret_access_key=AWS.secret_key,
+    )
     cases = [
+        (aws, bedrock_server, check_bedrock),
         (
             ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url),
             ant_server,
