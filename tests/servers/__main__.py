@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {
     "gemini": "tests.servers.gemini:make_server",
     "azure": "tests.servers.azure:make_server",
     "bedrock": "tests.servers.bedrock:make_server",
+    "replicate": "tests.servers.replicate:make_server",
 }
 
 

@@ -115,7 +115,7 @@ PROTOCOLS: dict[str, str | None] = {
     "vertex": "victor_gui.providers.protocols.vertex:VertexProvider",
     "azure": "victor_gui.providers.protocols.azure:AzureOpenAIProvider",
     "bedrock": "victor_gui.providers.protocols.bedrock:BedrockProvider",
-    "replicate": None,
+    "replicate": "victor_gui.providers.protocols.replicate:ReplicateProvider",
 }
 
 SPECS_BY_NAME: dict[str, ProviderSpec] = {s.name: s for s in SPECS}
