@@ -10,7 +10,7 @@ import pytest
 from tests.providers.cloud_sims import FAST, Sleeps, collect, posts, reasoning_of, text_of
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from tests.servers.gemini import make_server
-from victor_gui.errors import ContentFilterError, MissingAPIKeyError, ProviderAuthError
+from victor_gui.errors import BadRequestError, ContentFilterError, MissingAPIKeyError, ProviderAuthError
 from victor_gui.providers.protocols.gemini import GeminiProvider
 from victor_gui.providers.protocols.gemini_wire import clean_schema
 from victor_gui.providers.registry import ProviderRegistry
@@ -293,3 +293,30 @@ async def test_orphan_call_gets_a_synthetic_response(server: SimServer, provider
     responses = [p["functionResponse"]["name"] for p in contents[2]["parts"]]
     assert responses == ["f", "g"]
     await provider.close()
+
+
+async def test_thought_signatures_go_back_with_their_calls() -> None:
+    """Gemini 3 signs function calls and rejects a history that drops the signature."""
+    with make_server(api_key=KEY, signatures=True) as server:
+        provider = ProviderRegistry.create("google", api_key=KEY, base_url=server.url)
+        server.script(Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"})]))
+        chunks, error = await collect(
+            provider.stream([Message(role="user", content="Oslo?")], model=MODEL, tools=[WEATHER])
+        )
+        assert error is None
+        calls = chunks[-1].tool_calls
+        assert calls
+        history = [
+            Message(role="user", content="Oslo?"),
+            Message(role="assistant", tool_calls=calls),
+            Message(role="tool", tool_call_id=calls[0].id, content="rain"),
+        ]
+        await provider.chat(history, model=MODEL, tools=[WEATHER])  # 400 without the signature
+        part = posts(server)[1].body["contents"][1]["parts"][0]
+        assert part["thoughtSignature"].startswith("CiQB0e2Kb")
+        # A fresh provider has no memory of the signature: the simulator refuses, as Gemini 3 does.
+        other = ProviderRegistry.create("google", api_key=KEY, base_url=server.url)
+        with pytest.raises(BadRequestError, match="thought_signature"):
+            await other.chat(history, model=MODEL, tools=[WEATHER])
+        await provider.close()
+        await other.close()

@@ -171,6 +171,14 @@ class GeminiHandler(SimHandler):
                     )
             if content["role"] == "model":
                 calls = [p["functionCall"].get("name") for p in parts if "functionCall" in p]
+                signed = any("thoughtSignature" in p for p in parts if "functionCall" in p)
+                if calls and self.server.options.get("signatures") and not signed:
+                    return (
+                        "Function call is missing a thought_signature in functionCall parts. This is "
+                        "required for tools to work correctly, and missing thought_signature may lead to "
+                        "degraded model performance. Additional data, function call "
+                        f"`default_api:{calls[0]}` , position {i + 1}."
+                    )
             else:
                 calls = []
         return None
@@ -332,7 +340,13 @@ class GeminiHandler(SimHandler):
         return cand
 
     def call_parts(self, script: Script) -> list[dict[str, Any]]:
-        return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in script.tool_calls]
+        parts: list[dict[str, Any]] = [
+            {"functionCall": {"name": c.name, "args": c.arguments}} for c in script.tool_calls
+        ]
+        if parts and self.server.options.get("signatures"):
+            # Gemini 3 signs the first function call of a turn.
+            parts[0]["thoughtSignature"] = "CiQB0e2Kb" + uuid.uuid4().hex
+        return parts
 
     def whole(self, script: Script, model: str) -> None:
         self.pause(script)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -79,6 +80,7 @@ class GeminiStreamDecoder:
                 error.partial_content = self.partial or None
                 raise error
             candidate = Candidate(data, provider=self.provider.name, model=self.model, partial=self.partial)
+            self.provider.remember_signatures(candidate.signatures)
             self.usage = usage_from(data.get("usageMetadata")) or self.usage
             chunk = StreamChunk(content=candidate.text, reasoning=candidate.thought)
             if candidate.calls:
@@ -121,12 +123,24 @@ class GeminiProvider(CloudProvider):
     """Gemini models through the Google AI API.
 
     Extra keywords: ``safety_level`` (see module docstring), ``api_version`` (``v1beta``).
+
+    The ``thoughtSignature`` Gemini attaches to a function call must go back with that call
+    (Gemini 3 answers 400 otherwise). The neutral history has no field for it, so signatures of
+    recent calls are remembered here (bounded, by call id) and put back when the call is sent.
     """
+
+    _SIGNATURE_MEMORY = 512
 
     def __init__(self, *args: Any, safety_level: str = "block_none", **kwargs: Any) -> None:
         safety_settings(safety_level)  # an unknown level is a programming error: fail at creation
         self.safety_level = safety_level
+        self._signatures: OrderedDict[str, str] = OrderedDict()
         super().__init__(*args, **kwargs)
+
+    def remember_signatures(self, signatures: dict[str, str]) -> None:
+        self._signatures.update(signatures)
+        while len(self._signatures) > self._SIGNATURE_MEMORY:
+            self._signatures.popitem(last=False)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return True
@@ -204,6 +218,7 @@ class GeminiProvider(CloudProvider):
             tools=tools,
             safety_level=kwargs.pop("safety_level", None) or self.safety_level,
             kwargs=kwargs,
+            signature_for=self._signatures.get,
         )
 
     async def chat(
@@ -226,6 +241,7 @@ class GeminiProvider(CloudProvider):
                     "generateContent answered something other than an object", self.name, model=model
                 )
             candidate = Candidate(data, provider=self.name, model=model)
+            self.remember_signatures(candidate.signatures)
             usage = usage_from(data.get("usageMetadata"))
             return CompletionResponse(
                 content=candidate.text,

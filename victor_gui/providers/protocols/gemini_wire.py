@@ -12,6 +12,7 @@ Reference: https://ai.google.dev/api/generate-content
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from victor_gui.errors import ContentFilterError
@@ -133,7 +134,9 @@ def function_declarations(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     return [{"functionDeclarations": decls}]
 
 
-def convert_contents(messages: list[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def convert_contents(
+    messages: list[Message], *, signature_for: Callable[[str], str | None] | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(``systemInstruction`` or None, ``contents``) from neutral messages."""
     repaired, _ = repair_tool_history(messages)
     system: list[str] = []
@@ -163,7 +166,12 @@ def convert_contents(messages: list[Message]) -> tuple[dict[str, Any] | None, li
             call_order = {}
             for i, call in enumerate(message.tool_calls or []):
                 call_order[call.id] = (i, call.name)
-                parts.append({"functionCall": {"name": call.name, "args": call.arguments}})
+                call_part: dict[str, Any] = {"functionCall": {"name": call.name, "args": call.arguments}}
+                # Gemini 3 rejects a function-call turn sent back without the signature it came with.
+                signature = signature_for(call.id) if signature_for is not None else None
+                if signature:
+                    call_part["thoughtSignature"] = signature
+                parts.append(call_part)
         if not parts:
             continue  # Gemini rejects a turn without parts
         role = "model" if message.role == "assistant" else "user"
@@ -206,9 +214,11 @@ def build_payload(
     tools: list[ToolDefinition] | None,
     safety_level: str | None,
     kwargs: dict[str, Any],
+    signature_for: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``generateContent`` body."""
-    instruction, contents = convert_contents(messages)
+    """The ``generateContent`` body; ``signature_for(call_id)`` gives back a call's
+    ``thoughtSignature`` when one was received with it."""
+    instruction, contents = convert_contents(messages, signature_for=signature_for)
     body: dict[str, Any] = {"contents": contents}
     if instruction:
         body["systemInstruction"] = instruction
@@ -262,6 +272,7 @@ class Candidate:
         self.text = ""
         self.thought = ""
         self.calls: list[ToolCall] = []
+        self.signatures: dict[str, str] = {}  # call id -> thoughtSignature
         self.finish: str | None = None
         feedback = data.get("promptFeedback") or {}
         candidates = data.get("candidates") or []
@@ -278,13 +289,14 @@ class Candidate:
         for part in (first.get("content") or {}).get("parts") or []:
             if "functionCall" in part:
                 call = part["functionCall"]
-                self.calls.append(
-                    ToolCall(
-                        id=call.get("id") or new_tool_call_id(),
-                        name=call.get("name") or "",
-                        arguments=call.get("args") or {},
-                    )
+                tool_call = ToolCall(
+                    id=call.get("id") or new_tool_call_id(),
+                    name=call.get("name") or "",
+                    arguments=call.get("args") or {},
                 )
+                self.calls.append(tool_call)
+                if part.get("thoughtSignature"):
+                    self.signatures[tool_call.id] = str(part["thoughtSignature"])
             elif part.get("thought") and "text" in part:
                 self.thought += part["text"]
             elif "text" in part:
