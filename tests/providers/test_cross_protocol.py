@@ -1,11 +1,12 @@
 """One conversation with tool calls walked across protocols: Anthropic → Gemini →
-OpenAI-compatible (vLLM) → Anthropic → Vertex → Azure → Bedrock → Anthropic, each hop
+OpenAI-compatible (vLLM) → Anthropic → Vertex → Azure → Bedrock → Ollama → Anthropic, each hop
 replaying the whole neutral history. At every hop the payload the simulator received must be valid for that
 protocol (the cloud simulators reject broken pairing with the real APIs' 400s) and is
 re-checked here independently: every tool result is paired with its call, ids are in the form
 the protocol demands, nothing is lost.
 
-The Ollama hop joins when that protocol is merged.
+Replicate is left out: it flattens the conversation into one prompt, so there is no pairing
+to check.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.servers import anthropic as anthropic_sim
 from tests.servers import azure as azure_sim
 from tests.servers import bedrock as bedrock_sim
 from tests.servers import gemini as gemini_sim
+from tests.servers import ollama as ollama_sim
 from tests.servers import vllm as vllm_sim
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from victor_gui.providers.base import BaseProvider
@@ -73,6 +75,12 @@ def bedrock_server() -> Iterator[SimServer]:
 
 
 @pytest.fixture
+def ollama_server() -> Iterator[SimServer]:
+    with ollama_sim.make_server(model="sim-model") as srv:
+        yield srv
+
+
+@pytest.fixture
 def openai_server() -> Iterator[SimServer]:
     with vllm_sim.make_server(model="sim-model") as srv:
         yield srv
@@ -116,6 +124,17 @@ def check_bedrock(body: dict[str, Any]) -> None:
             assert sorted(results) == sorted(uses), "every toolUse answered in the next turn"
 
 
+def check_ollama(body: dict[str, Any]) -> None:
+    messages = body["messages"]
+    for i, msg in enumerate(messages):
+        calls = msg.get("tool_calls") or []
+        if calls:
+            following = messages[i + 1 : i + 1 + len(calls)]
+            assert [m["role"] for m in following] == ["tool"] * len(calls), "results follow their calls"
+            assert sorted(m["tool_name"] for m in following) == sorted(c["function"]["name"] for c in calls)
+            assert sorted(m["tool_call_id"] for m in following) == sorted(c["id"] for c in calls)
+
+
 def check_gemini(body: dict[str, Any]) -> None:
     contents = body["contents"]
     for i, content in enumerate(contents):
@@ -143,9 +162,13 @@ def answer(history: list[Message], reply: Message, results: dict[str, str]) -> N
 
 
 async def test_conversation_survives_every_cloud_protocol(
-    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer, bedrock_server: SimServer
+    sims: tuple[SimServer, SimServer, SimServer],
+    openai_server: SimServer,
+    bedrock_server: SimServer,
+    ollama_server: SimServer,
 ) -> None:
     ant_server, gem_server, az_server = sims
+    ollama = ProviderRegistry.create("ollama", base_url=ollama_server.url)
     azure = ProviderRegistry.create("azure", api_key=AZ_KEY, base_url=az_server.url)
     aws = ProviderRegistry.create(
         "bedrock",
@@ -254,12 +277,24 @@ async def test_conversation_survives_every_cloud_protocol(
     check_bedrock(posts(bedrock_server)[-1].body)
     answer(history, reply, {"search": "release schedule"})
 
+    # Hop 5c, Ollama: tool results carry tool_name (and the id newer builds read); its calls
+    # come back without ids, so stable ones are synthesised.
+    reply = await hop(
+        ollama,
+        history,
+        Script(text="", tool_calls=[ScriptedToolCall("read", {"url": "https://ollama"})]),
+        ollama_server,
+    )
+    check_ollama(posts(ollama_server)[-1].body)
+    assert reply.tool_calls and reply.tool_calls[0].id
+    answer(history, reply, {"read": "local notes"})
+
     # Hop 6, back to Anthropic with every call answered.
     reply = await hop(anthropic, history, Script(text="3.14 is due in October 2025."), ant_server)
     check_anthropic(posts(ant_server)[-1].body)
     assert reply.content == "3.14 is due in October 2025."
 
-    # Nothing was dropped along the way: all seven calls and their results reached the last hop.
+    # Nothing was dropped along the way: all eight calls and their results reached the last hop.
     final_body = posts(ant_server)[-1].body
     results = [b for m in final_body["messages"] for b in m["content"] if b["type"] == "tool_result"]
     assert [r["content"] for r in results] == [
@@ -270,14 +305,18 @@ async def test_conversation_survives_every_cloud_protocol(
         "October 2025",
         "PEP 745",
         "release schedule",
+        "local notes",
     ]
     assert final_body["system"] == "You are a research agent."
-    for p in (anthropic, google, vertex, azure, openai, aws):
+    for p in (anthropic, google, vertex, azure, openai, aws, ollama):
         await p.close()
 
 
 async def test_broken_history_is_repaired_for_every_protocol(
-    sims: tuple[SimServer, SimServer, SimServer], openai_server: SimServer, bedrock_server: SimServer
+    sims: tuple[SimServer, SimServer, SimServer],
+    openai_server: SimServer,
+    bedrock_server: SimServer,
+    ollama_server: SimServer,
 ) -> None:
     """A history cut by trimming (a result without its call, a call without its result) is
     accepted by every simulator after repair, and the orphaned output is kept as text."""
@@ -295,6 +334,7 @@ async def test_broken_history_is_repaired_for_every_protocol(
         aws_secret_access_key=AWS.secret_key,
     )
     cases = [
+        (ProviderRegistry.create("ollama", base_url=ollama_server.url), ollama_server, check_ollama),
         (aws, bedrock_server, check_bedrock),
         (
             ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant_server.url),
