@@ -93,7 +93,10 @@ def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
         return f"{name} on {where} stopped answering (connection refused) — {hint}"
     if reason == "refused":
         start = START_HINTS.get(kind)
-        return f"nothing listens on {where}" + (f" — {start}" if start else "")
+        line = f"nothing listens on {where}" + (f" — {start}" if start else "")
+        if kind is ServerKind.VLLM:  # a starting vLLM refuses connections until its model is loaded
+            line += " (if it is starting, it refuses connections until its model is loaded)"
+        return line
     if reason == "unreachable":
         return f"no answer from {where} in time: the host is down or a firewall drops the connection"
     if reason == "network":
