@@ -241,7 +241,8 @@ async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"\n{len(servers)} server(s) answering: {', '.join(kinds)}.\n")
     out.write("\nHardware\n")
     if not hardware["gpus"]:
-        out.write("    no GPU found\n")
+        detected = not any("not available" in n for n in hardware["notes"])
+        out.write("    no GPU found\n" if detected else "    GPUs: detection not available in this build\n")
     for gpu in hardware["gpus"]:
         free = _gib(gpu["free_bytes"]) + " free" if gpu["free_bytes"] is not None else "free unknown"
         out.write(f"    GPU {gpu['vendor']} {gpu['name']}: {_gib(gpu['total_bytes'])} total, {free}\n")
