@@ -159,3 +159,46 @@ async def test_a_failing_subscriber_does_not_stop_the_monitor(client: httpx.Asyn
         monitor.subscribe(seen.append)
         await monitor.refresh_now()
     assert len(seen) == 1 and seen[0].state is EndpointState.UP
+
+
+async def test_llamacpp_router_mode_lists_model_states(client: httpx.AsyncClient) -> None:
+    from victor_gui.manager.models import LlamaCppModels
+
+    with llamacpp.make_server(router=True, models=["qwen-7b", "gemma-2b"], router_load_s=0.05) as server:
+        idle = await probe_endpoint(client, Endpoint(server.url))
+        assert idle.detail("router_mode") is True and idle.models == ()
+        assert "no model loaded" in idle.diagnosis
+        await LlamaCppModels(client, server.url).load("gemma-2b")
+        await asyncio.sleep(0.2)
+        busy = await probe_endpoint(client, Endpoint(server.url), previous=idle)
+    assert [(m.name, m.status) for m in busy.models] == [("gemma-2b", "loaded")]
+
+
+def test_prometheus_text_minimal_parse() -> None:
+    from victor_gui.manager.inspect import parse_prometheus
+
+    text = (
+        "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage.\n"
+        "# TYPE vllm:gpu_cache_usage_perc gauge\n"
+        'vllm:gpu_cache_usage_perc{model_name="m",engine="0"} 0.25\n'
+        'vllm:gpu_cache_usage_perc{model_name="m",engine="1"} 0.5 1700000000000\n'
+        'vllm:cache_config_info{block_size="16",num_gpu_blocks="2048"} 1.0\n'
+        "not a sample line\n"
+        "llamacpp:n_tokens_max 19\n"
+    )
+    samples = parse_prometheus(text)
+    assert [v for _, v in samples["vllm:gpu_cache_usage_perc"]] == [0.25, 0.5]
+    assert samples["vllm:cache_config_info"][0][0] == {"block_size": "16", "num_gpu_blocks": "2048"}
+    assert samples["llamacpp:n_tokens_max"] == [({}, 19.0)]
+
+
+async def test_lmstudio_rest_v1_load_shows_in_the_status(client: httpx.AsyncClient) -> None:
+    from victor_gui.manager.models import LMStudioModels
+
+    with lmstudio.make_server(rest_v1=True, models=["qwen-7b", "llama-3b"]) as server:
+        before = await probe_endpoint(client, Endpoint(server.url))
+        await LMStudioModels(client, server.url).load("llama-3b", context_length=32768)
+        after = await probe_endpoint(client, Endpoint(server.url), previous=before)
+    assert before.detail("rest_api_v1") is True
+    assert [(m.name, m.context_length) for m in after.models] == [("qwen-7b", 8192), ("llama-3b", 32768)]
+    assert before.change_key() != after.change_key()
