@@ -118,3 +118,10 @@ async def test_generic_openai_server(client: httpx.AsyncClient) -> None:
         status = await probe_endpoint(client, Endpoint(server.url))
     assert (status.kind, status.state) == (ServerKind.OPENAI, EndpointState.UP)
     assert [m.name for m in status.models] == ["a", "b"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "ftp://127.0.0.1:21", "http://bad host:80"])
+async def test_malformed_endpoint_is_down_not_a_crash(client: httpx.AsyncClient, url: str) -> None:
+    status = await probe_endpoint(client, Endpoint(url))
+    assert status.state is EndpointState.DOWN
+    assert status.diagnosis

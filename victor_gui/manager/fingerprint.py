@@ -27,6 +27,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -105,7 +106,7 @@ async def fetch(client: httpx.AsyncClient, base_url: str, path: str, *, method: 
             text = b"".join(chunks)[:MAX_BODY].decode("utf-8", "replace")
             return Reply(path, response.status_code, {k.lower(): v for k, v in response.headers.items()},
                          text, time.perf_counter() - start)
-    except (httpx.HTTPError, OSError) as exc:
+    except Exception as exc:  # a probe's failure is its result; it must never sink a sweep
         return Reply(path, error=exc, elapsed=time.perf_counter() - start)
 
 
@@ -128,6 +129,9 @@ class Fingerprint:
 async def fingerprint(client: httpx.AsyncClient, base_url: str, *,
                       headers: dict[str, str] | None = None) -> Fingerprint:
     """Probe ``base_url`` (a server root, no ``/v1``) and tell what runs there."""
+    problem = url_problem(base_url)
+    if problem is not None:
+        return _transport_failure(Reply("/", error=ValueError(problem)))
     root = await fetch(client, base_url, "/", headers=headers)
     if root.error is not None:
         return _transport_failure(root)
@@ -135,6 +139,22 @@ async def fingerprint(client: httpx.AsyncClient, base_url: str, *,
     others = await asyncio.gather(*(fetch(client, base_url, p, headers=headers) for p in paths))
     replies = {"/": root, **{r.path: r for r in others}}
     return classify(replies)
+
+
+def url_problem(base_url: str) -> str | None:
+    """Why ``base_url`` cannot be probed (None when it can): scheme, host and port checked."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return f"unsupported scheme {parts.scheme!r}"
+    if not parts.hostname or " " in parts.netloc:
+        return "no host"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} out of range"
+    return None
 
 
 def follow_up_paths(root: Reply) -> tuple[str, ...]:
@@ -161,6 +181,8 @@ def _transport_failure(root: Reply) -> Fingerprint:
         reason, state = "no_answer", EndpointState.DEGRADED
     elif isinstance(exc, httpx.RemoteProtocolError):
         reason, state = "not_http", EndpointState.NOT_INFERENCE
+    elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | ValueError):
+        reason, state = "bad_url", EndpointState.DOWN
     else:
         reason, state = "network", EndpointState.DOWN
     kind = ServerKind.OTHER if state is EndpointState.NOT_INFERENCE else ServerKind.UNKNOWN

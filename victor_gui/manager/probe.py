@@ -32,13 +32,16 @@ KEY_HINTS: dict[ServerKind, str] = {
 
 def host_port(base_url: str) -> str:
     parts = urlsplit(base_url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.hostname}:{port}"
+    return f"{parts.hostname}:{port_of(base_url)}"
 
 
 def port_of(base_url: str) -> int:
     parts = urlsplit(base_url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port
+    except ValueError:  # "host:99999" or "host:abc" from a hand-edited setting
+        port = None
+    return port or (443 if parts.scheme == "https" else 80)
 
 
 async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
@@ -99,6 +102,8 @@ def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
         return line
     if reason == "unreachable":
         return f"no answer from {where} in time: the host is down or a firewall drops the connection"
+    if reason == "bad_url":
+        return f"{status.base_url!r} is not a usable server URL (expected http://host:port)"
     if reason == "network":
         return f"cannot reach {where}: network error"
     if reason == "no_answer":
