@@ -301,9 +301,12 @@ class ChatSession:
         if primary and self.context_window:
             return ContextWindow(self.context_window, "session")
         key = (id(provider), model)
-        if key not in self._windows:
-            self._windows[key] = await discover_context_window(provider, model)
-        return self._windows[key]
+        if key in self._windows:
+            return self._windows[key]
+        window = await discover_context_window(provider, model)
+        if window.unreachable is None:  # an endpoint that was down is asked again next time
+            self._windows[key] = window
+        return window
 
     async def _request(self, provider: BaseProvider, model: str, history: list[Message], *,
                        primary: bool) -> _Request:
@@ -382,6 +385,8 @@ class ChatSession:
                     assert isinstance(who, Candidate)
                     provider = who.provider()
                     request = await self._request(provider, model, history, primary=False)
+                if request.window.unreachable is not None:
+                    raise request.window.unreachable  # nothing answered: same as a failed attempt
                 await self._stream(provider, model, request.messages, mid, progress)
             except asyncio.CancelledError:
                 # Shielded so a second cancel cannot leave the row in 'streaming'.

@@ -14,7 +14,9 @@ Order, first known wins:
 3. :data:`DEFAULT_CONTEXT_WINDOW` (Victor's own default, 8192).
 
 Discovery is bounded by ``wait_s`` and never raises: a server that does not answer leaves the
-table's figure in charge.
+table's figure in charge. When nothing answered at all (connection refused, circuit open), the
+result carries that error as ``unreachable``: the chat session then treats the reply attempt as
+failed the same way (and falls back) instead of waiting through the same retries a second time.
 """
 
 from __future__ import annotations
@@ -24,11 +26,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from victor_gui.errors import ProviderError
+from victor_gui.errors import (
+    CircuitOpenError,
+    ProviderConnectionError,
+    ProviderError,
+)
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.capabilities import resolve_capabilities
 
 log = logging.getLogger(__name__)
+
+# Errors that mean the endpoint itself is down, not that it cannot list or describe models.
+_DOWN = (ProviderConnectionError, CircuitOpenError)
 
 DEFAULT_CONTEXT_WINDOW = 8192
 OLLAMA_DEFAULT_CONTEXT = 4096
@@ -40,6 +49,7 @@ class ContextWindow:
 
     tokens: int
     source: str
+    unreachable: ProviderError | None = None  # set when nothing answered the discovery
 
 
 def _same_model(listed: str, wanted: str) -> bool:
@@ -52,12 +62,12 @@ def _same_model(listed: str, wanted: str) -> bool:
 async def _from_server(provider: BaseProvider, model: str) -> int | None:
     info = None
     try:
-        for entry in await provider.list_models():
-            if _same_model(entry.id, model):
-                info = entry
-                break
+        listed = await provider.list_models()
+    except _DOWN:
+        raise
     except (ProviderError, NotImplementedError):
-        info = None
+        listed = []  # cannot list (cloud API without it, a proxy): ask the table instead
+    info = next((entry for entry in listed if _same_model(entry.id, model)), None)
     show = getattr(provider, "show_model", None)
     if show is not None:  # Ollama
         extra: dict[str, Any] = info.model_extra or {} if info is not None else {}
@@ -66,6 +76,8 @@ async def _from_server(provider: BaseProvider, model: str) -> int | None:
             return loaded
         try:
             details = await show(model)
+        except _DOWN:
+            raise
         except ProviderError:
             return None
         if details.num_ctx:
@@ -78,9 +90,12 @@ async def _from_server(provider: BaseProvider, model: str) -> int | None:
 async def discover_context_window(provider: BaseProvider, model: str, *,
                                   wait_s: float = 5.0) -> ContextWindow:
     """The context window of ``model`` on ``provider`` (see the module docstring)."""
+    down: ProviderError | None = None
     try:
         async with asyncio.timeout(wait_s):
             found = await _from_server(provider, model)
+    except _DOWN as exc:
+        found, down = None, exc
     except (TimeoutError, ProviderError) as exc:
         log.info("context window of %s/%s not discovered: %s", provider.name, model, exc)
         found = None
@@ -88,5 +103,5 @@ async def discover_context_window(provider: BaseProvider, model: str, *,
         return ContextWindow(int(found), "server")
     table = resolve_capabilities(provider.name, model).context_window
     if table:
-        return ContextWindow(int(table), "table")
-    return ContextWindow(DEFAULT_CONTEXT_WINDOW, "default")
+        return ContextWindow(int(table), "table", down)
+    return ContextWindow(DEFAULT_CONTEXT_WINDOW, "default", down)
