@@ -132,3 +132,28 @@ def test_chain_from_profile_builds_providers_lazily() -> None:
     assert built == [("ollama", {"base_url": "http://127.0.0.1:1"})] and provider.name == "ollama"
 
 
+
+
+async def test_session_from_profile_follows_its_chain_and_cost_setting(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    conv = await store.create_conversation("profile")
+    with running("vllm") as vllm:
+        profile = Profile.model_validate({
+            "provider": "llamacpp", "model": "sim-model", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "temperature": 0.2, "max_tokens": 256, "track_costs": False,
+            "fallback": [{"provider": "vllm", "base_url": vllm.url + "/v1"}]})
+        policy = make_provider("vllm", vllm).retry_policy
+
+        def create(name: str, **kwargs: object) -> BaseProvider:
+            return ProviderRegistry.create(name, retry_policy=policy, **kwargs)  # type: ignore[arg-type]
+
+        session = ChatSession.from_profile(store, conv.id, profile, create=create)
+        vllm.script(Script(text="from the fallback"))
+        result = await session.send("hi")
+        await session.close()
+    assert result.status == "complete" and result.provider == "vllm" and result.fell_back
+    body = vllm.chat_requests()[-1].body
+    assert body["temperature"] == 0.2 and body["max_tokens"] == 256 and body["model"] == "sim-model"
+    m = await store.get_message(result.message_id)
+    assert m is not None and m.cost is None  # track_costs: false stores no cost
+    await store.close()

@@ -31,18 +31,25 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.types import ContentPart, Message, Timings, ToolCall, Usage
+from victor_gui.providers.types import ContentPart, Message, Usage
 from victor_gui.services import costs, notes
-from victor_gui.services.context_trim import TrimResult, trim_history
+from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
-from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back
+from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
 from victor_gui.services.history_convert import prepare_history
+from victor_gui.services.reply_types import (
+    Progress,
+    ReplyEvent,
+    ReplyResult,
+    RequestPlan,
+    SwitchResult,
+    reply_timings,
+)
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -50,63 +57,7 @@ log = logging.getLogger(__name__)
 
 CostFn = Callable[[str, str, Usage], float | None]
 
-
-@dataclass(frozen=True)
-class ReplyEvent:
-    """What the UI hears: ``delta`` events, ``note`` (a note was stored: ``meta`` has it),
-    ``fallback`` (``text`` says who failed and who answers now), then one ``finished``."""
-
-    kind: str  # "delta" | "note" | "fallback" | "finished"
-    message_id: int
-    text: str = ""
-    reasoning: str = ""
-    status: str | None = None
-    error: str | None = None
-    meta: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ReplyResult:
-    """How a reply ended, and who gave it."""
-
-    message_id: int
-    status: str  # complete | interrupted | error
-    error: ProviderError | None = None
-    provider: str | None = None
-    model: str | None = None
-    fell_back: bool = False
-
-
-@dataclass(frozen=True)
-class SwitchResult:
-    """What :meth:`ChatSession.switch` did: its note, the new window, and any trimming."""
-
-    note_id: int
-    context_window: ContextWindow
-    dropped_turns: int
-    trim_note_id: int | None = None
-
-
-@dataclass
-class _Request:
-    messages: list[Message]
-    trim: TrimResult
-    window: ContextWindow
-    repairs: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Progress:
-    """What one attempt received so far."""
-
-    started: float = field(default_factory=time.perf_counter)
-    first: float | None = None
-    usage: Usage | None = None
-    timings: Timings | None = None
-    tool_calls: list[ToolCall] | None = None
-    model: str | None = None
-    text: str = ""
-    shown: bool = False
+__all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
 
 
 class ChatSession:
@@ -169,12 +120,8 @@ class ChatSession:
             create = ProviderRegistry.create
         if not profile.model:
             raise StorageError(f"The profile for {profile.provider} names no model.")
-        settings = (providers or {}).get(profile.provider)
-        options = {k: v for k, v in {
-            "base_url": profile.base_url or (settings.base_url if settings else None),
-            "api_key_env": profile.api_key_env or (settings.api_key_env if settings else None),
-            "timeout": profile.timeout or (settings.timeout if settings else None),
-        }.items() if v is not None}
+        given = {"base_url": profile.base_url, "api_key_env": profile.api_key_env, "timeout": profile.timeout}
+        options = provider_options(profile.provider, given, providers)
         kwargs.setdefault("temperature", profile.temperature if profile.temperature is not None else 0.7)
         kwargs.setdefault("max_tokens", profile.max_tokens or 4096)
         kwargs.setdefault("track_costs", profile.track_costs)
@@ -309,7 +256,7 @@ class ChatSession:
         return window
 
     async def _request(self, provider: BaseProvider, model: str, history: list[Message], *,
-                       primary: bool) -> _Request:
+                       primary: bool) -> RequestPlan:
         if history and history[0].role != "system":
             prompt = await self._system_prompt()
             if prompt:
@@ -317,9 +264,9 @@ class ChatSession:
         prepared = prepare_history(history, vision=provider.supports_vision(model))
         window = await self._window(provider, model, primary)
         trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
-        return _Request(trim.messages, trim, window, {k: v for k, v in prepared.repairs.items() if v})
+        return RequestPlan(trim.messages, trim, window, {k: v for k, v in prepared.repairs.items() if v})
 
-    async def _note_trim(self, request: _Request, stored: list[StoredMessage]) -> int | None:
+    async def _note_trim(self, request: RequestPlan, stored: list[StoredMessage]) -> int | None:
         """Store a ``trim`` note when turns are left out and the count changed since the last."""
         trim = request.trim
         last = notes.last_trim_since_switch(stored)
@@ -378,7 +325,7 @@ class ChatSession:
         chain += [(c, c.model) for c in self.fallback]
         attempts: list[dict[str, Any]] = []
         for index, (who, model) in enumerate(chain):
-            progress = _Progress()
+            progress = Progress()
             provider = who if isinstance(who, BaseProvider) else None
             try:
                 if provider is None:
@@ -408,7 +355,7 @@ class ChatSession:
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
     async def _stream(self, provider: BaseProvider, model: str, messages: list[Message], mid: int,
-                      progress: _Progress) -> None:
+                      progress: Progress) -> None:
         stream = provider.stream(messages, model=model, temperature=self.temperature,
                                  max_tokens=self.max_tokens)
         async with aclosing(stream) as chunks:  # type: ignore[type-var]
@@ -432,15 +379,15 @@ class ChatSession:
         status: str,
         provider: BaseProvider | None,
         model: str,
-        request: _Request,
-        progress: _Progress,
+        request: RequestPlan,
+        progress: Progress,
         attempts: list[dict[str, Any]],
         error: ProviderError | None = None,
     ) -> ReplyResult:
         ended = time.perf_counter()
         if error is not None and error.partial_content and not progress.text:
             await self.store.append_partial(mid, error.partial_content)
-        timings = _timings(progress.started, progress.first, ended, progress.usage, progress.timings)
+        timings = reply_timings(progress.started, progress.first, ended, progress.usage, progress.timings)
         answered_model = progress.model or model
         cost = self._cost(provider, answered_model, progress.usage) if provider is not None else None
         meta: dict[str, Any] = {}
@@ -480,20 +427,3 @@ async def _close_quietly(item: BaseProvider | Candidate) -> None:
         await item.close()
     except Exception as exc:  # closing is best effort: the switch goes on
         log.warning("closing %s failed: %s", _name(item), exc)
-
-
-def _timings(
-    started: float, first: float | None, ended: float, usage: Usage | None, server: Timings | None
-) -> Timings | None:
-    """Client-measured TTFT and generation speed, preferring the server's own figures."""
-    ttft = (
-        server.ttft_ms
-        if server and server.ttft_ms is not None
-        else ((first - started) * 1000 if first is not None else None)
-    )
-    tps = server.tokens_per_second if server and server.tokens_per_second else None
-    if tps is None and usage and usage.completion_tokens and first is not None and ended - first > 0.001:
-        tps = usage.completion_tokens / (ended - first)
-    if ttft is None and tps is None:
-        return None
-    return Timings(ttft_ms=ttft, tokens_per_second=tps, source="server" if server else "client")

@@ -86,6 +86,22 @@ class Candidate:
             await self._instance.close()
 
 
+def provider_options(
+    provider: str, given: Mapping[str, Any], providers: Mapping[str, ProviderSettings] | None
+) -> dict[str, Any]:
+    """``base_url``/``api_key_env``/``timeout`` for creating ``provider``: the ones ``given``
+    (a profile or a fallback target), else the top-level ``providers:`` settings."""
+    settings = (providers or {}).get(provider)
+    out: dict[str, Any] = {}
+    for key in ("base_url", "api_key_env", "timeout"):
+        value = given.get(key)
+        if value is None and settings is not None:
+            value = getattr(settings, key, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def chain_from_profile(
     profile: Profile,
     *,
@@ -110,13 +126,7 @@ def chain_from_profile(
         if not model:
             log.warning("fallback to %s skipped: no model given", target.provider)
             continue
-        settings = (providers or {}).get(target.provider)
-        extra = dict(target.model_extra or {})
-        kwargs: dict[str, Any] = {}
-        for key in ("base_url", "api_key_env", "timeout"):
-            value = extra.get(key, getattr(settings, key, None) if settings else None)
-            if value is not None:
-                kwargs[key] = value
+        kwargs = provider_options(target.provider, dict(target.model_extra or {}), providers)
 
         def build(name: str = target.provider, kw: dict[str, Any] = kwargs) -> BaseProvider:
             return make(name, **kw)
