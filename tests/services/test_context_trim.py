@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.providers import ollama_support
 from tests.providers.openai_sims import make_provider, running
+from tests.servers import ollama
 from tests.servers.base import Script
 from tests.services.sessions import assert_valid_openai
 from victor_gui.providers.types import Message, ToolCall
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.context_trim import estimate_tokens, prompt_budget, trim_history
+from victor_gui.services.context_window import OLLAMA_DEFAULT_CONTEXT, discover_context_window
 from victor_gui.storage import open_store
 
 LINE = "x" * 80  # 80 chars -> ceil(80 / 4 * 1.1) = 22 tokens + 4 framing = 26 per message
@@ -88,3 +91,19 @@ async def test_session_trims_to_server_window_with_note(tmp_path: Path) -> None:
     reply = await store.get_message(result.message_id)
     assert reply is not None and reply.meta is not None and reply.meta["trimmed_turns"] == dropped
     await store.close()
+
+
+async def test_ollama_window_is_the_one_it_runs_with() -> None:
+    with ollama.make_server(models=[{"name": "tiny-ctx", "num_ctx": 512}], default_context=2048) as oll:
+        provider = ollama_support.make_provider(oll.url)
+        modelfile = await discover_context_window(provider, "tiny-ctx")
+        assert (modelfile.tokens, modelfile.source) == (512, "server")  # PARAMETER num_ctx
+        cold = await discover_context_window(provider, "sim-model")
+        assert cold.tokens == OLLAMA_DEFAULT_CONTEXT  # not the trained 131,072: Ollama runs at its default
+        await ollama_support.collect(provider, model="sim-model")
+        loaded = await discover_context_window(provider, "sim-model")
+        assert (loaded.tokens, loaded.source) == (2048, "server")  # the runner's context, from /api/ps
+        await provider.close()
+    dead = await discover_context_window(provider, "sim-model")
+    assert dead.unreachable is not None and dead.source in ("table", "default")
+    await provider.close()
