@@ -334,6 +334,7 @@ class ChatSession:
                     request = await self._request(provider, model, history, primary=False)
                 if request.window.unreachable is not None:
                     raise request.window.unreachable  # nothing answered: same as a failed attempt
+                progress.started = time.perf_counter()  # TTFT counts from the request, not discovery
                 await self._stream(provider, model, request.messages, mid, progress)
             except asyncio.CancelledError:
                 # Shielded so a second cancel cannot leave the row in 'streaming'.
