@@ -32,7 +32,7 @@ def raw(db: Path, sql: str, *args: object) -> list[tuple]:
 
 async def test_database_is_wal_and_versioned(store: ConversationStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(store.path, "PRAGMA user_version") == [(2,)]
+    assert raw(store.path, "PRAGMA user_version") == [(3,)]
 
 
 async def test_conversation_and_messages_round_trip(store: ConversationStore) -> None:

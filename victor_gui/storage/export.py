@@ -40,6 +40,7 @@ _MESSAGE_FIELDS = (
     "updated",
     "status",
     "error",
+    "meta",
 )
 
 

@@ -10,6 +10,10 @@ from typing import Any, Literal
 
 from victor_gui.providers.types import Message, ToolCall
 
+# Role of transcript notes. Not a provider role on purpose: Message() refuses it, so a note can
+# never reach a model by accident (ChatSession.history leaves notes out).
+NOTE_ROLE = "note"
+
 MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
 STATUSES: tuple[str, ...] = ("complete", "streaming", "interrupted", "error")
 
@@ -53,6 +57,13 @@ class StoredMessage:
     updated: float
     status: str
     error: str | None
+    # JSON details: a note's ``kind`` (see victor_gui.services.notes), fallback attempts, trimming.
+    meta: dict[str, Any] | None = None
+
+    @property
+    def is_note(self) -> bool:
+        """A transcript note (model switch, trimming): shown to the user, never sent to a model."""
+        return self.role == NOTE_ROLE
 
     def to_message(self) -> Message:
         """This message as a provider :class:`Message` for the next request."""
@@ -70,7 +81,7 @@ class StoredMessage:
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, content_parts, reasoning, tool_calls, tool_call_id, "
     "provider, model, endpoint, prompt_tokens, completion_tokens, cached_tokens, ttft_ms, "
-    "tokens_per_second, cost, created, updated, status, error"
+    "tokens_per_second, cost, created, updated, status, error, meta"
 )
 
 
@@ -104,6 +115,7 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
         r[19],
         r[20],
         r[21],
+        _loads(r[22]),
     )
 
 

@@ -116,9 +116,17 @@ def _v2_full_text(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_message_meta(conn: sqlite3.Connection) -> None:
+    # Free-form JSON per message for what the chat session records beside the text: the kind of
+    # a transcript note (model switch, context trimmed) and how a reply came to be (fallback
+    # attempts and their reasons, turns trimmed). JSON keeps these from needing a migration each.
+    conn.execute("ALTER TABLE messages ADD COLUMN meta TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("initial", _v1_initial),
     Migration("full_text_search", _v2_full_text),
+    Migration("message_meta", _v3_message_meta),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

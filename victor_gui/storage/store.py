@@ -35,6 +35,7 @@ from victor_gui.storage.models import (
     message_from_row,
 )
 from victor_gui.storage.search import search_sync
+from victor_gui.storage.usage import UsageRow, usage_sync
 
 DB_NAME = "conversations.sqlite3"
 _CONV_COLUMNS = "id, title, created, updated, system_prompt, params"
@@ -185,6 +186,7 @@ class ConversationStore:
         usage: Usage | None = None,
         timings: Timings | None = None,
         cost: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> int:
         """Append a whole message at the end of the conversation; returns its id."""
         if status not in STATUSES:
@@ -206,6 +208,7 @@ class ConversationStore:
             "created": now,
             "updated": now,
             "cost": cost,
+            "meta": _dumps(meta),
             **_usage_columns(usage, timings),
         }
         return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
@@ -271,6 +274,7 @@ class ConversationStore:
         values["reasoning"] = values.get("reasoning") or ""
         values["content_parts"] = _dumps(values.get("content_parts"))
         values["tool_calls"] = _dumps(values.get("tool_calls"))
+        values["meta"] = _dumps(values.get("meta"))
         if values.get("status") not in STATUSES or values.get("status") == "streaming":
             values["status"] = "interrupted"
         now = time.time()
@@ -362,8 +366,15 @@ class ConversationStore:
         tool_calls: Sequence[ToolCall | dict[str, Any]] | None = None,
         error: str | None = None,
         model: str | None = None,
+        provider: str | None = None,
+        endpoint: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
-        """Commit the rest of a streamed reply with its final status, usage, speed and cost."""
+        """Commit the rest of a streamed reply with its final status, usage, speed and cost.
+
+        ``provider``/``endpoint``/``model`` replace the ones given at the start when the reply
+        came from elsewhere (a fallback); None keeps them.
+        """
         if status not in STATUSES or status == "streaming":
             raise StorageError(f"cannot finish a message with status {status!r}")
         text, reasoning = self._take(message_id)
@@ -373,6 +384,10 @@ class ConversationStore:
             "error": redact(error) if error else None,
             "cost": cost,
             "tool_calls": _tool_calls_json(tool_calls),
+            "model": model,
+            "provider": provider,
+            "endpoint": endpoint,
+            "meta": _dumps(meta),
             **_usage_columns(usage, timings),
         }
 
@@ -380,8 +395,8 @@ class ConversationStore:
             _append(conn, message_id, text, reasoning)
             sets = ", ".join(f"{k}=coalesce(?, {k})" for k in values)
             conn.execute(
-                f"UPDATE messages SET {sets}, model=coalesce(?, model), updated=? WHERE id=?",
-                (*values.values(), model, time.time(), message_id),
+                f"UPDATE messages SET {sets}, updated=? WHERE id=?",
+                (*values.values(), time.time(), message_id),
             )
 
         await self._db.write(op)
@@ -391,6 +406,13 @@ class ConversationStore:
     async def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Full-text search across every chat; any user text is safe (see :mod:`.search`)."""
         return await self._db.read(lambda conn: search_sync(conn, query, limit))
+
+    async def usage(
+        self, group_by: str = "provider", *, conversation_id: int | None = None, since: float | None = None
+    ) -> list[UsageRow]:
+        """Token and cost totals of replies, grouped (see :mod:`.usage`)."""
+        await self.flush()
+        return await self._db.read(lambda conn: usage_sync(conn, group_by, conversation_id, since))
 
     async def verify(self) -> str | None:
         """Run SQLite's quick_check (off the loop); None when healthy, else what it found.
