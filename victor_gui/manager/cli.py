@@ -59,16 +59,23 @@ def _run(command: Callable[[argparse.Namespace, TextIO], Any]) -> Callable[[argp
     return handler
 
 
-def _install_keyring() -> None:
-    """Consult the OS keyring like the app does (never fatal: env vars still work)."""
+def _install_keyring() -> str | None:
+    """Consult the OS keyring like the app does; returns a note when no keyring is usable (keys
+    then come from environment variables only). Never fatal."""
     try:
-        from victor_gui.config.secrets import install_keyring_store
+        from victor_gui.config.secrets import KeyringStore
+        from victor_gui.providers import keys
     except ImportError:
-        return
+        return None
     try:
-        install_keyring_store()
-    except Exception:  # no backend, locked keyring...: keys then come from the environment
-        return
+        store = KeyringStore()
+        ok, message = store.backend_status()
+        if not ok:
+            return message
+        keys.set_secret_store(store)
+    except Exception as exc:  # a broken keyring backend must not break a diagnostic command
+        return f"the system keyring could not be used ({type(exc).__name__})"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +98,7 @@ def key_status(spec: Any) -> str:
 
 
 async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
-    _install_keyring()
+    keyring_note = _install_keyring()
     if args.provider:
         return await _list_provider_models(args.provider, out, as_json=args.json)
     async with make_client(PROBE_TIMEOUTS) as client:
@@ -110,7 +117,7 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
                      "local": [{"url": s.base_url, "state": s.state.value} for s in answering]
                      if spec.is_local else None})
     if args.json:
-        out.write(json.dumps({"providers": rows}, indent=2) + "\n")
+        out.write(json.dumps({"providers": rows, "keyring": keyring_note or "available"}, indent=2) + "\n")
         return 0
     out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} {'USABLE':<7} {'API KEY':<44} LOCAL SERVER\n")
     for row in rows:
@@ -122,6 +129,8 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
         out.write(line.rstrip() + "\n")
     answering_count = sum(len(v) for v in local.values())
     out.write(f"\n{len(rows)} providers; {answering_count} local server(s) answering.\n")
+    if keyring_note:
+        out.write(f"Note: {keyring_note}\n")
     if not answering_count:
         out.write("No local inference server answers on the default ports or the configured endpoints "
                   "(run `victor-gui doctor` for details).\n")
