@@ -120,4 +120,8 @@ CONFORMANCE_REQUESTS: tuple[Scripted, ...] = (
              chat([{"role": "user", "content": "hi " * 5000}], stream=True)),
     Scripted("messages_not_array", "POST", "/v1/chat/completions", {"messages": "hi"}),
     Scripted("malformed_json", "POST", "/v1/chat/completions", raw=b"{not json"),
+    Scripted("empty_body", "POST", "/v1/chat/completions", raw=b""),
+    Scripted("messages_missing", "POST", "/v1/chat/completions", {"prompt": "hi"}),
+    Scripted("message_without_content", "POST", "/v1/chat/completions", {"messages": [{"role": "user"}]}),
+    Scripted("stream_not_bool", "POST", "/v1/chat/completions", chat(stream="yes")),
 )
