@@ -34,7 +34,11 @@ SCRIPTS: dict[str, Script] = {
     "tools_stream": Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": ""})]),
     "context_overflow": Script(fault=Fault.CONTEXT_OVERFLOW),
     "context_overflow_stream": Script(fault=Fault.CONTEXT_OVERFLOW),
+    "length": Script(text="t", pieces=1, finish_reason="length"),
+    "length_stream": Script(text="t", pieces=1, finish_reason="length"),
 }
+# Simulator options per request, for server settings the real one has (no --mmproj: no vision).
+SIM_OPTIONS: dict[str, dict[str, object]] = {"image_without_mmproj": {"vision": False}}
 
 # Found against llama-server from llama-cpp-python 0.3.36 (llama.cpp 0.5.0-dev). An entry ending
 # in "..." matches any difference line that starts with the rest (long key lists). Each entry says
@@ -50,7 +54,7 @@ def _matches(line: str, entry: str) -> bool:
 def sim_exchange(req: Scripted) -> Exchange | httpx.TransportError:
     """The simulator's reply, from a fresh simulator (a request the simulator rejects early would
     otherwise leave its script queued for the next one)."""
-    server = sim_llamacpp.make_server()
+    server = sim_llamacpp.make_server(**SIM_OPTIONS.get(req.name, {}))
     if req.name in SCRIPTS:
         server.script(SCRIPTS[req.name])
     with server:

@@ -68,6 +68,8 @@ class Script:
     inline_think: bool = False
     # Repeat this script for this many requests (0 = once).
     repeat: int = 0
+    # The finish reason to report ("length" for a reply cut by max_tokens); None: stop/tool_calls.
+    finish_reason: str | None = None
 
     def text_pieces(self) -> list[str]:
         text = self.text

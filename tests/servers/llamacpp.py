@@ -135,6 +135,11 @@ class LlamaCppHandler(OpenAIDialectHandler):
     def no_tools_message(self) -> str:
         return "tools param requires --jinja flag"
 
+    def no_images(self) -> None:
+        # Not a 400: llama-server reports a missing projector as a server error.
+        self.send_error(500, "image input is not supported - hint: if this is unexpected, you may need "
+                        "to provide the mmproj", "server_error")
+
     def extra_final_fields(self, script: Script) -> dict[str, Any]:
         n = script.completion_count()
         return {

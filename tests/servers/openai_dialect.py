@@ -121,6 +121,10 @@ class OpenAIDialectHandler(SimHandler):
     def no_tools_message(self) -> str:
         return f"{self.server.model} does not support tools"
 
+    def no_images(self) -> None:
+        """Answer a request with images to a server without vision."""
+        self.send_error(400, "image input is not supported by this model", "invalid_request_error")
+
     # -- routes ---------------------------------------------------------------------------------
 
     def models(self) -> None:
@@ -176,9 +180,7 @@ class OpenAIDialectHandler(SimHandler):
                     )
                     return False
                 if not self.images_supported():
-                    self.send_error(
-                        400, "image input is not supported by this model", "invalid_request_error"
-                    )
+                    self.no_images()
                     return False
                 self.server.options.setdefault("images_received", []).append(url)
         return True
@@ -235,9 +237,8 @@ class OpenAIDialectHandler(SimHandler):
         if calls:
             message["tool_calls"] = calls
         reply = self._base(model, "chat.completion")
-        reply["choices"] = [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
-        ]
+        finish = script.finish_reason or ("tool_calls" if calls else "stop")
+        reply["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
         reply["usage"] = self.usage(script)
         reply.update(self.extra_final_fields(script))
         data = json.dumps(reply, ensure_ascii=False).encode()
@@ -314,7 +315,7 @@ class OpenAIDialectHandler(SimHandler):
                 sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": a}}]}))
                 for a in _cut(args, 3)
             ]
-        finish = "tool_calls" if script.tool_calls else "stop"
+        finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
         # The dialect's extra fields (llama.cpp "timings") ride on the last chunk before [DONE]:
         # the finish chunk, or the usage chunk when one follows (as llama-server does).
         extras = self.extra_final_fields(script)

@@ -123,5 +123,10 @@ CONFORMANCE_REQUESTS: tuple[Scripted, ...] = (
     Scripted("empty_body", "POST", "/v1/chat/completions", raw=b""),
     Scripted("messages_missing", "POST", "/v1/chat/completions", {"prompt": "hi"}),
     Scripted("message_without_content", "POST", "/v1/chat/completions", {"messages": [{"role": "user"}]}),
+    Scripted("length", "POST", "/v1/chat/completions", chat(max_tokens=1)),
+    Scripted("length_stream", "POST", "/v1/chat/completions", chat(max_tokens=1, stream=True)),
+    Scripted("image_without_mmproj", "POST", "/v1/chat/completions", chat([{"role": "user", "content": [
+        {"type": "text", "text": "hi"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])),
     Scripted("stream_not_bool", "POST", "/v1/chat/completions", chat(stream="yes")),
 )
