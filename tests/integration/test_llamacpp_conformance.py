@@ -134,3 +134,18 @@ def test_connection_reuse_like_the_real_server(llama_server: LlamaServer, case: 
     with server:
         got = _second_request_gets(server.port, first)
     assert got.startswith(expected) and (expected or got == b""), got[:80]
+
+
+def _metric_lines(text: str) -> list[str]:
+    """The HELP/TYPE lines and metric names of a Prometheus text body (values vary)."""
+    return [line if line.startswith("#") else line.split(" ", 1)[0] for line in text.splitlines() if line]
+
+
+def test_metrics_like_the_real_server(start_llama, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    real_server = start_llama(tiny_model(), extra_args=["--metrics"])
+    real = httpx.get(real_server.base_url + "/metrics", timeout=10)
+    with sim_llamacpp.make_server(metrics=True) as server:
+        sim = httpx.get(server.url + "/metrics", timeout=5)
+    assert (sim.status_code, sim.headers["content-type"]) == (real.status_code, real.headers["content-type"])
+    assert "process-start-time-unix" in real.headers and "process-start-time-unix" in sim.headers
+    assert _metric_lines(sim.text) == _metric_lines(real.text)

@@ -46,6 +46,7 @@ class LlamaCppHandler(OpenAIDialectHandler):
         ("GET", "/health"): "health",
         ("GET", "/v1/health"): "health",
         ("GET", "/props"): "props",
+        ("POST", "/props"): "set_props",
         ("GET", "/slots"): "slots",
         ("GET", "/metrics"): "metrics",
         ("GET", "/"): "index",
@@ -189,6 +190,10 @@ class LlamaCppHandler(OpenAIDialectHandler):
             media_marker=marker, old_shapes=bool(options.get("old_shapes", False)),
         ))
 
+    def set_props(self) -> None:  # needs --props, which the simulator does not offer
+        self.send_error(501, "This server does not support changing global properties. Start it with "
+                        "`--props`", "not_supported_error")
+
     def slots(self) -> None:
         old = bool(self.server.options.get("old_shapes", False))
         self.send_json(200, bodies.slots(self._n_ctx(), old_shapes=old))
@@ -200,11 +205,8 @@ class LlamaCppHandler(OpenAIDialectHandler):
                 "This server does not support metrics endpoint. Start it with `--metrics`",
                 "not_supported_error",
             )
-        text = (
-            "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
-            "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 12\n"
-            "llamacpp:tokens_predicted_total 7\nllamacpp:n_tokens_max 19\nllamacpp:requests_processing 0\n"
-            "llamacpp:requests_deferred 0\n"
+        text = bodies.metrics_text(
+            {"prompt_tokens_total": 12, "tokens_predicted_total": 7, "n_decode_total": 8, "n_tokens_max": 19}
         )
         self.send_text(
             200,

@@ -166,3 +166,35 @@ def chat_body_error(raw: bytes) -> tuple[int, str] | None:
         kind = _JSON_TYPES.get(type(body["stream"]), "null")
         return 400, f"Field 'stream': [json.exception.type_error.302] type must be boolean, but is {kind}"
     return None
+
+
+# name -> (type, help text), in the order llama-server writes them.
+METRICS: dict[str, tuple[str, str]] = {
+    "prompt_tokens_total": ("counter", "Number of prompt tokens processed, excluding cached tokens"),
+    "prompt_tokens_cached_total": ("counter", "Number of prompt tokens reused from the cache"),
+    "prompt_seconds_total": ("counter", "Total time spent processing prompts"),
+    "tokens_predicted_total": ("counter", "Number of generation tokens processed"),
+    "tokens_predicted_seconds_total": ("counter", "Total time spent generating tokens"),
+    "n_decode_total": ("counter", "Total number of llama_decode() calls, excluding speculative decoding "
+                                  "and multimodal decoding"),
+    "n_tokens_max": ("counter", "Largest observed sequence length (prompt + generation)"),
+    "spec_decode_num_draft_tokens_total": ("counter", "Speculative: Total draft tokens generated"),
+    "spec_decode_num_accepted_tokens_total": ("counter", "Speculative: Total draft tokens accepted by the "
+                                                         "target model"),
+    "spec_decode_num_drafts_total": ("counter", "Speculative: Total speculative decoding verification steps"),
+    "prompt_tokens_seconds": ("gauge", "Average prompt throughput in tokens/s"),
+    "predicted_tokens_seconds": ("gauge", "Average generation throughput in tokens/s"),
+    "requests_processing": ("gauge", "Number of requests processing"),
+    "requests_deferred": ("gauge", "Number of requests deferred"),
+    "n_busy_slots_per_decode": ("gauge", "Average number of busy slots per llama_decode() call"),
+}
+
+
+def metrics_text(values: dict[str, float]) -> str:
+    """The ``GET /metrics`` body (Prometheus text); metrics missing from ``values`` read 0."""
+    lines: list[str] = []
+    for name, (kind, text) in METRICS.items():
+        value = values.get(name, 0)
+        lines += [f"# HELP llamacpp:{name} {text}", f"# TYPE llamacpp:{name} {kind}",
+                  f"llamacpp:{name} {value:g}"]
+    return "\n".join(lines) + "\n"

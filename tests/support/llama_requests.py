@@ -105,6 +105,7 @@ CONFORMANCE_REQUESTS: tuple[Scripted, ...] = (
     Scripted("models", "GET", "/v1/models"),
     Scripted("props", "GET", "/props"),
     Scripted("slots", "GET", "/slots"),
+    Scripted("props_post", "POST", "/props", {"n_ctx": 8}),
     Scripted("unknown_route", "GET", "/no/such/route"),
     Scripted("metrics_disabled", "GET", "/metrics"),
     Scripted("chat", "POST", "/v1/chat/completions", chat()),
