@@ -19,7 +19,7 @@ import pytest
 from tests.servers import llamacpp as sim_llamacpp
 from tests.servers.base import Fault, Script, ScriptedToolCall
 from tests.support.conformance import compare_exchanges
-from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, send
+from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, chat, send
 from tests.support.llama_server import LlamaServer
 
 pytestmark = pytest.mark.llamacpp
@@ -149,3 +149,17 @@ def test_metrics_like_the_real_server(start_llama, tiny_model) -> None:  # type:
     assert (sim.status_code, sim.headers["content-type"]) == (real.status_code, real.headers["content-type"])
     assert "process-start-time-unix" in real.headers and "process-start-time-unix" in sim.headers
     assert _metric_lines(sim.text) == _metric_lines(real.text)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_reply_names_the_loaded_model_not_the_requested_one(llama_server: LlamaServer, stream: bool) -> None:
+    """Single-model mode ignores the request's ``model``: replies name the server's own model."""
+    body = chat(model="gpt-4", max_tokens=2, stream=stream)
+    req = Scripted("other_model", "POST", "/v1/chat/completions", body)
+
+    def named(exchange: Exchange) -> set[str]:
+        return {p["model"] for p in exchange.event_payloads()} if stream else {exchange.json()["model"]}
+
+    assert named(send(llama_server.base_url, req)) == {str(llama_server.model)}
+    with sim_llamacpp.make_server(model="sim-model") as server:
+        assert named(send(server.url, req, timeout_s=10)) == {"sim-model"}

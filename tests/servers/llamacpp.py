@@ -133,6 +133,12 @@ class LlamaCppHandler(OpenAIDialectHandler):
     def midstream_error_payload(self) -> Any:
         return {"error": {"code": 500, "message": "failed to decode the batch", "type": "server_error"}}
 
+    def reply_model(self, requested: Any) -> str:
+        # One model loaded: whatever the request named, the reply names the server's own model.
+        if len(self.server.models) == 1:
+            return self.server.model
+        return super().reply_model(requested)
+
     def no_tools_message(self) -> str:
         return "tools param requires --jinja flag"
 

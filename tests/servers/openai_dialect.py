@@ -112,6 +112,10 @@ class OpenAIDialectHandler(SimHandler):
         """Fields the dialect adds to the finish chunk / whole reply (llama.cpp ``timings``)."""
         return {}
 
+    def reply_model(self, requested: Any) -> str:
+        """The ``model`` a reply names: the requested one by default."""
+        return str(requested or self.server.model)
+
     def images_supported(self) -> bool:
         return bool(self.server.options.get("vision", True))
 
@@ -137,12 +141,12 @@ class OpenAIDialectHandler(SimHandler):
         if not self.check_images(body) or not self.check_tools(body):
             return  # a request the server rejects consumes no script
         script = self.next_script()
-        model = str(body.get("model") or self.server.model)
+        model = self.reply_model(body.get("model"))
         fault = script.fault
         if fault == Fault.UNAUTHORIZED:
             return self.unauthorized()
         if fault == Fault.UNKNOWN_MODEL:
-            return self.unknown_model(model)
+            return self.unknown_model(str(body.get("model") or self.server.model))
         if fault == Fault.RATE_LIMIT:
             return self.send_error(
                 429,
