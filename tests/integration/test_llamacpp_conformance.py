@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ SCRIPTS: dict[str, Script] = {
     "length_stream": Script(text="t", pieces=1, finish_reason="length"),
 }
 # Simulator options per request, for server settings the real one has (no --mmproj: no vision).
-SIM_OPTIONS: dict[str, dict[str, object]] = {"image_without_mmproj": {"vision": False}}
+SIM_OPTIONS: dict[str, dict[str, Any]] = {"image_without_mmproj": {"vision": False}}
 
 # Found against llama-server from llama-cpp-python 0.3.36 (llama.cpp 0.5.0-dev). An entry ending
 # in "..." matches any difference line that starts with the rest (long key lists). Each entry says

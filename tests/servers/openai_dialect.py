@@ -109,7 +109,7 @@ class OpenAIDialectHandler(SimHandler):
         return True
 
     def extra_final_fields(self, script: Script) -> dict[str, Any]:
-        """Fields the dialect adds to the finish chunk / whole reply (llama.cpp ``timings``)."""
+        """Fields the dialect adds to the whole reply / last stream chunk (llama.cpp ``timings``)."""
         return {}
 
     def reply_model(self, requested: Any) -> str:
