@@ -10,7 +10,9 @@ fixed: delete the entry), so the list stays the true account of where the simula
 
 from __future__ import annotations
 
+import re
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +20,7 @@ import pytest
 from tests.servers import llamacpp as sim_llamacpp
 from tests.servers.base import Fault, Script, ScriptedToolCall
 from tests.support.conformance import compare_exchanges
-from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, send
+from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, chat, send
 from tests.support.llama_server import LlamaServer
 
 pytestmark = pytest.mark.llamacpp
@@ -33,62 +35,17 @@ SCRIPTS: dict[str, Script] = {
     "tools_stream": Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": ""})]),
     "context_overflow": Script(fault=Fault.CONTEXT_OVERFLOW),
     "context_overflow_stream": Script(fault=Fault.CONTEXT_OVERFLOW),
+    "length": Script(text="t", pieces=1, finish_reason="length"),
+    "length_stream": Script(text="t", pieces=1, finish_reason="length"),
 }
+# Simulator options per request, for server settings the real one has (no --mmproj: no vision).
+SIM_OPTIONS: dict[str, dict[str, Any]] = {"image_without_mmproj": {"vision": False}}
 
 # Found against llama-server from llama-cpp-python 0.3.36 (llama.cpp 0.5.0-dev). An entry ending
-# in "..." matches any difference line that starts with the rest (long key lists).
-_STREAM_LOGPROBS = [  # the simulator adds "logprobs": null to every chunk choice; llama.cpp omits it
-    "<role>.choices[]: extra key 'logprobs'",
-]
-_ERROR_CLOSE = "header connection: 'close' != None"  # llama.cpp sends Connection: close on errors
-_NO_ACCEL = "header x-accel-buffering: 'no' != None"  # llama.cpp sends X-Accel-Buffering: no on SSE
-KNOWN_DIFFERENCES: dict[str, list[str]] = {
-    "models": [
-        "$.models[]: missing keys 'description', 'tags', 'parameters'",
-        "$.models[].details: missing keys 'parent_model', 'family', 'families', 'parameter_size', "
-        "'quantization_level'",
-        "$.data[]: missing keys 'aliases', 'tags'",
-        "$.data[].meta: missing keys 'n_ctx', 'ftype'",
-    ],
-    "props": [
-        "$: missing keys 'model_ftype', 'media_marker', 'ui', 'ui_settings', 'chat_template_caps', "
-        "'is_sleeping', 'cors_proxy_enabled'",
-        "$.default_generation_settings: extra key 'id'",
-        "$.default_generation_settings.params: missing keys 'seed', ...",  # ~40 sampling settings
-        "$.modalities: missing key 'video'",
-    ],
-    "slots": ["$[]: extra keys 'id_task', 'params', 'next_token'"],  # /slots is 4 keys per slot now
-    "unknown_route": [_ERROR_CLOSE],
-    "metrics_disabled": [_ERROR_CLOSE],
-    "chat_stream": [
-        _NO_ACCEL, *_STREAM_LOGPROBS, "<content>.choices[]: extra key 'logprobs'",
-        "<finish:stop>.choices[]: extra key 'logprobs'",
-    ],
-    "chat_stream_usage": [
-        _NO_ACCEL, *_STREAM_LOGPROBS, "<content>.choices[]: extra key 'logprobs'",
-        "<finish:stop>.choices[]: extra key 'logprobs'",
-        # with include_usage llama.cpp moves "timings" from the finish chunk to the usage chunk
-        "<finish:stop>: extra key 'timings'",
-        "<usage>: missing key 'timings'",
-    ],
-    "tools_stream": [
-        _NO_ACCEL, *_STREAM_LOGPROBS, "<tool_call_start>.choices[]: extra key 'logprobs'",
-        "<tool_call_args>.choices[]: extra key 'logprobs'",
-        "<finish:tool_calls>.choices[]: extra key 'logprobs'",
-    ],
-    "context_overflow": [_ERROR_CLOSE],
-    "context_overflow_stream": [_ERROR_CLOSE],
-    # The simulator's chat handler raises AttributeError on a non-list "messages" and drops the
-    # connection; llama.cpp answers 400 "Expected 'messages' to be an array".
-    "messages_not_array": ["no reply: RemoteProtocolError: Server disconnected without sending a response."],
-    # Unparseable JSON: llama.cpp answers 500 server_error ("[json.exception.parse_error.101] ...");
-    # the simulator ignores the body and replies 200 with a completion.
-    "malformed_json": [
-        "status: 500 != 200", _ERROR_CLOSE, "$: missing key 'error'",
-        "$: extra keys 'id', 'object', 'created', 'model', 'system_fingerprint', 'choices', 'usage', "
-        "'timings'",
-    ],
-}
+# in "..." matches any difference line that starts with the rest (long key lists). Each entry says
+# why the simulator cannot sensibly follow; empty means the simulator answers every request here
+# like the real server.
+KNOWN_DIFFERENCES: dict[str, list[str]] = {}
 
 
 def _matches(line: str, entry: str) -> bool:
@@ -98,7 +55,7 @@ def _matches(line: str, entry: str) -> bool:
 def sim_exchange(req: Scripted) -> Exchange | httpx.TransportError:
     """The simulator's reply, from a fresh simulator (a request the simulator rejects early would
     otherwise leave its script queued for the next one)."""
-    server = sim_llamacpp.make_server()
+    server = sim_llamacpp.make_server(**SIM_OPTIONS.get(req.name, {}))
     if req.name in SCRIPTS:
         server.script(SCRIPTS[req.name])
     with server:
@@ -121,34 +78,89 @@ def test_simulator_answers_like_the_real_server(llama_server: LlamaServer, req: 
     assert not gone, f"fixed in the simulator; delete from {where}:\n" + "\n".join(gone)
 
 
-def _reuse_after_stream(port: int) -> bytes:
-    """Run a stream to its end on one connection, send a second request on it, return what the
-    second request got within 5 s (b"" = the server had closed the connection)."""
-    body = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"temperature":0,"stream":true}'
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(body)) + body
+_STREAM_BODY = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"temperature":0,"stream":true}'
+_CHAT_BODY = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"temperature":0}'
+
+
+def _post(body: bytes) -> bytes:
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+
+def _reply_complete(data: bytes) -> bool:
+    """Whether ``data`` holds one whole HTTP reply (Content-Length or chunked framing)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return len(body) >= int(match.group(1)) if match else body.endswith(b"\r\n0\r\n\r\n")
+
+
+def _second_request_gets(port: int, first: bytes) -> bytes:
+    """Send ``first`` on a new connection, read its whole reply, send a second request on the
+    same connection and return what that got within 5 s (b"" = the server had closed it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request)
+        sock.sendall(first)
         data = b""
-        while not (b"[DONE]" in data and data.endswith(b"\r\n0\r\n\r\n")):
+        while not _reply_complete(data):
             chunk = sock.recv(65536)
             if not chunk:
-                return b"closed during the stream"
+                return b"closed during the first reply"
             data += chunk
-        sock.sendall(request)
         try:
+            sock.sendall(_post(_CHAT_BODY))
             return sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
+        except (ConnectionResetError, BrokenPipeError, TimeoutError):
             return b""
 
 
-def test_connection_reuse_after_a_stream(llama_server: LlamaServer) -> None:
-    """llama-server closes the connection after a stream (Keep-Alive header notwithstanding),
-    so a pooled client's next request fails with "Server disconnected". KNOWN DIFFERENCE: the
-    simulator keeps the connection open and answers the second request."""
-    assert _reuse_after_stream(llama_server.port) == b""
+# first request -> what a second request on the same connection gets
+REUSE_CASES = {
+    # Closed after a stream, although the reply said Keep-Alive: a pooled client's next request
+    # can fail with "Server disconnected without sending a response".
+    "after_stream": (_post(_STREAM_BODY), b""),
+    # Open after an error reply, although the reply said Connection: close.
+    "after_error": (_post(b'{"messages":"hi"}'), b"HTTP/1.1 200"),
+    "after_whole_reply": (_post(_CHAT_BODY), b"HTTP/1.1 200"),
+}
+
+
+@pytest.mark.parametrize("case", REUSE_CASES)
+def test_connection_reuse_like_the_real_server(llama_server: LlamaServer, case: str) -> None:
+    first, expected = REUSE_CASES[case]
+    real = _second_request_gets(llama_server.port, first)
+    assert real.startswith(expected) and (expected or real == b""), real[:80]
     server = sim_llamacpp.make_server()
     server.script(Script(text="ab", pieces=2), Script(text="ab", pieces=2))
     with server:
-        reply = _reuse_after_stream(server.port)
-    assert reply.startswith(b"HTTP/1.1 200"), "the simulator now closes too: make this test strict"
+        got = _second_request_gets(server.port, first)
+    assert got.startswith(expected) and (expected or got == b""), got[:80]
+
+
+def _metric_lines(text: str) -> list[str]:
+    """The HELP/TYPE lines and metric names of a Prometheus text body (values vary)."""
+    return [line if line.startswith("#") else line.split(" ", 1)[0] for line in text.splitlines() if line]
+
+
+def test_metrics_like_the_real_server(start_llama, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    real_server = start_llama(tiny_model(), extra_args=["--metrics"])
+    real = httpx.get(real_server.base_url + "/metrics", timeout=10)
+    with sim_llamacpp.make_server(metrics=True) as server:
+        sim = httpx.get(server.url + "/metrics", timeout=5)
+    assert (sim.status_code, sim.headers["content-type"]) == (real.status_code, real.headers["content-type"])
+    assert "process-start-time-unix" in real.headers and "process-start-time-unix" in sim.headers
+    assert _metric_lines(sim.text) == _metric_lines(real.text)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_reply_names_the_loaded_model_not_the_requested_one(llama_server: LlamaServer, stream: bool) -> None:
+    """Single-model mode ignores the request's ``model``: replies name the server's own model."""
+    body = chat(model="gpt-4", max_tokens=2, stream=stream)
+    req = Scripted("other_model", "POST", "/v1/chat/completions", body)
+
+    def named(exchange: Exchange) -> set[str]:
+        return {p["model"] for p in exchange.event_payloads()} if stream else {exchange.json()["model"]}
+
+    assert named(send(llama_server.base_url, req)) == {str(llama_server.model)}
+    with sim_llamacpp.make_server(model="sim-model") as server:
+        assert named(send(server.url, req, timeout_s=10)) == {"sim-model"}

@@ -68,6 +68,8 @@ class Script:
     inline_think: bool = False
     # Repeat this script for this many requests (0 = once).
     repeat: int = 0
+    # The finish reason to report ("length" for a reply cut by max_tokens); None: stop/tool_calls.
+    finish_reason: str | None = None
 
     def text_pieces(self) -> list[str]:
         text = self.text
@@ -115,9 +117,10 @@ class SimHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             body: Any = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError for undecodable bytes
             body = raw.decode("utf-8", "replace")
         self.body = body
+        self.raw_body = raw  # for dialects that answer a parse error their own way
         self.server.requests.append(
             RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         name = self.routes.get((self.command, path))

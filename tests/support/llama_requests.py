@@ -105,6 +105,7 @@ CONFORMANCE_REQUESTS: tuple[Scripted, ...] = (
     Scripted("models", "GET", "/v1/models"),
     Scripted("props", "GET", "/props"),
     Scripted("slots", "GET", "/slots"),
+    Scripted("props_post", "POST", "/props", {"n_ctx": 8}),
     Scripted("unknown_route", "GET", "/no/such/route"),
     Scripted("metrics_disabled", "GET", "/metrics"),
     Scripted("chat", "POST", "/v1/chat/completions", chat()),
@@ -120,4 +121,13 @@ CONFORMANCE_REQUESTS: tuple[Scripted, ...] = (
              chat([{"role": "user", "content": "hi " * 5000}], stream=True)),
     Scripted("messages_not_array", "POST", "/v1/chat/completions", {"messages": "hi"}),
     Scripted("malformed_json", "POST", "/v1/chat/completions", raw=b"{not json"),
+    Scripted("empty_body", "POST", "/v1/chat/completions", raw=b""),
+    Scripted("messages_missing", "POST", "/v1/chat/completions", {"prompt": "hi"}),
+    Scripted("message_without_content", "POST", "/v1/chat/completions", {"messages": [{"role": "user"}]}),
+    Scripted("length", "POST", "/v1/chat/completions", chat(max_tokens=1)),
+    Scripted("length_stream", "POST", "/v1/chat/completions", chat(max_tokens=1, stream=True)),
+    Scripted("image_without_mmproj", "POST", "/v1/chat/completions", chat([{"role": "user", "content": [
+        {"type": "text", "text": "hi"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])),
+    Scripted("stream_not_bool", "POST", "/v1/chat/completions", chat(stream="yes")),
 )
