@@ -23,6 +23,7 @@ class GpuDevice:
     index: int = 0
     unified: bool = False
     source: str = ""
+    free_known: bool = True  # False: the OS exposes no usage figure, ``free`` is the total
 
     @property
     def runtime_overhead(self) -> int:
