@@ -59,15 +59,15 @@ class GGUFLimits:
     max_depth: int = 2  # an array of arrays, no deeper
     max_dims: int = 8  # ggml has 4
     max_bytes: int = 64 * MiB  # total header bytes looked at
-    keep_array_items: int = 1 << 12  # longer string arrays are counted, not kept (see GGUFArray)
+    keep_array_items: int = 1 << 12  # longer arrays are counted, not kept (see GGUFArray)
 
 
 @dataclass(frozen=True, slots=True)
 class GGUFArray:
-    """A long string array (tokens, merges) summarised as its item type and length.
+    """A long array (tokens, merges, scores) summarised as its item type and length.
 
-    Thousands of Python strings cost more time than the whole estimate; the estimator only
-    needs the count (vocabulary size, number of merges).
+    A vocabulary as Python objects costs more time and memory than the whole estimate (and a
+    hostile file could use it to amplify memory); the estimator only needs the counts.
     """
 
     item_type: int
@@ -132,6 +132,8 @@ class _Parser:
     __slots__ = ("buf", "complete", "limits", "pos")
 
     def __init__(self, buf: bytes, complete: bool, limits: GGUFLimits) -> None:
+        if len(buf) > limits.max_bytes:  # never look past the bound, however much was handed in
+            buf, complete = buf[: limits.max_bytes], False
         self.buf = buf
         self.complete = complete
         self.limits = limits
@@ -196,16 +198,18 @@ class _Parser:
         if s is not None:
             size = s.size * count
             self.need(size)
-            items = struct.unpack_from(f"<{count}{_FMT[itype]}", self.buf, self.pos)
             self.pos += size
-            return list(items)
+            if count > self.limits.keep_array_items:  # token types, scores: counted, not kept
+                return GGUFArray(itype, count)
+            return list(struct.unpack_from(f"<{count}{_FMT[itype]}", self.buf, self.pos - size))
         if itype == T_STRING:
             if count > self.limits.keep_array_items:
                 self._skip_strings(count, key)
                 return GGUFArray(T_STRING, count)
             return [self.string(self.limits.max_string, f"string in {key!r}") for _ in range(count)]
         if itype == T_ARRAY:
-            return [self.array(depth + 1, key) for _ in range(count)]
+            items = [self.array(depth + 1, key) for _ in range(count)]
+            return GGUFArray(itype, count) if count > self.limits.keep_array_items else items
         raise GGUFError(f"GGUF array {key!r} has unknown item type {itype}", reason="bad_type")
 
     def _skip_strings(self, count: int, key: str) -> None:

@@ -5,7 +5,7 @@ imported lazily) then ``nvidia-smi``; AMD and Intel via the Linux sysfs, then ``
 ``amd-smi``; Apple Silicon via ``sysctl`` (Metal's working set, see
 :func:`~.gpu_parse.apple_working_set`; pyobjc is used only if already installed); Windows via
 the display-class registry (``HardwareInformation.qwMemorySize``; WMI's AdapterRAM stops at
-4 GiB). Every probe has a probe_timeout and fails soft: it returns nothing and leaves a note.
+4 GiB). Every probe has a timeout and fails soft: it returns nothing and leaves a note.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def run_tool(argv: list[str], probe_timeout: float = PROBE_TIMEOUT,
     """Run a probe tool; returns (stdout or None, reason). Never raises, never outlives ``probe_timeout``.
 
     The tool runs in its own process group so a hung wrapper script and its children are all
-    killed on probe_timeout (a child holding the pipe would otherwise keep ``communicate`` waiting).
+    killed on timeout (a child holding the pipe would otherwise keep ``communicate`` waiting).
     """
     path = (env or os.environ).get("PATH")
     exe = shutil.which(argv[0], path=path)
