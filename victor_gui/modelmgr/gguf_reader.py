@@ -129,15 +129,29 @@ class _NeedMore(Exception):
 
 
 class _Parser:
-    __slots__ = ("buf", "complete", "limits", "pos")
+    """A resumable parser: when the buffer runs out it rewinds to the start of the entry it was
+    reading, so :meth:`feed` with more bytes continues there instead of starting over (the
+    vocabulary of a big model is walked once, not once per growing read)."""
+
+    __slots__ = ("buf", "complete", "counts", "limits", "metadata", "pos", "tensors", "version")
 
     def __init__(self, buf: bytes, complete: bool, limits: GGUFLimits) -> None:
-        if len(buf) > limits.max_bytes:  # never look past the bound, however much was handed in
-            buf, complete = buf[: limits.max_bytes], False
-        self.buf = buf
-        self.complete = complete
         self.limits = limits
         self.pos = 0
+        self.version = 0
+        self.counts: tuple[int, int] | None = None
+        self.metadata: dict[str, Any] = {}
+        self.tensors: list[TensorInfo] = []
+        self.buf = b""
+        self.complete = False
+        self.feed(buf, complete)
+
+    def feed(self, buf: bytes, complete: bool) -> None:
+        """Replace the buffer with a longer prefix of the same file."""
+        if len(buf) > self.limits.max_bytes:  # never look past the bound, however much was handed in
+            buf, complete = buf[: self.limits.max_bytes], False
+        self.buf = buf
+        self.complete = complete
 
     def need(self, n: int) -> None:
         end = self.pos + n
@@ -213,50 +227,72 @@ class _Parser:
         raise GGUFError(f"GGUF array {key!r} has unknown item type {itype}", reason="bad_type")
 
     def _skip_strings(self, count: int, key: str) -> None:
-        # The hot loop of a real header (150k-token vocabularies): locals only, no allocation.
-        buf, pos, limit, unpack = self.buf, self.pos, self.limits.max_string, _U64.unpack_from
-        size = len(buf)
-        for _ in range(count):
-            if pos + 8 > size:
-                self.pos = pos
-                self.need(8)
-            (n,) = unpack(buf, pos)
-            if n > limit:
-                raise GGUFError(f"GGUF string in {key!r} claims {n} bytes (limit {limit})", reason="limit")
-            pos += 8 + n
+        # The hot loop of a real header (~400k tokens and merges): exact u64 lengths, no bounds
+        # test per item; running off the buffer raises struct.error, handled once, below.
+        buf, pos, unpack = self.buf, self.pos, _U64.unpack_from
+        start, done = pos, 0
+        try:
+            for done in range(count):  # noqa: B007 - ``done`` is read after the loop
+                pos += 8 + unpack(buf, pos)[0]
+            done = count
+        except (struct.error, OverflowError):
+            pass
+        if done == count and pos <= len(buf):
+            self.pos = pos
+            return
+        if done and pos < len(buf) + self.limits.max_bytes:
+            # Ask for the rest at the average item size seen so far, so one more read suffices.
+            guess = pos + (count - done) * ((pos - start) // done + 1)
+        else:
+            guess = pos + 8
         self.pos = pos
-        if pos > size:
-            self.pos = pos - n
-            self.need(n)
+        self.need(max(8, min(guess, self.limits.max_bytes) - pos))
 
     def header(self) -> GGUFHeader:
         lim = self.limits
-        self.need(4)
-        if self.buf[:4] != MAGIC:
-            raise GGUFError(f"not a GGUF file (magic {bytes(self.buf[:4])!r})", reason="bad_magic")
-        self.pos = 4
-        version = self.u32()
-        if version not in (2, 3):
-            if version & 0xFFFF == 0 and version >> 16:
-                raise GGUFError("big-endian GGUF files are not supported", reason="version")
-            raise GGUFError(f"unsupported GGUF version {version} (2 and 3 are read)", reason="version")
-        n_tensors = self.u64()
-        n_kv = self.u64()
-        if n_tensors > lim.max_tensors:
-            raise GGUFError(f"GGUF claims {n_tensors} tensors (limit {lim.max_tensors})", reason="limit")
-        if n_kv > lim.max_kv:
-            raise GGUFError(f"GGUF claims {n_kv} metadata keys (limit {lim.max_kv})", reason="limit")
-        metadata: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = self.string(lim.max_key, "metadata key")
-            metadata[key] = self.value(self.u32(), 0, key)
-        tensors = [self._tensor() for _ in range(n_tensors)]
+        if self.counts is None:
+            self.pos = 0
+            self.need(4)
+            if self.buf[:4] != MAGIC:
+                raise GGUFError(f"not a GGUF file (magic {bytes(self.buf[:4])!r})", reason="bad_magic")
+            self.pos = 4
+            version = self.u32()
+            if version not in (2, 3):
+                if version & 0xFFFF == 0 and version >> 16:
+                    raise GGUFError("big-endian GGUF files are not supported", reason="version")
+                raise GGUFError(f"unsupported GGUF version {version} (2 and 3 are read)", reason="version")
+            n_tensors = self.u64()
+            n_kv = self.u64()
+            if n_tensors > lim.max_tensors:
+                raise GGUFError(f"GGUF claims {n_tensors} tensors (limit {lim.max_tensors})", reason="limit")
+            if n_kv > lim.max_kv:
+                raise GGUFError(f"GGUF claims {n_kv} metadata keys (limit {lim.max_kv})", reason="limit")
+            self.version, self.counts = version, (n_tensors, n_kv)
+        n_tensors, n_kv = self.counts
+        metadata, tensors = self.metadata, self.tensors
+        while len(metadata) < n_kv:
+            mark = self.pos  # checkpoint: a _NeedMore rewinds here
+            try:
+                key = self.string(lim.max_key, "metadata key")
+                if key in metadata:
+                    raise GGUFError(f"GGUF metadata key {key!r} appears twice", reason="bad_value")
+                metadata[key] = self.value(self.u32(), 0, key)
+            except _NeedMore:
+                self.pos = mark
+                raise
+        while len(tensors) < n_tensors:
+            mark = self.pos
+            try:
+                tensors.append(self._tensor())
+            except _NeedMore:
+                self.pos = mark
+                raise
         alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
         if (not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1)
                 or alignment > 1 << 20):
             raise GGUFError(f"GGUF general.alignment {alignment!r} is not a power of two", reason="bad_value")
         data_offset = -(-self.pos // alignment) * alignment
-        return GGUFHeader(version, metadata, tensors, alignment, data_offset, bytes_read=self.pos)
+        return GGUFHeader(self.version, metadata, tensors, alignment, data_offset, bytes_read=self.pos)
 
     def _tensor(self) -> TensorInfo:
         name = self.string(self.limits.max_key, "tensor name")
@@ -295,13 +331,14 @@ def parse_gguf_header(data: bytes, *, complete: bool = True, limits: GGUFLimits 
 
 
 def _grow(current: int, needed: int, limits: GGUFLimits) -> int:
-    # Doubling keeps the number of re-parses logarithmic; never ask past the bound.
-    return min(max(needed + 64 * 1024, current * 2), limits.max_bytes)
+    # At least doubling keeps the number of reads logarithmic; never ask past the bound.
+    return min(max(needed + 256 * 1024, current * 2), limits.max_bytes)
 
 
-def _try_parse(buf: bytes, complete: bool, limits: GGUFLimits) -> GGUFHeader | int:
+def _try_parse(parser: _Parser, buf: bytes, complete: bool) -> GGUFHeader | int:
+    parser.feed(buf, complete)
     try:
-        return _Parser(buf, complete, limits).header()
+        return parser.header()
     except _NeedMore as more:
         return more.needed
 
@@ -311,8 +348,9 @@ def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
         with path.open("rb") as fh:
             size = path.stat().st_size
             buf = fh.read(min(initial, limits.max_bytes))
+            parser = _Parser(b"", False, limits)
             while True:
-                result = _try_parse(buf, len(buf) >= size, limits)
+                result = _try_parse(parser, buf, len(buf) >= size)
                 if isinstance(result, GGUFHeader):
                     result.file_size = size
                     result.source = str(path)
@@ -324,8 +362,12 @@ def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
 
 
 async def read_gguf_file(path: str | Path, *, limits: GGUFLimits | None = None,
-                         initial_bytes: int = 2 * MiB) -> GGUFHeader:
-    """Read the header of a local GGUF file in a worker thread (only the header bytes are read)."""
+                         initial_bytes: int = 16 * MiB) -> GGUFHeader:
+    """Read the header of a local GGUF file in a worker thread (only the header bytes are read).
+
+    The first read is generous (16 MiB holds the header of every common model, vocabulary
+    included): reading a few MB more costs less than walking a vocabulary a second time.
+    """
     return await asyncio.to_thread(_read_file, Path(path), limits or GGUFLimits(), initial_bytes)
 
 
@@ -368,6 +410,7 @@ async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
         buf = b""
         total: int | None = None
         want = min(initial_bytes, lim.max_bytes)
+        parser = _Parser(b"", False, lim)
         while True:
             start = len(buf)
             data, size = await _fetch_range(http, url, start, want)
@@ -375,7 +418,7 @@ async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
             buf += data
             # A short answer means the file ended; so does reaching the size the server gave.
             complete = len(data) < want - start or (total is not None and len(buf) >= total)
-            result = await asyncio.to_thread(_try_parse, buf, complete, lim)
+            result = await asyncio.to_thread(_try_parse, parser, buf, complete)
             if isinstance(result, GGUFHeader):
                 result.file_size = total
                 result.source = url
