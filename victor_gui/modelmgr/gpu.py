@@ -47,11 +47,11 @@ async def run_tool(argv: list[str], probe_timeout: float = PROBE_TIMEOUT,
     exe = shutil.which(argv[0], path=path)
     if exe is None:
         return None, f"{argv[0]} not found"
-    kwargs = {"start_new_session": True} if os.name == "posix" else {}
     try:
         proc = await asyncio.create_subprocess_exec(
             exe, *argv[1:], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL, env=dict(env) if env is not None else None, **kwargs)
+            stdin=asyncio.subprocess.DEVNULL, env=dict(env) if env is not None else None,
+            start_new_session=os.name == "posix")  # ignored on Windows
     except OSError as exc:
         return None, f"{argv[0]}: {exc.strerror or exc}"
     try:
@@ -111,7 +111,7 @@ def _nvml_sync() -> list[GpuDevice]:
 async def probe_nvidia(env: Mapping[str, str], probe_timeout: float = PROBE_TIMEOUT,
                        use_nvml: bool = True) -> tuple[list[GpuDevice], list[str]]:
     """NVIDIA GPUs via NVML, falling back to ``nvidia-smi`` CSV."""
-    notes = []
+    notes: list[str] = []
     if use_nvml:
         try:
             devices = await asyncio.wait_for(asyncio.to_thread(_nvml_sync), probe_timeout)
@@ -157,7 +157,7 @@ async def probe_apple(env: Mapping[str, str],
                       probe_timeout: float = PROBE_TIMEOUT) -> tuple[list[GpuDevice], list[str]]:
     """Apple Silicon: one unified device whose budget is Metal's recommended working set."""
     try:
-        import Metal  # type: ignore[import-not-found]  # pyobjc, only if the user has it
+        import Metal  # pyobjc, only if the user has it
 
         dev = Metal.MTLCreateSystemDefaultDevice()
         size = int(dev.recommendedMaxWorkingSetSize())
@@ -177,7 +177,9 @@ async def probe_apple(env: Mapping[str, str],
 
 
 def _windows_registry_sync() -> list[GpuDevice]:
-    import winreg  # Windows only
+    if sys.platform != "win32":
+        raise OSError("the display-class registry exists on Windows only")
+    import winreg
 
     devices = []
     with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _WIN_DISPLAY_CLASS) as cls:

@@ -61,7 +61,7 @@ def parse_rocm_smi_json(text: str) -> list[GpuDevice]:
         data = json.loads(text)
     except json.JSONDecodeError:
         return []
-    devices = []
+    devices: list[GpuDevice] = []
     if not isinstance(data, dict):
         return []
     for card, fields in sorted(data.items()):
