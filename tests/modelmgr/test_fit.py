@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.modelmgr.gguf_factory import Spec, write_gguf
-from victor_gui.modelmgr.architecture import ModelArchitecture, from_gguf, from_metadata
+from victor_gui.modelmgr.architecture import ModelArchitecture, from_gguf, from_metadata, from_ollama_show
 from victor_gui.modelmgr.fit import (
     FitOptions,
+    Measured,
     compute_bytes,
     estimate_fit,
     kv_bytes_per_layer,
@@ -252,3 +253,45 @@ def test_over_95_percent_warning() -> None:
     arch = dense(n_layer=2, layer_weight_bytes=[21 * GiB // 2] * 2, output_bytes=GiB)
     result = estimate_fit(arch, [gpu(23.9, total_gib=24)], RAM, FitOptions(n_ctx=2048))
     assert result.verdict == "full" and any("95%" in w for w in result.warnings)
+
+
+def test_mla_kv_plus_v_generation() -> None:
+    # Engines before the V-less cache also kept V = kv_lora_rank: (576 + 512) × 2 B × 61 = 132,736 B.
+    opts = FitOptions(mla_v_less=False)
+    assert sum(kv_bytes_per_layer(deepseek(True), opts, 256)) == 132_736 * 256
+
+
+def test_free_memory_not_total_decides() -> None:
+    # A 24 GiB card with a desktop and another model on it: only 4 GiB free. Pitfall 8.
+    busy = estimate_fit(dense(n_layer=10), [gpu(4, total_gib=24)], RAM, FitOptions())
+    # 4,096 - 969 - 120 = 3,007 MiB -> 2 layers of 1,040 MiB.
+    assert busy.verdict == "partial" and busy.n_gpu_layers == 2
+
+
+def test_sequences_share_the_context() -> None:
+    # -c is the total across -np slots (pitfall 7): 4 sequences do not multiply full-attention KV...
+    one = sum(kv_bytes_per_layer(dense(), FitOptions(n_seq=1), 8192))
+    four = sum(kv_bytes_per_layer(dense(), FitOptions(n_seq=4), 8192))
+    assert one == four == GiB
+    # ...but each sequence gets its own sliding window: pad256(1,024 × 4 + 512) = 4,608 cells.
+    arch = gemma3()
+    swa_one = kv_bytes_per_layer(arch, FitOptions(n_seq=1), 32768)[0]
+    swa_four = kv_bytes_per_layer(arch, FitOptions(n_seq=4), 32768)[0]
+    assert (swa_one, swa_four) == (1536 * 4096, 4608 * 4096)
+
+
+def test_measured_from_ollama_ps() -> None:
+    m = Measured.from_ollama_ps({"name": "x", "size": 6_000_000_000, "size_vram": 5_500_000_000})
+    assert (m.vram_bytes, m.total_bytes) == (5_500_000_000, 6_000_000_000)
+    assert Measured.from_ollama_ps({"size_vram": "lots"}).vram_bytes is None
+
+
+def test_ollama_show_without_tensors_spreads_file_size() -> None:
+    show = {"model_info": {"general.architecture": "llama", "llama.block_count": 3,
+                           "llama.attention.head_count": 8, "llama.attention.head_count_kv": 8,
+                           "llama.embedding_length": 512, "tokenizer.ggml.tokens": None}}
+    arch = from_ollama_show(show, size_bytes=4000)
+    # 4,000 B over 3 layers + the output layer: 1,000 each.
+    assert arch.layer_weight_bytes == [1000] * 3 and arch.output_bytes == 1000 and not arch.weights_exact
+    result = estimate_fit(arch, [], RAM)
+    assert any("file size" in w for w in result.warnings)

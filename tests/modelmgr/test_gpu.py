@@ -15,6 +15,7 @@ from victor_gui.modelmgr.gpu import detect_gpus, probe_apple, probe_nvidia, run_
 from victor_gui.modelmgr.gpu_parse import (
     apple_working_set,
     parse_amd_smi_json,
+    parse_llama_list_devices,
     parse_nvidia_smi_csv,
     parse_rocm_smi_json,
     read_drm_sysfs,
@@ -187,3 +188,28 @@ def test_apple_working_set_rules() -> None:
     assert apple_working_set(32 * GiB, None) == 32 * GiB * 2 // 3
     assert apple_working_set(64 * GiB, 0) == 48 * GiB  # 3/4 above 36 GiB
     assert apple_working_set(64 * GiB, 57344) == 56 * GiB  # iogpu.wired_limit_mb wins
+
+
+LIST_DEVICES = """ggml_cuda_init: found 2 CUDA devices:
+Available devices:
+  CUDA0: NVIDIA GeForce RTX 4060 Ti (16379 MiB, 14900 MiB free)
+  CUDA1: NVIDIA GeForce RTX 3090 (24135 MiB, 23800 MiB free)
+  Vulkan0: AMD Radeon RX 7900 XTX (RADV NAVI31) (24560 MiB, 24000 MiB free)
+  Metal: Apple M3 Max (98304 MiB, 98303 MiB free)
+"""
+
+
+def test_llama_server_list_devices() -> None:
+    gpus = parse_llama_list_devices(LIST_DEVICES)
+    assert [(g.vendor, g.index, g.free) for g in gpus] == [
+        ("nvidia", 0, 14900 * MiB), ("nvidia", 1, 23800 * MiB), ("amd", 0, 24000 * MiB),
+        ("apple", 0, 98303 * MiB)]
+    assert gpus[2].name == "AMD Radeon RX 7900 XTX (RADV NAVI31)" and gpus[3].unified
+
+
+@posix_only
+async def test_detect_prefers_llama_server_when_asked(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "bin", "llama-server", f"printf '%s' '{LIST_DEVICES}'")
+    report = await detect_gpus(env={"PATH": str(tmp_path / "bin")}, platform="linux", root=tmp_path,
+                               use_nvml=False, prefer_llama_server=True)
+    assert len(report.gpus) == 4 and report.gpus[0].source == "llama-server (CUDA)"

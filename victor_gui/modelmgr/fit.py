@@ -12,9 +12,9 @@ microseconds per evaluation, so the largest context that fits is found by binary
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from victor_gui.modelmgr.architecture import ModelArchitecture
 from victor_gui.modelmgr.ggml_types import GGML_TYPES_BY_NAME, cache_bytes_per_element
@@ -48,6 +48,7 @@ class FitOptions:
     n_ubatch: int = 512  # -ub
     n_seq: int = 1  # -np
     swa_full: bool = False  # --swa-full
+    mla_v_less: bool = True  # MLA caches only K (llama.cpp since Jan 2026, #19067); False: K + V
     margin_bytes: int = 512 * MiB
 
 
@@ -82,6 +83,15 @@ class Measured:
     vram_bytes: int | None = None
     total_bytes: int | None = None
     source: str = ""
+
+    @classmethod
+    def from_ollama_ps(cls, entry: Mapping[str, Any]) -> Measured:
+        """From one ``/api/ps`` ``models[]`` entry (``size`` and ``size_vram`` in bytes)."""
+        def num(key: str) -> int | None:
+            value = entry.get(key)
+            return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        return cls(vram_bytes=num("size_vram"), total_bytes=num("size"), source="ollama /api/ps")
 
 
 @dataclass(slots=True)
@@ -142,7 +152,10 @@ def kv_bytes_per_layer(arch: ModelArchitecture, opts: FitOptions, n_ctx: int) ->
         swa = (not opts.swa_full and arch.sliding_window > 0 and il < len(arch.swa_layers)
                and arch.swa_layers[il])
         k_dim = arch.head_dim_k_swa if swa else arch.head_dim_k
-        v_dim = (arch.head_dim_v_swa if swa else arch.head_dim_v) if not arch.mla else 0
+        if arch.mla:  # the latent: K = kv_lora_rank + rope dim; older engines also kept a V of kv_lora_rank
+            v_dim = 0 if opts.mla_v_less else arch.kv_lora_rank
+        else:
+            v_dim = arch.head_dim_v_swa if swa else arch.head_dim_v
         n = swa_cells if swa else cells
         row = _row_bytes(opts.cache_type_k, h * k_dim) + (_row_bytes(v_type, h * v_dim) if v_dim else 0)
         out.append(n * row if h else 0)

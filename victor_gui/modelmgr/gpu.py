@@ -24,6 +24,7 @@ import psutil
 from victor_gui.modelmgr.gpu_parse import (
     apple_working_set,
     parse_amd_smi_json,
+    parse_llama_list_devices,
     parse_nvidia_smi_csv,
     parse_rocm_smi_json,
     read_drm_sysfs,
@@ -228,6 +229,16 @@ async def probe_windows(probe_timeout: float = PROBE_TIMEOUT) -> tuple[list[GpuD
     return devices, ["Windows registry gives total VRAM only; free shown as total"] if devices else []
 
 
+async def probe_llama_server(env: Mapping[str, str],
+                             probe_timeout: float = PROBE_TIMEOUT) -> tuple[list[GpuDevice], list[str]]:
+    """Devices as ``llama-server --list-devices`` sees them (when a llama-server is on PATH)."""
+    out, reason = await run_tool(["llama-server", "--list-devices"], probe_timeout, env)
+    if out is None:
+        return [], [reason]
+    devices = parse_llama_list_devices(out)
+    return devices, [] if devices else ["llama-server listed no GPU"]
+
+
 async def read_ram() -> RamInfo:
     """System RAM (psutil ``available``: free plus reclaimable cache)."""
     vm = await asyncio.to_thread(psutil.virtual_memory)
@@ -246,7 +257,7 @@ async def _soft(name: str, probe: Awaitable[tuple[list[GpuDevice], list[str]]],
 
 async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path("/"),
                       env: Mapping[str, str] | None = None, platform: str | None = None,
-                      use_nvml: bool = True) -> GpuReport:
+                      use_nvml: bool = True, prefer_llama_server: bool = False) -> GpuReport:
     """Every GPU this machine has, with total and free bytes, plus system RAM.
 
     ``root`` (sysfs), ``env`` (PATH, CUDA_VISIBLE_DEVICES) and ``platform`` let tests point the
@@ -255,6 +266,13 @@ async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path
     env = dict(os.environ if env is None else env)
     plat = platform or sys.platform
     report = GpuReport()
+    if prefer_llama_server:
+        devices = await _soft("llama-server", probe_llama_server(env, probe_timeout), report)
+        if devices:
+            report.gpus = devices
+            with contextlib.suppress(Exception):
+                report.ram = await read_ram()
+            return report
     probes: list[tuple[str, Callable[[], Awaitable[tuple[list[GpuDevice], list[str]]]]]] = []
     if plat != "darwin":
         probes.append(("nvidia", lambda: probe_nvidia(env, probe_timeout, use_nvml)))

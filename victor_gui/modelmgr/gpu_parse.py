@@ -7,6 +7,7 @@ functions, so each format is tested on real-format text without the hardware.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,30 @@ def read_drm_sysfs(root: Path = Path("/")) -> tuple[list[GpuDevice], list[str]]:
             else:
                 notes.append(f"{card.name}: Intel integrated GPU (uses system RAM); not counted")
     return devices, notes
+
+
+_LIST_DEVICE = re.compile(r"^\s*([A-Za-z]+?)(\d*):\s+(.+?)\s+\((\d+) MiB, (\d+) MiB free\)\s*$")
+_BACKEND_VENDOR = {"cuda": "nvidia", "rocm": "amd", "hip": "amd", "metal": "apple", "sycl": "intel"}
+
+
+def parse_llama_list_devices(text: str) -> list[GpuDevice]:
+    """Parse ``llama-server --list-devices``: ``CUDA0: NVIDIA GeForce RTX 4060 Ti (16379 MiB,
+    14900 MiB free)``. These are the numbers the engine itself will plan with (vram.md §7)."""
+    devices = []
+    for line in text.splitlines():
+        m = _LIST_DEVICE.match(line)
+        if not m:
+            continue
+        backend, index, name, total, free = m.groups()
+        vendor = _BACKEND_VENDOR.get(backend.lower())
+        if vendor is None:  # Vulkan and friends: tell from the device name
+            lower = name.lower()
+            vendor = next((v for k, v in (("nvidia", "nvidia"), ("geforce", "nvidia"), ("radeon", "amd"),
+                                          ("amd", "amd"), ("intel", "intel"), ("apple", "apple"))
+                           if k in lower), "other")
+        devices.append(GpuDevice(vendor, name, int(total) * MiB, int(free) * MiB, index=int(index or 0),
+                                 unified=vendor == "apple", source=f"llama-server ({backend})"))
+    return devices
 
 
 def apple_working_set(memsize: int, wired_limit_mb: int | None) -> int:
