@@ -163,22 +163,33 @@ def kv_bytes_per_layer(arch: ModelArchitecture, opts: FitOptions, n_ctx: int) ->
 
 
 def compute_bytes(arch: ModelArchitecture, opts: FitOptions, n_ctx: int, *, with_output: bool) -> int:
-    """Compute (graph) buffer of one device (vram.md §1.4).
+    """Compute (graph) buffer of one device (vram.md §1.4), in bytes.
 
-    base 4·ub·n_embd·4 + KQ mask (n_kv·ub, f16 with FA, f32 without) + the largest of: the KQ
-    scores n_kv·ub·n_head·4 (FA off only), the FFN 3·ub·n_ff·4, the logits ub·n_vocab·4. This
-    reproduces the published buffers: Mistral-7B FA off 164 MiB at 2k / 2,144 MiB at 32k, and
-    Mistral-Small-22B FA on 192 MiB at 49,152.
+    KQ mask (n_kv·ub; f16 with flash attention, f32 without) + the largest phase of the graph:
+
+    * attention without FA: the scores n_kv·ub·n_head·4 + 4·ub·n_embd·4;
+    * FFN: ub·4·(3·n_ff + 4·n_embd), less 2·n_embd when n_ff ≤ 2·n_embd (ggml-alloc then reuses
+      a freed hole for the third n_ff-wide tensor);
+    * output: the logits ub·n_vocab·4 (only on the device holding the output layer).
+
+    Calibrated on published buffers (Mistral-7B FA off: 164 MiB at 2k, 2,144 MiB at 32k;
+    Mistral-Small-22B FA on: 192 MiB at 49,152) and on llama-server's own reports for generated
+    models (CPU, llama.cpp of llama-cpp-python 0.3.36): within a few percent.
     """
     ub = min(opts.n_ubatch, _pad(n_ctx))
     n_kv = _pad(n_ctx)
-    base = 4 * ub * arch.n_embd * 4
-    mask = n_kv * ub * (2 if opts.flash_attention else 4)
-    kq = 0 if opts.flash_attention else n_kv * ub * max(arch.n_head, default=0) * 4
-    ffn_width = max(arch.n_ff, arch.n_ff_exp * max(arch.n_expert_used, 1)) if arch.n_expert else arch.n_ff
-    ffn = 3 * ub * ffn_width * 4
+    elem = 2 if opts.flash_attention else 4
+    mask = n_kv * ub * elem
+    if arch.sliding_window and any(arch.swa_layers) and not opts.swa_full:
+        mask += min(n_kv, _pad(arch.sliding_window * opts.n_seq + opts.n_ubatch)) * ub * elem
+    attn = 0
+    if not opts.flash_attention:
+        attn = n_kv * ub * max(arch.n_head, default=0) * 4 + 4 * ub * arch.n_embd * 4
+    n_ff = max(arch.n_ff, arch.n_ff_exp * max(arch.n_expert_used, 1)) if arch.n_expert else arch.n_ff
+    width = 3 * n_ff + 4 * arch.n_embd - (2 * arch.n_embd if n_ff <= 2 * arch.n_embd else 0)
+    ffn = ub * 4 * width
     logits = ub * arch.n_vocab * 4 if with_output else 0
-    return base + mask + max(kq, ffn, logits)
+    return mask + max(attn, ffn, logits)
 
 
 def host_overhead(arch: ModelArchitecture, opts: FitOptions) -> int:
