@@ -164,19 +164,20 @@ def test_compute_buffer_flash_attention_off_and_on() -> None:
     mistral7b = dense(n_head=32)
     fa_off = FitOptions(flash_attention=False)
     # Mask 2,048 × 512 × 4 = 4 MiB + attention phase: scores 2,048 × 512 × 32 × 4 = 128 MiB
-    # + 4 × 512 × 4,096 × 4 = 32 MiB (> FFN 116, logits 62.5): 164 MiB (measured 164).
-    assert compute_bytes(mistral7b, fa_off, 2048, with_output=True) == 164 * MiB
-    # 32,768: 64 + 2,048 + 32 = 2,144 MiB (measured 2,144).
-    assert compute_bytes(mistral7b, fa_off, 32768, with_output=True) == 2144 * MiB
+    # + 512 × 4 × (3 × 4,096 + 2 × 32 × 128) = 40 MiB (> FFN 118, logits 62.5): 172 MiB.
+    # Published (vram.md §1.4): 164 MiB, so within 5 %.
+    assert compute_bytes(mistral7b, fa_off, 2048, with_output=True) == 172 * MiB
+    # 32,768: 64 + 2,048 + 40 = 2,152 MiB (published 2,144).
+    assert compute_bytes(mistral7b, fa_off, 32768, with_output=True) == 2152 * MiB
     # Mistral-Small-22B, FA on, 49,152: f16 mask 49,152 × 512 × 2 = 48 MiB + FFN phase
-    # 512 × 4 × (3 × 16,384 + 4 × 6,144) = 144 MiB (> logits 64 MiB): 192 MiB (measured 192).
+    # 512 × 4 × (3 × 16,384 + 4 × 6,144) + 512 × 6,144 = 147 MiB (> logits 64): 195 MiB (published 192).
     small22b = dense(n_layer=56, n_head=48, n_embd=6144, n_ff=16384, n_vocab=32768)
-    assert compute_bytes(small22b, FitOptions(), 49152, with_output=True) == 192 * MiB
+    assert compute_bytes(small22b, FitOptions(), 49152, with_output=True) == 195 * MiB
     # Llama-3-8B, FA on, 8,192: the logits 512 × 128,256 × 4 = 250.5 MiB dominate; + 8 MiB mask.
     llama3 = dense(n_vocab=128256)
     assert compute_bytes(llama3, FitOptions(), 8192, with_output=True) == 8 * MiB + 512 * 128256 * 4
-    # A device without the output layer has no logits: mask + FFN 116 MiB.
-    assert compute_bytes(llama3, FitOptions(), 8192, with_output=False) == 124 * MiB
+    # A device without the output layer has no logits: mask 8 + FFN 116 + 2 = 126 MiB.
+    assert compute_bytes(llama3, FitOptions(), 8192, with_output=False) == 126 * MiB
 
 
 # --- placement --------------------------------------------------------------------------------
@@ -185,13 +186,13 @@ def test_partial_offload_counts_layers() -> None:
     arch = dense(n_layer=10)
     # Per layer: 1 GiB weights + KV 4,096 B × 4,096 cells = 16 MiB -> 1,040 MiB.
     # Compute (FA on): 4 MiB mask (4,096 × 512 × 2) + max(FFN 512 × 4 × (3 × 14,336 + 4 × 4,096)
-    # = 116 MiB, logits 512 × 32,000 × 4 = 62.5 MiB) = 120 MiB.
-    # 8 GiB free: 8,192 - 457 (runtime) - 512 (margin) - 120 = 7,103 MiB -> 6 layers (6,240 MiB).
+    # + 512 × 4,096 = 118 MiB, logits 512 × 32,000 × 4 = 62.5 MiB) = 122 MiB.
+    # 8 GiB free: 8,192 - 457 (runtime) - 512 (margin) - 122 = 7,101 MiB -> 6 layers (6,240 MiB).
     result = estimate_fit(arch, [gpu(8)], RAM, FitOptions(n_ctx=4096))
     assert result.verdict == "partial" and result.n_gpu_layers == 6 and result.n_layers_total == 11
     assert result.summary == "partial GPU offload (6 of 11 layers)"
     assert result.gpu.weights == 6 * GiB and result.gpu.kv == 6 * 16 * MiB
-    assert result.gpu.compute == 120 * MiB and result.gpu.overhead == (457 + 512) * MiB
+    assert result.gpu.compute == 122 * MiB and result.gpu.overhead == (457 + 512) * MiB
     # Host: token_embd 250 MiB + 4 layers + the output layer 500 MiB; KV of 4 layers.
     assert result.host.weights == 250 * MiB + 4 * GiB + 500 * MiB and result.host.kv == 4 * 16 * MiB
     assert result.total.weights == arch.weight_bytes
@@ -201,9 +202,9 @@ def test_full_offload_and_largest_context_closed_form() -> None:
     arch = dense(n_layer=10)
     result = estimate_fit(arch, [gpu(16)], RAM, FitOptions(n_ctx=4096))
     assert result.verdict == "full" and result.n_gpu_layers == 11
-    # Context-independent: 457 + 512 + weights (10 × 1,024 + 500) + compute (116 FFN phase)
-    # = 11,825 MiB; 16,384 - 11,825 = 4,559 MiB = 4,780,457,984 B for context.
-    # Per cell: KV 4,096 B × 10 layers + f16 mask 512 × 2 B = 41,984 B -> 113,863.9 cells,
+    # Context-independent: 457 + 512 + weights (10 × 1,024 + 500) + compute (118 FFN phase)
+    # = 11,827 MiB; 16,384 - 11,827 = 4,557 MiB = 4,778,360,832 B for context.
+    # Per cell: KV 4,096 B × 10 layers + f16 mask 512 × 2 B = 41,984 B -> 113,814.0 cells,
     # rounded down to a multiple of 256: 113,664.
     assert result.max_full_offload_ctx == 113_664
     assert max_full_offload_ctx(arch, [gpu(16)], FitOptions(), limit=32768) == 32768
@@ -226,12 +227,12 @@ def test_multi_gpu_fills_from_the_back_with_compute_on_each() -> None:
     arch = dense(n_layer=10)
     result = estimate_fit(arch, [gpu(6), gpu(7)], RAM, FitOptions())
     first, second = result.devices
-    # 7 GiB card first: 7,168 - 969 - 120 = 6,079 MiB -> 5 layers; 6 GiB card: 6,144 - 969 - 120
-    # (without logits the FFN phase still dominates: 4 + 116 = 120) -> 4 layers (5,055 // 1,040).
+    # 7 GiB card first: 7,168 - 969 - 122 = 6,077 MiB -> 5 layers; 6 GiB card: 6,144 - 969 - 122
+    # (without logits the FFN phase still dominates: 4 + 118 = 122) -> 4 layers (5,053 // 1,040).
     assert (first.device.free, first.layers) == (7 * GiB, 5)
     assert (second.device.free, second.layers) == (6 * GiB, 4)
     assert result.verdict == "partial" and result.n_gpu_layers == 9
-    assert result.gpu.compute == 2 * 120 * MiB
+    assert result.gpu.compute == 2 * 122 * MiB
 
 
 def test_unified_memory_counts_against_ram() -> None:
@@ -270,7 +271,7 @@ def test_mla_kv_plus_v_generation() -> None:
 def test_free_memory_not_total_decides() -> None:
     # A 24 GiB card with a desktop and another model on it: only 4 GiB free. Pitfall 8.
     busy = estimate_fit(dense(n_layer=10), [gpu(4, total_gib=24)], RAM, FitOptions())
-    # 4,096 - 969 - 120 = 3,007 MiB -> 2 layers of 1,040 MiB.
+    # 4,096 - 969 - 122 = 3,005 MiB -> 2 layers of 1,040 MiB.
     assert busy.verdict == "partial" and busy.n_gpu_layers == 2
 
 
