@@ -302,3 +302,15 @@ def test_ollama_show_without_tensors_spreads_file_size() -> None:
     assert arch.layer_weight_bytes == [1000] * 3 and arch.output_bytes == 1000 and not arch.weights_exact
     result = estimate_fit(arch, [], RAM)
     assert any("file size" in w for w in result.warnings)
+
+
+def test_partial_offload_keeps_logits_off_the_gpu() -> None:
+    arch = dense(n_layer=10, n_vocab=128256)
+    gpu_8400 = GpuDevice("nvidia", "card", 16 * GiB, 8400 * MiB)
+    result = estimate_fit(arch, [gpu_8400], RAM, FitOptions(n_ctx=4096))
+    # Full offload would budget the logits: 4 + 512 × 128,256 × 4 B (250.5 MiB) = 254.5 MiB compute,
+    # leaving 8,400 - 969 - 254.5 = 7,176.5 MiB -> 6 layers. Partial offload keeps the output on the
+    # CPU, so the GPU needs only 4 + 118 = 122 MiB: 8,400 - 969 - 122 = 7,309 MiB -> 7 layers.
+    assert result.verdict == "partial" and result.n_gpu_layers == 7
+    assert result.gpu.compute == 122 * MiB
+    assert result.host.compute == 4 * MiB + 512 * 128256 * 4  # the logits live with the output layer

@@ -54,7 +54,7 @@ def _plain(obj: Any) -> Any:
 
 
 async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
-    from victor_gui.errors import GGUFError, ModelNotFoundError, ProviderConnectionError
+    from victor_gui.errors import GGUFError, ModelNotFoundError, ProviderConnectionError, ProviderError
     from victor_gui.modelmgr.fit import FitOptions, estimate_fit
     from victor_gui.modelmgr.gpu import detect_gpus
     from victor_gui.modelmgr.sources import load_model
@@ -69,6 +69,10 @@ async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
     except GGUFError as exc:
         await detection
         _say(out, args.json, {"status": "error", "reason": exc.reason, "message": exc.message})
+        return 1
+    except ProviderError as exc:  # Ollama answered, but not with something usable
+        await detection
+        _say(out, args.json, {"status": "error", "reason": exc.kind, "message": exc.message})
         return 1
     report = await detection
     arch = source.arch

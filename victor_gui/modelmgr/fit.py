@@ -207,14 +207,18 @@ class _Plan:
     host: Breakdown
 
 
-def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int) -> _Plan:
+def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int,
+          output_allowed: bool = True) -> _Plan:
+    """Place layers from the last block down. With ``output_allowed`` the first device also
+    budgets the logits and may take the output layer; without, the output stays on the CPU
+    (what llama.cpp does for any -ngl ≤ n_layer) and no GPU holds logits."""
     kv = kv_bytes_per_layer(arch, opts, n_ctx)
     cost = [w + k for w, k in zip(arch.layer_weight_bytes, kv, strict=True)]
     uses: list[DeviceUse] = []
     budgets: list[int] = []
     # Fill order: most free first; the first device holds the last blocks and the output layer.
     for dev in sorted(gpus, key=lambda g: g.free, reverse=True):
-        compute = compute_bytes(arch, opts, n_ctx, with_output=not uses)
+        compute = compute_bytes(arch, opts, n_ctx, with_output=output_allowed and not uses)
         reserve = dev.runtime_overhead + opts.margin_bytes
         uses.append(DeviceUse(dev, use=Breakdown(compute=compute, overhead=reserve)))
         budgets.append(dev.free - compute - reserve)
@@ -231,12 +235,10 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
             d += 1
     on_gpu = arch.n_layer - 1 - il
     output_on_gpu = False
-    if il < 0 and uses:
-        for d, u in enumerate(uses):
-            if arch.output_bytes <= budgets[d]:
-                u.has_output, output_on_gpu = True, True
-                u.use.weights += arch.output_bytes
-                break
+    if il < 0 and uses and output_allowed and arch.output_bytes <= budgets[0]:
+        # The output layer joins the device holding the last blocks (where its logits were budgeted).
+        uses[0].has_output, output_on_gpu = True, True
+        uses[0].use.weights += arch.output_bytes
     used = [u for u in uses if u.layers or u.has_output]
     host = Breakdown(weights=arch.token_embd_bytes + sum(arch.layer_weight_bytes[: il + 1]),
                      kv=sum(kv[: il + 1]), overhead=host_overhead(arch, opts))
@@ -249,6 +251,14 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
 
 def _is_full(plan: _Plan, arch: ModelArchitecture) -> bool:
     return plan.layers_on_gpu == arch.n_layer and plan.output_on_gpu
+
+
+def _best_plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int) -> _Plan:
+    full = _plan(arch, gpus, opts, n_ctx)
+    if _is_full(full, arch) or not gpus:
+        return full
+    # Partial offload keeps the output layer on the CPU, so the GPUs need no logits buffer.
+    return _plan(arch, gpus, opts, n_ctx, output_allowed=False)
 
 
 def max_full_offload_ctx(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions,
@@ -284,7 +294,7 @@ def estimate_fit(arch: ModelArchitecture, gpus: Sequence[GpuDevice], ram: RamInf
     counted against RAM (Apple rule of thumb, vram.md §1.6/§7).
     """
     opts = opts or FitOptions()
-    plan = _plan(arch, gpus, opts, opts.n_ctx)
+    plan = _best_plan(arch, gpus, opts, opts.n_ctx)
     gpu = _sum([u.use for u in plan.devices])
     host = plan.host
     ram_available = ram.available if ram else 0
