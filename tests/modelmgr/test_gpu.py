@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -213,3 +214,11 @@ async def test_detect_prefers_llama_server_when_asked(tmp_path: Path) -> None:
     report = await detect_gpus(env={"PATH": str(tmp_path / "bin")}, platform="linux", root=tmp_path,
                                use_nvml=False, prefer_llama_server=True)
     assert len(report.gpus) == 4 and report.gpus[0].source == "llama-server (CUDA)"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="checks the soft failure off Windows")
+async def test_windows_probes_fail_soft_elsewhere(tmp_path: Path) -> None:
+    report = await detect_gpus(env={"PATH": str(tmp_path)}, platform="win32", use_nvml=False)
+    assert report.gpus == []
+    assert any(n.startswith("windows: DXGI: OSError") for n in report.notes)
+    assert any("registry: OSError" in n for n in report.notes)

@@ -4,8 +4,9 @@ Order per vendor (vram.md §7): NVIDIA via NVML (``nvidia-ml-py``, optional extr
 imported lazily) then ``nvidia-smi``; AMD and Intel via the Linux sysfs, then ``rocm-smi`` /
 ``amd-smi``; Apple Silicon via ``sysctl`` (Metal's working set, see
 :func:`~.gpu_parse.apple_working_set`; pyobjc is used only if already installed); Windows via
-the display-class registry (``HardwareInformation.qwMemorySize``; WMI's AdapterRAM stops at
-4 GiB). Every probe has a timeout and fails soft: it returns nothing and leaves a note.
+DXGI (total and free) or the display-class registry (``HardwareInformation.qwMemorySize``;
+WMI's AdapterRAM stops at 4 GiB), see :mod:`.gpu_windows`. Every probe has a timeout and
+fails soft: it returns nothing and leaves a note.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from victor_gui.modelmgr.hardware import GpuDevice, GpuReport, RamInfo
 PROBE_TIMEOUT = 5.0
 NVIDIA_SMI_ARGS = ("--query-gpu=index,name,memory.total,memory.free,memory.used",
                    "--format=csv,noheader,nounits")
-_WIN_DISPLAY_CLASS = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
 
 
 async def run_tool(argv: list[str], probe_timeout: float = PROBE_TIMEOUT,
@@ -177,56 +177,24 @@ async def probe_apple(env: Mapping[str, str],
         ["Apple working set from sysctl (install pyobjc-framework-Metal for Metal's exact figure)"]
 
 
-def _windows_registry_sync() -> list[GpuDevice]:
-    if sys.platform != "win32":
-        raise OSError("the display-class registry exists on Windows only")
-    import winreg
-
-    devices = []
-    with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, _WIN_DISPLAY_CLASS) as cls:
-        i = 0
-        while True:
-            try:
-                sub = winreg.EnumKey(cls, i)
-            except OSError:
-                break
-            i += 1
-            if not sub.isdigit():  # skip "Properties" (PermissionError) and friends
-                continue
-            try:
-                with winreg.OpenKey(cls, sub) as key:
-                    size = _reg_value(winreg, key, "HardwareInformation.qwMemorySize")
-                    if size is None:
-                        size = _reg_value(winreg, key, "HardwareInformation.MemorySize")
-                    name = _reg_value(winreg, key, "DriverDesc") or "GPU"
-            except OSError:
-                continue
-            if isinstance(size, int) and size > 0:
-                vendor = next((v for v in ("nvidia", "amd", "intel") if v in str(name).lower()), "other")
-                if "radeon" in str(name).lower():
-                    vendor = "amd"
-                devices.append(GpuDevice(vendor, str(name), size, size, index=int(sub),
-                                         source="registry", free_known=False))
-    return devices
-
-
-def _reg_value(winreg: object, key: object, name: str) -> int | str | None:
-    try:
-        value, _ = winreg.QueryValueEx(key, name)  # type: ignore[attr-defined]
-    except OSError:
-        return None
-    if isinstance(value, bytes):
-        return int.from_bytes(value[:8], "little")
-    return value  # type: ignore[no-any-return]
-
-
 async def probe_windows(probe_timeout: float = PROBE_TIMEOUT) -> tuple[list[GpuDevice], list[str]]:
-    """Dedicated VRAM per adapter from the registry; usage is not read (no DXGI binding yet)."""
+    """Discrete adapters via DXGI (total and free), else the registry (total only)."""
+    from victor_gui.modelmgr.gpu_windows import dxgi_adapters, registry_adapters
+
+    notes: list[str] = []
     try:
-        devices = await asyncio.wait_for(asyncio.to_thread(_windows_registry_sync), probe_timeout)
+        devices = await asyncio.wait_for(asyncio.to_thread(dxgi_adapters), probe_timeout)
+        if devices:
+            return devices, notes
+    except (OSError, AttributeError, TimeoutError) as exc:
+        notes.append(f"DXGI: {type(exc).__name__}")
+    try:
+        devices = await asyncio.wait_for(asyncio.to_thread(registry_adapters), probe_timeout)
     except (OSError, ImportError, TimeoutError) as exc:
-        return [], [f"registry: {type(exc).__name__}"]
-    return devices, ["Windows registry gives total VRAM only; free shown as total"] if devices else []
+        return [], [*notes, f"registry: {type(exc).__name__}"]
+    if devices:
+        notes.append("Windows registry gives total VRAM only; free shown as total")
+    return devices, notes
 
 
 async def probe_llama_server(env: Mapping[str, str],
@@ -283,8 +251,8 @@ async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path
     results = await asyncio.gather(*(_soft(n, p(), report) for n, p in probes))
     for devices in results:
         report.gpus += devices
-    if plat == "win32":
-        extra = await _soft("registry", probe_windows(probe_timeout), report)
+    if plat == "win32":  # NVML/nvidia-smi stay the source for NVIDIA; DXGI adds the others
+        extra = await _soft("windows", probe_windows(probe_timeout), report)
         have = {d.vendor for d in report.gpus}
         report.gpus += [d for d in extra if d.vendor not in have]
     try:
