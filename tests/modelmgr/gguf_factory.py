@@ -88,10 +88,14 @@ def nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
     return int(np.prod(shape)) // block * size
 
 
-def write_gguf(path: Path, spec: Spec, *, header_only: bool = False) -> Path:
-    """Write ``spec`` as a GGUF at ``path``; returns the path."""
+def write_gguf(path: Path, spec: Spec, *, header_only: bool = False, split_max_tensors: int = 0) -> Path:
+    """Write ``spec`` as a GGUF at ``path``; returns the path.
+
+    ``split_max_tensors`` writes shards ``<stem>-0000i-of-0000n.gguf`` next to ``path`` (headers
+    only) the way ``gguf-split`` does; the first shard's path is returned.
+    """
     a = spec.arch
-    w = GGUFWriter(path, a)
+    w = GGUFWriter(path, a, split_max_tensors=split_max_tensors)
     w.add_uint32(f"{a}.block_count", spec.n_layer)
     w.add_uint32(f"{a}.context_length", spec.n_ctx_train)
     w.add_uint32(f"{a}.embedding_length", spec.n_embd)
@@ -120,6 +124,8 @@ def write_gguf(path: Path, spec: Spec, *, header_only: bool = False) -> Path:
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     w.close()
+    if split_max_tensors:
+        return w.format_shard_names(path)[0]
     if not header_only:
         size = path.stat().st_size
         align = 32

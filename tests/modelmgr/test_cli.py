@@ -12,6 +12,7 @@ import pytest
 from tests.modelmgr.gguf_factory import Spec, write_gguf
 from tests.servers.base import SimHandler, SimServer, free_port
 from victor_gui.__main__ import main
+from victor_gui.errors import GGUFError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +87,22 @@ def test_fit_imports_no_qt(tmp_path: Path) -> None:
             "assert not any(k.startswith(('PySide6', 'qasync', 'shiboken6')) for k in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=50)
     assert out.returncode == 0, out.stderr
+
+
+async def test_split_model_reads_every_shard(tmp_path: Path) -> None:
+    from victor_gui.modelmgr.sources import load_model, read_split_gguf
+
+    spec = Spec(n_layer=6)
+    first = write_gguf(tmp_path / "big.gguf", spec, split_max_tensors=20)
+    whole = write_gguf(tmp_path / "whole.gguf", spec, header_only=True)
+    assert first.name == "big-00001-of-00003.gguf"
+    header, shards = await read_split_gguf(str(tmp_path / "big-00002-of-00003.gguf"))
+    assert len(shards) == 3 and header.metadata["general.architecture"] == "llama"
+    source = await load_model(str(first))
+    reference = await load_model(str(whole))
+    assert source.arch.weight_bytes == reference.arch.weight_bytes
+    assert source.arch.layer_weight_bytes == reference.arch.layer_weight_bytes
+    (tmp_path / "big-00003-of-00003.gguf").unlink()
+    with pytest.raises(GGUFError) as info:
+        await load_model(str(first))
+    assert info.value.reason == "io"

@@ -3,18 +3,51 @@ GGUF (range requests), or ``ollama:NAME`` (``POST /api/show`` on ``OLLAMA_HOST``
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from victor_gui.errors import InvalidResponseError, ModelNotFoundError, ProviderConnectionError
-from victor_gui.modelmgr.architecture import ModelArchitecture, from_gguf, from_ollama_show
-from victor_gui.modelmgr.gguf_reader import read_gguf_header
+from victor_gui.errors import GGUFError, InvalidResponseError, ModelNotFoundError, ProviderConnectionError
+from victor_gui.modelmgr.architecture import ModelArchitecture, from_metadata, from_ollama_show
+from victor_gui.modelmgr.gguf_reader import GGUFHeader, read_gguf_header
 from victor_gui.providers.endpoints import parse_ollama_host
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+async def read_split_gguf(ref: str, *, client: httpx.AsyncClient | None = None
+                          ) -> tuple[GGUFHeader, list[str]]:
+    """Read a GGUF header and, for a split model (``split.count`` > 1), every shard's tensor table.
+
+    Shards are named ``<stem>-0000i-of-0000n.gguf`` (gguf-split, Hugging Face). The metadata
+    comes from the first shard whatever shard ``ref`` names; the returned header's tensor list
+    holds the tensors of all shards, and the second value lists the shards read.
+    """
+    header = await read_gguf_header(ref, client=client)
+    count = int(header.metadata.get("split.count") or 1)
+    if count <= 1:
+        return header, [ref]
+    base, _, query = ref.partition("?")
+    m = _SHARD.search(base)
+    if m is None or int(m.group(2)) != count:
+        raise GGUFError(f"{ref} is shard of a {count}-part model, but its name is not "
+                        "<name>-0000i-of-0000n.gguf, so the other parts cannot be found", reason="bad_value")
+    names = [base[: m.start()] + f"-{i:05d}-of-{count:05d}.gguf" + (f"?{query}" if query else "")
+             for i in range(1, count + 1)]
+    here = int(header.metadata.get("split.no") or 0)
+    others = await asyncio.gather(*(read_gguf_header(name, client=client)
+                                    for i, name in enumerate(names) if i != here))
+    shards = [*others[:here], header, *others[here:]]
+    first = shards[0]
+    first.tensors = [t for s in shards for t in s.tensors]
+    first._by_name = {}
+    return first, names
 
 
 @dataclass(slots=True)
@@ -75,6 +108,8 @@ async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
                 await http.aclose()
         return ModelSource(from_ollama_show(show, size_bytes=size), "ollama", f"{name} (Ollama at {base})",
                            size or None)
-    header = await read_gguf_header(ref, client=client)
+    header, shards = await read_split_gguf(ref, client=client)
     kind = "url" if ref.startswith(("http://", "https://")) else "gguf"
-    return ModelSource(from_gguf(header), kind, ref, header.file_size)
+    arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=ref)
+    label = ref if len(shards) == 1 else f"{ref} ({len(shards)} shards)"
+    return ModelSource(arch, kind, label, header.file_size)
