@@ -314,3 +314,19 @@ def test_partial_offload_keeps_logits_off_the_gpu() -> None:
     assert result.verdict == "partial" and result.n_gpu_layers == 7
     assert result.gpu.compute == 122 * MiB
     assert result.host.compute == 4 * MiB + 512 * 128256 * 4  # the logits live with the output layer
+
+
+async def test_cpu_moe_keeps_experts_in_ram(tmp_path: Path) -> None:
+    from gguf import GGMLQuantizationType as Q
+
+    spec = Spec(arch="qwen3moe", n_layer=4, n_embd=256, n_ff=512, n_expert=8, n_expert_used=2, wtype=Q.Q8_0)
+    arch = from_gguf(await read_gguf_file(write_gguf(tmp_path / "moe.gguf", spec, header_only=True)))
+    # Experts per layer: 3 × 8 × 512 × 256 q8_0 elements = 3,145,728 × 34 / 32 = 3,342,336 B.
+    assert arch.layer_expert_bytes == [3_342_336] * 4
+    dense_part = arch.layer_weight_bytes[0] - 3_342_336
+    plain = estimate_fit(arch, [gpu(8)], RAM, FitOptions(n_ctx=2048))
+    moe = estimate_fit(arch, [gpu(8)], RAM, FitOptions(n_ctx=2048, cpu_moe=True))
+    assert plain.verdict == moe.verdict == "full"
+    assert moe.gpu.weights == 4 * dense_part + arch.output_bytes
+    assert moe.host.weights == arch.token_embd_bytes + 4 * 3_342_336
+    assert moe.host.compute > 0  # the expert matmuls run on the CPU

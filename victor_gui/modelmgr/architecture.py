@@ -63,6 +63,7 @@ class ModelArchitecture:
     tied_embeddings: bool = False
     causal: bool = True
     layer_weight_bytes: list[int] = field(default_factory=list)
+    layer_expert_bytes: list[int] = field(default_factory=list)  # the *_exps tensors within each layer
     token_embd_bytes: int = 0
     output_bytes: int = 0
     weights_exact: bool = True  # False when weights were spread from a file size
@@ -178,6 +179,7 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
         vocab = len(tokens)
 
     layers = [0] * n_layer
+    experts = [0] * n_layer
     token_embd = output = 0
     has_output = False
     seen = False
@@ -188,6 +190,8 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
             il = int(m.group(1))
             if il < n_layer:
                 layers[il] += size
+                if "_exps." in name:  # routed experts (ffn_*_exps); shared experts (_shexp) are dense
+                    experts[il] += size
             else:
                 output += size  # MTP/nextn blocks past block_count: loaded, not repeated
         elif name.startswith(_INPUT_PREFIXES):
@@ -215,8 +219,8 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
         n_expert=_int(md.get(a + "expert_count")), n_expert_used=_int(md.get(a + "expert_used_count")),
         n_ff_exp=_int(md.get(a + "expert_feed_forward_length")), tied_embeddings=tied,
         causal=md.get(a + "attention.causal", True) is not False,
-        layer_weight_bytes=layers, token_embd_bytes=token_embd, output_bytes=output,
-        weights_exact=exact, source=source,
+        layer_weight_bytes=layers, layer_expert_bytes=experts, token_embd_bytes=token_embd,
+        output_bytes=output, weights_exact=exact, source=source,
     )
     if mla and not arch_obj.head_dim_k:
         arch_obj.head_dim_k = kv_lora + rope_dim

@@ -31,6 +31,8 @@ def add_fit_command(subparsers: Any) -> None:
     p.add_argument("--cache-type", choices=["f16", "q8_0", "q4_0"], default="f16",
                    help="KV cache type for K and V (default f16)")
     p.add_argument("--no-flash-attention", action="store_true", help="estimate with flash attention off")
+    p.add_argument("--cpu-moe", action="store_true",
+                   help="keep MoE expert tensors in RAM (llama.cpp --cpu-moe); the rest offloads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_fit)
 
@@ -78,7 +80,7 @@ async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
     arch = source.arch
     n_ctx = args.ctx or (min(4096, arch.n_ctx_train) if arch.n_ctx_train else 4096)
     opts = FitOptions(n_ctx=n_ctx, cache_type_k=args.cache_type, cache_type_v=args.cache_type,
-                      flash_attention=not args.no_flash_attention)
+                      flash_attention=not args.no_flash_attention, cpu_moe=args.cpu_moe)
     result = estimate_fit(arch, report.gpus, report.ram, opts)
     if args.json:
         model = {"ref": args.model, "kind": source.kind, "arch": arch.arch, "n_layer": arch.n_layer,

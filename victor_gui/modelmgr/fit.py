@@ -49,6 +49,7 @@ class FitOptions:
     n_seq: int = 1  # -np
     swa_full: bool = False  # --swa-full
     mla_v_less: bool = True  # MLA caches only K (llama.cpp since Jan 2026, #19067); False: K + V
+    cpu_moe: bool = False  # --cpu-moe / -ot "exps=CPU": expert tensors stay in RAM, the rest offloads
     margin_bytes: int = 512 * MiB
 
 
@@ -213,7 +214,9 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
     budgets the logits and may take the output layer; without, the output stays on the CPU
     (what llama.cpp does for any -ngl ≤ n_layer) and no GPU holds logits."""
     kv = kv_bytes_per_layer(arch, opts, n_ctx)
-    cost = [w + k for w, k in zip(arch.layer_weight_bytes, kv, strict=True)]
+    experts = arch.layer_expert_bytes if opts.cpu_moe and arch.layer_expert_bytes else [0] * arch.n_layer
+    gpu_w = [w - e for w, e in zip(arch.layer_weight_bytes, experts, strict=True)]
+    cost = [w + k for w, k in zip(gpu_w, kv, strict=True)]
     uses: list[DeviceUse] = []
     budgets: list[int] = []
     # Fill order: most free first; the first device holds the last blocks and the output layer.
@@ -228,7 +231,7 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
         if cost[il] <= budgets[d]:
             budgets[d] -= cost[il]
             uses[d].layers += 1
-            uses[d].use.weights += arch.layer_weight_bytes[il]
+            uses[d].use.weights += gpu_w[il]
             uses[d].use.kv += kv[il]
             il -= 1
         else:
@@ -240,11 +243,11 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
         uses[0].has_output, output_on_gpu = True, True
         uses[0].use.weights += arch.output_bytes
     used = [u for u in uses if u.layers or u.has_output]
-    host = Breakdown(weights=arch.token_embd_bytes + sum(arch.layer_weight_bytes[: il + 1]),
-                     kv=sum(kv[: il + 1]), overhead=host_overhead(arch, opts))
+    host = Breakdown(weights=arch.token_embd_bytes + sum(arch.layer_weight_bytes[: il + 1])
+                     + sum(experts[il + 1:]), kv=sum(kv[: il + 1]), overhead=host_overhead(arch, opts))
     if not output_on_gpu:
         host.weights += arch.output_bytes
-    if il >= 0 or not output_on_gpu:
+    if il >= 0 or not output_on_gpu or any(experts):  # CPU layers, CPU output or CPU experts
         host.compute = compute_bytes(arch, opts, n_ctx, with_output=not output_on_gpu)
     return _Plan(used, on_gpu, output_on_gpu, host)
 
