@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from tests.modelmgr.gguf_factory import Spec, write_gguf
 from victor_gui.errors import GGUFError
-from victor_gui.modelmgr.gguf_reader import GGUFLimits, parse_gguf_header
+from victor_gui.modelmgr.gguf_reader import GGUFLimits, _walk_strings, parse_gguf_header
 
-LIMITS = GGUFLimits(max_bytes=256 * 1024, max_array=1 << 16, max_string=1 << 16, max_tensors=4096)
+# keep_array_items=8: the 40-token vocabulary goes through the fast skipping walk too.
+LIMITS = GGUFLimits(max_bytes=256 * 1024, max_array=1 << 16, max_string=1 << 16, max_tensors=4096,
+                    keep_array_items=8)
 _SEED: bytes | None = None
 
 
@@ -74,6 +76,23 @@ def test_huge_counts_and_lengths(offset: int, value: int, fmt: str) -> None:
     offset %= len(data) - size
     data[offset:offset + size] = struct.pack(fmt, value % (1 << (8 * size)))
     check(bytes(data), True)
+
+
+def _reference_walk(buf: bytes, pos: int, count: int) -> tuple[int, int]:
+    for done in range(count):
+        if pos + 8 > len(buf):
+            return pos, done
+        pos += 8 + struct.unpack_from("<Q", buf, pos)[0]
+    return pos, count
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=40), st.integers(min_value=0, max_value=2000),
+       st.integers(min_value=0, max_value=45))
+def test_string_walk_matches_the_plain_loop(items: list[bytes], cut: int, count: int) -> None:
+    buf = b"".join(struct.pack("<Q", len(i)) + i for i in items)
+    buf = buf[: cut % (len(buf) + 1)]
+    assert _walk_strings(buf, 0, count) == _reference_walk(buf, 0, count)
 
 
 @settings(max_examples=100, deadline=None)
