@@ -14,8 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"victor-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from victor_gui.manager.cli import add_manager_commands  # Qt-free; `providers`, `doctor`
+    from victor_gui.modelmgr.cli import add_fit_command  # Qt-free; heavy imports wait for the handler
 
     add_manager_commands(commands)
+    add_fit_command(commands)
     return parser
 
 

@@ -176,7 +176,7 @@ async def hardware_report() -> dict[str, Any]:
     try:
         from victor_gui.modelmgr.gpu import detect_gpus  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        detect_gpus = None
+        detect_gpus = None  # type: ignore[assignment,unused-ignore]
     result: dict[str, Any] = {"gpus": [], "ram": None, "notes": []}
     if detect_gpus is not None:
         try:
