@@ -18,6 +18,8 @@ Decisions worth knowing:
   so in ``metadata["tools_omitted"]``.
 * Conversation repairs (orphan tool results/calls) are listed in ``metadata["repaired"]``;
   Groq-size trimming in ``metadata["trimmed"]``.
+* Hugging Face models that need the serverless text-generation route (``hf_route=`` on the
+  request or in the capabilities table) are served by :mod:`.hf_tgi` instead.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from victor_gui.providers.http import (
     transport_error,
 )
 from victor_gui.providers.keys import key_hint, resolve_api_key
+from victor_gui.providers.protocols.hf_tgi import TextGenerationRoute, wanted_route
 from victor_gui.providers.protocols.openai_models import models_from_payload
 from victor_gui.providers.protocols.openai_payload import (
     RequestPlan,
@@ -327,6 +330,15 @@ class OpenAICompatProvider(BaseProvider):
     ) -> CompletionResponse:
         """POST ``/chat/completions`` and return the whole reply (retried per the policy)."""
         self._require_key()
+        if wanted_route(self.name, model, kwargs):
+            return await TextGenerationRoute(self).chat(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                kwargs=kwargs,
+            )
         await self._learn_server_vision(messages)
         plan = self._plan(messages, model, temperature, max_tokens, tools, False, kwargs)
         try:
@@ -414,6 +426,19 @@ class OpenAICompatProvider(BaseProvider):
         Retried only until the first chunk reached the caller (see ``stream_with_retry``).
         """
         self._require_key()
+        if wanted_route(self.name, model, kwargs):
+            route = TextGenerationRoute(self).stream(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                kwargs=kwargs,
+            )
+            async with aclosing(cast(AsyncGenerator[StreamChunk, None], route)) as routed:
+                async for chunk in routed:
+                    yield chunk
+            return
         await self._learn_server_vision(messages)
         state = {"plan": self._plan(messages, model, temperature, max_tokens, tools, True, kwargs)}
         chunks = stream_with_retry(
