@@ -1,0 +1,1 @@
+"""Shared test support: a small OpenAI-style SSE simulator and a stand-in provider for it."""

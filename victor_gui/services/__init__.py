@@ -1,0 +1,1 @@
+"""Qt-free application services: the logic the UI drives (generation, later the chat session)."""
