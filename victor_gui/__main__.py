@@ -12,6 +12,8 @@ from victor_gui import __version__
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="victor-gui", description="Victor GUI: local-first LLM chat")
     parser.add_argument("--version", action="version", version=f"victor-gui {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="open the window, wait for the first paint, close, exit 0 (smoke test)")
     parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser
 
@@ -22,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         from victor_gui.ui.app import run_app  # Qt is imported only when the window is wanted
 
-        return run_app()
+        return run_app(self_test=args.self_test)
     parser.error(f"unknown command {args.command!r}")
     return 2
 
