@@ -33,6 +33,10 @@ class SSESimHandler(SimHandler):
     def chat(self) -> None:
         script = self.next_script()
         body = self.body if isinstance(self.body, dict) else {}
+        messages = body.get("messages") or [{}]
+        short = self.server.options.get("short_reply_to")
+        if short and messages[-1].get("content") == short:  # for scripting across processes
+            script = Script(text="A short reply.")
         model = body.get("model") or self.server.model
         if script.fault == Fault.UNAUTHORIZED:
             self._error(401, "Incorrect API key provided", "invalid_request_error")

@@ -60,7 +60,8 @@ async def test_send_streams_into_the_transcript(sim, window, qtbot) -> None:
     assert reply.text == text
     assert reply.reasoning_text == "thinking hard"
     assert "thinking" not in reply.body.toPlainText()
-    assert "Streaming works." in reply.body.toPlainText()  # rendered as Markdown at the end
+    # Rendered as Markdown once it ended (parsed in a worker thread, then swapped in).
+    await wait_until(lambda: "Streaming works." in reply.body.toPlainText())
     stats = reply.stats_label.text()
     assert f"{script.completion_count()} tokens" in stats and "TTFT" in stats
     assert [m.role for m in chat.history] == ["user", "assistant"]

@@ -360,7 +360,7 @@ class ChatPane(QWidget):
         self._frame.stop()
         view = self._view
         if view is not None:
-            view.render_markdown()
+            self._spawn(view.render_markdown_async())
             view.set_stats(format_stats(state))
             if state.error is not None:
                 view.set_error(describe_error(state.error))

@@ -7,7 +7,7 @@ end with a QTextCursor, so a long reply is never re-laid-out from the top per to
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QTextCursor, QTextOption
+from PySide6.QtGui import QTextCursor, QTextDocument, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -33,10 +33,23 @@ class AutoHeightText(QTextBrowser):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.document().setDocumentMargin(2)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self._cursor = QTextCursor(self.document())
+        self._adopt(self.document())
+
+    def _adopt(self, doc: QTextDocument) -> None:
+        doc.setDocumentMargin(2)
+        doc.documentLayout().documentSizeChanged.connect(self._fit)
+        self._cursor = QTextCursor(doc)
         self._fit()
+
+    def set_html_document(self, html: str) -> None:
+        """Show ``html``: parsed into a detached document (cheap), then swapped in, so the only
+        work on screen is one layout pass."""
+        doc = QTextDocument(self)
+        doc.setDefaultFont(self.font())
+        doc.setDefaultStyleSheet(self.document().defaultStyleSheet())
+        doc.setHtml(html)
+        self.setDocument(doc)  # the previous, control-owned document is deleted by Qt
+        self._adopt(doc)
 
     def _fit(self, *_: object) -> None:
         height = int(self.document().size().height()) + 2 * self.frameWidth() + 2
@@ -174,4 +187,20 @@ class MessageView(QFrame):
 
         text = self.text
         if text.strip():
-            self.body.setHtml(markdown_to_html(text))
+            self.body.set_html_document(markdown_to_html(text))
+
+    async def render_markdown_async(self) -> None:
+        """:meth:`render_markdown` with the Markdown parsed in a worker thread (long replies take
+        milliseconds to parse; the window keeps painting meanwhile)."""
+        import asyncio
+
+        import shiboken6
+
+        from victor_gui.services.markdown_render import markdown_to_html
+
+        text = self.text
+        if not text.strip():
+            return
+        html = await asyncio.to_thread(markdown_to_html, text)
+        if shiboken6.isValid(self) and self.text == text:  # still shown, nothing appended since
+            self.body.set_html_document(html)
