@@ -29,7 +29,8 @@ def test_core_imports_no_qt() -> None:
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in ('PySide6','shiboken6','qasync'))))"
+        "print(json.dumps(sorted(k for k in sys.modules\n"
+        "                        if k.split('.')[0] in ('PySide6','shiboken6','qasync'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout) == []

@@ -100,7 +100,7 @@ class SimHandler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib's signature (shadows format)
         pass  # keep test output clean
 
     def _dispatch(self) -> None:

@@ -23,7 +23,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(xai-|gsk_|fw_|r8_|hf_|csk-|AIza)[A-Za-z0-9_-]{8,}"), r"\1" + _MASK),
     (re.compile(r"(?i)([?&](?:key|api[_-]?key|access_token|token)=)[^&\s\"']+"), r"\1" + _MASK),
     (re.compile(r"(?i)((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"), r"\1" + _MASK),
-    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)[^\s\"',}]{6,}"), r"\1" + _MASK),
+    # Other schemes ("Basic <base64>", "Token <t>"): the credential follows the scheme word.
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:[A-Za-z]+\s+)?[^\s\"',}]{6,}"),
+     r"\1" + _MASK),
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}"), r"\1" + _MASK),
 )
 

@@ -32,7 +32,13 @@ from victor_gui.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from victor_gui.providers.http import CLOUD_TIMEOUTS, Timeouts, classify_http_error, make_client, transport_error
+from victor_gui.providers.http import (
+    CLOUD_TIMEOUTS,
+    Timeouts,
+    classify_http_error,
+    make_client,
+    transport_error,
+)
 from victor_gui.providers.resilience import BREAKERS, CircuitBreaker, RetryPolicy, call_with_retry
 from victor_gui.providers.types import (
     CompletionResponse,
@@ -58,7 +64,8 @@ class BaseProvider(ABC):
     Constructor keywords follow the seed (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
     ``**kwargs``). ``http_client`` injects a shared :class:`httpx.AsyncClient`; without it the
     provider builds its own on first use, with explicit per-phase timeouts, and closes it in
-    :meth:`close`.
+    :meth:`close`. ``retry_policy`` replaces the default backoff (built from ``max_retries``); it
+    passes through a subclass's ``**kwargs``, so the seed's custom provider accepts it too.
     """
 
     default_timeouts: Timeouts = CLOUD_TIMEOUTS
@@ -71,6 +78,7 @@ class BaseProvider(ABC):
         max_retries: int = 3,
         *,
         http_client: httpx.AsyncClient | None = None,
+        retry_policy: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         register_secret(api_key)
@@ -79,7 +87,7 @@ class BaseProvider(ABC):
         self.timeout = timeout
         self.max_retries = max_retries
         self.extra: dict[str, Any] = kwargs
-        self.retry_policy = RetryPolicy(max_retries=max(0, int(max_retries)))
+        self.retry_policy = retry_policy or RetryPolicy(max_retries=max(0, int(max_retries)))
         self._client = http_client
         self._owns_client = http_client is None
 

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from victor_gui.providers.catalog import find_spec
+
 OLLAMA_DEFAULT_PORT = 11434
 
 
@@ -24,17 +26,16 @@ def parse_ollama_host(value: str) -> str:
     if raw == "ollama.com":
         return "https://ollama.com:443"
     scheme, sep, rest = raw.partition("://")
+    default_port = OLLAMA_DEFAULT_PORT
     if not sep:
         scheme, rest = "http", raw
-        default_port = OLLAMA_DEFAULT_PORT
     else:
         scheme = scheme.lower()
-        default_port = 443 if scheme == "https" else 80
+        # Ollama: only http:// and https:// change the default port; other schemes keep 11434.
+        default_port = {"http": 80, "https": 443}.get(scheme, OLLAMA_DEFAULT_PORT)
     hostport, _, path = rest.partition("/")
     host, port = _split_host_port(hostport)
-    if not host or host in ("0.0.0.0", "::"):
-        # A server bound to every interface is reached on loopback.
-        host = "127.0.0.1" if host != "::" else "[::1]"
+    host = _reachable(host)
     url = f"{scheme}://{host}:{port or default_port}"
     path = path.strip("/")
     return f"{url}/{path}" if path else url
@@ -53,9 +54,20 @@ def _split_host_port(hostport: str) -> tuple[str, int | None]:
     else:
         host, port = hostport, ""
     try:
-        return host, int(port) if port else None
+        number = int(port) if port else None
     except ValueError:
         return host, None
+    # Out-of-range ports fall back to the default, as Ollama's envconfig does.
+    return host, number if number is not None and 0 < number <= 65535 else None
+
+
+def _reachable(host: str) -> str:
+    """A server bound to every interface (or to an empty host) is reached on loopback."""
+    if not host or host == "0.0.0.0":
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    return host
 
 
 def host_to_base_url(value: str, *, path: str = "/v1") -> str:
@@ -64,7 +76,15 @@ def host_to_base_url(value: str, *, path: str = "/v1") -> str:
     if "://" not in raw:
         raw = "http://" + raw
     parts = urlsplit(raw)
-    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    netloc = parts.netloc
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or ""
+    if _reachable(host) != host and "@" not in netloc:
+        netloc = _reachable(host) + (f":{port}" if port else "")
+    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
     if path and not base.endswith(path):
         base += path
     return base
@@ -90,6 +110,8 @@ def candidate_base_urls(
     """
     if explicit:
         return [explicit.rstrip("/")]
+    spec = find_spec(provider)
+    provider = spec.name if spec is not None else provider.strip().lower()
     env = os.environ if env is None else env
     found: list[str] = []
     if provider == "ollama":

@@ -78,6 +78,7 @@ _CONTEXT_HINTS = (
     "prompt is too long",
     "input is too long",
 )
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 _FILTER_CODES = {"content_filter", "content_policy_violation", "responsibleaipolicyviolation"}
 
 
@@ -155,7 +156,8 @@ def classify_http_error(
     """The typed error for a non-2xx reply. The status decides the class; the body only refines
     a 400/404/503 into the more specific type its dialect names (context length, unknown model,
     still loading)."""
-    headers = headers or {}
+    # A plain dict is matched case-insensitively like httpx.Headers ("Retry-After" == "retry-after").
+    headers = httpx.Headers(headers or {})
     if looks_like_html(body, content_type):
         return InvalidResponseError(
             f"The server answered HTTP {status} with an HTML page instead of an API reply "
@@ -173,20 +175,33 @@ def classify_http_error(
         return ContextLengthExceededError(text, provider, **kw)
     if status in (401, 403):
         return ProviderAuthError(text, provider, **kw)
+    if status == 400 and ("api_key_invalid" in body.lower() or "api key not valid" in low):
+        # Gemini answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
+        return ProviderAuthError(text, provider, **kw)
+    if status == 429 and tags & _QUOTA_CODES:
+        # OpenAI's "insufficient_quota" is a 429 that no wait will fix: the account must act.
+        return ProviderAuthError(text, provider, **kw)
+    if "model_not_found" in tags and status in (400, 404):
+        return ModelNotFoundError(text, provider, **kw)
     if status == 404:
-        if model is not None and ("model" in low or "not found" in low or "model_not_found" in tags):
+        # Only a 404 that speaks of the model is about the model; a bare "Not Found" means the
+        # base URL or path is wrong, and "model not found" would send the person the wrong way.
+        if "model" in low or (model and model.lower() in low):
             return ModelNotFoundError(text, provider, **kw)
-        return ModelNotFoundError(text, provider, **kw) if "model" in low else BadRequestError(
-            text, provider, **kw)
+        return BadRequestError(text, provider, **kw)
     if status == 429:
         retry_after = parse_retry_after(headers.get("retry-after"))
         return ProviderRateLimitError(text, provider, retry_after=retry_after, **kw)
     if status == 408:
         return ProviderTimeoutError(text, provider, **kw)
-    if status == 503 and ("loading" in low or "unavailable_error" in tags):
+    if status == 503 and "loading" in low:
+        # llama.cpp's "no slot available" is also type unavailable_error: busy, not loading.
         return ModelLoadingError(text, provider, retry_after=parse_retry_after(headers.get("retry-after")),
                                  **kw)
-    if status in (500, 502, 503, 504, 529) or status >= 500:
+    if status in (501, 505):
+        # Not implemented / unsupported: asking again cannot help (llama.cpp not_supported_error).
+        return BadRequestError(text, provider, **kw)
+    if status >= 500:
         return ProviderServerError(text, provider, retry_after=parse_retry_after(headers.get("retry-after")),
                                    **kw)
     if 400 <= status < 500:

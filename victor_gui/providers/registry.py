@@ -109,6 +109,13 @@ class ProviderRegistry:
         with cls._lock:
             if spec.protocol not in cls._protocol_classes:
                 module_name, _, class_name = target.partition(":")
-                module = importlib.import_module(module_name)
-                cls._protocol_classes[spec.protocol] = getattr(module, class_name)
+                try:
+                    module = importlib.import_module(module_name)
+                    cls._protocol_classes[spec.protocol] = getattr(module, class_name)
+                except (ImportError, AttributeError) as exc:
+                    # An optional extra (or the protocol module itself) is missing: a typed,
+                    # explainable failure instead of a bare ImportError reaching the UI.
+                    raise ProviderUnavailableError(
+                        f"{spec.display_name} needs the {spec.protocol} wire protocol ({target}), which "
+                        f"could not be loaded: {exc}", spec.name, raw_error=exc) from exc
             return cls._protocol_classes[spec.protocol]

@@ -9,16 +9,18 @@ with the partial text attached, so no request is ever answered twice.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
+import math
 import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
-from victor_gui.errors import CircuitOpenError, ProviderError, ProviderRateLimitError
+from victor_gui.errors import CircuitOpenError, ProviderError
 
 T = TypeVar("T")
 
@@ -41,7 +43,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         if when is None:
             return None
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always UTC
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
     return max(0.0, seconds)
 
 
@@ -60,13 +66,15 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to sleep before retry number ``attempt + 1`` (attempt counts from 0)."""
-        if isinstance(error, ProviderRateLimitError) and error.retry_after is not None:
-            return min(error.retry_after, self.retry_after_cap)
-        raw = min(self.max_delay, self.base_delay * (2**attempt))
-        return max(0.0, raw * (1 + random.uniform(-self.jitter, self.jitter)))
+        if isinstance(error, ProviderError) and error.retryable and error.retry_after is not None:
+            # 429 and 503 (loading, busy) both say how long to wait; honour it up to the cap.
+            return float(min(max(0.0, error.retry_after), self.retry_after_cap))
+        raw = min(self.max_delay, self.base_delay * 2.0 ** min(attempt, 64))
+        jittered = raw * (1 + random.uniform(-self.jitter, self.jitter))
+        return max(0.0, min(self.max_delay, jittered))
 
 
-class BreakerState(str, Enum):
+class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -188,6 +196,12 @@ async def call_with_retry(
             await sleep(policy.delay(attempt, exc))
             attempt += 1
             continue
+        except Exception:
+            # Not a provider failure (a bug, a parse error in caller code): it says nothing about
+            # the endpoint, but a half-open trial must be released or the breaker stays shut.
+            if breaker is not None:
+                breaker.record_cancel()
+            raise
         if breaker is not None:
             breaker.record_success()
         return result
@@ -211,8 +225,9 @@ async def stream_with_retry(
     while True:
         if breaker is not None:
             breaker.before_call(provider)
-        stream = open_stream()
+        stream: AsyncIterator[T] | None = None
         try:
+            stream = open_stream()
             async for item in stream:
                 delivered = True
                 yield item
@@ -232,8 +247,12 @@ async def stream_with_retry(
             await sleep(policy.delay(attempt, exc))
             attempt += 1
             continue
+        except Exception:
+            if breaker is not None:
+                breaker.record_cancel()
+            raise
         finally:
-            aclose = getattr(stream, "aclose", None)
+            aclose = getattr(stream, "aclose", None) if stream is not None else None
             if aclose is not None:
                 await aclose()
         if breaker is not None:

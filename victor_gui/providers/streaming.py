@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -39,6 +39,11 @@ class SSEEvent:
         return json.loads(self.data)
 
 
+def _lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    # httpx types aiter_lines() as AsyncIterator, but it is an async generator: it has aclose().
+    return cast("AsyncGenerator[str, None]", response.aiter_lines())
+
+
 async def iter_sse(response: httpx.Response, *, provider: str | None = None) -> AsyncIterator[SSEEvent]:
     """Yield the events of an SSE response (comments and keep-alives skipped)."""
     event_name = ""
@@ -46,7 +51,7 @@ async def iter_sse(response: httpx.Response, *, provider: str | None = None) -> 
     size = 0
     event_id: str | None = None
     count = 0
-    async with aclosing(response.aiter_lines()) as lines:
+    async with aclosing(_lines(response)) as lines:
         async for line in lines:
             count += 1
             if count % YIELD_EVERY == 0:
@@ -82,7 +87,7 @@ async def iter_sse(response: httpx.Response, *, provider: str | None = None) -> 
 async def iter_ndjson(response: httpx.Response, *, provider: str | None = None) -> AsyncIterator[Any]:
     """Yield one decoded JSON value per non-empty line."""
     count = 0
-    async with aclosing(response.aiter_lines()) as lines:
+    async with aclosing(_lines(response)) as lines:
         async for line in lines:
             count += 1
             if count % YIELD_EVERY == 0:

@@ -1,0 +1,31 @@
+"""CI gate: ruff over the code and tests, mypy (strict on the Qt-free core, per pyproject)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MYPY_TARGETS = ["victor_gui/providers", "victor_gui/core", "victor_gui/errors.py"]
+
+
+def _run(module: str, *args: str, timeout: float = 50) -> subprocess.CompletedProcess[str]:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed here (pip install -e '.[dev]' brings it)")
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_ruff_is_clean() -> None:
+    result = _run("ruff", "check", "--no-fix", "--output-format", "concise", "victor_gui", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean_on_the_core() -> None:
+    result = _run("mypy", *MYPY_TARGETS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
