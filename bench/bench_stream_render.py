@@ -151,6 +151,8 @@ def main() -> int:
     parser.add_argument("--events-per-write", type=int, default=16)
     parser.add_argument("--paragraph-tokens", type=int, default=60,
                         help="tokens per paragraph, like prose (0: one 80 kB paragraph)")
+    parser.add_argument("--no-live-markdown", action="store_true",
+                        help="stream plain text only (Markdown once at the end), for comparison")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:  # the simulator's own process (see below)
@@ -183,6 +185,10 @@ def main() -> int:
 
         from victor_gui.ui.loop import make_loop
 
+        if args.no_live_markdown:
+            import victor_gui.ui.chat_pane as chat_pane
+
+            chat_pane.LIVE_MARKDOWN_CHARS = -1
         app = QApplication(sys.argv[:1])
         loop = make_loop(app)
         try:

@@ -40,9 +40,13 @@ def _parser() -> MarkdownIt:
     return md
 
 
+# Qt's rich text draws tables without borders or padding unless the attributes say so.
+_TABLE = '<table border="1" cellspacing="0" cellpadding="4" style="border-color:#d0d0d8;">'
+
+
 def markdown_to_html(text: str) -> str:
     """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped)."""
-    return _parser().render(text)
+    return _parser().render(text).replace("<table>", _TABLE)
 
 
 __all__ = ["markdown_to_html"]

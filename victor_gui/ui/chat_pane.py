@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 FRAME_MS = 16
 # Live stats (tokens/s while streaming) are refreshed every this many frames (~4 per second).
 STATS_EVERY_FRAMES = 15
+# While a reply is short it is re-rendered as Markdown every few frames (~10 per second), so
+# bold, lists and code look right as they arrive; text in between is appended plain. Past this
+# size the re-render would cost more than a frame, so the rest streams plain and the reply is
+# rendered once at the end (parsed in a worker thread).
+LIVE_MARKDOWN_CHARS = 16_000
+LIVE_MARKDOWN_EVERY_FRAMES = 6
 
 
 class ChatInput(QPlainTextEdit):
@@ -87,6 +93,7 @@ class ChatPane(QWidget):
         self._pending_content: list[str] = []
         self._pending_reasoning: list[str] = []
         self._tools_dirty = False
+        self._content_dirty = False
         self._frames = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._models: dict[str, list[ModelInfo]] = {}
@@ -205,6 +212,8 @@ class ChatPane(QWidget):
         for name in answered:
             self._models[name] = results[name]  # type: ignore[assignment]
         if answered:
+            self.transcript.set_empty_text(
+                "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
             self.provider_combo.blockSignals(True)
             self.select_provider(answered[0])
             self.provider_combo.blockSignals(False)
@@ -213,6 +222,7 @@ class ChatPane(QWidget):
         keyed = [c for c in self._choices if not c.is_local and c.has_key]
         hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
         self.status_label.setText(NO_LOCAL_SERVER + hint)
+        self.transcript.set_empty_text(NO_LOCAL_SERVER + hint)
         self.model_combo.clear()
         self.models_loaded.emit("")
 
@@ -301,6 +311,7 @@ class ChatPane(QWidget):
         self._pending_content.clear()
         self._pending_reasoning.clear()
         self._frames = 0
+        self._content_dirty = False
         self.generation = Generation(provider, self.history, model=model)
         self.generation.add_listener(self._on_delta)
         self.generation.start()
@@ -340,6 +351,7 @@ class ChatPane(QWidget):
         if self._pending_content:
             view.append_content("".join(self._pending_content))
             self._pending_content.clear()
+            self._content_dirty = True
         if self._tools_dirty and self.generation is not None:
             self._tools_dirty = False
             state = self.generation.state
@@ -349,6 +361,10 @@ class ChatPane(QWidget):
                 lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
             view.set_tool_calls(lines)
         self._frames += 1
+        if (self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0
+                and view.text_length <= LIVE_MARKDOWN_CHARS):
+            self._content_dirty = False
+            view.render_markdown()
         if self._frames % STATS_EVERY_FRAMES == 0 and self.generation is not None:
             view.set_stats(format_stats(self.generation.state))
 

@@ -33,7 +33,9 @@ QLabel#messageStats { color: #777; font-size: 11px; }
 QLabel#messageError { color: #b00020; }
 QLabel#statusLine { color: #444; padding: 2px; }
 QLabel#toolCalls { color: #5a4a00; font-family: monospace; }
-QPlainTextEdit#reasoning { background: #f7f7f9; color: #666; font-style: italic; }
+QTextBrowser#reasoning { background: #f7f7f9; color: #666; font-style: italic;
+                        border: 1px solid #e4e4e8; }
+QLabel#emptyState { color: #666; font-size: 14px; }
 QWidget#transcriptInner { background: #f5f6f8; }
 """
 
@@ -59,6 +61,8 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.new_chat_button)
         self.conversation_list = QListWidget()
         self.conversation_list.setAccessibleName("Conversations")
+        self.conversation_list.setWordWrap(True)
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         placeholder = QListWidgetItem("Saved conversations will appear here")
         placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
         self.conversation_list.addItem(placeholder)

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
     QTextBrowser,
@@ -25,8 +24,9 @@ from PySide6.QtWidgets import (
 class AutoHeightText(QTextBrowser):
     """A read-only text view as tall as its document (the transcript scrolls, not each message)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, max_height: int | None = None) -> None:
         super().__init__(parent)
+        self._max_height = max_height  # beyond it the view scrolls (the reasoning box)
         self.setOpenExternalLinks(True)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -53,6 +53,9 @@ class AutoHeightText(QTextBrowser):
 
     def _fit(self, *_: object) -> None:
         height = int(self.document().size().height()) + 2 * self.frameWidth() + 2
+        if self._max_height is not None and height > self._max_height:
+            height = self._max_height
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         if height != self.height():
             self.setFixedHeight(max(height, 20))
 
@@ -96,11 +99,9 @@ class MessageView(QFrame):
         self.reasoning_toggle.toggled.connect(self._toggle_reasoning)
         self.reasoning_toggle.hide()
         layout.addWidget(self.reasoning_toggle)
-        self.reasoning_view = QPlainTextEdit()
-        self.reasoning_view.setReadOnly(True)
+        self.reasoning_view = AutoHeightText(max_height=160)
         self.reasoning_view.setObjectName("reasoning")
         self.reasoning_view.setAccessibleName("Model reasoning")
-        self.reasoning_view.setMaximumHeight(160)
         self.reasoning_view.hide()
         layout.addWidget(self.reasoning_view)
 
@@ -133,6 +134,7 @@ class MessageView(QFrame):
         self.retry_button.hide()
         layout.addLayout(error_row)
         self._parts: list[str] = []
+        self._length = 0
         self._reasoning_chars = 0
 
     # -- content --------------------------------------------------------------------------------
@@ -144,9 +146,14 @@ class MessageView(QFrame):
             self._parts = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
 
+    @property
+    def text_length(self) -> int:
+        return self._length
+
     def append_content(self, text: str) -> None:
         if text:
             self._parts.append(text)
+            self._length += len(text)
             self.body.append_plain(text)
 
     def append_reasoning(self, text: str) -> None:
@@ -154,9 +161,7 @@ class MessageView(QFrame):
             return
         if self.reasoning_toggle.isHidden():
             self.reasoning_toggle.show()
-        cursor = self.reasoning_view.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text)
+        self.reasoning_view.append_plain(text)
         self._reasoning_chars += len(text)
         self.reasoning_toggle.setText(f"Reasoning ({self._reasoning_chars} chars)")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
     from victor_gui.ui.message_view import MessageView
@@ -31,6 +31,13 @@ class Transcript(QScrollArea):
         self._layout = QVBoxLayout(self._inner)
         self._layout.setContentsMargins(8, 8, 8, 8)
         self._layout.setSpacing(8)
+        self.empty_state = QLabel("")
+        self.empty_state.setObjectName("emptyState")
+        self.empty_state.setWordWrap(True)
+        self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_state.setContentsMargins(40, 140, 40, 20)
+        # [empty state, messages..., stretch]: messages start at the top.
+        self._layout.addWidget(self.empty_state)
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self.messages: list[MessageView] = []
@@ -48,6 +55,7 @@ class Transcript(QScrollArea):
         if on_retry is not None:
             view.retry_requested.connect(on_retry)
         view.append_content(text)
+        self.empty_state.hide()
         self._layout.insertWidget(self._layout.count() - 1, view)
         self.messages.append(view)
         self._pinned = True
@@ -59,6 +67,11 @@ class Transcript(QScrollArea):
             self.messages.remove(view)
             self._layout.removeWidget(view)
             view.deleteLater()
+        self.empty_state.setVisible(not self.messages)
+
+    def set_empty_text(self, text: str) -> None:
+        """What the empty transcript says (a greeting, or what to do when nothing answers)."""
+        self.empty_state.setText(text)
 
     def clear(self) -> None:
         for view in list(self.messages):
