@@ -25,7 +25,7 @@ def test_most_specific_class_wins_and_detail_is_kept() -> None:
     assert error_sentence(ValueError("x")) == "Something unexpected went wrong."
 
 
-def test_uncaught_exception_shows_a_dialog_and_keeps_the_window(qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_uncaught_exception_shows_a_dialog_and_keeps_the_window(qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))  # the dialog names the log directory
     from victor_gui.ui.app import CrashReporter
     from victor_gui.ui.main_window import MainWindow
