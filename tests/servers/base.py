@@ -100,6 +100,12 @@ class SimHandler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    def setup(self) -> None:
+        super().setup()
+        # The real servers (Go, uvicorn, Node, cpp-httplib) set TCP_NODELAY. Without it, headers
+        # and body go out as two small segments and Nagle + delayed ACK add ~40 ms per reply.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # stdlib's signature (shadows format)
         pass  # keep test output clean
 
