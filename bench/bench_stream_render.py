@@ -1,6 +1,6 @@
 """Streaming into the chat pane: throughput against raw httpx, loop gaps, idle memory.
 
-One process, one local SSE simulator (``tests/support/sse_sim.py``) sending the same
+A paced local SSE server (``bench/paced_sim.py``, in its own process) sends the same
 N-token stream (default 20,000) to:
 
 1. raw httpx (``aiter_lines`` on a plain asyncio loop, counting ``data:`` lines): the ceiling;
@@ -27,9 +27,8 @@ import time
 import httpx
 import psutil
 
+from bench.paced_sim import SSESimServer, make_server
 from tests.servers.base import Script, free_port
-from tests.support.sim_provider import SimOpenAIProvider
-from tests.support.sse_sim import SSESimServer, make_server
 
 
 def reply_text(tokens: int, paragraph_tokens: int) -> str:
@@ -65,12 +64,9 @@ async def raw_httpx(url: str) -> tuple[int, float]:
 
 async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
-    from victor_gui.providers.registry import ProviderRegistry
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.ui.main_window import MainWindow
 
-    # The OpenAI-protocol providers are served by the test stand-in until openai_compat lands.
-    ProviderRegistry._protocol_classes["openai"] = SimOpenAIProvider
     os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{url_port}"
     client = make_client(LOCAL_TIMEOUTS)
     pool = ProviderPool(client)

@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 from tests.servers.base import Script, free_port
-from tests.support.sim_provider import SimOpenAIProvider
-from tests.support.sse_sim import make_server
+from tests.servers.llamacpp import make_server
 
 REPLY = """Here is a small **Python** function that reads a file in chunks, so a large file never
 has to fit in memory:
@@ -61,7 +60,6 @@ def _free_env() -> None:
 
 async def shoot(out: Path) -> list[Path]:
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
-    from victor_gui.providers.registry import ProviderRegistry
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.ui.main_window import MainWindow
 
@@ -74,8 +72,6 @@ async def shoot(out: Path) -> list[Path]:
         window.grab().save(str(path))
         saved.append(path)
 
-    # The OpenAI-protocol providers are served by the test stand-in until openai_compat lands.
-    ProviderRegistry._protocol_classes["openai"] = SimOpenAIProvider
     client = make_client(LOCAL_TIMEOUTS)
 
     # 1. Nothing running, no key.
@@ -92,7 +88,7 @@ async def shoot(out: Path) -> list[Path]:
     window.close()
 
     # 2. A llama.cpp-style server with two models, streaming a reply at a readable pace.
-    with make_server(events_per_write=1) as sim:
+    with make_server() as sim:
         sim.models = ["qwen3-8b-instruct-q4_k_m", "llama-3.2-3b-instruct"]
         sim.script(Script(text=REPLY, reasoning=REASONING, pieces=len(REPLY) // 4, delay_s=0.012))
         os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{sim.port}"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.servers.base import Fault, Script, ScriptedToolCall, free_port
-from tests.support.sim_provider import SimOpenAIProvider
-from tests.support.sse_sim import SSESimServer, make_server
+from tests.servers.base import Fault, Script, ScriptedToolCall, SimServer, free_port
+from tests.support.recording import make_llamacpp
 from victor_gui.errors import ModelNotFoundError, ProviderAuthError, ProviderConnectionError
+from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import Message
 from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
 
@@ -18,14 +19,18 @@ HELLO = [Message(role="user", content="hello")]
 
 
 @pytest.fixture
-def sim() -> Iterator[SSESimServer]:
-    with make_server() as server:
+def sim() -> Iterator[SimServer]:
+    with make_llamacpp() as server:
         yield server
 
 
+def llamacpp(url: str) -> BaseProvider:
+    return ProviderRegistry.create("llamacpp", base_url=f"{url}/v1", max_retries=0)
+
+
 @pytest.fixture
-async def provider(sim: SSESimServer) -> AsyncIterator[SimOpenAIProvider]:
-    p = SimOpenAIProvider(base_url=f"{sim.url}/v1", max_retries=0)
+async def provider(sim: SimServer) -> AsyncIterator[BaseProvider]:
+    p = llamacpp(sim.url)
     yield p
     await p.close()
 
@@ -97,7 +102,7 @@ async def test_truncated_stream_keeps_partial_on_the_error(sim, provider) -> Non
 
 
 async def test_nothing_listening_is_a_connection_error() -> None:
-    async with SimOpenAIProvider(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0) as p:
+    async with llamacpp(f"http://127.0.0.1:{free_port()}") as p:
         state: ReplyState = await Generation(p, HELLO, model="m").run()
     assert state.status is ReplyStatus.ERROR
     assert isinstance(state.error, ProviderConnectionError)

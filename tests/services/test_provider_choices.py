@@ -6,14 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.base import free_port
-from tests.support.sim_provider import SimOpenAIProvider
-from tests.support.sse_sim import SSESimServer, make_server
+from tests.servers.base import SimServer, free_port
+from tests.support.recording import make_llamacpp
 from victor_gui.errors import ProviderConnectionError, ProviderUnavailableError
 from victor_gui.providers.catalog import SPECS
 from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
 from victor_gui.providers.keys import set_secret_store
-from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.services.provider_choices import ProviderPool, probe_local, provider_choices
 
 
@@ -30,9 +28,8 @@ def _no_keyring() -> Iterator[None]:
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SSESimServer]:
-    monkeypatch.setitem(ProviderRegistry._protocol_classes, "openai", SimOpenAIProvider)
-    with make_server() as server:
+def sim() -> Iterator[SimServer]:
+    with make_llamacpp() as server:
         yield server
 
 
@@ -49,7 +46,7 @@ def test_local_first_and_keys_reported() -> None:
     assert by_name["ollama"].label == "Ollama (local)"
 
 
-async def test_probe_finds_the_server_that_answers(sim: SSESimServer) -> None:
+async def test_probe_finds_the_server_that_answers(sim: SimServer) -> None:
     env = closed_env() | {"VICTOR_LLAMACPP_HOST": f"127.0.0.1:{sim.port}"}
     sim.models = ["a", "b"]
     async with make_client(LOCAL_TIMEOUTS) as client:
@@ -64,7 +61,7 @@ async def test_probe_finds_the_server_that_answers(sim: SSESimServer) -> None:
     assert isinstance(results["ollama"], (ProviderUnavailableError, ProviderConnectionError))
 
 
-async def test_pool_builds_each_provider_once_with_the_shared_client(sim: SSESimServer) -> None:
+async def test_pool_builds_each_provider_once_with_the_shared_client(sim: SimServer) -> None:
     env = {"VICTOR_LLAMACPP_HOST": f"127.0.0.1:{sim.port}"}
     choice = next(c for c in provider_choices(env) if c.name == "llamacpp")
     async with make_client(LOCAL_TIMEOUTS) as client:

@@ -1,1 +1,1 @@
-"""Shared test support: a small OpenAI-style SSE simulator and a stand-in provider for it."""
+"""Shared test support: the llama.cpp simulator with a record of clients leaving mid-stream."""

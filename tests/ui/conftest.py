@@ -14,12 +14,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from tests.servers.base import free_port
-from tests.support.sim_provider import SimOpenAIProvider
-from tests.support.sse_sim import SSESimServer, make_server
+from tests.servers.base import SimServer, free_port
+from tests.support.recording import make_llamacpp
 from victor_gui.providers.catalog import SPECS
 from victor_gui.providers.keys import set_secret_store
-from victor_gui.providers.registry import ProviderRegistry
 
 
 def _qasync_loop() -> asyncio.AbstractEventLoop:
@@ -54,15 +52,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def openai_standin(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve the OpenAI-protocol providers with the test stand-in until openai_compat lands."""
-    monkeypatch.setitem(ProviderRegistry._protocol_classes, "openai", SimOpenAIProvider)
-
-
-@pytest.fixture
-def sim(clean_env: None, openai_standin: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SSESimServer]:
-    """A simulator on 127.0.0.1 that the app finds as its llama.cpp server."""
-    with make_server() as server:
+def sim(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
+    """The project's llama-server simulator on 127.0.0.1, found by the app as its llama.cpp."""
+    with make_llamacpp() as server:
         monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{server.port}")
         yield server
 

@@ -118,3 +118,18 @@ async def test_ctrl_n_starts_a_new_chat(sim, window, qtbot) -> None:
     assert chat.transcript.messages
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
     assert chat.transcript.messages == [] and chat.history == []
+
+
+async def test_tool_calls_are_shown(sim, window) -> None:
+    from tests.servers.base import ScriptedToolCall
+
+    sim.script(Script(text="", tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"})]))
+    chat = window.chat
+    await chat.start()
+    chat.input.setPlainText("weather?")
+    chat.send()
+    reply = chat.transcript.messages[-1]
+    await wait_until(lambda: not chat.running)
+    assert reply.tools_label.isVisibleTo(window)
+    assert "get_weather" in reply.tools_label.text() and "Oslo" in reply.tools_label.text()
+    assert chat.history[-1].tool_calls[0].name == "get_weather"

@@ -1,9 +1,10 @@
-"""A small OpenAI-style chat-completions SSE simulator on :mod:`tests.servers.base`.
+"""An OpenAI-style SSE server for the streaming benchmark, on :mod:`tests.servers.base`.
 
-It stands in for the project's dialect simulators (``tests/servers/llamacpp.py`` and friends)
-until they land on main. Routes: ``GET /v1/models`` and ``POST /v1/chat/completions`` (stream
-or not). It records when a client leaves mid-stream (``server.disconnects``), which is how the
-Stop tests prove the request was really cancelled.
+Unlike the dialect simulators in ``tests/servers/`` it batches several events per network
+write and paces the writes (``events_per_write`` option, ``Script.delay_s`` per write), so a
+20,000-token stream can arrive at a steady, chosen rate such as 10,000 tokens/s. It also
+answers the prompt named by the ``short_reply_to`` option with a short reply, so a process
+that cannot queue scripts (the benchmark runs the server in its own process) can warm up.
 """
 
 from __future__ import annotations
