@@ -9,9 +9,11 @@ happens; after it has painted, the app warms the resolver, builds the one shared
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import importlib
 import logging
+import signal
 import socket
 import sys
 import time
@@ -220,7 +222,36 @@ class App:
             await self.client.aclose()
         await self.loop.shutdown_asyncgens()
 
+    def _install_signal_handlers(self) -> None:
+        """Ctrl+C / SIGTERM close the window the normal way (shutdown closes the client and the
+        streams) instead of killing the process mid-write.
+
+        Python runs a signal handler only when it next executes bytecode, and an idle Qt loop
+        runs none; ``set_wakeup_fd`` makes the signal write a byte that a QSocketNotifier sees,
+        which wakes the loop and lets the handler run.
+        """
+        from PySide6.QtCore import QSocketNotifier
+
+        try:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+            signal.set_wakeup_fd(wsock.fileno())
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: QTimer.singleShot(0, self.window.close))
+        except (ValueError, OSError, AttributeError):  # not the main thread, or not supported here
+            return
+        notifier = QSocketNotifier(rsock.fileno(), QSocketNotifier.Type.Read, self.window)
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                rsock.recv(64)
+
+        notifier.activated.connect(drain)
+        self._signal_sockets = (rsock, wsock, notifier)
+
     def run(self) -> int:
+        self._install_signal_handlers()
         sys.excepthook = self.crash.excepthook
         self.loop.set_exception_handler(self.crash.loop_handler)
         self.window.show()
