@@ -1,1 +1,3 @@
-"""Shared test support: the llama.cpp simulator with a record of clients leaving mid-stream."""
+"""Test-support code that is not a test: the llama.cpp server build, tiny GGUF models, server
+fixtures, response-shape helpers, the memory ground-truth writer, and a llama.cpp simulator
+that records clients leaving mid-stream."""

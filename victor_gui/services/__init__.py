@@ -1,1 +1,1 @@
-"""Qt-free application services: the logic the UI drives (generation, later the chat session)."""
+"""Qt-free application services: what the UI drives (chat sessions, one streamed reply, ...)."""

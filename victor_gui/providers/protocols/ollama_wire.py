@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from victor_gui.providers.protocols.tool_history import repair_tool_history
 from victor_gui.providers.types import (
     Message,
     Timings,
@@ -34,9 +35,14 @@ _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_d
 
 
 def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Messages in Ollama's shape. Tool results get ``tool_name`` from the call they answer."""
+    """Messages in Ollama's shape. Tool results get ``tool_name`` from the call they answer.
+
+    The history is repaired first (as for every protocol), so a conversation carried over from
+    another provider never shows the model a result without its call or a call without a result.
+    """
     names_by_id: dict[str, str] = {}
     out: list[dict[str, Any]] = []
+    messages, _ = repair_tool_history(messages)
     for message in messages:
         role = {"developer": "system", "function": "tool"}.get(message.role, message.role)
         entry: dict[str, Any] = {"role": role, "content": message.text}
