@@ -20,6 +20,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+# Longest run of streamed text kept in one displayed paragraph (see AutoHeightText.append_plain).
+SOFT_BLOCK_CHARS = 600
+# A reply with a line longer than this (minified JSON, a runaway repetition) stays plain text:
+# rendered as Markdown it would become one paragraph that Qt lays out whole, a visible stall,
+# and Markdown adds nothing to such a line anyway.
+MARKDOWN_MAX_LINE = 8000
+
+
+def markdown_worthy(text: str) -> bool:
+    """Whether ``text`` should be shown as Markdown (see :data:`MARKDOWN_MAX_LINE`)."""
+    return bool(text.strip()) and max(map(len, text.split("\n"))) <= MARKDOWN_MAX_LINE
+
 
 class AutoHeightText(QTextBrowser):
     """A read-only text view as tall as its document (the transcript scrolls, not each message)."""
@@ -39,6 +51,8 @@ class AutoHeightText(QTextBrowser):
         doc.setDocumentMargin(2)
         doc.documentLayout().documentSizeChanged.connect(self._fit)
         self._cursor = QTextCursor(doc)
+        self._cursor.movePosition(QTextCursor.MoveOperation.End)
+        self._block_len = self._cursor.block().length()
         self._fit()
 
     def set_html_document(self, html: str) -> None:
@@ -64,9 +78,22 @@ class AutoHeightText(QTextBrowser):
         self._fit()
 
     def append_plain(self, text: str) -> None:
-        """Append ``text`` at the end without touching what is already laid out."""
-        self._cursor.movePosition(QTextCursor.MoveOperation.End)
-        self._cursor.insertText(text)
+        """Append ``text`` at the end without touching what is already laid out.
+
+        Qt lays a paragraph (block) out whole, so appending to one that grows without a newline
+        (minified JSON, a model repeating itself) would cost more every frame and end in a
+        frozen window. Past :data:`SOFT_BLOCK_CHARS` the display starts a new block at the next
+        space; the text itself is unchanged and the final Markdown render joins it again.
+        """
+        cursor = self._cursor
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+        newline = text.rfind("\n")
+        self._block_len = len(text) - newline - 1 if newline >= 0 else self._block_len + len(text)
+        if self._block_len > SOFT_BLOCK_CHARS and (text[-1:].isspace()
+                                                   or self._block_len > 2 * SOFT_BLOCK_CHARS):
+            cursor.insertBlock()
+            self._block_len = 0
 
     def sizeHint(self) -> QSize:
         return QSize(super().sizeHint().width(), self.height())
@@ -191,7 +218,7 @@ class MessageView(QFrame):
         from victor_gui.services.markdown_render import markdown_to_html  # imported after first paint
 
         text = self.text
-        if text.strip():
+        if markdown_worthy(text):
             self.body.set_html_document(markdown_to_html(text))
 
     async def render_markdown_async(self) -> None:
@@ -204,7 +231,7 @@ class MessageView(QFrame):
         from victor_gui.services.markdown_render import markdown_to_html
 
         text = self.text
-        if not text.strip():
+        if not markdown_worthy(text):
             return
         html = await asyncio.to_thread(markdown_to_html, text)
         if shiboken6.isValid(self) and self.text == text:  # still shown, nothing appended since
