@@ -133,3 +133,25 @@ async def test_tool_calls_are_shown(sim, window) -> None:
     assert reply.tools_label.isVisibleTo(window)
     assert "get_weather" in reply.tools_label.text() and "Oslo" in reply.tools_label.text()
     assert chat.history[-1].tool_calls[0].name == "get_weather"
+
+
+async def test_a_huge_paragraph_streams_in_bounded_blocks(sim, window) -> None:
+    from victor_gui.ui.message_view import MARKDOWN_MAX_LINE, SOFT_BLOCK_CHARS, markdown_worthy
+
+    text = "word " * 2400  # 12,000 characters, not one newline
+    sim.script(Script(text=text, pieces=600))
+    chat = window.chat
+    await chat.start()
+    chat.input.setPlainText("go")
+    chat.send()
+    reply = chat.transcript.messages[-1]
+    await wait_until(lambda: not chat.running)
+    assert reply.text == text  # the reply itself is untouched
+    doc = reply.body.document()
+    sizes = [len(doc.findBlockByNumber(i).text()) for i in range(doc.blockCount())]
+    # The start may be one block from a live Markdown render (at most MARKDOWN_MAX_LINE long);
+    # from there on, appends go to blocks of bounded size, so a frame never re-lays out much.
+    assert max(sizes) <= MARKDOWN_MAX_LINE + 2 * SOFT_BLOCK_CHARS
+    assert len(sizes) >= 3 and max(sizes[-3:]) <= 2 * SOFT_BLOCK_CHARS + 50
+    assert len(text) > MARKDOWN_MAX_LINE and not markdown_worthy(text)  # so it stays plain
+    assert doc.toPlainText().replace("\n", "") == text

@@ -83,17 +83,27 @@ class AutoHeightText(QTextBrowser):
         Qt lays a paragraph (block) out whole, so appending to one that grows without a newline
         (minified JSON, a model repeating itself) would cost more every frame and end in a
         frozen window. Past :data:`SOFT_BLOCK_CHARS` the display starts a new block at the next
-        space; the text itself is unchanged and the final Markdown render joins it again.
+        space; the text itself (``MessageView.text``, the history, copies) is unchanged, and the
+        final Markdown render joins the lines again (a line too long for Markdown stays split).
         """
         cursor = self._cursor
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text)
-        newline = text.rfind("\n")
-        self._block_len = len(text) - newline - 1 if newline >= 0 else self._block_len + len(text)
-        if self._block_len > SOFT_BLOCK_CHARS and (text[-1:].isspace()
-                                                   or self._block_len > 2 * SOFT_BLOCK_CHARS):
-            cursor.insertBlock()
-            self._block_len = 0
+        while text:
+            room = max(SOFT_BLOCK_CHARS - self._block_len, 0)
+            if len(text) <= room:
+                head = text
+            else:  # fill the block up to the first space past the room (hard cut if none soon)
+                cut = text.find(" ", room)
+                if cut < 0 or cut > room + SOFT_BLOCK_CHARS:
+                    cut = room + SOFT_BLOCK_CHARS
+                head = text[: cut + 1]
+            cursor.insertText(head)
+            text = text[len(head):]
+            newline = head.rfind("\n")
+            self._block_len = len(head) - newline - 1 if newline >= 0 else self._block_len + len(head)
+            if self._block_len >= SOFT_BLOCK_CHARS and (text or head[-1:].isspace()):
+                cursor.insertBlock()
+                self._block_len = 0
 
     def sizeHint(self) -> QSize:
         return QSize(super().sizeHint().width(), self.height())
