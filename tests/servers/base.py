@@ -229,6 +229,7 @@ class SimServer(ThreadingHTTPServer):
         self.api_key: str | None = options.get("api_key")
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def port(self) -> int:
@@ -263,10 +264,30 @@ class SimServer(ThreadingHTTPServer):
         self._thread.start()
         return self
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        with self._lock:
+            self._connections.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
     def stop(self) -> None:
         self.stop_event.set()
         self.shutdown()
         self.server_close()
+        # A stopped server drops its open (keep-alive) connections too, as a killed process does;
+        # otherwise a pooled client connection would go on being answered after stop().
+        with self._lock:
+            open_connections = list(self._connections)
+        for conn in open_connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tests.servers.base import Script, SimServer
+from tests.servers.llamacpp_router import RouterMixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
 _TYPES = {
@@ -24,7 +25,7 @@ _TYPES = {
 BUILD = "b6500-1a2b3c4d"
 
 
-class LlamaCppHandler(OpenAIDialectHandler):
+class LlamaCppHandler(RouterMixin, OpenAIDialectHandler):
     server_version = "llama.cpp"
     sys_version = ""
     reasoning_field = "reasoning_content"
@@ -41,6 +42,12 @@ class LlamaCppHandler(OpenAIDialectHandler):
         ("GET", "/slots"): "slots",
         ("GET", "/metrics"): "metrics",
         ("GET", "/"): "index",
+        # Ollama-shaped stubs for Copilot-style clients (2025+ builds); /api/tags is /models.
+        ("GET", "/api/tags"): "models",
+        ("POST", "/api/show"): "api_show",
+        # Router mode only (router=True); single-model mode answers 404 File Not Found.
+        ("POST", "/models/load"): "models_load",
+        ("POST", "/models/unload"): "models_unload",
     }
 
     def version_string(self) -> str:
@@ -130,6 +137,8 @@ class LlamaCppHandler(OpenAIDialectHandler):
         }
 
     def models(self) -> None:
+        if self.router:
+            return self.router_models()
         # 2025+ builds add an Ollama-style "models" list beside "data" (for Copilot-style clients).
         cards = [self.model_card(m) for m in self.server.models]
         ollama_style = [
@@ -147,6 +156,11 @@ class LlamaCppHandler(OpenAIDialectHandler):
         ]
         self.send_json(200, {"models": ollama_style, "object": "list", "data": cards})
 
+    def api_show(self) -> None:
+        # A stub shaped like Ollama's /api/show (it does not make this server Ollama).
+        self.send_json(200, {"template": "", "details": {"format": "gguf"}, "model_info": {},
+                             "capabilities": ["completion"], "modelfile": "", "parameters": ""})
+
     # -- llama.cpp's own routes ----------------------------------------------------------------
 
     def health(self) -> None:
@@ -156,6 +170,8 @@ class LlamaCppHandler(OpenAIDialectHandler):
         self.send_text(200, "<!doctype html><html><body>llama.cpp</body></html>", content_type="text/html")
 
     def props(self) -> None:
+        if not self.check_auth():
+            return
         n_ctx = int(self.server.options.get("n_ctx", 4096))
         self.send_json(
             200,
@@ -176,6 +192,8 @@ class LlamaCppHandler(OpenAIDialectHandler):
         )
 
     def slots(self) -> None:
+        if not self.check_auth():
+            return
         n_ctx = int(self.server.options.get("n_ctx", 4096))
         self.send_json(
             200,
@@ -215,7 +233,7 @@ class LlamaCppHandler(OpenAIDialectHandler):
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
     """A llama-server simulator (options: model, models, api_key, loading, vision, tools, metrics,
-    n_ctx, cached_tokens, truncate_clean)."""
+    n_ctx, cached_tokens, truncate_clean, router, router_load_s)."""
     return serve(LlamaCppHandler, port, options)
 
 
