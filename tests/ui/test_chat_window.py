@@ -154,4 +154,4 @@ async def test_a_huge_paragraph_streams_in_bounded_blocks(sim, window) -> None:
     assert max(sizes) <= MARKDOWN_MAX_LINE + 2 * SOFT_BLOCK_CHARS
     assert len(sizes) >= 3 and max(sizes[-3:]) <= 2 * SOFT_BLOCK_CHARS + 50
     assert len(text) > MARKDOWN_MAX_LINE and not markdown_worthy(text)  # so it stays plain
-    assert doc.toPlainText().replace("\n", "") == text
+    assert doc.toPlainText().split() == text.split()  # same words, only the line breaks differ

@@ -8,6 +8,7 @@ once through here. Raw HTML in model output is escaped, never interpreted.
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -44,9 +45,18 @@ def _parser() -> MarkdownIt:
 _TABLE = '<table border="1" cellspacing="0" cellpadding="4" style="border-color:#d0d0d8;">'
 
 
+# Whitespace among the closing tags at the very end. Qt imports it as a space at the end of
+# the last paragraph, so text streamed after a live render would read "r b" for "rb".
+_TAIL = re.compile(r"(?:\s*</\w+>)+\s*$")
+
+
 def markdown_to_html(text: str) -> str:
     """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped)."""
-    return _parser().render(text).replace("<table>", _TABLE)
+    html = _parser().render(text).replace("<table>", _TABLE)
+    tail = _TAIL.search(html)
+    if tail is not None:
+        html = html[: tail.start()] + re.sub(r"\s+", "", tail.group(0))
+    return html
 
 
 __all__ = ["markdown_to_html"]

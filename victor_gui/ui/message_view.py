@@ -62,8 +62,12 @@ class AutoHeightText(QTextBrowser):
         doc.setDefaultFont(self.font())
         doc.setDefaultStyleSheet(self.document().defaultStyleSheet())
         doc.setHtml(html)
-        self.setDocument(doc)  # the previous, control-owned document is deleted by Qt
+        old = self.document()
+        ours = old.parent() is self  # a document from an earlier render (else Qt's own, which
+        self.setDocument(doc)        # setDocument deletes itself)
         self._adopt(doc)
+        if ours:
+            old.deleteLater()
 
     def _fit(self, *_: object) -> None:
         height = int(self.document().size().height()) + 2 * self.frameWidth() + 2
@@ -229,7 +233,7 @@ class MessageView(QFrame):
 
         text = self.text
         if markdown_worthy(text):
-            self.body.set_html_document(markdown_to_html(text))
+            self._show_html(text, markdown_to_html(text))
 
     async def render_markdown_async(self) -> None:
         """:meth:`render_markdown` with the Markdown parsed in a worker thread (long replies take
@@ -245,4 +249,11 @@ class MessageView(QFrame):
             return
         html = await asyncio.to_thread(markdown_to_html, text)
         if shiboken6.isValid(self) and self.text == text:  # still shown, nothing appended since
-            self.body.set_html_document(html)
+            self._show_html(text, html)
+
+    def _show_html(self, text: str, html: str) -> None:
+        self.body.set_html_document(html)
+        if text[-1:].isspace():
+            # Markdown drops the trailing space or newline; streamed text appended after a live
+            # render would otherwise be glued to the last word.
+            self.body.append_plain(" ")

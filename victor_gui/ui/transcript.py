@@ -59,7 +59,7 @@ class Transcript(QScrollArea):
         self._layout.insertWidget(self._layout.count() - 1, view)
         self.messages.append(view)
         self._pinned = True
-        QTimer.singleShot(0, self._scroll_to_end)
+        QTimer.singleShot(0, self, self._scroll_to_end)  # context: dropped if we are deleted
         return view
 
     def remove_message(self, view: MessageView) -> None:
