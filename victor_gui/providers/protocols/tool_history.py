@@ -67,7 +67,7 @@ def anthropic_tool_id(raw: str) -> str:
     converted; a short digest of the original keeps two foreign ids that differ only in
     disallowed characters from colliding.
     """
-    if raw and _ANTHROPIC_ID.match(raw):
+    if raw and _ANTHROPIC_ID.fullmatch(raw):  # fullmatch: "$" would let a trailing newline in
         return raw
     digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:10]
     cleaned = _NOT_ID_CHARS.sub("_", raw).strip("_")[:48]
