@@ -1,0 +1,179 @@
+"""Provider and model drop-downs with a reload button, shared by the chat pane and compare panes.
+
+The picker loads a provider's model list in the background when the provider changes (cached per
+provider; ↻ reloads), and reports what it is doing as text through :attr:`ModelPicker.status`
+(the owner shows it where it likes). Failures are shown in words from
+:mod:`victor_gui.ui.error_text`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+
+if TYPE_CHECKING:
+    from victor_gui.providers.types import ModelInfo
+    from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+
+
+class ModelPicker(QWidget):
+    """``Provider [▾]  Model [▾] ↻`` in one row. ``pool`` may be set later (after first paint)."""
+
+    status = Signal(str)  # a line for the owner's status label
+    models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
+
+    def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None, *,
+                 labels: bool = True, name_suffix: str = "") -> None:
+        super().__init__(parent)
+        self.pool = pool
+        self.choices: list[ProviderChoice] = []
+        self.models: dict[str, list[ModelInfo]] = {}  # cache: provider name -> its models
+        self._tasks: set[asyncio.Task[Any]] = set()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.provider_combo = QComboBox()
+        self.provider_combo.setAccessibleName(f"Provider{name_suffix}")
+        self.provider_combo.setAccessibleDescription("Which server or service answers")
+        self.provider_combo.setToolTip("Which server or service answers")
+        self.provider_combo.currentIndexChanged.connect(lambda _i: self.refresh_models())
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)  # a model can be typed when the server cannot list them
+        self.model_combo.setAccessibleName(f"Model{name_suffix}")
+        self.model_combo.setAccessibleDescription("The model that answers (Ctrl+K); type one if "
+                                                  "the server cannot list them")
+        self.model_combo.lineEdit().setAccessibleName(f"Model{name_suffix}")
+        self.model_combo.lineEdit().setPlaceholderText("model")
+        self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.model_combo.setMinimumContentsLength(8)
+        self.provider_combo.setMinimumContentsLength(6)
+        self.provider_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.refresh_button = QPushButton("↻")
+        self.refresh_button.setAccessibleName(f"Reload the model list{name_suffix}")
+        self.refresh_button.setToolTip("Reload the model list")
+        self.refresh_button.setFixedWidth(32)
+        self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
+        if labels:
+            provider_label = QLabel("Provider")
+            provider_label.setBuddy(self.provider_combo)
+            row.addWidget(provider_label)
+        row.addWidget(self.provider_combo, 2)
+        if labels:
+            model_label = QLabel("Model")
+            model_label.setBuddy(self.model_combo)
+            row.addWidget(model_label)
+        row.addWidget(self.model_combo, 3)
+        row.addWidget(self.refresh_button)
+        self.setTabOrder(self.provider_combo, self.model_combo)
+        self.setTabOrder(self.model_combo, self.refresh_button)
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_event_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Cancel model-list loads still running."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- choices ----------------------------------------------------------------------------------
+
+    def set_choices(self, choices: list[ProviderChoice]) -> None:
+        """Fill the provider drop-down without loading any model list yet."""
+        self.choices = list(choices)
+        self.provider_combo.blockSignals(True)
+        self.provider_combo.clear()
+        for choice in self.choices:
+            self.provider_combo.addItem(choice.label, choice.name)
+        self.provider_combo.blockSignals(False)
+
+    def reload_providers(self) -> None:
+        """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
+        from victor_gui.services.provider_choices import provider_choices
+
+        self.set_choices(provider_choices())
+
+    def current_choice(self) -> ProviderChoice | None:
+        index = self.provider_combo.currentIndex()
+        return self.choices[index] if 0 <= index < len(self.choices) else None
+
+    def current_model(self) -> str:
+        return self.model_combo.currentText().strip()
+
+    def select_provider(self, name: str, *, load: bool = True) -> None:
+        """Choose provider ``name`` (its model list loads unless ``load`` is False)."""
+        index = self.provider_combo.findData(name)
+        if index < 0:
+            return
+        self.provider_combo.blockSignals(not load)
+        self.provider_combo.setCurrentIndex(index)
+        self.provider_combo.blockSignals(False)
+
+    def select_model(self, model: str) -> None:
+        """Show ``model`` (added to the list when the server did not name it)."""
+        index = self.model_combo.findText(model)
+        if index < 0:
+            self.model_combo.addItem(model)
+            index = self.model_combo.findText(model)
+        self.model_combo.setCurrentIndex(index)
+
+    def open_model_list(self) -> None:
+        """Ctrl+K: focus the model drop-down and open its list."""
+        self.model_combo.setFocus()
+        self.model_combo.showPopup()
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
+        """Reload the model drop-down for the chosen provider in the background."""
+        return self._spawn(self.load_models(force=force))
+
+    async def load_models(self, *, force: bool = False) -> None:
+        """Fill the model drop-down for the chosen provider (cached unless ``force``)."""
+        from victor_gui.errors import MissingAPIKeyError, ProviderError
+        from victor_gui.providers.catalog import find_spec
+        from victor_gui.providers.keys import key_hint
+        from victor_gui.services.provider_choices import list_models
+        from victor_gui.ui.error_text import describe_error
+
+        choice = self.current_choice()
+        if choice is None or self.pool is None:
+            return
+        self.model_combo.clear()
+        if not choice.usable:
+            spec = find_spec(choice.name)
+            self.status.emit(describe_error(MissingAPIKeyError(
+                key_hint(spec) if spec else "No key", choice.name)))
+            self.models_loaded.emit(choice.name)
+            return
+        models = None if force else self.models.get(choice.name)
+        if models is None:
+            self.status.emit(f"Asking {choice.display_name} for its models…")
+            try:
+                models = await list_models(self.pool, choice)
+            except ProviderError as exc:
+                if self.current_choice() is choice:
+                    self.status.emit(f"{choice.display_name}: {describe_error(exc)}")
+                    self.models_loaded.emit(choice.name)
+                return
+            self.models[choice.name] = models
+        if self.current_choice() is not choice:  # the user moved on meanwhile
+            return
+        for model in models:
+            self.model_combo.addItem(model.id)
+        where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
+        self.status.emit(f"{choice.display_name}{where}: {len(models)} model(s)."
+                         if models else f"{choice.display_name} has no models yet.")
+        self.models_loaded.emit(choice.name)
