@@ -80,6 +80,7 @@ async def window(qtbot, pool):  # type: ignore[no-untyped-def]
     win.show()
     yield win
     await win.chat.aclose()
+    await win.compare.aclose()
 
 
 async def wait_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:

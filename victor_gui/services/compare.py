@@ -115,11 +115,12 @@ class CompareSlot:
     waiting: bool = False  # queued behind another request to the same endpoint
     cost: float | None = None  # USD of the last reply; None when unknown
     task: asyncio.Task[None] | None = None
+    ended: bool = True  # set just before the "finished" event (the task ends right after)
 
     @property
     def running(self) -> bool:
         """True from send until the reply ended (waiting in the queue included)."""
-        return self.task is not None and not self.task.done()
+        return self.task is not None and not self.ended and not self.task.done()
 
     @property
     def state(self) -> ReplyState | None:
@@ -205,6 +206,7 @@ class CompareSession:
         slot.target = target
         slot.generation = None
         slot.cost = None
+        slot.ended = False
         slot.task = asyncio.get_running_loop().create_task(self._run(slot, target),
                                                            name=f"compare:{slot.id}")
         return slot.task
@@ -234,6 +236,7 @@ class CompareSession:
         finally:
             if acquired and lock is not None:
                 lock.release()
+        slot.ended = True
         self._emit(slot, "finished")
 
     def stop_all(self) -> None:

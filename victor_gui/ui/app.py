@@ -216,6 +216,7 @@ class App:
 
     async def shutdown(self) -> None:
         await self.window.chat.aclose()
+        await self.window.compare.aclose()
         if self.pool is not None:
             await self.pool.close()
         if self.client is not None:

@@ -108,14 +108,13 @@ class ChatPane(QWidget):
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
         layout.addLayout(row)
-        # Tab order: provider → model → (reload) → message → Send → Stop.
-        self.setTabOrder(self.refresh_button, self.input)
+        # Tab order: provider → model → message → Send → Stop (reload is F5).
+        self.setTabOrder(self.model_combo, self.input)
         self.setTabOrder(self.input, self.send_button)
         self.setTabOrder(self.send_button, self.stop_button)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        QShortcut(QKeySequence("Ctrl+K"), self, self.picker.open_model_list,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.picker.install_shortcuts(self)
 
     @property
     def pool(self) -> ProviderPool | None:

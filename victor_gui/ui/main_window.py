@@ -91,6 +91,11 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(quit_action)
         self.addAction(new_chat)
+        # -- compare view (branch uic): Ctrl+\ / View menu; all wiring in compare_view --------
+        from victor_gui.ui.compare_view import install_compare
+
+        self.compare = install_compare(self, splitter, self.chat)
+        # -- end compare view ------------------------------------------------------------------
         self.chat.input.setFocus()
 
     def paintEvent(self, event: QPaintEvent) -> None:

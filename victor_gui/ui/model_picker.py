@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ class ModelPicker(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.refresh_button = QPushButton("↻")
         self.refresh_button.setAccessibleName(f"Reload the model list{name_suffix}")
-        self.refresh_button.setToolTip("Reload the model list")
         self.refresh_button.setFixedWidth(32)
+        # Out of the Tab chain (provider → model → message → Send); F5 reloads from the keyboard.
+        self.refresh_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.refresh_button.setToolTip("Reload the model list (F5)")
         self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
         if labels:
             provider_label = QLabel("Provider")
@@ -71,7 +74,13 @@ class ModelPicker(QWidget):
         row.addWidget(self.model_combo, 3)
         row.addWidget(self.refresh_button)
         self.setTabOrder(self.provider_combo, self.model_combo)
-        self.setTabOrder(self.model_combo, self.refresh_button)
+
+    def install_shortcuts(self, scope: QWidget) -> None:
+        """Ctrl+K (model list) and F5 (reload models) while focus is anywhere in ``scope``."""
+        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence("Ctrl+K"), scope, self.open_model_list, context=context)
+        QShortcut(QKeySequence(Qt.Key.Key_F5), scope, lambda: self.refresh_models(force=True),
+                  context=context)
 
     # -- tasks ------------------------------------------------------------------------------------
 
@@ -81,10 +90,14 @@ class ModelPicker(QWidget):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def aclose(self) -> None:
-        """Cancel model-list loads still running."""
+    def cancel(self) -> None:
+        """Cancel model-list loads still running (before this widget is deleted)."""
         for task in list(self._tasks):
             task.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel model-list loads still running and wait for them."""
+        self.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

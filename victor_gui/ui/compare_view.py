@@ -1,0 +1,424 @@
+"""Side-by-side compare: 2–4 panes, each with its own provider, model and history, one input.
+
+The view renders a Qt-free :class:`~victor_gui.services.compare.CompareSession`, which owns the
+histories and the scheduling (one request at a time per local endpoint, cloud in parallel).
+Each pane reuses the chat pane's widgets: a :class:`~victor_gui.ui.model_picker.ModelPicker`, a
+:class:`~victor_gui.ui.transcript.Transcript` and a
+:class:`~victor_gui.ui.reply_stream.ReplyStreamer` per reply. Keys: Ctrl+Enter sends to every
+pane, Esc stops them all, Ctrl+\\ adds a pane, Ctrl+K opens the focused pane's model list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from victor_gui.ui.chat_pane import ChatInput, ChatPane
+from victor_gui.ui.model_picker import ModelPicker
+from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
+from victor_gui.ui.transcript import Transcript
+
+if TYPE_CHECKING:
+    from victor_gui.services.compare import CompareSession, CompareSlot
+    from victor_gui.services.generation import ReplyState
+    from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+    from victor_gui.ui.message_view import MessageView
+
+SPLIT_KEY = "Ctrl+\\"
+MAX_PANES = 4  # victor_gui.services.compare.MAX_SLOTS (not imported: keeps httpx off first paint)
+PANE_STYLE = """
+QFrame#comparePane { border: 1px solid #d8d8de; border-radius: 6px; background: #fafafb; }
+QLabel#compareResult { color: #333; font-size: 11px; }
+"""
+
+
+def format_cost(cost: float | None) -> str:
+    """``$0.0012``, ``free`` for 0, ``cost unknown`` for None."""
+    if cost is None:
+        return "cost unknown"
+    if cost == 0:
+        return "free"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+class ComparePane(QFrame):
+    """One column: pickers and a close button on top, the transcript, then the result line."""
+
+    close_requested = Signal(object)  # this pane
+    continue_requested = Signal(object)  # this pane
+
+    def __init__(self, slot: CompareSlot, number: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slot = slot
+        self.setObjectName("comparePane")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName(f"Compare pane {number}")
+        self.streamer: ReplyStreamer | None = None
+        self.view: MessageView | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        top = QHBoxLayout()
+        self.picker = ModelPicker(labels=False, name_suffix=f" for pane {number}")
+        top.addWidget(self.picker, 1)
+        self.picker.install_shortcuts(self)  # Ctrl+K and F5 act on the pane with the focus
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAccessibleName(f"Close pane {number}")
+        self.close_button.setToolTip("Close this pane")
+        self.close_button.clicked.connect(lambda: self.close_requested.emit(self))
+        top.addWidget(self.close_button)
+        layout.addLayout(top)
+        self.transcript = Transcript()
+        self.transcript.setAccessibleName(f"Conversation in pane {number}")
+        self.transcript.set_empty_text("Same prompt, this model.")
+        layout.addWidget(self.transcript, 1)
+        bottom = QHBoxLayout()
+        self.result_label = QLabel("")
+        self.result_label.setObjectName("compareResult")
+        self.result_label.setWordWrap(True)
+        self.result_label.setAccessibleName(f"Result of pane {number}")
+        bottom.addWidget(self.result_label, 1)
+        self.continue_button = QPushButton("Continue with this one")
+        self.continue_button.setAccessibleName(f"Continue with pane {number} as the main chat")
+        self.continue_button.setToolTip("Make this pane's conversation the main chat")
+        self.continue_button.setEnabled(False)
+        self.continue_button.clicked.connect(lambda: self.continue_requested.emit(self))
+        bottom.addWidget(self.continue_button)
+        layout.addLayout(bottom)
+
+    def title(self) -> str:
+        choice = self.picker.current_choice()
+        name = choice.display_name if choice is not None else "?"
+        return f"{name} · {self.picker.current_model()}"
+
+    def stats_text(self, state: ReplyState) -> str:
+        return f"{format_stats(state)} · {format_cost(self.slot.cost)}"
+
+
+class CompareView(QWidget):
+    """The compare screen. ``pool`` is asked for on use (the app builds it after first paint)."""
+
+    continue_with = Signal(list, str, str, str)  # history, provider name, model, title
+    leave_requested = Signal()
+
+    def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self._session: CompareSession | None = None
+        self.setStyleSheet(PANE_STYLE)
+        self.panes: list[ComparePane] = []
+        self.choices: list[ProviderChoice] = []
+        self.models_cache: dict[str, Any] = {}
+        self._numbers = 0
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        bar = QHBoxLayout()
+        title = QLabel("<b>Compare</b> — one prompt, each pane its own model and history")
+        bar.addWidget(title, 1)
+        self.add_button = QPushButton("Add pane")
+        self.add_button.setAccessibleName("Add a compare pane")
+        self.add_button.setToolTip(f"Add a pane ({SPLIT_KEY}), up to {MAX_PANES}")
+        self.add_button.clicked.connect(self.add_pane)
+        self.back_button = QPushButton("Back to chat")
+        self.back_button.setAccessibleName("Leave compare and go back to the chat")
+        self.back_button.clicked.connect(self.leave_requested)
+        bar.addWidget(self.add_button)
+        bar.addWidget(self.back_button)
+        layout.addLayout(bar)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        layout.addWidget(self.splitter, 1)
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("statusLine")
+        self.status_label.setWordWrap(True)
+        self.status_label.setAccessibleName("Compare status")
+        layout.addWidget(self.status_label)
+        row = QHBoxLayout()
+        self.input = ChatInput()
+        self.input.setAccessibleName("Message to every pane")
+        self.input.setAccessibleDescription("Ctrl+Enter sends to every pane, Esc stops them all")
+        self.input.setPlaceholderText("Message to every pane  (Ctrl+Enter to send, Esc to stop all)")
+        self.input.setFixedHeight(60)
+        self.input.setTabChangesFocus(True)
+        self.input.submitted.connect(self.send)
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send to all")
+        self.send_button.setAccessibleName("Send to every pane")
+        self.send_button.setToolTip("Send (Ctrl+Enter)")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop all")
+        self.stop_button.setAccessibleName("Stop every reply")
+        self.stop_button.setToolTip("Stop (Esc)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop_all)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        row.addWidget(self.input, 1)
+        row.addLayout(buttons)
+        layout.addLayout(row)
+        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_all, context=context)
+        # Ctrl+K from the shared input opens the first pane's list (a pane's own wins inside it).
+        QShortcut(QKeySequence("Ctrl+K"), self.input, self._open_model_list,
+                  context=Qt.ShortcutContext.WidgetShortcut)
+
+    @property
+    def session(self) -> CompareSession:
+        """The compare session, made on first use (its imports are not needed for first paint)."""
+        if self._session is None:
+            from victor_gui.services.compare import CompareSession
+
+            self._session = CompareSession()
+            self._session.add_listener(self._on_slot)
+        return self._session
+
+    # -- panes ------------------------------------------------------------------------------------
+
+    def set_choices(self, choices: list[ProviderChoice], models: dict[str, Any]) -> None:
+        """The provider list and model cache to share with every pane (the chat pane's)."""
+        self.choices = list(choices)
+        self.models_cache = models
+        for pane in self.panes:
+            pane.picker.set_choices(self.choices)
+            pane.picker.models = models
+
+    def add_pane(self, provider: str | None = None, model: str | None = None) -> ComparePane | None:
+        """Add a pane (None at :data:`MAX_PANES`); it starts on ``provider``/``model`` or on
+        the previous pane's choice."""
+        if len(self.panes) >= MAX_PANES:
+            self.status_label.setText(f"At most {MAX_PANES} panes side by side.")
+            return None
+        slot = self.session.add_slot()
+        self._numbers += 1
+        pane = ComparePane(slot, self._numbers)
+        pane.picker.pool = self._pool()
+        pane.picker.models = self.models_cache
+        pane.picker.set_choices(self.choices)
+        pane.picker.status.connect(pane.result_label.setText)
+        pane.close_requested.connect(self.close_pane)
+        pane.continue_requested.connect(self._continue)
+        previous = self.panes[-1] if self.panes else None
+        self.panes.append(pane)
+        self.splitter.addWidget(pane)
+        self.splitter.setSizes([1000] * len(self.panes))
+        if provider is None and previous is not None and previous.picker.current_choice():
+            provider = previous.picker.current_choice().name  # type: ignore[union-attr]
+            model = model or previous.picker.current_model()
+        if provider is not None:
+            pane.picker.select_provider(provider, load=False)
+            task = pane.picker.refresh_models()
+            if model:
+                task.add_done_callback(lambda _t, p=pane, m=model: p.picker.select_model(m))
+        self.add_button.setEnabled(len(self.panes) < MAX_PANES)
+        self._fix_tab_order()
+        return pane
+
+    def close_pane(self, pane: ComparePane) -> None:
+        """Stop and remove ``pane``; closing the last but one leaves compare."""
+        if pane not in self.panes:
+            return
+        self.session.remove_slot(pane.slot)
+        pane.picker.cancel()
+        self.panes.remove(pane)
+        pane.hide()
+        pane.setParent(None)
+        pane.deleteLater()
+        self.add_button.setEnabled(True)
+        self._fix_tab_order()
+        if len(self.panes) < 2:
+            self.leave_requested.emit()
+
+    def _fix_tab_order(self) -> None:
+        # Left to right, pane by pane (provider → model → close → continue), then the
+        # shared input and its buttons.
+        chain: list[QWidget] = [self.add_button, self.back_button]
+        for pane in self.panes:
+            chain += [pane.picker.provider_combo, pane.picker.model_combo, pane.close_button,
+                      pane.continue_button]
+        chain += [self.input, self.send_button, self.stop_button]
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
+
+    def _focused_pane(self) -> ComparePane | None:
+        focus = QApplication.focusWidget()
+        for pane in self.panes:
+            if focus is not None and pane.isAncestorOf(focus):
+                return pane
+        return self.panes[0] if self.panes else None
+
+    def _open_model_list(self) -> None:
+        pane = self._focused_pane()
+        if pane is not None:
+            pane.picker.open_model_list()
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._session is not None and self._session.running
+
+    def send(self) -> None:
+        """Send the input to every pane that has a provider and a model."""
+        from victor_gui.errors import ProviderError
+        from victor_gui.services.compare import target_for
+        from victor_gui.ui.error_text import describe_error
+
+        text = self.input.toPlainText().strip()
+        pool = self._pool()
+        if not text or self.running or pool is None:
+            return
+        targets = {}
+        for pane in self.panes:
+            choice, model = pane.picker.current_choice(), pane.picker.current_model()
+            if choice is None or not model:
+                pane.result_label.setText("Choose a provider and a model first.")
+                continue
+            try:
+                targets[pane.slot.id] = target_for(pool, choice, model)
+            except ProviderError as exc:
+                pane.result_label.setText(describe_error(exc))
+        if not targets:
+            self.status_label.setText("No pane has a provider and a model yet.")
+            return
+        self.input.clear()
+        self.status_label.setText("")
+        for pane in self.panes:
+            if pane.slot.id not in targets:
+                continue
+            pane.transcript.add_message("user", "You", text)
+            self._new_reply_view(pane)
+        self.session.send(text, targets)
+        self._update_buttons()
+
+    def _new_reply_view(self, pane: ComparePane) -> None:
+        view = pane.transcript.add_message("assistant", pane.title())
+        view.retry_requested.connect(lambda p=pane, v=view: self._retry(p, v))
+        pane.view = view
+        pane.streamer = None
+        pane.result_label.setText("Sending…")
+        pane.continue_button.setEnabled(False)
+
+    def _retry(self, pane: ComparePane, view: MessageView) -> None:
+        target = pane.slot.target
+        if target is None or pane.slot.running:
+            return
+        pane.transcript.remove_message(view)
+        self._new_reply_view(pane)
+        if self.session.retry(pane.slot, target) is not None:
+            self._update_buttons()
+
+    def stop_all(self) -> None:
+        """Stop every pane's reply (Esc); what arrived stays."""
+        if self._session is not None:
+            self._session.stop_all()
+
+    def _pane_of(self, slot: CompareSlot) -> ComparePane | None:
+        return next((p for p in self.panes if p.slot is slot), None)
+
+    def _on_slot(self, slot: CompareSlot, event: str) -> None:
+        pane = self._pane_of(slot)
+        if pane is None or pane.view is None:
+            return
+        if event == "queued" and slot.target is not None:
+            pane.result_label.setText(f"Waiting: {slot.target.key} answers one request at a time…")
+        elif event == "started" and slot.generation is not None:
+            pane.result_label.setText("Streaming…")
+            pane.streamer = ReplyStreamer(pane.view, slot.generation, pane, stats=pane.stats_text)
+            pane.streamer.start()
+        elif event == "finished":
+            state = slot.state
+            if state is None:  # stopped while it waited: nothing was sent
+                pane.view.set_stats("stopped before it was sent")
+                pane.result_label.setText("Stopped before it was sent.")
+            else:
+                text = pane.stats_text(state)
+                pane.view.set_stats(text)  # again, now with the cost
+                pane.result_label.setText(text)
+            pane.continue_button.setEnabled(bool(slot.history))
+            self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        self.send_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _continue(self, pane: ComparePane) -> None:
+        self.stop_all()
+        choice = pane.picker.current_choice()
+        self.continue_with.emit(list(pane.slot.history), choice.name if choice else "",
+                                pane.picker.current_model(), pane.title())
+
+    async def aclose(self) -> None:
+        """Stop every reply and wait for the panes' background work (at shutdown)."""
+        if self._session is not None:
+            await self._session.aclose()
+        for pane in self.panes:
+            await pane.picker.aclose()
+
+
+def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
+    """Put a hidden compare view next to ``chat`` in ``host`` and wire Ctrl+\\ and the menu.
+
+    Ctrl+\\ (or View ▸ Compare side by side) from the chat opens compare with two panes, the
+    first on the chat's provider and model; in compare it adds a pane (up to four). "Continue
+    with this one" hands that pane's history to ``chat`` and goes back to it.
+    """
+    view = CompareView(lambda: chat.pool)
+    view.hide()
+    host.addWidget(view)
+    host.setStretchFactor(host.indexOf(view), 1)
+
+    def enter() -> None:
+        view.set_choices(chat.picker.choices, chat.picker.models)
+        chat.hide()
+        view.show()
+        choice, model = chat.current_choice(), chat.picker.current_model()
+        while len(view.panes) < 2:
+            view.add_pane(choice.name if choice else None, model or None)
+        view.input.setPlainText(chat.input.toPlainText())
+        view.input.setFocus()
+
+    def leave() -> None:
+        view.hide()
+        chat.show()
+        chat.input.setFocus()
+
+    def split() -> None:
+        if view.isHidden():
+            enter()
+        else:
+            view.add_pane()
+
+    def take_over(history: list, provider: str, model: str, title: str) -> None:
+        # In-memory hand-over: ChatPane.load_history; the store-backed chat can take it too.
+        chat.load_history(history, provider=provider or None, model=model or None, title=title)
+        leave()
+
+    view.leave_requested.connect(leave)
+    view.continue_with.connect(take_over)
+    action = QAction("Compare side by side", window)
+    action.setShortcut(QKeySequence(SPLIT_KEY))
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    action.setToolTip(f"Compare models side by side ({SPLIT_KEY}); again adds a pane")
+    action.triggered.connect(split)
+    window.addAction(action)
+    window.menuBar().addMenu("&View").addAction(action)
+    view.split_action = action  # type: ignore[attr-defined]
+    return view
