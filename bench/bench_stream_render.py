@@ -194,9 +194,9 @@ def main() -> int:
         from victor_gui.ui.loop import make_loop
 
         if args.no_live_markdown:
-            import victor_gui.ui.reply_stream as reply_stream
+            import victor_gui.ui.chat_pane as chat_pane
 
-            reply_stream.LIVE_MARKDOWN_CHARS = -1
+            chat_pane.LIVE_MARKDOWN_CHARS = -1
         app = QApplication(sys.argv[:1])
         loop = make_loop(app)
         try:

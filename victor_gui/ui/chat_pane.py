@@ -1,10 +1,10 @@
 """The chat pane: provider and model drop-downs, the transcript, the input, Send and Stop.
 
 Streaming never freezes the window: a :class:`~victor_gui.services.generation.Generation`
-reads the reply in an asyncio task on the qasync loop and a
-:class:`~victor_gui.ui.reply_stream.ReplyStreamer` renders it at frame rate. The drop-downs are a
-:class:`~victor_gui.ui.model_picker.ModelPicker` (model lists load asynchronously); every failure
-is shown in words from :mod:`victor_gui.ui.error_text`.
+reads the reply in an asyncio task on the qasync loop, its listener only appends deltas to a
+buffer, and a ~16 ms frame timer moves the buffer into the transcript (one cursor insert per
+frame, not per token). Model lists load asynchronously; every failure is shown in words from
+:mod:`victor_gui.ui.error_text`.
 """
 
 from __future__ import annotations
@@ -14,24 +14,40 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from victor_gui.ui.model_picker import ModelPicker
-from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
 from victor_gui.ui.transcript import Transcript
 
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
-    from victor_gui.services.generation import Generation, ReplyState
+    from victor_gui.providers.types import ModelInfo
+    from victor_gui.services.generation import Generation, ReplyDelta, ReplyState
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
     from victor_gui.ui.message_view import MessageView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChatInput", "ChatPane", "format_stats"]
+FRAME_MS = 16
+# Live stats (tokens/s while streaming) are refreshed every this many frames (~4 per second).
+STATS_EVERY_FRAMES = 15
+# While a reply is short it is re-rendered as Markdown every few frames (~10 per second), so
+# bold, lists and code look right as they arrive; text in between is appended plain. Past this
+# size the re-render would cost more than a frame, so the rest streams plain and the reply is
+# rendered once at the end (parsed in a worker thread).
+LIVE_MARKDOWN_CHARS = 16_000
+LIVE_MARKDOWN_EVERY_FRAMES = 6
 
 
 class ChatInput(QPlainTextEdit):
@@ -47,6 +63,21 @@ class ChatInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+def format_stats(state: ReplyState) -> str:
+    """``model · TTFT 120 ms · 42.0 tok/s · 256 tokens`` (parts left out when unknown)."""
+    from victor_gui.services.generation import ReplyStatus
+
+    bits = [state.model]
+    if state.ttft_ms is not None:
+        bits.append(f"TTFT {state.ttft_ms:.0f} ms")
+    if (tps := state.tokens_per_second) is not None:
+        bits.append(f"{tps:.1f} tok/s")
+    bits.append(f"{state.completion_tokens} tokens")
+    if state.status is ReplyStatus.INTERRUPTED:
+        bits.append("stopped")
+    return " · ".join(bits)
+
+
 class ChatPane(QWidget):
     """One conversation with one provider/model at a time."""
 
@@ -55,16 +86,26 @@ class ChatPane(QWidget):
 
     def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.pool = pool
         self.history: list[Any] = []  # victor_gui.providers.types.Message
         self.generation: Generation | None = None
         self._view: MessageView | None = None
-        self._streamer: ReplyStreamer | None = None
+        self._pending_content: list[str] = []
+        self._pending_reasoning: list[str] = []
+        self._tools_dirty = False
+        self._content_dirty = False
+        self._frames = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._build(pool)
+        self._models: dict[str, list[ModelInfo]] = {}
+        self._choices: list[ProviderChoice] = []
+        self._build()
+        self._frame = QTimer(self)
+        self._frame.setInterval(FRAME_MS)
+        self._frame.timeout.connect(self._flush)
 
     # -- layout ---------------------------------------------------------------------------------
 
-    def _build(self, pool: ProviderPool | None) -> None:
+    def _build(self) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         self.transcript = Transcript()
@@ -76,31 +117,39 @@ class ChatPane(QWidget):
         self.status_label.setAccessibleName("Status")
         layout.addWidget(self.status_label)
 
-        self.picker = ModelPicker(pool)
-        self.picker.status.connect(self.status_label.setText)
-        self.picker.models_loaded.connect(self.models_loaded)
-        # The drop-downs stay reachable under their old names (tests, screenshots, main window).
-        self.provider_combo = self.picker.provider_combo
-        self.model_combo = self.picker.model_combo
-        self.refresh_button = self.picker.refresh_button
-        layout.addWidget(self.picker)
+        pickers = QHBoxLayout()
+        self.provider_combo = QComboBox()
+        self.provider_combo.setAccessibleName("Provider")
+        self.provider_combo.setToolTip("Which server or service answers")
+        self.provider_combo.currentIndexChanged.connect(self._provider_changed)
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)  # a model can be typed when the server cannot list them
+        self.model_combo.setAccessibleName("Model")
+        self.model_combo.lineEdit().setPlaceholderText("model")
+        self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.refresh_button = QPushButton("↻")
+        self.refresh_button.setAccessibleName("Reload the model list")
+        self.refresh_button.setToolTip("Reload the model list")
+        self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
+        pickers.addWidget(QLabel("Provider"))
+        pickers.addWidget(self.provider_combo, 2)
+        pickers.addWidget(QLabel("Model"))
+        pickers.addWidget(self.model_combo, 3)
+        pickers.addWidget(self.refresh_button)
+        layout.addLayout(pickers)
 
         row = QHBoxLayout()
         self.input = ChatInput()
         self.input.setAccessibleName("Message")
-        self.input.setAccessibleDescription("Ctrl+Enter sends, Esc stops the reply")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab moves on to Send; it is not typed
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
-        self.send_button.setToolTip("Send (Ctrl+Enter)")
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop the reply")
-        self.stop_button.setToolTip("Stop (Esc)")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
         buttons.addWidget(self.send_button)
@@ -108,21 +157,8 @@ class ChatPane(QWidget):
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
         layout.addLayout(row)
-        # Tab order: provider → model → message → Send → Stop (reload is F5).
-        self.setTabOrder(self.model_combo, self.input)
-        self.setTabOrder(self.input, self.send_button)
-        self.setTabOrder(self.send_button, self.stop_button)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.picker.install_shortcuts(self)
-
-    @property
-    def pool(self) -> ProviderPool | None:
-        return self.picker.pool
-
-    @pool.setter
-    def pool(self, pool: ProviderPool | None) -> None:
-        self.picker.pool = pool
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -136,17 +172,23 @@ class ChatPane(QWidget):
 
     def reload_providers(self) -> None:
         """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
-        self.picker.reload_providers()
+        from victor_gui.services.provider_choices import provider_choices
 
-    @property
-    def _choices(self) -> list[ProviderChoice]:
-        return self.picker.choices
+        self._choices = provider_choices()
+        self.provider_combo.blockSignals(True)
+        self.provider_combo.clear()
+        for choice in self._choices:
+            self.provider_combo.addItem(choice.label, choice.name)
+        self.provider_combo.blockSignals(False)
 
     def current_choice(self) -> ProviderChoice | None:
-        return self.picker.current_choice()
+        index = self.provider_combo.currentIndex()
+        return self._choices[index] if 0 <= index < len(self._choices) else None
 
     def select_provider(self, name: str) -> None:
-        self.picker.select_provider(name)
+        index = self.provider_combo.findData(name)
+        if index >= 0:
+            self.provider_combo.setCurrentIndex(index)
 
     def start(self) -> asyncio.Task[None]:
         """Fill the provider drop-down, probe the local servers and pick the first that answers.
@@ -168,12 +210,14 @@ class ChatPane(QWidget):
         results = await probe_local(self.pool, self._choices)
         answered = [name for name, r in results.items() if isinstance(r, list)]
         for name in answered:
-            self.picker.models[name] = results[name]  # type: ignore[assignment]
+            self._models[name] = results[name]  # type: ignore[assignment]
         if answered:
             self.transcript.set_empty_text(
                 "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
-            self.picker.select_provider(answered[0], load=False)
-            await self.picker.load_models(force=False)
+            self.provider_combo.blockSignals(True)
+            self.select_provider(answered[0])
+            self.provider_combo.blockSignals(False)
+            await self._load_models(force=False)
             return
         keyed = [c for c in self._choices if not c.is_local and c.has_key]
         hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
@@ -182,9 +226,49 @@ class ChatPane(QWidget):
         self.model_combo.clear()
         self.models_loaded.emit("")
 
+    def _provider_changed(self, _index: int) -> None:
+        self.refresh_models()
+
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
         """Reload the model drop-down for the chosen provider in the background."""
-        return self.picker.refresh_models(force=force)
+        return self._spawn(self._load_models(force=force))
+
+    async def _load_models(self, *, force: bool) -> None:
+        from victor_gui.errors import MissingAPIKeyError, ProviderError
+        from victor_gui.providers.catalog import find_spec
+        from victor_gui.providers.keys import key_hint
+        from victor_gui.services.provider_choices import list_models
+        from victor_gui.ui.error_text import describe_error
+
+        choice = self.current_choice()
+        if choice is None or self.pool is None:
+            return
+        self.model_combo.clear()
+        if not choice.usable:
+            spec = find_spec(choice.name)
+            self.status_label.setText(describe_error(MissingAPIKeyError(
+                key_hint(spec) if spec else "No key", choice.name)))
+            self.models_loaded.emit(choice.name)
+            return
+        models = None if force else self._models.get(choice.name)
+        if models is None:
+            self.status_label.setText(f"Asking {choice.display_name} for its models…")
+            try:
+                models = await list_models(self.pool, choice)
+            except ProviderError as exc:
+                if self.current_choice() is choice:
+                    self.status_label.setText(f"{choice.display_name}: {describe_error(exc)}")
+                    self.models_loaded.emit(choice.name)
+                return
+            self._models[choice.name] = models
+        if self.current_choice() is not choice:  # the user moved on meanwhile
+            return
+        for model in models:
+            self.model_combo.addItem(model.id)
+        where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
+        self.status_label.setText(f"{choice.display_name}{where}: {len(models)} model(s)."
+                                  if models else f"{choice.display_name} has no models yet.")
+        self.models_loaded.emit(choice.name)
 
     # -- sending and streaming -------------------------------------------------------------------
 
@@ -224,11 +308,14 @@ class ChatPane(QWidget):
         view = self.transcript.add_message("assistant", f"{choice.display_name} · {model}")
         view.retry_requested.connect(lambda v=view: self._retry(v))
         self._view = view
+        self._pending_content.clear()
+        self._pending_reasoning.clear()
+        self._frames = 0
+        self._content_dirty = False
         self.generation = Generation(provider, self.history, model=model)
-        self._streamer = ReplyStreamer(view, self.generation, self, spawn=self._spawn)
-        self._streamer.finished.connect(self._finish)
+        self.generation.add_listener(self._on_delta)
         self.generation.start()
-        self._streamer.start()
+        self._frame.start()
         self.send_button.setEnabled(False)
         self.stop_button.setEnabled(True)
 
@@ -243,9 +330,56 @@ class ChatPane(QWidget):
         self.transcript.remove_message(view)
         self._start_generation()
 
+    def _on_delta(self, state: ReplyState, delta: ReplyDelta) -> None:
+        # Runs once per chunk: only buffer here; the frame timer renders.
+        if delta.content:
+            self._pending_content.append(delta.content)
+        if delta.reasoning:
+            self._pending_reasoning.append(delta.reasoning)
+        if delta.tool_calls_changed:
+            self._tools_dirty = True
+        if delta.status_changed and state.status.finished:
+            self._finish(state)
+
+    def _flush(self) -> None:
+        view = self._view
+        if view is None:
+            return
+        if self._pending_reasoning:
+            view.append_reasoning("".join(self._pending_reasoning))
+            self._pending_reasoning.clear()
+        if self._pending_content:
+            view.append_content("".join(self._pending_content))
+            self._pending_content.clear()
+            self._content_dirty = True
+        if self._tools_dirty and self.generation is not None:
+            self._tools_dirty = False
+            state = self.generation.state
+            if state.tool_calls:
+                lines = [f"{c.name}({c.arguments})" for c in state.tool_calls]
+            else:
+                lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
+            view.set_tool_calls(lines)
+        self._frames += 1
+        if (self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0
+                and view.text_length <= LIVE_MARKDOWN_CHARS):
+            self._content_dirty = False
+            view.render_markdown()
+        if self._frames % STATS_EVERY_FRAMES == 0 and self.generation is not None:
+            view.set_stats(format_stats(self.generation.state))
+
     def _finish(self, state: ReplyState) -> None:
         from victor_gui.services.generation import ReplyStatus
+        from victor_gui.ui.error_text import describe_error
 
+        self._flush()
+        self._frame.stop()
+        view = self._view
+        if view is not None:
+            self._spawn(view.render_markdown_async())
+            view.set_stats(format_stats(state))
+            if state.error is not None:
+                view.set_error(describe_error(state.error))
         if state.status is not ReplyStatus.ERROR and (state.content or state.tool_calls):
             self.history.append(state.to_message())
         self.send_button.setEnabled(True)
@@ -260,32 +394,9 @@ class ChatPane(QWidget):
         self._view = None
         self.input.setFocus()
 
-    def load_history(self, messages: list[Any], *, provider: str | None = None,
-                     model: str | None = None, title: str = "") -> None:
-        """Show ``messages`` as this pane's conversation (from a compare pane's "Continue with
-        this one"), and choose ``provider``/``model`` for what follows."""
-        self.stop()
-        self.history = list(messages)
-        self.transcript.clear()
-        self._view = None
-        for message in self.history:
-            if message.role == "user":
-                self.transcript.add_message("user", "You", message.text)
-            elif message.role == "assistant":
-                view = self.transcript.add_message("assistant", title or model or "Assistant",
-                                                   message.text)
-                self._spawn(view.render_markdown_async())
-        if provider is not None:
-            self.picker.select_provider(provider, load=False)
-            self.picker.refresh_models()
-        if model:
-            self.picker.select_model(model)
-        self.input.setFocus()
-
     async def aclose(self) -> None:
         """Stop the reply and wait for background work to end (at shutdown)."""
         self.stop()
-        await self.picker.aclose()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

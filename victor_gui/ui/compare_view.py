@@ -373,6 +373,39 @@ class CompareView(QWidget):
             await pane.picker.aclose()
 
 
+def hand_over(chat: ChatPane, history: list[Any], provider: str, model: str, title: str) -> None:
+    """Make ``history`` the chat's conversation and choose ``provider``/``model`` for what follows.
+
+    In memory: the chat pane on main keeps its history as a list of messages.
+    """
+    chat.stop()
+    chat.history = list(history)
+    chat.transcript.clear()
+    for message in chat.history:
+        if message.role == "user":
+            chat.transcript.add_message("user", "You", message.text)
+        elif message.role == "assistant":
+            reply = chat.transcript.add_message("assistant", title, message.text)
+            chat._spawn(reply.render_markdown_async())
+
+    def choose_model(_name: str = "") -> None:
+        if _name:
+            chat.models_loaded.disconnect(choose_model)
+        index = chat.model_combo.findText(model)
+        if index < 0:
+            chat.model_combo.addItem(model)
+            index = chat.model_combo.findText(model)
+        chat.model_combo.setCurrentIndex(index)
+
+    current = chat.current_choice()
+    if provider and (current is None or current.name != provider):
+        chat.models_loaded.connect(choose_model)  # once the new provider's models are listed
+        chat.select_provider(provider)
+    elif model:
+        choose_model()
+    chat.input.setFocus()
+
+
 def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
     """Put a hidden compare view next to ``chat`` in ``host`` and wire Ctrl+\\ and the menu.
 
@@ -386,10 +419,12 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
     host.setStretchFactor(host.indexOf(view), 1)
 
     def enter() -> None:
-        view.set_choices(chat.picker.choices, chat.picker.models)
+        from victor_gui.services.provider_choices import provider_choices
+
+        view.set_choices(provider_choices(), view.models_cache)
         chat.hide()
         view.show()
-        choice, model = chat.current_choice(), chat.picker.current_model()
+        choice, model = chat.current_choice(), chat.model_combo.currentText().strip()
         while len(view.panes) < 2:
             view.add_pane(choice.name if choice else None, model or None)
         view.input.setPlainText(chat.input.toPlainText())
@@ -407,8 +442,7 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
             view.add_pane()
 
     def take_over(history: list, provider: str, model: str, title: str) -> None:
-        # In-memory hand-over: ChatPane.load_history; the store-backed chat can take it too.
-        chat.load_history(history, provider=provider or None, model=model or None, title=title)
+        hand_over(chat, history, provider, model, title)
         leave()
 
     view.leave_requested.connect(leave)
