@@ -1,0 +1,89 @@
+"""Keyboard and screen-reader checks on the real window: every interactive control has an
+accessible name, Tab moves through the compare view in reading order, and the compare keys work."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSlider,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollBar,
+    QTextEdit,
+    QWidget,
+)
+
+from tests.servers.base import Script
+from tests.ui.conftest import wait_until
+
+INTERACTIVE = (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit, QAbstractItemView,
+               QAbstractSlider)
+
+
+def unnamed_controls(root: QWidget) -> list[str]:
+    """Interactive widgets under ``root`` without an accessible name (Qt's own parts skipped:
+    scroll bars, a combo box's popup list)."""
+    missing = []
+    for widget in [root, *root.findChildren(QWidget)]:
+        if not isinstance(widget, INTERACTIVE) or isinstance(widget, QScrollBar):
+            continue
+        if widget.objectName().startswith("qt_"):  # Qt's own parts (the menu bar's » button)
+            continue
+        parent = widget.parentWidget()
+        inside_combo = False
+        while parent is not None:
+            if isinstance(parent, QComboBox):
+                inside_combo = True
+                break
+            parent = parent.parentWidget()
+        if inside_combo and not isinstance(widget, QLineEdit):
+            continue  # the popup's list view belongs to the combo (which is named)
+        if not widget.accessibleName().strip():
+            label = getattr(widget, "text", lambda: "")()
+            missing.append(f"{type(widget).__name__}({widget.objectName() or label!r})")
+    return missing
+
+
+async def test_every_control_in_the_compare_view_is_named(sim, window, qtbot) -> None:
+    sim.script(Script(text="Named **reply**.", reasoning="thinking"))
+    await window.chat.start()
+    window.compare.split_action.trigger()
+    compare = window.compare
+    qtbot.keyClick(compare.input, Qt.Key.Key_Backslash, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: all(p.picker.current_model() for p in compare.panes))
+    compare.input.setPlainText("hi")
+    compare.send()
+    await wait_until(lambda: not compare.running)
+    assert len(compare.panes) == 3 and compare.panes[0].transcript.messages
+    assert unnamed_controls(compare) == []
+    names = [p.picker.model_combo.accessibleName() for p in compare.panes]
+    assert len(set(names)) == 3  # each pane's controls say which pane they belong to
+    assert compare.panes[0].picker.model_combo.accessibleDescription()
+
+
+async def test_tab_walks_the_compare_view_in_reading_order(sim, window, qtbot) -> None:
+    await window.chat.start()
+    window.compare.split_action.trigger()
+    compare = window.compare
+    left, right = compare.panes
+    expected = [left.picker.provider_combo, left.picker.model_combo, left.close_button,
+                left.continue_button, right.picker.provider_combo, right.picker.model_combo,
+                right.close_button, right.continue_button, compare.input, compare.send_button]
+    left.continue_button.setEnabled(True)  # (enabled once a reply is there; Tab skips it before)
+    right.continue_button.setEnabled(True)
+    left.picker.provider_combo.setFocus()
+    seen = [QApplication.focusWidget()]
+    for _ in expected[1:]:
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+
+    def owner(widget: QWidget) -> QWidget:
+        # An editable combo's line edit takes the focus for it.
+        parent = widget.parentWidget()
+        return parent if isinstance(parent, QComboBox) else widget
+
+    assert [owner(w) for w in seen] == expected
