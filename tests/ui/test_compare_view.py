@@ -78,7 +78,7 @@ async def test_two_servers_stream_side_by_side_with_stats(sims, window, qtbot) -
         assert view.text == TEXT
         result = pane.result_label.text()
         assert "TTFT" in result and "tok/s" in result and "8 tokens" in result and "free" in result
-        assert view.stats_label.text() == result
+        assert view.stats_label.text() == f"sim-model · {result}"
         assert [m.role for m in pane.slot.history] == ["user", "assistant"]
         assert pane.continue_button.isEnabled()
     assert compare.send_button.isEnabled() and not compare.stop_button.isEnabled()

@@ -44,7 +44,7 @@ SPLIT_KEY = "Ctrl+\\"
 MAX_PANES = 4  # victor_gui.services.compare.MAX_SLOTS (not imported: keeps httpx off first paint)
 PANE_STYLE = """
 QFrame#comparePane { border: 1px solid #d8d8de; border-radius: 6px; background: #fafafb; }
-QLabel#compareResult { color: #333; font-size: 11px; }
+QLabel#compareResult { color: #222; font-weight: bold; font-size: 11px; padding: 2px; }
 """
 
 
@@ -75,7 +75,7 @@ class ComparePane(QFrame):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         top = QHBoxLayout()
-        self.picker = ModelPicker(labels=False, name_suffix=f" for pane {number}")
+        self.picker = ModelPicker(labels=False, name_suffix=f" for pane {number}", stacked=True)
         top.addWidget(self.picker, 1)
         self.picker.install_shortcuts(self)  # Ctrl+K and F5 act on the pane with the focus
         self.close_button = QToolButton()
@@ -89,12 +89,13 @@ class ComparePane(QFrame):
         self.transcript.setAccessibleName(f"Conversation in pane {number}")
         self.transcript.set_empty_text("Same prompt, this model.")
         layout.addWidget(self.transcript, 1)
-        bottom = QHBoxLayout()
         self.result_label = QLabel("")
         self.result_label.setObjectName("compareResult")
         self.result_label.setWordWrap(True)
         self.result_label.setAccessibleName(f"Result of pane {number}")
-        bottom.addWidget(self.result_label, 1)
+        layout.addWidget(self.result_label)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
         self.continue_button = QPushButton("Continue with this one")
         self.continue_button.setAccessibleName(f"Continue with pane {number} as the main chat")
         self.continue_button.setToolTip("Make this pane's conversation the main chat")
@@ -109,7 +110,14 @@ class ComparePane(QFrame):
         return f"{name} · {self.picker.current_model()}"
 
     def stats_text(self, state: ReplyState) -> str:
+        """The reply's stats line; the cost joins once the reply ended (it is priced then)."""
+        if not state.status.finished or self.slot.running:
+            return format_stats(state)
         return f"{format_stats(state)} · {format_cost(self.slot.cost)}"
+
+    def result_text(self, state: ReplyState) -> str:
+        """The pane's bold summary line: the stats without the model (the header names it)."""
+        return " · ".join(self.stats_text(state).split(" · ")[1:])
 
 
 class CompareView(QWidget):
@@ -309,6 +317,9 @@ class CompareView(QWidget):
 
     def _new_reply_view(self, pane: ComparePane) -> None:
         view = pane.transcript.add_message("assistant", pane.title())
+        # A pane is narrow: long titles and stats lines wrap instead of widening the column.
+        view.header.setWordWrap(True)
+        view.stats_label.setWordWrap(True)
         view.retry_requested.connect(lambda p=pane, v=view: self._retry(p, v))
         pane.view = view
         pane.streamer = None
@@ -348,9 +359,8 @@ class CompareView(QWidget):
                 pane.view.set_stats("stopped before it was sent")
                 pane.result_label.setText("Stopped before it was sent.")
             else:
-                text = pane.stats_text(state)
-                pane.view.set_stats(text)  # again, now with the cost
-                pane.result_label.setText(text)
+                pane.view.set_stats(pane.stats_text(state))  # again, now with the cost
+                pane.result_label.setText(pane.result_text(state))
             pane.continue_button.setEnabled(bool(slot.history))
             self._update_buttons()
 
@@ -418,11 +428,15 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
     host.addWidget(view)
     host.setStretchFactor(host.indexOf(view), 1)
 
+    side = host.widget(0) if host.indexOf(chat) != 0 else None  # the conversation list
+
     def enter() -> None:
         from victor_gui.services.provider_choices import provider_choices
 
         view.set_choices(provider_choices(), view.models_cache)
         chat.hide()
+        if side is not None:
+            side.hide()  # the panes need the width
         view.show()
         choice, model = chat.current_choice(), chat.model_combo.currentText().strip()
         while len(view.panes) < 2:
@@ -432,6 +446,8 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
 
     def leave() -> None:
         view.hide()
+        if side is not None:
+            side.show()
         chat.show()
         chat.input.setFocus()
 

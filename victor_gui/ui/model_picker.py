@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     from victor_gui.providers.types import ModelInfo
@@ -22,20 +30,24 @@ if TYPE_CHECKING:
 
 
 class ModelPicker(QWidget):
-    """``Provider [▾]  Model [▾] ↻`` in one row. ``pool`` may be set later (after first paint)."""
+    """``Provider [▾]  Model [▾] ↻`` in one row (``stacked``: the model on a second row, for a
+    narrow compare pane). ``pool`` may be set later (after first paint)."""
 
     status = Signal(str)  # a line for the owner's status label
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
 
     def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None, *,
-                 labels: bool = True, name_suffix: str = "") -> None:
+                 labels: bool = True, name_suffix: str = "", stacked: bool = False) -> None:
         super().__init__(parent)
         self.pool = pool
         self.choices: list[ProviderChoice] = []
         self.models: dict[str, list[ModelInfo]] = {}  # cache: provider name -> its models
         self._tasks: set[asyncio.Task[Any]] = set()
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(4)
+        row = QHBoxLayout()
+        outer.addLayout(row)
         self.provider_combo = QComboBox()
         self.provider_combo.setAccessibleName(f"Provider{name_suffix}")
         self.provider_combo.setAccessibleDescription("Which server or service answers")
@@ -67,6 +79,9 @@ class ModelPicker(QWidget):
             provider_label.setBuddy(self.provider_combo)
             row.addWidget(provider_label)
         row.addWidget(self.provider_combo, 2)
+        if stacked:
+            row = QHBoxLayout()
+            outer.addLayout(row)
         if labels:
             model_label = QLabel("Model")
             model_label.setBuddy(self.model_combo)
