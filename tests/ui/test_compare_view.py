@@ -160,3 +160,25 @@ async def test_panes_are_added_up_to_four_and_closed(sims, window, qtbot) -> Non
     compare.panes[0].close_button.click()
     compare.panes[0].close_button.click()  # one left: back to the chat
     assert not compare.isVisible() and window.chat.isVisible()
+
+
+async def test_a_failed_pane_says_why_and_retries_alone(sims, window, qtbot) -> None:
+    from tests.servers.base import Fault
+    from victor_gui.errors import ProviderAuthError
+    from victor_gui.ui.error_text import ERROR_TEXT
+
+    llama, vllm = sims
+    llama.script(Script(fault=Fault.UNAUTHORIZED), Script(text="Second time lucky."))
+    vllm.script(Script(text="Fine here."))
+    compare = await open_compare(window, qtbot, ["llamacpp", "vllm"])
+    send_all(compare, qtbot, "hi")
+    await wait_until(lambda: not compare.running)
+    left, right = compare.panes
+    failed = left.transcript.messages[-1]
+    assert ERROR_TEXT[ProviderAuthError] in failed.error_label.text()
+    assert left.slot.state.status is ReplyStatus.ERROR and right.transcript.messages[-1].text == "Fine here."
+    failed.retry_button.click()
+    await wait_until(lambda: left.transcript.messages[-1] is not failed and not compare.running)
+    assert left.transcript.messages[-1].text == "Second time lucky."
+    assert [m.role for m in left.slot.history] == ["user", "assistant"]
+    assert len(vllm.chat_requests()) == 1  # the other pane was left alone
