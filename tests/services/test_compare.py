@@ -137,3 +137,27 @@ async def test_stop_all_stops_running_and_queued(llama, vllm, targets) -> None:
     assert c.generation is None and not c.waiting  # the queued one never went out
     assert len(llama.chat_requests()) == 1
     assert await asyncio.to_thread(llama.disconnected.wait, 5)
+
+
+async def test_a_slot_is_saved_as_a_stored_conversation(llama, vllm, targets, tmp_path) -> None:
+    from victor_gui.services.compare import save_slot
+    from victor_gui.storage import open_store
+
+    llama.script(Script(text="from llama"))
+    vllm.script(Script(text="from vllm", prompt_tokens=7))
+    session = CompareSession()
+    a, b = session.add_slot(), session.add_slot()
+    session.send("Which is faster?", {a.id: targets["llamacpp"], b.id: targets["vllm"]})
+    await asyncio.wait_for(session.wait(), 10)
+    store, _ = await open_store(tmp_path)
+    try:
+        cid = await save_slot(store, b)
+        conversation = await store.get_conversation(cid)
+        rows = await store.get_messages(cid)
+    finally:
+        await store.close()
+    assert conversation.title == "Which is faster?"
+    assert [(r.role, r.content) for r in rows] == [("user", "Which is faster?"), ("assistant", "from vllm")]
+    reply = rows[1]
+    assert (reply.provider, reply.model, reply.status, reply.cost) == ("vllm", "sim-model", "complete", 0.0)
+    assert reply.prompt_tokens == 7 and reply.ttft_ms is not None

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ from victor_gui.providers.types import Message
 from victor_gui.services import costs
 from victor_gui.services.generation import Generation, ReplyState, ReplyStatus
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+from victor_gui.services.reply_types import reply_timings
+from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,15 @@ class EndpointQueue:
         return lock is not None and lock.locked()
 
 
+@dataclass(frozen=True)
+class ReplyRecord:
+    """What is known about one assistant turn of a slot, kept for saving it to the store."""
+
+    state: ReplyState
+    cost: float | None
+    endpoint: str | None
+
+
 @dataclass
 class CompareSlot:
     """One pane's side of the comparison: its own history and its current reply."""
@@ -115,6 +127,8 @@ class CompareSlot:
     waiting: bool = False  # queued behind another request to the same endpoint
     cost: float | None = None  # USD of the last reply; None when unknown
     task: asyncio.Task[None] | None = None
+    # history index of each assistant turn -> its figures (usage, timings, cost)
+    records: dict[int, ReplyRecord] = field(default_factory=dict)
     ended: bool = True  # set just before the "finished" event (the task ends right after)
 
     @property
@@ -228,9 +242,11 @@ class CompareSession:
             self._emit(slot, "started")
             # Holds the lock until the stream is closed, a stop included (run() waits for it).
             state = await generation.run()
+            slot.cost = await _cost(target, state)
             if state.status is not ReplyStatus.ERROR and (state.content or state.tool_calls):
                 slot.history.append(state.to_message())
-            slot.cost = await _cost(target, state)
+                slot.records[len(slot.history) - 1] = ReplyRecord(
+                    state, slot.cost, getattr(target.provider, "base_url", None))
         except asyncio.CancelledError:
             slot.waiting = False  # stopped while queued: nothing was sent
         finally:
@@ -255,6 +271,35 @@ class CompareSession:
         await self.wait()
 
 
+async def save_slot(store: ConversationStore, slot: CompareSlot, title: str = "") -> int:
+    """Store ``slot``'s conversation as a new one (each reply with its provider, model, usage,
+    timings and cost, as :class:`~victor_gui.services.chat_session.ChatSession` stores them);
+    returns its id. "Continue with this one" opens it as the main chat."""
+    first = next((m.text for m in slot.history if m.role == "user"), "")
+    conversation = await store.create_conversation(title or _title_from(first))
+    for index, message in enumerate(slot.history):
+        record = slot.records.get(index)
+        if record is None:
+            await store.add_message(conversation.id, message.role, message.content)
+            continue
+        state = record.state
+        ended = state.finished_at if state.finished_at is not None else time.perf_counter()
+        timings = reply_timings(state.started_at or ended, state.first_token_at, ended, state.usage,
+                                state.server_timings)
+        status = "interrupted" if state.status is ReplyStatus.INTERRUPTED else "complete"
+        await store.add_message(
+            conversation.id, "assistant", message.content, reasoning=message.reasoning or "",
+            tool_calls=message.tool_calls, provider=state.provider, model=state.model,
+            endpoint=record.endpoint, status=status, usage=state.usage, timings=timings,
+            cost=record.cost)
+    return conversation.id
+
+
+def _title_from(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 async def _cost(target: CompareTarget, state: ReplyState) -> float | None:
     """USD of one reply: 0 on a local server, the price table's figure otherwise (None: unknown)."""
     if target.local:
@@ -273,7 +318,9 @@ __all__ = [
     "CompareSlot",
     "CompareTarget",
     "EndpointQueue",
+    "ReplyRecord",
     "SlotListener",
     "endpoint_key",
+    "save_slot",
     "target_for",
 ]
