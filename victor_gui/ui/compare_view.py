@@ -15,13 +15,12 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMainWindow,
     QPushButton,
     QSplitter,
     QToolButton,
@@ -29,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from victor_gui.ui.chat_pane import ChatInput, ChatPane
+from victor_gui.ui.chat_pane import ChatInput
 from victor_gui.ui.model_picker import ModelPicker
 from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
 from victor_gui.ui.transcript import Transcript
@@ -184,7 +183,7 @@ class CompareView(QWidget):
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_all, context=context)
         # Ctrl+K from the shared input opens the first pane's list (a pane's own wins inside it).
-        QShortcut(QKeySequence("Ctrl+K"), self.input, self._open_model_list,
+        QShortcut(QKeySequence("Ctrl+K"), self.input, self.open_model_list,
                   context=Qt.ShortcutContext.WidgetShortcut)
 
     @property
@@ -271,7 +270,7 @@ class CompareView(QWidget):
                 return pane
         return self.panes[0] if self.panes else None
 
-    def _open_model_list(self) -> None:
+    def open_model_list(self) -> None:
         pane = self._focused_pane()
         if pane is not None:
             pane.picker.open_model_list()
@@ -381,94 +380,3 @@ class CompareView(QWidget):
             await self._session.aclose()
         for pane in self.panes:
             await pane.picker.aclose()
-
-
-def hand_over(chat: ChatPane, history: list[Any], provider: str, model: str, title: str) -> None:
-    """Make ``history`` the chat's conversation and choose ``provider``/``model`` for what follows.
-
-    In memory: the chat pane on main keeps its history as a list of messages.
-    """
-    chat.stop()
-    chat.history = list(history)
-    chat.transcript.clear()
-    for message in chat.history:
-        if message.role == "user":
-            chat.transcript.add_message("user", "You", message.text)
-        elif message.role == "assistant":
-            reply = chat.transcript.add_message("assistant", title, message.text)
-            chat._spawn(reply.render_markdown_async())
-
-    def choose_model(_name: str = "") -> None:
-        if _name:
-            chat.models_loaded.disconnect(choose_model)
-        index = chat.model_combo.findText(model)
-        if index < 0:
-            chat.model_combo.addItem(model)
-            index = chat.model_combo.findText(model)
-        chat.model_combo.setCurrentIndex(index)
-
-    current = chat.current_choice()
-    if provider and (current is None or current.name != provider):
-        chat.models_loaded.connect(choose_model)  # once the new provider's models are listed
-        chat.select_provider(provider)
-    elif model:
-        choose_model()
-    chat.input.setFocus()
-
-
-def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
-    """Put a hidden compare view next to ``chat`` in ``host`` and wire Ctrl+\\ and the menu.
-
-    Ctrl+\\ (or View ▸ Compare side by side) from the chat opens compare with two panes, the
-    first on the chat's provider and model; in compare it adds a pane (up to four). "Continue
-    with this one" hands that pane's history to ``chat`` and goes back to it.
-    """
-    view = CompareView(lambda: chat.pool)
-    view.hide()
-    host.addWidget(view)
-    host.setStretchFactor(host.indexOf(view), 1)
-
-    side = host.widget(0) if host.indexOf(chat) != 0 else None  # the conversation list
-
-    def enter() -> None:
-        from victor_gui.services.provider_choices import provider_choices
-
-        view.set_choices(provider_choices(), view.models_cache)
-        chat.hide()
-        if side is not None:
-            side.hide()  # the panes need the width
-        view.show()
-        choice, model = chat.current_choice(), chat.model_combo.currentText().strip()
-        while len(view.panes) < 2:
-            view.add_pane(choice.name if choice else None, model or None)
-        view.input.setPlainText(chat.input.toPlainText())
-        view.input.setFocus()
-
-    def leave() -> None:
-        view.hide()
-        if side is not None:
-            side.show()
-        chat.show()
-        chat.input.setFocus()
-
-    def split() -> None:
-        if view.isHidden():
-            enter()
-        else:
-            view.add_pane()
-
-    def take_over(history: list, provider: str, model: str, title: str) -> None:
-        hand_over(chat, history, provider, model, title)
-        leave()
-
-    view.leave_requested.connect(leave)
-    view.continue_with.connect(take_over)
-    action = QAction("Compare side by side", window)
-    action.setShortcut(QKeySequence(SPLIT_KEY))
-    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-    action.setToolTip(f"Compare models side by side ({SPLIT_KEY}); again adds a pane")
-    action.triggered.connect(split)
-    window.addAction(action)
-    window.menuBar().addMenu("&View").addAction(action)
-    view.split_action = action  # type: ignore[attr-defined]
-    return view

@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         menu.addAction(quit_action)
         self.addAction(new_chat)
         # -- compare view (branch uic): Ctrl+\ / View menu; all wiring in compare_view --------
-        from victor_gui.ui.compare_view import install_compare
+        from victor_gui.ui.compare_mode import install_compare
 
         self.compare = install_compare(self, splitter, self.chat)
         # -- end compare view ------------------------------------------------------------------
