@@ -87,3 +87,28 @@ async def test_tab_walks_the_compare_view_in_reading_order(sim, window, qtbot) -
         return parent if isinstance(parent, QComboBox) else widget
 
     assert [owner(w) for w in seen] == expected
+
+
+async def test_tab_walks_the_chat_pane_provider_model_message_send(sim, window, qtbot) -> None:
+    chat = window.chat
+    await chat.start()
+    expected = [chat.provider_combo, chat.model_combo, chat.input, chat.send_button]
+    chat.provider_combo.setFocus()
+    seen = [QApplication.focusWidget()]
+    for _ in expected[1:]:
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    owners = [w.parentWidget() if isinstance(w.parentWidget(), QComboBox) else w for w in seen]
+    assert owners == expected
+    assert chat.input.toPlainText() == ""  # Tab moved on; it typed nothing
+
+
+async def test_every_control_in_the_chat_pane_is_named(sim, window) -> None:
+    sim.script(Script(text="A reply.", reasoning="thinking"))
+    chat = window.chat
+    await chat.start()
+    chat.input.setPlainText("hi")
+    chat.send()
+    await wait_until(lambda: not chat.running)
+    assert unnamed_controls(chat) == []
+    assert unnamed_controls(window) == []

@@ -126,11 +126,13 @@ class ChatPane(QWidget):
         self.model_combo.setEditable(True)  # a model can be typed when the server cannot list them
         self.model_combo.setAccessibleName("Model")
         self.model_combo.lineEdit().setPlaceholderText("model")
+        self.model_combo.lineEdit().setAccessibleName("Model")
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.refresh_button = QPushButton("↻")
         self.refresh_button.setAccessibleName("Reload the model list")
         self.refresh_button.setToolTip("Reload the model list")
         self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
+        self.refresh_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab skips it; F5 reloads
         pickers.addWidget(QLabel("Provider"))
         pickers.addWidget(self.provider_combo, 2)
         pickers.addWidget(QLabel("Model"))
@@ -143,6 +145,7 @@ class ChatPane(QWidget):
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
+        self.input.setTabChangesFocus(True)  # Tab: provider → model → message → Send
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
@@ -158,6 +161,8 @@ class ChatPane(QWidget):
         row.addLayout(buttons)
         layout.addLayout(row)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(QKeySequence(Qt.Key.Key_F5), self, lambda: self.refresh_models(force=True),
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     # -- tasks ----------------------------------------------------------------------------------
