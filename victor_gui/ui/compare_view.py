@@ -10,7 +10,8 @@ pane, Esc stops them all, Ctrl+\\ adds a pane, Ctrl+K opens the focused pane's m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self._pool = pool
         self._session: CompareSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # final Markdown renders, awaited at close
         self.setStyleSheet(PANE_STYLE)
         self.panes: list[ComparePane] = []
         self.choices: list[ProviderChoice] = []
@@ -350,7 +352,8 @@ class CompareView(QWidget):
             pane.result_label.setText(f"Waiting: {slot.target.key} answers one request at a time…")
         elif event == "started" and slot.generation is not None:
             pane.result_label.setText("Streaming…")
-            pane.streamer = ReplyStreamer(pane.view, slot.generation, pane, stats=pane.stats_text)
+            pane.streamer = ReplyStreamer(pane.view, slot.generation, pane, stats=pane.stats_text,
+                                          spawn=self._spawn)
             pane.streamer.start()
         elif event == "finished":
             state = slot.state
@@ -362,6 +365,12 @@ class CompareView(QWidget):
                 pane.result_label.setText(pane.result_text(state))
             pane.continue_button.setEnabled(bool(slot.history))
             self._update_buttons()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_event_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _update_buttons(self) -> None:
         running = self.running
@@ -378,5 +387,9 @@ class CompareView(QWidget):
         """Stop every reply and wait for the panes' background work (at shutdown)."""
         if self._session is not None:
             await self._session.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for pane in self.panes:
             await pane.picker.aclose()
