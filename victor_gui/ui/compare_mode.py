@@ -7,7 +7,7 @@ lives in :mod:`victor_gui.ui.compare_view` (widgets) and :mod:`victor_gui.servic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -16,21 +16,30 @@ from PySide6.QtWidgets import QMainWindow, QSplitter
 from victor_gui.ui.chat_pane import ChatPane
 from victor_gui.ui.compare_view import SPLIT_KEY, CompareView
 
+if TYPE_CHECKING:
+    from victor_gui.services.compare import CompareSlot
 
-def hand_over(chat: ChatPane, history: list[Any], provider: str, model: str, title: str) -> None:
-    """Make ``history`` the chat's conversation and choose ``provider``/``model`` for what follows.
 
-    In memory: the chat pane on main keeps its history as a list of messages.
+def hand_over(chat: ChatPane, slot: CompareSlot, provider: str, model: str, title: str) -> None:
+    """Make ``slot``'s conversation the chat's, and choose ``provider``/``model`` for what follows.
+
+    With a conversation store (the store-backed chat pane), the pane's conversation is saved as a
+    new stored conversation (:func:`~victor_gui.services.compare.save_slot`) and opened; without
+    one, the messages become the chat's in-memory history.
     """
     chat.stop()
-    chat.history = list(history)
-    chat.transcript.clear()
-    for message in chat.history:
-        if message.role == "user":
-            chat.transcript.add_message("user", "You", message.text)
-        elif message.role == "assistant":
-            reply = chat.transcript.add_message("assistant", title, message.text)
-            chat._spawn(reply.render_markdown_async())
+    store = getattr(chat, "store", None)
+    if store is not None and hasattr(chat, "open_conversation"):
+        chat._spawn(_open_saved(chat, store, slot, title))
+    else:
+        chat.history = list(slot.history)
+        chat.transcript.clear()
+        for message in chat.history:
+            if message.role == "user":
+                chat.transcript.add_message("user", "You", message.text)
+            elif message.role == "assistant":
+                reply = chat.transcript.add_message("assistant", title, message.text)
+                chat._spawn(reply.render_markdown_async())
 
     def choose_model(_name: str = "") -> None:
         if _name:
@@ -48,6 +57,19 @@ def hand_over(chat: ChatPane, history: list[Any], provider: str, model: str, tit
     elif model:
         choose_model()
     chat.input.setFocus()
+
+
+async def _open_saved(chat: ChatPane, store: Any, slot: CompareSlot, title: str) -> None:
+    from victor_gui.errors import StorageError
+    from victor_gui.services.compare import save_slot
+
+    try:
+        conversation_id = await save_slot(store, slot)
+    except StorageError as exc:
+        chat.status_label.setText(f"Could not save the compared conversation: {exc}")
+        return
+    await chat.open_conversation(conversation_id)  # type: ignore[attr-defined]
+    chat.conversation_changed.emit(conversation_id)  # type: ignore[attr-defined]
 
 
 def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
@@ -91,8 +113,8 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
         else:
             view.add_pane()
 
-    def take_over(history: list, provider: str, model: str, title: str) -> None:
-        hand_over(chat, history, provider, model, title)
+    def take_over(slot: CompareSlot, provider: str, model: str, title: str) -> None:
+        hand_over(chat, slot, provider, model, title)
         leave()
 
     view.leave_requested.connect(leave)

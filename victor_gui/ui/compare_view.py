@@ -123,7 +123,7 @@ class ComparePane(QFrame):
 class CompareView(QWidget):
     """The compare screen. ``pool`` is asked for on use (the app builds it after first paint)."""
 
-    continue_with = Signal(list, str, str, str)  # history, provider name, model, title
+    continue_with = Signal(object, str, str, str)  # CompareSlot, provider name, model, title
     leave_requested = Signal()
 
     def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None) -> None:
@@ -380,7 +380,7 @@ class CompareView(QWidget):
     def _continue(self, pane: ComparePane) -> None:
         self.stop_all()
         choice = pane.picker.current_choice()
-        self.continue_with.emit(list(pane.slot.history), choice.name if choice else "",
+        self.continue_with.emit(pane.slot, choice.name if choice else "",
                                 pane.picker.current_model(), pane.title())
 
     async def aclose(self) -> None:
