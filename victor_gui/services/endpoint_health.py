@@ -168,9 +168,14 @@ class EndpointsService:
         self._listeners.clear()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
+        self.spawn(coro)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the service keeps (and cancels on close); for views' buttons."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _tick(self) -> None:
         while True:
