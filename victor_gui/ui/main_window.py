@@ -91,6 +91,11 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(quit_action)
         self.addAction(new_chat)
+        # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/manager_views.py) --
+        from victor_gui.ui.manager_views import ManagerViews
+
+        self.manager_views = ManagerViews(self)
+        # -- end Servers menu --
         self.chat.input.setFocus()
 
     def paintEvent(self, event: QPaintEvent) -> None:
