@@ -59,7 +59,7 @@ async def shoot(out: Path) -> list[Path]:
     await service.refresh_now()
     await asyncio.sleep(3.0)  # a few probes for the sparklines
     dash = Dashboard(service)
-    dash.resize(980, 700)
+    dash.resize(980, 560)
     dash.show()
     await asyncio.sleep(0.3)
     path = out / "dashboard.png"
@@ -70,7 +70,7 @@ async def shoot(out: Path) -> list[Path]:
                        RamInfo(32 * GiB, 21 * GiB))
     models = ModelManagerService(client, gpu_report=report)
     view = ModelManagerView(models, service)
-    view.resize(980, 700)
+    view.resize(980, 600)
     view.show()
     await asyncio.sleep(0.5)
     ollama_status = service.monitor.status(f"http://127.0.0.1:{sims[0].port}")
