@@ -92,6 +92,7 @@ class EndpointsService:
         self.hardware_busy = False
         self.discovering = False
         self.started = False
+        self.closed = False
 
     # -- observers ------------------------------------------------------------------------------
 
@@ -138,9 +139,11 @@ class EndpointsService:
             return
         self.started = True
         loaded = await load_settings(self._settings_path)
+        if self.closed:  # closed while settings were being read
+            return
         self._settings = loaded.settings
         if loaded.error is not None:
-            self._emit("error", f"settings.yaml: {loaded.error.message}")
+            self._emit("error", f"Settings not applied (defaults in use): {loaded.error.message}")
         if self._interval is None:
             self.monitor.interval = self._settings.health_probe_interval_s
         for entry in self._settings.endpoints:
@@ -155,6 +158,7 @@ class EndpointsService:
 
     async def close(self) -> None:
         """Stop probing and every background job (the client stays open: it is shared)."""
+        self.closed = True
         self._unsubscribe()
         if self._ticker is not None:
             self._ticker.cancel()

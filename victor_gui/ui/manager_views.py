@@ -36,6 +36,7 @@ class ManagerViews(QObject):
         self.models: ModelManagerService | None = None
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
+        self._closed = False
         menu = window.menuBar().addMenu("&Servers")
         self.endpoints_action = QAction("Endpoints…", window)
         self.endpoints_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
@@ -58,7 +59,11 @@ class ManagerViews(QObject):
         from victor_gui.services.model_manager import ModelManagerService
 
         # Probes want short timeouts; building a client costs ~100 ms of TLS set-up, so off the loop.
-        self._probe_client = await asyncio.to_thread(make_client, PROBE_TIMEOUTS)
+        probe_client = await asyncio.to_thread(make_client, PROBE_TIMEOUTS)
+        if self._closed:  # the app quit while the client was being built
+            await probe_client.aclose()
+            return
+        self._probe_client = probe_client
         self.endpoints = EndpointsService(self._probe_client, **options)
         self.models = ModelManagerService(client, gpu_detector=None)
         self.endpoints.subscribe(self._share_hardware)
@@ -97,6 +102,7 @@ class ManagerViews(QObject):
 
     async def aclose(self) -> None:
         """Close the views, stop probing and pulls, close the probe client."""
+        self._closed = True
         for view in list(self.views.values()):
             view.close()
         if self.models is not None:
