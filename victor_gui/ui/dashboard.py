@@ -75,9 +75,7 @@ def model_line(status: EndpointStatus) -> str:
     line = "; ".join(parts)
     if status.kv_cache_usage is not None:
         line += f"{' — ' if line else ''}KV cache {status.kv_cache_usage:.0%} used"
-    if not line and status.state is EndpointState.UP:
-        line = "no model loaded"
-    return line
+    return line  # "no model loaded" is already in the diagnosis
 
 
 class EndpointCard(QFrame):
@@ -93,7 +91,8 @@ class EndpointCard(QFrame):
         grid.setVerticalSpacing(3)
         self.state_label = QLabel()
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.state_label.setMinimumWidth(96)
+        self.state_label.setFixedWidth(118)  # one column for every card, whatever the words
+        self.state_label.setWordWrap(True)
         self.title = QLabel()
         self.title.setObjectName("cardTitle")
         self.url_label = QLabel(base_url)

@@ -55,8 +55,9 @@ class Sparkline(QWidget):
         top = max(max(values), 1e-6)
         step = rect.width() / max(self.points - 1, 1)
         x0 = rect.right() - step * (len(values) - 1)
-        line = QPolygonF([QPointF(x0 + i * step, rect.bottom() - (v / top) * rect.height())
-                          for i, v in enumerate(values)])
+        # Headroom above the peak, so one probe (or a flat run) sits mid-height, not on the edge.
+        scale = rect.height() / (top * 1.6 if len(set(values)) > 1 else top * 2)
+        line = QPolygonF([QPointF(x0 + i * step, rect.bottom() - v * scale) for i, v in enumerate(values)])
         painter.setPen(QPen(QColor("#3b6fc4"), 1.5))
         if len(values) == 1:
             painter.setBrush(QColor("#3b6fc4"))
