@@ -212,9 +212,12 @@ class App:
             QTimer.singleShot(0, self.window.close)
             return
         self.window.chat.start()
+        # Endpoint health monitor + discovery + GPU detection, all in the background.
+        self.loop.create_task(self.window.manager_views.start(self.client))
         self.ready.set()
 
     async def shutdown(self) -> None:
+        await self.window.manager_views.aclose()
         await self.window.chat.aclose()
         await self.window.compare.aclose()
         if self.pool is not None:

@@ -91,7 +91,12 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(quit_action)
         self.addAction(new_chat)
-        # -- compare view (branch uic): Ctrl+\ / View menu; all wiring in compare_view --------
+        # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/manager_views.py) --
+        from victor_gui.ui.manager_views import ManagerViews
+
+        self.manager_views = ManagerViews(self)
+        # -- end Servers menu --
+        # -- compare view (branch uic): Ctrl+\ / View menu; all wiring in compare_mode ---------
         from victor_gui.ui.compare_mode import install_compare
 
         self.compare = install_compare(self, splitter, self.chat)
