@@ -57,11 +57,14 @@ def platform_tag() -> str:
     return f"{sys.platform}-{machine}"
 
 
-def run(cmd: list[str], *, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], *, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd``, echoing it; raise :class:`BuildError` with its output when it fails."""
     print("+", subprocess.list2cmdline(cmd), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          encoding="utf-8", errors="replace")
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, encoding="utf-8", errors="replace"
+    )
     if proc.returncode != 0:
         raise BuildError(f"{Path(cmd[0]).name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -71,8 +74,22 @@ def bundle(dist: Path = DIST, work: Path = ROOT / "build" / "pyinstaller") -> Pa
     """Build the one-folder bundle into ``dist/victor-gui``; returns that folder."""
     # -P: no current folder on sys.path. A repo-root package named `packaging` would otherwise
     # shadow the PyPI `packaging` that PyInstaller imports.
-    run([sys.executable, "-P", "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(dist), "--workpath", str(work), str(HERE / "victor_gui.spec")])
+    run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(dist),
+            "--workpath",
+            str(work),
+            str(HERE / "victor_gui.spec"),
+        ]
+    )
     out = dist / EXE_NAME
     if not (out / f"{EXE_NAME}{EXE_SUFFIX}").is_file():
         raise BuildError(f"PyInstaller finished but {out} has no {EXE_NAME}{EXE_SUFFIX}")
@@ -84,14 +101,19 @@ def _smoke_env(home: Path) -> dict[str, str]:
     the run leaves nothing in the builder's home."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     if not IS_WIN:
-        for var, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"),
-                         ("XDG_CACHE_HOME", "cache"), ("XDG_STATE_HOME", "state")):
+        for var, sub in (
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_STATE_HOME", "state"),
+        ):
             env[var] = str(home / sub)
     return env
 
 
-def smoke(bundle_dir: Path = DEFAULT_BUNDLE, *, require_self_test: bool = False,
-          timeout: float = 120) -> list[str]:
+def smoke(
+    bundle_dir: Path = DEFAULT_BUNDLE, *, require_self_test: bool = False, timeout: float = 120
+) -> list[str]:
     """Run the frozen app: ``--version`` must print the version, ``--self-test`` must open the
     window offscreen, paint, and exit 0. Returns the checks that ran.
 
@@ -125,7 +147,9 @@ def smoke(bundle_dir: Path = DEFAULT_BUNDLE, *, require_self_test: bool = False,
             return done
         proc = run([str(cli), "--self-test"], timeout=timeout, env=env)
         if SELF_TEST_MARK not in proc.stdout:
-            raise BuildError(f"--self-test exited 0 without {SELF_TEST_MARK!r}:\n{proc.stdout}\n{proc.stderr}")
+            raise BuildError(
+                f"--self-test exited 0 without {SELF_TEST_MARK!r}:\n{proc.stdout}\n{proc.stderr}"
+            )
         done.append("self-test (cli)")
         run([str(gui), "--self-test"], timeout=timeout, env=env)
         done.append("self-test (gui)")
@@ -151,7 +175,9 @@ def installer_name(version: str) -> str:
     return f"{EXE_NAME}-{version}-win-x64.exe"
 
 
-def installer(bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, version: str | None = None) -> Path:
+def installer(
+    bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, version: str | None = None
+) -> Path:
     """Compile ``packaging/installer.nsi`` around ``bundle_dir``; returns the installer path."""
     version = version or app_version()
     out = (out or DIST / installer_name(version)).resolve()
@@ -159,17 +185,29 @@ def installer(bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, ver
     if not bundle_dir.is_dir():
         raise BuildError(f"{bundle_dir} is not a folder: build the bundle first")
     quad = ".".join(str(n) for n in version_quad(version))
-    run([find_makensis(), "-V2", "-INPUTCHARSET", "UTF8",
-         f"-DVERSION={version}", f"-DVERSION_QUAD={quad}",
-         f"-DPAYLOAD_DIR={bundle_dir.resolve()}", f"-DOUT_FILE={out}",
-         f"-DICON={ROOT / 'resources' / 'icon.ico'}", str(HERE / "installer.nsi")])
+    run(
+        [
+            find_makensis(),
+            "-V2",
+            "-INPUTCHARSET",
+            "UTF8",
+            f"-DVERSION={version}",
+            f"-DVERSION_QUAD={quad}",
+            f"-DPAYLOAD_DIR={bundle_dir.resolve()}",
+            f"-DOUT_FILE={out}",
+            f"-DICON={ROOT / 'resources' / 'icon.ico'}",
+            str(HERE / "installer.nsi"),
+        ]
+    )
     if not out.is_file():
         raise BuildError(f"makensis finished but wrote no {out}")
     print(f"installer: {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return out
 
 
-def make_zip(bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, version: str | None = None) -> Path:
+def make_zip(
+    bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, version: str | None = None
+) -> Path:
     """Zip the bundle as ``victor-gui-<version>/...``. Entries are sorted and dated
     ``SOURCE_DATE_EPOCH`` (default 1980-01-01) so the same bundle gives the same bytes."""
     version = version or app_version()
@@ -198,8 +236,22 @@ def _sign_command(path: Path, env: dict[str, str]) -> list[str] | None:
     ts = env.get("SIGN_TIMESTAMP_URL") or DEFAULT_TIMESTAMP_URL
     desc = ["-n", "Victor GUI", "-i", "https://github.com/victor-gui"]
     if IS_WIN and env.get("SIGN_SIGNTOOL_DLIB") and env.get("SIGN_SIGNTOOL_METADATA"):
-        return ["signtool", "sign", "/v", "/fd", "SHA256", "/tr", ts, "/td", "SHA256",
-                "/dlib", env["SIGN_SIGNTOOL_DLIB"], "/dmdf", env["SIGN_SIGNTOOL_METADATA"], str(path)]
+        return [
+            "signtool",
+            "sign",
+            "/v",
+            "/fd",
+            "SHA256",
+            "/tr",
+            ts,
+            "/td",
+            "SHA256",
+            "/dlib",
+            env["SIGN_SIGNTOOL_DLIB"],
+            "/dmdf",
+            env["SIGN_SIGNTOOL_METADATA"],
+            str(path),
+        ]
     cert = env.get("SIGN_CERT_FILE")
     if cert and env.get("SIGN_PKCS11_MODULE") and env.get("SIGN_PKCS11_KEY"):
         key = ["-pkcs11module", env["SIGN_PKCS11_MODULE"], "-key", env["SIGN_PKCS11_KEY"]]
@@ -208,8 +260,21 @@ def _sign_command(path: Path, env: dict[str, str]) -> list[str] | None:
     else:
         return None
     stamp = [] if env.get("SIGN_NO_TIMESTAMP") else ["-ts", ts]
-    return ["osslsigncode", "sign", "-h", "sha256", "-certs", cert, *key, *desc, *stamp,
-            "-in", str(path), "-out", str(path) + ".signed"]
+    return [
+        "osslsigncode",
+        "sign",
+        "-h",
+        "sha256",
+        "-certs",
+        cert,
+        *key,
+        *desc,
+        *stamp,
+        "-in",
+        str(path),
+        "-out",
+        str(path) + ".signed",
+    ]
 
 
 def sign(paths: list[Path], env: dict[str, str] | None = None) -> list[Path]:
@@ -220,8 +285,10 @@ def sign(paths: list[Path], env: dict[str, str] | None = None) -> list[Path]:
     for path in paths:
         cmd = _sign_command(path, env)
         if cmd is None:
-            print("signing skipped: no signing secrets (SIGN_SIGNTOOL_DLIB+SIGN_SIGNTOOL_METADATA, "
-                  "SIGN_PKCS11_MODULE+SIGN_PKCS11_KEY+SIGN_CERT_FILE, or SIGN_KEY_FILE+SIGN_CERT_FILE)")
+            print(
+                "signing skipped: no signing secrets (SIGN_SIGNTOOL_DLIB+SIGN_SIGNTOOL_METADATA, "
+                "SIGN_PKCS11_MODULE+SIGN_PKCS11_KEY+SIGN_CERT_FILE, or SIGN_KEY_FILE+SIGN_CERT_FILE)"
+            )
             return []
         run(cmd, timeout=300)
         if cmd[0] == "osslsigncode":

@@ -12,9 +12,8 @@
 ; the user asks.
 ;
 ; Upgrade in place: running the new installer over an old install first closes a running
-; instance: `taskkill` without /F (a polite WM_CLOSE, so Qt shuts down normally), up to 10 s of
-; waiting, then `taskkill /F`. Both are limited to the current user's processes. Then the old
-; bundle's _internal\ folder is removed so no library of the old version lingers.
+; instance (see CloseApp: a polite taskkill, up to 10 s of waiting, then taskkill /F), then
+; removes the old bundle's _internal\ folder so no library of the old version lingers.
 ;
 ; Required defines: VERSION (text, e.g. 0.2.0rc1), VERSION_QUAD (a.b.c.d), PAYLOAD_DIR (the
 ; PyInstaller one-folder bundle), OUT_FILE. Optional: ICON (defaults to resources\icon.ico).
@@ -88,30 +87,30 @@ VIAddVersionKey "LegalCopyright" "${PUBLISHER}, Apache-2.0"
 
 !insertmacro MUI_LANGUAGE "English"
 
-; Close the current user's running copies of one exe (its name on the stack): a polite
-; taskkill, up to 10 s for it to exit, then a forced one. Shared by installer and uninstaller.
+; Close running copies of one exe (its name on the stack) before files are replaced or removed.
+; `taskkill /IM` without /F asks politely (WM_CLOSE to its windows, so Qt shuts down normally and
+; saves its state); it exits 0 while a copy runs and 128 once none is left, so the same call is
+; the probe, every 0.5 s. After 10 s, `taskkill /F`. Neither tasklist nor a mutex is used:
+; tasklist output is not stable across Windows versions (and empty under Wine), and a mutex
+; would need the app's cooperation. A non-admin taskkill cannot touch other users' copies; it
+; then exits 1 and the wait ends at once.
 !macro CLOSE_APP_FUNC prefix
 Function ${prefix}CloseApp
   Exch $R0
-  Push $R1
   Push $R2
   Push $R3
-  ReadEnvStr $R1 "USERNAME"
-  nsExec::Exec '"$SYSDIR\taskkill.exe" /FI "USERNAME eq $R1" /IM "$R0"'
-  Pop $R2
   StrCpy $R3 0
   ${Do}
-    ; find.exe exits 0 when tasklist printed the name, i.e. a copy still runs.
-    nsExec::Exec '"$SYSDIR\cmd.exe" /C ""$SYSDIR\tasklist.exe" /NH /FI "USERNAME eq $R1" /FI "IMAGENAME eq $R0" | "$SYSDIR\find.exe" /I "$R0""'
+    nsExec::Exec '"$SYSDIR\taskkill.exe" /IM "$R0"'
     Pop $R2
     ${If} $R2 != 0
       ${Break}
     ${EndIf}
     ${If} $R3 >= 20
-      DetailPrint "$R0 did not close; ending it"
-      nsExec::Exec '"$SYSDIR\taskkill.exe" /F /FI "USERNAME eq $R1" /IM "$R0"'
+      DetailPrint "$R0 did not close within 10 s; ending it"
+      nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM "$R0"'
       Pop $R2
-      Sleep 500
+      Sleep 1000
       ${Break}
     ${EndIf}
     Sleep 500
@@ -119,7 +118,6 @@ Function ${prefix}CloseApp
   ${Loop}
   Pop $R3
   Pop $R2
-  Pop $R1
   Pop $R0
 FunctionEnd
 !macroend

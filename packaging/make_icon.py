@@ -107,7 +107,9 @@ def main() -> int:
     _app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
     out = ROOT / "resources"
     (out / "icon.png").write_bytes(png_bytes(render(256)))
-    images = {size: (png_bytes(render(size)) if size >= 256 else dib_bytes(render(size))) for size in ICO_SIZES}
+    images = {
+        size: (png_bytes(render(size)) if size >= 256 else dib_bytes(render(size))) for size in ICO_SIZES
+    }
     (out / "icon.ico").write_bytes(ico_bytes(images))
     print(f"wrote {out / 'icon.png'} and {out / 'icon.ico'}")
     return 0

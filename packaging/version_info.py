@@ -52,8 +52,16 @@ def windows_version_info(version: str | None = None, *, original_filename: str =
         vi.StringStruct("ProductVersion", version),
     ]
     return vi.VSVersionInfo(
-        ffi=vi.FixedFileInfo(filevers=quad, prodvers=quad, mask=0x3F, flags=0x0, OS=0x40004,
-                             fileType=0x1, subtype=0x0, date=(0, 0)),
+        ffi=vi.FixedFileInfo(
+            filevers=quad,
+            prodvers=quad,
+            mask=0x3F,
+            flags=0x0,
+            OS=0x40004,
+            fileType=0x1,
+            subtype=0x0,
+            date=(0, 0),
+        ),
         kids=[
             vi.StringFileInfo([vi.StringTable("040904B0", strings)]),  # US English, Unicode
             vi.VarFileInfo([vi.VarStruct("Translation", [0x0409, 1200])]),

@@ -1,0 +1,133 @@
+"""The packaging pipeline on Linux: the spec freezes the app and the frozen app passes the
+smoke run; makensis compiles the per-user installer; the portable zip is reproducible; signing
+works with a key and is skipped without one. (The Windows bundle itself is built and smoke-run
+by .github/workflows/windows.yml; Wine checks the installer in test_wine_install.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.packaging.support import need
+
+pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
+
+
+def _cli(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(bundle / "victor-gui-cli"), *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_bundle_has_both_exes_and_the_resources_but_no_dev_tools(linux_bundle: Path) -> None:
+    internal = linux_bundle / "_internal"
+    assert (linux_bundle / "victor-gui").is_file() and (linux_bundle / "victor-gui-cli").is_file()
+    resources = internal / "victor_gui" / "resources"
+    assert (resources / "model_capabilities.yaml").read_text(encoding="utf-8").strip()
+    assert (resources / "icon.png").read_bytes().startswith(b"\x89PNG")
+    for dev_only in ("hypothesis", "mypy", "numpy", "_pytest", "PyInstaller"):
+        assert not (internal / dev_only).exists(), f"{dev_only} was bundled"
+    assert not list(internal.rglob("*Qt6Pdf*")) and not list(internal.rglob("*Qt6Quick*"))
+    size = sum(p.stat().st_size for p in linux_bundle.rglob("*") if p.is_file())
+    assert size < 300e6, f"bundle grew to {size / 1e6:.0f} MB"
+
+
+def test_frozen_app_prints_its_version(build: ModuleType, linux_bundle: Path) -> None:
+    done = build.smoke(linux_bundle)  # --version through the cli exe, and the bundled resources
+    assert done[:2] == ["resources", "version"]
+    gui = subprocess.run([str(linux_bundle / "victor-gui"), "--version"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert gui.returncode == 0 and gui.stdout.strip() == f"victor-gui {build.app_version()}"
+
+
+def test_frozen_app_passes_its_self_test(build: ModuleType, linux_bundle: Path) -> None:
+    if "--self-test" not in _cli(linux_bundle, "--help").stdout:
+        pytest.skip("victor-gui --help does not list --self-test: the app's self-test (victor_gui/ui/app.py, "
+                    "gui branch) is not in this tree yet")
+    done = build.smoke(linux_bundle, require_self_test=True)
+    assert done == ["resources", "version", "self-test (cli)", "self-test (gui)"]
+
+
+def test_smoke_fails_on_a_broken_bundle(build: ModuleType, linux_bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "victor-gui"
+    shutil.copytree(linux_bundle, broken, symlinks=True)
+    (broken / "_internal" / "victor_gui" / "resources" / "model_capabilities.yaml").unlink()
+    with pytest.raises(build.BuildError, match=r"model_capabilities\.yaml is missing"):
+        build.smoke(broken)
+
+
+def _pe_machine(data: bytes) -> int:
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    assert data[pe:pe + 4] == b"PE\0\0"
+    return int(struct.unpack_from("<H", data, pe + 4)[0])
+
+
+def test_installer_is_a_per_user_amd64_exe_with_version_info(build: ModuleType, installer_exe: Path) -> None:
+    data = installer_exe.read_bytes()
+    assert _pe_machine(data) == 0x8664  # amd64
+    # RequestExecutionLevel user -> the manifest asks for no elevation: no UAC prompt.
+    assert b'level="asInvoker"' in data and b"requireAdministrator" not in data
+    version = build.app_version()
+    assert f"{version}".encode("utf-16-le") in data  # VIAddVersionKey ProductVersion
+    assert "Victor GUI".encode("utf-16-le") in data
+    assert "setup" not in installer_exe.name and "install" not in installer_exe.name
+
+
+def test_installer_script_needs_its_defines(makensis: str, tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "packaging" / "installer.nsi"
+    proc = subprocess.run([makensis, "-V2", "-DVERSION=1.0", "-DVERSION_QUAD=1.0.0.0",
+                           f"-DOUT_FILE={tmp_path / 'x.exe'}", str(script)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "PAYLOAD_DIR" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.exe").exists()
+
+
+def test_portable_zip_is_reproducible(build: ModuleType, dummy_payload: Path, tmp_path: Path) -> None:
+    payload = tmp_path / "bundle"
+    shutil.copytree(dummy_payload, payload)
+    (payload / "victor-gui-cli.exe").chmod(0o755)
+    first = build.make_zip(payload, tmp_path / "a.zip", version="9.8.7")
+    (payload / "victor-gui.exe").touch()  # a newer mtime must not change the bytes
+    second = build.make_zip(payload, tmp_path / "b.zip", version="9.8.7")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert "victor-gui-9.8.7/_internal/python312.dll" in names
+        assert zf.read("victor-gui-9.8.7/victor-gui.exe") == b"MZ dummy gui exe"
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+        assert modes["victor-gui-9.8.7/victor-gui-cli.exe"] == 0o755
+        assert modes["victor-gui-9.8.7/victor-gui.exe"] == 0o644
+
+
+def test_sign_is_skipped_without_secrets(build: ModuleType, installer_exe: Path, capsys) -> None:
+    before = installer_exe.read_bytes()
+    assert build.sign([installer_exe], env={"PATH": "/usr/bin:/bin"}) == []
+    assert "signing skipped" in capsys.readouterr().out
+    assert installer_exe.read_bytes() == before
+
+
+def test_sign_with_a_key_file_adds_a_verifiable_signature(build: ModuleType, installer_exe: Path,
+                                                          tmp_path: Path) -> None:
+    need("osslsigncode and openssl", bool(shutil.which("osslsigncode") and shutil.which("openssl")))
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=Victor GUI Test Signing"],
+                   capture_output=True, timeout=60, check=True)
+    target = tmp_path / installer_exe.name
+    shutil.copy(installer_exe, target)
+    env = {"PATH": "/usr/bin:/bin", "SIGN_KEY_FILE": str(key), "SIGN_CERT_FILE": str(cert),
+           "SIGN_NO_TIMESTAMP": "1"}  # no timestamp server: tests stay off the network
+    assert build.sign([target], env=env) == [target]
+    verify = subprocess.run(["osslsigncode", "verify", "-in", str(target), "-CAfile", str(cert)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert verify.returncode == 0 and "Signature verification: ok" in verify.stdout, verify.stdout
+    assert "Victor GUI Test Signing" in verify.stdout
+    unsigned = subprocess.run(["osslsigncode", "verify", "-in", str(installer_exe)],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert unsigned.returncode != 0
