@@ -6,6 +6,7 @@ Commands (each runs on Windows and Linux; a Windows bundle can only be built on 
 - ``smoke``     run the frozen executables: ``--version``, then ``--self-test`` offscreen
 - ``installer`` NSIS per-user installer (``makensis``) around the bundle
 - ``zip``       portable zip of the bundle (reproducible: sorted entries, fixed timestamps)
+- ``installcheck`` (Windows) install the installer silently, run the app, uninstall, check
 - ``sign``      Authenticode-sign files through a signing service; skipped without its secrets
 
 Signing (``sign FILE...``) picks the first backend whose settings are all present:
@@ -231,6 +232,18 @@ def make_zip(
     return out
 
 
+def find_signtool(env: dict[str, str]) -> str:
+    """``SIGNTOOL``, signtool on PATH, or the newest x64 one in the Windows 10/11 SDK."""
+    found = env.get("SIGNTOOL") or shutil.which("signtool")
+    if found:
+        return found
+    kits = Path(env.get("ProgramFiles(x86)", r"C:\Program Files (x86)")) / "Windows Kits" / "10" / "bin"
+    candidates = sorted(kits.glob("10.*/x64/signtool.exe"))
+    if not candidates:
+        raise BuildError("signtool.exe not found: install the Windows SDK or set SIGNTOOL")
+    return str(candidates[-1])
+
+
 def _sign_command(path: Path, env: dict[str, str]) -> list[str] | None:
     """The command that signs ``path`` in place, or ``None`` when no backend is configured."""
     ts = env.get("SIGN_TIMESTAMP_URL") or DEFAULT_TIMESTAMP_URL
@@ -310,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=f"build the {name}")
         p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
         p.add_argument("--out", type=Path)
+    p = sub.add_parser("installcheck", help="(Windows) silent install, run, silent uninstall, checked")
+    p.add_argument("installer", type=Path, nargs="?")
+    p.add_argument("--require-self-test", action="store_true", help="also run the installed --self-test")
     p = sub.add_parser("sign", help="sign PE files when signing secrets are set")
     p.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args(argv)
@@ -322,9 +338,16 @@ def main(argv: list[str] | None = None) -> int:
             installer(args.bundle, args.out)
         elif args.cmd == "zip":
             make_zip(args.bundle, args.out)
+        elif args.cmd == "installcheck":
+            from installcheck import install_check
+
+            version = app_version()
+            path = args.installer or DIST / installer_name(version)
+            done = install_check(path, version, self_test=args.require_self_test)
+            print("installcheck ok:", ", ".join(done))
         else:
             sign(args.files)
-    except (BuildError, subprocess.TimeoutExpired) as exc:
+    except (BuildError, RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"build.py {args.cmd}: {exc}", file=sys.stderr)
         return 1
     return 0
