@@ -310,25 +310,32 @@ def sign(paths: list[Path], env: dict[str, str] | None = None) -> list[Path]:
     return signed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per build step."""
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("bundle", help="PyInstaller one-folder bundle")
+    p = sub.add_parser("bundle", help="PyInstaller one-folder bundle", allow_abbrev=False)
     p.add_argument("--dist", type=Path, default=DIST)
     p.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller")
-    p = sub.add_parser("smoke", help="run the frozen app's --version and --self-test")
+    p = sub.add_parser("smoke", help="run the frozen app's --version and --self-test", allow_abbrev=False)
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     p.add_argument("--require-self-test", action="store_true", help="fail when the app lacks --self-test")
     for name in ("installer", "zip"):
-        p = sub.add_parser(name, help=f"build the {name}")
+        p = sub.add_parser(name, help=f"build the {name}", allow_abbrev=False)
         p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
         p.add_argument("--out", type=Path)
-    p = sub.add_parser("installcheck", help="(Windows) silent install, run, silent uninstall, checked")
+    p = sub.add_parser(
+        "installcheck", help="(Windows) silent install, run, silent uninstall, checked", allow_abbrev=False
+    )
     p.add_argument("installer", type=Path, nargs="?")
     p.add_argument("--require-self-test", action="store_true", help="also run the installed --self-test")
-    p = sub.add_parser("sign", help="sign PE files when signing secrets are set")
+    p = sub.add_parser("sign", help="sign PE files when signing secrets are set", allow_abbrev=False)
     p.add_argument("files", type=Path, nargs="+")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
     try:
         if args.cmd == "bundle":
             print(bundle(args.dist, args.work))
