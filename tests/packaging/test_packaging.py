@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.packaging.support import need
+from tests.packaging.support import signing_env
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
 
@@ -76,6 +76,14 @@ def test_installer_is_a_per_user_amd64_exe_with_version_info(build: ModuleType, 
     assert f"{version}".encode("utf-16-le") in data  # VIAddVersionKey ProductVersion
     assert "Victor GUI".encode("utf-16-le") in data
     assert "setup" not in installer_exe.name and "install" not in installer_exe.name
+    pefile = pytest.importorskip("pefile")
+    pe = pefile.PE(str(installer_exe))
+    strings = {k.decode(): v.decode() for info in pe.FileInfo[0] if info.name == "StringFileInfo"
+               for table in info.StringTable for k, v in table.entries.items()}
+    assert strings["ProductVersion"] == version and strings["FileVersion"] == version
+    assert strings["ProductName"] == "Victor GUI" and strings["CompanyName"] == "Victor GUI contributors"
+    quad = build.version_quad(version)
+    assert pe.VS_FIXEDFILEINFO[0].ProductVersionMS == (quad[0] << 16) | quad[1]
 
 
 def test_installer_script_needs_its_defines(makensis: str, tmp_path: Path) -> None:
@@ -114,17 +122,11 @@ def test_sign_is_skipped_without_secrets(build: ModuleType, installer_exe: Path,
 
 def test_sign_with_a_key_file_adds_a_verifiable_signature(build: ModuleType, installer_exe: Path,
                                                           tmp_path: Path) -> None:
-    need("osslsigncode and openssl", bool(shutil.which("osslsigncode") and shutil.which("openssl")))
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=Victor GUI Test Signing"],
-                   capture_output=True, timeout=60, check=True)
+    env = signing_env(tmp_path)
     target = tmp_path / installer_exe.name
     shutil.copy(installer_exe, target)
-    env = {"PATH": "/usr/bin:/bin", "SIGN_KEY_FILE": str(key), "SIGN_CERT_FILE": str(cert),
-           "SIGN_NO_TIMESTAMP": "1"}  # no timestamp server: tests stay off the network
     assert build.sign([target], env=env) == [target]
-    verify = subprocess.run(["osslsigncode", "verify", "-in", str(target), "-CAfile", str(cert)],
+    verify = subprocess.run(["osslsigncode", "verify", "-in", str(target), "-CAfile", env["SIGN_CERT_FILE"]],
                             capture_output=True, text=True, timeout=60, check=False)
     assert verify.returncode == 0 and "Signature verification: ok" in verify.stdout, verify.stdout
     assert "Victor GUI Test Signing" in verify.stdout

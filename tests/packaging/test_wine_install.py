@@ -20,7 +20,7 @@ from types import ModuleType
 import psutil
 import pytest
 
-from tests.packaging.support import need
+from tests.packaging.support import need, signing_env
 from tests.packaging.wine import WinePrefix, wine_binary
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]
@@ -186,3 +186,18 @@ def test_upgrade_in_place_ends_the_running_app_and_drops_stale_files(
     assert wine.run(*_uninstall_command(wine)).returncode == 0
     assert not folder.exists()
     assert os.environ.get("WINEPREFIX") != str(wine.prefix)  # the real environment is untouched
+
+
+def test_a_signed_installer_still_passes_its_integrity_check(build: ModuleType, wine: WinePrefix,
+                                                            installer_exe: Path, tmp_path: Path) -> None:
+    # NSIS checks a CRC over its own data at start; the Authenticode signature appended after it
+    # must not break that, or a signed release would refuse to run.
+    signed = tmp_path / installer_exe.name
+    shutil.copy(installer_exe, signed)
+    assert build.sign([signed], env=signing_env(tmp_path)) == [signed]
+    assert signed.read_bytes() != installer_exe.read_bytes()
+    assert wine.run(str(signed), "/S").returncode == 0
+    folder = wine.user_dir / "AppData" / "Local" / "Programs" / "Victor GUI"
+    assert (folder / "victor-gui.exe").is_file()
+    assert wine.run(*_uninstall_command(wine)).returncode == 0
+    assert not folder.exists()
