@@ -35,7 +35,9 @@ Target amd64-unicode
   !error "define OUT_FILE (the installer to write)"
 !endif
 !ifndef ICON
-  !define ICON "${__FILEDIR__}\..\resources\icon.ico"
+  ; Relative to this script: makensis works in the script's folder (unless -NOCD). Forward
+  ; slashes so that makensis on Linux reads it too.
+  !define ICON "../resources/icon.ico"
 !endif
 
 !define APP_NAME "Victor GUI"

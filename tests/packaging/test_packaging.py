@@ -132,6 +132,17 @@ def test_installer_script_needs_its_defines(makensis: str, tmp_path: Path) -> No
     assert not (tmp_path / "x.exe").exists()
 
 
+def test_installer_script_compiles_without_build_py(makensis: str, dummy_payload: Path, tmp_path: Path) -> None:
+    """Called by hand from the repo root, with a relative script path and no -DICON."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "by-hand.exe"
+    proc = subprocess.run([makensis, "-V1", "-DVERSION=1.0", "-DVERSION_QUAD=1.0.0.0",
+                           f"-DPAYLOAD_DIR={dummy_payload}", f"-DOUT_FILE={out}", "packaging/installer.nsi"],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.read_bytes()[:2] == b"MZ"
+
+
 def test_portable_zip_is_reproducible(build: ModuleType, dummy_payload: Path, tmp_path: Path) -> None:
     payload = tmp_path / "bundle"
     shutil.copytree(dummy_payload, payload)
