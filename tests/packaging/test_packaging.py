@@ -132,7 +132,8 @@ def test_installer_script_needs_its_defines(makensis: str, tmp_path: Path) -> No
     assert not (tmp_path / "x.exe").exists()
 
 
-def test_installer_script_compiles_without_build_py(makensis: str, dummy_payload: Path, tmp_path: Path) -> None:
+def test_installer_script_compiles_without_build_py(makensis: str, dummy_payload: Path,
+                                                    tmp_path: Path) -> None:
     """Called by hand from the repo root, with a relative script path and no -DICON."""
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "by-hand.exe"
