@@ -139,12 +139,18 @@ def _sleeper_exe(makensis: str, folder: Path) -> Path:
     return folder / "victor-gui.exe"
 
 
-def _running_copies(name: str) -> list[psutil.Process]:
+def _running_copies(wine: WinePrefix, name: str) -> list[psutil.Process]:
+    """Processes of this prefix (not another test run's) whose command line names ``name``."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if name in cmdline and "wineserver" not in cmdline:
-            found.append(proc)
+        if name not in cmdline or "wineserver" in cmdline:
+            continue
+        try:
+            if proc.environ().get("WINEPREFIX") == str(wine.prefix):
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
     return found
 
 
@@ -165,14 +171,14 @@ def test_upgrade_in_place_ends_the_running_app_and_drops_stale_files(
     running = wine.popen(str(folder / "victor-gui.exe"))
     try:
         deadline = time.monotonic() + 30
-        while not _running_copies("victor-gui.exe") and time.monotonic() < deadline:
+        while not _running_copies(wine, "victor-gui.exe") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _running_copies("victor-gui.exe"), "the installed app did not start under Wine"
+        assert _running_copies(wine, "victor-gui.exe"), "the installed app did not start under Wine"
         t0 = time.monotonic()
         proc = wine.run(str(new_installer), "/S")  # returns once every Wine process has ended
         elapsed = time.monotonic() - t0
         assert proc.returncode == 0, proc.stderr
-        assert not _running_copies("victor-gui.exe")
+        assert not _running_copies(wine, "victor-gui.exe")
         assert running.wait(timeout=30) is not None
         # It ignored the polite close (no window), so the installer waited ~10 s, then forced it.
         assert 9 <= elapsed < 60, elapsed
