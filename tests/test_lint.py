@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MYPY_TARGETS = ["victor_gui/providers", "victor_gui/core", "victor_gui/errors.py"]
+MYPY_TARGETS = ["victor_gui/providers", "victor_gui/core", "victor_gui/manager", "victor_gui/errors.py"]
 
 
 def _run(module: str, *args: str, timeout: float = 50) -> subprocess.CompletedProcess[str]:

@@ -44,6 +44,18 @@ class StorageError(VictorGuiError):
     """The conversation store could not read or write."""
 
 
+class GGUFError(VictorGuiError):
+    """A GGUF (or safetensors) header could not be read: truncated, malformed, or past a safety limit.
+
+    ``reason`` is a short machine word (``truncated``, ``bad_magic``, ``version``, ``limit``,
+    ``bad_type``, ``bad_value``, ``io``) so callers branch on it, never on message text.
+    """
+
+    def __init__(self, message: str, *, reason: str = "bad_value") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class ProviderError(VictorGuiError):
     """Any failure talking to a model provider.
 
@@ -198,6 +210,7 @@ __all__ = [
     "ConfigError",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",
     "ModelLoadingError",

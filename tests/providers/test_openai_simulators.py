@@ -58,6 +58,35 @@ def test_llamacpp_metrics_when_enabled_and_context_overflow_shape() -> None:
         )
 
 
+def test_llamacpp_body_errors_and_connection_headers() -> None:
+    """Pinned against the real server by the conformance tier; checked here without it."""
+    with running("llamacpp") as server, httpx.Client(base_url=server.url, timeout=5) as c:
+        server.script(Script(text="kept"))  # rejected requests must not consume it
+        bad = c.post("/v1/chat/completions", json={"messages": "hi"})
+        assert bad.status_code == 400 and bad.headers["connection"] == "close"
+        assert bad.json()["error"] == {
+            "code": 400, "message": "Expected 'messages' to be an array", "type": "invalid_request_error"
+        }
+        broken = c.post("/v1/chat/completions", content=b"{not json")
+        assert broken.status_code == 500 and broken.json()["error"]["type"] == "server_error"
+        assert broken.json()["error"]["message"].startswith("[json.exception.parse_error.101]")
+        ok = c.post("/v1/chat/completions", json=CHAT)
+        assert ok.status_code == 200 and ok.headers["keep-alive"] == "timeout=5, max=100"
+        assert ok.json()["choices"][0]["message"]["content"] == "kept"
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as stream:
+            assert stream.headers["x-accel-buffering"] == "no"
+
+
+def test_llamacpp_current_and_old_slot_shapes() -> None:
+    with running("llamacpp") as server, httpx.Client(base_url=server.url, timeout=5) as c:
+        assert set(c.get("/slots").json()[0]) == {"id", "n_ctx", "speculative", "is_processing"}
+        props = c.get("/props").json()
+        assert "id" not in props["default_generation_settings"] and props["is_sleeping"] is False
+    with running("llamacpp", old_shapes=True) as server, httpx.Client(base_url=server.url, timeout=5) as c:
+        assert {"id_task", "params", "next_token"} <= set(c.get("/slots").json()[0])
+        assert c.get("/props").json()["default_generation_settings"]["id"] == 0
+
+
 def test_vllm_routes_and_errors() -> None:
     with running("vllm", api_key="secret") as server, httpx.Client(base_url=server.url, timeout=5) as c:
         assert c.get("/health").status_code == 200 and c.get("/health").content == b""
@@ -123,8 +152,12 @@ def test_sse_framing_is_byte_exact(dialect: str) -> None:
     assert payloads[-1]["choices"] == [] and "usage" in payloads[-1]
     finish = payloads[-2]
     assert finish["choices"][0]["finish_reason"] == "tool_calls"
-    assert ("timings" in finish) is (dialect == "llamacpp")
+    # llama.cpp puts "timings" on the last chunk: the usage chunk when one follows the finish.
+    assert "timings" not in finish
+    assert ("timings" in payloads[-1]) is (dialect == "llamacpp")
     assert ("system_fingerprint" in finish) is (dialect == "llamacpp")
+    # vLLM and LM Studio send "logprobs": null in every chunk choice; llama.cpp leaves it out.
+    assert all(("logprobs" in p["choices"][0]) is (dialect != "llamacpp") for p in payloads if p["choices"])
 
 
 @pytest.mark.parametrize(("dialect", "done"), [("llamacpp", False), ("vllm", True), ("lmstudio", False)])

@@ -19,6 +19,11 @@ KINDS: dict[str, str] = {
     "vllm": "tests.servers.vllm:make_server",
     "lmstudio": "tests.servers.lmstudio:make_server",
     "ollama": "tests.servers.ollama:make_server",
+    "anthropic": "tests.servers.anthropic:make_server",
+    "gemini": "tests.servers.gemini:make_server",
+    "azure": "tests.servers.azure:make_server",
+    "bedrock": "tests.servers.bedrock:make_server",
+    "replicate": "tests.servers.replicate:make_server",
 }
 
 

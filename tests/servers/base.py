@@ -68,6 +68,8 @@ class Script:
     inline_think: bool = False
     # Repeat this script for this many requests (0 = once).
     repeat: int = 0
+    # The finish reason to report ("length" for a reply cut by max_tokens); None: stop/tool_calls.
+    finish_reason: str | None = None
 
     def text_pieces(self) -> list[str]:
         text = self.text
@@ -100,6 +102,12 @@ class SimHandler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    def setup(self) -> None:
+        super().setup()
+        # The real servers (Go, uvicorn, Node, cpp-httplib) set TCP_NODELAY. Without it, headers
+        # and body go out as two small segments and Nagle + delayed ACK add ~40 ms per reply.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # stdlib's signature (shadows format)
         pass  # keep test output clean
 
@@ -109,9 +117,10 @@ class SimHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             body: Any = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError for undecodable bytes
             body = raw.decode("utf-8", "replace")
         self.body = body
+        self.raw_body = raw  # for dialects that answer a parse error their own way
         self.server.requests.append(
             RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         name = self.routes.get((self.command, path))
@@ -223,6 +232,7 @@ class SimServer(ThreadingHTTPServer):
         self.api_key: str | None = options.get("api_key")
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def port(self) -> int:
@@ -257,10 +267,30 @@ class SimServer(ThreadingHTTPServer):
         self._thread.start()
         return self
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        with self._lock:
+            self._connections.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
     def stop(self) -> None:
         self.stop_event.set()
         self.shutdown()
         self.server_close()
+        # A stopped server drops its open (keep-alive) connections too, as a killed process does;
+        # otherwise a pooled client connection would go on being answered after stop().
+        with self._lock:
+            open_connections = list(self._connections)
+        for conn in open_connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 

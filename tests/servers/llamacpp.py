@@ -2,13 +2,21 @@
 typed ``{"error":{"code","message","type"}}`` bodies, 503 ``Loading model`` on every route while
 ``server.loading``, ``reasoning_content``, ``timings`` in milliseconds, ``meta`` in
 ``/v1/models``, a mid-stream error event followed by *no* ``[DONE]``.
+
+Connection handling is the real server's (cpp-httplib): ``Keep-Alive`` on success replies, yet
+the connection is closed after every stream; ``Connection: close`` on every error reply, yet
+the connection stays open for the next request. Bodies of ``/props``, ``/slots`` and
+``/v1/models`` live in :mod:`tests.servers.llamacpp_bodies`.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, ClassVar
 
+from tests.servers import llamacpp_bodies as bodies
 from tests.servers.base import Script, SimServer
+from tests.servers.llamacpp_router import RouterMixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
 _TYPES = {
@@ -24,12 +32,13 @@ _TYPES = {
 BUILD = "b6500-1a2b3c4d"
 
 
-class LlamaCppHandler(OpenAIDialectHandler):
+class LlamaCppHandler(RouterMixin, OpenAIDialectHandler):
     server_version = "llama.cpp"
     sys_version = ""
     reasoning_field = "reasoning_content"
     fingerprint = BUILD
     done_after_error = False
+    chunk_logprobs = False
     routes: ClassVar[dict[tuple[str, str], str]] = {
         ("GET", "/v1/models"): "models",
         ("GET", "/models"): "models",
@@ -38,9 +47,16 @@ class LlamaCppHandler(OpenAIDialectHandler):
         ("GET", "/health"): "health",
         ("GET", "/v1/health"): "health",
         ("GET", "/props"): "props",
+        ("POST", "/props"): "set_props",
         ("GET", "/slots"): "slots",
         ("GET", "/metrics"): "metrics",
         ("GET", "/"): "index",
+        # Ollama-shaped stubs for Copilot-style clients (2025+ builds); /api/tags is /models.
+        ("GET", "/api/tags"): "models",
+        ("POST", "/api/show"): "api_show",
+        # Router mode only (router=True); single-model mode answers 404 File Not Found.
+        ("POST", "/models/load"): "models_load",
+        ("POST", "/models/unload"): "models_unload",
     }
 
     def version_string(self) -> str:
@@ -63,6 +79,36 @@ class LlamaCppHandler(OpenAIDialectHandler):
 
     do_GET = _dispatch
     do_POST = _dispatch
+
+    # -- connection handling (see the module docstring) ---------------------------------------------
+
+    def send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None,
+                   ) -> None:
+        extra = {"Connection": "close"} if status >= 400 else {"Keep-Alive": "timeout=5, max=100"}
+        planned = self.close_connection  # what the request asked for (HTTP/1.0, Connection: close)
+        super().send_bytes(status, data, content_type, {**(headers or {}), **extra})
+        # send_header("Connection", "close") made the stdlib plan a close; llama-server does not.
+        self.close_connection = planned
+
+    def start_stream(self, content_type: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("X-Accel-Buffering", "no")
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Keep-Alive", "timeout=5, max=100")
+        self.end_headers()
+
+    def end_stream(self) -> None:
+        super().end_stream()
+        self.close_connection = True  # llama-server closes after a stream despite its Keep-Alive
+
+    def validate_body(self) -> bool:
+        problem = bodies.chat_body_error(self.raw_body)
+        if problem is None:
+            return True
+        status, message = problem
+        self.send_error(status, message, _TYPES[status])
+        return False
 
     def error_body(self, status: int, message: str, etype: str, code: str | None = None) -> Any:
         return {"error": {"code": status, "message": message, "type": _TYPES.get(status, etype)}}
@@ -94,8 +140,19 @@ class LlamaCppHandler(OpenAIDialectHandler):
     def midstream_error_payload(self) -> Any:
         return {"error": {"code": 500, "message": "failed to decode the batch", "type": "server_error"}}
 
+    def reply_model(self, requested: Any) -> str:
+        # One model loaded: whatever the request named, the reply names the server's own model.
+        if len(self.server.models) == 1:
+            return self.server.model
+        return super().reply_model(requested)
+
     def no_tools_message(self) -> str:
         return "tools param requires --jinja flag"
+
+    def no_images(self) -> None:
+        # Not a 400: llama-server reports a missing projector as a server error.
+        self.send_error(500, "image input is not supported - hint: if this is unexpected, you may need "
+                        "to provide the mmproj", "server_error")
 
     def extra_final_fields(self, script: Script) -> dict[str, Any]:
         n = script.completion_count()
@@ -114,38 +171,26 @@ class LlamaCppHandler(OpenAIDialectHandler):
         }
 
     def model_card(self, model: str) -> dict[str, Any]:
-        return {
-            "id": model,
-            "object": "model",
-            "created": 1700000000,
-            "owned_by": "llamacpp",
-            "meta": {
-                "vocab_type": 2,
-                "n_vocab": 151936,
-                "n_ctx_train": 32768,
-                "n_embd": 3584,
-                "n_params": 7615616512,
-                "size": 4683074048,
-            },
-        }
+        return bodies.model_card(model, n_ctx=self._n_ctx())
 
     def models(self) -> None:
+        if self.router:
+            return self.router_models()
         # 2025+ builds add an Ollama-style "models" list beside "data" (for Copilot-style clients).
-        cards = [self.model_card(m) for m in self.server.models]
-        ollama_style = [
-            {
-                "name": m,
-                "model": m,
-                "modified_at": "",
-                "size": "",
-                "digest": "",
-                "type": "model",
-                "capabilities": ["completion"],
-                "details": {"format": "gguf"},
-            }
-            for m in self.server.models
-        ]
-        self.send_json(200, {"models": ollama_style, "object": "list", "data": cards})
+        vision = self.images_supported()
+        self.send_json(200, {
+            "models": [bodies.ollama_entry(m, vision=vision) for m in self.server.models],
+            "object": "list",
+            "data": [self.model_card(m) for m in self.server.models],
+        })
+
+    def _n_ctx(self) -> int:
+        return int(self.server.options.get("n_ctx", 4096))
+
+    def api_show(self) -> None:
+        # A stub shaped like Ollama's /api/show (it does not make this server Ollama).
+        self.send_json(200, {"template": "", "details": {"format": "gguf"}, "model_info": {},
+                             "capabilities": ["completion"], "modelfile": "", "parameters": ""})
 
     # -- llama.cpp's own routes ----------------------------------------------------------------
 
@@ -156,41 +201,26 @@ class LlamaCppHandler(OpenAIDialectHandler):
         self.send_text(200, "<!doctype html><html><body>llama.cpp</body></html>", content_type="text/html")
 
     def props(self) -> None:
-        n_ctx = int(self.server.options.get("n_ctx", 4096))
-        self.send_json(
-            200,
-            {
-                "default_generation_settings": {"id": 0, "n_ctx": n_ctx, "params": {"temperature": 0.8}},
-                "total_slots": 1,
-                "model_path": f"/models/{self.server.model}.gguf",
-                "model_alias": self.server.model,
-                "chat_template": "{{ messages }}",
-                "modalities": {"vision": bool(self.server.options.get("vision", True)), "audio": False},
-                "bos_token": "<s>",
-                "eos_token": "</s>",
-                "build_info": BUILD,
-                "endpoint_slots": True,
-                "endpoint_props": False,
-                "endpoint_metrics": bool(self.server.options.get("metrics", False)),
-            },
-        )
+        if not self.check_auth():
+            return
+        options = self.server.options
+        # A random marker per server start, as llama-server makes one.
+        marker = options.setdefault("media_marker", f"<__media_{secrets.token_urlsafe(24)}__>")
+        self.send_json(200, bodies.props(
+            self.server.model, n_ctx=self._n_ctx(), vision=self.images_supported(),
+            tools=self.tools_supported(), metrics=bool(options.get("metrics", False)), build=BUILD,
+            media_marker=marker, old_shapes=bool(options.get("old_shapes", False)),
+        ))
+
+    def set_props(self) -> None:  # needs --props, which the simulator does not offer
+        self.send_error(501, "This server does not support changing global properties. Start it with "
+                        "`--props`", "not_supported_error")
 
     def slots(self) -> None:
-        n_ctx = int(self.server.options.get("n_ctx", 4096))
-        self.send_json(
-            200,
-            [
-                {
-                    "id": 0,
-                    "id_task": -1,
-                    "n_ctx": n_ctx,
-                    "speculative": False,
-                    "is_processing": False,
-                    "params": {},
-                    "next_token": {"has_next_token": True, "n_remain": -1, "n_decoded": 0},
-                }
-            ],
-        )
+        if not self.check_auth():
+            return
+        old = bool(self.server.options.get("old_shapes", False))
+        self.send_json(200, bodies.slots(self._n_ctx(), old_shapes=old))
 
     def metrics(self) -> None:
         if not self.server.options.get("metrics", False):
@@ -199,11 +229,8 @@ class LlamaCppHandler(OpenAIDialectHandler):
                 "This server does not support metrics endpoint. Start it with `--metrics`",
                 "not_supported_error",
             )
-        text = (
-            "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
-            "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 12\n"
-            "llamacpp:tokens_predicted_total 7\nllamacpp:n_tokens_max 19\nllamacpp:requests_processing 0\n"
-            "llamacpp:requests_deferred 0\n"
+        text = bodies.metrics_text(
+            {"prompt_tokens_total": 12, "tokens_predicted_total": 7, "n_decode_total": 8, "n_tokens_max": 19}
         )
         self.send_text(
             200,
@@ -215,7 +242,7 @@ class LlamaCppHandler(OpenAIDialectHandler):
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
     """A llama-server simulator (options: model, models, api_key, loading, vision, tools, metrics,
-    n_ctx, cached_tokens, truncate_clean)."""
+    n_ctx, cached_tokens, truncate_clean, old_error_lines, old_shapes, router, router_load_s)."""
     return serve(LlamaCppHandler, port, options)
 
 

@@ -11,10 +11,11 @@ import time
 from typing import Any, ClassVar
 
 from tests.servers.base import SimServer
+from tests.servers.lmstudio_v1 import RestV1Mixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
 
-class LMStudioHandler(OpenAIDialectHandler):
+class LMStudioHandler(RestV1Mixin, OpenAIDialectHandler):
     reasoning_field = "reasoning"
     done_after_error = False
     routes: ClassVar[dict[tuple[str, str], str]] = {
@@ -27,6 +28,8 @@ class LMStudioHandler(OpenAIDialectHandler):
         return {"X-Powered-By": "Express"}
 
     def unknown_route(self, path: str) -> None:
+        if self.v1_route(path):  # REST v1 model management (rest_v1=True, LM Studio 0.4+)
+            return
         self.send_json(200, {"error": f"Unexpected endpoint or method. ({self.command} {path})"})
 
     def unauthorized(self) -> None:
@@ -92,9 +95,12 @@ class LMStudioHandler(OpenAIDialectHandler):
         return {"id": model, "object": "model", "owned_by": "organization_owner"}
 
     def v0_models(self) -> None:
+        if not self.check_auth():
+            return
         data = []
-        for i, model in enumerate(self.server.models):
-            loaded = i == 0
+        loaded_models = {item["model"] for item in self.loaded_instances().values()}
+        for model in self.server.models:
+            loaded = model in loaded_models
             entry = {
                 "id": model,
                 "object": "model",
@@ -107,7 +113,8 @@ class LMStudioHandler(OpenAIDialectHandler):
                 "max_context_length": 131072,
             }
             if loaded:
-                entry["loaded_context_length"] = 8192
+                entry["loaded_context_length"] = next(
+                    i["context_length"] for i in self.loaded_instances().values() if i["model"] == model)
                 entry["capabilities"] = ["tool_use"]
             data.append(entry)
         self.send_json(200, {"object": "list", "data": data})
@@ -115,5 +122,5 @@ class LMStudioHandler(OpenAIDialectHandler):
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
     """An LM Studio simulator (options: model, models, api_key, vision, tools, jit_load_s,
-    cached_tokens, truncate_clean)."""
+    cached_tokens, truncate_clean, rest_v1, download_seconds)."""
     return serve(LMStudioHandler, port, options)

@@ -41,6 +41,8 @@ class OpenAIDialectHandler(SimHandler):
     fingerprint: ClassVar[str | None] = None
     # True: after a mid-stream error event the stream still ends with [DONE] (vLLM).
     done_after_error: ClassVar[bool] = False
+    # True: every stream chunk's choice carries "logprobs": null (vLLM, LM Studio; llama.cpp omits it).
+    chunk_logprobs: ClassVar[bool] = True
     routes: ClassVar[dict[tuple[str, str], str]] = {
         ("GET", "/v1/models"): "models",
         ("POST", "/v1/chat/completions"): "chat",
@@ -102,9 +104,17 @@ class OpenAIDialectHandler(SimHandler):
         """Dialect gate run before anything else (loading state); False means answered."""
         return True
 
+    def validate_body(self) -> bool:
+        """Dialect check of the request body (after auth); False means answered (an error)."""
+        return True
+
     def extra_final_fields(self, script: Script) -> dict[str, Any]:
-        """Fields the dialect adds to the finish chunk / whole reply (llama.cpp ``timings``)."""
+        """Fields the dialect adds to the whole reply / last stream chunk (llama.cpp ``timings``)."""
         return {}
+
+    def reply_model(self, requested: Any) -> str:
+        """The ``model`` a reply names: the requested one by default."""
+        return str(requested or self.server.model)
 
     def images_supported(self) -> bool:
         return bool(self.server.options.get("vision", True))
@@ -115,24 +125,28 @@ class OpenAIDialectHandler(SimHandler):
     def no_tools_message(self) -> str:
         return f"{self.server.model} does not support tools"
 
+    def no_images(self) -> None:
+        """Answer a request with images to a server without vision."""
+        self.send_error(400, "image input is not supported by this model", "invalid_request_error")
+
     # -- routes ---------------------------------------------------------------------------------
 
     def models(self) -> None:
         self.send_json(200, {"object": "list", "data": [self.model_card(m) for m in self.server.models]})
 
     def chat(self) -> None:
-        if not self.before_chat() or not self.check_auth():
+        if not self.before_chat() or not self.check_auth() or not self.validate_body():
             return
         body = self.body if isinstance(self.body, dict) else {}
         if not self.check_images(body) or not self.check_tools(body):
             return  # a request the server rejects consumes no script
         script = self.next_script()
-        model = str(body.get("model") or self.server.model)
+        model = self.reply_model(body.get("model"))
         fault = script.fault
         if fault == Fault.UNAUTHORIZED:
             return self.unauthorized()
         if fault == Fault.UNKNOWN_MODEL:
-            return self.unknown_model(model)
+            return self.unknown_model(str(body.get("model") or self.server.model))
         if fault == Fault.RATE_LIMIT:
             return self.send_error(
                 429,
@@ -155,12 +169,13 @@ class OpenAIDialectHandler(SimHandler):
 
     def check_images(self, body: dict[str, Any]) -> bool:
         """Validate image parts the way servers do; record what arrived."""
-        for msg in body.get("messages") or []:
-            content = msg.get("content")
+        messages = body.get("messages")
+        for msg in messages if isinstance(messages, list) else []:
+            content = msg.get("content") if isinstance(msg, dict) else None
             if not isinstance(content, list):
                 continue
             for part in content:
-                if part.get("type") == "text":
+                if not isinstance(part, dict) or part.get("type") == "text":
                     continue
                 url = (part.get("image_url") or {}).get("url", "") if part.get("type") == "image_url" else ""
                 if not _DATA_URL.match(url):
@@ -169,9 +184,7 @@ class OpenAIDialectHandler(SimHandler):
                     )
                     return False
                 if not self.images_supported():
-                    self.send_error(
-                        400, "image input is not supported by this model", "invalid_request_error"
-                    )
+                    self.no_images()
                     return False
                 self.server.options.setdefault("images_received", []).append(url)
         return True
@@ -228,9 +241,8 @@ class OpenAIDialectHandler(SimHandler):
         if calls:
             message["tool_calls"] = calls
         reply = self._base(model, "chat.completion")
-        reply["choices"] = [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
-        ]
+        finish = script.finish_reason or ("tool_calls" if calls else "stop")
+        reply["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
         reply["usage"] = self.usage(script)
         reply.update(self.extra_final_fields(script))
         data = json.dumps(reply, ensure_ascii=False).encode()
@@ -268,7 +280,10 @@ class OpenAIDialectHandler(SimHandler):
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
             out = self._base(model, "chat.completion.chunk")
-            out["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            if self.chunk_logprobs:
+                choice["logprobs"] = None
+            out["choices"] = [choice]
             out.update(extra)
             return out
 
@@ -304,13 +319,19 @@ class OpenAIDialectHandler(SimHandler):
                 sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": a}}]}))
                 for a in _cut(args, 3)
             ]
-        finish = "tool_calls" if script.tool_calls else "stop"
-        events.append(sse(chunk({}, finish, **self.extra_final_fields(script))))
+        finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+        # The dialect's extra fields (llama.cpp "timings") ride on the last chunk before [DONE]:
+        # the finish chunk, or the usage chunk when one follows (as llama-server does).
+        extras = self.extra_final_fields(script)
         if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(sse(chunk({}, finish)))
             final = self._base(model, "chat.completion.chunk")
             final["choices"] = []
             final["usage"] = self.usage(script)
+            final.update(extras)
             events.append(sse(final))
+        else:
+            events.append(sse(chunk({}, finish, **extras)))
         events.append(DONE)
         self._send_events(events, script)
 

@@ -105,8 +105,15 @@ class VLLMHandler(OpenAIDialectHandler):
             "permission": [{"id": "modelperm-1", "object": "model_permission", "allow_sampling": True}],
         }
 
+    def models(self) -> None:
+        # --api-key guards every path under /v1 (servers.md §3.1), the listing included.
+        if self.check_auth():
+            super().models()
+
     def health(self) -> None:
-        self.send_bytes(200, b"", "application/json")
+        # 503 with an empty body once the engine has died (EngineDeadError), servers.md §3.2.
+        status = 503 if self.server.options.get("engine_dead") else 200
+        self.send_bytes(status, b"", "application/json")
 
     def version(self) -> None:
         self.send_json(200, {"version": "0.11.0"})
@@ -124,5 +131,5 @@ class VLLMHandler(OpenAIDialectHandler):
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
     """A vLLM simulator (options: model, api_key, vision, tools, max_model_len, legacy_errors,
-    old_reasoning, cached_tokens, truncate_clean)."""
+    old_reasoning, cached_tokens, truncate_clean, engine_dead)."""
     return serve(VLLMHandler, port, options)

@@ -110,12 +110,12 @@ SPECS: tuple[ProviderSpec, ...] = (
 PROTOCOLS: dict[str, str | None] = {
     "openai": "victor_gui.providers.protocols.openai_compat:OpenAICompatProvider",
     "ollama": "victor_gui.providers.protocols.ollama:OllamaProvider",
-    "anthropic": None,
-    "gemini": None,
-    "vertex": None,
-    "azure": None,
-    "bedrock": None,
-    "replicate": None,
+    "anthropic": "victor_gui.providers.protocols.anthropic:AnthropicProvider",
+    "gemini": "victor_gui.providers.protocols.gemini:GeminiProvider",
+    "vertex": "victor_gui.providers.protocols.vertex:VertexProvider",
+    "azure": "victor_gui.providers.protocols.azure:AzureOpenAIProvider",
+    "bedrock": "victor_gui.providers.protocols.bedrock:BedrockProvider",
+    "replicate": "victor_gui.providers.protocols.replicate:ReplicateProvider",
 }
 
 SPECS_BY_NAME: dict[str, ProviderSpec] = {s.name: s for s in SPECS}

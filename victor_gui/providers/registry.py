@@ -107,15 +107,16 @@ class ProviderRegistry:
                 f"{spec.display_name} needs the {spec.protocol} wire protocol, which is not available "
                 "in this version of Victor GUI yet", spec.name)
         with cls._lock:
-            if spec.protocol not in cls._protocol_classes:
+            # Keyed by the "module:Class" target, so a catalog row that is re-pointed loads anew.
+            if target not in cls._protocol_classes:
                 module_name, _, class_name = target.partition(":")
                 try:
                     module = importlib.import_module(module_name)
-                    cls._protocol_classes[spec.protocol] = getattr(module, class_name)
+                    cls._protocol_classes[target] = getattr(module, class_name)
                 except (ImportError, AttributeError) as exc:
                     # An optional extra (or the protocol module itself) is missing: a typed,
                     # explainable failure instead of a bare ImportError reaching the UI.
                     raise ProviderUnavailableError(
                         f"{spec.display_name} needs the {spec.protocol} wire protocol ({target}), which "
                         f"could not be loaded: {exc}", spec.name, raw_error=exc) from exc
-            return cls._protocol_classes[spec.protocol]
+            return cls._protocol_classes[target]

@@ -1,0 +1,1 @@
+"""Integration tier: tests against a real llama.cpp llama-server (marker `llamacpp`)."""

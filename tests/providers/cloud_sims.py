@@ -1,0 +1,60 @@
+"""Helpers shared by the cloud-protocol tests: providers wired to a simulator with fast retries,
+and a collector that records the delays the retry loop asked for instead of sleeping them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tests.servers.base import RecordedRequest, SimServer
+from victor_gui.providers.resilience import RetryPolicy
+from victor_gui.providers.types import StreamChunk
+
+FAST = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
+
+
+class Sleeps:
+    """A ``sleep`` that records what it was asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+def posts(server: SimServer, fragment: str = "") -> list[RecordedRequest]:
+    """POST requests the simulator received whose path contains ``fragment``."""
+    return [r for r in server.requests if r.method == "POST" and fragment in r.path]
+
+
+async def collect(stream: AsyncIterator[StreamChunk]) -> tuple[list[StreamChunk], BaseException | None]:
+    """Every chunk of ``stream`` and the exception that ended it (None when it finished)."""
+    chunks: list[StreamChunk] = []
+    try:
+        async for chunk in stream:
+            chunks.append(chunk)
+    except Exception as exc:  # the test asserts on the type
+        return chunks, exc
+    return chunks, None
+
+
+def text_of(chunks: list[StreamChunk]) -> str:
+    return "".join(c.content for c in chunks)
+
+
+def reasoning_of(chunks: list[StreamChunk]) -> str:
+    return "".join(c.reasoning for c in chunks)
+
+
+async def wait_for(predicate: Any, within: float = 3.0) -> bool:
+    """Poll ``predicate()`` until true or ``within`` seconds pass."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(predicate())

@@ -1,0 +1,1 @@
+"""Settings, Victor profiles and keyring-only secrets."""

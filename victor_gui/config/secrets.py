@@ -1,0 +1,119 @@
+"""API keys in the OS keyring, and nowhere else.
+
+Service name ``victor_gui``, one entry per provider name (the keyring "username" is the
+provider). There is deliberately no TTY or "interactive" check (Victor skips the keyring when
+stdin is not a terminal, which is always the case for an app started from a launcher) and no
+plaintext-file fallback: without a keyring backend, :meth:`KeyringStore.backend_status` says so
+plainly and keys come from environment variables only (see :mod:`victor_gui.providers.keys`).
+Every key read or written is registered with the redactor so it can never reach a log line,
+an error, an export or a crash report.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keyring
+import keyring.backend
+import keyring.errors
+from keyring.backends import fail
+
+from victor_gui.core.redact import register_secret
+from victor_gui.errors import StorageError
+from victor_gui.providers import keys
+
+SERVICE = "victor_gui"
+log = logging.getLogger(__name__)
+
+NO_BACKEND_MESSAGE = (
+    "No system keyring is available, so API keys cannot be saved. Keys are read from environment "
+    "variables instead (for example OPENAI_API_KEY). On Linux, install and unlock a Secret Service "
+    "provider such as GNOME Keyring or KWallet."
+)
+
+
+def _usable(backend: keyring.backend.KeyringBackend) -> bool:
+    if isinstance(backend, fail.Keyring):
+        return False
+    children = getattr(backend, "backends", None)  # the chainer backend with nothing to chain
+    if children is not None and not children:
+        return False
+    try:
+        return float(backend.priority) > 0
+    except Exception:
+        return True
+
+
+class KeyringStore:
+    """Keys per provider in the OS keyring (implements :class:`victor_gui.providers.keys.SecretStore`)."""
+
+    def __init__(self, service: str = SERVICE) -> None:
+        self.service = service
+
+    def backend_status(self) -> tuple[bool, str]:
+        """(usable, a sentence for the settings page) about the keyring backend in use."""
+        try:
+            backend = keyring.get_keyring()
+        except Exception as exc:
+            return False, f"{NO_BACKEND_MESSAGE} ({type(exc).__name__})"
+        if not _usable(backend):
+            return False, NO_BACKEND_MESSAGE
+        name = getattr(backend, "name", type(backend).__name__)
+        return True, f"API keys are stored in the system keyring ({name})."
+
+    def get_key(self, provider: str) -> str | None:
+        """The saved key for ``provider``, or None (also when no keyring works)."""
+        try:
+            value = keyring.get_password(self.service, provider)
+        except keyring.errors.NoKeyringError:
+            return None
+        except keyring.errors.KeyringError as exc:
+            log.warning("keyring read for %s failed: %s", provider, type(exc).__name__)
+            return None
+        register_secret(value)
+        return value or None
+
+    def has_key(self, provider: str) -> bool:
+        """Whether a key is saved for ``provider``."""
+        return self.get_key(provider) is not None
+
+    def set_key(self, provider: str, key: str) -> None:
+        """Save ``key`` for ``provider``; :class:`StorageError` when no keyring can hold it."""
+        key = key.strip()
+        if not key:
+            raise StorageError("An empty API key cannot be saved; use delete to remove a key.")
+        register_secret(key)
+        ok, message = self.backend_status()
+        if not ok:
+            raise StorageError(message)
+        try:
+            keyring.set_password(self.service, provider, key)
+        except keyring.errors.KeyringError as exc:
+            # The exception text of some backends echoes the value; keep only its type.
+            raise StorageError(
+                f"The system keyring refused to save the key ({type(exc).__name__})."
+            ) from None
+
+    def delete_key(self, provider: str) -> bool:
+        """Remove ``provider``'s key; False when there was none (or no keyring)."""
+        try:
+            keyring.delete_password(self.service, provider)
+        except keyring.errors.PasswordDeleteError:
+            return False
+        except keyring.errors.KeyringError as exc:
+            log.warning("keyring delete for %s failed: %s", provider, type(exc).__name__)
+            return False
+        return True
+
+
+def install_keyring_store(store: KeyringStore | None = None) -> KeyringStore:
+    """Make the keyring the secret store consulted by :func:`victor_gui.providers.keys.resolve_api_key`.
+
+    Called once at app start. Returns the store (ask it for :meth:`~KeyringStore.backend_status`).
+    """
+    store = store or KeyringStore()
+    keys.set_secret_store(store)
+    ok, message = store.backend_status()
+    if not ok:
+        log.warning(message)
+    return store

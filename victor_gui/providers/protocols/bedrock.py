@@ -1,0 +1,216 @@
+"""AWS Bedrock through the Converse API (``POST /model/{modelId}/converse`` and
+``/converse-stream``), over httpx with SigV4 signing.
+
+The stream is AWS's binary event-stream, decoded from the async byte stream (Victor iterated
+botocore's blocking EventStream on the event loop). Credentials, in order: an explicit
+``api_key`` or ``AWS_BEARER_TOKEN_BEDROCK`` (a Bedrock API key, sent as a bearer token);
+``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token``; the ``AWS_*`` variables;
+then botocore's chain (profiles, SSO, web identity) when the optional ``bedrock`` extra is
+installed, run in an executor. Region: ``region``, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else
+``us-east-1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from victor_gui.core.redact import register_secret
+from victor_gui.errors import MissingAPIKeyError, ModelNotFoundError, ProviderError
+from victor_gui.providers.protocols.bedrock_wire import BedrockStreamDecoder, build_payload, parse_converse
+from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
+from victor_gui.providers.protocols.sigv4 import Credentials, botocore_credentials, env_credentials, sign
+from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
+
+SIGNING_NAME = "bedrock"  # the runtime and control-plane APIs both sign as "bedrock"
+
+
+class BedrockProvider(CloudProvider):
+    """Models on AWS Bedrock (Claude, Llama, Mistral, Nova, Titan, Cohere) via Converse.
+
+    Extra keywords: ``region``, ``profile_name``, ``aws_access_key_id``, ``aws_secret_access_key``,
+    ``aws_session_token``, ``control_url`` (the ``bedrock`` control-plane endpoint for listing).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        region: str | None = None,
+        profile_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        control_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        env = os.environ
+        self.region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.profile_name = profile_name or env.get("AWS_PROFILE")
+        for secret in (aws_secret_access_key, aws_session_token):
+            register_secret(secret)
+        self._explicit = (
+            Credentials(aws_access_key_id, aws_secret_access_key, aws_session_token)
+            if aws_access_key_id and aws_secret_access_key
+            else None
+        )
+        self._creds: Credentials | None = None
+        self.control_url = control_url
+
+    def supports_reasoning(self, model: str | None = None) -> bool:
+        return "claude" in (model or "") or "deepseek" in (model or "")
+
+    # -- where and how -----------------------------------------------------------------------------
+
+    def runtime_url(self) -> str:
+        return (self.base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com").rstrip("/")
+
+    def model_url(self, model: str, action: str) -> str:
+        # Model ids and ARNs carry ':' and '/', which belong inside one path segment.
+        return f"{self.runtime_url()}/model/{quote(model, safe='')}/{action}"
+
+    def _bearer(self) -> str | None:
+        token = self.api_key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
+        register_secret(token)
+        return token or None
+
+    async def _credentials(self) -> Credentials:
+        if self._explicit is not None:
+            return self._explicit
+        found = env_credentials()
+        if found is None and self._creds is None:
+            # botocore's chain may read files or call STS/SSO: never on the event loop.
+            found = await asyncio.get_running_loop().run_in_executor(
+                None, botocore_credentials, self.profile_name
+            )
+            self._creds = found
+        found = found or self._creds
+        if found is None:
+            raise MissingAPIKeyError(
+                "No AWS credentials for Bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                'AWS_BEARER_TOKEN_BEDROCK, or configure a profile (pip install "victor_gui[bedrock]" '
+                "for profiles and SSO)",
+                self.name,
+            )
+        register_secret(found.secret_key)
+        register_secret(found.session_token)
+        return found
+
+    async def _headers(self, *, stream: bool = False) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/vnd.amazon.eventstream" if stream else "application/json",
+        }
+        bearer = self._bearer()
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
+        else:
+            await self._credentials()  # fail before any I/O when there are none
+        return headers
+
+    async def prepare(self, request: httpx.Request) -> None:
+        if "authorization" not in request.headers:
+            sign(request, await self._credentials(), region=self.region, service=SIGNING_NAME)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def classify_error(
+        self, status: int, body: str, headers: httpx.Headers, model: str | None
+    ) -> ProviderError:
+        kind = (headers.get("x-amzn-errortype") or "").split(":", 1)[0]
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, ValueError):
+            data = None
+        message = str(data.get("message") or data.get("Message") or "") if isinstance(data, dict) else ""
+        if kind in ("ValidationException", "ResourceNotFoundException") and (
+            "model identifier is invalid" in message.lower() or kind == "ResourceNotFoundException"
+        ):
+            return ModelNotFoundError(
+                f"HTTP {status}: {message} ({kind})", self.name, status_code=status, model=model
+            )
+        if kind and isinstance(data, dict):
+            # Name the exception type so the shared classifier (and a person) can see it.
+            body = json.dumps({"error": {"message": message, "type": kind}})
+        return super().classify_error(status, body, headers, model)
+
+    # -- the calls ---------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = 0.7,
+        max_tokens: int = 4096,
+        tools: list[ToolDefinition] | None = None,
+        **kwargs: Any,
+    ) -> CompletionResponse:
+        """Converse: send the conversation and return the whole reply."""
+        headers = await self._headers()
+        body = build_payload(
+            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, kwargs=kwargs
+        )
+
+        def parse(data: Any, clock: Clock) -> CompletionResponse:
+            return parse_converse(data, clock, provider=self.name, model=model)
+
+        result: CompletionResponse = await self._retrying_json(
+            "POST", self.model_url(model, "converse"), headers=headers, body=body, model=model, parse=parse
+        )
+        return result
+
+    async def stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = 0.7,
+        max_tokens: int = 4096,
+        tools: list[ToolDefinition] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """ConverseStream: text, reasoning and tool-use deltas, then the final chunk with usage."""
+        headers = await self._headers(stream=True)
+        body = build_payload(
+            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, kwargs=kwargs
+        )
+        chunks = self._retrying_stream(
+            self.model_url(model, "converse-stream"),
+            headers=headers,
+            body=body,
+            model=model,
+            decoder=lambda clock: BedrockStreamDecoder(clock, provider=self.name, model=model),
+        )
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Text models from the control plane's ``GET /foundation-models``."""
+        base = self.control_url or self.runtime_url().replace("bedrock-runtime.", "bedrock.", 1)
+        headers = await self._headers()
+        data = await self._retrying_json(
+            "GET", f"{base.rstrip('/')}/foundation-models?byOutputModality=TEXT", headers=headers
+        )
+        return [
+            ModelInfo(
+                id=row["modelId"],
+                provider=self.name,
+                family=row.get("providerName"),
+                capabilities=["chat", "streaming"] if row.get("responseStreamingSupported") else ["chat"],
+                display_name=row.get("modelName"),
+                raw=row,
+            )
+            for row in data.get("modelSummaries") or []
+        ]
+
+
+__all__ = ["BedrockProvider"]

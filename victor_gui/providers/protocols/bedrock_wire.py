@@ -1,0 +1,317 @@
+"""Bedrock Converse payloads: neutral history in, ``/model/{id}/converse`` JSON out, replies (whole,
+or ConverseStream event frames) back to neutral types.
+
+Unlike Victor, every system message is kept (one ``system`` block each) and consecutive tool
+results are merged into one user turn, as Converse requires. ``toolUseId`` follows the same
+pattern as Anthropic's, so foreign ids are sanitised the same deterministic way.
+
+Reference: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import httpx
+
+from victor_gui.errors import ContentFilterError, InvalidResponseError, ProviderError
+from victor_gui.providers.http import classify_http_error
+from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
+from victor_gui.providers.protocols.eventstream import iter_frames
+from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_tool_history
+from victor_gui.providers.types import (
+    CompletionResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolDefinition,
+    Usage,
+)
+
+STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+FILTERED = {"guardrail_intervened", "content_filtered"}
+# Stream exception frames name their type; each is classified as if sent with this status.
+EXCEPTION_STATUS = {
+    "throttlingexception": 429,
+    "validationexception": 400,
+    "accessdeniedexception": 403,
+    "resourcenotfoundexception": 404,
+    "modeltimeoutexception": 408,
+    "modelstreamerrorexception": 500,
+    "internalserverexception": 500,
+    "serviceunavailableexception": 503,
+}
+CONTINUED = "(conversation continued)"
+
+
+def convert(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(``system`` blocks, alternating ``messages``) for Converse."""
+    repaired, _ = repair_tool_history(messages)
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for message in repaired:
+        if message.role in ("system", "developer"):
+            if message.text.strip():
+                system.append({"text": message.text})
+            continue
+        role, blocks = _blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            merged = turns[-1]["content"] + blocks
+            merged.sort(key=lambda b: 0 if "toolResult" in b else 1)  # results open the turn
+            turns[-1]["content"] = merged
+        else:
+            turns.append({"role": role, "content": blocks})
+    if turns and turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
+    return system, turns
+
+
+def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
+    if message.role == "tool":
+        try:
+            value = json.loads(message.text)
+        except (json.JSONDecodeError, ValueError):
+            value = None
+        content = [{"json": value}] if isinstance(value, dict) else [{"text": message.text or "(empty)"}]
+        tool_id = anthropic_tool_id(message.tool_call_id or "")
+        return "user", [{"toolResult": {"toolUseId": tool_id, "content": content, "status": "success"}}]
+    blocks: list[dict[str, Any]] = []
+    for part in message.parts():
+        if isinstance(part, TextPart) and part.text.strip():  # blank text blocks are rejected
+            blocks.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            fmt = part.media_type.split("/")[-1].replace("jpg", "jpeg")
+            blocks.append({"image": {"format": fmt, "source": {"bytes": part.data}}})
+    if message.role == "assistant":
+        for call in message.tool_calls or []:
+            blocks.append(
+                {
+                    "toolUse": {
+                        "toolUseId": anthropic_tool_id(call.id),
+                        "name": call.name,
+                        "input": call.arguments,
+                    }
+                }
+            )
+        return "assistant", blocks
+    return "user", blocks
+
+
+def build_payload(
+    messages: list[Message],
+    *,
+    temperature: float | None,
+    max_tokens: int | None,
+    tools: list[ToolDefinition] | None,
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    system, turns = convert(messages)
+    body: dict[str, Any] = {"messages": turns}
+    if system:
+        body["system"] = system
+    config: dict[str, Any] = {}
+    if max_tokens:
+        config["maxTokens"] = int(max_tokens)
+    thinking = kwargs.get("thinking")
+    if thinking:
+        budget = thinking if isinstance(thinking, int) and not isinstance(thinking, bool) else 4096
+        if isinstance(thinking, dict):
+            budget = int(thinking.get("budget_tokens") or 4096)
+        # Claude on Bedrock takes Anthropic's thinking switch as a model-specific field.
+        body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
+    elif temperature is not None:
+        config["temperature"] = temperature
+    if kwargs.get("top_p") is not None:
+        config["topP"] = kwargs["top_p"]
+    if kwargs.get("stop_sequences"):
+        config["stopSequences"] = list(kwargs["stop_sequences"])
+    if config:
+        body["inferenceConfig"] = config
+    if tools:
+        body["toolConfig"] = {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": t.name,
+                        "description": t.description or t.name,
+                        "inputSchema": {"json": t.parameters},
+                    }
+                }
+                for t in tools
+            ]
+        }
+    if kwargs.get("guardrail_config"):
+        body["guardrailConfig"] = kwargs["guardrail_config"]
+    return body
+
+
+def usage_from(data: dict[str, Any] | None) -> Usage | None:
+    """Neutral usage; ``prompt_tokens`` is the whole prompt (fresh + cache read + cache write)."""
+    if not data:
+        return None
+    fresh = int(data.get("inputTokens") or 0)
+    read = int(data.get("cacheReadInputTokens") or 0)
+    written = int(data.get("cacheWriteInputTokens") or 0)
+    return Usage(
+        prompt_tokens=fresh + read + written,
+        completion_tokens=int(data.get("outputTokens") or 0),
+        cached_tokens=read,
+        cache_creation_tokens=written,
+    )
+
+
+def parse_converse(data: Any, clock: Clock, *, provider: str, model: str) -> CompletionResponse:
+    if not isinstance(data, dict) or "output" not in data:
+        raise InvalidResponseError("The Converse reply has no output", provider, model=model)
+    text, thinking, calls = "", "", []
+    for block in ((data["output"].get("message") or {}).get("content")) or []:
+        if "text" in block:
+            text += block["text"]
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            calls.append(
+                ToolCall(id=use.get("toolUseId"), name=use.get("name") or "", arguments=use.get("input"))
+            )
+        elif "reasoningContent" in block:
+            thinking += ((block["reasoningContent"].get("reasoningText")) or {}).get("text") or ""
+    native = data.get("stopReason")
+    if native in FILTERED:
+        raise ContentFilterError(
+            f"Bedrock stopped the reply ({native})", provider, model=model, partial_content=text or None
+        )
+    usage = usage_from(data.get("usage"))
+    return CompletionResponse(
+        content=text,
+        reasoning=thinking or None,
+        tool_calls=calls or None,
+        stop_reason=STOP_REASONS.get(native or "", native),
+        usage=usage,
+        model=model,
+        timings=clock.timings(usage.completion_tokens if usage else 0),
+        metadata={"native_stop_reason": native, "latency_ms": (data.get("metrics") or {}).get("latencyMs")},
+        raw_response=data,
+    )
+
+
+def exception_error(kind: str, payload: bytes, *, provider: str, model: str, partial: str) -> ProviderError:
+    """The typed error for an exception frame (``:message-type: exception``)."""
+    status = EXCEPTION_STATUS.get(kind.lower(), 500)
+    body = payload.decode("utf-8", errors="replace")
+    error = classify_http_error(status, body, provider=provider, model=model)
+    error.partial_content = partial or None
+    return error
+
+
+class BedrockStreamDecoder:
+    """ConverseStream frames into chunks."""
+
+    def __init__(self, clock: Clock, *, provider: str, model: str) -> None:
+        self.clock = clock
+        self.provider = provider
+        self.model = model
+        self.partial = ""
+        self._tools: dict[int, dict[str, Any]] = {}  # contentBlockIndex -> tool
+        self._usage: Usage | None = None
+        self._stop: str | None = None
+
+    async def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]:
+        async for frame in iter_frames(response.aiter_bytes(), provider=self.provider):
+            if frame.is_exception:
+                raise exception_error(
+                    frame.event_type,
+                    frame.payload,
+                    provider=self.provider,
+                    model=self.model,
+                    partial=self.partial,
+                )
+            data = json.loads(frame.payload or b"{}")
+            chunk = self._event(frame.event_type, data)
+            if chunk is not None:
+                yield chunk
+        if self._stop is None:
+            raise InvalidResponseError(
+                "The stream ended before messageStop",
+                self.provider,
+                model=self.model,
+                partial_content=self.partial or None,
+            )
+        if self._stop in FILTERED:
+            raise ContentFilterError(
+                f"Bedrock stopped the reply ({self._stop})",
+                self.provider,
+                model=self.model,
+                partial_content=self.partial or None,
+            )
+        calls = [self._assemble(t) for _, t in sorted(self._tools.items())]
+        yield final_chunk(
+            clock=self.clock,
+            usage=self._usage,
+            stop_reason=STOP_REASONS.get(self._stop, self._stop),
+            tool_calls=calls,
+            model=self.model,
+            native_stop=self._stop,
+        )
+
+    def _event(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
+        if kind == "contentBlockStart":
+            use = (data.get("start") or {}).get("toolUse")
+            if use:
+                index = int(data.get("contentBlockIndex", len(self._tools)))
+                tool = {
+                    "ordinal": len(self._tools),
+                    "id": use.get("toolUseId"),
+                    "name": use.get("name") or "",
+                    "json": "",
+                }
+                self._tools[index] = tool
+                self.clock.mark()
+                return StreamChunk(
+                    tool_call_deltas=[ToolCallDelta(index=tool["ordinal"], id=tool["id"], name=tool["name"])]
+                )
+        elif kind == "contentBlockDelta":
+            delta = data.get("delta") or {}
+            if delta.get("text"):
+                self.clock.mark()
+                self.partial += delta["text"]
+                return StreamChunk(content=delta["text"])
+            if "toolUse" in delta:
+                target = self._tools.get(int(data.get("contentBlockIndex", -1)))
+                piece = (delta["toolUse"] or {}).get("input") or ""
+                if target is None:
+                    raise InvalidResponseError(
+                        "toolUse delta for an unknown block",
+                        self.provider,
+                        model=self.model,
+                        partial_content=self.partial or None,
+                    )
+                target["json"] += piece
+                return StreamChunk(
+                    tool_call_deltas=[ToolCallDelta(index=target["ordinal"], arguments_delta=piece)]
+                )
+            reasoning = (delta.get("reasoningContent") or {}).get("text")
+            if reasoning:
+                self.clock.mark()
+                return StreamChunk(reasoning=reasoning)
+        elif kind == "messageStop":
+            self._stop = data.get("stopReason") or "end_turn"
+        elif kind == "metadata":
+            self._usage = usage_from(data.get("usage")) or self._usage
+        return None
+
+    @staticmethod
+    def _assemble(tool: dict[str, Any]) -> ToolCall:
+        raw = tool["json"].strip()
+        try:
+            args = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            args = {"_raw": raw}
+        return ToolCall(
+            id=tool["id"], name=tool["name"], arguments=args if isinstance(args, dict) else {"_value": args}
+        )

@@ -1,0 +1,1 @@
+"""Qt-free application services: what the UI drives (chat sessions, ...)."""

@@ -1,0 +1,430 @@
+"""One conversation in use: send, stream a reply into the store, stop, regenerate, edit and
+resend, switch provider or model, fall back, and price each reply.
+
+Qt-free; the UI drives it from the qasync loop and listens through ``on_event``. Every reply is
+a store row from its first moment (status ``streaming``), so a stop, a provider error or a
+crash never loses what already arrived:
+
+* stop: the reply task is cancelled at once (the HTTP stream is closed by ``aclosing``), the
+  text so far is kept and the message is marked ``interrupted``;
+* provider error: the message is marked ``error`` with the error's (redacted) text, and any
+  ``partial_content`` the error carries is kept;
+* each finished reply records provider, model, endpoint, time to first token, tokens/second,
+  token counts and cost (``meta`` adds fallback attempts and trimming, see below).
+
+What goes to the model (:meth:`ChatSession._request`): the stored history without notes,
+repaired for any protocol (:mod:`.history_convert`), then trimmed to the model's context window
+(:mod:`.context_trim`, window from :mod:`.context_window`). A request that had to leave turns
+out adds a visible ``trim`` note (:mod:`.notes`) when the count changed since the last one.
+
+Switching (:meth:`ChatSession.switch`) stores a ``switch`` note, closes the old provider and
+keeps the whole history. Fallback (:mod:`.fallback`): the session's provider, then each
+candidate, only while nothing was shown. Costs (:mod:`.costs`): the dated price table by
+default; ``track_costs=False`` (a profile's ``track_costs: false``) stores no cost at all, so
+``/usage`` shows tokens without a price rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+from typing import Any
+
+from victor_gui.config.profiles import Profile, ProviderSettings
+from victor_gui.errors import ProviderError, StorageError
+from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.types import ContentPart, Message, Usage
+from victor_gui.services import costs, notes
+from victor_gui.services.context_trim import trim_history
+from victor_gui.services.context_window import ContextWindow, discover_context_window
+from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
+from victor_gui.services.history_convert import prepare_history
+from victor_gui.services.reply_types import (
+    Progress,
+    ReplyEvent,
+    ReplyResult,
+    RequestPlan,
+    SwitchResult,
+    reply_timings,
+)
+from victor_gui.storage.models import NOTE_ROLE, StoredMessage
+from victor_gui.storage.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+CostFn = Callable[[str, str, Usage], float | None]
+
+__all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
+
+
+class ChatSession:
+    """A conversation bound to a provider and model, streaming replies into the store.
+
+    ``cost_fn``: ``(provider, model, usage) -> USD | None``; None uses the price table
+    (:func:`victor_gui.services.costs.cost_of`, local providers 0). ``track_costs=False`` stores
+    no cost. ``fallback``: candidates tried in order when the provider cannot answer (see
+    :mod:`.fallback`); the session owns them and closes them in :meth:`close`.
+    ``context_window`` fixes the window instead of asking the server / the table.
+    """
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        conversation_id: int,
+        provider: BaseProvider,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 4096,
+        cost_fn: CostFn | None = None,
+        on_event: Callable[[ReplyEvent], None] | None = None,
+        track_costs: bool = True,
+        fallback: Sequence[Candidate] = (),
+        context_window: int | None = None,
+    ) -> None:
+        self.store = store
+        self.conversation_id = conversation_id
+        self.provider = provider
+        self.model = model
+        self.endpoint = endpoint or provider.base_url
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.cost_fn = cost_fn
+        self.on_event = on_event
+        self.track_costs = track_costs
+        self.fallback: list[Candidate] = list(fallback)
+        self.context_window = context_window
+        self._windows: dict[tuple[int, str], ContextWindow] = {}
+        self._task: asyncio.Task[ReplyResult] | None = None
+
+    @classmethod
+    def from_profile(
+        cls,
+        store: ConversationStore,
+        conversation_id: int,
+        profile: Profile,
+        *,
+        providers: dict[str, ProviderSettings] | None = None,
+        create: Callable[..., BaseProvider] | None = None,
+        **kwargs: Any,
+    ) -> ChatSession:
+        """A session on the profile's provider and model, with its parameters, fallback chain
+        and ``track_costs``. ``create`` defaults to ``ProviderRegistry.create``."""
+        if create is None:
+            from victor_gui.providers.registry import ProviderRegistry
+
+            create = ProviderRegistry.create
+        if not profile.model:
+            raise StorageError(f"The profile for {profile.provider} names no model.")
+        given = {"base_url": profile.base_url, "api_key_env": profile.api_key_env, "timeout": profile.timeout}
+        options = provider_options(profile.provider, given, providers)
+        kwargs.setdefault("temperature", profile.temperature if profile.temperature is not None else 0.7)
+        kwargs.setdefault("max_tokens", profile.max_tokens or 4096)
+        kwargs.setdefault("track_costs", profile.track_costs)
+        kwargs.setdefault("fallback", chain_from_profile(profile, providers=providers, create=create))
+        return cls(store, conversation_id, create(profile.provider, **options), profile.model, **kwargs)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reply is streaming now."""
+        return self._task is not None and not self._task.done()
+
+    # -- the public actions ----------------------------------------------------------------------
+
+    async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
+        """Store the user's message and stream the reply to it."""
+        self._check_idle()
+        await self.store.add_message(self.conversation_id, "user", content)
+        return await self._run_reply()
+
+    async def regenerate(self) -> ReplyResult:
+        """Replace the replies after the last user message with a fresh one."""
+        self._check_idle()
+        messages = await self.store.get_messages(self.conversation_id)
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise StorageError("There is no user message to answer.")
+        await self._truncate_keeping_switches(messages, users[-1].position + 1)
+        return await self._run_reply()
+
+    async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart]) -> ReplyResult:
+        """Change one of the user's messages, drop everything after it, and answer it again."""
+        self._check_idle()
+        message = await self.store.get_message(message_id)
+        if message is None or message.conversation_id != self.conversation_id or message.role != "user":
+            raise StorageError("Only a user message of this conversation can be edited and resent.")
+        await self.store.edit_message(message_id, content)
+        messages = await self.store.get_messages(self.conversation_id)
+        await self._truncate_keeping_switches(messages, message.position + 1)
+        return await self._run_reply()
+
+    async def stop(self) -> None:
+        """Stop the streaming reply now; its text so far stays, marked ``interrupted``."""
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    async def switch(
+        self,
+        provider: BaseProvider,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        context_window: int | None = None,
+        fallback: Sequence[Candidate] = (),
+    ) -> SwitchResult:
+        """Go on with ``provider``/``model``, keeping the whole conversation.
+
+        Stores a ``switch`` note, closes the old provider (unless it is the new one) and the old
+        fallback chain (it belonged to the old choice; pass ``fallback`` for the new one), and
+        works out at once whether the history must be trimmed for the new model's context
+        window, adding a ``trim`` note if so.
+        """
+        self._check_idle()
+        old_provider, old_model, old_endpoint = self.provider, self.model, self.endpoint
+        new_endpoint = endpoint or provider.base_url
+        meta = {"kind": notes.SWITCH,
+                "from": {"provider": old_provider.name, "model": old_model, "endpoint": old_endpoint},
+                "to": {"provider": provider.name, "model": model, "endpoint": new_endpoint}}
+        text = notes.switch_text(old_provider.name, old_model, provider.name, model)
+        note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
+        self._emit(ReplyEvent("note", note_id, text, meta=meta))
+        old_chain, self.fallback = self.fallback, list(fallback)
+        self.provider, self.model, self.endpoint = provider, model, new_endpoint
+        self.context_window = context_window
+        if old_provider is not provider:
+            await _close_quietly(old_provider)
+        for candidate in old_chain:
+            if candidate._instance is not provider:
+                await _close_quietly(candidate)
+        stored = await self.store.get_messages(self.conversation_id)
+        request = await self._request(provider, model, self._history(stored), primary=True)
+        trim_id = await self._note_trim(request, stored)
+        return SwitchResult(note_id, request.window, request.trim.dropped_turns, trim_id)
+
+    async def close(self) -> None:
+        """Stop any reply, then close the provider and the fallback providers that were built."""
+        await self.stop()
+        await _close_quietly(self.provider)
+        for candidate in self.fallback:
+            await _close_quietly(candidate)
+
+    async def history(self) -> list[Message]:
+        """The whole conversation as neutral messages (system prompt first, notes left out).
+
+        Replies that failed with nothing in them are left out; an interrupted reply is kept, as
+        the user saw it. What a model receives is this, repaired and trimmed (see the module doc).
+        """
+        return self._history(await self.store.get_messages(self.conversation_id),
+                             await self._system_prompt())
+
+    # -- history and requests --------------------------------------------------------------------
+
+    async def _system_prompt(self) -> str | None:
+        conv = await self.store.get_conversation(self.conversation_id)
+        if conv is None:
+            raise StorageError(f"Conversation {self.conversation_id} no longer exists.")
+        return conv.system_prompt
+
+    def _history(self, stored: list[StoredMessage], system_prompt: str | None = None) -> list[Message]:
+        out = [Message(role="system", content=system_prompt)] if system_prompt else []
+        for m in stored:
+            failed_empty = m.status == "error" and not m.content and not m.tool_calls
+            if m.is_note or m.status == "streaming" or failed_empty:
+                continue
+            out.append(m.to_message())
+        return out
+
+    async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
+        if primary and self.context_window:
+            return ContextWindow(self.context_window, "session")
+        key = (id(provider), model)
+        if key in self._windows:
+            return self._windows[key]
+        window = await discover_context_window(provider, model)
+        if window.unreachable is None:  # an endpoint that was down is asked again next time
+            self._windows[key] = window
+        return window
+
+    async def _request(self, provider: BaseProvider, model: str, history: list[Message], *,
+                       primary: bool) -> RequestPlan:
+        if history and history[0].role != "system":
+            prompt = await self._system_prompt()
+            if prompt:
+                history = [Message(role="system", content=prompt), *history]
+        prepared = prepare_history(history, vision=provider.supports_vision(model))
+        window = await self._window(provider, model, primary)
+        trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
+        return RequestPlan(trim.messages, trim, window, {k: v for k, v in prepared.repairs.items() if v})
+
+    async def _note_trim(self, request: RequestPlan, stored: list[StoredMessage]) -> int | None:
+        """Store a ``trim`` note when turns are left out and the count changed since the last."""
+        trim = request.trim
+        last = notes.last_trim_since_switch(stored)
+        if not trim.trimmed or (last is not None and last.get("dropped_turns") == trim.dropped_turns):
+            return None
+        meta = {"kind": notes.TRIM, "dropped_turns": trim.dropped_turns,
+                "context_window": request.window.tokens, "source": request.window.source,
+                "estimated_tokens": trim.estimated_tokens,
+                "budget": trim.budget, "fits": trim.fits}
+        text = notes.trim_text(trim.dropped_turns, request.window.tokens, trim.fits)
+        note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
+        self._emit(ReplyEvent("note", note_id, text, meta=meta))
+        return note_id
+
+    async def _truncate_keeping_switches(self, messages: list[StoredMessage], position: int) -> None:
+        keep = [m for m in messages if m.position >= position and notes.kind_of(m) == notes.SWITCH]
+        await self.store.delete_messages_from(self.conversation_id, position)
+        for note in keep:
+            await self.store.add_message(self.conversation_id, NOTE_ROLE, note.content, meta=note.meta,
+                                         created=note.created)
+
+    # -- the reply -------------------------------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        if self.busy:
+            raise RuntimeError("A reply is still streaming; stop it first.")
+
+    async def _run_reply(self) -> ReplyResult:
+        self._task = asyncio.get_running_loop().create_task(self._reply())
+        return await self._task
+
+    def _emit(self, event: ReplyEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _cost(self, provider: BaseProvider, model: str, usage: Usage | None) -> float | None:
+        if not self.track_costs or usage is None:
+            return None
+        if self.cost_fn is not None:
+            return self.cost_fn(provider.name, model, usage)
+        spec = getattr(provider, "spec", None)
+        local = bool(getattr(spec, "is_local", False)) or costs.is_local(provider.name)
+        return costs.cost_of(provider.name, model, usage, local=local)
+
+    async def _reply(self) -> ReplyResult:
+        if self.track_costs and self.cost_fn is None and not costs.loaded():
+            await costs.load_prices()
+        stored = await self.store.get_messages(self.conversation_id)
+        history = self._history(stored, await self._system_prompt())
+        request = await self._request(self.provider, self.model, history, primary=True)
+        await self._note_trim(request, stored)
+        mid = await self.store.begin_assistant_message(
+            self.conversation_id, provider=self.provider.name, model=self.model, endpoint=self.endpoint
+        )
+        chain: list[tuple[BaseProvider | Candidate, str]] = [(self.provider, self.model)]
+        chain += [(c, c.model) for c in self.fallback]
+        attempts: list[dict[str, Any]] = []
+        for index, (who, model) in enumerate(chain):
+            progress = Progress()
+            provider = who if isinstance(who, BaseProvider) else None
+            try:
+                if provider is None:
+                    assert isinstance(who, Candidate)
+                    provider = who.provider()
+                    request = await self._request(provider, model, history, primary=False)
+                if request.window.unreachable is not None:
+                    raise request.window.unreachable  # nothing answered: same as a failed attempt
+                progress.started = time.perf_counter()  # TTFT counts from the request, not discovery
+                await self._stream(provider, model, request.messages, mid, progress)
+            except asyncio.CancelledError:
+                # Shielded so a second cancel cannot leave the row in 'streaming'.
+                await asyncio.shield(self._finish(mid, "interrupted", provider, model, request, progress,
+                                                  attempts))
+                raise
+            except ProviderError as exc:
+                endpoint = provider.base_url if provider else None
+                if index + 1 < len(chain) and may_fall_back(exc, output_began=progress.shown):
+                    attempts.append({"provider": _name(who), "model": model, "endpoint": endpoint,
+                                     "error": exc.kind, "message": str(exc)})
+                    nxt, nxt_model = chain[index + 1]
+                    text = (f"{_name(who)} · {model} could not answer ({exc.kind}); "
+                            f"trying {_name(nxt)} · {nxt_model}.")
+                    self._emit(ReplyEvent("fallback", mid, text, error=str(exc)))
+                    continue
+                return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
+            return await self._finish(mid, "complete", provider, model, request, progress, attempts)
+        raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
+
+    async def _stream(self, provider: BaseProvider, model: str, messages: list[Message], mid: int,
+                      progress: Progress) -> None:
+        stream = provider.stream(messages, model=model, temperature=self.temperature,
+                                 max_tokens=self.max_tokens)
+        async with aclosing(stream) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                if chunk.content or chunk.reasoning:
+                    if progress.first is None:
+                        progress.first = time.perf_counter()
+                    progress.shown = True
+                    progress.text += chunk.content
+                    await self.store.append_partial(mid, chunk.content, chunk.reasoning)
+                    self._emit(ReplyEvent("delta", mid, chunk.content, chunk.reasoning))
+                progress.shown = progress.shown or bool(chunk.tool_call_deltas)
+                progress.usage = chunk.usage or progress.usage
+                progress.timings = chunk.timings or progress.timings
+                progress.tool_calls = chunk.tool_calls or progress.tool_calls
+                progress.model = chunk.model or progress.model
+
+    async def _finish(
+        self,
+        mid: int,
+        status: str,
+        provider: BaseProvider | None,
+        model: str,
+        request: RequestPlan,
+        progress: Progress,
+        attempts: list[dict[str, Any]],
+        error: ProviderError | None = None,
+    ) -> ReplyResult:
+        ended = time.perf_counter()
+        if error is not None and error.partial_content and not progress.text:
+            await self.store.append_partial(mid, error.partial_content)
+        timings = reply_timings(progress.started, progress.first, ended, progress.usage, progress.timings)
+        answered_model = progress.model or model
+        cost = self._cost(provider, answered_model, progress.usage) if provider is not None else None
+        meta: dict[str, Any] = {}
+        if attempts:
+            meta["fallback"] = {"reason": attempts[0]["error"], "attempts": attempts}
+        if request.trim.trimmed:
+            meta["trimmed_turns"] = request.trim.dropped_turns
+            meta["context_window"] = request.window.tokens
+        if request.repairs:
+            meta["repairs"] = request.repairs
+        await self.store.finish_message(
+            mid,
+            status,
+            usage=progress.usage,
+            timings=timings,
+            cost=cost,
+            tool_calls=progress.tool_calls,
+            error=str(error) if error else None,
+            model=answered_model,
+            provider=provider.name if provider is not None else None,
+            endpoint=provider.base_url if provider is not None and attempts else None,
+            meta=meta or None,
+        )
+        self._emit(ReplyEvent("finished", mid, status=status, error=str(error) if error else None,
+                              meta=meta or None))
+        return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,
+                           bool(attempts))
+
+
+def _name(who: BaseProvider | Candidate) -> str:
+    return who.name if isinstance(who, BaseProvider) else who.provider_name
+
+
+async def _close_quietly(item: BaseProvider | Candidate) -> None:
+    """Close a provider; a failure to close must not stop a switch (it is logged)."""
+    try:
+        await item.close()
+    except Exception as exc:  # closing is best effort: the switch goes on
+        log.warning("closing %s failed: %s", _name(item), exc)

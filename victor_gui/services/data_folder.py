@@ -1,0 +1,52 @@
+"""Moving the data folder while the app runs: close, copy and verify, switch settings, reopen.
+
+The order matters for safety: settings point at the new folder only after the copy verified;
+the old folder is never deleted here (the user removes it when they choose). If anything fails,
+the store is reopened where it was and the error is returned with it, so the app always holds a
+working store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from victor_gui.config.settings import Settings, save_settings
+from victor_gui.errors import ConfigError, StorageError
+from victor_gui.storage import ConversationStore, StoreNotice, open_store
+from victor_gui.storage.location import MoveResult, move_data_dir
+
+
+@dataclass
+class DataDirSwitch:
+    """The store to use from now on, and how the move went."""
+
+    store: ConversationStore
+    result: MoveResult | None = None
+    error: StorageError | ConfigError | None = None
+    notice: StoreNotice | None = None
+
+
+async def switch_data_dir(
+    store: ConversationStore, settings: Settings, new_dir: Path | str, *, settings_file: Path | None = None
+) -> DataDirSwitch:
+    """Move the conversations to ``new_dir`` and point ``settings.data_dir`` there."""
+    old_dir = store.path.parent
+    await store.close()
+    try:
+        result = await move_data_dir(old_dir, new_dir)
+        previous = settings.data_dir
+        settings.data_dir = str(result.new_dir)
+        try:
+            await save_settings(settings, settings_file)
+        except (ConfigError, OSError):
+            settings.data_dir = previous
+            raise
+    except (StorageError, ConfigError) as exc:
+        reopened, notice = await open_store(old_dir)
+        return DataDirSwitch(reopened, None, exc, notice)
+    except OSError as exc:
+        reopened, notice = await open_store(old_dir)
+        return DataDirSwitch(reopened, None, StorageError(f"Moving the data folder failed: {exc}"), notice)
+    moved, notice = await open_store(result.new_dir)
+    return DataDirSwitch(moved, result, None, notice)

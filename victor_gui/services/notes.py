@@ -1,0 +1,60 @@
+"""Transcript notes: what the chat shows between turns but never sends to a model.
+
+A note is a stored message with role ``note`` (:data:`~victor_gui.storage.models.NOTE_ROLE`)
+and ``meta["kind"]``:
+
+* ``switch``: the provider or model changed here. ``meta["from"]``/``meta["to"]`` hold
+  ``{provider, model, endpoint}``.
+* ``trim``: the next request left out the oldest turns to fit the model's context window.
+  ``meta``: ``dropped_turns``, ``context_window``, ``source`` (``server``/``table``/``default``),
+  ``estimated_tokens``, ``budget``, ``fits``.
+
+Why a role of its own rather than a ``system`` message: ``Message`` refuses the role, so a note
+can never reach a model as an instruction by accident; :meth:`ChatSession.history` leaves
+notes out, and they are exported and searchable like any message. Regenerate and edit-and-resend
+keep ``switch`` notes (the model change stays visible) and drop ``trim`` notes (trimming is
+worked out again for the new request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from victor_gui.storage.models import NOTE_ROLE, StoredMessage
+
+SWITCH = "switch"
+TRIM = "trim"
+
+__all__ = ["NOTE_ROLE", "SWITCH", "TRIM", "last_trim_since_switch", "switch_text", "trim_text"]
+
+
+def _who(provider: str, model: str) -> str:
+    return f"{provider} · {model}"
+
+
+def switch_text(old_provider: str, old_model: str, new_provider: str, new_model: str) -> str:
+    return (f"Switched from {_who(old_provider, old_model)} to {_who(new_provider, new_model)}. "
+            "The conversation so far goes along.")
+
+
+def trim_text(dropped_turns: int, window: int, fits: bool) -> str:
+    turns = "1 older turn" if dropped_turns == 1 else f"{dropped_turns} older turns"
+    text = f"{turns} left out of what the model sees, to fit its {window:,}-token context window."
+    if not fits:
+        text += " The latest turn alone is still larger than the window."
+    return text
+
+
+def kind_of(message: StoredMessage) -> str | None:
+    return (message.meta or {}).get("kind") if message.is_note else None
+
+
+def last_trim_since_switch(stored: list[StoredMessage]) -> dict[str, Any] | None:
+    """The meta of the latest ``trim`` note after the latest ``switch`` note, if any."""
+    for message in reversed(stored):
+        kind = kind_of(message)
+        if kind == SWITCH:
+            return None
+        if kind == TRIM:
+            return message.meta
+    return None

@@ -1,0 +1,90 @@
+"""The records a chat session hands out (events, results) and keeps per reply attempt."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from victor_gui.errors import ProviderError
+from victor_gui.providers.types import Message, Timings, ToolCall, Usage
+from victor_gui.services.context_trim import TrimResult
+from victor_gui.services.context_window import ContextWindow
+
+
+@dataclass(frozen=True)
+class ReplyEvent:
+    """What the UI hears: ``delta`` events, ``note`` (a note was stored: ``meta`` has it),
+    ``fallback`` (``text`` says who failed and who answers now), then one ``finished``."""
+
+    kind: str  # "delta" | "note" | "fallback" | "finished"
+    message_id: int
+    text: str = ""
+    reasoning: str = ""
+    status: str | None = None
+    error: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    """How a reply ended, and who gave it."""
+
+    message_id: int
+    status: str  # complete | interrupted | error
+    error: ProviderError | None = None
+    provider: str | None = None
+    model: str | None = None
+    fell_back: bool = False
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    """What :meth:`ChatSession.switch` did: its note, the new window, and any trimming."""
+
+    note_id: int
+    context_window: ContextWindow
+    dropped_turns: int
+    trim_note_id: int | None = None
+
+
+@dataclass
+class RequestPlan:
+    """What one request sends: the repaired, trimmed messages, and how they were made."""
+
+    messages: list[Message]
+    trim: TrimResult
+    window: ContextWindow
+    repairs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Progress:
+    """What one reply attempt received so far."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    usage: Usage | None = None
+    timings: Timings | None = None
+    tool_calls: list[ToolCall] | None = None
+    model: str | None = None
+    text: str = ""
+    shown: bool = False
+
+
+
+def reply_timings(
+    started: float, first: float | None, ended: float, usage: Usage | None, server: Timings | None
+) -> Timings | None:
+    """Client-measured TTFT and generation speed, preferring the server's own figures."""
+    ttft = (
+        server.ttft_ms
+        if server and server.ttft_ms is not None
+        else ((first - started) * 1000 if first is not None else None)
+    )
+    tps = server.tokens_per_second if server and server.tokens_per_second else None
+    if tps is None and usage and usage.completion_tokens and first is not None and ended - first > 0.001:
+        tps = usage.completion_tokens / (ended - first)
+    if ttft is None and tps is None:
+        return None
+    return Timings(ttft_ms=ttft, tokens_per_second=tps, source="server" if server else "client")

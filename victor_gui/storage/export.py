@@ -1,0 +1,151 @@
+"""Export and import conversations as JSON (lossless) and Markdown (for reading).
+
+JSON format ``victor_gui.conversations`` v1: every stored field of every conversation and
+message except database ids (messages are identified by their order), keys sorted, two-space
+indent. Export → import → export therefore yields byte-identical text. Every string passes
+through :func:`redact` on the way out, so a key pasted into an error or a chat never leaves in
+an export (the one way an export can differ from the database).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from victor_gui.core.redact import redact
+from victor_gui.errors import StorageError
+from victor_gui.storage.models import Conversation, StoredMessage
+from victor_gui.storage.store import ConversationStore
+
+FORMAT = "victor_gui.conversations"
+VERSION = 1
+_MESSAGE_FIELDS = (
+    "role",
+    "content",
+    "content_parts",
+    "reasoning",
+    "tool_calls",
+    "tool_call_id",
+    "provider",
+    "model",
+    "endpoint",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "ttft_ms",
+    "tokens_per_second",
+    "cost",
+    "created",
+    "updated",
+    "status",
+    "error",
+    "meta",
+)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _conversation_dict(conv: Conversation, messages: list[StoredMessage]) -> dict[str, Any]:
+    return {
+        "title": conv.title,
+        "created": conv.created,
+        "updated": conv.updated,
+        "system_prompt": conv.system_prompt,
+        "params": conv.params,
+        "messages": [{f: getattr(m, f) for f in _MESSAGE_FIELDS} for m in messages],
+    }
+
+
+async def _ids(store: ConversationStore, conversation_ids: Iterable[int] | None) -> list[int]:
+    if conversation_ids is not None:
+        return list(conversation_ids)
+    convs = await store.list_conversations(limit=1_000_000)
+    return [c.id for c in reversed(convs)]  # oldest first, the order they were made
+
+
+async def export_json(store: ConversationStore, conversation_ids: Iterable[int] | None = None) -> str:
+    """Conversations (all when ``conversation_ids`` is None) as a JSON document."""
+    items = []
+    for cid in await _ids(store, conversation_ids):
+        conv = await store.get_conversation(cid)
+        if conv is None:
+            raise StorageError(f"no conversation with id {cid}")
+        items.append(_conversation_dict(conv, await store.get_messages(cid)))
+    doc = {"format": FORMAT, "version": VERSION, "conversations": _scrub(items)}
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+async def import_json(store: ConversationStore, text: str) -> list[int]:
+    """Add the conversations of an :func:`export_json` document as new chats; returns their ids.
+
+    A message exported while still streaming comes back ``interrupted``: nothing will finish it.
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"not a JSON export: line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StorageError("not a Victor GUI conversation export")
+    if doc.get("version") != VERSION:
+        raise StorageError(f"export format version {doc.get('version')!r} is not supported")
+    ids = []
+    for item in doc.get("conversations", []):
+        conv = await store.create_conversation(
+            item.get("title", ""),
+            system_prompt=item.get("system_prompt"),
+            params=item.get("params") or {},
+            created=item.get("created"),
+        )
+        for m in item.get("messages", []):
+            await store.import_message(conv.id, {f: m.get(f) for f in _MESSAGE_FIELDS})
+        await store.set_conversation_times(
+            conv.id, item.get("created", conv.created), item.get("updated", conv.updated)
+        )
+        ids.append(conv.id)
+    return ids
+
+
+def _markdown_message(m: StoredMessage) -> str:
+    head = f"### {m.role.capitalize()}"
+    if m.model:
+        head += f" · {m.provider + '/' if m.provider else ''}{m.model}"
+    if m.status != "complete":
+        head += f" · _{m.status}_"
+    lines = [head, ""]
+    if m.reasoning:
+        lines += ["<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>", ""]
+    if m.content:
+        lines += [m.content, ""]
+    if m.content_parts:
+        images = sum(1 for p in m.content_parts if p.get("type") == "image")
+        if images:
+            lines += [f"_({images} image{'s' if images > 1 else ''} not shown)_", ""]
+    for call in m.tool_calls or []:
+        args = json.dumps(call.get("arguments", {}), ensure_ascii=False, indent=2)
+        lines += [f"Tool call `{call.get('name')}` (`{call.get('id')}`):", "", "```json", args, "```", ""]
+    if m.error:
+        lines += [f"> Error: {m.error}", ""]
+    return "\n".join(lines)
+
+
+async def export_markdown(store: ConversationStore, conversation_ids: Iterable[int] | None = None) -> str:
+    """Conversations as readable Markdown (not meant to be imported back)."""
+    out = []
+    for cid in await _ids(store, conversation_ids):
+        conv = await store.get_conversation(cid)
+        if conv is None:
+            raise StorageError(f"no conversation with id {cid}")
+        out.append(f"# {conv.title or 'Untitled chat'}\n")
+        if conv.system_prompt:
+            out.append(f"> System: {conv.system_prompt}\n")
+        out += [_markdown_message(m) for m in await store.get_messages(cid)]
+    return redact("\n".join(out))

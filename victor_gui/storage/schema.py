@@ -1,0 +1,181 @@
+"""The conversation database schema and its named, versioned migrations.
+
+``PRAGMA user_version`` holds the number of migrations applied. Before any migration runs on a
+database that already holds data, a copy is taken with SQLite's online backup API to
+``<db>.bak-v<N>-<timestamp>``, so an update that goes wrong never costs a user their history.
+
+Migrations are append-only: never edit one that has shipped, add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from victor_gui.errors import StorageError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: ``apply`` moves the database from version ``index`` to ``index + 1``."""
+
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the migration's open transaction first; run statement by
+    # statement instead (complete_statement copes with the semicolons inside trigger bodies).
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            conn.execute(pending)
+            pending = ""
+    if pending.strip():
+        raise StorageError(f"incomplete SQL in migration: {pending[:80]!r}")
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            system_prompt TEXT,
+            params TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX conversations_by_updated ON conversations(updated DESC);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '',
+            content_parts TEXT,
+            reasoning TEXT NOT NULL DEFAULT '',
+            tool_calls TEXT,
+            tool_call_id TEXT,
+            provider TEXT,
+            model TEXT,
+            endpoint TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cached_tokens INTEGER,
+            ttft_ms REAL,
+            tokens_per_second REAL,
+            cost REAL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'streaming', 'interrupted', 'error')),
+            error TEXT,
+            UNIQUE (conversation_id, position)
+        );
+        CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
+        """,
+    )
+
+
+def _v2_full_text(conn: sqlite3.Connection) -> None:
+    # External-content FTS5 over message text and reasoning. A message is indexed only once it
+    # stops streaming: re-tokenising a growing reply on every flush would cost O(n^2) work.
+    # The triggers therefore mirror exactly the rows whose status is not 'streaming'. The update
+    # trigger is one body on purpose: SQLite fires separate triggers newest-first, and an FTS5
+    # 'delete' arriving after the re-insert of the same rowid corrupts the index.
+    _run_script(
+        conn,
+        """
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, reasoning, content='messages', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages WHEN new.status != 'streaming' BEGIN
+            INSERT INTO messages_fts(rowid, content, reasoning) VALUES (new.id, new.content, new.reasoning);
+        END;
+        CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages WHEN old.status != 'streaming' BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, reasoning)
+                VALUES ('delete', old.id, old.content, old.reasoning);
+        END;
+        CREATE TRIGGER messages_fts_au AFTER UPDATE OF content, reasoning, status ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, reasoning)
+                SELECT 'delete', old.id, old.content, old.reasoning WHERE old.status != 'streaming';
+            INSERT INTO messages_fts(rowid, content, reasoning)
+                SELECT new.id, new.content, new.reasoning WHERE new.status != 'streaming';
+        END;
+        INSERT INTO messages_fts(rowid, content, reasoning)
+            SELECT id, content, reasoning FROM messages WHERE status != 'streaming';
+        """,
+    )
+
+
+def _v3_message_meta(conn: sqlite3.Connection) -> None:
+    # Free-form JSON per message for what the chat session records beside the text: the kind of
+    # a transcript note (model switch, context trimmed) and how a reply came to be (fallback
+    # attempts and their reasons, turns trimmed). JSON keeps these from needing a migration each.
+    conn.execute("ALTER TABLE messages ADD COLUMN meta TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("initial", _v1_initial),
+    Migration("full_text_search", _v2_full_text),
+    Migration("message_meta", _v3_message_meta),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The number of migrations applied to ``conn``'s database."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def backup_to(conn: sqlite3.Connection, target: Path) -> None:
+    """Copy the live database behind ``conn`` to ``target`` with the online backup API."""
+    dest = sqlite3.connect(target)
+    try:
+        conn.backup(dest)
+    finally:
+        dest.close()
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path | None, *, target: int = SCHEMA_VERSION) -> Path | None:
+    """Bring ``conn`` up to ``target``; returns the backup taken first, if one was needed.
+
+    Each migration runs in its own transaction together with its ``user_version`` bump, so a
+    failure leaves the database at the last good version (and the backup untouched).
+    """
+    current = user_version(conn)
+    if current > SCHEMA_VERSION:
+        raise StorageError(
+            f"This conversation database was written by a newer Victor GUI (schema v{current}; "
+            f"this version knows up to v{SCHEMA_VERSION}). Update the app; the file was not changed."
+        )
+    if current >= target:
+        return None
+    backup: Path | None = None
+    has_data = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    if db_path is not None and has_data:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = db_path.with_name(f"{db_path.name}.bak-v{current}-{stamp}")
+        backup_to(conn, backup)
+    for index in range(current, target):
+        step = MIGRATIONS[index]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            step.apply(conn)
+            conn.execute(f"PRAGMA user_version = {index + 1}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(
+                f"Migration {index + 1} ({step.name}) failed: {exc}. "
+                f"Your data is unchanged{f'; a backup is at {backup}' if backup else ''}."
+            ) from exc
+    return backup

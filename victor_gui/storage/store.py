@@ -1,0 +1,472 @@
+"""The conversation store: async API over SQLite, built so a chat is never lost.
+
+* Every call runs on the store's own threads (see :mod:`victor_gui.storage.db`); the event loop
+  never waits on disk.
+* A streamed reply is a row in status ``streaming`` from its first moment; deltas are buffered
+  and committed every :attr:`ConversationStore.flush_interval` seconds or
+  :attr:`ConversationStore.flush_chars` characters, each flush its own transaction. If the app
+  dies, the next :func:`open_store` marks that row ``interrupted`` and the text committed so far
+  is there.
+* Opening, migration and recovery live in :mod:`victor_gui.storage.opening` (:func:`open_store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from victor_gui.core.redact import redact
+from victor_gui.errors import StorageError
+from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
+from victor_gui.storage.db import Database
+from victor_gui.storage.models import (
+    MESSAGE_COLUMNS,
+    STATUSES,
+    Conversation,
+    SearchHit,
+    StoredMessage,
+    message_from_row,
+)
+from victor_gui.storage.search import search_sync
+from victor_gui.storage.usage import UsageRow, usage_sync
+
+DB_NAME = "conversations.sqlite3"
+_CONV_COLUMNS = "id, title, created, updated, system_prompt, params"
+
+
+@dataclass
+class _Pending:
+    """Text of a streaming reply received but not yet committed."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    chars: int = 0
+    last_flush: float = field(default_factory=time.monotonic)
+    timer: asyncio.TimerHandle | None = None
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _content_columns(content: str | Sequence[ContentPart | dict[str, Any]]) -> tuple[str, str | None]:
+    """(plain text, parts JSON or None): the text is what search indexes and a list shows."""
+    if isinstance(content, str):
+        return content, None
+    parts = [p.model_dump() if isinstance(p, TextPart | ImagePart) else dict(p) for p in content]
+    text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+    return text, _dumps(parts)
+
+
+def _tool_calls_json(calls: Sequence[ToolCall | dict[str, Any]] | None) -> str | None:
+    if not calls:
+        return None
+    return _dumps([c.model_dump() if isinstance(c, ToolCall) else dict(c) for c in calls])
+
+
+def _conversation(row: tuple[Any, ...], count: int = 0) -> Conversation:
+    return Conversation(row[0], row[1], row[2], row[3], row[4], json.loads(row[5] or "{}"), count)
+
+
+class ConversationStore:
+    """Conversations and messages in one SQLite file. Create with :func:`open_store`."""
+
+    flush_interval = 0.25
+    flush_chars = 2048
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = Database(path)
+        self._pending: dict[int, _Pending] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- conversations -------------------------------------------------------------------------
+
+    async def create_conversation(
+        self,
+        title: str = "",
+        *,
+        system_prompt: str | None = None,
+        params: dict[str, Any] | None = None,
+        created: float | None = None,
+    ) -> Conversation:
+        """A new, empty conversation."""
+        now = time.time() if created is None else created
+
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO conversations(title, created, updated, system_prompt, params)"
+                " VALUES (?,?,?,?,?)",
+                (title, now, now, system_prompt, _dumps(params or {})),
+            )
+            return int(cur.lastrowid or 0)
+
+        cid = await self._db.write(op)
+        return Conversation(cid, title, now, now, system_prompt, dict(params or {}))
+
+    async def get_conversation(self, conversation_id: int) -> Conversation | None:
+        """The conversation with that id, with its message count; None if it does not exist."""
+
+        def op(conn: sqlite3.Connection) -> Conversation | None:
+            row = conn.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            count = conn.execute(
+                "SELECT count(*) FROM messages WHERE conversation_id=?", (conversation_id,)
+            ).fetchone()
+            return _conversation(row, count[0])
+
+        return await self._db.read(op)
+
+    async def list_conversations(self, limit: int = 200, offset: int = 0) -> list[Conversation]:
+        """Conversations, most recently updated first."""
+
+        def op(conn: sqlite3.Connection) -> list[Conversation]:
+            rows = conn.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations ORDER BY updated DESC, id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+            return [_conversation(r) for r in rows]
+
+        return await self._db.read(op)
+
+    async def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        title: str | None = None,
+        system_prompt: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Change the title, system prompt or parameters (None leaves a field as it is)."""
+        sets: list[str] = ["updated=?"]
+        args: list[Any] = [time.time()]
+        for column, value in (("title", title), ("system_prompt", system_prompt), ("params", _dumps(params))):
+            if value is not None:
+                sets.append(f"{column}=?")
+                args.append(value)
+        await self._db.write(
+            lambda conn: conn.execute(
+                f"UPDATE conversations SET {', '.join(sets)} WHERE id=?", (*args, conversation_id)
+            )
+        )
+
+    async def delete_conversation(self, conversation_id: int) -> None:
+        """Remove a conversation and all its messages."""
+        await self._db.write(
+            lambda conn: conn.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+        )
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str | Sequence[ContentPart | dict[str, Any]] = "",
+        *,
+        reasoning: str = "",
+        tool_calls: Sequence[ToolCall | dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+        status: str = "complete",
+        error: str | None = None,
+        created: float | None = None,
+        usage: Usage | None = None,
+        timings: Timings | None = None,
+        cost: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> int:
+        """Append a whole message at the end of the conversation; returns its id."""
+        if status not in STATUSES:
+            raise StorageError(f"unknown message status {status!r}")
+        text, parts = _content_columns(content)
+        now = time.time() if created is None else created
+        values = {
+            "role": role,
+            "content": text,
+            "content_parts": parts,
+            "reasoning": reasoning or "",
+            "tool_calls": _tool_calls_json(tool_calls),
+            "tool_call_id": tool_call_id,
+            "provider": provider,
+            "model": model,
+            "endpoint": endpoint,
+            "status": status,
+            "error": redact(error) if error else None,
+            "created": now,
+            "updated": now,
+            "cost": cost,
+            "meta": _dumps(meta),
+            **_usage_columns(usage, timings),
+        }
+        return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+
+    async def get_messages(
+        self, conversation_id: int, *, limit: int | None = None, before_position: int | None = None
+    ) -> list[StoredMessage]:
+        """Messages in order. With ``limit``: the last page (before ``before_position`` if given)."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredMessage]:
+            where, args = "conversation_id=?", [conversation_id]
+            if before_position is not None:
+                where += " AND position<?"
+                args.append(before_position)
+            if limit is None:
+                sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position"
+                return [message_from_row(r) for r in conn.execute(sql, args)]
+            sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position DESC LIMIT ?"
+            rows = conn.execute(sql, [*args, limit]).fetchall()
+            return [message_from_row(r) for r in reversed(rows)]
+
+        await self.flush()
+        return await self._db.read(op)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """One message by id (including any text still buffered from a stream)."""
+        await self.flush(message_id)
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?", (message_id,)
+            ).fetchone()
+        )
+        return None if row is None else message_from_row(row)
+
+    async def edit_message(
+        self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]]
+    ) -> None:
+        """Replace a message's content (edit-and-resend edits, then truncates after it)."""
+        text, parts = _content_columns(content)
+        await self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE messages SET content=?, content_parts=?, updated=? WHERE id=?",
+                (text, parts, time.time(), message_id),
+            )
+        )
+
+    async def delete_messages_from(self, conversation_id: int, position: int) -> int:
+        """Delete the messages at ``position`` and after (regenerate / edit-and-resend); returns how many."""
+        await self.flush()
+        return await self._db.write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM messages WHERE conversation_id=? AND position>=?",
+                    (conversation_id, position),
+                ).rowcount
+            )
+        )
+
+    async def import_message(self, conversation_id: int, fields: dict[str, Any]) -> int:
+        """Append a message as exported (see :mod:`.export`); ``streaming`` becomes ``interrupted``."""
+        values = dict(fields)
+        values["content"] = values.get("content") or ""
+        values["reasoning"] = values.get("reasoning") or ""
+        values["content_parts"] = _dumps(values.get("content_parts"))
+        values["tool_calls"] = _dumps(values.get("tool_calls"))
+        values["meta"] = _dumps(values.get("meta"))
+        if values.get("status") not in STATUSES or values.get("status") == "streaming":
+            values["status"] = "interrupted"
+        now = time.time()
+        values["created"] = values.get("created") or now
+        values["updated"] = values.get("updated") or values["created"]
+        return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+
+    async def set_conversation_times(self, conversation_id: int, created: float, updated: float) -> None:
+        """Restore a conversation's timestamps (import keeps the originals)."""
+        await self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE conversations SET created=?, updated=? WHERE id=?",
+                (created, updated, conversation_id),
+            )
+        )
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    async def begin_assistant_message(
+        self,
+        conversation_id: int,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+        role: str = "assistant",
+    ) -> int:
+        """Commit an empty reply row in status ``streaming`` and return its id."""
+        mid = await self.add_message(
+            conversation_id, role, "", provider=provider, model=model, endpoint=endpoint, status="streaming"
+        )
+        self._pending[mid] = _Pending()
+        return mid
+
+    async def append_partial(self, message_id: int, text_delta: str = "", reasoning_delta: str = "") -> None:
+        """Buffer a delta of a streaming reply; commits when enough time or text has gathered."""
+        pending = self._pending.get(message_id)
+        if pending is None:
+            raise StorageError(f"message {message_id} is not streaming")
+        if text_delta:
+            pending.content.append(text_delta)
+        if reasoning_delta:
+            pending.reasoning.append(reasoning_delta)
+        pending.chars += len(text_delta) + len(reasoning_delta)
+        due = time.monotonic() - pending.last_flush >= self.flush_interval
+        if due or pending.chars >= self.flush_chars:
+            await self.flush(message_id)
+        elif pending.timer is None and pending.chars:
+            # A stalled stream still gets its text committed within flush_interval.
+            loop = asyncio.get_running_loop()
+            pending.timer = loop.call_later(self.flush_interval, self._flush_later, message_id)
+
+    def _flush_later(self, message_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self.flush(message_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _take(self, message_id: int) -> tuple[str, str]:
+        pending = self._pending.get(message_id)
+        if pending is None:
+            return "", ""
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+        text, reasoning = "".join(pending.content), "".join(pending.reasoning)
+        pending.content.clear()
+        pending.reasoning.clear()
+        pending.chars = 0
+        pending.last_flush = time.monotonic()
+        return text, reasoning
+
+    async def flush(self, message_id: int | None = None) -> None:
+        """Commit buffered stream text now (one message, or every streaming one)."""
+        ids = [message_id] if message_id is not None else list(self._pending)
+        for mid in ids:
+            text, reasoning = self._take(mid)
+            if text or reasoning:
+                job = functools.partial(_append, message_id=mid, text=text, reasoning=reasoning)
+                await self._db.write(job)
+
+    async def finish_message(
+        self,
+        message_id: int,
+        status: str = "complete",
+        *,
+        usage: Usage | None = None,
+        timings: Timings | None = None,
+        cost: float | None = None,
+        tool_calls: Sequence[ToolCall | dict[str, Any]] | None = None,
+        error: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        endpoint: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Commit the rest of a streamed reply with its final status, usage, speed and cost.
+
+        ``provider``/``endpoint``/``model`` replace the ones given at the start when the reply
+        came from elsewhere (a fallback); None keeps them.
+        """
+        if status not in STATUSES or status == "streaming":
+            raise StorageError(f"cannot finish a message with status {status!r}")
+        text, reasoning = self._take(message_id)
+        self._pending.pop(message_id, None)
+        values = {
+            "status": status,
+            "error": redact(error) if error else None,
+            "cost": cost,
+            "tool_calls": _tool_calls_json(tool_calls),
+            "model": model,
+            "provider": provider,
+            "endpoint": endpoint,
+            "meta": _dumps(meta),
+            **_usage_columns(usage, timings),
+        }
+
+        def op(conn: sqlite3.Connection) -> None:
+            _append(conn, message_id, text, reasoning)
+            sets = ", ".join(f"{k}=coalesce(?, {k})" for k in values)
+            conn.execute(
+                f"UPDATE messages SET {sets}, updated=? WHERE id=?",
+                (*values.values(), time.time(), message_id),
+            )
+
+        await self._db.write(op)
+
+    # -- search, lifecycle ---------------------------------------------------------------------
+
+    async def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Full-text search across every chat; any user text is safe (see :mod:`.search`)."""
+        return await self._db.read(lambda conn: search_sync(conn, query, limit))
+
+    async def usage(
+        self, group_by: str = "provider", *, conversation_id: int | None = None, since: float | None = None
+    ) -> list[UsageRow]:
+        """Token and cost totals of replies, grouped (see :mod:`.usage`)."""
+        await self.flush()
+        return await self._db.read(lambda conn: usage_sync(conn, group_by, conversation_id, since))
+
+    async def verify(self) -> str | None:
+        """Run SQLite's quick_check (off the loop); None when healthy, else what it found.
+
+        :func:`open_store` skips this for large files to keep start-up fast; the app calls it
+        once the window is shown and, on a problem, offers to start over (the damaged file is
+        then moved aside on the next open, see :func:`victor_gui.storage.opening.open_store`).
+        """
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            try:
+                result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                return str(exc)
+            return None if result == "ok" else str(result)
+
+        return await self._db.read(op)
+
+    async def close(self) -> None:
+        """Commit buffered stream text, drain writes, close the database."""
+        if self._db.closed:
+            return
+        await self.flush()
+        for task in list(self._tasks):
+            await task
+        await self._db.close()
+
+
+def _usage_columns(usage: Usage | None, timings: Timings | None) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "cached_tokens": usage.cached_tokens if usage else None,
+        "ttft_ms": timings.ttft_ms if timings else None,
+        "tokens_per_second": timings.tokens_per_second if timings else None,
+    }
+
+
+def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict[str, Any]) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(position), -1) + 1 FROM messages WHERE conversation_id=?", (conversation_id,)
+    ).fetchone()
+    values = {"conversation_id": conversation_id, "position": row[0], **values}
+    cur = conn.execute(
+        f"INSERT INTO messages({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        tuple(values.values()),
+    )
+    conn.execute("UPDATE conversations SET updated=? WHERE id=?", (values["updated"], conversation_id))
+    return int(cur.lastrowid or 0)
+
+
+def _append(conn: sqlite3.Connection, message_id: int, text: str, reasoning: str) -> None:
+    if text or reasoning:
+        conn.execute(
+            "UPDATE messages SET content=content||?, reasoning=reasoning||?, updated=? WHERE id=?",
+            (text, reasoning, time.time(), message_id),
+        )
