@@ -140,6 +140,7 @@ def smoke(
             raise BuildError(f"--version printed {out!r}, expected 'victor-gui {version}'")
         done.append("version")
         help_text = run([str(cli), "--help"], timeout=timeout, env=env).stdout
+        done += _headless_parity(cli, help_text, env, timeout)
         if "--self-test" not in help_text:
             msg = "the app has no --self-test yet (victor-gui --help does not list it)"
             if require_self_test:
@@ -155,6 +156,42 @@ def smoke(
         run([str(gui), "--self-test"], timeout=timeout, env=env)
         done.append("self-test (gui)")
     print("smoke ok:", ", ".join(done), flush=True)
+    return done
+
+
+# Headless commands whose JSON must come out the same frozen and from source: they load every
+# provider row, the keyring backends, the model manager and psutil, which is where a bundle
+# missing a module (found only by name at run time) or package metadata shows it.
+PARITY_COMMANDS = {
+    "providers": (["providers", "--json"], lambda d: d),
+    "doctor": (
+        ["doctor", "--no-scan", "--no-defaults", "--json"],
+        lambda d: {
+            "gpus": d["hardware"]["gpus"],
+            "notes": d["hardware"]["notes"],
+            "ram": sorted(d["hardware"]["ram"]),
+            "endpoints": d["endpoints"],
+        },
+    ),
+}
+
+
+def _headless_parity(cli: Path, help_text: str, env: dict[str, str], timeout: float) -> list[str]:
+    """Run each parity command the app has, frozen and with this Python, and compare."""
+    import json
+
+    done = []
+    for name, (argv, view) in PARITY_COMMANDS.items():
+        if f"    {name}" not in help_text:
+            print(f"SKIP {name}: the app has no `{name}` command", flush=True)
+            continue
+        frozen = view(json.loads(run([str(cli), *argv], timeout=timeout, env=env).stdout))
+        source = view(
+            json.loads(run([sys.executable, "-m", "victor_gui", *argv], timeout=timeout, env=env).stdout)
+        )
+        if frozen != source:
+            raise BuildError(f"`{name}` differs frozen vs source:\nfrozen: {frozen}\nsource: {source}")
+        done.append(name)
     return done
 
 
