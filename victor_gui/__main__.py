@@ -9,25 +9,33 @@ from collections.abc import Sequence
 from victor_gui import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_commands: bool = True) -> argparse.ArgumentParser:
+    """The CLI. ``with_commands=False`` leaves the headless subcommands out: importing them
+    costs more than the window's own start-up, and a plain launch does not need them."""
     parser = argparse.ArgumentParser(prog="victor-gui", description="Victor GUI: local-first LLM chat")
     parser.add_argument("--version", action="version", version=f"victor-gui {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="open the window, wait for the first paint, close, exit 0 (smoke test)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from victor_gui.manager.cli import add_manager_commands  # Qt-free; `providers`, `doctor`
-    from victor_gui.modelmgr.cli import add_fit_command  # Qt-free; heavy imports wait for the handler
+    if with_commands:
+        from victor_gui.manager.cli import add_manager_commands  # Qt-free; `providers`, `doctor`
+        from victor_gui.modelmgr.cli import add_fit_command  # Qt-free; heavy imports wait for the handler
 
-    add_manager_commands(commands)
-    add_fit_command(commands)
+        add_manager_commands(commands)
+        add_fit_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Subcommands are only loaded when a word that could name one (or --help) is present.
+    wants_commands = any(not w.startswith("-") or w in ("-h", "--help") for w in words)
+    parser = build_parser(with_commands=wants_commands)
+    args = parser.parse_args(words)
     if args.command is None:
         from victor_gui.ui.app import run_app  # Qt is imported only when the window is wanted
 
-        return run_app()
+        return run_app(self_test=args.self_test)
     handler = getattr(args, "handler", None)
     if handler is not None:
         return int(handler(args))

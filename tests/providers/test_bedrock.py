@@ -1,21 +1,19 @@
-"""AWS Bedrock (Converse) against the simulator: SigV4 (checked against AWS's published test
-vectors, then end to end), bearer API keys, payloads, event-stream decoding, tools, usage,
-guardrails, fault matrix."""
+"""AWS Bedrock (Converse) against the simulator: botocore SigV4 end to end, bearer API keys,
+payloads, event-stream decoding, tools, usage, guardrails, fault matrix. Where credentials come
+from (environment, shared files, a missing botocore) is in ``test_bedrock_auth.py``."""
 
 from __future__ import annotations
 
-import datetime
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from tests.providers import cloud_faults as cf
 from tests.providers.cloud_sims import FAST, Sleeps, collect, posts, reasoning_of, text_of
 from tests.servers.base import Script, ScriptedToolCall, SimServer
-from tests.servers.bedrock import frame, make_server
+from tests.servers.bedrock import AwsKeys, frame, make_server
 from victor_gui.errors import (
     ContentFilterError,
     InvalidResponseError,
@@ -24,12 +22,11 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.protocols.bedrock import BedrockProvider
 from victor_gui.providers.protocols.eventstream import iter_frames
-from victor_gui.providers.protocols.sigv4 import Credentials, sign
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
 
-CREDS = Credentials("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
+CREDS = AwsKeys("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
 MODEL = "anthropic.claude-sim-v1:0"
 TOOL = ToolDefinition(
     name="lookup",
@@ -37,41 +34,24 @@ TOOL = ToolDefinition(
     parameters={"type": "object", "properties": {"q": {"type": "string"}}},
 )
 
-# AWS's SigV4 test suite (get-vanilla, get-vanilla-query-order-key-case, post-vanilla).
-AWS_EXAMPLE = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-VECTORS = [
-    (
-        "GET",
-        "https://example.amazonaws.com/",
-        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
-    ),
-    (
-        "GET",
-        "https://example.amazonaws.com/?Param2=value2&Param1=value1",
-        "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
-    ),
-    (
-        "POST",
-        "https://example.amazonaws.com/",
-        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
-    ),
-]
 
-
-@pytest.mark.parametrize(("method", "url", "signature"), VECTORS)
-def test_sigv4_matches_aws_test_vectors(method: str, url: str, signature: str) -> None:
-    request = httpx.Request(method, url)
-    sign(
-        request,
-        AWS_EXAMPLE,
-        region="us-east-1",
-        service="service",
-        now=datetime.datetime(2015, 8, 30, 12, 36, 0),
-    )
-    assert request.headers["authorization"] == (
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-        f"SignedHeaders=host;x-amz-date, Signature={signature}"
-    )
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the machine's own AWS setup (keys, profiles, instance metadata) leaks in."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -344,3 +324,21 @@ async def test_faults_after_output(h: cf.Harness, fault: str) -> None:
 async def test_scenarios(h: cf.Harness, scenario: str) -> None:
     await cf.SCENARIOS[scenario](h)
     await h.provider.close()
+
+
+async def test_event_stream_hostile_frames_are_bounded_errors() -> None:
+    def prelude(total: int, header_len: int) -> bytes:
+        head = struct.pack(">II", total, header_len)
+        return head + struct.pack(">I", zlib.crc32(head))
+
+    # A frame claiming 1 GiB is refused from its prelude, before any of it is buffered.
+    with pytest.raises(InvalidResponseError, match="not plausible"):
+        [f async for f in iter_frames(_chunks(prelude(1 << 30, 0) + b"x" * 64, 16))]
+    # A total too small for its own headers.
+    with pytest.raises(InvalidResponseError, match="not plausible"):
+        [f async for f in iter_frames(_chunks(prelude(20, 100) + b"\0" * 8, 16))]
+    # Checksums forged correctly around headers that run past their end.
+    body = prelude(16 + 3, 3) + b"\x05ab"
+    raw = body + struct.pack(">I", zlib.crc32(body))
+    with pytest.raises(InvalidResponseError, match="headers"):
+        [f async for f in iter_frames(_chunks(raw, 5))]

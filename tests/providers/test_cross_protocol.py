@@ -26,8 +26,8 @@ from tests.servers import gemini as gemini_sim
 from tests.servers import ollama as ollama_sim
 from tests.servers import vllm as vllm_sim
 from tests.servers.base import Script, ScriptedToolCall, SimServer
+from tests.servers.bedrock import AwsKeys
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.protocols.sigv4 import Credentials
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 
@@ -35,7 +35,7 @@ ANT_KEY = "sk-ant-api03-crossprotocol0001"
 GEM_KEY = "AIzaSyD-crossprotocol-000001"
 TOKEN = "ya29.cross-protocol-token-0001"
 AZ_KEY = "azure-cross-protocol-key-0001"
-AWS = Credentials("AKIACROSSPROTOCOL001", "cross/protocol/secret/00000000000000000")
+AWS = AwsKeys("AKIACROSSPROTOCOL001", "cross/protocol/secret/00000000000000000")
 TOOLS = [
     ToolDefinition(
         name="search",

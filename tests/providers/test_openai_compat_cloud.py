@@ -13,7 +13,7 @@ from victor_gui.errors import MissingAPIKeyError, ProviderAuthError
 from victor_gui.providers.catalog import SPECS
 from victor_gui.providers.http import CLOUD_TIMEOUTS, LOCAL_TIMEOUTS
 from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
-from victor_gui.providers.protocols.openai_payload import NO_RESULT
+from victor_gui.providers.protocols.tool_history import NO_RESULT
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 

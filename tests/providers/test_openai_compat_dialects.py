@@ -166,7 +166,8 @@ async def test_image_payload_shape(dialect: str) -> None:
 
 async def test_image_to_a_text_only_model_is_refused_before_sending(dialect: str) -> None:
     msg = Message(role="user", content=[TextPart(text="see"), ImagePart.from_bytes(b"img")])
-    with running(dialect) as server:
+    # llama-server reports its projector in /props; this one has none, like the table says.
+    with running(dialect, vision=False) as server:
         async with make_provider(dialect, server) as provider:
             assert not provider.supports_vision("sim-model")
             with pytest.raises(BadRequestError, match="does not take images"):
@@ -207,3 +208,4 @@ async def test_text_tool_fallback_when_server_rejects_tools(dialect: str) -> Non
         # chat: rejected once with tools, then once without; stream: remembered, no tools at all
         assert ["tools" in b for b in bodies] == [True, False, False]
         assert "get_weather" in bodies[1]["messages"][0]["content"]
+

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "azure": "tests.servers.azure:make_server",
     "bedrock": "tests.servers.bedrock:make_server",
     "replicate": "tests.servers.replicate:make_server",
+    "hf_tgi": "tests.servers.hf_tgi:make_server",
 }
 
 

@@ -1,7 +1,7 @@
 """AWS Bedrock runtime simulator: ``POST /model/{modelId}/converse``, ``/converse-stream``, and the
 control plane's ``GET /foundation-models``.
 
-Faithful to what a client observes: SigV4 ``Authorization`` checked against the request as it
+Faithful to what a client observes: SigV4 ``Authorization`` re-computed with botocore over the request as it
 arrived (a changed body or header fails like AWS's ``InvalidSignatureException``), bearer API
 keys, errors as ``{"message": ...}`` with an ``x-amzn-ErrorType`` header and the status per
 exception, ConverseStream as binary event-stream frames (``:event-type`` / ``:message-type``
@@ -11,20 +11,21 @@ roles and toolUse/toolResult pairing.
 
 from __future__ import annotations
 
-import datetime
+import hmac
 import json
 import re
 import struct
 import uuid
 import zlib
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 
 from tests.servers.base import Fault, RecordedRequest, Script, SimHandler, SimServer
 from tests.servers.quiet import quiet_disconnects
-from victor_gui.providers.protocols.sigv4 import Credentials, sign
 
 _MODEL = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream)$")
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -32,6 +33,35 @@ _AUTH = re.compile(
     r"Credential=(?P<akid>[^/]+)/(?P<day>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, "
     r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<sig>[0-9a-f]{64})"
 )
+
+
+@dataclass(frozen=True)
+class AwsKeys:
+    """The key pair the simulator accepts (``token`` is never checked, only signed)."""
+
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+def expected_signature(
+    keys: AwsKeys,
+    *,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    amz_date: str,
+    region: str,
+    service: str,
+) -> str:
+    """The signature AWS would compute for this request as received: botocore's SigV4 over the
+    signed headers only, at the request's own ``X-Amz-Date``."""
+    request = AWSRequest(method=method, url=url, headers=headers, data=body)
+    request.context["timestamp"] = amz_date
+    signer = SigV4Auth(keys, service, region)
+    canonical = signer.canonical_request(request)
+    return str(signer.signature(signer.string_to_sign(request, canonical), request))
 
 
 def frame(headers: dict[str, str], payload: bytes) -> bytes:
@@ -117,7 +147,7 @@ class BedrockHandler(SimHandler):
                 "Invalid API Key format: Must start with pre-defined prefix",
             )
             return False
-        creds: Credentials | None = self.server.options.get("credentials")
+        creds: AwsKeys | None = self.server.options.get("credentials")
         if creds is None:
             return True
         match = _AUTH.search(auth)
@@ -130,16 +160,21 @@ class BedrockHandler(SimHandler):
             )
             return False
         names = match["signed"].split(";")
-        headers = {n: self.headers.get(n, "") for n in names}
-        request = httpx.Request(
-            self.command,
-            f"http://{headers.get('host', '')}{self.path}",
-            headers=headers,
-            content=self.raw_body,
+        amz_date = self.headers.get("x-amz-date", "")
+        if "x-amz-date" not in names or amz_date[:8] != match["day"]:
+            self.aws_error(403, "IncompleteSignatureException", "Date must be signed and match the scope")
+            return False
+        wanted = expected_signature(
+            creds,
+            method=self.command,
+            url=f"http://{self.headers.get('host', '')}{self.path}",
+            headers={n: self.headers.get(n, "") for n in names},
+            body=self.raw_body,
+            amz_date=amz_date,
+            region=match["region"],
+            service=match["service"],
         )
-        when = datetime.datetime.strptime(self.headers.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ")
-        sign(request, creds, region=match["region"], service=match["service"], now=when)
-        if _AUTH.search(request.headers["authorization"])["sig"] != match["sig"]:  # type: ignore[index]
+        if not hmac.compare_digest(wanted, match["sig"]):
             self.aws_error(
                 403,
                 "InvalidSignatureException",
@@ -378,7 +413,7 @@ class BedrockHandler(SimHandler):
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
-    """A Bedrock simulator. ``credentials=Credentials(...)`` enforces SigV4 with that key pair;
+    """A Bedrock simulator. ``credentials=AwsKeys(...)`` enforces SigV4 with that key pair;
     ``bearer=`` accepts a Bedrock API key; ``cache_read=`` the cached prompt tokens;
     ``stop_reason=`` (e.g. ``guardrail_intervened``) how every reply ends."""
     if "model" not in options:

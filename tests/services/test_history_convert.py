@@ -3,8 +3,19 @@ name), orphans kept as user notes, unanswered calls answered, reasoning never re
 
 from __future__ import annotations
 
+from victor_gui.providers.protocols.tool_history import (
+    IMAGE_OMITTED,
+    NO_RESULT,
+    RepairedHistory,
+    repair_history,
+)
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall
-from victor_gui.services.history_convert import IMAGE_OMITTED, NO_RESULT, prepare_history
+
+
+def prepare_history(messages: list[Message], *, vision: bool = True) -> RepairedHistory:
+    """What the session service sends: the one repair, in replay mode."""
+    return repair_history(messages, vision=vision, replay=True)
+
 
 PNG = ImagePart.from_bytes(b"\x89PNG\r\n\x1a\n", "image/png")
 

@@ -1,2 +1,3 @@
 """Test-support code that is not a test: the llama.cpp server build, tiny GGUF models, server
-fixtures, response-shape helpers and the memory ground-truth writer."""
+fixtures, response-shape helpers, the memory ground-truth writer, and a llama.cpp simulator
+that records clients leaving mid-stream."""

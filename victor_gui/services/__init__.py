@@ -1,1 +1,1 @@
-"""Qt-free application services: what the UI drives (chat sessions, ...)."""
+"""Qt-free application services: what the UI drives (chat sessions, one streamed reply, ...)."""

@@ -13,9 +13,10 @@ crash never loses what already arrived:
   token counts and cost (``meta`` adds fallback attempts and trimming, see below).
 
 What goes to the model (:meth:`ChatSession._request`): the stored history without notes,
-repaired for any protocol (:mod:`.history_convert`), then trimmed to the model's context window
-(:mod:`.context_trim`, window from :mod:`.context_window`). A request that had to leave turns
-out adds a visible ``trim`` note (:mod:`.notes`) when the count changed since the last one.
+repaired for any protocol (``tool_history.repair_history`` with ``replay=True``), then trimmed to
+the model's context window (:mod:`.context_trim`, window from :mod:`.context_window`). A request
+that had to leave turns out adds a visible ``trim`` note (:mod:`.notes`) when the count changed
+since the last one.
 
 Switching (:meth:`ChatSession.switch`) stores a ``switch`` note, closes the old provider and
 keeps the whole history. Fallback (:mod:`.fallback`): the session's provider, then each
@@ -36,12 +37,12 @@ from typing import Any
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import ContentPart, Message, Usage
 from victor_gui.services import costs, notes
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
-from victor_gui.services.history_convert import prepare_history
 from victor_gui.services.reply_types import (
     Progress,
     ReplyEvent,
@@ -261,10 +262,10 @@ class ChatSession:
             prompt = await self._system_prompt()
             if prompt:
                 history = [Message(role="system", content=prompt), *history]
-        prepared = prepare_history(history, vision=provider.supports_vision(model))
+        prepared = repair_history(history, vision=provider.supports_vision(model), replay=True)
         window = await self._window(provider, model, primary)
         trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
-        return RequestPlan(trim.messages, trim, window, {k: v for k, v in prepared.repairs.items() if v})
+        return RequestPlan(trim.messages, trim, window, prepared.changes)
 
     async def _note_trim(self, request: RequestPlan, stored: list[StoredMessage]) -> int | None:
         """Store a ``trim`` note when turns are left out and the count changed since the last."""

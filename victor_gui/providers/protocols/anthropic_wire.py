@@ -15,7 +15,7 @@ import httpx
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
-from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_tool_history
+from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_history
 from victor_gui.providers.streaming import iter_sse
 from victor_gui.providers.types import (
     CompletionResponse,
@@ -118,7 +118,7 @@ def convert_messages(
     merged, so consecutive tool results become one user turn with its ``tool_result`` blocks
     first, as the API requires.
     """
-    repaired, _ = repair_tool_history(messages)
+    repaired = repair_history(messages).messages
     system_parts: list[str] = []
     turns: list[dict[str, Any]] = []
     for message in repaired:

@@ -1,18 +1,17 @@
 """AWS Bedrock through the Converse API (``POST /model/{modelId}/converse`` and
-``/converse-stream``), over httpx with SigV4 signing.
+``/converse-stream``), over httpx, signed with botocore's SigV4.
 
-The stream is AWS's binary event-stream, decoded from the async byte stream (Victor iterated
-botocore's blocking EventStream on the event loop). Credentials, in order: an explicit
-``api_key`` or ``AWS_BEARER_TOKEN_BEDROCK`` (a Bedrock API key, sent as a bearer token);
-``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token``; the ``AWS_*`` variables;
-then botocore's chain (profiles, SSO, web identity) when the optional ``bedrock`` extra is
-installed, run in an executor. Region: ``region``, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else
-``us-east-1``.
+The stream is AWS's binary event-stream, decoded from the async byte stream by
+:mod:`.eventstream` (Victor iterated botocore's blocking EventStream on the event loop). Auth: an
+explicit ``api_key`` or ``AWS_BEARER_TOKEN_BEDROCK`` (a Bedrock API key, sent as a bearer token,
+no botocore needed); otherwise SigV4 with ``aws_access_key_id``/``aws_secret_access_key``/
+``aws_session_token`` or botocore's standard credential chain (:mod:`.bedrock_auth`, the optional
+``bedrock`` extra). Region: ``region``, ``AWS_REGION``, the AWS config (``AWS_DEFAULT_REGION``,
+the profile), else ``us-east-1``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -23,13 +22,11 @@ from urllib.parse import quote
 import httpx
 
 from victor_gui.core.redact import register_secret
-from victor_gui.errors import MissingAPIKeyError, ModelNotFoundError, ProviderError
+from victor_gui.errors import ModelNotFoundError, ProviderError
+from victor_gui.providers.protocols.bedrock_auth import AwsAuth
 from victor_gui.providers.protocols.bedrock_wire import BedrockStreamDecoder, build_payload, parse_converse
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
-from victor_gui.providers.protocols.sigv4 import Credentials, botocore_credentials, env_credentials, sign
 from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
-
-SIGNING_NAME = "bedrock"  # the runtime and control-plane APIs both sign as "bedrock"
 
 
 class BedrockProvider(CloudProvider):
@@ -51,17 +48,14 @@ class BedrockProvider(CloudProvider):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        env = os.environ
-        self.region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        self.profile_name = profile_name or env.get("AWS_PROFILE")
-        for secret in (aws_secret_access_key, aws_session_token):
-            register_secret(secret)
-        self._explicit = (
-            Credentials(aws_access_key_id, aws_secret_access_key, aws_session_token)
-            if aws_access_key_id and aws_secret_access_key
-            else None
+        self.auth = AwsAuth(
+            self.name,
+            region=region,
+            profile_name=profile_name,  # None: botocore reads AWS_PROFILE
+            access_key=aws_access_key_id,
+            secret_key=aws_secret_access_key,
+            session_token=aws_session_token,
         )
-        self._creds: Credentials | None = None
         self.control_url = control_url
 
     def supports_reasoning(self, model: str | None = None) -> bool:
@@ -69,39 +63,20 @@ class BedrockProvider(CloudProvider):
 
     # -- where and how -----------------------------------------------------------------------------
 
-    def runtime_url(self) -> str:
-        return (self.base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com").rstrip("/")
+    async def runtime_url(self) -> str:
+        """The runtime endpoint: ``base_url`` when given, else the region's (resolved off the loop)."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"https://bedrock-runtime.{await self.auth.region()}.amazonaws.com"
 
-    def model_url(self, model: str, action: str) -> str:
+    async def model_url(self, model: str, action: str) -> str:
         # Model ids and ARNs carry ':' and '/', which belong inside one path segment.
-        return f"{self.runtime_url()}/model/{quote(model, safe='')}/{action}"
+        return f"{await self.runtime_url()}/model/{quote(model, safe='')}/{action}"
 
     def _bearer(self) -> str | None:
         token = self.api_key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
         register_secret(token)
         return token or None
-
-    async def _credentials(self) -> Credentials:
-        if self._explicit is not None:
-            return self._explicit
-        found = env_credentials()
-        if found is None and self._creds is None:
-            # botocore's chain may read files or call STS/SSO: never on the event loop.
-            found = await asyncio.get_running_loop().run_in_executor(
-                None, botocore_credentials, self.profile_name
-            )
-            self._creds = found
-        found = found or self._creds
-        if found is None:
-            raise MissingAPIKeyError(
-                "No AWS credentials for Bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                'AWS_BEARER_TOKEN_BEDROCK, or configure a profile (pip install "victor_gui[bedrock]" '
-                "for profiles and SSO)",
-                self.name,
-            )
-        register_secret(found.secret_key)
-        register_secret(found.session_token)
-        return found
 
     async def _headers(self, *, stream: bool = False) -> dict[str, str]:
         headers = {
@@ -112,12 +87,12 @@ class BedrockProvider(CloudProvider):
         if bearer:
             headers["authorization"] = f"Bearer {bearer}"
         else:
-            await self._credentials()  # fail before any I/O when there are none
+            await self.auth.require()  # no botocore or no credentials: fail before any I/O
         return headers
 
     async def prepare(self, request: httpx.Request) -> None:
         if "authorization" not in request.headers:
-            sign(request, await self._credentials(), region=self.region, service=SIGNING_NAME)
+            await self.auth.sign(request)
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -163,7 +138,12 @@ class BedrockProvider(CloudProvider):
             return parse_converse(data, clock, provider=self.name, model=model)
 
         result: CompletionResponse = await self._retrying_json(
-            "POST", self.model_url(model, "converse"), headers=headers, body=body, model=model, parse=parse
+            "POST",
+            await self.model_url(model, "converse"),
+            headers=headers,
+            body=body,
+            model=model,
+            parse=parse,
         )
         return result
 
@@ -183,7 +163,7 @@ class BedrockProvider(CloudProvider):
             messages, temperature=temperature, max_tokens=max_tokens, tools=tools, kwargs=kwargs
         )
         chunks = self._retrying_stream(
-            self.model_url(model, "converse-stream"),
+            await self.model_url(model, "converse-stream"),
             headers=headers,
             body=body,
             model=model,
@@ -195,7 +175,7 @@ class BedrockProvider(CloudProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         """Text models from the control plane's ``GET /foundation-models``."""
-        base = self.control_url or self.runtime_url().replace("bedrock-runtime.", "bedrock.", 1)
+        base = self.control_url or (await self.runtime_url()).replace("bedrock-runtime.", "bedrock.", 1)
         headers = await self._headers()
         data = await self._retrying_json(
             "GET", f"{base.rstrip('/')}/foundation-models?byOutputModality=TEXT", headers=headers

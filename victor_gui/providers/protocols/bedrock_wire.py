@@ -20,7 +20,7 @@ from victor_gui.errors import ContentFilterError, InvalidResponseError, Provider
 from victor_gui.providers.http import classify_http_error
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.eventstream import iter_frames
-from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_tool_history
+from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_history
 from victor_gui.providers.types import (
     CompletionResponse,
     ImagePart,
@@ -51,7 +51,7 @@ CONTINUED = "(conversation continued)"
 
 def convert(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(``system`` blocks, alternating ``messages``) for Converse."""
-    repaired, _ = repair_tool_history(messages)
+    repaired = repair_history(messages).messages
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for message in repaired:

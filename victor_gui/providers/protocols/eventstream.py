@@ -2,6 +2,11 @@
 from an async byte stream, so Bedrock's ConverseStream never iterates a blocking reader on the
 event loop.
 
+Kept rather than ``botocore.eventstream.EventStreamBuffer`` (which does parse incrementally):
+that buffer re-concatenates its whole ``bytes`` buffer on every chunk (quadratic on a large
+frame fed in small pieces), does not check that a prelude's total length covers its own headers,
+and would make botocore a requirement for Bedrock API-key users, who need no SigV4.
+
 A frame is: total length (u32), headers length (u32), prelude CRC32 (u32), headers, payload,
 message CRC32 (u32), all big-endian. A header is a name (u8 length + bytes), a type byte and a
 value; Bedrock uses string headers (type 7: u16 length + bytes) for ``:event-type``,
@@ -90,7 +95,11 @@ async def iter_frames(chunks: AsyncIterator[bytes], *, provider: str | None = No
             (message_crc,) = struct.unpack_from(">I", frame, total - 4)
             if zlib.crc32(frame[:-4]) != message_crc:
                 raise InvalidResponseError("Event-stream message checksum mismatch", provider)
-            headers = _headers(frame[12 : 12 + header_len], provider)
+            try:
+                headers = _headers(frame[12 : 12 + header_len], provider)
+            except (IndexError, struct.error, UnicodeDecodeError) as exc:
+                # A frame whose checksums a hostile peer forged can still lie about its headers.
+                raise InvalidResponseError(f"Malformed event-stream headers: {exc}", provider) from exc
             yield Frame(headers, frame[12 + header_len : -4])
     if buffer:
         raise InvalidResponseError(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from victor_gui.errors import ContentFilterError
-from victor_gui.providers.protocols.tool_history import repair_tool_history
+from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import (
     ImagePart,
     Message,
@@ -138,7 +138,7 @@ def convert_contents(
     messages: list[Message], *, signature_for: Callable[[str], str | None] | None = None
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(``systemInstruction`` or None, ``contents``) from neutral messages."""
-    repaired, _ = repair_tool_history(messages)
+    repaired = repair_history(messages).messages
     system: list[str] = []
     contents: list[dict[str, Any]] = []
     call_order: dict[str, tuple[int, str]] = {}  # call id -> (position in its turn, function name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from victor_gui.providers.protocols.tool_history import repair_tool_history
+from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import (
     Message,
     Timings,
@@ -42,7 +42,7 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """
     names_by_id: dict[str, str] = {}
     out: list[dict[str, Any]] = []
-    messages, _ = repair_tool_history(messages)
+    messages = repair_history(messages).messages
     for message in messages:
         role = {"developer": "system", "function": "tool"}.get(message.role, message.role)
         entry: dict[str, Any] = {"role": role, "content": message.text}

@@ -18,11 +18,14 @@ Decisions worth knowing:
   so in ``metadata["tools_omitted"]``.
 * Conversation repairs (orphan tool results/calls) are listed in ``metadata["repaired"]``;
   Groq-size trimming in ``metadata["trimmed"]``.
+* Hugging Face models that need the serverless text-generation route (``hf_route=`` on the
+  request or in the capabilities table) are served by :mod:`.hf_tgi` instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -51,6 +54,7 @@ from victor_gui.providers.http import (
     transport_error,
 )
 from victor_gui.providers.keys import key_hint, resolve_api_key
+from victor_gui.providers.protocols.hf_tgi import TextGenerationRoute, wanted_route
 from victor_gui.providers.protocols.openai_models import models_from_payload
 from victor_gui.providers.protocols.openai_payload import (
     RequestPlan,
@@ -131,6 +135,8 @@ class OpenAICompatProvider(BaseProvider):
         self.default_timeouts = LOCAL_TIMEOUTS if spec.is_local else CLOUD_TIMEOUTS
         self._active_base: str | None = None
         self._no_native_tools: set[str] = set()
+        # What a llama-server told us about image input (``/props`` modalities.vision), per base.
+        self._server_vision: dict[str, bool] = {}
 
     # -- identity and capabilities -------------------------------------------------------------
 
@@ -152,12 +158,39 @@ class OpenAICompatProvider(BaseProvider):
         """From the capabilities table; ``vision=`` at construction overrides it (custom endpoints)."""
         if self.extra.get("vision") is not None:
             return bool(self.extra["vision"])
+        if self._active_base in self._server_vision:  # the server's own word beats the table
+            return self._server_vision[self._active_base]
         caps = self._capabilities(model)
         return caps is not None and caps.vision
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         caps = self._capabilities(model)
         return caps is not None and (caps.reasoning or caps.thinking_mode or quirks.is_reasoner(model or ""))
+
+    async def _learn_server_vision(self, messages: list[Message]) -> None:
+        """Ask llama-server whether it takes images before sending any.
+
+        Without a projector (``--mmproj``) llama-server answers an image with HTTP 500, which
+        would read as a retryable server failure; ``/props`` says so up front (servers.md 4.4).
+        """
+        if "llamacpp" not in self.spec.quirks or self.extra.get("vision") is not None:
+            return
+        if not any(m.images for m in messages):
+            return
+        try:
+            response = await self._send("GET", "//props")
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            if not response.is_success:
+                return
+            data = json.loads(raw)
+        except (ProviderError, httpx.HTTPError, ValueError):
+            return  # the request itself will report what is wrong
+        modalities = data.get("modalities") if isinstance(data, dict) else None
+        if isinstance(modalities, dict) and "vision" in modalities and self._active_base:
+            self._server_vision[self._active_base] = bool(modalities["vision"])
 
     def _native_tools_allowed(self, model: str) -> bool:
         """Native ``tools`` unless the table says no or the server refused them earlier."""
@@ -297,6 +330,16 @@ class OpenAICompatProvider(BaseProvider):
     ) -> CompletionResponse:
         """POST ``/chat/completions`` and return the whole reply (retried per the policy)."""
         self._require_key()
+        if wanted_route(self.name, model, kwargs):
+            return await TextGenerationRoute(self).chat(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                kwargs=kwargs,
+            )
+        await self._learn_server_vision(messages)
         plan = self._plan(messages, model, temperature, max_tokens, tools, False, kwargs)
         try:
             return await self._retrying(plan)
@@ -383,6 +426,20 @@ class OpenAICompatProvider(BaseProvider):
         Retried only until the first chunk reached the caller (see ``stream_with_retry``).
         """
         self._require_key()
+        if wanted_route(self.name, model, kwargs):
+            route = TextGenerationRoute(self).stream(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                kwargs=kwargs,
+            )
+            async with aclosing(cast(AsyncGenerator[StreamChunk, None], route)) as routed:
+                async for chunk in routed:
+                    yield chunk
+            return
+        await self._learn_server_vision(messages)
         state = {"plan": self._plan(messages, model, temperature, max_tokens, tools, True, kwargs)}
         chunks = stream_with_retry(
             lambda: stream_once(self, state),

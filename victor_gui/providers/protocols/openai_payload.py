@@ -1,15 +1,9 @@
 """Building OpenAI chat-completions request bodies from the neutral types.
 
-Conversation repair (documented behaviour, never silent):
-
-* A tool result whose call is not in the conversation (or was already answered) becomes a
-  *user* note ``[Result of tool <name/id>, whose call is not in this conversation]: …``:
-  OpenAI-compatible servers reject a ``tool`` message that does not follow its call.
-* An assistant tool call that gets no result before the next turn is answered with a
-  synthetic ``tool`` message ``(no result: the tool was not run)``, for the same reason.
-* An empty tool result is sent as ``(no output)`` (DeepSeek rejects empty tool content).
-
-The counts of repairs are returned so the caller can put them in the response metadata.
+The conversation is repaired first by :func:`.tool_history.repair_history` (orphan results as
+user notes, unanswered calls answered, ids unique, empty results ``(no output)``): OpenAI-compatible
+servers reject a ``tool`` message that does not follow its call and an unanswered call. The
+repairs made are returned so the caller can put them in the response metadata.
 """
 
 from __future__ import annotations
@@ -20,11 +14,9 @@ from typing import Any
 
 from victor_gui.errors import BadRequestError, ProviderError
 from victor_gui.providers import quirks
+from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.tool_parsing import tools_as_system_prompt
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolDefinition
-
-NO_RESULT = "(no result: the tool was not run)"
-NO_OUTPUT = "(no output)"
 
 # Error texts that mean "this model/server cannot take a tools field" (Ollama-style, llama.cpp
 # without --jinja, vLLM without a tool parser): retry once with the tools described as text.
@@ -99,37 +91,14 @@ def to_openai_messages(
     model: str,
     keep_developer: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Convert and repair a conversation; returns (messages, repair counts)."""
+    """Repair and convert a conversation; returns (messages, the repairs that were made)."""
+    repaired = repair_history(messages)
     out: list[dict[str, Any]] = []
-    repairs = {"orphan_tool_results": 0, "unanswered_tool_calls": 0}
-    pending: dict[str, str] = {}  # call id -> tool name, awaiting a result
-
-    def close_pending() -> None:
-        for call_id in list(pending):
-            out.append({"role": "tool", "tool_call_id": call_id, "content": NO_RESULT})
-            repairs["unanswered_tool_calls"] += 1
-        pending.clear()
-
-    for msg in messages:
-        role = "tool" if msg.role == "function" else msg.role
+    for msg in repaired.messages:
+        role = msg.role
         if role == "tool":
-            text = msg.text or NO_OUTPUT
-            if msg.tool_call_id and msg.tool_call_id in pending:
-                pending.pop(msg.tool_call_id)
-                out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": text})
-            else:
-                close_pending()
-                label = msg.name or msg.tool_call_id or "unknown"
-                out.append(
-                    {
-                        "role": "user",
-                        "content": f"[Result of tool {label}, whose call is not in this conversation]: "
-                        f"{text}",
-                    }
-                )
-                repairs["orphan_tool_results"] += 1
+            out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.text})
             continue
-        close_pending()
         if role == "developer" and not keep_developer:
             role = "system"
         entry: dict[str, Any] = {"role": role}
@@ -137,14 +106,12 @@ def to_openai_messages(
             entry["content"] = msg.text or (None if msg.tool_calls else "")
             if msg.tool_calls:
                 entry["tool_calls"] = [tool_call_payload(c) for c in msg.tool_calls]
-                pending.update({c.id: c.name for c in msg.tool_calls})
         else:
             entry["content"] = content_payload(msg, vision=vision, provider=provider, model=model)
         if msg.name and role in ("user", "system"):
             entry["name"] = msg.name
         out.append(entry)
-    close_pending()
-    return out, repairs
+    return out, repaired.changes
 
 
 def tools_payload(tools: list[ToolDefinition]) -> list[dict[str, Any]]:

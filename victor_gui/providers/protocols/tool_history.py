@@ -1,16 +1,36 @@
-"""Tool-call history that stays valid whichever protocol receives it.
+"""Tool-call history that stays valid whichever protocol receives it: the one implementation of
+conversation repair, used by every protocol converter and by the chat session service.
 
 A conversation may be started on one provider and continued on another. Every protocol insists
 that a tool result follows the call it answers (Anthropic: a ``tool_result`` in the very next user
 turn; Gemini: as many ``functionResponse`` parts as the model turn had ``functionCall`` parts;
 OpenAI: a ``tool`` message per ``tool_call_id``). A history edited by hand, cut by context
-trimming, or written by an older client can break that pairing, and the provider then rejects the
-whole request with a 400.
+trimming, written by an older client or carried over from a protocol without call ids can break
+that pairing, and the provider then rejects the whole request with a 400.
 
-:func:`repair_tool_history` fixes the pairing on the neutral :class:`Message` list before any
-protocol sees it. It never drops information silently: an unanswered call gets a short synthetic
-result that says so, and a result whose call is missing becomes a user text turn that keeps its
-output. The number of repairs is returned so callers can report it.
+:func:`repair_history` fixes the pairing on the neutral :class:`Message` list before any protocol
+sees it, never dropping information silently:
+
+* **Every tool call has an id unique in the conversation.** A repeated id (two turns that both
+  used ``fallback_0``, or twice in one turn) is renamed deterministically (``<id>_2``), so the
+  same history always becomes the same request (prompt caches keep working); a result that names
+  the old id answers the renamed call once the original is answered or closed.
+* **Every result pairs with one call**: by ``tool_call_id``; failing that, by tool *name* when
+  exactly one pending call has it, the name being the result's ``tool_call_id`` (Victor stored
+  the name there for id-less calls) or, when it has no id, its ``name``. A result whose real id
+  matches nothing is never pinned on another call of the same tool. The result takes the call's
+  id and name (Ollama's ``tool_name``, Gemini's ``functionResponse.name``).
+* **An orphan result** (its call is not in the history) becomes a *user* note
+  ``[Result of tool <name>, whose call is not in this conversation]: <output>``; met while calls
+  are still being answered, it goes after their results so it never splits them.
+* **An unanswered call** gets a synthetic result :data:`NO_RESULT`, after the results that did
+  arrive and before the next turn.
+* **An empty result** is sent as :data:`NO_OUTPUT` (DeepSeek and others reject empty tool content).
+
+For replaying a stored conversation (``replay=True``, the session service) it also clears
+``reasoning`` (shown from the store, never sent back), leaves out empty assistant turns (an
+interrupted reply), and with ``vision=False`` turns images into the text :data:`IMAGE_OMITTED`.
+Counts of each repair are returned so callers can report them.
 """
 
 from __future__ import annotations
@@ -18,12 +38,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass, field
 
-from victor_gui.providers.types import Message, ToolCall
+from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall
 
 log = logging.getLogger(__name__)
 
-UNANSWERED_RESULT = "(no result: this tool call was not answered)"
+NO_RESULT = "(no result: the tool was not run)"
+NO_OUTPUT = "(no output)"
+IMAGE_OMITTED = "[image omitted: the current model does not take images]"
+REPAIR_KINDS = (
+    "orphan_tool_results",
+    "unanswered_tool_calls",
+    "renamed_tool_call_ids",
+    "paired_by_name",
+    "images_omitted",
+    "empty_turns_dropped",
+)
 
 _ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _NOT_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
@@ -36,98 +67,140 @@ def anthropic_tool_id(raw: str) -> str:
     converted; a short digest of the original keeps two foreign ids that differ only in
     disallowed characters from colliding.
     """
-    if raw and _ANTHROPIC_ID.match(raw):
+    if raw and _ANTHROPIC_ID.fullmatch(raw):  # fullmatch: "$" would let a trailing newline in
         return raw
     digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:10]
     cleaned = _NOT_ID_CHARS.sub("_", raw).strip("_")[:48]
     return f"{cleaned}_{digest}" if cleaned else f"toolu_{digest}"
 
 
-def repair_tool_history(messages: list[Message]) -> tuple[list[Message], int]:
-    """(messages with every tool call paired with exactly one result, number of repairs).
+@dataclass
+class RepairedHistory:
+    """The repaired conversation and how many of each repair (:data:`REPAIR_KINDS`) it took."""
 
-    Rules, in order of the history:
+    messages: list[Message]
+    repairs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPAIR_KINDS, 0))
 
-    * A ``tool`` message answers the pending call with its ``tool_call_id``; failing that, the
-      first unanswered pending call whose *name* equals its ``tool_call_id`` (older clients
-      stored the tool name as the id) or, when it has no id, its ``name``. Its
-      ``tool_call_id`` is rewritten to the call's id.
-    * A ``tool`` message that answers no pending call becomes a user text turn carrying its
-      output, so the model still sees what the tool returned.
-    * Calls still unanswered when the next non-tool turn (or the end) arrives get a synthetic
-      result, placed right after the results that did arrive.
-    """
-    out: list[Message] = []
-    pending: list[ToolCall] = []
-    answered: set[str] = set()
-    deferred: list[Message] = []
-    repairs = 0
+    @property
+    def changes(self) -> dict[str, int]:
+        """Only the repairs that happened (for response metadata)."""
+        return {k: v for k, v in self.repairs.items() if v}
 
-    def close_pending() -> None:
-        nonlocal repairs
-        for call in pending:
-            if call.id not in answered:
-                out.append(
-                    Message(role="tool", tool_call_id=call.id, name=call.name, content=UNANSWERED_RESULT)
-                )
-                repairs += 1
-        pending.clear()
-        answered.clear()
-        # Orphans met inside a window of results go after it, so they never split the results.
-        out.extend(deferred)
-        deferred.clear()
+    @property
+    def count(self) -> int:
+        """Repairs that changed what the model sees (a result paired by name is not one)."""
+        return sum(v for k, v in self.repairs.items() if k != "paired_by_name")
 
-    for message in messages:
-        if message.role in ("tool", "function"):
-            call = _match(message, pending, answered)
-            if call is None:
-                label = message.name or message.tool_call_id or "a tool"
-                (deferred if pending else out).append(
-                    Message(
-                        role="user",
-                        content=f"[Output of {label}; its call is missing from the history]\n{message.text}",
-                    )
-                )
-                repairs += 1
+    @property
+    def repaired(self) -> bool:
+        return any(self.repairs.values())
+
+
+def repair_history(messages: list[Message], *, vision: bool = True, replay: bool = False) -> RepairedHistory:
+    """Repair ``messages`` as the module docstring describes; the input is not modified."""
+    return _Repairer(vision=vision, replay=replay).run(messages)
+
+
+class _Repairer:
+    def __init__(self, *, vision: bool, replay: bool) -> None:
+        self.vision = vision
+        self.replay = replay
+        self.result = RepairedHistory([])
+        self.out = self.result.messages
+        self.counts = self.result.repairs
+        self.seen: set[str] = set()  # every call id used so far
+        self.pending: dict[str, ToolCall] = {}  # calls of the current turn awaiting a result
+        self.renamed: dict[str, list[str]] = {}  # original id -> renamed ids of the current turn
+        self.deferred: list[Message] = []  # orphan notes met while results were arriving
+
+    def run(self, messages: list[Message]) -> RepairedHistory:
+        for message in messages:
+            if message.role in ("tool", "function"):
+                self.result_message(message)
                 continue
-            answered.add(call.id)
-            out.append(
-                message.model_copy(
-                    update={"role": "tool", "tool_call_id": call.id, "name": message.name or call.name}
-                )
-            )
-            continue
-        close_pending()
+            self.close_turn()
+            self.other_message(message)
+        self.close_turn()
+        if self.result.count:
+            log.warning("Repaired the conversation history: %s", self.result.changes)
+        return self.result
+
+    def result_message(self, message: Message) -> None:
+        call = self.match(message)
+        output = message.text or NO_OUTPUT
+        if call is None:
+            label = message.name or message.tool_call_id or "unknown"
+            text = f"[Result of tool {label}, whose call is not in this conversation]: {output}"
+            note = Message(role="user", content=text)
+            (self.deferred if self.pending else self.out).append(note)
+            self.counts["orphan_tool_results"] += 1
+            return
+        del self.pending[call.id]
+        update: dict[str, object] = {"role": "tool", "tool_call_id": call.id, "name": call.name}
+        if not message.text:
+            update["content"] = NO_OUTPUT
+        if self.replay:
+            update["reasoning"] = None
+        self.out.append(message.model_copy(update=update))
+
+    def match(self, message: Message) -> ToolCall | None:
+        wanted = message.tool_call_id
+        if wanted:
+            if wanted in self.pending:
+                return self.pending[wanted]
+            for renamed in self.renamed.get(wanted, []):
+                if renamed in self.pending:
+                    return self.pending[renamed]
+        # By name only when the id is absent or is itself a tool name, and only when unambiguous.
+        name = wanted or message.name
+        by_name = [c for c in self.pending.values() if c.name == name]
+        if not name or len(by_name) != 1:
+            return None
+        self.counts["paired_by_name"] += 1
+        return by_name[0]
+
+    def close_turn(self) -> None:
+        for call in self.pending.values():
+            self.out.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=NO_RESULT))
+            self.counts["unanswered_tool_calls"] += 1
+        self.pending.clear()
+        self.renamed.clear()
+        self.out.extend(self.deferred)
+        self.deferred.clear()
+
+    def other_message(self, message: Message) -> None:
+        update: dict[str, object] = {}
+        if self.replay:
+            if (
+                message.role == "assistant"
+                and not message.text
+                and not message.tool_calls
+                and not message.images
+            ):
+                self.counts["empty_turns_dropped"] += 1
+                return
+            update["reasoning"] = None
         if message.role == "assistant" and message.tool_calls:
-            # Duplicate ids inside one turn would make pairing ambiguous everywhere.
-            seen: set[str] = set()
-            calls: list[ToolCall] = []
-            for call in message.tool_calls:
-                if call.id in seen:
-                    call = call.model_copy(update={"id": f"{call.id}_{len(calls)}"})
-                    repairs += 1
-                seen.add(call.id)
-                calls.append(call)
-            message = message.model_copy(update={"tool_calls": calls})
-            pending.extend(calls)
-        out.append(message)
-    close_pending()
-    if repairs:
-        log.warning("Repaired %d unpaired tool call(s)/result(s) in the history", repairs)
-    return out, repairs
+            update["tool_calls"] = [self.unique(call) for call in message.tool_calls]
+        if not self.vision and message.images:
+            parts = [p if isinstance(p, TextPart) else TextPart(text=IMAGE_OMITTED) for p in message.parts()]
+            self.counts["images_omitted"] += sum(isinstance(p, ImagePart) for p in message.parts())
+            update["content"] = "\n".join(p.text for p in parts)
+        self.out.append(message.model_copy(update=update) if update else message)
 
-
-def _match(message: Message, pending: list[ToolCall], answered: set[str]) -> ToolCall | None:
-    open_calls = [c for c in pending if c.id not in answered]
-    for call in open_calls:
-        if message.tool_call_id and call.id == message.tool_call_id:
-            return call
-    # Fall back to the name only when the id is absent or is itself a tool name: a result whose
-    # real id matches nothing must not be pinned on an unrelated call of the same tool.
-    for call in open_calls:
-        if message.tool_call_id == call.name or (not message.tool_call_id and message.name == call.name):
-            return call
-    return None
+    def unique(self, call: ToolCall) -> ToolCall:
+        new_id = call.id
+        n = 2
+        while new_id in self.seen:
+            new_id = f"{call.id}_{n}"
+            n += 1
+        if new_id != call.id:
+            self.renamed.setdefault(call.id, []).append(new_id)
+            self.counts["renamed_tool_call_ids"] += 1
+            call = call.model_copy(update={"id": new_id})
+        self.seen.add(new_id)
+        self.pending[new_id] = call
+        return call
 
 
 def tool_result_text(message: Message) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: run as ``python -m bench.bench_launch`` / ``python -m bench.bench_stream_render``."""

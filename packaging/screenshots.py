@@ -1,0 +1,155 @@
+"""Screenshots of the real window under a real X server (Xvfb), streaming from a local simulator.
+
+    python -m packaging.screenshots --out /tmp/shots
+
+Without ``DISPLAY`` it re-runs itself under ``xvfb-run -a``. It saves:
+
+* ``01-no-server.png``: first start with no local server and no key (the guidance line);
+* ``02-mid-stream.png``: a reply streaming (reasoning box, text arriving, Stop enabled);
+* ``03-finished.png``: the same reply rendered as Markdown, with its stats line.
+
+Only for people and the README; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers.base import Script, free_port
+from tests.servers.llamacpp import make_server
+
+REPLY = """Here is a small **Python** function that reads a file in chunks, so a large file never
+has to fit in memory:
+
+```python
+def read_chunks(path, size=64 * 1024):
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+```
+
+Why this works:
+
+1. `open(..., "rb")` reads bytes, so no decoding cost per chunk.
+2. The walrus operator ends the loop on the empty `bytes` at end of file.
+3. Being a generator, it hands out one chunk at a time.
+
+| chunk size | typical use |
+|---|---|
+| 4 KiB | small config files |
+| 64 KiB | logs, CSV |
+| 1 MiB | media, archives |
+
+Call it with `for chunk in read_chunks("big.log"): ...` and process each piece as it comes.
+"""
+
+REASONING = ("The user wants to read a big file. A generator with a fixed chunk size is the "
+             "idiomatic answer; mention binary mode and the walrus operator.")
+
+
+def _free_env() -> None:
+    for var in ("OLLAMA_HOST", "VICTOR_LM_STUDIO_HOST", "VICTOR_VLLM_HOST", "VICTOR_LLAMACPP_HOST"):
+        os.environ[var] = f"127.0.0.1:{free_port()}"
+
+
+async def shoot(out: Path) -> list[Path]:
+    from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+    from victor_gui.services.provider_choices import ProviderPool
+    from victor_gui.ui.main_window import MainWindow
+
+    saved: list[Path] = []
+
+    def grab(window: MainWindow, name: str) -> None:
+        # No processEvents() here: re-entering the Qt loop from inside a task makes qasync run
+        # other tasks inside this one. window.grab() paints synchronously anyway.
+        path = out / name
+        window.grab().save(str(path))
+        saved.append(path)
+
+    client = make_client(LOCAL_TIMEOUTS)
+
+    # 1. Nothing running, no key.
+    _free_env()
+    pool = ProviderPool(client)
+    window = MainWindow(pool)
+    window.resize(1100, 720)
+    window.show()
+    await window.chat.start()
+    await asyncio.sleep(0.3)
+    grab(window, "01-no-server.png")
+    await window.chat.aclose()
+    await pool.close()
+    window.close()
+
+    # 2. A llama.cpp-style server with two models, streaming a reply at a readable pace.
+    with make_server() as sim:
+        sim.models = ["qwen3-8b-instruct-q4_k_m", "llama-3.2-3b-instruct"]
+        sim.script(Script(text=REPLY, reasoning=REASONING, pieces=len(REPLY) // 4, delay_s=0.012))
+        os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{sim.port}"
+        pool = ProviderPool(client)
+        window = MainWindow(pool)
+        window.resize(1100, 720)
+        window.show()
+        chat = window.chat
+        await chat.start()
+        chat.input.setPlainText("How do I read a huge file in Python without loading it all?")
+        finished = asyncio.Event()
+        chat.reply_finished.connect(lambda status: finished.set())
+        chat.send()
+        reply = chat.transcript.messages[-1]
+        reply.reasoning_toggle.setChecked(True)
+        half = asyncio.Event()
+        assert chat.generation is not None
+        chat.generation.add_listener(lambda state, delta: half.set()
+                                     if len(state.content) >= len(REPLY) * 0.45 else None)
+        await half.wait()
+        await asyncio.sleep(0.05)  # one more frame
+        grab(window, "02-mid-stream.png")
+        await finished.wait()
+        reply.reasoning_toggle.setChecked(False)
+        await asyncio.sleep(0.5)  # Markdown is parsed in a worker thread, then swapped in
+        grab(window, "03-finished.png")
+        await chat.aclose()
+        await pool.close()
+        window.close()
+    await client.aclose()
+    return saved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("screenshots-out"))
+    args = parser.parse_args()
+    if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        if shutil.which("xvfb-run") is None:
+            print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
+            return 2
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "packaging.screenshots",
+               "--out", str(args.out)]
+        return subprocess.call(cmd)
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    from PySide6.QtWidgets import QApplication
+
+    from victor_gui.ui.loop import make_loop
+
+    app = QApplication(sys.argv[:1])
+    loop = make_loop(app)
+    try:
+        saved = loop.run_until_complete(shoot(args.out))
+    finally:
+        loop.close()
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""UI test set-up: async tests run on a qasync loop over pytest-qt's QApplication.
+
+pytest-asyncio ≥ 1.4 has no ``event_loop`` fixture; its ``pytest_asyncio_loop_factories`` hook
+supplies the loop instead. The factory builds :class:`victor_gui.ui.loop.VictorEventLoop` (the
+app's own loop, asyncgen hooks included) on the same QApplication that ``qapp`` returns, so
+widgets and coroutines share one event loop exactly as in the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from tests.servers.base import SimServer, free_port
+from tests.support.recording import make_llamacpp
+from victor_gui.providers.catalog import SPECS
+from victor_gui.providers.keys import set_secret_store
+
+
+def _qasync_loop() -> asyncio.AbstractEventLoop:
+    from PySide6.QtWidgets import QApplication
+
+    from victor_gui.ui.loop import VictorEventLoop
+
+    app = QApplication.instance() or QApplication([])
+    return VictorEventLoop(app)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:  # noqa: E501
+    return {"qasync": _qasync_loop}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/ui/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No API keys anywhere, and every local server address pointing at a closed port."""
+    for spec in SPECS:
+        for var in spec.key_env_vars + spec.host_env_vars:
+            monkeypatch.delenv(var, raising=False)
+    for var in ("OLLAMA_HOST", "VICTOR_LM_STUDIO_HOST", "VICTOR_VLLM_HOST", "VICTOR_LLAMACPP_HOST"):
+        monkeypatch.setenv(var, f"127.0.0.1:{free_port()}")
+    set_secret_store(None)
+    yield
+
+
+@pytest.fixture
+def sim(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
+    """The project's llama-server simulator on 127.0.0.1, found by the app as its llama.cpp."""
+    with make_llamacpp() as server:
+        monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{server.port}")
+        yield server
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[object]:
+    from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+    from victor_gui.services.provider_choices import ProviderPool
+
+    client = make_client(LOCAL_TIMEOUTS)
+    p = ProviderPool(client)
+    yield p
+    await p.close()
+    await client.aclose()
+
+
+@pytest.fixture
+async def window(qtbot, pool):  # type: ignore[no-untyped-def]
+    from victor_gui.ui.main_window import MainWindow
+
+    win = MainWindow(pool)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    await win.chat.aclose()
+
+
+async def wait_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:
+    """Let the loop run until ``predicate()`` is true (fails the test after ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,294 @@
+"""Application bootstrap: QApplication + qasync loop, crash handling, single instance, and the
+shared HTTP client built after the first paint.
+
+Start-up order is chosen for a fast first paint: the window is shown before anything slow
+happens; after it has painted, the app warms the resolver, builds the one shared
+``httpx.AsyncClient`` (60–170 ms) and lets the chat pane probe the local servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import faulthandler
+import importlib
+import logging
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from victor_gui import __version__
+from victor_gui.ui.loop import make_loop
+from victor_gui.ui.main_window import MainWindow
+
+log = logging.getLogger("victor_gui")
+_fault_file: TextIO | None = None  # kept open for the life of the process (faulthandler writes to it)
+
+
+_T0 = time.perf_counter()
+# The provider stack (httpx, pydantic, the protocol modules, Markdown) is about half of the
+# start-up time, so it is imported after the first paint, in a worker thread, while the window
+# is already on screen; the chat pane imports it lazily where it needs it.
+_AFTER_PAINT_IMPORTS = (
+    "httpx",
+    "victor_gui.providers.types",
+    "victor_gui.providers.http",
+    "victor_gui.providers.registry",
+    "victor_gui.services.provider_choices",
+    "victor_gui.services.generation",
+    "victor_gui.services.markdown_render",
+)
+
+
+def _warm_imports() -> None:
+    setup_logging()
+    log.info("Victor GUI %s started", __version__)
+    for name in _AFTER_PAINT_IMPORTS:
+        importlib.import_module(name)
+
+
+def log_dir() -> Path:
+    import platformdirs
+
+    path = Path(platformdirs.user_log_dir("victor-gui", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def setup_logging() -> Path:
+    """Log to ``<user log dir>/victor-gui.log`` and send hard crashes (segfaults) to faulthandler.log."""
+    global _fault_file
+    directory = log_dir()
+    handler = logging.FileHandler(directory / "victor-gui.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if _fault_file is None:
+        _fault_file = open(directory / "faulthandler.log", "a", encoding="utf-8")
+        faulthandler.enable(file=_fault_file, all_threads=True)  # replaces the stderr target
+    return directory
+
+
+def server_name() -> str:
+    """The per-user name of the single-instance socket."""
+    import getpass
+    import hashlib
+
+    digest = hashlib.sha256(f"victor-gui|{getpass.getuser()}".encode()).hexdigest()[:16]
+    return f"victor-gui-{digest}"
+
+
+class SingleInstance:
+    """A second launch connects to the first, asks it to come to the front, and exits 0."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or server_name()
+        self.server: Any = None  # QLocalServer once listening
+
+    def notify_running(self, timeout_ms: int = 300) -> bool:
+        """True when another instance answered (and was asked to show itself)."""
+        from PySide6.QtNetwork import QLocalSocket  # not needed by --self-test, so imported here
+
+        sock = QLocalSocket()
+        sock.connectToServer(self.name)
+        if not sock.waitForConnected(timeout_ms):
+            return False
+        sock.write(b"activate\n")
+        sock.flush()
+        sock.waitForBytesWritten(timeout_ms)
+        sock.disconnectFromServer()
+        return True
+
+    def listen(self, on_activate: Any) -> bool:
+        from PySide6.QtNetwork import QLocalServer
+
+        QLocalServer.removeServer(self.name)  # a stale socket file left by a crash
+        self.server = QLocalServer()
+        if not self.server.listen(self.name):
+            log.warning("single-instance socket unavailable: %s", self.server.errorString())
+            return False
+
+        def accept() -> None:
+            assert self.server is not None
+            while (conn := self.server.nextPendingConnection()) is not None:
+                conn.readyRead.connect(on_activate)
+                conn.disconnected.connect(conn.deleteLater)
+
+        self.server.newConnection.connect(accept)
+        return True
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+class CrashReporter:
+    """Logs uncaught exceptions (Python and asyncio) and shows them without closing the window,
+    so the chat on screen is never lost to a bug."""
+
+    def __init__(self, window: MainWindow, *, show_dialogs: bool = True) -> None:
+        self.window = window
+        self.show_dialogs = show_dialogs
+        self.count = 0
+        self._dialog: QMessageBox | None = None
+
+    def excepthook(self, etype: type[BaseException], value: BaseException,
+                   tb: TracebackType | None) -> None:
+        if issubclass(etype, KeyboardInterrupt):
+            sys.__excepthook__(etype, value, tb)
+            return
+        self.report("".join(traceback.format_exception(etype, value, tb)), value)
+
+    def loop_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if exc is not None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        else:
+            text = str(context.get("message"))
+        self.report(text, exc)
+
+    def report(self, text: str, exc: BaseException | None) -> None:
+        self.count += 1
+        log.error("uncaught error:\n%s", text)
+        if not self.show_dialogs:
+            return
+        if self._dialog is None:
+            self._dialog = QMessageBox(QMessageBox.Icon.Critical, "Victor GUI hit a bug",
+                                       "Something went wrong. Your conversation is still here.",
+                                       parent=self.window)
+            self._dialog.setModal(False)  # a modal box would nest event loops under qasync
+        self._dialog.setInformativeText(f"{type(exc).__name__ if exc else 'Error'}: {exc}\n\n"
+                                        f"Details are in {log_dir() / 'victor-gui.log'}")
+        self._dialog.setDetailedText(text)
+        self._dialog.show()
+
+
+class App:
+    """The running application: window, loop, shared client and the post-paint start-up."""
+
+    def __init__(self, qapp: QApplication, *, self_test: bool = False) -> None:
+        self.qapp = qapp
+        self.self_test = self_test
+        self.loop = make_loop(qapp)
+        self.pool: Any = None  # ProviderPool, built after the first paint
+        self.window = MainWindow()
+        self.crash = CrashReporter(self.window, show_dialogs=not self_test)
+        self.client = None
+        self.first_paint_ms: float | None = None
+        self.client_ms: float | None = None
+        self.ready = asyncio.Event()
+        self.window.first_painted.connect(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        self.first_paint_ms = (time.perf_counter() - _T0) * 1000
+        if self.self_test:
+            print(f"FIRST_PAINT {self.first_paint_ms:.0f} ms after import", flush=True)
+        self.loop.create_task(self._post_paint())
+
+    async def _post_paint(self) -> None:
+        t = time.perf_counter()
+        # Warm the resolver and the provider stack off the loop, at the same time.
+        await asyncio.gather(self.loop.getaddrinfo("localhost", None, type=socket.SOCK_STREAM),
+                             asyncio.to_thread(_warm_imports), return_exceptions=True)
+        from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+        from victor_gui.services.provider_choices import ProviderPool
+
+        self.client = make_client(LOCAL_TIMEOUTS)
+        self.pool = ProviderPool(self.client)
+        self.window.chat.pool = self.pool
+        self.client_ms = (time.perf_counter() - t) * 1000
+        if self.self_test:
+            print(f"CLIENT_READY {self.client_ms:.0f}", flush=True)
+            self.ready.set()
+            QTimer.singleShot(0, self.window.close)
+            return
+        self.window.chat.start()
+        self.ready.set()
+
+    async def shutdown(self) -> None:
+        await self.window.chat.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.client is not None:
+            await self.client.aclose()
+        await self.loop.shutdown_asyncgens()
+
+    def _install_signal_handlers(self) -> None:
+        """Ctrl+C / SIGTERM close the window the normal way (shutdown closes the client and the
+        streams) instead of killing the process mid-write.
+
+        Python runs a signal handler only when it next executes bytecode, and an idle Qt loop
+        runs none; ``set_wakeup_fd`` makes the signal write a byte that a QSocketNotifier sees,
+        which wakes the loop and lets the handler run.
+        """
+        from PySide6.QtCore import QSocketNotifier
+
+        try:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+            signal.set_wakeup_fd(wsock.fileno())
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: QTimer.singleShot(0, self.window.close))
+        except (ValueError, OSError, AttributeError):  # not the main thread, or not supported here
+            return
+        notifier = QSocketNotifier(rsock.fileno(), QSocketNotifier.Type.Read, self.window)
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                rsock.recv(64)
+
+        notifier.activated.connect(drain)
+        self._signal_sockets = (rsock, wsock, notifier)
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        sys.excepthook = self.crash.excepthook
+        self.loop.set_exception_handler(self.crash.loop_handler)
+        self.window.show()
+        try:
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.shutdown())
+        finally:
+            sys.excepthook = sys.__excepthook__
+            self.loop.close()
+        if self.self_test and (self.client is None or self.crash.count):
+            return 1
+        return 0
+
+
+def run_app(argv: list[str] | None = None, *, self_test: bool = False) -> int:
+    """Run the desktop app; returns the process exit code.
+
+    ``self_test``: open the window (offscreen works), wait for the first paint, build the HTTP
+    client, close, exit 0 — the packaging smoke run. It skips the single-instance guard.
+    """
+    argv = list(sys.argv[:1] if argv is None else argv) or ["victor-gui"]
+    # Hard crashes go to stderr until the log file is set up (after the first paint, so the
+    # window is not kept waiting for platformdirs and file I/O).
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
+    qapp = QApplication.instance() or QApplication(argv)
+    assert isinstance(qapp, QApplication)
+    qapp.setApplicationName("Victor GUI")
+    qapp.setApplicationVersion(__version__)
+    guard = SingleInstance()
+    if not self_test and guard.notify_running():
+        log.info("another instance is running; asked it to come to the front")
+        return 0
+    app = App(qapp, self_test=self_test)
+    if not self_test:
+        guard.listen(app.window.bring_to_front)
+    try:
+        return app.run()
+    finally:
+        guard.close()

@@ -1,0 +1,45 @@
+"""The qasync event loop the app (and the UI tests) run on.
+
+qasync's ``run_forever`` never installs ``sys.set_asyncgen_hooks``. Without them, an async
+generator left early (``[DONE]``, Stop) is finalised by the garbage collector outside the loop,
+and httpx's inner generators fail with "async generator ignored GeneratorExit" / "no running
+event loop". :class:`VictorEventLoop` installs the loop's own hooks while it runs, exactly as
+asyncio's ``BaseEventLoop.run_forever`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import qasync
+from PySide6.QtWidgets import QApplication
+
+
+class VictorEventLoop(qasync.QEventLoop):  # type: ignore[misc, name-defined]
+    """``qasync.QEventLoop`` plus asyncgen hooks while running."""
+
+    _saved_hooks: Any = None
+
+    def _before_run_forever(self) -> None:
+        super()._before_run_forever()
+        self._saved_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+
+    def _after_run_forever(self) -> None:
+        try:
+            if self._saved_hooks is not None:
+                sys.set_asyncgen_hooks(*self._saved_hooks)
+                self._saved_hooks = None
+        finally:
+            super()._after_run_forever()
+
+
+def make_loop(app: QApplication | None = None) -> VictorEventLoop:
+    """A loop on ``app`` (the running QApplication by default), set as the current loop."""
+    app = app or QApplication.instance() or QApplication([])
+    loop = VictorEventLoop(app)
+    asyncio.set_event_loop(loop)
+    return loop
