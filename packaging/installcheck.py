@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 UNINSTALL_KEY = r"Software\Microsoft\Windows\CurrentVersion\Uninstall\VictorGUI"
+APP_PATHS_KEY = r"Software\Microsoft\Windows\CurrentVersion\App Paths\victor-gui.exe"
 APP_NAME = "Victor GUI"
 
 
@@ -69,6 +70,8 @@ def install_check(installer: Path, version: str, *, self_test: bool, timeout: fl
     wrong = {k: entry.get(k) for k, v in expected.items() if entry.get(k) != v}
     if wrong or not isinstance(entry.get("EstimatedSize"), int) or int(entry["EstimatedSize"]) < 10_000:
         raise InstallCheckError(f"uninstall key differs: {wrong}, EstimatedSize={entry.get('EstimatedSize')}")
+    if _hkcu_values(APP_PATHS_KEY) != {"": str(target / "victor-gui.exe")}:
+        raise InstallCheckError(f"App Paths entry is {_hkcu_values(APP_PATHS_KEY)}")
     programs = Path(os.environ["APPDATA"]) / "Microsoft" / "Windows" / "Start Menu" / "Programs"
     shortcut = programs / f"{APP_NAME}.lnk"
     if not shortcut.is_file():
@@ -107,7 +110,8 @@ def install_check(installer: Path, version: str, *, self_test: bool, timeout: fl
         # from %TEMP% and returns at once); it then cannot delete itself or the folder.
         _shell(f'"{target}\\uninstall.exe" /S _?={target}', timeout)
         left = sorted(p.name for p in target.iterdir())
-        if left != ["uninstall.exe"] or _hkcu_values(UNINSTALL_KEY) is not None or shortcut.exists():
+        keys_left = [k for k in (UNINSTALL_KEY, APP_PATHS_KEY) if _hkcu_values(k) is not None]
+        if left != ["uninstall.exe"] or keys_left or shortcut.exists():
             raise InstallCheckError(
                 f"uninstall left {left}, key={_hkcu_values(UNINSTALL_KEY)}, shortcut={shortcut.exists()}"
             )

@@ -47,6 +47,10 @@ Target amd64-unicode
 !define APP_KEY "Software\Victor GUI"
 !define UNINST_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\VictorGUI"
 !define DATA_DIR_NAME "victor_gui"
+; Per-user App Paths entry: Win+R, Start-menu search and ShellExecute find `victor-gui` without
+; the folder on PATH (a per-user install cannot edit the system PATH, and editing the user PATH
+; from NSIS risks truncating it).
+!define APP_PATHS_KEY "Software\Microsoft\Windows\CurrentVersion\App Paths\${EXE_NAME}"
 
 !include "MUI2.nsh"
 !include "FileFunc.nsh"
@@ -143,6 +147,7 @@ Section "!${APP_NAME}" SecApp
   WriteUninstaller "$INSTDIR\uninstall.exe"
 
   WriteRegStr HKCU "${APP_KEY}" "InstallDir" "$INSTDIR"
+  WriteRegStr HKCU "${APP_PATHS_KEY}" "" "$INSTDIR\${EXE_NAME}"
   WriteRegStr HKCU "${UNINST_KEY}" "DisplayName" "${APP_NAME}"
   WriteRegStr HKCU "${UNINST_KEY}" "DisplayVersion" "${VERSION}"
   WriteRegStr HKCU "${UNINST_KEY}" "Publisher" "${PUBLISHER}"
@@ -194,6 +199,7 @@ Section "un.${APP_NAME}" UnSecApp
   RMDir "$INSTDIR"
   DeleteRegKey HKCU "${UNINST_KEY}"
   DeleteRegKey HKCU "${APP_KEY}"
+  DeleteRegKey HKCU "${APP_PATHS_KEY}"
 SectionEnd
 
 Section /o "un.Remove my data (chats, settings, logs)" UnSecData

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]
 
 UNINSTALL_KEY = r"Software\Microsoft\Windows\CurrentVersion\Uninstall\VictorGUI"
 APP_KEY = r"Software\Victor GUI"
+APP_PATHS_KEY = r"Software\Microsoft\Windows\CurrentVersion\App Paths\victor-gui.exe"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,7 @@ def test_silent_install_then_silent_uninstall_keeps_user_data(build: ModuleType,
     payload_kb = (300_000 + 50_000) // 1024
     assert payload_kb <= int(entry["EstimatedSize"]) < payload_kb + 1024
     assert wine.hkcu(APP_KEY) == {"InstallDir": location}
+    assert wine.hkcu(APP_PATHS_KEY) == {"": f"{location}\\victor-gui.exe"}
 
     data = _data_dirs(wine)
     t0 = time.monotonic()
@@ -99,6 +101,7 @@ def test_silent_install_then_silent_uninstall_keeps_user_data(build: ModuleType,
     assert not folder.exists()
     assert not start_menu.exists() and not desktop.exists()
     assert wine.hkcu(UNINSTALL_KEY) is None and wine.hkcu(APP_KEY) is None
+    assert wine.hkcu(APP_PATHS_KEY) is None
     for folder_ in data:
         assert [p.read_text(encoding="utf-8") for p in folder_.rglob("*.*")] == ["the user's own data"]
     print(f"wine: silent install {install_seconds:.1f} s, silent uninstall {uninstall_seconds:.1f} s")

@@ -86,9 +86,12 @@ class WinePrefix:
         for line in lines[starts[0] + 1:]:
             if not line.strip():
                 break
-            if not line.startswith('"'):
+            if line.startswith("@="):
+                name, raw = "", line[2:]  # the key's default value
+            elif line.startswith('"'):
+                name, _, raw = line[1:].partition('"=')
+            else:
                 continue  # #time= and similar metadata
-            name, _, raw = line[1:].partition('"=')
             if raw.startswith("dword:"):
                 values[name] = int(raw[6:], 16)
             elif raw.startswith('"') and raw.endswith('"'):
