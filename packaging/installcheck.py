@@ -53,7 +53,9 @@ def install_check(installer: Path, version: str, *, self_test: bool, timeout: fl
     if sys.platform != "win32":
         raise InstallCheckError("installcheck is for Windows; see tests/packaging/test_wine_install.py")
     done = []
-    target = Path(tempfile.mkdtemp(prefix="victor-install-")) / APP_NAME
+    # resolve(): the long form of %TEMP% (runners hand out 8.3 names like RUNNER~1), which is
+    # what InstallLocation must then equal.
+    target = Path(tempfile.mkdtemp(prefix="victor-install-")).resolve() / APP_NAME
     _shell(f'"{installer}" /S /D={target}', timeout)
     for name in ("victor-gui.exe", "victor-gui-cli.exe", "uninstall.exe", "_internal"):
         if not (target / name).exists():
