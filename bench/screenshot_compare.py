@@ -1,7 +1,7 @@
 """A screenshot of the compare view: three panes streaming side by side from three local
 simulators (llama.cpp, vLLM, LM Studio) at different speeds, under a real X server (Xvfb).
 
-    python -m packaging.screenshot_compare --out /tmp/shots
+    python -m bench.screenshot_compare --out /tmp/shots
 
 Without ``DISPLAY`` it re-runs itself under ``xvfb-run -a``. Saves ``compare-mid-stream.png``
 (the fastest pane already finished with its stats line, the other two mid-stream). Only for
@@ -110,7 +110,7 @@ def main() -> int:
             print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
             return 2
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, "-m",
-               "packaging.screenshot_compare", "--out", str(args.out)]
+               "bench.screenshot_compare", "--out", str(args.out)]
         return subprocess.call(cmd)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
