@@ -166,6 +166,17 @@ class ChatSession:
         await self._truncate_keeping_switches(messages, message.position + 1)
         return await self._run_reply()
 
+    def cancel(self) -> None:
+        """Stop the streaming reply without waiting (a key press): the attempt stops at once
+        (its state reads ``interrupted``) and the row is marked when the task unwinds; await
+        :meth:`stop` to wait for that."""
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()  # first, so the session task sees a cancel, not a finished attempt
+        if self.generation is not None:
+            self.generation.cancel()
+
     async def stop(self) -> None:
         """Stop the streaming reply now; its text so far stays, marked ``interrupted``."""
         task = self._task

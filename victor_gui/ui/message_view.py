@@ -117,10 +117,13 @@ class MessageView(QFrame):
     """One message: a header, reasoning (collapsible), tool calls, the body, stats, an error row."""
 
     retry_requested = Signal()
+    edit_requested = Signal()  # a user message: put it back in the input to edit and resend
+    regenerate_requested = Signal()  # the last reply: answer the last user message again
 
     def __init__(self, role: str, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
+        self.message_id: int | None = None  # the store row shown here, once known
         self.setObjectName("userMessage" if role == "user" else "assistantMessage")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
@@ -129,7 +132,22 @@ class MessageView(QFrame):
 
         self.header = QLabel(title)
         self.header.setObjectName("messageHeader")
-        layout.addWidget(self.header)
+        header_row = QHBoxLayout()
+        header_row.setContentsMargins(0, 0, 0, 0)
+        header_row.addWidget(self.header, 1)
+        self.edit_button = QToolButton()
+        self.edit_button.setText("Edit")
+        self.edit_button.setAccessibleName("Edit and resend this message")
+        self.edit_button.clicked.connect(self.edit_requested)
+        self.edit_button.hide()
+        self.regenerate_button = QToolButton()
+        self.regenerate_button.setText("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate this reply")
+        self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.regenerate_button.hide()
+        header_row.addWidget(self.edit_button)
+        header_row.addWidget(self.regenerate_button)
+        layout.addLayout(header_row)
 
         self.reasoning_toggle = QToolButton()
         self.reasoning_toggle.setCheckable(True)
@@ -197,6 +215,14 @@ class MessageView(QFrame):
             self._length += len(text)
             self.body.append_plain(text)
 
+    def replace_content(self, text: str) -> None:
+        """Show ``text`` instead of the body so far (an edited message)."""
+        self.body.clear()
+        self.body._block_len = 0
+        self._parts.clear()
+        self._length = 0
+        self.append_content(text)
+
     def append_reasoning(self, text: str) -> None:
         if not text:
             return
@@ -217,6 +243,11 @@ class MessageView(QFrame):
     def set_tool_calls(self, lines: list[str]) -> None:
         self.tools_label.setText("\n".join(f"🔧 {line}" for line in lines))
         self.tools_label.setVisible(bool(lines))
+
+    def set_actions(self, *, edit: bool = False, regenerate: bool = False) -> None:
+        """Show the Edit (user message) and Regenerate (last reply) buttons."""
+        self.edit_button.setVisible(edit)
+        self.regenerate_button.setVisible(regenerate)
 
     def set_stats(self, text: str) -> None:
         self.stats_label.setText(text)
