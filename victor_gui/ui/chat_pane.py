@@ -174,16 +174,31 @@ class ChatPane(QWidget):
 
     # -- providers and models ---------------------------------------------------------------------
 
-    def reload_providers(self) -> None:
+    def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
         """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
         from victor_gui.services.provider_choices import provider_choices
 
-        self._choices = provider_choices()
+        self._choices = choices if choices is not None else provider_choices()
         self.provider_combo.blockSignals(True)
         self.provider_combo.clear()
         for choice in self._choices:
             self.provider_combo.addItem(choice.label, choice.name)
         self.provider_combo.blockSignals(False)
+
+    async def reload_providers_keeping_choice(self) -> None:
+        """Re-read which providers have keys (the keyring was installed, a key was saved) and
+        keep the selection. Keyring reads can be slow (D-Bus), so they run in a thread."""
+        from victor_gui.services.provider_choices import provider_choices
+
+        choices = await asyncio.to_thread(provider_choices)
+        name = self.current_choice().name if self.current_choice() is not None else None
+        model = self.model_combo.currentText()
+        self.reload_providers(choices)
+        if name is not None:
+            self.provider_combo.blockSignals(True)
+            self.select_provider(name)
+            self.provider_combo.blockSignals(False)
+            self.model_combo.setEditText(model)
 
     def current_choice(self) -> ProviderChoice | None:
         index = self.provider_combo.currentIndex()

@@ -110,6 +110,17 @@ class MainWindow(QMainWindow):
         self.chat.set_store(store)
         self.conversations.set_store(store)
 
+    def show_notice(self, text: str) -> QWidget:
+        """Tell the user something about their data (a damaged store moved aside) without a
+        modal box (a nested event loop under qasync)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Warning, "Victor GUI", text, parent=self)
+        box.setModal(False)
+        box.show()
+        self.dialogs["notice"] = box
+        return box
+
     def new_chat(self) -> None:
         self.chat.new_chat()
         self.conversations.set_current(None)
