@@ -239,7 +239,18 @@ class App:
         if loaded.error is not None:
             self.window.chat.status_label.setText(str(loaded.error))
         self.window.settings = loaded.settings
+        if loaded.settings.theme != "system" or self._desktop_is_dark():
+            from victor_gui.ui.main_window import STYLE
+            from victor_gui.ui.theme import apply_theme
+
+            apply_theme(loaded.settings.theme, self.window, STYLE)
         return loaded.settings
+
+    @staticmethod
+    def _desktop_is_dark() -> bool:
+        from victor_gui.ui.theme import is_dark
+
+        return is_dark("system")
 
     async def _open_data(self, settings: Any) -> None:
         """The keyring as key store, then the conversation store (both off the loop)."""
