@@ -436,6 +436,7 @@ class ChatPane(StoredChatMixin, QWidget):
         title = f"{choice.display_name if choice else '?'} · {model}"
         view = self.transcript.add_message("assistant", title)
         view.retry_requested.connect(self.regenerate)
+        view.regenerate_requested.connect(self.regenerate)
         self._view = view
         self._pending_content.clear()
         self._pending_reasoning.clear()

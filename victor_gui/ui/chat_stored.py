@@ -116,6 +116,7 @@ class StoredChatMixin:
             elif m.role == "assistant":
                 view.set_stats(stats_line(m))
                 view.retry_requested.connect(self.regenerate)
+                view.regenerate_requested.connect(self.regenerate)
                 if m.status == "error":
                     view.set_error(m.error or "This reply failed.")
                 if m.tool_calls:
