@@ -32,7 +32,7 @@ async def _open(window):  # type: ignore[no-untyped-def]
     return dialog
 
 
-async def test_keys_are_saved_to_the_keyring_and_never_to_settings_yaml(clean_env, config_home, window) -> None:
+async def test_keys_go_to_the_keyring_and_never_to_settings_yaml(clean_env, config_home, window) -> None:
     backend = MemoryKeyring()
     with use_backend(backend):
         window.keyring_store = install_keyring_store(KeyringStore())
