@@ -79,6 +79,7 @@ class ConversationList(QWidget):
         self.list.setAccessibleName("Conversations")
         self.list.setWordWrap(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setStyleSheet("QListWidget::item { padding: 4px 2px; }")
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemActivated.connect(self._activated)
@@ -148,8 +149,8 @@ class ConversationList(QWidget):
             return
         self.list.clear()
         for conv in convs:  # the store lists newest (last updated) first
-            item = QListWidgetItem(f"{conv.title or 'Untitled chat'}\n{_when(conv.updated)} · "
-                                   f"{conv.message_count} messages")
+            # (list_conversations does not count messages: a count per row would cost a query)
+            item = QListWidgetItem(f"{conv.title or 'Untitled chat'}\n{_when(conv.updated)}")
             item.setData(ROLE_CONV, conv.id)
             item.setToolTip(conv.title)
             self.list.addItem(item)

@@ -106,6 +106,8 @@ class KeysPage(QWidget):
         remove.setAccessibleName(f"Remove the saved {display} key")
         test = QPushButton("Test")
         test.setAccessibleName(f"Test the connection to {display}")
+        for button in (save, remove, test):
+            button.setAutoDefault(False)  # Enter in a key field saves that row, nothing else
         result = QLabel()
         result.setWordWrap(True)
         result.setAccessibleName(f"{display} test result")
