@@ -166,3 +166,36 @@ async def test_regenerate_and_edit_and_resend(sim, window) -> None:
     assert [m.content for m in await stored_messages(window)] == ["edited question", "three"]
     assert [v.text for v in chat.transcript.messages] == ["edited question", "three"]
     assert sim.chat_requests()[-1].body["messages"][-1]["content"] == "edited question"
+
+
+async def test_rename_export_and_delete_from_the_list(clean_env, window, store, tmp_path) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    conv = await store.create_conversation("Old name")
+    await store.add_message(conv.id, "user", "export me please")
+    window.conversations.refresh()
+    await wait_until(lambda: "Old name" in window.conversation_list.item(0).text())
+    await window.conversations.rename(conv.id, "New name")
+    assert "New name" in window.conversation_list.item(0).text()
+    out = tmp_path / "chat.md"
+    await window.conversations.export(conv.id, out, "md")
+    markdown = out.read_text(encoding="utf-8")
+    assert "export me please" in markdown and "New name" in markdown
+    await window.conversations.export(conv.id, tmp_path / "chat.json", "json")
+    assert '"export me please"' in (tmp_path / "chat.json").read_text(encoding="utf-8")
+    await window.chat.open_conversation(conv.id)
+    box = window.conversations.ask_delete(conv.id)
+    assert box.isVisible() and box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    box.button(QMessageBox.StandardButton.Yes).click()
+    await wait_until(lambda: window.chat.conversation_id is None)
+    assert await store.get_conversation(conv.id) is None
+    await wait_until(lambda: "No saved chats" in window.conversation_list.item(0).text())
+
+
+async def test_ctrl_k_focuses_the_model_picker(sim, window, qtbot) -> None:
+    from PySide6.QtCore import Qt
+
+    await window.chat.start()
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    assert window.chat.model_combo.hasFocus() or window.chat.model_combo.view().isVisible()
+    window.chat.model_combo.hidePopup()
