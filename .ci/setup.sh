@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 pkgs=(libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
       libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
       libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 xvfb)
-[ "$mode" = test ] && pkgs+=(cmake g++ make)
+# Test mode also builds the installer (nsis) and installs it silently under Wine (wine64; the
+# `wine` package provides the /usr/bin/wine launcher) in the packaging tests.
+[ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,7 +26,7 @@ py=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$mode" = test ]; then
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,packaging]'
   if [ -f tests/support/llama_build.py ]; then
     .venv/bin/python -m tests.support.llama_build --ensure
   fi

@@ -9,6 +9,7 @@ widgets and coroutines share one event loop exactly as in the app.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -37,6 +38,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/ui/" in str(item.path).replace("\\", "/"):
             item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread() -> Iterator[None]:
+    """Collect reference cycles here, on the GUI thread. Left for later, the cyclic GC may run in
+    a worker thread (``asyncio.to_thread``) and free a cycle holding a Qt wrapper there (an old
+    exception's traceback frames): Qt then warns from that thread and pytest-qt's message handler
+    crashes the process (seen as a segfault in a later test)."""
+    gc.collect()
+    yield
+    gc.collect()
 
 
 @pytest.fixture

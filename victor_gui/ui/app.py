@@ -225,6 +225,8 @@ class App:
             QTimer.singleShot(0, self.window.close)
             return
         self.window.chat.start()
+        # Endpoint health monitor + discovery + GPU detection, all in the background.
+        self.loop.create_task(self.window.manager_views.start(self.client))
         await self._open_data(settings)
         self.ready.set()
 
@@ -276,6 +278,7 @@ class App:
             self.window.show_notice(self.store_notice.message)
 
     async def shutdown(self) -> None:
+        await self.window.manager_views.aclose()
         await self.window.chat.aclose()
         await self.window.conversations.aclose()
         if self.window.store is not None:

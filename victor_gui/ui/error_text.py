@@ -53,7 +53,7 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     ProviderError: "The provider reported an error.",
     ConfigError: "A settings file could not be used as written.",
     StorageError: "The conversation store could not read or write.",
-    GGUFError: "The model file's header could not be read (damaged, unfinished or not a model file).",
+    GGUFError: "The model file's header could not be read (not a GGUF file, damaged, or implausibly large).",
     VictorGuiError: "Something went wrong.",
 }
 

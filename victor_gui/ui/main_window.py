@@ -90,6 +90,11 @@ class MainWindow(QMainWindow):
             self.set_store(store)
 
         # ---- views added by other panels (model manager, ...) go below this line ----------------
+        # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/manager_views.py) --
+        from victor_gui.ui.manager_views import ManagerViews
+
+        self.manager_views = ManagerViews(self)
+        # -- end Servers menu --
         # ---- end of added views ----------------------------------------------------------------
         self.chat.input.setFocus()
 

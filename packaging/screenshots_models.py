@@ -1,0 +1,132 @@
+"""Screenshots of the endpoint dashboard and the model manager under Xvfb, against simulators.
+
+    python -m packaging.screenshots_models --out /tmp/shots
+
+Saves ``dashboard.png`` (Ollama up with a model loaded, vLLM up, llama.cpp loading, llama.cpp
+wanting an API key, a dead port; this machine's real GPU/RAM report) and
+``model-manager.png`` (Ollama's models; the selected one at a context that only partly
+offloads on an 8 GiB GPU with 6 GiB free, a "what if" machine injected into the service).
+Only for people and the README; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import llamacpp, ollama, vllm
+from tests.servers.base import free_port
+
+GiB = 1 << 30
+MODELS = [
+    {"name": "qwen3:8b", "parameter_size": "8.2B", "size": 5_225_387_923, "context_length": 40960,
+     "quantization_level": "Q4_K_M", "family": "qwen3"},
+    {"name": "llama3.2:3b", "parameter_size": "3.2B", "size": 2_019_393_189},
+    {"name": "gemma3:12b", "parameter_size": "12.2B", "size": 8_149_190_253, "family": "gemma3",
+     "context_length": 131072},
+]
+
+
+async def shoot(out: Path) -> list[Path]:
+    from victor_gui.modelmgr.hardware import GpuDevice, GpuReport, RamInfo
+    from victor_gui.providers.http import LOCAL_TIMEOUTS, PROBE_TIMEOUTS, make_client
+    from victor_gui.services.endpoint_health import EndpointsService
+    from victor_gui.services.model_manager import ModelManagerService
+    from victor_gui.ui.dashboard import Dashboard
+    from victor_gui.ui.model_manager_view import ModelManagerView
+
+    saved: list[Path] = []
+    sims = [ollama.make_server(model="llama3.1:8b", models=MODELS), vllm.make_server(model="Qwen/Qwen3-8B"),
+            llamacpp.make_server(loading=True), llamacpp.make_server(api_key="sk-local-secret")]
+    for sim in sims:
+        sim.start()
+    sims[0].loading = False
+    probe = make_client(PROBE_TIMEOUTS)
+    client = make_client(LOCAL_TIMEOUTS)
+    # A model in memory, so the card shows its context and GPU share.
+    await client.post(f"http://127.0.0.1:{sims[0].port}/api/generate",
+                      json={"model": "llama3.2:3b", "options": {"num_ctx": 8192}, "stream": False})
+    settings = out / "settings.yaml"
+    service = EndpointsService(probe, settings_path=settings, discover_fn=None, interval=0.5, tick_s=0.5)
+    await service.start()
+    await service.add_endpoint("Workstation Ollama", "ollama", f"http://127.0.0.1:{sims[0].port}")
+    service.watch([f"http://127.0.0.1:{s.port}" for s in sims[1:]] + [f"http://127.0.0.1:{free_port()}"])
+    await service.refresh_now()
+    await asyncio.sleep(3.0)  # a few probes for the sparklines
+    dash = Dashboard(service)
+    dash.resize(980, 560)
+    dash.show()
+    await asyncio.sleep(0.3)
+    path = out / "dashboard.png"
+    dash.grab().save(str(path))
+    saved.append(path)
+
+    report = GpuReport([GpuDevice("nvidia", "NVIDIA GeForce RTX 4060", 8 * GiB, 6 * GiB, source="what-if")],
+                       RamInfo(32 * GiB, 21 * GiB))
+    models = ModelManagerService(client, gpu_report=report)
+    view = ModelManagerView(models, service)
+    view.resize(980, 600)
+    view.show()
+    await asyncio.sleep(0.5)
+    ollama_status = service.monitor.status(f"http://127.0.0.1:{sims[0].port}")
+    assert ollama_status is not None
+    await models.set_endpoint(ollama_status)
+    view.render_endpoints()
+    await models.select("llama3.2:3b")
+    models.set_context(49152)
+    view.pull_edit.setText("tinyllama")
+    sims[0].options["pull_step_seconds"] = 0.4
+    models.start_pull("tinyllama")
+    await asyncio.sleep(0.7)
+    path = out / "model-manager.png"
+    view.grab().save(str(path))
+    saved.append(path)
+
+    view.close()
+    dash.close()
+    await models.close()
+    await service.close()
+    await probe.aclose()
+    await client.aclose()
+    for sim in sims:
+        sim.stop()
+    return saved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("screenshots-out"))
+    args = parser.parse_args()
+    if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        if shutil.which("xvfb-run") is None:
+            print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
+            return 2
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m",
+               "packaging.screenshots_models", "--out", str(args.out)]
+        return subprocess.call(cmd)
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    from PySide6.QtWidgets import QApplication
+
+    from victor_gui.ui.loop import make_loop
+
+    app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    loop = make_loop(app)
+    try:
+        saved = loop.run_until_complete(shoot(args.out))
+    finally:
+        loop.close()
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

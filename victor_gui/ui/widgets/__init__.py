@@ -1,0 +1,1 @@
+"""Small reusable widgets (sparkline, stacked bar) for the dashboard and the model manager."""
