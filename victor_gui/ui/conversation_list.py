@@ -10,7 +10,6 @@ with ``open()`` (not ``exec()``) so no nested event loop runs under qasync.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -19,20 +18,20 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMenu,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 if TYPE_CHECKING:
+    # Dialog classes are looked up when first used: each PySide class touched at import time
+    # costs first paint.
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
     from victor_gui.storage.models import Conversation, SearchHit
     from victor_gui.storage.store import ConversationStore
 
@@ -44,6 +43,8 @@ SEARCH_DELAY_MS = 200
 
 
 def _when(ts: float) -> str:
+    import datetime as dt
+
     then = dt.datetime.fromtimestamp(ts)
     return then.strftime("%H:%M") if then.date() == dt.date.today() else then.strftime("%d %b %Y")
 
@@ -73,7 +74,6 @@ class ConversationList(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats (Ctrl+F)")
         self.search.setAccessibleName("Search conversations")
-        self.search.setClearButtonEnabled(True)
         layout.addWidget(self.search)
         self.list = QListWidget()
         self.list.setAccessibleName("Conversations")
@@ -91,6 +91,15 @@ class ConversationList(QWidget):
         self._timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(lambda _t: self._timer.start())
         self._placeholder("Opening your conversations…")
+        self._finished = False
+
+    def _finish_setup(self) -> None:
+        """What the first paint does not need (the clear button's icon, key actions), done
+        when the store arrives, after the first paint."""
+        if self._finished:
+            return
+        self._finished = True
+        self.search.setClearButtonEnabled(True)
         keyed = (("Rename…", self._rename_current, "F2"), ("Delete…", self._delete_current, "Del"))
         for text, slot, key in keyed:
             action = QAction(text, self.list)
@@ -108,6 +117,7 @@ class ConversationList(QWidget):
         return task
 
     def set_store(self, store: ConversationStore | None) -> asyncio.Task[None]:
+        self._finish_setup()
         self.store = store
         return self.refresh()
 
@@ -190,6 +200,8 @@ class ConversationList(QWidget):
         if item is None or item.data(ROLE_CONV) is None:
             return
         cid = int(item.data(ROLE_CONV))
+        from PySide6.QtWidgets import QMenu
+
         menu = QMenu(self)
         menu.addAction("Rename…", lambda: self.ask_rename(cid))
         menu.addAction("Export as Markdown…", lambda: self.ask_export(cid, "md"))
@@ -207,6 +219,8 @@ class ConversationList(QWidget):
             self.ask_delete(cid)
 
     def ask_rename(self, cid: int) -> QInputDialog:
+        from PySide6.QtWidgets import QInputDialog
+
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Rename chat")
         dialog.setLabelText("New name:")
@@ -218,6 +232,8 @@ class ConversationList(QWidget):
         return dialog
 
     def ask_delete(self, cid: int) -> QMessageBox:
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(QMessageBox.Icon.Question, "Delete chat",
                           "Delete this chat and all its messages? This cannot be undone.",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
@@ -227,6 +243,8 @@ class ConversationList(QWidget):
         return box
 
     def ask_export(self, cid: int, fmt: str) -> QFileDialog:
+        from PySide6.QtWidgets import QFileDialog
+
         dialog = QFileDialog(self, "Export chat")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
