@@ -110,3 +110,43 @@ async def test_profiles_and_their_errors_are_listed_by_file_and_line(clean_env, 
         errors = [dialog.profile_errors.item(i).text() for i in range(dialog.profile_errors.count())]
         assert any(e.startswith(f"{path}:7:") for e in errors), errors
         dialog.close()
+
+
+async def test_endpoints_are_added_and_removed_in_settings_yaml(clean_env, config_home, window) -> None:
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        dialog.endpoint_name.setText("Box under the desk")
+        dialog.endpoint_kind.setCurrentText("ollama")
+        dialog.endpoint_url.setText("not a url")
+        await dialog.add_endpoint()
+        assert "not valid" in dialog.message.text() and dialog.endpoint_list.count() == 0
+        dialog.endpoint_url.setText("http://192.168.1.20:11434/")
+        await dialog.add_endpoint()
+        assert dialog.endpoint_list.item(0).text() == "Box under the desk — ollama — http://192.168.1.20:11434"
+        text = (config_home / "settings.yaml").read_text(encoding="utf-8")
+        assert "http://192.168.1.20:11434" in text
+        dialog.endpoint_list.setCurrentRow(0)
+        await dialog.remove_endpoint()
+        assert dialog.endpoint_list.count() == 0
+        assert "192.168.1.20" not in (config_home / "settings.yaml").read_text(encoding="utf-8")
+        dialog.close()
+
+
+async def test_move_data_folder_keeps_the_chats(clean_env, config_home, window, store, tmp_path) -> None:
+    conv = await store.create_conversation("Keep me")
+    await store.add_message(conv.id, "user", "still here after the move")
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        assert dialog.data_label.text() == str(store.path.parent)
+        target = tmp_path / "moved"
+        await dialog.move_data(str(target))
+        assert "now in" in dialog.message.text(), dialog.message.text()
+        assert window.store is not store and window.store.path.parent == target
+        assert window.chat.store is window.store
+        messages = await window.store.get_messages(conv.id)
+        assert [m.content for m in messages] == ["still here after the move"]
+        assert str(target) in (config_home / "settings.yaml").read_text(encoding="utf-8")
+        dialog.close()
+        await window.store.close()
