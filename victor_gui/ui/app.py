@@ -191,7 +191,7 @@ class App:
         self.pool: Any = None  # ProviderPool, built after the first paint
         self.window = MainWindow()
         self.crash = CrashReporter(self.window, show_dialogs=not self_test)
-        self.client = None
+        self.client: Any = None  # the shared httpx.AsyncClient, built after the first paint
         self.store: Any = None  # ConversationStore, opened after the first paint
         self.store_notice: Any = None  # StoreNotice when the file was damaged and replaced
         self.first_paint_ms: float | None = None
@@ -265,8 +265,8 @@ class App:
             await self.window.chat.reload_providers_keeping_choice()
         except Exception:  # no keyring: keys come from the environment only
             log.exception("installing the keyring store failed")
-        folder = (settings.data_dir if settings is not None and settings.data_dir else None) \
-            or await asyncio.to_thread(default_data_dir)
+        chosen: str | None = settings.data_dir if settings is not None else None
+        folder: str | Path = chosen or await asyncio.to_thread(default_data_dir)
         try:
             self.store, self.store_notice = await open_store(folder)
         except Exception as exc:

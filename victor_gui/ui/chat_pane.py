@@ -191,7 +191,8 @@ class ChatPane(StoredChatMixin, QWidget):
         from victor_gui.services.provider_choices import provider_choices
 
         choices = await asyncio.to_thread(provider_choices)
-        name = self.current_choice().name if self.current_choice() is not None else None
+        current = self.current_choice()
+        name = current.name if current is not None else None
         model = self.model_combo.currentText()
         self.reload_providers(choices)
         if name is not None:

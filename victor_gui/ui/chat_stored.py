@@ -1,3 +1,4 @@
+# mypy: disable-error-code="attr-defined,no-any-return"
 """The part of the chat pane that shows stored chats: open one (its last page, or the page
 around a search hit), page back through older messages, and keep a chat's parameters.
 
@@ -17,13 +18,24 @@ if TYPE_CHECKING:
 
     from PySide6.QtWidgets import QWidget
 
+    from victor_gui.services.chat_session import ChatSession
     from victor_gui.services.provider_choices import ProviderChoice
     from victor_gui.storage.models import StoredMessage
     from victor_gui.ui.message_view import MessageView
 
 
 class StoredChatMixin:
-    """Opening and paging stored chats; see the module doc. Mixed into ChatPane."""
+    """Opening and paging stored chats; see the module doc. Mixed into ChatPane, whose widgets
+    and methods it uses (mypy is told not to look for them here: see the file's first line)."""
+
+    # The pane's state this part reads and writes (assigned in ChatPane.__init__).
+    session: ChatSession | None
+    conversation_id: int | None
+    _bound: tuple[str, str] | None
+    _first_position: int | None
+    _around_hit: bool
+    _editing: MessageView | None
+    _view: MessageView | None
 
     def _choice_named(self, name: str) -> ProviderChoice | None:
         return next((c for c in self._choices if c.name == name), None)
@@ -150,7 +162,7 @@ class StoredChatMixin:
         from_bottom = bar.maximum() - bar.value()
         self._show_page(stored, at_top=True)
         # Keep the reader's place: the new page goes above what they were looking at.
-        QTimer.singleShot(0, self, lambda: bar.setValue(bar.maximum() - from_bottom))
+        QTimer.singleShot(0, self.transcript, lambda: bar.setValue(bar.maximum() - from_bottom))
 
     async def apply_params(self, system_prompt: str | None, params: dict[str, Any]) -> None:
         """Store the chat's system prompt and parameters (temperature, max_tokens,

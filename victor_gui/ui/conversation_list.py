@@ -64,6 +64,7 @@ class ConversationList(QWidget):
         self._current: int | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
+        self.side_layout = layout  # the window adds its version line at the bottom
         top = QHBoxLayout()
         self.new_button = QPushButton("New chat")
         self.new_button.setAccessibleName("New chat")

@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.conversation_list = self.conversations.list
         version = QLabel(f"Victor GUI {__version__}")
         version.setStyleSheet("color: #999; font-size: 10px;")
-        self.conversations.layout().addWidget(version)
+        self.conversations.side_layout.addWidget(version)
         splitter.addWidget(self.conversations)
 
         self.chat = ChatPane(pool)

@@ -237,7 +237,7 @@ class SettingsDialog(QDialog):
 
         try:
             endpoint = Endpoint(name=self.endpoint_name.text().strip(),
-                                kind=self.endpoint_kind.currentText(),  # type: ignore[arg-type]
+                                kind=self.endpoint_kind.currentText(),
                                 url=self.endpoint_url.text().strip())
         except ValidationError as exc:
             self._say("That endpoint is not valid: " + "; ".join(

@@ -58,7 +58,7 @@ class KeysPage(QWidget):
     after a key was saved or removed (the chat refreshes its drop-down and forgets the old
     provider instance); ``providers`` gives the profiles' ``providers:`` settings (base URLs)."""
 
-    def __init__(self, keyring_store: Any, spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+    def __init__(self, keyring_store: Any, spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]],
                  changed: Callable[[str], None], providers: Callable[[], dict[str, Any]],
                  parent: QWidget | None = None) -> None:
         from victor_gui.providers.catalog import SPECS

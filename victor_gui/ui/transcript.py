@@ -122,12 +122,12 @@ class Transcript(QScrollArea):
         index = self._layout.indexOf(widget)
         if index < 0:
             return
-        below = [self._layout.itemAt(i).widget() for i in range(index + 1, self._layout.count())]
-        for item in below:
+        below = [self._layout.itemAt(i) for i in range(index + 1, self._layout.count())]
+        for item in [b.widget() for b in below if b is not None]:
             if item in self.messages:
-                self.remove_message(item)  # type: ignore[arg-type]
+                self.remove_message(item)
             elif item in self.notes:
-                self.notes.remove(item)  # type: ignore[arg-type]
+                self.notes.remove(item)
                 self._layout.removeWidget(item)
                 item.deleteLater()
 
