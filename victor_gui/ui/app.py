@@ -266,7 +266,7 @@ class App:
         except Exception:  # no keyring: keys come from the environment only
             log.exception("installing the keyring store failed")
         chosen: str | None = settings.data_dir if settings is not None else None
-        folder: str | Path = chosen or await asyncio.to_thread(default_data_dir)
+        folder: Path = Path(chosen) if chosen else await asyncio.to_thread(default_data_dir)
         try:
             self.store, self.store_notice = await open_store(folder)
         except Exception as exc:
