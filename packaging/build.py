@@ -73,8 +73,8 @@ def run(
 
 def bundle(dist: Path = DIST, work: Path = ROOT / "build" / "pyinstaller") -> Path:
     """Build the one-folder bundle into ``dist/victor-gui``; returns that folder."""
-    # -P: no current folder on sys.path. A repo-root package named `packaging` would otherwise
-    # shadow the PyPI `packaging` that PyInstaller imports.
+    # -P: no current folder on sys.path, so the repo's packaging/ folder can never shadow the
+    # PyPI `packaging` library that PyInstaller imports.
     run(
         [
             sys.executable,

@@ -1,6 +1,6 @@
 """Screenshots of the real window under a real X server (Xvfb), streaming from a local simulator.
 
-    python -m packaging.screenshots --out /tmp/shots
+    python -m bench.screenshots --out /tmp/shots
 
 Without ``DISPLAY`` it re-runs itself under ``xvfb-run -a``. It saves:
 
@@ -177,7 +177,7 @@ def main() -> int:
         if shutil.which("xvfb-run") is None:
             print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
             return 2
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "packaging.screenshots",
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "bench.screenshots",
                "--out", str(args.out)]
         return subprocess.call(cmd)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Screenshots of the endpoint dashboard and the model manager under Xvfb, against simulators.
 
-    python -m packaging.screenshots_models --out /tmp/shots
+    python -m bench.screenshots_models --out /tmp/shots
 
 Saves ``dashboard.png`` (Ollama up with a model loaded, vLLM up, llama.cpp loading, llama.cpp
 wanting an API key, a dead port; this machine's real GPU/RAM report) and
@@ -108,7 +108,7 @@ def main() -> int:
             print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
             return 2
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m",
-               "packaging.screenshots_models", "--out", str(args.out)]
+               "bench.screenshots_models", "--out", str(args.out)]
         return subprocess.call(cmd)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
