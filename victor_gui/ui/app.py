@@ -280,7 +280,8 @@ class App:
     async def shutdown(self) -> None:
         await self.window.manager_views.aclose()
         await self.window.chat.aclose()
-        await self.window.conversations.aclose()
+        if self.window._conversations is not None:
+            await self.window.conversations.aclose()
         if self.window.store is not None:
             await self.window.store.close()
         if self.pool is not None:

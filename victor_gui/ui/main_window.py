@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPaintEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from victor_gui import __version__
 from victor_gui.ui.chat_pane import ChatPane
-from victor_gui.ui.conversation_list import ConversationList
 
 if TYPE_CHECKING:
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.storage.store import ConversationStore
+    from victor_gui.ui.conversation_list import ConversationList
 
 STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
@@ -54,13 +54,14 @@ class MainWindow(QMainWindow):
         self.dialogs: dict[str, QWidget] = {}
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.conversations = ConversationList()
-        self.new_chat_button = self.conversations.new_button
-        self.conversation_list = self.conversations.list
-        version = QLabel(f"Victor GUI {__version__}")
-        version.setStyleSheet("color: #999; font-size: 10px;")
-        self.conversations.side_layout.addWidget(version)
-        splitter.addWidget(self.conversations)
+        # The conversation list is built just after the first paint: it has nothing to show
+        # before the store opens, and its module and widgets cost first paint. Asking for
+        # ``conversations`` earlier builds it at once.
+        self._side = QWidget()
+        self._side_layout = QVBoxLayout(self._side)
+        self._side_layout.setContentsMargins(0, 0, 0, 0)
+        self._conversations: ConversationList | None = None
+        splitter.addWidget(self._side)
 
         self.chat = ChatPane(pool)
         splitter.addWidget(self.chat)
@@ -70,10 +71,6 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self.splitter = splitter
 
-        self.conversations.new_requested.connect(self.new_chat)
-        self.conversations.open_requested.connect(self._open)
-        self.conversations.deleted.connect(self._deleted)
-        self.conversations.status.connect(self.chat.status_label.setText)
         self.chat.conversation_changed.connect(self._conversation_changed)
 
         menu = self.menuBar().addMenu("&Chat")
@@ -109,11 +106,42 @@ class MainWindow(QMainWindow):
 
     # -- conversations ---------------------------------------------------------------------------
 
+    @property
+    def conversations(self) -> ConversationList:
+        """The conversation list (left side), built on first use."""
+        if self._conversations is None:
+            from victor_gui.ui.conversation_list import ConversationList
+
+            conversations = ConversationList()
+            version = QLabel(f"Victor GUI {__version__}")
+            version.setStyleSheet("color: #999; font-size: 10px;")
+            conversations.side_layout.addWidget(version)
+            self._side_layout.addWidget(conversations)
+            conversations.new_requested.connect(self.new_chat)
+            conversations.open_requested.connect(self._open)
+            conversations.deleted.connect(self._deleted)
+            conversations.status.connect(self.chat.status_label.setText)
+            self._conversations = conversations
+            if self.store is not None:
+                conversations.set_store(self.store)
+        return self._conversations
+
+    @property
+    def new_chat_button(self) -> QPushButton:
+        return self.conversations.new_button
+
+    @property
+    def conversation_list(self) -> QListWidget:
+        return self.conversations.list
+
     def set_store(self, store: ConversationStore | None) -> None:
         """Show the conversations of ``store`` (opened by the app after the first paint)."""
         self.store = store
         self.chat.set_store(store)
-        self.conversations.set_store(store)
+        if self._conversations is not None:
+            self._conversations.set_store(store)
+        else:
+            _ = self.conversations  # built now, with the store
 
     def show_notice(self, text: str) -> QWidget:
         """Tell the user something about their data (a damaged store moved aside) without a
@@ -179,6 +207,7 @@ class MainWindow(QMainWindow):
         if not self._painted:
             self._painted = True
             self.first_painted.emit()
+            QTimer.singleShot(0, self, lambda: self.conversations)
 
     def bring_to_front(self) -> None:
         """Show and raise the window (a second launch asks for this)."""
