@@ -6,8 +6,10 @@ end with a QTextCursor, so a long reply is never re-laid-out from the top per to
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QTextCursor, QTextDocument, QTextOption
+from collections.abc import Callable
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor, QTextDocument, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -39,13 +41,23 @@ class AutoHeightText(QTextBrowser):
     def __init__(self, parent: QWidget | None = None, *, max_height: int | None = None) -> None:
         super().__init__(parent)
         self._max_height = max_height  # beyond it the view scrolls (the reasoning box)
-        self.setOpenExternalLinks(True)
+        # Links are handled here: copy:N copies code block N, anything else opens outside.
+        self.setOpenLinks(False)
+        self.copy_requested: Callable[[int], None] | None = None
+        self.anchorClicked.connect(self._link)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._adopt(self.document())
+
+    def _link(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            if self.copy_requested is not None and url.path().isdigit():
+                self.copy_requested(int(url.path()))
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
 
     def _adopt(self, doc: QTextDocument) -> None:
         doc.setDocumentMargin(2)
@@ -172,6 +184,7 @@ class MessageView(QFrame):
         layout.addWidget(self.tools_label)
 
         self.body = AutoHeightText()
+        self.body.copy_requested = self.copy_code_block
         self.body.setAccessibleName("Assistant reply" if role == "assistant" else "Your message")
         layout.addWidget(self.body)
 
@@ -257,6 +270,14 @@ class MessageView(QFrame):
         self.error_label.setText(text or "")
         self.error_label.setVisible(bool(text))
         self.retry_button.setVisible(bool(text) and retry)
+
+    def copy_code_block(self, index: int) -> None:
+        """Put code block ``index`` of this message on the clipboard (the Copy link above it)."""
+        from victor_gui.services.markdown_render import code_blocks
+
+        blocks = code_blocks(self.text)
+        if 0 <= index < len(blocks):
+            QGuiApplication.clipboard().setText(blocks[index])
 
     def render_markdown(self) -> None:
         """Replace the streamed plain text by its Markdown rendering (once, at the end)."""
