@@ -70,7 +70,13 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{url_port}"
     client = make_client(LOCAL_TIMEOUTS)
     pool = ProviderPool(client)
-    window = MainWindow(pool)
+    import tempfile
+
+    from victor_gui.storage import open_store
+
+    data = tempfile.TemporaryDirectory()  # every message is stored as it streams, as in the app
+    store, _notice = await open_store(data.name)
+    window = MainWindow(pool, store)
     window.show()
     chat = window.chat
     await chat.start()
@@ -115,6 +121,7 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     await tick
     view = chat.transcript.messages[-1]
+    assert chat.generation is not None
     state = chat.generation.state
     assert state.status.value == "done", (state.status, state.error)
     assert view.text == text, "transcript does not hold the whole reply"
@@ -143,6 +150,9 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
         "gen_s": (state.finished_at or 0) - (state.started_at or 0),
     }
     await chat.aclose()
+    await window.conversations.aclose()
+    await store.close()
+    data.cleanup()
     await pool.close()
     await client.aclose()
     window.close()

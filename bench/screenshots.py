@@ -6,7 +6,12 @@ Without ``DISPLAY`` it re-runs itself under ``xvfb-run -a``. It saves:
 
 * ``01-no-server.png``: first start with no local server and no key (the guidance line);
 * ``02-mid-stream.png``: a reply streaming (reasoning box, text arriving, Stop enabled);
-* ``03-finished.png``: the same reply rendered as Markdown, with its stats line.
+* ``03-finished.png``: the same reply rendered as Markdown, with its stats line;
+* ``04-settings.png``: the Settings dialog, API keys page (an in-memory keyring, one key saved,
+  one from the environment).
+
+Step 2 runs over a temporary conversation store holding a few earlier chats (the list on the
+left).
 
 Only for people and the README; nothing here is a test.
 """
@@ -19,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.servers.base import Script, free_port
@@ -51,6 +57,21 @@ Call it with `for chunk in read_chunks("big.log"): ...` and process each piece a
 
 REASONING = ("The user wants to read a big file. A generator with a fixed chunk size is the "
              "idiomatic answer; mention binary mode and the walrus operator.")
+
+
+EARLIER_CHATS = (
+    ("Plan a three-day trip to Lisbon", "Day one: Alfama and the castle…"),
+    ("Explain Rust lifetimes simply", "A lifetime names how long a borrow is valid…"),
+    ("SQL: rank rows within groups", "Use a window function: RANK() OVER (PARTITION BY …)"),
+    ("Draft a polite reminder email", "Subject: A gentle reminder about Friday's report…"),
+)
+
+
+async def _fill(store) -> None:  # type: ignore[no-untyped-def]
+    for title, answer in EARLIER_CHATS:
+        conv = await store.create_conversation(title)
+        await store.add_message(conv.id, "user", title)
+        await store.add_message(conv.id, "assistant", answer, provider="ollama", model="qwen3:8b")
 
 
 def _free_env() -> None:
@@ -87,13 +108,19 @@ async def shoot(out: Path) -> list[Path]:
     await pool.close()
     window.close()
 
-    # 2. A llama.cpp-style server with two models, streaming a reply at a readable pace.
+    # 2. A llama.cpp-style server with two models, streaming a reply at a readable pace, over a
+    #    store with a few earlier chats.
+    from victor_gui.storage import open_store
+
+    data = tempfile.TemporaryDirectory()
+    store, _notice = await open_store(Path(data.name))
+    await _fill(store)
     with make_server() as sim:
         sim.models = ["qwen3-8b-instruct-q4_k_m", "llama-3.2-3b-instruct"]
         sim.script(Script(text=REPLY, reasoning=REASONING, pieces=len(REPLY) // 4, delay_s=0.012))
         os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{sim.port}"
         pool = ProviderPool(client)
-        window = MainWindow(pool)
+        window = MainWindow(pool, store)
         window.resize(1100, 720)
         window.show()
         chat = window.chat
@@ -104,20 +131,39 @@ async def shoot(out: Path) -> list[Path]:
         chat.send()
         reply = chat.transcript.messages[-1]
         reply.reasoning_toggle.setChecked(True)
-        half = asyncio.Event()
-        assert chat.generation is not None
-        chat.generation.add_listener(lambda state, delta: half.set()
-                                     if len(state.content) >= len(REPLY) * 0.45 else None)
-        await half.wait()
+        while len(reply.text) < len(REPLY) * 0.45:  # noqa: ASYNC110 (polling a widget)
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)  # one more frame
         grab(window, "02-mid-stream.png")
         await finished.wait()
         reply.reasoning_toggle.setChecked(False)
         await asyncio.sleep(0.5)  # Markdown is parsed in a worker thread, then swapped in
         grab(window, "03-finished.png")
+
+        # 4. Settings, API keys page: an in-memory keyring with one key saved, one key in the env.
+        from tests.config.memory_keyring import MemoryKeyring, use_backend
+        from victor_gui.config.secrets import KeyringStore, install_keyring_store
+
+        os.environ["OPENAI_API_KEY"] = "sk-screenshot-not-a-real-key"
+        with use_backend(MemoryKeyring()):
+            keys = install_keyring_store(KeyringStore())
+            keys.set_key("anthropic", "sk-ant-screenshot-not-a-real-key")
+            window.keyring_store = keys
+            dialog = window.open_settings()
+            dialog.resize(820, 560)
+            while dialog.keys.rows["anthropic"].status.text() == "…":  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            path = out / "04-settings.png"
+            dialog.grab().save(str(path))
+            saved.append(path)
+            dialog.close()
         await chat.aclose()
+        await window.conversations.aclose()
         await pool.close()
         window.close()
+    await store.close()
+    data.cleanup()
     await client.aclose()
     return saved
 
@@ -141,6 +187,7 @@ def main() -> int:
     from victor_gui.ui.loop import make_loop
 
     app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)  # windows come and go between the shots
     loop = make_loop(app)
     try:
         saved = loop.run_until_complete(shoot(args.out))

@@ -84,15 +84,33 @@ async def pool() -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def window(qtbot, pool):  # type: ignore[no-untyped-def]
+async def store(tmp_path):  # type: ignore[no-untyped-def]
+    """A real conversation store in a temporary folder."""
+    from victor_gui.storage import open_store
+
+    s, _notice = await open_store(tmp_path / "data")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def window(qtbot, pool, store):  # type: ignore[no-untyped-def]
     from victor_gui.ui.main_window import MainWindow
 
-    win = MainWindow(pool)
+    win = MainWindow(pool, store)
     qtbot.addWidget(win)
     win.show()
     yield win
     await win.chat.aclose()
+    await win.conversations.aclose()
     await win.compare.aclose()
+
+
+async def stored_messages(window):  # type: ignore[no-untyped-def]
+    """The messages of the chat on screen, as the store holds them (notes included)."""
+    chat = window.chat
+    assert chat.conversation_id is not None
+    return await chat.store.get_messages(chat.conversation_id)
 
 
 async def wait_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:

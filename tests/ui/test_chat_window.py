@@ -7,7 +7,7 @@ import asyncio
 from PySide6.QtCore import Qt
 
 from tests.servers.base import Fault, Script
-from tests.ui.conftest import wait_until
+from tests.ui.conftest import stored_messages, wait_until
 from victor_gui.errors import MissingAPIKeyError, ProviderAuthError
 from victor_gui.services.generation import ReplyStatus
 from victor_gui.ui.error_text import ERROR_TEXT, NO_LOCAL_SERVER
@@ -64,7 +64,9 @@ async def test_send_streams_into_the_transcript(sim, window, qtbot) -> None:
     await wait_until(lambda: "Streaming works." in reply.body.toPlainText())
     stats = reply.stats_label.text()
     assert f"{script.completion_count()} tokens" in stats and "TTFT" in stats
-    assert [m.role for m in chat.history] == ["user", "assistant"]
+    stored = await stored_messages(window)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[-1].content == text and stored[-1].status == "complete"
     assert sim.chat_requests()[0].body["model"] == chat.model_combo.currentText()
     assert chat.send_button.isEnabled() and not chat.stop_button.isEnabled()
 
@@ -83,7 +85,10 @@ async def test_escape_stops_at_once_and_keeps_the_partial(sim, window, qtbot) ->
     kept = reply.text
     assert 10 <= len(kept) < 2000
     assert "stopped" in reply.stats_label.text()
-    assert chat.history[-1].role == "assistant" and chat.history[-1].text == kept
+    await wait_until(lambda: not chat.session.busy)
+    stored = await stored_messages(window)
+    assert stored[-1].role == "assistant" and stored[-1].content == kept
+    assert stored[-1].status == "interrupted"
     # The request was really cancelled: the server saw the client leave.
     assert await asyncio.to_thread(sim.disconnected.wait, 5)
     await asyncio.sleep(0.1)
@@ -106,7 +111,7 @@ async def test_error_shows_inline_and_retry_recovers(sim, window) -> None:
     await wait_until(lambda: not chat.running)
     assert chat.transcript.messages[-1].text == "Second time lucky."
     assert failed not in chat.transcript.messages
-    assert [m.role for m in chat.history] == ["user", "assistant"]
+    assert [m.role for m in await stored_messages(window)] == ["user", "assistant"]
 
 
 async def test_ctrl_n_starts_a_new_chat(sim, window, qtbot) -> None:
@@ -117,7 +122,7 @@ async def test_ctrl_n_starts_a_new_chat(sim, window, qtbot) -> None:
     await wait_until(lambda: not chat.running)
     assert chat.transcript.messages
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    assert chat.transcript.messages == [] and chat.history == []
+    assert chat.transcript.messages == [] and chat.conversation_id is None and chat.session is None
 
 
 async def test_tool_calls_are_shown(sim, window) -> None:
@@ -132,7 +137,7 @@ async def test_tool_calls_are_shown(sim, window) -> None:
     await wait_until(lambda: not chat.running)
     assert reply.tools_label.isVisibleTo(window)
     assert "get_weather" in reply.tools_label.text() and "Oslo" in reply.tools_label.text()
-    assert chat.history[-1].tool_calls[0].name == "get_weather"
+    assert (await stored_messages(window))[-1].tool_calls[0]["name"] == "get_weather"
 
 
 async def test_a_huge_paragraph_streams_in_bounded_blocks(sim, window) -> None:

@@ -28,10 +28,10 @@ default; ``track_costs=False`` (a profile's ``track_costs: false``) stores no co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import aclosing
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
@@ -43,6 +43,7 @@ from victor_gui.services import costs, notes
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
+from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
 from victor_gui.services.reply_types import (
     Progress,
     ReplyEvent,
@@ -101,6 +102,8 @@ class ChatSession:
         self.context_window = context_window
         self._windows: dict[tuple[int, str], ContextWindow] = {}
         self._task: asyncio.Task[ReplyResult] | None = None
+        # The attempt streaming now (or the last one): a view reads live figures off its state.
+        self.generation: Generation | None = None
 
     @classmethod
     def from_profile(
@@ -162,6 +165,17 @@ class ChatSession:
         messages = await self.store.get_messages(self.conversation_id)
         await self._truncate_keeping_switches(messages, message.position + 1)
         return await self._run_reply()
+
+    def cancel(self) -> None:
+        """Stop the streaming reply without waiting (a key press): the attempt stops at once
+        (its state reads ``interrupted``) and the row is marked when the task unwinds; await
+        :meth:`stop` to wait for that."""
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()  # first, so the session task sees a cancel, not a finished attempt
+        if self.generation is not None:
+            self.generation.cancel()
 
     async def stop(self) -> None:
         """Stop the streaming reply now; its text so far stays, marked ``interrupted``."""
@@ -358,22 +372,63 @@ class ChatSession:
 
     async def _stream(self, provider: BaseProvider, model: str, messages: list[Message], mid: int,
                       progress: Progress) -> None:
-        stream = provider.stream(messages, model=model, temperature=self.temperature,
-                                 max_tokens=self.max_tokens)
-        async with aclosing(stream) as chunks:  # type: ignore[type-var]
-            async for chunk in chunks:
-                if chunk.content or chunk.reasoning:
-                    if progress.first is None:
-                        progress.first = time.perf_counter()
-                    progress.shown = True
-                    progress.text += chunk.content
-                    await self.store.append_partial(mid, chunk.content, chunk.reasoning)
-                    self._emit(ReplyEvent("delta", mid, chunk.content, chunk.reasoning))
-                progress.shown = progress.shown or bool(chunk.tool_call_deltas)
-                progress.usage = chunk.usage or progress.usage
-                progress.timings = chunk.timings or progress.timings
-                progress.tool_calls = chunk.tool_calls or progress.tool_calls
-                progress.model = chunk.model or progress.model
+        """Run one attempt as a :class:`~victor_gui.services.generation.Generation` (the one
+        streaming path of the app) and commit its deltas to the store as they arrive.
+
+        The Generation's listener is synchronous, so deltas are queued and written here (the
+        store buffers and commits them by time/size). A stop cancels this task: the Generation
+        is cancelled too (its HTTP stream is closed), the queued text is still committed, and
+        the cancel goes on to ``_reply`` which marks the row ``interrupted``. A failed stream
+        re-raises its typed error so the fallback chain can decide.
+        """
+        gen = Generation(provider, messages, model=model, temperature=self.temperature,
+                         max_tokens=self.max_tokens)
+        queued: list[tuple[str, str]] = []
+        wake = asyncio.Event()
+
+        def on_delta(state: ReplyState, delta: ReplyDelta) -> None:
+            if delta.content or delta.reasoning:
+                if progress.first is None:
+                    progress.first = state.first_token_at or time.perf_counter()
+                progress.shown = True
+                progress.text += delta.content
+                queued.append((delta.content, delta.reasoning))
+                self._emit(ReplyEvent("delta", mid, delta.content, delta.reasoning))
+            elif delta.tool_call_deltas:
+                progress.shown = True
+            wake.set()
+
+        async def commit() -> None:
+            while queued:
+                text, reasoning = queued.pop(0)
+                await self.store.append_partial(mid, text, reasoning)
+
+        gen.add_listener(on_delta)
+        self.generation = gen
+        task = gen.start()
+        try:
+            while not task.done():
+                await commit()
+                wake.clear()
+                waiter = asyncio.ensure_future(wake.wait())
+                try:
+                    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+            await commit()
+        except asyncio.CancelledError:
+            gen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)  # the stream is closed before the row is finished
+            await asyncio.shield(commit())
+            raise
+        state = gen.state
+        progress.usage = state.usage
+        progress.timings = state.timings
+        progress.tool_calls = state.tool_calls or None
+        progress.model = state.answered_model
+        if state.status is ReplyStatus.ERROR and state.error is not None:
+            raise state.error
 
     async def _finish(
         self,

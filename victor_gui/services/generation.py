@@ -84,6 +84,10 @@ class ReplyState:
     finished_at: float | None = None
     # Content and reasoning deltas received: the token estimate when the server sends no usage.
     delta_count: int = 0
+    # The model the server says answered (an alias may resolve to a dated name), and the last
+    # timings any chunk carried (server-measured or the adapter's own).
+    answered_model: str | None = None
+    timings: Timings | None = None
 
     @property
     def ttft_ms(self) -> float | None:
@@ -127,6 +131,7 @@ class ReplyDelta:
     reasoning: str = ""
     tool_calls_changed: bool = False
     status_changed: bool = False
+    tool_call_deltas: bool = False  # a tool call began or grew (output has begun: no fallback)
 
 
 Listener = Callable[[ReplyState, ReplyDelta], None]
@@ -259,12 +264,17 @@ class Generation:
         state.reasoning += chunk.reasoning
         if chunk.usage is not None:
             state.usage = chunk.usage
-        if chunk.timings is not None and chunk.timings.source == "server":
-            state.server_timings = chunk.timings
+        if chunk.timings is not None:
+            state.timings = chunk.timings
+            if chunk.timings.source == "server":
+                state.server_timings = chunk.timings
+        if chunk.model:
+            state.answered_model = chunk.model
         if chunk.stop_reason:
             state.stop_reason = chunk.stop_reason
         if chunk.content or chunk.reasoning or tools_changed:
-            self._notify(ReplyDelta(chunk.content, chunk.reasoning, tools_changed))
+            self._notify(ReplyDelta(chunk.content, chunk.reasoning, tools_changed,
+                                    tool_call_deltas=bool(chunk.tool_call_deltas)))
 
 
 @contextlib.asynccontextmanager

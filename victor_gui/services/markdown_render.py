@@ -17,7 +17,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-_PRE_STYLE = ("background-color:#f4f4f6; padding:6px; font-family:monospace; "
+_PRE_STYLE = ("background-color:#f4f4f6; padding:6px; margin-top:2px; font-family:monospace; "
               "white-space:pre-wrap;")
 
 
@@ -50,13 +50,29 @@ _TABLE = '<table border="1" cellspacing="0" cellpadding="4" style="border-color:
 _TAIL = re.compile(r"(?:\s*</\w+>)+\s*$")
 
 
+# Each code block gets a "Copy" link above it; the view maps ``copy:N`` to code_blocks(text)[N].
+_COPY_LINK = ('<p align="right" style="margin-top:4px; margin-bottom:0px; font-size:small;">'
+              '<a href="copy:{n}" style="text-decoration:none;">Copy</a></p>')
+
+
+def code_blocks(text: str) -> list[str]:
+    """The source of every code block in ``text`` (fenced or indented), in order."""
+    return [t.content for t in _parser().parse(text) if t.type in ("fence", "code_block")]
+
+
+def _with_copy_links(html: str) -> str:
+    parts = html.split("<pre")
+    return parts[0] + "".join(_COPY_LINK.format(n=i) + "<pre" + part for i, part in enumerate(parts[1:]))
+
+
 def markdown_to_html(text: str) -> str:
-    """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped)."""
-    html = _parser().render(text).replace("<table>", _TABLE)
+    """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped), with a Copy
+    link above each code block."""
+    html = _with_copy_links(_parser().render(text).replace("<table>", _TABLE))
     tail = _TAIL.search(html)
     if tail is not None:
         html = html[: tail.start()] + re.sub(r"\s+", "", tail.group(0))
     return html
 
 
-__all__ = ["markdown_to_html"]
+__all__ = ["code_blocks", "markdown_to_html"]

@@ -2,8 +2,10 @@
 shared HTTP client built after the first paint.
 
 Start-up order is chosen for a fast first paint: the window is shown before anything slow
-happens; after it has painted, the app warms the resolver, builds the one shared
-``httpx.AsyncClient`` (60–170 ms) and lets the chat pane probe the local servers.
+happens; after it has painted, the app warms the resolver, sets up redacted logging, reads the
+settings, builds the one shared ``httpx.AsyncClient`` (60–170 ms, with the proxy from the
+settings), lets the chat pane probe the local servers, installs the keyring as the key store and
+opens the conversation store (in executors; a damaged file is moved aside and said so).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ _AFTER_PAINT_IMPORTS = (
     "victor_gui.services.provider_choices",
     "victor_gui.services.generation",
     "victor_gui.services.markdown_render",
+    "victor_gui.services.chat_session",
+    "victor_gui.storage",
+    "victor_gui.config.settings",
+    "victor_gui.config.secrets",
 )
 
 
@@ -64,14 +70,13 @@ def log_dir() -> Path:
 
 
 def setup_logging() -> Path:
-    """Log to ``<user log dir>/victor-gui.log`` and send hard crashes (segfaults) to faulthandler.log."""
+    """Log to the user log dir through :func:`victor_gui.core.logging_setup.setup_logging`
+    (rotating, every line redacted) and send hard crashes (segfaults) to faulthandler.log."""
+    from victor_gui.core.logging_setup import setup_logging as setup_redacted_logging
+
     global _fault_file
     directory = log_dir()
-    handler = logging.FileHandler(directory / "victor-gui.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    setup_redacted_logging(directory)
     if _fault_file is None:
         _fault_file = open(directory / "faulthandler.log", "a", encoding="utf-8")
         faulthandler.enable(file=_fault_file, all_threads=True)  # replaces the stderr target
@@ -146,7 +151,10 @@ class CrashReporter:
         if issubclass(etype, KeyboardInterrupt):
             sys.__excepthook__(etype, value, tb)
             return
-        self.report("".join(traceback.format_exception(etype, value, tb)), value)
+        from victor_gui.core.logging_setup import log_crash
+
+        log_crash(etype, value, tb)  # redacted like every log line
+        self.report("".join(traceback.format_exception(etype, value, tb)), value, logged=True)
 
     def loop_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
@@ -156,9 +164,10 @@ class CrashReporter:
             text = str(context.get("message"))
         self.report(text, exc)
 
-    def report(self, text: str, exc: BaseException | None) -> None:
+    def report(self, text: str, exc: BaseException | None, *, logged: bool = False) -> None:
         self.count += 1
-        log.error("uncaught error:\n%s", text)
+        if not logged:
+            log.error("uncaught error:\n%s", text)
         if not self.show_dialogs:
             return
         if self._dialog is None:
@@ -182,7 +191,9 @@ class App:
         self.pool: Any = None  # ProviderPool, built after the first paint
         self.window = MainWindow()
         self.crash = CrashReporter(self.window, show_dialogs=not self_test)
-        self.client = None
+        self.client: Any = None  # the shared httpx.AsyncClient, built after the first paint
+        self.store: Any = None  # ConversationStore, opened after the first paint
+        self.store_notice: Any = None  # StoreNotice when the file was damaged and replaced
         self.first_paint_ms: float | None = None
         self.client_ms: float | None = None
         self.ready = asyncio.Event()
@@ -202,7 +213,9 @@ class App:
         from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
         from victor_gui.services.provider_choices import ProviderPool
 
-        self.client = make_client(LOCAL_TIMEOUTS)
+        settings = await self._load_settings()
+        proxy = settings.proxy if settings is not None else None
+        self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
         self.pool = ProviderPool(self.client)
         self.window.chat.pool = self.pool
         self.client_ms = (time.perf_counter() - t) * 1000
@@ -214,12 +227,64 @@ class App:
         self.window.chat.start()
         # Endpoint health monitor + discovery + GPU detection, all in the background.
         self.loop.create_task(self.window.manager_views.start(self.client))
+        await self._open_data(settings)
         self.ready.set()
+
+    async def _load_settings(self) -> Any:
+        from victor_gui.config.settings import load_settings
+
+        try:
+            loaded = await load_settings()
+        except Exception:  # settings are optional: the defaults serve
+            log.exception("reading settings failed")
+            return None
+        if loaded.error is not None:
+            self.window.chat.status_label.setText(str(loaded.error))
+        self.window.settings = loaded.settings
+        if loaded.settings.theme != "system" or self._desktop_is_dark():
+            from victor_gui.ui.main_window import STYLE
+            from victor_gui.ui.theme import apply_theme
+
+            apply_theme(loaded.settings.theme, self.window, STYLE)
+        return loaded.settings
+
+    @staticmethod
+    def _desktop_is_dark() -> bool:
+        from victor_gui.ui.theme import is_dark
+
+        return is_dark("system")
+
+    async def _open_data(self, settings: Any) -> None:
+        """The keyring as key store, then the conversation store (both off the loop)."""
+        from victor_gui.config.secrets import install_keyring_store
+        from victor_gui.storage import open_store
+        from victor_gui.storage.location import default_data_dir
+
+        try:
+            self.window.keyring_store = await asyncio.to_thread(install_keyring_store)
+            await self.window.chat.reload_providers_keeping_choice()
+        except Exception:  # no keyring: keys come from the environment only
+            log.exception("installing the keyring store failed")
+        chosen: str | None = settings.data_dir if settings is not None else None
+        folder: Path = Path(chosen) if chosen else await asyncio.to_thread(default_data_dir)
+        try:
+            self.store, self.store_notice = await open_store(folder)
+        except Exception as exc:
+            log.exception("opening the conversation store failed")
+            self.window.chat.status_label.setText(f"Your conversations could not be opened: {exc}")
+            return
+        self.window.set_store(self.store)
+        if self.store_notice is not None:
+            self.window.show_notice(self.store_notice.message)
 
     async def shutdown(self) -> None:
         await self.window.manager_views.aclose()
         await self.window.chat.aclose()
         await self.window.compare.aclose()
+        if self.window._conversations is not None:
+            await self.window.conversations.aclose()
+        if self.window.store is not None:
+            await self.window.store.close()
         if self.pool is not None:
             await self.pool.close()
         if self.client is not None:
@@ -281,6 +346,9 @@ def run_app(argv: list[str] | None = None, *, self_test: bool = False) -> int:
     # window is not kept waiting for platformdirs and file I/O).
     if sys.stderr is not None and not faulthandler.is_enabled():
         faulthandler.enable(all_threads=True)
+    # No excepthook is installed before the window exists (importing the logging set-up costs
+    # ~6 ms of first paint); App.run installs the crash reporter, which logs through
+    # core.logging_setup.log_crash (redacted) and keeps the window open.
     qapp = QApplication.instance() or QApplication(argv)
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("Victor GUI")

@@ -1,10 +1,13 @@
 """The chat pane: provider and model drop-downs, the transcript, the input, Send and Stop.
 
-Streaming never freezes the window: a :class:`~victor_gui.services.generation.Generation`
-reads the reply in an asyncio task on the qasync loop, its listener only appends deltas to a
-buffer, and a ~16 ms frame timer moves the buffer into the transcript (one cursor insert per
-frame, not per token). Model lists load asynchronously; every failure is shown in words from
-:mod:`victor_gui.ui.error_text`.
+Every message goes through a :class:`~victor_gui.services.chat_session.ChatSession` over the
+conversation store, so a chat survives a restart (and a crash: the partial reply stays, marked
+interrupted). Streaming never freezes the window: the session streams in an asyncio task on the
+qasync loop (each attempt a :class:`~victor_gui.services.generation.Generation`), its events
+only append deltas to a buffer, and a ~16 ms frame timer moves the buffer into the transcript
+(one cursor insert per frame, not per token). Changing the provider or model of a chat with
+history calls :meth:`ChatSession.switch`; its note shows in the transcript. Model lists load
+asynchronously; every failure is shown in words from :mod:`victor_gui.ui.error_text`.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.transcript import Transcript
 
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
     from victor_gui.providers.types import ModelInfo
-    from victor_gui.services.generation import Generation, ReplyDelta, ReplyState
+    from victor_gui.services.chat_session import ChatSession, ReplyEvent, ReplyResult
+    from victor_gui.services.generation import Generation
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+    from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.message_view import MessageView
 
 log = logging.getLogger(__name__)
@@ -63,32 +69,28 @@ class ChatInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
-def format_stats(state: ReplyState) -> str:
-    """``model · TTFT 120 ms · 42.0 tok/s · 256 tokens`` (parts left out when unknown)."""
-    from victor_gui.services.generation import ReplyStatus
-
-    bits = [state.model]
-    if state.ttft_ms is not None:
-        bits.append(f"TTFT {state.ttft_ms:.0f} ms")
-    if (tps := state.tokens_per_second) is not None:
-        bits.append(f"{tps:.1f} tok/s")
-    bits.append(f"{state.completion_tokens} tokens")
-    if state.status is ReplyStatus.INTERRUPTED:
-        bits.append("stopped")
-    return " · ".join(bits)
-
-
-class ChatPane(QWidget):
+class ChatPane(StoredChatMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
-    reply_finished = Signal(str)  # the ReplyStatus value of the reply that just ended
+    reply_finished = Signal(str)  # how the reply that just ended ended: complete/interrupted/error
+    conversation_changed = Signal(int)  # a chat was created or changed (the list refreshes)
 
-    def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, pool: ProviderPool | None = None, store: ConversationStore | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.pool = pool
-        self.history: list[Any] = []  # victor_gui.providers.types.Message
-        self.generation: Generation | None = None
+        self.store = store
+        self.session: ChatSession | None = None
+        self.conversation_id: int | None = None
+        # (provider, model) a reopened chat last used: its session starts there, so a different
+        # choice in the drop-downs is recorded as a switch.
+        self._bound: tuple[str, str] | None = None
+        self._first_position: int | None = None  # the earliest message shown
+        self._around_hit = False  # showing a page around a search hit, not the latest one
+        self._editing: MessageView | None = None
+        self._switch_pending = False
+        self._active = False
         self._view: MessageView | None = None
         self._pending_content: list[str] = []
         self._pending_reasoning: list[str] = []
@@ -109,6 +111,7 @@ class ChatPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         self.transcript = Transcript()
+        self.transcript.earlier_requested.connect(self.load_earlier)
         layout.addWidget(self.transcript, 1)
 
         self.status_label = QLabel("Starting…")
@@ -127,6 +130,7 @@ class ChatPane(QWidget):
         self.model_combo.setAccessibleName("Model")
         self.model_combo.lineEdit().setPlaceholderText("model")
         self.model_combo.lineEdit().setAccessibleName("Model")
+        self.model_combo.activated.connect(lambda _i: self._choice_changed())
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.refresh_button = QPushButton("↻")
         self.refresh_button.setAccessibleName("Reload the model list")
@@ -175,16 +179,32 @@ class ChatPane(QWidget):
 
     # -- providers and models ---------------------------------------------------------------------
 
-    def reload_providers(self) -> None:
+    def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
         """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
         from victor_gui.services.provider_choices import provider_choices
 
-        self._choices = provider_choices()
+        self._choices = choices if choices is not None else provider_choices()
         self.provider_combo.blockSignals(True)
         self.provider_combo.clear()
         for choice in self._choices:
             self.provider_combo.addItem(choice.label, choice.name)
         self.provider_combo.blockSignals(False)
+
+    async def reload_providers_keeping_choice(self) -> None:
+        """Re-read which providers have keys (the keyring was installed, a key was saved) and
+        keep the selection. Keyring reads can be slow (D-Bus), so they run in a thread."""
+        from victor_gui.services.provider_choices import provider_choices
+
+        choices = await asyncio.to_thread(provider_choices)
+        current = self.current_choice()
+        name = current.name if current is not None else None
+        model = self.model_combo.currentText()
+        self.reload_providers(choices)
+        if name is not None:
+            self.provider_combo.blockSignals(True)
+            self.select_provider(name)
+            self.provider_combo.blockSignals(False)
+            self.model_combo.setEditText(model)
 
     def current_choice(self) -> ProviderChoice | None:
         index = self.provider_combo.currentIndex()
@@ -232,6 +252,7 @@ class ChatPane(QWidget):
         self.models_loaded.emit("")
 
     def _provider_changed(self, _index: int) -> None:
+        self._switch_pending = True  # switch once the new provider's models are listed
         self.refresh_models()
 
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
@@ -252,7 +273,8 @@ class ChatPane(QWidget):
         if not choice.usable:
             spec = find_spec(choice.name)
             self.status_label.setText(describe_error(MissingAPIKeyError(
-                key_hint(spec) if spec else "No key", choice.name)))
+                key_hint(spec) if spec else "No key", choice.name))
+                + " Add one in Settings (Ctrl+,).")
             self.models_loaded.emit(choice.name)
             return
         models = None if force else self._models.get(choice.name)
@@ -268,85 +290,255 @@ class ChatPane(QWidget):
             self._models[choice.name] = models
         if self.current_choice() is not choice:  # the user moved on meanwhile
             return
+        self.model_combo.blockSignals(True)
         for model in models:
             self.model_combo.addItem(model.id)
+        self.model_combo.blockSignals(False)
         where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
         self.status_label.setText(f"{choice.display_name}{where}: {len(models)} model(s)."
                                   if models else f"{choice.display_name} has no models yet.")
         self.models_loaded.emit(choice.name)
+        if self._switch_pending:
+            self._choice_changed()
 
-    # -- sending and streaming -------------------------------------------------------------------
+    # -- the conversation ------------------------------------------------------------------------
+
+    def set_store(self, store: ConversationStore | None) -> None:
+        """Use ``store`` from now on (the app opens it after the first paint; a data-folder move
+        hands over the reopened one)."""
+        self.store = store
+        if self.session is not None:
+            self.session.store = store  # type: ignore[assignment]
 
     @property
     def running(self) -> bool:
-        return self.generation is not None and self.generation.running
+        """Whether a reply is on its way (from Send until it ends or Stop is pressed)."""
+        return self._active
+
+    @property
+    def generation(self) -> Generation | None:
+        """The reply attempt streaming now (or the last one): live figures for views and benches."""
+        return self.session.generation if self.session is not None else None
+
+    async def _ensure_session(self, first_text: str) -> ChatSession | None:
+        """The session for the chat on screen, created (with its conversation) on first use and
+        switched to the provider/model in the drop-downs when they differ."""
+        from victor_gui.errors import ProviderError
+        from victor_gui.services.chat_session import ChatSession
+        from victor_gui.ui.error_text import describe_error
+
+        choice, model = self.current_choice(), self.model_combo.currentText().strip()
+        if self.store is None:
+            self.status_label.setText("Your conversations are still opening; try again in a moment.")
+            return None
+        if choice is None or not model or self.pool is None:
+            self.status_label.setText("Choose a provider and a model first.")
+            return None
+        try:
+            provider = self.pool.get(choice)
+            if self.conversation_id is None:
+                conv = await self.store.create_conversation(_title_from(first_text))
+                self.conversation_id = conv.id
+                self.conversation_changed.emit(conv.id)
+            if self.session is None:
+                conv_row = await self.store.get_conversation(self.conversation_id)
+                params = self._params(conv_row.params if conv_row else {})
+                start = self._choice_named(self._bound[0]) if self._bound else None
+                first, first_model = (self.pool.get(start), self._bound[1]) if start and self._bound \
+                    else (provider, model)
+                self.session = ChatSession(self.store, self.conversation_id, first, first_model,
+                                           on_event=self._on_event, **params)
+            if self.session.provider is not provider or self.session.model != model:
+                old = self.session.provider
+                await self.session.switch(provider, model, context_window=self.session.context_window)
+                if old is not provider:
+                    self.pool.forget(old.name)  # the session closed it; the pool builds a new one
+        except ProviderError as exc:
+            self.status_label.setText(describe_error(exc))
+            return None
+        self._bound = None
+        return self.session
+
+    def _choice_changed(self) -> None:
+        """The user picked another provider or model: a chat with history switches now."""
+        self._switch_pending = False
+        if self.session is not None and not self.running and self.model_combo.currentText().strip():
+            self._spawn(self._ensure_session(""))
 
     def send(self) -> None:
-        """Send the input as a user message and stream the reply."""
-        from victor_gui.providers.types import Message
-
+        """Send the input as a user message (or resend an edited one) and stream the reply."""
         text = self.input.toPlainText().strip()
         if not text or self.running:
             return
         if self.current_choice() is None or not self.model_combo.currentText().strip():
             self.status_label.setText("Choose a provider and a model first.")
             return
+        if self.store is None:
+            self.status_label.setText("Your conversations are still opening; try again in a moment.")
+            return
         self.input.clear()
-        self.history.append(Message(role="user", content=text))
-        self.transcript.add_message("user", "You", text)
-        self._start_generation()
+        editing, self._editing = self._editing, None
+        self.send_button.setText("Send")
+        user = None
+        if editing is not None:
+            self.transcript.remove_after(editing)
+            editing.replace_content(text)
+        elif not self._around_hit:
+            user = self.transcript.add_message("user", "You", text)
+            self._hook_user_view(user)
+        view = self._begin_reply()
+        self._spawn(self._send(text, editing, user, view))
 
-    def _start_generation(self) -> None:
-        from victor_gui.errors import ProviderError
-        from victor_gui.services.generation import Generation
-        from victor_gui.ui.error_text import describe_error
+    async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
+                    view: MessageView) -> None:
+        if self._around_hit and self.conversation_id is not None and editing is None:
+            # Showing a page around a search hit: answer under the latest message instead.
+            await self.open_conversation(self.conversation_id)
+            user = self.transcript.add_message("user", "You", text)
+            self._hook_user_view(user)
+            view = self._begin_reply()
+        session = await self._ensure_session(text)
+        if session is None:
+            self._abandon_reply(view, user)
+            self.input.setPlainText(text)
+            return
+        if session.busy:
+            await session.stop()  # a stopped reply still unwinding
+        if editing is not None and editing.message_id is not None:
+            mid = editing.message_id
+            await self._run_reply(lambda: session.edit_and_resend(mid, text), view)
+            return
+        await self._run_reply(lambda: session.send(text), view, user)
 
+    def regenerate(self) -> None:
+        """Answer the last user message again (the replies after it are replaced)."""
+        if self.session is None or self.running:
+            return
+        users = [v for v in self.transcript.messages if v.role == "user"]
+        if users:
+            self.transcript.remove_after(users[-1])
+        session = self.session
+        view = self._begin_reply()
+        self._spawn(self._run_reply(session.regenerate, view))
+
+    def _begin_edit(self, view: MessageView) -> None:
+        if self.running or view.message_id is None:
+            return
+        self._editing = view
+        self.input.setPlainText(view.text)
+        self.send_button.setText("Resend")
+        self.status_label.setText("Editing: Ctrl+Enter resends, and the replies after it are replaced.")
+        self.input.setFocus()
+
+    def _hook_user_view(self, view: MessageView) -> None:
+        view.edit_requested.connect(lambda v=view: self._begin_edit(v))
+
+    def _begin_reply(self) -> MessageView:
+        """The reply's view, shown at once (before the request goes out), and the busy state."""
         choice = self.current_choice()
         model = self.model_combo.currentText().strip()
-        if choice is None or not model or self.pool is None:
-            return
-        try:
-            provider = self.pool.get(choice)
-        except ProviderError as exc:
-            self.status_label.setText(describe_error(exc))
-            return
-        view = self.transcript.add_message("assistant", f"{choice.display_name} · {model}")
-        view.retry_requested.connect(lambda v=view: self._retry(v))
+        for v in self.transcript.messages:
+            v.set_actions(edit=False, regenerate=False)
+        title = f"{choice.display_name if choice else '?'} · {model}"
+        view = self.transcript.add_message("assistant", title)
+        view.retry_requested.connect(self.regenerate)
+        view.regenerate_requested.connect(self.regenerate)
         self._view = view
         self._pending_content.clear()
         self._pending_reasoning.clear()
         self._frames = 0
         self._content_dirty = False
-        self.generation = Generation(provider, self.history, model=model)
-        self.generation.add_listener(self._on_delta)
-        self.generation.start()
+        self._active = True
         self._frame.start()
         self.send_button.setEnabled(False)
         self.stop_button.setEnabled(True)
+        return view
+
+    def _end_reply(self) -> None:
+        self._flush()
+        self._frame.stop()
+        self._view = None
+        self._active = False
+        self.send_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    def _abandon_reply(self, view: MessageView, user: MessageView | None) -> None:
+        self._end_reply()
+        self.transcript.remove_message(view)
+        if user is not None:
+            self.transcript.remove_message(user)
+
+    async def _run_reply(self, start: Any, view: MessageView, user_view: MessageView | None = None) -> None:
+        from victor_gui.ui.error_text import describe_error
+
+        result: ReplyResult | None = None
+        try:
+            result = await start()
+        except Exception as exc:  # a store or state error: shown on the reply, never lost
+            log.exception("reply failed")
+            view.set_error(describe_error(exc) if hasattr(exc, "kind") else str(exc))
+        finally:
+            if self._view is view:
+                self._end_reply()
+        if result is not None:
+            await self._finish(view, result, user_view)
+        if self.conversation_id is not None:
+            self.conversation_changed.emit(self.conversation_id)
+
+    async def _finish(self, view: MessageView, result: ReplyResult, user_view: MessageView | None) -> None:
+        from victor_gui.ui.error_text import describe_error
+        from victor_gui.ui.stored_render import stats_line
+
+        view.message_id = result.message_id
+        if result.error is not None:
+            view.set_error(describe_error(result.error))
+        assert self.store is not None
+        stored = await self.store.get_message(result.message_id)
+        if stored is not None:
+            view.set_stats(stats_line(stored))
+        if user_view is not None and self.conversation_id is not None:
+            before = await self.store.get_messages(self.conversation_id, limit=8,
+                                                   before_position=stored.position if stored else None)
+            users = [m for m in before if m.role == "user"]
+            if users:
+                user_view.message_id = users[-1].id
+        for v in self.transcript.messages:
+            if v.role == "user" and v.message_id is not None:
+                v.set_actions(edit=True)
+        view.set_actions(regenerate=result.status != "error")
+        self._spawn(view.render_markdown_async())
+        self.reply_finished.emit(result.status)
+
+    def _on_event(self, event: ReplyEvent) -> None:
+        # Runs once per chunk: only buffer here; the frame timer renders.
+        if event.kind == "delta":
+            if event.text:
+                self._pending_content.append(event.text)
+            if event.reasoning:
+                self._pending_reasoning.append(event.reasoning)
+            gen = self.generation
+            if gen is not None and gen.state.partial_tool_calls:
+                self._tools_dirty = True
+        elif event.kind == "note":
+            self.transcript.add_note(event.text, before=self._view if self.running else None)
+        elif event.kind == "fallback":
+            self.status_label.setText(event.text)
 
     def stop(self) -> None:
-        """Stop the reply now; what arrived stays."""
-        if self.generation is not None:
-            self.generation.cancel()
+        """Stop the reply now; what arrived stays (stored as interrupted)."""
+        from victor_gui.ui.stored_render import live_stats
 
-    def _retry(self, view: MessageView) -> None:
-        if self.running:
+        if self.session is None or not self._active:
             return
-        self.transcript.remove_message(view)
-        self._start_generation()
-
-    def _on_delta(self, state: ReplyState, delta: ReplyDelta) -> None:
-        # Runs once per chunk: only buffer here; the frame timer renders.
-        if delta.content:
-            self._pending_content.append(delta.content)
-        if delta.reasoning:
-            self._pending_reasoning.append(delta.reasoning)
-        if delta.tool_calls_changed:
-            self._tools_dirty = True
-        if delta.status_changed and state.status.finished:
-            self._finish(state)
+        self.session.cancel()
+        view, gen = self._view, self.generation
+        self._end_reply()  # what arrived is on screen; nothing more is appended
+        if view is not None and gen is not None:
+            view.set_stats(live_stats(gen.state) + " · stopped")
 
     def _flush(self) -> None:
+        from victor_gui.ui.stored_render import live_stats
+
         view = self._view
         if view is None:
             return
@@ -357,9 +549,10 @@ class ChatPane(QWidget):
             view.append_content("".join(self._pending_content))
             self._pending_content.clear()
             self._content_dirty = True
-        if self._tools_dirty and self.generation is not None:
+        gen = self.generation
+        if gen is not None and (self._tools_dirty or gen.state.tool_calls):
             self._tools_dirty = False
-            state = self.generation.state
+            state = gen.state
             if state.tool_calls:
                 lines = [f"{c.name}({c.arguments})" for c in state.tool_calls]
             else:
@@ -370,39 +563,23 @@ class ChatPane(QWidget):
                 and view.text_length <= LIVE_MARKDOWN_CHARS):
             self._content_dirty = False
             view.render_markdown()
-        if self._frames % STATS_EVERY_FRAMES == 0 and self.generation is not None:
-            view.set_stats(format_stats(self.generation.state))
-
-    def _finish(self, state: ReplyState) -> None:
-        from victor_gui.services.generation import ReplyStatus
-        from victor_gui.ui.error_text import describe_error
-
-        self._flush()
-        self._frame.stop()
-        view = self._view
-        if view is not None:
-            self._spawn(view.render_markdown_async())
-            view.set_stats(format_stats(state))
-            if state.error is not None:
-                view.set_error(describe_error(state.error))
-        if state.status is not ReplyStatus.ERROR and (state.content or state.tool_calls):
-            self.history.append(state.to_message())
-        self.send_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.reply_finished.emit(state.status.value)
-
-    def new_chat(self) -> None:
-        """Stop any reply and start an empty conversation."""
-        self.stop()
-        self.history.clear()
-        self.transcript.clear()
-        self._view = None
-        self.input.setFocus()
+        if self._frames % STATS_EVERY_FRAMES == 0 and gen is not None:
+            view.set_stats(live_stats(gen.state))
 
     async def aclose(self) -> None:
         """Stop the reply and wait for background work to end (at shutdown)."""
-        self.stop()
+        if self.session is not None:
+            await self.session.stop()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _title_from(text: str) -> str:
+    """A chat's first title: its first line, cut at a word near 60 characters."""
+    line = text.strip().splitlines()[0] if text.strip() else "New chat"
+    if len(line) <= 60:
+        return line
+    return line[:60].rsplit(" ", 1)[0] + "…"
+

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import qasync
+import shiboken6
 from PySide6.QtWidgets import QApplication
 
 
@@ -27,6 +28,19 @@ class VictorEventLoop(qasync.QEventLoop):  # type: ignore[misc, name-defined]
         self._saved_hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
+
+    def close(self) -> None:
+        """Close, then destroy qasync's timer QObject here, on the loop's thread.
+
+        qasync leaves that QObject (and any timers still registered on it, e.g. a store's
+        pending ``call_later``) to the garbage collector, which may run in a worker thread;
+        a QObject destroyed off its thread keeps its timers registered and the next one to
+        fire crashes the process (seen in the UI tests once chats went through the store).
+        """
+        super().close()
+        timer = getattr(self, "_timer", None)
+        if timer is not None and shiboken6.isValid(timer):
+            shiboken6.delete(timer)
 
     def _after_run_forever(self) -> None:
         try:

@@ -1,28 +1,22 @@
-"""The main window: conversations on the left (placeholder until the store is wired), the chat
-pane on the right, New chat (Ctrl+N) and Quit (Ctrl+Q)."""
+"""The main window: stored conversations on the left (search with Ctrl+F), the chat pane on the
+right; New chat (Ctrl+N), the model picker (Ctrl+K), chat parameters, Settings (Ctrl+,), Quit
+(Ctrl+Q)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPaintEvent
-from PySide6.QtWidgets import (
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QMainWindow,
-    QPushButton,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QListWidget, QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from victor_gui import __version__
 from victor_gui.ui.chat_pane import ChatPane
 
 if TYPE_CHECKING:
     from victor_gui.services.provider_choices import ProviderPool
+    from victor_gui.storage.store import ConversationStore
+    from victor_gui.ui.conversation_list import ConversationList
 
 STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
@@ -37,6 +31,8 @@ QTextBrowser#reasoning { background: #f7f7f9; color: #666; font-style: italic;
                         border: 1px solid #e4e4e8; }
 QLabel#emptyState { color: #666; font-size: 14px; }
 QWidget#transcriptInner { background: #f5f6f8; }
+QLabel#transcriptNote { color: #6b5d00; background: #fff8d6; border: 1px solid #eadf9c;
+                        border-radius: 4px; padding: 3px 8px; font-size: 12px; }
 """
 
 
@@ -45,52 +41,52 @@ class MainWindow(QMainWindow):
 
     first_painted = Signal()
 
-    def __init__(self, pool: ProviderPool | None = None) -> None:
+    def __init__(self, pool: ProviderPool | None = None, store: ConversationStore | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Victor GUI")
         self.resize(1100, 720)
         self.setStyleSheet(STYLE)
         self._painted = False
+        self.store: ConversationStore | None = None
+        # Set by the app after the first paint; the Settings dialog needs them.
+        self.settings: Any = None  # victor_gui.config.settings.Settings
+        self.keyring_store: Any = None  # victor_gui.config.secrets.KeyringStore
+        self.dialogs: dict[str, QWidget] = {}
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(6, 6, 0, 6)
-        self.new_chat_button = QPushButton("New chat")
-        self.new_chat_button.setAccessibleName("New chat")
-        side_layout.addWidget(self.new_chat_button)
-        self.conversation_list = QListWidget()
-        self.conversation_list.setAccessibleName("Conversations")
-        self.conversation_list.setWordWrap(True)
-        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        placeholder = QListWidgetItem("Saved conversations will appear here")
-        placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
-        self.conversation_list.addItem(placeholder)
-        side_layout.addWidget(self.conversation_list, 1)
-        version = QLabel(f"Victor GUI {__version__}")
-        version.setStyleSheet("color: #999; font-size: 10px;")
-        side_layout.addWidget(version)
-        splitter.addWidget(side)
+        # The conversation list is built just after the first paint: it has nothing to show
+        # before the store opens, and its module and widgets cost first paint. Asking for
+        # ``conversations`` earlier builds it at once.
+        self._side = QWidget()
+        self._side_layout = QVBoxLayout(self._side)
+        self._side_layout.setContentsMargins(0, 0, 0, 0)
+        self._conversations: ConversationList | None = None
+        splitter.addWidget(self._side)
 
         self.chat = ChatPane(pool)
         splitter.addWidget(self.chat)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([230, 870])
+        splitter.setSizes([250, 850])
         self.setCentralWidget(splitter)
+        self.splitter = splitter
 
-        new_chat = QAction("New chat", self)
-        new_chat.setShortcut(QKeySequence.StandardKey.New)  # Ctrl+N
-        new_chat.triggered.connect(self.chat.new_chat)
-        self.new_chat_button.clicked.connect(self.chat.new_chat)
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        quit_action.triggered.connect(self.close)
+        self.chat.conversation_changed.connect(self._conversation_changed)
+
         menu = self.menuBar().addMenu("&Chat")
-        menu.addAction(new_chat)
+        self._action(menu, "New chat", QKeySequence.StandardKey.New, self.new_chat)
+        self._action(menu, "Search chats", QKeySequence.StandardKey.Find, self.focus_search)
+        self._action(menu, "Choose model", QKeySequence("Ctrl+K"), self.focus_model_picker)
+        self._action(menu, "Chat parameters…", QKeySequence("Ctrl+Shift+P"), self.open_chat_params)
+        self._action(menu, "Regenerate reply", QKeySequence("Ctrl+R"), self.chat.regenerate)
         menu.addSeparator()
-        menu.addAction(quit_action)
-        self.addAction(new_chat)
+        self._action(menu, "Settings…", QKeySequence("Ctrl+,"), self.open_settings)
+        menu.addSeparator()
+        self._action(menu, "Quit", QKeySequence("Ctrl+Q"), self.close)
+        if store is not None:
+            self.set_store(store)
+
+        # ---- views added by other panels (model manager, ...) go below this line ----------------
         # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/manager_views.py) --
         from victor_gui.ui.manager_views import ManagerViews
 
@@ -101,13 +97,122 @@ class MainWindow(QMainWindow):
 
         self.compare = install_compare(self, splitter, self.chat)
         # -- end compare view ------------------------------------------------------------------
+        # ---- end of added views ----------------------------------------------------------------
         self.chat.input.setFocus()
+
+    def _action(self, menu: Any, text: str, key: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(key)
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    # -- conversations ---------------------------------------------------------------------------
+
+    @property
+    def conversations(self) -> ConversationList:
+        """The conversation list (left side), built on first use."""
+        if self._conversations is None:
+            from victor_gui.ui.conversation_list import ConversationList
+
+            conversations = ConversationList()
+            version = QLabel(f"Victor GUI {__version__}")
+            version.setStyleSheet("color: #999; font-size: 10px;")
+            conversations.side_layout.addWidget(version)
+            self._side_layout.addWidget(conversations)
+            conversations.new_requested.connect(self.new_chat)
+            conversations.open_requested.connect(self._open)
+            conversations.deleted.connect(self._deleted)
+            conversations.status.connect(self.chat.status_label.setText)
+            self._conversations = conversations
+            if self.store is not None:
+                conversations.set_store(self.store)
+        return self._conversations
+
+    @property
+    def new_chat_button(self) -> QPushButton:
+        return self.conversations.new_button
+
+    @property
+    def conversation_list(self) -> QListWidget:
+        return self.conversations.list
+
+    def set_store(self, store: ConversationStore | None) -> None:
+        """Show the conversations of ``store`` (opened by the app after the first paint)."""
+        self.store = store
+        self.chat.set_store(store)
+        if self._conversations is not None:
+            self._conversations.set_store(store)
+        else:
+            _ = self.conversations  # built now, with the store
+
+    def show_notice(self, text: str) -> QWidget:
+        """Tell the user something about their data (a damaged store moved aside) without a
+        modal box (a nested event loop under qasync)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Warning, "Victor GUI", text, parent=self)
+        box.setModal(False)
+        box.show()
+        self.dialogs["notice"] = box
+        return box
+
+    def new_chat(self) -> None:
+        self.chat.new_chat()
+        self.conversations.set_current(None)
+        self.conversations.list.clearSelection()
+
+    def _open(self, conversation_id: int, message_id: int) -> None:
+        self.chat._spawn(self.chat.open_conversation(conversation_id, None if message_id < 0 else message_id))
+
+    def _deleted(self, conversation_id: int) -> None:
+        if self.chat.conversation_id == conversation_id:
+            self.chat.new_chat()
+
+    def _conversation_changed(self, conversation_id: int) -> None:
+        self.conversations.set_current(conversation_id)
+        if not self.conversations.search.text().strip():
+            self.conversations.refresh()
+
+    def focus_search(self) -> None:
+        self.conversations.search.setFocus()
+        self.conversations.search.selectAll()
+
+    def focus_model_picker(self) -> None:
+        """Ctrl+K: focus the model drop-down and open its list."""
+        self.chat.model_combo.setFocus()
+        self.chat.model_combo.showPopup()
+
+    # -- dialogs ---------------------------------------------------------------------------------
+
+    def open_chat_params(self) -> QWidget:
+        """The chat's system prompt and parameters (stored with the conversation)."""
+        from victor_gui.ui.chat_params_dialog import ChatParamsDialog
+
+        dialog = ChatParamsDialog(self.chat, self)
+        self.dialogs["chat_params"] = dialog
+        dialog.open()
+        self.chat._spawn(dialog.load())
+        return dialog
+
+    def open_settings(self) -> QWidget:
+        """The Settings dialog: keys, endpoints, profiles, theme, data folder, proxy."""
+        from victor_gui.ui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self, self)
+        self.dialogs["settings"] = dialog
+        dialog.open()
+        dialog.start()
+        return dialog
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if not self._painted:
             self._painted = True
             self.first_painted.emit()
+            QTimer.singleShot(0, self, lambda: self.conversations)
 
     def bring_to_front(self) -> None:
         """Show and raise the window (a second launch asks for this)."""

@@ -6,8 +6,10 @@ end with a QTextCursor, so a long reply is never re-laid-out from the top per to
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QTextCursor, QTextDocument, QTextOption
+from collections.abc import Callable
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor, QTextDocument, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -39,13 +41,23 @@ class AutoHeightText(QTextBrowser):
     def __init__(self, parent: QWidget | None = None, *, max_height: int | None = None) -> None:
         super().__init__(parent)
         self._max_height = max_height  # beyond it the view scrolls (the reasoning box)
-        self.setOpenExternalLinks(True)
+        # Links are handled here: copy:N copies code block N, anything else opens outside.
+        self.setOpenLinks(False)
+        self.copy_requested: Callable[[int], None] | None = None
+        self.anchorClicked.connect(self._link)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._adopt(self.document())
+
+    def _link(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            if self.copy_requested is not None and url.path().isdigit():
+                self.copy_requested(int(url.path()))
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
 
     def _adopt(self, doc: QTextDocument) -> None:
         doc.setDocumentMargin(2)
@@ -117,10 +129,13 @@ class MessageView(QFrame):
     """One message: a header, reasoning (collapsible), tool calls, the body, stats, an error row."""
 
     retry_requested = Signal()
+    edit_requested = Signal()  # a user message: put it back in the input to edit and resend
+    regenerate_requested = Signal()  # the last reply: answer the last user message again
 
     def __init__(self, role: str, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
+        self.message_id: int | None = None  # the store row shown here, once known
         self.setObjectName("userMessage" if role == "user" else "assistantMessage")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
@@ -129,7 +144,22 @@ class MessageView(QFrame):
 
         self.header = QLabel(title)
         self.header.setObjectName("messageHeader")
-        layout.addWidget(self.header)
+        header_row = QHBoxLayout()
+        header_row.setContentsMargins(0, 0, 0, 0)
+        header_row.addWidget(self.header, 1)
+        self.edit_button = QToolButton()
+        self.edit_button.setText("Edit")
+        self.edit_button.setAccessibleName("Edit and resend this message")
+        self.edit_button.clicked.connect(self.edit_requested)
+        self.edit_button.hide()
+        self.regenerate_button = QToolButton()
+        self.regenerate_button.setText("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate this reply")
+        self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.regenerate_button.hide()
+        header_row.addWidget(self.edit_button)
+        header_row.addWidget(self.regenerate_button)
+        layout.addLayout(header_row)
 
         self.reasoning_toggle = QToolButton()
         self.reasoning_toggle.setCheckable(True)
@@ -154,6 +184,7 @@ class MessageView(QFrame):
         layout.addWidget(self.tools_label)
 
         self.body = AutoHeightText()
+        self.body.copy_requested = self.copy_code_block
         self.body.setAccessibleName("Assistant reply" if role == "assistant" else "Your message")
         layout.addWidget(self.body)
 
@@ -197,6 +228,14 @@ class MessageView(QFrame):
             self._length += len(text)
             self.body.append_plain(text)
 
+    def replace_content(self, text: str) -> None:
+        """Show ``text`` instead of the body so far (an edited message)."""
+        self.body.clear()
+        self.body._block_len = 0
+        self._parts.clear()
+        self._length = 0
+        self.append_content(text)
+
     def append_reasoning(self, text: str) -> None:
         if not text:
             return
@@ -218,6 +257,11 @@ class MessageView(QFrame):
         self.tools_label.setText("\n".join(f"🔧 {line}" for line in lines))
         self.tools_label.setVisible(bool(lines))
 
+    def set_actions(self, *, edit: bool = False, regenerate: bool = False) -> None:
+        """Show the Edit (user message) and Regenerate (last reply) buttons."""
+        self.edit_button.setVisible(edit)
+        self.regenerate_button.setVisible(regenerate)
+
     def set_stats(self, text: str) -> None:
         self.stats_label.setText(text)
         self.stats_label.setVisible(bool(text))
@@ -226,6 +270,14 @@ class MessageView(QFrame):
         self.error_label.setText(text or "")
         self.error_label.setVisible(bool(text))
         self.retry_button.setVisible(bool(text) and retry)
+
+    def copy_code_block(self, index: int) -> None:
+        """Put code block ``index`` of this message on the clipboard (the Copy link above it)."""
+        from victor_gui.services.markdown_render import code_blocks
+
+        blocks = code_blocks(self.text)
+        if 0 <= index < len(blocks):
+            QGuiApplication.clipboard().setText(blocks[index])
 
     def render_markdown(self) -> None:
         """Replace the streamed plain text by its Markdown rendering (once, at the end)."""

@@ -11,15 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
     from victor_gui.ui.message_view import MessageView
 
 
 class Transcript(QScrollArea):
-    """The scrolling column of messages. Keeps the view pinned to the bottom while it is there."""
+    """The scrolling column of messages. Keeps the view pinned to the bottom while it is there.
+
+    A stored chat is shown a page at a time: ``earlier_requested`` asks the chat pane for the
+    page before the first one shown (the "Show earlier messages" button at the top).
+    """
+
+    earlier_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -36,11 +42,17 @@ class Transcript(QScrollArea):
         self.empty_state.setWordWrap(True)
         self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_state.setContentsMargins(40, 140, 40, 20)
-        # [empty state, messages..., stretch]: messages start at the top.
+        self.earlier_button = QPushButton("Show earlier messages")
+        self.earlier_button.setAccessibleName("Show earlier messages")
+        self.earlier_button.clicked.connect(self.earlier_requested)
+        self.earlier_button.hide()
+        # [earlier button, empty state, items..., stretch]: messages start at the top.
+        self._layout.addWidget(self.earlier_button)
         self._layout.addWidget(self.empty_state)
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self.messages: list[MessageView] = []
+        self.notes: list[QLabel] = []
         self._pinned = True
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_pin)
@@ -62,6 +74,63 @@ class Transcript(QScrollArea):
         QTimer.singleShot(0, self, self._scroll_to_end)  # context: dropped if we are deleted
         return view
 
+    def make_message(self, role: str, title: str, text: str = "") -> MessageView:
+        """A message view not yet placed (see :meth:`insert_items`)."""
+        from victor_gui.ui.message_view import MessageView
+
+        view = MessageView(role, title)
+        view.append_content(text)
+        return view
+
+    def make_note(self, text: str) -> QLabel:
+        """A one-line note (a switch of model, a trimmed history) not yet placed."""
+        note = QLabel(text)
+        note.setObjectName("transcriptNote")
+        note.setWordWrap(True)
+        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        note.setAccessibleName("Note")
+        return note
+
+    def add_note(self, text: str, before: QWidget | None = None) -> QLabel:
+        """Show a note at the end, or just before ``before`` (the reply now streaming)."""
+        note = self.make_note(text)
+        index = self._layout.indexOf(before) if before is not None else -1
+        self._layout.insertWidget(index if index >= 0 else self._layout.count() - 1, note)
+        self.notes.append(note)
+        self.empty_state.hide()
+        return note
+
+    def insert_items(self, items: list[QWidget], *, at_top: bool) -> None:
+        """Place message views and notes in order, at the top (an earlier page) or the end."""
+        index = 2 if at_top else self._layout.count() - 1
+        views = [w for w in items if not isinstance(w, QLabel)]
+        for offset, item in enumerate(items):
+            self._layout.insertWidget(index + offset, item)
+            if isinstance(item, QLabel):
+                self.notes.append(item)
+        self.messages = [*views, *self.messages] if at_top else [*self.messages, *views]  # type: ignore[list-item]
+        if items:
+            self.empty_state.hide()
+
+    def scroll_to(self, widget: QWidget) -> None:
+        """Bring ``widget`` into view once the layout has placed it."""
+        self._pinned = False
+        QTimer.singleShot(0, self, lambda: self.ensureWidgetVisible(widget, 0, 40))
+
+    def remove_after(self, widget: QWidget) -> None:
+        """Remove every message and note below ``widget`` (regenerate, edit and resend)."""
+        index = self._layout.indexOf(widget)
+        if index < 0:
+            return
+        below = [self._layout.itemAt(i) for i in range(index + 1, self._layout.count())]
+        for item in [b.widget() for b in below if b is not None]:
+            if item in self.messages:
+                self.remove_message(item)
+            elif item in self.notes:
+                self.notes.remove(item)
+                self._layout.removeWidget(item)
+                item.deleteLater()
+
     def remove_message(self, view: MessageView) -> None:
         if view in self.messages:
             self.messages.remove(view)
@@ -76,6 +145,11 @@ class Transcript(QScrollArea):
     def clear(self) -> None:
         for view in list(self.messages):
             self.remove_message(view)
+        for note in self.notes:
+            self._layout.removeWidget(note)
+            note.deleteLater()
+        self.notes.clear()
+        self.earlier_button.hide()
 
     def _remember_pin(self, value: int) -> None:
         self._pinned = value >= self.verticalScrollBar().maximum() - 4

@@ -1,0 +1,152 @@
+"""The Settings dialog against a real (in-memory) keyring backend and a real 401 simulator:
+keys go to the keyring only, never to settings.yaml; Test connection says why it failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.config.memory_keyring import MemoryKeyring, no_backend, use_backend
+from tests.servers import anthropic
+from tests.ui.conftest import wait_until
+from victor_gui.config.secrets import SERVICE, KeyringStore, install_keyring_store
+from victor_gui.errors import ProviderAuthError
+from victor_gui.providers.keys import set_secret_store
+from victor_gui.ui.error_text import ERROR_TEXT
+
+SECRET = "sk-ant-test-0123456789abcdefSECRET"
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """settings.yaml and profiles.yaml under tmp (XDG), Victor's profiles under a tmp HOME."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "config" / "victor_gui"
+
+
+async def _open(window):  # type: ignore[no-untyped-def]
+    dialog = window.open_settings()
+    await wait_until(lambda: dialog.keys.rows["anthropic"].status.text() != "…")
+    return dialog
+
+
+async def test_keys_go_to_the_keyring_and_never_to_settings_yaml(clean_env, config_home, window) -> None:
+    backend = MemoryKeyring()
+    with use_backend(backend):
+        window.keyring_store = install_keyring_store(KeyringStore())
+        try:
+            dialog = await _open(window)
+            row = dialog.keys.rows["anthropic"]
+            assert row.status.text() == "no key"
+            assert "keyring" in dialog.keys.backend_label.text()
+            assert row.edit.echoMode() == row.edit.EchoMode.Password
+            row.edit.setText(SECRET)
+            row.save.click()
+            await wait_until(lambda: row.status.text() == "saved in keyring")
+            assert backend.entries[(SERVICE, "anthropic")] == SECRET
+            assert row.edit.text() == ""  # the key is not left on screen
+            assert all(SECRET not in w.text() for w in (row.status, row.result, dialog.message))
+            # Something that writes settings.yaml: the key must not be in it.
+            await dialog.set_proxy("http://127.0.0.1:3128")
+            await dialog.set_theme("dark")
+            text = (config_home / "settings.yaml").read_text(encoding="utf-8")
+            assert "proxy: http://127.0.0.1:3128" in text and "theme: dark" in text
+            assert SECRET not in text and "sk-ant" not in text
+            # The drop-down now knows Anthropic has a key.
+            await wait_until(lambda: "Anthropic — no API key" not in [
+                window.chat.provider_combo.itemText(i) for i in range(window.chat.provider_combo.count())])
+            row.remove.click()
+            await wait_until(lambda: row.status.text() == "no key")
+            assert (SERVICE, "anthropic") not in backend.entries
+            dialog.close()
+        finally:
+            set_secret_store(None)
+
+
+async def test_no_keyring_backend_is_said_plainly(clean_env, config_home, window) -> None:
+    with use_backend(no_backend()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        assert "keyring" in dialog.keys.backend_label.text().lower()
+        ok, message = window.keyring_store.backend_status()
+        assert not ok and dialog.keys.backend_label.text() == message
+        assert not dialog.keys.rows["openai"].save.isEnabled()
+        dialog.close()
+
+
+async def test_test_connection_shows_the_auth_error_for_a_401(clean_env, config_home, window) -> None:
+    with anthropic.make_server(api_key="the-right-key") as server:
+        config_home.mkdir(parents=True, exist_ok=True)
+        (config_home / "profiles.yaml").write_text(
+            f"providers:\n  anthropic:\n    base_url: {server.url}\n", encoding="utf-8")
+        with use_backend(MemoryKeyring()):
+            window.keyring_store = KeyringStore()
+            dialog = await _open(window)
+            row = dialog.keys.rows["anthropic"]
+            row.edit.setText("a-wrong-key")
+            row.test.click()
+            await wait_until(lambda: ERROR_TEXT[ProviderAuthError] in row.result.text())
+            assert "a-wrong-key" not in row.result.text()
+            assert "HTTP 401" in row.result.text()
+            assert any(r.path.startswith("/v1/models") for r in server.requests)
+            row.edit.setText("the-right-key")
+            assert "Connected: 1 model(s)" in await dialog.keys.test_connection("anthropic")
+            dialog.close()
+
+
+async def test_profiles_and_their_errors_are_listed_by_file_and_line(clean_env, config_home, window) -> None:
+    config_home.mkdir(parents=True, exist_ok=True)
+    path = config_home / "profiles.yaml"
+    path.write_text("profiles:\n  local:\n    provider: ollama\n    model: qwen3:8b\n"
+                    "  broken:\n    provider: openai\n    temperature: 9\n", encoding="utf-8")
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        await wait_until(lambda: dialog.profile_list.count() > 0)
+        items = [dialog.profile_list.item(i).text() for i in range(dialog.profile_list.count())]
+        assert any(t.startswith("local — ollama · qwen3:8b") and str(path) in t for t in items)
+        errors = [dialog.profile_errors.item(i).text() for i in range(dialog.profile_errors.count())]
+        assert any(e.startswith(f"{path}:7:") for e in errors), errors
+        dialog.close()
+
+
+async def test_endpoints_are_added_and_removed_in_settings_yaml(clean_env, config_home, window) -> None:
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        dialog.endpoint_name.setText("Box under the desk")
+        dialog.endpoint_kind.setCurrentText("ollama")
+        dialog.endpoint_url.setText("not a url")
+        await dialog.add_endpoint()
+        assert "not valid" in dialog.message.text() and dialog.endpoint_list.count() == 0
+        dialog.endpoint_url.setText("http://192.168.1.20:11434/")
+        await dialog.add_endpoint()
+        assert dialog.endpoint_list.item(0).text() == "Box under the desk — ollama — http://192.168.1.20:11434"
+        text = (config_home / "settings.yaml").read_text(encoding="utf-8")
+        assert "http://192.168.1.20:11434" in text
+        dialog.endpoint_list.setCurrentRow(0)
+        await dialog.remove_endpoint()
+        assert dialog.endpoint_list.count() == 0
+        assert "192.168.1.20" not in (config_home / "settings.yaml").read_text(encoding="utf-8")
+        dialog.close()
+
+
+async def test_move_data_folder_keeps_the_chats(clean_env, config_home, window, store, tmp_path) -> None:
+    conv = await store.create_conversation("Keep me")
+    await store.add_message(conv.id, "user", "still here after the move")
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        assert dialog.data_label.text() == str(store.path.parent)
+        target = tmp_path / "moved"
+        await dialog.move_data(str(target))
+        assert "now in" in dialog.message.text(), dialog.message.text()
+        assert window.store is not store and window.store.path.parent == target
+        assert window.chat.store is window.store
+        messages = await window.store.get_messages(conv.id)
+        assert [m.content for m in messages] == ["still here after the move"]
+        assert str(target) in (config_home / "settings.yaml").read_text(encoding="utf-8")
+        dialog.close()
+        await window.store.close()

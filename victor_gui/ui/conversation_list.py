@@ -1,0 +1,296 @@
+"""The conversation list (left side): stored chats newest first, full-text search, and the
+actions on a chat (rename, delete, export).
+
+The list only renders what the store returns; the store owns the data. Search runs a moment
+after typing stops (FTS5 through :meth:`ConversationStore.search`) and shows each hit with its
+snippet; choosing a hit asks the window to open that chat at that message. Dialogs are opened
+with ``open()`` (not ``exec()``) so no nested event loop runs under qasync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+if TYPE_CHECKING:
+    # Dialog classes are looked up when first used: each PySide class touched at import time
+    # costs first paint.
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from victor_gui.storage.models import Conversation, SearchHit
+    from victor_gui.storage.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+ROLE_CONV = Qt.ItemDataRole.UserRole
+ROLE_MESSAGE = Qt.ItemDataRole.UserRole + 1
+SEARCH_DELAY_MS = 200
+
+
+def _when(ts: float) -> str:
+    import datetime as dt
+
+    then = dt.datetime.fromtimestamp(ts)
+    return then.strftime("%H:%M") if then.date() == dt.date.today() else then.strftime("%d %b %Y")
+
+
+class ConversationList(QWidget):
+    """Stored chats and search. ``open_requested(conversation_id, message_id or -1)``."""
+
+    open_requested = Signal(int, int)
+    new_requested = Signal()
+    deleted = Signal(int)  # a chat was deleted (the window leaves it if it is on screen)
+    status = Signal(str)  # a sentence for the status line (export done, failures)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store: ConversationStore | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._current: int | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 0, 6)
+        self.side_layout = layout  # the window adds its version line at the bottom
+        top = QHBoxLayout()
+        self.new_button = QPushButton("New chat")
+        self.new_button.setAccessibleName("New chat")
+        self.new_button.setToolTip("New chat (Ctrl+N)")
+        self.new_button.clicked.connect(self.new_requested)
+        top.addWidget(self.new_button)
+        layout.addLayout(top)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search chats (Ctrl+F)")
+        self.search.setAccessibleName("Search conversations")
+        layout.addWidget(self.search)
+        self.list = QListWidget()
+        self.list.setAccessibleName("Conversations")
+        self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setStyleSheet("QListWidget::item { padding: 4px 2px; }")
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.itemActivated.connect(self._activated)
+        self.list.itemClicked.connect(self._activated)
+        layout.addWidget(self.list, 1)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(SEARCH_DELAY_MS)
+        self._timer.timeout.connect(self.refresh)
+        self.search.textChanged.connect(lambda _t: self._timer.start())
+        self._placeholder("Opening your conversations…")
+        self._finished = False
+
+    def _finish_setup(self) -> None:
+        """What the first paint does not need (the clear button's icon, key actions), done
+        when the store arrives, after the first paint."""
+        if self._finished:
+            return
+        self._finished = True
+        self.search.setClearButtonEnabled(True)
+        keyed = (("Rename…", self._rename_current, "F2"), ("Delete…", self._delete_current, "Del"))
+        for text, slot, key in keyed:
+            action = QAction(text, self.list)
+            action.setShortcut(key)
+            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            action.triggered.connect(slot)
+            self.list.addAction(action)
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_event_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def set_store(self, store: ConversationStore | None) -> asyncio.Task[None]:
+        self._finish_setup()
+        self.store = store
+        return self.refresh()
+
+    def set_current(self, conversation_id: int | None) -> None:
+        """Mark the chat on screen (selected in the list when shown)."""
+        self._current = conversation_id
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(ROLE_CONV) == conversation_id and item.data(ROLE_MESSAGE) is None:
+                self.list.setCurrentItem(item)
+                return
+
+    def refresh(self) -> asyncio.Task[None]:
+        """Reload the list (or the search results when there is a query)."""
+        return self._spawn(self._reload())
+
+    async def _reload(self) -> None:
+        if self.store is None:
+            return
+        query = self.search.text().strip()
+        try:
+            if query:
+                self._show_hits(await self.store.search(query, limit=100), query)
+            else:
+                self._show_conversations(await self.store.list_conversations(limit=500))
+        except Exception as exc:  # a store failure is shown, the window keeps working
+            log.exception("conversation list failed")
+            self._placeholder(f"Could not read the conversations: {exc}")
+
+    def _placeholder(self, text: str) -> None:
+        self.list.clear()
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.list.addItem(item)
+
+    def _show_conversations(self, convs: list[Conversation]) -> None:
+        if not convs:
+            self._placeholder("No saved chats yet. Your chats are kept here.")
+            return
+        self.list.clear()
+        for conv in convs:  # the store lists newest (last updated) first
+            # (list_conversations does not count messages: a count per row would cost a query)
+            item = QListWidgetItem(f"{conv.title or 'Untitled chat'}\n{_when(conv.updated)}")
+            item.setData(ROLE_CONV, conv.id)
+            item.setToolTip(conv.title)
+            self.list.addItem(item)
+            if conv.id == self._current:
+                self.list.setCurrentItem(item)
+
+    def _show_hits(self, hits: list[SearchHit], query: str) -> None:
+        if not hits:
+            self._placeholder(f"Nothing matches “{query}”.")
+            return
+        self.list.clear()
+        for hit in hits:
+            snippet = hit.snippet.replace("\n", " ")
+            item = QListWidgetItem(f"{hit.conversation_title or 'Untitled chat'}\n{snippet}")
+            item.setData(ROLE_CONV, hit.conversation_id)
+            item.setData(ROLE_MESSAGE, hit.message_id)
+            item.setToolTip(snippet)
+            self.list.addItem(item)
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        cid = item.data(ROLE_CONV)
+        if cid is None:
+            return
+        mid = item.data(ROLE_MESSAGE)
+        self._current = int(cid)
+        self.open_requested.emit(int(cid), int(mid) if mid is not None else -1)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def _selected(self) -> int | None:
+        item = self.list.currentItem()
+        cid = item.data(ROLE_CONV) if item is not None else None
+        return int(cid) if cid is not None else None
+
+    def _menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None or item.data(ROLE_CONV) is None:
+            return
+        cid = int(item.data(ROLE_CONV))
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        menu.addAction("Rename…", lambda: self.ask_rename(cid))
+        menu.addAction("Export as Markdown…", lambda: self.ask_export(cid, "md"))
+        menu.addAction("Export as JSON…", lambda: self.ask_export(cid, "json"))
+        menu.addSeparator()
+        menu.addAction("Delete…", lambda: self.ask_delete(cid))
+        menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def _rename_current(self) -> None:
+        if (cid := self._selected()) is not None:
+            self.ask_rename(cid)
+
+    def _delete_current(self) -> None:
+        if (cid := self._selected()) is not None:
+            self.ask_delete(cid)
+
+    def ask_rename(self, cid: int) -> QInputDialog:
+        from PySide6.QtWidgets import QInputDialog
+
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename chat")
+        dialog.setLabelText("New name:")
+        item = self.list.currentItem()
+        if item is not None and item.data(ROLE_CONV) == cid:
+            dialog.setTextValue(item.toolTip())
+        dialog.textValueSelected.connect(lambda text: self.rename(cid, text))
+        dialog.open()
+        return dialog
+
+    def ask_delete(self, cid: int) -> QMessageBox:
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete chat",
+                          "Delete this chat and all its messages? This cannot be undone.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.accepted.connect(lambda: self.delete(cid))
+        box.open()
+        return box
+
+    def ask_export(self, cid: int, fmt: str) -> QFileDialog:
+        from PySide6.QtWidgets import QFileDialog
+
+        dialog = QFileDialog(self, "Export chat")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilter("Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
+        dialog.setDefaultSuffix(fmt)
+        dialog.fileSelected.connect(lambda path: self.export(cid, Path(path), fmt))
+        dialog.open()
+        return dialog
+
+    def rename(self, cid: int, title: str) -> asyncio.Task[None]:
+        return self._spawn(self._do(self._rename(cid, title.strip())))
+
+    def delete(self, cid: int) -> asyncio.Task[None]:
+        return self._spawn(self._do(self._delete(cid)))
+
+    def export(self, cid: int, path: Path, fmt: str) -> asyncio.Task[None]:
+        return self._spawn(self._do(self._export(cid, path, fmt)))
+
+    async def _do(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except Exception as exc:  # shown to the user; the list stays usable
+            log.exception("conversation action failed")
+            self.status.emit(f"That did not work: {exc}")
+        await self._reload()
+
+    async def _rename(self, cid: int, title: str) -> None:
+        if self.store is not None and title:
+            await self.store.update_conversation(cid, title=title)
+
+    async def _delete(self, cid: int) -> None:
+        if self.store is not None:
+            await self.store.delete_conversation(cid)
+            self.deleted.emit(cid)
+
+    async def _export(self, cid: int, path: Path, fmt: str) -> None:
+        from victor_gui.storage.export import export_json, export_markdown
+
+        if self.store is None:
+            return
+        text = await (export_markdown if fmt == "md" else export_json)(self.store, [cid])
+        await asyncio.to_thread(path.write_text, text, encoding="utf-8")
+        self.status.emit(f"Exported to {path}")
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
