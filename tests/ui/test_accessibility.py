@@ -26,7 +26,7 @@ INTERACTIVE = (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit,
 
 def unnamed_controls(root: QWidget) -> list[str]:
     """Interactive widgets under ``root`` without an accessible name (Qt's own parts skipped:
-    scroll bars, a combo box's popup list)."""
+    scroll bars, a combo box's popup list, a line edit's clear button)."""
     missing = []
     for widget in [root, *root.findChildren(QWidget)]:
         if not isinstance(widget, INTERACTIVE) or isinstance(widget, QScrollBar):
@@ -34,14 +34,14 @@ def unnamed_controls(root: QWidget) -> list[str]:
         if widget.objectName().startswith("qt_"):  # Qt's own parts (the menu bar's » button)
             continue
         parent = widget.parentWidget()
-        inside_combo = False
+        part_of: QWidget | None = None
         while parent is not None:
-            if isinstance(parent, QComboBox):
-                inside_combo = True
+            if isinstance(parent, (QComboBox, QLineEdit)):
+                part_of = parent
                 break
             parent = parent.parentWidget()
-        if inside_combo and not isinstance(widget, QLineEdit):
-            continue  # the popup's list view belongs to the combo (which is named)
+        if isinstance(part_of, QLineEdit) or (part_of is not None and not isinstance(widget, QLineEdit)):
+            continue  # a combo's popup list, a line edit's clear button: parts of a named control
         if not widget.accessibleName().strip():
             label = getattr(widget, "text", lambda: "")()
             missing.append(f"{type(widget).__name__}({widget.objectName() or label!r})")

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from tests.servers.base import Script, SimServer
 from tests.support.timed import make_timed, overlaps
-from tests.ui.conftest import wait_until
+from tests.ui.conftest import stored_messages, wait_until
 from victor_gui.services.generation import ReplyStatus
 
 # Eight pieces, 40 ms apart: a reply takes ~0.3 s, long enough to see overlap (or its absence).
@@ -126,25 +126,32 @@ async def test_escape_stops_every_pane(sims, window, qtbot) -> None:
 async def test_continue_with_this_one_moves_the_history(sims, window, qtbot) -> None:
     llama, vllm = sims
     llama.script(Script(text="From llama."))
-    vllm.script(Script(text="From vLLM."), Script(text="Follow-up answer."))
+    vllm.script(Script(text="From vLLM.", prompt_tokens=9), Script(text="Follow-up answer."))
     compare = await open_compare(window, qtbot, ["llamacpp", "vllm"])
     send_all(compare, qtbot, "Hello both")
     await wait_until(lambda: not compare.running)
     compare.panes[1].continue_button.click()
     chat = window.chat
     assert chat.isVisible() and not compare.isVisible()
-    assert [(m.role, m.text) for m in chat.history] == [("user", "Hello both"),
-                                                          ("assistant", "From vLLM.")]
-    assert [v.text for v in chat.transcript.messages] == ["Hello both", "From vLLM."]
+    # Saved as a new stored conversation, with the reply's figures, and opened in the chat.
+    await wait_until(lambda: chat.conversation_id is not None
+                     and [v.text for v in chat.transcript.messages] == ["Hello both", "From vLLM."])
+    rows = await stored_messages(window)
+    assert [(r.role, r.content) for r in rows] == [("user", "Hello both"), ("assistant", "From vLLM.")]
+    reply = rows[1]
+    assert (reply.provider, reply.model, reply.prompt_tokens, reply.cost) == ("vllm", "sim-model", 9, 0.0)
+    await wait_until(lambda: window.conversations.list.count() == 1)
+    assert "Hello both" in window.conversations.list.item(0).text()
     assert chat.current_choice().name == "vllm"
     await wait_until(lambda: chat.model_combo.currentText() == "sim-model")
     # The conversation goes on with vLLM, the whole history sent.
     chat.input.setPlainText("And then?")
     chat.send()
-    await wait_until(lambda: not chat.running)
+    await wait_until(lambda: chat.transcript.messages[-1].text == "Follow-up answer." and not chat.running)
     sent = vllm.chat_requests()[-1].body["messages"]
     assert [m["content"] for m in sent] == ["Hello both", "From vLLM.", "And then?"]
-    assert chat.transcript.messages[-1].text == "Follow-up answer."
+    assert len(llama.chat_requests()) == 1  # nothing more went to the other pane's server
+    assert [r.role for r in await stored_messages(window)] == ["user", "assistant", "user", "assistant"]
 
 
 async def test_panes_are_added_up_to_four_and_closed(sims, window, qtbot) -> None:

@@ -7,7 +7,7 @@ lives in :mod:`victor_gui.ui.compare_view` (widgets) and :mod:`victor_gui.servic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -18,48 +18,22 @@ from victor_gui.ui.compare_view import SPLIT_KEY, CompareView
 
 if TYPE_CHECKING:
     from victor_gui.services.compare import CompareSlot
+    from victor_gui.storage.store import ConversationStore
 
 
-def hand_over(chat: ChatPane, slot: CompareSlot, provider: str, model: str, title: str) -> None:
-    """Make ``slot``'s conversation the chat's, and choose ``provider``/``model`` for what follows.
-
-    With a conversation store (the store-backed chat pane), the pane's conversation is saved as a
-    new stored conversation (:func:`~victor_gui.services.compare.save_slot`) and opened; without
-    one, the messages become the chat's in-memory history.
-    """
+def hand_over(chat: ChatPane, slot: CompareSlot) -> None:
+    """Make ``slot``'s conversation the main chat: saved as a new stored conversation
+    (:func:`~victor_gui.services.compare.save_slot`, each reply with its provider, model, usage,
+    timings and cost) and opened, so the chat goes on with that pane's provider and model."""
     chat.stop()
-    store = getattr(chat, "store", None)
-    if store is not None and hasattr(chat, "open_conversation"):
-        chat._spawn(_open_saved(chat, store, slot, title))
-    else:
-        chat.history = list(slot.history)
-        chat.transcript.clear()
-        for message in chat.history:
-            if message.role == "user":
-                chat.transcript.add_message("user", "You", message.text)
-            elif message.role == "assistant":
-                reply = chat.transcript.add_message("assistant", title, message.text)
-                chat._spawn(reply.render_markdown_async())
-
-    def choose_model(_name: str = "") -> None:
-        if _name:
-            chat.models_loaded.disconnect(choose_model)
-        index = chat.model_combo.findText(model)
-        if index < 0:
-            chat.model_combo.addItem(model)
-            index = chat.model_combo.findText(model)
-        chat.model_combo.setCurrentIndex(index)
-
-    current = chat.current_choice()
-    if provider and (current is None or current.name != provider):
-        chat.models_loaded.connect(choose_model)  # once the new provider's models are listed
-        chat.select_provider(provider)
-    elif model:
-        choose_model()
+    if chat.store is None:
+        chat.status_label.setText("Your conversations are still opening; try again in a moment.")
+        return
+    chat._spawn(_open_saved(chat, chat.store, slot))
     chat.input.setFocus()
 
 
-async def _open_saved(chat: ChatPane, store: Any, slot: CompareSlot, title: str) -> None:
+async def _open_saved(chat: ChatPane, store: ConversationStore, slot: CompareSlot) -> None:
     from victor_gui.errors import StorageError
     from victor_gui.services.compare import save_slot
 
@@ -68,8 +42,8 @@ async def _open_saved(chat: ChatPane, store: Any, slot: CompareSlot, title: str)
     except StorageError as exc:
         chat.status_label.setText(f"Could not save the compared conversation: {exc}")
         return
-    await chat.open_conversation(conversation_id)  # type: ignore[attr-defined]
-    chat.conversation_changed.emit(conversation_id)  # type: ignore[attr-defined]
+    await chat.open_conversation(conversation_id)
+    chat.conversation_changed.emit(conversation_id)  # the list shows it, selected
 
 
 def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
@@ -113,8 +87,8 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
         else:
             view.add_pane()
 
-    def take_over(slot: CompareSlot, provider: str, model: str, title: str) -> None:
-        hand_over(chat, slot, provider, model, title)
+    def take_over(slot: CompareSlot) -> None:
+        hand_over(chat, slot)
         leave()
 
     view.leave_requested.connect(leave)

@@ -123,7 +123,7 @@ class ComparePane(QFrame):
 class CompareView(QWidget):
     """The compare screen. ``pool`` is asked for on use (the app builds it after first paint)."""
 
-    continue_with = Signal(object, str, str, str)  # CompareSlot, provider name, model, title
+    continue_with = Signal(object)  # the CompareSlot whose conversation becomes the main chat
     leave_requested = Signal()
 
     def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None) -> None:
@@ -379,9 +379,7 @@ class CompareView(QWidget):
 
     def _continue(self, pane: ComparePane) -> None:
         self.stop_all()
-        choice = pane.picker.current_choice()
-        self.continue_with.emit(pane.slot, choice.name if choice else "",
-                                pane.picker.current_model(), pane.title())
+        self.continue_with.emit(pane.slot)
 
     async def aclose(self) -> None:
         """Stop every reply and wait for the panes' background work (at shutdown)."""
