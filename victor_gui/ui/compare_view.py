@@ -77,7 +77,7 @@ class ComparePane(QFrame):
         top = QHBoxLayout()
         self.picker = ModelPicker(labels=False, name_suffix=f" for pane {number}", stacked=True)
         top.addWidget(self.picker, 1)
-        self.picker.install_shortcuts(self)  # Ctrl+K and F5 act on the pane with the focus
+        self.picker.install_shortcuts(self)  # F5 reloads this pane's model list
         self.close_button = QToolButton()
         self.close_button.setText("✕")
         self.close_button.setAccessibleName(f"Close pane {number}")
@@ -184,9 +184,6 @@ class CompareView(QWidget):
         layout.addLayout(row)
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_all, context=context)
-        # Ctrl+K from the shared input opens the first pane's list (a pane's own wins inside it).
-        QShortcut(QKeySequence("Ctrl+K"), self.input, self.open_model_list,
-                  context=Qt.ShortcutContext.WidgetShortcut)
 
     @property
     def session(self) -> CompareSession:
@@ -273,6 +270,7 @@ class CompareView(QWidget):
         return self.panes[0] if self.panes else None
 
     def open_model_list(self) -> None:
+        """Ctrl+K (through the main window): the focused pane's model list, else the first's."""
         pane = self._focused_pane()
         if pane is not None:
             pane.picker.open_model_list()

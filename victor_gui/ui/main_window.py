@@ -181,7 +181,10 @@ class MainWindow(QMainWindow):
         self.conversations.search.selectAll()
 
     def focus_model_picker(self) -> None:
-        """Ctrl+K: focus the model drop-down and open its list."""
+        """Ctrl+K: focus the model drop-down and open its list (in compare: the focused pane's)."""
+        if self.compare.isVisible():
+            self.compare.open_model_list()
+            return
         self.chat.model_combo.setFocus()
         self.chat.model_combo.showPopup()
 

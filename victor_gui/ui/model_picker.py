@@ -56,8 +56,8 @@ class ModelPicker(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)  # a model can be typed when the server cannot list them
         self.model_combo.setAccessibleName(f"Model{name_suffix}")
-        self.model_combo.setAccessibleDescription("The model that answers (Ctrl+K); type one if "
-                                                  "the server cannot list them")
+        self.model_combo.setAccessibleDescription("The model that answers (Ctrl+K opens the list); "
+                                                  "type one if the server cannot list them")
         self.model_combo.lineEdit().setAccessibleName(f"Model{name_suffix}")
         self.model_combo.lineEdit().setPlaceholderText("model")
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -91,11 +91,10 @@ class ModelPicker(QWidget):
         self.setTabOrder(self.provider_combo, self.model_combo)
 
     def install_shortcuts(self, scope: QWidget) -> None:
-        """Ctrl+K (model list) and F5 (reload models) while focus is anywhere in ``scope``."""
-        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence("Ctrl+K"), scope, self.open_model_list, context=context)
+        """F5 reloads the model list while focus is anywhere in ``scope``. (Ctrl+K is the main
+        window's: it opens the model list of the chat, or of the focused compare pane.)"""
         QShortcut(QKeySequence(Qt.Key.Key_F5), scope, lambda: self.refresh_models(force=True),
-                  context=context)
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     # -- tasks ------------------------------------------------------------------------------------
 
