@@ -6,8 +6,9 @@ interrupted). Streaming never freezes the window: the session streams in an asyn
 qasync loop (each attempt a :class:`~victor_gui.services.generation.Generation`), its events
 only append deltas to a buffer, and a ~16 ms frame timer moves the buffer into the transcript
 (one cursor insert per frame, not per token). Changing the provider or model of a chat with
-history calls :meth:`ChatSession.switch`; its note shows in the transcript. Model lists load
-asynchronously; every failure is shown in words from :mod:`victor_gui.ui.error_text`.
+history calls :meth:`ChatSession.switch`; its note shows in the transcript. The drop-downs are a
+:class:`~victor_gui.ui.model_picker.ModelPicker` (shared with the compare panes; model lists load
+asynchronously); every failure is shown in words from :mod:`victor_gui.ui.error_text`.
 """
 
 from __future__ import annotations
@@ -20,23 +21,29 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from victor_gui.ui.chat_stored import StoredChatMixin
+from victor_gui.ui.model_picker import ModelPicker
+
+# Frame pacing and live-Markdown limits: the same as the compare panes' (see reply_stream).
+from victor_gui.ui.reply_stream import (
+    FRAME_MS,
+    LIVE_MARKDOWN_CHARS,
+    LIVE_MARKDOWN_EVERY_FRAMES,
+    STATS_EVERY_FRAMES,
+)
 from victor_gui.ui.transcript import Transcript
 
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
-    from victor_gui.providers.types import ModelInfo
     from victor_gui.services.chat_session import ChatSession, ReplyEvent, ReplyResult
     from victor_gui.services.generation import Generation
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -44,16 +51,6 @@ if TYPE_CHECKING:
     from victor_gui.ui.message_view import MessageView
 
 log = logging.getLogger(__name__)
-
-FRAME_MS = 16
-# Live stats (tokens/s while streaming) are refreshed every this many frames (~4 per second).
-STATS_EVERY_FRAMES = 15
-# While a reply is short it is re-rendered as Markdown every few frames (~10 per second), so
-# bold, lists and code look right as they arrive; text in between is appended plain. Past this
-# size the re-render would cost more than a frame, so the rest streams plain and the reply is
-# rendered once at the end (parsed in a worker thread).
-LIVE_MARKDOWN_CHARS = 16_000
-LIVE_MARKDOWN_EVERY_FRAMES = 6
 
 
 class ChatInput(QPlainTextEdit):
@@ -79,7 +76,7 @@ class ChatPane(StoredChatMixin, QWidget):
     def __init__(self, pool: ProviderPool | None = None, store: ConversationStore | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.pool = pool
+        self._initial_pool = pool  # handed to the picker, which holds it (see ``pool``)
         self.store = store
         self.session: ChatSession | None = None
         self.conversation_id: int | None = None
@@ -98,8 +95,6 @@ class ChatPane(StoredChatMixin, QWidget):
         self._content_dirty = False
         self._frames = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._models: dict[str, list[ModelInfo]] = {}
-        self._choices: list[ProviderChoice] = []
         self._build()
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
@@ -120,29 +115,17 @@ class ChatPane(StoredChatMixin, QWidget):
         self.status_label.setAccessibleName("Status")
         layout.addWidget(self.status_label)
 
-        pickers = QHBoxLayout()
-        self.provider_combo = QComboBox()
-        self.provider_combo.setAccessibleName("Provider")
-        self.provider_combo.setToolTip("Which server or service answers")
-        self.provider_combo.currentIndexChanged.connect(self._provider_changed)
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)  # a model can be typed when the server cannot list them
-        self.model_combo.setAccessibleName("Model")
-        self.model_combo.lineEdit().setPlaceholderText("model")
-        self.model_combo.lineEdit().setAccessibleName("Model")
-        self.model_combo.activated.connect(lambda _i: self._choice_changed())
-        self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.refresh_button = QPushButton("↻")
-        self.refresh_button.setAccessibleName("Reload the model list")
-        self.refresh_button.setToolTip("Reload the model list")
-        self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
-        self.refresh_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab skips it; F5 reloads
-        pickers.addWidget(QLabel("Provider"))
-        pickers.addWidget(self.provider_combo, 2)
-        pickers.addWidget(QLabel("Model"))
-        pickers.addWidget(self.model_combo, 3)
-        pickers.addWidget(self.refresh_button)
-        layout.addLayout(pickers)
+        self.picker = ModelPicker(self._initial_pool)
+        self.picker.status.connect(self.status_label.setText)
+        self.picker.models_loaded.connect(self.models_loaded)
+        # A provider the user picked switches the chat once its models are listed.
+        self.picker.provider_combo.currentIndexChanged.connect(self._provider_changed)
+        self.picker.models_listed.connect(self._models_listed)
+        self.picker.model_combo.activated.connect(lambda _i: self._choice_changed())
+        self.provider_combo = self.picker.provider_combo
+        self.model_combo = self.picker.model_combo
+        self.refresh_button = self.picker.refresh_button
+        layout.addWidget(self.picker)
 
         row = QHBoxLayout()
         self.input = ChatInput()
@@ -166,8 +149,7 @@ class ChatPane(StoredChatMixin, QWidget):
         layout.addLayout(row)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        QShortcut(QKeySequence(Qt.Key.Key_F5), self, lambda: self.refresh_models(force=True),
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.picker.install_shortcuts(self)  # F5 reloads the model list
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -179,16 +161,22 @@ class ChatPane(StoredChatMixin, QWidget):
 
     # -- providers and models ---------------------------------------------------------------------
 
+    @property
+    def pool(self) -> ProviderPool | None:
+        """The provider pool (the app sets it after the first paint); the picker holds it."""
+        return self.picker.pool
+
+    @pool.setter
+    def pool(self, pool: ProviderPool | None) -> None:
+        self.picker.pool = pool
+
+    @property
+    def _choices(self) -> list[ProviderChoice]:
+        return self.picker.choices
+
     def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
         """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
-        from victor_gui.services.provider_choices import provider_choices
-
-        self._choices = choices if choices is not None else provider_choices()
-        self.provider_combo.blockSignals(True)
-        self.provider_combo.clear()
-        for choice in self._choices:
-            self.provider_combo.addItem(choice.label, choice.name)
-        self.provider_combo.blockSignals(False)
+        self.picker.reload_providers(choices)
 
     async def reload_providers_keeping_choice(self) -> None:
         """Re-read which providers have keys (the keyring was installed, a key was saved) and
@@ -207,13 +195,10 @@ class ChatPane(StoredChatMixin, QWidget):
             self.model_combo.setEditText(model)
 
     def current_choice(self) -> ProviderChoice | None:
-        index = self.provider_combo.currentIndex()
-        return self._choices[index] if 0 <= index < len(self._choices) else None
+        return self.picker.current_choice()
 
     def select_provider(self, name: str) -> None:
-        index = self.provider_combo.findData(name)
-        if index >= 0:
-            self.provider_combo.setCurrentIndex(index)
+        self.picker.select_provider(name)
 
     def start(self) -> asyncio.Task[None]:
         """Fill the provider drop-down, probe the local servers and pick the first that answers.
@@ -235,14 +220,14 @@ class ChatPane(StoredChatMixin, QWidget):
         results = await probe_local(self.pool, self._choices)
         answered = [name for name, r in results.items() if isinstance(r, list)]
         for name in answered:
-            self._models[name] = results[name]  # type: ignore[assignment]
+            self.picker.models[name] = results[name]  # type: ignore[assignment]
         if answered:
             self.transcript.set_empty_text(
                 "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
             self.provider_combo.blockSignals(True)
             self.select_provider(answered[0])
             self.provider_combo.blockSignals(False)
-            await self._load_models(force=False)
+            await self.picker.load_models(force=False)
             return
         keyed = [c for c in self._choices if not c.is_local and c.has_key]
         hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
@@ -253,51 +238,12 @@ class ChatPane(StoredChatMixin, QWidget):
 
     def _provider_changed(self, _index: int) -> None:
         self._switch_pending = True  # switch once the new provider's models are listed
-        self.refresh_models()
 
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
         """Reload the model drop-down for the chosen provider in the background."""
-        return self._spawn(self._load_models(force=force))
+        return self.picker.refresh_models(force=force)
 
-    async def _load_models(self, *, force: bool) -> None:
-        from victor_gui.errors import MissingAPIKeyError, ProviderError
-        from victor_gui.providers.catalog import find_spec
-        from victor_gui.providers.keys import key_hint
-        from victor_gui.services.provider_choices import list_models
-        from victor_gui.ui.error_text import describe_error
-
-        choice = self.current_choice()
-        if choice is None or self.pool is None:
-            return
-        self.model_combo.clear()
-        if not choice.usable:
-            spec = find_spec(choice.name)
-            self.status_label.setText(describe_error(MissingAPIKeyError(
-                key_hint(spec) if spec else "No key", choice.name))
-                + " Add one in Settings (Ctrl+,).")
-            self.models_loaded.emit(choice.name)
-            return
-        models = None if force else self._models.get(choice.name)
-        if models is None:
-            self.status_label.setText(f"Asking {choice.display_name} for its models…")
-            try:
-                models = await list_models(self.pool, choice)
-            except ProviderError as exc:
-                if self.current_choice() is choice:
-                    self.status_label.setText(f"{choice.display_name}: {describe_error(exc)}")
-                    self.models_loaded.emit(choice.name)
-                return
-            self._models[choice.name] = models
-        if self.current_choice() is not choice:  # the user moved on meanwhile
-            return
-        self.model_combo.blockSignals(True)
-        for model in models:
-            self.model_combo.addItem(model.id)
-        self.model_combo.blockSignals(False)
-        where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
-        self.status_label.setText(f"{choice.display_name}{where}: {len(models)} model(s)."
-                                  if models else f"{choice.display_name} has no models yet.")
-        self.models_loaded.emit(choice.name)
+    def _models_listed(self, _name: str) -> None:
         if self._switch_pending:
             self._choice_changed()
 
@@ -570,6 +516,7 @@ class ChatPane(StoredChatMixin, QWidget):
         """Stop the reply and wait for background work to end (at shutdown)."""
         if self.session is not None:
             await self.session.stop()
+        await self.picker.aclose()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

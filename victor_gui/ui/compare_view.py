@@ -231,7 +231,8 @@ class CompareView(QWidget):
             pane.picker.select_provider(provider, load=False)
             task = pane.picker.refresh_models()
             if model:
-                task.add_done_callback(lambda _t, p=pane, m=model: p.picker.select_model(m))
+                chosen: str = model
+                task.add_done_callback(lambda _t: pane.picker.select_model(chosen))
         self.add_button.setEnabled(len(self.panes) < MAX_PANES)
         self._fix_tab_order()
         return pane

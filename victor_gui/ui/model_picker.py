@@ -35,6 +35,7 @@ class ModelPicker(QWidget):
 
     status = Signal(str)  # a line for the owner's status label
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
+    models_listed = Signal(str)  # provider name, after its models filled the drop-down
 
     def __init__(self, pool: ProviderPool | None = None, parent: QWidget | None = None, *,
                  labels: bool = True, name_suffix: str = "", stacked: bool = False) -> None:
@@ -58,8 +59,10 @@ class ModelPicker(QWidget):
         self.model_combo.setAccessibleName(f"Model{name_suffix}")
         self.model_combo.setAccessibleDescription("The model that answers (Ctrl+K opens the list); "
                                                   "type one if the server cannot list them")
-        self.model_combo.lineEdit().setAccessibleName(f"Model{name_suffix}")
-        self.model_combo.lineEdit().setPlaceholderText("model")
+        editor = self.model_combo.lineEdit()
+        assert editor is not None  # an editable combo has one
+        editor.setAccessibleName(f"Model{name_suffix}")
+        editor.setPlaceholderText("model")
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_combo.setMinimumContentsLength(8)
         self.provider_combo.setMinimumContentsLength(6)
@@ -126,11 +129,12 @@ class ModelPicker(QWidget):
             self.provider_combo.addItem(choice.label, choice.name)
         self.provider_combo.blockSignals(False)
 
-    def reload_providers(self) -> None:
-        """Fill the provider drop-down (local servers first; cloud ones without a key say so)."""
+    def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
+        """Fill the provider drop-down with ``choices`` (default: every provider, local servers
+        first; cloud ones without a key say so). No model list loads."""
         from victor_gui.services.provider_choices import provider_choices
 
-        self.set_choices(provider_choices())
+        self.set_choices(choices if choices is not None else provider_choices())
 
     def current_choice(self) -> ProviderChoice | None:
         index = self.provider_combo.currentIndex()
@@ -144,9 +148,12 @@ class ModelPicker(QWidget):
         index = self.provider_combo.findData(name)
         if index < 0:
             return
-        self.provider_combo.blockSignals(not load)
+        if load:
+            self.provider_combo.setCurrentIndex(index)
+            return
+        was_blocked = self.provider_combo.blockSignals(True)
         self.provider_combo.setCurrentIndex(index)
-        self.provider_combo.blockSignals(False)
+        self.provider_combo.blockSignals(was_blocked)
 
     def select_model(self, model: str) -> None:
         """Show ``model`` (added to the list when the server did not name it)."""
@@ -182,7 +189,8 @@ class ModelPicker(QWidget):
         if not choice.usable:
             spec = find_spec(choice.name)
             self.status.emit(describe_error(MissingAPIKeyError(
-                key_hint(spec) if spec else "No key", choice.name)))
+                key_hint(spec) if spec else "No key", choice.name))
+                + " Add one in Settings (Ctrl+,).")
             self.models_loaded.emit(choice.name)
             return
         models = None if force else self.models.get(choice.name)
@@ -198,9 +206,12 @@ class ModelPicker(QWidget):
             self.models[choice.name] = models
         if self.current_choice() is not choice:  # the user moved on meanwhile
             return
+        self.model_combo.blockSignals(True)  # filling the list is not the user choosing
         for model in models:
             self.model_combo.addItem(model.id)
+        self.model_combo.blockSignals(False)
         where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
         self.status.emit(f"{choice.display_name}{where}: {len(models)} model(s)."
                          if models else f"{choice.display_name} has no models yet.")
         self.models_loaded.emit(choice.name)
+        self.models_listed.emit(choice.name)
