@@ -46,13 +46,13 @@ SERVERS = [
 PROVIDERS = ["llamacpp", "vllm", "lmstudio"]
 
 
-async def until(predicate: Callable[[], bool], limit_s: float = 15.0) -> None:
+async def until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
     """Let the loop run until ``predicate()`` holds."""
     for _ in range(int(limit_s / 0.02)):
         if predicate():
             return
         await asyncio.sleep(0.02)
-    raise TimeoutError("the compare view did not get there in time")
+    raise TimeoutError(f"the compare view did not get there in time: {predicate.__doc__}")
 
 
 async def shoot(out: Path) -> Path:
