@@ -77,7 +77,7 @@ async def shoot(out: Path) -> Path:
         window.chat.input.setPlainText("Mutex or semaphore: when do I use which?")
         window.compare.split_action.trigger()  # Ctrl+\: two panes
         window.compare.split_action.trigger()  # again: a third
-        compare = window.compare
+        compare = window.compare.view
         for pane, name, (_m, _v, model, _d) in zip(compare.panes, PROVIDERS, SERVERS, strict=True):
             pane.picker.select_provider(name)
             await until(lambda p=pane, m=model: p.picker.current_model() == m)

@@ -52,7 +52,7 @@ async def test_every_control_in_the_compare_view_is_named(sim, window, qtbot) ->
     sim.script(Script(text="Named **reply**.", reasoning="thinking"))
     await window.chat.start()
     window.compare.split_action.trigger()
-    compare = window.compare
+    compare = window.compare.view
     qtbot.keyClick(compare.input, Qt.Key.Key_Backslash, Qt.KeyboardModifier.ControlModifier)
     await wait_until(lambda: all(p.picker.current_model() for p in compare.panes))
     compare.input.setPlainText("hi")
@@ -68,7 +68,7 @@ async def test_every_control_in_the_compare_view_is_named(sim, window, qtbot) ->
 async def test_tab_walks_the_compare_view_in_reading_order(sim, window, qtbot) -> None:
     await window.chat.start()
     window.compare.split_action.trigger()
-    compare = window.compare
+    compare = window.compare.view
     left, right = compare.panes
     expected = [left.picker.provider_combo, left.picker.model_combo, left.close_button,
                 left.continue_button, right.picker.provider_combo, right.picker.model_combo,

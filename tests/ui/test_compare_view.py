@@ -42,7 +42,7 @@ async def open_compare(window, qtbot, providers: list[str]):  # type: ignore[no-
     """Start the chat, press Ctrl+\\ (and again for each extra pane), choose each provider."""
     await window.chat.start()
     await wait_until(lambda: window.chat.model_combo.count() > 0)
-    compare = window.compare
+    compare = window.compare.view
     qtbot.keyClick(window.chat.input, Qt.Key.Key_Backslash, Qt.KeyboardModifier.ControlModifier)
     assert compare.isVisible() and not window.chat.isVisible()
     assert len(compare.panes) == 2

@@ -57,7 +57,7 @@ async def test_the_six_keys_work_on_the_window(sim, window, qtbot) -> None:
     assert focus_in(window.conversations.search)
     # Ctrl+\: compare, two panes; Ctrl+K there opens the focused pane's model list.
     qtbot.keyClick(window.conversations.search, Qt.Key.Key_Backslash, CTRL)
-    compare = window.compare
+    compare = window.compare.view
     assert compare.isVisible() and len(compare.panes) == 2
     await wait_until(lambda: all(p.picker.current_model() for p in compare.panes))
     right = compare.panes[1].picker

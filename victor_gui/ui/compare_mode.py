@@ -7,18 +7,17 @@ lives in :mod:`victor_gui.ui.compare_view` (widgets) and :mod:`victor_gui.servic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QSplitter
-
-from victor_gui.ui.chat_pane import ChatPane
-from victor_gui.ui.compare_view import SPLIT_KEY, CompareView
 
 if TYPE_CHECKING:
     from victor_gui.services.compare import CompareSlot
     from victor_gui.storage.store import ConversationStore
+    from victor_gui.ui.chat_pane import ChatPane
+    from victor_gui.ui.compare_view import CompareView
 
 
 def hand_over(chat: ChatPane, slot: CompareSlot) -> None:
@@ -46,27 +45,67 @@ async def _open_saved(chat: ChatPane, store: ConversationStore, slot: CompareSlo
     chat.conversation_changed.emit(conversation_id)  # the list shows it, selected
 
 
-def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareView:
-    """Put a hidden compare view next to ``chat`` in ``host`` and wire Ctrl+\\ and the menu.
+SPLIT_KEY = "Ctrl+\\"
+
+
+class CompareMode(QObject):
+    """Compare mode of one main window: the Ctrl+\\ action and, built on first use, the
+    :class:`~victor_gui.ui.compare_view.CompareView` (not at start-up: it costs first paint).
 
     Ctrl+\\ (or View ▸ Compare side by side) from the chat opens compare with two panes, the
     first on the chat's provider and model; in compare it adds a pane (up to four). "Continue
-    with this one" hands that pane's history to ``chat`` and goes back to it.
+    with this one" hands that pane's conversation to the chat and goes back to it. Attributes
+    not found here are the view's (``window.compare.panes``, ``.input``, ``.send()``...).
     """
-    view = CompareView(lambda: chat.pool)
-    view.hide()
-    host.addWidget(view)
-    host.setStretchFactor(host.indexOf(view), 1)
 
-    side = host.widget(0) if host.indexOf(chat) != 0 else None  # the conversation list
+    def __init__(self, window: QMainWindow, host: QSplitter, chat: ChatPane) -> None:
+        super().__init__(window)
+        self._host = host
+        self._chat = chat
+        self._view: CompareView | None = None
+        # The conversation list: hidden while comparing, the panes need the width.
+        self._side = host.widget(0) if host.indexOf(chat) != 0 else None
+        self.split_action = QAction("Compare side by side", window)
+        self.split_action.setShortcut(QKeySequence(SPLIT_KEY))
+        self.split_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.split_action.setToolTip(f"Compare models side by side ({SPLIT_KEY}); again adds a pane")
+        self.split_action.triggered.connect(self.split)
+        window.addAction(self.split_action)
+        window.menuBar().addMenu("&View").addAction(self.split_action)
 
-    def enter() -> None:
+    @property
+    def view(self) -> CompareView:
+        """The compare view, built (hidden, next to the chat) on first use."""
+        if self._view is None:
+            from victor_gui.ui.compare_view import CompareView
+
+            chat = self._chat
+            view = CompareView(lambda: chat.pool)
+            view.hide()
+            self._host.addWidget(view)
+            self._host.setStretchFactor(self._host.indexOf(view), 1)
+            view.leave_requested.connect(self.leave)
+            view.continue_with.connect(self._take_over)
+            self._view = view
+        return self._view
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.view, name)
+
+    def isVisible(self) -> bool:
+        return self._view is not None and self._view.isVisible()
+
+    def enter(self) -> None:
+        """Show compare instead of the chat, with at least two panes."""
         from victor_gui.services.provider_choices import provider_choices
 
+        view, chat = self.view, self._chat
         view.set_choices(provider_choices(), view.models_cache)
         chat.hide()
-        if side is not None:
-            side.hide()  # the panes need the width
+        if self._side is not None:
+            self._side.hide()
         view.show()
         choice, model = chat.current_choice(), chat.model_combo.currentText().strip()
         while len(view.panes) < 2:
@@ -74,31 +113,36 @@ def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> Com
         view.input.setPlainText(chat.input.toPlainText())
         view.input.setFocus()
 
-    def leave() -> None:
-        view.hide()
-        if side is not None:
-            side.show()
-        chat.show()
-        chat.input.setFocus()
+    def leave(self) -> None:
+        """Back to the chat (the panes stay as they are for next time)."""
+        if self._view is not None:
+            self._view.hide()
+        if self._side is not None:
+            self._side.show()
+        self._chat.show()
+        self._chat.input.setFocus()
 
-    def split() -> None:
-        if view.isHidden():
-            enter()
+    def split(self) -> None:
+        """Ctrl+\\: open compare, or add a pane when it is open."""
+        if not self.isVisible():
+            self.enter()
         else:
-            view.add_pane()
+            self.view.add_pane()
 
-    def take_over(slot: CompareSlot) -> None:
-        hand_over(chat, slot)
-        leave()
+    def open_model_list(self) -> None:
+        """Ctrl+K in compare: the focused pane's model list."""
+        self.view.open_model_list()
 
-    view.leave_requested.connect(leave)
-    view.continue_with.connect(take_over)
-    action = QAction("Compare side by side", window)
-    action.setShortcut(QKeySequence(SPLIT_KEY))
-    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-    action.setToolTip(f"Compare models side by side ({SPLIT_KEY}); again adds a pane")
-    action.triggered.connect(split)
-    window.addAction(action)
-    window.menuBar().addMenu("&View").addAction(action)
-    view.split_action = action  # type: ignore[attr-defined]
-    return view
+    def _take_over(self, slot: CompareSlot) -> None:
+        hand_over(self._chat, slot)
+        self.leave()
+
+    async def aclose(self) -> None:
+        """Stop every reply (at shutdown); nothing to do when compare was never opened."""
+        if self._view is not None:
+            await self._view.aclose()
+
+
+def install_compare(window: QMainWindow, host: QSplitter, chat: ChatPane) -> CompareMode:
+    """Add compare mode to ``window`` (``host`` is the splitter that holds ``chat``)."""
+    return CompareMode(window, host, chat)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.ui.chat_pane import ChatInput
+from victor_gui.ui.compare_mode import SPLIT_KEY
 from victor_gui.ui.model_picker import ModelPicker
 from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
 from victor_gui.ui.transcript import Transcript
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
     from victor_gui.ui.message_view import MessageView
 
-SPLIT_KEY = "Ctrl+\\"
 MAX_PANES = 4  # victor_gui.services.compare.MAX_SLOTS (not imported: keeps httpx off first paint)
 PANE_STYLE = """
 QFrame#comparePane { border: 1px solid #d8d8de; border-radius: 6px; background: #fafafb; }
