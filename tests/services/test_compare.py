@@ -161,3 +161,19 @@ async def test_a_slot_is_saved_as_a_stored_conversation(llama, vllm, targets, tm
     reply = rows[1]
     assert (reply.provider, reply.model, reply.status, reply.cost) == ("vllm", "sim-model", "complete", 0.0)
     assert reply.prompt_tokens == 7 and reply.ttft_ms is not None
+
+
+async def test_cloud_targets_are_not_queued(llama, targets) -> None:
+    # The same server, reached as a cloud endpoint would be (no key): both requests go at once.
+    llama.script(paced(repeat=1))
+    cloud = CompareTarget(targets["llamacpp"].provider, "sim-model", None)
+    session = CompareSession()
+    a, b = session.add_slot(), session.add_slot()
+    session.send("count", {a.id: cloud, b.id: cloud})
+    await asyncio.sleep(0)
+    assert not a.waiting and not b.waiting
+    await asyncio.wait_for(session.wait(), 10)
+    first, second = await spans(llama, 2)
+    assert overlaps(first, second)
+    # Priced through the table, which knows llama.cpp is local whatever the target says.
+    assert a.cost == b.cost == 0.0
