@@ -180,6 +180,33 @@ class SimHandler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def write_frame(self, frame: bytes, script: Script | None = None) -> None:
+        """Write one stream frame; under ``Fault.UTF8_SPLIT`` as two chunks cut inside its first
+        multi-byte character (else at its middle), so neither chunk is valid UTF-8 alone."""
+        if script is not None and script.fault == Fault.UTF8_SPLIT:
+            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
+            self.write_chunk(frame[:cut])
+            self.write_chunk(frame[cut:])
+        else:
+            self.write_chunk(frame)
+
+    def stall_at_start(self, script: Script) -> bool:
+        """Stall before the first frame when the script asks (``STALL`` with ``fail_after=0``);
+        True when the reply must end here."""
+        if script.fault == Fault.STALL and script.fail_after == 0:
+            self.stall()
+            return True
+        return False
+
+    def send_truncated(self, status: int, data: bytes, content_type: str) -> None:
+        """Announce the whole body's length, send half of it, then cut the connection."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.drop_connection()
+
     def end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

@@ -172,12 +172,7 @@ class ReplicateHandler(SimHandler):
             return
         data = json.dumps(self.public(pred)).encode()
         if fault == Fault.TRUNCATED and not body.get("stream"):
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(201, data, "application/json")
             return
         self.send_bytes(201, data, "application/json")
 
@@ -213,12 +208,7 @@ class ReplicateHandler(SimHandler):
     def sse(self, event: str, data: str, script: Script | None = None) -> None:
         lines = "".join(f"data: {line}\n" for line in data.split("\n"))
         frame = f"event: {event}\nid: {uuid.uuid4().hex[:8]}\n{lines}\n".encode()
-        if script is not None and script.fault == Fault.UTF8_SPLIT:
-            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
-            self.write_chunk(frame[:cut])
-            self.write_chunk(frame[cut:])
-        else:
-            self.write_chunk(frame)
+        self.write_frame(frame, script)
 
     def stream(self, pred: dict[str, Any]) -> None:
         script: Script = pred["_script"]
@@ -229,8 +219,7 @@ class ReplicateHandler(SimHandler):
             self.sse("done", "{}")
             self.end_stream()
             return
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         pred["status"] = "processing"
         pieces = script.text_pieces()
