@@ -383,23 +383,11 @@ class AnthropicHandler(SimHandler):
         ).encode("utf-8")
         self.write_frame(frame, script)
 
-    def mid_fault(self, script: Script) -> bool:
-        """Misbehave after ``fail_after`` pieces; True when the reply must end here."""
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.event("error", error_body("overloaded_error", "Overloaded"))
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(
-                'event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n'
-            )
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.event("error", error_body("overloaded_error", "Overloaded"))
+
+    def malformed_frame(self) -> str:
+        return 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

@@ -359,28 +359,19 @@ class AzureHandler(SimHandler):
         self.data("[DONE]")
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.data(
-                {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                        "code": "500",
-                    }
+    def midstream_error(self) -> None:
+        self.data(
+            {
+                "error": {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                    "code": "500",
                 }
-            )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk('data: {"choices": [{"delta": {"content": \n\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+            }
+        )
+
+    def malformed_frame(self) -> str:
+        return 'data: {"choices": [{"delta": {"content": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

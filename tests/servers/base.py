@@ -198,6 +198,36 @@ class SimHandler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def mid_fault(self, script: Script) -> bool:
+        """Misbehave after ``fail_after`` pieces as ``script.fault`` says; True when the reply must
+        end here. Dialects say how their broken frames look (the three hooks below)."""
+        if script.fault == Fault.TRUNCATED:
+            self.write_chunk(self.truncated_frame())
+            self.drop_connection()
+        elif script.fault == Fault.MIDSTREAM_ERROR:
+            self.midstream_error()
+            self.end_stream()
+        elif script.fault == Fault.MALFORMED:
+            self.write_chunk(self.malformed_frame())
+            self.end_stream()
+        elif script.fault == Fault.STALL:
+            self.stall()
+        else:
+            return False
+        return True
+
+    def truncated_frame(self) -> bytes:
+        """What is written before the connection drops (``Fault.TRUNCATED``); nothing by default."""
+        return b""
+
+    def malformed_frame(self) -> bytes | str:
+        """A frame cut inside its JSON (``Fault.MALFORMED``), in the dialect's framing."""
+        raise NotImplementedError
+
+    def midstream_error(self) -> None:
+        """Write the dialect's in-stream error event (``Fault.MIDSTREAM_ERROR``)."""
+        raise NotImplementedError
+
     def send_truncated(self, status: int, data: bytes, content_type: str) -> None:
         """Announce the whole body's length, send half of it, then cut the connection."""
         self.send_response(status)

@@ -372,33 +372,24 @@ class BedrockHandler(SimHandler):
         self.event("metadata", {"usage": self.usage(script), "metrics": {"latencyMs": 321}})
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            data = frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": {}}')
-            self.write_chunk(data[: len(data) // 2])  # cut inside a frame
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.write_chunk(
-                frame(
-                    {
-                        ":exception-type": "modelStreamErrorException",
-                        ":message-type": "exception",
-                        ":content-type": "application/json",
-                    },
-                    b'{"message": "Model stream error", "originalStatusCode": 500}',
-                )
+    def truncated_frame(self) -> bytes:
+        data = frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": {}}')
+        return data[: len(data) // 2]  # cut inside a frame
+
+    def midstream_error(self) -> None:
+        self.write_chunk(
+            frame(
+                {
+                    ":exception-type": "modelStreamErrorException",
+                    ":message-type": "exception",
+                    ":content-type": "application/json",
+                },
+                b'{"message": "Model stream error", "originalStatusCode": 500}',
             )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(
-                frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": ')
-            )
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+        )
+
+    def malformed_frame(self) -> bytes:
+        return frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": ')
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

@@ -417,20 +417,11 @@ class GeminiHandler(SimHandler):
         )
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.data(error_body(503, "The model is overloaded. Please try again later."))
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk('data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.data(error_body(503, "The model is overloaded. Please try again later."))
+
+    def malformed_frame(self) -> str:
+        return 'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

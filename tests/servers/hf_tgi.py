@@ -137,26 +137,19 @@ class TGIHandler(SimHandler):
         self.event(last)
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.write_chunk(b'data:{"index": 9, "token": {"id": 9, "te')
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.event(
-                {
-                    "error": "Request failed during generation: Server error: CUDA error",
-                    "error_type": "generation",
-                }
-            )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(b'data:{"token": \n\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def truncated_frame(self) -> bytes:
+        return b'data:{"index": 9, "token": {"id": 9, "te'
+
+    def midstream_error(self) -> None:
+        self.event(
+            {
+                "error": "Request failed during generation: Server error: CUDA error",
+                "error_type": "generation",
+            }
+        )
+
+    def malformed_frame(self) -> bytes:
+        return b'data:{"token": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

@@ -205,10 +205,12 @@ class ReplicateHandler(SimHandler):
 
     # -- stream ----------------------------------------------------------------------------------
 
-    def sse(self, event: str, data: str, script: Script | None = None) -> None:
+    def sse_frame(self, event: str, data: str) -> bytes:
         lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-        frame = f"event: {event}\nid: {uuid.uuid4().hex[:8]}\n{lines}\n".encode()
-        self.write_frame(frame, script)
+        return f"event: {event}\nid: {uuid.uuid4().hex[:8]}\n{lines}\n".encode()
+
+    def sse(self, event: str, data: str, script: Script | None = None) -> None:
+        self.write_frame(self.sse_frame(event, data), script)
 
     def stream(self, pred: dict[str, Any]) -> None:
         script: Script = pred["_script"]
@@ -238,21 +240,12 @@ class ReplicateHandler(SimHandler):
         self.sse("done", "{}")
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.sse("error", json.dumps({"detail": "CUDA error: an illegal memory access was encountered"}))
-            self.sse("done", "{}")
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.sse("done", '{"reason": ')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.sse("error", json.dumps({"detail": "CUDA error: an illegal memory access was encountered"}))
+        self.sse("done", "{}")
+
+    def malformed_frame(self) -> bytes:
+        return self.sse_frame("done", '{"reason": ')
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:
