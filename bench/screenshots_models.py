@@ -11,14 +11,11 @@ Only for people and the README; nothing here is a test.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from bench.xvfb import run_shots
 from tests.servers import llamacpp, ollama, vllm
 from tests.servers.base import free_port
 
@@ -99,33 +96,7 @@ async def shoot(out: Path) -> list[Path]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("screenshots-out"))
-    args = parser.parse_args()
-    if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-        if shutil.which("xvfb-run") is None:
-            print("No DISPLAY and no xvfb-run; set QT_QPA_PLATFORM=offscreen to render without X")
-            return 2
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m",
-               "bench.screenshots_models", "--out", str(args.out)]
-        return subprocess.call(cmd)
-    args.out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-    from PySide6.QtWidgets import QApplication
-
-    from victor_gui.ui.loop import make_loop
-
-    app = QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)
-    loop = make_loop(app)
-    try:
-        saved = loop.run_until_complete(shoot(args.out))
-    finally:
-        loop.close()
-    for path in saved:
-        print(path)
-    return 0
+    return run_shots("bench.screenshots_models", __doc__, shoot)
 
 
 if __name__ == "__main__":

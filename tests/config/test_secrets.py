@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.config.logging_state import root_logging_restored
 from tests.config.memory_keyring import MemoryKeyring, no_backend, use_backend
 from victor_gui.config.secrets import SERVICE, KeyringStore, install_keyring_store
 from victor_gui.core.logging_setup import setup_logging
@@ -25,16 +26,8 @@ def memory() -> Iterator[MemoryKeyring]:
 
 @pytest.fixture
 def clean_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-            h.close()
-    for h in handlers:
-        h.filters = [f for f in h.filters if type(f).__name__ != "RedactingFilter"]
-    root.setLevel(level)
+    with root_logging_restored():
+        yield
 
 
 def spec(name: str = "openai") -> ProviderSpec:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.config.logging_state import root_logging_restored
 from tests.config.memory_keyring import MemoryKeyring, use_backend
 from victor_gui.config.profiles import Profile, load_profiles, save_app_profiles
 from victor_gui.config.secrets import install_keyring_store
@@ -29,19 +30,12 @@ from victor_gui.storage.export import export_json, export_markdown
 
 @pytest.fixture
 def session_env() -> Iterator[MemoryKeyring]:
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    with use_backend(MemoryKeyring()) as backend:
-        yield backend  # type: ignore[misc]
-    keys.set_secret_store(None)
-    sys.excepthook = hook
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-            h.close()
-    for h in handlers:
-        h.filters = [f for f in h.filters if type(f).__name__ != "RedactingFilter"]
-    root.setLevel(level)
+    hook = sys.excepthook
+    with root_logging_restored():
+        with use_backend(MemoryKeyring()) as backend:
+            yield backend  # type: ignore[misc]
+        keys.set_secret_store(None)
+        sys.excepthook = hook
 
 
 def _all_bytes(folder: Path) -> dict[Path, bytes]:

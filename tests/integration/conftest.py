@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.llama_build import find_binary, in_ci, missing_reason
+from tests.support.llama_build import binary_for_tests
 from tests.support.llama_server import LlamaServer, start_llama_server
 from tests.support.tiny_gguf import make_tiny_gguf
 
@@ -23,12 +23,7 @@ ServerFactory = Callable[..., LlamaServer]
 @pytest.fixture(scope="session")
 def llama_binary() -> Path:
     """The ``llama-server`` executable (skip locally / fail in CI when it is missing)."""
-    path = find_binary()
-    if path is None:
-        if in_ci():
-            pytest.fail(f"CI=true and the llama.cpp tier is mandatory: {missing_reason()}")
-        pytest.skip(missing_reason())
-    return path
+    return binary_for_tests()
 
 
 @pytest.fixture(scope="session")

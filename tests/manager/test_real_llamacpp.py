@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.servers.base import free_port
-from tests.support.llama_build import find_binary, in_ci, missing_reason
+from tests.support.llama_build import binary_for_tests
 from tests.support.llama_server import LlamaServer, server_args, start_llama_server
 from tests.support.tiny_gguf import make_tiny_gguf
 from victor_gui.manager.discovery import find_process_endpoints
@@ -27,12 +27,7 @@ pytestmark = pytest.mark.llamacpp
 
 @pytest.fixture(scope="module")
 def binary() -> Path:
-    path = find_binary()
-    if path is None:
-        if in_ci():
-            pytest.fail(f"CI=true and the llama.cpp tier is mandatory: {missing_reason()}")
-        pytest.skip(missing_reason())
-    return path
+    return binary_for_tests()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.providers.cloud_sims import collect, posts, text_of, wait_for
+from tests.providers.cloud_sims import Sleeps, collect, posts, text_of, wait_for
 from tests.servers.base import Fault, Script, SimServer
 from victor_gui.errors import (
     ContextLengthExceededError,
@@ -28,6 +28,7 @@ from victor_gui.errors import (
     ProviderTimeoutError,
 )
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import Message
 
 # Faults answered before any output: (error type, retried?)
@@ -49,6 +50,16 @@ MID_FAULTS: dict[str, type[ProviderError]] = {
 }
 MAX_RETRIES = 2
 HI = [Message(role="user", content="Hi")]
+
+
+def fault_options(sleep: Sleeps | None = None) -> dict[str, Any]:
+    """Provider options for the matrix: a short timeout so a stall fails fast, recorded sleeps
+    instead of real ones, and ``MAX_RETRIES`` retries without backoff."""
+    return {
+        "timeout": 0.4,
+        "sleep": sleep if sleep is not None else Sleeps(),
+        "retry_policy": RetryPolicy(max_retries=MAX_RETRIES, base_delay=0.0, jitter=0.0),
+    }
 
 
 @dataclass

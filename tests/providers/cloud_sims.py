@@ -8,11 +8,31 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from tests.servers.base import RecordedRequest, SimServer
 from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import StreamChunk
 
 FAST = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
+
+
+def clear_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the machine's own AWS setup (keys, profiles, instance metadata) leaks in."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 class Sleeps:

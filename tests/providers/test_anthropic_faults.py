@@ -13,7 +13,6 @@ from tests.servers.anthropic import make_server
 from victor_gui.errors import ProviderServerError
 from victor_gui.providers.protocols.anthropic import AnthropicProvider
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 
 KEY = "sk-ant-api03-faultmatrix00001"
 
@@ -30,9 +29,7 @@ def h(sleeps: Sleeps) -> Iterator[cf.Harness]:
             "anthropic",
             api_key=KEY,
             base_url=server.url,
-            timeout=0.4,
-            sleep=sleeps,
-            retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
+            **cf.fault_options(sleeps),
         )
         assert isinstance(provider, AnthropicProvider)
         yield cf.Harness(server, provider, "claude-sim-4", "/v1/messages")

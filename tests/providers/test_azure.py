@@ -19,7 +19,6 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.protocols.azure import DEFAULT_API_VERSION, AzureOpenAIProvider
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 
 KEY = "azure-key-0123456789abcdef"
@@ -193,9 +192,7 @@ def h(server: SimServer, sleeps: Sleeps) -> cf.Harness:
         "azure",
         api_key=KEY,
         base_url=server.url,
-        timeout=0.4,
-        sleep=sleeps,
-        retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
+        **cf.fault_options(sleeps),
     )
     assert isinstance(provider, AzureOpenAIProvider)
     return cf.Harness(server, provider, DEPLOY, "/chat/completions")

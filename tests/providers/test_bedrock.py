@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.providers import cloud_faults as cf
-from tests.providers.cloud_sims import FAST, Sleeps, collect, posts, reasoning_of, text_of
+from tests.providers.cloud_sims import FAST, Sleeps, clear_ambient_aws, collect, posts, reasoning_of, text_of
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from tests.servers.bedrock import AwsKeys, frame, make_server
 from victor_gui.errors import (
@@ -23,7 +23,6 @@ from victor_gui.errors import (
 from victor_gui.providers.protocols.bedrock import BedrockProvider
 from victor_gui.providers.protocols.eventstream import iter_frames
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
 
 CREDS = AwsKeys("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
@@ -37,21 +36,7 @@ TOOL = ToolDefinition(
 
 @pytest.fixture(autouse=True)
 def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing from the machine's own AWS setup (keys, profiles, instance metadata) leaks in."""
-    for var in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_ambient_aws(monkeypatch)
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -297,12 +282,7 @@ async def test_list_models_from_control_plane(server: SimServer) -> None:
 
 @pytest.fixture
 def h(server: SimServer) -> cf.Harness:
-    provider = bedrock(
-        server,
-        timeout=0.4,
-        sleep=Sleeps(),
-        retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
-    )
+    provider = bedrock(server, **cf.fault_options())
     return cf.Harness(server, provider, MODEL, "/model/")
 
 

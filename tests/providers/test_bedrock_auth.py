@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.providers.cloud_sims import posts
+from tests.providers.cloud_sims import clear_ambient_aws, posts
 from tests.servers.base import SimServer
 from tests.servers.bedrock import AwsKeys, expected_signature, make_server
 from victor_gui.errors import MissingAPIKeyError, ProviderAuthError, ProviderUnavailableError
@@ -29,20 +29,7 @@ HI = [Message(role="user", content="Hi")]
 
 @pytest.fixture(autouse=True)
 def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_ambient_aws(monkeypatch)
 
 
 @pytest.fixture

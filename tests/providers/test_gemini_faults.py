@@ -11,7 +11,6 @@ from tests.providers.cloud_sims import Sleeps
 from tests.servers.gemini import make_server
 from victor_gui.providers.protocols.gemini import GeminiProvider
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 
 KEY = "AIzaSyD-faultmatrix-key-00001"
 
@@ -28,9 +27,7 @@ def h(sleeps: Sleeps) -> Iterator[cf.Harness]:
             "google",
             api_key=KEY,
             base_url=server.url,
-            timeout=0.4,
-            sleep=sleeps,
-            retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
+            **cf.fault_options(sleeps),
         )
         assert isinstance(provider, GeminiProvider)
         yield cf.Harness(server, provider, "gemini-sim-flash", "Content")

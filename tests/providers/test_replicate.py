@@ -14,7 +14,6 @@ from tests.servers.replicate import make_server
 from victor_gui.errors import ContextLengthExceededError, MissingAPIKeyError, ProviderServerError
 from victor_gui.providers.protocols.replicate import ReplicateProvider
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.providers.types import Message, ToolCall, ToolDefinition
 
 TOKEN = "r8_simulatortoken0000000000001"
@@ -137,12 +136,7 @@ async def test_list_language_models(server: SimServer) -> None:
 
 @pytest.fixture
 def h(server: SimServer) -> cf.Harness:
-    provider = replicate(
-        server,
-        timeout=0.4,
-        sleep=Sleeps(),
-        retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
-    )
+    provider = replicate(server, **cf.fault_options())
     return cf.Harness(server, provider, MODEL, "/v1/models/")
 
 

@@ -9,11 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.providers import cloud_faults as cf
-from tests.providers.cloud_sims import Sleeps
 from tests.servers.gemini import make_server
 from victor_gui.providers.protocols.vertex import VertexProvider
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
 
 TOKEN = "ya29.vertex-faultmatrix-token"
 
@@ -32,9 +30,7 @@ def h() -> Iterator[cf.Harness]:
             "vertex",
             base_url=server.url,
             token_source=Token(),
-            timeout=0.4,
-            sleep=Sleeps(),
-            retry_policy=RetryPolicy(max_retries=cf.MAX_RETRIES, base_delay=0.0, jitter=0.0),
+            **cf.fault_options(),
         )
         assert isinstance(provider, VertexProvider)
         yield cf.Harness(server, provider, "gemini-sim-flash", "/publishers/google/models/")

@@ -251,13 +251,7 @@ class AnthropicHandler(SimHandler):
             "usage": self.usage(script),
         }
         if script.fault == Fault.TRUNCATED:
-            data = json.dumps(message).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(200, json.dumps(message).encode(), "application/json")
             return
         self.send_json(200, message)
 
@@ -285,8 +279,7 @@ class AnthropicHandler(SimHandler):
                 },
             },
         )
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         self.event("ping", {"type": "ping"})
         index = 0
@@ -388,31 +381,13 @@ class AnthropicHandler(SimHandler):
             )
             + "\n\n"
         ).encode("utf-8")
-        if script.fault == Fault.UTF8_SPLIT:
-            # Cut inside the first multi-byte character so the two chunks are not valid UTF-8 alone.
-            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
-            self.write_chunk(frame[:cut])
-            self.write_chunk(frame[cut:])
-        else:
-            self.write_chunk(frame)
+        self.write_frame(frame, script)
 
-    def mid_fault(self, script: Script) -> bool:
-        """Misbehave after ``fail_after`` pieces; True when the reply must end here."""
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.event("error", error_body("overloaded_error", "Overloaded"))
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(
-                'event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n'
-            )
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.event("error", error_body("overloaded_error", "Overloaded"))
+
+    def malformed_frame(self) -> str:
+        return 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

@@ -252,30 +252,18 @@ class AzureHandler(SimHandler):
             "usage": self.usage(script),
         }
         if script.fault == Fault.TRUNCATED:
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(200, json.dumps(reply).encode(), "application/json")
             return
         self.send_json(200, reply)
 
     def data(self, payload: Any, script: Script | None = None) -> None:
         text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
         frame = f"data: {text}\n\n".encode()
-        if script is not None and script.fault == Fault.UTF8_SPLIT:
-            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
-            self.write_chunk(frame[:cut])
-            self.write_chunk(frame[cut:])
-        else:
-            self.write_chunk(frame)
+        self.write_frame(frame, script)
 
     def stream(self, script: Script, deployment: str) -> None:
         self.start_stream("text/event-stream; charset=utf-8")
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         base = {
@@ -371,28 +359,19 @@ class AzureHandler(SimHandler):
         self.data("[DONE]")
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.data(
-                {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                        "code": "500",
-                    }
+    def midstream_error(self) -> None:
+        self.data(
+            {
+                "error": {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                    "code": "500",
                 }
-            )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk('data: {"choices": [{"delta": {"content": \n\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+            }
+        )
+
+    def malformed_frame(self) -> str:
+        return 'data: {"choices": [{"delta": {"content": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

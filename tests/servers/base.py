@@ -180,6 +180,63 @@ class SimHandler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def write_frame(self, frame: bytes, script: Script | None = None) -> None:
+        """Write one stream frame; under ``Fault.UTF8_SPLIT`` as two chunks cut inside its first
+        multi-byte character (else at its middle), so neither chunk is valid UTF-8 alone."""
+        if script is not None and script.fault == Fault.UTF8_SPLIT:
+            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
+            self.write_chunk(frame[:cut])
+            self.write_chunk(frame[cut:])
+        else:
+            self.write_chunk(frame)
+
+    def stall_at_start(self, script: Script) -> bool:
+        """Stall before the first frame when the script asks (``STALL`` with ``fail_after=0``);
+        True when the reply must end here."""
+        if script.fault == Fault.STALL and script.fail_after == 0:
+            self.stall()
+            return True
+        return False
+
+    def mid_fault(self, script: Script) -> bool:
+        """Misbehave after ``fail_after`` pieces as ``script.fault`` says; True when the reply must
+        end here. Dialects say how their broken frames look (the three hooks below)."""
+        if script.fault == Fault.TRUNCATED:
+            self.write_chunk(self.truncated_frame())
+            self.drop_connection()
+        elif script.fault == Fault.MIDSTREAM_ERROR:
+            self.midstream_error()
+            self.end_stream()
+        elif script.fault == Fault.MALFORMED:
+            self.write_chunk(self.malformed_frame())
+            self.end_stream()
+        elif script.fault == Fault.STALL:
+            self.stall()
+        else:
+            return False
+        return True
+
+    def truncated_frame(self) -> bytes:
+        """What is written before the connection drops (``Fault.TRUNCATED``); nothing by default."""
+        return b""
+
+    def malformed_frame(self) -> bytes | str:
+        """A frame cut inside its JSON (``Fault.MALFORMED``), in the dialect's framing."""
+        raise NotImplementedError
+
+    def midstream_error(self) -> None:
+        """Write the dialect's in-stream error event (``Fault.MIDSTREAM_ERROR``)."""
+        raise NotImplementedError
+
+    def send_truncated(self, status: int, data: bytes, content_type: str) -> None:
+        """Announce the whole body's length, send half of it, then cut the connection."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.drop_connection()
+
     def end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

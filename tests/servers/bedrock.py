@@ -312,12 +312,7 @@ class BedrockHandler(SimHandler):
         }
         data = json.dumps(reply).encode()
         if script.fault == Fault.TRUNCATED:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(200, data, "application/json")
             return
         self.send_bytes(200, data, "application/json")
 
@@ -326,17 +321,11 @@ class BedrockHandler(SimHandler):
             {":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
             json.dumps({**payload, "p": "abcdefghij"}, ensure_ascii=False).encode(),
         )
-        if script is not None and script.fault == Fault.UTF8_SPLIT:
-            cut = next((i + 1 for i, b in enumerate(data) if b >= 0xC0), len(data) // 2)
-            self.write_chunk(data[:cut])
-            self.write_chunk(data[cut:])
-        else:
-            self.write_chunk(data)
+        self.write_frame(data, script)
 
     def stream(self, script: Script) -> None:
         self.start_stream("application/vnd.amazon.eventstream")
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         self.event("messageStart", {"role": "assistant"})
         index = 0
@@ -383,33 +372,24 @@ class BedrockHandler(SimHandler):
         self.event("metadata", {"usage": self.usage(script), "metrics": {"latencyMs": 321}})
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            data = frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": {}}')
-            self.write_chunk(data[: len(data) // 2])  # cut inside a frame
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.write_chunk(
-                frame(
-                    {
-                        ":exception-type": "modelStreamErrorException",
-                        ":message-type": "exception",
-                        ":content-type": "application/json",
-                    },
-                    b'{"message": "Model stream error", "originalStatusCode": 500}',
-                )
+    def truncated_frame(self) -> bytes:
+        data = frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": {}}')
+        return data[: len(data) // 2]  # cut inside a frame
+
+    def midstream_error(self) -> None:
+        self.write_chunk(
+            frame(
+                {
+                    ":exception-type": "modelStreamErrorException",
+                    ":message-type": "exception",
+                    ":content-type": "application/json",
+                },
+                b'{"message": "Model stream error", "originalStatusCode": 500}',
             )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(
-                frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": ')
-            )
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+        )
+
+    def malformed_frame(self) -> bytes:
+        return frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b'{"delta": ')
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

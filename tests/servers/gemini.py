@@ -367,13 +367,7 @@ class GeminiHandler(SimHandler):
             "responseId": uuid.uuid4().hex[:22],
         }
         if script.fault == Fault.TRUNCATED:
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(200, json.dumps(reply).encode(), "application/json; charset=UTF-8")
             return
         self.send_json(200, reply)
 
@@ -381,17 +375,11 @@ class GeminiHandler(SimHandler):
 
     def data(self, payload: dict[str, Any], script: Script | None = None) -> None:
         frame = ("data: " + json.dumps(payload, ensure_ascii=False) + "\r\n\r\n").encode("utf-8")
-        if script is not None and script.fault == Fault.UTF8_SPLIT:
-            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
-            self.write_chunk(frame[:cut])
-            self.write_chunk(frame[cut:])
-        else:
-            self.write_chunk(frame)
+        self.write_frame(frame, script)
 
     def stream(self, script: Script, model: str) -> None:
         self.start_stream("text/event-stream")
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         rid = uuid.uuid4().hex[:22]
         if script.reasoning:
@@ -429,20 +417,11 @@ class GeminiHandler(SimHandler):
         )
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.data(error_body(503, "The model is overloaded. Please try again later."))
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk('data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.data(error_body(503, "The model is overloaded. Please try again later."))
+
+    def malformed_frame(self) -> str:
+        return 'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

@@ -117,8 +117,7 @@ class TGIHandler(SimHandler):
 
     def stream(self, script: Script, pieces: list[str], text: str, details: dict[str, Any] | None) -> None:
         self.start_stream("text/event-stream")
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         for n, piece in enumerate(pieces):
             if n == script.fail_after and self.mid_fault(script):
@@ -126,12 +125,7 @@ class TGIHandler(SimHandler):
             self.pause(script)
             payload = {"index": n + 1, "token": self.token(n, piece), "generated_text": None, "details": None}
             data = f"data:{json.dumps(payload, ensure_ascii=False)}\n\n".encode()
-            if script.fault == Fault.UTF8_SPLIT:
-                cut = next((i + 1 for i, b in enumerate(data) if b >= 0xC0), len(data) // 2)
-                self.write_chunk(data[:cut])
-                self.write_chunk(data[cut:])
-            else:
-                self.write_chunk(data)
+            self.write_frame(data, script)
         if script.fail_after >= len(pieces) and self.mid_fault(script):
             return
         last = {
@@ -143,26 +137,19 @@ class TGIHandler(SimHandler):
         self.event(last)
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.write_chunk(b'data:{"index": 9, "token": {"id": 9, "te')
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.event(
-                {
-                    "error": "Request failed during generation: Server error: CUDA error",
-                    "error_type": "generation",
-                }
-            )
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.write_chunk(b'data:{"token": \n\n')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def truncated_frame(self) -> bytes:
+        return b'data:{"index": 9, "token": {"id": 9, "te'
+
+    def midstream_error(self) -> None:
+        self.event(
+            {
+                "error": "Request failed during generation: Server error: CUDA error",
+                "error_type": "generation",
+            }
+        )
+
+    def malformed_frame(self) -> bytes:
+        return b'data:{"token": \n\n'
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

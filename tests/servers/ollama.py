@@ -308,12 +308,7 @@ class OllamaHandler(PullMixin, SimHandler):
             self.send_bytes(200, data, "application/json; charset=utf-8")
             return
         if script.fault == Fault.TRUNCATED:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(200, data, "application/json; charset=utf-8")
             return
         self.send_bytes(200, data, "application/json; charset=utf-8")
 

@@ -172,12 +172,7 @@ class ReplicateHandler(SimHandler):
             return
         data = json.dumps(self.public(pred)).encode()
         if fault == Fault.TRUNCATED and not body.get("stream"):
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.drop_connection()
+            self.send_truncated(201, data, "application/json")
             return
         self.send_bytes(201, data, "application/json")
 
@@ -210,15 +205,12 @@ class ReplicateHandler(SimHandler):
 
     # -- stream ----------------------------------------------------------------------------------
 
-    def sse(self, event: str, data: str, script: Script | None = None) -> None:
+    def sse_frame(self, event: str, data: str) -> bytes:
         lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-        frame = f"event: {event}\nid: {uuid.uuid4().hex[:8]}\n{lines}\n".encode()
-        if script is not None and script.fault == Fault.UTF8_SPLIT:
-            cut = next((i + 1 for i, b in enumerate(frame) if b >= 0xC0), len(frame) // 2)
-            self.write_chunk(frame[:cut])
-            self.write_chunk(frame[cut:])
-        else:
-            self.write_chunk(frame)
+        return f"event: {event}\nid: {uuid.uuid4().hex[:8]}\n{lines}\n".encode()
+
+    def sse(self, event: str, data: str, script: Script | None = None) -> None:
+        self.write_frame(self.sse_frame(event, data), script)
 
     def stream(self, pred: dict[str, Any]) -> None:
         script: Script = pred["_script"]
@@ -229,8 +221,7 @@ class ReplicateHandler(SimHandler):
             self.sse("done", "{}")
             self.end_stream()
             return
-        if script.fault == Fault.STALL and script.fail_after == 0:
-            self.stall()
+        if self.stall_at_start(script):
             return
         pred["status"] = "processing"
         pieces = script.text_pieces()
@@ -249,21 +240,12 @@ class ReplicateHandler(SimHandler):
         self.sse("done", "{}")
         self.end_stream()
 
-    def mid_fault(self, script: Script) -> bool:
-        if script.fault == Fault.TRUNCATED:
-            self.drop_connection()
-        elif script.fault == Fault.MIDSTREAM_ERROR:
-            self.sse("error", json.dumps({"detail": "CUDA error: an illegal memory access was encountered"}))
-            self.sse("done", "{}")
-            self.end_stream()
-        elif script.fault == Fault.MALFORMED:
-            self.sse("done", '{"reason": ')
-            self.end_stream()
-        elif script.fault == Fault.STALL:
-            self.stall()
-        else:
-            return False
-        return True
+    def midstream_error(self) -> None:
+        self.sse("error", json.dumps({"detail": "CUDA error: an illegal memory access was encountered"}))
+        self.sse("done", "{}")
+
+    def malformed_frame(self) -> bytes:
+        return self.sse_frame("done", '{"reason": ')
 
 
 def make_server(port: int = 0, **options: Any) -> SimServer:

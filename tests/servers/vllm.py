@@ -49,13 +49,6 @@ class VLLMHandler(OpenAIDialectHandler):
             return {"object": "error", "message": message, "type": vtype, "param": None, "code": status}
         return {"error": {"message": message, "type": vtype, "param": None, "code": status}}
 
-    def check_auth(self) -> bool:
-        key = self.server.api_key
-        if key and self.headers.get("Authorization") != f"Bearer {key}":
-            self.unauthorized()
-            return False
-        return True
-
     def unauthorized(self) -> None:
         self.send_json(401, {"error": "Unauthorized"})
 

@@ -114,6 +114,19 @@ def missing_reason() -> str:
     )
 
 
+def binary_for_tests() -> Path:
+    """The binary for a test of the llama.cpp tier: skip when it is missing, fail under CI, where
+    the tier is mandatory."""
+    import pytest  # here, not at the top: the build script itself runs without pytest
+
+    path = find_binary()
+    if path is None:
+        if in_ci():
+            pytest.fail(f"CI=true and the llama.cpp tier is mandatory: {missing_reason()}")
+        pytest.skip(missing_reason())
+    return path
+
+
 def read_stamp(version: str = LLAMA_CPP_PYTHON_VERSION) -> dict[str, object] | None:
     """The build stamp of the cached binary, or None."""
     stamp = build_dir(version) / STAMP_NAME

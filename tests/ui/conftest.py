@@ -52,6 +52,15 @@ def collect_garbage_on_the_gui_thread() -> Iterator[None]:
 
 
 @pytest.fixture
+def keep_running_when_closed(qapp):  # type: ignore[no-untyped-def]
+    """Closing the view (the only window) must not quit the app and stop the test's loop; a
+    module opts in with ``pytestmark = pytest.mark.usefixtures("keep_running_when_closed")``."""
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(True)
+
+
+@pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No API keys anywhere, and every local server address pointing at a closed port."""
     for spec in SPECS:

@@ -26,12 +26,7 @@ def url(server: SimServer | int) -> str:
     return f"http://127.0.0.1:{server if isinstance(server, int) else server.port}"
 
 
-@pytest.fixture(autouse=True)
-def keep_running_when_closed(qapp):  # type: ignore[no-untyped-def]
-    """Closing the view (the only window) must not quit the app and stop the test's loop."""
-    qapp.setQuitOnLastWindowClosed(False)
-    yield
-    qapp.setQuitOnLastWindowClosed(True)
+pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 
 
 @pytest.fixture

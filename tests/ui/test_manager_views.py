@@ -11,12 +11,7 @@ from victor_gui.modelmgr.hardware import GpuReport, RamInfo
 from victor_gui.ui.dashboard import Dashboard
 from victor_gui.ui.model_manager_view import ModelManagerView
 
-
-@pytest.fixture(autouse=True)
-def keep_running_when_closed(qapp):  # type: ignore[no-untyped-def]
-    qapp.setQuitOnLastWindowClosed(False)
-    yield
-    qapp.setQuitOnLastWindowClosed(True)
+pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 
 
 async def test_servers_menu_opens_both_views(qtbot, window, pool, tmp_path) -> None:

@@ -36,11 +36,7 @@ class RecordingOllamaHandler(OllamaHandler):
             self.close_connection = True
 
 
-@pytest.fixture(autouse=True)
-def keep_running_when_closed(qapp):  # type: ignore[no-untyped-def]
-    qapp.setQuitOnLastWindowClosed(False)
-    yield
-    qapp.setQuitOnLastWindowClosed(True)
+pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
+from victor_gui.core.listeners import Listeners
 from victor_gui.manager.discovery import gather_staggered, server_root
 from victor_gui.manager.probe import HISTORY_LEN, probe_endpoint
 from victor_gui.manager.status import Endpoint, EndpointState, EndpointStatus
@@ -64,7 +65,7 @@ class HealthMonitor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._subscribers: list[Callback] = []
+        self._subscribers: Listeners[[EndpointStatus]] = Listeners(log, "health subscriber failed")
         self._running = False
         self.probe_counts: dict[str, int] = {}
         for item in endpoints:
@@ -74,20 +75,10 @@ class HealthMonitor:
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(status)`` on every change; returns the function that unsubscribes."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def _emit(self, status: EndpointStatus) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(status)
-            except Exception:  # a broken observer must not stop the monitor
-                log.exception("health subscriber failed")
+        self._subscribers.notify(status)
 
     # -- endpoints ------------------------------------------------------------------------------
 

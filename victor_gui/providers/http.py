@@ -10,8 +10,9 @@ Anthropic/Gemini shapes, HTML pages from proxies) are reduced to one message her
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -209,16 +210,62 @@ def classify_http_error(
     return InvalidResponseError(f"Unexpected HTTP {status}: {message}", provider, **kw)
 
 
+MAX_ERROR_BODY = 65536
+"""How much of a failed reply's body is read for its message (an HTML page can be large)."""
+
+
+async def read_error_body(response: httpx.Response) -> str:
+    """The first :data:`MAX_ERROR_BODY` bytes of a failed reply's body as text, ``""`` when the
+    body cannot be read (the status alone still classifies it); closes the response."""
+    try:
+        raw = await response.aread()
+    except httpx.HTTPError:
+        raw = b""
+    finally:
+        await response.aclose()
+    return raw[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
+
+
+async def read_body(response: httpx.Response, *, provider: str | None, model: str | None = None) -> bytes:
+    """The whole body of a streamed 2xx reply, a broken read typed as a transport error; closes
+    the response."""
+    try:
+        return await response.aread()
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider, model=model) from exc
+    finally:
+        await response.aclose()
+
+
+ModelT = TypeVar("ModelT", bound=str | None)
+
+
+async def send_streamed(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    provider: str | None,
+    model: ModelT,
+    classify: Callable[[int, str, httpx.Headers, ModelT], ProviderError],
+) -> httpx.Response:
+    """Send ``request`` streamed and return the 2xx response; a transport failure is typed, and a
+    non-2xx reply raises ``classify(status, bounded body, headers, model)``."""
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider, model=model) from exc
+    if response.is_success:
+        return response
+    body = await read_error_body(response)
+    raise classify(response.status_code, body, response.headers, model)
+
+
 async def raise_for_status(response: httpx.Response, *, provider: str | None,
                            model: str | None = None) -> None:
     """Raise the typed error for a non-2xx response (reads the body, bounded)."""
     if response.is_success:
         return
-    try:
-        raw = await response.aread()
-    except httpx.HTTPError:
-        raw = b""
-    body = raw[:65536].decode("utf-8", errors="replace")
+    body = await read_error_body(response)
     raise classify_http_error(response.status_code, body, provider=provider, model=model,
                               headers=response.headers,
                               content_type=response.headers.get("content-type", ""))

@@ -29,6 +29,7 @@ import httpx
 
 from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.config.settings import Settings, load_settings, save_settings
+from victor_gui.core.listeners import Listeners
 from victor_gui.manager.discovery import discover, server_root
 from victor_gui.manager.health import HealthMonitor
 from victor_gui.manager.status import Endpoint, EndpointStatus, ServerKind
@@ -83,7 +84,7 @@ class EndpointsService:
         self._gpu_detector = gpu_detector
         self._tick_s = tick_s
         self.monitor = HealthMonitor(client, interval=interval or 10.0)
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[str, Any]] = Listeners(log, "endpoint listener failed")
         self._unsubscribe = self.monitor.subscribe(lambda status: self._emit("status", status))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -98,20 +99,10 @@ class EndpointsService:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event, payload)`` on every change; returns the unsubscribe function."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def _emit(self, event: str, payload: Any = None) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event, payload)
-            except Exception:  # a broken view must not stop the service
-                log.exception("endpoint listener failed")
+        self._listeners.notify(event, payload)
 
     # -- state ----------------------------------------------------------------------------------
 

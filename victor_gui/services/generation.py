@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from victor_gui.core.listeners import Listeners
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.http import transport_error
@@ -153,27 +154,17 @@ class Generation:
         self._stream_kwargs: dict[str, Any] = dict(temperature=temperature, max_tokens=max_tokens,
                                                    tools=tools, **stream_kwargs)
         self.state = ReplyState(provider=provider.name, model=model)
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[ReplyState, ReplyDelta]] = Listeners(log, "generation listener failed")
         self._task: asyncio.Task[ReplyState] | None = None
 
     # -- listeners --------------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(state, delta)`` on every change; returns a function that removes it."""
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     def _notify(self, delta: ReplyDelta) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(self.state, delta)
-            except Exception:  # a broken view must not kill the stream
-                log.exception("generation listener failed")
+        self._listeners.notify(self.state, delta)
 
     # -- running ----------------------------------------------------------------------------------
 

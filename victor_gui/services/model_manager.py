@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from victor_gui.core.listeners import Listeners
 from victor_gui.errors import ProviderError, ProviderUnavailableError, VictorGuiError
 from victor_gui.manager.models import LlamaCppModels, LMStudioModels, OllamaModels, TransferProgress
 from victor_gui.manager.status import DISPLAY_NAMES, EndpointStatus, ServerKind
@@ -95,7 +96,7 @@ class ModelManagerService:
         self._gpu_detector = gpu_detector if gpu_report is None else None
         self.debounce_s = debounce_s
         self.options = options or FitOptions()
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[str, Any]] = Listeners(log, "model manager listener failed")
         self.endpoint: EndpointStatus | None = None
         self.models: list[ModelEntry] = []
         self.selected: str | None = None
@@ -114,20 +115,10 @@ class ModelManagerService:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event, payload)`` on every change; returns the unsubscribe function."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def _emit(self, event: str, payload: Any = None) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event, payload)
-            except Exception:
-                log.exception("model manager listener failed")
+        self._listeners.notify(event, payload)
 
     def _say(self, text: str) -> None:
         self.message = text

@@ -20,13 +20,19 @@ import httpx
 from victor_gui.errors import InvalidResponseError, MissingAPIKeyError, ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import ProviderSpec
-from victor_gui.providers.http import CLOUD_TIMEOUTS, classify_http_error, parse_json_body, transport_error
+from victor_gui.providers.http import (
+    CLOUD_TIMEOUTS,
+    classify_http_error,
+    parse_json_body,
+    read_body,
+    send_streamed,
+    transport_error,
+)
 from victor_gui.providers.keys import key_hint, resolve_api_key
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
 from victor_gui.providers.types import CompletionResponse, StreamChunk, Timings, Usage
 
 # Error bodies are read up to this size; a proxy's megabyte page is not worth more.
-_MAX_ERROR_BODY = 65536
 
 
 class StreamDecoder(Protocol):
@@ -145,32 +151,15 @@ class CloudProvider(BaseProvider):
             method, url, content=content, headers=headers, timeout=self.timeouts().to_httpx()
         )
         await self.prepare(request)
-        try:
-            response = await self.http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name, model=model) from exc
-        if response.is_success:
-            return response
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        finally:
-            await response.aclose()
-        text = raw[:_MAX_ERROR_BODY].decode("utf-8", errors="replace")
-        raise self.classify_error(response.status_code, text, response.headers, model)
+        return await send_streamed(self.http, request, provider=self.name, model=model,
+                                   classify=self.classify_error)
 
     async def _request_json(
         self, method: str, url: str, *, headers: dict[str, str], body: Any = None, model: str | None = None
     ) -> Any:
         """One attempt: send, read the whole body, decode JSON."""
         response = await self._open(method, url, headers=headers, body=body, model=model)
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name, model=model) from exc
-        finally:
-            await response.aclose()
+        raw = await read_body(response, provider=self.name, model=model)
         return parse_json_body(
             raw,
             provider=self.name,

@@ -28,7 +28,13 @@ import httpx
 
 from victor_gui.errors import ContextLengthExceededError, InvalidResponseError, ProviderError
 from victor_gui.providers.capabilities import resolve_capabilities
-from victor_gui.providers.http import classify_http_error, parse_json_body, transport_error
+from victor_gui.providers.http import (
+    classify_http_error,
+    parse_json_body,
+    read_body,
+    send_streamed,
+    transport_error,
+)
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.hf_prompt import build_prompt, template_for
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
     from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
 
 ROUTE = "text-generation"
-_ERROR_BODY_LIMIT = 65536
 STOP_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
@@ -137,20 +142,7 @@ class TextGenerationRoute:
             headers=headers,
             timeout=self.p.timeouts(model).to_httpx(),
         )
-        try:
-            response = await self.p.http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name, model=model) from exc
-        if response.is_success:
-            return response
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        finally:
-            await response.aclose()
-        text = raw[:_ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
-        raise self.error(response.status_code, text, response.headers, model)
+        return await send_streamed(self.p.http, request, provider=self.name, model=model, classify=self.error)
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -169,12 +161,7 @@ class TextGenerationRoute:
         async def attempt() -> CompletionResponse:
             clock = Clock()
             response = await self.open(model, body, stream=False)
-            try:
-                raw = await response.aread()
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, self.name, model=model) from exc
-            finally:
-                await response.aclose()
+            raw = await read_body(response, provider=self.name, model=model)
             data = parse_json_body(raw, provider=self.name, status=response.status_code, model=model)
             item = data[0] if isinstance(data, list) and data else data
             if not isinstance(item, dict) or not isinstance(item.get("generated_text"), str):

@@ -22,7 +22,13 @@ from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.capabilities import resolve_capabilities
 from victor_gui.providers.catalog import ProviderSpec, find_spec
 from victor_gui.providers.endpoints import candidate_base_urls
-from victor_gui.providers.http import LOCAL_TIMEOUTS, looks_like_html, parse_json_body, transport_error
+from victor_gui.providers.http import (
+    LOCAL_TIMEOUTS,
+    looks_like_html,
+    parse_json_body,
+    read_error_body,
+    transport_error,
+)
 from victor_gui.providers.protocols import ollama_errors as oerr
 from victor_gui.providers.protocols.ollama_reply import ReplyAssembler
 from victor_gui.providers.protocols.ollama_wire import (
@@ -140,11 +146,7 @@ class OllamaProvider(BaseProvider):
         raise transport_error(failure, self.name, model=model) from failure
 
     async def _error(self, response: httpx.Response, model: str | None) -> ProviderError:
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        return oerr.classify(response.status_code, raw[:65536].decode("utf-8", "replace"), provider=self.name,
+        return oerr.classify(response.status_code, await read_error_body(response), provider=self.name,
                              model=model, headers=response.headers,
                              content_type=response.headers.get("content-type", ""))
 

@@ -48,9 +48,11 @@ from victor_gui.providers.endpoints import candidate_base_urls
 from victor_gui.providers.http import (
     CLOUD_TIMEOUTS,
     LOCAL_TIMEOUTS,
+    MAX_ERROR_BODY,
     Timeouts,
     classify_http_error,
     parse_json_body,
+    read_body,
     transport_error,
 )
 from victor_gui.providers.keys import key_hint, resolve_api_key
@@ -77,8 +79,6 @@ from victor_gui.providers.types import (
     ToolCall,
     ToolDefinition,
 )
-
-_ERROR_BODY_LIMIT = 65536
 
 
 def custom_spec(
@@ -361,12 +361,7 @@ class OpenAICompatProvider(BaseProvider):
     async def _chat_once(self, plan: RequestPlan) -> CompletionResponse:
         started = time.monotonic()
         response = await self._send("POST", "/chat/completions", body=plan.body, model=plan.model)
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name, model=plan.model) from exc
-        finally:
-            await response.aclose()
+        raw = await read_body(response, provider=self.name, model=plan.model)
         data = self._decode(response, raw, plan.model)
         return self._completion(data, plan, started)
 
@@ -374,7 +369,7 @@ class OpenAICompatProvider(BaseProvider):
         """A 2xx JSON body, or the typed error for anything else (incl. 200 with an error)."""
         ctype = response.headers.get("content-type", "")
         if not response.is_success:
-            body = raw[:_ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
+            body = raw[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
             raise classify_http_error(
                 response.status_code,
                 body,
