@@ -142,3 +142,27 @@ def test_providers_marks_providers_whose_protocol_is_not_built(sims) -> None:
     result = run_cli("providers", "--json", env=env)
     rows = {r["name"]: r for r in json.loads(result.stdout)["providers"]}
     assert rows["openai"]["available"] is True and rows["ollama"]["available"] is True
+
+
+@pytest.mark.parametrize(("name", "factory", "env_key", "model"), [
+    ("anthropic", "anthropic", "ANTHROPIC_API_KEY", "claude-sim-4"),
+    ("google", "gemini", "GOOGLE_API_KEY", None),
+])
+def test_providers_lists_a_clouds_models(name: str, factory: str, env_key: str, model: str | None) -> None:
+    """`providers --provider NAME --base-url URL` lists a cloud API's models (key from the env)."""
+    import importlib
+
+    module = importlib.import_module(f"tests.servers.{factory}")
+    server = module.make_server(api_key="sk-test-listing-key-0001").start()
+    try:
+        env = {env_key: "sk-test-listing-key-0001"}
+        result = run_cli("providers", "--provider", name, "--base-url", server.url, "--json", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        models = [m["id"] for m in json.loads(result.stdout)["models"]]
+        assert models and (model is None or model in models)
+        assert "sk-test-listing-key-0001" not in result.stdout + result.stderr
+        wrong = run_cli("providers", "--provider", name, "--base-url", server.url,
+                        env={env_key: "sk-wrong-key-000000000"})
+        assert wrong.returncode == 1 and "[auth]" in wrong.stdout
+    finally:
+        server.stop()

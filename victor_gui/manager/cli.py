@@ -41,6 +41,8 @@ def add_manager_commands(commands: Any) -> None:
     """Register ``providers`` and ``doctor`` on the ``victor-gui`` subparsers."""
     providers = commands.add_parser("providers", help="list providers, their keys and local servers")
     providers.add_argument("--provider", metavar="NAME", help="list the models of one provider")
+    providers.add_argument("--base-url", metavar="URL",
+                           help="with --provider: the API's base URL (a gateway, a proxy, a test server)")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.set_defaults(handler=_run(providers_command))
     doctor = commands.add_parser("doctor", help="check local inference servers, GPUs and memory")
@@ -100,7 +102,8 @@ def key_status(spec: Any) -> str:
 async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
     keyring_note = _install_keyring()
     if args.provider:
-        return await _list_provider_models(args.provider, out, as_json=args.json)
+        return await _list_provider_models(args.provider, out, as_json=args.json,
+                                           base_url=getattr(args, "base_url", None))
     async with make_client(PROBE_TIMEOUTS) as client:
         statuses = await discover(client, scan_processes=False)
     local: dict[str, list[EndpointStatus]] = {}
@@ -137,12 +140,13 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-async def _list_provider_models(name: str, out: TextIO, *, as_json: bool) -> int:
+async def _list_provider_models(name: str, out: TextIO, *, as_json: bool, base_url: str | None = None) -> int:
     from victor_gui.providers.registry import ProviderRegistry
 
     try:
         async with make_client(PROBE_TIMEOUTS) as client:
-            provider = ProviderRegistry.create(name, client=client)
+            extra = {"base_url": base_url} if base_url else {}
+            provider = ProviderRegistry.create(name, http_client=client, **extra)
             try:
                 models = await provider.list_models()
             finally:
