@@ -229,7 +229,7 @@ class EndpointsService:
         Raises ``ValueError`` (pydantic's ValidationError is one) for a bad name, kind or URL,
         and for a URL already configured.
         """
-        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())  # type: ignore[arg-type]
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
         if self.setting_for(entry.url) is not None:
             raise ValueError(f"{entry.url} is already in the list")
         await self._save([*self._settings.endpoints, entry])
@@ -240,7 +240,7 @@ class EndpointsService:
 
     async def edit_endpoint(self, old_url: str, name: str, kind: str, url: str) -> EndpointSetting:
         """Replace the configured endpoint at ``old_url`` (a discovered one becomes configured)."""
-        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())  # type: ignore[arg-type]
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
         old_key = server_root(old_url)
         rest = [e for e in self._settings.endpoints if server_root(e.url) != old_key]
         if any(server_root(e.url) == server_root(entry.url) for e in rest):

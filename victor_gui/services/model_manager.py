@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -207,7 +208,8 @@ class ModelManagerService:
                 if not isinstance(tag, dict):
                     continue
                 name = str(tag.get("name"))
-                details = tag.get("details") if isinstance(tag.get("details"), dict) else {}
+                raw_details = tag.get("details")
+                details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
                 run = running.get(name)
                 out.append(ModelEntry(
                     name=name, size_bytes=tag.get("size"), quantization=details.get("quantization_level"),
@@ -279,8 +281,10 @@ class ModelManagerService:
         key = (self.endpoint.base_url, entry.name)
         if key in self._archs:
             return self._archs[key]
-        if entry.local_path and await asyncio.to_thread(Path(entry.local_path).is_file):
-            arch = from_gguf(await read_gguf_header(entry.local_path))
+        local = entry.local_path
+        is_file: bool = bool(local) and await asyncio.to_thread(os.path.isfile, str(local))
+        if local and is_file:
+            arch = from_gguf(await read_gguf_header(local))
         elif self.endpoint.kind is ServerKind.OLLAMA:
             show = await self._get_json("POST", "/api/show", {"model": entry.name, "verbose": True})
             arch = from_ollama_show(show if isinstance(show, dict) else {}, size_bytes=entry.size_bytes or 0)
@@ -339,7 +343,8 @@ class ModelManagerService:
         else:
             stream = LMStudioModels(self._client, self.endpoint.base_url).download(state.model)
         try:
-            async with aclosing(stream) as progress:  # closing the generator closes the connection
+            # Closing the generator closes the connection (pull/download are async generators).
+            async with aclosing(cast(AsyncGenerator[TransferProgress, None], stream)) as progress:
                 async for step in progress:
                     state.progress = step
                     self._emit("pull", state)
