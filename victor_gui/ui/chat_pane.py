@@ -22,7 +22,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -40,6 +39,7 @@ from victor_gui.ui.reply_stream import (
     STATS_EVERY_FRAMES,
 )
 from victor_gui.ui.transcript import Transcript
+from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
@@ -109,9 +109,9 @@ class ChatPane(StoredChatMixin, QWidget):
         self.transcript.earlier_requested.connect(self.load_earlier)
         layout.addWidget(self.transcript, 1)
 
-        self.status_label = QLabel("Starting…")
+        # A WrapLabel: a long path or URL in a status wraps instead of widening the window.
+        self.status_label = WrapLabel("Starting…")
         self.status_label.setObjectName("statusLine")
-        self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Status")
         layout.addWidget(self.status_label)
 

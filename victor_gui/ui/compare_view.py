@@ -317,9 +317,6 @@ class CompareView(QWidget):
 
     def _new_reply_view(self, pane: ComparePane) -> None:
         view = pane.transcript.add_message("assistant", pane.title())
-        # A pane is narrow: long titles and stats lines wrap instead of widening the column.
-        view.header.setWordWrap(True)
-        view.stats_label.setWordWrap(True)
         view.retry_requested.connect(lambda p=pane, v=view: self._retry(p, v))
         pane.view = view
         pane.streamer = None

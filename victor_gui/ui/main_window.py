@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.conversation_list import ConversationList
 
+# The smallest window size (see bench.screenshots' narrow shot and tests/ui/test_narrow_window).
+MIN_WIDTH, MIN_HEIGHT = 640, 440
+
 STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
 QFrame#assistantMessage { background: #ffffff; border: 1px solid #e2e2e6; border-radius: 6px; }
@@ -45,6 +48,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Victor GUI")
         self.resize(1100, 720)
+        # Narrow-window floor (branch wrap): the chat pane beside the conversation list still
+        # fits its drop-downs; message titles and stats wrap (see ui/widgets/wrap_label.py).
+        self.setMinimumSize(MIN_WIDTH, MIN_HEIGHT)
         self.setStyleSheet(STYLE)
         self._painted = False
         self.store: ConversationStore | None = None

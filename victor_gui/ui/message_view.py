@@ -13,7 +13,6 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor, QTextD
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSizePolicy,
     QTextBrowser,
@@ -21,6 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 # Longest run of streamed text kept in one displayed paragraph (see AutoHeightText.append_plain).
 SOFT_BLOCK_CHARS = 600
@@ -142,7 +143,9 @@ class MessageView(QFrame):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(3)
 
-        self.header = QLabel(title)
+        # Header, tool calls, stats and error wrap, long words included (WrapLabel): in a narrow
+        # window a long model name must not widen the transcript past its view.
+        self.header = WrapLabel(title)
         self.header.setObjectName("messageHeader")
         header_row = QHBoxLayout()
         header_row.setContentsMargins(0, 0, 0, 0)
@@ -176,9 +179,8 @@ class MessageView(QFrame):
         self.reasoning_view.hide()
         layout.addWidget(self.reasoning_view)
 
-        self.tools_label = QLabel()
+        self.tools_label = WrapLabel()
         self.tools_label.setObjectName("toolCalls")
-        self.tools_label.setWordWrap(True)
         self.tools_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tools_label.hide()
         layout.addWidget(self.tools_label)
@@ -188,15 +190,14 @@ class MessageView(QFrame):
         self.body.setAccessibleName("Assistant reply" if role == "assistant" else "Your message")
         layout.addWidget(self.body)
 
-        self.stats_label = QLabel()
+        self.stats_label = WrapLabel()
         self.stats_label.setObjectName("messageStats")
         self.stats_label.hide()
         layout.addWidget(self.stats_label)
 
         error_row = QHBoxLayout()
-        self.error_label = QLabel()
+        self.error_label = WrapLabel()
         self.error_label.setObjectName("messageError")
-        self.error_label.setWordWrap(True)
         self.retry_button = QPushButton("Retry")
         self.retry_button.setAccessibleName("Retry this reply")
         self.retry_button.clicked.connect(self.retry_requested)

@@ -84,9 +84,10 @@ class Transcript(QScrollArea):
 
     def make_note(self, text: str) -> QLabel:
         """A one-line note (a switch of model, a trimmed history) not yet placed."""
-        note = QLabel(text)
+        from victor_gui.ui.widgets.wrap_label import WrapLabel
+
+        note = WrapLabel(text)  # names a model: long ones wrap rather than widen the column
         note.setObjectName("transcriptNote")
-        note.setWordWrap(True)
         note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         note.setAccessibleName("Note")
         return note
