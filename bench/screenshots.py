@@ -8,7 +8,9 @@ Without ``DISPLAY`` it re-runs itself under ``xvfb-run -a``. It saves:
 * ``02-mid-stream.png``: a reply streaming (reasoning box, text arriving, Stop enabled);
 * ``03-finished.png``: the same reply rendered as Markdown, with its stats line;
 * ``04-settings.png``: the Settings dialog, API keys page (an in-memory keyring, one key saved,
-  one from the environment).
+  one from the environment);
+* ``05-narrow.png``: the finished chat with the window at its minimum width (titles and stats
+  wrap, nothing cut at the right edge).
 
 Step 2 runs over a temporary conversation store holding a few earlier chats (the list on the
 left).
@@ -115,6 +117,7 @@ async def shoot(out: Path) -> list[Path]:
     await _fill(store)
     with make_server() as sim:
         sim.models = ["qwen3-8b-instruct-q4_k_m", "llama-3.2-3b-instruct"]
+        sim.model = sim.models[0]  # the name its replies report (the stats line)
         sim.script(Script(text=REPLY, reasoning=REASONING, pieces=len(REPLY) // 4, delay_s=0.012))
         os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{sim.port}"
         pool = ProviderPool(client)
@@ -137,6 +140,10 @@ async def shoot(out: Path) -> list[Path]:
         reply.reasoning_toggle.setChecked(False)
         await asyncio.sleep(0.5)  # Markdown is parsed in a worker thread, then swapped in
         grab(window, "03-finished.png")
+        window.resize(window.minimumWidth(), 720)
+        await asyncio.sleep(0.3)  # layouts settle (wrapped labels take a pass or two)
+        grab(window, "05-narrow.png")
+        window.resize(1100, 720)
 
         # 4. Settings, API keys page: an in-memory keyring with one key saved, one key in the env.
         from tests.config.memory_keyring import MemoryKeyring, use_backend
