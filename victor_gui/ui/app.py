@@ -59,6 +59,16 @@ def _warm_imports() -> None:
     log.info("Victor GUI %s started", __version__)
     for name in _AFTER_PAINT_IMPORTS:
         importlib.import_module(name)
+    # Parse the capability and price tables here, in this worker thread: otherwise the first
+    # request would parse the YAML on the event loop (~40 ms for the capabilities alone).
+    from victor_gui.providers.capabilities import load_capabilities
+    from victor_gui.services.costs import load_prices_sync
+
+    for load in (load_capabilities, load_prices_sync):
+        try:
+            load()
+        except Exception:  # a broken table is reported where it is used; never fatal here
+            log.exception("preloading %s failed", load.__name__)
 
 
 def log_dir() -> Path:
