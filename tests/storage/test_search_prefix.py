@@ -20,6 +20,7 @@ TEXTS = {
     4: "Kubernétes, written with an accent",  # remove_diacritics folds it to kubernetes
     5: "nothing relevant here",
 }
+_INTEGRITY = "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')"
 
 
 def _v3_database(db: Path) -> None:
@@ -42,6 +43,10 @@ def _v3_database(db: Path) -> None:
     conn.close()
 
 
+def _backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{DB_NAME}.bak-v3-*"))
+
+
 def _fts_sql(conn: sqlite3.Connection) -> str:
     return str(conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages_fts'").fetchone()[0])
 
@@ -52,7 +57,6 @@ async def test_migration_from_v3_keeps_every_message_searchable(tmp_path: Path) 
     store, notice = await open_store(tmp_path)
     try:
         assert notice is None
-        assert len(sorted(tmp_path.glob(f"{DB_NAME}.bak-v3-*"))) == 1  # backup taken before migrating
         for mid, text in TEXTS.items():  # every message, by its last word typed in full and in part
             word = text.split()[-1]
             assert mid in [h.message_id for h in await store.search(f'"{word}"')], word
@@ -61,11 +65,12 @@ async def test_migration_from_v3_keeps_every_message_searchable(tmp_path: Path) 
         assert [h.message_id for h in await store.search("kubea")] == [6]  # recovered, then indexed
     finally:
         await store.close()
+    assert len(_backups(tmp_path)) == 1  # the v3 file was copied aside before migrating
     conn = sqlite3.connect(db)
     try:
         assert schema.user_version(conn) == schema.SCHEMA_VERSION == 4
         assert f"prefix='{schema.FTS_PREFIXES}'" in _fts_sql(conn)
-        assert conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')").fetchall() == []
+        assert conn.execute(_INTEGRITY).fetchall() == []
         triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
         assert triggers == {"messages_fts_ai", "messages_fts_ad", "messages_fts_au"}
     finally:
@@ -106,7 +111,9 @@ def conn() -> sqlite3.Connection:
         ("k", []),  # one character is a word, not a prefix
     ],
 )
-def test_prefix_lengths_find_the_right_messages(conn: sqlite3.Connection, typed: str, expected: list[int]) -> None:
+def test_prefix_lengths_find_the_right_messages(
+    conn: sqlite3.Connection, typed: str, expected: list[int]
+) -> None:
     assert [h.message_id for h in search_sync(conn, typed)] == expected
 
 
@@ -120,7 +127,7 @@ def test_prefix_index_follows_edits_and_deletes(conn: sqlite3.Connection) -> Non
     assert search_sync(conn, "kube") == []
     conn.execute("UPDATE messages SET status = 'complete' WHERE id = 2")
     assert [h.message_id for h in search_sync(conn, "kubel")] == [2]
-    assert conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')").fetchall() == []
+    assert conn.execute(_INTEGRITY).fetchall() == []
 
 
 def test_type_ahead_can_be_switched_off() -> None:
@@ -130,7 +137,7 @@ def test_type_ahead_can_be_switched_off() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('ab "*()-^:+.,\'NEAROT\t\u00e9')), max_size=24))
+@given(st.text(alphabet=st.sampled_from(list("ab \"*()-^:+.,'NEAROT\t\u00e9")), max_size=24))
 def test_any_user_text_is_a_valid_query(text: str) -> None:
     c = sqlite3.connect(":memory:")
     try:

@@ -156,7 +156,7 @@ async def test_search_finds_newest_first_with_snippet(store: ConversationStore) 
     assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # newest first
     assert "[Boiling]" in hits[0].snippet and "[boil]" in hits[1].snippet
     assert [h.conversation_title for h in await store.search("boil* water")] == ["Travel"]  # explicit prefix
-    assert [h.conversation_title for h in await store.search("boil egg")] == ["Cooking"]  # only last is prefix
+    assert [h.conversation_title for h in await store.search("boil egg")] == ["Cooking"]  # last: prefix
 
 
 @pytest.mark.parametrize(
