@@ -32,7 +32,7 @@ def raw(db: Path, sql: str, *args: object) -> list[tuple]:
 
 async def test_database_is_wal_and_versioned(store: ConversationStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(store.path, "PRAGMA user_version") == [(3,)]
+    assert raw(store.path, "PRAGMA user_version") == [(4,)]
 
 
 async def test_conversation_and_messages_round_trip(store: ConversationStore) -> None:
@@ -150,11 +150,13 @@ async def test_search_finds_newest_first_with_snippet(store: ConversationStore) 
     b = await store.create_conversation("Travel")
     await store.add_message(a.id, "user", "How long do I boil an egg?")
     await store.add_message(b.id, "assistant", "Boiling water at altitude is cooler.")
-    assert [h.conversation_title for h in await store.search("boil")] == ["Cooking"]  # whole words
-    hits = await store.search("boil*")
-    assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # explicit prefix, newest first
+    assert [h.conversation_title for h in await store.search('"boil"')] == ["Cooking"]  # quoted: whole
+    assert [h.conversation_title for h in await store.search("boil ")] == ["Cooking"]  # finished word
+    hits = await store.search("boil")  # the last word is typed-ahead as a prefix
+    assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # newest first
     assert "[Boiling]" in hits[0].snippet and "[boil]" in hits[1].snippet
-    assert [h.conversation_title for h in await store.search("egg boil")] == ["Cooking"]
+    assert [h.conversation_title for h in await store.search("boil* water")] == ["Travel"]  # explicit prefix
+    assert [h.conversation_title for h in await store.search("boil egg")] == ["Cooking"]  # last: prefix
 
 
 @pytest.mark.parametrize(
