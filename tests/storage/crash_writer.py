@@ -19,6 +19,8 @@ import sys
 
 from victor_gui.storage import open_store
 
+DELTAS = 150  # deltas per reply
+
 
 def delta_text(message_id: int, k: int) -> str:
     """The k-th delta of reply ``message_id`` (the parent rebuilds expected text from this)."""
@@ -42,7 +44,7 @@ async def main(db_path: str, round_no: int) -> None:
         mid = await store.begin_assistant_message(conv.id, provider="sim", model="crash")
         say(f"BEGUN {mid}")
         length = 0
-        for k in range(150):
+        for k in range(DELTAS):
             delta = delta_text(mid, k)
             await store.append_partial(mid, delta)
             length += len(delta)
