@@ -1,4 +1,5 @@
-"""CI gate: ruff over the code and tests, mypy (strict on the Qt-free core, per pyproject)."""
+"""CI gate: ruff over the code and tests, mypy over the whole package (strict on the Qt-free
+core, every function body checked in the Qt views; per pyproject)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MYPY_TARGETS = [
-    "victor_gui/providers", "victor_gui/core", "victor_gui/manager", "victor_gui/modelmgr",
-    "victor_gui/storage", "victor_gui/config", "victor_gui/services", "victor_gui/errors.py",
-]
+MYPY_TARGETS = ["victor_gui"]
 
 
 def _run(module: str, *args: str, timeout: float = 50) -> subprocess.CompletedProcess[str]:
@@ -29,7 +27,7 @@ def test_ruff_is_clean() -> None:
 
 
 @pytest.mark.timeout(200)  # a cold run on a busy 2-core CI machine takes far longer than a warm one
-def test_mypy_is_clean_on_the_core() -> None:
+def test_mypy_is_clean() -> None:
     result = _run("mypy", *MYPY_TARGETS, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout

@@ -136,7 +136,7 @@ class EndpointCard(QFrame):
         grid.addLayout(buttons, 0, 2, 3, 1)
         grid.setColumnStretch(1, 1)
 
-    def render(self, status: EndpointStatus, name: str | None) -> None:
+    def show_status(self, status: EndpointStatus, name: str | None) -> None:
         text, color = STATE_LOOK[status.state]
         self.state_label.setText(text)
         self.state_label.setStyleSheet(f"background: {color}; color: white; border-radius: 4px; "
@@ -247,7 +247,7 @@ class HardwarePanel(QWidget):
         self.notice.setObjectName("dashNotice")
         self.grid.addWidget(self.notice, 0, 0, 1, 2)
 
-    def render(self, report: GpuReport | None, error: str | None) -> None:
+    def show_report(self, report: GpuReport | None, error: str | None) -> None:
         for label, bar in self.rows:
             label.deleteLater()
             bar.deleteLater()
@@ -255,7 +255,7 @@ class HardwarePanel(QWidget):
         if report is None:
             self.notice.setText(error or "Detecting GPUs…")
             return
-        rows: list[tuple[str, float, float]] = []
+        rows: list[tuple[str, int, int]] = []
         for gpu in report.gpus:
             used = gpu.total - gpu.free
             note = "" if gpu.free_known else " (usage not reported)"
@@ -350,13 +350,13 @@ class Dashboard(QWidget):
         else:
             self.notice.setText("Looking for more local servers…" if self.service.discovering else "")
         self.notice.setVisible(bool(self.notice.text()))
-        self.hardware.render(self.service.gpu_report, self.service.hardware_error)
+        self.hardware.show_report(self.service.gpu_report, self.service.hardware_error)
 
     def _render_card(self, status: EndpointStatus) -> None:
         card = self.cards.get(status.base_url)
         if card is not None:
             setting = self.service.setting_for(status.base_url)
-            card.render(status, setting.name if setting else None)
+            card.show_status(status, setting.name if setting else None)
 
     def _on_event(self, event: str, payload: Any) -> None:
         if event == "status" and payload.base_url in self.cards:
@@ -367,7 +367,7 @@ class Dashboard(QWidget):
                 if card is not None:
                     card.render_latency(status)
         elif event == "hardware":
-            self.hardware.render(self.service.gpu_report, self.service.hardware_error)
+            self.hardware.show_report(self.service.gpu_report, self.service.hardware_error)
         elif event == "error":
             self.notice.setText(str(payload))
             self.notice.setVisible(True)

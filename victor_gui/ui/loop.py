@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, cast
 
 import qasync
 import shiboken6
 from PySide6.QtWidgets import QApplication
 
 
-class VictorEventLoop(qasync.QEventLoop):  # type: ignore[misc, name-defined]
+class VictorEventLoop(qasync.QEventLoop):  # type: ignore[misc]
     """``qasync.QEventLoop`` plus asyncgen hooks while running."""
 
     _saved_hooks: Any = None
@@ -53,7 +53,7 @@ class VictorEventLoop(qasync.QEventLoop):  # type: ignore[misc, name-defined]
 
 def make_loop(app: QApplication | None = None) -> VictorEventLoop:
     """A loop on ``app`` (the running QApplication by default), set as the current loop."""
-    app = app or QApplication.instance() or QApplication([])
+    app = app or cast("QApplication | None", QApplication.instance()) or QApplication([])
     loop = VictorEventLoop(app)
     asyncio.set_event_loop(loop)
     return loop

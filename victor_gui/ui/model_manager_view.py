@@ -352,8 +352,9 @@ class ModelManagerView(QWidget):
     def _row_chosen(self) -> None:
         rows = self.table.selectionModel().selectedRows()
         if rows:
-            name = self.table.item(rows[0].row(), 0).text()
-            if name != self.service.selected:
+            item = self.table.item(rows[0].row(), 0)
+            name = item.text() if item is not None else None
+            if name is not None and name != self.service.selected:
                 self.service.spawn(self.service.select(name))
 
     def _slider_moved(self, value: int) -> None:

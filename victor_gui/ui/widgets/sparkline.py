@@ -57,13 +57,14 @@ class Sparkline(QWidget):
         x0 = rect.right() - step * (len(values) - 1)
         # Headroom above the peak, so one probe (or a flat run) sits mid-height, not on the edge.
         scale = rect.height() / (top * 1.6 if len(set(values)) > 1 else top * 2)
-        line = QPolygonF([QPointF(x0 + i * step, rect.bottom() - v * scale) for i, v in enumerate(values)])
+        points = [QPointF(x0 + i * step, rect.bottom() - v * scale) for i, v in enumerate(values)]
+        line = QPolygonF(points)
         painter.setPen(QPen(QColor("#3b6fc4"), 1.5))
         if len(values) == 1:
             painter.setBrush(QColor("#3b6fc4"))
-            painter.drawEllipse(line[0], 2, 2)
+            painter.drawEllipse(points[0], 2, 2)
         else:
             painter.drawPolyline(line)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor("#3b6fc4"))
-        painter.drawEllipse(line[len(values) - 1], 2.2, 2.2)
+        painter.drawEllipse(points[-1], 2.2, 2.2)
