@@ -1,14 +1,15 @@
 """Markdown to the HTML subset Qt's rich-text engine draws, with Pygments-coloured code.
 
-Used for *finished* messages only: while a reply streams, the chat pane appends plain text
-(cheap, never re-parses the whole message per token); when it ends, the message is rendered
-once through here. Raw HTML in model output is escaped, never interpreted.
+While a reply streams, the chat pane appends plain text and re-renders only the reply's last
+part through here every few frames (:func:`render_parts`); when it ends, what is still plain is
+rendered, in a worker thread. Raw HTML in model output is escaped, never interpreted.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -60,19 +61,81 @@ def code_blocks(text: str) -> list[str]:
     return [t.content for t in _parser().parse(text) if t.type in ("fence", "code_block")]
 
 
-def _with_copy_links(html: str) -> str:
+def _with_copy_links(html: str, first: int) -> str:
     parts = html.split("<pre")
-    return parts[0] + "".join(_COPY_LINK.format(n=i) + "<pre" + part for i, part in enumerate(parts[1:]))
+    return parts[0] + "".join(_COPY_LINK.format(n=first + i) + "<pre" + part
+                              for i, part in enumerate(parts[1:]))
 
 
-def markdown_to_html(text: str) -> str:
-    """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped), with a Copy
-    link above each code block."""
-    html = _with_copy_links(_parser().render(text).replace("<table>", _TABLE))
+def _finish_html(html: str, first_code_block: int, *, last: bool = True) -> str:
+    html = _with_copy_links(html.replace("<table>", _TABLE), first_code_block)
+    if not last:  # nothing is ever appended after a finished part
+        return html
     tail = _TAIL.search(html)
     if tail is not None:
         html = html[: tail.start()] + re.sub(r"\s+", "", tail.group(0))
     return html
 
 
-__all__ = ["code_blocks", "markdown_to_html"]
+def markdown_to_html(text: str) -> str:
+    """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped), with a Copy
+    link above each code block."""
+    return _finish_html(_parser().render(text), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPart:
+    """One piece of a long message: its Markdown source, its HTML, and how many code blocks it
+    holds (Copy links are numbered across the whole message)."""
+
+    source: str
+    html: str
+    code_blocks: int
+
+
+def render_parts(text: str, target_chars: int, *, first_code_block: int = 0,
+                 render: bool = True) -> list[RenderedPart]:
+    """Render ``text`` as consecutive parts of about ``target_chars`` of source each.
+
+    Why: Qt parses and lays out a rich-text document whole, on the UI thread, and that cost
+    grows with the document (a 50 kB reply with code takes ~100 ms). A view that shows each
+    part as its own small document can build them one per event-loop turn, and a streaming
+    view re-renders only its last part.
+
+    Cuts fall only between top-level blocks, and each part is rendered from the token stream of
+    one parse of the whole ``text``, so the parts' HTML joined is what the whole would render
+    to (lists, numbering, link references included). The last block always lies in the last
+    part: while a reply streams it may still grow. ``"".join(p.source for p in parts) == text``.
+    With ``render=False`` only the cuts are found (a parse, a third of the cost or less) and
+    every ``html`` is empty.
+    """
+    md = _parser()
+    env: dict[str, object] = {}
+    tokens = md.parse(text, env)
+    # Starts of top-level blocks: (token index, first source line). Closing tokens have no map.
+    starts = [(i, t.map[0]) for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map]
+    line_offsets = [0]
+    find = text.find
+    pos = find("\n")
+    while pos >= 0:
+        line_offsets.append(pos + 1)
+        pos = find("\n", pos + 1)
+    cuts: list[tuple[int, int]] = [(0, 0)]  # (token index, char offset) where each part starts
+    for index, line in starts[1:]:
+        offset = line_offsets[line] if line < len(line_offsets) else len(text)
+        if offset - cuts[-1][1] >= target_chars:
+            cuts.append((index, offset))
+    parts: list[RenderedPart] = []
+    code_index = first_code_block
+    for n, (index, offset) in enumerate(cuts):
+        end_index, end_offset = cuts[n + 1] if n + 1 < len(cuts) else (len(tokens), len(text))
+        chunk = tokens[index:end_index]
+        blocks = sum(1 for t in chunk if t.type in ("fence", "code_block"))
+        html = (_finish_html(md.renderer.render(chunk, md.options, env), code_index,
+                             last=n + 1 == len(cuts)) if render else "")
+        parts.append(RenderedPart(text[offset:end_offset], html, blocks))
+        code_index += blocks
+    return parts
+
+
+__all__ = ["RenderedPart", "code_blocks", "markdown_to_html", "render_parts"]
