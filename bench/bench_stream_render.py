@@ -11,7 +11,7 @@ Reported: tokens/s of both and their ratio (target ≥ 0.95), the qasync loop's 
 p99 gap while streaming (a ticker task asking for a 1 ms sleep; targets ≤ 50 ms and ≤ 16 ms
 when streaming ≥ 5,000 tokens/s), then RSS and CPU with the chat open and idle (≤ 150 MB).
 
-    python -m bench.bench_stream_render [--tokens 20000] [--pace 10000] [--events-per-write 16]
+    python -m bench.bench_stream_render [--tokens 20000] [--pace 10000] [--events-per-write 16] [--rich]
 """
 
 from __future__ import annotations
@@ -39,10 +39,27 @@ def reply_text(tokens: int, paragraph_tokens: int) -> str:
                    for i in range(tokens))
 
 
+def rich_text(tokens: int) -> str:
+    """``tokens`` × 4 characters of the Markdown models write: prose with inline marks, fenced
+    Python, a list, a table (Markdown and Pygments work per live render, unlike plain prose)."""
+    para = ("The **function** below uses `numpy` and [the docs](https://numpy.org) say why; "
+            "each *step* is explained after it. ") * 3
+    code = "```python\n" + "".join(f"def step_{i}(x: float) -> float:\n    return x * {i} + 1  # scale\n"
+                                    for i in range(12)) + "```"
+    items = "\n".join(f"{i}. Item {i} with *emphasis* and `code`" for i in range(1, 8))
+    table = "| name | value |\n|---|---|\n" + "\n".join(f"| row {i} | {i * 3} |" for i in range(6))
+    block = "\n\n".join([para, code, items, table, "### Next part"]) + "\n\n"
+    return (block * (tokens * 4 // len(block) + 1))[: tokens * 4]
+
+
+def stream_text(args: argparse.Namespace) -> str:
+    return rich_text(args.tokens) if args.rich else reply_text(args.tokens, args.paragraph_tokens)
+
+
 def make_sim(args: argparse.Namespace, port: int = 0) -> SSESimServer:
     server = make_server(port, events_per_write=args.events_per_write, short_reply_to="warm up")
     delay = args.events_per_write / args.pace if args.pace else 0.0
-    text = reply_text(args.tokens, args.paragraph_tokens)
+    text = stream_text(args)
     server.default_script = Script(text=text, pieces=args.tokens, delay_s=delay)
     return server.start()
 
@@ -80,6 +97,10 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     window.show()
     chat = window.chat
     await chat.start()
+    from victor_gui.ui.message_view import freeze_startup_objects, warm_up_rendering
+
+    await warm_up_rendering()  # as the app does after its first paint
+    freeze_startup_objects()
     assert chat.current_choice().name == "llamacpp", chat.status_label.text()
 
     gaps: list[float] = []
@@ -168,6 +189,8 @@ def main() -> int:
     parser.add_argument("--events-per-write", type=int, default=16)
     parser.add_argument("--paragraph-tokens", type=int, default=60,
                         help="tokens per paragraph, like prose (0: one 80 kB paragraph)")
+    parser.add_argument("--rich", action="store_true",
+                        help="stream Markdown with code, lists and tables instead of plain prose")
     parser.add_argument("--no-live-markdown", action="store_true",
                         help="stream plain text only (Markdown once at the end), for comparison")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -188,7 +211,8 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-m", "bench.bench_stream_render", "--serve", str(port),
                                "--tokens", str(args.tokens), "--pace", str(args.pace),
                                "--events-per-write", str(args.events_per_write),
-                               "--paragraph-tokens", str(args.paragraph_tokens)],
+                               "--paragraph-tokens", str(args.paragraph_tokens)]
+                              + (["--rich"] if args.rich else []),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True)
     assert server.stdout is not None and server.stdin is not None
@@ -204,14 +228,14 @@ def main() -> int:
         from victor_gui.ui.loop import make_loop
 
         if args.no_live_markdown:
-            import victor_gui.ui.chat_pane as chat_pane
+            import victor_gui.ui.message_view as message_view
 
-            chat_pane.LIVE_MARKDOWN_CHARS = -1
+            message_view.LIVE_TAIL_CHARS = -1
         app = QApplication(sys.argv[:1])
         loop = make_loop(app)
         try:
             r = loop.run_until_complete(pane_run(port, args.tokens,
-                                                 reply_text(args.tokens, args.paragraph_tokens)))
+                                                 stream_text(args)))
         finally:
             loop.close()
     finally:
@@ -223,7 +247,8 @@ def main() -> int:
     print(f"stream            {args.tokens} tokens, server pace "
           f"{'unpaced' if not args.pace else f'{args.pace:.0f} tok/s'}, "
           f"{args.events_per_write} events/write, "
-          f"paragraphs of {args.paragraph_tokens or '∞'} tokens")
+          + ("rich Markdown (code, lists, tables)" if args.rich
+             else f"paragraphs of {args.paragraph_tokens or '∞'} tokens"))
     print(f"raw httpx         {raw_tps:10.0f} tok/s  ({raw_s * 1000:.0f} ms, best of 3)")
     print(f"chat pane         {r['pane_tps']:10.0f} tok/s  "
           f"({r['pane_s'] * 1000:.0f} ms, send → last token shown)")

@@ -218,8 +218,10 @@ class App:
     async def _post_paint(self) -> None:
         t = time.perf_counter()
         # Warm the resolver and the provider stack off the loop, at the same time.
+        from victor_gui.ui.message_view import freeze_startup_objects, warm_up_rendering
+
         await asyncio.gather(self.loop.getaddrinfo("localhost", None, type=socket.SOCK_STREAM),
-                             asyncio.to_thread(_warm_imports), return_exceptions=True)
+                             asyncio.to_thread(_warm_imports), warm_up_rendering(), return_exceptions=True)
         from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
         from victor_gui.services.provider_choices import ProviderPool
 
@@ -238,6 +240,7 @@ class App:
         # Endpoint health monitor + discovery + GPU detection, all in the background.
         self.loop.create_task(self.window.manager_views.start(self.client))
         await self._open_data(settings)
+        freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
 
     async def _load_settings(self) -> Any:

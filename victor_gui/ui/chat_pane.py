@@ -34,7 +34,6 @@ from victor_gui.ui.model_picker import ModelPicker
 # Frame pacing and live-Markdown limits: the same as the compare panes' (see reply_stream).
 from victor_gui.ui.reply_stream import (
     FRAME_MS,
-    LIVE_MARKDOWN_CHARS,
     LIVE_MARKDOWN_EVERY_FRAMES,
     STATS_EVERY_FRAMES,
 )
@@ -505,8 +504,7 @@ class ChatPane(StoredChatMixin, QWidget):
                 lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
             view.set_tool_calls(lines)
         self._frames += 1
-        if (self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0
-                and view.text_length <= LIVE_MARKDOWN_CHARS):
+        if self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0:
             self._content_dirty = False
             view.render_markdown()
         if self._frames % STATS_EVERY_FRAMES == 0 and gen is not None:

@@ -23,11 +23,9 @@ if TYPE_CHECKING:
 FRAME_MS = 16
 # Live stats (tokens/s while streaming) are refreshed every this many frames (~4 per second).
 STATS_EVERY_FRAMES = 15
-# While a reply is short it is re-rendered as Markdown every few frames (~10 per second), so
-# bold, lists and code look right as they arrive; text in between is appended plain. Past this
-# size the re-render would cost more than a frame, so the rest streams plain and the reply is
-# rendered once at the end (parsed in a worker thread).
-LIVE_MARKDOWN_CHARS = 16_000
+# A streaming reply is re-rendered as Markdown every few frames (~10 per second), so bold, lists
+# and code look right as they arrive; text in between is appended plain. Only the reply's last
+# piece is re-rendered (MessageView.render_markdown), so the cost stays flat as it grows.
 LIVE_MARKDOWN_EVERY_FRAMES = 6
 
 
@@ -107,8 +105,7 @@ class ReplyStreamer(QObject):
                 lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
             view.set_tool_calls(lines)
         self._frames += 1
-        if (self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0
-                and view.text_length <= LIVE_MARKDOWN_CHARS):
+        if self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0:
             self._content_dirty = False
             view.render_markdown()
         if self._frames % STATS_EVERY_FRAMES == 0:
