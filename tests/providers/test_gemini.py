@@ -162,7 +162,9 @@ async def test_stream_with_thoughts_tool_call_and_round_trip(
             "role": "model",
             "parts": [
                 {"text": "Checking the weather."},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                # This server signs nothing; a model not known to be 2.x gets Google's stand-in.
+                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                 "thoughtSignature": "skip_thought_signature_validator"},
                 {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
             ],
         },
@@ -314,9 +316,49 @@ async def test_thought_signatures_go_back_with_their_calls() -> None:
         await provider.chat(history, model=MODEL, tools=[WEATHER])  # 400 without the signature
         part = posts(server)[1].body["contents"][1]["parts"][0]
         assert part["thoughtSignature"].startswith("CiQB0e2Kb")
-        # A fresh provider has no memory of the signature: the simulator refuses, as Gemini 3 does.
-        other = ProviderRegistry.create("google", api_key=KEY, base_url=server.url)
-        with pytest.raises(BadRequestError, match="thought_signature"):
-            await other.chat(history, model=MODEL, tools=[WEATHER])
         await provider.close()
-        await other.close()
+
+
+async def test_calls_without_a_signature_get_googles_stand_in() -> None:
+    """Calls Gemini never signed (made by another provider, or signed before the app restarted
+    and forgot) would get a 400 from Gemini 3; they carry Google's documented stand-in instead,
+    on the first call of each turn only, and never for 2.x models, which do not validate."""
+    from victor_gui.providers.protocols.gemini_wire import UNSIGNED_CALL_SIGNATURE
+
+    with make_server(api_key=KEY, signatures=True) as server:
+        server.models = ["gemini-3-pro-preview", "gemini-2.5-flash"]
+        provider = ProviderRegistry.create("google", api_key=KEY, base_url=server.url)
+        history = [
+            Message(role="user", content="Oslo and Bergen?"),
+            Message(role="assistant", tool_calls=[
+                ToolCall(id="call_a", name="get_weather", arguments={"city": "Oslo"}),
+                ToolCall(id="call_b", name="get_weather", arguments={"city": "Bergen"}),
+            ]),
+            Message(role="tool", tool_call_id="call_a", content="rain"),
+            Message(role="tool", tool_call_id="call_b", content="sun"),
+        ]
+        await provider.chat(history, model="gemini-3-pro-preview", tools=[WEATHER])  # accepted
+        parts = posts(server)[-1].body["contents"][1]["parts"]
+        assert parts[0]["thoughtSignature"] == UNSIGNED_CALL_SIGNATURE
+        assert "thoughtSignature" not in parts[1]
+        # A 2.x model does not validate signatures: nothing is invented for it.
+        server.options["signatures"] = False
+        await provider.chat(history, model="gemini-2.5-flash", tools=[WEATHER])
+        parts = posts(server)[-1].body["contents"][1]["parts"]
+        assert all("thoughtSignature" not in p for p in parts)
+        # Without the stand-in the simulator refuses, as Gemini 3 does.
+        server.options["signatures"] = True
+        with pytest.raises(BadRequestError, match="thought_signature"):
+            await provider.chat(history, model="gemini-2.5-flash", tools=[WEATHER])
+        await provider.close()
+
+
+@pytest.mark.parametrize(("model", "validates"), [
+    ("gemini-3-pro-preview", True), ("models/gemini-3-flash", True), ("gemini-flash-latest", True),
+    ("gemini-2.5-pro", False), ("gemini-2.0-flash", False), ("gemini-1.5-flash", False),
+    ("gemma-3-27b-it", False),
+])
+def test_which_models_validate_call_signatures(model: str, validates: bool) -> None:
+    from victor_gui.providers.protocols.gemini_wire import needs_call_signatures
+
+    assert needs_call_signatures(model) is validates

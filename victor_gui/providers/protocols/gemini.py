@@ -31,6 +31,7 @@ from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider, fina
 from victor_gui.providers.protocols.gemini_wire import (
     Candidate,
     build_payload,
+    needs_call_signatures,
     safety_settings,
     stop_reason,
     usage_from,
@@ -127,6 +128,8 @@ class GeminiProvider(CloudProvider):
     The ``thoughtSignature`` Gemini attaches to a function call must go back with that call
     (Gemini 3 answers 400 otherwise). The neutral history has no field for it, so signatures of
     recent calls are remembered here (bounded, by call id) and put back when the call is sent.
+    Calls with none remembered (made by another provider, or before a restart) are sent with
+    Google's documented stand-in, so switching to Gemini 3 mid-chat keeps working.
     """
 
     _SIGNATURE_MEMORY = 512
@@ -206,6 +209,7 @@ class GeminiProvider(CloudProvider):
     def _payload(
         self,
         messages: list[Message],
+        model: str,
         temperature: float | None,
         max_tokens: int | None,
         tools: list[ToolDefinition] | None,
@@ -219,6 +223,7 @@ class GeminiProvider(CloudProvider):
             safety_level=kwargs.pop("safety_level", None) or self.safety_level,
             kwargs=kwargs,
             signature_for=self._signatures.get,
+            sign_unsigned=needs_call_signatures(model),
         )
 
     async def chat(
@@ -233,7 +238,7 @@ class GeminiProvider(CloudProvider):
     ) -> CompletionResponse:
         """Send the conversation and return the whole reply."""
         headers = await self._headers()
-        body = self._payload(messages, temperature, max_tokens, tools, kwargs)
+        body = self._payload(messages, model, temperature, max_tokens, tools, kwargs)
 
         def parse(data: Any, clock: Clock) -> CompletionResponse:
             if not isinstance(data, dict):
@@ -277,7 +282,7 @@ class GeminiProvider(CloudProvider):
     ) -> AsyncIterator[StreamChunk]:
         """Stream the reply (``alt=sse``): text, thoughts and whole function calls as they come."""
         headers = await self._headers(stream=True)
-        body = self._payload(messages, temperature, max_tokens, tools, kwargs)
+        body = self._payload(messages, model, temperature, max_tokens, tools, kwargs)
         url = self.model_url(model, "streamGenerateContent") + "?alt=sse"
         chunks = self._retrying_stream(
             url,

@@ -134,10 +134,28 @@ def function_declarations(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     return [{"functionDeclarations": decls}]
 
 
+# Google's documented stand-in for a function call that has no signature of its own (it came
+# from another model or provider, or from before a restart): Gemini 3 validates signatures and
+# answers 400 for an unsigned call, but accepts this value in its place.
+UNSIGNED_CALL_SIGNATURE = "skip_thought_signature_validator"
+
+
+def needs_call_signatures(model: str) -> bool:
+    """Whether ``model`` validates function-call signatures: Gemini 3 and later (and the
+    ``-latest`` aliases, which point there); 1.x and 2.x models do not."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return not name.startswith(("gemini-1", "gemini-2", "gemma"))
+
+
 def convert_contents(
-    messages: list[Message], *, signature_for: Callable[[str], str | None] | None = None
+    messages: list[Message],
+    *,
+    signature_for: Callable[[str], str | None] | None = None,
+    sign_unsigned: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """(``systemInstruction`` or None, ``contents``) from neutral messages."""
+    """(``systemInstruction`` or None, ``contents``) from neutral messages. With
+    ``sign_unsigned``, an assistant turn whose calls carry no remembered signature gets
+    :data:`UNSIGNED_CALL_SIGNATURE` on its first call (where Gemini puts a real one)."""
     repaired = repair_history(messages).messages
     system: list[str] = []
     contents: list[dict[str, Any]] = []
@@ -172,6 +190,9 @@ def convert_contents(
                 if signature:
                     call_part["thoughtSignature"] = signature
                 parts.append(call_part)
+            calls = [p for p in parts if "functionCall" in p]
+            if sign_unsigned and calls and not any("thoughtSignature" in p for p in calls):
+                calls[0]["thoughtSignature"] = UNSIGNED_CALL_SIGNATURE
         if not parts:
             continue  # Gemini rejects a turn without parts
         role = "model" if message.role == "assistant" else "user"
@@ -215,10 +236,13 @@ def build_payload(
     safety_level: str | None,
     kwargs: dict[str, Any],
     signature_for: Callable[[str], str | None] | None = None,
+    sign_unsigned: bool = False,
 ) -> dict[str, Any]:
     """The ``generateContent`` body; ``signature_for(call_id)`` gives back a call's
-    ``thoughtSignature`` when one was received with it."""
-    instruction, contents = convert_contents(messages, signature_for=signature_for)
+    ``thoughtSignature`` when one was received with it (see :func:`convert_contents` for
+    ``sign_unsigned``)."""
+    instruction, contents = convert_contents(messages, signature_for=signature_for,
+                                             sign_unsigned=sign_unsigned)
     body: dict[str, Any] = {"contents": contents}
     if instruction:
         body["systemInstruction"] = instruction
