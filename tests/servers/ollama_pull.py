@@ -50,10 +50,13 @@ class PullMixin:
                                     "completed": total * step // 4})
                 if delay:
                     time.sleep(delay)
-        for status in ("verifying sha256 digest", "writing manifest", "success"):
+        for status in ("verifying sha256 digest", "writing manifest"):
             handler.write_line({"status": status})
-        handler.end_stream()
+        # As Ollama does: the manifest is written before "success" is sent, so a client that
+        # lists models on seeing it finds the new one (installing after the last line raced).
         self._install(name)
+        handler.write_line({"status": "success"})
+        handler.end_stream()
 
     def _install(self, name: str) -> None:
         if name not in self.server.store:
