@@ -6,7 +6,8 @@ arrived (a changed body or header fails like AWS's ``InvalidSignatureException``
 keys, errors as ``{"message": ...}`` with an ``x-amzn-ErrorType`` header and the status per
 exception, ConverseStream as binary event-stream frames (``:event-type`` / ``:message-type``
 headers, CRC32s, the ``p`` padding field) including exception frames, and Converse validation of
-roles and toolUse/toolResult pairing.
+roles and toolUse/toolResult pairing. Claude's signed extended thinking (issued and checked on
+replay) is in :mod:`tests.servers.bedrock_thinking`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import unquote
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from tests.servers import bedrock_thinking
 from tests.servers.base import Fault, RecordedRequest, Script, SimHandler, SimServer
 from tests.servers.quiet import quiet_disconnects
 
@@ -228,7 +230,7 @@ class BedrockHandler(SimHandler):
                     pending.append(block["toolUse"]["toolUseId"])
         if pending:
             return "Expected toolResult blocks for the final toolUse turn"
-        return None
+        return bedrock_thinking.check(self.server, body)
 
     # -- routes ----------------------------------------------------------------------------------
 
@@ -286,11 +288,10 @@ class BedrockHandler(SimHandler):
         if script.fault == Fault.MALFORMED:
             self.send_bytes(200, b'{"output": {"message": ', "application/json")
             return
-        content: list[dict[str, Any]] = []
-        if script.reasoning:
-            content.append(
-                {"reasoningContent": {"reasoningText": {"text": script.reasoning, "signature": "sig"}}}
-            )
+        parts = bedrock_thinking.issue(
+            self.server, script.reasoning, thinking=bedrock_thinking.thinking_on(self.body)
+        )
+        content = bedrock_thinking.converse_blocks(parts)
         if script.text:
             content.append({"text": script.text})
         for call in script.tool_calls:
@@ -329,11 +330,12 @@ class BedrockHandler(SimHandler):
             return
         self.event("messageStart", {"role": "assistant"})
         index = 0
-        if script.reasoning:
-            self.event(
-                "contentBlockDelta",
-                {"contentBlockIndex": index, "delta": {"reasoningContent": {"text": script.reasoning}}},
-            )
+        thinking = bedrock_thinking.thinking_on(self.body)
+        for part in bedrock_thinking.issue(self.server, script.reasoning, thinking=thinking):
+            for delta in bedrock_thinking.stream_deltas(part):  # reasoning has no contentBlockStart
+                self.event(
+                    "contentBlockDelta", {"contentBlockIndex": index, "delta": {"reasoningContent": delta}}
+                )
             self.event("contentBlockStop", {"contentBlockIndex": index})
             index += 1
         pieces = script.text_pieces()
@@ -395,7 +397,8 @@ class BedrockHandler(SimHandler):
 def make_server(port: int = 0, **options: Any) -> SimServer:
     """A Bedrock simulator. ``credentials=AwsKeys(...)`` enforces SigV4 with that key pair;
     ``bearer=`` accepts a Bedrock API key; ``cache_read=`` the cached prompt tokens;
-    ``stop_reason=`` (e.g. ``guardrail_intervened``) how every reply ends."""
+    ``stop_reason=`` (e.g. ``guardrail_intervened``) how every reply ends;
+    ``redacted_thinking=True`` adds a ``redactedContent`` block to each thinking reply."""
     if "model" not in options:
         options["model"] = "anthropic.claude-sim-v1:0"
     server = SimServer(BedrockHandler, port, **options)

@@ -8,12 +8,16 @@ no botocore needed); otherwise SigV4 with ``aws_access_key_id``/``aws_secret_acc
 ``aws_session_token`` or botocore's standard credential chain (:mod:`.bedrock_auth`, the optional
 ``bedrock`` extra). Region: ``region``, ``AWS_REGION``, the AWS config (``AWS_DEFAULT_REGION``,
 the profile), else ``us-east-1``.
+
+Claude's extended thinking is asked for with ``thinking={"type": "enabled", "budget_tokens": N}``
+(or ``thinking=N``), sent as ``additionalModelRequestFields.thinking``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -26,7 +30,14 @@ from victor_gui.errors import ModelNotFoundError, ProviderError
 from victor_gui.providers.protocols.bedrock_auth import AwsAuth
 from victor_gui.providers.protocols.bedrock_wire import BedrockStreamDecoder, build_payload, parse_converse
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
-from victor_gui.providers.types import CompletionResponse, Message, ModelInfo, StreamChunk, ToolDefinition
+from victor_gui.providers.types import (
+    CompletionResponse,
+    Message,
+    ModelInfo,
+    StreamChunk,
+    ToolCall,
+    ToolDefinition,
+)
 
 
 class BedrockProvider(CloudProvider):
@@ -34,7 +45,16 @@ class BedrockProvider(CloudProvider):
 
     Extra keywords: ``region``, ``profile_name``, ``aws_access_key_id``, ``aws_secret_access_key``,
     ``aws_session_token``, ``control_url`` (the ``bedrock`` control-plane endpoint for listing).
+
+    With thinking on, Bedrock rejects (400 ``ValidationException``) a tool loop whose last
+    assistant turn does not open with the signed reasoning that preceded its ``toolUse``. The
+    neutral history keeps only the reasoning text, so, as for Anthropic, the signed
+    ``reasoningContent`` blocks of recent tool-calling replies are remembered here (bounded),
+    keyed by their first tool-use id, and replayed; they are also on the final chunk's (or the
+    response's) ``metadata["thinking_blocks"]``.
     """
+
+    _THINKING_MEMORY = 256
 
     def __init__(
         self,
@@ -57,6 +77,13 @@ class BedrockProvider(CloudProvider):
             session_token=aws_session_token,
         )
         self.control_url = control_url
+        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def _remember_thinking(self, calls: list[ToolCall] | None, blocks: Any) -> None:
+        if calls and blocks:
+            self._thinking[calls[0].id] = list(blocks)
+            while len(self._thinking) > self._THINKING_MEMORY:
+                self._thinking.popitem(last=False)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return "claude" in (model or "") or "deepseek" in (model or "")
@@ -131,7 +158,12 @@ class BedrockProvider(CloudProvider):
         """Converse: send the conversation and return the whole reply."""
         headers = await self._headers()
         body = build_payload(
-            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, kwargs=kwargs
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=tools,
+            kwargs=kwargs,
+            thinking_for=self._thinking.get,
         )
 
         def parse(data: Any, clock: Clock) -> CompletionResponse:
@@ -145,6 +177,7 @@ class BedrockProvider(CloudProvider):
             model=model,
             parse=parse,
         )
+        self._remember_thinking(result.tool_calls, result.metadata.get("thinking_blocks"))
         return result
 
     async def stream(
@@ -160,7 +193,12 @@ class BedrockProvider(CloudProvider):
         """ConverseStream: text, reasoning and tool-use deltas, then the final chunk with usage."""
         headers = await self._headers(stream=True)
         body = build_payload(
-            messages, temperature=temperature, max_tokens=max_tokens, tools=tools, kwargs=kwargs
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=tools,
+            kwargs=kwargs,
+            thinking_for=self._thinking.get,
         )
         chunks = self._retrying_stream(
             await self.model_url(model, "converse-stream"),
@@ -171,6 +209,8 @@ class BedrockProvider(CloudProvider):
         )
         async with aclosing(chunks):
             async for chunk in chunks:
+                if chunk.is_final:
+                    self._remember_thinking(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
                 yield chunk
 
     async def list_models(self) -> list[ModelInfo]:

@@ -5,13 +5,18 @@ Unlike Victor, every system message is kept (one ``system`` block each) and cons
 results are merged into one user turn, as Converse requires. ``toolUseId`` follows the same
 pattern as Anthropic's, so foreign ids are sanitised the same deterministic way.
 
+Claude's extended thinking comes back as signed ``reasoningContent`` blocks (``reasoningText``
+with ``text`` + ``signature``, or an opaque ``redactedContent``). With thinking on, Bedrock wants
+the blocks that preceded a ``toolUse`` sent back first in that assistant turn, in this same
+shape; they are gathered here (``metadata["thinking_blocks"]``) and replayed via ``thinking_for``.
+
 Reference: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import httpx
@@ -48,9 +53,17 @@ EXCEPTION_STATUS = {
 }
 CONTINUED = "(conversation continued)"
 
+ThinkingLookup = Callable[[str], list[dict[str, Any]] | None]
 
-def convert(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(``system`` blocks, alternating ``messages``) for Converse."""
+
+def convert(
+    messages: list[Message], *, thinking_for: ThinkingLookup | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(``system`` blocks, alternating ``messages``) for Converse.
+
+    ``thinking_for(tool_use_id)`` returns the signed ``reasoningContent`` blocks that preceded
+    that call, if known; they open the assistant turn that made the call.
+    """
     repaired = repair_history(messages).messages
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
@@ -59,12 +72,13 @@ def convert(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[st
             if message.text.strip():
                 system.append({"text": message.text})
             continue
-        role, blocks = _blocks(message)
+        role, blocks = _blocks(message, thinking_for)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
             merged = turns[-1]["content"] + blocks
-            merged.sort(key=lambda b: 0 if "toolResult" in b else 1)  # results open the turn
+            # Results open a user turn; reasoning must open an assistant turn (stable sort).
+            merged.sort(key=lambda b: 0 if "toolResult" in b or "reasoningContent" in b else 1)
             turns[-1]["content"] = merged
         else:
             turns.append({"role": role, "content": blocks})
@@ -73,7 +87,7 @@ def convert(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[st
     return system, turns
 
 
-def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
+def _blocks(message: Message, thinking_for: ThinkingLookup | None) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         try:
             value = json.loads(message.text)
@@ -90,6 +104,8 @@ def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
             fmt = part.media_type.split("/")[-1].replace("jpg", "jpeg")
             blocks.append({"image": {"format": fmt, "source": {"bytes": part.data}}})
     if message.role == "assistant":
+        if message.tool_calls and thinking_for is not None:
+            blocks[:0] = [dict(b) for b in thinking_for(message.tool_calls[0].id) or []]
         for call in message.tool_calls or []:
             blocks.append(
                 {
@@ -111,8 +127,11 @@ def build_payload(
     max_tokens: int | None,
     tools: list[ToolDefinition] | None,
     kwargs: dict[str, Any],
+    thinking_for: ThinkingLookup | None = None,
 ) -> dict[str, Any]:
-    system, turns = convert(messages)
+    """The Converse request body. Remembered reasoning is replayed only with thinking on: without
+    it the blocks are useless to the model and only cost tokens."""
+    system, turns = convert(messages, thinking_for=thinking_for if kwargs.get("thinking") else None)
     body: dict[str, Any] = {"messages": turns}
     if system:
         body["system"] = system
@@ -171,6 +190,7 @@ def parse_converse(data: Any, clock: Clock, *, provider: str, model: str) -> Com
     if not isinstance(data, dict) or "output" not in data:
         raise InvalidResponseError("The Converse reply has no output", provider, model=model)
     text, thinking, calls = "", "", []
+    signed: list[dict[str, Any]] = []
     for block in ((data["output"].get("message") or {}).get("content")) or []:
         if "text" in block:
             text += block["text"]
@@ -180,7 +200,10 @@ def parse_converse(data: Any, clock: Clock, *, provider: str, model: str) -> Com
                 ToolCall(id=use.get("toolUseId"), name=use.get("name") or "", arguments=use.get("input"))
             )
         elif "reasoningContent" in block:
-            thinking += ((block["reasoningContent"].get("reasoningText")) or {}).get("text") or ""
+            reasoning = block["reasoningContent"] or {}
+            thinking += (reasoning.get("reasoningText") or {}).get("text") or ""
+            if _replayable(reasoning):
+                signed.append(block)
     native = data.get("stopReason")
     if native in FILTERED:
         raise ContentFilterError(
@@ -195,9 +218,18 @@ def parse_converse(data: Any, clock: Clock, *, provider: str, model: str) -> Com
         usage=usage,
         model=model,
         timings=clock.timings(usage.completion_tokens if usage else 0),
-        metadata={"native_stop_reason": native, "latency_ms": (data.get("metrics") or {}).get("latencyMs")},
+        metadata={
+            "native_stop_reason": native,
+            "latency_ms": (data.get("metrics") or {}).get("latencyMs"),
+            "thinking_blocks": signed,
+        },
         raw_response=data,
     )
+
+
+def _replayable(reasoning: dict[str, Any]) -> bool:
+    """Signed or redacted reasoning; unsigned text (e.g. DeepSeek's) cannot be sent back to Claude."""
+    return bool(reasoning.get("redactedContent") or (reasoning.get("reasoningText") or {}).get("signature"))
 
 
 def exception_error(kind: str, payload: bytes, *, provider: str, model: str, partial: str) -> ProviderError:
@@ -218,6 +250,7 @@ class BedrockStreamDecoder:
         self.model = model
         self.partial = ""
         self._tools: dict[int, dict[str, Any]] = {}  # contentBlockIndex -> tool
+        self._reasoning: dict[int, dict[str, str]] = {}  # contentBlockIndex -> text/signature/redacted
         self._usage: Usage | None = None
         self._stop: str | None = None
 
@@ -250,7 +283,7 @@ class BedrockStreamDecoder:
                 partial_content=self.partial or None,
             )
         calls = [self._assemble(t) for _, t in sorted(self._tools.items())]
-        yield final_chunk(
+        last = final_chunk(
             clock=self.clock,
             usage=self._usage,
             stop_reason=STOP_REASONS.get(self._stop, self._stop),
@@ -258,6 +291,19 @@ class BedrockStreamDecoder:
             model=self.model,
             native_stop=self._stop,
         )
+        last.metadata["thinking_blocks"] = self.thinking_blocks()
+        yield last
+
+    def thinking_blocks(self) -> list[dict[str, Any]]:
+        """The signed (or redacted) reasoning blocks of this reply, as Converse wants them back."""
+        blocks: list[dict[str, Any]] = []
+        for _, part in sorted(self._reasoning.items()):
+            if part.get("redactedContent"):
+                blocks.append({"reasoningContent": {"redactedContent": part["redactedContent"]}})
+            elif part.get("signature"):
+                text = {"text": part.get("text", ""), "signature": part["signature"]}
+                blocks.append({"reasoningContent": {"reasoningText": text}})
+        return blocks
 
     def _event(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
         if kind == "contentBlockStart":
@@ -295,14 +341,25 @@ class BedrockStreamDecoder:
                 return StreamChunk(
                     tool_call_deltas=[ToolCallDelta(index=target["ordinal"], arguments_delta=piece)]
                 )
-            reasoning = (delta.get("reasoningContent") or {}).get("text")
-            if reasoning:
-                self.clock.mark()
-                return StreamChunk(reasoning=reasoning)
+            if "reasoningContent" in delta:
+                index = int(data.get("contentBlockIndex", -1))
+                return self._reasoning_delta(index, delta["reasoningContent"])
         elif kind == "messageStop":
             self._stop = data.get("stopReason") or "end_turn"
         elif kind == "metadata":
             self._usage = usage_from(data.get("usage")) or self._usage
+        return None
+
+    def _reasoning_delta(self, index: int, delta: Any) -> StreamChunk | None:
+        # Pieces of one block share its index: text deltas, then one signature (or a redacted blob).
+        part = self._reasoning.setdefault(index, {})
+        delta = delta if isinstance(delta, dict) else {}
+        for key in ("text", "signature", "redactedContent"):
+            if isinstance(delta.get(key), str):
+                part[key] = part.get(key, "") + delta[key]
+        if delta.get("text"):
+            self.clock.mark()
+            return StreamChunk(reasoning=delta["text"])
         return None
 
     @staticmethod
