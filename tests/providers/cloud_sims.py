@@ -11,10 +11,35 @@ from typing import Any
 import pytest
 
 from tests.servers.base import RecordedRequest, SimServer
+from tests.servers.bedrock import AwsKeys
 from victor_gui.providers.resilience import RetryPolicy
-from victor_gui.providers.types import StreamChunk
+from victor_gui.providers.types import StreamChunk, ToolDefinition
 
 FAST = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
+BEDROCK_MODEL = "anthropic.claude-sim-v1:0"
+LOOKUP_TOOL = ToolDefinition(
+    name="lookup",
+    description="Look up",
+    parameters={"type": "object", "properties": {"q": {"type": "string"}}},
+)
+BEDROCK_CREDS = AwsKeys("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
+
+
+def bedrock_provider(server: SimServer, **kw: Any) -> Any:
+    """A Bedrock provider signing with :data:`BEDROCK_CREDS` against ``server`` (eu-west-1)."""
+    from victor_gui.providers.protocols.bedrock import BedrockProvider
+    from victor_gui.providers.registry import ProviderRegistry
+
+    p = ProviderRegistry.create(
+        "aws",
+        base_url=server.url,
+        aws_access_key_id=BEDROCK_CREDS.access_key,
+        aws_secret_access_key=BEDROCK_CREDS.secret_key,
+        region="eu-west-1",
+        **kw,
+    )
+    assert isinstance(p, BedrockProvider)
+    return p
 
 
 def clear_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:

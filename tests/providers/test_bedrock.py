@@ -11,9 +11,21 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.providers import cloud_faults as cf
-from tests.providers.cloud_sims import FAST, Sleeps, clear_ambient_aws, collect, posts, reasoning_of, text_of
+from tests.providers.cloud_sims import (
+    BEDROCK_CREDS,
+    BEDROCK_MODEL,
+    FAST,
+    LOOKUP_TOOL,
+    Sleeps,
+    bedrock_provider,
+    clear_ambient_aws,
+    collect,
+    posts,
+    reasoning_of,
+    text_of,
+)
 from tests.servers.base import Script, ScriptedToolCall, SimServer
-from tests.servers.bedrock import AwsKeys, frame, make_server
+from tests.servers.bedrock import frame, make_server
 from victor_gui.errors import (
     ContentFilterError,
     InvalidResponseError,
@@ -23,15 +35,11 @@ from victor_gui.errors import (
 from victor_gui.providers.protocols.bedrock import BedrockProvider
 from victor_gui.providers.protocols.eventstream import iter_frames
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall, ToolDefinition
+from victor_gui.providers.types import ImagePart, Message, TextPart, ToolCall
 
-CREDS = AwsKeys("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
-MODEL = "anthropic.claude-sim-v1:0"
-TOOL = ToolDefinition(
-    name="lookup",
-    description="Look up",
-    parameters={"type": "object", "properties": {"q": {"type": "string"}}},
-)
+CREDS = BEDROCK_CREDS
+MODEL = BEDROCK_MODEL
+TOOL = LOOKUP_TOOL
 
 
 @pytest.fixture(autouse=True)
@@ -73,15 +81,7 @@ def server() -> Iterator[SimServer]:
 
 
 def bedrock(server: SimServer, **kw: object) -> BedrockProvider:
-    p = ProviderRegistry.create(
-        "aws",
-        base_url=server.url,
-        aws_access_key_id=CREDS.access_key,
-        aws_secret_access_key=CREDS.secret_key,
-        region="eu-west-1",
-        **kw,
-    )
-    assert isinstance(p, BedrockProvider)
+    p: BedrockProvider = bedrock_provider(server, **kw)
     return p
 
 

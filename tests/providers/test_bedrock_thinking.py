@@ -11,21 +11,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.providers.cloud_sims import clear_ambient_aws, collect, posts, reasoning_of
+from tests.providers.cloud_sims import (
+    BEDROCK_CREDS,
+    BEDROCK_MODEL,
+    LOOKUP_TOOL,
+    bedrock_provider,
+    clear_ambient_aws,
+    collect,
+    posts,
+    reasoning_of,
+)
 from tests.servers.base import Script, ScriptedToolCall, SimServer
-from tests.servers.bedrock import AwsKeys, make_server
+from tests.servers.bedrock import make_server
 from victor_gui.errors import BadRequestError
 from victor_gui.providers.protocols.bedrock import BedrockProvider
-from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.types import CompletionResponse, Message, StreamChunk, ToolDefinition
+from victor_gui.providers.types import CompletionResponse, Message, StreamChunk
 
-CREDS = AwsKeys("AKIASIMULATOR0000001", "simulated/secret/key/0000000000000000000")
-MODEL = "anthropic.claude-sim-v1:0"
-TOOL = ToolDefinition(
-    name="lookup",
-    description="Look up",
-    parameters={"type": "object", "properties": {"q": {"type": "string"}}},
-)
+CREDS = BEDROCK_CREDS
+MODEL = BEDROCK_MODEL
+TOOL = LOOKUP_TOOL
 THOUGHT = "I should look it up."
 CALL_ID = "tooluse_abc123"
 
@@ -42,14 +46,7 @@ def server() -> Iterator[SimServer]:
 
 
 def bedrock(server: SimServer) -> BedrockProvider:
-    p = ProviderRegistry.create(
-        "aws",
-        base_url=server.url,
-        aws_access_key_id=CREDS.access_key,
-        aws_secret_access_key=CREDS.secret_key,
-        region="eu-west-1",
-    )
-    assert isinstance(p, BedrockProvider)
+    p: BedrockProvider = bedrock_provider(server)
     return p
 
 

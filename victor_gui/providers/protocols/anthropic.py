@@ -9,7 +9,6 @@ Extended thinking is asked for with ``thinking={"type": "enabled", "budget_token
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from victor_gui.errors import ModelNotFoundError, ProviderError
+from victor_gui.providers.call_memory import CallMemory
 from victor_gui.providers.protocols.anthropic_wire import (
     ERROR_TYPE_STATUS,
     AnthropicStreamDecoder,
@@ -29,7 +29,6 @@ from victor_gui.providers.types import (
     Message,
     ModelInfo,
     StreamChunk,
-    ToolCall,
     ToolDefinition,
 )
 
@@ -52,13 +51,7 @@ class AnthropicProvider(CloudProvider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-
-    def _remember_thinking(self, calls: list[ToolCall] | None, blocks: Any) -> None:
-        if calls and blocks:
-            self._thinking[calls[0].id] = list(blocks)
-            while len(self._thinking) > self._THINKING_MEMORY:
-                self._thinking.popitem(last=False)
+        self._thinking: CallMemory[list[dict[str, Any]]] = CallMemory(self._THINKING_MEMORY)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return True
@@ -118,7 +111,7 @@ class AnthropicProvider(CloudProvider):
         result: CompletionResponse = await self._retrying_json(
             "POST", self._url("/messages"), headers=headers, body=body, model=model, parse=parse
         )
-        self._remember_thinking(result.tool_calls, result.metadata.get("thinking_blocks"))
+        self._thinking.remember_turn(result.tool_calls, result.metadata.get("thinking_blocks"))
         return result
 
     async def stream(
@@ -154,7 +147,7 @@ class AnthropicProvider(CloudProvider):
         async with aclosing(chunks):
             async for chunk in chunks:
                 if chunk.is_final:
-                    self._remember_thinking(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
+                    self._thinking.remember_turn(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
                 yield chunk
 
     async def list_models(self) -> list[ModelInfo]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -27,6 +26,7 @@ import httpx
 
 from victor_gui.core.redact import register_secret
 from victor_gui.errors import ModelNotFoundError, ProviderError
+from victor_gui.providers.call_memory import CallMemory
 from victor_gui.providers.protocols.bedrock_auth import AwsAuth
 from victor_gui.providers.protocols.bedrock_wire import BedrockStreamDecoder, build_payload, parse_converse
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider
@@ -35,7 +35,6 @@ from victor_gui.providers.types import (
     Message,
     ModelInfo,
     StreamChunk,
-    ToolCall,
     ToolDefinition,
 )
 
@@ -77,13 +76,12 @@ class BedrockProvider(CloudProvider):
             session_token=aws_session_token,
         )
         self.control_url = control_url
-        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._thinking: CallMemory[list[dict[str, Any]]] = CallMemory(self._THINKING_MEMORY)
 
-    def _remember_thinking(self, calls: list[ToolCall] | None, blocks: Any) -> None:
-        if calls and blocks:
-            self._thinking[calls[0].id] = list(blocks)
-            while len(self._thinking) > self._THINKING_MEMORY:
-                self._thinking.popitem(last=False)
+    def _body(self, messages: list[Message], temperature: float | None, max_tokens: int | None,
+              tools: list[ToolDefinition] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return build_payload(messages, temperature=temperature, max_tokens=max_tokens, tools=tools,
+                             kwargs=kwargs, thinking_for=self._thinking.get)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return "claude" in (model or "") or "deepseek" in (model or "")
@@ -157,14 +155,7 @@ class BedrockProvider(CloudProvider):
     ) -> CompletionResponse:
         """Converse: send the conversation and return the whole reply."""
         headers = await self._headers()
-        body = build_payload(
-            messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            tools=tools,
-            kwargs=kwargs,
-            thinking_for=self._thinking.get,
-        )
+        body = self._body(messages, temperature, max_tokens, tools, kwargs)
 
         def parse(data: Any, clock: Clock) -> CompletionResponse:
             return parse_converse(data, clock, provider=self.name, model=model)
@@ -177,7 +168,7 @@ class BedrockProvider(CloudProvider):
             model=model,
             parse=parse,
         )
-        self._remember_thinking(result.tool_calls, result.metadata.get("thinking_blocks"))
+        self._thinking.remember_turn(result.tool_calls, result.metadata.get("thinking_blocks"))
         return result
 
     async def stream(
@@ -192,14 +183,7 @@ class BedrockProvider(CloudProvider):
     ) -> AsyncIterator[StreamChunk]:
         """ConverseStream: text, reasoning and tool-use deltas, then the final chunk with usage."""
         headers = await self._headers(stream=True)
-        body = build_payload(
-            messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            tools=tools,
-            kwargs=kwargs,
-            thinking_for=self._thinking.get,
-        )
+        body = self._body(messages, temperature, max_tokens, tools, kwargs)
         chunks = self._retrying_stream(
             await self.model_url(model, "converse-stream"),
             headers=headers,
@@ -210,7 +194,7 @@ class BedrockProvider(CloudProvider):
         async with aclosing(chunks):
             async for chunk in chunks:
                 if chunk.is_final:
-                    self._remember_thinking(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
+                    self._thinking.remember_turn(chunk.tool_calls, chunk.metadata.get("thinking_blocks"))
                 yield chunk
 
     async def list_models(self) -> list[ModelInfo]:

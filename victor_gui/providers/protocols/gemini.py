@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -26,6 +25,7 @@ from victor_gui.errors import (
     ProviderAuthError,
     ProviderError,
 )
+from victor_gui.providers.call_memory import CallMemory
 from victor_gui.providers.http import error_details_from_json
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider, final_chunk
 from victor_gui.providers.protocols.gemini_wire import (
@@ -137,13 +137,11 @@ class GeminiProvider(CloudProvider):
     def __init__(self, *args: Any, safety_level: str = "block_none", **kwargs: Any) -> None:
         safety_settings(safety_level)  # an unknown level is a programming error: fail at creation
         self.safety_level = safety_level
-        self._signatures: OrderedDict[str, str] = OrderedDict()
+        self._signatures: CallMemory[str] = CallMemory(self._SIGNATURE_MEMORY)
         super().__init__(*args, **kwargs)
 
     def remember_signatures(self, signatures: dict[str, str]) -> None:
         self._signatures.update(signatures)
-        while len(self._signatures) > self._SIGNATURE_MEMORY:
-            self._signatures.popitem(last=False)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return True
