@@ -34,8 +34,7 @@ from victor_gui.ui.model_picker import ModelPicker
 # Frame pacing and live-Markdown limits: the same as the compare panes' (see reply_stream).
 from victor_gui.ui.reply_stream import (
     FRAME_MS,
-    LIVE_MARKDOWN_EVERY_FRAMES,
-    STATS_EVERY_FRAMES,
+    FrameBuffer,
 )
 from victor_gui.ui.transcript import Transcript
 from victor_gui.ui.widgets.wrap_label import WrapLabel
@@ -88,11 +87,7 @@ class ChatPane(StoredChatMixin, QWidget):
         self._switch_pending = False
         self._active = False
         self._view: MessageView | None = None
-        self._pending_content: list[str] = []
-        self._pending_reasoning: list[str] = []
-        self._tools_dirty = False
-        self._content_dirty = False
-        self._frames = 0
+        self._buffer = FrameBuffer()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._build()
         self._frame = QTimer(self)
@@ -389,10 +384,7 @@ class ChatPane(StoredChatMixin, QWidget):
         view.retry_requested.connect(self.regenerate)
         view.regenerate_requested.connect(self.regenerate)
         self._view = view
-        self._pending_content.clear()
-        self._pending_reasoning.clear()
-        self._frames = 0
-        self._content_dirty = False
+        self._buffer.reset()
         self._active = True
         self._frame.start()
         self.send_button.setEnabled(False)
@@ -400,6 +392,9 @@ class ChatPane(StoredChatMixin, QWidget):
         return view
 
     def _end_reply(self) -> None:
+        gen = self.generation
+        if gen is not None and gen.state.tool_calls:
+            self._buffer.tools_dirty = True  # the finished calls replace the streamed ones
         self._flush()
         self._frame.stop()
         self._view = None
@@ -457,13 +452,9 @@ class ChatPane(StoredChatMixin, QWidget):
     def _on_event(self, event: ReplyEvent) -> None:
         # Runs once per chunk: only buffer here; the frame timer renders.
         if event.kind == "delta":
-            if event.text:
-                self._pending_content.append(event.text)
-            if event.reasoning:
-                self._pending_reasoning.append(event.reasoning)
             gen = self.generation
-            if gen is not None and gen.state.partial_tool_calls:
-                self._tools_dirty = True
+            calls = gen is not None and bool(gen.state.partial_tool_calls or gen.state.tool_calls)
+            self._buffer.add(event.text, event.reasoning, calls)
         elif event.kind == "note":
             self.transcript.add_note(event.text, before=self._view if self.running else None)
         elif event.kind == "fallback":
@@ -484,31 +475,9 @@ class ChatPane(StoredChatMixin, QWidget):
     def _flush(self) -> None:
         from victor_gui.ui.stored_render import live_stats
 
-        view = self._view
-        if view is None:
-            return
-        if self._pending_reasoning:
-            view.append_reasoning("".join(self._pending_reasoning))
-            self._pending_reasoning.clear()
-        if self._pending_content:
-            view.append_content("".join(self._pending_content))
-            self._pending_content.clear()
-            self._content_dirty = True
-        gen = self.generation
-        if gen is not None and (self._tools_dirty or gen.state.tool_calls):
-            self._tools_dirty = False
-            state = gen.state
-            if state.tool_calls:
-                lines = [f"{c.name}({c.arguments})" for c in state.tool_calls]
-            else:
-                lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
-            view.set_tool_calls(lines)
-        self._frames += 1
-        if self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0:
-            self._content_dirty = False
-            view.render_markdown()
-        if self._frames % STATS_EVERY_FRAMES == 0 and gen is not None:
-            view.set_stats(live_stats(gen.state))
+        if self._view is not None:
+            gen = self.generation
+            self._buffer.flush(self._view, gen.state if gen is not None else None, live_stats)
 
     async def aclose(self) -> None:
         """Stop the reply and wait for background work to end (at shutdown)."""

@@ -11,6 +11,8 @@ Markdown (parsed in a worker thread) and :attr:`ReplyStreamer.finished` fires wi
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,9 @@ STATS_EVERY_FRAMES = 15
 # and code look right as they arrive; text in between is appended plain. Only the reply's last
 # piece is re-rendered (MessageView.render_markdown), so the cost stays flat as it grows.
 LIVE_MARKDOWN_EVERY_FRAMES = 6
+# ... or less often when a render is slow (a slow machine, a burst): live Markdown takes at most
+# about this share of the frames, so the text itself keeps arriving smoothly.
+LIVE_MARKDOWN_SHARE = 1 / 8
 
 
 def format_stats(state: ReplyState) -> str:
@@ -44,6 +49,67 @@ def format_stats(state: ReplyState) -> str:
     return " · ".join(bits)
 
 
+def tool_call_lines(state: ReplyState) -> list[str]:
+    """``name(arguments)`` per tool call: the finished calls, else those still streaming."""
+    if state.tool_calls:
+        return [f"{c.name}({c.arguments})" for c in state.tool_calls]
+    return [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
+
+
+class FrameBuffer:
+    """What arrived since the last frame, for one streaming reply.
+
+    Chunks come many per frame, so they are only buffered here; :meth:`flush`, run by a frame
+    timer, moves them into the view in one append, re-renders the Markdown every
+    :data:`LIVE_MARKDOWN_EVERY_FRAMES` frames (fewer if renders are slow, see
+    :data:`LIVE_MARKDOWN_SHARE`) and the stats every :data:`STATS_EVERY_FRAMES`.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new reply starts)."""
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.tools_dirty = False
+        self._content_dirty = False
+        self._frames = 0
+        self._next_render = LIVE_MARKDOWN_EVERY_FRAMES
+
+    def add(self, content: str | None, reasoning: str | None, tools_changed: bool) -> None:
+        if content:
+            self.content.append(content)
+        if reasoning:
+            self.reasoning.append(reasoning)
+        if tools_changed:
+            self.tools_dirty = True
+
+    def flush(self, view: MessageView, state: ReplyState | None,
+              stats: Callable[[ReplyState], str]) -> None:
+        """Move the buffered text into ``view``; ``state`` (when known) gives tool calls and stats."""
+        if self.reasoning:
+            view.append_reasoning("".join(self.reasoning))
+            self.reasoning.clear()
+        if self.content:
+            view.append_content("".join(self.content))
+            self.content.clear()
+            self._content_dirty = True
+        if self.tools_dirty and state is not None:
+            self.tools_dirty = False
+            view.set_tool_calls(tool_call_lines(state))
+        self._frames += 1
+        if self._content_dirty and self._frames >= self._next_render:
+            self._content_dirty = False
+            started = time.perf_counter()
+            view.render_markdown()
+            spent_ms = (time.perf_counter() - started) * 1000
+            wait = max(LIVE_MARKDOWN_EVERY_FRAMES, math.ceil(spent_ms / LIVE_MARKDOWN_SHARE / FRAME_MS))
+            self._next_render = self._frames + wait
+        if state is not None and self._frames % STATS_EVERY_FRAMES == 0:
+            view.set_stats(stats(state))
+
+
 class ReplyStreamer(QObject):
     """Streams ``generation`` into ``view``; call :meth:`start` once the generation started."""
 
@@ -56,11 +122,7 @@ class ReplyStreamer(QObject):
         self.view = view
         self.generation = generation
         self._stats = stats
-        self._pending_content: list[str] = []
-        self._pending_reasoning: list[str] = []
-        self._tools_dirty = False
-        self._content_dirty = False
-        self._frames = 0
+        self._buffer = FrameBuffer()
         self._done = False
         # Who runs the final Markdown render (the owner's task set, so its aclose waits for it).
         self._spawn = spawn or (lambda coro: asyncio.get_event_loop().create_task(coro))
@@ -77,39 +139,13 @@ class ReplyStreamer(QObject):
 
     def _on_delta(self, state: ReplyState, delta: ReplyDelta) -> None:
         # Runs once per chunk: only buffer here; the frame timer renders.
-        if delta.content:
-            self._pending_content.append(delta.content)
-        if delta.reasoning:
-            self._pending_reasoning.append(delta.reasoning)
-        if delta.tool_calls_changed:
-            self._tools_dirty = True
+        self._buffer.add(delta.content, delta.reasoning, delta.tool_calls_changed)
         if delta.status_changed and state.status.finished:
             self._finish(state)
 
     def flush(self) -> None:
         """Move what arrived since the last frame into the view."""
-        view = self.view
-        if self._pending_reasoning:
-            view.append_reasoning("".join(self._pending_reasoning))
-            self._pending_reasoning.clear()
-        if self._pending_content:
-            view.append_content("".join(self._pending_content))
-            self._pending_content.clear()
-            self._content_dirty = True
-        if self._tools_dirty:
-            self._tools_dirty = False
-            state = self.generation.state
-            if state.tool_calls:
-                lines = [f"{c.name}({c.arguments})" for c in state.tool_calls]
-            else:
-                lines = [f"{p.name}({p.arguments})" for p in state.partial_tool_calls.values()]
-            view.set_tool_calls(lines)
-        self._frames += 1
-        if self._content_dirty and self._frames % LIVE_MARKDOWN_EVERY_FRAMES == 0:
-            self._content_dirty = False
-            view.render_markdown()
-        if self._frames % STATS_EVERY_FRAMES == 0:
-            view.set_stats(self._stats(self.generation.state))
+        self._buffer.flush(self.view, self.generation.state, self._stats)
 
     def _finish(self, state: ReplyState) -> None:
         from victor_gui.ui.error_text import describe_error
