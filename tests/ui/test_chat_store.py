@@ -150,7 +150,9 @@ async def test_regenerate_and_edit_and_resend(sim, window) -> None:
     await chat.start()
     await _send(chat, "first question")
     reply = chat.transcript.messages[-1]
-    assert reply.regenerate_button.isVisibleTo(window)
+    # The buttons appear once the finished reply is read back from the store (after "running"
+    # ends): wait for them rather than race that read on a busy machine.
+    await wait_until(lambda: reply.regenerate_button.isVisibleTo(window))
     reply.regenerate_button.click()
     await wait_until(lambda: chat.transcript.messages[-1].text == "two" and not chat.running)
     await wait_until(lambda: not chat.session.busy)
