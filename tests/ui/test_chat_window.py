@@ -62,8 +62,10 @@ async def test_send_streams_into_the_transcript(sim, window, qtbot) -> None:
     assert "thinking" not in reply.body.toPlainText()
     # Rendered as Markdown once it ended (parsed in a worker thread, then swapped in).
     await wait_until(lambda: "Streaming works." in reply.body.toPlainText())
-    stats = reply.stats_label.text()
-    assert f"{script.completion_count()} tokens" in stats and "TTFT" in stats
+    # The final stats come from the stored message, read back after the reply ends.
+    tokens = f"{script.completion_count()} tokens"
+    await wait_until(lambda: tokens in reply.stats_label.text())
+    assert "TTFT" in reply.stats_label.text()
     stored = await stored_messages(window)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[-1].content == text and stored[-1].status == "complete"
