@@ -374,7 +374,9 @@ class MessageView(QFrame):
         :data:`PIECE_CHARS` become finished pieces, so a call costs a few milliseconds however
         long the reply grows. After a burst (a fast local server) the tail may be too long to
         render within a frame: its complete blocks are then cut off as plain pieces, rendered
-        when the reply ends (:meth:`render_markdown_async`).
+        when the reply ends (:meth:`render_markdown_async`). The one thing a finished piece
+        cannot see is a link reference definition that arrives after it: ``[text][ref]`` there
+        stays as written.
         """
         from victor_gui.services.markdown_render import render_parts  # imported after first paint
 
