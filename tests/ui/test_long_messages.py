@@ -105,3 +105,14 @@ async def test_editing_a_long_message_starts_over_in_one_piece(qtbot) -> None:
     view.render_markdown()
     check = view.body.document().toHtml()
     assert "copy:0" in check  # numbering starts again at the first block
+
+
+async def test_two_final_renders_at_once_show_the_text_once(qtbot) -> None:
+    import asyncio
+
+    view = make_view(qtbot)
+    text = rich_text(3000)
+    view.append_content(text)
+    await asyncio.gather(view.render_markdown_async(), view.render_markdown_async())
+    assert shown_words(view) == whole_document_words(text)
+    assert "".join(p.source for p in view._pieces) == text[: view._frozen_chars]

@@ -410,8 +410,8 @@ class MessageView(QFrame):
 
         from victor_gui.services.markdown_render import render_parts
 
-        text = self.text
-        tail = text[self._frozen_chars:]
+        text, frozen = self.text, self._frozen_chars
+        tail = text[frozen:]
         plain = [p for p in self._pieces if not p.rendered]
         render_tail = markdown_worthy(tail)  # else nothing to render, or a line too long: plain
         if not plain and not render_tail:
@@ -426,8 +426,8 @@ class MessageView(QFrame):
 
         htmls, parts = await asyncio.to_thread(work)
 
-        def current() -> bool:  # still shown, and nothing appended or edited since
-            return shiboken6.isValid(self) and self.text == text
+        def current() -> bool:  # still shown; nothing appended, edited or re-cut since
+            return shiboken6.isValid(self) and self.text == text and self._frozen_chars == frozen
 
         for piece, html in zip(plain, htmls, strict=True):
             if not current():
