@@ -97,7 +97,8 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     window.show()
     chat = window.chat
     await chat.start()
-    from victor_gui.ui.message_view import freeze_startup_objects, warm_up_rendering
+    from victor_gui.ui.loop import freeze_startup_objects
+    from victor_gui.ui.message_view import warm_up_rendering
 
     await warm_up_rendering()  # as the app does after its first paint
     freeze_startup_objects()

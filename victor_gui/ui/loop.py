@@ -57,3 +57,15 @@ def make_loop(app: QApplication | None = None) -> VictorEventLoop:
     loop = VictorEventLoop(app)
     asyncio.set_event_loop(loop)
     return loop
+
+
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far (modules, classes, Qt wrappers, the store and client) out
+    of the collector's reach. A full collection then scans only what the session allocated:
+    measured 25-33 ms pauses in the middle of a stream before, a few ms after. Only the young
+    generations are collected first (~0 ms): a full collection here would itself stall the
+    window ~45 ms, to free little (start-up objects live as long as the app)."""
+    import gc
+
+    gc.collect(1)
+    gc.freeze()
