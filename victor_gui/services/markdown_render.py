@@ -77,10 +77,10 @@ def _finish_html(html: str, first_code_block: int, *, last: bool = True) -> str:
     return html
 
 
-def markdown_to_html(text: str) -> str:
+def markdown_to_html(text: str, *, first_code_block: int = 0) -> str:
     """HTML for ``text`` (CommonMark + tables + strikethrough; raw HTML escaped), with a Copy
-    link above each code block."""
-    return _finish_html(_parser().render(text), 0)
+    link above each code block, numbered from ``first_code_block`` (a piece of a message)."""
+    return _finish_html(_parser().render(text), first_code_block)
 
 
 @dataclass(frozen=True, slots=True)

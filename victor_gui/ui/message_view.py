@@ -298,7 +298,7 @@ class MessageView(QFrame):
 
         import shiboken6
 
-        from victor_gui.services.markdown_render import render_parts
+        from victor_gui.services.markdown_render import markdown_to_html, render_parts
 
         text, frozen = self.text, self._frozen_chars
         tail = text[frozen:]
@@ -308,8 +308,7 @@ class MessageView(QFrame):
             return
 
         def work() -> tuple[list[str], list[RenderedPart]]:
-            htmls = [render_parts(p.source, len(p.source) + 1, first_code_block=p.first_code)[0].html
-                     for p in plain]
+            htmls = [markdown_to_html(p.source, first_code_block=p.first_code) for p in plain]
             parts = (render_parts(tail, PIECE_CHARS, first_code_block=self._frozen_code)
                      if render_tail else [])
             return htmls, parts
