@@ -27,6 +27,8 @@ _VERTEX = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
     r"(?P<model>[^/:]+):(?P<method>\w+)$"
 )
+# What Gemini's functionDeclarations accept, written out here on its own from the API reference
+# (not imported from the client's copy): the simulator must judge the client's payloads.
 _SCHEMA_KEYS = {
     "type",
     "format",
