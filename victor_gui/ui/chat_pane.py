@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.model_picker import ModelPicker
 
-# Frame pacing and live-Markdown limits: the same as the compare panes' (see reply_stream).
+# Frame pacing and the per-frame buffer (live Markdown included): shared with the compare panes.
 from victor_gui.ui.reply_stream import (
     FRAME_MS,
     FrameBuffer,
