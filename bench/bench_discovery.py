@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.servers.base import free_port
-from victor_gui.manager.discovery import discover
-from victor_gui.manager.status import EndpointState
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+from victor_gui.servers.discovery import discover
+from victor_gui.servers.status import EndpointState
 
 KINDS = (("ollama", 11434, "OLLAMA_HOST"),
          ("lmstudio", 1234, "VICTOR_LM_STUDIO_HOST"),

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.modelmgr.gguf_factory import Spec, tensor_table, write_gguf  # noqa: E402
-from victor_gui.modelmgr.architecture import from_gguf  # noqa: E402
-from victor_gui.modelmgr.fit import FitOptions, estimate_fit  # noqa: E402
-from victor_gui.modelmgr.gguf_reader import read_gguf_file  # noqa: E402
-from victor_gui.modelmgr.hardware import GpuDevice, RamInfo  # noqa: E402
+from tests.sizing.gguf_factory import Spec, tensor_table, write_gguf  # noqa: E402
+from victor_gui.sizing.architecture import from_gguf  # noqa: E402
+from victor_gui.sizing.fit import FitOptions, estimate_fit  # noqa: E402
+from victor_gui.sizing.gguf_reader import read_gguf_file  # noqa: E402
+from victor_gui.sizing.hardware import GpuDevice, RamInfo  # noqa: E402
 
 GiB = 1 << 30
 

@@ -30,12 +30,12 @@ MODELS = [
 
 
 async def shoot(out: Path) -> list[Path]:
-    from victor_gui.modelmgr.hardware import GpuDevice, GpuReport, RamInfo
     from victor_gui.providers.http import LOCAL_TIMEOUTS, PROBE_TIMEOUTS, make_client
-    from victor_gui.services.endpoint_health import EndpointsService
-    from victor_gui.services.model_manager import ModelManagerService
+    from victor_gui.services.endpoints_service import EndpointsService
+    from victor_gui.services.model_library import ModelLibraryService
+    from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
     from victor_gui.ui.dashboard import Dashboard
-    from victor_gui.ui.model_manager_view import ModelManagerView
+    from victor_gui.ui.model_library_view import ModelLibraryView
 
     saved: list[Path] = []
     sims = [ollama.make_server(model="llama3.1:8b", models=MODELS), vllm.make_server(model="Qwen/Qwen3-8B"),
@@ -65,8 +65,8 @@ async def shoot(out: Path) -> list[Path]:
 
     report = GpuReport([GpuDevice("nvidia", "NVIDIA GeForce RTX 4060", 8 * GiB, 6 * GiB, source="what-if")],
                        RamInfo(32 * GiB, 21 * GiB))
-    models = ModelManagerService(client, gpu_report=report)
-    view = ModelManagerView(models, service)
+    models = ModelLibraryService(client, gpu_report=report)
+    view = ModelLibraryView(models, service)
     view.resize(980, 600)
     view.show()
     await asyncio.sleep(0.5)

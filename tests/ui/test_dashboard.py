@@ -13,9 +13,9 @@ from tests.servers import llamacpp
 from tests.servers.base import SimServer, free_port
 from tests.ui.conftest import wait_until
 from victor_gui.config.settings import load_settings
-from victor_gui.modelmgr.hardware import GpuDevice, GpuReport, RamInfo
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
-from victor_gui.services.endpoint_health import EndpointsService
+from victor_gui.services.endpoints_service import EndpointsService
+from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
 from victor_gui.ui.dashboard import AMBER, GREEN, GREY, RED, Dashboard
 
 GiB = 1 << 30

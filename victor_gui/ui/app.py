@@ -239,7 +239,7 @@ class App:
             return
         self.window.chat.start()
         # Endpoint health monitor + discovery + GPU detection, all in the background.
-        self.loop.create_task(self.window.manager_views.start(self.client))
+        self.loop.create_task(self.window.server_windows.start(self.client))
         await self._open_data(settings)
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
@@ -292,7 +292,7 @@ class App:
             self.window.show_notice(self.store_notice.message)
 
     async def shutdown(self) -> None:
-        await self.window.manager_views.aclose()
+        await self.window.server_windows.aclose()
         await self.window.chat.aclose()
         await self.window.compare.aclose()
         if self.window._conversations is not None:

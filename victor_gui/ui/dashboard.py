@@ -2,7 +2,7 @@
 sparkline, version, loaded models with context and memory, diagnosis), GPU and RAM bars, and
 add / edit / remove / Refresh now.
 
-The view renders :class:`~victor_gui.services.endpoint_health.EndpointsService` and keeps no
+The view renders :class:`~victor_gui.services.endpoints_service.EndpointsService` and keeps no
 state of its own: it subscribes on construction and unsubscribes when closed.
 """
 
@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from victor_gui.manager.status import EndpointState, EndpointStatus, ServerKind
-from victor_gui.modelmgr.hardware import GpuReport
-from victor_gui.services.endpoint_health import EndpointsService
+from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
+from victor_gui.services.endpoints_service import EndpointsService
+from victor_gui.sizing.hardware import GpuReport
 from victor_gui.ui.widgets.sparkline import Sparkline
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 

@@ -93,10 +93,10 @@ class MainWindow(QMainWindow):
             self.set_store(store)
 
         # ---- views added by other panels (model manager, ...) go below this line ----------------
-        # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/manager_views.py) --
-        from victor_gui.ui.manager_views import ManagerViews
+        # -- Servers menu: endpoint dashboard and model manager (victor_gui/ui/server_windows.py) --
+        from victor_gui.ui.server_windows import ServerWindows
 
-        self.manager_views = ManagerViews(self)
+        self.server_windows = ServerWindows(self)
         # -- end Servers menu --
         # -- compare view (branch uic): Ctrl+\ / View menu; all wiring in compare_mode ---------
         from victor_gui.ui.compare_mode import install_compare

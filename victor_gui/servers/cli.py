@@ -1,0 +1,277 @@
+"""Headless commands: ``victor-gui providers`` and ``victor-gui doctor`` (no Qt).
+
+``providers`` answers "what can I use?": every registered provider with its category, whether a
+key is found (and where: the variable's name or "keyring", never the key), and which local
+servers answer. ``--provider NAME`` lists that provider's models.
+
+``doctor`` answers "is my server up, which one is it, what is loaded?": every candidate endpoint
+(defaults, environment, ``--endpoint``, running server processes) with kind, state and a
+diagnosis, plus GPUs and RAM. ``--json`` for scripts. Finding nothing is not a failure: exit 0
+with a plain sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from victor_gui.errors import ProviderError
+from victor_gui.providers.catalog import PROTOCOLS, SPECS, find_spec
+from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+from victor_gui.providers.keys import resolve_api_key
+from victor_gui.servers.discovery import PROVIDER_FOR_KIND, discover
+from victor_gui.servers.status import EndpointState, EndpointStatus
+
+STATE_MARK = {
+    EndpointState.UP: "up",
+    EndpointState.LOADING: "loading",
+    EndpointState.DEGRADED: "degraded",
+    EndpointState.DOWN: "down",
+    EndpointState.UNAUTHORIZED: "unauthorized",
+    EndpointState.NOT_INFERENCE: "not an inference server",
+    EndpointState.UNKNOWN: "unknown",
+}
+
+
+def add_manager_commands(commands: Any) -> None:
+    """Register ``providers`` and ``doctor`` on the ``victor-gui`` subparsers."""
+    providers = commands.add_parser("providers", help="list providers, their keys and local servers")
+    providers.add_argument("--provider", metavar="NAME", help="list the models of one provider")
+    providers.add_argument("--base-url", metavar="URL",
+                           help="with --provider: the API's base URL (a gateway, a proxy, a test server)")
+    providers.add_argument("--json", action="store_true", help="print JSON")
+    providers.set_defaults(handler=_run(providers_command))
+    doctor = commands.add_parser("doctor", help="check local inference servers, GPUs and memory")
+    doctor.add_argument("--endpoint", action="append", default=[], metavar="URL",
+                        help="also probe this server URL (repeatable)")
+    doctor.add_argument("--no-scan", action="store_true", help="do not look for server processes")
+    doctor.add_argument("--no-defaults", action="store_true",
+                        help="skip the default ports (only environment, --endpoint and processes)")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.set_defaults(handler=_run(doctor_command))
+
+
+def _run(command: Callable[[argparse.Namespace, TextIO], Any]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        return int(asyncio.run(command(args, sys.stdout)))
+    return handler
+
+
+def _install_keyring() -> str | None:
+    """Consult the OS keyring like the app does; returns a note when no keyring is usable (keys
+    then come from environment variables only). Never fatal."""
+    try:
+        from victor_gui.config.secrets import KeyringStore
+        from victor_gui.providers import keys
+    except ImportError:
+        return None
+    try:
+        store = KeyringStore()
+        ok, message = store.backend_status()
+        if not ok:
+            return message
+        keys.set_secret_store(store)
+    except Exception as exc:  # a broken keyring backend must not break a diagnostic command
+        return f"the system keyring could not be used ({type(exc).__name__})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# providers
+# ---------------------------------------------------------------------------------------------
+
+def key_status(spec: Any) -> str:
+    """Where a provider's key comes from — never the key itself."""
+    try:
+        key, source = resolve_api_key(spec)
+    except Exception:
+        key, source = None, None
+    if key and source:
+        return "keyring" if source == "keyring" else source.removeprefix("env:")
+    if not spec.needs_key and not spec.key_env_vars:
+        return "not needed" if spec.is_local else "SDK credentials (not an API key)"
+    if not spec.needs_key:
+        return "optional, none set"
+    return "missing (" + " or ".join(spec.key_env_vars) + ")" if spec.key_env_vars else "missing"
+
+
+async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
+    keyring_note = _install_keyring()
+    if args.provider:
+        return await _list_provider_models(args.provider, out, as_json=args.json,
+                                           base_url=getattr(args, "base_url", None))
+    async with make_client(PROBE_TIMEOUTS) as client:
+        statuses = await discover(client, scan_processes=False)
+    local: dict[str, list[EndpointStatus]] = {}
+    for status in statuses:
+        kind = status.kind if status.kind in PROVIDER_FOR_KIND else None
+        if kind is not None and status.state is not EndpointState.DOWN:
+            local.setdefault(PROVIDER_FOR_KIND[kind], []).append(status)
+    rows: list[dict[str, Any]] = []
+    for spec in SPECS:
+        answering = [s for s in local.get(spec.name, [])]
+        rows.append({"name": spec.name, "display_name": spec.display_name, "category": spec.category,
+                     "available": PROTOCOLS.get(spec.protocol) is not None,
+                     "key": key_status(spec),
+                     "local": [{"url": s.base_url, "state": s.state.value} for s in answering]
+                     if spec.is_local else None})
+    if args.json:
+        out.write(json.dumps({"providers": rows, "keyring": keyring_note or "available"}, indent=2) + "\n")
+        return 0
+    out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} {'USABLE':<7} {'API KEY':<44} LOCAL SERVER\n")
+    for row in rows:
+        where = ""
+        if row["local"] is not None:
+            where = ", ".join(f"{x['url']} ({x['state']})" for x in row["local"]) or "not running"
+        usable = "yes" if row["available"] else "not yet"
+        line = f"{row['name']:<12} {row['category']:<11} {usable:<7} {row['key']:<44} {where}"
+        out.write(line.rstrip() + "\n")
+    answering_count = sum(len(v) for v in local.values())
+    out.write(f"\n{len(rows)} providers; {answering_count} local server(s) answering.\n")
+    if keyring_note:
+        out.write(f"Note: {keyring_note}\n")
+    if not answering_count:
+        out.write("No local inference server answers on the default ports or the configured endpoints "
+                  "(run `victor-gui doctor` for details).\n")
+    return 0
+
+
+async def _list_provider_models(name: str, out: TextIO, *, as_json: bool, base_url: str | None = None) -> int:
+    from victor_gui.providers.registry import ProviderRegistry
+
+    try:
+        async with make_client(PROBE_TIMEOUTS) as client:
+            extra = {"base_url": base_url} if base_url else {}
+            provider = ProviderRegistry.create(name, http_client=client, **extra)
+            try:
+                models = await provider.list_models()
+            finally:
+                await provider.close()
+    except ProviderError as exc:
+        spec = find_spec(name)
+        label = spec.display_name if spec else name
+        out.write(f"Cannot list models of {label}: {exc.message} [{exc.kind}]\n")
+        return 1
+    if as_json:
+        out.write(json.dumps({"provider": name, "models": [m.model_dump(exclude_none=True) for m in models]},
+                             indent=2) + "\n")
+        return 0
+    if not models:
+        out.write(f"{name}: the provider answers but lists no models.\n")
+        return 0
+    out.write(f"{'MODEL':<48} {'CONTEXT':>8} LOADED\n")
+    for m in models:
+        loaded = "" if m.loaded is None else ("yes" if m.loaded else "no")
+        out.write(f"{m.id:<48} {m.context_length or '':>8} {loaded}".rstrip() + "\n")
+    out.write(f"\n{len(models)} model(s).\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor
+# ---------------------------------------------------------------------------------------------
+
+async def hardware_report() -> dict[str, Any]:
+    """GPUs (via the model manager's detector when present) and RAM, JSON-ready."""
+    try:
+        from victor_gui.sizing.gpu import detect_gpus  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        detect_gpus = None  # type: ignore[assignment,unused-ignore]
+    result: dict[str, Any] = {"gpus": [], "ram": None, "notes": []}
+    if detect_gpus is not None:
+        try:
+            report = await asyncio.wait_for(detect_gpus(), 10.0)
+            result["gpus"] = [{"vendor": g.vendor, "name": g.name, "total_bytes": g.total,
+                               "free_bytes": g.free if getattr(g, "free_known", True) else None}
+                              for g in report.gpus]
+            if report.ram is not None:
+                result["ram"] = {"total_bytes": report.ram.total, "available_bytes": report.ram.available}
+            result["notes"] = list(report.notes)
+            return result
+        except Exception as exc:  # detection is advisory; the endpoints matter more
+            result["notes"].append(f"GPU detection failed: {type(exc).__name__}")
+    else:
+        result["notes"].append("GPU detection is not available in this build")
+    import psutil
+
+    vm = await asyncio.to_thread(psutil.virtual_memory)
+    result["ram"] = {"total_bytes": int(vm.total), "available_bytes": int(vm.available)}
+    return result
+
+
+def _gib(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def format_status(status: EndpointStatus) -> list[str]:
+    """The doctor's lines for one endpoint."""
+    head = f"{status.base_url:<28} {status.display_kind:<12} {STATE_MARK[status.state]:<14}"
+    if status.latency_s is not None:
+        head += f" {status.latency_s * 1000:6.0f} ms"
+    lines = [head.rstrip(), f"    {status.diagnosis}"]
+    for model in status.loaded_models:
+        bits = []
+        if model.context_length:
+            bits.append(f"ctx {model.context_length}")
+        if model.size_bytes:
+            bits.append(f"{_gib(model.size_bytes)}")
+        if model.gpu_fraction is not None:
+            bits.append(f"{model.gpu_fraction:.0%} GPU")
+        lines.append(f"    - {model.name}" + (f" ({', '.join(bits)})" if bits else ""))
+    if status.kv_cache_usage is not None:
+        lines.append(f"    KV cache in use: {status.kv_cache_usage:.0%}")
+    if status.source != "default":
+        lines.append(f"    (from {status.source})")
+    return lines
+
+
+async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
+    async with make_client(PROBE_TIMEOUTS) as client:
+        statuses, hardware = await asyncio.gather(
+            discover(client, args.endpoint, scan_processes=not args.no_scan,
+                     include_defaults=not args.no_defaults), hardware_report())
+    if args.json:
+        out.write(json.dumps({"endpoints": [s.to_dict() for s in statuses], "hardware": hardware},
+                             indent=2) + "\n")
+        return 0
+    servers = [s for s in statuses if s.is_inference_server and s.state is not EndpointState.DOWN]
+    out.write("Local inference servers\n")
+    for status in statuses:
+        for line in format_status(status):
+            out.write(line + "\n")
+    if not servers:
+        out.write("\nNo local inference server is running. Start one (`ollama serve`, LM Studio's server, "
+                  "`vllm serve MODEL` or `llama-server -m MODEL.gguf`), or point Victor GUI at it with "
+                  "OLLAMA_HOST / VICTOR_LM_STUDIO_HOST / VICTOR_VLLM_HOST / VICTOR_LLAMACPP_HOST.\n")
+    else:
+        kinds = sorted({s.display_kind for s in servers})
+        out.write(f"\n{len(servers)} server(s) answering: {', '.join(kinds)}.\n")
+    out.write("\nHardware\n")
+    if not hardware["gpus"]:
+        detected = not any("not available" in n for n in hardware["notes"])
+        out.write("    no GPU found\n" if detected else "    GPUs: detection not available in this build\n")
+    for gpu in hardware["gpus"]:
+        free = _gib(gpu["free_bytes"]) + " free" if gpu["free_bytes"] is not None else "free unknown"
+        out.write(f"    GPU {gpu['vendor']} {gpu['name']}: {_gib(gpu['total_bytes'])} total, {free}\n")
+    if hardware["ram"]:
+        ram = hardware["ram"]
+        out.write(f"    RAM: {_gib(ram['total_bytes'])} total, {_gib(ram['available_bytes'])} available\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of these commands without the rest of the app (``python -m victor_gui.servers.cli``)."""
+    parser = argparse.ArgumentParser(prog="victor-gui")
+    add_manager_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The live health monitor: periodic probes of a set of endpoints, with change events for the UI.
+
+Qt-free observer API: ``subscribe(callback)`` returns an ``unsubscribe`` function; callbacks get
+an immutable :class:`EndpointStatus` whenever something worth showing changed (state, kind,
+version, loaded models, KV use — not every latency wobble; see ``EndpointStatus.change_key``).
+
+Scheduling: one asyncio task per endpoint. An endpoint that is up is probed every ``interval``
+seconds; one that is down (or held by another program) backs off exponentially, doubling up to
+``max_interval``, so a machine with nothing running is not hammered. ``refresh_now()`` probes
+every endpoint at once and resets the backoff. All I/O is async through the injected client;
+nothing blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+
+import httpx
+
+from victor_gui.core.listeners import Listeners
+from victor_gui.servers.discovery import gather_staggered, server_root
+from victor_gui.servers.probe import HISTORY_LEN, probe_endpoint
+from victor_gui.servers.status import Endpoint, EndpointState, EndpointStatus
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[EndpointStatus], None]
+_BACKING_OFF = (EndpointState.DOWN, EndpointState.NOT_INFERENCE)
+
+
+def backoff_delay(interval: float, failures: int, max_interval: float) -> float:
+    """Seconds until the next probe after ``failures`` consecutive failed probes."""
+    if failures <= 0:
+        return interval
+    return float(min(max_interval, interval * 2.0 ** (failures - 1)))
+
+
+class HealthMonitor:
+    """Periodic health probes of local server endpoints.
+
+    ``client`` is the app's shared ``httpx.AsyncClient`` (with short probe timeouts, e.g.
+    ``make_client(PROBE_TIMEOUTS)``); the monitor never closes it.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        endpoints: Iterable[Endpoint | str] = (),
+        *,
+        interval: float = 5.0,
+        max_interval: float = 60.0,
+        slow_s: float | None = None,
+        history_len: int = HISTORY_LEN,
+    ) -> None:
+        self._client = client
+        self.interval = interval
+        self.max_interval = max_interval
+        self.slow_s = slow_s
+        self.history_len = history_len
+        self._endpoints: dict[str, Endpoint] = {}
+        self._statuses: dict[str, EndpointStatus] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._subscribers: Listeners[[EndpointStatus]] = Listeners(log, "health subscriber failed")
+        self._running = False
+        self.probe_counts: dict[str, int] = {}
+        for item in endpoints:
+            self.add_endpoint(item)
+
+    # -- observers ------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(status)`` on every change; returns the function that unsubscribes."""
+        return self._subscribers.add(callback)
+
+    def _emit(self, status: EndpointStatus) -> None:
+        self._subscribers.notify(status)
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    @property
+    def statuses(self) -> dict[str, EndpointStatus]:
+        """The latest status of every endpoint, by root URL (a copy)."""
+        return dict(self._statuses)
+
+    def status(self, url: str) -> EndpointStatus | None:
+        return self._statuses.get(server_root(url))
+
+    def add_endpoint(self, endpoint: Endpoint | str) -> str:
+        """Watch ``endpoint`` (starts probing at once if the monitor runs); returns its key."""
+        if isinstance(endpoint, str):
+            endpoint = Endpoint(server_root(endpoint), None, "user")
+        key = server_root(endpoint.base_url)
+        endpoint = Endpoint(key, endpoint.kind_hint, endpoint.source, endpoint.api_key)
+        self._endpoints[key] = endpoint
+        self._statuses.setdefault(key, EndpointStatus(base_url=key, source=endpoint.source))
+        self._locks.setdefault(key, asyncio.Lock())
+        self.probe_counts.setdefault(key, 0)
+        if self._running and key not in self._tasks:
+            self._spawn(key)
+        return key
+
+    async def remove_endpoint(self, url: str) -> None:
+        key = server_root(url)
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._endpoints.pop(key, None)
+        self._statuses.pop(key, None)
+        self._wake.pop(key, None)
+        self._locks.pop(key, None)
+        self.probe_counts.pop(key, None)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start probing every endpoint (call from inside the running loop)."""
+        if self._running:
+            return
+        self._running = True
+        for key in self._endpoints:
+            self._spawn(key)
+
+    async def stop(self) -> None:
+        """Stop all probes and wait for them to end."""
+        self._running = False
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def refresh_now(self) -> dict[str, EndpointStatus]:
+        """Probe every endpoint now (concurrently), reset backoffs, return the statuses."""
+        keys = list(self._endpoints)
+        await gather_staggered([self._probe(key, reset=True) for key in keys])
+        for key in keys:
+            event = self._wake.get(key)
+            if event is not None:
+                event.set()  # reschedule from now on the regular interval
+        return self.statuses
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _spawn(self, key: str) -> None:
+        self._wake[key] = asyncio.Event()
+        self._tasks[key] = asyncio.create_task(self._run(key), name=f"health:{key}")
+
+    async def _run(self, key: str) -> None:
+        wake = self._wake[key]
+        while True:
+            status = await self._probe(key)
+            delay = self._delay(status)
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+
+    def _delay(self, status: EndpointStatus) -> float:
+        if status.state in _BACKING_OFF:
+            return backoff_delay(self.interval, status.consecutive_failures, self.max_interval)
+        return self.interval
+
+    async def _probe(self, key: str, *, reset: bool = False) -> EndpointStatus:
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            return EndpointStatus(base_url=key)
+        async with self._locks[key]:
+            previous = self._statuses.get(key)
+            if reset and previous is not None:
+                previous = previous.with_updates(consecutive_failures=0)
+            try:
+                status = await probe_endpoint(self._client, endpoint, previous=previous, slow_s=self.slow_s,
+                                              history_len=self.history_len)
+            except Exception as exc:  # a probe bug must not kill the endpoint's loop
+                log.exception("probe of %s failed", key)
+                status = EndpointStatus(base_url=key, source=endpoint.source, state=EndpointState.UNKNOWN,
+                                        reason="probe_error", diagnosis=f"probe failed: {type(exc).__name__}")
+            self.probe_counts[key] = self.probe_counts.get(key, 0) + 1
+            status = status.with_updates(next_probe_in=self._delay(status))
+            if key not in self._endpoints:  # removed while probing
+                return status
+            changed = previous is None or previous.change_key() != status.change_key()
+            self._statuses[key] = status
+        if changed:
+            self._emit(status)
+        return status

@@ -1,0 +1,337 @@
+"""Model management over HTTP, per server (servers.md §1.5, §2.5, §4.5).
+
+* **Ollama**: ``pull`` streams NDJSON progress (bytes, speed and ETA computed here); cancelling
+  is cancelling the task or closing the iterator, which closes the connection; pulling again
+  resumes (Ollama keeps the partial blobs). ``delete``, ``preload`` (``/api/generate`` with the
+  model and no prompt) and ``unload`` (the same with ``keep_alive: 0``).
+* **LM Studio** REST v1 (0.4+): ``load``, ``unload``, ``download`` with progress from the job
+  status route. Older servers answer 200 with ``{"error":"Unexpected endpoint or method..."}``:
+  that becomes :class:`ProviderUnavailableError` ("not supported by this server version").
+* **llama.cpp** router mode: ``load``/``unload`` through ``/models/load`` and ``/models/unload``
+  when ``/models`` lists ``status`` objects; a single-model server gets "not supported".
+
+vLLM has no HTTP model management (one base model per process): see :func:`manager_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+
+from victor_gui.errors import (
+    InvalidResponseError,
+    ModelNotFoundError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
+from victor_gui.providers.streaming import iter_ndjson
+from victor_gui.servers.status import LoadedModel, ServerKind
+
+# A pull can go quiet for minutes while Ollama verifies a large blob's digest.
+PULL_TIMEOUT = httpx.Timeout(connect=3.0, read=900.0, write=30.0, pool=10.0)
+# Loading a large model takes a while; LM Studio and Ollama answer only once it is in memory.
+LOAD_TIMEOUT = httpx.Timeout(connect=3.0, read=600.0, write=30.0, pool=10.0)
+SHORT_TIMEOUT = httpx.Timeout(connect=3.0, read=30.0, write=30.0, pool=10.0)
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """Progress of a pull or download. Byte counts add up every layer seen so far."""
+
+    model: str
+    status: str
+    completed: int = 0
+    total: int = 0
+    bytes_per_s: float | None = None
+    eta_s: float | None = None
+    digest: str | None = None
+    done: bool = False
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.completed / self.total) if self.total else None
+
+
+class RateMeter:
+    """Transfer speed over a sliding window (seconds), and the ETA it implies."""
+
+    def __init__(self, window_s: float = 3.0, clock: Any = time.monotonic) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, completed: int) -> float | None:
+        now = self._clock()
+        self._samples.append((now, completed))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < 0.05 or c1 < c0:
+            return None
+        return (c1 - c0) / (t1 - t0)
+
+    @staticmethod
+    def eta(completed: int, total: int, rate: float | None) -> float | None:
+        if not rate or not total or completed >= total:
+            return 0.0 if total and completed >= total else None
+        return (total - completed) / rate
+
+
+async def _json_call(client: httpx.AsyncClient, method: str, url: str, *, provider: str,
+                     model: str | None = None, body: Any = None,
+                     limits: httpx.Timeout = SHORT_TIMEOUT) -> Any:
+    """One JSON request: typed errors for transport failures and non-2xx replies."""
+    try:
+        response = await client.request(method, url, json=body, timeout=limits)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider, model=model) from exc
+    await raise_for_status(response, provider=provider, model=model)
+    if not response.content:
+        return None
+    return parse_json_body(response.content, provider=provider, status=response.status_code, model=model,
+                           content_type=response.headers.get("content-type", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ollama
+# ---------------------------------------------------------------------------------------------
+
+class OllamaModels:
+    """Pull, delete, preload and unload on an Ollama server at ``base_url`` (its root)."""
+
+    provider = "ollama"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def pull(self, model: str, *, insecure: bool = False) -> AsyncIterator[TransferProgress]:
+        """Progress of ``POST /api/pull``, ending with ``done=True`` on ``success``.
+
+        Stop it by cancelling the consuming task or closing the iterator (``aclosing``): the
+        connection is closed and Ollama stops; calling ``pull`` again resumes the download.
+        """
+        body: dict[str, Any] = {"model": model, "stream": True}
+        if insecure:
+            body["insecure"] = True
+        layers: dict[str, tuple[int, int]] = {}  # digest -> (completed, total)
+        meter = RateMeter()
+        try:
+            async with self._client.stream("POST", f"{self.base_url}/api/pull", json=body,
+                                           timeout=PULL_TIMEOUT) as response:
+                await raise_for_status(response, provider=self.provider, model=model)
+                lines_iter = cast(AsyncGenerator[Any, None], iter_ndjson(response, provider=self.provider))
+                async with aclosing(lines_iter) as lines:
+                    async for line in lines:
+                        if not isinstance(line, dict):
+                            continue
+                        if isinstance(line.get("error"), str):
+                            raise _pull_error(line["error"], model)
+                        status = str(line.get("status") or "")
+                        digest = line.get("digest") if isinstance(line.get("digest"), str) else None
+                        if digest is not None and isinstance(line.get("total"), int):
+                            got = line.get("completed")
+                            layers[digest] = (got if isinstance(got, int) else 0, line["total"])
+                        completed = sum(c for c, _ in layers.values())
+                        total = sum(t for _, t in layers.values())
+                        rate = meter.add(completed) if digest is not None else None
+                        yield TransferProgress(model, status, completed, total, rate,
+                                               RateMeter.eta(completed, total, rate), digest,
+                                               done=status == "success")
+                        if status == "success":
+                            return
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.provider, model=model) from exc
+        raise InvalidResponseError("The pull stream ended before Ollama reported success", self.provider,
+                                   model=model)
+
+    async def delete(self, model: str) -> None:
+        """``DELETE /api/delete``; :class:`ModelNotFoundError` when Ollama has no such model."""
+        await _json_call(self._client, "DELETE", f"{self.base_url}/api/delete", provider=self.provider,
+                         model=model, body={"model": model})
+
+    async def preload(self, model: str, *, keep_alive: str | int | None = None) -> None:
+        """Load ``model`` into memory without generating (``done_reason: "load"``)."""
+        body: dict[str, Any] = {"model": model, "stream": False}
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        await _json_call(self._client, "POST", f"{self.base_url}/api/generate", provider=self.provider,
+                         model=model, body=body, limits=LOAD_TIMEOUT)
+
+    async def unload(self, model: str) -> None:
+        """Free ``model``'s memory now (``keep_alive: 0``, ``done_reason: "unload"``)."""
+        await _json_call(self._client, "POST", f"{self.base_url}/api/generate", provider=self.provider,
+                         model=model, body={"model": model, "keep_alive": 0, "stream": False})
+
+
+def _pull_error(message: str, model: str) -> ProviderError:
+    lowered = message.lower()
+    if "file does not exist" in lowered or "not found" in lowered:
+        return ModelNotFoundError(f"Ollama cannot pull {model!r}: {message}", "ollama", model=model)
+    return ProviderError(f"Ollama failed to pull {model!r}: {message}", "ollama", model=model)
+
+
+# ---------------------------------------------------------------------------------------------
+# LM Studio (REST v1, 0.4+)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoadResult:
+    instance_id: str
+    load_time_s: float | None = None
+    status: str = "loaded"
+
+
+class LMStudioModels:
+    """Load, unload and download through LM Studio's REST v1 (0.4+) at ``base_url`` (its root)."""
+
+    provider = "lmstudio"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *, poll_interval: float = 0.5) -> None:
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.poll_interval = poll_interval
+
+    async def _call(self, method: str, path: str, *, model: str | None = None, body: Any = None,
+                    limits: httpx.Timeout = SHORT_TIMEOUT) -> dict[str, Any]:
+        data = await _json_call(self._client, method, self.base_url + path, provider=self.provider,
+                                model=model, body=body, limits=limits)
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            # LM Studio's answer for routes it lacks: HTTP 200 and this body.
+            if data["error"].startswith("Unexpected endpoint or method"):
+                raise ProviderUnavailableError(
+                    f"This LM Studio server does not support {path} (model management over HTTP needs "
+                    "LM Studio 0.4 or later; use `lms load` / `lms get` instead)", self.provider, model=model)
+            raise ProviderError(f"LM Studio refused {path}: {data['error']}", self.provider, model=model)
+        if not isinstance(data, dict):
+            raise InvalidResponseError(f"LM Studio's reply to {path} is not a JSON object", self.provider)
+        return data
+
+    async def list(self) -> list[LoadedModel]:
+        """Downloaded models with their loaded instances (``GET /api/v1/models``)."""
+        data = await self._call("GET", "/api/v1/models")
+        out = []
+        for entry in data.get("models") or []:
+            if not isinstance(entry, dict):
+                continue
+            instances = entry.get("loaded_instances") or []
+            config = instances[0].get("config", {}) if instances and isinstance(instances[0], dict) else {}
+            out.append(LoadedModel(name=str(entry.get("key")), loaded=bool(instances),
+                                   context_length=config.get("context_length"),
+                                   max_context_length=entry.get("max_context_length"),
+                                   size_bytes=entry.get("size_bytes"),
+                                   status="loaded" if instances else "not-loaded"))
+        return out
+
+    async def load(self, model: str, *, context_length: int | None = None, **config: Any) -> LoadResult:
+        """``POST /api/v1/models/load``; extra ``config`` keys (``flash_attention``...) pass through."""
+        body: dict[str, Any] = {"model": model, **config}
+        if context_length is not None:
+            body["context_length"] = context_length
+        data = await self._call("POST", "/api/v1/models/load", model=model, body=body, limits=LOAD_TIMEOUT)
+        return LoadResult(str(data.get("instance_id") or model), data.get("load_time_seconds"),
+                          str(data.get("status") or "loaded"))
+
+    async def unload(self, instance_id: str) -> None:
+        """``POST /api/v1/models/unload`` with the instance id ``load`` returned."""
+        await self._call("POST", "/api/v1/models/unload", model=instance_id,
+                         body={"instance_id": instance_id})
+
+    async def download(self, model: str, *,
+                       quantization: str | None = None) -> AsyncIterator[TransferProgress]:
+        """Start a download and follow its job until it completes (``done=True``) or fails."""
+        body: dict[str, Any] = {"model": model}
+        if quantization:
+            body["quantization"] = quantization
+        data = await self._call("POST", "/api/v1/models/download", model=model, body=body)
+        status = str(data.get("status") or "")
+        job_id = data.get("job_id")
+        if status in ("already_downloaded", "completed") or not job_id:
+            total = int(data.get("total_size_bytes") or 0)
+            yield TransferProgress(model, status or "completed", total, total, done=True)
+            return
+        meter = RateMeter()
+        while True:
+            data = await self._call("GET", f"/api/v1/models/download/status/{job_id}", model=model)
+            status = str(data.get("status") or "")
+            completed = int(data.get("downloaded_bytes") or 0)
+            total = int(data.get("total_size_bytes") or 0)
+            measured = meter.add(completed)
+            reported = data.get("bytes_per_second")
+            rate = float(reported) if isinstance(reported, int | float) else measured
+            if status == "failed":
+                raise ProviderError(f"LM Studio could not download {model!r}", self.provider, model=model)
+            done = status == "completed"
+            yield TransferProgress(model, status, total if done else completed, total, rate,
+                                   RateMeter.eta(total if done else completed, total, rate), done=done)
+            if done:
+                return
+            await asyncio.sleep(self.poll_interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# llama.cpp router mode
+# ---------------------------------------------------------------------------------------------
+
+class LlamaCppModels:
+    """Load and unload on a llama-server in router mode at ``base_url`` (its root)."""
+
+    provider = "llamacpp"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def list(self) -> list[LoadedModel]:
+        """``GET /models``: in router mode every entry carries ``status.value``."""
+        data = await _json_call(self._client, "GET", f"{self.base_url}/models", provider=self.provider)
+        out = []
+        for card in (data or {}).get("data") or []:
+            if not isinstance(card, dict):
+                continue
+            status = card.get("status")
+            value = str(status.get("value")) if isinstance(status, dict) else None
+            out.append(LoadedModel(name=str(card.get("id")), loaded=value in (None, "loaded"), status=value))
+        return out
+
+    async def is_router(self) -> bool:
+        return any(m.status is not None for m in await self.list())
+
+    async def _router_call(self, path: str, model: str) -> None:
+        if not await self.is_router():
+            raise ProviderUnavailableError(
+                "This llama-server runs a single model (started with -m): loading and unloading need "
+                "router mode (start llama-server without -m, with --models-dir)", self.provider, model=model)
+        await _json_call(self._client, "POST", self.base_url + path, provider=self.provider, model=model,
+                         body={"model": model}, limits=LOAD_TIMEOUT)
+
+    async def load(self, model: str) -> None:
+        """``POST /models/load``; the model's status turns ``loading``, then ``loaded``."""
+        await self._router_call("/models/load", model)
+
+    async def unload(self, model: str) -> None:
+        await self._router_call("/models/unload", model)
+
+
+ModelManager = OllamaModels | LMStudioModels | LlamaCppModels
+
+
+def manager_for(kind: ServerKind, client: httpx.AsyncClient, base_url: str) -> ModelManager:
+    """The model manager for a server kind; vLLM and others raise ProviderUnavailableError."""
+    if kind is ServerKind.OLLAMA:
+        return OllamaModels(client, base_url)
+    if kind is ServerKind.LMSTUDIO:
+        return LMStudioModels(client, base_url)
+    if kind is ServerKind.LLAMACPP:
+        return LlamaCppModels(client, base_url)
+    raise ProviderUnavailableError(
+        f"{kind.value} has no model management over HTTP (vLLM serves one model per process: "
+        "restart it with another model)", kind.value)

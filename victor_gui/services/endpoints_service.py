@@ -1,0 +1,273 @@
+"""The endpoint health dashboard's state (Qt-free): watched endpoints, their live statuses, the
+machine's GPUs and RAM, and the user's own endpoints persisted in ``settings.yaml``.
+
+:class:`EndpointsService` owns a :class:`~victor_gui.servers.health.HealthMonitor`; views call
+its methods and re-render on its events (``subscribe(callback) -> unsubscribe``, callbacks get
+``(event, payload)``):
+
+* ``"status"`` — an :class:`EndpointStatus` changed (state, version, models, ...);
+* ``"tick"`` — fresh latency figures for every endpoint (the monitor reports only changes that
+  matter, so latency sparklines are refreshed on this slower heartbeat instead);
+* ``"endpoints"`` — the set of watched endpoints changed (added, edited, removed);
+* ``"hardware"`` — a new :class:`GpuReport` (or the detection error text);
+* ``"error"`` — something the user asked for failed (payload: a sentence).
+
+Discovery runs once, in the background, after :meth:`EndpointsService.start`; GPU detection
+runs its subprocesses and psutil calls off the loop (``sizing.gpu`` does that itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from victor_gui.config.settings import Endpoint as EndpointSetting
+from victor_gui.config.settings import Settings, load_settings, save_settings
+from victor_gui.core.listeners import Listeners
+from victor_gui.servers.discovery import discover, server_root
+from victor_gui.servers.health import HealthMonitor
+from victor_gui.servers.status import Endpoint, EndpointStatus, ServerKind
+from victor_gui.sizing.gpu import detect_gpus
+from victor_gui.sizing.hardware import GpuReport
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, Any], None]
+
+KIND_HINTS: dict[str, ServerKind] = {
+    "ollama": ServerKind.OLLAMA,
+    "lmstudio": ServerKind.LMSTUDIO,
+    "vllm": ServerKind.VLLM,
+    "llamacpp": ServerKind.LLAMACPP,
+    "openai_compatible": ServerKind.OPENAI,
+}
+SETTINGS_SOURCE = "settings"
+
+
+def to_monitor_endpoint(entry: EndpointSetting) -> Endpoint:
+    """The monitor's view of a configured endpoint (the kind is only a hint)."""
+    return Endpoint(server_root(entry.url), KIND_HINTS.get(entry.kind), SETTINGS_SOURCE)
+
+
+class EndpointsService:
+    """Watched endpoints, their statuses and the machine's memory, for the dashboard.
+
+    ``client`` is shared and never closed here (short probe timeouts suit it best).
+    ``settings_path`` None means the user's settings.yaml; tests pass a temporary file.
+    ``discover_fn(client, user_endpoints)`` returns statuses of found endpoints; None skips
+    discovery (tests watch exactly the endpoints they add). ``gpu_detector`` is awaited for
+    the GPU/RAM report (tests may inject a fixed report).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        settings_path: Path | None = None,
+        interval: float | None = None,
+        discover_fn: Callable[[httpx.AsyncClient, list[Endpoint]], Awaitable[list[EndpointStatus]]]
+        | None = discover,
+        gpu_detector: Callable[[], Awaitable[GpuReport]] | None = detect_gpus,
+        tick_s: float | None = None,
+    ) -> None:
+        self._client = client
+        self._settings_path = settings_path
+        self._settings = Settings()
+        self._interval = interval
+        self._discover_fn = discover_fn
+        self._gpu_detector = gpu_detector
+        self._tick_s = tick_s
+        self.monitor = HealthMonitor(client, interval=interval or 10.0)
+        self._listeners: Listeners[[str, Any]] = Listeners(log, "endpoint listener failed")
+        self._unsubscribe = self.monitor.subscribe(lambda status: self._emit("status", status))
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.gpu_report: GpuReport | None = None
+        self.hardware_error: str | None = None
+        self.hardware_busy = False
+        self.discovering = False
+        self.started = False
+        self.closed = False
+
+    # -- observers ------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event, payload)`` on every change; returns the unsubscribe function."""
+        return self._listeners.add(listener)
+
+    def _emit(self, event: str, payload: Any = None) -> None:
+        self._listeners.notify(event, payload)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def statuses(self) -> list[EndpointStatus]:
+        """Every watched endpoint's latest status, in the order they were added."""
+        return list(self.monitor.statuses.values())
+
+    @property
+    def configured(self) -> list[EndpointSetting]:
+        """The endpoints the user added (settings.yaml ``endpoints``)."""
+        return list(self._settings.endpoints)
+
+    def setting_for(self, url: str) -> EndpointSetting | None:
+        """The configured entry of ``url``, or None for a discovered endpoint."""
+        key = server_root(url)
+        return next((e for e in self._settings.endpoints if server_root(e.url) == key), None)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load settings, watch the configured endpoints, start probing, then discover and
+        detect hardware in the background. Call once, after the first paint."""
+        if self.started:
+            return
+        self.started = True
+        loaded = await load_settings(self._settings_path)
+        if self.closed:  # closed while settings were being read
+            return
+        self._settings = loaded.settings
+        if loaded.error is not None:
+            self._emit("error", f"Settings not applied (defaults in use): {loaded.error.message}")
+        if self._interval is None:
+            self.monitor.interval = self._settings.health_probe_interval_s
+        for entry in self._settings.endpoints:
+            if entry.enabled:
+                self.monitor.add_endpoint(to_monitor_endpoint(entry))
+        self.monitor.start()
+        self._emit("endpoints", None)
+        if self._discover_fn is not None:
+            self._spawn(self._discover())
+        self._spawn(self.refresh_hardware())
+        self._ticker = asyncio.create_task(self._tick(), name="endpoint-ticker")
+
+    async def close(self) -> None:
+        """Stop probing and every background job (the client stays open: it is shared)."""
+        self.closed = True
+        self._unsubscribe()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        tasks = [t for t in (*self._tasks, self._ticker) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.monitor.stop()
+        self._listeners.clear()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        self.spawn(coro)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the service keeps (and cancels on close); for views' buttons."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s or self.monitor.interval)
+            self._emit("tick", None)
+
+    async def _discover(self) -> None:
+        self.discovering = True
+        try:
+            user = [to_monitor_endpoint(e) for e in self._settings.endpoints if e.enabled]
+            assert self._discover_fn is not None
+            found = await self._discover_fn(self._client, user)
+        except Exception as exc:
+            log.exception("discovery failed")
+            self._emit("error", f"Looking for local servers failed: {type(exc).__name__}")
+            return
+        finally:
+            self.discovering = False
+        known = set(self.monitor.statuses)
+        for status in found:
+            if status.base_url not in known:
+                self.monitor.add_endpoint(Endpoint(status.base_url, status.kind if status.is_inference_server
+                                                   else status.expected, status.source))
+        self._emit("endpoints", None)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    async def refresh_now(self) -> None:
+        """Probe every endpoint now and detect the GPUs again."""
+        await asyncio.gather(self.monitor.refresh_now(), self.refresh_hardware())
+        self._emit("tick", None)
+
+    async def refresh_hardware(self) -> None:
+        """Detect GPUs and RAM (subprocesses and psutil run off the loop)."""
+        if self._gpu_detector is None or self.hardware_busy:
+            return
+        self.hardware_busy = True
+        try:
+            self.gpu_report = await self._gpu_detector()
+            self.hardware_error = None
+        except Exception as exc:  # detection fails soft; say so instead of showing nothing
+            log.exception("GPU detection failed")
+            self.hardware_error = f"GPU detection failed: {type(exc).__name__}"
+        finally:
+            self.hardware_busy = False
+        self._emit("hardware", self.gpu_report)
+
+    def set_gpu_report(self, report: GpuReport) -> None:
+        """Use ``report`` instead of detecting (tests, "what if" questions)."""
+        self.gpu_report, self.hardware_error = report, None
+        self._emit("hardware", report)
+
+    async def add_endpoint(self, name: str, kind: str, url: str) -> EndpointSetting:
+        """Add a user endpoint, save settings.yaml and start watching it.
+
+        Raises ``ValueError`` (pydantic's ValidationError is one) for a bad name, kind or URL,
+        and for a URL already configured.
+        """
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
+        if self.setting_for(entry.url) is not None:
+            raise ValueError(f"{entry.url} is already in the list")
+        await self._save([*self._settings.endpoints, entry])
+        self.monitor.add_endpoint(to_monitor_endpoint(entry))
+        self._emit("endpoints", None)
+        await self.monitor.refresh_now()
+        return entry
+
+    async def edit_endpoint(self, old_url: str, name: str, kind: str, url: str) -> EndpointSetting:
+        """Replace the configured endpoint at ``old_url`` (a discovered one becomes configured)."""
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
+        old_key = server_root(old_url)
+        rest = [e for e in self._settings.endpoints if server_root(e.url) != old_key]
+        if any(server_root(e.url) == server_root(entry.url) for e in rest):
+            raise ValueError(f"{entry.url} is already in the list")
+        await self._save([*rest, entry])
+        if old_key != server_root(entry.url):
+            await self.monitor.remove_endpoint(old_key)
+        self.monitor.add_endpoint(to_monitor_endpoint(entry))
+        self._emit("endpoints", None)
+        await self.monitor.refresh_now()
+        return entry
+
+    async def remove_endpoint(self, url: str) -> None:
+        """Stop watching ``url``; a configured endpoint is also removed from settings.yaml."""
+        key = server_root(url)
+        if self.setting_for(key) is not None:
+            await self._save([e for e in self._settings.endpoints if server_root(e.url) != key])
+        await self.monitor.remove_endpoint(key)
+        self._emit("endpoints", None)
+
+    def watch(self, urls: Iterable[str]) -> None:
+        """Watch ``urls`` for this session only (not saved)."""
+        for url in urls:
+            self.monitor.add_endpoint(Endpoint(server_root(url), None, "session"))
+        self._emit("endpoints", None)
+
+    async def _save(self, endpoints: list[EndpointSetting]) -> None:
+        updated = self._settings.model_copy(update={"endpoints": endpoints})
+        await save_settings(updated, self._settings_path)
+        self._settings = updated

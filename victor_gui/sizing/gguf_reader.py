@@ -1,0 +1,467 @@
+"""Read the header of a GGUF file (metadata and tensor table), never the weights.
+
+The header is everything an estimator needs: ``{arch}.*`` hyper-parameters and, per tensor, the
+name, shape, ggml type and offset, from which exact sizes follow. Sources:
+
+* a local path: read in a worker thread, in growing chunks, so a 100 GB file costs a few MB;
+* an http(s) URL: HTTP range requests with async httpx, growing the range until the tensor
+  table ends (as gguf-parser-go does). A server that ignores ``Range`` is read as a stream and
+  cut off at the bound, never downloaded whole.
+
+The file may be hostile. Every count, length and nesting depth is checked against
+:class:`GGUFLimits` *before* anything is allocated, and the total bytes looked at are capped
+(64 MiB by default). Every violation raises :class:`~victor_gui.errors.GGUFError` with a
+``reason`` word; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from victor_gui.errors import GGUFError
+from victor_gui.sizing.ggml_types import GGML_TYPES, type_name
+
+MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MiB = 1 << 20
+
+# GGUF metadata value types.
+T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32, T_FLOAT32, T_BOOL = range(8)
+T_STRING, T_ARRAY, T_UINT64, T_INT64, T_FLOAT64 = 8, 9, 10, 11, 12
+
+_SCALARS: dict[int, struct.Struct] = {
+    T_UINT8: struct.Struct("<B"), T_INT8: struct.Struct("<b"), T_UINT16: struct.Struct("<H"),
+    T_INT16: struct.Struct("<h"), T_UINT32: struct.Struct("<I"), T_INT32: struct.Struct("<i"),
+    T_FLOAT32: struct.Struct("<f"), T_BOOL: struct.Struct("<?"), T_UINT64: struct.Struct("<Q"),
+    T_INT64: struct.Struct("<q"), T_FLOAT64: struct.Struct("<d"),
+}
+_FMT = {k: s.format[-1] for k, s in _SCALARS.items()}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_U32U64U64 = struct.Struct("<IQQ")
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFLimits:
+    """Bounds a header must respect; real files sit far below every one of them."""
+
+    max_tensors: int = 1 << 16  # DeepSeek-V3 has ~1,150 tensors
+    max_kv: int = 1 << 16
+    max_string: int = 8 * MiB  # chat templates reach ~100 KB
+    max_key: int = 1 << 16
+    max_array: int = 1 << 24  # vocabularies reach ~260k tokens, merges ~500k
+    max_depth: int = 2  # an array of arrays, no deeper
+    max_dims: int = 8  # ggml has 4
+    max_bytes: int = 64 * MiB  # total header bytes looked at
+    keep_array_items: int = 1 << 12  # longer arrays are counted, not kept (see GGUFArray)
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFArray:
+    """A long array (tokens, merges, scores) summarised as its item type and length.
+
+    A vocabulary as Python objects costs more time and memory than the whole estimate (and a
+    hostile file could use it to amplify memory); the estimator only needs the counts.
+    """
+
+    item_type: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One tensor-table entry: ``shape`` is ggml order (ne0 first), ``offset`` relative to the data."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int
+    n_elements: int
+    n_bytes: int
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.ggml_type)
+
+
+@dataclass(slots=True)
+class GGUFHeader:
+    """A parsed header: version, metadata, tensor table and where the data would start."""
+
+    version: int
+    metadata: dict[str, Any]
+    tensors: list[TensorInfo]
+    alignment: int
+    data_offset: int
+    bytes_read: int = 0
+    file_size: int | None = None
+    source: str = ""
+    _by_name: dict[str, TensorInfo] = field(default_factory=dict, repr=False)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(t.n_bytes for t in self.tensors)
+
+    def tensor(self, name: str) -> TensorInfo | None:
+        if not self._by_name:
+            self._by_name = {t.name: t for t in self.tensors}
+        return self._by_name.get(name)
+
+
+class _NeedMore(Exception):
+    """The buffer ended inside the header; ``needed`` is the smallest total length to retry with."""
+
+    def __init__(self, needed: int) -> None:
+        self.needed = needed
+
+
+def _walk_strings(buf: bytes, pos: int, count: int) -> tuple[int, int]:
+    """Skip ``count`` length-prefixed strings from ``pos``: (end position, strings fully read).
+
+    Unrolled by eight, which saves a fifth of the interpreter's loop overhead; a block that
+    runs off the buffer is redone one string at a time to find exactly where it stopped.
+    """
+    unpack = _U64.unpack_from
+    done = 0
+    mark = pos
+    try:
+        for block in range(count >> 3):
+            mark = pos
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            pos += 8 + unpack(buf, pos)[0]
+            done = (block + 1) << 3
+        mark = pos
+    except (struct.error, OverflowError):
+        pos = mark
+    try:
+        while done < count:
+            pos += 8 + unpack(buf, pos)[0]
+            done += 1
+    except (struct.error, OverflowError):
+        pass
+    return pos, done
+
+
+class _Parser:
+    """A resumable parser: when the buffer runs out it rewinds to the start of the entry it was
+    reading, so :meth:`feed` with more bytes continues there instead of starting over (the
+    vocabulary of a big model is walked once, not once per growing read)."""
+
+    __slots__ = ("buf", "complete", "counts", "limits", "metadata", "pos", "tensors", "version")
+
+    def __init__(self, buf: bytes, complete: bool, limits: GGUFLimits) -> None:
+        self.limits = limits
+        self.pos = 0
+        self.version = 0
+        self.counts: tuple[int, int] | None = None
+        self.metadata: dict[str, Any] = {}
+        self.tensors: list[TensorInfo] = []
+        self.buf = b""
+        self.complete = False
+        self.feed(buf, complete)
+
+    def feed(self, buf: bytes, complete: bool) -> None:
+        """Replace the buffer with a longer prefix of the same file."""
+        if len(buf) > self.limits.max_bytes:  # never look past the bound, however much was handed in
+            buf, complete = buf[: self.limits.max_bytes], False
+        self.buf = buf
+        self.complete = complete
+
+    def need(self, n: int) -> None:
+        end = self.pos + n
+        if end <= len(self.buf):
+            return
+        if end > self.limits.max_bytes:
+            raise GGUFError(f"GGUF header is larger than the {self.limits.max_bytes} byte bound "
+                            f"(needs at least {end})", reason="limit")
+        if self.complete:
+            raise GGUFError(f"GGUF file is truncated: header needs {end} bytes, file has {len(self.buf)}",
+                            reason="truncated")
+        raise _NeedMore(end)
+
+    def u32(self) -> int:
+        self.need(4)
+        (v,) = _U32.unpack_from(self.buf, self.pos)
+        self.pos += 4
+        return int(v)
+
+    def u64(self) -> int:
+        self.need(8)
+        (v,) = _U64.unpack_from(self.buf, self.pos)
+        self.pos += 8
+        return int(v)
+
+    def string(self, limit: int, what: str) -> str:
+        n = self.u64()
+        if n > limit:
+            raise GGUFError(f"GGUF {what} claims {n} bytes (limit {limit})", reason="limit")
+        self.need(n)
+        raw = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return raw.decode("utf-8", "replace")
+
+    def value(self, vtype: int, depth: int, key: str) -> Any:
+        s = _SCALARS.get(vtype)
+        if s is not None:
+            self.need(s.size)
+            (v,) = s.unpack_from(self.buf, self.pos)
+            self.pos += s.size
+            return v
+        if vtype == T_STRING:
+            return self.string(self.limits.max_string, f"string value of {key!r}")
+        if vtype == T_ARRAY:
+            return self.array(depth + 1, key)
+        raise GGUFError(f"GGUF key {key!r} has unknown value type {vtype}", reason="bad_type")
+
+    def array(self, depth: int, key: str) -> Any:
+        if depth > self.limits.max_depth:
+            raise GGUFError(f"GGUF key {key!r} nests arrays deeper than {self.limits.max_depth}",
+                            reason="limit")
+        itype = self.u32()
+        count = self.u64()
+        if count > self.limits.max_array:
+            raise GGUFError(f"GGUF array {key!r} claims {count} items (limit {self.limits.max_array})",
+                            reason="limit")
+        s = _SCALARS.get(itype)
+        if s is not None:
+            size = s.size * count
+            self.need(size)
+            self.pos += size
+            if count > self.limits.keep_array_items:  # token types, scores: counted, not kept
+                return GGUFArray(itype, count)
+            return list(struct.unpack_from(f"<{count}{_FMT[itype]}", self.buf, self.pos - size))
+        if itype == T_STRING:
+            if count > self.limits.keep_array_items:
+                self._skip_strings(count, key)
+                return GGUFArray(T_STRING, count)
+            return [self.string(self.limits.max_string, f"string in {key!r}") for _ in range(count)]
+        if itype == T_ARRAY:
+            items = [self.array(depth + 1, key) for _ in range(count)]
+            return GGUFArray(itype, count) if count > self.limits.keep_array_items else items
+        raise GGUFError(f"GGUF array {key!r} has unknown item type {itype}", reason="bad_type")
+
+    def _skip_strings(self, count: int, key: str) -> None:
+        # The hot loop of a real header (~400k tokens and merges): exact u64 lengths, no bounds
+        # test per item; running off the buffer raises struct.error, handled once, below.
+        start = self.pos
+        pos, done = _walk_strings(self.buf, start, count)
+        if done == count and pos <= len(self.buf):
+            self.pos = pos
+            return
+        if done and pos < len(self.buf) + self.limits.max_bytes:
+            # Ask for the rest at the average item size seen so far, so one more read suffices.
+            guess = pos + (count - done) * ((pos - start) // done + 1)
+        else:
+            guess = pos + 8
+        self.pos = pos
+        self.need(max(8, min(guess, self.limits.max_bytes) - pos))
+
+    def header(self) -> GGUFHeader:
+        lim = self.limits
+        if self.counts is None:
+            self.pos = 0
+            self.need(4)
+            if self.buf[:4] != MAGIC:
+                raise GGUFError(f"not a GGUF file (magic {bytes(self.buf[:4])!r})", reason="bad_magic")
+            self.pos = 4
+            version = self.u32()
+            if version not in (2, 3):
+                if version & 0xFFFF == 0 and version >> 16:
+                    raise GGUFError("big-endian GGUF files are not supported", reason="version")
+                raise GGUFError(f"unsupported GGUF version {version} (2 and 3 are read)", reason="version")
+            n_tensors = self.u64()
+            n_kv = self.u64()
+            if n_tensors > lim.max_tensors:
+                raise GGUFError(f"GGUF claims {n_tensors} tensors (limit {lim.max_tensors})", reason="limit")
+            if n_kv > lim.max_kv:
+                raise GGUFError(f"GGUF claims {n_kv} metadata keys (limit {lim.max_kv})", reason="limit")
+            self.version, self.counts = version, (n_tensors, n_kv)
+        n_tensors, n_kv = self.counts
+        metadata, tensors = self.metadata, self.tensors
+        while len(metadata) < n_kv:
+            mark = self.pos  # checkpoint: a _NeedMore rewinds here
+            try:
+                key = self.string(lim.max_key, "metadata key")
+                if key in metadata:
+                    raise GGUFError(f"GGUF metadata key {key!r} appears twice", reason="bad_value")
+                metadata[key] = self.value(self.u32(), 0, key)
+            except _NeedMore:
+                self.pos = mark
+                raise
+        while len(tensors) < n_tensors:
+            mark = self.pos
+            try:
+                tensors.append(self._tensor())
+            except _NeedMore:
+                self.pos = mark
+                raise
+        alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+        if (not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1)
+                or alignment > 1 << 20):
+            raise GGUFError(f"GGUF general.alignment {alignment!r} is not a power of two", reason="bad_value")
+        data_offset = -(-self.pos // alignment) * alignment
+        return GGUFHeader(self.version, metadata, tensors, alignment, data_offset, bytes_read=self.pos)
+
+    def _tensor(self) -> TensorInfo:
+        name = self.string(self.limits.max_key, "tensor name")
+        n_dims = self.u32()
+        if n_dims > self.limits.max_dims:
+            raise GGUFError(f"tensor {name!r} claims {n_dims} dimensions (limit {self.limits.max_dims})",
+                            reason="limit")
+        self.need(8 * n_dims)
+        shape = struct.unpack_from(f"<{n_dims}Q", self.buf, self.pos)
+        self.pos += 8 * n_dims
+        ggml_type = self.u32()
+        offset = self.u64()
+        gt = GGML_TYPES.get(ggml_type)
+        if gt is None:
+            raise GGUFError(f"tensor {name!r} has unknown ggml type {ggml_type}", reason="bad_type")
+        n = 1
+        for d in shape:
+            n *= d
+        if n >= 1 << 62:
+            raise GGUFError(f"tensor {name!r} claims {n} elements", reason="bad_value")
+        return TensorInfo(name, tuple(shape), ggml_type, offset, n, -(-n // gt.block_size) * gt.type_size)
+
+
+def parse_gguf_header(data: bytes, *, complete: bool = True, limits: GGUFLimits | None = None) -> GGUFHeader:
+    """Parse a header from bytes (the start of a file; ``complete`` if ``data`` is the whole file).
+
+    Pure CPU work on a buffer already in memory. Raises :class:`GGUFError` on any problem; when
+    ``complete`` is false and the buffer ends inside the header it raises ``reason="truncated"``
+    too, with the byte count needed in the message.
+    """
+    try:
+        return _Parser(data, complete, limits or GGUFLimits()).header()
+    except _NeedMore as more:
+        raise GGUFError(f"GGUF header continues past {len(data)} bytes (needs {more.needed})",
+                        reason="truncated") from None
+
+
+def _grow(current: int, needed: int, limits: GGUFLimits) -> int:
+    # At least doubling keeps the number of reads logarithmic; never ask past the bound.
+    return min(max(needed + 256 * 1024, current * 2), limits.max_bytes)
+
+
+def _try_parse(parser: _Parser, buf: bytes, complete: bool) -> GGUFHeader | int:
+    parser.feed(buf, complete)
+    try:
+        return parser.header()
+    except _NeedMore as more:
+        return more.needed
+
+
+def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
+    try:
+        with path.open("rb") as fh:
+            size = path.stat().st_size
+            buf = fh.read(min(initial, limits.max_bytes))
+            parser = _Parser(b"", False, limits)
+            while True:
+                result = _try_parse(parser, buf, len(buf) >= size)
+                if isinstance(result, GGUFHeader):
+                    result.file_size = size
+                    result.source = str(path)
+                    return result
+                want = _grow(len(buf), result, limits)
+                buf += fh.read(want - len(buf))
+    except OSError as exc:
+        raise GGUFError(f"cannot read {path}: {exc.strerror or exc}", reason="io") from exc
+
+
+async def read_gguf_file(path: str | Path, *, limits: GGUFLimits | None = None,
+                         initial_bytes: int = 16 * MiB) -> GGUFHeader:
+    """Read the header of a local GGUF file in a worker thread (only the header bytes are read).
+
+    The first read is generous (16 MiB holds the header of every common model, vocabulary
+    included): reading a few MB more costs less than walking a vocabulary a second time.
+    """
+    return await asyncio.to_thread(_read_file, Path(path), limits or GGUFLimits(), initial_bytes)
+
+
+async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int) -> tuple[bytes, int | None]:
+    """GET bytes [start, end) ; returns (data, total file size if the server said)."""
+    want = end - start
+    async with client.stream("GET", url, headers={"Range": f"bytes={start}-{end - 1}"}) as resp:
+        if resp.status_code == 416:
+            return b"", start
+        if resp.status_code not in (200, 206):
+            raise GGUFError(f"HTTP {resp.status_code} fetching GGUF header from {url}", reason="io")
+        total: int | None = None
+        content_range = resp.headers.get("content-range", "")
+        if "/" in content_range and content_range.rsplit("/", 1)[1].strip().isdigit():
+            total = int(content_range.rsplit("/", 1)[1])
+        skip = start if resp.status_code == 200 else 0  # the server ignored Range: skip what we have
+        if resp.status_code == 200 and resp.headers.get("content-length", "").isdigit():
+            total = int(resp.headers["content-length"])
+        chunks: list[bytes] = []
+        got = 0
+        async for chunk in resp.aiter_bytes():
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            chunks.append(chunk)
+            got += len(chunk)
+            if got >= want:
+                break  # leaving the block closes the connection: a 200 is never read whole
+        data = b"".join(chunks)[:want]
+        return data, total
+
+
+async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
+                        limits: GGUFLimits | None = None, initial_bytes: int = 1 * MiB) -> GGUFHeader:
+    """Read the header of a remote GGUF with growing HTTP range requests (async, bounded)."""
+    lim = limits or GGUFLimits()
+    own = client is None
+    http = client or httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(30.0, connect=10.0))
+    try:
+        buf = b""
+        total: int | None = None
+        want = min(initial_bytes, lim.max_bytes)
+        parser = _Parser(b"", False, lim)
+        while True:
+            start = len(buf)
+            data, size = await _fetch_range(http, url, start, want)
+            total = size if size is not None else total
+            buf += data
+            # A short answer means the file ended; so does reaching the size the server gave.
+            complete = len(data) < want - start or (total is not None and len(buf) >= total)
+            result = await asyncio.to_thread(_try_parse, parser, buf, complete)
+            if isinstance(result, GGUFHeader):
+                result.file_size = total
+                result.source = url
+                return result
+            want = _grow(len(buf), result, lim)
+    except httpx.HTTPError as exc:
+        raise GGUFError(f"cannot fetch GGUF header from {url}: {type(exc).__name__}", reason="io") from exc
+    finally:
+        if own:
+            await http.aclose()
+
+
+async def read_gguf_header(source: str | Path, *, client: httpx.AsyncClient | None = None,
+                           limits: GGUFLimits | None = None) -> GGUFHeader:
+    """Read a GGUF header from a local path or an http(s) URL."""
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        return await read_gguf_url(text, client=client, limits=limits)
+    return await read_gguf_file(text, limits=limits)

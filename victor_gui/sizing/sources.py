@@ -1,0 +1,115 @@
+"""Turn a model reference into a :class:`ModelArchitecture`: a GGUF path, an http(s) URL of a
+GGUF (range requests), or ``ollama:NAME`` (``POST /api/show`` on ``OLLAMA_HOST``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from victor_gui.errors import GGUFError, InvalidResponseError, ModelNotFoundError, ProviderConnectionError
+from victor_gui.providers.endpoints import parse_ollama_host
+from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+from victor_gui.sizing.architecture import ModelArchitecture, from_metadata, from_ollama_show
+from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_header
+
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+async def read_split_gguf(ref: str, *, client: httpx.AsyncClient | None = None
+                          ) -> tuple[GGUFHeader, list[str]]:
+    """Read a GGUF header and, for a split model (``split.count`` > 1), every shard's tensor table.
+
+    Shards are named ``<stem>-0000i-of-0000n.gguf`` (gguf-split, Hugging Face). The metadata
+    comes from the first shard whatever shard ``ref`` names; the returned header's tensor list
+    holds the tensors of all shards, and the second value lists the shards read.
+    """
+    header = await read_gguf_header(ref, client=client)
+    count = int(header.metadata.get("split.count") or 1)
+    if count <= 1:
+        return header, [ref]
+    base, _, query = ref.partition("?")
+    m = _SHARD.search(base)
+    if m is None or int(m.group(2)) != count:
+        raise GGUFError(f"{ref} is shard of a {count}-part model, but its name is not "
+                        "<name>-0000i-of-0000n.gguf, so the other parts cannot be found", reason="bad_value")
+    names = [base[: m.start()] + f"-{i:05d}-of-{count:05d}.gguf" + (f"?{query}" if query else "")
+             for i in range(1, count + 1)]
+    here = int(header.metadata.get("split.no") or 0)
+    others = await asyncio.gather(*(read_gguf_header(name, client=client)
+                                    for i, name in enumerate(names) if i != here))
+    shards = [*others[:here], header, *others[here:]]
+    first = shards[0]
+    first.tensors = [t for s in shards for t in s.tensors]
+    first._by_name = {}
+    return first, names
+
+
+@dataclass(slots=True)
+class ModelSource:
+    """What was read and from where (``kind``: ``gguf``, ``url`` or ``ollama``)."""
+
+    arch: ModelArchitecture
+    kind: str
+    label: str
+    file_size: int | None = None
+
+
+async def _ollama_show(name: str, base: str, client: httpx.AsyncClient) -> tuple[dict[str, Any], int]:
+    try:
+        resp = await client.post(f"{base}/api/show", json={"model": name})
+    except httpx.HTTPError as exc:
+        raise ProviderConnectionError(f"Ollama is not answering at {base} ({type(exc).__name__})",
+                                      "ollama", raw_error=exc) from exc
+    if resp.status_code == 404:
+        raise ModelNotFoundError(f"Ollama at {base} has no model {name!r}", "ollama", status_code=404,
+                                 model=name)
+    try:
+        show = resp.json()
+    except ValueError:
+        show = None
+    if resp.status_code != 200 or not isinstance(show, dict):
+        raise InvalidResponseError(f"unexpected /api/show reply from {base}", "ollama",
+                                   status_code=resp.status_code, model=name)
+    size = 0
+    if not show.get("tensors"):  # older Ollama: no tensor table, so the file size stands in
+        try:
+            tags = (await client.get(f"{base}/api/tags")).json()
+            for m in tags.get("models", []) if isinstance(tags, dict) else []:
+                if name in (m.get("name"), m.get("model")) or m.get("name") == f"{name}:latest":
+                    size = int(m.get("size") or 0)
+        except (httpx.HTTPError, ValueError, TypeError):
+            size = 0
+    return show, size
+
+
+async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
+                     env: Mapping[str, str] | None = None) -> ModelSource:
+    """Read enough of ``ref`` to describe the model; weights are never downloaded.
+
+    Raises :class:`~victor_gui.errors.GGUFError` for unreadable headers,
+    :class:`~victor_gui.errors.ProviderConnectionError` when Ollama does not answer and
+    :class:`~victor_gui.errors.ModelNotFoundError` when it does not know the model.
+    """
+    if ref.startswith("ollama:"):
+        name = ref.split(":", 1)[1]
+        base = parse_ollama_host((env if env is not None else os.environ).get("OLLAMA_HOST", ""))
+        own = client is None
+        http = client or make_client(PROBE_TIMEOUTS.scaled(4))
+        try:
+            show, size = await _ollama_show(name, base.rstrip("/"), http)
+        finally:
+            if own:
+                await http.aclose()
+        return ModelSource(from_ollama_show(show, size_bytes=size), "ollama", f"{name} (Ollama at {base})",
+                           size or None)
+    header, shards = await read_split_gguf(ref, client=client)
+    kind = "url" if ref.startswith(("http://", "https://")) else "gguf"
+    arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=ref)
+    label = ref if len(shards) == 1 else f"{ref} ({len(shards)} shards)"
+    return ModelSource(arch, kind, label, header.file_size)

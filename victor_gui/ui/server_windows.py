@@ -1,0 +1,113 @@
+"""Hooks the endpoint dashboard and the model manager into the main window.
+
+A "Servers" menu opens each view in its own window (Ctrl+Shift+E, Ctrl+Shift+M). The services
+behind them are built by :meth:`ServerWindows.start`, which the app calls after the first paint:
+the health monitor starts on the configured endpoints, discovery runs once in the background,
+GPU detection runs off the loop. Views are created when opened and dropped when closed (they
+unsubscribe then); the services live as long as the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QWidget
+
+if TYPE_CHECKING:
+    import httpx
+
+    from victor_gui.services.endpoints_service import EndpointsService
+    from victor_gui.services.model_library import ModelLibraryService
+
+log = logging.getLogger(__name__)
+
+
+class ServerWindows(QObject):
+    """The "Servers" menu and the two views' windows for one main window."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.endpoints: EndpointsService | None = None
+        self.models: ModelLibraryService | None = None
+        self._probe_client: httpx.AsyncClient | None = None
+        self.views: dict[str, QWidget] = {}
+        self._closed = False
+        menu = window.menuBar().addMenu("&Servers")
+        self.endpoints_action = QAction("Endpoints…", window)
+        self.endpoints_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        self.endpoints_action.triggered.connect(lambda: self.open_view("endpoints"))
+        self.models_action = QAction("Models…", window)
+        self.models_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self.models_action.triggered.connect(lambda: self.open_view("models"))
+        for action in (self.endpoints_action, self.models_action):
+            action.setEnabled(False)  # until start(): the services need the HTTP client
+            menu.addAction(action)
+            window.addAction(action)
+
+    async def start(self, client: httpx.AsyncClient, **options: Any) -> None:
+        """Build the services on the app's shared ``client`` and start watching endpoints.
+
+        ``options`` go to :class:`EndpointsService` (tests pass ``settings_path``,
+        ``discover_fn``, ``gpu_detector``)."""
+        from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+        from victor_gui.services.endpoints_service import EndpointsService
+        from victor_gui.services.model_library import ModelLibraryService
+
+        # Probes want short timeouts; building a client costs ~100 ms of TLS set-up, so off the loop.
+        probe_client = await asyncio.to_thread(make_client, PROBE_TIMEOUTS)
+        if self._closed:  # the app quit while the client was being built
+            await probe_client.aclose()
+            return
+        self._probe_client = probe_client
+        self.endpoints = EndpointsService(self._probe_client, **options)
+        self.models = ModelLibraryService(client, gpu_detector=None)
+        self.endpoints.subscribe(self._share_hardware)
+        for action in (self.endpoints_action, self.models_action):
+            action.setEnabled(True)
+        await self.endpoints.start()
+
+    def _share_hardware(self, event: str, payload: Any) -> None:
+        # One detection serves both views: the model manager estimates against the same report.
+        if event == "hardware" and payload is not None and self.models is not None:
+            self.models.set_gpu_report(payload)
+
+    def open_view(self, which: str) -> QWidget | None:
+        """Show (or raise) the "endpoints" or "models" window."""
+        if self.endpoints is None or self.models is None:
+            return None
+        view = self.views.get(which)
+        if view is None:
+            from victor_gui.ui.dashboard import Dashboard
+            from victor_gui.ui.model_library_view import ModelLibraryView
+
+            # Parented to the main window (so they do not keep the app alive) but their own windows.
+            if which == "endpoints":
+                view = Dashboard(self.endpoints, self.window)
+            else:
+                view = ModelLibraryView(self.models, self.endpoints, self.window)
+            view.setWindowFlag(Qt.WindowType.Window, True)
+            view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+            view.resize(980, 640)
+            view.destroyed.connect(lambda *_: self.views.pop(which, None))
+            self.views[which] = view
+        view.show()
+        view.raise_()
+        view.activateWindow()
+        return view
+
+    async def aclose(self) -> None:
+        """Close the views, stop probing and pulls, close the probe client."""
+        self._closed = True
+        for view in list(self.views.values()):
+            view.close()
+        if self.models is not None:
+            await self.models.close()
+        if self.endpoints is not None:
+            await self.endpoints.close()
+        if self._probe_client is not None:
+            await self._probe_client.aclose()
