@@ -117,3 +117,14 @@ def install_keyring_store(store: KeyringStore | None = None) -> KeyringStore:
     if not ok:
         log.warning(message)
     return store
+
+
+def endpoint_key_name(endpoint: str) -> str:
+    """The keyring entry ("username") holding the API key / bearer token of the hand-added
+    endpoint named ``endpoint`` (provider keys use the bare provider name, so they never clash)."""
+    return f"endpoint:{endpoint}"
+
+
+def endpoint_header_name(endpoint: str, header: str) -> str:
+    """The keyring entry holding the value of ``endpoint``'s secret header ``header``."""
+    return f"endpoint:{endpoint}:header:{header.lower()}"

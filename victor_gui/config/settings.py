@@ -25,13 +25,22 @@ from victor_gui.errors import ConfigError, StorageError
 from victor_gui.storage.location import check_data_dir
 
 APP_NAME = "victor_gui"
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
-EndpointKind = Literal["ollama", "lmstudio", "vllm", "llamacpp", "openai_compatible"]
+# What speaks on an endpoint: the four local servers by name, or any gateway (LiteLLM, a vLLM
+# cluster behind nginx, a team proxy) by the protocol it speaks.
+EndpointKind = Literal["ollama", "lmstudio", "vllm", "llamacpp", "openai-compatible", "anthropic-compatible"]
+ENDPOINT_KINDS: tuple[str, ...] = ("ollama", "lmstudio", "vllm", "llamacpp", "openai-compatible",
+                                   "anthropic-compatible")
 
 
 class Endpoint(BaseModel):
-    """A local server the user added by hand."""
+    """A server the user added by hand: on this machine, on the LAN, or a gateway.
+
+    Secrets never live here: the endpoint's API key / bearer token is kept in the keyring under
+    the endpoint's name, and so is the value of every header named in ``secret_headers``
+    (see :mod:`victor_gui.config.secrets`). ``headers`` holds only headers that are not secret.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +48,23 @@ class Endpoint(BaseModel):
     kind: EndpointKind
     url: str
     enabled: bool = True
+    # Endpoints sharing a group answer as one provider, failing over in list order by health
+    # (None: the endpoint is its own group, named by ``name``).
+    group: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: list[str] = Field(default_factory=list)
+    tls_verify: bool = True
+    ca_bundle: str | None = None
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=600)
+    read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    # The user agreed to send this endpoint's key over plain http to a non-loopback,
+    # non-private host (asked once, remembered here).
+    allow_insecure_key: bool = False
+
+    @property
+    def group_name(self) -> str:
+        """The provider name this endpoint answers under in the chat."""
+        return self.group or self.name
 
     @field_validator("url")
     @classmethod
@@ -73,6 +99,8 @@ class Settings(BaseModel):
     proxy: str | None = None
     health_probe_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
     chat_defaults: ChatDefaults = Field(default_factory=ChatDefaults)
+    # Server roots (``http://host:port``) of default-port or discovered endpoints the user hid.
+    hidden_endpoints: list[str] = Field(default_factory=list)
 
     @field_validator("data_dir")
     @classmethod
@@ -98,9 +126,23 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 spelt the gateway kind ``openai_compatible``; v3 spells kinds with hyphens."""
+    out = dict(data)
+    endpoints = data.get("endpoints")
+    if isinstance(endpoints, list):
+        out["endpoints"] = [
+            {**e, "kind": str(e["kind"]).replace("_", "-")}
+            if isinstance(e, dict) and isinstance(e.get("kind"), str) else e
+            for e in endpoints
+        ]
+    return out
+
+
 # MIGRATIONS[i] turns a version i+1 document into version i+2. Append only.
 MIGRATIONS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
     ("theme and endpoints replace dark_mode and ollama_url", _v1_to_v2),
+    ("endpoint kinds spelt with hyphens (openai_compatible → openai-compatible)", _v2_to_v3),
 ]
 assert len(MIGRATIONS) == CONFIG_VERSION - 1
 

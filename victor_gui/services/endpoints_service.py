@@ -45,7 +45,8 @@ KIND_HINTS: dict[str, ServerKind] = {
     "lmstudio": ServerKind.LMSTUDIO,
     "vllm": ServerKind.VLLM,
     "llamacpp": ServerKind.LLAMACPP,
-    "openai_compatible": ServerKind.OPENAI,
+    "openai-compatible": ServerKind.OPENAI,
+    "anthropic-compatible": ServerKind.OPENAI,
 }
 SETTINGS_SOURCE = "settings"
 

@@ -47,7 +47,8 @@ STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.UNKNOWN: ("checking…", GREY),
 }
 KIND_CHOICES = (("Ollama", "ollama"), ("LM Studio", "lmstudio"), ("vLLM", "vllm"),
-                ("llama.cpp", "llamacpp"), ("OpenAI-compatible", "openai_compatible"))
+                ("llama.cpp", "llamacpp"), ("OpenAI-compatible", "openai-compatible"),
+                ("Anthropic-compatible", "anthropic-compatible"))
 DASH_STYLE = """
 QFrame#endpointCard { background: #ffffff; border: 1px solid #dfe2e8; border-radius: 6px; }
 QLabel#cardTitle { font-weight: bold; font-size: 13px; }
@@ -232,7 +233,7 @@ class EndpointDialog(QDialog):
 def _kind_value(kind: ServerKind | None) -> str:
     if kind in (ServerKind.OLLAMA, ServerKind.LMSTUDIO, ServerKind.VLLM, ServerKind.LLAMACPP):
         return kind.value
-    return "openai_compatible"
+    return "openai-compatible"
 
 
 class HardwarePanel(QWidget):

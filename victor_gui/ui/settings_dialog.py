@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.config.settings import ENDPOINT_KINDS
 from victor_gui.ui.settings_keys import KeysPage
 from victor_gui.ui.theme import THEMES, apply_theme
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from victor_gui.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-
-ENDPOINT_KINDS = ("ollama", "lmstudio", "vllm", "llamacpp", "openai_compatible")
 
 
 def _label(text: str = "", name: str = "") -> QLabel:

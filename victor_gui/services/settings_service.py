@@ -1,0 +1,126 @@
+"""The one owner of the app's settings (Qt-free).
+
+Every reader and writer — the Settings dialog, the endpoint dashboard, the data-folder mover,
+the chat, the server registry, the CLI — goes through one :class:`SettingsService`. It loads
+``settings.yaml`` once, hands out the current :class:`~victor_gui.config.settings.Settings`
+(immutable by convention: writers never mutate it, they call :meth:`SettingsService.update`),
+validates every change, writes the whole file atomically after each change, and then tells
+every subscriber which top-level fields changed. Writes are serialised, and each one applies
+its change to the settings as they are *then*, so two writers never overwrite each other's
+fields (the defect this replaces: three in-memory copies that each saved the whole file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from victor_gui.config.settings import Settings, SettingsLoad, load_settings, save_settings
+from victor_gui.core.listeners import Listeners
+from victor_gui.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SettingsChanged:
+    """What a subscriber is told after a change was saved: the fields that differ, old and new."""
+
+    fields: frozenset[str]
+    old: Settings
+    new: Settings
+
+    def touches(self, *names: str) -> bool:
+        """Whether any of ``names`` (top-level field names) changed."""
+        return bool(self.fields.intersection(names))
+
+
+Mutator = Callable[[Settings], dict[str, Any]]
+
+
+class SettingsService:
+    """Loads once, validates, saves atomically, emits :class:`SettingsChanged`.
+
+    ``path`` None means the user's ``settings.yaml``; tests pass a temporary file.
+    A file that could not be read leaves :attr:`load_error` set and the defaults in use; the
+    file is not written until the user changes something (their broken edit stays theirs to
+    fix until then).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._settings = Settings()
+        self._lock = asyncio.Lock()
+        self._listeners: Listeners[[SettingsChanged]] = Listeners(log, "settings listener failed")
+        self.loaded = False
+        self.load_error: ConfigError | None = None
+        self.migrated_from: int | None = None
+        self._loading: asyncio.Future[SettingsLoad] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now (defaults until :meth:`load` finished)."""
+        return self._settings
+
+    def subscribe(self, listener: Callable[[SettingsChanged], None]) -> Callable[[], None]:
+        """Call ``listener(change)`` after every saved change; returns the unsubscribe function."""
+        return self._listeners.add(listener)
+
+    async def load(self) -> Settings:
+        """Read the file (once; later calls return what is in force). Never raises for a bad
+        file: see :attr:`load_error`."""
+        if self.loaded:
+            return self._settings
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(load_settings(self.path))
+        result = await asyncio.shield(self._loading)
+        if not self.loaded:
+            self.loaded = True
+            self.load_error = result.error
+            self.migrated_from = result.migrated_from
+            old, self._settings = self._settings, result.settings
+            self._notify(old, self._settings)
+        return self._settings
+
+    async def update(self, changes: dict[str, Any] | Mutator | None = None, /, **fields: Any) -> Settings:
+        """Apply ``changes`` (a dict of top-level fields, or a function from the current
+        settings to such a dict, run under the write lock) and save. Raises ``ValueError``
+        (pydantic's ValidationError) for an invalid value and :class:`ConfigError` or ``OSError``
+        when the file cannot be written; in both cases nothing changes."""
+        async with self._lock:
+            if not self.loaded:
+                await self.load()
+            current = self._settings
+            delta: dict[str, Any] = {}
+            if callable(changes):
+                delta.update(changes(current))
+            elif changes:
+                delta.update(changes)
+            delta.update(fields)
+            data = current.model_dump()
+            data.update(delta)
+            updated = Settings.model_validate(data)
+            if updated == current:
+                return current
+            await save_settings(updated, self.path)
+            self._settings = updated
+            self.load_error = None
+        self._notify(current, updated)
+        return updated
+
+    def _notify(self, old: Settings, new: Settings) -> None:
+        changed = frozenset(
+            name for name in Settings.model_fields if getattr(old, name) != getattr(new, name))
+        if changed:
+            self._listeners.notify(SettingsChanged(changed, old, new))
+
+    def close(self) -> None:
+        """Forget every subscriber (the app is closing)."""
+        self._listeners.clear()
+
+
+__all__ = ["SettingsChanged", "SettingsService"]
