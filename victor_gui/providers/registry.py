@@ -100,6 +100,11 @@ class ProviderRegistry:
         return provider_cls(spec=spec, **kwargs)
 
     @classmethod
+    def create_for_spec(cls, spec: ProviderSpec, **kwargs: Any) -> BaseProvider:
+        """A provider for a spec that is not in the catalog (a hand-added endpoint's row)."""
+        return cls._protocol_class(spec)(spec=spec, **kwargs)
+
+    @classmethod
     def _protocol_class(cls, spec: ProviderSpec) -> type[BaseProvider]:
         target = PROTOCOLS.get(spec.protocol)
         if target is None:

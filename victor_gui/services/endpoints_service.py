@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 
 from victor_gui.config.settings import Endpoint as EndpointSetting
-from victor_gui.config.settings import Settings, load_settings, save_settings
 from victor_gui.core.listeners import Listeners
 from victor_gui.servers.discovery import discover, server_root
 from victor_gui.servers.health import HealthMonitor
 from victor_gui.servers.status import Endpoint, EndpointStatus, ServerKind
+from victor_gui.services.settings_service import SettingsChanged, SettingsService
 from victor_gui.sizing.gpu import detect_gpus
 from victor_gui.sizing.hardware import GpuReport
 
@@ -60,7 +60,10 @@ class EndpointsService:
     """Watched endpoints, their statuses and the machine's memory, for the dashboard.
 
     ``client`` is shared and never closed here (short probe timeouts suit it best).
-    ``settings_path`` None means the user's settings.yaml; tests pass a temporary file.
+    ``settings`` is the app's one :class:`SettingsService`; endpoints added, edited or removed
+    anywhere (here, the Settings dialog, another window) are written through it, and its change
+    events keep the watched set in step at once. Without one, a private service over
+    ``settings_path`` (None: the user's settings.yaml) is made, for tests and tools.
     ``discover_fn(client, user_endpoints)`` returns statuses of found endpoints; None skips
     discovery (tests watch exactly the endpoints they add). ``gpu_detector`` is awaited for
     the GPU/RAM report (tests may inject a fixed report).
@@ -70,6 +73,7 @@ class EndpointsService:
         self,
         client: httpx.AsyncClient,
         *,
+        settings: SettingsService | None = None,
         settings_path: Path | None = None,
         interval: float | None = None,
         discover_fn: Callable[[httpx.AsyncClient, list[Endpoint]], Awaitable[list[EndpointStatus]]]
@@ -78,8 +82,8 @@ class EndpointsService:
         tick_s: float | None = None,
     ) -> None:
         self._client = client
-        self._settings_path = settings_path
-        self._settings = Settings()
+        self.settings_service = settings or SettingsService(settings_path)
+        self._unsubscribe_settings = self.settings_service.subscribe(self._settings_changed)
         self._interval = interval
         self._discover_fn = discover_fn
         self._gpu_detector = gpu_detector
@@ -113,6 +117,10 @@ class EndpointsService:
         return list(self.monitor.statuses.values())
 
     @property
+    def _settings(self) -> Any:
+        return self.settings_service.settings
+
+    @property
     def configured(self) -> list[EndpointSetting]:
         """The endpoints the user added (settings.yaml ``endpoints``)."""
         return list(self._settings.endpoints)
@@ -130,12 +138,12 @@ class EndpointsService:
         if self.started:
             return
         self.started = True
-        loaded = await load_settings(self._settings_path)
+        await self.settings_service.load()
         if self.closed:  # closed while settings were being read
             return
-        self._settings = loaded.settings
-        if loaded.error is not None:
-            self._emit("error", f"Settings not applied (defaults in use): {loaded.error.message}")
+        error = self.settings_service.load_error
+        if error is not None:
+            self._emit("error", f"Settings not applied (defaults in use): {error.message}")
         if self._interval is None:
             self.monitor.interval = self._settings.health_probe_interval_s
         for entry in self._settings.endpoints:
@@ -152,6 +160,7 @@ class EndpointsService:
         """Stop probing and every background job (the client stays open: it is shared)."""
         self.closed = True
         self._unsubscribe()
+        self._unsubscribe_settings()
         if self._ticker is not None:
             self._ticker.cancel()
         tasks = [t for t in (*self._tasks, self._ticker) if t is not None]
@@ -224,33 +233,38 @@ class EndpointsService:
         self.gpu_report, self.hardware_error = report, None
         self._emit("hardware", report)
 
-    async def add_endpoint(self, name: str, kind: str, url: str) -> EndpointSetting:
-        """Add a user endpoint, save settings.yaml and start watching it.
+    async def add_endpoint(self, name: str, kind: str, url: str, **options: Any) -> EndpointSetting:
+        """Add a user endpoint (saved through the settings service, watched at once).
 
         Raises ``ValueError`` (pydantic's ValidationError is one) for a bad name, kind or URL,
-        and for a URL already configured.
+        and for a URL or name already configured. ``options`` are the other
+        :class:`~victor_gui.config.settings.Endpoint` fields (group, headers, TLS, timeouts).
         """
-        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
-        if self.setting_for(entry.url) is not None:
-            raise ValueError(f"{entry.url} is already in the list")
-        await self._save([*self._settings.endpoints, entry])
-        self.monitor.add_endpoint(to_monitor_endpoint(entry))
-        self._emit("endpoints", None)
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip(), **options)
+
+        def add(current: Any) -> dict[str, Any]:
+            _check_unique(current.endpoints, entry)
+            return {"endpoints": [*current.endpoints, entry]}
+
+        await self.settings_service.update(add)
         await self.monitor.refresh_now()
         return entry
 
-    async def edit_endpoint(self, old_url: str, name: str, kind: str, url: str) -> EndpointSetting:
+    async def edit_endpoint(self, old_url: str, name: str, kind: str, url: str,
+                            **options: Any) -> EndpointSetting:
         """Replace the configured endpoint at ``old_url`` (a discovered one becomes configured)."""
-        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip())
+        entry = EndpointSetting(name=name.strip(), kind=kind, url=url.strip(), **options)
         old_key = server_root(old_url)
-        rest = [e for e in self._settings.endpoints if server_root(e.url) != old_key]
-        if any(server_root(e.url) == server_root(entry.url) for e in rest):
-            raise ValueError(f"{entry.url} is already in the list")
-        await self._save([*rest, entry])
+
+        def edit(current: Any) -> dict[str, Any]:
+            rest = [e for e in current.endpoints if server_root(e.url) != old_key]
+            _check_unique(rest, entry)
+            return {"endpoints": [*rest, entry]}
+
+        await self.settings_service.update(edit)
         if old_key != server_root(entry.url):
             await self.monitor.remove_endpoint(old_key)
-        self.monitor.add_endpoint(to_monitor_endpoint(entry))
-        self._emit("endpoints", None)
+            self._emit("endpoints", None)
         await self.monitor.refresh_now()
         return entry
 
@@ -258,8 +272,24 @@ class EndpointsService:
         """Stop watching ``url``; a configured endpoint is also removed from settings.yaml."""
         key = server_root(url)
         if self.setting_for(key) is not None:
-            await self._save([e for e in self._settings.endpoints if server_root(e.url) != key])
+            await self.settings_service.update(
+                lambda current: {"endpoints": [e for e in current.endpoints if server_root(e.url) != key]})
         await self.monitor.remove_endpoint(key)
+        self._emit("endpoints", None)
+
+    def _settings_changed(self, change: SettingsChanged) -> None:
+        """Keep the watched set in step with settings.yaml, whoever changed it."""
+        if not self.started or self.closed or not change.touches("endpoints"):
+            return
+        before = {server_root(e.url) for e in change.old.endpoints if e.enabled}
+        after = {server_root(e.url): e for e in change.new.endpoints if e.enabled}
+        for key in before - set(after):
+            self.spawn(self.monitor.remove_endpoint(key))
+        for key, entry in after.items():
+            if key not in before:
+                self.monitor.add_endpoint(to_monitor_endpoint(entry))
+        if set(after) - before:
+            self.spawn(self.monitor.refresh_now())  # a new endpoint is probed at once
         self._emit("endpoints", None)
 
     def watch(self, urls: Iterable[str]) -> None:
@@ -268,7 +298,11 @@ class EndpointsService:
             self.monitor.add_endpoint(Endpoint(server_root(url), None, "session"))
         self._emit("endpoints", None)
 
-    async def _save(self, endpoints: list[EndpointSetting]) -> None:
-        updated = self._settings.model_copy(update={"endpoints": endpoints})
-        await save_settings(updated, self._settings_path)
-        self._settings = updated
+
+
+def _check_unique(existing: Iterable[EndpointSetting], entry: EndpointSetting) -> None:
+    for other in existing:
+        if server_root(other.url) == server_root(entry.url):
+            raise ValueError(f"{entry.url} is already in the list")
+        if other.name == entry.name:
+            raise ValueError(f"an endpoint named {entry.name!r} is already in the list")

@@ -1,0 +1,110 @@
+"""A provider for one hand-added endpoint: its kind picks the wire protocol, its settings and
+keyring entries give the address, credentials, headers, TLS trust and timeouts.
+
+Used by the chat's provider pool, the server registry and ``victor-gui chat --endpoint``, so an
+endpoint in ``settings.yaml`` is reached the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import httpx
+
+from victor_gui.config.secrets import endpoint_header_name, endpoint_key_name
+from victor_gui.config.settings import Endpoint
+from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.catalog import Category, ProviderSpec, find_spec
+from victor_gui.providers.endpoint_access import (
+    EndpointAccess,
+    check_key_transport,
+    is_loopback_or_private,
+    make_endpoint_client,
+)
+from victor_gui.providers.registry import ProviderRegistry
+
+# The catalog row each local-server kind is served by (quirks, key variables, display name).
+KIND_PROVIDER: dict[str, str] = {
+    "ollama": "ollama",
+    "lmstudio": "lmstudio",
+    "vllm": "vllm",
+    "llamacpp": "llamacpp",
+}
+KIND_DISPLAY: dict[str, str] = {
+    "ollama": "Ollama",
+    "lmstudio": "LM Studio",
+    "vllm": "vLLM",
+    "llamacpp": "llama.cpp",
+    "openai-compatible": "OpenAI-compatible",
+    "anthropic-compatible": "Anthropic-compatible",
+}
+
+SecretLookup = Callable[[str], "str | None"]
+
+
+def endpoint_base_url(entry: Endpoint) -> str:
+    """The base URL the provider is given: OpenAI-speaking kinds get ``/v1`` when the URL has no
+    path of its own (a gateway under ``/litellm/v1`` keeps its path); Ollama and Anthropic-style
+    servers take the root."""
+    url = entry.url.rstrip("/")
+    if entry.kind in ("ollama", "anthropic-compatible"):
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+    return url if urlsplit(url).path not in ("", "/") else url + "/v1"
+
+
+def endpoint_access(entry: Endpoint, secrets: SecretLookup | None) -> EndpointAccess:
+    """The access data of ``entry``: its key and secret headers read through ``secrets``
+    (the keyring store's ``get_key``; None reads nothing)."""
+    key = secrets(endpoint_key_name(entry.name)) if secrets else None
+    headers = dict(entry.headers)
+    for header in entry.secret_headers:
+        value = secrets(endpoint_header_name(entry.name, header)) if secrets else None
+        if value:
+            headers[header] = value
+    return EndpointAccess(endpoint_base_url(entry), key, headers, entry.tls_verify, entry.ca_bundle,
+                          entry.connect_timeout_s, entry.read_timeout_s, entry.allow_insecure_key)
+
+
+def endpoint_spec(entry: Endpoint) -> ProviderSpec:
+    """The catalog row an endpoint is served by, named after the endpoint."""
+    host = urlsplit(entry.url).hostname or ""
+    category: Category = "local" if is_loopback_or_private(host) else "cloud"
+    base = find_spec(KIND_PROVIDER[entry.kind]) if entry.kind in KIND_PROVIDER else None
+    if base is not None:
+        return replace(base, default_base_url=endpoint_base_url(entry), category=category)
+    protocol = "anthropic" if entry.kind == "anthropic-compatible" else "openai"
+    return ProviderSpec(entry.name, entry.name, protocol, category, endpoint_base_url(entry), needs_key=False)
+
+
+def provider_for_endpoint(
+    entry: Endpoint,
+    *,
+    secrets: SecretLookup | None = None,
+    proxy: str | None = None,
+    max_retries: int = 1,
+) -> tuple[BaseProvider, httpx.AsyncClient]:
+    """(provider, its own HTTP client) for ``entry``; the caller closes both.
+
+    Raises :class:`~victor_gui.providers.endpoint_access.InsecureKeyTransportError` when the key
+    would go over plain http to a public host without consent, ``OSError``/``ssl.SSLError`` when
+    the CA bundle cannot be read.
+    """
+    access = endpoint_access(entry, secrets)
+    spec = endpoint_spec(entry)
+    check_key_transport(access, spec.name)
+    client = make_endpoint_client(access, proxy=proxy)
+    provider = ProviderRegistry.create_for_spec(spec, api_key=access.api_key, base_url=access.url,
+                                                http_client=client, max_retries=max_retries)
+    return provider, client
+
+
+__all__ = [
+    "KIND_DISPLAY",
+    "KIND_PROVIDER",
+    "endpoint_access",
+    "endpoint_base_url",
+    "endpoint_spec",
+    "provider_for_endpoint",
+]
