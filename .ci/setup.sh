@@ -18,8 +18,25 @@ for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "installing system packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Another apt or dpkg (unattended-upgrades on a fresh machine, a package manager window) may
+  # hold a lock: wait for it (up to 10 minutes) instead of failing at once. DPkg::Lock::Timeout
+  # covers dpkg's lock; the lists lock of `apt-get update` is retried by apt_wait.
+  apt_wait() {
+    local out tries=0
+    until out=$("$@" 2>&1); do
+      if ! grep -qiE "could not get lock|unable to lock|is another process using it" <<<"$out" \
+          || [ $((tries += 1)) -gt 60 ]; then
+        printf '%s\n' "$out" >&2
+        return 1
+      fi
+      [ $tries -eq 1 ] && echo "waiting for another apt/dpkg to finish…" >&2
+      sleep 10
+    done
+  }
+  lock=(-o DPkg::Lock::Timeout=600)
+  apt_wait $sudo apt-get "${lock[@]}" update -qq
+  apt_wait env DEBIAN_FRONTEND=noninteractive $sudo apt-get "${lock[@]}" install -y -qq \
+    --no-install-recommends "${missing[@]}"
 fi
 
 py=${PYTHON:-python3}

@@ -61,3 +61,13 @@ def test_resources_found_through_importlib() -> None:
     from importlib.resources import files
 
     assert files("victor_gui.resources").is_dir()
+
+
+def test_layering_contract_and_no_cycles() -> None:
+    """import-linter checks [tool.importlinter] in pyproject.toml: the layers (ui/cli → services →
+    config → {servers, sizing, storage} → providers → errors → core), Qt only in the views, and no
+    import cycle between sibling modules or packages at any depth."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "broken" in out.stdout and "0 broken" in out.stdout

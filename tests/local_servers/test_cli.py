@@ -112,7 +112,7 @@ def test_providers_model_listing_failure_is_a_clear_message() -> None:
 
 def test_commands_import_no_qt() -> None:
     code = ("import sys\nfrom victor_gui.__main__ import build_parser\nbuild_parser()\n"
-            "import victor_gui.servers.cli, victor_gui.servers.health, victor_gui.servers.models\n"
+            "import victor_gui.cli.servers, victor_gui.servers.health, victor_gui.servers.models\n"
             "assert not any(k.startswith(('PySide6', 'qasync')) for k in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             timeout=30, check=False)
@@ -122,7 +122,7 @@ def test_commands_import_no_qt() -> None:
 def test_key_status_names_the_keyring_never_the_key() -> None:
     from victor_gui.providers import keys
     from victor_gui.providers.catalog import find_spec
-    from victor_gui.servers.cli import key_status
+    from victor_gui.cli.servers import key_status
 
     class Store:
         def get_key(self, provider: str) -> str | None:

@@ -11,7 +11,6 @@
   change events (``subscribe(callback) -> unsubscribe``).
 * :mod:`~victor_gui.servers.models` — pull/delete/preload/unload (Ollama), load/unload/download
   (LM Studio REST v1), load/unload (llama.cpp router mode).
-* :mod:`~victor_gui.servers.cli` — ``victor-gui providers`` and ``victor-gui doctor``.
 """
 
 from victor_gui.servers.discovery import candidate_endpoints, discover

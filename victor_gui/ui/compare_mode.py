@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
+from victor_gui.ui.shortcut_keys import SPLIT_KEY
+
 if TYPE_CHECKING:
     from victor_gui.services.compare import CompareSlot
     from victor_gui.storage.store import ConversationStore
@@ -44,8 +46,6 @@ async def _open_saved(chat: ChatPane, store: ConversationStore, slot: CompareSlo
     await chat.open_conversation(conversation_id)
     chat.conversation_changed.emit(conversation_id)  # the list shows it, selected
 
-
-SPLIT_KEY = "Ctrl+\\"
 
 
 class CompareMode(QObject):

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.ui.chat_pane import ChatInput
-from victor_gui.ui.compare_mode import SPLIT_KEY
 from victor_gui.ui.model_picker import ModelPicker
 from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
+from victor_gui.ui.shortcut_keys import SPLIT_KEY
 from victor_gui.ui.transcript import Transcript
 
 if TYPE_CHECKING:

@@ -13,15 +13,15 @@ after the first token is ``data: {"error": ..., "error_type": ...}``. A whole re
 The route is chosen per model: ``hf_route="text-generation"`` on the request, or ``hf_route:
 text-generation`` in the capabilities table for that model on ``huggingface``. The prompt comes
 from :mod:`.hf_prompt`. Tools are not sent (the reply says so in ``metadata["tools_omitted"]``).
-It reuses the owning :class:`OpenAICompatProvider`'s client, key, timeouts, breaker and retries.
+It reuses the owning OpenAI-compatible provider's client, key, timeouts, breaker and retries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import quote
 
 import httpx
@@ -42,7 +42,27 @@ from victor_gui.providers.streaming import SSEEvent, iter_sse
 from victor_gui.providers.types import CompletionResponse, Message, StreamChunk, ToolDefinition, Usage
 
 if TYPE_CHECKING:
-    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+    from victor_gui.providers.http import Timeouts
+    from victor_gui.providers.resilience import CircuitBreaker, RetryPolicy
+
+
+class RouteOwner(Protocol):
+    """What the text-generation route uses of the OpenAI-compatible provider that owns it
+    (declared here so this module does not import its owner: no import cycle)."""
+
+    retry_policy: RetryPolicy
+    _sleep: Callable[[float], Awaitable[None]]
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def breaker(self) -> CircuitBreaker: ...
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+    def timeouts(self, model: str | None = None) -> Timeouts: ...
+    def base_urls(self) -> list[str]: ...
+    def _require_key(self) -> None: ...
+    def _headers(self) -> dict[str, str]: ...
 
 ROUTE = "text-generation"
 STOP_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
@@ -71,7 +91,7 @@ def _stops(details: Any) -> tuple[str, int]:
 class TextGenerationRoute:
     """Serves ``chat``/``stream`` of one Hugging Face provider over the text-generation route."""
 
-    def __init__(self, provider: OpenAICompatProvider) -> None:
+    def __init__(self, provider: RouteOwner) -> None:
         self.p = provider
         self.name = provider.name
 

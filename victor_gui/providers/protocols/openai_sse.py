@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
@@ -23,13 +23,30 @@ from victor_gui.providers.streaming import SSEEvent, iter_sse
 from victor_gui.providers.types import StreamChunk
 
 if TYPE_CHECKING:
-    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+    from victor_gui.providers.types import CompletionResponse, ToolCall
+
+
+class StreamOwner(Protocol):
+    """What one streamed request uses of the OpenAI-compatible provider that sends it (declared
+    here so this module does not import its owner: no import cycle)."""
+
+    _no_native_tools: set[str]
+
+    @property
+    def name(self) -> str: ...
+    async def _send(self, method: str, path: str, *, body: dict[str, Any] | None = None,
+                    model: str | None = None, accept: str | None = None) -> httpx.Response: ...
+    def _decode(self, response: httpx.Response, raw: bytes, model: str | None) -> Any: ...
+    def _completion(self, data: Any, plan: RequestPlan, started: float) -> CompletionResponse: ...
+    def _think_anywhere(self) -> bool: ...
+    def _text_tool_plan(self, plan: RequestPlan) -> RequestPlan: ...
+    def _text_tool_calls(self, plan: RequestPlan, text: str) -> tuple[list[ToolCall], str]: ...
 
 TRUNCATED = "The stream ended before the reply was complete (truncated: no [DONE] and no finish reason)"
 
 
 async def stream_once(
-    provider: OpenAICompatProvider, state: dict[str, RequestPlan]
+    provider: StreamOwner, state: dict[str, RequestPlan]
 ) -> AsyncIterator[StreamChunk]:
     """One streamed request. ``state["plan"]`` is replaced when the server refuses native tools
     (before any output), so a retry goes out in the text-tools form too."""
@@ -78,7 +95,7 @@ async def stream_once(
 
 
 async def read_sse(
-    provider: OpenAICompatProvider, response: httpx.Response, plan: RequestPlan, started: float
+    provider: StreamOwner, response: httpx.Response, plan: RequestPlan, started: float
 ) -> AsyncIterator[StreamChunk]:
     """The chunks of one SSE body; errors carry the text delivered so far."""
     name = provider.name

@@ -266,7 +266,7 @@ async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one of these commands without the rest of the app (``python -m victor_gui.servers.cli``)."""
+    """Run one of these commands without the rest of the app (``python -m victor_gui.cli.servers``)."""
     parser = argparse.ArgumentParser(prog="victor-gui")
     add_manager_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
