@@ -120,9 +120,9 @@ def test_commands_import_no_qt() -> None:
 
 
 def test_key_status_names_the_keyring_never_the_key() -> None:
+    from victor_gui.cli.servers import key_status
     from victor_gui.providers import keys
     from victor_gui.providers.catalog import find_spec
-    from victor_gui.cli.servers import key_status
 
     class Store:
         def get_key(self, provider: str) -> str | None:
