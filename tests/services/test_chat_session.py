@@ -152,6 +152,20 @@ async def test_send_streams_into_store_with_metrics(session: ChatSession, server
     assert [(x["role"], x["content"]) for x in sent] == [("system", "Be terse."), ("user", "Hi")]
 
 
+async def test_live_tokens_per_second_equals_stored(session: ChatSession, server: SimServer) -> None:
+    """The speed shown while the reply streams (the generation's figure, frozen when it ends) is
+    the one stored: one formula, one clock (was 10.0 live vs 11.0 stored for the same reply)."""
+    server.script(Script(text="one two three four five six seven eight nine ten", pieces=10, delay_s=0.02))
+    result = await session.send("Count")
+    assert session.generation is not None
+    live = session.generation.state.tokens_per_second
+    stored = await session.store.get_message(result.message_id)
+    assert stored is not None and live is not None and stored.tokens_per_second is not None
+    assert stored.tokens_per_second == pytest.approx(live, rel=1e-9)
+    # (10 - 1) tokens over ~9 gaps of 20 ms: the first token starts the clock.
+    assert 20 < live < 100
+
+
 async def test_stop_cancels_at_once_and_keeps_partial(session: ChatSession, server: SimServer) -> None:
     server.script(Script(text="one two three four five six seven eight", pieces=8, delay_s=0.2))
     first_delta = asyncio.Event()

@@ -427,6 +427,8 @@ class ChatSession:
         progress.timings = state.timings
         progress.tool_calls = state.tool_calls or None
         progress.model = state.answered_model
+        progress.tokens = state.completion_tokens
+        progress.finished = state.finished_at
         if state.status is ReplyStatus.ERROR and state.error is not None:
             raise state.error
 
@@ -444,7 +446,8 @@ class ChatSession:
         ended = time.perf_counter()
         if error is not None and error.partial_content and not progress.text:
             await self.store.append_partial(mid, error.partial_content)
-        timings = reply_timings(progress.started, progress.first, ended, progress.usage, progress.timings)
+        timings = reply_timings(progress.started, progress.first, progress.finished or ended, progress.usage,
+                                progress.timings, tokens=progress.tokens)
         answered_model = progress.model or model
         cost = self._cost(provider, answered_model, progress.usage) if provider is not None else None
         meta: dict[str, Any] = {}

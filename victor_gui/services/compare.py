@@ -285,7 +285,7 @@ async def save_slot(store: ConversationStore, slot: CompareSlot, title: str = ""
         state = record.state
         ended = state.finished_at if state.finished_at is not None else time.perf_counter()
         timings = reply_timings(state.started_at or ended, state.first_token_at, ended, state.usage,
-                                state.server_timings)
+                                state.server_timings, tokens=state.completion_tokens)
         status = "interrupted" if state.status is ReplyStatus.INTERRUPTED else "complete"
         await store.add_message(
             conversation.id, "assistant", message.content, reasoning=message.reasoning or "",

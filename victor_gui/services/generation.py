@@ -36,6 +36,7 @@ from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.http import transport_error
 from victor_gui.providers.types import Message, StreamChunk, Timings, ToolCall, ToolDefinition, Usage
+from victor_gui.services.reply_types import generation_speed
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +110,8 @@ class ReplyState:
         """Generation speed: the server's figure when it sent one, else measured here."""
         if self.server_timings is not None and self.server_timings.tokens_per_second:
             return self.server_timings.tokens_per_second
-        if self.first_token_at is None:
-            return None
         end = self.finished_at if self.finished_at is not None else time.perf_counter()
-        elapsed = end - self.first_token_at
-        if elapsed <= 0 or self.completion_tokens < 2:
-            return None
-        # The first token's arrival starts the clock, so it is not counted in the rate.
-        return (self.completion_tokens - 1) / elapsed
+        return generation_speed(self.completion_tokens, self.first_token_at, end)
 
     def to_message(self) -> Message:
         """The reply as an assistant message for the history (partial text included)."""

@@ -70,21 +70,37 @@ class Progress:
     model: str | None = None
     text: str = ""
     shown: bool = False
+    # The generation's own count and end, so the stored speed is the one shown while streaming.
+    tokens: int = 0
+    finished: float | None = None
+
+
+def generation_speed(tokens: int, first: float | None, end: float | None) -> float | None:
+    """Tokens per second after the first token: the one formula for the live figure and the
+    stored one. The first token's arrival starts the clock, so it is not counted in the rate."""
+    if first is None or end is None or tokens < 2 or end - first <= 0:
+        return None
+    return (tokens - 1) / (end - first)
 
 
 
 def reply_timings(
-    started: float, first: float | None, ended: float, usage: Usage | None, server: Timings | None
+    started: float, first: float | None, ended: float, usage: Usage | None, server: Timings | None,
+    *, tokens: int | None = None,
 ) -> Timings | None:
-    """Client-measured TTFT and generation speed, preferring the server's own figures."""
+    """Client-measured TTFT and generation speed, preferring the server's own figures.
+
+    ``tokens``: the tokens the client counted (the server's usage count wins when it sent one);
+    ``ended``: when the last token arrived. The speed is :func:`generation_speed`, as live."""
     ttft = (
         server.ttft_ms
         if server and server.ttft_ms is not None
         else ((first - started) * 1000 if first is not None else None)
     )
     tps = server.tokens_per_second if server and server.tokens_per_second else None
-    if tps is None and usage and usage.completion_tokens and first is not None and ended - first > 0.001:
-        tps = usage.completion_tokens / (ended - first)
+    if tps is None:
+        count = usage.completion_tokens if usage and usage.completion_tokens else (tokens or 0)
+        tps = generation_speed(count, first, ended)
     if ttft is None and tps is None:
         return None
     return Timings(ttft_ms=ttft, tokens_per_second=tps, source="server" if server else "client")
