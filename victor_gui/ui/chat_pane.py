@@ -470,7 +470,8 @@ class ChatPane(StoredChatMixin, QWidget):
         view, gen = self._view, self.generation
         self._end_reply()  # what arrived is on screen; nothing more is appended
         if view is not None and gen is not None:
-            view.set_stats(live_stats(gen.state) + " · stopped")
+            stats = live_stats(gen.state)
+            view.set_stats(stats if stats.endswith("stopped") else stats + " · stopped")
 
     def _flush(self) -> None:
         from victor_gui.ui.stored_render import live_stats

@@ -35,18 +35,11 @@ LIVE_MARKDOWN_SHARE = 1 / 8
 
 
 def format_stats(state: ReplyState) -> str:
-    """``model · TTFT 120 ms · 42.0 tok/s · 256 tokens`` (parts left out when unknown)."""
-    from victor_gui.services.generation import ReplyStatus
+    """``model · TTFT 120 ms · 42.0 tok/s · 256 tokens`` for a compare pane (its header names the
+    provider): :func:`~victor_gui.ui.stored_render.live_stats` with the model alone."""
+    from victor_gui.ui.stored_render import live_stats
 
-    bits = [state.model]
-    if state.ttft_ms is not None:
-        bits.append(f"TTFT {state.ttft_ms:.0f} ms")
-    if (tps := state.tokens_per_second) is not None:
-        bits.append(f"{tps:.1f} tok/s")
-    bits.append(f"{state.completion_tokens} tokens")
-    if state.status is ReplyStatus.INTERRUPTED:
-        bits.append("stopped")
-    return " · ".join(bits)
+    return live_stats(state, who=state.model)
 
 
 def tool_call_lines(state: ReplyState) -> list[str]:

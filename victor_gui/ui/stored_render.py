@@ -23,32 +23,37 @@ def title_of(m: StoredMessage) -> str:
     return who or m.role.capitalize()
 
 
-def stats_line(m: StoredMessage) -> str:
-    """``provider · model · TTFT 120 ms · 42.0 tok/s · 256 tokens · $0.0012`` (unknown parts
-    left out; local replies carry no cost)."""
-    bits: list[str] = []
-    who = " · ".join(x for x in (m.provider, m.model) if x)
-    if who:
-        bits.append(who)
-    if m.ttft_ms is not None:
-        bits.append(f"TTFT {m.ttft_ms:.0f} ms")
-    if m.tokens_per_second:
-        bits.append(f"{m.tokens_per_second:.1f} tok/s")
-    if m.completion_tokens is not None:
-        bits.append(f"{m.completion_tokens} tokens")
-    if m.cost:
-        bits.append(f"${m.cost:.4f}")
-    if m.status == "interrupted":
+def stats_text(who: str, *, ttft_ms: float | None, tokens_per_second: float | None,
+               tokens: int | None, cost: float | None = None, stopped: bool = False) -> str:
+    """The one stats line: ``who · TTFT 120 ms · 42.0 tok/s · 256 tokens · $0.0012 · stopped``
+    (unknown parts left out; local replies carry no cost). Used live, for stored replies and by
+    the compare panes, so a reply reads the same while it streams and after a restart."""
+    bits: list[str] = [who] if who else []
+    if ttft_ms is not None:
+        bits.append(f"TTFT {ttft_ms:.0f} ms")
+    if tokens_per_second:
+        bits.append(f"{tokens_per_second:.1f} tok/s")
+    if tokens is not None:
+        bits.append(f"{tokens} tokens")
+    if cost:
+        bits.append(f"${cost:.4f}")
+    if stopped:
         bits.append("stopped")
     return " · ".join(bits)
 
 
-def live_stats(state: Any) -> str:
-    """Stats of a reply still streaming (a :class:`~victor_gui.services.generation.ReplyState`)."""
-    bits = [f"{state.provider} · {state.model}"]
-    if state.ttft_ms is not None:
-        bits.append(f"TTFT {state.ttft_ms:.0f} ms")
-    if (tps := state.tokens_per_second) is not None:
-        bits.append(f"{tps:.1f} tok/s")
-    bits.append(f"{state.completion_tokens} tokens")
-    return " · ".join(bits)
+def stats_line(m: StoredMessage) -> str:
+    """The stats line of a stored reply."""
+    who = " · ".join(x for x in (m.provider, m.model) if x)
+    return stats_text(who, ttft_ms=m.ttft_ms, tokens_per_second=m.tokens_per_second,
+                      tokens=m.completion_tokens, cost=m.cost, stopped=m.status == "interrupted")
+
+
+def live_stats(state: Any, *, who: str | None = None) -> str:
+    """Stats of a reply still streaming (a :class:`~victor_gui.services.generation.ReplyState`);
+    ``who`` defaults to ``provider · model``."""
+    from victor_gui.services.generation import ReplyStatus
+
+    return stats_text(who if who is not None else f"{state.provider} · {state.model}",
+                      ttft_ms=state.ttft_ms, tokens_per_second=state.tokens_per_second,
+                      tokens=state.completion_tokens, stopped=state.status is ReplyStatus.INTERRUPTED)
