@@ -225,9 +225,10 @@ def classify_http_error(
         # the server's word. Say where it points so the user can move the endpoint instead.
         location = headers.get("location", "")
         target = f" to {location.split('?', 1)[0]}" if location else ""
-        return BadRequestError(
+        return InvalidResponseError(
             f"HTTP {status}: the server redirects{target}; redirects are not followed (the key "
-            "would go along): put the new address in the endpoint's URL", provider, status_code=status, model=model)
+            "would go along): put the new address in the endpoint's URL", provider,
+            status_code=status, model=model)
     if looks_like_html(body, content_type):
         return InvalidResponseError(
             f"The server answered HTTP {status} with an HTML page instead of an API reply "
