@@ -114,6 +114,7 @@ def assert_no_secret(*texts: str) -> None:
 async def test_chat_over_tls_with_the_ca_bundle_and_the_key_nowhere_else(
         tmp_path: Path, settings: SettingsService, gateway: Forwarder, ca: TestCA,
         keyring_store: KeyringStore, locked_server: LlamaServer) -> None:
+    level = logging.getLogger().level
     log_file = setup_logging(tmp_path / "logs", level=logging.DEBUG)
     try:
         entry = await configure(settings, url=gateway.url, ca_bundle=str(ca.pem))
@@ -152,6 +153,7 @@ async def test_chat_over_tls_with_the_ca_bundle_and_the_key_nowhere_else(
             if getattr(handler, "_victor_gui", False):
                 logging.getLogger().removeHandler(handler)
                 handler.close()
+        logging.getLogger().setLevel(level)
 
 
 async def test_without_the_ca_the_error_says_the_certificate_is_not_trusted(

@@ -144,6 +144,8 @@ class Forwarder:
             return
         try:
             await asyncio.gather(_pipe(reader, up_writer, log), _pipe(up_reader, writer, None))
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (asyncio reports a cancelled client task as an error)
         finally:
             for w in (writer, up_writer):
                 w.close()
