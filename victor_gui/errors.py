@@ -124,6 +124,59 @@ class ProviderConnectionError(ProviderError):
     kind = "connection"
 
 
+class TLSError(ProviderConnectionError):
+    """The TLS handshake failed: the endpoint's certificate could not be verified.
+
+    Retrying cannot help (the certificate or the trust settings must change), so it is not
+    ``retryable``; it still moves a group on to its next endpoint like any connection failure.
+    ``host`` is the server named in the URL; ``reason`` is a short machine word
+    (``untrusted``, ``hostname``, ``expired``, ``handshake``) to branch on.
+    """
+
+    retryable = False
+    kind = "tls"
+
+    def __init__(self, message: str = "", provider: str | None = None, *, host: str = "",
+                 reason: str = "handshake", **kwargs: Any) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(message, provider, **kwargs)
+
+
+class UntrustedCertificateError(TLSError):
+    """The certificate is self-signed or issued by a CA this machine does not trust."""
+
+    kind = "tls_untrusted"
+
+
+class CertificateHostnameError(TLSError):
+    """The certificate is valid but issued for another name than the host in the URL."""
+
+    kind = "tls_hostname"
+
+
+class CertificateExpiredError(TLSError):
+    """The certificate has expired (or is not valid yet: check this machine's clock too)."""
+
+    kind = "tls_expired"
+
+
+class CABundleError(ProviderError):
+    """The CA bundle named in an endpoint's settings cannot be read or holds no certificate.
+
+    A settings problem, not a network one: nothing was sent. ``path`` is the file as written in
+    the settings.
+    """
+
+    retryable = False
+    trips_breaker = False
+    kind = "ca_bundle"
+
+    def __init__(self, message: str, provider: str | None = None, *, path: str = "", **kwargs: Any) -> None:
+        self.path = path
+        super().__init__(message, provider, **kwargs)
+
+
 class ModelNotFoundError(ProviderError):
     """The endpoint does not know the model asked for."""
 
@@ -206,6 +259,9 @@ def _clean(message: str) -> str:
 
 __all__ = [
     "BadRequestError",
+    "CABundleError",
+    "CertificateExpiredError",
+    "CertificateHostnameError",
     "CircuitOpenError",
     "ConfigError",
     "ContentFilterError",
@@ -224,5 +280,7 @@ __all__ = [
     "ProviderTimeoutError",
     "ProviderUnavailableError",
     "StorageError",
+    "TLSError",
+    "UntrustedCertificateError",
     "VictorGuiError",
 ]

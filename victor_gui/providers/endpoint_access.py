@@ -2,25 +2,42 @@
 
 Qt-free and below the config layer: :class:`EndpointAccess` is plain data that the services
 build from an endpoint's settings and its keyring entries. :func:`make_endpoint_client` turns
-it into the ``httpx.AsyncClient`` the endpoint's provider uses, and
+it into the ``httpx.AsyncClient`` the endpoint's provider (and its health probe) uses, and
 :func:`check_key_transport` refuses to send a credential in clear text to a host that is
 neither loopback nor on a private network unless the user agreed to it.
+
+The client itself enforces both credential rules on every request it sends, whoever builds the
+request (chat, model listing, health probes): a request hook
+
+* strips the key (``Authorization``, ``x-api-key`` ...) and every endpoint header from a request
+  to another origin than the endpoint's (a redirect, or a URL a server handed back), and
+* refuses, with :class:`InsecureKeyTransportError`, a request that would still carry one in
+  clear text to a public host without consent.
+
+It does not follow redirects either (httpx's default, made explicit): a 3xx reply becomes an
+error naming the new address, so the user moves the endpoint rather than the key moving on its own.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from victor_gui.core.redact import register_secret
-from victor_gui.errors import ProviderAuthError
+from victor_gui.errors import CABundleError, ProviderAuthError
 from victor_gui.providers.http import LOCAL_TIMEOUTS, Timeouts, make_client
+
+# Headers that carry a credential in the protocols we speak (besides the endpoint's own secret
+# headers): never sent to another origin than the endpoint's.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
+                                "x-goog-api-key", "cookie"})
 
 
 @dataclass(frozen=True)
@@ -35,14 +52,25 @@ class EndpointAccess:
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
     allow_insecure_key: bool = False
+    # Which of ``headers`` hold secrets (keyring values); None: treat every header as one.
+    secret_headers: frozenset[str] | None = None
 
     @property
     def host(self) -> str:
+        """The host named in the URL (no port, no brackets)."""
         return urlsplit(self.url).hostname or ""
 
     @property
+    def secret_header_names(self) -> frozenset[str]:
+        """Lower-case names of the headers whose values are secrets."""
+        names = self.headers.keys() if self.secret_headers is None else self.secret_headers
+        return frozenset(name.lower() for name in names if name.lower() in
+                         {h.lower() for h in self.headers})
+
+    @property
     def carries_credentials(self) -> bool:
-        return bool(self.api_key) or bool(self.headers)
+        """Whether requests to this endpoint carry a key or a secret header."""
+        return bool(self.api_key) or bool(self.secret_header_names)
 
 
 def is_loopback_or_private(host: str) -> bool:
@@ -65,45 +93,114 @@ class InsecureKeyTransportError(ProviderAuthError):
 def check_key_transport(access: EndpointAccess, provider: str | None = None) -> None:
     """Raise :class:`InsecureKeyTransportError` when ``access`` would send a credential over
     plain http to a non-loopback, non-private host without the user's consent."""
-    if not access.carries_credentials or access.allow_insecure_key:
-        return
-    if urlsplit(access.url).scheme.lower() != "http" or is_loopback_or_private(access.host):
+    if access.carries_credentials:
+        _check_clear_text(access.url, access.allow_insecure_key, provider)
+
+
+def _check_clear_text(url: str, allowed: bool, provider: str | None) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if allowed or parts.scheme.lower() != "http" or is_loopback_or_private(host):
         return
     raise InsecureKeyTransportError(
-        f"Not sending the key for {access.host} over plain http: anyone on the way could read it. "
-        f"Use https, or allow it for {access.host} in the endpoint's settings.", provider)
+        f"Not sending the key for {host} over plain http: anyone on the way could read it. "
+        f"Use https, or allow it for {host} in the endpoint's settings.", provider)
 
 
-def _verify(access: EndpointAccess) -> bool | ssl.SSLContext:
+def tls_context(access: EndpointAccess, provider: str | None = None) -> bool | ssl.SSLContext:
+    """What httpx's ``verify`` gets for ``access``: False (verification off), True (the system's
+    trust store) or a context trusting the configured CA bundle (a PEM file, or a directory of
+    hashed certificates). Reads the file: call it off the event loop.
+
+    Raises :class:`~victor_gui.errors.CABundleError` naming the file when it is missing,
+    unreadable or holds no certificate.
+    """
     if not access.tls_verify:
         return False
-    if access.ca_bundle:
-        context = ssl.create_default_context(cafile=access.ca_bundle)
-        return context
-    return True
+    if not access.ca_bundle:
+        return True
+    path = Path(access.ca_bundle).expanduser()
+    try:
+        if path.is_dir():
+            return ssl.create_default_context(capath=str(path))
+        return ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        why = "the file does not exist"
+    except PermissionError:
+        why = "this user may not read it"
+    except ssl.SSLError as exc:
+        why = f"it holds no usable PEM certificate ({exc.reason or exc})"
+    except OSError as exc:
+        why = f"it cannot be read ({exc.strerror or type(exc).__name__})"
+    raise CABundleError(
+        f"The CA bundle {access.ca_bundle} for {access.host} cannot be used: {why}. Fix the path "
+        "in the endpoint's settings (a PEM file with the CA certificate).", provider,
+        path=access.ca_bundle)
 
 
-def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None) -> httpx.AsyncClient:
-    """The HTTP client for ``access``: its TLS trust, timeouts and headers (the bearer token
-    goes in through the provider's own ``api_key``, not here). Raises ``OSError``/``ssl.SSLError``
-    when the CA bundle cannot be read."""
-    for value in (access.api_key, *access.headers.values()):
-        register_secret(value)
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def credential_guard(access: EndpointAccess,
+                     provider: str | None = None) -> Callable[[httpx.Request], Awaitable[None]]:
+    """The request hook that keeps ``access``'s credentials where they belong (see the module
+    docstring): stripped on a request to another origin, refused in clear text to a public
+    host without consent."""
+    home = _origin(httpx.URL(access.url))
+    secret_names = CREDENTIAL_HEADERS | access.secret_header_names
+
+    async def guard(request: httpx.Request) -> None:
+        if _origin(request.url) != home:
+            for name in [n for n in request.headers if n.lower() in secret_names]:
+                del request.headers[name]
+            return
+        if any(n.lower() in secret_names for n in request.headers):
+            _check_clear_text(str(request.url), access.allow_insecure_key, provider)
+
+    return guard
+
+
+def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None,
+                         timeouts: Timeouts | None = None, provider: str | None = None,
+                         verify: bool | ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """The HTTP client for ``access``: its TLS trust, timeouts, headers and credential guard (the
+    bearer token goes in through the provider's own ``api_key``, not here). ``timeouts`` are the
+    base (default :data:`LOCAL_TIMEOUTS`) that the endpoint's own connect/read timeouts override;
+    ``verify`` is a :func:`tls_context` already made off the loop (None: made here, reading the
+    CA bundle). Raises :class:`~victor_gui.errors.CABundleError` when the CA bundle cannot be used.
+    """
+    secret_names = access.secret_header_names
+    register_secret(access.api_key)
+    for name, value in access.headers.items():
+        if name.lower() in secret_names:
+            register_secret(value)
+    base = timeouts or LOCAL_TIMEOUTS
     timeouts = Timeouts(
-        connect=access.connect_timeout_s or LOCAL_TIMEOUTS.connect,
-        read=access.read_timeout_s or LOCAL_TIMEOUTS.read,
-        write=LOCAL_TIMEOUTS.write,
+        connect=access.connect_timeout_s or base.connect,
+        read=access.read_timeout_s or base.read,
+        write=base.write,
+        pool=base.pool,
     )
-    kwargs: dict[str, Any] = {"verify": _verify(access), "headers": dict(access.headers)}
+    kwargs: dict[str, Any] = {
+        "verify": tls_context(access, provider) if verify is None else verify,
+        "headers": dict(access.headers),
+        "follow_redirects": False,
+        "event_hooks": {"request": [credential_guard(access, provider)]},
+    }
     if proxy:
         kwargs["proxy"] = proxy
     return make_client(timeouts, **kwargs)
 
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "EndpointAccess",
     "InsecureKeyTransportError",
     "check_key_transport",
+    "credential_guard",
     "is_loopback_or_private",
     "make_endpoint_client",
+    "tls_context",
 ]

@@ -10,6 +10,7 @@ Anthropic/Gemini shapes, HTML pages from proxies) are reduced to one message her
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ import httpx
 
 from victor_gui.errors import (
     BadRequestError,
+    CertificateExpiredError,
+    CertificateHostnameError,
     ContentFilterError,
     ContextLengthExceededError,
     InvalidResponseError,
@@ -29,6 +32,8 @@ from victor_gui.errors import (
     ProviderRateLimitError,
     ProviderServerError,
     ProviderTimeoutError,
+    TLSError,
+    UntrustedCertificateError,
 )
 from victor_gui.providers.resilience import parse_retry_after
 
@@ -92,6 +97,9 @@ def transport_error(exc: BaseException, provider: str | None, *, model: str | No
     request = getattr(exc, "_request", None)
     if request is not None:
         where = f" {request.url.scheme}://{request.url.host}:{request.url.port or ''}".rstrip(":")
+    tls = tls_error(exc, provider, model=model, partial=partial)
+    if tls is not None:
+        return tls
     if isinstance(exc, httpx.ConnectTimeout):
         return ProviderConnectionError(f"Connecting to{where or ' the server'} timed out", provider,
                                        model=model, raw_error=exc, partial_content=partial)
@@ -111,6 +119,59 @@ def transport_error(exc: BaseException, provider: str | None, *, model: str | No
                                        provider, model=model, raw_error=exc, partial_content=partial)
     return InvalidResponseError(f"Unexpected failure: {type(exc).__name__}: {exc}", provider,
                                 model=model, raw_error=exc, partial_content=partial)
+
+
+# OpenSSL's X509_V_ERR_* codes, grouped by what the person has to do about them.
+_UNTRUSTED_CODES = {2, 18, 19, 20, 21, 27}  # unknown issuer, self-signed, untrusted root
+_EXPIRED_CODES = {9, 10}  # not yet valid, expired
+_HOSTNAME_CODES = {62, 64}  # hostname / IP address mismatch
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind an httpx/httpcore exception (they chain it as the cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def tls_error(exc: BaseException, provider: str | None, *, model: str | None = None,
+              partial: str | None = None) -> TLSError | None:
+    """The typed TLS error behind ``exc`` (a failed certificate check or handshake), or None
+    when ``exc`` is not about TLS. The message names the host and says what to change."""
+    cause = _ssl_cause(exc)
+    if cause is None:
+        return None
+    request = getattr(exc, "_request", None)
+    host = request.url.host if request is not None else "the server"
+
+    def typed(cls: type[TLSError], message: str, reason: str) -> TLSError:
+        return cls(message, provider, host=host, reason=reason, model=model, raw_error=exc,
+                   partial_content=partial)
+
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        code = cause.verify_code
+        detail = cause.verify_message or str(cause.reason or "")
+        low = detail.lower()
+        if code in _HOSTNAME_CODES or "mismatch" in low:
+            return typed(CertificateHostnameError,
+                f"The certificate of {host} was issued for another name ({detail}): use the name the "
+                "certificate was made for in the endpoint's URL, or have the certificate reissued",
+                "hostname")
+        if code in _EXPIRED_CODES or "expired" in low or "not yet valid" in low:
+            return typed(CertificateExpiredError,
+                f"The certificate of {host} is not valid now ({detail}): renew it on the server, "
+                "or check this computer's clock", "expired")
+        return typed(UntrustedCertificateError,
+            f"The certificate of {host} is not trusted ({detail or 'unknown issuer'}): add its CA "
+            "bundle in the endpoint's settings (or turn certificate verification off)", "untrusted")
+    return typed(TLSError,
+        f"The TLS handshake with {host} failed ({cause.reason or type(cause).__name__}): check that "
+        "the server speaks https on that port, or use http:// in the endpoint's URL", "handshake")
 
 
 def looks_like_html(body: str, content_type: str = "") -> bool:
@@ -159,6 +220,15 @@ def classify_http_error(
     still loading)."""
     # A plain dict is matched case-insensitively like httpx.Headers ("Retry-After" == "retry-after").
     headers = httpx.Headers(headers or {})
+    if 300 <= status < 400:
+        # Endpoint clients do not follow redirects: a key must not move to another address on
+        # the server's word. Say where it points so the user can move the endpoint instead.
+        location = headers.get("location", "")
+        target = f" to {location.split('?', 1)[0]}" if location else ""
+        return InvalidResponseError(
+            f"HTTP {status}: the server redirects{target}; redirects are not followed (the key "
+            "would go along): put the new address in the endpoint's URL", provider,
+            status_code=status, model=model)
     if looks_like_html(body, content_type):
         return InvalidResponseError(
             f"The server answered HTTP {status} with an HTML page instead of an API reply "

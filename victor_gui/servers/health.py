@@ -9,6 +9,11 @@ seconds; one that is down (or held by another program) backs off exponentially, 
 ``max_interval``, so a machine with nothing running is not hammered. ``refresh_now()`` probes
 every endpoint at once and resets the backoff. All I/O is async through the injected client;
 nothing blocks the loop.
+
+An endpoint with an ``access`` (a configured endpoint's key, headers, CA bundle, timeouts) is
+probed through its own client, built on its first probe (the CA bundle is read off the loop),
+kept while it is watched with the same access, and closed when it is removed, edited or the
+monitor stops.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from victor_gui.core.listeners import Listeners
+from victor_gui.errors import CABundleError
+from victor_gui.providers.endpoint_access import make_endpoint_client
+from victor_gui.providers.http import PROBE_TIMEOUTS
 from victor_gui.servers.discovery import gather_staggered, server_root
-from victor_gui.servers.probe import HISTORY_LEN, probe_endpoint
+from victor_gui.servers.probe import HISTORY_LEN, failed_status, probe_endpoint
 from victor_gui.servers.status import Endpoint, EndpointState, EndpointStatus
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,10 @@ class HealthMonitor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._subscribers: Listeners[[EndpointStatus]] = Listeners(log, "health subscriber failed")
         self._running = False
+        self._clients: dict[str, httpx.AsyncClient] = {}  # own clients of endpoints with access
+        # Clients replaced by an edit, closed by the endpoint's next probe (under its lock, so
+        # never while a probe still uses them) or on stop.
+        self._stale_clients: dict[str, list[httpx.AsyncClient]] = {}
         self.probe_counts: dict[str, int] = {}
         for item in endpoints:
             self.add_endpoint(item)
@@ -95,7 +107,10 @@ class HealthMonitor:
         if isinstance(endpoint, str):
             endpoint = Endpoint(server_root(endpoint), None, "user")
         key = server_root(endpoint.base_url)
-        endpoint = Endpoint(key, endpoint.kind_hint, endpoint.source, endpoint.api_key)
+        endpoint = Endpoint(key, endpoint.kind_hint, endpoint.source, endpoint.api_key, endpoint.access)
+        old = self._endpoints.get(key)
+        if old is not None and old.access != endpoint.access and key in self._clients:
+            self._stale_clients.setdefault(key, []).append(self._clients.pop(key))  # edited
         self._endpoints[key] = endpoint
         self._statuses.setdefault(key, EndpointStatus(base_url=key, source=endpoint.source))
         self._locks.setdefault(key, asyncio.Lock())
@@ -116,6 +131,8 @@ class HealthMonitor:
         self._wake.pop(key, None)
         self._locks.pop(key, None)
         self.probe_counts.pop(key, None)
+        for client in [*self._stale_clients.pop(key, []), *filter(None, [self._clients.pop(key, None)])]:
+            await client.aclose()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -137,6 +154,11 @@ class HealthMonitor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        clients = [*self._clients.values(), *(c for cs in self._stale_clients.values() for c in cs)]
+        self._clients.clear()
+        self._stale_clients.clear()
+        for client in clients:
+            await client.aclose()
 
     async def refresh_now(self) -> dict[str, EndpointStatus]:
         """Probe every endpoint now (concurrently), reset backoffs, return the statuses."""
@@ -168,6 +190,22 @@ class HealthMonitor:
             return backoff_delay(self.interval, status.consecutive_failures, self.max_interval)
         return self.interval
 
+    async def _client_for(self, key: str, endpoint: Endpoint) -> httpx.AsyncClient:
+        """The shared client, or the endpoint's own when it has an access (built once)."""
+        for stale in self._stale_clients.pop(key, []):
+            await stale.aclose()
+        access = endpoint.access
+        if access is None:
+            return self._client
+        client = self._clients.get(key)
+        if client is None:
+            # Off the loop: it reads the CA bundle (or the system's trust store).
+            client = await asyncio.to_thread(make_endpoint_client, access, timeouts=PROBE_TIMEOUTS)
+            if self._endpoints.get(key) is endpoint:
+                self._clients[key] = client
+            # else: removed or edited while the bundle was read; _probe closes it after this probe
+        return client
+
     async def _probe(self, key: str, *, reset: bool = False) -> EndpointStatus:
         endpoint = self._endpoints.get(key)
         if endpoint is None:
@@ -177,8 +215,15 @@ class HealthMonitor:
             if reset and previous is not None:
                 previous = previous.with_updates(consecutive_failures=0)
             try:
-                status = await probe_endpoint(self._client, endpoint, previous=previous, slow_s=self.slow_s,
-                                              history_len=self.history_len)
+                client = await self._client_for(key, endpoint)
+                try:
+                    status = await probe_endpoint(client, endpoint, previous=previous, slow_s=self.slow_s,
+                                                  history_len=self.history_len)
+                finally:
+                    if client is not self._client and self._clients.get(key) is not client:
+                        await client.aclose()  # not (or no longer) the endpoint's cached client
+            except CABundleError as exc:
+                status = failed_status(endpoint, "ca_bundle", exc, previous)
             except Exception as exc:  # a probe bug must not kill the endpoint's loop
                 log.exception("probe of %s failed", key)
                 status = EndpointStatus(base_url=key, source=endpoint.source, state=EndpointState.UNKNOWN,

@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from victor_gui.errors import ProviderError
+from victor_gui.providers.endpoint_access import InsecureKeyTransportError, check_key_transport
+from victor_gui.providers.http import tls_error
 from victor_gui.servers.fingerprint import fingerprint
 from victor_gui.servers.inspect import inspect
 from victor_gui.servers.status import (
@@ -50,8 +53,18 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
     """Probe ``endpoint`` once. ``previous`` carries history (latencies, the kind seen before);
     an answer slower than ``slow_s`` (default :data:`DEFAULT_SLOW_S`) marks it degraded."""
     slow_s = DEFAULT_SLOW_S if slow_s is None else slow_s
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else None
+    key = endpoint.key
+    if endpoint.access is not None:
+        try:  # the probe sends the key too: the same consent rule as the chat
+            check_key_transport(endpoint.access)
+        except InsecureKeyTransportError as exc:
+            return failed_status(endpoint, "insecure_key", exc, previous, state=EndpointState.UNAUTHORIZED)
+    headers = {"Authorization": f"Bearer {key}"} if key else None
     fp = await fingerprint(client, endpoint.base_url, headers=headers)
+    root = fp.reply("/")
+    tls = tls_error(root.error, None) if root is not None and root.error is not None else None
+    if tls is not None:  # httpx reports a failed certificate check as a connect error
+        return failed_status(endpoint, f"tls_{tls.reason}", tls, previous)
     found = await inspect(client, endpoint.base_url, fp, headers=headers)
     state = found.state or fp.state
     reason = found.reason or fp.reason
@@ -78,6 +91,20 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
         details=tuple(sorted(found.details.items())), checked_at=time.time(),
         consecutive_failures=failures)
     return status.with_updates(diagnosis=diagnose(status, endpoint))
+
+
+def failed_status(endpoint: Endpoint, reason: str, error: ProviderError, previous: EndpointStatus | None,
+                  *, state: EndpointState = EndpointState.DOWN) -> EndpointStatus:
+    """The status of a probe that could not (or would not) reach the server: a TLS failure, a
+    key that may not go in clear text, an unusable CA bundle; ``error``'s sentence is the
+    diagnosis (it names the host and what to change)."""
+    failures = (previous.consecutive_failures if previous is not None else 0) + 1
+    kind = previous.kind if previous is not None else ServerKind.UNKNOWN
+    return EndpointStatus(
+        base_url=endpoint.base_url, kind=kind, state=state, reason=reason, source=endpoint.source,
+        expected=endpoint.kind_hint, diagnosis=error.message, checked_at=time.time(),
+        latency_history=previous.latency_history if previous is not None else (),
+        consecutive_failures=failures)
 
 
 def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
@@ -116,7 +143,7 @@ def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
         return f"model is loading — {name} answers HTTP 503 \"Loading model\" until it is ready"
     if status.state is EndpointState.UNAUTHORIZED:
         code = status.http_status or 401
-        if endpoint.api_key:
+        if endpoint.key:
             return f"API key rejected (HTTP {code}) by {name} on {where}"
         hint = KEY_HINTS.get(kind, "configure an API key for this endpoint")
         return f"API key required (HTTP {code}) by {name} on {where} — {hint}"

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from victor_gui.providers.endpoint_access import EndpointAccess
+
 
 class ServerKind(StrEnum):
     """Which server program answers on an endpoint."""
@@ -146,10 +148,18 @@ class EndpointStatus:
 
 @dataclass
 class Endpoint:
-    """An endpoint to probe: a server root URL (no ``/v1``), an optional expected kind, and an
-    optional API key (sent as ``Authorization: Bearer``; never logged)."""
+    """An endpoint to probe: a server root URL (no ``/v1``), an optional expected kind, an
+    optional API key (sent as ``Authorization: Bearer``; never logged), and for a configured
+    endpoint its ``access`` (key, headers, TLS trust, timeouts): the health monitor then probes
+    it through a client built for it, as the chat reaches it."""
 
     base_url: str
     kind_hint: ServerKind | None = None
     source: str = "default"
     api_key: str | None = field(default=None, repr=False)
+    access: EndpointAccess | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str | None:
+        """The key to send: the endpoint's own, else its access's."""
+        return self.api_key or (self.access.api_key if self.access is not None else None)

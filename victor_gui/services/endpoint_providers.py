@@ -56,15 +56,19 @@ def endpoint_base_url(entry: Endpoint) -> str:
 
 def endpoint_access(entry: Endpoint, secrets: SecretLookup | None) -> EndpointAccess:
     """The access data of ``entry``: its key and secret headers read through ``secrets``
-    (the keyring store's ``get_key``; None reads nothing)."""
+    (the keyring store's ``get_key``; None reads nothing). ``secrets`` may block (the OS
+    keyring): call this off the event loop."""
     key = secrets(endpoint_key_name(entry.name)) if secrets else None
     headers = dict(entry.headers)
+    secret_names: set[str] = set()
     for header in entry.secret_headers:
         value = secrets(endpoint_header_name(entry.name, header)) if secrets else None
         if value:
             headers[header] = value
+            secret_names.add(header)
     return EndpointAccess(endpoint_base_url(entry), key, headers, entry.tls_verify, entry.ca_bundle,
-                          entry.connect_timeout_s, entry.read_timeout_s, entry.allow_insecure_key)
+                          entry.connect_timeout_s, entry.read_timeout_s, entry.allow_insecure_key,
+                          frozenset(secret_names))
 
 
 def endpoint_spec(entry: Endpoint) -> ProviderSpec:
@@ -87,14 +91,17 @@ def provider_for_endpoint(
 ) -> tuple[BaseProvider, httpx.AsyncClient]:
     """(provider, its own HTTP client) for ``entry``; the caller closes both.
 
+    Reads the keyring and the CA bundle: call it off the event loop (``asyncio.to_thread``).
     Raises :class:`~victor_gui.providers.endpoint_access.InsecureKeyTransportError` when the key
-    would go over plain http to a public host without consent, ``OSError``/``ssl.SSLError`` when
-    the CA bundle cannot be read.
+    would go over plain http to a public host without consent (``entry.allow_insecure_key`` is
+    the remembered consent), :class:`~victor_gui.errors.CABundleError` naming the file when the
+    CA bundle cannot be used. The client also guards every later request (see
+    :func:`~victor_gui.providers.endpoint_access.credential_guard`).
     """
     access = endpoint_access(entry, secrets)
     spec = endpoint_spec(entry)
     check_key_transport(access, spec.name)
-    client = make_endpoint_client(access, proxy=proxy)
+    client = make_endpoint_client(access, proxy=proxy, provider=spec.name)
     provider = ProviderRegistry.create_for_spec(spec, api_key=access.api_key, base_url=access.url,
                                                 http_client=client, max_retries=max_retries)
     return provider, client

@@ -32,6 +32,7 @@ from victor_gui.core.listeners import Listeners
 from victor_gui.servers.discovery import discover, server_root
 from victor_gui.servers.health import HealthMonitor
 from victor_gui.servers.status import Endpoint, EndpointStatus, ServerKind
+from victor_gui.services.endpoint_providers import SecretLookup, endpoint_access
 from victor_gui.services.settings_service import SettingsChanged, SettingsService
 from victor_gui.sizing.gpu import detect_gpus
 from victor_gui.sizing.hardware import GpuReport
@@ -51,9 +52,12 @@ KIND_HINTS: dict[str, ServerKind] = {
 SETTINGS_SOURCE = "settings"
 
 
-def to_monitor_endpoint(entry: EndpointSetting) -> Endpoint:
-    """The monitor's view of a configured endpoint (the kind is only a hint)."""
-    return Endpoint(server_root(entry.url), KIND_HINTS.get(entry.kind), SETTINGS_SOURCE)
+def to_monitor_endpoint(entry: EndpointSetting, secrets: SecretLookup | None = None) -> Endpoint:
+    """The monitor's view of a configured endpoint (the kind is only a hint), with its access
+    (key and secret headers read through ``secrets``, which may block: call it off the loop),
+    so the probe reaches it with the same key, headers and TLS trust as the chat."""
+    return Endpoint(server_root(entry.url), KIND_HINTS.get(entry.kind), SETTINGS_SOURCE,
+                    access=endpoint_access(entry, secrets))
 
 
 class EndpointsService:
@@ -66,7 +70,8 @@ class EndpointsService:
     ``settings_path`` (None: the user's settings.yaml) is made, for tests and tools.
     ``discover_fn(client, user_endpoints)`` returns statuses of found endpoints; None skips
     discovery (tests watch exactly the endpoints they add). ``gpu_detector`` is awaited for
-    the GPU/RAM report (tests may inject a fixed report).
+    the GPU/RAM report (tests may inject a fixed report). ``secrets`` reads an endpoint's key
+    and secret headers (the keyring store's ``get_key``; None: probes send none).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class EndpointsService:
         | None = discover,
         gpu_detector: Callable[[], Awaitable[GpuReport]] | None = detect_gpus,
         tick_s: float | None = None,
+        secrets: SecretLookup | None = None,
     ) -> None:
         self._client = client
         self.settings_service = settings or SettingsService(settings_path)
@@ -88,6 +94,8 @@ class EndpointsService:
         self._discover_fn = discover_fn
         self._gpu_detector = gpu_detector
         self._tick_s = tick_s
+        self._secrets = secrets
+        self._watching: asyncio.Task[Any] | None = None  # the latest settings change being applied
         self.monitor = HealthMonitor(client, interval=interval or 10.0)
         self._listeners: Listeners[[str, Any]] = Listeners(log, "endpoint listener failed")
         self._unsubscribe = self.monitor.subscribe(lambda status: self._emit("status", status))
@@ -148,7 +156,7 @@ class EndpointsService:
             self.monitor.interval = self._settings.health_probe_interval_s
         for entry in self._settings.endpoints:
             if entry.enabled:
-                self.monitor.add_endpoint(to_monitor_endpoint(entry))
+                self.monitor.add_endpoint(await self._monitor_endpoint(entry))
         self.monitor.start()
         self._emit("endpoints", None)
         if self._discover_fn is not None:
@@ -247,7 +255,7 @@ class EndpointsService:
             return {"endpoints": [*current.endpoints, entry]}
 
         await self.settings_service.update(add)
-        await self.monitor.refresh_now()
+        await self._settled()
         return entry
 
     async def edit_endpoint(self, old_url: str, name: str, kind: str, url: str,
@@ -265,7 +273,7 @@ class EndpointsService:
         if old_key != server_root(entry.url):
             await self.monitor.remove_endpoint(old_key)
             self._emit("endpoints", None)
-        await self.monitor.refresh_now()
+        await self._settled()
         return entry
 
     async def remove_endpoint(self, url: str) -> None:
@@ -285,12 +293,30 @@ class EndpointsService:
         after = {server_root(e.url): e for e in change.new.endpoints if e.enabled}
         for key in before - set(after):
             self.spawn(self.monitor.remove_endpoint(key))
-        for key, entry in after.items():
-            if key not in before:
-                self.monitor.add_endpoint(to_monitor_endpoint(entry))
-        if set(after) - before:
-            self.spawn(self.monitor.refresh_now())  # a new endpoint is probed at once
+        old = {server_root(e.url): e for e in change.old.endpoints if e.enabled}
+        fresh = [entry for key, entry in after.items() if old.get(key) != entry]  # new or edited
+        if fresh:
+            self._watching = self.spawn(self._watch_entries(fresh))
         self._emit("endpoints", None)
+
+    async def _settled(self) -> None:
+        """Wait until the last settings change is watched (its keyring read done), then probe."""
+        watching, self._watching = self._watching, None
+        if watching is None:
+            await self.monitor.refresh_now()
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching  # it probes what it watched
+
+    async def _monitor_endpoint(self, entry: EndpointSetting) -> Endpoint:
+        # The keyring may block: read it off the loop.
+        return await asyncio.to_thread(to_monitor_endpoint, entry, self._secrets)
+
+    async def _watch_entries(self, entries: list[EndpointSetting]) -> None:
+        """Watch new (or edited: new key, headers, CA) endpoints and probe them at once."""
+        for entry in entries:
+            self.monitor.add_endpoint(await self._monitor_endpoint(entry))
+        await self.monitor.refresh_now()  # a new or edited endpoint is probed at once
 
     def watch(self, urls: Iterable[str]) -> None:
         """Watch ``urls`` for this session only (not saved)."""

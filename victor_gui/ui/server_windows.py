@@ -54,6 +54,7 @@ class ServerWindows(QObject):
 
         ``options`` go to :class:`EndpointsService` (tests pass ``settings_path``,
         ``discover_fn``, ``gpu_detector``)."""
+        from victor_gui.config.secrets import KeyringStore
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
         from victor_gui.services.endpoints_service import EndpointsService
         from victor_gui.services.model_library import ModelLibraryService
@@ -64,6 +65,8 @@ class ServerWindows(QObject):
             await probe_client.aclose()
             return
         self._probe_client = probe_client
+        # Probes of a configured endpoint send its key and secret headers, read from the keyring.
+        options.setdefault("secrets", KeyringStore().get_key)
         self.endpoints = EndpointsService(self._probe_client, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
         self.endpoints.subscribe(self._share_hardware)
