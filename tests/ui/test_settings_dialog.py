@@ -116,14 +116,19 @@ async def test_endpoints_are_added_and_removed_in_settings_yaml(clean_env, confi
     with use_backend(MemoryKeyring()):
         window.keyring_store = KeyringStore()
         dialog = await _open(window)
-        dialog.endpoint_name.setText("Box under the desk")
-        dialog.endpoint_kind.setCurrentText("ollama")
-        dialog.endpoint_url.setText("not a url")
-        await dialog.add_endpoint()
-        assert "not valid" in dialog.message.text() and dialog.endpoint_list.count() == 0
-        dialog.endpoint_url.setText("http://192.168.1.20:11434/")
-        await dialog.add_endpoint()
-        assert dialog.endpoint_list.item(0).text() == "Box under the desk — ollama — http://192.168.1.20:11434"
+        editor = dialog.add_endpoint()
+        editor.name_edit.setText("Box under the desk")
+        editor.kind_combo.setCurrentIndex(editor.kind_combo.findText("Ollama"))
+        editor.url_edit.setText("not a url")
+        editor.submit()
+        await editor.task
+        assert "url: must start with http" in editor.error_label.text() and editor.isVisible()
+        assert dialog.endpoint_list.count() == 0
+        editor.url_edit.setText("http://192.168.1.20:11434/")
+        editor.submit()
+        await editor.task
+        assert not editor.isVisible()
+        assert dialog.endpoint_list.item(0).text() == "Box under the desk — Ollama — http://192.168.1.20:11434"
         text = (config_home / "settings.yaml").read_text(encoding="utf-8")
         assert "http://192.168.1.20:11434" in text
         dialog.endpoint_list.setCurrentRow(0)
