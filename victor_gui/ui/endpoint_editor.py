@@ -102,16 +102,17 @@ class HeaderRow:
 class SecretPlan:
     """What the keyring must do for one save (computed on the loop, run in a thread)."""
 
-    set: dict[str, str] = field(default_factory=dict)  # entry → value
+    put: dict[str, str] = field(default_factory=dict)  # entry → value
     move: dict[str, str] = field(default_factory=dict)  # new entry → old entry (rename)
     delete_after: list[str] = field(default_factory=list)  # stale entries, after settings saved
+    keep: set[str] = field(default_factory=set)  # saved entries left as they are
 
     def write(self, store: Any) -> None:
         for new, old in self.move.items():
             value = store.get_key(old)
             if value:
                 store.set_key(new, value)
-        for entry, value in self.set.items():
+        for entry, value in self.put.items():
             store.set_key(entry, value)
 
     def clean(self, store: Any) -> None:
@@ -443,10 +444,12 @@ class EndpointEditor(QDialog):
                 secret.append(header)
                 entry = endpoint_header_name(name, header)
                 if value.strip():
-                    plan.set[entry] = value.strip()
+                    plan.put[entry] = value.strip()
                 elif row.saved and old is not None and header.lower() in old_secret:
                     if old.name != name:  # the value is kept; only its keyring entry moves
                         plan.move[entry] = endpoint_header_name(old.name, header)
+                    else:
+                        plan.keep.add(entry)
                 else:
                     errors.append(f"header {header!r}: give its value")
             elif header.lower() in CREDENTIAL_HEADERS:
@@ -463,14 +466,16 @@ class EndpointEditor(QDialog):
         typed = self.key_edit.text().strip()
         old = self.original
         if typed:
-            plan.set[entry] = typed
+            plan.put[entry] = typed
         elif self.clear_key:
             plan.delete_after.append(entry)
         elif old is not None and old.name != name and self.saved_key:
             plan.move[entry] = endpoint_key_name(old.name)
         if old is not None:
             # Entries the saved endpoint no longer uses: the old name's, and headers now plain or gone.
-            kept = {entry, *plan.set, *plan.move} - set(plan.delete_after)
+            kept = {*plan.keep, *plan.put, *plan.move}
+            if not self.clear_key:
+                kept.add(entry)
             plan.delete_after.extend(e for e in secret_entries(old) if e not in kept)
 
     async def _submit(self) -> None:
