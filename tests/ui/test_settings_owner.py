@@ -199,7 +199,7 @@ async def test_editor_keeps_secrets_in_the_keyring_moves_them_on_rename_and_asks
         assert edit.key_status.text() == "saved in keyring" and edit.key_edit.text() == ""
         secret_row = edit.headers[1]
         assert secret_row.name.text() == "X-Secret" and secret_row.value.text() == ""
-        assert secret_row.value.placeholderText().startswith("saved in keyring")
+        assert secret_row.value.placeholderText() == "saved — type to replace"
         assert edit.insecure_warning.isVisible() and edit.insecure_box.isChecked()
         edit.name_edit.setText("Team gateway")
         await _save(edit)

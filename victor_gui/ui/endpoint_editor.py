@@ -175,7 +175,8 @@ class EndpointEditor(QDialog):
         self.key_edit = QLineEdit()
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setAccessibleName("API key or bearer token")
-        self.key_edit.setPlaceholderText("paste a key or token (sent as Authorization: Bearer)")
+        self.key_edit.setPlaceholderText("paste a key or bearer token")
+        self.key_edit.setToolTip("Sent as Authorization: Bearer …; kept in the system keyring only.")
         self.key_status = QLabel("no key")
         self.key_status.setAccessibleName("Key status")
         self.clear_key_button = QPushButton("Clear")
@@ -243,7 +244,8 @@ class EndpointEditor(QDialog):
         self.insecure_warning.setWordWrap(True)
         self.insecure_warning.setAccessibleName("Unencrypted key warning")
         self.insecure_warning.setStyleSheet(
-            "QLabel#insecureWarning { background: #fff4e5; color: #6b3d00; border: 1px solid #f0c27a;"
+            # Translucent amber over the window colour: reads in the light and the dark theme.
+            "QLabel#insecureWarning { background: rgba(178, 106, 0, 0.16); border: 1px solid #b26a00;"
             " border-radius: 4px; padding: 6px; }")
         self.insecure_box = QCheckBox()
         self.insecure_box.setAccessibleName("Allow sending the key without encryption")
@@ -318,8 +320,7 @@ class EndpointEditor(QDialog):
 
         def secret_toggled(checked: bool) -> None:
             value_edit.setEchoMode(QLineEdit.EchoMode.Password if checked else QLineEdit.EchoMode.Normal)
-            value_edit.setPlaceholderText("saved in keyring — type to replace" if checked and row.saved
-                                          else "")
+            value_edit.setPlaceholderText("saved — type to replace" if checked and row.saved else "")
             self._update_warning()
 
         secret_box.toggled.connect(secret_toggled)
