@@ -252,9 +252,9 @@ class App:
         """Create the app's one settings owner, load it, hand it to the window (which passes it
         on) and apply its theme. A bad file never stops the app: the defaults serve, and the
         chat's status line says what is wrong."""
-        from victor_gui.services.settings_service import SettingsService
-
-        service = SettingsService()
+        # The window's (made now, on the user's settings.yaml; or already, if Settings was
+        # opened before this point): one owner either way.
+        service = self.window.settings_service
         try:
             settings = await service.load()
         except Exception:  # an unexpected failure (not a bad file, which load() reports)
@@ -263,7 +263,6 @@ class App:
         if service.load_error is not None:
             self.window.chat.status_label.setText(str(service.load_error))
         self.settings = service
-        self.window.use_settings(service)
         if settings.theme != "system" or self._desktop_is_dark():
             self.window.apply_theme(settings.theme)
         return settings
