@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from victor_gui.config.settings import Settings, save_settings
 from victor_gui.errors import ConfigError, StorageError
+from victor_gui.services.settings_service import SettingsService
 from victor_gui.storage import ConversationStore, StoreNotice, open_store
 from victor_gui.storage.location import MoveResult, move_data_dir
 
@@ -27,21 +27,19 @@ class DataDirSwitch:
     notice: StoreNotice | None = None
 
 
-async def switch_data_dir(
-    store: ConversationStore, settings: Settings, new_dir: Path | str, *, settings_file: Path | None = None
-) -> DataDirSwitch:
-    """Move the conversations to ``new_dir`` and point ``settings.data_dir`` there."""
+async def switch_data_dir(store: ConversationStore, settings: SettingsService,
+                          new_dir: Path | str) -> DataDirSwitch:
+    """Move the conversations to ``new_dir`` and point ``data_dir`` there, through the app's
+    one :class:`SettingsService` (a failed write changes nothing: it validates and saves
+    before it swaps its settings)."""
     old_dir = store.path.parent
     await store.close()
     try:
         result = await move_data_dir(old_dir, new_dir)
-        previous = settings.data_dir
-        settings.data_dir = str(result.new_dir)
         try:
-            await save_settings(settings, settings_file)
-        except (ConfigError, OSError):
-            settings.data_dir = previous
-            raise
+            await settings.update(data_dir=str(result.new_dir))
+        except ValueError as exc:  # pydantic refused the folder (inside the install, ...)
+            raise StorageError(str(exc)) from None
     except (StorageError, ConfigError) as exc:
         reopened, notice = await open_store(old_dir)
         return DataDirSwitch(reopened, None, exc, notice)

@@ -2,10 +2,12 @@
 shared HTTP client built after the first paint.
 
 Start-up order is chosen for a fast first paint: the window is shown before anything slow
-happens; after it has painted, the app warms the resolver, sets up redacted logging, reads the
-settings, builds the one shared ``httpx.AsyncClient`` (60–170 ms, with the proxy from the
-settings), lets the chat pane probe the local servers, installs the keyring as the key store and
-opens the conversation store (in executors; a damaged file is moved aside and said so).
+happens; after it has painted, the app warms the resolver, sets up redacted logging, creates and
+loads the one :class:`~victor_gui.services.settings_service.SettingsService` (handed to the
+window, the Settings dialog, the dashboard's service and the data-folder mover), builds the
+one shared ``httpx.AsyncClient`` (60–170 ms, with the proxy from the settings), lets the chat
+pane probe the local servers, installs the keyring as the key store and opens the conversation
+store (in executors; a damaged file is moved aside and said so).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _AFTER_PAINT_IMPORTS = (
     "victor_gui.storage",
     "victor_gui.config.settings",
     "victor_gui.config.secrets",
+    "victor_gui.services.settings_service",
 )
 
 
@@ -204,6 +207,7 @@ class App:
         self.client: Any = None  # the shared httpx.AsyncClient, built after the first paint
         self.store: Any = None  # ConversationStore, opened after the first paint
         self.store_notice: Any = None  # StoreNotice when the file was damaged and replaced
+        self.settings: Any = None  # the one SettingsService, created after the first paint
         self.first_paint_ms: float | None = None
         self.client_ms: float | None = None
         self.ready = asyncio.Event()
@@ -226,8 +230,8 @@ class App:
         from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
         from victor_gui.services.provider_choices import ProviderPool
 
-        settings = await self._load_settings()
-        proxy = settings.proxy if settings is not None else None
+        settings = await self._start_settings()
+        proxy = settings.proxy
         self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
         self.pool = ProviderPool(self.client)
         self.window.chat.pool = self.pool
@@ -239,28 +243,29 @@ class App:
             return
         self.window.chat.start()
         # Endpoint health monitor + discovery + GPU detection, all in the background.
-        self.loop.create_task(self.window.server_windows.start(self.client))
+        self.loop.create_task(self.window.server_windows.start(self.client, settings=self.settings))
         await self._open_data(settings)
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
 
-    async def _load_settings(self) -> Any:
-        from victor_gui.config.settings import load_settings
-
+    async def _start_settings(self) -> Any:
+        """Create the app's one settings owner, load it, hand it to the window (which passes it
+        on) and apply its theme. A bad file never stops the app: the defaults serve, and the
+        chat's status line says what is wrong."""
+        # The window's (made now, on the user's settings.yaml; or already, if Settings was
+        # opened before this point): one owner either way.
+        service = self.window.settings_service
         try:
-            loaded = await load_settings()
-        except Exception:  # settings are optional: the defaults serve
+            settings = await service.load()
+        except Exception:  # an unexpected failure (not a bad file, which load() reports)
             log.exception("reading settings failed")
-            return None
-        if loaded.error is not None:
-            self.window.chat.status_label.setText(str(loaded.error))
-        self.window.settings = loaded.settings
-        if loaded.settings.theme != "system" or self._desktop_is_dark():
-            from victor_gui.ui.main_window import STYLE
-            from victor_gui.ui.theme import apply_theme
-
-            apply_theme(loaded.settings.theme, self.window, STYLE)
-        return loaded.settings
+            settings = service.settings
+        if service.load_error is not None:
+            self.window.chat.status_label.setText(str(service.load_error))
+        self.settings = service
+        if settings.theme != "system" or self._desktop_is_dark():
+            self.window.apply_theme(settings.theme)
+        return settings
 
     @staticmethod
     def _desktop_is_dark() -> bool:
@@ -279,7 +284,7 @@ class App:
             await self.window.chat.reload_providers_keeping_choice()
         except Exception:  # no keyring: keys come from the environment only
             log.exception("installing the keyring store failed")
-        chosen: str | None = settings.data_dir if settings is not None else None
+        chosen: str | None = settings.data_dir
         folder: Path = Path(chosen) if chosen else await asyncio.to_thread(default_data_dir)
         try:
             self.store, self.store_notice = await open_store(folder)
@@ -301,6 +306,8 @@ class App:
             await self.window.store.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.settings is not None:
+            self.settings.close()
         if self.client is not None:
             await self.client.aclose()
         await self.loop.shutdown_asyncgens()

@@ -272,7 +272,7 @@ class ChatPane(StoredChatMixin, QWidget):
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
             return None
         if choice is None or not model or self.pool is None:
-            self.status_label.setText("Choose a provider and a model first.")
+            self.status_label.setText(self._missing_choice_text())
             return None
         try:
             provider = self.pool.get(choice)
@@ -305,13 +305,24 @@ class ChatPane(StoredChatMixin, QWidget):
         if self.session is not None and not self.running and self.model_combo.currentText().strip():
             self._spawn(self._ensure_session(""))
 
+    def _missing_choice_text(self) -> str:
+        """Why Send cannot go yet: a keyless cloud provider names the variable it reads."""
+        choice = self.current_choice()
+        if choice is not None and not choice.usable:
+            from victor_gui.providers.catalog import find_spec
+            from victor_gui.ui.error_text import missing_key_sentence
+
+            spec = find_spec(choice.name)
+            return missing_key_sentence(choice.display_name, spec.key_env_vars if spec else ())
+        return "Choose a provider and a model first."
+
     def send(self) -> None:
         """Send the input as a user message (or resend an edited one) and stream the reply."""
         text = self.input.toPlainText().strip()
         if not text or self.running:
             return
         if self.current_choice() is None or not self.model_combo.currentText().strip():
-            self.status_label.setText("Choose a provider and a model first.")
+            self.status_label.setText(self._missing_choice_text())
             return
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")

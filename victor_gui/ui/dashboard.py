@@ -14,15 +14,10 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -30,9 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.config.secrets import KeyringStore
 from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
 from victor_gui.sizing.hardware import GpuReport
+from victor_gui.ui.endpoint_editor import EndpointEditor, forget_secrets
 from victor_gui.ui.widgets.sparkline import Sparkline
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
@@ -46,9 +43,6 @@ STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.NOT_INFERENCE: ("not an inference server", GREY),
     EndpointState.UNKNOWN: ("checking…", GREY),
 }
-KIND_CHOICES = (("Ollama", "ollama"), ("LM Studio", "lmstudio"), ("vLLM", "vllm"),
-                ("llama.cpp", "llamacpp"), ("OpenAI-compatible", "openai-compatible"),
-                ("Anthropic-compatible", "anthropic-compatible"))
 DASH_STYLE = """
 QFrame#endpointCard { background: #ffffff; border: 1px solid #dfe2e8; border-radius: 6px; }
 QLabel#cardTitle { font-weight: bold; font-size: 13px; }
@@ -169,67 +163,6 @@ class EndpointCard(QFrame):
         return next(c for t, c in STATE_LOOK.values() if t == self.state_label.text())
 
 
-class EndpointDialog(QDialog):
-    """Add or edit an endpoint: name, kind, URL. Errors (bad URL, duplicate) stay in the dialog."""
-
-    def __init__(self, parent: QWidget, service: EndpointsService, old_url: str | None = None) -> None:
-        super().__init__(parent)
-        self.service = service
-        self.old_url = old_url
-        self.setWindowTitle("Edit endpoint" if old_url else "Add endpoint")
-        form = QFormLayout(self)
-        self.name_edit = QLineEdit()
-        self.name_edit.setAccessibleName("Endpoint name")
-        self.kind_combo = QComboBox()
-        self.kind_combo.setAccessibleName("Server kind")
-        for label, value in KIND_CHOICES:
-            self.kind_combo.addItem(label, value)
-        self.url_edit = QLineEdit()
-        self.url_edit.setAccessibleName("Endpoint URL")
-        self.url_edit.setPlaceholderText("http://127.0.0.1:11434")
-        self.error_label = QLabel()
-        self.error_label.setStyleSheet(f"color: {RED};")
-        self.error_label.setWordWrap(True)
-        form.addRow("Name", self.name_edit)
-        form.addRow("Kind", self.kind_combo)
-        form.addRow("URL", self.url_edit)
-        form.addRow(self.error_label)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                        | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        form.addRow(self.buttons)
-        if old_url:
-            setting = service.setting_for(old_url)
-            status = service.monitor.status(old_url)
-            self.url_edit.setText(old_url)
-            self.name_edit.setText(setting.name if setting else (status.display_kind if status else ""))
-            kind = setting.kind if setting else _kind_value(status.kind if status else None)
-            self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(kind)))
-        self.task: asyncio.Task[Any] | None = None
-
-    def submit(self) -> None:
-        self.task = self.service.spawn(self._submit())
-
-    async def _submit(self) -> None:
-        name, kind, url = self.name_edit.text(), self.kind_combo.currentData(), self.url_edit.text()
-        try:
-            if self.old_url:
-                await self.service.edit_endpoint(self.old_url, name, kind, url)
-            else:
-                await self.service.add_endpoint(name, kind, url)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            errors = getattr(exc, "errors", None)
-            text = ("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in errors()) if callable(errors)
-                    else str(exc))
-            self.error_label.setText(text)
-            return
-        except OSError as exc:
-            self.error_label.setText(f"Could not save settings.yaml: {exc.strerror or exc}")
-            return
-        self.accept()
-
-
 def _kind_value(kind: ServerKind | None) -> str:
     if kind in (ServerKind.OLLAMA, ServerKind.LMSTUDIO, ServerKind.VLLM, ServerKind.LLAMACPP):
         return kind.value
@@ -284,13 +217,15 @@ class HardwarePanel(QWidget):
 class Dashboard(QWidget):
     """Every watched endpoint's health, live, plus the machine's GPUs and RAM."""
 
-    def __init__(self, service: EndpointsService, parent: QWidget | None = None) -> None:
+    def __init__(self, service: EndpointsService, parent: QWidget | None = None, *,
+                 keyring_store: Any = None) -> None:
         super().__init__(parent)
         self.service = service
+        self.keyring_store = keyring_store  # None: the OS keyring (the editor makes a KeyringStore)
         self.setWindowTitle("Endpoints — Victor GUI")
         self.setStyleSheet(DASH_STYLE)
         self.cards: dict[str, EndpointCard] = {}
-        self.dialog: EndpointDialog | None = None
+        self.dialog: EndpointEditor | None = None
         self.confirm_box: QMessageBox | None = None
 
         layout = QVBoxLayout(self)
@@ -380,8 +315,15 @@ class Dashboard(QWidget):
     def refresh_now(self) -> asyncio.Task[Any]:
         return self.service.spawn(self.service.refresh_now())
 
-    def open_endpoint_dialog(self, old_url: str | None) -> EndpointDialog:
-        self.dialog = EndpointDialog(self, self.service, old_url)
+    def open_endpoint_dialog(self, old_url: str | None) -> EndpointEditor:
+        """The endpoint editor (shared with Settings → Endpoints) for ``old_url`` or a new one."""
+        setting = self.service.setting_for(old_url) if old_url else None
+        status = self.service.monitor.status(old_url) if old_url else None
+        self.dialog = EndpointEditor(
+            self, settings=self.service.settings_service, endpoints=self.service,
+            keyring_store=self.keyring_store, original=setting, old_url=old_url,
+            name=status.display_kind if status is not None and setting is None else "",
+            kind=_kind_value(status.kind) if status is not None and setting is None else None)
         self.dialog.open()
         return self.dialog
 
@@ -394,12 +336,18 @@ class Dashboard(QWidget):
 
         def done(result: int) -> None:
             if result == QMessageBox.StandardButton.Yes:
-                self.service.spawn(self.service.remove_endpoint(base_url))
+                self.service.spawn(self._remove(base_url))
 
         box.finished.connect(done)
         self.confirm_box = box
         box.open()
         return box
+
+    async def _remove(self, base_url: str) -> None:
+        setting = self.service.setting_for(base_url)
+        await self.service.remove_endpoint(base_url)
+        if setting is not None:  # its key and secret headers go with it
+            await forget_secrets(self.keyring_store or KeyringStore(), setting)
 
     def detach(self) -> None:
         """Stop listening to the service (the view is going away)."""

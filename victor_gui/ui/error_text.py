@@ -71,3 +71,11 @@ def describe_error(error: BaseException) -> str:
     sentence = error_sentence(error)
     detail = getattr(error, "message", None) or str(error)
     return f"{sentence} ({detail})" if detail and detail not in sentence else sentence
+
+
+def missing_key_sentence(display_name: str, env_vars: tuple[str, ...] | list[str]) -> str:
+    """What to do when ``display_name`` has no key, naming the variable it reads
+    ("OpenAI needs a key: set OPENAI_API_KEY, or save one in Settings → API keys")."""
+    names = " or ".join(env_vars)
+    where = f"set {names}, or save one" if names else "save one"
+    return f"{display_name} needs a key: {where} in Settings → API keys."

@@ -15,6 +15,7 @@ from victor_gui.ui.chat_pane import ChatPane
 
 if TYPE_CHECKING:
     from victor_gui.services.provider_choices import ProviderPool
+    from victor_gui.services.settings_service import SettingsChanged, SettingsService
     from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.conversation_list import ConversationList
 
@@ -54,8 +55,9 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(STYLE)
         self._painted = False
         self.store: ConversationStore | None = None
-        # Set by the app after the first paint; the Settings dialog needs them.
-        self.settings: Any = None  # victor_gui.config.settings.Settings
+        # Set by the app after the first paint (use_settings); the Settings dialog needs them.
+        self._settings_service: SettingsService | None = None
+        self._unsubscribe_settings: Any = None
         self.keyring_store: Any = None  # victor_gui.config.secrets.KeyringStore
         self.dialogs: dict[str, QWidget] = {}
 
@@ -114,6 +116,37 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         self.addAction(action)
         return action
+
+    # -- settings --------------------------------------------------------------------------------
+
+    @property
+    def settings_service(self) -> SettingsService:
+        """The app's one settings owner. The app hands it over after the first paint
+        (:meth:`use_settings`); a window used without the app makes its own on first use."""
+        if self._settings_service is None:
+            from victor_gui.services.settings_service import SettingsService
+
+            self.use_settings(SettingsService())
+        assert self._settings_service is not None
+        return self._settings_service
+
+    def use_settings(self, service: SettingsService) -> None:
+        """Read and write settings through ``service`` and follow its theme changes."""
+        if self._unsubscribe_settings is not None:
+            self._unsubscribe_settings()
+        self._settings_service = service
+        self._unsubscribe_settings = service.subscribe(self._settings_changed)
+
+    def _settings_changed(self, change: SettingsChanged) -> None:
+        if change.touches("theme"):
+            self.apply_theme(change.new.theme)
+
+    def apply_theme(self, mode: str) -> None:
+        """Apply ``mode`` to the app (the palette every window uses) and this window's colours;
+        the dashboard and dialogs are this window's children, so they follow its style sheet."""
+        from victor_gui.ui.theme import apply_theme
+
+        apply_theme(mode, self, STYLE)
 
     # -- conversations ---------------------------------------------------------------------------
 
@@ -208,9 +241,11 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> QWidget:
         """The Settings dialog: keys, endpoints, profiles, theme, data folder, proxy."""
-        from victor_gui.ui.settings_dialog import SettingsDialog
+        from victor_gui.ui.settings_dialog import SettingsContext, SettingsDialog
 
-        dialog = SettingsDialog(self, self)
+        context = SettingsContext(self.settings_service, self.keyring_store, self.chat,
+                                  lambda: self.store, self.set_store, self.show_notice)
+        dialog = SettingsDialog(context, self)
         self.dialogs["settings"] = dialog
         dialog.open()
         dialog.start()

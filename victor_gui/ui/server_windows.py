@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from victor_gui.services.endpoints_service import EndpointsService
     from victor_gui.services.model_library import ModelLibraryService
+    from victor_gui.services.settings_service import SettingsService
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,12 @@ class ServerWindows(QObject):
             menu.addAction(action)
             window.addAction(action)
 
-    async def start(self, client: httpx.AsyncClient, **options: Any) -> None:
+    async def start(self, client: httpx.AsyncClient, settings: SettingsService | None = None,
+                    **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
+        ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
+        are written through it, and endpoints added anywhere else are watched at once).
         ``options`` go to :class:`EndpointsService` (tests pass ``settings_path``,
         ``discover_fn``, ``gpu_detector``)."""
         from victor_gui.config.secrets import KeyringStore
@@ -67,7 +71,7 @@ class ServerWindows(QObject):
         self._probe_client = probe_client
         # Probes of a configured endpoint send its key and secret headers, read from the keyring.
         options.setdefault("secrets", KeyringStore().get_key)
-        self.endpoints = EndpointsService(self._probe_client, **options)
+        self.endpoints = EndpointsService(self._probe_client, settings=settings, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
@@ -90,7 +94,8 @@ class ServerWindows(QObject):
 
             # Parented to the main window (so they do not keep the app alive) but their own windows.
             if which == "endpoints":
-                view = Dashboard(self.endpoints, self.window)
+                view = Dashboard(self.endpoints, self.window,
+                                 keyring_store=getattr(self.window, "keyring_store", None))
             else:
                 view = ModelLibraryView(self.models, self.endpoints, self.window)
             view.setWindowFlag(Qt.WindowType.Window, True)

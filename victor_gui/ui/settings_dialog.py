@@ -1,18 +1,25 @@
 """The Settings dialog: API keys, local endpoints, profiles, theme, data folder, proxy.
 
-What it changes is saved at once (keys to the keyring, the rest to settings.yaml through
-:func:`victor_gui.config.settings.save_settings`); there is no Apply step to forget. Keys never
-reach settings.yaml or the log: they go to :class:`~victor_gui.config.secrets.KeyringStore`
-only, and the dialog shows where a key comes from, never the key. The proxy applies to the
-shared HTTP client from the next start (the client is built once, after the first paint).
+What it changes is saved at once (keys to the keyring, the rest to settings.yaml through the
+app's one :class:`~victor_gui.services.settings_service.SettingsService`); there is no Apply
+step to forget. The dialog keeps no copy of the settings: it renders the service's and
+re-renders on every :class:`SettingsChanged` (an endpoint added in the dashboard shows up here
+at once). Keys never reach settings.yaml or the log: they go to
+:class:`~victor_gui.config.secrets.KeyringStore` only, and the dialog shows where a key comes
+from, never the key. Endpoints are edited in the shared
+:class:`~victor_gui.ui.endpoint_editor.EndpointEditor`. The proxy applies to the shared HTTP
+client from the next start (the client is built once, after the first paint).
 Opened with ``open()``: no nested event loop under qasync.
+
+The dialog takes the services it needs (:class:`SettingsContext`), not the main window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
@@ -31,12 +38,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from victor_gui.config.settings import ENDPOINT_KINDS
 from victor_gui.ui.settings_keys import KeysPage
-from victor_gui.ui.theme import THEMES, apply_theme
+from victor_gui.ui.theme import THEMES
 
 if TYPE_CHECKING:
-    from victor_gui.ui.main_window import MainWindow
+    from victor_gui.services.settings_service import SettingsChanged, SettingsService
+    from victor_gui.storage.store import ConversationStore
+    from victor_gui.ui.chat_pane import ChatPane
+    from victor_gui.ui.endpoint_editor import EndpointEditor
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +58,28 @@ def _label(text: str = "", name: str = "") -> QLabel:
     return label
 
 
-class SettingsDialog(QDialog):
-    """Settings for ``window`` (its settings, keyring store, conversation store and chat)."""
+@dataclass
+class SettingsContext:
+    """What the Settings dialog works with: the one settings owner, the keyring, the chat (to
+    refresh its providers after a key change), the conversation store (get, and set after a
+    data-folder move) and a way to show a notice."""
 
-    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+    settings: SettingsService
+    keyring_store: Any
+    chat: ChatPane
+    get_store: Callable[[], ConversationStore | None]
+    set_store: Callable[[ConversationStore], None]
+    notice: Callable[[str], Any]
+
+
+class SettingsDialog(QDialog):
+    """Settings over ``context`` (see :class:`SettingsContext`)."""
+
+    def __init__(self, context: SettingsContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window_ = window
-        self.settings: Any = window.settings
+        self.context = context
+        self.service = context.settings
+        self.editor: EndpointEditor | None = None
         self.profiles: Any = None  # victor_gui.config.profiles.ProfileSet once loaded
         self._tasks: set[asyncio.Task[Any]] = set()
         self.setWindowTitle("Settings")
@@ -64,7 +88,7 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Settings pages")
         layout.addWidget(self.tabs, 1)
-        self.keys = KeysPage(window.keyring_store, self._spawn, self._key_changed,
+        self.keys = KeysPage(context.keyring_store, self._spawn, self._key_changed,
                              lambda: self.profiles.providers if self.profiles is not None else {})
         self.tabs.addTab(self.keys, "API keys")
         self.tabs.addTab(self._endpoints_page(), "Endpoints")
@@ -75,37 +99,40 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        self._unsubscribe: Callable[[], None] | None = self.service.subscribe(self._settings_changed)
+
+    @property
+    def settings(self) -> Any:
+        """The settings in force (the service's; never a copy)."""
+        return self.service.settings
 
     # -- pages -----------------------------------------------------------------------------------
 
     def _endpoints_page(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        layout.addWidget(_label("Local servers you added by hand (besides the ones found on the "
-                                "usual ports). Saved in settings.yaml."))
+        layout.addWidget(_label("Servers you added by hand — on this machine, on your network, or a "
+                                "gateway — besides the ones found on the usual ports. Saved in "
+                                "settings.yaml; keys and secret headers in the keyring."))
         self.endpoint_list = QListWidget()
         self.endpoint_list.setAccessibleName("Configured endpoints")
+        self.endpoint_list.itemDoubleClicked.connect(lambda _item: self.edit_endpoint())
         layout.addWidget(self.endpoint_list, 1)
-        form = QHBoxLayout()
-        self.endpoint_name = QLineEdit()
-        self.endpoint_name.setPlaceholderText("name")
-        self.endpoint_name.setAccessibleName("Endpoint name")
-        self.endpoint_kind = QComboBox()
-        self.endpoint_kind.addItems(ENDPOINT_KINDS)
-        self.endpoint_kind.setAccessibleName("Endpoint kind")
-        self.endpoint_url = QLineEdit()
-        self.endpoint_url.setPlaceholderText("http://127.0.0.1:11434")
-        self.endpoint_url.setAccessibleName("Endpoint URL")
-        add = QPushButton("Add")
+        row = QHBoxLayout()
+        add = QPushButton("Add…")
         add.setAccessibleName("Add endpoint")
-        add.clicked.connect(self.add_endpoint)
+        add.clicked.connect(lambda: self.add_endpoint())
+        edit = QPushButton("Edit…")
+        edit.setAccessibleName("Edit the selected endpoint")
+        edit.clicked.connect(lambda: self.edit_endpoint())
         remove = QPushButton("Remove")
         remove.setAccessibleName("Remove the selected endpoint")
-        remove.clicked.connect(self.remove_endpoint)
-        for w, stretch in ((self.endpoint_name, 1), (self.endpoint_kind, 0), (self.endpoint_url, 2),
-                           (add, 0), (remove, 0)):
-            form.addWidget(w, stretch)
-        layout.addLayout(form)
+        remove.clicked.connect(lambda: self.remove_endpoint())
+        for button in (add, edit, remove):
+            button.setAutoDefault(False)
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
         return page
 
     def _profiles_page(self) -> QWidget:
@@ -166,14 +193,10 @@ class SettingsDialog(QDialog):
 
     async def load(self) -> None:
         from victor_gui.config.profiles import load_profiles
-        from victor_gui.config.settings import load_settings
 
-        if self.settings is None:
-            loaded = await load_settings()
-            self.settings = loaded.settings
-            self.window_.settings = loaded.settings
-            if loaded.error is not None:
-                self._say(str(loaded.error))
+        await self.service.load()  # at once when the app has loaded them already
+        if self.service.load_error is not None:
+            self._say(f"Settings not applied (defaults in use): {self.service.load_error}")
         self._show_settings()
         self.profiles = await load_profiles()
         self._show_profiles()
@@ -182,12 +205,29 @@ class SettingsDialog(QDialog):
     def _show_settings(self) -> None:
         s = self.settings
         self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(s.theme)))
-        self.proxy_edit.setText(s.proxy or "")
-        store = self.window_.store
+        if not self.proxy_edit.hasFocus():  # never overwrite what the user is typing
+            self.proxy_edit.setText(s.proxy or "")
+        store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
+        self._show_endpoints()
+
+    def _show_endpoints(self) -> None:
+        from victor_gui.ui.endpoint_editor import kind_display
+
+        row = self.endpoint_list.currentRow()
         self.endpoint_list.clear()
-        for e in s.endpoints:
-            self.endpoint_list.addItem(f"{e.name} — {e.kind} — {e.url}" + ("" if e.enabled else " (off)"))
+        for e in self.settings.endpoints:
+            extra = (f" — group {e.group}" if e.group else "") + ("" if e.enabled else " (off)")
+            self.endpoint_list.addItem(f"{e.name} — {kind_display(e.kind)} — {e.url}{extra}")
+        if 0 <= row < self.endpoint_list.count():
+            self.endpoint_list.setCurrentRow(row)
+
+    def _settings_changed(self, change: SettingsChanged) -> None:
+        """Whoever changed the settings (the dashboard, a data-folder move), show them now."""
+        if change.touches("endpoints"):
+            self._show_endpoints()
+        if change.touches("theme", "proxy", "data_dir"):
+            self._show_settings()
 
     def _show_profiles(self) -> None:
         from victor_gui.config.profiles import app_profiles_path, victor_profiles_path
@@ -208,12 +248,10 @@ class SettingsDialog(QDialog):
     def _say(self, text: str) -> None:
         self.message.setText(text)
 
-    async def _save(self) -> bool:
-        from victor_gui.config.settings import save_settings
-
+    async def _update(self, change: Any = None, /, **fields: Any) -> bool:
         try:
-            await save_settings(self.settings)
-        except Exception as exc:  # ConfigError / OSError: said, the dialog stays usable
+            await self.service.update(change, **fields)
+        except Exception as exc:  # ValidationError / ConfigError / OSError: said, the dialog stays usable
             self._say(f"Settings could not be saved: {exc}")
             return False
         return True
@@ -221,54 +259,54 @@ class SettingsDialog(QDialog):
     # -- actions ---------------------------------------------------------------------------------
 
     def _key_changed(self, name: str) -> None:
-        chat = self.window_.chat
+        chat = self.context.chat
         if chat.pool is not None:
             chat.pool.forget(name)  # the next use builds the provider with the new key
         chat._spawn(chat.reload_providers_keeping_choice())
 
-    def add_endpoint(self) -> asyncio.Task[None]:
-        return self._spawn(self._add_endpoint())
+    def _selected(self) -> Any:
+        row = self.endpoint_list.currentRow()
+        endpoints = self.settings.endpoints
+        return endpoints[row] if 0 <= row < len(endpoints) else None
 
-    async def _add_endpoint(self) -> None:
-        from pydantic import ValidationError
+    def add_endpoint(self) -> EndpointEditor:
+        """Open the endpoint editor for a new endpoint."""
+        return self._open_editor(None)
 
-        from victor_gui.config.settings import Endpoint
+    def edit_endpoint(self) -> EndpointEditor | None:
+        """Open the endpoint editor on the selected endpoint."""
+        entry = self._selected()
+        return self._open_editor(entry) if entry is not None else None
 
-        try:
-            endpoint = Endpoint(name=self.endpoint_name.text().strip(),
-                                kind=self.endpoint_kind.currentText(),
-                                url=self.endpoint_url.text().strip())
-        except ValidationError as exc:
-            self._say("That endpoint is not valid: " + "; ".join(
-                f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()))
-            return
-        self.settings.endpoints = [*self.settings.endpoints, endpoint]
-        if await self._save():
-            self.endpoint_name.clear()
-            self.endpoint_url.clear()
-            self._say(f"Added {endpoint.name}.")
-        self._show_settings()
+    def _open_editor(self, entry: Any) -> EndpointEditor:
+        from victor_gui.ui.endpoint_editor import EndpointEditor
+
+        # Through the settings service: the dashboard's service follows its change events, so
+        # an endpoint added here is watched and probed at once.
+        self.editor = EndpointEditor(self, settings=self.service, keyring_store=self.context.keyring_store,
+                                     original=entry)
+        self.editor.accepted.connect(lambda: self._say("Endpoint saved."))
+        self.editor.open()
+        return self.editor
 
     def remove_endpoint(self) -> asyncio.Task[None] | None:
-        row = self.endpoint_list.currentRow()
-        if row < 0 or row >= len(self.settings.endpoints):
+        entry = self._selected()
+        if entry is None:
             return None
-        return self._spawn(self._remove_endpoint(row))
+        return self._spawn(self._remove_endpoint(entry))
 
-    async def _remove_endpoint(self, row: int) -> None:
-        endpoints = list(self.settings.endpoints)
-        gone = endpoints.pop(row)
-        self.settings.endpoints = endpoints
-        if await self._save():
-            self._say(f"Removed {gone.name}.")
-        self._show_settings()
+    async def _remove_endpoint(self, entry: Any) -> None:
+        from victor_gui.config.secrets import KeyringStore
+        from victor_gui.ui.endpoint_editor import forget_secrets
 
-    def set_theme(self, mode: str) -> asyncio.Task[None]:
-        from victor_gui.ui.main_window import STYLE
+        if await self._update(lambda current: {
+                "endpoints": [e for e in current.endpoints if e.name != entry.name]}):
+            await forget_secrets(self.context.keyring_store or KeyringStore(), entry)
+            self._say(f"Removed {entry.name}.")
 
-        apply_theme(mode, self.window_, STYLE)
-        self.settings.theme = mode
-        return self._spawn(self._save())
+    def set_theme(self, mode: str) -> asyncio.Task[bool]:
+        """Save ``mode``; every window applies it when the settings service says it changed."""
+        return self._spawn(self._update(theme=mode))
 
     def set_proxy(self, url: str) -> asyncio.Task[None]:
         return self._spawn(self._set_proxy(url.strip()))
@@ -277,8 +315,7 @@ class SettingsDialog(QDialog):
         if url and not url.startswith(("http://", "https://", "socks5://")):
             self._say("A proxy URL starts with http://, https:// or socks5://.")
             return
-        self.settings.proxy = url or None
-        if await self._save():
+        if await self._update(proxy=url or None):
             self._say("Proxy saved; it is used from the next start." if url else "Proxy removed.")
 
     def ask_move(self) -> QFileDialog:
@@ -295,26 +332,30 @@ class SettingsDialog(QDialog):
     async def _move_data(self, new_dir: str) -> None:
         from victor_gui.services.data_folder import switch_data_dir
 
-        window = self.window_
-        if window.store is None:
+        context = self.context
+        store = context.get_store()
+        if store is None:
             self._say("The conversations are not open yet.")
             return
-        if window.chat.running:
+        if context.chat.running:
             self._say("Stop the reply first, then move the data folder.")
             return
         self._say("Moving your conversations…")
-        switched = await switch_data_dir(window.store, self.settings, new_dir)
-        window.set_store(switched.store)
+        switched = await switch_data_dir(store, self.service, new_dir)
+        context.set_store(switched.store)
         if switched.error is not None:
             self._say(f"The data folder was not moved: {switched.error}")
         else:
             self._say(f"Your conversations are now in {switched.store.path.parent}. "
                       "The old folder was left in place; delete it when you are sure.")
         if switched.notice is not None:
-            window.show_notice(switched.notice.message)
+            context.notice(switched.notice.message)
         self._show_settings()
 
     def done(self, result: int) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         for task in list(self._tasks):
             task.cancel()
         super().done(result)

@@ -30,6 +30,31 @@ log = logging.getLogger(__name__)
 TEST_LIMIT_S = 10.0
 
 
+def keyring_help(platform: str | None = None) -> str:
+    """How to get a system keyring on this OS (Linux: a Secret Service; the others have one)."""
+    import sys
+
+    platform = platform or sys.platform
+    if platform == "darwin":
+        return ("macOS has a keychain built in: if it is locked or Victor GUI was refused access, "
+                "unlock it in Keychain Access and restart Victor GUI.")
+    if platform.startswith("win"):
+        return ("Windows has Credential Manager built in: sign in to a normal user session "
+                "(not a service account) and restart Victor GUI.")
+    return ("To save keys here, install and unlock a Secret Service keyring — GNOME Keyring "
+            "(gnome-keyring), or KWallet with its Secret Service enabled — then restart Victor GUI.")
+
+
+def no_keyring_sentence(specs: list[Any], platform: str | None = None) -> str:
+    """The one paragraph the keys page shows when no system keyring exists: which environment
+    variable each provider reads, and how to get a keyring on this OS."""
+    readers = "; ".join(f"{s.display_name}: {' or '.join(s.key_env_vars)}" for s in specs)
+    return ("No system keyring is available, so keys cannot be saved here. Each provider reads "
+            f"its key from an environment variable instead — {readers}. Set it where Victor GUI is "
+            "started (for example in ~/.profile) and restart; a key pasted below can still be "
+            f"tested. {keyring_help(platform)}")
+
+
 @dataclass
 class KeyRow:
     """The widgets of one provider's row."""
@@ -79,8 +104,11 @@ class KeysPage(QWidget):
         grid = QGridLayout(inner)
         grid.setColumnStretch(2, 1)
         self.rows: dict[str, KeyRow] = {}
-        specs = [s for s in SPECS if not s.is_local and s.key_env_vars]
-        for r, spec in enumerate(sorted(specs, key=lambda s: s.display_name.lower())):
+        specs = sorted((s for s in SPECS if not s.is_local and s.key_env_vars),
+                       key=lambda s: s.display_name.lower())
+        self.specs = specs
+        self.keyring_ok: bool | None = None  # None until load() asked the keyring
+        for r, spec in enumerate(specs):
             row = self._make_row(spec.name, spec.display_name)
             grid.addWidget(QLabel(spec.display_name), 2 * r, 0)
             grid.addWidget(row.status, 2 * r, 1)
@@ -127,12 +155,15 @@ class KeysPage(QWidget):
 
         if self.keyring_store is not None:
             ok, message = await asyncio.to_thread(self.keyring_store.backend_status)
+            if not ok:  # said once, here: the variable each provider reads, and how to get a keyring
+                message = no_keyring_sentence(self.specs)
         else:
             ok, message = False, "The system keyring is not available yet."
+        self.keyring_ok = ok
         self.backend_label.setText(message)
         for row in self.rows.values():
+            # Without a keyring a key can still be pasted and tested, just not saved.
             row.save.setEnabled(ok)
-            row.edit.setEnabled(ok)
 
         def sources() -> dict[str, str | None]:
             out: dict[str, str | None] = {}
@@ -161,6 +192,13 @@ class KeysPage(QWidget):
     def test(self, name: str) -> asyncio.Task[None]:
         return self._spawn(self.test_connection(name))
 
+    def _no_key_to_test(self, name: str) -> str:
+        from victor_gui.providers.catalog import find_spec
+
+        spec = find_spec(name)
+        names = " or ".join(spec.key_env_vars) if spec is not None else "its variable"
+        return f"No key to test: paste one in the field and press Test, or set {names} and restart."
+
     async def _save(self, name: str) -> None:
         row = self.rows[name]
         key = row.edit.text().strip()
@@ -186,7 +224,7 @@ class KeysPage(QWidget):
 
     async def test_connection(self, name: str) -> str:
         """Create the provider and list its models (short timeout); returns the sentence shown."""
-        from victor_gui.errors import ProviderError
+        from victor_gui.errors import MissingAPIKeyError, ProviderAuthError, ProviderError
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
         from victor_gui.providers.registry import ProviderRegistry
         from victor_gui.services.fallback import provider_options
@@ -204,6 +242,13 @@ class KeysPage(QWidget):
                                                **options)
             models = await asyncio.wait_for(provider.list_models(), TEST_LIMIT_S)
             text = f"Connected: {len(models)} model(s) available."
+        # The generic sentences point at "Settings → API keys": this page. Say what to do here.
+        except MissingAPIKeyError:
+            text = self._no_key_to_test(name)
+        except ProviderAuthError as exc:
+            detail = getattr(exc, "message", None) or str(exc)
+            text = (f"{row.display_name} refused the key: check that it is the whole key, for this "
+                    f"provider, and not revoked." + (f" ({detail})" if detail else ""))
         except ProviderError as exc:
             text = describe_error(exc)
         except TimeoutError:
