@@ -19,8 +19,10 @@ def build_parser(*, with_commands: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     if with_commands:
         from victor_gui.servers.cli import add_manager_commands  # Qt-free; `providers`, `doctor`
+        from victor_gui.services.chat_cli import add_chat_command  # Qt-free; `chat`
         from victor_gui.sizing.cli import add_fit_command  # Qt-free; heavy imports wait for the handler
 
+        add_chat_command(commands)
         add_manager_commands(commands)
         add_fit_command(commands)
     return parser
