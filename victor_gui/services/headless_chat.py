@@ -342,8 +342,8 @@ class HeadlessChat:
 
     async def _install_keys(self, names: list[str]) -> None:
         values, note = await asyncio.to_thread(_read_keyring, names)
-        if note:
-            self.warnings.append(f"keys from environment variables only: {note}")
+        if note:  # not a warning on every run: a server without a keyring uses the environment
+            log.info("keys from environment variables only: %s", note)
         keys.set_secret_store(_PrefetchedKeys(values))
 
     async def _target(self, store: ConversationStore, cid: int, settings: Settings) -> _Target:
@@ -418,8 +418,8 @@ class HeadlessChat:
         names = [endpoint_key_name(entry.name), *(endpoint_header_name(entry.name, h)
                                                   for h in entry.secret_headers)]
         values, note = await asyncio.to_thread(_read_keyring, names)
-        if note:
-            self.warnings.append(f"endpoint key and secret headers not read: {note}")
+        if note and entry.secret_headers:  # they are sent on every request: say they are missing
+            self.warnings.append(f"secret headers of {entry.name} not read: {note}")
         retries = self.request.retries
         provider, client = provider_for_endpoint(
             entry, secrets=values.get, proxy=settings.proxy,
