@@ -13,7 +13,7 @@ import pytest
 from tests.servers import llamacpp, vllm
 from tests.servers.base import Fault, Script, SimServer, free_port
 from tests.services.chat_cli_support import Home
-from victor_gui.services.headless_chat import (
+from victor_gui.services.exit_codes import (
     EXIT_AUTH,
     EXIT_CONNECTION,
     EXIT_MODEL_NOT_FOUND,

@@ -14,21 +14,20 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from victor_gui.errors import VictorGuiError
-from victor_gui.services.error_text import describe_error
-from victor_gui.services.headless_chat import (
+from victor_gui.services.exit_codes import (
     EXIT_CODE_HELP,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    ChatOutcome,
-    ChatRequest,
-    HeadlessChat,
     UsageError,
     exit_code_for,
 )
+
+if TYPE_CHECKING:
+    from victor_gui.services.headless_chat import ChatOutcome
 
 REASONING_MARK = "[reasoning] "
 ANSWER_MARK = "[answer] "
@@ -149,6 +148,10 @@ def read_prompt(arg: str | None, stdin: TextIO) -> str:
 def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None,
              stdin: TextIO | None = None) -> int:
     """Entry point of ``victor-gui chat``; returns the exit code."""
+    # The chat machinery (providers, store, profiles) is imported only when a chat runs, so
+    # `victor-gui providers`/`fit` do not pay for it.
+    from victor_gui.services.headless_chat import ChatOutcome, ChatRequest, HeadlessChat
+
     out, err = out or sys.stdout, err or sys.stderr
     try:
         prompt = read_prompt(args.prompt, stdin or sys.stdin)
@@ -181,6 +184,8 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
 
 
 def _fail(error: VictorGuiError, outcome: ChatOutcome, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    from victor_gui.services.error_text import describe_error
+
     code = exit_code_for(error)
     for warning in outcome.warnings:
         err.write(f"warning: {warning}\n")

@@ -11,8 +11,8 @@ back, a ``fallback`` note (:mod:`.notes`) says who failed and who answered.
 ``save=False`` runs the very same session against a throwaway store in a temporary folder, so
 nothing is written to the user's history and the code path is not a second one.
 
-Failures are typed errors (:mod:`victor_gui.errors`); :func:`exit_code_for` maps them to the
-distinct exit codes documented in :data:`EXIT_CODE_HELP`.
+Failures are typed errors (:mod:`victor_gui.errors`); :mod:`.exit_codes` maps them to the
+distinct exit codes of the command.
 """
 
 from __future__ import annotations
@@ -30,24 +30,19 @@ from urllib.parse import urlsplit
 from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.config.secrets import KeyringStore, endpoint_header_name, endpoint_key_name
 from victor_gui.config.settings import Endpoint, Settings
-from victor_gui.errors import (
-    CircuitOpenError,
-    ContextLengthExceededError,
-    ModelNotFoundError,
-    ProviderAuthError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderNotFoundError,
-    ProviderRateLimitError,
-    ProviderTimeoutError,
-    VictorGuiError,
-)
+from victor_gui.errors import ProviderError, ProviderTimeoutError
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
 from victor_gui.services import notes
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
+from victor_gui.services.exit_codes import (
+    EXIT_CODE_HELP,
+    EXIT_CODES,
+    UsageError,
+    exit_code_for,
+)
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.storage import open_store
@@ -56,55 +51,6 @@ from victor_gui.storage.models import NOTE_ROLE
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_OTHER = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_CONNECTION = 4
-EXIT_MODEL_NOT_FOUND = 5
-EXIT_RATE_LIMIT = 6
-EXIT_CONTEXT_LENGTH = 7
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(VictorGuiError):
-    """The command line asks for something that cannot be done as given (no such profile or
-    endpoint, no model named, an empty prompt)."""
-
-
-# Most specific first: the first class in an error's MRO that is listed wins.
-EXIT_CODES: dict[type[BaseException], int] = {
-    UsageError: EXIT_USAGE,
-    ProviderNotFoundError: EXIT_USAGE,
-    ProviderAuthError: EXIT_AUTH,  # includes a missing key and a refused clear-text key
-    ProviderConnectionError: EXIT_CONNECTION,
-    ProviderTimeoutError: EXIT_CONNECTION,
-    CircuitOpenError: EXIT_CONNECTION,
-    ModelNotFoundError: EXIT_MODEL_NOT_FOUND,
-    ProviderRateLimitError: EXIT_RATE_LIMIT,
-    ContextLengthExceededError: EXIT_CONTEXT_LENGTH,
-}
-
-EXIT_CODE_HELP = """exit codes:
-  0    the answer was printed (and saved unless --no-save)
-  1    any other error (server error, bad request, storage, settings)
-  2    usage: bad arguments, unknown provider/profile/endpoint, no model, empty prompt
-  3    authentication: key missing, refused (401/403), or not sent over plain http
-  4    connection: nothing answered, timed out (--timeout), or the server is failing repeatedly
-  5    the server does not have that model
-  6    rate limited (429) after the retries
-  7    the conversation is longer than the model's context window
-  130  interrupted (Ctrl-C)"""
-
-
-def exit_code_for(error: BaseException) -> int:
-    """The exit code for ``error`` (see :data:`EXIT_CODE_HELP`)."""
-    for cls in type(error).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return EXIT_OTHER
-
 
 @dataclass
 class ChatRequest:
