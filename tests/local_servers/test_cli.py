@@ -78,10 +78,13 @@ def test_providers_shows_key_sources_never_keys(sims) -> None:
     result = run_cli("providers", env={**env, "OPENAI_API_KEY": SECRET})
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert "OPENAI_API_KEY" in lines["openai"] and SECRET not in result.stdout + result.stderr
-    assert "missing (ANTHROPIC_API_KEY)" in lines["anthropic"]
-    assert f"{servers[0].url} (up)" in lines["ollama"]
-    assert f"{servers[2].url} (up)" in lines["vllm"]
+    assert lines["openai"].endswith("ready: key from OPENAI_API_KEY")
+    assert SECRET not in result.stdout + result.stderr
+    assert lines["anthropic"].endswith("no key: set ANTHROPIC_API_KEY or save one in Settings")
+    assert lines["ollama"].endswith(f"ready: server up at {servers[0].url}")
+    assert lines["vllm"].endswith(f"ready: server up at {servers[2].url}")
+    assert lines["azure"].endswith("no key or endpoint: set AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT")
+    assert "USABLE" not in result.stdout
 
 
 def test_providers_json(sims) -> None:
@@ -90,6 +93,8 @@ def test_providers_json(sims) -> None:
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)["providers"]}
     assert rows["groqcloud"]["key"] == "GROQ_API_KEY" and rows["openai"]["local"] is None
+    assert rows["groqcloud"]["status"] == "ready: key from GROQ_API_KEY" and rows["groqcloud"]["ready"]
+    assert rows["openai"]["ready"] is False and rows["llamacpp"]["ready"] is True
     assert rows["llamacpp"]["local"] == [{"url": servers[3].url, "state": "up"}]
     assert SECRET not in result.stdout
 
@@ -166,3 +171,31 @@ def test_providers_lists_a_clouds_models(name: str, factory: str, env_key: str, 
         assert wrong.returncode == 1 and "[auth]" in wrong.stdout
     finally:
         server.stop()
+
+
+def test_providers_says_a_local_server_is_not_running() -> None:
+    result = run_cli("providers", env={"VICTOR_VLLM_HOST": f"127.0.0.1:{free_port()}"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert lines["vllm"].endswith("server not running")
+
+
+@pytest.mark.parametrize("command", [("providers",), ("doctor", "--no-defaults", "--no-scan")])
+def test_a_broken_profiles_file_is_reported_by_file_and_line(tmp_path: Path,
+                                                             command: tuple[str, ...]) -> None:
+    victor = tmp_path / "home" / ".victor" / "profiles.yaml"
+    victor.parent.mkdir(parents=True)
+    victor.write_text("profiles:\n  ok:\n    provider: ollama\n  bad:\n    provider: openai\n"
+                      "    temperature: 9\n", encoding="utf-8")
+    app = tmp_path / "config" / "victor_gui" / "profiles.yaml"
+    app.parent.mkdir(parents=True)
+    app.write_text("profiles:\n  x: [unclosed\n", encoding="utf-8")
+    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    result = run_cli(*command, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Profiles: these could not be used as written" in result.stdout
+    assert f"{victor}:6: profiles.bad.temperature" in result.stdout
+    assert f"{app}:3: not valid YAML" in result.stdout  # where the parser found the list unclosed
+    as_json = json.loads(run_cli(*command, "--json", env=env).stdout)
+    problems = {(p["path"], p["line"]) for p in as_json["profile_errors"]}
+    assert (str(victor), 6) in problems and str(app) in {p for p, _line in problems}

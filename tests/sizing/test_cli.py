@@ -70,13 +70,13 @@ def test_fit_ollama_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
         # output 1,000 blocks × 210 B (Q6_K).
         assert data["model"]["kind"] == "ollama"
         assert data["result"]["total"]["weights"] == 144_000 + 2 * 36_864 + 210_000
-        assert main(["fit", "ollama:absent"]) == 0
+        assert main(["fit", "ollama:absent"]) == 5  # answered, but without that model
         assert "has no model 'absent'" in capsys.readouterr().out
 
 
 def test_fit_ollama_not_running(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")
-    assert main(["fit", "ollama:anything"]) == 0
+    assert main(["fit", "ollama:anything"]) == 4
     assert "Ollama is not answering" in capsys.readouterr().out
 
 
@@ -106,3 +106,22 @@ async def test_split_model_reads_every_shard(tmp_path: Path) -> None:
     with pytest.raises(GGUFError) as info:
         await load_model(str(first))
     assert info.value.reason == "io"
+
+
+def test_fit_exits_non_zero_on_every_error(tmp_path: Path) -> None:
+    """As a subprocess, the way a script sees it: no answer is never exit 0."""
+    def fit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "victor_gui", "fit", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    missing = fit(str(tmp_path / "missing.gguf"))
+    assert missing.returncode == 1 and "cannot read" in missing.stdout
+    not_gguf = tmp_path / "notes.txt"
+    not_gguf.write_text("not a model at all", encoding="utf-8")
+    assert fit(str(not_gguf)).returncode == 1
+    path = write_gguf(tmp_path / "m.gguf", Spec(), header_only=True)
+    for bad in (["--ctx", "0"], ["--ctx", "-5"], ["--ctx", "lots"], ["--cache-type", "q3"], ["--nope"]):
+        result = fit(str(path), *bad)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert "4  Ollama does not answer" in fit("--help").stdout

@@ -1,9 +1,11 @@
 """``victor-gui fit MODEL``: will this model fit on this machine? Headless, no Qt.
 
 MODEL is a GGUF path, an http(s) URL of a GGUF (only the header is fetched, by range requests)
-or ``ollama:NAME``. Prints a short table, or JSON with ``--json``. Exit codes: 0 with an answer
-or when there is nothing to look at (Ollama not running, model unknown); 1 when the header is
-unreadable; 2 for usage errors (argparse).
+or ``ollama:NAME``. Prints a short table, or JSON with ``--json``. Exit codes (the same
+meanings as ``victor-gui chat``'s): 0 with an answer; 1 when the file or header is unreadable;
+2 for usage errors (argparse: unknown options, a context that is not a positive number);
+4 when Ollama does not answer; 5 when Ollama does not have the model. A script can tell "no
+answer" from an answer without parsing the output.
 """
 
 from __future__ import annotations
@@ -18,15 +20,37 @@ from typing import Any, TextIO
 GiB = 1 << 30
 MiB = 1 << 20
 
+EXIT_UNREADABLE = 1
+EXIT_NOT_ANSWERING = 4
+EXIT_MODEL_NOT_FOUND = 5
+
+EXIT_HELP = """exit codes:
+  0  the estimate was printed
+  1  the file or its header could not be read
+  2  usage: unknown option, or a value out of range
+  4  Ollama does not answer (ollama:NAME)
+  5  Ollama does not have that model (ollama:NAME)"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of tokens")
+    return value
+
 
 def add_fit_command(subparsers: Any) -> None:
     """Register ``fit`` on the ``victor-gui`` sub-command parser."""
     p = subparsers.add_parser(
         "fit", help="estimate whether a model fits in GPU/RAM",
         description="Estimate VRAM/RAM use of a GGUF model (llama.cpp, Ollama, LM Studio) from its "
-                    "header only, against the free memory of this machine's GPUs.")
+                    "header only, against the free memory of this machine's GPUs.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="GGUF path, http(s) URL of a GGUF, or ollama:NAME")
-    p.add_argument("--ctx", type=int, default=None, metavar="N",
+    p.add_argument("--ctx", type=_positive_int, default=None, metavar="N",
                    help="context length (default: 4096, or the training context if smaller)")
     p.add_argument("--cache-type", choices=["f16", "q8_0", "q4_0"], default="f16",
                    help="KV cache type for K and V (default f16)")
@@ -66,16 +90,16 @@ async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
         source = await load_model(args.model)
     except (ProviderConnectionError, ModelNotFoundError) as exc:
         await detection
-        _say(out, args.json, {"status": "not_found", "message": exc.message})
-        return 0
+        _say(out, args.json, {"status": "not_found", "reason": exc.kind, "message": exc.message})
+        return EXIT_NOT_ANSWERING if isinstance(exc, ProviderConnectionError) else EXIT_MODEL_NOT_FOUND
     except GGUFError as exc:
         await detection
         _say(out, args.json, {"status": "error", "reason": exc.reason, "message": exc.message})
-        return 1
+        return EXIT_UNREADABLE
     except ProviderError as exc:  # Ollama answered, but not with something usable
         await detection
         _say(out, args.json, {"status": "error", "reason": exc.kind, "message": exc.message})
-        return 1
+        return EXIT_UNREADABLE
     report = await detection
     arch = source.arch
     n_ctx = args.ctx or (min(4096, arch.n_ctx_train) if arch.n_ctx_train else 4096)

@@ -1,8 +1,13 @@
 """Headless commands: ``victor-gui providers`` and ``victor-gui doctor`` (no Qt).
 
-``providers`` answers "what can I use?": every registered provider with its category, whether a
-key is found (and where: the variable's name or "keyring", never the key), and which local
-servers answer. ``--provider NAME`` lists that provider's models.
+``providers`` answers "what can I use?": every registered provider with its category and, in
+words, whether it is ready and why ("ready: key from OPENAI_API_KEY", "ready: server up at …",
+"no key: set ANTHROPIC_API_KEY or save one in Settings", "server not running"); where a key
+comes from is named (the variable or "the keyring"), never the key. ``--provider NAME`` lists
+that provider's models.
+
+Both commands also read the profiles (Victor's ``~/.victor/profiles.yaml`` and the app's) and
+report a file that cannot be used by file and line.
 
 ``doctor`` answers "is my server up, which one is it, what is loaded?": every candidate endpoint
 (defaults, environment, ``--endpoint``, running server processes) with kind, state and a
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -84,6 +90,56 @@ def _install_keyring() -> str | None:
 # providers
 # ---------------------------------------------------------------------------------------------
 
+def readiness(spec: Any, answering: Sequence[EndpointStatus], available: bool = True) -> str:
+    """In words: can this provider be used now, and if not, what to do."""
+    if not available:
+        return "not available in this build yet"
+    if spec.is_local:
+        if not answering:
+            return "server not running"
+        up = [s for s in answering if s.state is EndpointState.UP]
+        if up:
+            return "ready: server up at " + ", ".join(s.base_url for s in up)
+        first = answering[0]
+        return f"not ready: server at {first.base_url} is {STATE_MARK[first.state]}"
+    try:
+        key, source = resolve_api_key(spec)
+    except Exception:
+        key, source = None, None
+    no_host = spec.default_base_url is None and spec.host_env_vars and \
+        not any(os.environ.get(v) for v in spec.host_env_vars)
+    if no_host:  # Azure: the key alone does not say where the deployment is
+        host = " or ".join(spec.host_env_vars)
+        if key:
+            return f"no endpoint: set {host}"
+        return f"no key or endpoint: set {' or '.join(spec.key_env_vars)} and {host}"
+    if key and source:
+        return "ready: key from the keyring" if source == "keyring" else \
+            f"ready: key from {source.removeprefix('env:')}"
+    if not spec.needs_key and not spec.key_env_vars:
+        return "uses the SDK's own credentials (not checked here)"
+    if not spec.needs_key:
+        return f"ready: no key needed ({' or '.join(spec.key_env_vars)} optional)"
+    names = " or ".join(spec.key_env_vars) or "a key"
+    return f"no key: set {names} or save one in Settings"
+
+
+async def profile_problems() -> list[dict[str, Any]]:
+    """Every problem in the profiles files (file, line, message), for both commands."""
+    from victor_gui.config.profiles import load_profiles
+
+    found = await load_profiles()
+    return [{"path": e.path, "line": e.line, "message": e.message} for e in found.errors]
+
+
+def _write_problems(out: TextIO, problems: list[dict[str, Any]]) -> None:
+    if not problems:
+        return
+    out.write("\nProfiles: these could not be used as written\n")
+    for problem in problems:
+        out.write(f"    {problem['message']}\n")
+
+
 def key_status(spec: Any) -> str:
     """Where a provider's key comes from — never the key itself."""
     try:
@@ -112,26 +168,28 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
         if kind is not None and status.state is not EndpointState.DOWN:
             local.setdefault(PROVIDER_FOR_KIND[kind], []).append(status)
     rows: list[dict[str, Any]] = []
+    problems = await profile_problems()
     for spec in SPECS:
         answering = [s for s in local.get(spec.name, [])]
+        available = PROTOCOLS.get(spec.protocol) is not None
         rows.append({"name": spec.name, "display_name": spec.display_name, "category": spec.category,
-                     "available": PROTOCOLS.get(spec.protocol) is not None,
+                     "available": available,
+                     "ready": readiness(spec, answering, available).startswith("ready"),
+                     "status": readiness(spec, answering, available),
                      "key": key_status(spec),
                      "local": [{"url": s.base_url, "state": s.state.value} for s in answering]
                      if spec.is_local else None})
     if args.json:
-        out.write(json.dumps({"providers": rows, "keyring": keyring_note or "available"}, indent=2) + "\n")
+        out.write(json.dumps({"providers": rows, "keyring": keyring_note or "available",
+                              "profile_errors": problems}, indent=2) + "\n")
         return 0
-    out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} {'USABLE':<7} {'API KEY':<44} LOCAL SERVER\n")
+    out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} STATUS\n")
     for row in rows:
-        where = ""
-        if row["local"] is not None:
-            where = ", ".join(f"{x['url']} ({x['state']})" for x in row["local"]) or "not running"
-        usable = "yes" if row["available"] else "not yet"
-        line = f"{row['name']:<12} {row['category']:<11} {usable:<7} {row['key']:<44} {where}"
-        out.write(line.rstrip() + "\n")
+        out.write(f"{row['name']:<12} {row['category']:<11} {row['status']}".rstrip() + "\n")
     answering_count = sum(len(v) for v in local.values())
-    out.write(f"\n{len(rows)} providers; {answering_count} local server(s) answering.\n")
+    ready = sum(1 for row in rows if row["ready"])
+    out.write(f"\n{len(rows)} providers, {ready} ready; {answering_count} local server(s) answering.\n")
+    _write_problems(out, problems)
     if keyring_note:
         out.write(f"Note: {keyring_note}\n")
     if not answering_count:
@@ -233,12 +291,13 @@ def format_status(status: EndpointStatus) -> list[str]:
 
 async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
     async with make_client(PROBE_TIMEOUTS) as client:
-        statuses, hardware = await asyncio.gather(
+        statuses, hardware, problems = await asyncio.gather(
             discover(client, args.endpoint, scan_processes=not args.no_scan,
-                     include_defaults=not args.no_defaults), hardware_report())
+                     include_defaults=not args.no_defaults), hardware_report(),
+            profile_problems())
     if args.json:
-        out.write(json.dumps({"endpoints": [s.to_dict() for s in statuses], "hardware": hardware},
-                             indent=2) + "\n")
+        out.write(json.dumps({"endpoints": [s.to_dict() for s in statuses], "hardware": hardware,
+                              "profile_errors": problems}, indent=2) + "\n")
         return 0
     servers = [s for s in statuses if s.is_inference_server and s.state is not EndpointState.DOWN]
     out.write("Local inference servers\n")
@@ -262,6 +321,7 @@ async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
     if hardware["ram"]:
         ram = hardware["ram"]
         out.write(f"    RAM: {_gib(ram['total_bytes'])} total, {_gib(ram['available_bytes'])} available\n")
+    _write_problems(out, problems)
     return 0
 
 

@@ -8,6 +8,9 @@ and ``meta["kind"]``:
 * ``trim``: the next request left out the oldest turns to fit the model's context window.
   ``meta``: ``dropped_turns``, ``context_window``, ``source`` (``server``/``table``/``default``),
   ``estimated_tokens``, ``budget``, ``fits``.
+* ``fallback``: the chosen provider could not answer and the next one in the chain did (or
+  none did). ``meta["attempts"]`` holds ``{provider, model, endpoint, error, message}`` per
+  failed target, ``meta["answered_by"]`` ``{provider, model, endpoint}`` or None.
 
 Why a role of its own rather than a ``system`` message: ``Message`` refuses the role, so a note
 can never reach a model as an instruction by accident; :meth:`ChatSession.history` leaves
@@ -19,13 +22,26 @@ worked out again for the new request).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 
 SWITCH = "switch"
 TRIM = "trim"
+FALLBACK = "fallback"
 
-__all__ = ["NOTE_ROLE", "SWITCH", "TRIM", "last_trim_since_switch", "switch_text", "trim_text"]
+__all__ = ["FALLBACK", "NOTE_ROLE", "SWITCH", "TRIM", "fallback_text", "last_trim_since_switch",
+           "switch_text", "trim_text"]
+
+# Why a target was passed over, in words (by ``ProviderError.kind``).
+_FAILED_BECAUSE = {
+    "connection": "could not connect",
+    "timeout": "timed out",
+    "rate_limit": "rate-limited",
+    "server": "server error",
+    "loading": "still loading the model",
+    "circuit_open": "failing repeatedly, paused",
+}
 
 
 def _who(provider: str, model: str) -> str:
@@ -43,6 +59,31 @@ def trim_text(dropped_turns: int, window: int, fits: bool) -> str:
     if not fits:
         text += " The latest turn alone is still larger than the window."
     return text
+
+
+def fallback_text(attempts: list[dict[str, Any]], answered_by: dict[str, Any] | None) -> str:
+    """One line for the transcript: who failed and why, and who answered in the end.
+
+    ``attempts`` and ``answered_by`` hold ``provider`` (a display name is best), ``model`` and
+    ``endpoint`` (a URL or None); each attempt also its ``error`` kind."""
+    failed = "; ".join(f"{_target(a)} failed ({_FAILED_BECAUSE.get(a.get('error') or '', a.get('error'))})"
+                       for a in attempts)
+    if answered_by is None:
+        return f"{failed}; no provider in the chain answered."
+    return f"{failed}; answered by {_target(answered_by)}."
+
+
+def _target(who: dict[str, Any]) -> str:
+    text = _who(str(who.get("provider")), str(who.get("model")))
+    host = _host(who.get("endpoint"))
+    return f"{text} at {host}" if host else text
+
+
+def _host(url: Any) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(str(url))
+    return parts.netloc or None
 
 
 def kind_of(message: StoredMessage) -> str | None:

@@ -1,0 +1,419 @@
+"""One chat turn without the window: what ``victor-gui chat`` runs (Qt-free).
+
+It picks the provider the way the window does — a profile (Victor's ``~/.victor/profiles.yaml``
+and the app's own, with the profile's fallback chain), a provider by any seed name or alias, or
+an endpoint from ``settings.yaml`` (its key, secret headers and TLS trust from the keyring) or
+an ad-hoc URL — then streams one reply through :class:`~victor_gui.services.chat_session.ChatSession`,
+the one streaming path of the app. So the exchange lands in the same SQLite history the window
+shows, with the same provider, model, timings, tokens and cost per reply. When the chain fell
+back, a ``fallback`` note (:mod:`.notes`) says who failed and who answered.
+
+``save=False`` runs the very same session against a throwaway store in a temporary folder, so
+nothing is written to the user's history and the code path is not a second one.
+
+Failures are typed errors (:mod:`victor_gui.errors`); :mod:`.exit_codes` maps them to the
+distinct exit codes of the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
+from victor_gui.config.secrets import KeyringStore, endpoint_header_name, endpoint_key_name
+from victor_gui.config.settings import Endpoint, Settings
+from victor_gui.errors import ProviderError, ProviderTimeoutError
+from victor_gui.providers import keys
+from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.catalog import find_spec
+from victor_gui.services import notes
+from victor_gui.services.chat_session import ChatSession
+from victor_gui.services.endpoint_providers import provider_for_endpoint
+from victor_gui.services.exit_codes import (
+    EXIT_CODE_HELP,
+    EXIT_CODES,
+    UsageError,
+    exit_code_for,
+)
+from victor_gui.services.reply_types import ReplyEvent
+from victor_gui.services.settings_service import SettingsService
+from victor_gui.storage import open_store
+from victor_gui.storage.location import default_data_dir
+from victor_gui.storage.models import NOTE_ROLE
+from victor_gui.storage.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class ChatRequest:
+    """What ``victor-gui chat`` was asked. At most one of ``profile``/``endpoint``/``provider``
+    picks the target; none falls back to the settings' default profile, then default provider.
+
+    ``retries`` replaces the provider's retry count (0: fail on the first 429/5xx);
+    ``timeout`` bounds the whole turn in seconds. ``settings_path``/``data_dir`` default to the
+    app's own (``settings.data_dir``, else the platform's data folder)."""
+
+    prompt: str
+    provider: str | None = None
+    model: str | None = None
+    profile: str | None = None
+    endpoint: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    save: bool = True
+    settings_path: Path | None = None
+    data_dir: Path | None = None
+    victor_profiles: Path | None = None
+    app_profiles: Path | None = None
+
+
+@dataclass
+class ChatOutcome:
+    """How the turn ended: the reply, who gave it, its figures, and the way there."""
+
+    text: str = ""
+    reasoning: str = ""
+    provider: str | None = None
+    model: str | None = None
+    endpoint: str | None = None
+    endpoint_name: str | None = None
+    status: str = "complete"
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+    fallback: list[dict[str, Any]] = field(default_factory=list)
+    conversation_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: ProviderError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object (no secrets: errors are redacted by the error tree)."""
+        out: dict[str, Any] = {
+            "text": self.text, "reasoning": self.reasoning, "provider": self.provider,
+            "model": self.model, "endpoint": self.endpoint, "endpoint_name": self.endpoint_name,
+            "status": self.status, "usage": self.usage, "timings": self.timings, "cost": self.cost,
+            "fallback": self.fallback, "conversation_id": self.conversation_id,
+        }
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+@dataclass
+class _Target:
+    """The session to run, and what must be closed after it."""
+
+    session: ChatSession
+    endpoint_name: str | None = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+
+class _PrefetchedKeys:
+    """A secret store over keyring values read once, off the event loop (the keyring is a
+    blocking call; providers ask for keys while being built on the loop)."""
+
+    def __init__(self, values: dict[str, str | None]) -> None:
+        self._values = values
+
+    def get_key(self, provider: str) -> str | None:
+        return self._values.get(provider)
+
+
+def _read_keyring(names: list[str]) -> tuple[dict[str, str | None], str | None]:
+    """Keys for ``names`` from the OS keyring; a note instead when no keyring is usable."""
+    try:
+        store = KeyringStore()
+        ok, message = store.backend_status()
+        if not ok:
+            return {}, message
+        return {name: store.get_key(name) for name in names}, None
+    except Exception as exc:  # a broken keyring backend leaves the environment variables
+        return {}, f"the system keyring could not be used ({type(exc).__name__})"
+
+
+def _title(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _display(provider: str | None) -> str:
+    spec = find_spec(provider) if provider else None
+    return spec.display_name if spec else str(provider)
+
+
+def _same_url(a: str, b: str) -> bool:
+    def norm(url: str) -> str:
+        url = url.strip().rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+    return norm(a).lower() == norm(b).lower()
+
+
+class HeadlessChat:
+    """Runs one :class:`ChatRequest`; ``on_text``/``on_reasoning`` get each piece as it arrives."""
+
+    def __init__(self, request: ChatRequest, *, on_text: Callable[[str], None] | None = None,
+                 on_reasoning: Callable[[str], None] | None = None) -> None:
+        self.request = request
+        self.on_text = on_text
+        self.on_reasoning = on_reasoning
+        self.warnings: list[str] = []
+        self._fallback_events: list[str] = []
+
+    # -- the turn ---------------------------------------------------------------------------------
+
+    async def run(self) -> ChatOutcome:
+        """Send the prompt, stream the reply, store it.
+
+        A reply that failed comes back with ``status == "error"`` and ``error`` set (and the
+        fallback path so far); a failure before any reply began (no such profile, no key, a
+        timeout) is raised as its typed error."""
+        request = self.request
+        if not request.prompt.strip():
+            raise UsageError("The prompt is empty: give it as an argument or on standard input.")
+        settings_service = SettingsService(request.settings_path)
+        settings = await settings_service.load()
+        if settings_service.load_error is not None:
+            self.warnings.append(f"settings ignored: {settings_service.load_error.message}")
+        tempdir: tempfile.TemporaryDirectory[str] | None = None
+        if request.save:
+            folder = request.data_dir or (Path(settings.data_dir) if settings.data_dir else None)
+            if folder is None:
+                folder = await asyncio.to_thread(default_data_dir)
+        else:  # the same session, against a store that is thrown away
+            tempdir = tempfile.TemporaryDirectory(prefix="victor-gui-chat-")
+            folder = Path(tempdir.name)
+        store, _notice = await open_store(folder)
+        try:
+            return await self._run_in(store, settings)
+        finally:
+            await store.close()
+            if tempdir is not None:
+                await asyncio.to_thread(tempdir.cleanup)
+
+    async def _run_in(self, store: ConversationStore, settings: Settings) -> ChatOutcome:
+        request = self.request
+        conv = await store.create_conversation(_title(request.prompt), system_prompt=request.system)
+        started = time.perf_counter()
+        target: _Target | None = None
+        try:
+            # --timeout bounds the whole turn: finding the model, connecting, and the reply.
+            async with asyncio.timeout(request.timeout):
+                target = await self._target(store, conv.id, settings)
+                result = await target.session.send(request.prompt)
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"No complete answer within {request.timeout:g} s (--timeout).") from None
+        finally:
+            if target is not None:
+                await target.session.close()
+                for close in target.closers:
+                    await close()
+        wall_ms = (time.perf_counter() - started) * 1000
+        stored = await store.get_message(result.message_id)
+        assert stored is not None
+        meta = stored.meta or {}
+        attempts: list[dict[str, Any]] = list((meta.get("fallback") or {}).get("attempts") or [])
+        answered = None if result.status == "error" else {
+            "provider": stored.provider, "model": stored.model, "endpoint": stored.endpoint}
+        outcome = ChatOutcome(
+            text=stored.content, reasoning=stored.reasoning, provider=stored.provider,
+            model=stored.model, endpoint=stored.endpoint, endpoint_name=target.endpoint_name,
+            status=result.status,
+            usage={"prompt_tokens": stored.prompt_tokens, "completion_tokens": stored.completion_tokens,
+                   "cached_tokens": stored.cached_tokens},
+            timings={"ttft_ms": stored.ttft_ms, "tokens_per_second": stored.tokens_per_second,
+                     "total_ms": round(wall_ms, 1)},
+            cost=stored.cost,
+            fallback=[{"target": f"{a.get('provider')} · {a.get('model')}", **a} for a in attempts],
+            conversation_id=conv.id if request.save else None,
+            warnings=self.warnings, error=result.error)
+        if answered is not None and attempts:
+            outcome.fallback.append({"target": f"{answered['provider']} · {answered['model']}",
+                                     **answered, "error": None, "message": None})
+        if attempts:
+            await self._note_fallback(store, conv.id, attempts, answered)
+        return outcome
+
+    async def _note_fallback(self, store: ConversationStore, conversation_id: int,
+                             attempts: list[dict[str, Any]], answered: dict[str, Any] | None) -> None:
+        """Store the transcript note that says who failed and who answered."""
+        shown = [{**a, "provider": _display(a.get("provider"))} for a in attempts]
+        by = {**answered, "provider": _display(answered.get("provider"))} if answered else None
+        text = notes.fallback_text(shown, by)
+        meta = {"kind": notes.FALLBACK, "attempts": attempts, "answered_by": answered}
+        await store.add_message(conversation_id, NOTE_ROLE, text, meta=meta)
+
+    def _event(self, event: ReplyEvent) -> None:
+        if event.kind == "delta":
+            if event.reasoning and self.on_reasoning is not None:
+                self.on_reasoning(event.reasoning)
+            if event.text and self.on_text is not None:
+                self.on_text(event.text)
+        elif event.kind == "fallback":
+            self._fallback_events.append(event.text)
+
+    # -- choosing the target ----------------------------------------------------------------------
+
+    def _session_kwargs(self) -> dict[str, Any]:
+        request = self.request
+        kwargs: dict[str, Any] = {"on_event": self._event}
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        return kwargs
+
+    def _create(self) -> Callable[..., BaseProvider]:
+        """``ProviderRegistry.create`` with ``--retries`` applied."""
+        from victor_gui.providers.registry import ProviderRegistry
+
+        retries = self.request.retries
+
+        def create(name: str, **kwargs: Any) -> BaseProvider:
+            if retries is not None:
+                kwargs["max_retries"] = retries
+            return ProviderRegistry.create(name, **kwargs)
+        return create
+
+    async def _install_keys(self, names: list[str]) -> None:
+        values, note = await asyncio.to_thread(_read_keyring, names)
+        if note:  # not a warning on every run: a server without a keyring uses the environment
+            log.info("keys from environment variables only: %s", note)
+        keys.set_secret_store(_PrefetchedKeys(values))
+
+    async def _target(self, store: ConversationStore, cid: int, settings: Settings) -> _Target:
+        request = self.request
+        chosen = [n for n, v in (("--profile", request.profile), ("--endpoint", request.endpoint),
+                                 ("--provider", request.provider)) if v]
+        if len(chosen) > 1:
+            raise UsageError(f"Give only one of {', '.join(chosen)}.")
+        if request.endpoint:
+            return await self._endpoint_target(store, cid, settings, request.endpoint)
+        if request.profile:
+            return await self._profile_target(store, cid, request.profile)
+        if request.provider:
+            return await self._provider_target(store, cid, request.provider, settings)
+        if settings.default_profile:
+            return await self._profile_target(store, cid, settings.default_profile)
+        if settings.default_provider:
+            return await self._provider_target(store, cid, settings.default_provider, settings)
+        raise UsageError("Say what should answer: --provider NAME --model M, --profile NAME or "
+                         "--endpoint NAME|URL (or set a default provider or profile in Settings).")
+
+    async def _profile_target(self, store: ConversationStore, cid: int, name: str) -> _Target:
+        request = self.request
+        found: ProfileSet = await load_profiles(request.victor_profiles, request.app_profiles)
+        for error in found.errors:
+            self.warnings.append(f"profiles: {error.message}")
+        self.warnings.extend(found.warnings)
+        profile = found.profiles.get(name)
+        if profile is None:
+            known = ", ".join(sorted(found.profiles)) or "none"
+            problems = "".join(f" ({e.message})" for e in found.errors)
+            raise UsageError(f"No profile named {name!r} (known: {known}).{problems}")
+        if request.model:
+            profile = profile.model_copy(update={"model": request.model})
+        if not profile.model:
+            raise UsageError(f"The profile {name!r} names no model; give one with --model.")
+        await self._install_keys(self._profile_key_names(profile))
+        session = ChatSession.from_profile(store, cid, profile, providers=found.providers,
+                                           create=self._create(), **self._session_kwargs())
+        return _Target(session)
+
+    @staticmethod
+    def _profile_key_names(profile: Profile) -> list[str]:
+        names = []
+        for provider in [profile.provider, *(t.provider for t in profile.fallback)]:
+            spec = find_spec(provider)
+            names.append(spec.name if spec else provider)
+        return names
+
+    async def _provider_target(self, store: ConversationStore, cid: int, name: str,
+                               settings: Settings) -> _Target:
+        spec = find_spec(name)
+        await self._install_keys([spec.name if spec else name])
+        model = self.request.model
+        if not model and settings.default_model and settings.default_provider == name:
+            model = settings.default_model
+        if not model and (spec is None or not spec.is_local):
+            raise UsageError(f"Name a model with --model (`victor-gui providers --provider {name}` "
+                             "lists them).")
+        provider = self._create()(name)
+        try:
+            model = model or await self._first_model(provider)
+        except BaseException:
+            await provider.close()
+            raise
+        session = ChatSession(store, cid, provider, model, **self._session_kwargs())
+        return _Target(session)
+
+    async def _endpoint_target(self, store: ConversationStore, cid: int, settings: Settings,
+                               wanted: str) -> _Target:
+        entry = self._find_endpoint(settings, wanted)
+        names = [endpoint_key_name(entry.name), *(endpoint_header_name(entry.name, h)
+                                                  for h in entry.secret_headers)]
+        values, note = await asyncio.to_thread(_read_keyring, names)
+        if note and entry.secret_headers:  # they are sent on every request: say they are missing
+            self.warnings.append(f"secret headers of {entry.name} not read: {note}")
+        retries = self.request.retries
+        provider, client = provider_for_endpoint(
+            entry, secrets=values.get, proxy=settings.proxy,
+            **({"max_retries": retries} if retries is not None else {}))
+        model = self.request.model
+        try:
+            if not model:
+                model = await self._first_model(provider)
+        except BaseException:
+            await provider.close()
+            await client.aclose()
+            raise
+        session = ChatSession(store, cid, provider, model, **self._session_kwargs())
+        return _Target(session, entry.name, [client.aclose])
+
+    @staticmethod
+    def _find_endpoint(settings: Settings, wanted: str) -> Endpoint:
+        """A configured endpoint by name (any case) or URL; a URL nobody configured is taken as
+        an ad-hoc OpenAI-compatible server without a key."""
+        for entry in settings.endpoints:
+            if entry.name == wanted or entry.name.lower() == wanted.lower():
+                return entry
+        if wanted.startswith(("http://", "https://")):
+            for entry in settings.endpoints:
+                if _same_url(entry.url, wanted):
+                    return entry
+            host = urlsplit(wanted).netloc or wanted
+            return Endpoint(name=host, kind="openai-compatible", url=wanted)
+        known = ", ".join(e.name for e in settings.endpoints) or "none"
+        raise UsageError(f"No endpoint named {wanted!r} in settings (known: {known}); "
+                         "give its name or an http(s):// URL.")
+
+    @staticmethod
+    async def _first_model(provider: BaseProvider) -> str:
+        """The model a local server has loaded (else its first), when none was named."""
+        models = await provider.list_models()
+        if not models:
+            raise UsageError(f"{provider.name} lists no models; name one with --model.")
+        loaded = [m for m in models if m.loaded]
+        return (loaded or models)[0].id
+
+
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_CODE_HELP",
+    "ChatOutcome",
+    "ChatRequest",
+    "HeadlessChat",
+    "UsageError",
+    "exit_code_for",
+]
