@@ -10,6 +10,8 @@ from __future__ import annotations
 from victor_gui.errors import (
     BadRequestError,
     CABundleError,
+    CertificateExpiredError,
+    CertificateHostnameError,
     CircuitOpenError,
     ConfigError,
     ContentFilterError,
@@ -29,6 +31,7 @@ from victor_gui.errors import (
     ProviderUnavailableError,
     StorageError,
     TLSError,
+    UntrustedCertificateError,
     VictorGuiError,
 )
 
@@ -41,7 +44,10 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     ProviderRateLimitError: "The provider is rate-limiting requests. Wait a moment and retry.",
     ProviderTimeoutError: "The server took too long to answer. It may be busy or stuck; retry.",
     CABundleError: "The endpoint's CA bundle file could not be used; check it in the endpoint's settings.",
-    TLSError: "The server's TLS certificate was not accepted.",
+    UntrustedCertificateError: "The server's TLS certificate is not trusted.",
+    CertificateHostnameError: "The server's TLS certificate is for another host name.",
+    CertificateExpiredError: "The server's TLS certificate has expired (or is not valid yet).",
+    TLSError: "The TLS connection to the server failed.",
     ProviderConnectionError: "Could not reach the server. Is it running, and is the address right?",
     ModelNotFoundError: "The server does not have that model. Pick another one or download it.",
     ContextLengthExceededError: "The conversation is longer than the model's context window. "
