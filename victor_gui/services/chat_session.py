@@ -87,6 +87,7 @@ class ChatSession:
         track_costs: bool = True,
         fallback: Sequence[Candidate] = (),
         context_window: int | None = None,
+        label: str | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -100,6 +101,8 @@ class ChatSession:
         self.track_costs = track_costs
         self.fallback: list[Candidate] = list(fallback)
         self.context_window = context_window
+        # What people call the provider ("llama.cpp", "Desk box (http://…)"), for notes; None: its name.
+        self.label = label
         self._windows: dict[tuple[int, str], ContextWindow] = {}
         self._task: asyncio.Task[ReplyResult] | None = None
         # The attempt streaming now (or the last one): a view reads live figures off its state.
@@ -196,6 +199,7 @@ class ChatSession:
         endpoint: str | None = None,
         context_window: int | None = None,
         fallback: Sequence[Candidate] = (),
+        label: str | None = None,
     ) -> SwitchResult:
         """Go on with ``provider``/``model``, keeping the whole conversation.
 
@@ -210,12 +214,13 @@ class ChatSession:
         meta = {"kind": notes.SWITCH,
                 "from": {"provider": old_provider.name, "model": old_model, "endpoint": old_endpoint},
                 "to": {"provider": provider.name, "model": model, "endpoint": new_endpoint}}
-        text = notes.switch_text(old_provider.name, old_model, provider.name, model)
+        text = notes.switch_text(self.label or old_provider.name, old_model, label or provider.name, model)
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         old_chain, self.fallback = self.fallback, list(fallback)
         self.provider, self.model, self.endpoint = provider, model, new_endpoint
         self.context_window = context_window
+        self.label = label
         if old_provider is not provider:
             await _close_quietly(old_provider)
         for candidate in old_chain:
@@ -359,14 +364,17 @@ class ChatSession:
             except ProviderError as exc:
                 endpoint = provider.base_url if provider else None
                 if index + 1 < len(chain) and may_fall_back(exc, output_began=progress.shown):
-                    attempts.append({"provider": _name(who), "model": model, "endpoint": endpoint,
-                                     "error": exc.kind, "message": str(exc)})
+                    why = notes.failure_reason(exc)
+                    attempts.append({"provider": self._label(who), "model": model, "endpoint": endpoint,
+                                     "error": exc.kind, "message": str(exc), "why": why})
                     nxt, nxt_model = chain[index + 1]
-                    text = (f"{_name(who)} · {model} could not answer ({exc.kind}); "
-                            f"trying {_name(nxt)} · {nxt_model}.")
+                    text = (f"{self._label(who)} · {model} could not answer ({why}); "
+                            f"trying {self._label(nxt)} · {nxt_model}.")
                     self._emit(ReplyEvent("fallback", mid, text, error=str(exc)))
                     continue
                 return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
+            if attempts:
+                await self._note_failover(attempts, self._label(who))
             return await self._finish(mid, "complete", provider, model, request, progress, attempts)
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
@@ -429,6 +437,17 @@ class ChatSession:
         progress.model = state.answered_model
         if state.status is ReplyStatus.ERROR and state.error is not None:
             raise state.error
+
+    def _label(self, who: BaseProvider | Candidate) -> str:
+        return (self.label or who.name) if who is self.provider else _name(who)
+
+    async def _note_failover(self, attempts: list[dict[str, Any]], answered: str) -> None:
+        """A stored note saying which endpoints did not answer and which one did."""
+        text = notes.failover_text([(a["provider"], a["why"]) for a in attempts], answered)
+        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("provider", "endpoint", "error")}
+                                                   for a in attempts], "answered": answered}
+        note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
+        self._emit(ReplyEvent("note", note_id, text, meta=meta))
 
     async def _finish(
         self,

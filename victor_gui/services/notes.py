@@ -8,6 +8,8 @@ and ``meta["kind"]``:
 * ``trim``: the next request left out the oldest turns to fit the model's context window.
   ``meta``: ``dropped_turns``, ``context_window``, ``source`` (``server``/``table``/``default``),
   ``estimated_tokens``, ``budget``, ``fits``.
+* ``failover``: endpoints of the chosen target did not answer before any output and the next
+  one did. ``meta``: ``failed`` (``[{provider, endpoint, error}]``), ``answered``.
 
 Why a role of its own rather than a ``system`` message: ``Message`` refuses the role, so a note
 can never reach a model as an instruction by accident; :meth:`ChatSession.history` leaves
@@ -24,8 +26,28 @@ from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 
 SWITCH = "switch"
 TRIM = "trim"
+FAILOVER = "failover"
 
-__all__ = ["NOTE_ROLE", "SWITCH", "TRIM", "last_trim_since_switch", "switch_text", "trim_text"]
+__all__ = ["FAILOVER", "NOTE_ROLE", "SWITCH", "TRIM", "failover_text", "failure_reason",
+           "last_trim_since_switch", "switch_text", "trim_text"]
+
+
+def failure_reason(error: Exception) -> str:
+    """A few words on why a server did not answer ("connection refused", "timed out" ...)."""
+    text = str(error).lower()
+    for needle, words in (("refused", "connection refused"), ("timed out", "timed out"),
+                          ("timeout", "timed out"), ("reset", "connection reset"),
+                          ("name or service", "host not found"), ("getaddrinfo", "host not found")):
+        if needle in text:
+            return words
+    kind = getattr(error, "kind", None)
+    return str(kind).replace("_", " ") if kind else type(error).__name__
+
+
+def failover_text(failed: list[tuple[str, str]], answered: str) -> str:
+    """``Desk (http://…:8081) did not answer (connection refused); Lab box (http://…:8082) answered.``"""
+    parts = [f"{who} did not answer ({why})" for who, why in failed]
+    return "; ".join(parts) + f"; {answered} answered."
 
 
 def _who(provider: str, model: str) -> str:
