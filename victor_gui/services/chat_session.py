@@ -438,6 +438,14 @@ class ChatSession:
         if state.status is ReplyStatus.ERROR and state.error is not None:
             raise state.error
 
+    def _answered_by(self, provider: BaseProvider | None) -> str | None:
+        """The label of the provider that answered, when it is not just the provider's name."""
+        if provider is None:
+            return None
+        if provider is self.provider:
+            return self.label if self.label and self.label != provider.name else None
+        return next((c.provider_name for c in self.fallback if c._instance is provider), None)
+
     def _label(self, who: BaseProvider | Candidate) -> str:
         return (self.label or who.name) if who is self.provider else _name(who)
 
@@ -467,6 +475,9 @@ class ChatSession:
         answered_model = progress.model or model
         cost = self._cost(provider, answered_model, progress.usage) if provider is not None else None
         meta: dict[str, Any] = {}
+        answered_by = self._answered_by(provider)
+        if answered_by:
+            meta["answered_by"] = answered_by
         if attempts:
             meta["fallback"] = {"reason": attempts[0]["error"], "attempts": attempts}
         if request.trim.trimmed:

@@ -15,11 +15,23 @@ if TYPE_CHECKING:
 PAGE = 60
 
 
+def display_provider(m: StoredMessage) -> str | None:
+    """Who answered, as people call it: the target's name the session stored ("Desk box",
+    "llama.cpp"), else the catalog's display name of the provider, never an internal id."""
+    from victor_gui.providers.catalog import find_spec
+
+    label = (m.meta or {}).get("answered_by")
+    if isinstance(label, str) and label:
+        return label
+    spec = find_spec(m.provider) if m.provider else None
+    return spec.display_name if spec is not None else m.provider
+
+
 def title_of(m: StoredMessage) -> str:
     """``You`` for the user; ``provider · model`` for a reply."""
     if m.role == "user":
         return "You"
-    who = " · ".join(x for x in (m.provider, m.model) if x)
+    who = " · ".join(x for x in (display_provider(m), m.model) if x)
     return who or m.role.capitalize()
 
 
@@ -27,7 +39,7 @@ def stats_line(m: StoredMessage) -> str:
     """``provider · model · TTFT 120 ms · 42.0 tok/s · 256 tokens · $0.0012`` (unknown parts
     left out; local replies carry no cost)."""
     bits: list[str] = []
-    who = " · ".join(x for x in (m.provider, m.model) if x)
+    who = " · ".join(x for x in (display_provider(m), m.model) if x)
     if who:
         bits.append(who)
     if m.ttft_ms is not None:
