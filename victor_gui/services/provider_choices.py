@@ -138,6 +138,16 @@ class ProviderPool:
         self._providers[key] = provider
         return provider
 
+    async def prepare(self, choice: ProviderChoice) -> None:
+        """Build the providers of ``choice``'s hand-added endpoints in a worker thread: their
+        keys and secret headers are keyring reads, which may block (D-Bus)."""
+        if choice.target is None:
+            return
+        todo = [m for m in choice.target.members
+                if m.setting is not None and "endpoint|" + m.key not in self._providers]
+        if todo:
+            await asyncio.to_thread(lambda: [self.member(m) for m in todo])
+
     def fallback(self, choice: ProviderChoice, model: str) -> list[Candidate]:
         """The other endpoints of ``choice``'s target, in answering order, as a fallback chain
         for ``model`` (the pool keeps their providers: the session's close leaves them be)."""

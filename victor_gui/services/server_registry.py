@@ -213,10 +213,10 @@ class ServerRegistry(EndpointsService):
             self.spawn(self._scan())
 
     def _add_candidates(self, found: list[Endpoint]) -> None:
-        known = set(self.monitor.statuses)
+        known, hidden = set(self.monitor.statuses), self.hidden
         for endpoint in found:
-            if endpoint.base_url not in known:
-                self.monitor.add_endpoint(endpoint)
+            if endpoint.base_url not in known and endpoint.base_url not in hidden:
+                self.monitor.add_endpoint(endpoint)  # hidden ones are not even probed
 
     async def _scan(self) -> None:
         self.discovering = True
@@ -245,6 +245,29 @@ class ServerRegistry(EndpointsService):
             self._last_targets = signature
             self._emit("targets", None)
 
+    # -- what the dashboard lists --------------------------------------------------------------
+
+    @property
+    def statuses(self) -> list[EndpointStatus]:
+        """The dashboard's cards: hand-added first, hidden ones left out, and default ports
+        nothing answers on left to the one "not running" line (:attr:`not_running`)."""
+        folded = {m.key for t in self.targets() if t.folds for m in t.members}
+        return [m.status if m.status is not None else EndpointStatus(m.key, source=m.source)
+                for m in self.endpoints() if m.key not in folded]
+
+    @property
+    def not_running(self) -> list[RegisteredEndpoint]:
+        """Default ports nothing answers on (one folded line in the dashboard and the picker)."""
+        return [m for t in self.targets() if t.folds for m in t.members]
+
+    async def remove_endpoint(self, url: str) -> None:
+        """A hand-added endpoint is removed from settings.yaml; a default or discovered one is
+        hidden (saved, so it stays hidden after a restart) and no longer probed."""
+        if self.setting_for(url) is not None:
+            await super().remove_endpoint(url)
+            return
+        await self.hide(url)
+
     # -- hiding ---------------------------------------------------------------------------------
 
     @property
@@ -258,6 +281,7 @@ class ServerRegistry(EndpointsService):
             raise ValueError("a hand-added endpoint is removed, not hidden")
         await self.settings_service.update(
             lambda current: {"hidden_endpoints": sorted({*current.hidden_endpoints, key})})
+        await self.monitor.remove_endpoint(key)
         self._emit("endpoints", None)
 
     async def unhide(self, url: str) -> None:
@@ -265,6 +289,8 @@ class ServerRegistry(EndpointsService):
         await self.settings_service.update(
             lambda current: {"hidden_endpoints": [u for u in current.hidden_endpoints
                                                   if server_root(u) != key]})
+        if self.started and self._discover_candidates:
+            self._add_candidates([e for e in candidate_endpoints(env=self._env) if e.base_url == key])
         self._emit("endpoints", None)
 
     # -- the registry ---------------------------------------------------------------------------

@@ -359,6 +359,7 @@ class ChatPane(StoredChatMixin, QWidget):
             self.status_label.setText("Choose a provider and a model first.")
             return None
         try:
+            await self.pool.prepare(choice)  # keyring reads off the loop
             provider = self.pool.get(choice)
             label = self._label_for(choice, provider)
             fallback = self.pool.fallback(choice, model)
