@@ -34,6 +34,14 @@ __all__ = ["FAILOVER", "NOTE_ROLE", "SWITCH", "TRIM", "failover_text", "failure_
 
 def failure_reason(error: Exception) -> str:
     """A few words on why a server did not answer ("connection refused", "timed out" ...)."""
+    cause: BaseException | None = getattr(error, "raw_error", None) or error
+    seen = 0
+    while cause is not None and seen < 8:  # the OS error sits under httpx's and anyio's wrappers
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
     text = str(error).lower()
     for needle, words in (("refused", "connection refused"), ("timed out", "timed out"),
                           ("timeout", "timed out"), ("reset", "connection reset"),
