@@ -37,6 +37,7 @@ from typing import Any
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.catalog import find_spec
 from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import ContentPart, Message, Usage
 from victor_gui.services import costs, notes
@@ -214,7 +215,8 @@ class ChatSession:
         meta = {"kind": notes.SWITCH,
                 "from": {"provider": old_provider.name, "model": old_model, "endpoint": old_endpoint},
                 "to": {"provider": provider.name, "model": model, "endpoint": new_endpoint}}
-        text = notes.switch_text(self.label or old_provider.name, old_model, label or provider.name, model)
+        text = notes.switch_text(self.label or display_name_of(old_provider), old_model,
+                                 label or display_name_of(provider), model)
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         old_chain, self.fallback = self.fallback, list(fallback)
@@ -365,8 +367,9 @@ class ChatSession:
                 endpoint = provider.base_url if provider else None
                 if index + 1 < len(chain) and may_fall_back(exc, output_began=progress.shown):
                     why = notes.failure_reason(exc)
-                    attempts.append({"provider": self._label(who), "model": model, "endpoint": endpoint,
-                                     "error": exc.kind, "message": str(exc), "why": why})
+                    attempts.append({"provider": provider.name if provider else _name(who), "model": model,
+                                     "endpoint": endpoint, "error": exc.kind, "message": str(exc),
+                                     "label": self._label(who), "why": why})
                     nxt, nxt_model = chain[index + 1]
                     text = (f"{self._label(who)} · {model} could not answer ({why}); "
                             f"trying {self._label(nxt)} · {nxt_model}.")
@@ -447,12 +450,17 @@ class ChatSession:
         return next((c.provider_name for c in self.fallback if c._instance is provider), None)
 
     def _label(self, who: BaseProvider | Candidate) -> str:
-        return (self.label or who.name) if who is self.provider else _name(who)
+        if who is self.provider:
+            return self.label or display_name_of(who)
+        if isinstance(who, Candidate):
+            spec = find_spec(who.provider_name)  # a profile's "vllm"; a group's label stays as is
+            return spec.display_name if spec is not None else who.provider_name
+        return display_name_of(who)
 
     async def _note_failover(self, attempts: list[dict[str, Any]], answered: str) -> None:
         """A stored note saying which endpoints did not answer and which one did."""
-        text = notes.failover_text([(a["provider"], a["why"]) for a in attempts], answered)
-        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("provider", "endpoint", "error")}
+        text = notes.failover_text([(a["label"], a["why"]) for a in attempts], answered)
+        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("label", "endpoint", "error")}
                                                    for a in attempts], "answered": answered}
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
@@ -502,6 +510,13 @@ class ChatSession:
                               meta=meta or None))
         return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,
                            bool(attempts))
+
+
+def display_name_of(provider: BaseProvider) -> str:
+    """What people call a provider ("llama.cpp", "LM Studio"): its catalog row's display name,
+    never an internal id."""
+    spec = getattr(provider, "spec", None)
+    return str(getattr(spec, "display_name", None) or provider.name)
 
 
 def _name(who: BaseProvider | Candidate) -> str:
