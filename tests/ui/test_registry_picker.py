@@ -94,7 +94,7 @@ async def test_picker_groups_with_dots_and_says_why_a_server_is_down(no_env, win
         assert not combo.itemIcon(0).isNull() and not combo.itemIcon(1).isNull()  # status dots
         # The default ports nothing answers on: one line.
         folded = combo.findData(NOT_RUNNING)
-        assert folded >= 0 and combo.itemText(folded).startswith("Not running:")
+        assert folded >= 0 and combo.itemText(folded).startswith("Not running (default ports):")
         # Keyless clouds are last, after a separator, with how to add a key in their tooltip.
         anthropic = combo.findData("anthropic")
         assert anthropic > folded

@@ -53,13 +53,33 @@ def dot_icon(colour: str) -> QIcon:
     return icon
 
 
+def blank_icon() -> QIcon:
+    """A transparent icon the size of a dot: cloud rows line up with the targets' names."""
+    icon = _ICONS.get("")
+    if icon is None:
+        pixmap = QPixmap(12, 12)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        icon = _ICONS[""] = QIcon(pixmap)
+    return icon
+
+
+KEYLESS_HEADER = "No API key yet — add one in Settings (Ctrl+,)"
+
+
 def choice_text(choice: ProviderChoice) -> str:
-    """The drop-down text of a choice: a target's name, with its state in words unless up."""
+    """The drop-down text of a choice: a target's name, with its state in words unless up (and,
+    for a group with members down, how many answer)."""
     target = choice.target
     if target is None:
         return choice.label
     word = STATE_WORDS.get(target.state.value)
-    return f"{target.name} — {word}" if word else target.name
+    if word:
+        return f"{target.name} — {word}"
+    if len(target.members) > 1:
+        answering = sum(m.dot in ("green", "amber") for m in target.members)
+        if answering < len(target.members):
+            return f"{target.name} — {answering} of {len(target.members)} answering"
+    return target.name
 
 
 class ModelPicker(QWidget):
@@ -181,15 +201,23 @@ class ModelPicker(QWidget):
             combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         if self.folded:
             names = ", ".join(c.display_name for c in self.folded)
-            combo.addItem(dot_icon("red"), f"Not running: {names}", NOT_RUNNING)
+            combo.addItem(dot_icon("red"), f"Not running (default ports): {names}", NOT_RUNNING)
             combo.setItemData(combo.count() - 1, "Nothing answers on their default ports.",
                               Qt.ItemDataRole.ToolTipRole)
+        grouped = bool(targets or self.folded)  # the registry's list: sections, aligned names
+        if grouped and clouds:
+            combo.insertSeparator(combo.count())
         keyless_started = False
         for choice in clouds:
-            if not choice.usable and not keyless_started and (targets or self.folded):
+            if not choice.usable and not keyless_started and grouped:
                 combo.insertSeparator(combo.count())
+                combo.addItem(blank_icon(), KEYLESS_HEADER, None)
+                self._disable_item(combo.count() - 1)
                 keyless_started = True
-            combo.addItem(choice.label, choice.name)
+            if grouped:
+                combo.addItem(blank_icon(), choice.label, choice.name)
+            else:
+                combo.addItem(choice.label, choice.name)
             if not choice.usable:
                 combo.setItemData(combo.count() - 1, "No API key yet: add one in Settings (Ctrl+,)",
                                   Qt.ItemDataRole.ToolTipRole)
@@ -197,6 +225,16 @@ class ModelPicker(QWidget):
         if index >= 0:
             combo.setCurrentIndex(index)
         combo.blockSignals(False)
+
+    def _disable_item(self, index: int) -> None:
+        """A section header: shown, not choosable."""
+        from PySide6.QtGui import QStandardItemModel
+
+        model = self.provider_combo.model()
+        if isinstance(model, QStandardItemModel):
+            item = model.item(index)
+            if item is not None:
+                item.setEnabled(False)
 
     def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
         """Fill the provider drop-down with ``choices`` (default: every provider, local servers
