@@ -48,8 +48,10 @@ async def test_dead_port_then_500s_then_an_answer(tmp_path: Path) -> None:
     assert fallback["attempts"][1]["endpoint"] == vllm.url + "/v1"
     assert m.cost == 0.0  # a local provider answered
     notices = [e.text for e in events if e.kind == "fallback"]
-    assert notices == ["llamacpp · sim-model could not answer (connection); trying vllm · sim-model.",
-                       "vllm · sim-model could not answer (server); trying ollama · sim-model."]
+    # Display names, not internal ids (the stored attempts keep the provider names).
+    assert notices == [
+        "llama.cpp · sim-model could not answer (connection refused); trying vLLM · sim-model.",
+        "vLLM · sim-model could not answer (server); trying Ollama · sim-model."]
     await store.close()
 
 

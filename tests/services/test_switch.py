@@ -93,7 +93,7 @@ async def test_openai_to_ollama_and_back_with_tool_calls(store: ConversationStor
     assert [(n.meta or {})["kind"] for n in notes] == ["switch", "switch"]
     assert notes[0].meta["from"]["provider"] == "llamacpp" and notes[0].meta["to"]["provider"] == "ollama"
     assert notes[1].meta["to"] == {"provider": "vllm", "model": "sim-model", "endpoint": vllm.url + "/v1"}
-    assert "Switched from llamacpp · sim-model to ollama · sim-model" in notes[0].content
+    assert "Switched from llama.cpp · sim-model to Ollama · sim-model" in notes[0].content
     replies = [m for m in stored if m.id in (r1.message_id, r2.message_id, r3.message_id)]
     assert [m.provider for m in replies] == ["llamacpp", "ollama", "vllm"]
     assert replies[0].reasoning == "I should look it up." and replies[0].tool_calls
@@ -121,7 +121,7 @@ async def test_history_leaves_notes_out_and_regenerate_keeps_switch_note(store: 
     stored = await store.get_messages(conv.id)
     assert [(m.role, m.content) for m in stored] == [
         ("user", "question"),
-        ("note", "Switched from llamacpp · sim-model to lmstudio · sim-model. "
+        ("note", "Switched from llama.cpp · sim-model to LM Studio · sim-model. "
                  "The conversation so far goes along."),
         ("assistant", "second answer"),
     ]

@@ -38,7 +38,7 @@ async def test_sent_and_streamed_messages_survive_a_reopen(sim, window, store) -
     # The list shows the new chat.
     await wait_until(lambda: "Remember me" in window.conversation_list.item(0).text())
     stats = chat.transcript.messages[-1].stats_label.text()
-    assert stats.startswith("llamacpp · ") and "TTFT" in stats and "tokens" in stats
+    assert stats.startswith("llama.cpp · ") and "TTFT" in stats and "tokens" in stats
 
 
 async def test_stop_keeps_the_partial_marked_interrupted(sim, window, store) -> None:
@@ -72,7 +72,7 @@ async def test_switch_mid_chat_shows_the_note_and_sends_the_whole_history(sim, w
         await wait_until(lambda: chat.transcript.notes)
         old_model = (await stored_messages(window))[1].model
         assert chat.transcript.notes[-1].text().startswith(
-            f"Switched from llamacpp · {old_model} to ollama · sim-model:latest.")
+            f"Switched from llama.cpp · {old_model} to Ollama · sim-model:latest.")
         await _send(chat, "Question two")
         body = oll.chat_requests()[-1].body
         contents = [m["content"] for m in body["messages"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 Category = Literal["local", "cloud", "enterprise", "platform"]
 
@@ -25,7 +26,9 @@ class ProviderSpec:
     aliases: tuple[str, ...] = ()
     # Environment variables holding the key, in lookup order (the seed's table first).
     key_env_vars: tuple[str, ...] = ()
-    # Environment variables naming the endpoint (local servers, Azure).
+    # Environment variables naming the endpoint (local servers, Azure), in lookup order: the
+    # first named is tried first. A name ending in ``_ENDPOINTS`` holds a comma list. Local
+    # servers' rows are the one list discovery, the chat and the dashboard read these from.
     host_env_vars: tuple[str, ...] = ()
     needs_key: bool = True
     # Named behaviours the protocol module switches on; see victor_gui.providers.quirks.
@@ -40,6 +43,19 @@ class ProviderSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+    @property
+    def default_port(self) -> int | None:
+        """The port of :attr:`default_base_url` (a local server's default port), if any."""
+        if not self.default_base_url:
+            return None
+        parts = urlsplit(self.default_base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def local_specs() -> tuple[ProviderSpec, ...]:
+    """The local servers' rows, in catalog order (the order discovery and the picker use)."""
+    return tuple(s for s in SPECS if s.is_local)
 
 
 def _q(*names: str) -> frozenset[str]:
@@ -92,7 +108,7 @@ SPECS: tuple[ProviderSpec, ...] = (
                  key_env_vars=("REPLICATE_API_TOKEN",)),
     # -- local --------------------------------------------------------------------------------
     ProviderSpec("ollama", "Ollama", "ollama", "local", "http://127.0.0.1:11434",
-                 host_env_vars=("OLLAMA_HOST", "OLLAMA_ENDPOINTS"), needs_key=False),
+                 host_env_vars=("OLLAMA_ENDPOINTS", "OLLAMA_HOST"), needs_key=False),
     ProviderSpec("lmstudio", "LM Studio", "openai", "local", "http://127.0.0.1:1234/v1",
                  host_env_vars=("VICTOR_LM_STUDIO_HOST", "LMSTUDIO_ENDPOINTS"), needs_key=False,
                  quirks=_q("think_tags", "lmstudio")),

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from victor_gui.providers.catalog import find_spec
+from victor_gui.providers.catalog import ProviderSpec, find_spec
 
 OLLAMA_DEFAULT_PORT = 11434
 
@@ -94,6 +94,25 @@ def split_list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def env_base_urls(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """``(variable, base URL)`` for every address the seed's variables give a local server, in the
+    catalog row's lookup order (``host_env_vars``; ``*_ENDPOINTS`` variables are comma lists).
+
+    Ollama's values follow Ollama's own rules and give the server root; the OpenAI-speaking
+    servers' values give a base URL ending in ``/v1``. Not for cloud rows (Azure's endpoint
+    variable names a resource, not a server).
+    """
+    if not spec.is_local:
+        return []
+    env = os.environ if env is None else env
+    parse = parse_ollama_host if spec.protocol == "ollama" else host_to_base_url
+    found: list[tuple[str, str]] = []
+    for var in spec.host_env_vars:
+        values = split_list(env.get(var)) if var.endswith("_ENDPOINTS") else [env.get(var) or ""]
+        found += [(var, parse(value)) for value in values if value.strip()]
+    return found
+
+
 def candidate_base_urls(
     provider: str,
     default: str | None,
@@ -103,29 +122,13 @@ def candidate_base_urls(
 ) -> list[str]:
     """Base URLs to try for a local provider, most specific first, without duplicates.
 
-    An explicit ``base_url`` wins outright. Otherwise the seed's variables come before the
-    default: for Ollama ``OLLAMA_ENDPOINTS`` (in order) then ``OLLAMA_HOST``; for LM Studio
-    ``VICTOR_LM_STUDIO_HOST`` then ``LMSTUDIO_ENDPOINTS``; for vLLM and llama.cpp their
-    ``VICTOR_*_HOST``.
+    An explicit ``base_url`` wins outright. Otherwise the seed's variables (in the catalog row's
+    order, :func:`env_base_urls`) come before the default.
     """
     if explicit:
         return [explicit.rstrip("/")]
     spec = find_spec(provider)
-    provider = spec.name if spec is not None else provider.strip().lower()
-    env = os.environ if env is None else env
-    found: list[str] = []
-    if provider == "ollama":
-        found += [parse_ollama_host(v) for v in split_list(env.get("OLLAMA_ENDPOINTS"))]
-        if env.get("OLLAMA_HOST"):
-            found.append(parse_ollama_host(env["OLLAMA_HOST"]))
-    elif provider == "lmstudio":
-        if env.get("VICTOR_LM_STUDIO_HOST"):
-            found.append(host_to_base_url(env["VICTOR_LM_STUDIO_HOST"]))
-        found += [host_to_base_url(v) for v in split_list(env.get("LMSTUDIO_ENDPOINTS"))]
-    elif provider == "vllm" and env.get("VICTOR_VLLM_HOST"):
-        found.append(host_to_base_url(env["VICTOR_VLLM_HOST"]))
-    elif provider == "llamacpp" and env.get("VICTOR_LLAMACPP_HOST"):
-        found.append(host_to_base_url(env["VICTOR_LLAMACPP_HOST"]))
+    found = [url for _var, url in env_base_urls(spec, env)] if spec is not None else []
     if default:
         found.append(default)
     out: list[str] = []

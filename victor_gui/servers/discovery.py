@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -27,30 +26,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from victor_gui.providers.catalog import find_spec
-from victor_gui.providers.endpoints import host_to_base_url, parse_ollama_host, split_list
+from victor_gui.providers.catalog import find_spec, local_specs
+from victor_gui.providers.endpoints import env_base_urls
 from victor_gui.providers.keys import resolve_api_key
 from victor_gui.servers.probe import probe_endpoint
 from victor_gui.servers.status import Endpoint, EndpointState, EndpointStatus, ServerKind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_ENDPOINTS: tuple[tuple[ServerKind, str], ...] = (
-    (ServerKind.OLLAMA, "http://127.0.0.1:11434"),
-    (ServerKind.LMSTUDIO, "http://127.0.0.1:1234"),
-    (ServerKind.VLLM, "http://127.0.0.1:8000"),
-    (ServerKind.LLAMACPP, "http://127.0.0.1:8080"),
-)
-
-# The provider name in the catalog for each kind (API keys, model listing).
-PROVIDER_FOR_KIND: dict[ServerKind, str] = {
-    ServerKind.OLLAMA: "ollama",
-    ServerKind.LMSTUDIO: "lmstudio",
-    ServerKind.VLLM: "vllm",
-    ServerKind.LLAMACPP: "llamacpp",
-}
-
 
 def server_root(url: str) -> str:
     """A server's root URL: no trailing slash and no OpenAI ``/v1`` suffix."""
@@ -62,27 +45,25 @@ def server_root(url: str) -> str:
     return url
 
 
+# Default ports, read from the catalog's local rows (the one place they are written).
+DEFAULT_ENDPOINTS: tuple[tuple[ServerKind, str], ...] = tuple(
+    (ServerKind(spec.name), server_root(spec.default_base_url))
+    for spec in local_specs() if spec.default_base_url)
+
+# The provider name in the catalog for each kind (API keys, model listing).
+PROVIDER_FOR_KIND: dict[ServerKind, str] = {
+    ServerKind.OLLAMA: "ollama",
+    ServerKind.LMSTUDIO: "lmstudio",
+    ServerKind.VLLM: "vllm",
+    ServerKind.LLAMACPP: "llamacpp",
+}
+
+
 def env_endpoints(env: Mapping[str, str] | None = None) -> list[Endpoint]:
-    """Endpoints named by the seed's environment variables, in the providers' order."""
-    env = os.environ if env is None else env
-    found: list[Endpoint] = []
-
-    def add(kind: ServerKind, url: str, var: str) -> None:
-        found.append(Endpoint(server_root(url), kind, f"env:{var}"))
-
-    for value in split_list(env.get("OLLAMA_ENDPOINTS")):
-        add(ServerKind.OLLAMA, parse_ollama_host(value), "OLLAMA_ENDPOINTS")
-    if env.get("OLLAMA_HOST"):
-        add(ServerKind.OLLAMA, parse_ollama_host(env["OLLAMA_HOST"]), "OLLAMA_HOST")
-    if env.get("VICTOR_LM_STUDIO_HOST"):
-        add(ServerKind.LMSTUDIO, host_to_base_url(env["VICTOR_LM_STUDIO_HOST"]), "VICTOR_LM_STUDIO_HOST")
-    for value in split_list(env.get("LMSTUDIO_ENDPOINTS")):
-        add(ServerKind.LMSTUDIO, host_to_base_url(value), "LMSTUDIO_ENDPOINTS")
-    if env.get("VICTOR_VLLM_HOST"):
-        add(ServerKind.VLLM, host_to_base_url(env["VICTOR_VLLM_HOST"]), "VICTOR_VLLM_HOST")
-    if env.get("VICTOR_LLAMACPP_HOST"):
-        add(ServerKind.LLAMACPP, host_to_base_url(env["VICTOR_LLAMACPP_HOST"]), "VICTOR_LLAMACPP_HOST")
-    return found
+    """Endpoints named by the seed's environment variables, in the providers' order (the
+    catalog rows' ``host_env_vars``, parsed by :func:`~victor_gui.providers.endpoints.env_base_urls`)."""
+    return [Endpoint(server_root(url), ServerKind(spec.name), f"env:{var}")
+            for spec in local_specs() for var, url in env_base_urls(spec, env)]
 
 
 def default_endpoints() -> list[Endpoint]:

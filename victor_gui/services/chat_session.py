@@ -37,6 +37,7 @@ from typing import Any
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.catalog import find_spec
 from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import ContentPart, Message, Usage
 from victor_gui.services import costs, notes
@@ -87,6 +88,7 @@ class ChatSession:
         track_costs: bool = True,
         fallback: Sequence[Candidate] = (),
         context_window: int | None = None,
+        label: str | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -100,6 +102,8 @@ class ChatSession:
         self.track_costs = track_costs
         self.fallback: list[Candidate] = list(fallback)
         self.context_window = context_window
+        # What people call the provider ("llama.cpp", "Desk box (http://…)"), for notes; None: its name.
+        self.label = label
         self._windows: dict[tuple[int, str], ContextWindow] = {}
         self._task: asyncio.Task[ReplyResult] | None = None
         # The attempt streaming now (or the last one): a view reads live figures off its state.
@@ -196,6 +200,7 @@ class ChatSession:
         endpoint: str | None = None,
         context_window: int | None = None,
         fallback: Sequence[Candidate] = (),
+        label: str | None = None,
     ) -> SwitchResult:
         """Go on with ``provider``/``model``, keeping the whole conversation.
 
@@ -210,12 +215,14 @@ class ChatSession:
         meta = {"kind": notes.SWITCH,
                 "from": {"provider": old_provider.name, "model": old_model, "endpoint": old_endpoint},
                 "to": {"provider": provider.name, "model": model, "endpoint": new_endpoint}}
-        text = notes.switch_text(old_provider.name, old_model, provider.name, model)
+        text = notes.switch_text(self.label or display_name_of(old_provider), old_model,
+                                 label or display_name_of(provider), model)
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         old_chain, self.fallback = self.fallback, list(fallback)
         self.provider, self.model, self.endpoint = provider, model, new_endpoint
         self.context_window = context_window
+        self.label = label
         if old_provider is not provider:
             await _close_quietly(old_provider)
         for candidate in old_chain:
@@ -359,14 +366,18 @@ class ChatSession:
             except ProviderError as exc:
                 endpoint = provider.base_url if provider else None
                 if index + 1 < len(chain) and may_fall_back(exc, output_began=progress.shown):
-                    attempts.append({"provider": _name(who), "model": model, "endpoint": endpoint,
-                                     "error": exc.kind, "message": str(exc)})
+                    why = notes.failure_reason(exc)
+                    attempts.append({"provider": provider.name if provider else _name(who), "model": model,
+                                     "endpoint": endpoint, "error": exc.kind, "message": str(exc),
+                                     "label": self._label(who), "why": why})
                     nxt, nxt_model = chain[index + 1]
-                    text = (f"{_name(who)} · {model} could not answer ({exc.kind}); "
-                            f"trying {_name(nxt)} · {nxt_model}.")
+                    text = (f"{self._label(who)} · {model} could not answer ({why}); "
+                            f"trying {self._label(nxt)} · {nxt_model}.")
                     self._emit(ReplyEvent("fallback", mid, text, error=str(exc)))
                     continue
                 return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
+            if attempts:
+                await self._note_failover(attempts, self._label(who))
             return await self._finish(mid, "complete", provider, model, request, progress, attempts)
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
@@ -432,6 +443,30 @@ class ChatSession:
         if state.status is ReplyStatus.ERROR and state.error is not None:
             raise state.error
 
+    def _answered_by(self, provider: BaseProvider | None) -> str | None:
+        """The label of the provider that answered, when it is not just the provider's name."""
+        if provider is None:
+            return None
+        if provider is self.provider:
+            return self.label if self.label and self.label != provider.name else None
+        return next((c.provider_name for c in self.fallback if c._instance is provider), None)
+
+    def _label(self, who: BaseProvider | Candidate) -> str:
+        if who is self.provider:
+            return self.label or display_name_of(who)
+        if isinstance(who, Candidate):
+            spec = find_spec(who.provider_name)  # a profile's "vllm"; a group's label stays as is
+            return spec.display_name if spec is not None else who.provider_name
+        return display_name_of(who)
+
+    async def _note_failover(self, attempts: list[dict[str, Any]], answered: str) -> None:
+        """A stored note saying which endpoints did not answer and which one did."""
+        text = notes.failover_text([(a["label"], a["why"]) for a in attempts], answered)
+        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("label", "endpoint", "error")}
+                                                   for a in attempts], "answered": answered}
+        note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
+        self._emit(ReplyEvent("note", note_id, text, meta=meta))
+
     async def _finish(
         self,
         mid: int,
@@ -451,6 +486,9 @@ class ChatSession:
         answered_model = progress.model or model
         cost = self._cost(provider, answered_model, progress.usage) if provider is not None else None
         meta: dict[str, Any] = {}
+        answered_by = self._answered_by(provider)
+        if answered_by:
+            meta["answered_by"] = answered_by
         if attempts:
             meta["fallback"] = {"reason": attempts[0]["error"], "attempts": attempts}
         if request.trim.trimmed:
@@ -475,6 +513,13 @@ class ChatSession:
                               meta=meta or None))
         return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,
                            bool(attempts))
+
+
+def display_name_of(provider: BaseProvider) -> str:
+    """What people call a provider ("llama.cpp", "LM Studio"): its catalog row's display name,
+    never an internal id."""
+    spec = getattr(provider, "spec", None)
+    return str(getattr(spec, "display_name", None) or provider.name)
 
 
 def _name(who: BaseProvider | Candidate) -> str:

@@ -21,8 +21,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +29,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.endpoint_access import is_loopback_or_private
 from victor_gui.providers.types import Message
 from victor_gui.services import costs
 from victor_gui.services.generation import Generation, ReplyState, ReplyStatus
@@ -61,11 +60,8 @@ def endpoint_key(base_url: str | None, *, local: bool) -> str | None:
         return base_url if local else None
     host = (url.host or "").lower()
     port = url.port or (443 if url.scheme == "https" else 80)
-    private = host in _LOOPBACK_NAMES
-    if not private:
-        with contextlib.suppress(ValueError):
-            address = ipaddress.ip_address(host)
-            private = address.is_loopback or address.is_private or address.is_link_local
+    # The one rule for "local" (the registry and the key checks use it too).
+    private = is_loopback_or_private(host.strip("[]"))
     if not (local or private):
         return None
     if host in _LOOPBACK_NAMES:

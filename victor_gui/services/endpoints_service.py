@@ -106,6 +106,7 @@ class EndpointsService:
         self.hardware_busy = False
         self.discovering = False
         self.started = False
+        self._synced = False  # the configured endpoints are watched (after the first load)
         self.closed = False
 
     # -- observers ------------------------------------------------------------------------------
@@ -157,6 +158,7 @@ class EndpointsService:
         for entry in self._settings.endpoints:
             if entry.enabled:
                 self.monitor.add_endpoint(await self._monitor_endpoint(entry))
+        self._synced = True
         self.monitor.start()
         self._emit("endpoints", None)
         if self._discover_fn is not None:
@@ -287,7 +289,9 @@ class EndpointsService:
 
     def _settings_changed(self, change: SettingsChanged) -> None:
         """Keep the watched set in step with settings.yaml, whoever changed it."""
-        if not self.started or self.closed or not change.touches("endpoints"):
+        # The first load is not a change to follow: start() watches what it read (and the
+        # monitor's start probes it once; a refresh here would probe it twice).
+        if not self._synced or self.closed or not change.touches("endpoints"):
             return
         before = {server_root(e.url) for e in change.old.endpoints if e.enabled}
         after = {server_root(e.url): e for e in change.new.endpoints if e.enabled}

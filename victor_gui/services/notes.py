@@ -11,6 +11,8 @@ and ``meta["kind"]``:
 * ``fallback``: the chosen provider could not answer and the next one in the chain did (or
   none did). ``meta["attempts"]`` holds ``{provider, model, endpoint, error, message}`` per
   failed target, ``meta["answered_by"]`` ``{provider, model, endpoint}`` or None.
+* ``failover``: endpoints of the chosen target did not answer before any output and the next
+  one did. ``meta``: ``failed`` (``[{provider, endpoint, error}]``), ``answered``.
 
 Why a role of its own rather than a ``system`` message: ``Message`` refuses the role, so a note
 can never reach a model as an instruction by accident; :meth:`ChatSession.history` leaves
@@ -30,8 +32,6 @@ SWITCH = "switch"
 TRIM = "trim"
 FALLBACK = "fallback"
 
-__all__ = ["FALLBACK", "NOTE_ROLE", "SWITCH", "TRIM", "fallback_text", "last_trim_since_switch",
-           "switch_text", "trim_text"]
 
 # Why a target was passed over, in words (by ``ProviderError.kind``).
 _FAILED_BECAUSE = {
@@ -42,6 +42,36 @@ _FAILED_BECAUSE = {
     "loading": "still loading the model",
     "circuit_open": "failing repeatedly, paused",
 }
+FAILOVER = "failover"
+
+__all__ = ["FAILOVER", "FALLBACK", "NOTE_ROLE", "SWITCH", "TRIM", "failover_text", "failure_reason",
+           "fallback_text", "last_trim_since_switch", "switch_text", "trim_text"]
+
+
+def failure_reason(error: Exception) -> str:
+    """A few words on why a server did not answer ("connection refused", "timed out" ...)."""
+    cause: BaseException | None = getattr(error, "raw_error", None) or error
+    seen = 0
+    while cause is not None and seen < 8:  # the OS error sits under httpx's and anyio's wrappers
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    text = str(error).lower()
+    for needle, words in (("refused", "connection refused"), ("timed out", "timed out"),
+                          ("timeout", "timed out"), ("reset", "connection reset"),
+                          ("name or service", "host not found"), ("getaddrinfo", "host not found")):
+        if needle in text:
+            return words
+    kind = getattr(error, "kind", None)
+    return str(kind).replace("_", " ") if kind else type(error).__name__
+
+
+def failover_text(failed: list[tuple[str, str]], answered: str) -> str:
+    """``Desk (http://…:8081) did not answer (connection refused); Lab box (http://…:8082) answered.``"""
+    parts = [f"{who} did not answer ({why})" for who, why in failed]
+    return "; ".join(parts) + f"; {answered} answered."
 
 
 def _who(provider: str, model: str) -> str:

@@ -1,17 +1,23 @@
 """Which providers the app offers, whether each can be used, and provider instances on demand.
 
-Qt-free: the provider drop-down shows :func:`provider_choices` (local servers first), and
-:class:`ProviderPool` builds each provider once, on first use, with the app's one shared HTTP
-client. :func:`probe_local` asks every local server for its models at once, so the window
-can say which answered and what to do when none did.
+Qt-free. With the server registry (the app): :func:`registry_choices` lists the registry's chat
+targets (hand-added endpoints by their names, then "Ollama", "llama.cpp"... for env/default/
+discovered ones, each with its live state), then clouds with a key, then clouds without one,
+last. Without it (tools, old tests): :func:`provider_choices` (local servers first) and
+:func:`probe_local`. :class:`ProviderPool` builds each provider once, on first use: catalog
+providers and env/default endpoints with the app's one shared HTTP client, hand-added endpoints
+with :func:`~victor_gui.services.endpoint_providers.provider_for_endpoint` (their key, headers,
+TLS, timeouts). The endpoints of one target after the first become the session's fallback
+chain (:meth:`ProviderPool.fallback`): several servers of one kind fail over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -22,6 +28,12 @@ from victor_gui.providers.endpoints import candidate_base_urls
 from victor_gui.providers.keys import resolve_api_key
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.types import ModelInfo
+from victor_gui.services.fallback import Candidate
+
+if TYPE_CHECKING:
+    from victor_gui.services.server_registry import ChatTarget, RegisteredEndpoint, ServerRegistry
+
+KEYLESS_HINT = "add a key in Settings (Ctrl+,)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,8 @@ class ProviderChoice:
     needs_key: bool
     key_source: str | None  # "keyring", "env:OPENAI_API_KEY", ... or None when no key was found
     base_url: str | None
+    # The registry's target (local or hand-added servers), None for a catalog provider.
+    target: ChatTarget | None = None
 
     @property
     def has_key(self) -> bool:
@@ -46,11 +60,29 @@ class ProviderChoice:
 
     @property
     def label(self) -> str:
+        if self.target is not None:
+            return self.display_name  # its live state is the picker's dot
         if self.is_local:
             return f"{self.display_name} (local)"
         if not self.usable:
             return f"{self.display_name} — no API key"
         return self.display_name
+
+
+def target_choice(target: ChatTarget) -> ProviderChoice:
+    """The drop-down entry of a registry target."""
+    first = target.ordered[0]
+    return ProviderChoice(target.id, target.name, target.is_local, False, None, first.base_url, target)
+
+
+def registry_choices(registry: ServerRegistry, env: Mapping[str, str] | None = None) -> list[ProviderChoice]:
+    """The registry's targets (its order: hand-added first), then clouds with a key, then clouds
+    without one (last; their label says how to add a key). Catalog rows of local servers are
+    not repeated: the registry's targets are those servers."""
+    out = [target_choice(t) for t in registry.targets()]
+    clouds = [c for c in provider_choices(env) if not c.is_local]
+    out += [c for c in clouds if c.usable] + [c for c in clouds if not c.usable]
+    return out
 
 
 def provider_choices(env: Mapping[str, str] | None = None) -> list[ProviderChoice]:
@@ -75,12 +107,60 @@ def provider_choices(env: Mapping[str, str] | None = None) -> list[ProviderChoic
 class ProviderPool:
     """Provider instances, built once per name with the shared client and closed together."""
 
-    def __init__(self, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, http_client: httpx.AsyncClient | None = None, *,
+                 secrets: Callable[[str], str | None] | None = None, proxy: str | None = None) -> None:
         self.http_client = http_client
+        # The keyring store's get_key (hand-added endpoints' keys and secret headers).
+        self.secrets = secrets
+        self.proxy = proxy
         self._providers: dict[str, BaseProvider] = {}
+        self._clients: list[httpx.AsyncClient] = []  # hand-added endpoints' own clients
+
+    def member(self, member: RegisteredEndpoint) -> BaseProvider:
+        """The provider of one registry endpoint (built once, kept by the pool)."""
+        key = "endpoint|" + member.key
+        provider = self._providers.get(key)
+        if provider is not None:
+            return provider
+        try:
+            if member.setting is not None:
+                from victor_gui.services.endpoint_providers import provider_for_endpoint
+
+                provider, client = provider_for_endpoint(member.setting, secrets=self.secrets,
+                                                         proxy=self.proxy)
+                self._clients.append(client)
+            else:
+                provider = ProviderRegistry.create(member.kind, base_url=member.base_url,
+                                                   http_client=self.http_client, max_retries=1)
+        except ImportError as exc:
+            raise ProviderUnavailableError(f"{member.name} is not available in this build of Victor GUI yet",
+                                           member.kind, raw_error=exc) from None
+        self._providers[key] = provider
+        return provider
+
+    async def prepare(self, choice: ProviderChoice) -> None:
+        """Build the providers of ``choice``'s hand-added endpoints in a worker thread: their
+        keys and secret headers are keyring reads, which may block (D-Bus)."""
+        if choice.target is None:
+            return
+        todo = [m for m in choice.target.members
+                if m.setting is not None and "endpoint|" + m.key not in self._providers]
+        if todo:
+            await asyncio.to_thread(lambda: [self.member(m) for m in todo])
+
+    def fallback(self, choice: ProviderChoice, model: str) -> list[Candidate]:
+        """The other endpoints of ``choice``'s target, in answering order, as a fallback chain
+        for ``model`` (the pool keeps their providers: the session's close leaves them be)."""
+        if choice.target is None:
+            return []
+        return [PooledCandidate(m.label, model, lambda m=m: self.member(m))  # type: ignore[misc]
+                for m in choice.target.ordered[1:]]
 
     def get(self, choice: ProviderChoice) -> BaseProvider:
-        """The provider for ``choice``; a missing wire protocol becomes ProviderUnavailableError."""
+        """The provider for ``choice`` (a target: its first working endpoint); a missing wire
+        protocol becomes ProviderUnavailableError."""
+        if choice.target is not None:
+            return self.member(choice.target.ordered[0])
         provider = self._providers.get(choice.name)
         if provider is not None:
             return provider
@@ -97,13 +177,28 @@ class ProviderPool:
         return provider
 
     def forget(self, name: str) -> None:
-        """Drop a cached instance (after its key or address changed)."""
+        """Drop a cached instance (after its key or address changed, or a session closed it):
+        ``name`` is a provider name or an endpoint's server root."""
         self._providers.pop(name, None)
+        self._providers.pop("endpoint|" + name, None)
+        for key, provider in list(self._providers.items()):
+            if key.startswith("endpoint|") and provider.name == name:
+                del self._providers[key]
 
     async def close(self) -> None:
         providers, self._providers = list(self._providers.values()), {}
         for provider in providers:
             await provider.close()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()
+
+
+class PooledCandidate(Candidate):
+    """A fallback candidate whose provider the pool owns (closing the chain leaves it open)."""
+
+    async def close(self) -> None:
+        return None
 
 
 async def list_models(pool: ProviderPool, choice: ProviderChoice, *, limit_s: float = 5.0) -> list[ModelInfo]:
@@ -131,4 +226,5 @@ async def probe_local(pool: ProviderPool, choices: list[ProviderChoice], *,
     return {c.name: r for c, r in zip(local, results, strict=True)}
 
 
-__all__ = ["ProviderChoice", "ProviderPool", "list_models", "probe_local", "provider_choices"]
+__all__ = ["KEYLESS_HINT", "PooledCandidate", "ProviderChoice", "ProviderPool", "list_models", "probe_local",
+           "provider_choices", "registry_choices", "target_choice"]

@@ -194,6 +194,14 @@ class CrashReporter:
         self._dialog.show()
 
 
+def _keyring_get(name: str) -> str | None:
+    """A hand-added endpoint's key or secret header from the keyring (the pool calls it in a
+    worker thread)."""
+    from victor_gui.config.secrets import KeyringStore
+
+    return KeyringStore().get_key(name)
+
+
 class App:
     """The running application: window, loop, shared client and the post-paint start-up."""
 
@@ -233,7 +241,7 @@ class App:
         settings = await self._start_settings()
         proxy = settings.proxy
         self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
-        self.pool = ProviderPool(self.client)
+        self.pool = ProviderPool(self.client, secrets=_keyring_get, proxy=proxy)
         self.window.chat.pool = self.pool
         self.client_ms = (time.perf_counter() - t) * 1000
         if self.self_test:
@@ -241,9 +249,10 @@ class App:
             self.ready.set()
             QTimer.singleShot(0, self.window.close)
             return
-        self.window.chat.start()
-        # Endpoint health monitor + discovery + GPU detection, all in the background.
-        self.loop.create_task(self.window.server_windows.start(self.client, settings=self.settings))
+        # The server registry (health monitor + discovery + GPU detection, in the background);
+        # the chat offers its targets as soon as it exists.
+        self.loop.create_task(self.window.server_windows.start(
+            self.client, settings=self.settings, on_registry=self.window.chat.start))
         await self._open_data(settings)
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()

@@ -42,9 +42,11 @@ from victor_gui.ui.widgets.wrap_label import WrapLabel
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
+    from victor_gui.providers.types import ModelInfo
     from victor_gui.services.chat_session import ChatSession, ReplyEvent, ReplyResult
     from victor_gui.services.generation import Generation
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+    from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.message_view import MessageView
 
@@ -86,6 +88,12 @@ class ChatPane(StoredChatMixin, QWidget):
         self._editing: MessageView | None = None
         self._switch_pending = False
         self._active = False
+        # The one registry of servers (the app's); None: the catalog and probe_local (tools, tests).
+        self.registry: ServerRegistry | None = None
+        self._unsubscribe_registry: Any = None
+        self._clouds: list[ProviderChoice] = []  # cloud choices (keys read off the loop)
+        self._user_chose = False  # the user picked a provider: the registry no longer auto-picks
+        self._session_target: str | None = None  # the target the session's provider serves
         self._view: MessageView | None = None
         self._buffer = FrameBuffer()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -114,6 +122,7 @@ class ChatPane(StoredChatMixin, QWidget):
         self.picker.models_loaded.connect(self.models_loaded)
         # A provider the user picked switches the chat once its models are listed.
         self.picker.provider_combo.currentIndexChanged.connect(self._provider_changed)
+        self.picker.provider_combo.activated.connect(self._provider_activated)
         self.picker.models_listed.connect(self._models_listed)
         self.picker.model_combo.activated.connect(lambda _i: self._choice_changed())
         self.provider_combo = self.picker.provider_combo
@@ -178,6 +187,10 @@ class ChatPane(StoredChatMixin, QWidget):
         from victor_gui.services.provider_choices import provider_choices
 
         choices = await asyncio.to_thread(provider_choices)
+        if self.registry is not None:
+            self._clouds = [c for c in choices if not c.is_local]
+            self._targets_changed()
+            return
         current = self.current_choice()
         name = current.name if current is not None else None
         model = self.model_combo.currentText()
@@ -194,16 +207,87 @@ class ChatPane(StoredChatMixin, QWidget):
     def select_provider(self, name: str) -> None:
         self.picker.select_provider(name)
 
-    def start(self) -> asyncio.Task[None]:
-        """Fill the provider drop-down, probe the local servers and pick the first that answers.
+    def start(self, registry: ServerRegistry | None = None) -> asyncio.Task[None]:
+        """Fill the provider drop-down and pick the first local server that answers.
 
+        With ``registry`` (the app): its targets, their states and model lists, followed live;
+        nothing is probed here (the registry's health monitor probes each endpoint once per
+        cycle). Without: the catalog's providers, and ``probe_local`` asks each local server.
         Called once after the first paint (with ``pool`` holding the shared HTTP client)."""
         from victor_gui.services.provider_choices import ProviderPool
 
         if self.pool is None:
             self.pool = ProviderPool()
+        if registry is not None:
+            return self._spawn(self.use_registry(registry))
         self.reload_providers()
         return self._spawn(self._probe())
+
+    async def use_registry(self, registry: ServerRegistry) -> None:
+        """Offer the registry's chat targets (then clouds with a key, then without), keep their
+        status dots live from its change events, and take model lists from its statuses."""
+        from victor_gui.services.provider_choices import provider_choices
+
+        self.registry = registry
+        self.picker.models_source = self._known_models
+        self._unsubscribe_registry = registry.subscribe(self._registry_event)
+        self.status_label.setText("Looking for local servers…")
+        self._targets_changed()
+        choices = await asyncio.to_thread(provider_choices)  # keyring reads may be slow
+        self._clouds = [c for c in choices if not c.is_local]
+        self._targets_changed()
+
+    def _known_models(self, choice: ProviderChoice) -> list[ModelInfo] | None:
+        if self.registry is None or choice.target is None:
+            return None
+        return self.registry.models_of(choice.target)
+
+    def _registry_event(self, event: str, _payload: Any) -> None:
+        if event == "targets":
+            self._targets_changed()
+
+    def registry_choices(self) -> list[ProviderChoice]:
+        """The registry's targets, then clouds with a key, then clouds without one."""
+        from victor_gui.services.provider_choices import target_choice
+
+        assert self.registry is not None
+        clouds = [c for c in self._clouds if c.usable] + [c for c in self._clouds if not c.usable]
+        return [target_choice(t) for t in self.registry.targets()] + clouds
+
+    def _targets_changed(self) -> None:
+        """Re-render the drop-down from the registry (dots, names); auto-pick the first working
+        target until the user chose one; say so when nothing local answers."""
+        from victor_gui.ui.error_text import NO_LOCAL_SERVER
+
+        if self.registry is None:
+            return
+        before = self.current_choice()
+        choices = self.registry_choices()
+        self.picker.set_choices(choices)
+        current = self.current_choice()
+        working = [c for c in choices if c.target is not None and c.target.working]
+        settled = all(c.target.state.value != "unknown" for c in choices if c.target is not None)
+        if not self._user_chose and working and (current is None or current.target is None
+                                                 or not current.target.working):
+            self.provider_combo.blockSignals(True)
+            self.select_provider(working[0].name)
+            self.provider_combo.blockSignals(False)
+            self.transcript.set_empty_text(
+                "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
+            self.picker.refresh_models()
+        elif current is not None and before is not None and current.name == before.name \
+                and current.target is not None and before.target is not None \
+                and current.target.working != before.target.working and not self.model_combo.count():
+            self.picker.refresh_models()  # the chosen server came up (or went): its list changed
+        elif not working and settled and not self._user_chose:
+            keyed = [c for c in self._clouds if c.has_key]
+            hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
+            self.status_label.setText(NO_LOCAL_SERVER + hint)
+            self.transcript.set_empty_text(NO_LOCAL_SERVER + hint)
+            self.models_loaded.emit("")
+
+    def _provider_activated(self, _index: int) -> None:
+        self._user_chose = True
 
     async def _probe(self) -> None:
         from victor_gui.services.provider_choices import probe_local
@@ -275,7 +359,10 @@ class ChatPane(StoredChatMixin, QWidget):
             self.status_label.setText(self._missing_choice_text())
             return None
         try:
+            await self.pool.prepare(choice)  # keyring reads off the loop
             provider = self.pool.get(choice)
+            label = self._label_for(choice, provider)
+            fallback = self.pool.fallback(choice, model)
             if self.conversation_id is None:
                 conv = await self.store.create_conversation(_title_from(first_text))
                 self.conversation_id = conv.id
@@ -286,18 +373,39 @@ class ChatPane(StoredChatMixin, QWidget):
                 start = self._choice_named(self._bound[0]) if self._bound else None
                 first, first_model = (self.pool.get(start), self._bound[1]) if start and self._bound \
                     else (provider, model)
+                first_label = label if first is provider else (start.display_name if start else None)
                 self.session = ChatSession(self.store, self.conversation_id, first, first_model,
-                                           on_event=self._on_event, **params)
-            if self.session.provider is not provider or self.session.model != model:
-                old = self.session.provider
-                await self.session.switch(provider, model, context_window=self.session.context_window)
+                                           on_event=self._on_event, label=first_label,
+                                           fallback=fallback if first is provider else (), **params)
+                self._session_target = (start.name if start else choice.name)
+            session = self.session
+            if (session.provider is not provider and self._session_target == choice.name
+                    and choice.target is not None and session.model == model):
+                # Another endpoint of the same target answers first now: no switch to note.
+                session.provider, session.endpoint, session.label = provider, provider.base_url, label
+            if session.provider is not provider or session.model != model:
+                old = session.provider
+                await session.switch(provider, model, context_window=session.context_window,
+                                     fallback=fallback, label=label)
+                self._session_target = choice.name
                 if old is not provider:
                     self.pool.forget(old.name)  # the session closed it; the pool builds a new one
+            session.fallback = fallback
         except ProviderError as exc:
             self.status_label.setText(describe_error(exc))
             return None
         self._bound = None
         return self.session
+
+    @staticmethod
+    def _label_for(choice: ProviderChoice, provider: Any) -> str:
+        """What notes call the answering endpoint: the target's name, and for a group which of
+        its endpoints ("Desk llama.cpp (http://…:8081)")."""
+        target = choice.target
+        if target is None or len(target.members) < 2:
+            return choice.display_name
+        first = target.ordered[0]
+        return first.label if first.base_url == getattr(provider, "base_url", None) else choice.display_name
 
     def _choice_changed(self) -> None:
         """The user picked another provider or model: a chat with history switches now."""
@@ -493,6 +601,9 @@ class ChatPane(StoredChatMixin, QWidget):
 
     async def aclose(self) -> None:
         """Stop the reply and wait for background work to end (at shutdown)."""
+        if self._unsubscribe_registry is not None:
+            self._unsubscribe_registry()
+            self._unsubscribe_registry = None
         if self.session is not None:
             await self.session.stop()
         await self.picker.aclose()

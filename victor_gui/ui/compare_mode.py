@@ -102,14 +102,22 @@ class CompareMode(QObject):
         from victor_gui.services.provider_choices import provider_choices
 
         view, chat = self.view, self._chat
-        view.set_choices(provider_choices(), view.models_cache)
+        # With the registry, the chat's list (targets with their states, then clouds).
+        choices = chat.registry_choices() if chat.registry is not None else provider_choices()
+        view.set_choices(choices, view.models_cache)
+        view.models_source = chat.picker.models_source
         chat.hide()
         if self._side is not None:
             self._side.hide()
         view.show()
         choice, model = chat.current_choice(), chat.model_combo.currentText().strip()
+        # Panes start on distinct working targets when there are several (the chat's first).
+        working = [c.name for c in choices if c.target is not None and c.target.working]
+        starts = ([choice.name] if choice else []) + [n for n in working if not choice or n != choice.name]
         while len(view.panes) < 2:
-            view.add_pane(choice.name if choice else None, model or None)
+            index = len(view.panes)
+            name = starts[index] if index < len(starts) else (choice.name if choice else None)
+            view.add_pane(name, (model or None) if choice is not None and name == choice.name else None)
         view.input.setPlainText(chat.input.toPlainText())
         view.input.setFocus()
 

@@ -135,6 +135,8 @@ class CompareView(QWidget):
         self.panes: list[ComparePane] = []
         self.choices: list[ProviderChoice] = []
         self.models_cache: dict[str, Any] = {}
+        # Model lists the registry already knows (the chat's source), tried before a request.
+        self.models_source: Any = None
         self._numbers = 0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -204,6 +206,7 @@ class CompareView(QWidget):
         for pane in self.panes:
             pane.picker.set_choices(self.choices)
             pane.picker.models = models
+            pane.picker.models_source = self.models_source
 
     def add_pane(self, provider: str | None = None, model: str | None = None) -> ComparePane | None:
         """Add a pane (None at :data:`MAX_PANES`); it starts on ``provider``/``model`` or on
@@ -216,6 +219,7 @@ class CompareView(QWidget):
         pane = ComparePane(slot, self._numbers)
         pane.picker.pool = self._pool()
         pane.picker.models = self.models_cache
+        pane.picker.models_source = self.models_source
         pane.picker.set_choices(self.choices)
         pane.picker.status.connect(pane.result_label.setText)
         pane.close_requested.connect(self.close_pane)

@@ -280,11 +280,15 @@ class Dashboard(QWidget):
                 card = self.cards[status.base_url] = EndpointCard(self, status.base_url)
             self.list_layout.insertWidget(index, card)
             self._render_card(status)
+        # Default ports nothing answers on: one line, not a card each (the registry folds them).
+        folded = getattr(self.service, "not_running", [])
+        idle = ("Not running: " + ", ".join(f"{m.name} ({m.key})" for m in folded) + ".") if folded else ""
         if not statuses:
+            empty = "No endpoints yet: start a local server, or add one."
             self.notice.setText("Looking for local servers…" if self.service.discovering
-                                else "No endpoints yet: start a local server, or add one.")
+                                else f"{idle} {empty}".strip())
         else:
-            self.notice.setText("Looking for more local servers…" if self.service.discovering else "")
+            self.notice.setText("Looking for more local servers…" if self.service.discovering else idle)
         self.notice.setVisible(bool(self.notice.text()))
         self.hardware.show_report(self.service.gpu_report, self.service.hardware_error)
 
@@ -331,6 +335,7 @@ class Dashboard(QWidget):
         box = QMessageBox(QMessageBox.Icon.Question, "Remove endpoint",
                           f"Stop watching {base_url}?" + (
                               " It is also removed from settings.yaml." if self.service.setting_for(base_url)
+                              else " It stays hidden after a restart." if hasattr(self.service, "hide")
                               else ""), QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
 

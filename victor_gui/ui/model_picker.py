@@ -9,11 +9,11 @@ provider; ↻ reloads), and reports what it is doing as text through :attr:`Mode
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -27,6 +27,59 @@ from PySide6.QtWidgets import (
 if TYPE_CHECKING:
     from victor_gui.providers.types import ModelInfo
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
+
+# The folded line of default ports nothing answers on (its item data; not a provider name).
+NOT_RUNNING = "__not_running__"
+DOT_COLOURS = {"green": "#2e9d46", "amber": "#e0a100", "red": "#d03b3b", "grey": "#9a9a9a"}
+# Words after a target's name for states a colour alone must not carry.
+STATE_WORDS = {"down": "not answering", "unauthorized": "key refused", "loading": "loading a model",
+               "degraded": "slow", "not-inference": "another program", "unknown": "checking…"}
+_ICONS: dict[str, QIcon] = {}
+
+
+def dot_icon(colour: str) -> QIcon:
+    """A filled circle of a status colour (built once per colour)."""
+    icon = _ICONS.get(colour)
+    if icon is None:
+        pixmap = QPixmap(12, 12)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QColor(DOT_COLOURS.get(colour, "#9a9a9a")).darker(130))
+        painter.setBrush(QColor(DOT_COLOURS.get(colour, "#9a9a9a")))
+        painter.drawEllipse(1, 1, 10, 10)
+        painter.end()
+        icon = _ICONS[colour] = QIcon(pixmap)
+    return icon
+
+
+def blank_icon() -> QIcon:
+    """A transparent icon the size of a dot: cloud rows line up with the targets' names."""
+    icon = _ICONS.get("")
+    if icon is None:
+        pixmap = QPixmap(12, 12)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        icon = _ICONS[""] = QIcon(pixmap)
+    return icon
+
+
+KEYLESS_HEADER = "No API key yet — add one in Settings (Ctrl+,)"
+
+
+def choice_text(choice: ProviderChoice) -> str:
+    """The drop-down text of a choice: a target's name, with its state in words unless up (and,
+    for a group with members down, how many answer)."""
+    target = choice.target
+    if target is None:
+        return choice.label
+    word = STATE_WORDS.get(target.state.value)
+    if word:
+        return f"{target.name} — {word}"
+    if len(target.members) > 1:
+        answering = sum(m.dot in ("green", "amber") for m in target.members)
+        if answering < len(target.members):
+            return f"{target.name} — {answering} of {len(target.members)} answering"
+    return target.name
 
 
 class ModelPicker(QWidget):
@@ -43,6 +96,9 @@ class ModelPicker(QWidget):
         self.pool = pool
         self.choices: list[ProviderChoice] = []
         self.models: dict[str, list[ModelInfo]] = {}  # cache: provider name -> its models
+        # Model lists known without asking (the registry's health statuses), tried before a request.
+        self.models_source: Callable[[ProviderChoice], list[ModelInfo] | None] | None = None
+        self.folded: list[ProviderChoice] = []  # default ports that are down, in the one line
         self._tasks: set[asyncio.Task[Any]] = set()
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -121,13 +177,64 @@ class ModelPicker(QWidget):
     # -- choices ----------------------------------------------------------------------------------
 
     def set_choices(self, choices: list[ProviderChoice]) -> None:
-        """Fill the provider drop-down without loading any model list yet."""
+        """Fill the provider drop-down without loading any model list yet (the selection stays
+        when it is still offered).
+
+        Registry targets come first, each with its status dot (its state in words too, unless
+        up); default ports nothing answers on fold into one "Not running" line; then clouds with
+        a key; then, after a separator, clouds without one."""
+        current = self.provider_combo.currentData()
+        combo = self.provider_combo
         self.choices = list(choices)
-        self.provider_combo.blockSignals(True)
-        self.provider_combo.clear()
-        for choice in self.choices:
-            self.provider_combo.addItem(choice.label, choice.name)
-        self.provider_combo.blockSignals(False)
+        self.folded = [c for c in self.choices if c.target is not None and c.target.folds]
+        combo.blockSignals(True)
+        combo.clear()
+        targets = [c for c in self.choices if c.target is not None and not c.target.folds]
+        clouds = [c for c in self.choices if c.target is None]
+        for choice in targets:
+            assert choice.target is not None
+            combo.addItem(dot_icon(choice.target.dot), choice_text(choice), choice.name)
+            where = ", ".join(m.key for m in choice.target.members)
+            tip = f"{choice.target.name} ({where})"
+            if choice.target.diagnosis:
+                tip += f"\n{choice.target.diagnosis}"
+            combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        if self.folded:
+            names = ", ".join(c.display_name for c in self.folded)
+            combo.addItem(dot_icon("red"), f"Not running (default ports): {names}", NOT_RUNNING)
+            combo.setItemData(combo.count() - 1, "Nothing answers on their default ports.",
+                              Qt.ItemDataRole.ToolTipRole)
+        grouped = bool(targets or self.folded)  # the registry's list: sections, aligned names
+        if grouped and clouds:
+            combo.insertSeparator(combo.count())
+        keyless_started = False
+        for choice in clouds:
+            if not choice.usable and not keyless_started and grouped:
+                combo.insertSeparator(combo.count())
+                combo.addItem(blank_icon(), KEYLESS_HEADER, None)
+                self._disable_item(combo.count() - 1)
+                keyless_started = True
+            if grouped:
+                combo.addItem(blank_icon(), choice.label, choice.name)
+            else:
+                combo.addItem(choice.label, choice.name)
+            if not choice.usable:
+                combo.setItemData(combo.count() - 1, "No API key yet: add one in Settings (Ctrl+,)",
+                                  Qt.ItemDataRole.ToolTipRole)
+        index = combo.findData(current) if current is not None else -1
+        if index >= 0:
+            combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+
+    def _disable_item(self, index: int) -> None:
+        """A section header: shown, not choosable."""
+        from PySide6.QtGui import QStandardItemModel
+
+        model = self.provider_combo.model()
+        if isinstance(model, QStandardItemModel):
+            item = model.item(index)
+            if item is not None:
+                item.setEnabled(False)
 
     def reload_providers(self, choices: list[ProviderChoice] | None = None) -> None:
         """Fill the provider drop-down with ``choices`` (default: every provider, local servers
@@ -137,8 +244,9 @@ class ModelPicker(QWidget):
         self.set_choices(choices if choices is not None else provider_choices())
 
     def current_choice(self) -> ProviderChoice | None:
-        index = self.provider_combo.currentIndex()
-        return self.choices[index] if 0 <= index < len(self.choices) else None
+        """The chosen provider or target (None for none, or for the "Not running" line)."""
+        name = self.provider_combo.currentData()
+        return next((c for c in self.choices if c.name == name), None)
 
     def current_model(self) -> str:
         return self.model_combo.currentText().strip()
@@ -183,9 +291,22 @@ class ModelPicker(QWidget):
         from victor_gui.ui.error_text import describe_error
 
         choice = self.current_choice()
+        if self.provider_combo.currentData() == NOT_RUNNING:
+            self.model_combo.clear()
+            said = [f"{c.display_name}: {c.target.diagnosis}" for c in self.folded
+                    if c.target is not None and c.target.diagnosis]
+            self.status.emit(" ".join(said) or "Nothing answers on the default ports.")
+            self.models_loaded.emit("")
+            return
         if choice is None or self.pool is None:
             return
         self.model_combo.clear()
+        target = choice.target
+        if target is not None and not target.working and target.diagnosis and not force:
+            # A down endpoint says so at once, in the dashboard's words (↻ asks it anyway).
+            self.status.emit(f"{choice.display_name} is not answering: {target.diagnosis}")
+            self.models_loaded.emit(choice.name)
+            return
         if not choice.usable:
             spec = find_spec(choice.name)
             self.status.emit(describe_error(MissingAPIKeyError(
@@ -194,6 +315,8 @@ class ModelPicker(QWidget):
             self.models_loaded.emit(choice.name)
             return
         models = None if force else self.models.get(choice.name)
+        if models is None and not force and self.models_source is not None:
+            models = self.models_source(choice)  # what the health monitor already saw: no request
         if models is None:
             self.status.emit(f"Asking {choice.display_name} for its models…")
             try:

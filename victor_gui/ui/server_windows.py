@@ -18,10 +18,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QWidget
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
-    from victor_gui.services.endpoints_service import EndpointsService
     from victor_gui.services.model_library import ModelLibraryService
+    from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.services.settings_service import SettingsService
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ class ServerWindows(QObject):
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
         self.window = window
-        self.endpoints: EndpointsService | None = None
+        self.endpoints: ServerRegistry | None = None  # the one registry: dashboard and chat
         self.models: ModelLibraryService | None = None
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
@@ -50,18 +52,19 @@ class ServerWindows(QObject):
             menu.addAction(action)
             window.addAction(action)
 
-    async def start(self, client: httpx.AsyncClient, settings: SettingsService | None = None,
-                    **options: Any) -> None:
+    async def start(self, client: httpx.AsyncClient, *, settings: SettingsService | None = None,
+                    on_registry: Callable[[ServerRegistry], object] | None = None, **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
         ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
         are written through it, and endpoints added anywhere else are watched at once).
-        ``options`` go to :class:`EndpointsService` (tests pass ``settings_path``,
-        ``discover_fn``, ``gpu_detector``)."""
+        ``on_registry`` gets the server registry as soon as it exists (the chat follows it).
+        ``options`` go to :class:`ServerRegistry` (tests pass ``settings_path``, ``discover``,
+        ``gpu_detector``)."""
         from victor_gui.config.secrets import KeyringStore
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
-        from victor_gui.services.endpoints_service import EndpointsService
         from victor_gui.services.model_library import ModelLibraryService
+        from victor_gui.services.server_registry import ServerRegistry
 
         # Probes want short timeouts; building a client costs ~100 ms of TLS set-up, so off the loop.
         probe_client = await asyncio.to_thread(make_client, PROBE_TIMEOUTS)
@@ -71,11 +74,13 @@ class ServerWindows(QObject):
         self._probe_client = probe_client
         # Probes of a configured endpoint send its key and secret headers, read from the keyring.
         options.setdefault("secrets", KeyringStore().get_key)
-        self.endpoints = EndpointsService(self._probe_client, settings=settings, **options)
+        self.endpoints = ServerRegistry(self._probe_client, settings=settings, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(True)
+        if on_registry is not None:
+            on_registry(self.endpoints)
         await self.endpoints.start()
 
     def _share_hardware(self, event: str, payload: Any) -> None:

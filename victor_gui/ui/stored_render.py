@@ -15,11 +15,23 @@ if TYPE_CHECKING:
 PAGE = 60
 
 
+def display_provider(m: StoredMessage) -> str | None:
+    """Who answered, as people call it: the target's name the session stored ("Desk box",
+    "llama.cpp"), else the catalog's display name of the provider, never an internal id."""
+    from victor_gui.providers.catalog import find_spec
+
+    label = (m.meta or {}).get("answered_by")
+    if isinstance(label, str) and label:
+        return label
+    spec = find_spec(m.provider) if m.provider else None
+    return spec.display_name if spec is not None else m.provider
+
+
 def title_of(m: StoredMessage) -> str:
     """``You`` for the user; ``provider · model`` for a reply."""
     if m.role == "user":
         return "You"
-    who = " · ".join(x for x in (m.provider, m.model) if x)
+    who = " · ".join(x for x in (display_provider(m), m.model) if x)
     return who or m.role.capitalize()
 
 
@@ -43,8 +55,8 @@ def stats_text(who: str, *, ttft_ms: float | None, tokens_per_second: float | No
 
 
 def stats_line(m: StoredMessage) -> str:
-    """The stats line of a stored reply."""
-    who = " · ".join(x for x in (m.provider, m.model) if x)
+    """The stats line of a stored reply (who answered by the name people use)."""
+    who = " · ".join(x for x in (display_provider(m), m.model) if x)
     return stats_text(who, ttft_ms=m.ttft_ms, tokens_per_second=m.tokens_per_second,
                       tokens=m.completion_tokens, cost=m.cost, stopped=m.status == "interrupted")
 
@@ -54,6 +66,11 @@ def live_stats(state: Any, *, who: str | None = None) -> str:
     ``who`` defaults to ``provider · model``."""
     from victor_gui.services.generation import ReplyStatus
 
-    return stats_text(who if who is not None else f"{state.provider} · {state.model}",
+    if who is None:
+        from victor_gui.providers.catalog import find_spec
+
+        spec = find_spec(state.provider) if state.provider else None
+        who = f"{spec.display_name if spec is not None else state.provider} · {state.model}"
+    return stats_text(who,
                       ttft_ms=state.ttft_ms, tokens_per_second=state.tokens_per_second,
                       tokens=state.completion_tokens, stopped=state.status is ReplyStatus.INTERRUPTED)
