@@ -58,7 +58,7 @@ async def _start_servers(window, pool, settings_file: Path):  # type: ignore[no-
         return GpuReport(ram=RamInfo(8 << 30, 4 << 30))
 
     # A long probe interval: a new endpoint that shows "up" was probed at once, not by the timer.
-    await window.server_windows.start(pool.http_client, settings=service, discover_fn=None,
+    await window.server_windows.start(pool.http_client, settings=service, discover=False,
                                       gpu_detector=detect, interval=60.0, tick_s=60.0)
     return service
 
