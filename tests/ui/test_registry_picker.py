@@ -138,3 +138,27 @@ async def test_real_llama_server_added_by_hand_answers_in_the_chat(no_env, windo
     finally:
         await window.server_windows.aclose()
         await asyncio.to_thread(server.stop)
+
+
+async def test_dots_follow_the_registry_and_compare_starts_on_distinct_targets(  # type: ignore[no-untyped-def]
+        no_env, window, tmp_path) -> None:
+    with make_llamacpp(model="tiny-a") as desk, make_llamacpp(model="tiny-b") as lab:
+        settings = write_settings(tmp_path / "settings.yaml", [
+            {"name": "Desk box", "kind": "llamacpp", "url": desk.url},
+            {"name": "Lab box", "kind": "llamacpp", "url": lab.url},
+        ])
+        chat = window.chat
+        await start_app_services(window, settings)
+        registry = window.server_windows.endpoints
+        await wait_until(lambda: items(chat.provider_combo)[:2] == ["Desk box", "Lab box"], 10)
+        # Compare: two panes, on the two working servers (not twice the same).
+        window.compare.split_action.trigger()
+        panes = window.compare.view.panes
+        assert [p.picker.current_choice().display_name for p in panes] == ["Desk box", "Lab box"]
+        window.compare.leave()
+        # The Lab box goes away: its dot turns red once the monitor sees it, in place.
+        lab.stop()
+        registry.spawn(registry.monitor.refresh_now())  # the dashboard's Refresh now
+        await wait_until(lambda: chat.provider_combo.itemText(1) == "Lab box — not answering", 10)
+        assert registry.target("endpoint:Lab box").dot == "red"  # type: ignore[union-attr]
+        await window.server_windows.aclose()

@@ -185,23 +185,30 @@ class ModelPicker(QWidget):
         a key; then, after a separator, clouds without one."""
         current = self.provider_combo.currentData()
         combo = self.provider_combo
-        self.choices = list(choices)
-        self.folded = [c for c in self.choices if c.target is not None and c.target.folds]
+        folded = [c for c in choices if c.target is not None and c.target.folds]
+        targets = [c for c in choices if c.target is not None and not c.target.folds]
+        clouds = [c for c in choices if c.target is None]
+        same_rows = ([c.name for c in targets] == [c.name for c in self.choices
+                                                    if c.target is not None and not c.target.folds]
+                     and [c.name for c in folded] == [c.name for c in self.folded]
+                     and [(c.name, c.label) for c in clouds]
+                     == [(c.name, c.label) for c in self.choices if c.target is None])
+        self.choices, self.folded = list(choices), folded
+        if same_rows and combo.count():
+            # Only states changed: repaint the dots and words in place (an open list stays open).
+            for choice in targets:
+                self._show_target(combo.findData(choice.name), choice)
+            index = combo.findData(NOT_RUNNING)
+            if index >= 0:
+                combo.setItemText(index, self._folded_text())
+            return
         combo.blockSignals(True)
         combo.clear()
-        targets = [c for c in self.choices if c.target is not None and not c.target.folds]
-        clouds = [c for c in self.choices if c.target is None]
         for choice in targets:
-            assert choice.target is not None
-            combo.addItem(dot_icon(choice.target.dot), choice_text(choice), choice.name)
-            where = ", ".join(m.key for m in choice.target.members)
-            tip = f"{choice.target.name} ({where})"
-            if choice.target.diagnosis:
-                tip += f"\n{choice.target.diagnosis}"
-            combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+            combo.addItem(choice.display_name, choice.name)
+            self._show_target(combo.count() - 1, choice)
         if self.folded:
-            names = ", ".join(c.display_name for c in self.folded)
-            combo.addItem(dot_icon("red"), f"Not running (default ports): {names}", NOT_RUNNING)
+            combo.addItem(dot_icon("red"), self._folded_text(), NOT_RUNNING)
             combo.setItemData(combo.count() - 1, "Nothing answers on their default ports.",
                               Qt.ItemDataRole.ToolTipRole)
         grouped = bool(targets or self.folded)  # the registry's list: sections, aligned names
@@ -225,6 +232,23 @@ class ModelPicker(QWidget):
         if index >= 0:
             combo.setCurrentIndex(index)
         combo.blockSignals(False)
+
+    def _folded_text(self) -> str:
+        return "Not running (default ports): " + ", ".join(c.display_name for c in self.folded)
+
+    def _show_target(self, index: int, choice: ProviderChoice) -> None:
+        """A target's row: its status dot, name (and state in words), and a tooltip with where
+        it is and, when it does not answer, the dashboard's diagnosis."""
+        target = choice.target
+        if index < 0 or target is None:
+            return
+        combo = self.provider_combo
+        combo.setItemIcon(index, dot_icon(target.dot))
+        combo.setItemText(index, choice_text(choice))
+        tip = f"{target.name} ({', '.join(m.key for m in target.members)})"
+        if target.diagnosis:
+            tip += f"\n{target.diagnosis}"
+        combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
 
     def _disable_item(self, index: int) -> None:
         """A section header: shown, not choosable."""
