@@ -12,18 +12,31 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.conftest import ModelFactory
 from tests.servers import llamacpp as sim_llamacpp
 from tests.servers.base import Fault, Script, ScriptedToolCall
 from tests.support.conformance import compare_exchanges
 from tests.support.llama_requests import CONFORMANCE_REQUESTS, Exchange, Scripted, chat, send
-from tests.support.llama_server import LlamaServer
+from tests.support.llama_server import LlamaServer, start_llama_server
 
 pytestmark = pytest.mark.llamacpp
+
+
+@pytest.fixture(scope="module")
+def fresh_server(llama_binary: Path, tiny_model: ModelFactory, llama_logs: Path) -> Iterator[LlamaServer]:
+    """A server no other test has talked to: what ``/slots`` and ``/props`` report depends on
+    the requests a server has already served (a used slot lists its last task's fields), and
+    the shared server's history depends on which tests ran before this module."""
+    server = start_llama_server(tiny_model(), binary=llama_binary, log_dir=llama_logs)
+    yield server
+    server.stop()
 
 # What the simulator is told to answer, per request, so that it mirrors the real server's reply
 # to the same request (the tiny model answers short text, or one get_weather call with tools).
@@ -66,8 +79,8 @@ def sim_exchange(req: Scripted) -> Exchange | httpx.TransportError:
 
 
 @pytest.mark.parametrize("req", CONFORMANCE_REQUESTS, ids=lambda r: r.name)
-def test_simulator_answers_like_the_real_server(llama_server: LlamaServer, req: Scripted) -> None:
-    real = send(llama_server.base_url, req)
+def test_simulator_answers_like_the_real_server(fresh_server: LlamaServer, req: Scripted) -> None:
+    real = send(fresh_server.base_url, req)
     sim = sim_exchange(req)
     found = compare_exchanges(real, sim)
     known = KNOWN_DIFFERENCES.get(req.name, [])
