@@ -57,6 +57,6 @@ def test_chat_profile_falls_back_to_the_real_server(tmp_path: Path, llama_server
     user, reply, note = messages
     assert user.content == "Hello" and reply.content == payload["text"]
     assert reply.meta and reply.meta["fallback"]["reason"] == "connection"
-    assert note.role == "note" and note.meta and note.meta["kind"] == "fallback"
-    assert note.content == (f"llama.cpp · tiny at 127.0.0.1:{dead_port} failed (could not connect); "
-                            f"answered by llama.cpp · {reply.model} at 127.0.0.1:{llama_server.port}.")
+    assert note.role == "note" and note.meta and note.meta["kind"] == "failover"
+    assert note.content == (f"llama.cpp · tiny at 127.0.0.1:{dead_port} did not answer (connection refused); "
+                            f"llama.cpp · {reply.model} at 127.0.0.1:{llama_server.port} answered.")

@@ -176,7 +176,7 @@ def test_profile_falls_back_and_says_so(home: Home, sim: SimServer) -> None:
         ("connection", dead), (None, f"{sim.url}/v1")]
     ((_conv, messages),) = home.stored()
     note = messages[-1]
-    assert note.role == "note" and note.meta and note.meta["kind"] == "fallback"
+    assert note.role == "note" and note.meta and note.meta["kind"] == "failover"
     port = dead.split(":")[2].split("/")[0]
-    assert note.content == (f"vLLM · sim-model at 127.0.0.1:{port} failed (could not connect); "
-                            f"answered by vLLM · sim-model at 127.0.0.1:{sim.port}.")
+    assert note.content == (f"vLLM · sim-model at 127.0.0.1:{port} did not answer (connection refused); "
+                            f"vLLM · sim-model at 127.0.0.1:{sim.port} answered.")

@@ -51,7 +51,15 @@ async def test_dead_port_then_500s_then_an_answer(tmp_path: Path) -> None:
     # Display names, not internal ids (the stored attempts keep the provider names).
     assert notices == [
         "llama.cpp · sim-model could not answer (connection refused); trying vLLM · sim-model.",
-        "vLLM · sim-model could not answer (server); trying Ollama · sim-model."]
+        "vLLM · sim-model could not answer (server error); trying Ollama · sim-model."]
+    # One stored note says who failed, why, and who answered (the window and the CLI show it).
+    stored = await store.get_messages(conv.id)
+    (note,) = [x for x in stored if x.is_note]
+    assert note.content == (
+        f"llama.cpp · sim-model at {dead.base_url.split('//')[1].removesuffix('/v1')} did not answer "
+        "(connection refused); "
+        f"vLLM · sim-model at {vllm.url.split('//')[1]} did not answer (server error); "
+        f"Ollama · {m.model} at {oll.url.split('//')[1]} answered.")
     await store.close()
 
 

@@ -375,9 +375,12 @@ class ChatSession:
                             f"trying {self._label(nxt)} · {nxt_model}.")
                     self._emit(ReplyEvent("fallback", mid, text, error=str(exc)))
                     continue
+                if attempts:
+                    await self._note_failover(attempts, None)
                 return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
             if attempts:
-                await self._note_failover(attempts, self._label(who))
+                await self._note_failover(attempts, notes.target_words(
+                    self._label(who), progress.model or model, provider.base_url if provider else None))
             return await self._finish(mid, "complete", provider, model, request, progress, attempts)
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
@@ -459,11 +462,14 @@ class ChatSession:
             return spec.display_name if spec is not None else who.provider_name
         return display_name_of(who)
 
-    async def _note_failover(self, attempts: list[dict[str, Any]], answered: str) -> None:
-        """A stored note saying which endpoints did not answer and which one did."""
-        text = notes.failover_text([(a["label"], a["why"]) for a in attempts], answered)
-        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("label", "endpoint", "error")}
-                                                   for a in attempts], "answered": answered}
+    async def _note_failover(self, attempts: list[dict[str, Any]], answered: str | None) -> None:
+        """The one stored note saying which targets did not answer, why, and which one did
+        (``answered`` None: none did). The window and the headless chat both show it."""
+        failed = [(notes.target_words(a["label"], a["model"], a["endpoint"]), a["why"]) for a in attempts]
+        text = notes.failover_text(failed, answered)
+        keys = ("label", "model", "endpoint", "error", "why")
+        meta = {"kind": notes.FAILOVER, "answered": answered,
+                "failed": [{k: a[k] for k in keys} for a in attempts]}
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
 

@@ -8,11 +8,11 @@ and ``meta["kind"]``:
 * ``trim``: the next request left out the oldest turns to fit the model's context window.
   ``meta``: ``dropped_turns``, ``context_window``, ``source`` (``server``/``table``/``default``),
   ``estimated_tokens``, ``budget``, ``fits``.
-* ``fallback``: the chosen provider could not answer and the next one in the chain did (or
-  none did). ``meta["attempts"]`` holds ``{provider, model, endpoint, error, message}`` per
-  failed target, ``meta["answered_by"]`` ``{provider, model, endpoint}`` or None.
-* ``failover``: endpoints of the chosen target did not answer before any output and the next
-  one did. ``meta``: ``failed`` (``[{provider, endpoint, error}]``), ``answered``.
+* ``failover``: the chosen target could not answer before any output, and the next one in its
+  chain did (another endpoint of the same group, or the profile's fallback), or none did.
+  ``meta``: ``failed`` (``[{label, model, endpoint, error, why}]``), ``answered`` (the words
+  naming who answered, or None). Written by :class:`~victor_gui.services.chat_session.ChatSession`
+  alone, so the window and ``victor-gui chat`` store the same note.
 
 Why a role of its own rather than a ``system`` message: ``Message`` refuses the role, so a note
 can never reach a model as an instruction by accident; :meth:`ChatSession.history` leaves
@@ -30,10 +30,9 @@ from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 
 SWITCH = "switch"
 TRIM = "trim"
-FALLBACK = "fallback"
+FAILOVER = "failover"
 
-
-# Why a target was passed over, in words (by ``ProviderError.kind``).
+# Why a target was passed over, in words (by ``ProviderError.kind``), when the OS error says nothing.
 _FAILED_BECAUSE = {
     "connection": "could not connect",
     "timeout": "timed out",
@@ -42,10 +41,9 @@ _FAILED_BECAUSE = {
     "loading": "still loading the model",
     "circuit_open": "failing repeatedly, paused",
 }
-FAILOVER = "failover"
 
-__all__ = ["FAILOVER", "FALLBACK", "NOTE_ROLE", "SWITCH", "TRIM", "failover_text", "failure_reason",
-           "fallback_text", "last_trim_since_switch", "switch_text", "trim_text"]
+__all__ = ["FAILOVER", "NOTE_ROLE", "SWITCH", "TRIM", "failover_text", "failure_reason",
+           "last_trim_since_switch", "switch_text", "target_words", "trim_text"]
 
 
 def failure_reason(error: Exception) -> str:
@@ -65,13 +63,27 @@ def failure_reason(error: Exception) -> str:
         if needle in text:
             return words
     kind = getattr(error, "kind", None)
+    if kind in _FAILED_BECAUSE:
+        return _FAILED_BECAUSE[kind]
     return str(kind).replace("_", " ") if kind else type(error).__name__
 
 
-def failover_text(failed: list[tuple[str, str]], answered: str) -> str:
-    """``Desk (http://…:8081) did not answer (connection refused); Lab box (http://…:8082) answered.``"""
+def failover_text(failed: list[tuple[str, str]], answered: str | None) -> str:
+    """``Desk (http://…:8081) did not answer (connection refused); Lab box (http://…:8082) answered.``
+    (``answered`` None: ``…; no target answered.``)"""
     parts = [f"{who} did not answer ({why})" for who, why in failed]
-    return "; ".join(parts) + f"; {answered} answered."
+    end = f"{answered} answered." if answered else "no target answered."
+    return "; ".join(parts) + f"; {end}"
+
+
+def target_words(label: str, model: str | None, endpoint: str | None) -> str:
+    """How a note names one target: its label (a group member's label already names its URL),
+    else ``label · model at host``."""
+    host = _host(endpoint)
+    if host and host in label:
+        return label
+    text = _who(label, model or "")
+    return f"{text} at {host}" if host else text
 
 
 def _who(provider: str, model: str) -> str:
@@ -89,24 +101,6 @@ def trim_text(dropped_turns: int, window: int, fits: bool) -> str:
     if not fits:
         text += " The latest turn alone is still larger than the window."
     return text
-
-
-def fallback_text(attempts: list[dict[str, Any]], answered_by: dict[str, Any] | None) -> str:
-    """One line for the transcript: who failed and why, and who answered in the end.
-
-    ``attempts`` and ``answered_by`` hold ``provider`` (a display name is best), ``model`` and
-    ``endpoint`` (a URL or None); each attempt also its ``error`` kind."""
-    failed = "; ".join(f"{_target(a)} failed ({_FAILED_BECAUSE.get(a.get('error') or '', a.get('error'))})"
-                       for a in attempts)
-    if answered_by is None:
-        return f"{failed}; no provider in the chain answered."
-    return f"{failed}; answered by {_target(answered_by)}."
-
-
-def _target(who: dict[str, Any]) -> str:
-    text = _who(str(who.get("provider")), str(who.get("model")))
-    host = _host(who.get("endpoint"))
-    return f"{text} at {host}" if host else text
 
 
 def _host(url: Any) -> str | None:
