@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ SECRET = "sk-test-0123456789abcdefghijklmnop"
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items()
             if not k.endswith(("_API_KEY", "_HOST", "_ENDPOINTS", "_TOKEN"))}
-    # Never touch the developer's real keyring from a test.
+    # Never touch the developer's real keyring, settings or profiles from a test.
     base["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    scratch = tempfile.mkdtemp(prefix="victor-cli-")
+    base.update({"HOME": scratch, "XDG_CONFIG_HOME": f"{scratch}/config", "XDG_DATA_HOME": f"{scratch}/data"})
     base.update(env or {})
     return subprocess.run([sys.executable, "-m", "victor_gui", *args], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=30, check=False)
@@ -199,3 +202,37 @@ def test_a_broken_profiles_file_is_reported_by_file_and_line(tmp_path: Path,
     as_json = json.loads(run_cli(*command, "--json", env=env).stdout)
     problems = {(p["path"], p["line"]) for p in as_json["profile_errors"]}
     assert (str(victor), 6) in problems and str(app) in {p for p, _line in problems}
+
+
+def test_doctor_and_providers_read_the_registry_with_hand_added_endpoints(tmp_path: Path, sims) -> None:
+    """The CLI reads the same registry as the window: an endpoint added by hand in settings.yaml
+    (no variable names it) is probed once, by its name, beside the seed's variables."""
+    _servers, env = sims
+    desk = llamacpp.make_server()
+    desk.start()
+    try:
+        config = tmp_path / "config" / "victor_gui" / "settings.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text("config_version: 3\nendpoints:\n"
+                          f"  - name: Desk box\n    kind: llamacpp\n    url: {desk.url}\n", encoding="utf-8")
+        env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        doctor = run_cli("doctor", "--no-defaults", "--no-scan", env=env)
+        assert doctor.returncode == 0, doctor.stderr
+        lines = doctor.stdout.splitlines()
+        first = lines[1]  # hand-added endpoints come first
+        assert first.startswith(desk.url) and " up " in f"{first} "
+        assert lines[2] == "    Desk box (your endpoint)"
+        assert "5 server(s) answering" in doctor.stdout
+        doctor_json = run_cli("doctor", "--no-defaults", "--no-scan", "--json", env=env)
+        rows = json.loads(doctor_json.stdout)["endpoints"]
+        assert (rows[0]["name"], rows[0]["origin"]) == ("Desk box", "settings")
+        # One probe cycle: the hand-added server saw one probe per command run, not three.
+        probes = [r for r in desk.requests if r.path == "/props"]
+        assert len(probes) == 2
+        providers = run_cli("providers", env=env)
+        assert providers.returncode == 0, providers.stderr
+        assert f"  Desk box (llama.cpp, {desk.url}): ready" in providers.stdout
+        listed = json.loads(run_cli("providers", "--json", env=env).stdout)["endpoints"]
+        assert [(e["name"], e["state"]) for e in listed] == [("Desk box", "up")]
+    finally:
+        desk.stop()

@@ -9,10 +9,14 @@ that provider's models.
 Both commands also read the profiles (Victor's ``~/.victor/profiles.yaml`` and the app's) and
 report a file that cannot be used by file and line.
 
-``doctor`` answers "is my server up, which one is it, what is loaded?": every candidate endpoint
-(defaults, environment, ``--endpoint``, running server processes) with kind, state and a
-diagnosis, plus GPUs and RAM. ``--json`` for scripts. Finding nothing is not a failure: exit 0
-with a plain sentence.
+``doctor`` answers "is my server up, which one is it, what is loaded?": every endpoint of the
+server registry (the user's own from settings.yaml — with their keys, headers and TLS settings —,
+the seed's variables, the default ports, ``--endpoint``, running server processes) with kind,
+state and a diagnosis, plus GPUs and RAM. ``--json`` for scripts. Finding nothing is not a
+failure: exit 0 with a plain sentence.
+
+Both read the same :class:`~victor_gui.services.server_registry.ServerRegistry` the window
+reads, for one probe cycle (each endpoint probed once), so the CLI and the window never disagree.
 """
 
 from __future__ import annotations
@@ -29,8 +33,13 @@ from victor_gui.errors import ProviderError
 from victor_gui.providers.catalog import PROTOCOLS, SPECS, find_spec
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
 from victor_gui.providers.keys import resolve_api_key
-from victor_gui.servers.discovery import PROVIDER_FOR_KIND, discover
 from victor_gui.servers.status import EndpointState, EndpointStatus
+from victor_gui.services.server_registry import (
+    ORIGIN_PROCESS,
+    ORIGIN_SETTINGS,
+    RegisteredEndpoint,
+    kind_display,
+)
 
 STATE_MARK = {
     EndpointState.UP: "up",
@@ -84,6 +93,32 @@ def _install_keyring() -> str | None:
     except Exception as exc:  # a broken keyring backend must not break a diagnostic command
         return f"the system keyring could not be used ({type(exc).__name__})"
     return None
+
+
+def _keyring_lookup() -> Callable[[str], str | None] | None:
+    """The keyring's lookup for endpoint keys and secret headers, or None without a keyring."""
+    try:
+        from victor_gui.config.secrets import KeyringStore
+
+        store = KeyringStore()
+        return store.get_key if store.backend_status()[0] else None
+    except Exception:  # a broken keyring backend must not break a diagnostic command
+        return None
+
+
+async def registry_endpoints(*, extra: Sequence[str] = (), include_defaults: bool = True,
+                             scan_processes: bool = True) -> list[RegisteredEndpoint]:
+    """One probe cycle of the server registry (hand-added endpoints from settings.yaml first)."""
+    from victor_gui.services.server_registry import probe_registry_once
+
+    secrets = await asyncio.to_thread(_keyring_lookup)
+    async with make_client(PROBE_TIMEOUTS) as client:
+        found = await probe_registry_once(client, extra_urls=extra, include_defaults=include_defaults,
+                                          scan_processes=scan_processes, secrets=secrets)
+    # A server process may hold helper ports that speak something else: only inference servers
+    # that answer are worth a line.
+    return [m for m in found if m.status is not None and (m.origin != ORIGIN_PROCESS or (
+        m.status.is_inference_server and m.status.state is not EndpointState.DOWN))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,13 +195,16 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.provider:
         return await _list_provider_models(args.provider, out, as_json=args.json,
                                            base_url=getattr(args, "base_url", None))
-    async with make_client(PROBE_TIMEOUTS) as client:
-        statuses = await discover(client, scan_processes=False)
+    members = await registry_endpoints(scan_processes=False)
     local: dict[str, list[EndpointStatus]] = {}
-    for status in statuses:
-        kind = status.kind if status.kind in PROVIDER_FOR_KIND else None
-        if kind is not None and status.state is not EndpointState.DOWN:
-            local.setdefault(PROVIDER_FOR_KIND[kind], []).append(status)
+    for member in members:
+        status = member.status
+        if status is not None and member.origin != ORIGIN_SETTINGS and status.state is not EndpointState.DOWN:
+            local.setdefault(member.kind, []).append(status)
+    own = [{"name": m.name, "kind": m.kind, "url": m.key,
+            "state": m.status.state.value if m.status else "unknown",
+            "diagnosis": m.status.diagnosis if m.status else ""}
+           for m in members if m.origin == ORIGIN_SETTINGS]
     rows: list[dict[str, Any]] = []
     problems = await profile_problems()
     for spec in SPECS:
@@ -180,13 +218,20 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
                      "local": [{"url": s.base_url, "state": s.state.value} for s in answering]
                      if spec.is_local else None})
     if args.json:
-        out.write(json.dumps({"providers": rows, "keyring": keyring_note or "available",
+        out.write(json.dumps({"providers": rows, "endpoints": own, "keyring": keyring_note or "available",
                               "profile_errors": problems}, indent=2) + "\n")
         return 0
     out.write(f"{'PROVIDER':<12} {'CATEGORY':<11} STATUS\n")
     for row in rows:
         out.write(f"{row['name']:<12} {row['category']:<11} {row['status']}".rstrip() + "\n")
-    answering_count = sum(len(v) for v in local.values())
+    if own:
+        out.write("\nYour endpoints (settings.yaml)\n")
+        for item in own:
+            words = "ready" if item["state"] == EndpointState.UP.value else STATE_MARK.get(
+                EndpointState(item["state"]), item["state"])
+            out.write(f"  {item['name']} ({kind_display(item['kind'])}, {item['url']}): {words}\n")
+    answering_count = sum(len(v) for v in local.values()) + sum(
+        1 for item in own if item["state"] != EndpointState.DOWN.value)
     ready = sum(1 for row in rows if row["ready"])
     out.write(f"\n{len(rows)} providers, {ready} ready; {answering_count} local server(s) answering.\n")
     _write_problems(out, problems)
@@ -267,12 +312,15 @@ def _gib(n: int | None) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def format_status(status: EndpointStatus) -> list[str]:
-    """The doctor's lines for one endpoint."""
+def format_status(status: EndpointStatus, name: str | None = None) -> list[str]:
+    """The doctor's lines for one endpoint (``name``: the user's name for a hand-added one)."""
     head = f"{status.base_url:<28} {status.display_kind:<12} {STATE_MARK[status.state]:<14}"
     if status.latency_s is not None:
         head += f" {status.latency_s * 1000:6.0f} ms"
-    lines = [head.rstrip(), f"    {status.diagnosis}"]
+    lines = [head.rstrip()]
+    if name:
+        lines.append(f"    {name} (your endpoint)")
+    lines.append(f"    {status.diagnosis}")
     for model in status.loaded_models:
         bits = []
         if model.context_length:
@@ -284,25 +332,27 @@ def format_status(status: EndpointStatus) -> list[str]:
         lines.append(f"    - {model.name}" + (f" ({', '.join(bits)})" if bits else ""))
     if status.kv_cache_usage is not None:
         lines.append(f"    KV cache in use: {status.kv_cache_usage:.0%}")
-    if status.source != "default":
+    if status.source not in ("default", "settings"):
         lines.append(f"    (from {status.source})")
     return lines
 
 
 async def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
-    async with make_client(PROBE_TIMEOUTS) as client:
-        statuses, hardware, problems = await asyncio.gather(
-            discover(client, args.endpoint, scan_processes=not args.no_scan,
-                     include_defaults=not args.no_defaults), hardware_report(),
-            profile_problems())
+    members, hardware, problems = await asyncio.gather(
+        registry_endpoints(extra=args.endpoint, include_defaults=not args.no_defaults,
+                           scan_processes=not args.no_scan),
+        hardware_report(), profile_problems())
+    statuses = [m.status for m in members if m.status is not None]
     if args.json:
-        out.write(json.dumps({"endpoints": [s.to_dict() for s in statuses], "hardware": hardware,
+        rows = [{**m.status.to_dict(), "name": m.name, "origin": m.origin} for m in members if m.status]
+        out.write(json.dumps({"endpoints": rows, "hardware": hardware,
                               "profile_errors": problems}, indent=2) + "\n")
         return 0
     servers = [s for s in statuses if s.is_inference_server and s.state is not EndpointState.DOWN]
     out.write("Local inference servers\n")
-    for status in statuses:
-        for line in format_status(status):
+    for member in members:
+        assert member.status is not None
+        for line in format_status(member.status, member.name if member.origin == ORIGIN_SETTINGS else None):
             out.write(line + "\n")
     if not servers:
         out.write("\nNo local inference server is running. Start one (`ollama serve`, LM Studio's server, "

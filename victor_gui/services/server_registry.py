@@ -27,8 +27,10 @@ states changed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,12 +189,15 @@ class ServerRegistry(EndpointsService):
     """
 
     def __init__(self, client: httpx.AsyncClient, *, env: Mapping[str, str] | None = None,
-                 discover: bool = True, scan_processes: bool = True, **options: Any) -> None:
+                 discover: bool = True, scan_processes: bool = True, include_defaults: bool = True,
+                 **options: Any) -> None:
         options.setdefault("discover_fn", None)  # discovery is the registry's own (no probes)
         super().__init__(client, **options)
         self._env = env
         self._discover_candidates = discover
         self._scan_processes = scan_processes
+        self._include_defaults = include_defaults
+        self._scanning: Any = None  # the process scan's task, while it runs
         self._last_targets: tuple[Any, ...] = ()
         self.subscribe(self._maybe_targets_changed)
 
@@ -207,10 +212,24 @@ class ServerRegistry(EndpointsService):
         await super().start()
         if self.closed or not self._discover_candidates:
             return
-        self._add_candidates(candidate_endpoints(env=self._env))
+        self._add_candidates(candidate_endpoints(env=self._env, include_defaults=self._include_defaults))
         self._emit("endpoints", None)
         if self._scan_processes:
-            self.spawn(self._scan())
+            self._scanning = self.spawn(self._scan())
+
+    async def first_cycle(self, limit_s: float = 10.0) -> None:
+        """Wait until the process scan is done and every watched endpoint has been probed once
+        (the headless commands read one cycle, then close). Never probes anything itself."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        if self._scanning is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._scanning), limit_s)
+        while loop.time() < deadline:
+            counts = self.monitor.probe_counts
+            if all(counts.get(key, 0) > 0 for key in self.monitor.statuses):
+                return
+            await asyncio.sleep(0.02)
 
     def _add_candidates(self, found: list[Endpoint]) -> None:
         known, hidden = set(self.monitor.statuses), self.hidden
@@ -388,3 +407,31 @@ __all__ = [
     "is_local_url",
     "kind_display",
 ]
+
+
+async def probe_registry_once(
+    client: httpx.AsyncClient,
+    *,
+    settings: Any = None,
+    extra_urls: Iterable[str] = (),
+    include_defaults: bool = True,
+    scan_processes: bool = True,
+    secrets: Any = None,
+    env: Mapping[str, str] | None = None,
+    limit_s: float = 10.0,
+) -> list[RegisteredEndpoint]:
+    """One probe cycle of the registry, for the headless commands (``doctor``, ``providers``):
+    the hand-added endpoints of ``settings`` (a SettingsService; None: the user's settings.yaml)
+    with their keys, the seed's variables, the default ports (unless ``include_defaults`` is
+    False), running server processes and ``extra_urls``; each probed once, then closed."""
+    registry = ServerRegistry(client, settings=settings, env=env, scan_processes=scan_processes,
+                              include_defaults=include_defaults, gpu_detector=None, secrets=secrets,
+                              interval=3600.0, tick_s=3600.0)
+    try:
+        await registry.start()
+        if extra_urls:
+            registry.watch(extra_urls)
+        await registry.first_cycle(limit_s)
+        return registry.endpoints()
+    finally:
+        await registry.close()
