@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.model_picker import ModelPicker
 
@@ -96,7 +96,7 @@ class ChatPane(StoredChatMixin, QWidget):
         self._session_target: str | None = None  # the target the session's provider serves
         self._view: MessageView | None = None
         self._buffer = FrameBuffer()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet("chat pane")
         self._build()
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
@@ -156,11 +156,6 @@ class ChatPane(StoredChatMixin, QWidget):
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- providers and models ---------------------------------------------------------------------
 
@@ -219,9 +214,9 @@ class ChatPane(StoredChatMixin, QWidget):
         if self.pool is None:
             self.pool = ProviderPool()
         if registry is not None:
-            return self._spawn(self.use_registry(registry))
+            return self.tasks.spawn(self.use_registry(registry))
         self.reload_providers()
-        return self._spawn(self._probe())
+        return self.tasks.spawn(self._probe())
 
     async def use_registry(self, registry: ServerRegistry) -> None:
         """Offer the registry's chat targets (then clouds with a key, then without), keep their
@@ -411,7 +406,7 @@ class ChatPane(StoredChatMixin, QWidget):
         """The user picked another provider or model: a chat with history switches now."""
         self._switch_pending = False
         if self.session is not None and not self.running and self.model_combo.currentText().strip():
-            self._spawn(self._ensure_session(""))
+            self.tasks.spawn(self._ensure_session(""))
 
     def _missing_choice_text(self) -> str:
         """Why Send cannot go yet: a keyless cloud provider names the variable it reads."""
@@ -446,7 +441,7 @@ class ChatPane(StoredChatMixin, QWidget):
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
         view = self._begin_reply()
-        self._spawn(self._send(text, editing, user, view))
+        self.tasks.spawn(self._send(text, editing, user, view))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
                     view: MessageView) -> None:
@@ -478,7 +473,7 @@ class ChatPane(StoredChatMixin, QWidget):
             self.transcript.remove_after(users[-1])
         session = self.session
         view = self._begin_reply()
-        self._spawn(self._run_reply(session.regenerate, view))
+        self.tasks.spawn(self._run_reply(session.regenerate, view))
 
     def _begin_edit(self, view: MessageView) -> None:
         if self.running or view.message_id is None:
@@ -565,7 +560,7 @@ class ChatPane(StoredChatMixin, QWidget):
             if v.role == "user" and v.message_id is not None:
                 v.set_actions(edit=True)
         view.set_actions(regenerate=result.status != "error")
-        self._spawn(view.render_markdown_async())
+        self.tasks.spawn(view.render_markdown_async())
         self.reply_finished.emit(result.status)
 
     def _on_event(self, event: ReplyEvent) -> None:
@@ -607,10 +602,7 @@ class ChatPane(StoredChatMixin, QWidget):
         if self.session is not None:
             await self.session.stop()
         await self.picker.aclose()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.aclose()
 
 
 def _title_from(text: str) -> str:

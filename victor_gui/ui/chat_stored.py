@@ -133,7 +133,7 @@ class StoredChatMixin:
                     view.set_error(m.error or "This reply failed.")
                 if m.tool_calls:
                     view.set_tool_calls([f"{c.get('name')}({c.get('arguments')})" for c in m.tool_calls])
-                self._spawn(view.render_markdown_async())
+                self.tasks.spawn(view.render_markdown_async())
             items.append(view)
             if m.id == target_id:
                 target = view
@@ -149,7 +149,7 @@ class StoredChatMixin:
 
     def load_earlier(self) -> asyncio.Task[None]:
         """Show the page of messages before the first one shown."""
-        return self._spawn(self._load_earlier())
+        return self.tasks.spawn(self._load_earlier())
 
     async def _load_earlier(self) -> None:
         from victor_gui.ui.stored_render import PAGE
