@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -146,8 +147,8 @@ class ChatSession:
     async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
         """Store the user's message and stream the reply to it."""
         self._check_idle()
-        await self.store.add_message(self.conversation_id, "user", content)
-        return await self._run_reply()
+        user_id = await self.store.add_message(self.conversation_id, "user", content)
+        return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
         """Replace the replies after the last user message with a fresh one."""
@@ -157,7 +158,7 @@ class ChatSession:
         if not users:
             raise StorageError("There is no user message to answer.")
         await self._truncate_keeping_switches(messages, users[-1].position + 1)
-        return await self._run_reply()
+        return await self._run_reply(users[-1].id)
 
     async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart]) -> ReplyResult:
         """Change one of the user's messages, drop everything after it, and answer it again."""
@@ -168,7 +169,7 @@ class ChatSession:
         await self.store.edit_message(message_id, content)
         messages = await self.store.get_messages(self.conversation_id)
         await self._truncate_keeping_switches(messages, message.position + 1)
-        return await self._run_reply()
+        return await self._run_reply(message_id)
 
     def cancel(self) -> None:
         """Stop the streaming reply without waiting (a key press): the attempt stops at once
@@ -316,9 +317,10 @@ class ChatSession:
         if self.busy:
             raise RuntimeError("A reply is still streaming; stop it first.")
 
-    async def _run_reply(self) -> ReplyResult:
+    async def _run_reply(self, user_message_id: int) -> ReplyResult:
         self._task = asyncio.get_running_loop().create_task(self._reply())
-        return await self._task
+        result = await self._task
+        return dataclasses.replace(result, user_message_id=user_message_id)
 
     def _emit(self, event: ReplyEvent) -> None:
         if self.on_event is not None:
@@ -375,9 +377,11 @@ class ChatSession:
                             f"trying {self._label(nxt)} · {nxt_model}.")
                     self._emit(ReplyEvent("fallback", mid, text, error=str(exc)))
                     continue
+                if attempts:
+                    await self._note_fallback(attempts, chain[1:index + 1], None, model)
                 return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
             if attempts:
-                await self._note_failover(attempts, self._label(who))
+                await self._note_fallback(attempts, chain[1:index + 1], who, progress.model or model)
             return await self._finish(mid, "complete", provider, model, request, progress, attempts)
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
@@ -459,11 +463,32 @@ class ChatSession:
             return spec.display_name if spec is not None else who.provider_name
         return display_name_of(who)
 
-    async def _note_failover(self, attempts: list[dict[str, Any]], answered: str) -> None:
-        """A stored note saying which endpoints did not answer and which one did."""
-        text = notes.failover_text([(a["label"], a["why"]) for a in attempts], answered)
-        meta = {"kind": notes.FAILOVER, "failed": [{k: a[k] for k in ("label", "endpoint", "error")}
-                                                   for a in attempts], "answered": answered}
+    async def _note_fallback(self, attempts: list[dict[str, Any]],
+                             tried: Sequence[tuple[BaseProvider | Candidate, str]],
+                             answered: BaseProvider | Candidate | None, model: str) -> None:
+        """The one writer of the stored note after a reply moved down its chain (the window and
+        ``victor-gui chat`` both get it from here): which targets failed, why, and which one
+        answered (or that none did).
+
+        Endpoints of one group (the chain the pool built for a target: ``Candidate.group_member``)
+        give a ``failover`` note in their own names; a profile's fallback chain gives a
+        ``fallback`` note naming provider, model and host of each try."""
+        group = all(getattr(who, "group_member", False) for who, _ in tried)
+        if group and answered is not None:
+            label = self._label(answered)
+            text = notes.failover_text([(a["label"], a["why"]) for a in attempts], label)
+            meta: dict[str, Any] = {
+                "kind": notes.FAILOVER, "answered": label,
+                "failed": [{k: a[k] for k in ("label", "endpoint", "error")} for a in attempts]}
+        else:
+            by = None
+            if answered is not None:
+                provider = answered if isinstance(answered, BaseProvider) else answered.provider()
+                by = {"provider": provider.name, "model": model, "endpoint": provider.base_url}
+            shown = [{**a, "provider": _display(a.get("provider"))} for a in attempts]
+            text = notes.fallback_text(shown, {**by, "provider": _display(by["provider"])} if by else None)
+            stored = [{k: v for k, v in a.items() if k not in ("label", "why")} for a in attempts]
+            meta = {"kind": notes.FALLBACK, "attempts": stored, "answered_by": by}
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
 
@@ -520,6 +545,12 @@ def display_name_of(provider: BaseProvider) -> str:
     never an internal id."""
     spec = getattr(provider, "spec", None)
     return str(getattr(spec, "display_name", None) or provider.name)
+
+
+def _display(provider: Any) -> str:
+    """A provider name as people know it ("vLLM"), else the name as given."""
+    spec = find_spec(str(provider)) if provider else None
+    return spec.display_name if spec is not None else str(provider)
 
 
 def _name(who: BaseProvider | Candidate) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import (
@@ -68,6 +68,9 @@ class Candidate:
     model: str
     factory: Callable[[], BaseProvider]
     _instance: BaseProvider | None = field(default=None, repr=False)
+    # Another endpoint of the chosen target (a group's failover), not a profile's next provider:
+    # the note after a fall-back names endpoints rather than providers and models.
+    group_member: ClassVar[bool] = False
 
     @classmethod
     def of(cls, provider: BaseProvider, model: str) -> Candidate:

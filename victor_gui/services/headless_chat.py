@@ -6,7 +6,7 @@ an endpoint from ``settings.yaml`` (its key, secret headers and TLS trust from t
 an ad-hoc URL — then streams one reply through :class:`~victor_gui.services.chat_session.ChatSession`,
 the one streaming path of the app. So the exchange lands in the same SQLite history the window
 shows, with the same provider, model, timings, tokens and cost per reply. When the chain fell
-back, a ``fallback`` note (:mod:`.notes`) says who failed and who answered.
+back, the session's ``fallback`` note (:mod:`.notes`) says who failed and who answered.
 
 ``save=False`` runs the very same session against a throwaway store in a temporary folder, so
 nothing is written to the user's history and the code path is not a second one.
@@ -34,7 +34,6 @@ from victor_gui.errors import ProviderError, ProviderTimeoutError
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
-from victor_gui.services import notes
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
 from victor_gui.services.exit_codes import (
@@ -47,7 +46,6 @@ from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.storage import open_store
 from victor_gui.storage.location import default_data_dir
-from victor_gui.storage.models import NOTE_ROLE
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -241,18 +239,9 @@ class HeadlessChat:
         if answered is not None and attempts:
             outcome.fallback.append({"target": f"{answered['provider']} · {answered['model']}",
                                      **answered, "error": None, "message": None})
-        if attempts:
-            await self._note_fallback(store, conv.id, attempts, answered)
+        # The note saying who failed and who answered is the session's (ChatSession._note_fallback),
+        # the same one the window shows.
         return outcome
-
-    async def _note_fallback(self, store: ConversationStore, conversation_id: int,
-                             attempts: list[dict[str, Any]], answered: dict[str, Any] | None) -> None:
-        """Store the transcript note that says who failed and who answered."""
-        shown = [{**a, "provider": _display(a.get("provider"))} for a in attempts]
-        by = {**answered, "provider": _display(answered.get("provider"))} if answered else None
-        text = notes.fallback_text(shown, by)
-        meta = {"kind": notes.FALLBACK, "attempts": attempts, "answered_by": answered}
-        await store.add_message(conversation_id, NOTE_ROLE, text, meta=meta)
 
     def _event(self, event: ReplyEvent) -> None:
         if event.kind == "delta":

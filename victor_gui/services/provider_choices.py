@@ -195,7 +195,10 @@ class ProviderPool:
 
 
 class PooledCandidate(Candidate):
-    """A fallback candidate whose provider the pool owns (closing the chain leaves it open)."""
+    """A fallback candidate whose provider the pool owns (closing the chain leaves it open): another
+    endpoint of the chosen target."""
+
+    group_member = True
 
     async def close(self) -> None:
         return None

@@ -28,7 +28,9 @@ class ReplyEvent:
 
 @dataclass(frozen=True)
 class ReplyResult:
-    """How a reply ended, and who gave it."""
+    """How a reply ended, and who gave it, with the ids a view needs without asking the store
+    again: the reply's row (``message_id``, whose stats are stored on it) and the user message
+    it answers (``user_message_id``: the one just sent, edited, or answered again)."""
 
     message_id: int
     status: str  # complete | interrupted | error
@@ -36,6 +38,7 @@ class ReplyResult:
     provider: str | None = None
     model: str | None = None
     fell_back: bool = False
+    user_message_id: int | None = None
 
 
 @dataclass(frozen=True)
