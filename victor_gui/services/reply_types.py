@@ -10,6 +10,7 @@ from victor_gui.errors import ProviderError
 from victor_gui.providers.types import Message, Timings, ToolCall, Usage
 from victor_gui.services.context_trim import TrimResult
 from victor_gui.services.context_window import ContextWindow
+from victor_gui.storage.models import StoredMessage
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ReplyResult:
     model: str | None = None
     fell_back: bool = False
     user_message_id: int | None = None
+    # The reply's stored row once finished (its stats line), filled by the chat controller.
+    stored: StoredMessage | None = None
 
 
 @dataclass(frozen=True)
