@@ -16,8 +16,8 @@ from victor_gui.services import notes
 from victor_gui.services.chat_controller import (
     PAGE,
     ChatController,
-    ConversationChanged,
     ControllerEvent,
+    ConversationChanged,
     ProfileChanged,
 )
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool

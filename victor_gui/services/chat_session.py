@@ -453,7 +453,8 @@ class ChatSession:
             return None
         if provider is self.provider:
             return self.label if self.label and self.label != provider.name else None
-        return next((c.provider_name for c in self.fallback if c._instance is provider), None)
+        # A profile's candidate is named by its provider id ("llamacpp"): shown as "llama.cpp".
+        return next((self._label(c) for c in self.fallback if c._instance is provider), None)
 
     def _label(self, who: BaseProvider | Candidate) -> str:
         if who is self.provider:

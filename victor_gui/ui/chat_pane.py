@@ -26,6 +26,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -68,6 +71,19 @@ class ChatInput(QPlainTextEdit):
             self.submitted.emit()
             return
         super().keyPressEvent(event)
+
+
+class ProfileCombo(QComboBox):
+    """The profile drop-down: the list says ``name — provider · model`` (or why a profile cannot
+    be used); the closed box shows only the name, so it stays narrow beside the picker."""
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = option.currentText.split(" — ", 1)[0]
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class ChatPane(StoredChatMixin, QWidget):
@@ -129,22 +145,26 @@ class ChatPane(StoredChatMixin, QWidget):
         self.refresh_button = self.picker.refresh_button
         picker_row = QHBoxLayout()
         picker_row.setSpacing(6)
-        picker_row.addWidget(self.picker, 1)
         # Profiles (Victor's profiles.yaml and the app's): provider, model, parameters, fallback.
-        self.profile_combo = QComboBox()
+        self.profile_combo = ProfileCombo()
         self.profile_combo.setAccessibleName("Profile")
         self.profile_combo.setAccessibleDescription(
             "A profile sets provider, model, parameters and fallback chain; broken ones say why")
         self.profile_combo.setToolTip("Profiles from ~/.victor/profiles.yaml and the app's own file")
-        self.profile_combo.setMinimumContentsLength(8)
+        self.profile_combo.setMinimumContentsLength(10)
         self.profile_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.profile_combo.addItem("No profile", None)
         self.profile_combo.activated.connect(self._profile_activated)
         profile_label = QLabel("Profile")
         profile_label.setBuddy(self.profile_combo)
+        # First in the row and in the Tab chain: a profile is a preset of what follows it
+        # (profile → provider → model → message → Send).
         picker_row.addWidget(profile_label)
         picker_row.addWidget(self.profile_combo)
+        picker_row.addWidget(self.picker, 1)
         layout.addLayout(picker_row)
+        QWidget.setTabOrder(self.profile_combo, self.provider_combo)
+        QWidget.setTabOrder(self.provider_combo, self.model_combo)
         # Paths of Victor's and the app's profiles files (None: their usual places); tests set them.
         self.profile_files: tuple[Path | None, Path | None] = (None, None)
         self.profiles_loading: asyncio.Task[None] | None = None  # started by ``start``
@@ -154,7 +174,7 @@ class ChatPane(StoredChatMixin, QWidget):
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab: provider → model → message → Send
+        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → message → Send
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
@@ -344,6 +364,9 @@ class ChatPane(StoredChatMixin, QWidget):
                 if item is not None:
                     item.setEnabled(False)  # greyed, and neither a click nor the keys pick it
         combo.blockSignals(False)
+        view = combo.view()
+        # The closed box shows names only; the open list is wide enough for every whole line.
+        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth() + 8)
 
     def _profile_activated(self, index: int) -> None:
         name = self.profile_combo.itemData(index)
@@ -651,6 +674,12 @@ class ChatPane(StoredChatMixin, QWidget):
             view.set_error(describe_error(result.error))
         if result.stored is not None:
             view.set_stats(stats_line(result.stored))
+            if result.fell_back and result.status == "complete":
+                from victor_gui.ui.stored_render import title_of
+
+                # Replaces the "trying …" line the fall-back showed while it happened.
+                self.status_label.setText(f"Answered by {title_of(result.stored)}; the note above says "
+                                          "what did not answer.")
         if user_view is not None:
             user_view.message_id = result.user_message_id  # the session had it: no store query
         for v in self.transcript.messages:
