@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -146,8 +147,8 @@ class ChatSession:
     async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
         """Store the user's message and stream the reply to it."""
         self._check_idle()
-        await self.store.add_message(self.conversation_id, "user", content)
-        return await self._run_reply()
+        user_id = await self.store.add_message(self.conversation_id, "user", content)
+        return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
         """Replace the replies after the last user message with a fresh one."""
@@ -157,7 +158,7 @@ class ChatSession:
         if not users:
             raise StorageError("There is no user message to answer.")
         await self._truncate_keeping_switches(messages, users[-1].position + 1)
-        return await self._run_reply()
+        return await self._run_reply(users[-1].id)
 
     async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart]) -> ReplyResult:
         """Change one of the user's messages, drop everything after it, and answer it again."""
@@ -168,7 +169,7 @@ class ChatSession:
         await self.store.edit_message(message_id, content)
         messages = await self.store.get_messages(self.conversation_id)
         await self._truncate_keeping_switches(messages, message.position + 1)
-        return await self._run_reply()
+        return await self._run_reply(message_id)
 
     def cancel(self) -> None:
         """Stop the streaming reply without waiting (a key press): the attempt stops at once
@@ -316,9 +317,10 @@ class ChatSession:
         if self.busy:
             raise RuntimeError("A reply is still streaming; stop it first.")
 
-    async def _run_reply(self) -> ReplyResult:
+    async def _run_reply(self, user_message_id: int) -> ReplyResult:
         self._task = asyncio.get_running_loop().create_task(self._reply())
-        return await self._task
+        result = await self._task
+        return dataclasses.replace(result, user_message_id=user_message_id)
 
     def _emit(self, event: ReplyEvent) -> None:
         if self.on_event is not None:
@@ -452,7 +454,8 @@ class ChatSession:
             return None
         if provider is self.provider:
             return self.label if self.label and self.label != provider.name else None
-        return next((c.provider_name for c in self.fallback if c._instance is provider), None)
+        # A profile's candidate is named by its provider id ("llamacpp"): shown as "llama.cpp".
+        return next((self._label(c) for c in self.fallback if c._instance is provider), None)
 
     def _label(self, who: BaseProvider | Candidate) -> str:
         if who is self.provider:

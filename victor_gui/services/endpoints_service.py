@@ -29,6 +29,7 @@ import httpx
 
 from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.core.listeners import Listeners
+from victor_gui.core.tasks import TaskSet
 from victor_gui.servers.discovery import discover, server_root
 from victor_gui.servers.health import HealthMonitor
 from victor_gui.servers.status import Endpoint, EndpointStatus, ServerKind
@@ -99,7 +100,7 @@ class EndpointsService:
         self.monitor = HealthMonitor(client, interval=interval or 10.0)
         self._listeners: Listeners[[str, Any]] = Listeners(log, "endpoint listener failed")
         self._unsubscribe = self.monitor.subscribe(lambda status: self._emit("status", status))
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("endpoints service")
         self._ticker: asyncio.Task[None] | None = None
         self.gpu_report: GpuReport | None = None
         self.hardware_error: str | None = None
@@ -162,8 +163,8 @@ class EndpointsService:
         self.monitor.start()
         self._emit("endpoints", None)
         if self._discover_fn is not None:
-            self._spawn(self._discover())
-        self._spawn(self.refresh_hardware())
+            self.spawn(self._discover())
+        self.spawn(self.refresh_hardware())
         self._ticker = asyncio.create_task(self._tick(), name="endpoint-ticker")
 
     async def close(self) -> None:
@@ -182,15 +183,9 @@ class EndpointsService:
         await self.monitor.stop()
         self._listeners.clear()
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        self.spawn(coro)
-
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a task the service keeps (and cancels on close); for views' buttons."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro)
 
     async def _tick(self) -> None:
         while True:

@@ -30,6 +30,7 @@ from typing import Any, cast
 import httpx
 
 from victor_gui.core.listeners import Listeners
+from victor_gui.core.tasks import TaskSet
 from victor_gui.errors import ProviderError, ProviderUnavailableError, VictorGuiError
 from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
 from victor_gui.servers.models import LlamaCppModels, LMStudioModels, OllamaModels, TransferProgress
@@ -110,7 +111,7 @@ class ModelLibraryService:
         self.pulls: dict[str, PullState] = {}
         self._archs: dict[tuple[str, str], ModelArchitecture] = {}
         self._recompute: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("model library")
 
     # -- observers ------------------------------------------------------------------------------
 
@@ -440,10 +441,7 @@ class ModelLibraryService:
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a task the service keeps (and cancels on close); for views' buttons."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro)
 
     async def close(self) -> None:
         """Cancel pulls and pending work; the shared client stays open."""

@@ -195,7 +195,8 @@ class ProviderPool:
 
 
 class PooledCandidate(Candidate):
-    """A fallback candidate whose provider the pool owns (closing the chain leaves it open)."""
+    """A fallback candidate whose provider the pool owns (closing the chain leaves it open): another
+    endpoint of the chosen target."""
 
     async def close(self) -> None:
         return None

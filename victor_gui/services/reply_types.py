@@ -10,6 +10,7 @@ from victor_gui.errors import ProviderError
 from victor_gui.providers.types import Message, Timings, ToolCall, Usage
 from victor_gui.services.context_trim import TrimResult
 from victor_gui.services.context_window import ContextWindow
+from victor_gui.storage.models import StoredMessage
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class ReplyEvent:
 
 @dataclass(frozen=True)
 class ReplyResult:
-    """How a reply ended, and who gave it."""
+    """How a reply ended, and who gave it, with the ids a view needs without asking the store
+    again: the reply's row (``message_id``, whose stats are stored on it) and the user message
+    it answers (``user_message_id``: the one just sent, edited, or answered again)."""
 
     message_id: int
     status: str  # complete | interrupted | error
@@ -36,6 +39,9 @@ class ReplyResult:
     provider: str | None = None
     model: str | None = None
     fell_back: bool = False
+    user_message_id: int | None = None
+    # The reply's stored row once finished (its stats line), filled by the chat controller.
+    stored: StoredMessage | None = None
 
 
 @dataclass(frozen=True)

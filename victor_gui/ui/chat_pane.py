@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
 
+from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.model_picker import ModelPicker
 
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
     from victor_gui.providers.types import ModelInfo
+    from victor_gui.services.chat_controller import ChatController
     from victor_gui.services.chat_session import ChatSession, ReplyEvent, ReplyResult
     from victor_gui.services.generation import Generation
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -66,6 +73,19 @@ class ChatInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class ProfileCombo(QComboBox):
+    """The profile drop-down: the list says ``name — provider · model`` (or why a profile cannot
+    be used); the closed box shows only the name, so it stays narrow beside the picker."""
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = option.currentText.split(" — ", 1)[0]
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 class ChatPane(StoredChatMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
@@ -77,15 +97,11 @@ class ChatPane(StoredChatMixin, QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._initial_pool = pool  # handed to the picker, which holds it (see ``pool``)
-        self.store = store
-        self.session: ChatSession | None = None
-        self.conversation_id: int | None = None
-        # (provider, model) a reopened chat last used: its session starts there, so a different
-        # choice in the drop-downs is recorded as a switch.
-        self._bound: tuple[str, str] | None = None
-        self._first_position: int | None = None  # the earliest message shown
-        self._around_hit = False  # showing a page around a search hit, not the latest one
-        self._editing: MessageView | None = None
+        # The conversation's state and actions (Qt-free; see ``controller``); this view renders
+        # and forwards intents. Made on first use: its module imports the provider stack.
+        self._controller: ChatController | None = None
+        self._store_early = store
+        self._editing: MessageView | None = None  # the user message's view being edited
         self._switch_pending = False
         self._active = False
         # The one registry of servers (the app's); None: the catalog and probe_local (tools, tests).
@@ -93,10 +109,9 @@ class ChatPane(StoredChatMixin, QWidget):
         self._unsubscribe_registry: Any = None
         self._clouds: list[ProviderChoice] = []  # cloud choices (keys read off the loop)
         self._user_chose = False  # the user picked a provider: the registry no longer auto-picks
-        self._session_target: str | None = None  # the target the session's provider serves
         self._view: MessageView | None = None
         self._buffer = FrameBuffer()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet("chat pane")
         self._build()
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
@@ -124,18 +139,42 @@ class ChatPane(StoredChatMixin, QWidget):
         self.picker.provider_combo.currentIndexChanged.connect(self._provider_changed)
         self.picker.provider_combo.activated.connect(self._provider_activated)
         self.picker.models_listed.connect(self._models_listed)
-        self.picker.model_combo.activated.connect(lambda _i: self._choice_changed())
+        self.picker.model_combo.activated.connect(self._model_activated)
         self.provider_combo = self.picker.provider_combo
         self.model_combo = self.picker.model_combo
         self.refresh_button = self.picker.refresh_button
-        layout.addWidget(self.picker)
+        picker_row = QHBoxLayout()
+        picker_row.setSpacing(6)
+        # Profiles (Victor's profiles.yaml and the app's): provider, model, parameters, fallback.
+        self.profile_combo = ProfileCombo()
+        self.profile_combo.setAccessibleName("Profile")
+        self.profile_combo.setAccessibleDescription(
+            "A profile sets provider, model, parameters and fallback chain; broken ones say why")
+        self.profile_combo.setToolTip("Profiles from ~/.victor/profiles.yaml and the app's own file")
+        self.profile_combo.setMinimumContentsLength(10)
+        self.profile_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.profile_combo.addItem("No profile", None)
+        self.profile_combo.activated.connect(self._profile_activated)
+        profile_label = QLabel("Profile")
+        profile_label.setBuddy(self.profile_combo)
+        # First in the row and in the Tab chain: a profile is a preset of what follows it
+        # (profile → provider → model → message → Send).
+        picker_row.addWidget(profile_label)
+        picker_row.addWidget(self.profile_combo)
+        picker_row.addWidget(self.picker, 1)
+        layout.addLayout(picker_row)
+        QWidget.setTabOrder(self.profile_combo, self.provider_combo)
+        QWidget.setTabOrder(self.provider_combo, self.model_combo)
+        # Paths of Victor's and the app's profiles files (None: their usual places); tests set them.
+        self.profile_files: tuple[Path | None, Path | None] = (None, None)
+        self.profiles_loading: asyncio.Task[None] | None = None  # started by ``start``
 
         row = QHBoxLayout()
         self.input = ChatInput()
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab: provider → model → message → Send
+        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → message → Send
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
@@ -156,11 +195,6 @@ class ChatPane(StoredChatMixin, QWidget):
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- providers and models ---------------------------------------------------------------------
 
@@ -218,10 +252,11 @@ class ChatPane(StoredChatMixin, QWidget):
 
         if self.pool is None:
             self.pool = ProviderPool()
+        self.profiles_loading = self.tasks.spawn(self.load_profiles())
         if registry is not None:
-            return self._spawn(self.use_registry(registry))
+            return self.tasks.spawn(self.use_registry(registry))
         self.reload_providers()
-        return self._spawn(self._probe())
+        return self.tasks.spawn(self._probe())
 
     async def use_registry(self, registry: ServerRegistry) -> None:
         """Offer the registry's chat targets (then clouds with a key, then without), keep their
@@ -286,8 +321,99 @@ class ChatPane(StoredChatMixin, QWidget):
             self.transcript.set_empty_text(NO_LOCAL_SERVER + hint)
             self.models_loaded.emit("")
 
+    def _model_activated(self, _index: int) -> None:
+        self._leave_profile()
+        self._choice_changed()
+
     def _provider_activated(self, _index: int) -> None:
         self._user_chose = True
+        self._leave_profile()
+
+    # -- profiles ----------------------------------------------------------------------------------
+
+    async def load_profiles(self) -> None:
+        """Read the profiles files (off the loop) and list them: "No profile" first, broken
+        entries greyed with their file:line problem in words and as a tooltip."""
+        await self.controller.load_profiles(*self.profile_files)
+        self._fill_profiles()
+        self._show_profile_choice()
+
+    def _fill_profiles(self) -> None:
+        from PySide6.QtGui import QStandardItemModel
+
+        combo = self.profile_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("No profile", None)
+        combo.setItemData(0, "Answer with the provider and model chosen beside", Qt.ItemDataRole.ToolTipRole)
+        model = combo.model()
+        for entry in self.controller.profile_entries():
+            if entry.usable:
+                combo.addItem(f"{entry.name} — {entry.summary}", entry.name)
+                described = entry.profile is not None and entry.profile.description
+                tip = entry.profile.description if described and entry.profile else entry.summary
+                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+                continue
+            combo.addItem(f"{entry.name} — cannot be used: {entry.brief}", None)
+            row = combo.count() - 1
+            combo.setItemData(row, entry.problem, Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(row, f"Profile {entry.name} cannot be used: {entry.problem}",
+                              Qt.ItemDataRole.AccessibleTextRole)
+            if isinstance(model, QStandardItemModel):
+                item = model.item(row)
+                if item is not None:
+                    item.setEnabled(False)  # greyed, and neither a click nor the keys pick it
+        combo.blockSignals(False)
+        view = combo.view()
+        # The closed box shows names only; the open list is wide enough for every whole line.
+        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth() + 8)
+
+    def _profile_activated(self, index: int) -> None:
+        name = self.profile_combo.itemData(index)
+        if not isinstance(name, str):
+            name = None
+        if name is not None and self.running:
+            self._show_profile_choice()  # not in the middle of a reply
+            return
+        self._user_chose = True
+        self.tasks.spawn(self._choose_profile(name))
+
+    async def _choose_profile(self, name: str | None) -> None:
+        from victor_gui.errors import StorageError
+
+        try:
+            await self.controller.choose_profile(name)
+        except StorageError as exc:
+            self.status_label.setText(str(exc))
+            self._show_profile_choice()
+
+    def _leave_profile(self) -> None:
+        """The user picked a provider or model by hand: the chat's profile no longer applies."""
+        if self._controller is not None and self._controller.profile_name is not None:
+            self.tasks.spawn(self._choose_profile(None))
+
+    def _show_profile_choice(self) -> None:
+        """Show the chat's profile in its drop-down, and its provider and model beside it."""
+        controller = self.controller
+        index = self.profile_combo.findData(controller.profile_name) if controller.profile_name else 0
+        self.profile_combo.blockSignals(True)
+        self.profile_combo.setCurrentIndex(max(index, 0))
+        self.profile_combo.blockSignals(False)
+        profile = controller.profile()
+        if profile is None:
+            return
+        choice = controller.profile_choice(self._choices)
+        self.provider_combo.blockSignals(True)
+        if choice is not None:
+            self.select_provider(choice.name)
+        self.provider_combo.blockSignals(False)
+        self.model_combo.blockSignals(True)
+        self.model_combo.setEditText(profile.model or "")
+        self.model_combo.blockSignals(False)
+        self._switch_pending = False
+        where = choice.display_name if choice is not None else profile.provider
+        self.status_label.setText(f"Profile {controller.profile_name}: {where} · {profile.model or '?'}"
+                                  + (f", then {len(profile.fallback)} fallback" if profile.fallback else ""))
 
     async def _probe(self) -> None:
         from victor_gui.services.provider_choices import probe_local
@@ -330,9 +456,47 @@ class ChatPane(StoredChatMixin, QWidget):
     def set_store(self, store: ConversationStore | None) -> None:
         """Use ``store`` from now on (the app opens it after the first paint; a data-folder move
         hands over the reopened one)."""
-        self.store = store
-        if self.session is not None:
-            self.session.store = store  # type: ignore[assignment]
+        if self._controller is None:
+            self._store_early = store
+        else:
+            self.controller.set_store(store)
+
+    @property
+    def controller(self) -> ChatController:
+        """The chat's :class:`~victor_gui.services.chat_controller.ChatController` (made on first
+        use, after the first paint: its module imports the provider stack)."""
+        if self._controller is None:
+            from victor_gui.services.chat_controller import ChatController
+
+            self._controller = ChatController(self._store_early)
+            self._controller.subscribe(self._controller_event)
+        return self._controller
+
+    @property
+    def store(self) -> ConversationStore | None:
+        """The conversation store (the controller's)."""
+        return self._controller.store if self._controller is not None else self._store_early
+
+    @property
+    def session(self) -> ChatSession | None:
+        """The session streaming this chat's replies (the controller's), None before the first."""
+        return self._controller.session if self._controller is not None else None
+
+    @property
+    def conversation_id(self) -> int | None:
+        """The chat on screen (None: a new chat not stored yet)."""
+        return self._controller.conversation_id if self._controller is not None else None
+
+    def _controller_event(self, event: Any) -> None:
+        """Render what the controller says: reply events, a stored chat changed, the profile."""
+        from victor_gui.services.chat_controller import ConversationChanged, ProfileChanged
+
+        if isinstance(event, ConversationChanged):
+            self.conversation_changed.emit(event.conversation_id)
+        elif isinstance(event, ProfileChanged):
+            self._show_profile_choice()
+        else:
+            self._on_event(event)
 
     @property
     def running(self) -> bool:
@@ -345,73 +509,32 @@ class ChatPane(StoredChatMixin, QWidget):
         return self.session.generation if self.session is not None else None
 
     async def _ensure_session(self, first_text: str) -> ChatSession | None:
-        """The session for the chat on screen, created (with its conversation) on first use and
-        switched to the provider/model in the drop-downs when they differ."""
-        from victor_gui.errors import ProviderError
-        from victor_gui.services.chat_session import ChatSession
+        """The session for the chat on screen (the controller makes it, with its conversation,
+        on first use and switches it to the choice in the drop-downs or the chosen profile)."""
+        from victor_gui.errors import ProviderError, StorageError
         from victor_gui.ui.error_text import describe_error
 
         choice, model = self.current_choice(), self.model_combo.currentText().strip()
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
             return None
-        if choice is None or not model or self.pool is None:
+        if self.pool is None or (self.controller.profile() is None and (choice is None or not model)):
             self.status_label.setText(self._missing_choice_text())
             return None
         try:
-            await self.pool.prepare(choice)  # keyring reads off the loop
-            provider = self.pool.get(choice)
-            label = self._label_for(choice, provider)
-            fallback = self.pool.fallback(choice, model)
-            if self.conversation_id is None:
-                conv = await self.store.create_conversation(_title_from(first_text))
-                self.conversation_id = conv.id
-                self.conversation_changed.emit(conv.id)
-            if self.session is None:
-                conv_row = await self.store.get_conversation(self.conversation_id)
-                params = self._params(conv_row.params if conv_row else {})
-                start = self._choice_named(self._bound[0]) if self._bound else None
-                first, first_model = (self.pool.get(start), self._bound[1]) if start and self._bound \
-                    else (provider, model)
-                first_label = label if first is provider else (start.display_name if start else None)
-                self.session = ChatSession(self.store, self.conversation_id, first, first_model,
-                                           on_event=self._on_event, label=first_label,
-                                           fallback=fallback if first is provider else (), **params)
-                self._session_target = (start.name if start else choice.name)
-            session = self.session
-            if (session.provider is not provider and self._session_target == choice.name
-                    and choice.target is not None and session.model == model):
-                # Another endpoint of the same target answers first now: no switch to note.
-                session.provider, session.endpoint, session.label = provider, provider.base_url, label
-            if session.provider is not provider or session.model != model:
-                old = session.provider
-                await session.switch(provider, model, context_window=session.context_window,
-                                     fallback=fallback, label=label)
-                self._session_target = choice.name
-                if old is not provider:
-                    self.pool.forget(old.name)  # the session closed it; the pool builds a new one
-            session.fallback = fallback
+            return await self.controller.bind(choice, model, pool=self.pool, choices=self._choices,
+                                              first_text=first_text)
         except ProviderError as exc:
             self.status_label.setText(describe_error(exc))
-            return None
-        self._bound = None
-        return self.session
-
-    @staticmethod
-    def _label_for(choice: ProviderChoice, provider: Any) -> str:
-        """What notes call the answering endpoint: the target's name, and for a group which of
-        its endpoints ("Desk llama.cpp (http://…:8081)")."""
-        target = choice.target
-        if target is None or len(target.members) < 2:
-            return choice.display_name
-        first = target.ordered[0]
-        return first.label if first.base_url == getattr(provider, "base_url", None) else choice.display_name
+        except StorageError as exc:
+            self.status_label.setText(str(exc))
+        return None
 
     def _choice_changed(self) -> None:
         """The user picked another provider or model: a chat with history switches now."""
         self._switch_pending = False
         if self.session is not None and not self.running and self.model_combo.currentText().strip():
-            self._spawn(self._ensure_session(""))
+            self.tasks.spawn(self._ensure_session(""))
 
     def _missing_choice_text(self) -> str:
         """Why Send cannot go yet: a keyless cloud provider names the variable it reads."""
@@ -429,7 +552,8 @@ class ChatPane(StoredChatMixin, QWidget):
         text = self.input.toPlainText().strip()
         if not text or self.running:
             return
-        if self.current_choice() is None or not self.model_combo.currentText().strip():
+        no_choice = self.current_choice() is None or not self.model_combo.currentText().strip()
+        if no_choice and (self._controller is None or self._controller.profile() is None):
             self.status_label.setText(self._missing_choice_text())
             return
         if self.store is None:
@@ -437,20 +561,22 @@ class ChatPane(StoredChatMixin, QWidget):
             return
         self.input.clear()
         editing, self._editing = self._editing, None
+        if editing is None:
+            self.controller.take_edit()
         self.send_button.setText("Send")
         user = None
         if editing is not None:
             self.transcript.remove_after(editing)
             editing.replace_content(text)
-        elif not self._around_hit:
+        elif not self.controller.around_hit:
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
         view = self._begin_reply()
-        self._spawn(self._send(text, editing, user, view))
+        self.tasks.spawn(self._send(text, editing, user, view))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
                     view: MessageView) -> None:
-        if self._around_hit and self.conversation_id is not None and editing is None:
+        if self.controller.around_hit and self.conversation_id is not None and editing is None:
             # Showing a page around a search hit: answer under the latest message instead.
             await self.open_conversation(self.conversation_id)
             user = self.transcript.add_message("user", "You", text)
@@ -461,13 +587,9 @@ class ChatPane(StoredChatMixin, QWidget):
             self._abandon_reply(view, user)
             self.input.setPlainText(text)
             return
-        if session.busy:
-            await session.stop()  # a stopped reply still unwinding
-        if editing is not None and editing.message_id is not None:
-            mid = editing.message_id
-            await self._run_reply(lambda: session.edit_and_resend(mid, text), view)
-            return
-        await self._run_reply(lambda: session.send(text), view, user)
+        # The controller resends the message being edited, else sends a new one.
+        await self._run_reply(lambda: self.controller.send(session, text), view,
+                              None if editing is not None else user)
 
     def regenerate(self) -> None:
         """Answer the last user message again (the replies after it are replaced)."""
@@ -476,12 +598,11 @@ class ChatPane(StoredChatMixin, QWidget):
         users = [v for v in self.transcript.messages if v.role == "user"]
         if users:
             self.transcript.remove_after(users[-1])
-        session = self.session
         view = self._begin_reply()
-        self._spawn(self._run_reply(session.regenerate, view))
+        self.tasks.spawn(self._run_reply(self.controller.regenerate, view))
 
     def _begin_edit(self, view: MessageView) -> None:
-        if self.running or view.message_id is None:
+        if self.running or not self.controller.begin_edit(view.message_id):
             return
         self._editing = view
         self.input.setPlainText(view.text)
@@ -532,7 +653,7 @@ class ChatPane(StoredChatMixin, QWidget):
 
         result: ReplyResult | None = None
         try:
-            result = await start()
+            result = await start()  # None: there was nothing to answer
         except Exception as exc:  # a store or state error: shown on the reply, never lost
             log.exception("reply failed")
             view.set_error(describe_error(exc) if hasattr(exc, "kind") else str(exc))
@@ -551,21 +672,21 @@ class ChatPane(StoredChatMixin, QWidget):
         view.message_id = result.message_id
         if result.error is not None:
             view.set_error(describe_error(result.error))
-        assert self.store is not None
-        stored = await self.store.get_message(result.message_id)
-        if stored is not None:
-            view.set_stats(stats_line(stored))
-        if user_view is not None and self.conversation_id is not None:
-            before = await self.store.get_messages(self.conversation_id, limit=8,
-                                                   before_position=stored.position if stored else None)
-            users = [m for m in before if m.role == "user"]
-            if users:
-                user_view.message_id = users[-1].id
+        if result.stored is not None:
+            view.set_stats(stats_line(result.stored))
+            if result.fell_back and result.status == "complete":
+                from victor_gui.ui.stored_render import title_of
+
+                # Replaces the "trying …" line the fall-back showed while it happened.
+                self.status_label.setText(f"Answered by {title_of(result.stored)}; the note above says "
+                                          "what did not answer.")
+        if user_view is not None:
+            user_view.message_id = result.user_message_id  # the session had it: no store query
         for v in self.transcript.messages:
             if v.role == "user" and v.message_id is not None:
                 v.set_actions(edit=True)
         view.set_actions(regenerate=result.status != "error")
-        self._spawn(view.render_markdown_async())
+        self.tasks.spawn(view.render_markdown_async())
         self.reply_finished.emit(result.status)
 
     def _on_event(self, event: ReplyEvent) -> None:
@@ -585,7 +706,7 @@ class ChatPane(StoredChatMixin, QWidget):
 
         if self.session is None or not self._active:
             return
-        self.session.cancel()
+        self.controller.cancel()
         view, gen = self._view, self.generation
         self._end_reply()  # what arrived is on screen; nothing more is appended
         if view is not None and gen is not None:
@@ -604,19 +725,8 @@ class ChatPane(StoredChatMixin, QWidget):
         if self._unsubscribe_registry is not None:
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
-        if self.session is not None:
-            await self.session.stop()
+        if self._controller is not None:
+            await self._controller.aclose()
         await self.picker.aclose()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _title_from(text: str) -> str:
-    """A chat's first title: its first line, cut at a word near 60 characters."""
-    line = text.strip().splitlines()[0] if text.strip() else "New chat"
-    if len(line) <= 60:
-        return line
-    return line[:60].rsplit(" ", 1)[0] + "…"
+        await self.tasks.aclose()
 

@@ -65,7 +65,7 @@ class ChatParamsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self.accepted.connect(lambda: self.chat._spawn(self.save()))
+        self.accepted.connect(lambda: self.chat.tasks.spawn(self.save()))
 
     async def load(self) -> None:
         """Fill the fields from the stored conversation (defaults for a new chat)."""

@@ -30,7 +30,7 @@ def hand_over(chat: ChatPane, slot: CompareSlot) -> None:
     if chat.store is None:
         chat.status_label.setText("Your conversations are still opening; try again in a moment.")
         return
-    chat._spawn(_open_saved(chat, chat.store, slot))
+    chat.tasks.spawn(_open_saved(chat, chat.store, slot))
     chat.input.setFocus()
 
 

@@ -10,8 +10,7 @@ pane, Esc stops them all, Ctrl+\\ adds a pane, Ctrl+K opens the focused pane's m
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.chat_pane import ChatInput
 from victor_gui.ui.model_picker import ModelPicker
 from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
@@ -130,7 +130,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self._pool = pool
         self._session: CompareSession | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # final Markdown renders, awaited at close
+        self._tasks = TaskSet("compare view")  # final Markdown renders, awaited at close
         self.setStyleSheet(PANE_STYLE)
         self.panes: list[ComparePane] = []
         self.choices: list[ProviderChoice] = []
@@ -353,7 +353,7 @@ class CompareView(QWidget):
         elif event == "started" and slot.generation is not None:
             pane.result_label.setText("Streaming…")
             pane.streamer = ReplyStreamer(pane.view, slot.generation, pane, stats=pane.stats_text,
-                                          spawn=self._spawn)
+                                          spawn=self._tasks.spawn)
             pane.streamer.start()
         elif event == "finished":
             state = slot.state
@@ -366,11 +366,6 @@ class CompareView(QWidget):
             pane.continue_button.setEnabled(bool(slot.history))
             self._update_buttons()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _update_buttons(self) -> None:
         running = self.running
@@ -385,9 +380,6 @@ class CompareView(QWidget):
         """Stop every reply and wait for the panes' background work (at shutdown)."""
         if self._session is not None:
             await self._session.aclose()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
         for pane in self.panes:
             await pane.picker.aclose()

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.core.tasks import TaskSet
+
 if TYPE_CHECKING:
     # Dialog classes are looked up when first used: each PySide class touched at import time
     # costs first paint.
@@ -60,7 +62,7 @@ class ConversationList(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store: ConversationStore | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("conversation list")
         self._current: int | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
@@ -111,11 +113,6 @@ class ConversationList(QWidget):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def set_store(self, store: ConversationStore | None) -> asyncio.Task[None]:
         self._finish_setup()
@@ -133,7 +130,7 @@ class ConversationList(QWidget):
 
     def refresh(self) -> asyncio.Task[None]:
         """Reload the list (or the search results when there is a query)."""
-        return self._spawn(self._reload())
+        return self._tasks.spawn(self._reload())
 
     async def _reload(self) -> None:
         if self.store is None:
@@ -255,13 +252,13 @@ class ConversationList(QWidget):
         return dialog
 
     def rename(self, cid: int, title: str) -> asyncio.Task[None]:
-        return self._spawn(self._do(self._rename(cid, title.strip())))
+        return self._tasks.spawn(self._do(self._rename(cid, title.strip())))
 
     def delete(self, cid: int) -> asyncio.Task[None]:
-        return self._spawn(self._do(self._delete(cid)))
+        return self._tasks.spawn(self._do(self._delete(cid)))
 
     def export(self, cid: int, path: Path, fmt: str) -> asyncio.Task[None]:
-        return self._spawn(self._do(self._export(cid, path, fmt)))
+        return self._tasks.spawn(self._do(self._export(cid, path, fmt)))
 
     async def _do(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -290,7 +287,4 @@ class ConversationList(QWidget):
         self.status.emit(f"Exported to {path}")
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import (
 from victor_gui.config.secrets import KeyringStore, endpoint_header_name, endpoint_key_name
 from victor_gui.config.settings import ENDPOINT_KINDS
 from victor_gui.config.settings import Endpoint as EndpointSetting
+from victor_gui.core.tasks import TaskSet
 from victor_gui.providers.endpoint_access import is_loopback_or_private
 from victor_gui.servers.discovery import server_root
 from victor_gui.services.endpoint_providers import KIND_DISPLAY
@@ -135,7 +135,7 @@ class EndpointEditor(QDialog):
         self.keyring = keyring_store if keyring_store is not None else KeyringStore()
         self.original = original
         self.old_url = old_url or (original.url if original is not None else None)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("endpoint editor")
         self.task: asyncio.Task[Any] | None = None
         self.saved_key = False  # a key for this endpoint is in the keyring
         self.clear_key = False  # the user asked to remove it on save
@@ -267,7 +267,8 @@ class EndpointEditor(QDialog):
         for signal in (self.url_edit.textChanged, self.key_edit.textChanged):
             signal.connect(self._update_warning)
         self._update_warning()
-        self.loading: asyncio.Task[Any] | None = self._spawn(self.load()) if original is not None else None
+        self.loading: asyncio.Task[Any] | None = (self._tasks.spawn(self.load()) if original is not None
+                                                  else None)
 
     # -- building --------------------------------------------------------------------------------
 
@@ -347,12 +348,6 @@ class EndpointEditor(QDialog):
 
     # -- state -----------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def load(self) -> None:
         """Ask the keyring (in a thread: it can be slow) whether this endpoint has a key saved."""
         assert self.original is not None
@@ -419,7 +414,7 @@ class EndpointEditor(QDialog):
 
     def submit(self) -> None:
         """Validate and save in the background (``task``); the dialog closes on success."""
-        self.task = self._spawn(self._submit())
+        self.task = self._tasks.spawn(self._submit())
 
     def _headers(self, name: str) -> tuple[dict[str, str], list[str], SecretPlan, list[str]]:
         """(plain headers, secret header names, keyring plan, errors) from the header rows."""
@@ -570,7 +565,7 @@ class EndpointEditor(QDialog):
         current = None
         with contextlib.suppress(RuntimeError):  # no running loop: nothing is current
             current = asyncio.current_task()
-        for task in list(self._tasks):
+        for task in self._tasks:
             if task is not current:  # the save that closes the dialog must finish normally
                 task.cancel()
         super().done(result)

@@ -204,7 +204,8 @@ class MainWindow(QMainWindow):
         self.conversations.list.clearSelection()
 
     def _open(self, conversation_id: int, message_id: int) -> None:
-        self.chat._spawn(self.chat.open_conversation(conversation_id, None if message_id < 0 else message_id))
+        hit = None if message_id < 0 else message_id
+        self.chat.tasks.spawn(self.chat.open_conversation(conversation_id, hit))
 
     def _deleted(self, conversation_id: int) -> None:
         if self.chat.conversation_id == conversation_id:
@@ -236,7 +237,7 @@ class MainWindow(QMainWindow):
         dialog = ChatParamsDialog(self.chat, self)
         self.dialogs["chat_params"] = dialog
         dialog.open()
-        self.chat._spawn(dialog.load())
+        self.chat.tasks.spawn(dialog.load())
         return dialog
 
     def open_settings(self) -> QWidget:

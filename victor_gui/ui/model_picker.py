@@ -9,8 +9,8 @@ provider; ↻ reloads), and reports what it is doing as text through :attr:`Mode
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from victor_gui.core.tasks import TaskSet
 
 if TYPE_CHECKING:
     from victor_gui.providers.types import ModelInfo
@@ -99,7 +101,7 @@ class ModelPicker(QWidget):
         # Model lists known without asking (the registry's health statuses), tried before a request.
         self.models_source: Callable[[ProviderChoice], list[ModelInfo] | None] | None = None
         self.folded: list[ProviderChoice] = []  # default ports that are down, in the one line
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("model picker")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(4)
@@ -157,22 +159,14 @@ class ModelPicker(QWidget):
 
     # -- tasks ------------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def cancel(self) -> None:
         """Cancel model-list loads still running (before this widget is deleted)."""
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
 
     async def aclose(self) -> None:
         """Cancel model-list loads still running and wait for them."""
-        self.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
     # -- choices ----------------------------------------------------------------------------------
 
@@ -304,7 +298,7 @@ class ModelPicker(QWidget):
 
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
         """Reload the model drop-down for the chosen provider in the background."""
-        return self._spawn(self.load_models(force=force))
+        return self._tasks.spawn(self.load_models(force=force))
 
     async def load_models(self, *, force: bool = False) -> None:
         """Fill the model drop-down for the chosen provider (cached unless ``force``)."""

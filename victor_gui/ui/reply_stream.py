@@ -10,13 +10,14 @@ Markdown (parsed in a worker thread) and :attr:`ReplyStreamer.finished` fires wi
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
+
+from victor_gui.core.tasks import TaskSet
 
 if TYPE_CHECKING:
     from victor_gui.services.generation import Generation, ReplyDelta, ReplyState
@@ -118,7 +119,8 @@ class ReplyStreamer(QObject):
         self._buffer = FrameBuffer()
         self._done = False
         # Who runs the final Markdown render (the owner's task set, so its aclose waits for it).
-        self._spawn = spawn or (lambda coro: asyncio.get_event_loop().create_task(coro))
+        self._own_tasks = TaskSet("reply stream")
+        self._spawn = spawn or self._own_tasks.spawn
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self.flush)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.settings_keys import KeysPage
 from victor_gui.ui.theme import THEMES
 
@@ -81,14 +82,14 @@ class SettingsDialog(QDialog):
         self.service = context.settings
         self.editor: EndpointEditor | None = None
         self.profiles: Any = None  # victor_gui.config.profiles.ProfileSet once loaded
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("settings dialog")
         self.setWindowTitle("Settings")
         self.resize(760, 540)
         layout = QVBoxLayout(self)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Settings pages")
         layout.addWidget(self.tabs, 1)
-        self.keys = KeysPage(context.keyring_store, self._spawn, self._key_changed,
+        self.keys = KeysPage(context.keyring_store, self._tasks.spawn, self._key_changed,
                              lambda: self.profiles.providers if self.profiles is not None else {})
         self.tabs.addTab(self.keys, "API keys")
         self.tabs.addTab(self._endpoints_page(), "Endpoints")
@@ -181,15 +182,10 @@ class SettingsDialog(QDialog):
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def start(self) -> asyncio.Task[None]:
         """Load settings (if the app has not yet), profiles and key states in the background."""
-        return self._spawn(self.load())
+        return self._tasks.spawn(self.load())
 
     async def load(self) -> None:
         from victor_gui.config.profiles import load_profiles
@@ -262,7 +258,7 @@ class SettingsDialog(QDialog):
         chat = self.context.chat
         if chat.pool is not None:
             chat.pool.forget(name)  # the next use builds the provider with the new key
-        chat._spawn(chat.reload_providers_keeping_choice())
+        chat.tasks.spawn(chat.reload_providers_keeping_choice())
 
     def _selected(self) -> Any:
         row = self.endpoint_list.currentRow()
@@ -293,7 +289,7 @@ class SettingsDialog(QDialog):
         entry = self._selected()
         if entry is None:
             return None
-        return self._spawn(self._remove_endpoint(entry))
+        return self._tasks.spawn(self._remove_endpoint(entry))
 
     async def _remove_endpoint(self, entry: Any) -> None:
         from victor_gui.config.secrets import KeyringStore
@@ -306,10 +302,10 @@ class SettingsDialog(QDialog):
 
     def set_theme(self, mode: str) -> asyncio.Task[bool]:
         """Save ``mode``; every window applies it when the settings service says it changed."""
-        return self._spawn(self._update(theme=mode))
+        return self._tasks.spawn(self._update(theme=mode))
 
     def set_proxy(self, url: str) -> asyncio.Task[None]:
-        return self._spawn(self._set_proxy(url.strip()))
+        return self._tasks.spawn(self._set_proxy(url.strip()))
 
     async def _set_proxy(self, url: str) -> None:
         if url and not url.startswith(("http://", "https://", "socks5://")):
@@ -327,7 +323,7 @@ class SettingsDialog(QDialog):
         return dialog
 
     def move_data(self, new_dir: str) -> asyncio.Task[None]:
-        return self._spawn(self._move_data(new_dir))
+        return self._tasks.spawn(self._move_data(new_dir))
 
     async def _move_data(self, new_dir: str) -> None:
         from victor_gui.services.data_folder import switch_data_dir
@@ -356,6 +352,5 @@ class SettingsDialog(QDialog):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         super().done(result)
