@@ -214,13 +214,16 @@ async def read_ram() -> RamInfo:
 
 
 async def _soft(name: str, probe: Awaitable[tuple[list[GpuDevice], list[str]]],
-                report: GpuReport) -> list[GpuDevice]:
+                report: GpuReport | None = None) -> tuple[list[GpuDevice], list[str]]:
+    """(devices, notes named after the probe); with ``report``, the notes go straight into it."""
     try:
         devices, notes = await probe
     except Exception as exc:  # a probe must never take detection down
         devices, notes = [], [f"{type(exc).__name__}: {exc}"]
-    report.notes += [f"{name}: {n}" for n in notes]
-    return devices
+    named = [f"{name}: {n}" for n in notes]
+    if report is not None:
+        report.notes += named
+    return devices, named
 
 
 async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path("/"),
@@ -235,7 +238,7 @@ async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path
     plat = platform or sys.platform
     report = GpuReport()
     if prefer_llama_server:
-        devices = await _soft("llama-server", probe_llama_server(env, probe_timeout), report)
+        devices, _ = await _soft("llama-server", probe_llama_server(env, probe_timeout), report)
         if devices:
             report.gpus = devices
             with contextlib.suppress(Exception):
@@ -248,11 +251,12 @@ async def detect_gpus(*, probe_timeout: float = PROBE_TIMEOUT, root: Path = Path
         probes.append(("sysfs", lambda: probe_linux_sysfs(root, env, probe_timeout)))
     if plat == "darwin":
         probes.append(("apple", lambda: probe_apple(env, probe_timeout)))
-    results = await asyncio.gather(*(_soft(n, p(), report) for n, p in probes))
-    for devices in results:
+    results = await asyncio.gather(*(_soft(n, p()) for n, p in probes))
+    for devices, notes in results:  # in probe order, whichever finished first: the same report each run
         report.gpus += devices
+        report.notes += notes
     if plat == "win32":  # NVML/nvidia-smi stay the source for NVIDIA; DXGI adds the others
-        extra = await _soft("windows", probe_windows(probe_timeout), report)
+        extra, _ = await _soft("windows", probe_windows(probe_timeout), report)
         have = {d.vendor for d in report.gpus}
         report.gpus += [d for d in extra if d.vendor not in have]
     try:
