@@ -101,6 +101,12 @@ async def test_a_dead_first_target_falls_back_and_the_transcript_says_so(sim, wi
     await wait_until(lambda: chat.transcript.notes)
     assert [n.text() for n in chat.transcript.notes] == [expected]
     assert chat.transcript.messages[-1].text == "The fallback answered."
+    layout = chat.transcript._layout
+
+    def note_follows_the_reply() -> bool:
+        return layout.indexOf(chat.transcript.notes[0]) > layout.indexOf(chat.transcript.messages[-1])
+
+    assert note_follows_the_reply()  # where the store keeps it, so a reopened chat looks the same
     stored = await stored_messages(window)
     note = next(m for m in stored if m.is_note)
     assert note.content == expected and note.meta and note.meta["kind"] == "failover"
@@ -109,6 +115,7 @@ async def test_a_dead_first_target_falls_back_and_the_transcript_says_so(sim, wi
     chat.new_chat()
     await chat.open_conversation(cid)
     assert [n.text() for n in chat.transcript.notes] == [expected]
+    assert note_follows_the_reply()
 
 
 async def test_a_broken_profile_is_listed_with_its_line_and_cannot_be_chosen(sim, window, tmp_path) -> None:

@@ -696,7 +696,11 @@ class ChatPane(StoredChatMixin, QWidget):
             calls = gen is not None and bool(gen.state.partial_tool_calls or gen.state.tool_calls)
             self._buffer.add(event.text, event.reasoning, calls)
         elif event.kind == "note":
-            self.transcript.add_note(event.text, before=self._view if self.running else None)
+            # A trim note is stored before the reply's row, a failover note after it (it is written
+            # once a target answered): shown where a reopened chat shows them.
+            after_reply = (event.meta or {}).get("kind") == "failover"
+            before = self._view if self.running and not after_reply else None
+            self.transcript.add_note(event.text, before=before)
         elif event.kind == "fallback":
             self.status_label.setText(event.text)
 
