@@ -67,7 +67,7 @@ async def shoot(out: Path) -> list[Path]:
 
     desk = llamacpp.make_server(model="qwen3-8b-instruct-q4_k_m").start()
     desk.script(Script(text="Yes — the desk GPU answered after the first server did not. "
-                            "The note above says which one failed and why."))
+                            "The note below says which one failed and why."))
     for var in ("OLLAMA_HOST", "VICTOR_LM_STUDIO_HOST", "VICTOR_VLLM_HOST"):
         os.environ[var] = f"127.0.0.1:{free_port()}"
     os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{desk.port}"

@@ -678,7 +678,7 @@ class ChatPane(StoredChatMixin, QWidget):
                 from victor_gui.ui.stored_render import title_of
 
                 # Replaces the "trying …" line the fall-back showed while it happened.
-                self.status_label.setText(f"Answered by {title_of(result.stored)}; the note above says "
+                self.status_label.setText(f"Answered by {title_of(result.stored)}; the note below it says "
                                           "what did not answer.")
         if user_view is not None:
             user_view.message_id = result.user_message_id  # the session had it: no store query
