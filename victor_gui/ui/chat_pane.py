@@ -26,9 +26,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QStyle,
-    QStyleOptionComboBox,
-    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -48,13 +45,13 @@ from victor_gui.ui.widgets.wrap_label import WrapLabel
 if TYPE_CHECKING:
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
-    from victor_gui.providers.types import ModelInfo
     from victor_gui.services.chat_controller import ChatController
     from victor_gui.services.chat_session import ChatSession, ReplyEvent, ReplyResult
     from victor_gui.services.generation import Generation
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
     from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.storage.store import ConversationStore
+    from victor_gui.ui.chat_choices import ChatChoices
     from victor_gui.ui.message_view import MessageView
 
 log = logging.getLogger(__name__)
@@ -77,7 +74,14 @@ class ProfileCombo(QComboBox):
     """The profile drop-down: the list says ``name — provider · model`` (or why a profile cannot
     be used); the closed box shows only the name, so it stays narrow beside the picker."""
 
-    def paintEvent(self, _event: Any) -> None:
+    def paintEvent(self, event: Any) -> None:
+        if " — " not in self.currentText():  # "No profile", or a name alone: Qt's own painting
+            super().paintEvent(event)
+            return
+        # Imported here: touching QStyle from Python builds its ~20 enums (~20 ms), which the
+        # first paint (showing "No profile") should not pay.
+        from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
+
         painter = QStylePainter(self)
         option = QStyleOptionComboBox()
         self.initStyleOption(option)
@@ -109,6 +113,7 @@ class ChatPane(StoredChatMixin, QWidget):
         self._unsubscribe_registry: Any = None
         self._clouds: list[ProviderChoice] = []  # cloud choices (keys read off the loop)
         self._user_chose = False  # the user picked a provider: the registry no longer auto-picks
+        self._choices_helper: ChatChoices | None = None  # see ``choices``
         self._view: MessageView | None = None
         self._buffer = FrameBuffer()
         self.tasks = TaskSet("chat pane")
@@ -258,68 +263,43 @@ class ChatPane(StoredChatMixin, QWidget):
         self.reload_providers()
         return self.tasks.spawn(self._probe())
 
+    @property
+    def choices(self) -> ChatChoices:
+        """The pane's provider and profile choosing (registry targets, profiles): built on first
+        use, after the first paint, so its code is not imported before the window shows."""
+        if self._choices_helper is None:
+            from victor_gui.ui.chat_choices import ChatChoices
+
+            self._choices_helper = ChatChoices(self)
+        return self._choices_helper
+
     async def use_registry(self, registry: ServerRegistry) -> None:
-        """Offer the registry's chat targets (then clouds with a key, then without), keep their
-        status dots live from its change events, and take model lists from its statuses."""
-        from victor_gui.services.provider_choices import provider_choices
-
-        self.registry = registry
-        self.picker.models_source = self._known_models
-        self._unsubscribe_registry = registry.subscribe(self._registry_event)
-        self.status_label.setText("Looking for local servers…")
-        self._targets_changed()
-        choices = await asyncio.to_thread(provider_choices)  # keyring reads may be slow
-        self._clouds = [c for c in choices if not c.is_local]
-        self._targets_changed()
-
-    def _known_models(self, choice: ProviderChoice) -> list[ModelInfo] | None:
-        if self.registry is None or choice.target is None:
-            return None
-        return self.registry.models_of(choice.target)
-
-    def _registry_event(self, event: str, _payload: Any) -> None:
-        if event == "targets":
-            self._targets_changed()
+        """Offer the registry's chat targets, live (see :class:`~victor_gui.ui.chat_choices.ChatChoices`)."""
+        await self.choices.use_registry(registry)
 
     def registry_choices(self) -> list[ProviderChoice]:
         """The registry's targets, then clouds with a key, then clouds without one."""
-        from victor_gui.services.provider_choices import target_choice
-
-        assert self.registry is not None
-        clouds = [c for c in self._clouds if c.usable] + [c for c in self._clouds if not c.usable]
-        return [target_choice(t) for t in self.registry.targets()] + clouds
+        return self.choices.registry_choices()
 
     def _targets_changed(self) -> None:
-        """Re-render the drop-down from the registry (dots, names); auto-pick the first working
-        target until the user chose one; say so when nothing local answers."""
-        from victor_gui.ui.error_text import NO_LOCAL_SERVER
+        self.choices._targets_changed()
 
-        if self.registry is None:
-            return
-        before = self.current_choice()
-        choices = self.registry_choices()
-        self.picker.set_choices(choices)
-        current = self.current_choice()
-        working = [c for c in choices if c.target is not None and c.target.working]
-        settled = all(c.target.state.value != "unknown" for c in choices if c.target is not None)
-        if not self._user_chose and working and (current is None or current.target is None
-                                                 or not current.target.working):
-            self.provider_combo.blockSignals(True)
-            self.select_provider(working[0].name)
-            self.provider_combo.blockSignals(False)
-            self.transcript.set_empty_text(
-                "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
-            self.picker.refresh_models()
-        elif current is not None and before is not None and current.name == before.name \
-                and current.target is not None and before.target is not None \
-                and current.target.working != before.target.working and not self.model_combo.count():
-            self.picker.refresh_models()  # the chosen server came up (or went): its list changed
-        elif not working and settled and not self._user_chose:
-            keyed = [c for c in self._clouds if c.has_key]
-            hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
-            self.status_label.setText(NO_LOCAL_SERVER + hint)
-            self.transcript.set_empty_text(NO_LOCAL_SERVER + hint)
-            self.models_loaded.emit("")
+    async def load_profiles(self) -> None:
+        """Read the profiles files (off the loop) and list them in the profile drop-down."""
+        await self.choices.load_profiles()
+
+    def _profile_activated(self, index: int) -> None:
+        self.choices._profile_activated(index)
+
+    def _leave_profile(self) -> None:
+        if self._choices_helper is not None:
+            self._choices_helper._leave_profile()
+
+    def _show_profile_choice(self) -> None:
+        self.choices._show_profile_choice()
+
+    async def _probe(self) -> None:
+        await self.choices._probe()
 
     def _model_activated(self, _index: int) -> None:
         self._leave_profile()
@@ -328,117 +308,6 @@ class ChatPane(StoredChatMixin, QWidget):
     def _provider_activated(self, _index: int) -> None:
         self._user_chose = True
         self._leave_profile()
-
-    # -- profiles ----------------------------------------------------------------------------------
-
-    async def load_profiles(self) -> None:
-        """Read the profiles files (off the loop) and list them: "No profile" first, broken
-        entries greyed with their file:line problem in words and as a tooltip."""
-        await self.controller.load_profiles(*self.profile_files)
-        self._fill_profiles()
-        self._show_profile_choice()
-
-    def _fill_profiles(self) -> None:
-        from PySide6.QtGui import QStandardItemModel
-
-        combo = self.profile_combo
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItem("No profile", None)
-        combo.setItemData(0, "Answer with the provider and model chosen beside", Qt.ItemDataRole.ToolTipRole)
-        model = combo.model()
-        for entry in self.controller.profile_entries():
-            if entry.usable:
-                combo.addItem(f"{entry.name} — {entry.summary}", entry.name)
-                described = entry.profile is not None and entry.profile.description
-                tip = entry.profile.description if described and entry.profile else entry.summary
-                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-                continue
-            combo.addItem(f"{entry.name} — cannot be used: {entry.brief}", None)
-            row = combo.count() - 1
-            combo.setItemData(row, entry.problem, Qt.ItemDataRole.ToolTipRole)
-            combo.setItemData(row, f"Profile {entry.name} cannot be used: {entry.problem}",
-                              Qt.ItemDataRole.AccessibleTextRole)
-            if isinstance(model, QStandardItemModel):
-                item = model.item(row)
-                if item is not None:
-                    item.setEnabled(False)  # greyed, and neither a click nor the keys pick it
-        combo.blockSignals(False)
-        view = combo.view()
-        # The closed box shows names only; the open list is wide enough for every whole line.
-        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth() + 8)
-
-    def _profile_activated(self, index: int) -> None:
-        name = self.profile_combo.itemData(index)
-        if not isinstance(name, str):
-            name = None
-        if name is not None and self.running:
-            self._show_profile_choice()  # not in the middle of a reply
-            return
-        self._user_chose = True
-        self.tasks.spawn(self._choose_profile(name))
-
-    async def _choose_profile(self, name: str | None) -> None:
-        from victor_gui.errors import StorageError
-
-        try:
-            await self.controller.choose_profile(name)
-        except StorageError as exc:
-            self.status_label.setText(str(exc))
-            self._show_profile_choice()
-
-    def _leave_profile(self) -> None:
-        """The user picked a provider or model by hand: the chat's profile no longer applies."""
-        if self._controller is not None and self._controller.profile_name is not None:
-            self.tasks.spawn(self._choose_profile(None))
-
-    def _show_profile_choice(self) -> None:
-        """Show the chat's profile in its drop-down, and its provider and model beside it."""
-        controller = self.controller
-        index = self.profile_combo.findData(controller.profile_name) if controller.profile_name else 0
-        self.profile_combo.blockSignals(True)
-        self.profile_combo.setCurrentIndex(max(index, 0))
-        self.profile_combo.blockSignals(False)
-        profile = controller.profile()
-        if profile is None:
-            return
-        choice = controller.profile_choice(self._choices)
-        self.provider_combo.blockSignals(True)
-        if choice is not None:
-            self.select_provider(choice.name)
-        self.provider_combo.blockSignals(False)
-        self.model_combo.blockSignals(True)
-        self.model_combo.setEditText(profile.model or "")
-        self.model_combo.blockSignals(False)
-        self._switch_pending = False
-        where = choice.display_name if choice is not None else profile.provider
-        self.status_label.setText(f"Profile {controller.profile_name}: {where} · {profile.model or '?'}"
-                                  + (f", then {len(profile.fallback)} fallback" if profile.fallback else ""))
-
-    async def _probe(self) -> None:
-        from victor_gui.services.provider_choices import probe_local
-        from victor_gui.ui.error_text import NO_LOCAL_SERVER
-
-        assert self.pool is not None
-        self.status_label.setText("Looking for local servers…")
-        results = await probe_local(self.pool, self._choices)
-        answered = [name for name, r in results.items() if isinstance(r, list)]
-        for name in answered:
-            self.picker.models[name] = results[name]  # type: ignore[assignment]
-        if answered:
-            self.transcript.set_empty_text(
-                "Ask anything. Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat.")
-            self.provider_combo.blockSignals(True)
-            self.select_provider(answered[0])
-            self.provider_combo.blockSignals(False)
-            await self.picker.load_models(force=False)
-            return
-        keyed = [c for c in self._choices if not c.is_local and c.has_key]
-        hint = f" Providers with a key: {', '.join(c.display_name for c in keyed)}." if keyed else ""
-        self.status_label.setText(NO_LOCAL_SERVER + hint)
-        self.transcript.set_empty_text(NO_LOCAL_SERVER + hint)
-        self.model_combo.clear()
-        self.models_loaded.emit("")
 
     def _provider_changed(self, _index: int) -> None:
         self._switch_pending = True  # switch once the new provider's models are listed

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
 from victor_gui.core.tasks import TaskSet
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QIcon
+
     from victor_gui.providers.types import ModelInfo
     from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
 
@@ -43,6 +45,10 @@ def dot_icon(colour: str) -> QIcon:
     """A filled circle of a status colour (built once per colour)."""
     icon = _ICONS.get(colour)
     if icon is None:
+        # Imported here: QPainter's and QIcon's enums cost the first paint ~5 ms, and dots are
+        # drawn only once the registry reports (after it).
+        from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+
         pixmap = QPixmap(12, 12)
         pixmap.fill(Qt.GlobalColor.transparent)
         painter = QPainter(pixmap)
@@ -59,6 +65,8 @@ def blank_icon() -> QIcon:
     """A transparent icon the size of a dot: cloud rows line up with the targets' names."""
     icon = _ICONS.get("")
     if icon is None:
+        from PySide6.QtGui import QIcon, QPixmap
+
         pixmap = QPixmap(12, 12)
         pixmap.fill(Qt.GlobalColor.transparent)
         icon = _ICONS[""] = QIcon(pixmap)
