@@ -180,3 +180,19 @@ def test_profile_falls_back_and_says_so(home: Home, sim: SimServer) -> None:
     port = dead.split(":")[2].split("/")[0]
     assert note.content == (f"vLLM · sim-model at 127.0.0.1:{port} did not answer (connection refused); "
                             f"vLLM · sim-model at 127.0.0.1:{sim.port} answered.")
+
+
+def test_nothing_named_asks_the_first_server_that_answers(home: Home, sim: SimServer) -> None:
+    """No --provider, --profile or --endpoint and no default in Settings: the registry's first
+    working server answers (here the vLLM the seed's variable names), its loaded model unless
+    --model; with nothing answering, a usage error says what to give."""
+    sim.script(Script(text="Found you.", pieces=2))
+    result = home.run("chat", "hello", env={"VICTOR_VLLM_HOST": sim.url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Found you.\n"
+    ((_conv, messages),) = home.stored()
+    assert messages[-1].provider == "vllm" and messages[-1].endpoint == f"{sim.url}/v1"
+    # --no-scan: a llama-server another test left running must not answer here.
+    nobody = home.run("chat", "--no-scan", "hello", env={"VICTOR_VLLM_HOST": f"127.0.0.1:{free_port()}"})
+    assert nobody.returncode == 2
+    assert nobody.stderr.startswith("No local server answered. Say what should answer:")

@@ -55,6 +55,8 @@ def add_chat_command(commands: Any) -> None:
     p.add_argument("--max-tokens", type=_positive_int, metavar="N", help="longest answer in tokens")
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                    help="give up after this many seconds overall (exit 4)")
+    p.add_argument("--no-scan", action="store_true",
+                   help="with nothing named to answer, do not look for server processes on other ports")
     p.add_argument("--retries", type=_non_negative_int, metavar="N",
                    help="retries on 429/5xx per provider (0: none; default: the provider's)")
     p.add_argument("--no-save", action="store_true", help="do not store the exchange in the history")
@@ -160,7 +162,8 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     request = ChatRequest(
         prompt=prompt, provider=args.provider, model=args.model, profile=args.profile,
         endpoint=args.endpoint, system=args.system, temperature=args.temperature,
-        max_tokens=args.max_tokens, timeout=args.timeout, retries=args.retries, save=not args.no_save,
+        max_tokens=args.max_tokens, timeout=args.timeout, retries=args.retries,
+        scan_processes=not args.no_scan, save=not args.no_save,
         settings_path=args.settings, data_dir=args.data_dir)
     printer = _Printer(out, err, quiet=args.json, show_reasoning=args.show_reasoning)
     chat = HeadlessChat(request, on_text=printer.text, on_reasoning=printer.reasoning)

@@ -69,6 +69,7 @@ class ChatRequest:
     max_tokens: int | None = None
     timeout: float | None = None
     retries: int | None = None
+    scan_processes: bool = True  # nothing named: look for server processes on other ports too
     save: bool = True
     settings_path: Path | None = None
     data_dir: Path | None = None
@@ -290,7 +291,11 @@ class HeadlessChat:
             return await self._profile_target(store, cid, settings.default_profile)
         if settings.default_provider:
             return await self._provider_target(store, cid, settings.default_provider, settings)
-        raise UsageError("Say what should answer: --provider NAME --model M, --profile NAME or "
+        found = await self._registry_target(store, cid, settings)
+        if found is not None:
+            return found
+        raise UsageError("No local server answered. Say what should answer: --provider NAME --model M, "
+                         "--profile NAME or "
                          "--endpoint NAME|URL (or set a default provider or profile in Settings).")
 
     async def _profile_target(self, store: ConversationStore, cid: int, name: str) -> _Target:
@@ -362,6 +367,34 @@ class HeadlessChat:
             raise
         session = ChatSession(store, cid, provider, model, **self._session_kwargs())
         return _Target(session, entry.name, [client.aclose])
+
+    async def _registry_target(self, store: ConversationStore, cid: int,
+                               settings: Settings) -> _Target | None:
+        """Nothing named what should answer: the first working server of the registry, as the
+        window's picker would choose it (hand-added endpoints first, then the seed's variables
+        and the default ports), after one probe cycle. None when no server answers."""
+        from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+        from victor_gui.services.server_registry import probe_registry_once
+
+        service = SettingsService(self.request.settings_path)
+        async with make_client(PROBE_TIMEOUTS) as client:
+            members = await probe_registry_once(client, settings=service,
+                                                scan_processes=self.request.scan_processes)
+        working = [m for m in members if m.status is not None and m.status.state.value == "up"
+                   and (m.setting is not None or find_spec(m.kind) is not None)]
+        if not working:
+            return None
+        member = working[0]
+        if member.setting is not None:
+            return await self._endpoint_target(store, cid, settings, member.setting.name)
+        provider = self._create()(member.kind, base_url=member.base_url)
+        try:
+            model = self.request.model or await self._first_model(provider)
+        except BaseException:
+            await provider.close()
+            raise
+        session = ChatSession(store, cid, provider, model, **self._session_kwargs())
+        return _Target(session)
 
     @staticmethod
     def _find_endpoint(settings: Settings, wanted: str) -> Endpoint:
