@@ -221,3 +221,44 @@ async def test_dashboard_probes_a_configured_endpoint_with_its_keyring_key(tmp_p
     sent = [{k.lower(): v for k, v in r.headers.items()}.get("authorization") for r in sim.requests]
     assert f"Bearer {KEY}" in sent and "Bearer sk-wrong" in sent
     assert KEY not in (tmp_path / "settings.yaml").read_text()
+
+
+async def test_an_anthropic_compatible_gateway_without_a_key_is_asked_without_one() -> None:
+    """A hand-added Anthropic-compatible endpoint with no key sends none (a gateway that needs
+    none answers); one that does need a key answers 401, a typed auth error, not a refusal to
+    send. With a key saved for it, the key goes as x-api-key."""
+    from tests.servers import anthropic
+    from tests.servers.base import Script
+    from victor_gui.errors import MissingAPIKeyError, ProviderAuthError
+    from victor_gui.providers.types import Message
+
+    key = "sk-gw-0123456789abcdef"
+    with anthropic.make_server() as open_gateway, anthropic.make_server(api_key=key) as keyed:
+        open_gateway.script(Script(text="No key needed here."))
+        entry = EndpointSetting(name="Gateway", kind="anthropic-compatible", url=open_gateway.url)
+        provider, client = provider_for_endpoint(entry)
+        try:
+            reply = await provider.chat([Message(role="user", content="hi")], model="claude-sim-4")
+            assert reply.content == "No key needed here."
+            assert "x-api-key" not in {k.lower() for k in open_gateway.requests[-1].headers}
+        finally:
+            await provider.close()
+            await client.aclose()
+        entry = EndpointSetting(name="Keyed", kind="anthropic-compatible", url=keyed.url)
+        provider, client = provider_for_endpoint(entry)
+        try:
+            with pytest.raises(ProviderAuthError) as refused:
+                await provider.chat([Message(role="user", content="hi")], model="claude-sim-4")
+            assert not isinstance(refused.value, MissingAPIKeyError) and refused.value.status_code == 401
+        finally:
+            await provider.close()
+            await client.aclose()
+        keyed.script(Script(text="Key accepted."))
+        provider, client = provider_for_endpoint(
+            entry, secrets={endpoint_key_name("Keyed"): key}.get)
+        try:
+            reply = await provider.chat([Message(role="user", content="hi")], model="claude-sim-4")
+            assert reply.content == "Key accepted."
+        finally:
+            await provider.close()
+            await client.aclose()

@@ -58,11 +58,14 @@ class AnthropicProvider(CloudProvider):
 
     def _headers(self, *, stream: bool = False) -> dict[str, str]:
         headers = {
-            "x-api-key": self._require_key(),
             "anthropic-version": str(self.extra.get("anthropic_version") or API_VERSION),
             "content-type": "application/json",
             "accept": "text/event-stream" if stream else "application/json",
         }
+        # A hand-added Anthropic-compatible gateway may need no key (its spec says so): then
+        # nothing is sent rather than refusing; Anthropic itself always needs one.
+        if self.spec.needs_key or self.api_key:
+            headers["x-api-key"] = self._require_key()
         if self.extra.get("anthropic_beta"):
             headers["anthropic-beta"] = str(self.extra["anthropic_beta"])
         return headers
