@@ -162,3 +162,26 @@ async def test_dots_follow_the_registry_and_compare_starts_on_distinct_targets( 
         await wait_until(lambda: chat.provider_combo.itemText(1) == "Lab box — not answering", 10)
         assert registry.target("endpoint:Lab box").dot == "red"  # type: ignore[union-attr]
         await window.server_windows.aclose()
+
+
+async def test_a_hidden_endpoint_comes_back_from_the_dashboard(no_env, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Remove on a server the seed's variable names hides it (saved); "Show hidden (1)" on the
+    dashboard brings it back (saved too), and the chat offers it again."""
+    with make_llamacpp(model="tiny-a") as sim:
+        settings = write_settings(tmp_path / "settings.yaml", [])
+        await start_app_services(window, settings, env={"VICTOR_LLAMACPP_HOST": sim.url})
+        chat, registry = window.chat, window.server_windows.endpoints
+        dash = window.server_windows.open_view("endpoints")
+        # The variable's server and the default port 8080 are one "llama.cpp" target.
+        offered = "llama.cpp — 1 of 2 answering"
+        await wait_until(lambda: sim.url in dash.cards and offered in items(chat.provider_combo), 10)
+        assert dash.unhide_button.isHidden()
+        await registry.remove_endpoint(sim.url)  # what Remove → Yes does for a discovered server
+        await wait_until(lambda: sim.url not in dash.cards and offered not in items(chat.provider_combo), 10)
+        assert dash.unhide_button.text() == "Show hidden (1)" and not dash.unhide_button.isHidden()
+        assert yaml.safe_load(settings.read_text())["hidden_endpoints"] == [sim.url]
+        await dash.unhide_all()
+        await wait_until(lambda: sim.url in dash.cards and offered in items(chat.provider_combo), 10)
+        assert dash.unhide_button.isHidden()
+        assert yaml.safe_load(settings.read_text())["hidden_endpoints"] == []
+        await window.server_windows.aclose()

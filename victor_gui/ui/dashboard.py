@@ -240,6 +240,12 @@ class Dashboard(QWidget):
         self.add_button = QPushButton("Add endpoint…")
         self.add_button.setAccessibleName("Add endpoint")
         self.add_button.clicked.connect(lambda: self.open_endpoint_dialog(None))
+        # Endpoints the user hid (Remove on a default or discovered one) come back from here.
+        self.unhide_button = QPushButton()
+        self.unhide_button.setAccessibleName("Show the hidden endpoints again")
+        self.unhide_button.clicked.connect(self.unhide_all)
+        self.unhide_button.setVisible(False)
+        bar.addWidget(self.unhide_button)
         bar.addWidget(self.refresh_button)
         bar.addWidget(self.add_button)
         layout.addLayout(bar)
@@ -290,6 +296,10 @@ class Dashboard(QWidget):
         else:
             self.notice.setText("Looking for more local servers…" if self.service.discovering else idle)
         self.notice.setVisible(bool(self.notice.text()))
+        hidden = sorted(getattr(self.service, "hidden", set()))
+        self.unhide_button.setText(f"Show hidden ({len(hidden)})")
+        self.unhide_button.setToolTip("Hidden: " + ", ".join(hidden) if hidden else "")
+        self.unhide_button.setVisible(bool(hidden))
         self.hardware.show_report(self.service.gpu_report, self.service.hardware_error)
 
     def _render_card(self, status: EndpointStatus) -> None:
@@ -318,6 +328,16 @@ class Dashboard(QWidget):
 
     def refresh_now(self) -> asyncio.Task[Any]:
         return self.service.spawn(self.service.refresh_now())
+
+    def unhide_all(self) -> asyncio.Task[Any]:
+        """Watch every hidden endpoint again (saved: they stay shown after a restart)."""
+
+        async def unhide() -> None:
+            for url in sorted(getattr(self.service, "hidden", set())):
+                await self.service.unhide(url)  # type: ignore[attr-defined]
+            await self.service.monitor.refresh_now()
+
+        return self.service.spawn(unhide())
 
     def open_endpoint_dialog(self, old_url: str | None) -> EndpointEditor:
         """The endpoint editor (shared with Settings → Endpoints) for ``old_url`` or a new one."""
