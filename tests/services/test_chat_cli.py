@@ -141,7 +141,9 @@ def test_connection_refused_and_timeout_exit_4(home: Home, sim: SimServer) -> No
 
 
 def test_usage_errors(home: Home) -> None:
-    nothing = home.run("chat", "hi")
+    # Nothing named and nothing answering (--no-scan: a llama-server another test runs on some
+    # port must not answer; nothing listens on the default ports here).
+    nothing = home.run("chat", "--no-scan", "hi")
     assert nothing.returncode == EXIT_USAGE and "--provider NAME --model M" in nothing.stderr
     unknown = home.run("chat", "--provider", "nonesuch", "--model", "m", "hi")
     assert unknown.returncode == EXIT_USAGE
