@@ -216,6 +216,11 @@ async def test_dashboard_probes_a_configured_endpoint_with_its_keyring_key(tmp_p
                 await service.edit_endpoint(sim.url, "box", "llamacpp", sim.url, read_timeout_s=30)
                 status = service.monitor.status(sim.url)
                 assert status is not None and status.state is EndpointState.UNAUTHORIZED, status
+                # Only the key changes (settings.yaml stays as it is): the probes use it at once.
+                store.set_key(endpoint_key_name("box"), KEY)
+                await service.edit_endpoint(sim.url, "box", "llamacpp", sim.url, read_timeout_s=30)
+                status = service.monitor.status(sim.url)
+                assert status is not None and status.state is EndpointState.UP, status
             finally:
                 await service.close()
     sent = [{k.lower(): v for k, v in r.headers.items()}.get("authorization") for r in sim.requests]

@@ -24,6 +24,7 @@ from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.providers.catalog import SPECS
 from victor_gui.providers.http import LOCAL_TIMEOUTS, PROBE_TIMEOUTS, make_client
 from victor_gui.providers.keys import set_secret_store
+from victor_gui.providers.types import Message
 from victor_gui.servers.status import EndpointState
 from victor_gui.services import notes
 from victor_gui.services.chat_session import ChatSession
@@ -215,3 +216,50 @@ async def test_group_keeps_partial_after_output_and_does_not_resend(tmp_path: Pa
     assert reply.content and "Partial answer that breaks".startswith(reply.content)
     assert second.chat_requests() == []  # no resend to the next endpoint once output began
     assert not any(notes.kind_of(m) == notes.FAILOVER for m in messages)
+
+
+async def test_a_new_key_or_an_edit_reaches_the_next_reply(tmp_path: Path) -> None:
+    """The pool builds a hand-added endpoint's provider from its settings and its keyring entries;
+    a key saved anew (settings.yaml untouched) or an edited header is used by the next request,
+    without a restart."""
+    from victor_gui.config.secrets import endpoint_key_name
+
+    keyring = {endpoint_key_name("Desk"): "sk-old-0123456789abcdef"}
+    with make_llamacpp(api_key="sk-new-0123456789abcdef") as sim:
+        sim.script(Script(text="Hello."))
+        async with make_client(PROBE_TIMEOUTS) as probe_client, make_client(LOCAL_TIMEOUTS) as client:
+            registry = ServerRegistry(probe_client, settings_path=tmp_path / "settings.yaml",
+                                      env=closed_defaults(), discover=False, gpu_detector=None,
+                                      interval=30.0, secrets=keyring.get)
+            await registry.start()
+            await registry.settings_service.update(endpoints=[
+                EndpointSetting(name="Desk", kind="llamacpp", url=sim.url, headers={"X-Team": "a"})])
+            await wait_for(lambda: registry.target("endpoint:Desk") is not None)
+            pool = ProviderPool(client, secrets=keyring.get)
+            try:
+                choice = target_choice(registry.target("endpoint:Desk"))  # type: ignore[arg-type]
+                await pool.prepare(choice)
+                old = pool.get(choice)
+                assert old.api_key == "sk-old-0123456789abcdef"
+                keyring[endpoint_key_name("Desk")] = "sk-new-0123456789abcdef"  # saved in Settings
+                await pool.prepare(choice)
+                fresh = pool.get(choice)
+                assert fresh is not old and fresh.api_key == "sk-new-0123456789abcdef"
+                await pool.prepare(choice)
+                assert pool.get(choice) is fresh  # nothing changed: the same provider
+                reply = await fresh.chat([Message(role="user", content="hi")], model="sim-model")
+                assert reply.content == "Hello."
+                await registry.settings_service.update(endpoints=[
+                    EndpointSetting(name="Desk", kind="llamacpp", url=sim.url, headers={"X-Team": "b"})])
+                await wait_for(lambda: registry.target("endpoint:Desk").members[0].setting.headers  # type: ignore[union-attr]
+                               == {"X-Team": "b"})
+                choice = target_choice(registry.target("endpoint:Desk"))  # type: ignore[arg-type]
+                await pool.prepare(choice)
+                edited = pool.get(choice)
+                assert edited is not fresh
+                sim.script(Script(text="Again."))
+                await edited.chat([Message(role="user", content="hi")], model="sim-model")
+                assert sim.chat_requests()[-1].headers.get("x-team") == "b"
+            finally:
+                await pool.close()
+                await registry.close()

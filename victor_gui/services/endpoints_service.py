@@ -266,10 +266,15 @@ class EndpointsService:
             _check_unique(rest, entry)
             return {"endpoints": [*rest, entry]}
 
+        before = self.settings_service.settings
         await self.settings_service.update(edit)
         if old_key != server_root(entry.url):
             await self.monitor.remove_endpoint(old_key)
             self._emit("endpoints", None)
+        if self.settings_service.settings == before and entry.enabled:
+            # Nothing in settings.yaml changed (a new key or secret header lives in the keyring):
+            # watch it again so the probes read the keyring anew.
+            self._watching = self.spawn(self._watch_entries([entry]))
         await self._settled()
         return entry
 

@@ -115,6 +115,9 @@ class ProviderPool:
         self.proxy = proxy
         self._providers: dict[str, BaseProvider] = {}
         self._clients: list[httpx.AsyncClient] = []  # hand-added endpoints' own clients
+        # What each hand-added endpoint's provider was built from (its settings, key, headers):
+        # an edit in settings.yaml or a new key in the keyring builds a new one.
+        self._built_from: dict[str, object] = {}
 
     def member(self, member: RegisteredEndpoint) -> BaseProvider:
         """The provider of one registry endpoint (built once, kept by the pool)."""
@@ -129,6 +132,7 @@ class ProviderPool:
                 provider, client = provider_for_endpoint(member.setting, secrets=self.secrets,
                                                          proxy=self.proxy)
                 self._clients.append(client)
+                self._built_from[key] = self._fingerprint(member)
             else:
                 provider = ProviderRegistry.create(member.kind, base_url=member.base_url,
                                                    http_client=self.http_client, max_retries=1)
@@ -143,10 +147,28 @@ class ProviderPool:
         keys and secret headers are keyring reads, which may block (D-Bus)."""
         if choice.target is None:
             return
-        todo = [m for m in choice.target.members
-                if m.setting is not None and "endpoint|" + m.key not in self._providers]
-        if todo:
-            await asyncio.to_thread(lambda: [self.member(m) for m in todo])
+        members = [m for m in choice.target.members if m.setting is not None]
+        if members:
+            await asyncio.to_thread(self._build_current, members)
+
+    def _fingerprint(self, member: RegisteredEndpoint) -> object:
+        """What a hand-added endpoint's provider depends on: its settings and, read from the
+        keyring (blocking), its key and secret headers."""
+        from victor_gui.services.endpoint_providers import endpoint_access
+
+        assert member.setting is not None
+        return (member.setting.model_dump_json(), endpoint_access(member.setting, self.secrets))
+
+    def _build_current(self, members: list[RegisteredEndpoint]) -> None:
+        # Blocking (keyring reads): run in a worker thread by ``prepare``.
+        for member in members:
+            key = "endpoint|" + member.key
+            if key in self._providers and self._built_from.get(key) != self._fingerprint(member):
+                # Edited, or a new key saved: the next reply goes out with what is set now. The old
+                # provider's client is closed with the pool (a session may still hold it).
+                self._providers.pop(key, None)
+            if key not in self._providers:
+                self.member(member)
 
     def fallback(self, choice: ProviderChoice, model: str) -> list[Candidate]:
         """The other endpoints of ``choice``'s target, in answering order, as a fallback chain
