@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from victor_gui.errors import ProviderError
-from victor_gui.providers.catalog import PROTOCOLS, SPECS, find_spec
+from victor_gui.providers.catalog import PROTOCOLS, SPECS, display_name
 from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
 from victor_gui.providers.keys import resolve_api_key
 from victor_gui.servers.status import EndpointState, EndpointStatus
@@ -38,7 +38,6 @@ from victor_gui.services.server_registry import (
     ORIGIN_PROCESS,
     ORIGIN_SETTINGS,
     RegisteredEndpoint,
-    kind_display,
 )
 
 STATE_MARK = {
@@ -79,31 +78,21 @@ def _run(command: Callable[[argparse.Namespace, TextIO], Any]) -> Callable[[argp
 def _install_keyring() -> str | None:
     """Consult the OS keyring like the app does; returns a note when no keyring is usable (keys
     then come from environment variables only). Never fatal."""
-    try:
-        from victor_gui.config.secrets import KeyringStore
-        from victor_gui.providers import keys
-    except ImportError:
-        return None
-    try:
-        store = KeyringStore()
-        ok, message = store.backend_status()
-        if not ok:
-            return message
+    from victor_gui.config.secrets import usable_keyring
+    from victor_gui.providers import keys
+
+    store, note = usable_keyring()
+    if store is not None:
         keys.set_secret_store(store)
-    except Exception as exc:  # a broken keyring backend must not break a diagnostic command
-        return f"the system keyring could not be used ({type(exc).__name__})"
-    return None
+    return note
 
 
 def _keyring_lookup() -> Callable[[str], str | None] | None:
     """The keyring's lookup for endpoint keys and secret headers, or None without a keyring."""
-    try:
-        from victor_gui.config.secrets import KeyringStore
+    from victor_gui.config.secrets import usable_keyring
 
-        store = KeyringStore()
-        return store.get_key if store.backend_status()[0] else None
-    except Exception:  # a broken keyring backend must not break a diagnostic command
-        return None
+    store, _note = usable_keyring()
+    return store.get_key if store is not None else None
 
 
 async def registry_endpoints(*, extra: Sequence[str] = (), include_defaults: bool = True,
@@ -229,7 +218,7 @@ async def providers_command(args: argparse.Namespace, out: TextIO) -> int:
         for item in own:
             words = "ready" if item["state"] == EndpointState.UP.value else STATE_MARK.get(
                 EndpointState(item["state"]), item["state"])
-            out.write(f"  {item['name']} ({kind_display(item['kind'])}, {item['url']}): {words}\n")
+            out.write(f"  {item['name']} ({display_name(item['kind'])}, {item['url']}): {words}\n")
     answering_count = sum(len(v) for v in local.values()) + sum(
         1 for item in own if item["state"] != EndpointState.DOWN.value)
     ready = sum(1 for row in rows if row["ready"])
@@ -255,9 +244,7 @@ async def _list_provider_models(name: str, out: TextIO, *, as_json: bool, base_u
             finally:
                 await provider.close()
     except ProviderError as exc:
-        spec = find_spec(name)
-        label = spec.display_name if spec else name
-        out.write(f"Cannot list models of {label}: {exc.message} [{exc.kind}]\n")
+        out.write(f"Cannot list models of {display_name(name)}: {exc.message} [{exc.kind}]\n")
         return 1
     if as_json:
         out.write(json.dumps({"provider": name, "models": [m.model_dump(exclude_none=True) for m in models]},

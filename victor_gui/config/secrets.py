@@ -106,6 +106,18 @@ class KeyringStore:
         return True
 
 
+def usable_keyring() -> tuple[KeyringStore | None, str | None]:
+    """(the keyring store, None) when a system keyring works, else (None, a sentence saying why).
+    Never raises: a broken backend leaves keys to the environment variables. Blocking (D-Bus on
+    Linux): call it from a worker thread."""
+    try:
+        store = KeyringStore()
+        ok, message = store.backend_status()
+    except Exception as exc:
+        return None, f"the system keyring could not be used ({type(exc).__name__})"
+    return (store, None) if ok else (None, message)
+
+
 def install_keyring_store(store: KeyringStore | None = None) -> KeyringStore:
     """Make the keyring the secret store consulted by :func:`victor_gui.providers.keys.resolve_api_key`.
 

@@ -137,6 +137,22 @@ PROTOCOLS: dict[str, str | None] = {
 SPECS_BY_NAME: dict[str, ProviderSpec] = {s.name: s for s in SPECS}
 
 
+# What a hand-added endpoint of a gateway kind is called (the four servers' kinds are catalog rows).
+GATEWAY_KIND_NAMES: dict[str, str] = {
+    "openai-compatible": "OpenAI-compatible",
+    "anthropic-compatible": "Anthropic-compatible",
+}
+
+
+def display_name(name: str) -> str:
+    """What people call a provider or an endpoint kind ("llama.cpp", "LM Studio",
+    "OpenAI-compatible"), never the internal id; a name nobody declared is shown as given."""
+    spec = find_spec(name)
+    if spec is not None:
+        return spec.display_name
+    return GATEWAY_KIND_NAMES.get(name, name)
+
+
 def find_spec(name: str) -> ProviderSpec | None:
     """The spec registered under ``name`` or one of its aliases (case-insensitive)."""
     key = name.strip().lower()

@@ -30,7 +30,7 @@ from typing import Any
 from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.catalog import find_spec
+from victor_gui.providers.catalog import display_name, find_spec
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -99,7 +99,7 @@ class ProfileEntry:
         """``provider · model`` of a usable profile."""
         if self.profile is None:
             return ""
-        return " · ".join(x for x in (_display(self.profile.provider), self.profile.model) if x)
+        return " · ".join(x for x in (display_name(self.profile.provider), self.profile.model) if x)
 
 
 class ChatController:
@@ -542,11 +542,6 @@ def title_from(text: str) -> str:
     if len(line) <= 60:
         return line
     return line[:60].rsplit(" ", 1)[0] + "…"
-
-
-def _display(provider: str) -> str:
-    spec = find_spec(provider)
-    return spec.display_name if spec is not None else provider
 
 
 __all__ = ["PAGE", "ChatController", "ControllerEvent", "ConversationChanged", "Page", "ProfileChanged",

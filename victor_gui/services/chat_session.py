@@ -38,7 +38,7 @@ from typing import Any
 from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.catalog import find_spec
+from victor_gui.providers.catalog import display_name
 from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import ContentPart, Message, Usage
 from victor_gui.services import costs, notes
@@ -460,9 +460,8 @@ class ChatSession:
     def _label(self, who: BaseProvider | Candidate) -> str:
         if who is self.provider:
             return self.label or display_name_of(who)
-        if isinstance(who, Candidate):
-            spec = find_spec(who.provider_name)  # a profile's "vllm"; a group's label stays as is
-            return spec.display_name if spec is not None else who.provider_name
+        if isinstance(who, Candidate):  # a profile's "vllm"; a group's label stays as is
+            return display_name(who.provider_name)
         return display_name_of(who)
 
     async def _note_failover(self, attempts: list[dict[str, Any]], answered: str | None) -> None:

@@ -32,14 +32,6 @@ KIND_PROVIDER: dict[str, str] = {
     "vllm": "vllm",
     "llamacpp": "llamacpp",
 }
-KIND_DISPLAY: dict[str, str] = {
-    "ollama": "Ollama",
-    "lmstudio": "LM Studio",
-    "vllm": "vLLM",
-    "llamacpp": "llama.cpp",
-    "openai-compatible": "OpenAI-compatible",
-    "anthropic-compatible": "Anthropic-compatible",
-}
 
 SecretLookup = Callable[[str], "str | None"]
 
@@ -108,7 +100,6 @@ def provider_for_endpoint(
 
 
 __all__ = [
-    "KIND_DISPLAY",
     "KIND_PROVIDER",
     "endpoint_access",
     "endpoint_base_url",

@@ -28,12 +28,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
-from victor_gui.config.secrets import KeyringStore, endpoint_header_name, endpoint_key_name
+from victor_gui.config.secrets import endpoint_header_name, endpoint_key_name, usable_keyring
 from victor_gui.config.settings import Endpoint, Settings
 from victor_gui.errors import ProviderError, ProviderTimeoutError
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
+from victor_gui.services.chat_controller import title_from
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
 from victor_gui.services.exit_codes import (
@@ -131,19 +132,10 @@ class _PrefetchedKeys:
 
 def _read_keyring(names: list[str]) -> tuple[dict[str, str | None], str | None]:
     """Keys for ``names`` from the OS keyring; a note instead when no keyring is usable."""
-    try:
-        store = KeyringStore()
-        ok, message = store.backend_status()
-        if not ok:
-            return {}, message
-        return {name: store.get_key(name) for name in names}, None
-    except Exception as exc:  # a broken keyring backend leaves the environment variables
-        return {}, f"the system keyring could not be used ({type(exc).__name__})"
-
-
-def _title(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    store, note = usable_keyring()
+    if store is None:  # no keyring, or a broken one: the environment variables remain
+        return {}, note
+    return {name: store.get_key(name) for name in names}, None
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -197,7 +189,7 @@ class HeadlessChat:
 
     async def _run_in(self, store: ConversationStore, settings: Settings) -> ChatOutcome:
         request = self.request
-        conv = await store.create_conversation(_title(request.prompt), system_prompt=request.system)
+        conv = await store.create_conversation(title_from(request.prompt), system_prompt=request.system)
         started = time.perf_counter()
         target: _Target | None = None
         try:

@@ -43,7 +43,7 @@ from victor_gui.providers.endpoint_access import is_loopback_or_private
 from victor_gui.providers.types import ModelInfo
 from victor_gui.servers.discovery import candidate_endpoints, find_process_endpoints, server_root
 from victor_gui.servers.status import DISPLAY_NAMES, Endpoint, EndpointState, EndpointStatus, ServerKind
-from victor_gui.services.endpoint_providers import KIND_DISPLAY, endpoint_base_url
+from victor_gui.services.endpoint_providers import endpoint_base_url
 from victor_gui.services.endpoints_service import SETTINGS_SOURCE, EndpointsService
 
 log = logging.getLogger(__name__)
@@ -390,11 +390,6 @@ class ServerRegistry(EndpointsService):
         return None
 
 
-def kind_display(kind: str) -> str:
-    """"llama.cpp", "LM Studio" ... for a kind or catalog name."""
-    spec = find_spec(kind)
-    return spec.display_name if spec is not None else KIND_DISPLAY.get(kind, kind)
-
 
 __all__ = [
     "DOT_BUSY",
@@ -405,7 +400,6 @@ __all__ = [
     "RegisteredEndpoint",
     "ServerRegistry",
     "is_local_url",
-    "kind_display",
 ]
 
 

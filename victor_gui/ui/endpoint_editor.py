@@ -46,9 +46,9 @@ from victor_gui.config.secrets import KeyringStore, endpoint_header_name, endpoi
 from victor_gui.config.settings import ENDPOINT_KINDS
 from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.core.tasks import TaskSet
+from victor_gui.providers.catalog import display_name
 from victor_gui.providers.endpoint_access import is_loopback_or_private
 from victor_gui.servers.discovery import server_root
-from victor_gui.services.endpoint_providers import KIND_DISPLAY
 
 if TYPE_CHECKING:
     from victor_gui.services.endpoints_service import EndpointsService
@@ -58,18 +58,13 @@ log = logging.getLogger(__name__)
 
 RED = "#b00020"
 # (display name, settings value) in the order the drop-down shows them.
-KIND_CHOICES: tuple[tuple[str, str], ...] = tuple((KIND_DISPLAY[k], k) for k in ENDPOINT_KINDS)
+KIND_CHOICES: tuple[tuple[str, str], ...] = tuple((display_name(k), k) for k in ENDPOINT_KINDS)
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
 # Headers that carry credentials: kept out of settings.yaml even if the user forgot to tick "secret".
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"})
 FIELD_WORDS = {"name": "name", "kind": "kind", "url": "url", "group": "group",
                "connect_timeout_s": "connect timeout", "read_timeout_s": "read timeout",
                "ca_bundle": "CA bundle"}
-
-
-def kind_display(kind: str) -> str:
-    """A kind's display name ("llama.cpp", "OpenAI-compatible"), never the internal id."""
-    return KIND_DISPLAY.get(kind, kind)
 
 
 def secret_entries(entry: EndpointSetting) -> list[str]:
@@ -586,4 +581,4 @@ def _validation_text(exc: Any) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["KIND_CHOICES", "EndpointEditor", "forget_secrets", "kind_display", "secret_entries"]
+__all__ = ["KIND_CHOICES", "EndpointEditor", "forget_secrets", "secret_entries"]

@@ -208,13 +208,13 @@ class SettingsDialog(QDialog):
         self._show_endpoints()
 
     def _show_endpoints(self) -> None:
-        from victor_gui.ui.endpoint_editor import kind_display
+        from victor_gui.providers.catalog import display_name
 
         row = self.endpoint_list.currentRow()
         self.endpoint_list.clear()
         for e in self.settings.endpoints:
             extra = (f" — group {e.group}" if e.group else "") + ("" if e.enabled else " (off)")
-            self.endpoint_list.addItem(f"{e.name} — {kind_display(e.kind)} — {e.url}{extra}")
+            self.endpoint_list.addItem(f"{e.name} — {display_name(e.kind)} — {e.url}{extra}")
         if 0 <= row < self.endpoint_list.count():
             self.endpoint_list.setCurrentRow(row)
 

@@ -18,13 +18,12 @@ PAGE = 60
 def display_provider(m: StoredMessage) -> str | None:
     """Who answered, as people call it: the target's name the session stored ("Desk box",
     "llama.cpp"), else the catalog's display name of the provider, never an internal id."""
-    from victor_gui.providers.catalog import find_spec
+    from victor_gui.providers.catalog import display_name
 
     label = (m.meta or {}).get("answered_by")
     if isinstance(label, str) and label:
         return label
-    spec = find_spec(m.provider) if m.provider else None
-    return spec.display_name if spec is not None else m.provider
+    return display_name(m.provider) if m.provider else m.provider
 
 
 def title_of(m: StoredMessage) -> str:
@@ -67,10 +66,9 @@ def live_stats(state: Any, *, who: str | None = None) -> str:
     from victor_gui.services.generation import ReplyStatus
 
     if who is None:
-        from victor_gui.providers.catalog import find_spec
+        from victor_gui.providers.catalog import display_name
 
-        spec = find_spec(state.provider) if state.provider else None
-        who = f"{spec.display_name if spec is not None else state.provider} · {state.model}"
+        who = f"{display_name(state.provider) if state.provider else state.provider} · {state.model}"
     return stats_text(who,
                       ttft_ms=state.ttft_ms, tokens_per_second=state.tokens_per_second,
                       tokens=state.completion_tokens, stopped=state.status is ReplyStatus.INTERRUPTED)
