@@ -86,6 +86,12 @@ def is_loopback_or_private(host: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
+def is_local_url(url: str) -> bool:
+    """The one rule for "this endpoint is local" (free of charge, one GPU for compare's turns,
+    local timeouts): its host is loopback or on a private network."""
+    return is_loopback_or_private(urlsplit(url if "://" in url else "http://" + url).hostname or "")
+
+
 class InsecureKeyTransportError(ProviderAuthError):
     """A key would go in clear text to a public host and the user has not agreed to it."""
 
@@ -200,6 +206,7 @@ __all__ = [
     "InsecureKeyTransportError",
     "check_key_transport",
     "credential_guard",
+    "is_local_url",
     "is_loopback_or_private",
     "make_endpoint_client",
     "tls_context",

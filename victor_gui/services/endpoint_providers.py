@@ -20,18 +20,10 @@ from victor_gui.providers.catalog import Category, ProviderSpec, find_spec
 from victor_gui.providers.endpoint_access import (
     EndpointAccess,
     check_key_transport,
-    is_loopback_or_private,
+    is_local_url,
     make_endpoint_client,
 )
 from victor_gui.providers.registry import ProviderRegistry
-
-# The catalog row each local-server kind is served by (quirks, key variables, display name).
-KIND_PROVIDER: dict[str, str] = {
-    "ollama": "ollama",
-    "lmstudio": "lmstudio",
-    "vllm": "vllm",
-    "llamacpp": "llamacpp",
-}
 
 SecretLookup = Callable[[str], "str | None"]
 
@@ -65,9 +57,10 @@ def endpoint_access(entry: Endpoint, secrets: SecretLookup | None) -> EndpointAc
 
 def endpoint_spec(entry: Endpoint) -> ProviderSpec:
     """The catalog row an endpoint is served by, named after the endpoint."""
-    host = urlsplit(entry.url).hostname or ""
-    category: Category = "local" if is_loopback_or_private(host) else "cloud"
-    base = find_spec(KIND_PROVIDER[entry.kind]) if entry.kind in KIND_PROVIDER else None
+    category: Category = "local" if is_local_url(entry.url) else "cloud"
+    # The four servers' kinds are their catalog rows' names (quirks, key variables); a gateway
+    # kind has no row and gets one of its own.
+    base = find_spec(entry.kind)
     if base is not None:
         return replace(base, default_base_url=endpoint_base_url(entry), category=category)
     protocol = "anthropic" if entry.kind == "anthropic-compatible" else "openai"
@@ -100,7 +93,6 @@ def provider_for_endpoint(
 
 
 __all__ = [
-    "KIND_PROVIDER",
     "endpoint_access",
     "endpoint_base_url",
     "endpoint_spec",

@@ -33,13 +33,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.providers.catalog import find_spec, local_specs
-from victor_gui.providers.endpoint_access import is_loopback_or_private
+from victor_gui.providers.endpoint_access import is_local_url
 from victor_gui.providers.types import ModelInfo
 from victor_gui.servers.discovery import candidate_endpoints, find_process_endpoints, server_root
 from victor_gui.servers.status import DISPLAY_NAMES, Endpoint, EndpointState, EndpointStatus, ServerKind
@@ -77,11 +76,6 @@ def origin_of(source: str) -> str:
     head = source.split(":", 1)[0]
     return {"settings": ORIGIN_SETTINGS, "user": ORIGIN_SETTINGS, "env": ORIGIN_ENV,
             "default": ORIGIN_DEFAULT, "process": ORIGIN_PROCESS}.get(head, ORIGIN_SESSION)
-
-
-def is_local_url(url: str) -> bool:
-    """The one rule for "this endpoint is local" (free, compare locking): loopback or private."""
-    return is_loopback_or_private(urlsplit(url if "://" in url else "http://" + url).hostname or "")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from victor_gui.providers import quirks
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.capabilities import ModelCapabilities, resolve_capabilities
 from victor_gui.providers.catalog import ProviderSpec
+from victor_gui.providers.endpoint_access import is_local_url
 from victor_gui.providers.endpoints import candidate_base_urls
 from victor_gui.providers.http import (
     CLOUD_TIMEOUTS,
@@ -84,9 +85,9 @@ from victor_gui.providers.types import (
 def custom_spec(
     name: str, base_url: str, *, local: bool | None = None, needs_key: bool = False
 ) -> ProviderSpec:
-    """A spec for a user-defined OpenAI-compatible endpoint (loopback URLs count as local)."""
-    host = httpx.URL(base_url).host
-    is_local = host in ("127.0.0.1", "localhost", "::1") if local is None else local
+    """A spec for a user-defined OpenAI-compatible endpoint (loopback and private-network URLs
+    count as local: :func:`~victor_gui.providers.endpoint_access.is_local_url`)."""
+    is_local = is_local_url(base_url) if local is None else local
     return ProviderSpec(
         name, name, "openai", "local" if is_local else "cloud", base_url.rstrip("/"), needs_key=needs_key
     )
