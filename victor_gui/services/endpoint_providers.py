@@ -73,8 +73,10 @@ def provider_for_endpoint(
     secrets: SecretLookup | None = None,
     proxy: str | None = None,
     max_retries: int = 1,
+    access: EndpointAccess | None = None,
 ) -> tuple[BaseProvider, httpx.AsyncClient]:
-    """(provider, its own HTTP client) for ``entry``; the caller closes both.
+    """(provider, its own HTTP client) for ``entry``; the caller closes both. ``access``: what
+    :func:`endpoint_access` already read for it (the keyring is then not read again).
 
     Reads the keyring and the CA bundle: call it off the event loop (``asyncio.to_thread``).
     Raises :class:`~victor_gui.providers.endpoint_access.InsecureKeyTransportError` when the key
@@ -83,7 +85,7 @@ def provider_for_endpoint(
     CA bundle cannot be used. The client also guards every later request (see
     :func:`~victor_gui.providers.endpoint_access.credential_guard`).
     """
-    access = endpoint_access(entry, secrets)
+    access = access if access is not None else endpoint_access(entry, secrets)
     spec = endpoint_spec(entry)
     check_key_transport(access, spec.name)
     client = make_endpoint_client(access, proxy=proxy, provider=spec.name)

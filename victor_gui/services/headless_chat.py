@@ -347,8 +347,7 @@ class HeadlessChat:
             self.warnings.append(f"secret headers of {entry.name} not read: {note}")
         retries = self.request.retries
         provider, client = provider_for_endpoint(
-            entry, secrets=values.get, proxy=settings.proxy,
-            **({"max_retries": retries} if retries is not None else {}))
+            entry, secrets=values.get, proxy=settings.proxy, max_retries=1 if retries is None else retries)
         model = self.request.model
         try:
             if not model:

@@ -31,6 +31,7 @@ from victor_gui.providers.types import ModelInfo
 from victor_gui.services.fallback import Candidate
 
 if TYPE_CHECKING:
+    from victor_gui.providers.endpoint_access import EndpointAccess
     from victor_gui.services.server_registry import ChatTarget, RegisteredEndpoint, ServerRegistry
 
 KEYLESS_HINT = "add a key in Settings (Ctrl+,)"
@@ -117,10 +118,12 @@ class ProviderPool:
         self._clients: list[httpx.AsyncClient] = []  # hand-added endpoints' own clients
         # What each hand-added endpoint's provider was built from (its settings, key, headers):
         # an edit in settings.yaml or a new key in the keyring builds a new one.
-        self._built_from: dict[str, object] = {}
+        self._built_from: dict[str, tuple[str, EndpointAccess]] = {}
 
-    def member(self, member: RegisteredEndpoint) -> BaseProvider:
-        """The provider of one registry endpoint (built once, kept by the pool)."""
+    def member(self, member: RegisteredEndpoint, built_from: tuple[str, EndpointAccess] | None = None,
+               ) -> BaseProvider:
+        """The provider of one registry endpoint (built once, kept by the pool). ``built_from``:
+        the endpoint's :meth:`_fingerprint` when the caller already read it."""
         key = "endpoint|" + member.key
         provider = self._providers.get(key)
         if provider is not None:
@@ -129,10 +132,11 @@ class ProviderPool:
             if member.setting is not None:
                 from victor_gui.services.endpoint_providers import provider_for_endpoint
 
-                provider, client = provider_for_endpoint(member.setting, secrets=self.secrets,
-                                                         proxy=self.proxy)
+                built_from = built_from or self._fingerprint(member)
+                provider, client = provider_for_endpoint(member.setting, proxy=self.proxy,
+                                                         access=built_from[1])
                 self._clients.append(client)
-                self._built_from[key] = self._fingerprint(member)
+                self._built_from[key] = built_from
             else:
                 provider = ProviderRegistry.create(member.kind, base_url=member.base_url,
                                                    http_client=self.http_client, max_retries=1)
@@ -151,7 +155,7 @@ class ProviderPool:
         if members:
             await asyncio.to_thread(self._build_current, members)
 
-    def _fingerprint(self, member: RegisteredEndpoint) -> object:
+    def _fingerprint(self, member: RegisteredEndpoint) -> tuple[str, EndpointAccess]:
         """What a hand-added endpoint's provider depends on: its settings and, read from the
         keyring (blocking), its key and secret headers."""
         from victor_gui.services.endpoint_providers import endpoint_access
@@ -163,12 +167,13 @@ class ProviderPool:
         # Blocking (keyring reads): run in a worker thread by ``prepare``.
         for member in members:
             key = "endpoint|" + member.key
-            if key in self._providers and self._built_from.get(key) != self._fingerprint(member):
+            now = self._fingerprint(member)  # the one keyring read for this endpoint
+            if key in self._providers and self._built_from.get(key) != now:
                 # Edited, or a new key saved: the next reply goes out with what is set now. The old
                 # provider's client is closed with the pool (a session may still hold it).
                 self._providers.pop(key, None)
             if key not in self._providers:
-                self.member(member)
+                self.member(member, now)
 
     def fallback(self, choice: ProviderChoice, model: str) -> list[Candidate]:
         """The other endpoints of ``choice``'s target, in answering order, as a fallback chain
