@@ -68,3 +68,21 @@ async def test_close_during_start_leaves_nothing_running(tmp_path: Path) -> None
         await service.close()
         await starting
         assert service._ticker is None and not service.monitor._tasks
+
+
+async def test_adding_an_endpoint_probes_it_alone(tmp_path: Path) -> None:
+    """A new endpoint is probed at once, and only it: the others keep their own schedule."""
+    with llamacpp.make_server() as first, llamacpp.make_server() as second:
+        async with make_client(PROBE_TIMEOUTS) as client:
+            service = EndpointsService(client, settings_path=tmp_path / "settings.yaml", discover_fn=None,
+                                       gpu_detector=None, interval=60.0)
+            await service.start()
+            try:
+                await service.add_endpoint("first", "llamacpp", first.url)
+                await until(lambda: service.monitor.probe_counts.get(first.url) == 1)
+                await service.add_endpoint("second", "llamacpp", second.url)
+                status = service.monitor.status(second.url)
+                assert status is not None and status.state is EndpointState.UP
+                assert service.monitor.probe_counts[first.url] == 1
+            finally:
+                await service.close()

@@ -80,6 +80,7 @@ class HealthMonitor:
         # never while a probe still uses them) or on stop.
         self._stale_clients: dict[str, list[httpx.AsyncClient]] = {}
         self.probe_counts: dict[str, int] = {}
+        self._probed: dict[str, asyncio.Event] = {}  # set once an endpoint was probed at least once
         for item in endpoints:
             self.add_endpoint(item)
 
@@ -115,6 +116,7 @@ class HealthMonitor:
         self._statuses.setdefault(key, EndpointStatus(base_url=key, source=endpoint.source))
         self._locks.setdefault(key, asyncio.Lock())
         self.probe_counts.setdefault(key, 0)
+        self._probed.setdefault(key, asyncio.Event())
         if self._running and key not in self._tasks:
             self._spawn(key)
         return key
@@ -131,6 +133,9 @@ class HealthMonitor:
         self._wake.pop(key, None)
         self._locks.pop(key, None)
         self.probe_counts.pop(key, None)
+        event = self._probed.pop(key, None)
+        if event is not None:
+            event.set()  # nobody waits forever for an endpoint that is gone
         for client in [*self._stale_clients.pop(key, []), *filter(None, [self._clients.pop(key, None)])]:
             await client.aclose()
 
@@ -160,9 +165,21 @@ class HealthMonitor:
         for client in clients:
             await client.aclose()
 
-    async def refresh_now(self) -> dict[str, EndpointStatus]:
-        """Probe every endpoint now (concurrently), reset backoffs, return the statuses."""
-        keys = list(self._endpoints)
+    async def probed(self, keys: Iterable[str]) -> None:
+        """Wait until each of ``keys`` has been probed at least once (a newly added endpoint's
+        own first probe: waiting for it instead of probing it a second time). Probes those the
+        monitor is not running for."""
+        waits = [self._probed[k] for k in (server_root(u) for u in keys) if k in self._probed]
+        if not self._running:
+            await self.refresh_now(keys)
+            return
+        await asyncio.gather(*(event.wait() for event in waits))
+
+    async def refresh_now(self, only: Iterable[str] | None = None) -> dict[str, EndpointStatus]:
+        """Probe every endpoint (or those in ``only``) now, concurrently, reset their backoffs;
+        return the statuses."""
+        keys = list(self._endpoints) if only is None else [
+            k for k in (server_root(u) for u in only) if k in self._endpoints]
         await gather_staggered([self._probe(key, reset=True) for key in keys])
         for key in keys:
             event = self._wake.get(key)
@@ -229,6 +246,8 @@ class HealthMonitor:
                 status = EndpointStatus(base_url=key, source=endpoint.source, state=EndpointState.UNKNOWN,
                                         reason="probe_error", diagnosis=f"probe failed: {type(exc).__name__}")
             self.probe_counts[key] = self.probe_counts.get(key, 0) + 1
+            if key in self._probed:
+                self._probed[key].set()
             status = status.with_updates(next_probe_in=self._delay(status))
             if key not in self._endpoints:  # removed while probing
                 return status

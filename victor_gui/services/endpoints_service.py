@@ -318,9 +318,12 @@ class EndpointsService:
 
     async def _watch_entries(self, entries: list[EndpointSetting]) -> None:
         """Watch new (or edited: new key, headers, CA) endpoints and probe them at once."""
-        for entry in entries:
-            self.monitor.add_endpoint(await self._monitor_endpoint(entry))
-        await self.monitor.refresh_now()  # a new or edited endpoint is probed at once
+        known = set(self.monitor.statuses)
+        keys = [self.monitor.add_endpoint(await self._monitor_endpoint(entry)) for entry in entries]
+        # Probed at once, and only they: a new endpoint by its own first probe (waited for, not
+        # repeated), an edited one (new key, headers, CA) again now.
+        await asyncio.gather(self.monitor.probed([k for k in keys if k not in known]),
+                             self.monitor.refresh_now([k for k in keys if k in known]))
 
     def watch(self, urls: Iterable[str]) -> None:
         """Watch ``urls`` for this session only (not saved)."""
