@@ -219,11 +219,9 @@ class ServerRegistry(EndpointsService):
         if self._scanning is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._scanning), limit_s)
-        while loop.time() < deadline:
-            counts = self.monitor.probe_counts
-            if all(counts.get(key, 0) > 0 for key in self.monitor.statuses):
-                return
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.monitor.probed(list(self.monitor.statuses)),
+                                   max(0.0, deadline - loop.time()))
 
     def _add_candidates(self, found: list[Endpoint]) -> None:
         known, hidden = set(self.monitor.statuses), self.hidden
