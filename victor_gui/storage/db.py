@@ -16,36 +16,62 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
+
+from victor_gui.errors import StorageError
 
 T = TypeVar("T")
 
+# How long a statement waits for another connection's lock before SQLITE_BUSY.
+BUSY_TIMEOUT_S = 10.0
 
-def connect(path: Path) -> sqlite3.Connection:
+
+def read_only_uri(path: Path, *, immutable: bool = False) -> str:
+    """The ``file:`` URI that opens ``path`` read-only (``immutable``: without the -shm, for a
+    file in a folder this process cannot write; only safe when nobody else writes it)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return uri + "&immutable=1" if immutable else uri
+
+
+def connect(path: Path, *, uri: str | None = None) -> sqlite3.Connection:
     """A connection with the store's settings: WAL, NORMAL sync, foreign keys, busy timeout.
 
     ``synchronous=NORMAL`` in WAL mode is durable against a crash or kill of the app (only an
     OS crash or power cut can lose the last transactions), at a fraction of FULL's fsyncs.
+    ``uri`` (from :func:`read_only_uri`) opens the file read-only and changes nothing in it.
+    A PRAGMA that fails closes the connection before the error goes up: an open handle left
+    behind keeps Windows from renaming the file (moving a damaged database aside).
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
+    if uri is not None:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_S)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+    try:
+        if uri is None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 class _Lane:
     """One thread with one connection; jobs run there in order."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, uri: str | None = None) -> None:
         self._path = path
+        self._uri = uri
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self._path)
+            self._conn = connect(self._path, uri=self._uri)
         return self._conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, transaction: bool) -> T:
@@ -75,16 +101,23 @@ class _Lane:
 
 
 class Database:
-    """Async access to one SQLite file: ``write`` (in a transaction) and ``read``."""
+    """Async access to one SQLite file: ``write`` (in a transaction) and ``read``.
 
-    def __init__(self, path: Path) -> None:
+    ``read_only`` (a sentence saying why) opens the file through ``uri`` for reading only: the
+    history stays viewable, and every write raises :class:`StorageError` with that sentence.
+    """
+
+    def __init__(self, path: Path, *, read_only: str | None = None, uri: str | None = None) -> None:
         self.path = path
-        self._writer = _Lane(path, "store-writer")
-        self._reader = _Lane(path, "store-reader")
+        self.read_only = read_only
+        self._writer = _Lane(path, "store-writer", uri)
+        self._reader = _Lane(path, "store-reader", uri)
         self.closed = False
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the writer thread inside ``BEGIN IMMEDIATE``/``COMMIT``."""
+        if self.read_only is not None:
+            raise StorageError(self.read_only)
         return await self._writer.run(fn, transaction=True)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -101,6 +134,8 @@ class Database:
     def _close_sync(self) -> None:
         self._reader.close()
         self._writer.close()
+        if self.read_only is not None:
+            return
         # A final checkpoint folds the WAL back into the main file so a copied data folder is
         # complete on its own.
         conn = sqlite3.connect(self.path)
