@@ -44,6 +44,10 @@ class StorageError(VictorGuiError):
     """The conversation store could not read or write."""
 
 
+class StoreInUseError(StorageError):
+    """Another copy of the app holds the data folder (or has been opening it for too long)."""
+
+
 class GGUFError(VictorGuiError):
     """A GGUF (or safetensors) header could not be read: truncated, malformed, or past a safety limit.
 

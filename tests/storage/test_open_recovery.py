@@ -27,7 +27,8 @@ async def _fill(path: Path, n: int = 200) -> None:
 async def _assert_fresh_and_usable(path: Path) -> None:
     store, notice = await open_store(path)
     try:
-        assert notice is None
+        # The start after a move aside repeats its notice once (see test_open_transient.py).
+        assert notice is None or notice.kind == "damaged_earlier"
         conv = await store.create_conversation("new")
         await store.add_message(conv.id, "user", "works again")
         assert len(await store.search("works")) == 1

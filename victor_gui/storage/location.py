@@ -79,6 +79,8 @@ def _move_sync(old: Path, new: Path) -> MoveResult:
         for item in sorted(old.iterdir()):
             if item.name.endswith(("-wal", "-shm")):
                 continue  # folded in by the backup API below
+            if item.name.endswith(".locks"):
+                continue  # this folder's process locks (instance_lock): they belong to it alone
             target = new / item.name
             copied.append(target)
             if item.name == DB_NAME:

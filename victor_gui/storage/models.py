@@ -134,7 +134,15 @@ class SearchHit:
 
 @dataclass(slots=True)
 class StoreNotice:
-    """Something the UI should tell the user about opening the store (e.g. a damaged file)."""
+    """Something the UI should tell the user about opening the store.
+
+    ``kind``: ``damaged`` (the file was moved aside to ``moved_to`` and a new one started),
+    ``damaged_earlier`` (that happened at an earlier start), ``in_use``, ``disk_full``,
+    ``read_only`` or ``io`` (the file was kept as it is; ``read_only`` is then True: the history
+    is shown but nothing new can be saved until the cause is fixed and the app restarted).
+    """
 
     message: str
     moved_to: Path | None = None
+    kind: str = "damaged"
+    read_only: bool = False

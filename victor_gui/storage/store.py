@@ -26,6 +26,7 @@ from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
 from victor_gui.storage.db import Database
+from victor_gui.storage.instance_lock import INSTANCE, FileLock
 from victor_gui.storage.models import (
     MESSAGE_COLUMNS,
     STATUSES,
@@ -81,11 +82,25 @@ class ConversationStore:
     flush_interval = 0.25
     flush_chars = 2048
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, read_only: str | None = None, uri: str | None = None,
+        holds: Sequence[FileLock] = (),
+    ) -> None:
         self.path = path
-        self._db = Database(path)
+        self._db = Database(path, read_only=read_only, uri=uri)
+        self._holds = list(holds)  # this process's locks on the file (released by close)
         self._pending: dict[int, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def read_only(self) -> str | None:
+        """Why nothing can be saved (the file is kept read-only), or None when writable."""
+        return self._db.read_only
+
+    @property
+    def holds_instance(self) -> bool:
+        """Whether this store holds its data folder's single-instance lock (the desktop app)."""
+        return any(lock.path.name == INSTANCE and lock.held for lock in self._holds)
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -432,13 +447,20 @@ class ConversationStore:
         return await self._db.read(op)
 
     async def close(self) -> None:
-        """Commit buffered stream text, drain writes, close the database."""
-        if self._db.closed:
-            return
-        await self.flush()
-        for task in list(self._tasks):
-            await task
-        await self._db.close()
+        """Commit buffered stream text, drain writes, close the database, release the locks."""
+        if not self._db.closed:
+            await self.flush()
+            for task in list(self._tasks):
+                await task
+            await self._db.close()
+        holds, self._holds = self._holds, []
+        if holds:
+            await asyncio.to_thread(_release, holds)
+
+
+def _release(locks: list[FileLock]) -> None:
+    for lock in reversed(locks):  # the writer lock first, then the instance lock
+        lock.release(remove=not lock.path.name == INSTANCE)
 
 
 def _usage_columns(usage: Usage | None, timings: Timings | None) -> dict[str, Any]:
