@@ -10,13 +10,15 @@ an export (the one way an export can differ from the database).
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.storage.models import Conversation, StoredMessage
-from victor_gui.storage.store import ConversationStore
+from victor_gui.storage.store import ConversationStore, ImportedConversation
 
 FORMAT = "victor_gui.conversations"
 VERSION = 1
@@ -87,6 +89,8 @@ async def export_json(store: ConversationStore, conversation_ids: Iterable[int] 
 async def import_json(store: ConversationStore, text: str) -> list[int]:
     """Add the conversations of an :func:`export_json` document as new chats; returns their ids.
 
+    All or nothing: the whole file is checked first and written in one transaction, so a
+    malformed conversation anywhere leaves the store exactly as it was (StorageError says which).
     A message exported while still streaming comes back ``interrupted``: nothing will finish it.
     """
     try:
@@ -97,21 +101,49 @@ async def import_json(store: ConversationStore, text: str) -> list[int]:
         raise StorageError("not a Victor GUI conversation export")
     if doc.get("version") != VERSION:
         raise StorageError(f"export format version {doc.get('version')!r} is not supported")
-    ids = []
-    for item in doc.get("conversations", []):
-        conv = await store.create_conversation(
-            item.get("title", ""),
-            system_prompt=item.get("system_prompt"),
-            params=item.get("params") or {},
-            created=item.get("created"),
-        )
-        for m in item.get("messages", []):
-            await store.import_message(conv.id, {f: m.get(f) for f in _MESSAGE_FIELDS})
-        await store.set_conversation_times(
-            conv.id, item.get("created", conv.created), item.get("updated", conv.updated)
-        )
-        ids.append(conv.id)
-    return ids
+    conversations = doc.get("conversations", [])
+    if not isinstance(conversations, list):
+        raise StorageError("not a Victor GUI conversation export: 'conversations' is not a list")
+    items = [_imported(n, item) for n, item in enumerate(conversations, 1)]
+    try:
+        return await store.import_conversations(items)
+    except sqlite3.Error as exc:
+        raise StorageError(f"the export could not be imported ({exc}); nothing was added") from exc
+    except StorageError as exc:  # a read-only store says why it cannot save
+        raise StorageError(f"the export could not be imported: {exc}") from exc
+
+
+def _imported(n: int, item: Any) -> ImportedConversation:
+    """Conversation ``n`` (1-based) of an export, checked; StorageError names it if malformed."""
+
+    def bad(why: str) -> StorageError:
+        return StorageError(f"conversation {n} of the export is malformed: {why}; nothing was imported")
+
+    if not isinstance(item, dict):
+        raise bad("not an object")
+    messages = item.get("messages", [])
+    if not isinstance(messages, list):
+        raise bad("'messages' is not a list")
+    for k, m in enumerate(messages, 1):
+        if not isinstance(m, dict):
+            raise bad(f"message {k} is not an object")
+        if not isinstance(m.get("role"), str):
+            raise bad(f"message {k} has no role")
+    params = item.get("params") or {}
+    if not isinstance(params, dict):
+        raise bad("'params' is not an object")
+    title, system_prompt = item.get("title", ""), item.get("system_prompt")
+    if not isinstance(title, str) or not (system_prompt is None or isinstance(system_prompt, str)):
+        raise bad("the title or system prompt is not text")
+    now = time.time()
+    created = item.get("created")
+    created = created if isinstance(created, int | float) else now
+    updated = item.get("updated")
+    updated = updated if isinstance(updated, int | float) else created
+    return ImportedConversation(
+        title=title, created=float(created), updated=float(updated), system_prompt=system_prompt,
+        params=params, messages=[{f: m.get(f) for f in _MESSAGE_FIELDS} for m in messages],
+    )
 
 
 def _markdown_message(m: StoredMessage) -> str:

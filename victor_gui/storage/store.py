@@ -284,18 +284,37 @@ class ConversationStore:
 
     async def import_message(self, conversation_id: int, fields: dict[str, Any]) -> int:
         """Append a message as exported (see :mod:`.export`); ``streaming`` becomes ``interrupted``."""
-        values = dict(fields)
-        values["content"] = values.get("content") or ""
-        values["reasoning"] = values.get("reasoning") or ""
-        values["content_parts"] = _dumps(values.get("content_parts"))
-        values["tool_calls"] = _dumps(values.get("tool_calls"))
-        values["meta"] = _dumps(values.get("meta"))
-        if values.get("status") not in STATUSES or values.get("status") == "streaming":
-            values["status"] = "interrupted"
-        now = time.time()
-        values["created"] = values.get("created") or now
-        values["updated"] = values.get("updated") or values["created"]
+        values = _imported_message(fields)
         return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+
+    async def import_conversations(self, items: Sequence[ImportedConversation]) -> list[int]:
+        """Add whole conversations as exported, in ONE transaction: all of them or, if any row
+        is refused, none (a half-imported file would leave chats the user cannot tell apart
+        from the originals). Returns the new ids in order."""
+        rows = [(item, [_imported_message(m) for m in item.messages]) for item in items]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            ids = []
+            for n, (item, messages) in enumerate(rows, 1):
+                try:
+                    cur = conn.execute(
+                        "INSERT INTO conversations(title, created, updated, system_prompt, params)"
+                        " VALUES (?,?,?,?,?)",
+                        (item.title, item.created, item.created, item.system_prompt, _dumps(item.params)),
+                    )
+                    cid = int(cur.lastrowid or 0)
+                    for values in messages:
+                        _insert_message(conn, cid, values)
+                    conn.execute("UPDATE conversations SET created=?, updated=? WHERE id=?",
+                                 (item.created, item.updated, cid))
+                except sqlite3.Error as exc:  # the transaction is rolled back: nothing stays
+                    raise StorageError(
+                        f"conversation {n} of the export could not be stored ({exc}); nothing was imported"
+                    ) from exc
+                ids.append(cid)
+            return ids
+
+        return await self._db.write(op)
 
     async def set_conversation_times(self, conversation_id: int, created: float, updated: float) -> None:
         """Restore a conversation's timestamps (import keeps the originals)."""
@@ -461,6 +480,32 @@ class ConversationStore:
 def _release(locks: list[FileLock]) -> None:
     for lock in reversed(locks):  # the writer lock first, then the instance lock
         lock.release(remove=not lock.path.name == INSTANCE)
+
+
+@dataclass
+class ImportedConversation:
+    """One conversation of an export file, as :meth:`ConversationStore.import_conversations` takes it."""
+
+    title: str
+    created: float
+    updated: float
+    system_prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _imported_message(fields: dict[str, Any]) -> dict[str, Any]:
+    values = dict(fields)
+    values["content"] = values.get("content") or ""
+    values["reasoning"] = values.get("reasoning") or ""
+    values["content_parts"] = _dumps(values.get("content_parts"))
+    values["tool_calls"] = _dumps(values.get("tool_calls"))
+    values["meta"] = _dumps(values.get("meta"))
+    if values.get("status") not in STATUSES or values.get("status") == "streaming":
+        values["status"] = "interrupted"
+    values["created"] = values.get("created") or time.time()
+    values["updated"] = values.get("updated") or values["created"]
+    return values
 
 
 def _usage_columns(usage: Usage | None, timings: Timings | None) -> dict[str, Any]:
