@@ -33,6 +33,7 @@ async def switch_data_dir(store: ConversationStore, settings: SettingsService,
     one :class:`SettingsService` (a failed write changes nothing: it validates and saves
     before it swaps its settings)."""
     old_dir = store.path.parent
+    instance = store.holds_instance  # the app keeps its single-instance lock on the new folder
     await store.close()
     try:
         result = await move_data_dir(old_dir, new_dir)
@@ -41,10 +42,10 @@ async def switch_data_dir(store: ConversationStore, settings: SettingsService,
         except ValueError as exc:  # pydantic refused the folder (inside the install, ...)
             raise StorageError(str(exc)) from None
     except (StorageError, ConfigError) as exc:
-        reopened, notice = await open_store(old_dir)
+        reopened, notice = await open_store(old_dir, instance=instance)
         return DataDirSwitch(reopened, None, exc, notice)
     except OSError as exc:
-        reopened, notice = await open_store(old_dir)
+        reopened, notice = await open_store(old_dir, instance=instance)
         return DataDirSwitch(reopened, None, StorageError(f"Moving the data folder failed: {exc}"), notice)
-    moved, notice = await open_store(result.new_dir)
+    moved, notice = await open_store(result.new_dir, instance=instance)
     return DataDirSwitch(moved, result, None, notice)

@@ -179,7 +179,9 @@ class HeadlessChat:
         else:  # the same session, against a store that is thrown away
             tempdir = tempfile.TemporaryDirectory(prefix="victor-gui-chat-")
             folder = Path(tempdir.name)
-        store, _notice = await open_store(folder)
+        store, notice = await open_store(folder)
+        if notice is not None:  # a file kept read-only, or moved aside: say it beside the answer
+            self.warnings.append(notice.message)
         try:
             return await self._run_in(store, settings)
         finally:

@@ -217,6 +217,7 @@ class App:
         self.store_notice: Any = None  # StoreNotice when the file was damaged and replaced
         self.settings: Any = None  # the one SettingsService, created after the first paint
         self.first_paint_ms: float | None = None
+        self.exit_code = 0  # non-zero when this launch gave way to another on the same data
         self.client_ms: float | None = None
         self.ready = asyncio.Event()
         self.window.first_painted.connect(self._after_first_paint)
@@ -295,8 +296,15 @@ class App:
             log.exception("installing the keyring store failed")
         chosen: str | None = settings.data_dir
         folder: Path = Path(chosen) if chosen else await asyncio.to_thread(default_data_dir)
+        from victor_gui.errors import StoreInUseError
+
         try:
-            self.store, self.store_notice = await open_store(folder)
+            # instance=True: the data folder's lock, atomic where the local-socket guard in
+            # run_app can race (two launches at the same instant both found no socket).
+            self.store, self.store_notice = await open_store(folder, instance=True)
+        except StoreInUseError as exc:
+            self._refuse_second_instance(str(exc))
+            return
         except Exception as exc:
             log.exception("opening the conversation store failed")
             self.window.chat.status_label.setText(f"Your conversations could not be opened: {exc}")
@@ -304,6 +312,16 @@ class App:
         self.window.set_store(self.store)
         if self.store_notice is not None:
             self.window.show_notice(self.store_notice.message)
+
+    def _refuse_second_instance(self, message: str) -> None:
+        """Another window owns this data folder: say so, then quit with a non-zero code."""
+        log.warning("%s", message)
+        if sys.stderr is not None:
+            print(message, file=sys.stderr, flush=True)
+        self.exit_code = 3
+        self.window.chat.status_label.setText(message)
+        box = self.window.show_notice(message)
+        box.finished.connect(self.window.close)  # type: ignore[attr-defined]
 
     async def shutdown(self) -> None:
         await self.window.server_windows.aclose()
@@ -362,7 +380,7 @@ class App:
             self.loop.close()
         if self.self_test and (self.client is None or self.crash.count):
             return 1
-        return 0
+        return self.exit_code
 
 
 def run_app(argv: list[str] | None = None, *, self_test: bool = False) -> int:
