@@ -9,6 +9,7 @@ own ``max_page_count`` for a full disk, a ``mode=ro`` connection for a read-only
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from victor_gui.errors import StorageError
 from victor_gui.storage import db as db_module
-from victor_gui.storage import open_store, opening
+from victor_gui.storage import instance_lock, open_store, opening
 from victor_gui.storage.store import DB_NAME
 
 _HOLD_EXCLUSIVE = """
@@ -154,6 +155,27 @@ async def test_read_only_file_is_kept_and_viewable(tmp_path: Path, monkeypatch: 
     finally:
         await store.close()
     assert (tmp_path / DB_NAME).read_bytes() == before
+
+
+async def test_folder_refusing_new_files_keeps_the_history_viewable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _history_with_a_cut_reply(tmp_path)
+
+    def refuse(self: instance_lock.FileLock) -> bool:
+        # What a read-only folder answers to creating the lock file (root ignores chmod).
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(instance_lock.FileLock, "try_acquire", refuse)
+    store, notice = await open_store(tmp_path)  # before: the raw OSError, nothing viewable
+    try:
+        assert notice is not None and notice.kind == "read_only" and notice.read_only
+        assert [c.title for c in await store.list_conversations()] == ["kept"]
+        with pytest.raises(StorageError, match="cannot be saved"):
+            await store.create_conversation("new")
+    finally:
+        await store.close()
+    assert _moved_aside(tmp_path) == []
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,

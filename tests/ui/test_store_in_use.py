@@ -37,3 +37,29 @@ async def test_second_window_on_the_same_folder_is_told_and_exits_non_zero(
         await first.close()
     again, _ = await open_store(tmp_path / "shared", instance=True)  # released on close
     await again.close()
+
+
+async def test_sending_into_a_read_only_store_says_why(sim: Any, window: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from victor_gui.storage import db, opening
+
+    folder = tmp_path / "kept"
+    setup, _ = await open_store(folder)
+    await setup.add_message((await setup.create_conversation("old")).id, "user", "hello")
+    await setup.close()
+    with monkeypatch.context() as patch:  # a read-only file (root ignores chmod): kept, viewable
+        patch.setattr(opening, "connect", lambda path, **kw: db.connect(path, uri=db.read_only_uri(path)))
+        kept, notice = await open_store(folder)
+    try:
+        assert notice is not None and notice.read_only
+        window.set_store(kept)
+        chat = window.chat
+        await chat.start()
+        await wait_until(lambda: chat.model_combo.currentText().strip())
+        chat.input.setPlainText("will not be saved")
+        chat.send()
+        await wait_until(lambda: "cannot be saved" in chat.status_label.text())
+        assert "read-only" in chat.status_label.text()
+        assert [c.title for c in await kept.list_conversations()] == ["old"]
+    finally:
+        await kept.close()

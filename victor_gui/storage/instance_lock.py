@@ -133,11 +133,16 @@ class FileLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        removed = False
         if remove:  # before unlocking, so nobody takes a lock on a file about to vanish
-            with contextlib.suppress(OSError):  # Windows refuses to delete an open file
+            with contextlib.suppress(OSError):
                 self.path.unlink()
+                removed = True
         _os_unlock(fd)
         os.close(fd)
+        if remove and not removed:  # Windows deletes a file only once no handle is open
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 def register_writer(db_path: Path) -> FileLock:
