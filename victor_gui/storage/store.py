@@ -5,8 +5,8 @@
 * A streamed reply is a row in status ``streaming`` from its first moment; deltas are buffered
   and committed every :attr:`ConversationStore.flush_interval` seconds or
   :attr:`ConversationStore.flush_chars` characters, each flush its own transaction. If the app
-  dies, the next :func:`open_store` marks that row ``interrupted`` and the text committed so far
-  is there.
+  dies, the next :func:`open_store` that finds no other live process on the file marks that row
+  ``interrupted`` (see :mod:`.instance_lock`) and the text committed so far is there.
 * Opening, migration and recovery live in :mod:`victor_gui.storage.opening` (:func:`open_store`).
 """
 
