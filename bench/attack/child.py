@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -217,7 +216,8 @@ async def run_chat(url: str, db_dir: Path, deadline: float,
     try:
         result = await session.send("hi")
         ids[:] = [result.message_id]
-        outcome["detail"] = f"reply {result.status}" + (f" ({type(result.error).__name__})" if result.error else "")
+        why = f" ({type(result.error).__name__})" if result.error else ""
+        outcome["detail"] = f"reply {result.status}{why}"
         if result.error is not None:
             outcome["typed_error"] = _error(result.error)
     except BaseException as exc:
@@ -240,7 +240,9 @@ def lost_check(db: Path, run: Result) -> Result:
     stored = stored_text(db, run["message_id"]) if run["message_id"] is not None else ""
     stored = _canonical(stored or "")
     lost = not stored.startswith(shown) if shown else False
-    missing = len(shown) - len(os.path.commonprefix([shown, stored]))
+    same = next((i for i, (a, b) in enumerate(zip(shown, stored, strict=False)) if a != b),
+                min(len(shown), len(stored)))
+    missing = len(shown) - same
     return {"lost": lost, "checks": {"shown_chars": len(shown), "stored_chars": len(stored),
                                      "missing_chars": missing}}
 
@@ -267,12 +269,18 @@ async def split_surrogates(urls: list[str], work: Path, deadline: float) -> Resu
 
 HISTORY = [("user", "first question"), ("assistant", "first answer"), ("user", "second question")]
 
+# Another program holding the database: ``exclusive`` (locking_mode=EXCLUSIVE, nobody else may
+# even read; it can only be taken while no other connection is open) or ``write`` (a write
+# transaction held open, as another instance mid-write: WAL readers go on, writers wait).
 LOCKER = r"""
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-conn.execute("BEGIN EXCLUSIVE")
-conn.execute("CREATE TABLE IF NOT EXISTS attack_lock(x)")
+if sys.argv[3] == "exclusive":
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("CREATE TABLE IF NOT EXISTS attack_lock(x)")
+else:
+    conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 conn.execute("ROLLBACK")
@@ -280,9 +288,20 @@ conn.close()
 """
 
 
+def run_command(cmd: list[str], *, check: bool = True) -> None:
+    """Set-up commands (mount, umount) of the scene, not of the app: blocking is fine here."""
+    subprocess.run(cmd, check=check, timeout=30)
+
+
+def start_locker(db: Path, seconds: float, mode: str) -> subprocess.Popen[str]:
+    """Another process holding ``db`` (see :data:`LOCKER`) for ``seconds``."""
+    return subprocess.Popen([sys.executable, "-c", LOCKER, str(db), str(seconds), mode],
+                            stdout=subprocess.PIPE, text=True)
+
+
 def mount_tmpfs(where: Path, size: str = "8m") -> None:
     where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "none", str(where)], check=True)
+    run_command(["mount", "-t", "tmpfs", "-o", f"size={size}", "none", str(where)])
 
 
 def fill(where: Path) -> Path:
@@ -363,8 +382,7 @@ async def _guarded(coro: Awaitable[Result]) -> tuple[Result, BaseException | Non
 async def db_locked_start(urls: list[str], work: Path, deadline: float) -> Result:
     db_dir = work / "data"
     conv = await seed(db_dir)
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(db_dir / "conversations.sqlite3"), "30"],
-                              stdout=subprocess.PIPE, text=True)
+    locker = start_locker(db_dir / "conversations.sqlite3", 30, "exclusive")
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         result, exc = await _guarded(_open_at_start(db_dir))
@@ -392,38 +410,50 @@ async def db_readonly_start(urls: list[str], work: Path, deadline: float) -> Res
     mount_tmpfs(work / "disk")
     db_dir = work / "disk" / "data"
     conv = await seed(db_dir, streaming_row=True)
-    subprocess.run(["mount", "--bind", str(db_dir), str(db_dir)], check=True)
-    subprocess.run(["mount", "-o", "remount,bind,ro", str(db_dir)], check=True)
+    run_command(["mount", "--bind", str(db_dir), str(db_dir)])
+    run_command(["mount", "-o", "remount,bind,ro", str(db_dir)])
     try:
         result, exc = await _guarded(_open_at_start(db_dir))
     finally:
-        subprocess.run(["umount", str(db_dir)], check=True)
+        # Lazily: a connection the failed open left behind must not turn into a harness error.
+        run_command(["umount", "-l", str(db_dir)], check=False)
     return {**result, **history_check(db_dir, conv), **({"raise": exc} if exc else {})}
 
 
 @scenario("db_locked_midstream")
 async def db_locked_midstream(urls: list[str], work: Path, deadline: float) -> Result:
-    """Another program locks the database for 12 s (past SQLite's 10 s busy timeout) while a
-    reply streams; afterwards everything shown must be in the store."""
+    """Another program holds a write transaction for 12 s (past the store's 10 s busy timeout)
+    while a reply streams; afterwards everything shown must be in the store."""
     db_dir = work / "data"
     await seed(db_dir)
-    lockers: list[subprocess.Popen[str]] = []
+    lockers: list[asyncio.subprocess.Process] = []
+    holding = asyncio.Event()
+
+    async def lock() -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LOCKER, str(db_dir / "conversations.sqlite3"), "12", "write",
+            stdout=asyncio.subprocess.PIPE)
+        lockers.append(proc)
+        assert proc.stdout is not None
+        await proc.stdout.readline()  # the lock is held from here
+        holding.set()
+
+    started: list[asyncio.Task[None]] = []
 
     def on_delta(n: int) -> None:
-        if n == 10 and not lockers:
-            lockers.append(subprocess.Popen(
-                [sys.executable, "-c", LOCKER, str(db_dir / "conversations.sqlite3"), "12"],
-                stdout=subprocess.PIPE, text=True))
-            assert lockers[0].stdout is not None
-            lockers[0].stdout.readline()  # blocks the loop a few ms until the lock is held
+        if n == 10 and not started:
+            started.append(asyncio.get_running_loop().create_task(lock()))
 
     try:
         run = await run_chat(urls[0], db_dir, deadline, on_delta)
+        run["detail"] = run.get("detail", "") + ("; lock held" if holding.is_set() else "; lock never held")
     finally:
         for p in lockers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(15)
-            p.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.wait(), 15)
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            await p.wait()
     return finish(run, lost_check(db_dir / "conversations.sqlite3", run))
 
 
@@ -454,26 +484,31 @@ async def db_full_midstream(urls: list[str], work: Path, deadline: float) -> Res
 # Configuration files
 # ---------------------------------------------------------------------------------------------
 
+def write_big_settings(path: Path) -> int:
+    """A valid settings.yaml of 100 MB (a theme and a huge hidden_endpoints list); its size."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("config_version: 3\ntheme: dark\nhidden_endpoints:\n")
+        batch = "".join(f"- http://10.0.0.1:{i:07d}\n" for i in range(10_000))
+        while fh.tell() < 100 * 1024 * 1024:
+            fh.write(batch)
+    return path.stat().st_size
+
+
 @scenario("config_100mb")
 async def config_100mb(urls: list[str], work: Path, deadline: float) -> Result:
     """A 100 MB settings.yaml (a valid document: a theme and a huge hidden_endpoints list)."""
     from victor_gui.services.settings_service import SettingsService
 
     path = work / "settings.yaml"
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("config_version: 3\ntheme: dark\nhidden_endpoints:\n")
-        line = "- http://10.0.0.1:{:07d}\n"
-        batch = "".join(line.format(i) for i in range(10_000))
-        while fh.tell() < 100 * 1024 * 1024:
-            fh.write(batch)
-    size = path.stat().st_size
+    size = write_big_settings(path)
     service = SettingsService(path)
     started = time.perf_counter()
     await service.load()
     took = time.perf_counter() - started
     unchanged = path.stat().st_size == size
+    error = type(service.load_error).__name__ if service.load_error else None
     out: Result = {"lost": not unchanged, "checks": {"file_unchanged": unchanged, "load_s": round(took, 2)},
-                   "detail": f"load_error={type(service.load_error).__name__ if service.load_error else None}"}
+                   "detail": f"load_error={error}"}
     if service.load_error is not None:
         out["typed_error"] = _error(service.load_error)
     return out
@@ -515,6 +550,13 @@ async def yaml_bomb(urls: list[str], work: Path, deadline: float) -> Result:
     if found.errors:
         out["typed_error"] = _error(found.errors[0])
     return out
+
+
+@scenario("_sleeper")
+async def sleeper(urls: list[str], work: Path, deadline: float) -> Result:
+    """Not an attack: the harness's own test (a child that outlives its cap is killed)."""
+    await asyncio.sleep(60)
+    return {}
 
 
 # ---------------------------------------------------------------------------------------------

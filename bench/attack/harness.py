@@ -207,7 +207,7 @@ def _measure(cmd: list[str], attack: Attack, out: Any, err: Any) -> AttackResult
         if not killed and peak > KILL_RSS:
             killed = f"killed at RSS {peak / MB:.0f} MB after {elapsed:.1f} s"
         elif not killed and elapsed > cap_s:
-            killed = f"killed at {cap_s:.0f} s (3x deadline)"
+            killed = f"killed at {cap_s:g} s (3x deadline)"
         if killed:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

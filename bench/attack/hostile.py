@@ -187,7 +187,8 @@ def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None
 async def wrong_shape_ollama(method: str, path: str, writer: Writer) -> None:
     """Says "Ollama is running", then answers every Ollama/OpenAI route in the wrong shape."""
     if path == "/":
-        writer.write(_head(200, {"Content-Type": "text/plain", "Content-Length": "17"}) + b"Ollama is running")
+        body = b"Ollama is running"
+        writer.write(_head(200, {"Content-Type": "text/plain", "Content-Length": str(len(body))}) + body)
         return
     payloads: dict[str, Any] = {
         "/api/version": {"version": ["0", "9"]},
@@ -260,7 +261,7 @@ class HostileServer:
             if len(head) > MAX_HEAD:
                 return
             lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
+            method, path, _ = [*lines[0].split(" "), "", ""][:3]
             length = 0
             for line in lines[1:]:
                 name, _, value = line.partition(":")
