@@ -23,18 +23,19 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from victor_gui.errors import VictorGuiError
 
 Result = dict[str, Any]
-SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {}
+Scenario = Callable[..., Coroutine[Any, Any, Result]]
+SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str) -> Callable[[Callable[..., Awaitable[Result]]], Callable[..., Awaitable[Result]]]:
-    def register(fn: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
         SCENARIOS[name] = fn
         return fn
     return register

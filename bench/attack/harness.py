@@ -73,7 +73,9 @@ def _discovery_scene() -> Iterator[list[str]]:
     healthy = make_server(model="sim-model").start()
     try:
         with _serve(hostile.HostileServer(hostile.wrong_shape_ollama),
-                    hostile.HostileServer(hostile.wrong_shape_llamacpp)) as urls:
+                    hostile.HostileServer(hostile.wrong_shape_llamacpp),
+                    hostile.HostileServer(hostile.wrong_shape_vllm),
+                    hostile.HostileServer(hostile.wrong_shape_lmstudio)) as urls:
             yield [*urls, healthy.url]
     finally:
         healthy.stop()
@@ -100,7 +102,9 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in [
            lambda: _serve(hostile.HostileServer(hostile.wrong_shape_chat,
                                                 stream_behaviour=hostile.wrong_shape_stream),
                           hostile.HostileServer(hostile.wrong_shape_llamacpp))),
-    Attack("wrong_shape_discovery", 6, "discovery: two wrong-shape servers beside a healthy Ollama sim",
+    Attack("wrong_shape_discovery", 6, "discovery: four wrong-shape servers (Ollama, llama.cpp, vLLM, "
+           "LM Studio)"
+           " beside a healthy Ollama sim",
            _discovery_scene),
     Attack("db_locked_start", 12, "open_store while another process holds an exclusive lock",
            namespace=False),
@@ -180,8 +184,8 @@ def run_attack(name: str, *, python: str | None = None) -> AttackResult:
         out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             result = _measure(cmd, attack, out, err)
-        _read_report(result, out_path.read_text("utf-8", "replace"))
         result.stderr_tail = err_path.read_text("utf-8", "replace")[-1500:]
+        _read_report(result, out_path.read_text("utf-8", "replace"))  # its traceback wins
         with contextlib.suppress(OSError):  # a tmpfs the child mounted dies with its namespace
             shutil.rmtree(work, ignore_errors=True)
     return result

@@ -213,6 +213,40 @@ async def wrong_shape_llamacpp(method: str, path: str, writer: Writer) -> None:
     writer.write(_json_reply(200, payloads.get(path.split("?")[0], {"error": 5}), {"Server": "llama.cpp"}))
 
 
+async def wrong_shape_vllm(method: str, path: str, writer: Writer) -> None:
+    """Model cards owned by vllm without an id, with a list for max_model_len, and metrics that
+    are not numbers."""
+    route = path.split("?")[0]
+    if route == "/":
+        writer.write(_json_reply(404, {"detail": "Not Found"}))
+    elif route == "/metrics":
+        body = b'vllm:kv_cache_usage_perc{model_name="m"} not-a-number\nvllm:num_requests_running [1]\n'
+        writer.write(_head(200, {"Content-Type": "text/plain", "Content-Length": str(len(body))}) + body)
+    else:
+        payloads: dict[str, Any] = {
+            "/v1/models": {"data": [{"owned_by": "vllm"},
+                                    {"id": "z", "owned_by": "vllm", "max_model_len": [1]},
+                                    {"id": ["x"], "owned_by": "vllm", "parent": {"p": 1}}, 5]},
+            "/version": {"version": 5},
+            "/health": {},
+        }
+        writer.write(_json_reply(200, payloads.get(route, {"detail": "Not Found"})))
+
+
+async def wrong_shape_lmstudio(method: str, path: str, writer: Writer) -> None:
+    """LM Studio's unknown-route body, then model lists of the wrong shape."""
+    payloads: dict[str, Any] = {
+        "/api/v0/models": {"data": [{"id": 3, "state": "loaded", "max_context_length": "x",
+                                     "loaded_context_length": []}, "str", None]},
+        "/api/v1/models": {"models": [{"key": None, "loaded_instances": [{"config": "x"}, 7]},
+                                      {"loaded_instances": "none"}, 5]},
+        "/v1/models": {"data": {"id": "m"}},
+    }
+    route = path.split("?")[0]
+    payload = payloads.get(route, {"error": f"Unexpected endpoint or method. ({method} {route})"})
+    writer.write(_json_reply(200, payload))
+
+
 # ---------------------------------------------------------------------------------------------
 # The server
 # ---------------------------------------------------------------------------------------------
