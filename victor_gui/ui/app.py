@@ -188,9 +188,13 @@ class CrashReporter:
                                        "Something went wrong. Your conversation is still here.",
                                        parent=self.window)
             self._dialog.setModal(False)  # a modal box would nest event loops under qasync
-        self._dialog.setInformativeText(f"{type(exc).__name__ if exc else 'Error'}: {exc}\n\n"
-                                        f"Details are in {log_dir() / 'victor-gui.log'}")
-        self._dialog.setDetailedText(text)
+        from victor_gui.core.logging_setup import LOG_NAME
+        from victor_gui.core.redact import redact
+
+        # LOG_NAME is the file setup_logging writes: one name, so the dialog points at a real file.
+        self._dialog.setInformativeText(redact(f"{type(exc).__name__ if exc else 'Error'}: {exc}\n\n"
+                                               f"Details are in {log_dir() / LOG_NAME}"))
+        self._dialog.setDetailedText(redact(text))
         self._dialog.show()
 
 
