@@ -1,0 +1,34 @@
+"""What an export must not carry raw: control characters and bidi overrides (Markdown), and
+credentials written inside URLs (JSON and Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from victor_gui.storage import ConversationStore, open_store
+from victor_gui.storage.export import export_markdown
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    s, _ = await open_store(tmp_path / "data")
+    yield s
+    await s.close()
+
+
+async def test_markdown_export_drops_control_characters_and_shows_bidi_overrides(
+        store: ConversationStore) -> None:
+    # Before: NUL, ESC and U+202E went into the .md file raw: a viewer hid text or showed a file
+    # name reversed ("invoice‮fdp.exe") with nothing to see why.
+    conv = await store.create_conversation("title\x00with nul\x1b[31m")
+    await store.add_message(conv.id, "user", "line one\r\nline\ttwo\x07 open invoice\u202efdp.exe"
+                                             " \u2066iso\u2069 \u202aembed\u202c")
+    md = await export_markdown(store)
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in md)
+    assert not any(c in md for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "invoice\\u202efdp.exe" in md
+    assert "\\u2066iso\\u2069" in md and "\\u202aembed\\u202c" in md
+    assert "titlewith nul[31m" in md
+    assert "line one\nline\ttwo open" in md
