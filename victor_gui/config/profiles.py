@@ -26,7 +26,14 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, validation_error
+from victor_gui.config.yaml_io import (
+    atomic_write_text,
+    dump_yaml,
+    line_of,
+    parse_yaml,
+    read_config_text,
+    validation_error,
+)
 from victor_gui.core.redact import register_secret
 from victor_gui.errors import ConfigError
 
@@ -127,7 +134,7 @@ def _read_file(path: Path, source: Literal["victor", "app"], out: ProfileSet) ->
     if not path.exists():
         return
     try:
-        data, node = parse_yaml(path.read_text(encoding="utf-8"), path)
+        data, node = parse_yaml(read_config_text(path), path)
     except ConfigError as exc:
         out.errors.append(exc)
         return

@@ -20,7 +20,13 @@ from typing import Any, Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, parse_yaml, validation_error
+from victor_gui.config.yaml_io import (
+    atomic_write_text,
+    dump_yaml,
+    parse_yaml,
+    read_config_text,
+    validation_error,
+)
 from victor_gui.errors import ConfigError, StorageError
 from victor_gui.storage.location import check_data_dir
 
@@ -185,7 +191,9 @@ def _load_sync(path: Path | None = None) -> SettingsLoad:
     if not path.exists():
         return SettingsLoad(Settings())
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_config_text(path)
+    except ConfigError as exc:
+        return SettingsLoad(Settings(), exc)
     except (OSError, UnicodeDecodeError) as exc:
         return SettingsLoad(Settings(), ConfigError(f"cannot read: {exc}", path=str(path)))
     try:
