@@ -8,6 +8,12 @@ validates every change, writes the whole file atomically after each change, and 
 every subscriber which top-level fields changed. Writes are serialised, and each one applies
 its change to the settings as they are *then*, so two writers never overwrite each other's
 fields (the defect this replaces: three in-memory copies that each saved the whole file).
+
+A file that was not fully read (a typo'd key, one bad endpoint, or not readable at all) is never
+silently replaced: the parts that could not be used are reported (:attr:`SettingsService.dropped`,
+logged with file and line), and before the first save the original is copied to
+``settings.yaml.bak-<time>`` (the defect this fixes: a typo'd key dropped every setting, and the
+first save wrote the defaults over the custom data folder and the endpoints).
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from victor_gui.config.settings import Settings, SettingsLoad, load_settings, save_settings
+from victor_gui.config.settings import (
+    Settings,
+    SettingsLoad,
+    backup_settings,
+    load_settings,
+    save_settings,
+)
 from victor_gui.core.listeners import Listeners
 from victor_gui.errors import ConfigError
 
@@ -46,9 +58,9 @@ class SettingsService:
     """Loads once, validates, saves atomically, emits :class:`SettingsChanged`.
 
     ``path`` None means the user's ``settings.yaml``; tests pass a temporary file.
-    A file that could not be read leaves :attr:`load_error` set and the defaults in use; the
-    file is not written until the user changes something (their broken edit stays theirs to
-    fix until then).
+    A file that could not be read leaves :attr:`load_error` set and the defaults in use; parts
+    of it that were left out are in :attr:`dropped`. The file is not written until the user
+    changes something, and then its original bytes are kept first (:attr:`backup_path`).
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -59,6 +71,9 @@ class SettingsService:
         self.loaded = False
         self.load_error: ConfigError | None = None
         self.migrated_from: int | None = None
+        self.dropped: list[ConfigError] = []
+        self.backup_path: Path | None = None
+        self._backup_pending = False
         self._loading: asyncio.Future[SettingsLoad] | None = None
 
     @property
@@ -82,6 +97,10 @@ class SettingsService:
             self.loaded = True
             self.load_error = result.error
             self.migrated_from = result.migrated_from
+            self.dropped = list(result.dropped)
+            self._backup_pending = result.lossy
+            for problem in ([result.error] if result.error else []) + self.dropped:
+                log.warning("settings: %s", problem)
             old, self._settings = self._settings, result.settings
             self._notify(old, self._settings)
         return self._settings
@@ -106,11 +125,26 @@ class SettingsService:
             updated = Settings.model_validate(data)
             if updated == current:
                 return current
+            if self._backup_pending:
+                # The file holds more than these settings: keep it before writing over it.
+                self.backup_path = await asyncio.to_thread(backup_settings, self.path)
+                self._backup_pending = False
+                if self.backup_path is not None:
+                    log.warning("settings: the original file was kept as %s", self.backup_path)
             await save_settings(updated, self.path)
             self._settings = updated
             self.load_error = None
         self._notify(current, updated)
         return updated
+
+    def load_notice(self) -> str | None:
+        """One line for the window about a file that was not fully read (None when it was)."""
+        if self.load_error is not None:
+            return f"Settings not applied (defaults in use): {self.load_error}"
+        if self.dropped:
+            more = f" (and {len(self.dropped) - 1} more)" if len(self.dropped) > 1 else ""
+            return f"Part of the settings was left out: {self.dropped[0]}{more}"
+        return None
 
     def _notify(self, old: Settings, new: Settings) -> None:
         changed = frozenset(

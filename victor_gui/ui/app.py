@@ -273,8 +273,9 @@ class App:
         except Exception:  # an unexpected failure (not a bad file, which load() reports)
             log.exception("reading settings failed")
             settings = service.settings
-        if service.load_error is not None:
-            self.window.chat.status_label.setText(str(service.load_error))
+        notice = service.load_notice()
+        if notice is not None:
+            self.window.chat.status_label.setText(notice)
         self.settings = service
         if settings.theme != "system" or self._desktop_is_dark():
             self.window.apply_theme(settings.theme)
