@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from victor_gui.storage import ConversationStore, open_store
-from victor_gui.storage.export import export_markdown
+from victor_gui.storage.export import export_json, export_markdown
 
 
 @pytest.fixture
@@ -32,3 +32,14 @@ async def test_markdown_export_drops_control_characters_and_shows_bidi_overrides
     assert "\\u2066iso\\u2069" in md and "\\u202aembed\\u202c" in md
     assert "titlewith nul[31m" in md
     assert "line one\nline\ttwo open" in md
+
+
+async def test_exports_carry_no_password_written_in_a_url(store: ConversationStore) -> None:
+    url = "http://alice:s3cretpass@10.1.2.3:8000/v1"
+    conv = await store.create_conversation("chat")
+    mid = await store.begin_assistant_message(conv.id, model="m")
+    await store.finish_message(mid, "error", error=f"cannot reach {url}")
+    await store.add_message(conv.id, "user", f"my box is {url}")
+    for text in (await export_json(store), await export_markdown(store)):
+        assert "s3cretpass" not in text and "alice" not in text
+        assert "http://***@10.1.2.3:8000/v1" in text
