@@ -103,14 +103,49 @@ def check_key_transport(access: EndpointAccess, provider: str | None = None) -> 
         _check_clear_text(access.url, access.allow_insecure_key, provider)
 
 
-def _check_clear_text(url: str, allowed: bool, provider: str | None) -> None:
+def _check_clear_text(url: str, allowed: bool, provider: str | None, *, endpoint: bool = True) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if allowed or parts.scheme.lower() != "http" or is_loopback_or_private(host):
         return
+    where = (f"allow it for {host} in the endpoint's settings" if endpoint else
+             f"add {host} as an endpoint (Settings → Endpoints), where it can be allowed")
     raise InsecureKeyTransportError(
         f"Not sending the key for {host} over plain http: anyone on the way could read it. "
-        f"Use https, or allow it for {host} in the endpoint's settings.", provider)
+        f"Use https, or {where}.", provider)
+
+
+# Query parameters that carry a key in the protocols we speak (Gemini's ``?key=`` of old).
+_CREDENTIAL_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+
+
+def _carries_credential(request: httpx.Request, names: frozenset[str]) -> bool:
+    return (any(n.lower() in names for n in request.headers)
+            or any(p.lower() in _CREDENTIAL_PARAMS for p in request.url.params))
+
+
+def clear_text_key_guard(provider: str | None = None) -> Callable[[httpx.Request], Awaitable[None]]:
+    """The request hook for clients no hand-added endpoint's :func:`credential_guard` covers
+    (cloud providers, a profile's or ``providers:`` ``base_url``, Azure's endpoint variable):
+    a request carrying a key over plain http to a public host is refused. There is no consent
+    here: that is given per hand-added endpoint."""
+
+    async def guard(request: httpx.Request) -> None:
+        if _carries_credential(request, CREDENTIAL_HEADERS):
+            _check_clear_text(str(request.url), False, provider, endpoint=False)
+
+    guard.key_guard = True  # type: ignore[attr-defined]
+    return guard
+
+
+def ensure_key_guard(client: httpx.AsyncClient, provider: str | None = None) -> None:
+    """Give ``client`` :func:`clear_text_key_guard` unless a key guard (this one, or an
+    endpoint's :func:`credential_guard`) is on it already. Every provider calls this on the
+    client it sends with, built or injected, so no path sends a key in clear text unchecked."""
+    hooks = client.event_hooks
+    request_hooks = list(hooks.get("request", []))
+    if not any(getattr(hook, "key_guard", False) for hook in request_hooks):
+        client.event_hooks = {**hooks, "request": [*request_hooks, clear_text_key_guard(provider)]}
 
 
 def tls_context(access: EndpointAccess, provider: str | None = None) -> bool | ssl.SSLContext:
@@ -162,9 +197,10 @@ def credential_guard(access: EndpointAccess,
             for name in [n for n in request.headers if n.lower() in secret_names]:
                 del request.headers[name]
             return
-        if any(n.lower() in secret_names for n in request.headers):
+        if _carries_credential(request, secret_names):
             _check_clear_text(str(request.url), access.allow_insecure_key, provider)
 
+    guard.key_guard = True  # type: ignore[attr-defined]
     return guard
 
 
@@ -205,7 +241,9 @@ __all__ = [
     "EndpointAccess",
     "InsecureKeyTransportError",
     "check_key_transport",
+    "clear_text_key_guard",
     "credential_guard",
+    "ensure_key_guard",
     "is_local_url",
     "is_loopback_or_private",
     "make_endpoint_client",
