@@ -20,13 +20,14 @@ error naming the new address, so the user moves the endpoint rather than the key
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -71,6 +72,40 @@ class EndpointAccess:
     def carries_credentials(self) -> bool:
         """Whether requests to this endpoint carry a key or a secret header."""
         return bool(self.api_key) or bool(self.secret_header_names)
+
+
+# The secret header that credentials typed into a URL (``http://user:pass@host``) become.
+URL_CREDENTIALS_HEADER = "Authorization"
+
+
+def has_url_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user name or password (``scheme://user:pass@host``)."""
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return False
+
+
+def split_url_credentials(url: str) -> tuple[str, str | None]:
+    """(``url`` without its user-info, the ``Authorization`` value those credentials stand for).
+
+    ``http://user:pass@host`` means HTTP Basic authentication (what curl and httpx send for it),
+    so the value is ``Basic base64(user:pass)``: the endpoint keeps working once the URL no
+    longer holds them, and the value lives in the keyring as a secret header (stripped on
+    redirects, refused in clear text like any key). The second item is None when there are none.
+    Both the password and the header value are registered with the redactor.
+    """
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    user, password = unquote(user), unquote(password)
+    register_secret(password)
+    register_secret(userinfo)
+    value = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    register_secret(value)
+    return urlunsplit(parts._replace(netloc=hostport)), value
 
 
 def is_loopback_or_private(host: str) -> bool:
@@ -238,14 +273,17 @@ def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None,
 
 __all__ = [
     "CREDENTIAL_HEADERS",
+    "URL_CREDENTIALS_HEADER",
     "EndpointAccess",
     "InsecureKeyTransportError",
     "check_key_transport",
     "clear_text_key_guard",
     "credential_guard",
     "ensure_key_guard",
+    "has_url_credentials",
     "is_local_url",
     "is_loopback_or_private",
     "make_endpoint_client",
+    "split_url_credentials",
     "tls_context",
 ]
