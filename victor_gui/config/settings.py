@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, read_config_text
 from victor_gui.errors import ConfigError, StorageError
+from victor_gui.providers.endpoint_access import has_url_credentials
 from victor_gui.storage.location import check_data_dir
 
 APP_NAME = "victor_gui"
@@ -280,7 +281,9 @@ def _load_sync(path: Path | None = None) -> SettingsLoad:
     if start == CONFIG_VERSION:
         return SettingsLoad(settings, dropped=dropped)
     shutil.copy2(path, path.with_name(f"{path.name}.v{start}.bak"))
-    if not dropped:  # a lossy load is not written back: the user's first change will be
+    # A lossy load is not written back (the user's first change will be, after a backup), nor
+    # one whose URLs hold credentials (SettingsService moves them to the keyring first).
+    if not dropped and not any(has_url_credentials(e.url) for e in settings.endpoints):
         _save_sync(settings, path)
     return SettingsLoad(settings, migrated_from=start, dropped=dropped)
 

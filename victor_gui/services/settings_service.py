@@ -14,6 +14,10 @@ silently replaced: the parts that could not be used are reported (:attr:`Setting
 logged with file and line), and before the first save the original is copied to
 ``settings.yaml.bak-<time>`` (the defect this fixes: a typo'd key dropped every setting, and the
 first save wrote the defaults over the custom data folder and the endpoints).
+
+Credentials written into an endpoint's URL in the file (``http://user:pass@host``) are moved
+to the keyring on load, as the endpoint's secret ``Authorization`` header, and the file is
+rewritten without them (see :func:`~victor_gui.providers.endpoint_access.split_url_credentials`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from victor_gui.config.secrets import endpoint_header_name
 from victor_gui.config.settings import (
+    Endpoint,
     Settings,
     SettingsLoad,
     backup_settings,
@@ -34,6 +40,11 @@ from victor_gui.config.settings import (
 )
 from victor_gui.core.listeners import Listeners
 from victor_gui.errors import ConfigError
+from victor_gui.providers.endpoint_access import (
+    URL_CREDENTIALS_HEADER,
+    has_url_credentials,
+    split_url_credentials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +74,10 @@ class SettingsService:
     changes something, and then its original bytes are kept first (:attr:`backup_path`).
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, secrets: Any = None) -> None:
         self.path = path
+        # Where URL credentials found in the file go (a KeyringStore; made when first needed).
+        self._secrets = secrets
         self._settings = Settings()
         self._lock = asyncio.Lock()
         self._listeners: Listeners[[SettingsChanged]] = Listeners(log, "settings listener failed")
@@ -93,6 +106,8 @@ class SettingsService:
         if self._loading is None:
             self._loading = asyncio.ensure_future(load_settings(self.path))
         result = await asyncio.shield(self._loading)
+        if not self.loaded and any(has_url_credentials(e.url) for e in result.settings.endpoints):
+            result = await self._move_url_credentials(result)
         if not self.loaded:
             self.loaded = True
             self.load_error = result.error
@@ -136,6 +151,50 @@ class SettingsService:
             self.load_error = None
         self._notify(current, updated)
         return updated
+
+    async def _move_url_credentials(self, result: SettingsLoad) -> SettingsLoad:
+        """Endpoints whose URL in the file holds ``user:pass@``: the credentials go to the keyring
+        (as the secret Authorization header), the URL loses them, and the file is rewritten
+        without them. Where the keyring refuses, the URL still loses them (they would otherwise
+        be logged and block every save) and the loss is reported; the file is then backed up
+        before the first save like any lossy load."""
+
+        def move() -> tuple[list[Endpoint], list[ConfigError]]:
+            if self._secrets is None:
+                from victor_gui.config.secrets import KeyringStore
+
+                self._secrets = KeyringStore()
+            endpoints: list[Endpoint] = []
+            problems: list[ConfigError] = []
+            for index, entry in enumerate(result.settings.endpoints):
+                url, basic = split_url_credentials(entry.url)
+                if basic is None:
+                    endpoints.append(entry)
+                    continue
+                headers = [h for h in entry.secret_headers if h.lower() != URL_CREDENTIALS_HEADER.lower()]
+                try:
+                    self._secrets.set_key(endpoint_header_name(entry.name, URL_CREDENTIALS_HEADER), basic)
+                except Exception as exc:  # StorageError: no keyring; its text holds no value
+                    problems.append(ConfigError(
+                        f"endpoints.{index}.url: the user name and password in this URL could not be "
+                        f"kept in the system keyring ({exc}); they are not used: give them in the "
+                        "endpoint's settings", path=str(self.path) if self.path else None))
+                    endpoints.append(entry.model_copy(update={"url": url}))
+                    continue
+                endpoints.append(entry.model_copy(
+                    update={"url": url, "secret_headers": [*headers, URL_CREDENTIALS_HEADER]}))
+            return endpoints, problems
+
+        endpoints, problems = await asyncio.to_thread(move)
+        settings = result.settings.model_copy(update={"endpoints": endpoints})
+        moved = SettingsLoad(settings, result.error, result.migrated_from, [*result.dropped, *problems])
+        if not moved.lossy:
+            try:
+                await save_settings(settings, self.path)
+                log.info("settings: credentials in endpoint URLs moved to the system keyring")
+            except (OSError, ConfigError) as exc:
+                log.warning("settings: could not rewrite the file without URL credentials: %s", exc)
+        return moved
 
     def load_notice(self) -> str | None:
         """One line for the window about a file that was not fully read (None when it was)."""
