@@ -171,6 +171,7 @@ class HeadlessChat:
         settings = await settings_service.load()
         if settings_service.load_error is not None:
             self.warnings.append(f"settings ignored: {settings_service.load_error.message}")
+        self.warnings += [f"setting left out: {p.message}" for p in settings_service.dropped]
         tempdir: tempfile.TemporaryDirectory[str] | None = None
         if request.save:
             folder = request.data_dir or (Path(settings.data_dir) if settings.data_dir else None)
