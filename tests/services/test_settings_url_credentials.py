@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.config.memory_keyring import MemoryKeyring, no_backend, use_backend
 from victor_gui.config.secrets import SERVICE
-from victor_gui.config.settings import load_settings
+from victor_gui.config.settings import Endpoint, load_settings
 from victor_gui.services.settings_service import SettingsService
 
 PASSWORD = "pw-FileCanary-0815"
@@ -64,3 +64,29 @@ async def test_without_a_keyring_the_credentials_are_reported_and_the_original_b
         await service.update(theme="dark")  # a save is possible (it was refused before)
     assert PASSWORD not in path.read_text()
     assert service.backup_path is not None and service.backup_path.read_text() == FILE
+
+
+async def test_proxy_and_changed_urls_keep_their_credentials_in_the_keyring(tmp_path: Path) -> None:
+    # Before: a proxy with user:pass sat in settings.yaml, and an endpoint added with one (the
+    # dashboard's add) was written as typed.
+    proxy_password = "pw-ProxyCanary-2024"
+    path = tmp_path / "settings.yaml"
+    path.write_text(f"proxy: http://bob:{proxy_password}@proxy.lan:3128\n")
+    backend = MemoryKeyring()
+    with use_backend(backend):
+        service = SettingsService(path)
+        settings = await service.load()
+        assert settings.proxy == "http://proxy.lan:3128"
+        assert service.proxy_url() == f"http://bob:{proxy_password}@proxy.lan:3128"
+        assert proxy_password not in path.read_text()
+
+        await service.update(endpoints=[Endpoint(name="Lan", kind="vllm",
+                                                 url=f"http://carol:{PASSWORD}@10.0.0.7:8000")])
+        [lan] = service.settings.endpoints
+        assert lan.url == "http://10.0.0.7:8000" and lan.secret_headers == ["Authorization"]
+        assert (SERVICE, "endpoint:Lan:header:authorization") in backend.entries
+        assert PASSWORD not in path.read_text() and "carol" not in path.read_text()
+
+        await service.update(proxy="http://other.lan:3128")  # a new proxy: the old user:pass goes
+        assert service.proxy_url() == "http://other.lan:3128"
+        assert (SERVICE, "settings:proxy") not in backend.entries

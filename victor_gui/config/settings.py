@@ -283,8 +283,13 @@ def _load_sync(path: Path | None = None) -> SettingsLoad:
     shutil.copy2(path, path.with_name(f"{path.name}.v{start}.bak"))
     # A lossy load is not written back (the user's first change will be, after a backup), nor
     # one whose URLs hold credentials (SettingsService moves them to the keyring first).
-    if not dropped and not any(has_url_credentials(e.url) for e in settings.endpoints):
-        _save_sync(settings, path)
+    url_credentials = bool(settings.proxy and has_url_credentials(settings.proxy)) or any(
+        has_url_credentials(e.url) for e in settings.endpoints)
+    if not dropped and not url_credentials:
+        try:
+            _save_sync(settings, path)
+        except (OSError, ConfigError):  # still usable; migrated again at the next start
+            pass
     return SettingsLoad(settings, migrated_from=start, dropped=dropped)
 
 

@@ -86,6 +86,27 @@ def has_url_credentials(url: str) -> bool:
         return False
 
 
+def split_url_userinfo(url: str) -> tuple[str, str | None]:
+    """(``url`` without its user-info, the user-info as written: ``user:pass``), the second
+    None when there is none. The user-info is registered with the redactor."""
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    register_secret(userinfo)
+    register_secret(unquote(userinfo.partition(":")[2]))
+    return urlunsplit(parts._replace(netloc=hostport)), userinfo
+
+
+def join_url_userinfo(url: str, userinfo: str | None) -> str:
+    """``url`` with ``userinfo`` (from :func:`split_url_userinfo`) put back; ``url`` unchanged
+    when there is none."""
+    if not userinfo:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}"))
+
+
 def split_url_credentials(url: str) -> tuple[str, str | None]:
     """(``url`` without its user-info, the ``Authorization`` value those credentials stand for).
 
@@ -95,17 +116,13 @@ def split_url_credentials(url: str) -> tuple[str, str | None]:
     redirects, refused in clear text like any key). The second item is None when there are none.
     Both the password and the header value are registered with the redactor.
     """
-    parts = urlsplit(url.strip())
-    if "@" not in parts.netloc:
+    clean, userinfo = split_url_userinfo(url)
+    if userinfo is None:
         return url, None
-    userinfo, _, hostport = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
-    user, password = unquote(user), unquote(password)
-    register_secret(password)
-    register_secret(userinfo)
-    value = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    value = "Basic " + base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
     register_secret(value)
-    return urlunsplit(parts._replace(netloc=hostport)), value
+    return clean, value
 
 
 def is_loopback_or_private(host: str) -> bool:
@@ -283,7 +300,9 @@ __all__ = [
     "has_url_credentials",
     "is_local_url",
     "is_loopback_or_private",
+    "join_url_userinfo",
     "make_endpoint_client",
     "split_url_credentials",
+    "split_url_userinfo",
     "tls_context",
 ]

@@ -15,9 +15,10 @@ logged with file and line), and before the first save the original is copied to
 ``settings.yaml.bak-<time>`` (the defect this fixes: a typo'd key dropped every setting, and the
 first save wrote the defaults over the custom data folder and the endpoints).
 
-Credentials written into an endpoint's URL in the file (``http://user:pass@host``) are moved
-to the keyring on load, as the endpoint's secret ``Authorization`` header, and the file is
-rewritten without them (see :func:`~victor_gui.providers.endpoint_access.split_url_credentials`).
+Credentials written into a URL (``http://user:pass@host``), in the file or in a change, are
+moved to the keyring: an endpoint's as its secret ``Authorization`` header (see
+:func:`~victor_gui.providers.endpoint_access.split_url_credentials`), the proxy's as its
+``user:pass`` (:meth:`SettingsService.proxy_url` puts them back), and the file never holds them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from victor_gui.config.secrets import endpoint_header_name
+from victor_gui.config.secrets import PROXY_CREDENTIALS_NAME, endpoint_header_name
 from victor_gui.config.settings import (
     Endpoint,
     Settings,
@@ -43,7 +44,9 @@ from victor_gui.errors import ConfigError
 from victor_gui.providers.endpoint_access import (
     URL_CREDENTIALS_HEADER,
     has_url_credentials,
+    join_url_userinfo,
     split_url_credentials,
+    split_url_userinfo,
 )
 
 log = logging.getLogger(__name__)
@@ -106,7 +109,7 @@ class SettingsService:
         if self._loading is None:
             self._loading = asyncio.ensure_future(load_settings(self.path))
         result = await asyncio.shield(self._loading)
-        if not self.loaded and any(has_url_credentials(e.url) for e in result.settings.endpoints):
+        if not self.loaded and _holds_url_credentials(result.settings):
             result = await self._move_url_credentials(result)
         if not self.loaded:
             self.loaded = True
@@ -138,6 +141,15 @@ class SettingsService:
             data = current.model_dump()
             data.update(delta)
             updated = Settings.model_validate(data)
+            if _holds_url_credentials(updated):
+                # A URL typed with user:pass@ (an endpoint added on the dashboard, the proxy):
+                # the credentials go to the keyring, never into the file.
+                updated, problems = await asyncio.to_thread(self._strip_url_credentials, updated)
+                if problems:
+                    raise problems[0]
+            if updated.proxy != current.proxy and not _had_credentials(data.get("proxy")):
+                # A new proxy typed without credentials must not inherit the old one's.
+                await asyncio.to_thread(self._forget_proxy_credentials)
             if updated == current:
                 return current
             if self._backup_pending:
@@ -152,49 +164,80 @@ class SettingsService:
         self._notify(current, updated)
         return updated
 
+    def _store(self) -> Any:
+        if self._secrets is None:
+            from victor_gui.config.secrets import KeyringStore
+
+            self._secrets = KeyringStore()
+        return self._secrets
+
+    def _strip_url_credentials(self, settings: Settings) -> tuple[Settings, list[ConfigError]]:
+        """``settings`` with no credentials in any URL: an endpoint's become its secret Basic
+        Authorization header, the proxy's its ``user:pass`` entry, both in the keyring. Where
+        the keyring refuses, the URL still loses them and a problem says so. Blocking (the
+        keyring): run it in a thread."""
+        store = self._store()
+        where = str(self.path) if self.path else None
+        problems: list[ConfigError] = []
+        endpoints: list[Endpoint] = []
+        for index, entry in enumerate(settings.endpoints):
+            url, basic = split_url_credentials(entry.url)
+            if basic is None:
+                endpoints.append(entry)
+                continue
+            headers = [h for h in entry.secret_headers if h.lower() != URL_CREDENTIALS_HEADER.lower()]
+            try:
+                store.set_key(endpoint_header_name(entry.name, URL_CREDENTIALS_HEADER), basic)
+            except Exception as exc:  # StorageError: no keyring; its text holds no value
+                problems.append(ConfigError(
+                    f"endpoints.{index}.url: the user name and password in this URL could not be "
+                    f"kept in the system keyring ({exc}); they are not used: give them in the "
+                    "endpoint's settings", path=where))
+                endpoints.append(entry.model_copy(update={"url": url}))
+                continue
+            endpoints.append(entry.model_copy(
+                update={"url": url, "secret_headers": [*headers, URL_CREDENTIALS_HEADER]}))
+        proxy, userinfo = split_url_userinfo(settings.proxy) if settings.proxy else (None, None)
+        if userinfo is not None:
+            try:
+                store.set_key(PROXY_CREDENTIALS_NAME, userinfo)
+            except Exception as exc:
+                problems.append(ConfigError(
+                    f"proxy: the user name and password in the proxy URL could not be kept in the "
+                    f"system keyring ({exc}); they are not used", path=where))
+        return settings.model_copy(update={"endpoints": endpoints, "proxy": proxy}), problems
+
     async def _move_url_credentials(self, result: SettingsLoad) -> SettingsLoad:
-        """Endpoints whose URL in the file holds ``user:pass@``: the credentials go to the keyring
-        (as the secret Authorization header), the URL loses them, and the file is rewritten
-        without them. Where the keyring refuses, the URL still loses them (they would otherwise
-        be logged and block every save) and the loss is reported; the file is then backed up
-        before the first save like any lossy load."""
-
-        def move() -> tuple[list[Endpoint], list[ConfigError]]:
-            if self._secrets is None:
-                from victor_gui.config.secrets import KeyringStore
-
-                self._secrets = KeyringStore()
-            endpoints: list[Endpoint] = []
-            problems: list[ConfigError] = []
-            for index, entry in enumerate(result.settings.endpoints):
-                url, basic = split_url_credentials(entry.url)
-                if basic is None:
-                    endpoints.append(entry)
-                    continue
-                headers = [h for h in entry.secret_headers if h.lower() != URL_CREDENTIALS_HEADER.lower()]
-                try:
-                    self._secrets.set_key(endpoint_header_name(entry.name, URL_CREDENTIALS_HEADER), basic)
-                except Exception as exc:  # StorageError: no keyring; its text holds no value
-                    problems.append(ConfigError(
-                        f"endpoints.{index}.url: the user name and password in this URL could not be "
-                        f"kept in the system keyring ({exc}); they are not used: give them in the "
-                        "endpoint's settings", path=str(self.path) if self.path else None))
-                    endpoints.append(entry.model_copy(update={"url": url}))
-                    continue
-                endpoints.append(entry.model_copy(
-                    update={"url": url, "secret_headers": [*headers, URL_CREDENTIALS_HEADER]}))
-            return endpoints, problems
-
-        endpoints, problems = await asyncio.to_thread(move)
-        settings = result.settings.model_copy(update={"endpoints": endpoints})
+        """Settings loaded with credentials in URLs: moved to the keyring, and the file is
+        rewritten without them. Where the keyring refuses, the loss is reported and the file is
+        backed up before the first save like after any lossy load."""
+        settings, problems = await asyncio.to_thread(self._strip_url_credentials, result.settings)
         moved = SettingsLoad(settings, result.error, result.migrated_from, [*result.dropped, *problems])
         if not moved.lossy:
             try:
                 await save_settings(settings, self.path)
-                log.info("settings: credentials in endpoint URLs moved to the system keyring")
+                log.info("settings: credentials in URLs moved to the system keyring")
             except (OSError, ConfigError) as exc:
                 log.warning("settings: could not rewrite the file without URL credentials: %s", exc)
         return moved
+
+    def _forget_proxy_credentials(self) -> None:
+        try:
+            self._store().delete_key(PROXY_CREDENTIALS_NAME)
+        except Exception:  # nothing saved, or no keyring: nothing to forget
+            log.debug("no proxy credentials to forget")
+
+    def proxy_url(self) -> str | None:
+        """The proxy to use: the saved URL with its ``user:pass`` from the keyring put back.
+        Blocking (the keyring): call it from a worker thread."""
+        proxy = self._settings.proxy
+        if not proxy:
+            return None
+        try:
+            userinfo = self._store().get_key(PROXY_CREDENTIALS_NAME)
+        except Exception:  # no keyring: the proxy without credentials
+            userinfo = None
+        return join_url_userinfo(proxy, userinfo)
 
     def load_notice(self) -> str | None:
         """One line for the window about a file that was not fully read (None when it was)."""
@@ -214,6 +257,15 @@ class SettingsService:
     def close(self) -> None:
         """Forget every subscriber (the app is closing)."""
         self._listeners.clear()
+
+
+def _had_credentials(url: Any) -> bool:
+    return isinstance(url, str) and has_url_credentials(url)
+
+
+def _holds_url_credentials(settings: Settings) -> bool:
+    return bool(settings.proxy and has_url_credentials(settings.proxy)) or any(
+        has_url_credentials(e.url) for e in settings.endpoints)
 
 
 __all__ = ["SettingsChanged", "SettingsService"]

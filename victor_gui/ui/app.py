@@ -243,7 +243,8 @@ class App:
         from victor_gui.services.provider_choices import ProviderPool
 
         settings = await self._start_settings()
-        proxy = settings.proxy
+        # The proxy's user:pass lives in the keyring, not in settings.yaml.
+        proxy = await asyncio.to_thread(self.settings.proxy_url)
         self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
         self.pool = ProviderPool(self.client, secrets=_keyring_get, proxy=proxy)
         self.window.chat.pool = self.pool
