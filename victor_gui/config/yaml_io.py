@@ -46,7 +46,6 @@ def read_config_text(path: Path) -> str:
 
 
 def _read_bounded(fh: BinaryIO, path: Path) -> bytes:
-    data = b""
     if os.fstat(fh.fileno()).st_size <= MAX_CONFIG_BYTES:
         data = fh.read(MAX_CONFIG_BYTES + 1)
         if len(data) <= MAX_CONFIG_BYTES:
