@@ -151,3 +151,12 @@ async def test_save_app_profiles_round_trip(tmp_path: Path) -> None:
     result = await load_profiles(tmp_path / "none.yaml", path)
     assert result.errors == [] and result.profiles == profiles
     assert "source" not in path.read_text()
+
+
+async def test_password_in_a_profile_base_url_is_warned_about_and_masked(tmp_path: Path) -> None:
+    path = write(tmp_path / "profiles.yaml", "profiles:\n  lan:\n    provider: openai\n"
+                 "    base_url: http://dave:pw-ProfileCanary-77@10.0.0.4:8000/v1\n")
+    result = await load_profiles(tmp_path / "none.yaml", path)
+    assert result.errors == [] and len(result.warnings) == 1
+    assert "profiles.lan.base_url" in result.warnings[0] and "pw-ProfileCanary" not in result.warnings[0]
+    assert redact("upstream said: bad password pw-ProfileCanary-77") == "upstream said: bad password ***"

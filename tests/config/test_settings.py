@@ -56,25 +56,46 @@ async def test_migration_from_v1(tmp_path: Path) -> None:
     [
         ("theme: dark\nendpoints: [\n  {name: a\n", 4, "not valid YAML"),
         ("theme: dark\n\tproxy: x\n", 2, "not valid YAML"),
-        ("theme: purple\n", 1, "theme"),
-        ("theme: dark\nchat_defaults:\n  max_tokens: 10\n  temperature: 9\n", 4, "chat_defaults.temperature"),
-        ("endpoints:\n  - name: a\n    kind: ollama\n    url: ftp://x\n", 4, "endpoints.0.url"),
-        ("theme: dark\nthem: light\n", 2, "them"),
         ("config_version: 99\n", 1, "newer"),
-        (f"theme: dark\ndata_dir: {sys.prefix}/chats\n", 2, "install folder"),
         ("- just\n- a list\n", 1, "mapping"),
     ],
 )
-async def test_bad_file_reports_line_uses_defaults_keeps_bytes(
+async def test_unusable_file_reports_line_uses_defaults_keeps_bytes(
     tmp_path: Path, text: str, line: int, fragment: str
 ) -> None:
     path = tmp_path / "settings.yaml"
     path.write_bytes(text.encode())
     result = await load_settings(path)
-    assert result.settings == Settings()
+    assert result.settings == Settings() and result.lossy
     assert isinstance(result.error, ConfigError)
     assert result.error.path == str(path) and result.error.line == line, result.error
     assert fragment in str(result.error) and str(path) in str(result.error)
+    assert path.read_bytes() == text.encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment", "kept"),
+    [
+        ("theme: purple\nproxy: http://p:1\n", 1, "theme", {"proxy": "http://p:1"}),
+        ("theme: dark\nchat_defaults:\n  max_tokens: 10\n  temperature: 9\n", 4,
+         "chat_defaults.temperature", {"theme": "dark", "chat_defaults": {"max_tokens": 10}}),
+        ("theme: dark\nendpoints:\n  - name: a\n    kind: ollama\n    url: ftp://x\n", 5,
+         "endpoints.0.url", {"theme": "dark"}),
+        ("theme: dark\nthem: light\n", 2, "them", {"theme": "dark"}),
+        (f"theme: dark\ndata_dir: {sys.prefix}/chats\n", 2, "install folder", {"theme": "dark"}),
+    ],
+)
+async def test_bad_part_is_left_out_by_line_and_the_rest_kept(
+    tmp_path: Path, text: str, line: int, fragment: str, kept: dict[str, object]
+) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(text.encode())
+    result = await load_settings(path)
+    assert result.error is None and result.lossy and len(result.dropped) == 1
+    problem = result.dropped[0]
+    assert problem.path == str(path) and problem.line == line, problem
+    assert fragment in str(problem) and "left out" in str(problem)
+    assert result.settings == Settings.model_validate(kept)
     assert path.read_bytes() == text.encode()
 
 

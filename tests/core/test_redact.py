@@ -31,6 +31,9 @@ from victor_gui.errors import ProviderError
         ("x-goog-api-key: googsecret1", "googsecret1", "api-key: ***"),
         ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz", "Authorization: ***"),
         ("aws AKIAABCDEFGHIJKLMNOP", "ABCDEFGHIJKLMNOP", "AKIA***"),
+        ("GET http://alice:hunter2pw@10.0.0.5:8000/v1/models", "hunter2pw", "http://***@10.0.0.5:8000/v1"),
+        ("url='https://tok3n@gw.example.org/v1'", "tok3n", "https://***@gw.example.org/v1"),
+        ("box (HTTP://Bob:p%40ss@box.lan) down", "p%40ss", "HTTP://***@box.lan"),
     ],
 )
 def test_patterns(text: str, secret: str, kept: str) -> None:
@@ -42,6 +45,11 @@ def test_ordinary_text_is_untouched() -> None:
     text = "The model sk-eleton answered in 12 s; tokens=40; Bearer is a word; key=short"
     assert redact(text).startswith("The model sk-eleton answered in 12 s; tokens=40; Bearer is a word")
     assert redact("") == ""
+
+
+def test_urls_without_credentials_are_untouched() -> None:
+    text = "see https://host.example/a?mail=a@b.c and http://10.0.0.2:8000/v1 or mailto:x@y.z"
+    assert redact(text) == text
 
 
 def test_registered_secrets_of_any_shape() -> None:
@@ -66,3 +74,26 @@ def test_errors_pass_through_redact() -> None:
     error = ProviderError("upstream echoed zzsecretzz99 with Bearer tok_1234567", "p")
     assert "zzsecretzz99" not in str(error) and "tok_1234567" not in str(error)
     assert "zzsecretzz99" not in error.message
+
+
+def test_url_password_never_reaches_a_log_line_or_an_error_text() -> None:
+    # Before: http://user:pass@host went into the log, the database and the JSON export as is.
+    import io
+    import logging
+
+    from victor_gui.core.logging_setup import RedactingFilter
+
+    url = "http://alice:s3cretpass@10.1.2.3:8000/v1"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("test.redact.url")
+    logger.addHandler(handler)
+    try:
+        logger.warning("probe of %s failed", url)
+    finally:
+        logger.removeHandler(handler)
+    assert "s3cretpass" not in stream.getvalue() and "alice" not in stream.getvalue()
+    assert "http://***@10.1.2.3:8000/v1" in stream.getvalue()
+    error = ProviderError(f"connection to {url} refused", "box")
+    assert "s3cretpass" not in str(error) and "s3cretpass" not in error.message

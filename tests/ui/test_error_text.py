@@ -43,3 +43,22 @@ def test_uncaught_exception_shows_a_dialog_and_keeps_the_window(qtbot, tmp_path,
     assert not reporter._dialog.isModal()
     assert "boom in a slot" in reporter._dialog.informativeText()
     assert window.isVisible()
+
+
+def test_crash_dialog_names_the_log_file_that_is_written(qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The dialog said victor-gui.log while logging wrote victor_gui.log: the user found no file.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    from victor_gui.core.logging_setup import LOG_NAME
+    from victor_gui.ui.app import CrashReporter, log_dir
+    from victor_gui.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    reporter = CrashReporter(window)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        reporter.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+    assert reporter._dialog is not None
+    assert str(log_dir() / LOG_NAME) in reporter._dialog.informativeText()
+    assert LOG_NAME == "victor_gui.log"

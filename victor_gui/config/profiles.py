@@ -26,9 +26,17 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, validation_error
+from victor_gui.config.yaml_io import (
+    atomic_write_text,
+    dump_yaml,
+    line_of,
+    parse_yaml,
+    read_config_text,
+    validation_error,
+)
 from victor_gui.core.redact import register_secret
 from victor_gui.errors import ConfigError
+from victor_gui.providers.endpoint_access import has_url_credentials, split_url_userinfo
 
 _ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
 
@@ -123,11 +131,23 @@ def _strip_key(entry: dict[str, Any], where: str, path: Path, out: ProfileSet) -
     return entry
 
 
+def _note_url_credentials(entry: dict[str, Any], where: str, path: Path, out: ProfileSet) -> None:
+    # user:pass in a base_url: still sent (the file is the user's), but masked wherever it could
+    # be echoed, and the user is told to keep it out of the file.
+    urls = entry.get("base_url")
+    for url in urls if isinstance(urls, list) else [urls]:
+        if isinstance(url, str) and has_url_credentials(url):
+            split_url_userinfo(url)  # registers user:pass and the password with the redactor
+            out.warnings.append(
+                f"{path}: {where}.base_url holds a user name and password. Add the server as an "
+                "endpoint (Settings → Endpoints) so they are kept in the system keyring instead.")
+
+
 def _read_file(path: Path, source: Literal["victor", "app"], out: ProfileSet) -> None:
     if not path.exists():
         return
     try:
-        data, node = parse_yaml(path.read_text(encoding="utf-8"), path)
+        data, node = parse_yaml(read_config_text(path), path)
     except ConfigError as exc:
         out.errors.append(exc)
         return
@@ -158,6 +178,7 @@ def _read_file(path: Path, source: Literal["victor", "app"], out: ProfileSet) ->
                 )
                 continue
             entry = _strip_key(entry, f"{section}.{name}", path, out)
+            _note_url_credentials(entry, f"{section}.{name}", path, out)
             try:
                 target[str(name)] = model.model_validate({**entry, "source": source})
             except ValidationError as exc:

@@ -140,3 +140,8 @@ def endpoint_key_name(endpoint: str) -> str:
 def endpoint_header_name(endpoint: str, header: str) -> str:
     """The keyring entry holding the value of ``endpoint``'s secret header ``header``."""
     return f"endpoint:{endpoint}:header:{header.lower()}"
+
+
+# The keyring entry holding the ``user:pass`` of the proxy URL (settings.yaml keeps the URL
+# without it; see SettingsService). Not a provider name, so it never clashes with a key.
+PROXY_CREDENTIALS_NAME = "settings:proxy"

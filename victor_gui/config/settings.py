@@ -1,10 +1,14 @@
 """App settings: one pydantic schema stored as YAML, versioned, migrated, written atomically.
 
-File: ``platformdirs.user_config_dir("victor_gui")/settings.yaml``. A file that is not valid
-YAML or holds invalid values never stops the app: :func:`load_settings` returns defaults plus a
-:class:`ConfigError` naming the file and line, and leaves the file exactly as it was (the user's
-edits are theirs to fix). A file from an older version is migrated by the named steps in
-:data:`MIGRATIONS`; the original is kept beside it as ``settings.yaml.v<N>.bak``.
+File: ``platformdirs.user_config_dir("victor_gui")/settings.yaml``. A bad file never stops the
+app, and never loses what it holds: :func:`load_settings` drops only the parts it cannot use (an
+unknown or invalid key, or one bad endpoint entry), each reported as a :class:`ConfigError`
+naming the file and line, and keeps the rest. A file it cannot read at all (not YAML, not a
+mapping, written by a newer version, too large) gives the defaults plus one error. Either way
+the load is *lossy*, and :func:`backup_settings` keeps the original bytes beside the file
+before anything is written over it (see :class:`~victor_gui.services.settings_service.SettingsService`).
+A file from an older version is migrated by the named steps in :data:`MIGRATIONS`; the original
+is kept beside it as ``settings.yaml.v<N>.bak``.
 Settings never hold secrets (API keys live in the OS keyring; see :mod:`.secrets`).
 """
 
@@ -12,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, parse_yaml, validation_error
+from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, read_config_text
 from victor_gui.errors import ConfigError, StorageError
+from victor_gui.providers.endpoint_access import has_url_credentials
 from victor_gui.storage.location import check_data_dir
 
 APP_NAME = "victor_gui"
@@ -154,11 +160,21 @@ def settings_path() -> Path:
 
 @dataclass
 class SettingsLoad:
-    """What :func:`load_settings` found: the settings to use and any problem to show."""
+    """What :func:`load_settings` found: the settings to use and any problem to show.
+
+    ``error``: the file could not be used at all (defaults are in use). ``dropped``: parts of
+    it that were left out, one :class:`ConfigError` each with its line (the rest is in use).
+    """
 
     settings: Settings
     error: ConfigError | None = None
     migrated_from: int | None = None
+    dropped: list[ConfigError] = field(default_factory=list)
+
+    @property
+    def lossy(self) -> bool:
+        """Whether saving these settings would lose something the file holds."""
+        return self.error is not None or bool(self.dropped)
 
 
 def migrate_settings(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -179,13 +195,73 @@ def migrate_settings(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return data, start
 
 
+# Each round of validation drops at least one part; a document has few top-level keys and
+# endpoints, but a bound keeps a pathological one from looping long.
+_MAX_DROP_ROUNDS = 200
+
+
+def _drop_at(data: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
+    """Remove the part of ``data`` that ``loc`` (a pydantic error location) points into: a whole
+    endpoint entry, else the innermost mapping key that exists, else the top-level key.
+    Returns the location removed, None when nothing was left to remove."""
+    if len(loc) >= 2 and loc[0] == "endpoints" and isinstance(loc[1], int):
+        entries = data.get("endpoints")
+        if isinstance(entries, list) and 0 <= loc[1] < len(entries):
+            del entries[loc[1]]
+            return loc[:2]
+    container: Any = data
+    for depth, part in enumerate(loc):
+        if not isinstance(container, dict) or part not in container:
+            break
+        if depth == len(loc) - 1 or not isinstance(container[part], dict):
+            del container[part]
+            return loc[: depth + 1]
+        container = container[part]
+    if loc and loc[0] in data:
+        del data[str(loc[0])]
+        return loc[:1]
+    return None
+
+
+def _validate_keeping_the_rest(
+    data: dict[str, Any], path: Path, node: Any
+) -> tuple[Settings, list[ConfigError]]:
+    """Validate ``data``, leaving out each part that is invalid (reported with its line)."""
+    dropped: list[ConfigError] = []
+    for _ in range(_MAX_DROP_ROUNDS):
+        try:
+            return Settings.model_validate(data), dropped
+        except ValidationError as exc:
+            done: list[tuple[int | str, ...]] = []
+            # Later endpoints first, so an index still points at the entry it named.
+            for error in sorted(exc.errors(), key=lambda e: [str(p).zfill(9) for p in e["loc"]],
+                                reverse=True):
+                loc = tuple(error["loc"])
+                if any(loc[: len(prefix)] == prefix for prefix in done):
+                    continue  # inside a part already left out (another error of one endpoint)
+                removed = _drop_at(data, loc)
+                if removed is None:
+                    continue
+                done.append(removed)
+                what = "endpoint entry" if removed[0] == "endpoints" and len(removed) == 2 else "setting"
+                where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+                dropped.append(ConfigError(
+                    f"{where}: {error['msg']} (this {what} was left out; the rest of the file is in use)",
+                    path=str(path), line=line_of(node, loc)))
+            if not done:
+                break
+    return Settings(), [*dropped, ConfigError("the settings could not be used", path=str(path))]
+
+
 def _load_sync(path: Path | None = None) -> SettingsLoad:
     # Blocking; runs in a worker thread via load_settings().
     path = path or settings_path()
     if not path.exists():
         return SettingsLoad(Settings())
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_config_text(path)
+    except ConfigError as exc:
+        return SettingsLoad(Settings(), exc)
     except (OSError, UnicodeDecodeError) as exc:
         return SettingsLoad(Settings(), ConfigError(f"cannot read: {exc}", path=str(path)))
     try:
@@ -200,16 +276,38 @@ def _load_sync(path: Path | None = None) -> SettingsLoad:
         migrated, start = migrate_settings(data)
     except (ValueError, TypeError, KeyError) as exc:
         return SettingsLoad(Settings(), ConfigError(str(exc), path=str(path), line=1))
-    try:
-        settings = Settings.model_validate(migrated)
-    except ValidationError as exc:
-        # Lines come from the document as written; keys a migration renamed point at its start.
-        return SettingsLoad(Settings(), validation_error(exc, path, node))
+    # Lines come from the document as written; keys a migration renamed point at its start.
+    settings, dropped = _validate_keeping_the_rest(migrated, path, node)
     if start == CONFIG_VERSION:
-        return SettingsLoad(settings)
+        return SettingsLoad(settings, dropped=dropped)
     shutil.copy2(path, path.with_name(f"{path.name}.v{start}.bak"))
-    _save_sync(settings, path)
-    return SettingsLoad(settings, migrated_from=start)
+    # A lossy load is not written back (the user's first change will be, after a backup), nor
+    # one whose URLs hold credentials (SettingsService moves them to the keyring first).
+    url_credentials = bool(settings.proxy and has_url_credentials(settings.proxy)) or any(
+        has_url_credentials(e.url) for e in settings.endpoints)
+    if not dropped and not url_credentials:
+        try:
+            _save_sync(settings, path)
+        except (OSError, ConfigError):  # still usable; migrated again at the next start
+            pass
+    return SettingsLoad(settings, migrated_from=start, dropped=dropped)
+
+
+def backup_settings(path: Path | None = None) -> Path | None:
+    """Copy the settings file, byte for byte, to ``settings.yaml.bak-<UTC time>`` beside it
+    (before settings from a lossy load are written over it); None when there is no file.
+    Blocking: call it from a worker thread."""
+    path = path or settings_path()
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    backup = path.with_name(f"{path.name}.bak-{stamp}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+    shutil.copy2(path, backup)
+    return backup
 
 
 def _save_sync(settings: Settings, path: Path | None = None) -> None:

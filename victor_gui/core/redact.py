@@ -1,9 +1,9 @@
 """Scrub secrets out of any text before it reaches an error, a log line or an export.
 
 Two layers: patterns that look like credentials wherever they appear (bearer tokens, ``sk-``
-style keys, ``key=`` query parameters, ``api-key`` headers), and the exact values of secrets the
-app has looked up this run (registered with :func:`register_secret`), so a key of an unusual
-shape is caught too.
+style keys, ``key=`` query parameters, ``api-key`` headers, ``user:pass@`` in URLs), and the
+exact values of secrets the app has looked up this run (registered with
+:func:`register_secret`), so a key of an unusual shape is caught too.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:[A-Za-z]+\s+)?[^\s\"',}]{6,}"),
      r"\1" + _MASK),
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}"), r"\1" + _MASK),
+    # Credentials written into a URL (``http://user:pass@host``, ``https://token@host``): the
+    # whole user-info part goes, since a bare user name there is often the token itself.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]+@"), r"\1" + _MASK + "@"),
 )
 
 

@@ -32,6 +32,7 @@ from victor_gui.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from victor_gui.providers.endpoint_access import ensure_key_guard
 from victor_gui.providers.http import (
     CLOUD_TIMEOUTS,
     Timeouts,
@@ -90,6 +91,10 @@ class BaseProvider(ABC):
         self.retry_policy = retry_policy or RetryPolicy(max_retries=max(0, int(max_retries)))
         self._client = http_client
         self._owns_client = http_client is None
+        if http_client is not None:
+            # An injected client (shared, or an endpoint's) gets the clear-text key check too,
+            # unless an endpoint's own guard (with the user's consent) is on it.
+            ensure_key_guard(http_client)
 
     # -- identity and capabilities ------------------------------------------------------------
 
@@ -167,6 +172,9 @@ class BaseProvider(ABC):
         """The injected client, or one built on first use."""
         if self._client is None:
             self._client = make_client(self.timeouts())
+            # A key never goes in clear text to a public host, whatever gave the base URL (a
+            # profile's base_url, a providers: entry, an environment variable).
+            ensure_key_guard(self._client, self.name)
             self._owns_client = True
         return self._client
 

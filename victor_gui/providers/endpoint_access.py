@@ -20,13 +20,14 @@ error naming the new address, so the user moves the endpoint rather than the key
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -73,6 +74,57 @@ class EndpointAccess:
         return bool(self.api_key) or bool(self.secret_header_names)
 
 
+# The secret header that credentials typed into a URL (``http://user:pass@host``) become.
+URL_CREDENTIALS_HEADER = "Authorization"
+
+
+def has_url_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user name or password (``scheme://user:pass@host``)."""
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return False
+
+
+def split_url_userinfo(url: str) -> tuple[str, str | None]:
+    """(``url`` without its user-info, the user-info as written: ``user:pass``), the second
+    None when there is none. The user-info is registered with the redactor."""
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    register_secret(userinfo)
+    register_secret(unquote(userinfo.partition(":")[2]))
+    return urlunsplit(parts._replace(netloc=hostport)), userinfo
+
+
+def join_url_userinfo(url: str, userinfo: str | None) -> str:
+    """``url`` with ``userinfo`` (from :func:`split_url_userinfo`) put back; ``url`` unchanged
+    when there is none."""
+    if not userinfo:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}"))
+
+
+def split_url_credentials(url: str) -> tuple[str, str | None]:
+    """(``url`` without its user-info, the ``Authorization`` value those credentials stand for).
+
+    ``http://user:pass@host`` means HTTP Basic authentication (what curl and httpx send for it),
+    so the value is ``Basic base64(user:pass)``: the endpoint keeps working once the URL no
+    longer holds them, and the value lives in the keyring as a secret header (stripped on
+    redirects, refused in clear text like any key). The second item is None when there are none.
+    Both the password and the header value are registered with the redactor.
+    """
+    clean, userinfo = split_url_userinfo(url)
+    if userinfo is None:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    value = "Basic " + base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    register_secret(value)
+    return clean, value
+
+
 def is_loopback_or_private(host: str) -> bool:
     """Whether ``host`` is this machine or an address on a private network (RFC 1918, ULA,
     link-local) or a ``.local``/``localhost`` name: plain http there stays off the internet."""
@@ -103,14 +155,49 @@ def check_key_transport(access: EndpointAccess, provider: str | None = None) -> 
         _check_clear_text(access.url, access.allow_insecure_key, provider)
 
 
-def _check_clear_text(url: str, allowed: bool, provider: str | None) -> None:
+def _check_clear_text(url: str, allowed: bool, provider: str | None, *, endpoint: bool = True) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if allowed or parts.scheme.lower() != "http" or is_loopback_or_private(host):
         return
+    where = (f"allow it for {host} in the endpoint's settings" if endpoint else
+             f"add {host} as an endpoint (Settings → Endpoints), where it can be allowed")
     raise InsecureKeyTransportError(
         f"Not sending the key for {host} over plain http: anyone on the way could read it. "
-        f"Use https, or allow it for {host} in the endpoint's settings.", provider)
+        f"Use https, or {where}.", provider)
+
+
+# Query parameters that carry a key in the protocols we speak (Gemini's ``?key=`` of old).
+_CREDENTIAL_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+
+
+def _carries_credential(request: httpx.Request, names: frozenset[str]) -> bool:
+    return (any(n.lower() in names for n in request.headers)
+            or any(p.lower() in _CREDENTIAL_PARAMS for p in request.url.params))
+
+
+def clear_text_key_guard(provider: str | None = None) -> Callable[[httpx.Request], Awaitable[None]]:
+    """The request hook for clients no hand-added endpoint's :func:`credential_guard` covers
+    (cloud providers, a profile's or ``providers:`` ``base_url``, Azure's endpoint variable):
+    a request carrying a key over plain http to a public host is refused. There is no consent
+    here: that is given per hand-added endpoint."""
+
+    async def guard(request: httpx.Request) -> None:
+        if _carries_credential(request, CREDENTIAL_HEADERS):
+            _check_clear_text(str(request.url), False, provider, endpoint=False)
+
+    guard.key_guard = True  # type: ignore[attr-defined]
+    return guard
+
+
+def ensure_key_guard(client: httpx.AsyncClient, provider: str | None = None) -> None:
+    """Give ``client`` :func:`clear_text_key_guard` unless a key guard (this one, or an
+    endpoint's :func:`credential_guard`) is on it already. Every provider calls this on the
+    client it sends with, built or injected, so no path sends a key in clear text unchecked."""
+    hooks = client.event_hooks
+    request_hooks = list(hooks.get("request", []))
+    if not any(getattr(hook, "key_guard", False) for hook in request_hooks):
+        client.event_hooks = {**hooks, "request": [*request_hooks, clear_text_key_guard(provider)]}
 
 
 def tls_context(access: EndpointAccess, provider: str | None = None) -> bool | ssl.SSLContext:
@@ -162,9 +249,10 @@ def credential_guard(access: EndpointAccess,
             for name in [n for n in request.headers if n.lower() in secret_names]:
                 del request.headers[name]
             return
-        if any(n.lower() in secret_names for n in request.headers):
+        if _carries_credential(request, secret_names):
             _check_clear_text(str(request.url), access.allow_insecure_key, provider)
 
+    guard.key_guard = True  # type: ignore[attr-defined]
     return guard
 
 
@@ -202,12 +290,19 @@ def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None,
 
 __all__ = [
     "CREDENTIAL_HEADERS",
+    "URL_CREDENTIALS_HEADER",
     "EndpointAccess",
     "InsecureKeyTransportError",
     "check_key_transport",
+    "clear_text_key_guard",
     "credential_guard",
+    "ensure_key_guard",
+    "has_url_credentials",
     "is_local_url",
     "is_loopback_or_private",
+    "join_url_userinfo",
     "make_endpoint_client",
+    "split_url_credentials",
+    "split_url_userinfo",
     "tls_context",
 ]

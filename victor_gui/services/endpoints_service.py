@@ -151,9 +151,9 @@ class EndpointsService:
         await self.settings_service.load()
         if self.closed:  # closed while settings were being read
             return
-        error = self.settings_service.load_error
-        if error is not None:
-            self._emit("error", f"Settings not applied (defaults in use): {error.message}")
+        notice = self.settings_service.load_notice()  # a bad file, or parts of it left out
+        if notice is not None:
+            self._emit("error", notice)
         if self._interval is None:
             self.monitor.interval = self._settings.health_probe_interval_s
         for entry in self._settings.endpoints:

@@ -28,12 +28,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
-from victor_gui.config.secrets import endpoint_header_name, endpoint_key_name, usable_keyring
+from victor_gui.config.secrets import (
+    PROXY_CREDENTIALS_NAME,
+    endpoint_header_name,
+    endpoint_key_name,
+    usable_keyring,
+)
 from victor_gui.config.settings import Endpoint, Settings
 from victor_gui.errors import ProviderError, ProviderTimeoutError
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
+from victor_gui.providers.endpoint_access import join_url_userinfo
 from victor_gui.services.chat_controller import title_from
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
@@ -171,6 +177,7 @@ class HeadlessChat:
         settings = await settings_service.load()
         if settings_service.load_error is not None:
             self.warnings.append(f"settings ignored: {settings_service.load_error.message}")
+        self.warnings += [f"setting left out: {p.message}" for p in settings_service.dropped]
         tempdir: tempfile.TemporaryDirectory[str] | None = None
         if request.save:
             folder = request.data_dir or (Path(settings.data_dir) if settings.data_dir else None)
@@ -342,14 +349,16 @@ class HeadlessChat:
     async def _endpoint_target(self, store: ConversationStore, cid: int, settings: Settings,
                                wanted: str) -> _Target:
         entry = self._find_endpoint(settings, wanted)
-        names = [endpoint_key_name(entry.name), *(endpoint_header_name(entry.name, h)
-                                                  for h in entry.secret_headers)]
+        names = [endpoint_key_name(entry.name), PROXY_CREDENTIALS_NAME,
+                 *(endpoint_header_name(entry.name, h) for h in entry.secret_headers)]
         values, note = await asyncio.to_thread(_read_keyring, names)
         if note and entry.secret_headers:  # they are sent on every request: say they are missing
             self.warnings.append(f"secret headers of {entry.name} not read: {note}")
         retries = self.request.retries
+        # The proxy's user:pass lives in the keyring, not in settings.yaml.
+        proxy = settings.proxy and join_url_userinfo(settings.proxy, values.get(PROXY_CREDENTIALS_NAME))
         provider, client = provider_for_endpoint(
-            entry, secrets=values.get, proxy=settings.proxy, max_retries=1 if retries is None else retries)
+            entry, secrets=values.get, proxy=proxy, max_retries=1 if retries is None else retries)
         model = self.request.model
         try:
             if not model:

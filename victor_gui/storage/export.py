@@ -10,6 +10,7 @@ an export (the one way an export can differ from the database).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -146,6 +147,21 @@ def _imported(n: int, item: Any) -> ImportedConversation:
     )
 
 
+# C0 controls except tab and newline, and DEL: a NUL or an escape sequence in a .md file hides
+# or recolours text in the viewer. Carriage returns go too (line ends become \n first).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder what a reader
+# sees ("invoice\u202efdp.exe" reads as "invoiceexe.pdf"): shown escaped, so the trick is visible.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitise_markdown(text: str) -> str:
+    """``text`` safe to show in a Markdown viewer: control characters dropped (tab and newline
+    kept) and bidi override/isolate characters written as visible ``\\uXXXX`` escapes."""
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n"))
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _markdown_message(m: StoredMessage) -> str:
     head = f"### {m.role.capitalize()}"
     if m.model:
@@ -180,4 +196,4 @@ async def export_markdown(store: ConversationStore, conversation_ids: Iterable[i
         if conv.system_prompt:
             out.append(f"> System: {conv.system_prompt}\n")
         out += [_markdown_message(m) for m in await store.get_messages(cid)]
-    return redact("\n".join(out))
+    return sanitise_markdown(redact("\n".join(out)))

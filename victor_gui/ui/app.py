@@ -188,9 +188,13 @@ class CrashReporter:
                                        "Something went wrong. Your conversation is still here.",
                                        parent=self.window)
             self._dialog.setModal(False)  # a modal box would nest event loops under qasync
-        self._dialog.setInformativeText(f"{type(exc).__name__ if exc else 'Error'}: {exc}\n\n"
-                                        f"Details are in {log_dir() / 'victor-gui.log'}")
-        self._dialog.setDetailedText(text)
+        from victor_gui.core.logging_setup import LOG_NAME
+        from victor_gui.core.redact import redact
+
+        # LOG_NAME is the file setup_logging writes: one name, so the dialog points at a real file.
+        self._dialog.setInformativeText(redact(f"{type(exc).__name__ if exc else 'Error'}: {exc}\n\n"
+                                               f"Details are in {log_dir() / LOG_NAME}"))
+        self._dialog.setDetailedText(redact(text))
         self._dialog.show()
 
 
@@ -240,7 +244,8 @@ class App:
         from victor_gui.services.provider_choices import ProviderPool
 
         settings = await self._start_settings()
-        proxy = settings.proxy
+        # The proxy's user:pass lives in the keyring, not in settings.yaml.
+        proxy = await asyncio.to_thread(self.settings.proxy_url)
         self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
         self.pool = ProviderPool(self.client, secrets=_keyring_get, proxy=proxy)
         self.window.chat.pool = self.pool
@@ -270,8 +275,9 @@ class App:
         except Exception:  # an unexpected failure (not a bad file, which load() reports)
             log.exception("reading settings failed")
             settings = service.settings
-        if service.load_error is not None:
-            self.window.chat.status_label.setText(str(service.load_error))
+        notice = service.load_notice()
+        if notice is not None:
+            self.window.chat.status_label.setText(notice)
         self.settings = service
         if settings.theme != "system" or self._desktop_is_dark():
             self.window.apply_theme(settings.theme)

@@ -47,7 +47,12 @@ from victor_gui.config.settings import ENDPOINT_KINDS
 from victor_gui.config.settings import Endpoint as EndpointSetting
 from victor_gui.core.tasks import TaskSet
 from victor_gui.providers.catalog import display_name
-from victor_gui.providers.endpoint_access import is_loopback_or_private
+from victor_gui.providers.endpoint_access import (
+    URL_CREDENTIALS_HEADER,
+    has_url_credentials,
+    is_loopback_or_private,
+    split_url_credentials,
+)
 from victor_gui.servers.discovery import server_root
 
 if TYPE_CHECKING:
@@ -381,6 +386,7 @@ class EndpointEditor(QDialog):
     def carries_credentials(self) -> bool:
         """Whether a key or a secret header would be sent with this endpoint's requests."""
         key = bool(self.key_edit.text().strip()) or (self.saved_key and not self.clear_key)
+        key = key or has_url_credentials(self.url_edit.text())
         return key or any(r.secret.isChecked() and r.name.text().strip() for r in self.headers)
 
     def insecure_host(self) -> str | None:
@@ -478,6 +484,16 @@ class EndpointEditor(QDialog):
         if errors:
             self.error_label.setText("; ".join(errors))
             return
+        # user:pass typed into the URL: the URL is saved without them, and they become a secret
+        # Authorization header in the keyring (see split_url_credentials for why Basic).
+        url, basic = split_url_credentials(self.url_edit.text().strip())
+        if basic is not None:
+            secret = [h for h in secret if h.lower() != URL_CREDENTIALS_HEADER.lower()]
+            secret.append(URL_CREDENTIALS_HEADER)
+            entry_name = endpoint_header_name(name, URL_CREDENTIALS_HEADER)
+            plan.keep.discard(entry_name)
+            plan.move.pop(entry_name, None)
+            plan.put[entry_name] = basic
         self._plan_key(name, plan)
         host = self.insecure_host()
         fields: dict[str, Any] = {
@@ -495,7 +511,7 @@ class EndpointEditor(QDialog):
             fields["enabled"] = self.original.enabled
         try:
             entry = EndpointSetting(name=name, kind=self.kind_combo.currentData(),
-                                    url=self.url_edit.text().strip(), **fields)
+                                    url=url, **fields)
         except ValidationError as exc:
             self.error_label.setText(_validation_text(exc))
             return

@@ -191,8 +191,9 @@ class SettingsDialog(QDialog):
         from victor_gui.config.profiles import load_profiles
 
         await self.service.load()  # at once when the app has loaded them already
-        if self.service.load_error is not None:
-            self._say(f"Settings not applied (defaults in use): {self.service.load_error}")
+        notice = self.service.load_notice()  # a bad file, or parts of it left out
+        if notice is not None:
+            self._say(notice)
         self._show_settings()
         self.profiles = await load_profiles()
         self._show_profiles()
