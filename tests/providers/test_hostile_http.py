@@ -8,11 +8,13 @@ process's resident memory grows by little (the body, line and error caps, not th
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.providers import hostile_http as hh
@@ -24,9 +26,12 @@ from victor_gui.errors import (
     ResponseStalledError,
 )
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.bounded import LONG_TRANSFER
 from victor_gui.providers.endpoint_access import EndpointAccess, make_endpoint_client
+from victor_gui.providers.http import transport_error
 from victor_gui.providers.registry import ProviderRegistry
-from victor_gui.providers.resilience import RetryPolicy
+from victor_gui.providers.resilience import RetryPolicy, call_with_retry
+from victor_gui.providers.streaming import iter_lines, iter_ndjson
 from victor_gui.providers.types import Message
 
 READ_S = 1.0  # first-byte wait
@@ -184,8 +189,6 @@ async def test_huge_headers_are_named_and_not_retried(kind: Kind, mode: str) -> 
 
 
 async def test_a_silent_server_is_asked_once_more_and_a_stalled_reply_not_at_all() -> None:
-    from victor_gui.providers.resilience import call_with_retry
-
     async def run(error: ProviderError) -> int:
         calls = 0
 
@@ -207,17 +210,42 @@ async def test_a_silent_server_is_asked_once_more_and_a_stalled_reply_not_at_all
 
 
 async def test_lines_split_across_chunks_keep_their_ends_and_characters() -> None:
-    import httpx
-
-    from victor_gui.providers.streaming import iter_lines
-
     euro = "€".encode()
     pieces = [b"data: a\r", b"\ndata: " + euro[:1], euro[1:] + b"\r\rlast"]
 
-    async def body() -> Any:
+    async def body() -> AsyncIterator[bytes]:
         for piece in pieces:
             yield piece
 
     response = httpx.Response(200, content=body())
     lines = [line async for line in iter_lines(response)]
     assert lines == ["data: a", "data: €", "", "last"]
+
+
+def _pause_between_lines(pause: float) -> hh.Writer:
+    """A well-behaved but slow transfer: one line, ``pause`` seconds of silence, one more line."""
+    async def write(writer: asyncio.StreamWriter) -> None:
+        writer.write(hh.head("200 OK", {"Content-Type": "application/x-ndjson",
+                                        "Transfer-Encoding": "chunked"}))
+        writer.write(hh.chunk(b'{"status": "pulling"}\n'))
+        await writer.drain()
+        await asyncio.sleep(pause)
+        writer.write(hh.chunk(b'{"status": "success"}\n') + b"0\r\n\r\n")
+        await writer.drain()
+
+    return write
+
+
+async def test_a_long_transfer_lifts_idle_and_deadline_for_its_request_only() -> None:
+    async with hh.serve(_pause_between_lines(1.5)) as server:
+        client = make_endpoint_client(EndpointAccess(server.url, idle_timeout_s=0.5, deadline_s=1.0))
+        async with client:
+            async with client.stream("POST", server.url + "/api/pull", extensions=LONG_TRANSFER) as response:
+                lines = [line async for line in iter_ndjson(response)]
+            assert lines == [{"status": "pulling"}, {"status": "success"}]
+            with pytest.raises(ProviderTimeoutError, match=r"no data for 0\.5 s"):
+                async with client.stream("POST", server.url + "/api/pull") as response:
+                    try:
+                        [line async for line in iter_ndjson(response)]
+                    except httpx.HTTPError as exc:
+                        raise transport_error(exc, "ollama") from exc

@@ -45,6 +45,13 @@ ACCEPT_ENCODING = "gzip, deflate"
 """What the client asks for, and therefore all it decodes."""
 
 
+IDLE_EXTENSION = "victor_idle_s"
+DEADLINE_EXTENSION = "victor_deadline_s"
+LONG_TRANSFER: dict[str, Any] = {IDLE_EXTENSION: None, DEADLINE_EXTENSION: None}
+"""Request ``extensions`` for a transfer that may rightly go quiet for minutes and last hours (an
+Ollama pull verifying a large blob's digest): only its read timeout bounds it, as the caller set."""
+
+
 class ResponseTooLarge(httpx.DecodingError):
     """A reply (or a line of a stream) grew past its cap; reading stopped there."""
 
@@ -169,13 +176,17 @@ class BoundedClient(httpx.AsyncClient):
         self.deadline_s = deadline_s
 
     async def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        """Send as httpx does, bounded; a request's ``extensions`` may override the client's
+        idle and deadline (:data:`IDLE_EXTENSION`, :data:`DEADLINE_EXTENSION`, None: no limit)."""
+        idle_s = request.extensions.get(IDLE_EXTENSION, self.idle_s)
+        deadline_s = request.extensions.get(DEADLINE_EXTENSION, self.deadline_s)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline_s if self.deadline_s else None
+        deadline = loop.time() + deadline_s if deadline_s else None
         try:
             async with asyncio.timeout_at(deadline):
                 response = await super().send(request, stream=True, **kwargs)
         except TimeoutError:
-            raise ResponseStalled(f"No answer within the request's {self.deadline_s:g} s deadline "
+            raise ResponseStalled(f"No answer within the request's {deadline_s:g} s deadline "
                                   "(its headers did not arrive)", request=request) from None
         encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
         encodings = [e for e in encodings if e and e != "identity"]
@@ -188,7 +199,7 @@ class BoundedClient(httpx.AsyncClient):
         if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - async client
             return response
         bounded = BoundedStream(response.stream, encoding=encodings[0] if encodings else "",
-                                idle_s=self.idle_s, deadline=deadline, deadline_s=self.deadline_s,
+                                idle_s=idle_s, deadline=deadline, deadline_s=deadline_s,
                                 request=request)
         response.stream = bounded
         if not stream:
