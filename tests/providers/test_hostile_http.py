@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.providers import hostile_http as hh
+from victor_gui.config.settings import Endpoint
 from victor_gui.errors import (
     InvalidResponseError,
     ProviderError,
@@ -26,13 +27,14 @@ from victor_gui.errors import (
     ResponseStalledError,
 )
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.bounded import LONG_TRANSFER
+from victor_gui.providers.bounded import LONG_TRANSFER, BoundedClient
 from victor_gui.providers.endpoint_access import EndpointAccess, make_endpoint_client
 from victor_gui.providers.http import transport_error
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.providers.resilience import RetryPolicy, call_with_retry
 from victor_gui.providers.streaming import iter_lines, iter_ndjson
 from victor_gui.providers.types import Message
+from victor_gui.services.endpoint_providers import endpoint_access
 
 READ_S = 1.0  # first-byte wait
 IDLE_S = 1.0  # silence allowed once a reply began
@@ -249,3 +251,15 @@ async def test_a_long_transfer_lifts_idle_and_deadline_for_its_request_only() ->
                         [line async for line in iter_ndjson(response)]
                     except httpx.HTTPError as exc:
                         raise transport_error(exc, "ollama") from exc
+
+
+async def test_an_endpoints_idle_and_deadline_settings_reach_its_client() -> None:
+    entry = Endpoint(name="box", kind="llamacpp", url="http://127.0.0.1:9", idle_timeout_s=7,
+                     deadline_s=90)
+    client = make_endpoint_client(endpoint_access(entry, None))
+    default = make_endpoint_client(endpoint_access(Endpoint(name="b", kind="ollama", url="http://127.0.0.1:9"),
+                                                   None))
+    async with client, default:
+        assert isinstance(client, BoundedClient) and isinstance(default, BoundedClient)
+        assert (client.idle_s, client.deadline_s) == (7, 90)
+        assert (default.idle_s, default.deadline_s) == (60.0, 1800.0)  # the local defaults
