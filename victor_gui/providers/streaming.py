@@ -61,34 +61,42 @@ async def iter_lines(response: httpx.Response, *, provider: str | None = None,
     after_cr = False
     async for chunk in response.aiter_bytes():
         text = decoder.decode(chunk)
-        if after_cr and text.startswith("\n"):
+        if not text:
+            continue
+        if after_cr and text[0] == "\n":
             text = text[1:]  # the \n of a \r\n split across two chunks
-        if text:
-            after_cr = text.endswith("\r")
-        parts = _NEWLINE.split(text)
-        for part in parts[:-1]:
-            if size + len(part) > limit:
-                raise InvalidResponseError(f"A stream line exceeded {limit // (1024 * 1024)} MiB", provider)
-            held.append(part)
-            line = "".join(held)
-            held, size = [], 0
+        after_cr = text.endswith("\r")
+        parts = _NEWLINE.split(text) if "\r" in text else text.split("\n")
+        tail = parts.pop()  # the start of a line not ended yet ("" when the text ends a line)
+        if parts:
+            if held:
+                size += len(parts[0])
+                if size > limit:
+                    raise _too_long(limit, provider)
+                parts[0] = "".join(held) + parts[0]
+                held, size = [], 0
+            if len(text) > limit and max(map(len, parts)) > limit:
+                raise _too_long(limit, provider)
+            for line in parts:
+                yield line
             begun = loop.time()
-            yield line
-        if parts[-1]:
-            held.append(parts[-1])
-            size += len(parts[-1])
+        if tail:
+            held.append(tail)
+            size += len(tail)
             if size > limit:
-                raise InvalidResponseError(f"A stream line exceeded {limit // (1024 * 1024)} MiB", provider)
+                raise _too_long(limit, provider)
             if idle_s is not None and loop.time() - begun > idle_s:
                 raise ResponseStalled(f"The reply stopped: no complete line for {idle_s:g} s "
                                       "(bytes trickle in without a line end)", request=response.request)
-        elif not held:
-            begun = loop.time()
     tail = decoder.decode(b"", final=True)
     if tail:
         held.append(tail)
     if held:
         yield "".join(held)
+
+
+def _too_long(limit: int, provider: str | None) -> InvalidResponseError:
+    return InvalidResponseError(f"A stream line exceeded {limit // (1024 * 1024)} MiB", provider)
 
 
 def _lines(response: httpx.Response, provider: str | None) -> AsyncGenerator[str, None]:
