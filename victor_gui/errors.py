@@ -121,6 +121,13 @@ class ProviderTimeoutError(ProviderError):
     kind = "timeout"
 
 
+class ResponseStalledError(ProviderTimeoutError):
+    """A reply began and then went quiet, or outlived its deadline: the server took the request
+    and is stuck, so sending it again would only wait as long again (not retried)."""
+
+    retryable = False
+
+
 class ProviderConnectionError(ProviderError):
     """Nothing answered: connection refused, reset, DNS failure, or the server went away."""
 
@@ -283,6 +290,7 @@ __all__ = [
     "ProviderServerError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "ResponseStalledError",
     "StorageError",
     "TLSError",
     "UntrustedCertificateError",

@@ -63,6 +63,10 @@ class Endpoint(BaseModel):
     ca_bundle: str | None = None
     connect_timeout_s: float | None = Field(default=None, gt=0, le=600)
     read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    # Once a reply has begun, the longest silence between two bytes; and the deadline of a
+    # whole request, headers to last byte (None: 60 s / 30 min locally, 120 s / 15 min cloud).
+    idle_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    deadline_s: float | None = Field(default=None, gt=0, le=86400)
     # The user agreed to send this endpoint's key over plain http to a non-loopback,
     # non-private host (asked once, remembered here).
     allow_insecure_key: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
@@ -164,8 +165,7 @@ class BaseProvider(ABC):
     def timeouts(self) -> Timeouts:
         """Per-phase timeouts; ``timeout`` from the constructor bounds the read phase."""
         base = self.default_timeouts
-        return Timeouts(connect=base.connect, read=float(self.timeout or base.read), write=base.write,
-                        pool=base.pool)
+        return replace(base, read=float(self.timeout or base.read))
 
     @property
     def http(self) -> httpx.AsyncClient:

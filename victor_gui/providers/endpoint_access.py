@@ -55,6 +55,10 @@ class EndpointAccess:
     allow_insecure_key: bool = False
     # Which of ``headers`` hold secrets (keyring values); None: treat every header as one.
     secret_headers: frozenset[str] | None = None
+    # Once a reply has begun, the longest silence; and the whole exchange's deadline (None:
+    # the base timeouts', see victor_gui.providers.bounded for why those numbers).
+    idle_timeout_s: float | None = None
+    deadline_s: float | None = None
 
     @property
     def host(self) -> str:
@@ -261,7 +265,8 @@ def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None,
                          verify: bool | ssl.SSLContext | None = None) -> httpx.AsyncClient:
     """The HTTP client for ``access``: its TLS trust, timeouts, headers and credential guard (the
     bearer token goes in through the provider's own ``api_key``, not here). ``timeouts`` are the
-    base (default :data:`LOCAL_TIMEOUTS`) that the endpoint's own connect/read timeouts override;
+    base (default :data:`LOCAL_TIMEOUTS`) that the endpoint's own connect/read/idle timeouts and
+    deadline override;
     ``verify`` is a :func:`tls_context` already made off the loop (None: made here, reading the
     CA bundle). Raises :class:`~victor_gui.errors.CABundleError` when the CA bundle cannot be used.
     """
@@ -276,6 +281,8 @@ def make_endpoint_client(access: EndpointAccess, *, proxy: str | None = None,
         read=access.read_timeout_s or base.read,
         write=base.write,
         pool=base.pool,
+        idle=access.idle_timeout_s or base.idle,
+        deadline=access.deadline_s or base.deadline,
     )
     kwargs: dict[str, Any] = {
         "verify": tls_context(access, provider) if verify is None else verify,

@@ -32,41 +32,60 @@ from victor_gui.errors import (
     ProviderRateLimitError,
     ProviderServerError,
     ProviderTimeoutError,
+    ResponseStalledError,
     TLSError,
     UntrustedCertificateError,
+)
+from victor_gui.providers.bounded import (
+    MAX_BODY_BYTES,
+    BoundedClient,
+    ResponseStalled,
+    ResponseTooLarge,
+    read_bounded,
+    read_head,
 )
 from victor_gui.providers.resilience import parse_retry_after
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Per-phase timeouts in seconds. ``read`` bounds the gap between two received bytes, so a
-    long stream is fine while a stalled one fails."""
+    """Per-phase timeouts in seconds. ``read`` bounds the wait for the first byte (and any gap
+    between two bytes); ``idle`` the gap between two bytes once the body has begun; ``deadline``
+    the whole exchange, headers to last byte. Why these numbers: :mod:`victor_gui.providers.bounded`.
+    """
 
     connect: float = 10.0
     read: float = 60.0
     write: float = 30.0
     pool: float = 10.0
+    idle: float = 60.0
+    deadline: float = 900.0
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
     def scaled(self, factor: float) -> Timeouts:
-        """Read/write scaled (e.g. the capabilities' ``timeout_multiplier``); connect stays short."""
-        return Timeouts(self.connect, self.read * factor, self.write * factor, self.pool)
+        """Read/write/idle/deadline scaled (e.g. the capabilities' ``timeout_multiplier``);
+        connect stays short."""
+        return Timeouts(self.connect, self.read * factor, self.write * factor, self.pool,
+                        self.idle * factor, self.deadline * factor)
 
 
-CLOUD_TIMEOUTS = Timeouts(connect=10.0, read=120.0)
+CLOUD_TIMEOUTS = Timeouts(connect=10.0, read=120.0, idle=120.0, deadline=900.0)
 # Local servers may spend minutes loading a model before the first byte (the seed's 300 s),
-# but a refused connection on loopback is known at once.
-LOCAL_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0)
-PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0)
+# but a refused connection on loopback is known at once; once tokens flow, a minute of silence
+# is a stuck server, and half an hour covers a long reply on a CPU.
+LOCAL_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0, idle=60.0, deadline=1800.0)
+PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0, idle=3.0, deadline=10.0)
 
 
 def make_client(timeouts: Timeouts = CLOUD_TIMEOUTS, **kwargs: Any) -> httpx.AsyncClient:
-    """A client with explicit timeouts; ``trust_env`` honours the user's proxy settings."""
+    """A client with explicit timeouts whose replies are bounded in bytes and time
+    (:class:`~victor_gui.providers.bounded.BoundedClient`); ``trust_env`` honours the user's
+    proxy settings."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0)
-    return httpx.AsyncClient(timeout=timeouts.to_httpx(), limits=limits, **kwargs)
+    return BoundedClient(timeout=timeouts.to_httpx(), limits=limits, idle_s=timeouts.idle,
+                         deadline_s=timeouts.deadline, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,6 +119,10 @@ def transport_error(exc: BaseException, provider: str | None, *, model: str | No
     tls = tls_error(exc, provider, model=model, partial=partial)
     if tls is not None:
         return tls
+    if isinstance(exc, ResponseTooLarge):
+        return InvalidResponseError(str(exc), provider, model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, ResponseStalled):
+        return ResponseStalledError(str(exc), provider, model=model, raw_error=exc, partial_content=partial)
     if isinstance(exc, httpx.ConnectTimeout):
         return ProviderConnectionError(f"Connecting to{where or ' the server'} timed out", provider,
                                        model=model, raw_error=exc, partial_content=partial)
@@ -110,6 +133,12 @@ def transport_error(exc: BaseException, provider: str | None, *, model: str | No
     if isinstance(exc, httpx.ConnectError):
         return ProviderConnectionError(f"Could not connect to{where or ' the server'}: {exc}", provider,
                                        model=model, raw_error=exc, partial_content=partial)
+    if isinstance(exc, httpx.RemoteProtocolError) and "buffer too long" in str(exc).lower():
+        # h11 gives up on a head larger than httpcore's buffer: a broken or hostile server, not
+        # a dropped connection, and asking again gets the same headers.
+        return InvalidResponseError(
+            f"The server sent headers larger than {MAX_HEADER_KIB} KiB", provider, model=model,
+            raw_error=exc, partial_content=partial)
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProviderConnectionError(
             f"The server closed the connection before the reply was complete: {exc}", provider,
@@ -119,6 +148,10 @@ def transport_error(exc: BaseException, provider: str | None, *, model: str | No
                                        provider, model=model, raw_error=exc, partial_content=partial)
     return InvalidResponseError(f"Unexpected failure: {type(exc).__name__}: {exc}", provider,
                                 model=model, raw_error=exc, partial_content=partial)
+
+
+MAX_HEADER_KIB = 100
+"""httpcore's limit on a reply's head (``MAX_INCOMPLETE_EVENT_SIZE``), for the message."""
 
 
 # OpenSSL's X509_V_ERR_* codes, grouped by what the person has to do about them.
@@ -286,25 +319,36 @@ MAX_ERROR_BODY = 65536
 
 async def read_error_body(response: httpx.Response) -> str:
     """The first :data:`MAX_ERROR_BODY` bytes of a failed reply's body as text, ``""`` when the
-    body cannot be read (the status alone still classifies it); closes the response."""
+    body cannot be read (the status alone still classifies it); closes the response. Reading
+    stops at the cap: an endless error body is never held."""
     try:
-        raw = await response.aread()
+        raw = await read_head(response, MAX_ERROR_BODY)
     except httpx.HTTPError:
         raw = b""
     finally:
         await response.aclose()
-    return raw[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
+    return raw.decode("utf-8", errors="replace")
 
 
-async def read_body(response: httpx.Response, *, provider: str | None, model: str | None = None) -> bytes:
-    """The whole body of a streamed 2xx reply, a broken read typed as a transport error; closes
-    the response."""
+async def read_body(response: httpx.Response, *, provider: str | None, model: str | None = None,
+                    limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body of a streamed 2xx reply, at most ``limit`` decoded bytes (past it:
+    :class:`InvalidResponseError` "the response exceeded N MiB", raised while reading); a broken
+    read typed as a transport error; closes the response."""
     try:
-        return await response.aread()
+        return await read_bounded(response, limit)
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider, model=model) from exc
     finally:
         await response.aclose()
+
+
+async def read_reply(response: httpx.Response, *, provider: str | None, model: str | None = None) -> bytes:
+    """A streamed reply's body whatever its status: a 2xx one through :func:`read_body`, a
+    failed one's first :data:`MAX_ERROR_BODY` bytes (enough for its message); closes it."""
+    if response.is_success:
+        return await read_body(response, provider=provider, model=model)
+    return (await read_error_body(response)).encode("utf-8")
 
 
 ModelT = TypeVar("ModelT", bound=str | None)

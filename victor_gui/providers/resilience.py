@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from victor_gui.errors import CircuitOpenError, ProviderError
+from victor_gui.errors import CircuitOpenError, ProviderError, ProviderTimeoutError
 
 T = TypeVar("T")
 
@@ -60,9 +60,14 @@ class RetryPolicy:
     max_delay: float = 20.0
     jitter: float = 0.2
     retry_after_cap: float = RETRY_AFTER_CAP_S
+    # A server that took the request and said nothing for a whole read timeout (300 s locally)
+    # is asked once more, not ``max_retries`` times: four full waits would be 20 minutes.
+    max_timeout_retries: int = 1
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
-        return attempt < self.max_retries and isinstance(error, ProviderError) and error.retryable
+        if not (attempt < self.max_retries and isinstance(error, ProviderError) and error.retryable):
+            return False
+        return not isinstance(error, ProviderTimeoutError) or attempt < self.max_timeout_retries
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to sleep before retry number ``attempt + 1`` (attempt counts from 0)."""

@@ -31,6 +31,7 @@ from victor_gui.errors import (
     ProviderError,
     ProviderUnavailableError,
 )
+from victor_gui.providers.bounded import LONG_TRANSFER
 from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
 from victor_gui.providers.streaming import iter_ndjson
 from victor_gui.servers.status import LoadedModel, ServerKind
@@ -126,7 +127,7 @@ class OllamaModels:
         meter = RateMeter()
         try:
             async with self._client.stream("POST", f"{self.base_url}/api/pull", json=body,
-                                           timeout=PULL_TIMEOUT) as response:
+                                           timeout=PULL_TIMEOUT, extensions=LONG_TRANSFER) as response:
                 await raise_for_status(response, provider=self.provider, model=model)
                 lines_iter = cast(AsyncGenerator[Any, None], iter_ndjson(response, provider=self.provider))
                 async with aclosing(lines_iter) as lines:

@@ -52,7 +52,8 @@ def endpoint_access(entry: Endpoint, secrets: SecretLookup | None) -> EndpointAc
             secret_names.add(header)
     return EndpointAccess(endpoint_base_url(entry), key, headers, entry.tls_verify, entry.ca_bundle,
                           entry.connect_timeout_s, entry.read_timeout_s, entry.allow_insecure_key,
-                          frozenset(secret_names))
+                          frozenset(secret_names), idle_timeout_s=entry.idle_timeout_s,
+                          deadline_s=entry.deadline_s)
 
 
 def endpoint_spec(entry: Endpoint) -> ProviderSpec:

@@ -19,6 +19,7 @@ import httpx
 
 from victor_gui.errors import BadRequestError, InvalidResponseError, ProviderError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.bounded import ResponseTooLarge
 from victor_gui.providers.capabilities import resolve_capabilities
 from victor_gui.providers.catalog import ProviderSpec, find_spec
 from victor_gui.providers.endpoints import candidate_base_urls
@@ -26,6 +27,7 @@ from victor_gui.providers.http import (
     LOCAL_TIMEOUTS,
     looks_like_html,
     parse_json_body,
+    read_body,
     read_error_body,
     transport_error,
 )
@@ -152,10 +154,11 @@ class OllamaProvider(BaseProvider):
 
     async def _json_once(self, method: str, path: str, payload: Any = None, *, model: str | None = None,
                          ) -> Any:
-        response = await self._send(method, path, payload, model=model)
+        response = await self._send(method, path, payload, stream=True, model=model)
         if not response.is_success:
             raise await self._error(response, model)
-        data = parse_json_body(response.content, provider=self.name, status=response.status_code,
+        raw = await read_body(response, provider=self.name, model=model)
+        data = parse_json_body(raw, provider=self.name, status=response.status_code,
                                model=model, content_type=response.headers.get("content-type", ""))
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             raise oerr.midstream_error(data["error"], provider=self.name, model=model, partial="")
@@ -309,8 +312,8 @@ class OllamaProvider(BaseProvider):
         except httpx.TimeoutException as exc:
             raise transport_error(exc, self.name, model=model, partial=reply.partial or None) from exc
         except httpx.HTTPError as exc:
-            if not reply.lines:
-                raise transport_error(exc, self.name, model=model) from exc
+            if not reply.lines or isinstance(exc, ResponseTooLarge):
+                raise transport_error(exc, self.name, model=model, partial=reply.partial or None) from exc
             raise InvalidResponseError("Ollama's stream broke off before its final line", self.name,
                                        model=model, raw_error=exc, partial_content=reply.partial or None,
                                        ) from exc

@@ -29,6 +29,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, cast
 
 import httpx
@@ -54,6 +55,7 @@ from victor_gui.providers.http import (
     classify_http_error,
     parse_json_body,
     read_body,
+    read_reply,
     transport_error,
 )
 from victor_gui.providers.keys import key_hint, resolve_api_key
@@ -180,13 +182,10 @@ class OpenAICompatProvider(BaseProvider):
             return
         try:
             response = await self._send("GET", "//props")
-            try:
-                raw = await response.aread()
-            finally:
-                await response.aclose()
             if not response.is_success:
+                await response.aclose()
                 return
-            data = json.loads(raw)
+            data = json.loads(await read_body(response, provider=self.name))
         except (ProviderError, httpx.HTTPError, ValueError):
             return  # the request itself will report what is wrong
         modalities = data.get("modalities") if isinstance(data, dict) else None
@@ -218,7 +217,7 @@ class OpenAICompatProvider(BaseProvider):
 
     def timeouts(self, model: str | None = None) -> Timeouts:
         base = self.default_timeouts
-        timeouts = Timeouts(base.connect, float(self.timeout or base.read), base.write, base.pool)
+        timeouts = replace(base, read=float(self.timeout or base.read))
         caps = self._capabilities(model)
         factor = caps.timeout_multiplier if caps is not None else 1.0
         return timeouts.scaled(factor) if factor > 0 and factor != 1 else timeouts
@@ -362,7 +361,7 @@ class OpenAICompatProvider(BaseProvider):
     async def _chat_once(self, plan: RequestPlan) -> CompletionResponse:
         started = time.monotonic()
         response = await self._send("POST", "/chat/completions", body=plan.body, model=plan.model)
-        raw = await read_body(response, provider=self.name, model=plan.model)
+        raw = await read_reply(response, provider=self.name, model=plan.model)
         data = self._decode(response, raw, plan.model)
         return self._completion(data, plan, started)
 
@@ -456,12 +455,7 @@ class OpenAICompatProvider(BaseProvider):
 
         async def fetch(path: str) -> Any:
             response = await self._send("GET", path)
-            try:
-                raw = await response.aread()
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, self.name) from exc
-            finally:
-                await response.aclose()
+            raw = await read_reply(response, provider=self.name)
             return self._decode(response, raw, None)
 
         async def attempt() -> list[ModelInfo]:

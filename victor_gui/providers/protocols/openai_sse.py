@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import httpx
 
 from victor_gui.errors import InvalidResponseError, ProviderError
-from victor_gui.providers.http import looks_like_html, transport_error
+from victor_gui.providers.http import looks_like_html, read_reply, transport_error
 from victor_gui.providers.protocols.openai_payload import RequestPlan, rejects_tools
 from victor_gui.providers.protocols.openai_stream import StreamAssembler
 from victor_gui.providers.streaming import SSEEvent, iter_sse
@@ -60,7 +60,7 @@ async def stream_once(
         ctype = response.headers.get("content-type", "")
         if not response.is_success or "text/event-stream" not in ctype:
             try:
-                raw = await response.aread()
+                raw = await read_reply(response, provider=provider.name, model=plan.model)
                 data = provider._decode(response, raw, plan.model)
             except ProviderError as exc:
                 if not (plan.native_tools and rejects_tools(exc)):
