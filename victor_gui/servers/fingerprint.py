@@ -23,14 +23,16 @@ bounded by the client's (short) timeout.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from victor_gui.errors import InvalidResponseError
+from victor_gui.providers.json_guard import loads
 from victor_gui.servers.status import EndpointState, ServerKind
 
 MAX_BODY = 256 * 1024  # a probe never reads more than this (another program may stream forever)
@@ -53,13 +55,17 @@ class Reply:
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
-    @property
+    @cached_property
     def data(self) -> Any:
-        """The body as JSON, or None when it is not JSON."""
+        """The body as JSON, or None when it is not JSON (or nested too deeply to read)."""
         try:
-            return json.loads(self.text) if self.text else None
-        except ValueError:
+            return loads(self.text, where=self.path) if self.text else None
+        except InvalidResponseError:
             return None
+
+    def json(self, where: str) -> Any:
+        """The body as JSON; :class:`InvalidResponseError` naming ``where`` when it is not."""
+        return loads(self.text, where=where, status=self.status)
 
     @property
     def server_header(self) -> str:
