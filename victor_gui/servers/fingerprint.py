@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -95,25 +96,56 @@ class Reply:
         return None
 
 
+# Requests one client has in flight for probes at most: below its pool's 64 connections, so a
+# probe never queues for a connection. A sweep of 500 endpoints used to queue ~2,000 requests on
+# the pool; the wait was counted as the server's latency (and past the 3 s pool timeout as "no
+# answer"), so most fast servers were reported slow or down.
+PROBE_CONCURRENCY = 48
+_gates: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _gate(client: httpx.AsyncClient) -> asyncio.Semaphore:
+    gate = _gates.get(client)
+    if gate is None:
+        gate = _gates[client] = asyncio.Semaphore(PROBE_CONCURRENCY)
+    return gate
+
+
+class _WireClock:
+    """When the request reached the wire: httpcore's first trace event (opening a connection,
+    or sending the headers on a kept-alive one) comes after the pool handed it a connection."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+
 async def fetch(client: httpx.AsyncClient, base_url: str, path: str, *, method: str = "GET",
                 headers: dict[str, str] | None = None, json_body: Any = None) -> Reply:
-    """One bounded request; transport failures come back inside the :class:`Reply`."""
-    start = time.perf_counter()
-    try:
-        async with client.stream(method, base_url.rstrip("/") + path, headers=headers,
-                                 json=json_body) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= MAX_BODY:
-                    break
-            text = b"".join(chunks)[:MAX_BODY].decode("utf-8", "replace")
-            return Reply(path, response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                         text, time.perf_counter() - start)
-    except Exception as exc:  # a probe's failure is its result; it must never sink a sweep
-        return Reply(path, error=exc, elapsed=time.perf_counter() - start)
+    """One bounded request; transport failures come back inside the :class:`Reply`. Its
+    ``elapsed`` runs from the request's start on the wire, never from a wait for a free slot or
+    connection on our side."""
+    async with _gate(client):
+        clock = _WireClock()
+        start = time.perf_counter()
+        try:
+            async with client.stream(method, base_url.rstrip("/") + path, headers=headers, json=json_body,
+                                     extensions={"trace": clock.trace}) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= MAX_BODY:
+                        break
+                text = b"".join(chunks)[:MAX_BODY].decode("utf-8", "replace")
+                return Reply(path, response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                             text, time.perf_counter() - (clock.started or start))
+        except Exception as exc:  # a probe's failure is its result; it must never sink a sweep
+            return Reply(path, error=exc, elapsed=time.perf_counter() - (clock.started or start))
 
 
 @dataclass(frozen=True)
