@@ -91,6 +91,7 @@ CASES: list[tuple[ServerKind, str, Any, str]] = [
     (ServerKind.OLLAMA, "/api/tags", {"models": 3}, "/api/tags: models is a number, not a list"),
     (ServerKind.OLLAMA, "/api/tags", DEEP, "/api/tags: the reply is nested too deeply"),
     (ServerKind.OLLAMA, "/api/version", {"version": 5}, "/api/version: version is a number, not a string"),
+    (ServerKind.OLLAMA, "/api/version", {"status": "ok"}, "/api/version: version is missing"),
     (ServerKind.OLLAMA, "/api/version", [1], "/api/version: the reply is a list, not an object"),
     (ServerKind.OLLAMA, "/api/version", DEEP, "/api/version: the reply is nested too deeply"),
     (ServerKind.OLLAMA, "/api/version", HTML[1], "/api/version: the reply is not valid JSON"),

@@ -273,7 +273,8 @@ def classify(replies: dict[str, Reply]) -> Fingerprint:
     gin_404 = ver is not None and ver.status == 404 and ver.text.strip() == "404 page not found"
     if (root.ok and root.text.strip() == "Ollama is running") or (
             gin_404 and api_version_json and isinstance(api_version_json.get("version"), str)):
-        version = str(api_version_json["version"]) if api_version_json else None
+        found = api_version_json.get("version") if api_version_json else None
+        version = found if isinstance(found, str) else None  # its shape is the inspector's to check
         return result(ServerKind.OLLAMA, EndpointState.UP, "ok", version)
 
     # vLLM: model cards owned by vllm, or a clean /version beside FastAPI's 404 on GET /.
