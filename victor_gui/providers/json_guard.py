@@ -71,19 +71,19 @@ class Shape:
     def error(self, path: str, problem: str) -> InvalidResponseError:
         return InvalidResponseError(f"{self.where}: {path} {problem}", self.provider, model=self.model)
 
-    def _wrong(self, path: str, value: Any, wanted: str) -> InvalidResponseError:
+    def wrong(self, path: str, value: Any, wanted: str) -> InvalidResponseError:
         return self.error(path, f"is {describe(value)}, not {wanted}")
 
     def obj(self, value: Any, path: str = "the reply") -> dict[str, Any]:
         """``value`` as a JSON object."""
         if not isinstance(value, dict):
-            raise self._wrong(path, value, "an object")
+            raise self.wrong(path, value, "an object")
         return value
 
     def array(self, value: Any, path: str = "the reply") -> list[Any]:
         """``value`` as a JSON list."""
         if not isinstance(value, list):
-            raise self._wrong(path, value, "a list")
+            raise self.wrong(path, value, "a list")
         return value
 
     def items(self, data: dict[str, Any], key: str, path: str = "") -> list[Any]:
@@ -92,7 +92,7 @@ class Shape:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self._wrong(_join(path, key), value, "a list")
+            raise self.wrong(_join(path, key), value, "a list")
         return value
 
     def objects(self, data: dict[str, Any], key: str, path: str = "") -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ class Shape:
         value = data.get(key)
         if value is None or isinstance(value, str):
             return value
-        raise self._wrong(_join(path, key), value, "a string")
+        raise self.wrong(_join(path, key), value, "a string")
 
     def req_str(self, data: dict[str, Any], key: str, path: str = "") -> str:
         value = self.opt_str(data, key, path)
@@ -120,7 +120,7 @@ class Shape:
         value = data.get(key)
         if value is None or isinstance(value, bool):
             return value
-        raise self._wrong(_join(path, key), value, "true or false")
+        raise self.wrong(_join(path, key), value, "true or false")
 
     def opt_count(self, data: dict[str, Any], key: str, path: str = "") -> int | None:
         """A whole number ≥ 0 (a size, a context length). A float with no fraction counts
@@ -130,7 +130,7 @@ class Shape:
             return None
         where = _join(path, key)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._wrong(where, value, "a whole number")
+            raise self.wrong(where, value, "a whole number")
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
             raise self.error(where, f"is {value!r}, not a whole number")
         if value < 0:
@@ -145,7 +145,7 @@ class Shape:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self._wrong(_join(path, key), value, "a finite number")
+            raise self.wrong(_join(path, key), value, "a finite number")
         return float(value)
 
 
