@@ -54,6 +54,18 @@ def loads(text: str | bytes, *, where: str, provider: str | None = None, status:
                                    status_code=status, model=model, raw_error=exc) from None
 
 
+def loads_object(text: str | bytes, *, where: str, provider: str | None = None, model: str | None = None,
+                 partial: str | None = None) -> dict[str, Any]:
+    """:func:`loads` for a reply that must be one JSON object (a stream event); ``partial`` is the
+    text already delivered, kept on the error."""
+    try:
+        value = loads(text, where=where, provider=provider, model=model)
+        return Shape(where, provider, model=model).obj(value)
+    except InvalidResponseError as exc:
+        exc.partial_content = partial or None
+        raise
+
+
 class Shape:
     """Typed access to one decoded reply: each getter checks the value it returns and raises
     :class:`InvalidResponseError` naming the field path (``models[0].size``) otherwise.

@@ -14,6 +14,7 @@ import httpx
 
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
+from victor_gui.providers.json_guard import loads_object
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_history
 from victor_gui.providers.streaming import iter_sse
@@ -270,7 +271,8 @@ class AnthropicStreamDecoder:
         async for event in iter_sse(response, provider=self.provider):
             if event.data == "":
                 continue
-            data = json.loads(event.data)
+            data = loads_object(event.data, where="Anthropic stream event", provider=self.provider,
+                                model=self.model, partial=self.partial)
             kind = data.get("type") or event.event
             chunk = self._handle(kind, data)
             if chunk is not None:

@@ -222,7 +222,7 @@ def _response(text: str) -> dict[str, Any]:
     """A tool's output as the JSON object ``functionResponse.response`` must be."""
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
 

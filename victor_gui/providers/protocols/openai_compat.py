@@ -187,7 +187,7 @@ class OpenAICompatProvider(BaseProvider):
             if not response.is_success:
                 return
             data = json.loads(raw)
-        except (ProviderError, httpx.HTTPError, ValueError):
+        except (ProviderError, httpx.HTTPError, ValueError, RecursionError):
             return  # the request itself will report what is wrong
         modalities = data.get("modalities") if isinstance(data, dict) else None
         if isinstance(modalities, dict) and "vision" in modalities and self._active_base:

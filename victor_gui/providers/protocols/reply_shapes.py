@@ -144,7 +144,10 @@ def check_model_listing(value: Any, shape: Shape) -> dict[str, Any]:
         status = shape.opt_obj(entry, "status", at)
         if status is not None:
             shape.opt_str(status, "value", f"{at}.status")
-        for j, cap in enumerate(shape.items(entry, "capabilities", at)):
+        caps = entry.get("capabilities")  # a list of names, or Azure's {"chat_completion": true, ...}
+        if caps is not None and not isinstance(caps, list | dict):
+            raise shape.wrong(f"{at}.capabilities", caps, "a list or an object")
+        for j, cap in enumerate(caps if isinstance(caps, list) else []):
             if not isinstance(cap, str):
                 raise shape.wrong(f"{at}.capabilities[{j}]", cap, "a string")
     return data
