@@ -105,3 +105,13 @@ async def test_start_up_discovery_moves_on_with_a_hostile_server(tmp_path: Path)
                 assert not service.discovering
             finally:
                 await service.close()
+
+
+@pytest.mark.parametrize("state", list(EndpointState))
+def test_every_state_has_a_dot_a_rank_and_a_doctor_word(state: EndpointState) -> None:
+    """The 'error' state reaches the picker and the doctor: each lookup by state must know it
+    (the picker sorted group members with ``_RANK[state]``: a KeyError for a new state)."""
+    from victor_gui.cli.servers import STATE_MARK
+    from victor_gui.services import server_registry
+
+    assert state in server_registry._DOTS and state in server_registry._RANK and state in STATE_MARK
