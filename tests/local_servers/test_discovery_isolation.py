@@ -115,3 +115,36 @@ def test_every_state_has_a_dot_a_rank_and_a_doctor_word(state: EndpointState) ->
     from victor_gui.services import server_registry
 
     assert state in server_registry._DOTS and state in server_registry._RANK and state in STATE_MARK
+
+
+async def test_the_start_up_model_probe_lists_the_healthy_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``probe_local`` (behind the chat pane's "Looking for local servers…"): a hostile Ollama
+    whose /api/tags is ``{"models": [1]}`` is its typed error, and a provider whose listing
+    raises something unforeseen is a ProviderError too; the healthy llama.cpp is listed."""
+    from tests.servers import llamacpp
+    from victor_gui.errors import InvalidResponseError, ProviderError
+    from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+    from victor_gui.services.provider_choices import ProviderPool, probe_local, provider_choices
+
+    real = OpenAICompatProvider.list_models
+
+    async def vllm_bug(self: OpenAICompatProvider) -> Any:
+        if self.name == "vllm":
+            raise TypeError("'int' object is not subscriptable")
+        return await real(self)
+
+    monkeypatch.setattr(OpenAICompatProvider, "list_models", vllm_bug)
+    with serving({"/api/tags": reply({"models": [1]})}) as bad, llamacpp.make_server() as good:
+        env = {"OLLAMA_HOST": bad.url, "VICTOR_LLAMACPP_HOST": good.url, "VICTOR_VLLM_HOST": good.url,
+               "VICTOR_LM_STUDIO_HOST": good.url}
+        async with make_client(LOCAL_TIMEOUTS) as client:
+            pool = ProviderPool(client)
+            try:
+                results = await probe_local(pool, provider_choices(env))
+            finally:
+                await pool.close()
+    assert isinstance(results["ollama"], InvalidResponseError)
+    assert "/api/tags: models[0] is a number, not an object" in results["ollama"].message
+    assert isinstance(results["vllm"], ProviderError) and "TypeError" in results["vllm"].message
+    assert isinstance(results["llamacpp"], list) and results["llamacpp"]
