@@ -1,7 +1,9 @@
 """The shapes of the replies the adapters read, checked before they are read.
 
-The adapters' parsers (:class:`~.openai_stream.StreamAssembler`, :class:`~.ollama_reply.ReplyAssembler`,
-:func:`~.ollama_wire.parse_show`, :func:`~.openai_models.models_from_payload`) read fields with
+The adapters' parsers (:class:`~.openai_stream.StreamAssembler`,
+:class:`~.ollama_reply.ReplyAssembler`, :func:`~.ollama_wire.parse_show`,
+:func:`~.openai_models.models_from_payload`, Anthropic's stream decoder and
+:func:`~.anthropic_wire.parse_message`, Gemini's :class:`~.gemini_wire.Candidate`) read fields with
 ``.get``, ``int()`` and iteration, trusting the server. Each ``check_*`` here walks the fields
 such a parser reads and raises :class:`~victor_gui.errors.InvalidResponseError` naming the first
 one of the wrong type (``choices[0].delta is a string, not an object``); a missing field is left
@@ -150,4 +152,78 @@ def check_model_listing(value: Any, shape: Shape) -> dict[str, Any]:
         for j, cap in enumerate(caps if isinstance(caps, list) else []):
             if not isinstance(cap, str):
                 raise shape.wrong(f"{at}.capabilities[{j}]", cap, "a string")
+    return data
+
+
+ANTHROPIC_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+ANTHROPIC_TEXTS = ("type", "id", "name", "text", "thinking", "signature", "partial_json", "stop_reason")
+
+
+def check_anthropic(value: Any, shape: Shape) -> dict[str, Any]:
+    """One Messages API stream event (``message_start``, ``content_block_*``, ``message_delta``)."""
+    data = shape.obj(value)
+    shape.opt_count(data, "index")
+    message = shape.opt_obj(data, "message")
+    if message is not None:
+        shape.opt_str(message, "model", "message")
+        usage = shape.opt_obj(message, "usage", "message")
+        if usage is not None:
+            for key in ANTHROPIC_COUNTS:
+                shape.opt_count(usage, key, "message.usage")
+    for key in ("content_block", "delta"):
+        part = shape.opt_obj(data, key)
+        if part is not None:
+            for name in ANTHROPIC_TEXTS:
+                shape.opt_str(part, name, key)
+    usage = shape.opt_obj(data, "usage")
+    if usage is not None:
+        for key in ANTHROPIC_COUNTS:
+            shape.opt_count(usage, key, "usage")
+    return data
+
+
+GEMINI_COUNTS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount", "cachedContentTokenCount",
+                 "thoughtsTokenCount")
+
+
+def check_gemini(value: Any, shape: Shape) -> dict[str, Any]:
+    """One ``GenerateContentResponse`` (a whole reply or one stream event)."""
+    data = shape.obj(value)
+    feedback = shape.opt_obj(data, "promptFeedback")
+    if feedback is not None:
+        shape.opt_str(feedback, "blockReason", "promptFeedback")
+    for i, candidate in enumerate(shape.objects(data, "candidates")):
+        at = f"candidates[{i}]"
+        shape.opt_str(candidate, "finishReason", at)
+        shape.objects(candidate, "safetyRatings", at)
+        content = shape.opt_obj(candidate, "content", at)
+        parts = shape.objects(content, "parts", f"{at}.content") if content is not None else []
+        for j, part in enumerate(parts):
+            where = f"{at}.content.parts[{j}]"
+            shape.opt_str(part, "text", where)
+            call = shape.opt_obj(part, "functionCall", where)
+            if call is not None:
+                shape.opt_str(call, "id", f"{where}.functionCall")
+                shape.opt_str(call, "name", f"{where}.functionCall")
+                shape.opt_obj(call, "args", f"{where}.functionCall")
+    usage = shape.opt_obj(data, "usageMetadata")
+    if usage is not None:
+        for key in GEMINI_COUNTS:
+            shape.opt_count(usage, key, "usageMetadata")
+    return data
+
+
+def check_anthropic_message(value: Any, shape: Shape) -> dict[str, Any]:
+    """A whole Messages API ``message`` (a reply without streaming)."""
+    data = shape.obj(value)
+    for key in ("id", "model", "stop_reason"):
+        shape.opt_str(data, key)
+    for i, block in enumerate(shape.objects(data, "content")):
+        for name in ANTHROPIC_TEXTS:
+            shape.opt_str(block, name, f"content[{i}]")
+        shape.opt_obj(block, "input", f"content[{i}]")
+    usage = shape.opt_obj(data, "usage")
+    if usage is not None:
+        for key in ANTHROPIC_COUNTS:
+            shape.opt_count(usage, key, "usage")
     return data
