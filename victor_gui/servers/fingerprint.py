@@ -101,14 +101,17 @@ class Reply:
 # the pool; the wait was counted as the server's latency (and past the 3 s pool timeout as "no
 # answer"), so most fast servers were reported slow or down.
 PROBE_CONCURRENCY = 48
-_gates: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_gates: weakref.WeakKeyDictionary[httpx.AsyncClient, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary())
 
 
 def _gate(client: httpx.AsyncClient) -> asyncio.Semaphore:
-    gate = _gates.get(client)
-    if gate is None:
-        gate = _gates[client] = asyncio.Semaphore(PROBE_CONCURRENCY)
-    return gate
+    """The client's probe slots (one set per event loop: a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    found = _gates.get(client)
+    if found is None or found[0] is not loop:
+        found = _gates[client] = (loop, asyncio.Semaphore(PROBE_CONCURRENCY))
+    return found[1]
 
 
 class _WireClock:
