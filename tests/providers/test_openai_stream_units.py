@@ -98,7 +98,6 @@ def test_listing_shapes() -> None:
                 {"id": "c", "state": "not-loaded", "max_context_length": 4096},
                 {"id": "c", "state": "loaded", "loaded_context_length": 2048},  # LM Studio duplicate
                 {"object": "model"},  # no id: skipped
-                "junk",
             ]
         },
         "p",
@@ -109,6 +108,9 @@ def test_listing_shapes() -> None:
         ("c", True, 2048),
     ]
     assert models_from_payload({"unexpected": 1}, "p") == []
+    # A listing entry of the wrong shape is the server's fault, said as such (issue 16).
+    with pytest.raises(InvalidResponseError, match=r"data\[1\] is a string, not an object"):
+        models_from_payload({"data": [{"id": "a"}, "junk"]}, "p")
 
 
 async def test_old_llamacpp_error_lines_mid_stream() -> None:

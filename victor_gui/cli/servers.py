@@ -47,6 +47,7 @@ STATE_MARK = {
     EndpointState.DOWN: "down",
     EndpointState.UNAUTHORIZED: "unauthorized",
     EndpointState.NOT_INFERENCE: "not an inference server",
+    EndpointState.ERROR: "error",
     EndpointState.UNKNOWN: "unknown",
 }
 

@@ -394,6 +394,9 @@ def parse_json_body(raw: bytes | str, *, provider: str | None, status: int | Non
                                    status_code=status, model=model)
     try:
         return json.loads(text)
+    except RecursionError:  # arrays nested past the decoder's limit (issue 16)
+        raise InvalidResponseError("The server's reply is nested too deeply to read", provider,
+                                   status_code=status, model=model) from None
     except (json.JSONDecodeError, ValueError) as exc:
         raise InvalidResponseError(f"The server's reply is not valid JSON: {exc}", provider,
                                    status_code=status, model=model, raw_error=exc) from None

@@ -24,6 +24,7 @@ import httpx
 
 from victor_gui.errors import InvalidResponseError
 from victor_gui.providers.bounded import BoundedStream, ResponseStalled
+from victor_gui.providers.json_guard import loads
 
 # Lines handled between two explicit yields to the loop (measured: keeps p99 loop gaps ~10 ms
 # at ~10k tokens/s without costing throughput).
@@ -42,7 +43,8 @@ class SSEEvent:
     id: str | None = None
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        """The data as JSON; :class:`InvalidResponseError` when it is not (or nested too deeply)."""
+        return loads(self.data, where=f"The stream's {self.event!r} event")
 
 
 async def iter_lines(response: httpx.Response, *, provider: str | None = None,
@@ -158,7 +160,10 @@ async def iter_ndjson(response: httpx.Response, *, provider: str | None = None) 
             if len(line) > MAX_EVENT_BYTES:
                 raise InvalidResponseError("A stream line exceeded 8 MiB", provider)
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
+                value = json.loads(line)
+            except RecursionError:
+                raise InvalidResponseError("A stream line is nested too deeply to read", provider) from None
+            except ValueError as exc:  # JSONDecodeError, or an integer past the digit limit
                 raise InvalidResponseError(f"Malformed JSON line in the stream: {line[:120]!r}",
                                            provider, raw_error=exc) from None
+            yield value

@@ -29,7 +29,7 @@ import httpx
 from victor_gui.providers.catalog import find_spec, local_specs
 from victor_gui.providers.endpoints import env_base_urls
 from victor_gui.providers.keys import resolve_api_key
-from victor_gui.servers.probe import probe_endpoint
+from victor_gui.servers.probe import probe_isolated
 from victor_gui.servers.status import Endpoint, EndpointState, EndpointStatus, ServerKind
 
 log = logging.getLogger(__name__)
@@ -231,11 +231,12 @@ async def discover(
     """Probe every candidate concurrently; one status per endpoint, in candidate order.
 
     Endpoints found only through a process scan are kept only when they turn out to be inference
-    servers (a server process may hold helper ports that speak something else).
+    servers (a server process may hold helper ports that speak something else). Each probe is
+    isolated: one that raises becomes its endpoint's ``error`` state, and the others finish.
     """
     extra = await find_process_endpoints(matcher) if scan_processes else []
     candidates = candidate_endpoints(user, env=env, include_defaults=include_defaults, extra=extra)
-    statuses = await gather_staggered([probe_endpoint(client, c) for c in candidates])
+    statuses = await gather_staggered([probe_isolated(client, c) for c in candidates])
     return [s for s in statuses
             if not s.source.startswith("process:") or (
                 s.is_inference_server and s.state is not EndpointState.DOWN)]

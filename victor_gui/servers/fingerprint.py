@@ -23,14 +23,17 @@ bounded by the client's (short) timeout.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+import weakref
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from victor_gui.errors import InvalidResponseError
+from victor_gui.providers.json_guard import loads
 from victor_gui.servers.status import EndpointState, ServerKind
 
 MAX_BODY = 256 * 1024  # a probe never reads more than this (another program may stream forever)
@@ -53,13 +56,17 @@ class Reply:
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
-    @property
+    @cached_property
     def data(self) -> Any:
-        """The body as JSON, or None when it is not JSON."""
+        """The body as JSON, or None when it is not JSON (or nested too deeply to read)."""
         try:
-            return json.loads(self.text) if self.text else None
-        except ValueError:
+            return loads(self.text, where=self.path) if self.text else None
+        except InvalidResponseError:
             return None
+
+    def json(self, where: str) -> Any:
+        """The body as JSON; :class:`InvalidResponseError` naming ``where`` when it is not."""
+        return loads(self.text, where=where, status=self.status)
 
     @property
     def server_header(self) -> str:
@@ -89,25 +96,59 @@ class Reply:
         return None
 
 
+# Requests one client has in flight for probes at most: below its pool's 64 connections, so a
+# probe never queues for a connection. A sweep of 500 endpoints used to queue ~2,000 requests on
+# the pool; the wait was counted as the server's latency (and past the 3 s pool timeout as "no
+# answer"), so most fast servers were reported slow or down.
+PROBE_CONCURRENCY = 48
+_gates: weakref.WeakKeyDictionary[httpx.AsyncClient, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _gate(client: httpx.AsyncClient) -> asyncio.Semaphore:
+    """The client's probe slots (one set per event loop: a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    found = _gates.get(client)
+    if found is None or found[0] is not loop:
+        found = _gates[client] = (loop, asyncio.Semaphore(PROBE_CONCURRENCY))
+    return found[1]
+
+
+class _WireClock:
+    """When the request reached the wire: httpcore's first trace event (opening a connection,
+    or sending the headers on a kept-alive one) comes after the pool handed it a connection."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+
 async def fetch(client: httpx.AsyncClient, base_url: str, path: str, *, method: str = "GET",
                 headers: dict[str, str] | None = None, json_body: Any = None) -> Reply:
-    """One bounded request; transport failures come back inside the :class:`Reply`."""
-    start = time.perf_counter()
-    try:
-        async with client.stream(method, base_url.rstrip("/") + path, headers=headers,
-                                 json=json_body) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= MAX_BODY:
-                    break
-            text = b"".join(chunks)[:MAX_BODY].decode("utf-8", "replace")
-            return Reply(path, response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                         text, time.perf_counter() - start)
-    except Exception as exc:  # a probe's failure is its result; it must never sink a sweep
-        return Reply(path, error=exc, elapsed=time.perf_counter() - start)
+    """One bounded request; transport failures come back inside the :class:`Reply`. Its
+    ``elapsed`` runs from the request's start on the wire, never from a wait for a free slot or
+    connection on our side."""
+    async with _gate(client):
+        clock = _WireClock()
+        start = time.perf_counter()
+        try:
+            async with client.stream(method, base_url.rstrip("/") + path, headers=headers, json=json_body,
+                                     extensions={"trace": clock.trace}) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= MAX_BODY:
+                        break
+                text = b"".join(chunks)[:MAX_BODY].decode("utf-8", "replace")
+                return Reply(path, response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                             text, time.perf_counter() - (clock.started or start))
+        except Exception as exc:  # a probe's failure is its result; it must never sink a sweep
+            return Reply(path, error=exc, elapsed=time.perf_counter() - (clock.started or start))
 
 
 @dataclass(frozen=True)
@@ -235,7 +276,8 @@ def classify(replies: dict[str, Reply]) -> Fingerprint:
     gin_404 = ver is not None and ver.status == 404 and ver.text.strip() == "404 page not found"
     if (root.ok and root.text.strip() == "Ollama is running") or (
             gin_404 and api_version_json and isinstance(api_version_json.get("version"), str)):
-        version = str(api_version_json["version"]) if api_version_json else None
+        found = api_version_json.get("version") if api_version_json else None
+        version = found if isinstance(found, str) else None  # its shape is the inspector's to check
         return result(ServerKind.OLLAMA, EndpointState.UP, "ok", version)
 
     # vLLM: model cards owned by vllm, or a clean /version beside FastAPI's 404 on GET /.

@@ -30,13 +30,13 @@ from victor_gui.errors import CABundleError
 from victor_gui.providers.endpoint_access import make_endpoint_client
 from victor_gui.providers.http import PROBE_TIMEOUTS
 from victor_gui.servers.discovery import gather_staggered, server_root
-from victor_gui.servers.probe import HISTORY_LEN, failed_status, probe_endpoint
+from victor_gui.servers.probe import HISTORY_LEN, error_status, failed_status, probe_endpoint
 from victor_gui.servers.status import Endpoint, EndpointState, EndpointStatus
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[EndpointStatus], None]
-_BACKING_OFF = (EndpointState.DOWN, EndpointState.NOT_INFERENCE)
+_BACKING_OFF = (EndpointState.DOWN, EndpointState.NOT_INFERENCE, EndpointState.ERROR)
 
 
 def backoff_delay(interval: float, failures: int, max_interval: float) -> float:
@@ -241,10 +241,8 @@ class HealthMonitor:
                         await client.aclose()  # not (or no longer) the endpoint's cached client
             except CABundleError as exc:
                 status = failed_status(endpoint, "ca_bundle", exc, previous)
-            except Exception as exc:  # a probe bug must not kill the endpoint's loop
-                log.exception("probe of %s failed", key)
-                status = EndpointStatus(base_url=key, source=endpoint.source, state=EndpointState.UNKNOWN,
-                                        reason="probe_error", diagnosis=f"probe failed: {type(exc).__name__}")
+            except Exception as exc:  # a probe bug must not kill the endpoint's loop (logged once)
+                status = error_status(endpoint, exc, previous)
             self.probe_counts[key] = self.probe_counts.get(key, 0) + 1
             if key in self._probed:
                 self._probed[key].set()

@@ -33,6 +33,7 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.bounded import LONG_TRANSFER
 from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
+from victor_gui.providers.json_guard import Shape
 from victor_gui.providers.streaming import iter_ndjson
 from victor_gui.servers.status import LoadedModel, ServerKind
 
@@ -219,16 +220,18 @@ class LMStudioModels:
     async def list(self) -> list[LoadedModel]:
         """Downloaded models with their loaded instances (``GET /api/v1/models``)."""
         data = await self._call("GET", "/api/v1/models")
+        shape = Shape("LM Studio /api/v1/models", self.provider)
         out = []
-        for entry in data.get("models") or []:
-            if not isinstance(entry, dict):
-                continue
-            instances = entry.get("loaded_instances") or []
-            config = instances[0].get("config", {}) if instances and isinstance(instances[0], dict) else {}
-            out.append(LoadedModel(name=str(entry.get("key")), loaded=bool(instances),
-                                   context_length=config.get("context_length"),
-                                   max_context_length=entry.get("max_context_length"),
-                                   size_bytes=entry.get("size_bytes"),
+        for i, entry in enumerate(shape.objects(data, "models")):
+            at = f"models[{i}]"
+            instances = shape.objects(entry, "loaded_instances", at)
+            first = instances[0] if instances else {}
+            config = shape.opt_obj(first, "config", f"{at}.loaded_instances[0]") or {}
+            out.append(LoadedModel(name=shape.req_str(entry, "key", at), loaded=bool(instances),
+                                   context_length=shape.opt_count(config, "context_length",
+                                                                  f"{at}.loaded_instances[0].config"),
+                                   max_context_length=shape.opt_count(entry, "max_context_length", at),
+                                   size_bytes=shape.opt_count(entry, "size_bytes", at),
                                    status="loaded" if instances else "not-loaded"))
         return out
 
@@ -238,8 +241,10 @@ class LMStudioModels:
         if context_length is not None:
             body["context_length"] = context_length
         data = await self._call("POST", "/api/v1/models/load", model=model, body=body, limits=LOAD_TIMEOUT)
-        return LoadResult(str(data.get("instance_id") or model), data.get("load_time_seconds"),
-                          str(data.get("status") or "loaded"))
+        shape = Shape("LM Studio /api/v1/models/load", self.provider, model=model)
+        took = shape.opt_fraction(data, "load_time_seconds")
+        status = shape.opt_str(data, "status") or "loaded"
+        return LoadResult(shape.opt_str(data, "instance_id") or model, took, status)
 
     async def unload(self, instance_id: str) -> None:
         """``POST /api/v1/models/unload`` with the instance id ``load`` returned."""
@@ -253,21 +258,23 @@ class LMStudioModels:
         if quantization:
             body["quantization"] = quantization
         data = await self._call("POST", "/api/v1/models/download", model=model, body=body)
-        status = str(data.get("status") or "")
-        job_id = data.get("job_id")
+        shape = Shape("LM Studio /api/v1/models/download", self.provider, model=model)
+        status = shape.opt_str(data, "status") or ""
+        job_id = shape.opt_str(data, "job_id")
         if status in ("already_downloaded", "completed") or not job_id:
-            total = int(data.get("total_size_bytes") or 0)
+            total = shape.opt_count(data, "total_size_bytes") or 0
             yield TransferProgress(model, status or "completed", total, total, done=True)
             return
         meter = RateMeter()
         while True:
             data = await self._call("GET", f"/api/v1/models/download/status/{job_id}", model=model)
-            status = str(data.get("status") or "")
-            completed = int(data.get("downloaded_bytes") or 0)
-            total = int(data.get("total_size_bytes") or 0)
+            shape = Shape("LM Studio /api/v1/models/download/status", self.provider, model=model)
+            status = shape.opt_str(data, "status") or ""
+            completed = shape.opt_count(data, "downloaded_bytes") or 0
+            total = shape.opt_count(data, "total_size_bytes") or 0
             measured = meter.add(completed)
-            reported = data.get("bytes_per_second")
-            rate = float(reported) if isinstance(reported, int | float) else measured
+            reported = shape.opt_fraction(data, "bytes_per_second")
+            rate = reported if reported is not None else measured
             if status == "failed":
                 raise ProviderError(f"LM Studio could not download {model!r}", self.provider, model=model)
             done = status == "completed"
@@ -294,13 +301,14 @@ class LlamaCppModels:
     async def list(self) -> list[LoadedModel]:
         """``GET /models``: in router mode every entry carries ``status.value``."""
         data = await _json_call(self._client, "GET", f"{self.base_url}/models", provider=self.provider)
+        shape = Shape("llama.cpp /models", self.provider)
         out = []
-        for card in (data or {}).get("data") or []:
-            if not isinstance(card, dict):
-                continue
-            status = card.get("status")
-            value = str(status.get("value")) if isinstance(status, dict) else None
-            out.append(LoadedModel(name=str(card.get("id")), loaded=value in (None, "loaded"), status=value))
+        for i, card in enumerate(shape.objects(shape.obj(data) if data is not None else {}, "data")):
+            at = f"data[{i}]"
+            status = shape.opt_obj(card, "status", at)
+            value = shape.opt_str(status, "value", f"{at}.status") if status is not None else None
+            out.append(LoadedModel(name=shape.req_str(card, "id", at), loaded=value in (None, "loaded"),
+                                   status=value))
         return out
 
     async def is_router(self) -> bool:

@@ -3,16 +3,17 @@ can act on, folded into an immutable :class:`EndpointStatus`."""
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import urlsplit
 
 import httpx
 
-from victor_gui.errors import ProviderError
+from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.endpoint_access import InsecureKeyTransportError, check_key_transport
 from victor_gui.providers.http import tls_error
 from victor_gui.servers.fingerprint import fingerprint
-from victor_gui.servers.inspect import inspect
+from victor_gui.servers.inspect import Inspection, inspect
 from victor_gui.servers.status import (
     DISPLAY_NAMES,
     START_HINTS,
@@ -21,6 +22,8 @@ from victor_gui.servers.status import (
     EndpointStatus,
     ServerKind,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SLOW_S = 1.0  # an answer to a trivial GET slower than this marks the endpoint degraded
 HISTORY_LEN = 60
@@ -65,7 +68,11 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
     tls = tls_error(root.error, None) if root is not None and root.error is not None else None
     if tls is not None:  # httpx reports a failed certificate check as a connect error
         return failed_status(endpoint, f"tls_{tls.reason}", tls, previous)
-    found = await inspect(client, endpoint.base_url, fp, headers=headers)
+    try:
+        found = await inspect(client, endpoint.base_url, fp, headers=headers)
+    except InvalidResponseError as exc:  # it answers, but not in its API's shape: not "up"
+        found = Inspection(state=EndpointState.ERROR, reason="invalid_response",
+                           details={"problem": exc.message})
     state = found.state or fp.state
     reason = found.reason or fp.reason
     http_status = found.http_status or fp.http_status
@@ -81,7 +88,7 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
     if fp.latency_s is not None:
         history = (*history, fp.latency_s)[-history_len:]
     failures = 0
-    if state in (EndpointState.DOWN, EndpointState.NOT_INFERENCE):
+    if state in (EndpointState.DOWN, EndpointState.NOT_INFERENCE, EndpointState.ERROR):
         failures = (previous.consecutive_failures if previous is not None else 0) + 1
     status = EndpointStatus(
         base_url=endpoint.base_url, kind=kind, state=state, reason=reason, source=endpoint.source,
@@ -91,6 +98,41 @@ async def probe_endpoint(client: httpx.AsyncClient, endpoint: Endpoint, *,
         details=tuple(sorted(found.details.items())), checked_at=time.time(),
         consecutive_failures=failures)
     return status.with_updates(diagnosis=diagnose(status, endpoint))
+
+
+async def probe_isolated(client: httpx.AsyncClient, endpoint: Endpoint, *,
+                         previous: EndpointStatus | None = None, slow_s: float | None = None,
+                         history_len: int = HISTORY_LEN) -> EndpointStatus:
+    """:func:`probe_endpoint`, except that an unexpected exception (a bug, or a reply nobody
+    foresaw) becomes this endpoint's ``error`` state, logged once: one bad server never stops
+    the probes of the others (a sweep gathers them all)."""
+    try:
+        return await probe_endpoint(client, endpoint, previous=previous, slow_s=slow_s,
+                                    history_len=history_len)
+    except Exception as exc:
+        return error_status(endpoint, exc, previous)
+
+
+_logged: set[tuple[str, str]] = set()  # (endpoint, error type) already logged with its traceback
+_MAX_LOGGED = 1024
+
+
+def error_status(endpoint: Endpoint, exc: Exception, previous: EndpointStatus | None) -> EndpointStatus:
+    """The ``error`` state of an endpoint whose probe raised ``exc``; the traceback is logged
+    once per endpoint and error type (a probe repeats every few seconds)."""
+    key = (endpoint.base_url, type(exc).__name__)
+    if key not in _logged:
+        if len(_logged) < _MAX_LOGGED:
+            _logged.add(key)
+        log.error("probe of %s failed", endpoint.base_url, exc_info=exc)
+    failures = (previous.consecutive_failures if previous is not None else 0) + 1
+    return EndpointStatus(
+        base_url=endpoint.base_url, kind=previous.kind if previous is not None else ServerKind.UNKNOWN,
+        state=EndpointState.ERROR, reason="probe_error", source=endpoint.source, expected=endpoint.kind_hint,
+        diagnosis=f"probing {host_port(endpoint.base_url)} failed ({type(exc).__name__}); "
+                  "the others are unaffected — see the log",
+        checked_at=time.time(), consecutive_failures=failures,
+        latency_history=previous.latency_history if previous is not None else ())
 
 
 def failed_status(endpoint: Endpoint, reason: str, error: ProviderError, previous: EndpointStatus | None,
@@ -135,6 +177,9 @@ def diagnose(status: EndpointStatus, endpoint: Endpoint) -> str:
         return f"cannot reach {where}: network error"
     if reason == "no_answer":
         return f"slow: {where} accepted the connection but sent nothing back in time"
+    if reason == "invalid_response":
+        return (f"{name} on {where} answers, but not in its API's shape: {status.detail('problem')} "
+                "— not usable until it is fixed or restarted")
     if status.state is EndpointState.NOT_INFERENCE:
         what = {"html": "it serves a web page", "not_http": "it does not speak HTTP"}.get(reason, "")
         return f"port {port_of(status.base_url)} is held by another program (not an inference server" + (

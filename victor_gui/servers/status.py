@@ -35,6 +35,7 @@ class EndpointState(StrEnum):
     DOWN = "down"  # nothing answers (connection refused / unreachable)
     UNAUTHORIZED = "unauthorized"  # HTTP 401/403: a key is missing or wrong
     NOT_INFERENCE = "not-inference"  # another program holds the port
+    ERROR = "error"  # it answers, but not what its API promises (or the probe itself failed)
     UNKNOWN = "unknown"  # not probed yet
 
 

@@ -14,6 +14,7 @@ chain (:meth:`ProviderPool.fallback`): several servers of one kind fail over.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from victor_gui.services.fallback import Candidate
 if TYPE_CHECKING:
     from victor_gui.providers.endpoint_access import EndpointAccess
     from victor_gui.services.server_registry import ChatTarget, RegisteredEndpoint, ServerRegistry
+
+log = logging.getLogger(__name__)
 
 KEYLESS_HINT = "add a key in Settings (Ctrl+,)"
 
@@ -249,6 +252,10 @@ async def probe_local(pool: ProviderPool, choices: list[ProviderChoice], *,
             return await list_models(pool, choice, limit_s=limit_s)
         except ProviderError as exc:
             return exc
+        except Exception as exc:  # one provider's bug must not stop the probe of the others
+            log.error("listing the models of %s failed", choice.name, exc_info=exc)
+            return ProviderError(f"{choice.display_name}: listing its models failed ({type(exc).__name__})",
+                                 choice.name, raw_error=exc)
 
     results = await asyncio.gather(*(one(c) for c in local))
     return {c.name: r for c, r in zip(local, results, strict=True)}

@@ -62,12 +62,14 @@ _DOTS: dict[EndpointState, str] = {
     EndpointState.DOWN: DOT_DOWN,
     EndpointState.UNAUTHORIZED: DOT_DOWN,
     EndpointState.NOT_INFERENCE: DOT_DOWN,
+    EndpointState.ERROR: DOT_DOWN,
     EndpointState.UNKNOWN: DOT_UNKNOWN,
 }
 # Which member answers first: working ones, then not yet probed, then failing ones.
 _RANK: dict[EndpointState, int] = {
     EndpointState.UP: 0, EndpointState.DEGRADED: 1, EndpointState.LOADING: 1, EndpointState.UNKNOWN: 2,
     EndpointState.UNAUTHORIZED: 3, EndpointState.NOT_INFERENCE: 4, EndpointState.DOWN: 4,
+    EndpointState.ERROR: 4,
 }
 
 

@@ -41,6 +41,7 @@ STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.DOWN: ("down", GREY),
     EndpointState.UNAUTHORIZED: ("unauthorized", RED),
     EndpointState.NOT_INFERENCE: ("not an inference server", GREY),
+    EndpointState.ERROR: ("error", RED),
     EndpointState.UNKNOWN: ("checking…", GREY),
 }
 DASH_STYLE = """

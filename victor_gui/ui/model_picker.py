@@ -37,7 +37,8 @@ NOT_RUNNING = "__not_running__"
 DOT_COLOURS = {"green": "#2e9d46", "amber": "#e0a100", "red": "#d03b3b", "grey": "#9a9a9a"}
 # Words after a target's name for states a colour alone must not carry.
 STATE_WORDS = {"down": "not answering", "unauthorized": "key refused", "loading": "loading a model",
-               "degraded": "slow", "not-inference": "another program", "unknown": "checking…"}
+               "degraded": "slow", "not-inference": "another program", "unknown": "checking…",
+               "error": "unreadable replies"}
 _ICONS: dict[str, QIcon] = {}
 
 

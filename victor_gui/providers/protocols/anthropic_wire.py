@@ -14,7 +14,9 @@ import httpx
 
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
+from victor_gui.providers.json_guard import Shape, loads_object
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
+from victor_gui.providers.protocols.reply_shapes import check_anthropic, check_anthropic_message
 from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_history
 from victor_gui.providers.streaming import iter_sse
 from victor_gui.providers.types import (
@@ -204,6 +206,7 @@ def parse_message(data: Any, clock: Clock, *, provider: str, model: str) -> Comp
     """A :class:`CompletionResponse` from a whole ``message`` object."""
     if not isinstance(data, dict) or data.get("type") == "error":
         raise error_from_event(data, provider=provider, model=model)
+    check_anthropic_message(data, Shape("Anthropic reply", provider, model=model))
     text: list[str] = []
     thinking: list[str] = []
     calls: list[ToolCall] = []
@@ -270,8 +273,11 @@ class AnthropicStreamDecoder:
         async for event in iter_sse(response, provider=self.provider):
             if event.data == "":
                 continue
-            data = json.loads(event.data)
+            data = loads_object(event.data, where="Anthropic stream event", provider=self.provider,
+                                model=self.model, partial=self.partial)
             kind = data.get("type") or event.event
+            if kind != "error":  # an error event's own shape is error_from_event's to read
+                check_anthropic(data, Shape("Anthropic stream event", self.provider, model=self.model))
             chunk = self._handle(kind, data)
             if chunk is not None:
                 yield chunk

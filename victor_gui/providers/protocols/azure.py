@@ -156,7 +156,7 @@ class AzureOpenAIProvider(OpenAICompatProvider):
     def _azure_error(self, status: int, raw: bytes, model: str | None) -> ProviderError | None:
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             return None
         err = data.get("error") if isinstance(data, dict) else None
         if not isinstance(err, dict):

@@ -127,7 +127,7 @@ class BedrockProvider(CloudProvider):
         kind = (headers.get("x-amzn-errortype") or "").split(":", 1)[0]
         try:
             data = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             data = None
         message = str(data.get("message") or data.get("Message") or "") if isinstance(data, dict) else ""
         if kind in ("ValidationException", "ResourceNotFoundException") and (

@@ -23,6 +23,7 @@ import httpx
 
 from victor_gui.errors import ContentFilterError, InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
+from victor_gui.providers.json_guard import loads_object
 from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.eventstream import iter_frames
 from victor_gui.providers.protocols.tool_history import anthropic_tool_id, repair_history
@@ -91,7 +92,7 @@ def _blocks(message: Message, thinking_for: ThinkingLookup | None) -> tuple[str,
     if message.role == "tool":
         try:
             value = json.loads(message.text)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):
             value = None
         content = [{"json": value}] if isinstance(value, dict) else [{"text": message.text or "(empty)"}]
         tool_id = anthropic_tool_id(message.tool_call_id or "")
@@ -264,7 +265,8 @@ class BedrockStreamDecoder:
                     model=self.model,
                     partial=self.partial,
                 )
-            data = json.loads(frame.payload or b"{}")
+            data = loads_object(frame.payload or b"{}", where="Bedrock stream event", provider=self.provider,
+                                model=self.model, partial=self.partial)
             chunk = self._event(frame.event_type, data)
             if chunk is not None:
                 yield chunk

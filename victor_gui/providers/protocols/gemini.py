@@ -27,6 +27,7 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.call_memory import CallMemory
 from victor_gui.providers.http import error_details_from_json
+from victor_gui.providers.json_guard import loads_object
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider, final_chunk
 from victor_gui.providers.protocols.gemini_wire import (
     Candidate,
@@ -75,8 +76,9 @@ class GeminiStreamDecoder:
         async for event in iter_sse(response, provider=self.provider.name):
             if not event.data.strip():
                 continue
-            data = json.loads(event.data)
-            if isinstance(data, dict) and "error" in data:
+            data = loads_object(event.data, where="Gemini stream event", provider=self.provider.name,
+                                model=self.model, partial=self.partial)
+            if "error" in data:
                 error = self.provider.error_from_json(data, None, model=self.model)
                 error.partial_content = self.partial or None
                 raise error
@@ -172,7 +174,7 @@ class GeminiProvider(CloudProvider):
     ) -> ProviderError:
         try:
             data = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             return super().classify_error(status, body, headers, model)
         return self.error_from_json(data, status, model=model, headers=headers)
 

@@ -15,7 +15,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from victor_gui.errors import ContentFilterError
+from victor_gui.errors import ContentFilterError, InvalidResponseError
+from victor_gui.providers.json_guard import Shape
+from victor_gui.providers.protocols.reply_shapes import check_gemini
 from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.types import (
     ImagePart,
@@ -222,7 +224,7 @@ def _response(text: str) -> dict[str, Any]:
     """A tool's output as the JSON object ``functionResponse.response`` must be."""
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
 
@@ -293,6 +295,11 @@ class Candidate:
     """What one ``GenerateContentResponse`` (or one stream event) carries."""
 
     def __init__(self, data: dict[str, Any], *, provider: str, model: str | None, partial: str = "") -> None:
+        try:
+            check_gemini(data, Shape("Gemini reply", provider, model=model))
+        except InvalidResponseError as exc:
+            exc.partial_content = partial or None
+            raise
         self.text = ""
         self.thought = ""
         self.calls: list[ToolCall] = []

@@ -138,7 +138,7 @@ class TextGenerationRoute:
         )
         try:
             data = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             data = None
         message = str(data.get("error") or "") if isinstance(data, dict) else ""
         if status == 422 and "`max_new_tokens` must be <=" in message:
@@ -283,7 +283,7 @@ class TextGenerationRoute:
             async for event in events:
                 try:
                     data = json.loads(event.data)
-                except (json.JSONDecodeError, ValueError) as exc:
+                except (ValueError, RecursionError) as exc:
                     raise InvalidResponseError(
                         f"Malformed stream event: {exc}", self.name, model=model, raw_error=exc
                     ) from exc

@@ -31,6 +31,7 @@ from victor_gui.providers.http import (
     read_error_body,
     transport_error,
 )
+from victor_gui.providers.json_guard import Shape
 from victor_gui.providers.protocols import ollama_errors as oerr
 from victor_gui.providers.protocols.ollama_reply import ReplyAssembler
 from victor_gui.providers.protocols.ollama_wire import (
@@ -38,6 +39,7 @@ from victor_gui.providers.protocols.ollama_wire import (
     build_payload,
     parse_show,
 )
+from victor_gui.providers.protocols.reply_shapes import check_ollama_show, check_ollama_tags
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
 from victor_gui.providers.streaming import iter_ndjson
 from victor_gui.providers.tool_parsing import tools_as_system_prompt
@@ -324,10 +326,12 @@ class OllamaProvider(BaseProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         """``/api/tags``, with ``loaded`` (and memory figures) from ``/api/ps`` when it answers."""
-        data = await self._json("GET", "/api/tags")
+        tags = await self._json("GET", "/api/tags")
+        data = check_ollama_tags(tags, Shape("Ollama /api/tags", self.name))
         loaded: dict[str, dict[str, Any]] = {}
         try:
-            ps = await self._json_once("GET", "/api/ps")
+            ps_reply = await self._json_once("GET", "/api/ps")
+            ps = check_ollama_tags(ps_reply, Shape("Ollama /api/ps", self.name))
             loaded = {str(m.get("name")): m for m in ps.get("models") or [] if isinstance(m, dict)}
             known_ps = True
         except ProviderError:
@@ -354,7 +358,7 @@ class OllamaProvider(BaseProvider):
     async def show_model(self, name: str) -> ModelDetails:
         """``/api/show``: context length and capabilities (tools, vision, thinking); cached."""
         data = await self._json("POST", "/api/show", {"model": name}, model=name)
-        details = parse_show(name, data if isinstance(data, dict) else {})
+        details = parse_show(name, check_ollama_show(data, Shape("Ollama /api/show", self.name, model=name)))
         self._details[_tagged(name)] = details
         return details
 

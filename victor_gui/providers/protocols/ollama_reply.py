@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from victor_gui.providers.json_guard import Shape
 from victor_gui.providers.protocols.ollama_wire import (
     durations_ms,
     parse_tool_calls,
@@ -19,6 +20,7 @@ from victor_gui.providers.protocols.ollama_wire import (
     timings_from,
     usage_from,
 )
+from victor_gui.providers.protocols.reply_shapes import check_ollama
 from victor_gui.providers.thinking import ThinkTagSplitter
 from victor_gui.providers.tool_parsing import parse_tool_calls_from_text
 from victor_gui.providers.types import StreamChunk, ToolCall
@@ -27,6 +29,8 @@ from victor_gui.providers.types import StreamChunk, ToolCall
 # mode the reply streams normally up to the first of these, and is held from there to the end.
 _MARKERS = ("<tool_call>", "<function=", "[TOOL_REQUEST]", "```", "{")
 
+
+_SHAPE = Shape("Ollama /api/chat", "ollama")
 
 class ReplyAssembler:
     """Turns Ollama reply objects into chunks; ``partial`` is the answer text released so far."""
@@ -56,6 +60,7 @@ class ReplyAssembler:
         return "".join(self._reasoning)
 
     def feed(self, obj: dict[str, Any]) -> StreamChunk | None:
+        check_ollama(obj, _SHAPE)  # a field of the wrong type is an InvalidResponseError naming it
         """The chunk for one reply object, or None when it carries nothing to show yet."""
         self.lines += 1
         self.model = obj.get("model") or self.model

@@ -186,7 +186,7 @@ class OpenAICompatProvider(BaseProvider):
                 await response.aclose()
                 return
             data = json.loads(await read_body(response, provider=self.name))
-        except (ProviderError, httpx.HTTPError, ValueError):
+        except (ProviderError, httpx.HTTPError, ValueError, RecursionError):
             return  # the request itself will report what is wrong
         modalities = data.get("modalities") if isinstance(data, dict) else None
         if isinstance(modalities, dict) and "vision" in modalities and self._active_base:

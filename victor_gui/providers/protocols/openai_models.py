@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from victor_gui.providers.json_guard import Shape
+from victor_gui.providers.protocols.reply_shapes import check_model_listing
 from victor_gui.providers.types import ModelInfo
 
 
@@ -54,7 +56,10 @@ def model_info(entry: dict[str, Any], provider: str) -> ModelInfo:
 
 
 def models_from_payload(payload: Any, provider: str) -> list[ModelInfo]:
-    """All entries of a ``{"data": [...]}`` listing; duplicates keep their loaded entry."""
+    """All entries of a ``{"data": [...]}`` listing (or a bare list); duplicates keep their loaded
+    entry. A field of the wrong type raises :class:`InvalidResponseError` naming it."""
+    shape = Shape(f"{provider} /v1/models", provider)
+    check_model_listing({"data": payload} if isinstance(payload, list) else payload, shape)
     entries = payload.get("data") if isinstance(payload, dict) else payload
     found: dict[str, ModelInfo] = {}
     for entry in entries if isinstance(entries, list) else []:

@@ -141,6 +141,9 @@ def event_json(text: str, asm: StreamAssembler, provider: str, model: str) -> di
     """One event's JSON object; anything else is an :class:`InvalidResponseError`."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InvalidResponseError("A stream event is nested too deeply to read", provider, model=model,
+                                   partial_content=asm.partial or None) from None
     except (json.JSONDecodeError, ValueError):
         kind = "an HTML page" if looks_like_html(text) else "malformed JSON"
         raise InvalidResponseError(

@@ -15,6 +15,8 @@ from typing import Any
 
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error, error_details_from_json
+from victor_gui.providers.json_guard import Shape
+from victor_gui.providers.protocols.reply_shapes import check_openai
 from victor_gui.providers.thinking import ThinkTagSplitter
 from victor_gui.providers.types import (
     CompletionResponse,
@@ -129,6 +131,7 @@ class StreamAssembler:
         """Chunks for one decoded event; raises the typed error for an error event."""
         if data.get("error"):  # also OpenRouter's error-with-choices chunks
             raise error_from_payload(data, provider=self.provider, model=self.model, partial=self.partial)
+        check_openai(data, Shape(f"{self.provider} reply", self.provider, model=self.model))
         self.server_model = data.get("model") or self.server_model
         if data.get("usage"):
             self.usage = usage_from(data["usage"]) or self.usage
@@ -223,7 +226,8 @@ def completion_from(
 ) -> CompletionResponse:
     """A whole ``chat.completion`` body as a :class:`CompletionResponse` (same parsing as a stream:
     the message is fed to a :class:`StreamAssembler` as one delta)."""
-    if not isinstance(data, dict) or not data.get("choices"):
+    data = check_openai(data, Shape(f"{provider} reply", provider, model=model))
+    if not data.get("choices"):
         raise InvalidResponseError("The reply has no choices", provider, model=model)
     choice = data["choices"][0]
     asm = StreamAssembler(provider=provider, model=model, think_anywhere=think_anywhere)

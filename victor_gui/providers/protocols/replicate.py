@@ -266,7 +266,8 @@ class ReplicateProvider(CloudProvider):
                                     {"status": "failed", "error": _detail(event.data)}, model, partial or None
                                 )
                             elif event.event == "done":
-                                reason = (json.loads(event.data or "{}") or {}).get("reason")
+                                ended = json.loads(event.data or "{}")
+                                reason = ended.get("reason") if isinstance(ended, dict) else None
                                 if reason == "canceled":
                                     raise self.failure(
                                         {"status": "canceled", "error": reason}, model, partial or None
@@ -277,7 +278,7 @@ class ReplicateProvider(CloudProvider):
                     await response.aclose()
             except httpx.HTTPError as exc:
                 raise transport_error(exc, self.name, model=model, partial=partial or None) from exc
-            except (json.JSONDecodeError, ValueError) as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested past the decoder's limit
                 raise InvalidResponseError(
                     f"Malformed stream event: {exc}", self.name, model=model, partial_content=partial or None
                 ) from exc
@@ -334,7 +335,7 @@ class ReplicateProvider(CloudProvider):
 def _detail(data: str) -> str:
     try:
         value = json.loads(data)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):
         return data
     return str(value.get("detail") or value) if isinstance(value, dict) else str(value)
 
