@@ -27,6 +27,7 @@ from victor_gui.providers.types import (
     ToolCallDelta,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 # The status each documented error type is sent with; a mid-stream ``error`` event carries only
@@ -188,10 +189,10 @@ def usage_from(data: dict[str, Any] | None, output_tokens: int | None = None) ->
     """Neutral usage: ``prompt_tokens`` counts the whole prompt (fresh + cache read + cache write),
     as OpenAI's does, with the cached parts broken out."""
     data = data or {}
-    fresh = int(data.get("input_tokens") or 0)
-    read = int(data.get("cache_read_input_tokens") or 0)
-    written = int(data.get("cache_creation_input_tokens") or 0)
-    out = int(output_tokens if output_tokens is not None else data.get("output_tokens") or 0)
+    fresh = token_count(data.get("input_tokens"))
+    read = token_count(data.get("cache_read_input_tokens"))
+    written = token_count(data.get("cache_creation_input_tokens"))
+    out = token_count(output_tokens if output_tokens is not None else data.get("output_tokens"))
     return Usage(
         prompt_tokens=fresh + read + written,
         completion_tokens=out,

@@ -36,6 +36,7 @@ from victor_gui.providers.types import (
     ToolCallDelta,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -175,12 +176,12 @@ def usage_from(data: dict[str, Any] | None) -> Usage | None:
     """Neutral usage; ``prompt_tokens`` is the whole prompt (fresh + cache read + cache write)."""
     if not data:
         return None
-    fresh = int(data.get("inputTokens") or 0)
-    read = int(data.get("cacheReadInputTokens") or 0)
-    written = int(data.get("cacheWriteInputTokens") or 0)
+    fresh = token_count(data.get("inputTokens"))
+    read = token_count(data.get("cacheReadInputTokens"))
+    written = token_count(data.get("cacheWriteInputTokens"))
     return Usage(
         prompt_tokens=fresh + read + written,
-        completion_tokens=int(data.get("outputTokens") or 0),
+        completion_tokens=token_count(data.get("outputTokens")),
         cached_tokens=read,
         cache_creation_tokens=written,
     )

@@ -39,7 +39,14 @@ from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.hf_prompt import build_prompt, template_for
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
 from victor_gui.providers.streaming import SSEEvent, iter_sse
-from victor_gui.providers.types import CompletionResponse, Message, StreamChunk, ToolDefinition, Usage
+from victor_gui.providers.types import (
+    CompletionResponse,
+    Message,
+    StreamChunk,
+    ToolDefinition,
+    Usage,
+    token_count,
+)
 
 if TYPE_CHECKING:
     from victor_gui.providers.http import Timeouts
@@ -85,7 +92,7 @@ def _stops(details: Any) -> tuple[str, int]:
     if not isinstance(details, dict):
         return "stop", 0
     native = str(details.get("finish_reason") or "")
-    return STOP_REASONS.get(native, "stop"), int(details.get("generated_tokens") or 0)
+    return STOP_REASONS.get(native, "stop"), token_count(details.get("generated_tokens"))
 
 
 class TextGenerationRoute:

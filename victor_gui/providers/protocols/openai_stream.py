@@ -23,6 +23,7 @@ from victor_gui.providers.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -35,11 +36,11 @@ def usage_from(data: Any) -> Usage | None:
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_tokens=token_count(data.get("prompt_tokens")),
+        completion_tokens=token_count(data.get("completion_tokens")),
+        total_tokens=token_count(data.get("total_tokens")),
+        cached_tokens=token_count(prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens")),
+        reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
     )
 
 

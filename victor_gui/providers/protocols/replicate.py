@@ -37,6 +37,7 @@ from victor_gui.providers.types import (
     StreamChunk,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -69,8 +70,8 @@ def usage_from(metrics: Any) -> Usage | None:
     if not isinstance(metrics, dict) or "output_token_count" not in metrics:
         return None
     return Usage(
-        prompt_tokens=int(metrics.get("input_token_count") or 0),
-        completion_tokens=int(metrics.get("output_token_count") or 0),
+        prompt_tokens=token_count(metrics.get("input_token_count")),
+        completion_tokens=token_count(metrics.get("output_token_count")),
     )
 
 
