@@ -84,6 +84,11 @@ class PartialToolCall:
         """The argument text so far (surrogates cleaned, a split pair joined)."""
         return self._arguments.text
 
+    @property
+    def size(self) -> int:
+        """Characters of argument text so far, without joining them."""
+        return len(self._arguments)
+
     def add(self, fragment: str) -> None:
         self._arguments.append(self._joiner.feed(fragment))
 
@@ -281,7 +286,7 @@ class Generation:
                 if d.name and not part.name:
                     part.name = clean_surrogates(d.name)
                 part.add(d.arguments_delta)
-                if len(part.arguments) > MAX_TOOL_ARGUMENT_CHARS:
+                if part.size > MAX_TOOL_ARGUMENT_CHARS:
                     raise _too_long("A tool call's arguments", MAX_TOOL_ARGUMENT_CHARS, state, self.model)
             tools_changed = True
         if chunk.tool_calls:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import ContextLengthExceededError, InvalidResponseError, ProviderError
 from victor_gui.providers.capabilities import resolve_capabilities
 from victor_gui.providers.http import (
@@ -236,18 +237,18 @@ class TextGenerationRoute:
 
         async def once() -> AsyncIterator[StreamChunk]:
             clock = Clock()
-            partial = ""
+            partial = TextAssembly()
             response = await self.open(model, body, stream=True)
             try:
                 async with aclosing(self._events(response, model)) as events:
                     async for data in events:
                         if data.get("error"):
-                            raise self._stream_error(data, model, partial)
+                            raise self._stream_error(data, model, partial.text)
                         token = data.get("token") or {}
                         text = "" if token.get("special") else str(token.get("text") or "")
                         if text:
                             clock.mark()
-                            partial += text
+                            partial.append(text)
                             yield StreamChunk(content=text, model=model)
                         if data.get("generated_text") is not None:
                             stop, count = _stops(data.get("details"))
@@ -266,14 +267,14 @@ class TextGenerationRoute:
                     "The stream ended before the final event",
                     self.name,
                     model=model,
-                    partial_content=partial or None,
+                    partial_content=partial.text or None,
                 )
             except ProviderError as exc:
-                if exc.partial_content is None and partial:
-                    exc.partial_content = partial
+                if exc.partial_content is None and partial.text:
+                    exc.partial_content = partial.text
                 raise
             except httpx.HTTPError as exc:
-                raise transport_error(exc, self.name, model=model, partial=partial or None) from exc
+                raise transport_error(exc, self.name, model=model, partial=partial.text or None) from exc
             finally:
                 await response.aclose()
 

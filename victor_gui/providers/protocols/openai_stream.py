@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error, error_details_from_json
 from victor_gui.providers.thinking import ThinkTagSplitter
@@ -164,7 +165,7 @@ class StreamAssembler:
         for position, frag in enumerate(raw or []):
             index = frag.get("index", position)
             fn = frag.get("function") or {}
-            slot = self.tools.setdefault(index, {"id": None, "name": "", "arguments": ""})
+            slot = self.tools.setdefault(index, {"id": None, "name": "", "arguments": TextAssembly()})
             if frag.get("id"):
                 slot["id"] = frag["id"]
             if fn.get("name"):
@@ -172,7 +173,7 @@ class StreamAssembler:
             args = fn.get("arguments")
             if isinstance(args, dict):  # a few servers send whole objects
                 args = json.dumps(args)
-            slot["arguments"] += args or ""
+            slot["arguments"].append(args or "")
             deltas.append(
                 ToolCallDelta(index=index, id=frag.get("id"), name=fn.get("name"), arguments_delta=args or "")
             )
@@ -189,7 +190,7 @@ class StreamAssembler:
 
     def tool_calls(self) -> list[ToolCall]:
         return [
-            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"])
+            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"].text)
             for _, s in sorted(self.tools.items())
             if s["name"]
         ]
