@@ -17,6 +17,8 @@ The file may be hostile. Every count, length and nesting depth is checked agains
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,10 +372,39 @@ def _try_parse(parser: _Parser, buf: bytes, complete: bool) -> GGUFHeader | int:
         return more.needed
 
 
+def _not_a_file(path: Path, mode: int) -> GGUFError:
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return GGUFError(f"{path} is not a regular file ({kind}); a GGUF model is a file", reason="not_a_file")
+
+
+def _open_regular(path: Path) -> tuple[int, int]:
+    """Open ``path`` for reading only if it is a regular file: (descriptor, size).
+
+    A FIFO is refused from its ``stat``, before any open: opening one for reading waits for a
+    writer, in a thread nothing can interrupt (``fit`` hung through Ctrl-C). The open itself is
+    non-blocking and the descriptor checked again, so a path swapped for a FIFO in between
+    cannot hang it either.
+    """
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_a_file(path, mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_a_file(path, info.st_mode)
+        return fd, info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
     try:
-        with path.open("rb") as fh:
-            size = path.stat().st_size
+        fd, size = _open_regular(path)
+        with os.fdopen(fd, "rb") as fh:
             buf = fh.read(min(initial, limits.max_bytes))
             parser = _Parser(b"", False, limits)
             while True:
