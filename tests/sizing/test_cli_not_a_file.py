@@ -7,6 +7,7 @@ with a clear message and exit code 1, and never opened.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -52,4 +53,14 @@ async def test_reader_refuses_a_fifo_before_opening_it(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(GGUFError) as info:
         await read_gguf_file(fifo)
+    assert info.value.reason == "not_a_file"
+
+
+async def test_safetensors_reader_refuses_a_fifo(tmp_path: Path) -> None:
+    from victor_gui.sizing.hf_reader import read_safetensors_header
+
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(GGUFError) as info:
+        await asyncio.wait_for(read_safetensors_header(fifo), 10)
     assert info.value.reason == "not_a_file"

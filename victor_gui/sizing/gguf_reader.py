@@ -379,7 +379,7 @@ def _not_a_file(path: Path, mode: int) -> GGUFError:
     return GGUFError(f"{path} is not a regular file ({kind}); a GGUF model is a file", reason="not_a_file")
 
 
-def _open_regular(path: Path) -> tuple[int, int]:
+def open_regular_file(path: Path) -> tuple[int, int]:
     """Open ``path`` for reading only if it is a regular file: (descriptor, size).
 
     A FIFO is refused from its ``stat``, before any open: opening one for reading waits for a
@@ -403,7 +403,7 @@ def _open_regular(path: Path) -> tuple[int, int]:
 
 def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
     try:
-        fd, size = _open_regular(path)
+        fd, size = open_regular_file(path)
         with os.fdopen(fd, "rb") as fh:
             buf = fh.read(min(initial, limits.max_bytes))
             parser = _Parser(b"", False, limits)
