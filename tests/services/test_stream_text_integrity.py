@@ -8,6 +8,7 @@ reply must end ``complete`` and the stored text must equal what the screen was s
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,3 +124,28 @@ def test_absurd_token_counts_are_unknown() -> None:
     assert counts == (0, 0, 0, 0)
     assert usage.cache_creation_tokens == 2**53 and usage.total_tokens == 0
     assert token_count(41.0) == 41 and token_count(True) == 0 and token_count(float("nan")) == 0
+
+
+ERROR_EVENTS = [
+    r'{"choices":[{"index":0,"delta":{"content":"half \ud83d"}}]}',
+    r'{"error":{"message":"backend \udfff broke","type":"server_error","code":500}}',
+]
+
+
+async def test_an_error_whose_text_has_a_lone_surrogate_is_stored(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    shown: list[ReplyEvent] = []
+    with serving(ERROR_EVENTS) as url:
+        provider = ProviderRegistry.create("llamacpp", base_url=url + "/v1", max_retries=0)
+        conv = await store.create_conversation("surrogates")
+        session = ChatSession(store, conv.id, provider, "sim-model", context_window=8192,
+                              on_event=shown.append)
+        result = await asyncio.wait_for(session.send("go"), 30)
+        await provider.close()
+    m = await store.get_message(result.message_id)
+    await store.close()
+    screen_text = "".join(e.text for e in shown if e.kind == "delta")
+    assert result.status == "error"
+    assert m is not None and m.status == "error"
+    assert screen_text == "half \ufffd" and m.content == screen_text
+    assert m.error is not None and "backend \ufffd broke" in m.error
