@@ -96,3 +96,22 @@ def test_twenty_megabytes_of_tool_arguments_end_with_a_clear_error() -> None:
     # Stopped as soon as the arguments passed the cap, not after reading all 20 MB.
     assert fed == MAX_TOOL_ARGUMENT_CHARS // len(PIECE)
     assert gen.state.status is not ReplyStatus.DONE
+
+
+def test_a_reply_past_the_size_cap_ends_with_a_clear_error_and_keeps_its_text() -> None:
+    from victor_gui.providers.types import StreamChunk
+    from victor_gui.services.generation import MAX_REPLY_CHARS
+
+    gen = Generation(_Named(), [], model="m")  # type: ignore[arg-type]
+    piece = "y" * (1 << 20)
+    with_error: InvalidResponseError | None = None
+    pieces = 0
+    try:
+        for _ in range(MAX_REPLY_CHARS // len(piece) + 8):
+            gen._apply(StreamChunk(content=piece))
+            pieces += 1
+    except InvalidResponseError as exc:
+        with_error = exc
+    assert with_error is not None and "reply exceeded 32 MiB" in str(with_error)
+    assert pieces == MAX_REPLY_CHARS // len(piece)  # stopped at the first piece past the cap
+    assert with_error.partial_content is not None and len(with_error.partial_content) > MAX_REPLY_CHARS
