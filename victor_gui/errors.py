@@ -49,7 +49,7 @@ class GGUFError(VictorGuiError):
     """A GGUF (or safetensors) header could not be read: truncated, malformed, or past a safety limit.
 
     ``reason`` is a short machine word (``truncated``, ``bad_magic``, ``version``, ``limit``,
-    ``bad_type``, ``bad_value``, ``io``) so callers branch on it, never on message text.
+    ``bad_type``, ``bad_value``, ``io``, ``not_a_file``) so callers branch on it, never on message text.
     """
 
     def __init__(self, message: str, *, reason: str = "bad_value") -> None:

@@ -11,6 +11,12 @@ stays, and the task is cancelled so the HTTP response is closed (the server sees
 leave). Failures end as ``error`` with the typed :class:`~victor_gui.errors.ProviderError` on
 the state; its ``partial_content`` holds what had arrived.
 
+Every protocol's deltas pass through :meth:`Generation._apply`, so this is where text is made
+storable: a surrogate pair split across two deltas is joined, a lone surrogate becomes U+FFFD
+(:class:`~victor_gui.core.text.SurrogateJoiner`), and listeners get the cleaned delta, so what
+is shown is what is stored. Text is assembled in linear time (lists joined on read) and bounded:
+a tool call's arguments past 8 MiB or a reply past 32 MiB end it with ``InvalidResponseError``.
+
 Example::
 
     gen = Generation(provider, messages, model="qwen3:8b")
