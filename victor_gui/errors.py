@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from victor_gui.core.redact import redact
+from victor_gui.core.text import clean_surrogates
 
 # Messages are capped so an HTML page or a megabyte of JSON never lands in a dialog.
 _MAX_MESSAGE = 800
@@ -52,7 +53,7 @@ class GGUFError(VictorGuiError):
     """A GGUF (or safetensors) header could not be read: truncated, malformed, or past a safety limit.
 
     ``reason`` is a short machine word (``truncated``, ``bad_magic``, ``version``, ``limit``,
-    ``bad_type``, ``bad_value``, ``io``) so callers branch on it, never on message text.
+    ``bad_type``, ``bad_value``, ``io``, ``not_a_file``) so callers branch on it, never on message text.
     """
 
     def __init__(self, message: str, *, reason: str = "bad_value") -> None:
@@ -262,7 +263,9 @@ class MissingAPIKeyError(ProviderAuthError):
 
 
 def _clean(message: str) -> str:
-    text = redact(str(message)).strip()
+    # A server's error text may hold a lone surrogate (JSON "\\udfff"): it could not be stored
+    # with the reply it ended, nor logged.
+    text = clean_surrogates(redact(str(message))).strip()
     if len(text) > _MAX_MESSAGE:
         text = text[: _MAX_MESSAGE - 1] + "…"
     return text

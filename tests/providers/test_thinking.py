@@ -66,3 +66,22 @@ def test_empty_feed_and_flush_of_empty_splitter() -> None:
     assert splitter.feed("") == ("", "")
     assert splitter.flush() == ("", "")
     assert not splitter.inside
+
+
+@pytest.mark.parametrize("anywhere", [True, False])
+def test_a_stream_of_blanks_is_not_buffered_without_bound(anywhere: bool) -> None:
+    """Issue 16: leading whitespace was held (and copied whole on every piece) while waiting
+    to see whether a <think> tag follows; 4 MiB of spaces in 1 KiB pieces was quadratic."""
+    splitter = ThinkTagSplitter(anywhere=anywhere)
+    out: list[str] = []
+    for _ in range(4096):
+        content, reasoning = splitter.feed(" " * 1024)
+        out.append(content)
+        assert not reasoning
+        assert len(splitter._buf) <= 64 * 1024
+    content, _ = splitter.feed("<think>late</think>answer")
+    out.append(content)
+    rest, _ = splitter.flush()
+    out.append(rest)
+    text = "".join(out)
+    assert text.startswith(" " * (4096 * 1024)) and text.endswith("answer")

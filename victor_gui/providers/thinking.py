@@ -15,6 +15,10 @@ TAG_PAIRS: tuple[tuple[str, str], ...] = (
     ("<｜begin▁of▁thinking｜>", "<｜end▁of▁thinking｜>"),
 )
 _OPENS = tuple(o for o, _ in TAG_PAIRS)
+# Blanks held while waiting to see whether a reply opens with a tag. A reply that starts with
+# more than this is not opening a reasoning block: it is released as text (held whole, a stream
+# of blanks was copied on every piece, quadratically, and never shown).
+MAX_LEADING_BLANK = 16 * 1024
 _CLOSES = tuple(c for _, c in TAG_PAIRS)
 
 
@@ -63,12 +67,12 @@ class ThinkTagSplitter:
         self._buf += text
         if not self._decided:
             head = self._buf.lstrip()
-            if not head:
+            if not head and len(self._buf) <= MAX_LEADING_BLANK:
                 return "", ""
             if head.startswith(_OPENS):
                 self._decided = self._active = True
                 self._buf = head
-            elif any(o.startswith(head) for o in _OPENS):
+            elif head and any(o.startswith(head) for o in _OPENS):
                 return "", ""  # could still become an opening tag
             else:
                 self._decided, self._active = True, False

@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
+# A tool call's arguments longer than this (characters of JSON text) are a broken or hostile
+# server: the reply ends with InvalidResponseError rather than assembling them.
+MAX_TOOL_ARGUMENT_CHARS = 8 * 1024 * 1024
+# Token counts above this are not counts (no reply has 2**53 tokens; SQLite stops at 2**63).
+MAX_TOKEN_COUNT = 2**53
+
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=-]+)*;base64,(?P<data>.*)$", re.S)
 
 
@@ -153,8 +159,23 @@ class Message(BaseModel):
         return list(self.content)
 
 
+def token_count(value: Any) -> int:
+    """A server's token count as an int, or 0 (unknown) when it is not one: negative, above
+    :data:`MAX_TOKEN_COUNT`, fractional, infinite, a string or a bool. Every adapter reads its
+    counts through this, so an absurd number never reaches the store (where 2**64 overflowed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not value.is_integer():  # also NaN and ±inf
+        return 0
+    count = int(value)
+    return count if 0 <= count <= MAX_TOKEN_COUNT else 0
+
+
 class Usage(BaseModel):
-    """Token counts for one request. Reads like the seed's usage dict (``usage["prompt_tokens"]``)."""
+    """Token counts for one request. Reads like the seed's usage dict (``usage["prompt_tokens"]``).
+
+    Every count goes through :func:`token_count`: one a server got wrong is 0 (unknown).
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -165,9 +186,15 @@ class Usage(BaseModel):
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
 
+    @field_validator("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                     "cache_creation_tokens", "reasoning_tokens", mode="before")
+    @classmethod
+    def _plausible_count(cls, value: Any) -> int:
+        return token_count(value)
+
     def model_post_init(self, __context: Any) -> None:
         if not self.total_tokens:
-            self.total_tokens = self.prompt_tokens + self.completion_tokens
+            self.total_tokens = token_count(self.prompt_tokens + self.completion_tokens)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)

@@ -407,7 +407,7 @@ class ChatSession:
                 if progress.first is None:
                     progress.first = state.first_token_at or time.perf_counter()
                 progress.shown = True
-                progress.text += delta.content
+                progress.add_text(delta.content)
                 queued.append((delta.content, delta.reasoning))
                 self._emit(ReplyEvent("delta", mid, delta.content, delta.reasoning))
             elif delta.tool_call_deltas:

@@ -11,6 +11,12 @@ stays, and the task is cancelled so the HTTP response is closed (the server sees
 leave). Failures end as ``error`` with the typed :class:`~victor_gui.errors.ProviderError` on
 the state; its ``partial_content`` holds what had arrived.
 
+Every protocol's deltas pass through :meth:`Generation._apply`, so this is where text is made
+storable: a surrogate pair split across two deltas is joined, a lone surrogate becomes U+FFFD
+(:class:`~victor_gui.core.text.SurrogateJoiner`), and listeners get the cleaned delta, so what
+is shown is what is stored. Text is assembled in linear time (lists joined on read) and bounded:
+a tool call's arguments past 8 MiB or a reply past 32 MiB end it with ``InvalidResponseError``.
+
 Example::
 
     gen = Generation(provider, messages, model="qwen3:8b")
@@ -32,10 +38,19 @@ from typing import Any
 import httpx
 
 from victor_gui.core.listeners import Listeners
+from victor_gui.core.text import SurrogateJoiner, TextAssembly, clean_json_strings, clean_surrogates
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.http import transport_error
-from victor_gui.providers.types import Message, StreamChunk, Timings, ToolCall, ToolDefinition, Usage
+from victor_gui.providers.types import (
+    MAX_TOOL_ARGUMENT_CHARS,
+    Message,
+    StreamChunk,
+    Timings,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 from victor_gui.services.reply_types import generation_speed
 
 log = logging.getLogger(__name__)
@@ -55,6 +70,11 @@ class ReplyStatus(enum.StrEnum):
         return self in (ReplyStatus.DONE, ReplyStatus.INTERRUPTED, ReplyStatus.ERROR)
 
 
+# A reply's text (content or reasoning) longer than this is a broken or hostile server, not an
+# answer: the reply ends as an error (what arrived is kept) instead of growing without bound.
+MAX_REPLY_CHARS = 32 * 1024 * 1024
+
+
 @dataclass
 class PartialToolCall:
     """A tool call still streaming in (OpenAI-style fragments keyed by index)."""
@@ -62,7 +82,24 @@ class PartialToolCall:
     index: int
     id: str | None = None
     name: str = ""
-    arguments: str = ""
+    _arguments: TextAssembly = field(default_factory=TextAssembly, repr=False)
+    _joiner: SurrogateJoiner = field(default_factory=SurrogateJoiner, repr=False)
+
+    @property
+    def arguments(self) -> str:
+        """The argument text so far (surrogates cleaned, a split pair joined)."""
+        return self._arguments.text
+
+    @property
+    def size(self) -> int:
+        """Characters of argument text so far, without joining them."""
+        return len(self._arguments)
+
+    def add(self, fragment: str) -> None:
+        self._arguments.append(self._joiner.feed(fragment))
+
+    def end(self) -> None:
+        self._arguments.append(self._joiner.flush())
 
 
 @dataclass
@@ -72,8 +109,6 @@ class ReplyState:
     provider: str
     model: str
     status: ReplyStatus = ReplyStatus.PENDING
-    content: str = ""
-    reasoning: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     partial_tool_calls: dict[int, PartialToolCall] = field(default_factory=dict)
     usage: Usage | None = None
@@ -90,6 +125,19 @@ class ReplyState:
     # timings any chunk carried (server-measured or the adapter's own).
     answered_model: str | None = None
     timings: Timings | None = None
+    # The text so far, assembled in linear time (read ``content`` / ``reasoning``).
+    _content: TextAssembly = field(default_factory=TextAssembly, repr=False)
+    _reasoning: TextAssembly = field(default_factory=TextAssembly, repr=False)
+
+    @property
+    def content(self) -> str:
+        """The answer text so far. Joined on read: a listener should use its delta instead."""
+        return self._content.text
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text so far (joined on read, like :attr:`content`)."""
+        return self._reasoning.text
 
     @property
     def ttft_ms(self) -> float | None:
@@ -151,6 +199,9 @@ class Generation:
         self.state = ReplyState(provider=provider.name, model=model)
         self._listeners: Listeners[[ReplyState, ReplyDelta]] = Listeners(log, "generation listener failed")
         self._task: asyncio.Task[ReplyState] | None = None
+        # Every protocol's text deltas pass here: cleaned so what is shown can also be stored.
+        self._content_joiner = SurrogateJoiner()
+        self._reasoning_joiner = SurrogateJoiner()
 
     # -- listeners --------------------------------------------------------------------------------
 
@@ -191,6 +242,7 @@ class Generation:
             self._task.cancel()
 
     def _finish(self, status: ReplyStatus, error: ProviderError | None = None) -> None:
+        self._flush_held()
         self.state.status = status
         self.state.error = error
         self.state.finished_at = time.perf_counter()
@@ -217,6 +269,8 @@ class Generation:
         except ProviderError as exc:
             if exc.partial_content is None and state.content:
                 exc.partial_content = state.content
+            elif exc.partial_content:  # the adapter's own copy of the text: cleaned like ours
+                exc.partial_content = clean_surrogates(exc.partial_content)
             self._finish(ReplyStatus.ERROR, exc)
         except httpx.HTTPError as exc:
             self._finish(ReplyStatus.ERROR, transport_error(exc, state.provider, model=self.model,
@@ -236,18 +290,24 @@ class Generation:
                 part = state.partial_tool_calls.setdefault(d.index, PartialToolCall(d.index))
                 part.id = d.id or part.id
                 if d.name and not part.name:
-                    part.name = d.name
-                part.arguments += d.arguments_delta
+                    part.name = clean_surrogates(d.name)
+                part.add(d.arguments_delta)
+                if part.size > MAX_TOOL_ARGUMENT_CHARS:
+                    raise _too_long("A tool call's arguments", MAX_TOOL_ARGUMENT_CHARS, state, self.model)
             tools_changed = True
         if chunk.tool_calls:
-            state.tool_calls = list(chunk.tool_calls)
+            state.tool_calls = [_clean_call(c) for c in chunk.tool_calls]
             tools_changed = True
+        content = self._content_joiner.feed(chunk.content) if chunk.content else ""
+        reasoning = self._reasoning_joiner.feed(chunk.reasoning) if chunk.reasoning else ""
         if chunk.content or chunk.reasoning:
             state.delta_count += 1
-        if (chunk.content or chunk.reasoning or tools_changed) and state.first_token_at is None:
+        if (content or reasoning or tools_changed) and state.first_token_at is None:
             state.first_token_at = time.perf_counter()
-        state.content += chunk.content
-        state.reasoning += chunk.reasoning
+        state._content.append(content)
+        state._reasoning.append(reasoning)
+        if len(state._content) > MAX_REPLY_CHARS or len(state._reasoning) > MAX_REPLY_CHARS:
+            raise _too_long("The reply", MAX_REPLY_CHARS, state, self.model)
         if chunk.usage is not None:
             state.usage = chunk.usage
         if chunk.timings is not None:
@@ -255,12 +315,38 @@ class Generation:
             if chunk.timings.source == "server":
                 state.server_timings = chunk.timings
         if chunk.model:
-            state.answered_model = chunk.model
+            state.answered_model = clean_surrogates(chunk.model)
         if chunk.stop_reason:
-            state.stop_reason = chunk.stop_reason
-        if chunk.content or chunk.reasoning or tools_changed:
-            self._notify(ReplyDelta(chunk.content, chunk.reasoning, tools_changed,
+            state.stop_reason = clean_surrogates(chunk.stop_reason)
+        if content or reasoning or tools_changed:
+            self._notify(ReplyDelta(content, reasoning, tools_changed,
                                     tool_call_deltas=bool(chunk.tool_call_deltas)))
+
+    def _flush_held(self) -> None:
+        """The stream ended: a high surrogate still waiting for its partner becomes U+FFFD, shown
+        and kept like any other delta."""
+        content, reasoning = self._content_joiner.flush(), self._reasoning_joiner.flush()
+        for part in self.state.partial_tool_calls.values():
+            part.end()
+        if content or reasoning:
+            self.state._content.append(content)
+            self.state._reasoning.append(reasoning)
+            self._notify(ReplyDelta(content, reasoning))
+
+
+def _clean_call(call: ToolCall) -> ToolCall:
+    """A finished tool call whose name, id and arguments can be stored (see :mod:`victor_gui.core.text`)."""
+    arguments = clean_json_strings(call.arguments)
+    name, call_id = clean_surrogates(call.name), clean_surrogates(call.id)
+    if arguments is call.arguments and name is call.name and call_id is call.id:
+        return call
+    return call.model_copy(update={"arguments": arguments, "name": name, "id": call_id})
+
+
+def _too_long(what: str, limit: int, state: ReplyState, model: str) -> InvalidResponseError:
+    return InvalidResponseError(f"{what} exceeded {limit // (1024 * 1024)} MiB; the server's reply was "
+                                "stopped there", state.provider, model=model,
+                                partial_content=state.content or None)
 
 
 @contextlib.asynccontextmanager

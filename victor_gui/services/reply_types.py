@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import ProviderError
 from victor_gui.providers.types import Message, Timings, ToolCall, Usage
 from victor_gui.services.context_trim import TrimResult
@@ -74,11 +75,20 @@ class Progress:
     timings: Timings | None = None
     tool_calls: list[ToolCall] | None = None
     model: str | None = None
-    text: str = ""
     shown: bool = False
     # The generation's own count and end, so the stored speed is the one shown while streaming.
     tokens: int = 0
     finished: float | None = None
+    # The answer text received, in pieces (``str +=`` on an attribute copied it all every delta).
+    _text: TextAssembly = field(default_factory=TextAssembly, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far (joined on read)."""
+        return self._text.text
+
+    def add_text(self, piece: str) -> None:
+        self._text.append(piece)
 
 
 def generation_speed(tokens: int, first: float | None, end: float | None) -> float | None:

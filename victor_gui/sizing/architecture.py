@@ -8,6 +8,7 @@ per layer (KV heads, sliding window, recurrent layers, weights); see vram.md §1
 
 from __future__ import annotations
 
+import array
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,10 +79,17 @@ class ModelArchitecture:
         return self.n_head_kv[layer] if layer < len(self.n_head_kv) else 0
 
 
+# A kept GGUF number array: a list, or an array.array once the header's budget of Python
+# objects is spent (see GGUFLimits.keep_total_items).
+_ARRAY = (list, array.array)
+
+
 def _per_layer(value: Any, n_layer: int, default: int, key: str) -> list[int]:
     if value is None:
         return [default] * n_layer
-    if isinstance(value, list):
+    if isinstance(value, GGUFArray):  # longer than any real per-layer array, so not kept
+        raise GGUFError(f"{key} has {len(value)} entries for {n_layer} layers", reason="bad_value")
+    if isinstance(value, _ARRAY):
         if len(value) != n_layer:
             raise GGUFError(f"{key} has {len(value)} entries for {n_layer} layers", reason="bad_value")
         return [int(v) for v in value]
@@ -89,7 +97,7 @@ def _per_layer(value: Any, n_layer: int, default: int, key: str) -> list[int]:
 
 
 def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, list):
+    if isinstance(value, _ARRAY):
         return max((int(v) for v in value), default=default)
     if isinstance(value, bool) or value is None:
         return default
@@ -101,7 +109,7 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _swa_layers(md: Mapping[str, Any], arch: str, n_layer: int, window: int) -> list[bool]:
     pattern = md.get(f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, list):
+    if isinstance(pattern, _ARRAY):
         if len(pattern) != n_layer:
             raise GGUFError("sliding_window_pattern length differs from block_count", reason="bad_value")
         return [bool(v) for v in pattern]
@@ -170,12 +178,12 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
     rope_dim = _int(md.get(a + "rope.dimension_count"))
     mla = kv_lora > 0 and a + "attention.key_length_mla" in md
     window = _int(md.get(a + "attention.sliding_window"))
-    recurrent = _recurrent(md, arch, n_layer, n_head_kv, isinstance(kv_raw, list))
+    recurrent = _recurrent(md, arch, n_layer, n_head_kv, isinstance(kv_raw, _ARRAY))
     if any(recurrent):
         n_head_kv = [0 if r else h for r, h in zip(recurrent, n_head_kv, strict=True)]
     vocab = _int(md.get(a + "vocab_size"))
     tokens = md.get("tokenizer.ggml.tokens")
-    if not vocab and isinstance(tokens, list | GGUFArray):
+    if not vocab and isinstance(tokens, (*_ARRAY, GGUFArray)):
         vocab = len(tokens)
 
     layers = [0] * n_layer

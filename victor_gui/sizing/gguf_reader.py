@@ -16,8 +16,12 @@ The file may be hostile. Every count, length and nesting depth is checked agains
 
 from __future__ import annotations
 
+import array
 import asyncio
+import os
+import stat
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,11 @@ _FMT = {k: s.format[-1] for k, s in _SCALARS.items()}
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _U32U64U64 = struct.Struct("<IQQ")
+# array.array type codes of the GGUF number types, where the sizes agree (bool kept as bytes).
+_COMPACT = {t: code for t, code in ((T_UINT8, "B"), (T_INT8, "b"), (T_UINT16, "H"), (T_INT16, "h"),
+                                    (T_UINT32, "I"), (T_INT32, "i"), (T_FLOAT32, "f"), (T_BOOL, "B"),
+                                    (T_UINT64, "Q"), (T_INT64, "q"), (T_FLOAT64, "d"))
+            if array.array(code).itemsize == _SCALARS[t].size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,10 @@ class GGUFLimits:
     max_dims: int = 8  # ggml has 4
     max_bytes: int = 64 * MiB  # total header bytes looked at
     keep_array_items: int = 1 << 12  # longer arrays are counted, not kept (see GGUFArray)
+    # Array items kept as Python objects in one header (a Python int costs ~18x an int16 of
+    # the file). Past this, number arrays are kept compactly (array.array) and string or
+    # nested arrays are counted, so memory stays near the header's own size.
+    keep_total_items: int = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +179,12 @@ class _Parser:
     reading, so :meth:`feed` with more bytes continues there instead of starting over (the
     vocabulary of a big model is walked once, not once per growing read)."""
 
-    __slots__ = ("buf", "complete", "counts", "limits", "metadata", "pos", "tensors", "version")
+    __slots__ = ("buf", "complete", "counts", "kept", "limits", "metadata", "pos", "tensors", "version")
 
     def __init__(self, buf: bytes, complete: bool, limits: GGUFLimits) -> None:
         self.limits = limits
         self.pos = 0
+        self.kept = 0  # array items made Python objects so far (see GGUFLimits.keep_total_items)
         self.version = 0
         self.counts: tuple[int, int] | None = None
         self.metadata: dict[str, Any] = {}
@@ -232,7 +246,28 @@ class _Parser:
             return self.array(depth + 1, key)
         raise GGUFError(f"GGUF key {key!r} has unknown value type {vtype}", reason="bad_type")
 
-    def array(self, depth: int, key: str) -> Any:
+    def _keep(self, count: int) -> bool:
+        """Charge ``count`` items to the header's budget of kept Python objects, if it has room."""
+        if self.kept + count > self.limits.keep_total_items:
+            return False
+        self.kept += count
+        return True
+
+    def _numbers(self, itype: int, count: int, start: int) -> Any:
+        """A kept number array: a list while the budget lasts, then the file's bytes as an array."""
+        if self._keep(count):
+            return list(struct.unpack_from(f"<{count}{_FMT[itype]}", self.buf, start))
+        code = _COMPACT.get(itype)
+        if code is None:
+            return GGUFArray(itype, count)
+        numbers = array.array(code)
+        numbers.frombytes(self.buf[start:start + count * _SCALARS[itype].size])
+        if sys.byteorder == "big":
+            numbers.byteswap()
+        return numbers
+
+    def array(self, depth: int, key: str, keep: bool = True) -> Any:
+        """An array value; ``keep=False`` walks it (bounds checked) and returns only its count."""
         if depth > self.limits.max_depth:
             raise GGUFError(f"GGUF key {key!r} nests arrays deeper than {self.limits.max_depth}",
                             reason="limit")
@@ -241,22 +276,24 @@ class _Parser:
         if count > self.limits.max_array:
             raise GGUFError(f"GGUF array {key!r} claims {count} items (limit {self.limits.max_array})",
                             reason="limit")
+        keep = keep and count <= self.limits.keep_array_items  # longer: counted (tokens, scores)
         s = _SCALARS.get(itype)
         if s is not None:
             size = s.size * count
             self.need(size)
             self.pos += size
-            if count > self.limits.keep_array_items:  # token types, scores: counted, not kept
-                return GGUFArray(itype, count)
-            return list(struct.unpack_from(f"<{count}{_FMT[itype]}", self.buf, self.pos - size))
+            return self._numbers(itype, count, self.pos - size) if keep else GGUFArray(itype, count)
         if itype == T_STRING:
-            if count > self.limits.keep_array_items:
+            if not (keep and self._keep(count)):
                 self._skip_strings(count, key)
                 return GGUFArray(T_STRING, count)
             return [self.string(self.limits.max_string, f"string in {key!r}") for _ in range(count)]
         if itype == T_ARRAY:
-            items = [self.array(depth + 1, key) for _ in range(count)]
-            return GGUFArray(itype, count) if count > self.limits.keep_array_items else items
+            if keep and self._keep(count):
+                return [self.array(depth + 1, key) for _ in range(count)]
+            for _ in range(count):  # walked, never built: a list of 16M summaries is no summary
+                self.array(depth + 1, key, keep=False)
+            return GGUFArray(itype, count)
         raise GGUFError(f"GGUF array {key!r} has unknown item type {itype}", reason="bad_type")
 
     def _skip_strings(self, count: int, key: str) -> None:
@@ -298,14 +335,14 @@ class _Parser:
         n_tensors, n_kv = self.counts
         metadata, tensors = self.metadata, self.tensors
         while len(metadata) < n_kv:
-            mark = self.pos  # checkpoint: a _NeedMore rewinds here
+            mark, kept = self.pos, self.kept  # checkpoint: a _NeedMore rewinds here
             try:
                 key = self.string(lim.max_key, "metadata key")
                 if key in metadata:
                     raise GGUFError(f"GGUF metadata key {key!r} appears twice", reason="bad_value")
                 metadata[key] = self.value(self.u32(), 0, key)
             except _NeedMore:
-                self.pos = mark
+                self.pos, self.kept = mark, kept
                 raise
         while len(tensors) < n_tensors:
             mark = self.pos
@@ -370,10 +407,39 @@ def _try_parse(parser: _Parser, buf: bytes, complete: bool) -> GGUFHeader | int:
         return more.needed
 
 
+def _not_a_file(path: Path, mode: int) -> GGUFError:
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return GGUFError(f"{path} is not a regular file ({kind}); a GGUF model is a file", reason="not_a_file")
+
+
+def open_regular_file(path: Path) -> tuple[int, int]:
+    """Open ``path`` for reading only if it is a regular file: (descriptor, size).
+
+    A FIFO is refused from its ``stat``, before any open: opening one for reading waits for a
+    writer, in a thread nothing can interrupt (``fit`` hung through Ctrl-C). The open itself is
+    non-blocking and the descriptor checked again, so a path swapped for a FIFO in between
+    cannot hang it either.
+    """
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_a_file(path, mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_a_file(path, info.st_mode)
+        return fd, info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_file(path: Path, limits: GGUFLimits, initial: int) -> GGUFHeader:
     try:
-        with path.open("rb") as fh:
-            size = path.stat().st_size
+        fd, size = open_regular_file(path)
+        with os.fdopen(fd, "rb") as fh:
             buf = fh.read(min(initial, limits.max_bytes))
             parser = _Parser(b"", False, limits)
             while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import struct
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ import httpx
 
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.architecture import RECURRENT_ARCHS, ModelArchitecture
+from victor_gui.sizing.gguf_reader import open_regular_file
 
 MAX_HEADER = 64 << 20
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
@@ -70,7 +72,8 @@ def parse_safetensors_header(data: bytes, *, max_header: int = MAX_HEADER) -> di
 
 def _read_local(path: Path, max_header: int) -> dict[str, int]:
     try:
-        with path.open("rb") as fh:
+        fd, _ = open_regular_file(path)  # a FIFO would block the open for good
+        with os.fdopen(fd, "rb") as fh:
             head = fh.read(8)
             if len(head) == 8:
                 (n,) = struct.unpack("<Q", head)

@@ -509,13 +509,19 @@ def _imported_message(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _usage_columns(usage: Usage | None, timings: Timings | None) -> dict[str, Any]:
+    # Usage clamps its counts already; a count built some other way that SQLite cannot hold
+    # (it raised OverflowError past 2**63 and the reply was never finished) is stored as unknown.
     return {
-        "prompt_tokens": usage.prompt_tokens if usage else None,
-        "completion_tokens": usage.completion_tokens if usage else None,
-        "cached_tokens": usage.cached_tokens if usage else None,
+        "prompt_tokens": _count(usage.prompt_tokens) if usage else None,
+        "completion_tokens": _count(usage.completion_tokens) if usage else None,
+        "cached_tokens": _count(usage.cached_tokens) if usage else None,
         "ttft_ms": timings.ttft_ms if timings else None,
         "tokens_per_second": timings.tokens_per_second if timings else None,
     }
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and 0 <= value < 2**63 else None
 
 
 def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict[str, Any]) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
 from victor_gui.providers.json_guard import Shape, loads_object
@@ -29,6 +30,7 @@ from victor_gui.providers.types import (
     ToolCallDelta,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 # The status each documented error type is sent with; a mid-stream ``error`` event carries only
@@ -190,10 +192,10 @@ def usage_from(data: dict[str, Any] | None, output_tokens: int | None = None) ->
     """Neutral usage: ``prompt_tokens`` counts the whole prompt (fresh + cache read + cache write),
     as OpenAI's does, with the cached parts broken out."""
     data = data or {}
-    fresh = int(data.get("input_tokens") or 0)
-    read = int(data.get("cache_read_input_tokens") or 0)
-    written = int(data.get("cache_creation_input_tokens") or 0)
-    out = int(output_tokens if output_tokens is not None else data.get("output_tokens") or 0)
+    fresh = token_count(data.get("input_tokens"))
+    read = token_count(data.get("cache_read_input_tokens"))
+    written = token_count(data.get("cache_creation_input_tokens"))
+    out = token_count(output_tokens if output_tokens is not None else data.get("output_tokens"))
     return Usage(
         prompt_tokens=fresh + read + written,
         completion_tokens=out,
@@ -259,7 +261,7 @@ class AnthropicStreamDecoder:
         self.clock = clock
         self.provider = provider
         self.model = model
-        self.partial = ""
+        self._partial = TextAssembly()
         self._blocks: dict[int, dict[str, Any]] = {}  # content index -> {type, tool index, id, name, json}
         self._tools: list[dict[str, Any]] = []
         self.thinking_blocks: list[dict[str, Any]] = []  # signed, for replay in a tool loop
@@ -268,6 +270,11 @@ class AnthropicStreamDecoder:
         self._stop: str | None = None
         self._model: str | None = None
         self._done = False
+
+    @property
+    def partial(self) -> str:
+        """The answer text so far (joined on read; read only when an error needs it)."""
+        return self._partial.text
 
     async def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]:
         async for event in iter_sse(response, provider=self.provider):
@@ -298,6 +305,9 @@ class AnthropicStreamDecoder:
             tool_calls=[self._assemble(t) for t in self._tools],
             native_stop=self._stop,
         )
+        for entry in self._blocks.values():  # thinking and signatures streamed in pieces
+            for key, pieces in (entry.get("pieces") or {}).items():
+                entry["block"][key] = pieces.text
         last.metadata["thinking_blocks"] = self.thinking_blocks
         yield last
 
@@ -314,7 +324,7 @@ class AnthropicStreamDecoder:
             self._stop = (data.get("delta") or {}).get("stop_reason") or self._stop
             usage = data.get("usage") or {}
             if usage.get("output_tokens") is not None:
-                self._output_tokens = int(usage["output_tokens"])
+                self._output_tokens = token_count(usage["output_tokens"])
             for key in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
                 if usage.get(key) is not None:  # newer API versions repeat the totals here
                     self._start_usage[key] = usage[key]
@@ -336,7 +346,7 @@ class AnthropicStreamDecoder:
                 "index": len(self._tools),
                 "id": block.get("id"),
                 "name": block.get("name") or "",
-                "json": "",
+                "json": TextAssembly(),
             }
             self._tools.append(tool)
             entry["tool"] = tool
@@ -346,6 +356,7 @@ class AnthropicStreamDecoder:
             )
         if kind in ("thinking", "redacted_thinking"):
             entry["block"] = dict(block)
+            entry["pieces"] = {}
             self.thinking_blocks.append(entry["block"])
         if kind == "text" and block.get("text"):
             return self._text(block["text"])
@@ -358,14 +369,10 @@ class AnthropicStreamDecoder:
         if kind == "text_delta":
             return self._text(delta.get("text") or "")
         if kind == "thinking_delta":
-            block = self._blocks.get(index, {}).get("block")
-            if block is not None:
-                block["thinking"] = (block.get("thinking") or "") + (delta.get("thinking") or "")
+            self._add_piece(index, "thinking", delta.get("thinking") or "")
             return self._thinking(delta.get("thinking") or "")
         if kind == "signature_delta":
-            block = self._blocks.get(index, {}).get("block")
-            if block is not None:
-                block["signature"] = (block.get("signature") or "") + (delta.get("signature") or "")
+            self._add_piece(index, "signature", delta.get("signature") or "")
             return None
         if kind == "input_json_delta":
             tool = self._blocks.get(index, {}).get("tool")
@@ -377,7 +384,7 @@ class AnthropicStreamDecoder:
                     model=self.model,
                     partial_content=self.partial or None,
                 )
-            tool["json"] += piece
+            tool["json"].append(piece)
             if not piece:
                 return None
             return StreamChunk(tool_call_deltas=[ToolCallDelta(index=tool["index"], arguments_delta=piece)])
@@ -388,8 +395,18 @@ class AnthropicStreamDecoder:
         if not text:
             return None
         self.clock.mark()
-        self.partial += text
+        self._partial.append(text)
         return StreamChunk(content=text)
+
+    def _add_piece(self, index: int, key: str, piece: str) -> None:
+        """A piece of a thinking block's text or signature, kept in a list until the end
+        (``block[key] += piece`` copied the whole text every time)."""
+        entry = self._blocks.get(index, {})
+        if "block" not in entry:
+            return
+        if key not in entry["pieces"]:
+            entry["pieces"][key] = TextAssembly(entry["block"].get(key) or "")
+        entry["pieces"][key].append(piece)
 
     def _thinking(self, text: str) -> StreamChunk | None:
         if not text:
@@ -398,7 +415,7 @@ class AnthropicStreamDecoder:
         return StreamChunk(reasoning=text)
 
     def _assemble(self, tool: dict[str, Any]) -> ToolCall:
-        raw = tool["json"].strip()
+        raw = tool["json"].text.strip()
         try:
             args = json.loads(raw) if raw else {}
         except json.JSONDecodeError:

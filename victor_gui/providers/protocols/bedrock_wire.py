@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import ContentFilterError, InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error
 from victor_gui.providers.json_guard import loads_object
@@ -37,6 +38,7 @@ from victor_gui.providers.types import (
     ToolCallDelta,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -176,12 +178,12 @@ def usage_from(data: dict[str, Any] | None) -> Usage | None:
     """Neutral usage; ``prompt_tokens`` is the whole prompt (fresh + cache read + cache write)."""
     if not data:
         return None
-    fresh = int(data.get("inputTokens") or 0)
-    read = int(data.get("cacheReadInputTokens") or 0)
-    written = int(data.get("cacheWriteInputTokens") or 0)
+    fresh = token_count(data.get("inputTokens"))
+    read = token_count(data.get("cacheReadInputTokens"))
+    written = token_count(data.get("cacheWriteInputTokens"))
     return Usage(
         prompt_tokens=fresh + read + written,
-        completion_tokens=int(data.get("outputTokens") or 0),
+        completion_tokens=token_count(data.get("outputTokens")),
         cached_tokens=read,
         cache_creation_tokens=written,
     )
@@ -249,9 +251,10 @@ class BedrockStreamDecoder:
         self.clock = clock
         self.provider = provider
         self.model = model
-        self.partial = ""
+        self._partial = TextAssembly()
         self._tools: dict[int, dict[str, Any]] = {}  # contentBlockIndex -> tool
-        self._reasoning: dict[int, dict[str, str]] = {}  # contentBlockIndex -> text/signature/redacted
+        # contentBlockIndex -> text / signature / redactedContent, each assembled from pieces
+        self._reasoning: dict[int, dict[str, TextAssembly]] = {}
         self._usage: Usage | None = None
         self._stop: str | None = None
 
@@ -296,10 +299,16 @@ class BedrockStreamDecoder:
         last.metadata["thinking_blocks"] = self.thinking_blocks()
         yield last
 
+    @property
+    def partial(self) -> str:
+        """The answer text so far (joined on read; read only when an error needs it)."""
+        return self._partial.text
+
     def thinking_blocks(self) -> list[dict[str, Any]]:
         """The signed (or redacted) reasoning blocks of this reply, as Converse wants them back."""
         blocks: list[dict[str, Any]] = []
-        for _, part in sorted(self._reasoning.items()):
+        for _, pieces in sorted(self._reasoning.items()):
+            part = {key: assembly.text for key, assembly in pieces.items()}
             if part.get("redactedContent"):
                 blocks.append({"reasoningContent": {"redactedContent": part["redactedContent"]}})
             elif part.get("signature"):
@@ -316,7 +325,7 @@ class BedrockStreamDecoder:
                     "ordinal": len(self._tools),
                     "id": use.get("toolUseId"),
                     "name": use.get("name") or "",
-                    "json": "",
+                    "json": TextAssembly(),
                 }
                 self._tools[index] = tool
                 self.clock.mark()
@@ -327,7 +336,7 @@ class BedrockStreamDecoder:
             delta = data.get("delta") or {}
             if delta.get("text"):
                 self.clock.mark()
-                self.partial += delta["text"]
+                self._partial.append(delta["text"])
                 return StreamChunk(content=delta["text"])
             if "toolUse" in delta:
                 target = self._tools.get(int(data.get("contentBlockIndex", -1)))
@@ -339,7 +348,7 @@ class BedrockStreamDecoder:
                         model=self.model,
                         partial_content=self.partial or None,
                     )
-                target["json"] += piece
+                target["json"].append(piece)
                 return StreamChunk(
                     tool_call_deltas=[ToolCallDelta(index=target["ordinal"], arguments_delta=piece)]
                 )
@@ -358,7 +367,7 @@ class BedrockStreamDecoder:
         delta = delta if isinstance(delta, dict) else {}
         for key in ("text", "signature", "redactedContent"):
             if isinstance(delta.get(key), str):
-                part[key] = part.get(key, "") + delta[key]
+                part.setdefault(key, TextAssembly()).append(delta[key])
         if delta.get("text"):
             self.clock.mark()
             return StreamChunk(reasoning=delta["text"])
@@ -366,7 +375,7 @@ class BedrockStreamDecoder:
 
     @staticmethod
     def _assemble(tool: dict[str, Any]) -> ToolCall:
-        raw = tool["json"].strip()
+        raw = tool["json"].text.strip()
         try:
             args = json.loads(raw) if raw else {}
         except json.JSONDecodeError:

@@ -38,7 +38,10 @@ from victor_gui.providers.types import CompletionResponse, StreamChunk, Timings,
 class StreamDecoder(Protocol):
     """Turns one streamed HTTP response into :class:`StreamChunk` objects."""
 
-    partial: str
+    @property
+    def partial(self) -> str:
+        """The answer text so far (read when an error needs it)."""
+        ...
 
     def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]: ...
 

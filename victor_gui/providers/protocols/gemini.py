@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import (
     ContextLengthExceededError,
     InvalidResponseError,
@@ -67,10 +68,15 @@ class GeminiStreamDecoder:
         self.clock = clock
         self.provider = provider
         self.model = model
-        self.partial = ""
+        self._partial = TextAssembly()
         self.calls: list[ToolCall] = []
         self.usage: Usage | None = None
         self.finish: str | None = None
+
+    @property
+    def partial(self) -> str:
+        """The answer text so far (joined on read; read only when an error needs it)."""
+        return self._partial.text
 
     async def run(self, response: httpx.Response) -> AsyncGenerator[StreamChunk, None]:
         async for event in iter_sse(response, provider=self.provider.name):
@@ -82,7 +88,11 @@ class GeminiStreamDecoder:
                 error = self.provider.error_from_json(data, None, model=self.model)
                 error.partial_content = self.partial or None
                 raise error
-            candidate = Candidate(data, provider=self.provider.name, model=self.model, partial=self.partial)
+            try:
+                candidate = Candidate(data, provider=self.provider.name, model=self.model)
+            except ProviderError as error:  # its partial is this event's text: put ours before it
+                error.partial_content = (self.partial + (error.partial_content or "")) or None
+                raise
             self.provider.remember_signatures(candidate.signatures)
             self.usage = usage_from(data.get("usageMetadata")) or self.usage
             chunk = StreamChunk(content=candidate.text, reasoning=candidate.thought)
@@ -101,7 +111,7 @@ class GeminiStreamDecoder:
                 chunk.tool_call_deltas = deltas
             if candidate.text or candidate.thought or candidate.calls:
                 self.clock.mark()
-                self.partial += candidate.text
+                self._partial.append(candidate.text)
                 yield chunk
             if candidate.finish:
                 self.finish = candidate.finish

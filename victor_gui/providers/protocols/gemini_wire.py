@@ -27,6 +27,7 @@ from victor_gui.providers.types import (
     ToolDefinition,
     Usage,
     new_tool_call_id,
+    token_count,
 )
 
 SAFETY_LEVELS = {
@@ -281,12 +282,12 @@ def usage_from(meta: dict[str, Any] | None) -> Usage | None:
     """Neutral usage from ``usageMetadata``: completion includes thoughts, as OpenAI's does."""
     if not meta:
         return None
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
+    thoughts = token_count(meta.get("thoughtsTokenCount"))
     return Usage(
-        prompt_tokens=int(meta.get("promptTokenCount") or 0),
-        completion_tokens=int(meta.get("candidatesTokenCount") or 0) + thoughts,
-        total_tokens=int(meta.get("totalTokenCount") or 0),
-        cached_tokens=int(meta.get("cachedContentTokenCount") or 0),
+        prompt_tokens=token_count(meta.get("promptTokenCount")),
+        completion_tokens=token_count(meta.get("candidatesTokenCount")) + thoughts,
+        total_tokens=token_count(meta.get("totalTokenCount")),
+        cached_tokens=token_count(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 

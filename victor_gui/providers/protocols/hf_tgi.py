@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import ContextLengthExceededError, InvalidResponseError, ProviderError
 from victor_gui.providers.capabilities import resolve_capabilities
 from victor_gui.providers.http import (
@@ -39,7 +40,14 @@ from victor_gui.providers.protocols.cloud_base import Clock, final_chunk
 from victor_gui.providers.protocols.hf_prompt import build_prompt, template_for
 from victor_gui.providers.resilience import call_with_retry, stream_with_retry
 from victor_gui.providers.streaming import SSEEvent, iter_sse
-from victor_gui.providers.types import CompletionResponse, Message, StreamChunk, ToolDefinition, Usage
+from victor_gui.providers.types import (
+    CompletionResponse,
+    Message,
+    StreamChunk,
+    ToolDefinition,
+    Usage,
+    token_count,
+)
 
 if TYPE_CHECKING:
     from victor_gui.providers.http import Timeouts
@@ -85,7 +93,7 @@ def _stops(details: Any) -> tuple[str, int]:
     if not isinstance(details, dict):
         return "stop", 0
     native = str(details.get("finish_reason") or "")
-    return STOP_REASONS.get(native, "stop"), int(details.get("generated_tokens") or 0)
+    return STOP_REASONS.get(native, "stop"), token_count(details.get("generated_tokens"))
 
 
 class TextGenerationRoute:
@@ -229,18 +237,18 @@ class TextGenerationRoute:
 
         async def once() -> AsyncIterator[StreamChunk]:
             clock = Clock()
-            partial = ""
+            partial = TextAssembly()
             response = await self.open(model, body, stream=True)
             try:
                 async with aclosing(self._events(response, model)) as events:
                     async for data in events:
                         if data.get("error"):
-                            raise self._stream_error(data, model, partial)
+                            raise self._stream_error(data, model, partial.text)
                         token = data.get("token") or {}
                         text = "" if token.get("special") else str(token.get("text") or "")
                         if text:
                             clock.mark()
-                            partial += text
+                            partial.append(text)
                             yield StreamChunk(content=text, model=model)
                         if data.get("generated_text") is not None:
                             stop, count = _stops(data.get("details"))
@@ -259,14 +267,14 @@ class TextGenerationRoute:
                     "The stream ended before the final event",
                     self.name,
                     model=model,
-                    partial_content=partial or None,
+                    partial_content=partial.text or None,
                 )
             except ProviderError as exc:
-                if exc.partial_content is None and partial:
-                    exc.partial_content = partial
+                if exc.partial_content is None and partial.text:
+                    exc.partial_content = partial.text
                 raise
             except httpx.HTTPError as exc:
-                raise transport_error(exc, self.name, model=model, partial=partial or None) from exc
+                raise transport_error(exc, self.name, model=model, partial=partial.text or None) from exc
             finally:
                 await response.aclose()
 

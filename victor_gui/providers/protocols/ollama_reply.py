@@ -50,6 +50,7 @@ class ReplyAssembler:
         self._think = ThinkTagSplitter(anywhere=False)
         self._holding = False  # text fallback: a call may have begun; keep the rest for the end
         self._held = ""
+        self._held_more: list[str] = []  # text after a tool-call marker, joined once at the end
 
     @property
     def partial(self) -> str:
@@ -88,7 +89,7 @@ class ReplyAssembler:
         if self.text_tools is None or not content:
             return content
         if self._holding:
-            self._held += content
+            self._held_more.append(content)
             return ""
         text = self._held + content  # what was held is at most a cut-off marker
         hits = [i for i in (text.find(m) for m in _MARKERS) if i >= 0]
@@ -106,7 +107,8 @@ class ReplyAssembler:
         reasoning += more
         used_text_tools = False
         if self.text_tools is not None:
-            held, self._held = self._held, ""
+            held, self._held = self._held + "".join(self._held_more), ""
+            self._held_more.clear()
             if self._holding:
                 calls, rest = parse_tool_calls_from_text(held, self.text_tools)
                 self.tool_calls += calls

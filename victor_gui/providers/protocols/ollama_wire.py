@@ -24,6 +24,7 @@ from victor_gui.providers.types import (
     ToolDefinition,
     Usage,
     new_tool_call_id,
+    token_count,
 )
 
 NS_PER_S = 1_000_000_000
@@ -137,7 +138,7 @@ def usage_from(final: dict[str, Any]) -> Usage | None:
     prompt, completion = final.get("prompt_eval_count"), final.get("eval_count")
     if prompt is None and completion is None:
         return None
-    return Usage(prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0))
+    return Usage(prompt_tokens=token_count(prompt), completion_tokens=token_count(completion))
 
 
 def _rate(count: Any, duration_ns: Any) -> float | None:

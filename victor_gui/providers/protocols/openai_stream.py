@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import InvalidResponseError, ProviderError
 from victor_gui.providers.http import classify_http_error, error_details_from_json
 from victor_gui.providers.json_guard import Shape
@@ -25,6 +26,7 @@ from victor_gui.providers.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -37,11 +39,11 @@ def usage_from(data: Any) -> Usage | None:
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_tokens=token_count(data.get("prompt_tokens")),
+        completion_tokens=token_count(data.get("completion_tokens")),
+        total_tokens=token_count(data.get("total_tokens")),
+        cached_tokens=token_count(prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens")),
+        reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
     )
 
 
@@ -166,7 +168,7 @@ class StreamAssembler:
         for position, frag in enumerate(raw or []):
             index = frag.get("index", position)
             fn = frag.get("function") or {}
-            slot = self.tools.setdefault(index, {"id": None, "name": "", "arguments": ""})
+            slot = self.tools.setdefault(index, {"id": None, "name": "", "arguments": TextAssembly()})
             if frag.get("id"):
                 slot["id"] = frag["id"]
             if fn.get("name"):
@@ -174,7 +176,7 @@ class StreamAssembler:
             args = fn.get("arguments")
             if isinstance(args, dict):  # a few servers send whole objects
                 args = json.dumps(args)
-            slot["arguments"] += args or ""
+            slot["arguments"].append(args or "")
             deltas.append(
                 ToolCallDelta(index=index, id=frag.get("id"), name=fn.get("name"), arguments_delta=args or "")
             )
@@ -191,7 +193,7 @@ class StreamAssembler:
 
     def tool_calls(self) -> list[ToolCall]:
         return [
-            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"])
+            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"].text)
             for _, s in sorted(self.tools.items())
             if s["name"]
         ]

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from victor_gui.core.text import TextAssembly
 from victor_gui.errors import InvalidResponseError, ModelNotFoundError, ProviderError, ProviderTimeoutError
 from victor_gui.providers.http import classify_http_error, transport_error
 from victor_gui.providers.protocols.cloud_base import Clock, CloudProvider, final_chunk
@@ -37,6 +38,7 @@ from victor_gui.providers.types import (
     StreamChunk,
     ToolDefinition,
     Usage,
+    token_count,
 )
 
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -69,8 +71,8 @@ def usage_from(metrics: Any) -> Usage | None:
     if not isinstance(metrics, dict) or "output_token_count" not in metrics:
         return None
     return Usage(
-        prompt_tokens=int(metrics.get("input_token_count") or 0),
-        completion_tokens=int(metrics.get("output_token_count") or 0),
+        prompt_tokens=token_count(metrics.get("input_token_count")),
+        completion_tokens=token_count(metrics.get("output_token_count")),
     )
 
 
@@ -244,7 +246,7 @@ class ReplicateProvider(CloudProvider):
                 raise InvalidResponseError(
                     "This model does not stream (no urls.stream)", self.name, model=model
                 )
-            partial = ""
+            partial = TextAssembly()
             finished = False
             try:
                 response = await self._open(
@@ -259,35 +261,38 @@ class ReplicateProvider(CloudProvider):
                         async for event in events:
                             if event.event == "output" and event.data:
                                 clock.mark()
-                                partial += event.data
+                                partial.append(event.data)
                                 yield StreamChunk(content=event.data)
                             elif event.event == "error":
                                 raise self.failure(
-                                    {"status": "failed", "error": _detail(event.data)}, model, partial or None
+                                    {"status": "failed", "error": _detail(event.data)}, model,
+                                    partial.text or None,
                                 )
                             elif event.event == "done":
                                 ended = json.loads(event.data or "{}")
                                 reason = ended.get("reason") if isinstance(ended, dict) else None
                                 if reason == "canceled":
                                     raise self.failure(
-                                        {"status": "canceled", "error": reason}, model, partial or None
+                                        {"status": "canceled", "error": reason}, model, partial.text or None
                                     )
                                 finished = True
                                 break
                 finally:
                     await response.aclose()
             except httpx.HTTPError as exc:
-                raise transport_error(exc, self.name, model=model, partial=partial or None) from exc
+                raise transport_error(exc, self.name, model=model, partial=partial.text or None) from exc
             except (ValueError, RecursionError) as exc:  # RecursionError: nested past the decoder's limit
                 raise InvalidResponseError(
-                    f"Malformed stream event: {exc}", self.name, model=model, partial_content=partial or None
+                    f"Malformed stream event: {exc}", self.name, model=model,
+                    partial_content=partial.text or None,
                 ) from exc
             finally:
                 if not finished:
                     await self._cancel(prediction)  # stopped, failed or cut: stop the billing
             if not finished:
                 raise InvalidResponseError(
-                    "The stream ended before done", self.name, model=model, partial_content=partial or None
+                    "The stream ended before done", self.name, model=model,
+                    partial_content=partial.text or None,
                 )
             done = await self._metrics(prediction, model)
             usage = usage_from(done.get("metrics"))
