@@ -48,20 +48,31 @@ class _Lane:
             self._conn = connect(self._path)
         return self._conn
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, transaction: bool) -> T:
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, transaction: bool, busy_ms: int | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
 
         def job() -> T:
             conn = self._connection()
             if not transaction:
                 return fn(conn)
-            conn.execute("BEGIN IMMEDIATE")
+            if busy_ms is not None:
+                conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                if busy_ms is not None:
+                    conn.execute("PRAGMA busy_timeout=10000")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT (disk full) can leave the transaction open: roll it back, or the
+                # next job's BEGIN would fail too. SQLite may also have rolled back on its own.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await loop.run_in_executor(self._pool, job)
@@ -83,9 +94,13 @@ class Database:
         self._reader = _Lane(path, "store-reader")
         self.closed = False
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on the writer thread inside ``BEGIN IMMEDIATE``/``COMMIT``."""
-        return await self._writer.run(fn, transaction=True)
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, busy_ms: int | None = None) -> T:
+        """Run ``fn(conn)`` on the writer thread inside ``BEGIN IMMEDIATE``/``COMMIT``.
+
+        ``busy_ms``: wait at most this long for another connection's lock to start (default:
+        the connection's 10 s), then raise ``sqlite3.OperationalError`` (database is locked).
+        """
+        return await self._writer.run(fn, transaction=True, busy_ms=busy_ms)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the reader thread (sees every committed write)."""

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from victor_gui.storage import schema
+from victor_gui.storage import chunks, schema
 from victor_gui.storage.db import connect
 from victor_gui.storage.models import StoreNotice
 from victor_gui.storage.store import DB_NAME, ConversationStore
@@ -33,9 +33,7 @@ def _prepare(path: Path, full_check: bool) -> None:
         if full_check or size <= QUICK_CHECK_MAX_BYTES:
             check_integrity(conn)
         schema.migrate(conn, path)
-        conn.execute(
-            "UPDATE messages SET status='interrupted', updated=? WHERE status='streaming'", (time.time(),)
-        )
+        chunks.recover_streaming(conn)  # a reply the app died in: its chunks folded, interrupted
     finally:
         conn.close()
 
