@@ -473,8 +473,13 @@ class ConversationStore:
     # -- search, lifecycle ---------------------------------------------------------------------
 
     async def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search across every chat; any user text is safe (see :mod:`.search`)."""
-        return await self._db.read(lambda conn: search_sync(conn, query, limit))
+        """Full-text search across every chat; any user text is safe (see :mod:`.search`).
+
+        Runs on its own thread, never ahead of a chat being opened; a newer search interrupts
+        this one, which then raises :class:`asyncio.CancelledError`.
+        """
+        await self._flush_quietly()  # a live reply's text is searched in its chunks
+        return await self._db.search(lambda conn: search_sync(conn, query, limit))
 
     async def usage(
         self, group_by: str = "provider", *, conversation_id: int | None = None, since: float | None = None
