@@ -203,3 +203,16 @@ async def test_a_full_disk_mid_stream_is_reported_and_saved_once_there_is_room(
     await store.finish_message(mid)  # the kept text goes in now
     m = await store.get_message(mid)
     assert m is not None and (m.status, m.content) == ("complete", "start " + big)
+
+
+async def test_a_reply_deleted_while_streaming_takes_its_chunks_and_later_flushes_with_it(
+    store: ConversationStore,
+) -> None:
+    store.flush_chars = 1
+    conv = await store.create_conversation()
+    await store.add_message(conv.id, "user", "q")
+    mid = await store.begin_assistant_message(conv.id)
+    await store.append_partial(mid, "some text")
+    await store.delete_messages_from(conv.id, 1)
+    await store.append_partial(mid, "more text")  # no row any more: nothing stored, no error
+    assert _raw(store.path, "SELECT count(*) FROM message_chunks") == [(0,)]

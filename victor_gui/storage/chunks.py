@@ -33,10 +33,13 @@ def append_chunk(conn: sqlite3.Connection, message_id: int, text: str, reasoning
     """Store one flush of a streaming reply as the next chunk (cost: the chunk, not the reply)."""
     if not (text or reasoning):
         return
+    # Nothing is stored for a message deleted meanwhile (as the old in-row UPDATE did nothing):
+    # the foreign key would fail the flush, and the text has no row to belong to.
     conn.execute(
-        "INSERT INTO message_chunks(message_id, seq, text, reasoning) VALUES (?,"
-        " (SELECT coalesce(max(seq), -1) + 1 FROM message_chunks WHERE message_id=?), ?, ?)",
-        (message_id, message_id, text, reasoning),
+        "INSERT INTO message_chunks(message_id, seq, text, reasoning) SELECT ?,"
+        " (SELECT coalesce(max(seq), -1) + 1 FROM message_chunks WHERE message_id=?), ?, ?"
+        " WHERE EXISTS (SELECT 1 FROM messages WHERE id=?)",
+        (message_id, message_id, text, reasoning, message_id),
     )
 
 

@@ -128,6 +128,14 @@ class _SearchLane(_Lane):
             raise
 
 
+    def interrupt(self) -> None:
+        """Stop the search running now, if any (closing does not wait for a slow one)."""
+        with self._lock:
+            self._latest += 1
+            if self._running is not None and self._conn is not None:
+                self._conn.interrupt()
+
+
 class _Superseded(Exception):
     """A queued search that a newer one replaced before it started."""
 
@@ -169,6 +177,7 @@ class Database:
         await asyncio.to_thread(self._close_sync)
 
     def _close_sync(self) -> None:
+        self._search.interrupt()
         self._search.close()
         self._reader.close()
         self._writer.close()
