@@ -49,10 +49,10 @@ MARKDOWN_MAX_LINE = 8000
 # A stored message opens with at most this much of its body shown, and a "Show more" button
 # adds the next MORE_STEP_CHARS per click. Showing a 10 MB message whole froze the window 4-9 s
 # and took 0.7-1.4 GB (one plain document laid out whole, then ~3,500 rendered pieces); a
-# bounded step keeps each click's cost bounded too (one step is rendered in ~70 pieces, one per
+# bounded step keeps each click's cost bounded too (one step is rendered in ~33 pieces, one per
 # event-loop turn), where "show all the rest" would bring the freeze back on click.
 STORED_HEAD_CHARS = 64_000
-MORE_STEP_CHARS = 200_000
+MORE_STEP_CHARS = 100_000
 # Such a head or step is not put in the body as plain text first (100 K characters of plain text
 # take ~0.3 s to insert and ~0.4 s to lay out, on the loop): it waits for
 # render_markdown_async, which parses it in a thread and builds its pieces one per loop turn.
@@ -186,6 +186,7 @@ class MessageView(QFrame):
         self._rest = ""
         self.more_button = QPushButton()
         self.more_button.setObjectName("showMore")
+        self.more_button.setAccessibleName("Show more of this message")
         self.more_button.clicked.connect(self.show_more)
         self.more_button.hide()
         layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
