@@ -362,10 +362,11 @@ class ConversationStore:
         # Nobody awaits this task: a failure is kept for the next append_partial to raise.
         try:
             await self.flush(message_id)
-        except StorageError as exc:
+        except Exception as exc:  # any failure (e.g. the store closing) must reach a caller
             pending = self._pending.get(message_id)
             if pending is not None:
-                pending.unreported = exc
+                pending.unreported = exc if isinstance(exc, StorageError) else StorageError(
+                    f"Saving this reply failed ({type(exc).__name__}: {exc}).")
 
     async def _flush_quietly(self, message_id: int | None = None) -> None:
         """Flush before a read; a failure leaves the text buffered (the streaming caller hears
