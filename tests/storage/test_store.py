@@ -30,9 +30,16 @@ def raw(db: Path, sql: str, *args: object) -> list[tuple]:
         conn.close()
 
 
+def committed(db: Path, mid: int) -> str:
+    """The text of reply ``mid`` a crash would leave: its row plus its appended chunks."""
+    row = raw(db, "SELECT content FROM messages WHERE id=?", mid)[0][0]
+    chunks = raw(db, "SELECT text FROM message_chunks WHERE message_id=? ORDER BY seq", mid)
+    return row + "".join(r[0] for r in chunks)
+
+
 async def test_database_is_wal_and_versioned(store: ConversationStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(store.path, "PRAGMA user_version") == [(4,)]
+    assert raw(store.path, "PRAGMA user_version") == [(5,)]
 
 
 async def test_conversation_and_messages_round_trip(store: ConversationStore) -> None:
@@ -88,8 +95,11 @@ async def test_streamed_reply_flushes_by_size_and_finishes(store: ConversationSt
     assert raw(store.path, "SELECT status, content FROM messages WHERE id=?", mid) == [("streaming", "")]
     for _ in range(35):
         await store.append_partial(mid, "x" * 9, "r")
-    committed = raw(store.path, "SELECT length(content) FROM messages WHERE id=?", mid)[0][0]
-    assert 90 <= committed < 315  # flushed in batches, not per delta and not only at the end
+    saved = len(committed(store.path, mid))
+    assert 90 <= saved < 315  # flushed in batches, not per delta and not only at the end
+    # ... as appended chunks: the message row itself is not rewritten while the reply streams
+    assert raw(store.path, "SELECT content FROM messages WHERE id=?", mid) == [("",)]
+    assert raw(store.path, "SELECT count(*) FROM message_chunks WHERE message_id=?", mid)[0][0] >= 1
     await store.finish_message(
         mid,
         "complete",
@@ -116,7 +126,7 @@ async def test_stalled_stream_is_committed_by_timer(store: ConversationStore) ->
     mid = await store.begin_assistant_message(conv.id)
     await store.append_partial(mid, "first words")
     await asyncio.sleep(0.3)  # no further delta arrives
-    assert raw(store.path, "SELECT content FROM messages WHERE id=?", mid) == [("first words",)]
+    assert committed(store.path, mid) == "first words"
 
 
 async def test_reopen_marks_streaming_reply_interrupted(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +61,11 @@ from victor_gui.storage.store import ConversationStore
 log = logging.getLogger(__name__)
 
 CostFn = Callable[[str, str, Usage], float | None]
+
+# The ``meta.kind`` of the note event saying a reply could not be saved (an event only: the
+# store is what failed). finish_message is retried after these pauses before giving up.
+SAVE_FAILED = "save_failed"
+_FINISH_RETRIES_S = (0.5, 1.0)
 
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
 
@@ -107,6 +113,8 @@ class ChatSession:
         self.label = label
         self._windows: dict[tuple[int, str], ContextWindow] = {}
         self._task: asyncio.Task[ReplyResult] | None = None
+        # (reply id, reason) of the last save failure told, so a lasting one is told once.
+        self._save_error: tuple[int, str] | None = None
         # The attempt streaming now (or the last one): a view reads live figures off its state.
         self.generation: Generation | None = None
 
@@ -417,7 +425,10 @@ class ChatSession:
         async def commit() -> None:
             while queued:
                 text, reasoning = queued.pop(0)
-                await self.store.append_partial(mid, text, reasoning)
+                try:
+                    await self.store.append_partial(mid, text, reasoning)
+                except StorageError as exc:  # the text stays buffered in the store and is retried
+                    self._save_failed(mid, exc)
 
         gen.add_listener(on_delta)
         self.generation = gen
@@ -447,6 +458,16 @@ class ChatSession:
         progress.finished = state.finished_at
         if state.status is ReplyStatus.ERROR and state.error is not None:
             raise state.error
+
+    def _save_failed(self, mid: int, exc: StorageError) -> None:
+        """Tell the user a reply could not be saved, and why (once per reason and reply): the
+        reply keeps showing, the store keeps its text and retries. Not stored (it could not be)."""
+        text = str(exc)
+        if self._save_error == (mid, text):
+            return
+        self._save_error = (mid, text)
+        log.warning("saving reply %s failed: %s", mid, text)
+        self._emit(ReplyEvent("note", mid, text, meta={"kind": SAVE_FAILED}))
 
     def _answered_by(self, provider: BaseProvider | None) -> str | None:
         """The label of the provider that answered, when it is not just the provider's name."""
@@ -488,7 +509,10 @@ class ChatSession:
     ) -> ReplyResult:
         ended = time.perf_counter()
         if error is not None and error.partial_content and not progress.text:
-            await self.store.append_partial(mid, error.partial_content)
+            try:
+                await self.store.append_partial(mid, error.partial_content)
+            except StorageError as exc:
+                self._save_failed(mid, exc)
         timings = reply_timings(progress.started, progress.first, progress.finished or ended, progress.usage,
                                 progress.timings, tokens=progress.tokens)
         answered_model = progress.model or model
@@ -504,7 +528,8 @@ class ChatSession:
             meta["context_window"] = request.window.tokens
         if request.repairs:
             meta["repairs"] = request.repairs
-        await self.store.finish_message(
+        finish = functools.partial(
+            self.store.finish_message,
             mid,
             status,
             usage=progress.usage,
@@ -517,6 +542,16 @@ class ChatSession:
             endpoint=provider.base_url if provider is not None and attempts else None,
             meta=meta or None,
         )
+        for wait in (*_FINISH_RETRIES_S, None):
+            try:
+                await finish()
+                break
+            except StorageError as exc:
+                # The store kept the text; a lock or a full disk may clear. If not, the row
+                # stays 'streaming' with its saved chunks and the next open marks it interrupted.
+                self._save_failed(mid, exc)
+                if wait is not None:
+                    await asyncio.sleep(wait)
         self._emit(ReplyEvent("finished", mid, status=status, error=str(error) if error else None,
                               meta=meta or None))
         return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,

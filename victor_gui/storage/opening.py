@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from victor_gui.errors import StorageError, StoreInUseError
-from victor_gui.storage import schema
+from victor_gui.storage import chunks, schema
 from victor_gui.storage.db import connect, read_only_uri
 from victor_gui.storage.instance_lock import (
     INSTANCE,
@@ -82,9 +82,7 @@ def _prepare(path: Path, full_check: bool, recover: bool) -> None:
             check_integrity(conn)
         schema.migrate(conn, path)
         if recover:
-            conn.execute(
-                "UPDATE messages SET status='interrupted', updated=? WHERE status='streaming'", (time.time(),)
-            )
+            chunks.recover_streaming(conn)  # a reply the app died in: its chunks folded, interrupted
     finally:
         conn.close()
 

@@ -174,11 +174,33 @@ def _v4_fts_prefix_index(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_message_chunks(conn: sqlite3.Connection) -> None:
+    # A streaming reply's text arrives as appended chunks, one row per flush, instead of
+    # ``content = content || ?`` on the message row: that rewrote the whole growing row (and its
+    # overflow pages, into the WAL) on every flush, so a 2 MB reply wrote 4 GiB. The chunks are
+    # folded into the row once, when the reply ends or when the store is next opened after a
+    # crash (see victor_gui.storage.chunks); the FTS triggers then index the final text once.
+    # A plain rowid table: chunk rows are up to flush-size text, too big for WITHOUT ROWID.
+    _run_script(
+        conn,
+        """
+        CREATE TABLE message_chunks (
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            reasoning TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (message_id, seq)
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("initial", _v1_initial),
     Migration("full_text_search", _v2_full_text),
     Migration("message_meta", _v3_message_meta),
     Migration("fts_prefix_index", _v4_fts_prefix_index),
+    Migration("message_chunks", _v5_message_chunks),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,9 +4,15 @@
   never waits on disk.
 * A streamed reply is a row in status ``streaming`` from its first moment; deltas are buffered
   and committed every :attr:`ConversationStore.flush_interval` seconds or
-  :attr:`ConversationStore.flush_chars` characters, each flush its own transaction. If the app
-  dies, the next :func:`open_store` that finds no other live process on the file marks that row
-  ``interrupted`` (see :mod:`.instance_lock`) and the text committed so far is there.
+  :attr:`ConversationStore.flush_chars` characters, each flush its own transaction that appends
+  one chunk (:mod:`victor_gui.storage.chunks`: linear in the reply, never a rewrite of the row).
+  The chunks are folded into the row when the reply ends. If the app dies, the next
+  :func:`open_store` that finds no other live process on the file folds them and marks that row
+  ``interrupted`` (see :mod:`.instance_lock`): the text committed so far is there.
+* A flush that fails (the file is locked by another program, the disk is full) loses nothing:
+  the text stays buffered and is retried on the next flush, and the caller hears a
+  :class:`StorageError` saying why (from :meth:`ConversationStore.append_partial`, also for a
+  failure of the background flush of a stalled stream); never an unretrieved task exception.
 * Opening, migration and recovery live in :mod:`victor_gui.storage.opening` (:func:`open_store`).
 """
 
@@ -25,6 +31,7 @@ from typing import Any
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
+from victor_gui.storage.chunks import append_chunk, fold, with_chunks
 from victor_gui.storage.db import Database
 from victor_gui.storage.instance_lock import INSTANCE, FileLock
 from victor_gui.storage.models import (
@@ -51,6 +58,11 @@ class _Pending:
     chars: int = 0
     last_flush: float = field(default_factory=time.monotonic)
     timer: asyncio.TimerHandle | None = None
+    # When a flush last failed: size-triggered retries wait flush_interval after it, so a
+    # locked file is not retried (and waited on) at every delta.
+    failed_at: float | None = None
+    # A failure of the background (timer) flush, told to the caller at its next append.
+    unreported: StorageError | None = None
 
 
 def _dumps(value: Any) -> str | None:
@@ -81,6 +93,9 @@ class ConversationStore:
 
     flush_interval = 0.25
     flush_chars = 2048
+    # How long a streaming flush waits for another program's lock before it gives up, keeps the
+    # text and reports (the next flush retries): short, so the person hears about it at once.
+    append_busy_ms = 1000
 
     def __init__(
         self, path: Path, *, read_only: str | None = None, uri: str | None = None,
@@ -240,23 +255,23 @@ class ConversationStore:
                 args.append(before_position)
             if limit is None:
                 sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position"
-                return [message_from_row(r) for r in conn.execute(sql, args)]
+                return with_chunks(conn, (message_from_row(r) for r in conn.execute(sql, args)))
             sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position DESC LIMIT ?"
             rows = conn.execute(sql, [*args, limit]).fetchall()
-            return [message_from_row(r) for r in reversed(rows)]
+            return with_chunks(conn, (message_from_row(r) for r in reversed(rows)))
 
-        await self.flush()
+        await self._flush_quietly()
         return await self._db.read(op)
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
         """One message by id (including any text still buffered from a stream)."""
-        await self.flush(message_id)
-        row = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?", (message_id,)
-            ).fetchone()
-        )
-        return None if row is None else message_from_row(row)
+        await self._flush_quietly(message_id)
+
+        def op(conn: sqlite3.Connection) -> StoredMessage | None:
+            row = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?", (message_id,)).fetchone()
+            return None if row is None else with_chunks(conn, [message_from_row(row)])[0]
+
+        return await self._db.read(op)
 
     async def edit_message(
         self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]]
@@ -272,7 +287,7 @@ class ConversationStore:
 
     async def delete_messages_from(self, conversation_id: int, position: int) -> int:
         """Delete the messages at ``position`` and after (regenerate / edit-and-resend); returns how many."""
-        await self.flush()
+        await self._flush_quietly()
         return await self._db.write(
             lambda conn: (
                 conn.execute(
@@ -344,7 +359,12 @@ class ConversationStore:
         return mid
 
     async def append_partial(self, message_id: int, text_delta: str = "", reasoning_delta: str = "") -> None:
-        """Buffer a delta of a streaming reply; commits when enough time or text has gathered."""
+        """Buffer a delta of a streaming reply; commits when enough time or text has gathered.
+
+        Raises :class:`StorageError` when saving failed (this flush, or the background flush of
+        a stalled stream since the last call): the delta and everything unsaved stay buffered and
+        the next flush retries, so the caller reports it and goes on streaming.
+        """
         pending = self._pending.get(message_id)
         if pending is None:
             raise StorageError(f"message {message_id} is not streaming")
@@ -353,18 +373,54 @@ class ConversationStore:
         if reasoning_delta:
             pending.reasoning.append(reasoning_delta)
         pending.chars += len(text_delta) + len(reasoning_delta)
-        due = time.monotonic() - pending.last_flush >= self.flush_interval
-        if due or pending.chars >= self.flush_chars:
+        now = time.monotonic()
+        due = now - pending.last_flush >= self.flush_interval
+        backing_off = pending.failed_at is not None and now - pending.failed_at < self.flush_interval
+        if due or (pending.chars >= self.flush_chars and not backing_off):
+            pending.unreported = None  # this flush reports for itself
             await self.flush(message_id)
         elif pending.timer is None and pending.chars:
             # A stalled stream still gets its text committed within flush_interval.
             loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(self.flush_interval, self._flush_later, message_id)
+        if pending.unreported is not None:
+            error, pending.unreported = pending.unreported, None
+            raise error
 
     def _flush_later(self, message_id: int) -> None:
-        task = asyncio.get_running_loop().create_task(self.flush(message_id))
+        task = asyncio.get_running_loop().create_task(self._flush_in_background(message_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _flush_in_background(self, message_id: int) -> None:
+        # Nobody awaits this task: a failure is kept for the next append_partial to raise.
+        try:
+            await self.flush(message_id)
+        except Exception as exc:  # any failure (e.g. the store closing) must reach a caller
+            pending = self._pending.get(message_id)
+            if pending is not None:
+                pending.unreported = exc if isinstance(exc, StorageError) else StorageError(
+                    f"Saving this reply failed ({type(exc).__name__}: {exc}).")
+
+    async def _flush_quietly(self, message_id: int | None = None) -> None:
+        """Flush before a read; a failure leaves the text buffered (the streaming caller hears
+        about it from append_partial) and must not make the read fail."""
+        try:
+            await self.flush(message_id)
+        except StorageError:
+            pass
+
+    def _put_back(self, message_id: int, text: str, reasoning: str) -> None:
+        """Return text a failed flush took to the front of the buffer (nothing is lost)."""
+        pending = self._pending.get(message_id)
+        if pending is None:
+            return
+        pending.failed_at = time.monotonic()
+        if text:
+            pending.content.insert(0, text)
+        if reasoning:
+            pending.reasoning.insert(0, reasoning)
+        pending.chars += len(text) + len(reasoning)
 
     def _take(self, message_id: int) -> tuple[str, str]:
         pending = self._pending.get(message_id)
@@ -381,13 +437,29 @@ class ConversationStore:
         return text, reasoning
 
     async def flush(self, message_id: int | None = None) -> None:
-        """Commit buffered stream text now (one message, or every streaming one)."""
+        """Commit buffered stream text now (one message, or every streaming one).
+
+        Raises :class:`StorageError` if a message's text could not be saved; that text is kept
+        buffered and goes with the next flush (or the finish).
+        """
         ids = [message_id] if message_id is not None else list(self._pending)
+        failed: StorageError | None = None
         for mid in ids:
             text, reasoning = self._take(mid)
-            if text or reasoning:
-                job = functools.partial(_append, message_id=mid, text=text, reasoning=reasoning)
-                await self._db.write(job)
+            if not (text or reasoning):
+                continue
+            job = functools.partial(append_chunk, message_id=mid, text=text, reasoning=reasoning)
+            try:
+                await self._db.write(job, busy_ms=self.append_busy_ms)
+            except sqlite3.Error as exc:
+                self._put_back(mid, text, reasoning)
+                failed = failed or save_failed(exc)
+                continue
+            pending = self._pending.get(mid)
+            if pending is not None:
+                pending.failed_at = None
+        if failed is not None:
+            raise failed
 
     async def finish_message(
         self,
@@ -412,7 +484,6 @@ class ConversationStore:
         if status not in STATUSES or status == "streaming":
             raise StorageError(f"cannot finish a message with status {status!r}")
         text, reasoning = self._take(message_id)
-        self._pending.pop(message_id, None)
         values = {
             "status": status,
             "error": redact(error) if error else None,
@@ -425,27 +496,31 @@ class ConversationStore:
             **_usage_columns(usage, timings),
         }
 
-        def op(conn: sqlite3.Connection) -> None:
-            _append(conn, message_id, text, reasoning)
-            sets = ", ".join(f"{k}=coalesce(?, {k})" for k in values)
-            conn.execute(
-                f"UPDATE messages SET {sets}, updated=? WHERE id=?",
-                (*values.values(), time.time(), message_id),
-            )
-
-        await self._db.write(op)
+        try:
+            await self._db.write(lambda conn: fold(conn, message_id, text, reasoning, values))
+        except sqlite3.Error as exc:
+            # Keep the text (a retry of finish_message, or close(), still saves it); the row stays
+            # 'streaming' with its chunks, which the next open folds and marks interrupted.
+            self._put_back(message_id, text, reasoning)
+            raise save_failed(exc) from exc
+        self._pending.pop(message_id, None)
 
     # -- search, lifecycle ---------------------------------------------------------------------
 
     async def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search across every chat; any user text is safe (see :mod:`.search`)."""
-        return await self._db.read(lambda conn: search_sync(conn, query, limit))
+        """Full-text search across every chat; any user text is safe (see :mod:`.search`).
+
+        Runs on its own thread, never ahead of a chat being opened; a newer search interrupts
+        this one, which then raises :class:`asyncio.CancelledError`.
+        """
+        await self._flush_quietly()  # a live reply's text is searched in its chunks
+        return await self._db.search(lambda conn: search_sync(conn, query, limit))
 
     async def usage(
         self, group_by: str = "provider", *, conversation_id: int | None = None, since: float | None = None
     ) -> list[UsageRow]:
         """Token and cost totals of replies, grouped (see :mod:`.usage`)."""
-        await self.flush()
+        await self._flush_quietly()
         return await self._db.read(lambda conn: usage_sync(conn, group_by, conversation_id, since))
 
     async def verify(self) -> str | None:
@@ -468,7 +543,7 @@ class ConversationStore:
     async def close(self) -> None:
         """Commit buffered stream text, drain writes, close the database, release the locks."""
         if not self._db.closed:
-            await self.flush()
+            await self._flush_quietly()
             for task in list(self._tasks):
                 await task
             await self._db.close()
@@ -537,9 +612,13 @@ def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict
     return int(cur.lastrowid or 0)
 
 
-def _append(conn: sqlite3.Connection, message_id: int, text: str, reasoning: str) -> None:
-    if text or reasoning:
-        conn.execute(
-            "UPDATE messages SET content=content||?, reasoning=reasoning||?, updated=? WHERE id=?",
-            (text, reasoning, time.time(), message_id),
-        )
+def save_failed(exc: sqlite3.Error) -> StorageError:
+    """The typed error for a streaming save that failed: why, and that the text is kept."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        why = "the conversation file is locked by another program"
+    elif "full" in text:
+        why = "the disk is full"
+    else:
+        why = text
+    return StorageError(f"Saving this reply failed ({why}). It stays on screen; saving is retried.")

@@ -75,7 +75,7 @@ class StoredChatMixin:
         self._switch_pending = False
 
     def _show_page(self, page: Page, *, at_top: bool) -> MessageView | None:
-        from victor_gui.ui.stored_render import stats_line, title_of
+        from victor_gui.ui.stored_render import reasoning_head, stats_line, title_of
 
         items: list[QWidget] = []
         target = None
@@ -83,10 +83,12 @@ class StoredChatMixin:
             if m.is_note:
                 items.append(self.transcript.make_note(m.content))
                 continue
-            view = self.transcript.make_message(m.role, title_of(m), m.content)
+            view = self.transcript.make_message(m.role, title_of(m))
+            view.set_stored_content(m.content)  # a long one: its head, the rest on request
+            view.more_shown.connect(lambda v=view: self.tasks.spawn(v.render_markdown_async()))
             view.message_id = m.id
             if m.reasoning:
-                view.append_reasoning(m.reasoning)
+                view.append_reasoning(reasoning_head(m.reasoning))
             if m.role == "user":
                 self._hook_user_view(view)
                 view.set_actions(edit=True)

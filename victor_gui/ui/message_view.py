@@ -46,6 +46,36 @@ LIVE_PARSE_CHARS = 24_000
 # rendered as Markdown it would become one paragraph that Qt lays out whole, a visible stall,
 # and Markdown adds nothing to such a line anyway.
 MARKDOWN_MAX_LINE = 8000
+# A stored message opens with at most this much of its body shown, and a "Show more" button
+# adds the next MORE_STEP_CHARS per click. Showing a 10 MB message whole froze the window 4-9 s
+# and took 0.7-1.4 GB (one plain document laid out whole, then ~3,500 rendered pieces); a
+# bounded step keeps each click's cost bounded too (one step is rendered in ~33 pieces, one per
+# event-loop turn), where "show all the rest" would bring the freeze back on click.
+STORED_HEAD_CHARS = 64_000
+MORE_STEP_CHARS = 100_000
+# Such a head or step is not put in the body as plain text first (100 K characters of plain text
+# take ~0.3 s to insert and ~0.4 s to lay out, on the loop): it waits for
+# render_markdown_async, which parses it in a thread and builds its pieces one per loop turn.
+# Text that will not be rendered (markdown_worthy: a very long line) is shown plain, at most this
+# much per step.
+PLAIN_STEP_CHARS = 20_000
+
+
+def cut_at_block(text: str, limit: int) -> tuple[str, str]:
+    """``text`` split at most ``limit`` characters in, at a paragraph (else a line) break in the
+    last fifth when there is one, so a Markdown block is rarely cut in two."""
+    if len(text) <= limit:
+        return text, ""
+    floor = limit - limit // 5
+    at = text.rfind("\n\n", floor, limit)
+    at = at + 2 if at >= 0 else text.rfind("\n", floor, limit) + 1
+    at = at if at > 0 else limit
+    return text[:at], text[at:]
+
+
+def megabytes(chars: int) -> str:
+    """A size for people: ``0.4 MB``, ``9.6 MB`` (characters counted as bytes: close enough)."""
+    return f"{chars / 1_000_000:.1f} MB"
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -85,6 +115,8 @@ class MessageView(QFrame):
     """One message: a header, reasoning (collapsible), tool calls, the body, stats, an error row."""
 
     retry_requested = Signal()
+    # More of a long stored body was shown (see set_stored_content): its owner renders it.
+    more_shown = Signal()
     edit_requested = Signal()  # a user message: put it back in the input to edit and resend
     regenerate_requested = Signal()  # the last reply: answer the last user message again
 
@@ -150,6 +182,14 @@ class MessageView(QFrame):
         self._frozen_code = 0  # code blocks in them (Copy links are numbered across the message)
         self.body = self._new_piece()
         self._body_box.addWidget(self.body)
+        # Of a long stored body, what is not shown yet (set_stored_content), and its button.
+        self._rest = ""
+        self.more_button = QPushButton()
+        self.more_button.setObjectName("showMore")
+        self.more_button.setAccessibleName("Show more of this message")
+        self.more_button.clicked.connect(self.show_more)
+        self.more_button.hide()
+        layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
 
         self.stats_label = WrapLabel()
         self.stats_label.setObjectName("messageStats")
@@ -175,7 +215,12 @@ class MessageView(QFrame):
 
     @property
     def text(self) -> str:
-        """The body text as received (before Markdown rendering)."""
+        """The body text as received (before Markdown rendering), shown or not yet."""
+        return self.shown_text + self._rest if self._rest else self.shown_text
+
+    @property
+    def shown_text(self) -> str:
+        """The part of the body on screen (all of it unless a long stored one is cut)."""
         if len(self._parts) > 1:
             self._parts = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
@@ -183,6 +228,44 @@ class MessageView(QFrame):
     @property
     def text_length(self) -> int:
         return self._length
+
+    @property
+    def hidden_chars(self) -> int:
+        """Characters of a long stored body not shown yet."""
+        return len(self._rest)
+
+    def set_stored_content(self, text: str) -> None:
+        """Show a stored body: at most :data:`STORED_HEAD_CHARS` of it, the rest a step per click
+        of "Show more" (see :data:`STORED_HEAD_CHARS` for why). A long head appears once
+        :meth:`render_markdown_async` (which the owner runs for every stored message) built it."""
+        self._add_step(text, STORED_HEAD_CHARS)
+
+    def show_more(self) -> None:
+        """Show the next step of a long stored body; :attr:`more_shown` asks for its rendering."""
+        if self._rest:
+            self._add_step(self._rest, MORE_STEP_CHARS)
+            self.more_shown.emit()
+
+    def _add_step(self, text: str, limit: int) -> None:
+        step, rest = cut_at_block(text, limit)
+        if len(step) <= 2 * PIECE_CHARS:
+            self.append_content(step)  # short: shown at once, rendered as any stored message
+        elif markdown_worthy(step):
+            self._parts.append(step)  # the rendering builds its pieces (see PLAIN_STEP_CHARS)
+            self._length += len(step)
+        else:
+            step, rest = cut_at_block(text, PLAIN_STEP_CHARS)
+            self.append_content(step)
+        self._rest = rest
+        self._update_more()
+
+    def _update_more(self) -> None:
+        left = len(self._rest)
+        self.more_button.setVisible(left > 0)
+        if left:
+            step = min(left, MORE_STEP_CHARS)
+            self.more_button.setText(f"Show more ({megabytes(step)} of {megabytes(left)} not shown)")
+            self.more_button.setAccessibleName(f"Show more of this message: {megabytes(left)} not shown")
 
     def append_content(self, text: str) -> None:
         if text:
@@ -200,6 +283,8 @@ class MessageView(QFrame):
         self.body._block_len = 0
         self._parts.clear()
         self._length = 0
+        self._rest = ""
+        self._update_more()
         self.append_content(text)
 
     def append_reasoning(self, text: str) -> None:
@@ -241,7 +326,7 @@ class MessageView(QFrame):
         """Put code block ``index`` of this message on the clipboard (the Copy link above it)."""
         from victor_gui.services.markdown_render import code_blocks
 
-        blocks = code_blocks(self.text)
+        blocks = code_blocks(self.shown_text)  # links number the shown blocks, in order
         if 0 <= index < len(blocks):
             QGuiApplication.clipboard().setText(blocks[index])
 
@@ -270,7 +355,7 @@ class MessageView(QFrame):
         """
         from victor_gui.services.markdown_render import render_parts  # imported after first paint
 
-        tail = self.text[self._frozen_chars:]
+        tail = self.shown_text[self._frozen_chars:]
         if len(tail) > LIVE_PARSE_CHARS or not markdown_worthy(tail):
             return  # stays plain until the final render
         rendered = len(tail) <= LIVE_TAIL_CHARS
@@ -300,7 +385,7 @@ class MessageView(QFrame):
 
         from victor_gui.services.markdown_render import markdown_to_html, render_parts
 
-        text, frozen = self.text, self._frozen_chars
+        text, frozen = self.shown_text, self._frozen_chars
         tail = text[frozen:]
         plain = [p for p in self._pieces if not p.rendered]
         render_tail = markdown_worthy(tail)  # else nothing to render, or a line too long: plain
@@ -316,7 +401,7 @@ class MessageView(QFrame):
         htmls, parts = await asyncio.to_thread(work)
 
         def current() -> bool:  # still shown; nothing appended, edited or re-cut since
-            return shiboken6.isValid(self) and self.text == text and self._frozen_chars == frozen
+            return shiboken6.isValid(self) and self.shown_text == text and self._frozen_chars == frozen
 
         for piece, html in zip(plain, htmls, strict=True):
             if not current():
@@ -350,9 +435,15 @@ class MessageView(QFrame):
             self._frozen_chars += len(part.source)
             self._frozen_code += part.code_blocks
         self.body = built[-1]
-        for view in built:
-            self._body_box.addWidget(view)
-            view.show()
+        # One layout pass and one paint for all the new pieces, not one per piece (a 64 K-char
+        # stored head is ~21 pieces).
+        self.setUpdatesEnabled(False)
+        try:
+            for view in built:
+                self._body_box.addWidget(view)
+                view.show()
+        finally:
+            self.setUpdatesEnabled(True)
 
     @staticmethod
     def _show_part(piece: AutoHeightText, source: str, html: str) -> None:

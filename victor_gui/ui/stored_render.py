@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 
 # Messages rendered when a chat opens; older ones come a page at a time on request.
 PAGE = 60
+# Reasoning shown for a stored reply (a plain, collapsed box): a runaway 10 MB one would cost
+# seconds to lay out for a box nobody scrolls through.
+REASONING_HEAD_CHARS = 100_000
+
+
+def reasoning_head(reasoning: str) -> str:
+    """A stored reply's reasoning as shown: at most REASONING_HEAD_CHARS, saying what is left out."""
+    if len(reasoning) <= REASONING_HEAD_CHARS:
+        return reasoning
+    left = len(reasoning) - REASONING_HEAD_CHARS
+    return f"{reasoning[:REASONING_HEAD_CHARS]}\n… ({left / 1_000_000:.1f} MB more reasoning not shown)"
 
 
 def display_provider(m: StoredMessage) -> str | None:
