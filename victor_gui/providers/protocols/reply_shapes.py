@@ -8,6 +8,10 @@ The adapters' parsers (:class:`~.openai_stream.StreamAssembler`,
 such a parser reads and raises :class:`~victor_gui.errors.InvalidResponseError` naming the first
 one of the wrong type (``choices[0].delta is a string, not an object``); a missing field is left
 to the parser's defaults. Checking up front keeps the parsers readable and the rule in one place.
+
+Usage counts and timings are the exception: they only describe a reply, so one a server got
+wrong (a string, ``1e300``, ``2**64``, a usage that is not an object) is dropped as unknown by
+:func:`_drop_bad_counts` instead of failing a reply whose text the person has already seen.
 """
 
 from __future__ import annotations
@@ -15,12 +19,38 @@ from __future__ import annotations
 from typing import Any
 
 from victor_gui.providers.json_guard import Shape
+from victor_gui.providers.types import MAX_TOKEN_COUNT
 
 OPENAI_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "prompt_cache_hit_tokens")
 LLAMACPP_TIMINGS = ("predicted_per_second", "predicted_n", "predicted_ms", "prompt_per_second", "prompt_n",
                     "prompt_ms")
 OLLAMA_COUNTS = ("prompt_eval_count", "eval_count", "total_duration", "load_duration",
                  "prompt_eval_duration", "eval_duration")
+
+
+def _drop_bad_counts(data: dict[str, Any], key: str, counts: tuple[str, ...]) -> dict[str, Any] | None:
+    """``data[key]`` when it is an object, with each of ``counts`` that is not a whole number in
+    ``0..MAX_TOKEN_COUNT`` removed (the parsers read a missing count as unknown); a ``data[key]``
+    that is not an object is removed. Nothing raises: see the module docstring."""
+    usage = data.get(key)
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        del data[key]
+        return None
+    _drop_bad_numbers(usage, counts)
+    return usage
+
+
+def _drop_bad_numbers(data: dict[str, Any], keys: tuple[str, ...], *, whole: bool = True) -> None:
+    for name in keys:
+        value = data.get(name)
+        if value is None:
+            continue
+        ok = (not isinstance(value, bool) and isinstance(value, int | float) and value == value
+              and 0 <= value <= MAX_TOKEN_COUNT and (not whole or float(value).is_integer()))
+        if not ok:
+            del data[name]
 
 
 def check_openai(value: Any, shape: Shape) -> dict[str, Any]:
@@ -34,20 +64,13 @@ def check_openai(value: Any, shape: Shape) -> dict[str, Any]:
             delta = shape.opt_obj(choice, key, at)
             if delta is not None:
                 _openai_message(delta, shape, f"{at}.{key}")
-    usage = shape.opt_obj(data, "usage")
+    usage = _drop_bad_counts(data, "usage", OPENAI_COUNTS)
     if usage is not None:
-        for key in OPENAI_COUNTS:
-            shape.opt_count(usage, key, "usage")
-        details = shape.opt_obj(usage, "prompt_tokens_details", "usage")
-        if details is not None:
-            shape.opt_count(details, "cached_tokens", "usage.prompt_tokens_details")
-        details = shape.opt_obj(usage, "completion_tokens_details", "usage")
-        if details is not None:
-            shape.opt_count(details, "reasoning_tokens", "usage.completion_tokens_details")
-    timings = shape.opt_obj(data, "timings")
+        _drop_bad_counts(usage, "prompt_tokens_details", ("cached_tokens",))
+        _drop_bad_counts(usage, "completion_tokens_details", ("reasoning_tokens",))
+    timings = _drop_bad_counts(data, "timings", ())
     if timings is not None:
-        for key in LLAMACPP_TIMINGS:
-            shape.opt_fraction(timings, key, "timings")
+        _drop_bad_numbers(timings, LLAMACPP_TIMINGS, whole=False)
     return data
 
 
@@ -72,8 +95,7 @@ def check_ollama(value: Any, shape: Shape) -> dict[str, Any]:
     shape.opt_str(data, "model")
     shape.opt_str(data, "done_reason")
     shape.opt_bool(data, "done")
-    for key in OLLAMA_COUNTS:
-        shape.opt_count(data, key)
+    _drop_bad_numbers(data, OLLAMA_COUNTS)
     message = shape.opt_obj(data, "message")
     if message is not None:
         shape.opt_str(message, "content", "message")
@@ -166,19 +188,13 @@ def check_anthropic(value: Any, shape: Shape) -> dict[str, Any]:
     message = shape.opt_obj(data, "message")
     if message is not None:
         shape.opt_str(message, "model", "message")
-        usage = shape.opt_obj(message, "usage", "message")
-        if usage is not None:
-            for key in ANTHROPIC_COUNTS:
-                shape.opt_count(usage, key, "message.usage")
+        _drop_bad_counts(message, "usage", ANTHROPIC_COUNTS)
     for key in ("content_block", "delta"):
         part = shape.opt_obj(data, key)
         if part is not None:
             for name in ANTHROPIC_TEXTS:
                 shape.opt_str(part, name, key)
-    usage = shape.opt_obj(data, "usage")
-    if usage is not None:
-        for key in ANTHROPIC_COUNTS:
-            shape.opt_count(usage, key, "usage")
+    _drop_bad_counts(data, "usage", ANTHROPIC_COUNTS)
     return data
 
 
@@ -206,10 +222,7 @@ def check_gemini(value: Any, shape: Shape) -> dict[str, Any]:
                 shape.opt_str(call, "id", f"{where}.functionCall")
                 shape.opt_str(call, "name", f"{where}.functionCall")
                 shape.opt_obj(call, "args", f"{where}.functionCall")
-    usage = shape.opt_obj(data, "usageMetadata")
-    if usage is not None:
-        for key in GEMINI_COUNTS:
-            shape.opt_count(usage, key, "usageMetadata")
+    _drop_bad_counts(data, "usageMetadata", GEMINI_COUNTS)
     return data
 
 
@@ -222,8 +235,5 @@ def check_anthropic_message(value: Any, shape: Shape) -> dict[str, Any]:
         for name in ANTHROPIC_TEXTS:
             shape.opt_str(block, name, f"content[{i}]")
         shape.opt_obj(block, "input", f"content[{i}]")
-    usage = shape.opt_obj(data, "usage")
-    if usage is not None:
-        for key in ANTHROPIC_COUNTS:
-            shape.opt_count(usage, key, "usage")
+    _drop_bad_counts(data, "usage", ANTHROPIC_COUNTS)
     return data
