@@ -263,3 +263,17 @@ async def test_an_endpoints_idle_and_deadline_settings_reach_its_client() -> Non
         assert isinstance(client, BoundedClient) and isinstance(default, BoundedClient)
         assert (client.idle_s, client.deadline_s) == (7, 90)
         assert (default.idle_s, default.deadline_s) == (60.0, 1800.0)  # the local defaults
+
+
+def test_the_shared_client_never_cuts_a_reply_sooner_than_its_own_kind_would() -> None:
+    """The app's one client carries cloud and local replies; its idle gap and deadline belong to the
+    client, so they are the longer of the two kinds' (a cloud model thinking 90 s between tokens
+    through the shared client is not ended by a local server's 60 s idle rule)."""
+    from victor_gui.providers.http import CLOUD_TIMEOUTS, LOCAL_TIMEOUTS, SHARED_TIMEOUTS, make_client
+
+    for kind in (CLOUD_TIMEOUTS, LOCAL_TIMEOUTS):
+        assert SHARED_TIMEOUTS.idle >= kind.idle
+        assert SHARED_TIMEOUTS.deadline >= kind.deadline
+        assert SHARED_TIMEOUTS.read >= kind.read
+    client = make_client(SHARED_TIMEOUTS)
+    assert (client.idle_s, client.deadline_s) == (CLOUD_TIMEOUTS.idle, LOCAL_TIMEOUTS.deadline)

@@ -135,3 +135,23 @@ async def test_cloud_reply_is_priced_and_usage_totals(tmp_path: Path, bundled_on
     assert "all: 4 replies, 3450 in (400 cached), 705 out, $0.0102 (+1 without a price)" in text
     assert "Paris trip: 2 replies" in text
     await store.close()
+
+
+def test_a_user_prices_file_is_read_with_the_config_bounds(tmp_path: Path) -> None:
+    """prices.yaml is a config file too: an alias bomb or an oversized file is refused with its
+    reason (issue 16), and the bundled prices still apply."""
+    from tests.config.test_config_bounds import alias_bomb
+    from victor_gui.config.yaml_io import MAX_CONFIG_BYTES
+
+    user = tmp_path / "prices.yaml"
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+    try:
+        user.write_text("\n".join([*alias_bomb(8), "prices: {}", "junk: *a8"]) + "\n", encoding="utf-8")
+        bombed = costs.load_prices_sync(user)
+        assert bombed.errors and "aliases" in str(bombed.errors[0])
+        assert bombed.cost("openai", "gpt-4o", usage) == pytest.approx(2.5 + 10)
+        user.write_text("prices: {}\n" + "#" * (MAX_CONFIG_BYTES + 10), encoding="utf-8")
+        huge = costs.load_prices_sync(user)
+        assert huge.errors and "larger than" in str(huge.errors[0])
+    finally:
+        costs.load_prices_sync(None)

@@ -76,6 +76,12 @@ CLOUD_TIMEOUTS = Timeouts(connect=10.0, read=120.0, idle=120.0, deadline=900.0)
 # but a refused connection on loopback is known at once; once tokens flow, a minute of silence
 # is a stuck server, and half an hour covers a long reply on a CPU.
 LOCAL_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0, idle=60.0, deadline=1800.0)
+# The app's one client carries local and cloud replies alike (each request sets its own connect
+# and read timeouts, but the idle gap and the deadline belong to the client): the longer of each,
+# so a cloud model that thinks for two minutes between tokens is not cut at a local server's 60 s.
+SHARED_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0,
+                           idle=max(LOCAL_TIMEOUTS.idle, CLOUD_TIMEOUTS.idle),
+                           deadline=max(LOCAL_TIMEOUTS.deadline, CLOUD_TIMEOUTS.deadline))
 PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0, idle=3.0, deadline=10.0)
 
 

@@ -30,9 +30,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from victor_gui.config.yaml_io import parse_yaml, read_config_text
 from victor_gui.errors import ConfigError
 from victor_gui.providers.capabilities import canonical_provider, model_id_forms
 from victor_gui.providers.catalog import find_spec
@@ -126,11 +126,8 @@ def is_local(provider: str) -> bool:
 
 def parse_prices(text: str, source: str) -> tuple[dict[str, list[_Entry]], str | None]:
     """One prices document as {provider: entries}, and its ``as_of``; ConfigError if unusable."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {exc}", path=source, line=mark.line + 1 if mark else None) from None
+    # The config files' parser: aliases that would blow the document up are refused (issue 16).
+    data, _ = parse_yaml(text, Path(source))
     if data is None:
         return {}, None
     if not isinstance(data, dict) or not isinstance(data.get("prices") or {}, dict):
@@ -171,7 +168,7 @@ def load_prices_sync(user_path: Path | str | object | None = _DEFAULT) -> PriceT
     path = Path(chosen) if isinstance(chosen, str | Path) else None
     if path is not None and path.is_file():
         try:
-            layer, _ = parse_prices(path.read_text(encoding="utf-8"), str(path))
+            layer, _ = parse_prices(read_config_text(path), str(path))  # bounded in size
             table.layers.append(layer)
             table.sources.append(str(path))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:

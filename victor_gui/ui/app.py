@@ -240,13 +240,13 @@ class App:
 
         await asyncio.gather(self.loop.getaddrinfo("localhost", None, type=socket.SOCK_STREAM),
                              asyncio.to_thread(_warm_imports), warm_up_rendering(), return_exceptions=True)
-        from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+        from victor_gui.providers.http import SHARED_TIMEOUTS, make_client
         from victor_gui.services.provider_choices import ProviderPool
 
         settings = await self._start_settings()
         # The proxy's user:pass lives in the keyring, not in settings.yaml.
         proxy = await asyncio.to_thread(self.settings.proxy_url)
-        self.client = make_client(LOCAL_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
+        self.client = make_client(SHARED_TIMEOUTS, **({"proxy": proxy} if proxy else {}))
         self.pool = ProviderPool(self.client, secrets=_keyring_get, proxy=proxy)
         self.window.chat.pool = self.pool
         self.client_ms = (time.perf_counter() - t) * 1000
