@@ -464,6 +464,15 @@ async def read_gguf_file(path: str | Path, *, limits: GGUFLimits | None = None,
     return await asyncio.to_thread(_read_file, Path(path), limits or GGUFLimits(), initial_bytes)
 
 
+def header_client() -> httpx.AsyncClient:
+    """A client for reading a remote file's header: redirects followed (the Hub answers from a
+    CDN), and every reply bounded in bytes and time like the providers' (a server that ignores
+    Range, trickles bytes or sends a compressed bomb ends with an error, not a hang)."""
+    from victor_gui.providers.http import Timeouts, make_client  # lazily: `fit` on a file needs none of it
+
+    return make_client(Timeouts(connect=10.0, read=30.0, idle=30.0, deadline=120.0), follow_redirects=True)
+
+
 async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int) -> tuple[bytes, int | None]:
     """GET bytes [start, end) ; returns (data, total file size if the server said)."""
     want = end - start
@@ -498,7 +507,7 @@ async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
     """Read the header of a remote GGUF with growing HTTP range requests (async, bounded)."""
     lim = limits or GGUFLimits()
     own = client is None
-    http = client or httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(30.0, connect=10.0))
+    http = client or header_client()
     try:
         buf = b""
         total: int | None = None

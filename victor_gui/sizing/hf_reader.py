@@ -21,7 +21,7 @@ import httpx
 
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.architecture import RECURRENT_ARCHS, ModelArchitecture
-from victor_gui.sizing.gguf_reader import open_regular_file
+from victor_gui.sizing.gguf_reader import header_client, open_regular_file
 
 MAX_HEADER = 64 << 20
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
@@ -104,7 +104,7 @@ async def read_safetensors_header(source: str | Path, *, client: httpx.AsyncClie
     if not text.startswith(("http://", "https://")):
         return await asyncio.to_thread(_read_local, Path(text), max_header)
     own = client is None
-    http = client or httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(30.0, connect=10.0))
+    http = client or header_client()
     try:
         head = await _get_range(http, text, 0, 8)
         if len(head) == 8:
