@@ -277,3 +277,24 @@ def test_the_shared_client_never_cuts_a_reply_sooner_than_its_own_kind_would() -
         assert SHARED_TIMEOUTS.read >= kind.read
     client = make_client(SHARED_TIMEOUTS)
     assert (client.idle_s, client.deadline_s) == (CLOUD_TIMEOUTS.idle, LOCAL_TIMEOUTS.deadline)
+
+
+@pytest.mark.parametrize("kind", ["llamacpp", "ollama"])
+async def test_an_endpoints_read_timeout_bounds_its_requests(kind: str) -> None:
+    """A hand-added endpoint's read_timeout_s is what a silent server costs: the provider set its
+    own per-request timeout (300 s locally) over it, so a 2 s setting waited minutes."""
+    from victor_gui.services.endpoint_providers import provider_for_endpoint
+
+    async with hh.serve(hh.silent_after_headers("application/json")) as server:
+        entry = Endpoint(name="box", kind=kind, url=server.url, read_timeout_s=1)
+        provider, client = provider_for_endpoint(entry, secrets=None, max_retries=0)
+        began = time.monotonic()
+        try:
+            with pytest.raises(ProviderError):
+                await provider.chat([Message(role="user", content="hi")], model="m")
+        finally:
+            await provider.close()
+            await client.aclose()
+    # One retry of a stall is allowed (RetryPolicy.max_timeout_retries): two waits of ~1 s each,
+    # scaled by the model's timeout multiplier (at most 2x).
+    assert time.monotonic() - began < 8, time.monotonic() - began

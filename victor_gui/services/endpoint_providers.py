@@ -90,8 +90,11 @@ def provider_for_endpoint(
     spec = endpoint_spec(entry)
     check_key_transport(access, spec.name)
     client = make_endpoint_client(access, proxy=proxy, provider=spec.name)
+    # The endpoint's own read timeout bounds the provider's requests too: each request sets its
+    # timeouts, which would otherwise put the provider's default (300 s locally) over the user's.
+    timeout = {"timeout": entry.read_timeout_s} if entry.read_timeout_s else {}
     provider = ProviderRegistry.create_for_spec(spec, api_key=access.api_key, base_url=access.url,
-                                                http_client=client, max_retries=max_retries)
+                                                http_client=client, max_retries=max_retries, **timeout)
     return provider, client
 
 
