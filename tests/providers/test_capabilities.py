@@ -257,3 +257,20 @@ def test_default_user_file_is_read_from_the_config_dir(tmp_path: Path,
     table = load_capabilities()
     assert str(user_file) in table.sources
     assert resolve_capabilities("vllm", "anything").timeout_multiplier == 4.0
+
+
+def test_a_user_file_with_an_alias_bomb_or_too_large_is_refused_and_the_bundle_applies(tmp_path: Path) -> None:
+    """The user's capabilities file is a config file like settings.yaml (issue 16): nested
+    aliases (a "billion laughs") are refused by line before anything walks them, and a file over
+    the size bound is not read; the bundled capabilities still apply."""
+    from tests.config.test_config_bounds import alias_bomb
+
+    bomb = "\n".join(["schema_version: \"0.2.0\"", "anchors:",
+                      *[f"  {line}" for line in alias_bomb(8)], "models:", "  \"x*\": *a8"]) + "\n"
+    path = _write(tmp_path, bomb)
+    table = load_capabilities(path)
+    assert len(table.errors) == 1 and "aliases" in str(table.errors[0]) and table.errors[0].line
+    assert resolve_capabilities("anthropic", "claude-3-5-haiku-20241022").context_window == 200000
+    path.write_text("models: {}\n" + "#" * (2 << 20), encoding="utf-8")
+    table = load_capabilities(path)
+    assert len(table.errors) == 1 and "larger than" in str(table.errors[0])

@@ -107,8 +107,22 @@ class _LinedDict(dict[Any, Any]):
     lines: dict[Any, int]
 
 
+# A capabilities file is a few hundred KB at most; larger is a mistake or an attack, refused
+# before it is read whole (issue 16: a 100 MB config file cost GBs at start-up).
+MAX_FILE_BYTES = 1 << 20
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one) and aliases
+    (``*name``): the bundled file uses none, and nested aliases are the "billion laughs" that
+    blow a small file up to billions of values when it is walked."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a capabilities file", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> _LinedDict:
@@ -157,7 +171,12 @@ def parse_capabilities_text(text: str, source: str) -> dict[str, Any]:
 def parse_capabilities_file(path: Path | str) -> dict[str, Any]:
     """Read and parse ``path`` (sync: run it in an executor)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # bounded also for a FIFO or a growing file
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; it was not read",
+                              path=str(path))
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc}", path=str(path)) from None
     return parse_capabilities_text(text, str(path))
