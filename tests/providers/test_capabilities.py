@@ -259,7 +259,7 @@ def test_default_user_file_is_read_from_the_config_dir(tmp_path: Path,
     assert resolve_capabilities("vllm", "anything").timeout_multiplier == 4.0
 
 
-def test_a_user_file_with_an_alias_bomb_or_too_large_is_refused_and_the_bundle_applies(tmp_path: Path) -> None:
+def test_a_user_file_with_an_alias_bomb_or_too_large_is_refused_the_bundle_applies(tmp_path: Path) -> None:
     """The user's capabilities file is a config file like settings.yaml (issue 16): nested
     aliases (a "billion laughs") are refused by line before anything walks them, and a file over
     the size bound is not read; the bundled capabilities still apply."""
