@@ -201,3 +201,47 @@ async def test_ctrl_k_focuses_the_model_picker(sim, window, qtbot) -> None:
     qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     assert window.chat.model_combo.hasFocus() or window.chat.model_combo.view().isVisible()
     window.chat.model_combo.hidePopup()
+
+
+async def test_a_lock_taken_mid_stream_is_said_under_the_reply_nothing_lost(sim, window, store) -> None:
+    """Issue 16: another program locks the database while a reply streams. The person is told
+    under the reply and in the status line, the reply goes on, and once the lock is gone the
+    whole reply is stored."""
+    import sqlite3
+    import threading
+
+    store.flush_interval, store.flush_chars, store.append_busy_ms = 0.05, 1, 100
+    text = "".join(f"w{i:04d} " for i in range(400))
+    sim.script(Script(text=text, pieces=400, delay_s=0.005))
+    chat = window.chat
+    await chat.start()
+    chat.input.setPlainText("locked mid-way")
+    chat.send()
+    reply = chat.transcript.messages[-1]
+    await wait_until(lambda: len(reply.text) >= 100)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(store.path, isolation_level=None, timeout=5)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            held.set()
+            release.wait(10)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    locker = threading.Thread(target=hold)
+    locker.start()
+    try:
+        await wait_until(held.is_set)
+        await wait_until(lambda: "locked" in chat.status_label.text(), limit_s=10)
+        note = chat.transcript.notes[-1]
+        layout = chat.transcript._layout
+        assert "locked" in note.text() and layout.indexOf(note) > layout.indexOf(reply)
+    finally:
+        release.set()
+        locker.join()
+    await wait_until(lambda: not chat.running and not chat.session.busy, limit_s=20)
+    last = (await store.get_messages(chat.conversation_id))[-1]
+    assert last.status == "complete" and last.content == text == reply.text

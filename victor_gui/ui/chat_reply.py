@@ -111,10 +111,15 @@ class ReplyViewMixin:
             self._buffer.add(event.text, event.reasoning, calls)
         elif event.kind == "note":
             # A trim note is stored before the reply's row, a failover note after it (it is written
-            # once a target answered): shown where a reopened chat shows them.
-            after_reply = (event.meta or {}).get("kind") == "failover"
+            # once a target answered): shown where a reopened chat shows them (a save_failed note,
+            # services.chat_session.SAVE_FAILED, is not stored: it could not be).
+            # A failed save is about the reply on screen: shown under it, and in the status line.
+            kind = (event.meta or {}).get("kind")
+            after_reply = kind in ("failover", "save_failed")
             before = self._view if self.running and not after_reply else None
             self.transcript.add_note(event.text, before=before)
+            if kind == "save_failed":
+                self.status_label.setText(event.text)
         elif event.kind == "fallback":
             self.status_label.setText(event.text)
 
