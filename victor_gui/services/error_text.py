@@ -29,7 +29,9 @@ from victor_gui.errors import (
     ProviderServerError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    ResponseStalledError,
     StorageError,
+    StoreInUseError,
     TLSError,
     UntrustedCertificateError,
     VictorGuiError,
@@ -42,6 +44,8 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     MissingAPIKeyError: "This provider needs an API key. Add one in Settings → API keys.",
     ProviderAuthError: "The provider refused the API key. Check it in Settings → API keys.",
     ProviderRateLimitError: "The provider is rate-limiting requests. Wait a moment and retry.",
+    ResponseStalledError: "The server stopped sending before the reply was complete (or ran past its "
+                          "deadline); what arrived is kept. Retry, or check the server.",
     ProviderTimeoutError: "The server took too long to answer. It may be busy or stuck; retry.",
     CABundleError: "The endpoint's CA bundle file could not be used; check it in the endpoint's settings.",
     UntrustedCertificateError: "The server's TLS certificate is not trusted.",
@@ -62,6 +66,8 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     ProviderUnavailableError: "This provider cannot be used in this build yet.",
     ProviderError: "The provider reported an error.",
     ConfigError: "A settings file could not be used as written.",
+    StoreInUseError: "Another copy of Victor GUI is using this data folder. Use that window, or close "
+                     "it first.",
     StorageError: "The conversation store could not read or write.",
     GGUFError: "The model file's header could not be read (not a GGUF file, damaged, or implausibly large).",
     VictorGuiError: "Something went wrong.",

@@ -81,6 +81,11 @@ def _prepare(path: Path, full_check: bool, recover: bool) -> None:
         if full_check or size <= QUICK_CHECK_MAX_BYTES:
             check_integrity(conn)
         schema.migrate(conn, path)
+        # Can this file be written? A write statement that touches no row still needs the write
+        # lock, so a read-only file or mount (SQLITE_READONLY), a full disk or another program's
+        # lock shows here, at open, and not at the person's first Send (recovery below writes only
+        # when a reply was left streaming, and migrations only when the schema is old).
+        conn.execute("UPDATE messages SET id=id WHERE 0")
         if recover:
             chunks.recover_streaming(conn)  # a reply the app died in: its chunks folded, interrupted
     finally:
