@@ -81,12 +81,17 @@ def _openai_message(delta: dict[str, Any], shape: Shape, at: str) -> None:
         where = f"{at}.tool_calls[{j}]"
         shape.opt_count(call, "index", where)
         shape.opt_str(call, "id", where)
-        function = shape.opt_obj(call, "function", where)
-        if function is not None:
-            shape.opt_str(function, "name", f"{where}.function")
-            arguments = function.get("arguments")
-            if arguments is not None and not isinstance(arguments, str | dict):
-                raise shape.wrong(f"{where}.function.arguments", arguments, "a string or an object")
+        _check_function(call, shape, where, "a string or an object")
+
+
+def _check_function(call: dict[str, Any], shape: Shape, where: str, arguments_are: str) -> None:
+    """A tool call's ``function``: its name a string, its arguments JSON text or an object."""
+    function = shape.opt_obj(call, "function", where)
+    if function is not None:
+        shape.opt_str(function, "name", f"{where}.function")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str | dict):
+            raise shape.wrong(f"{where}.function.arguments", arguments, arguments_are)
 
 
 def check_ollama(value: Any, shape: Shape) -> dict[str, Any]:
@@ -101,13 +106,7 @@ def check_ollama(value: Any, shape: Shape) -> dict[str, Any]:
         shape.opt_str(message, "content", "message")
         shape.opt_str(message, "thinking", "message")
         for j, call in enumerate(shape.objects(message, "tool_calls", "message")):
-            where = f"message.tool_calls[{j}]"
-            function = shape.opt_obj(call, "function", where)
-            if function is not None:
-                shape.opt_str(function, "name", f"{where}.function")
-                arguments = function.get("arguments")
-                if arguments is not None and not isinstance(arguments, str | dict):
-                    raise shape.wrong(f"{where}.function.arguments", arguments, "an object")
+            _check_function(call, shape, f"message.tool_calls[{j}]", "an object")
     return data
 
 
