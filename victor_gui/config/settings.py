@@ -94,6 +94,15 @@ class ChatDefaults(BaseModel):
     context_length: int | None = Field(default=None, gt=0)
 
 
+class ToolApprovalRule(BaseModel):
+    """What the person allowed for one MCP server: every tool (``all``) or the named ``tools``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = False
+    tools: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseModel):
     """Everything the user can set (unknown keys are errors: a typo should not pass silently)."""
 
@@ -111,6 +120,11 @@ class Settings(BaseModel):
     chat_defaults: ChatDefaults = Field(default_factory=ChatDefaults)
     # Server roots (``http://host:port``) of default-port or discovered endpoints the user hid.
     hidden_endpoints: list[str] = Field(default_factory=list)
+    # Tools (MCP): the remembered approvals per server, the rounds of calls one reply may make,
+    # and how long one call may run. New keys with defaults: no migration needed.
+    tool_approvals: dict[str, ToolApprovalRule] = Field(default_factory=dict)
+    tool_max_rounds: int = Field(default=10, ge=1, le=100)
+    tool_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("data_dir")
     @classmethod

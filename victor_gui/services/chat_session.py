@@ -37,11 +37,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
-from victor_gui.errors import ProviderError, StorageError
+from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
 from victor_gui.providers.protocols.tool_history import repair_history
-from victor_gui.providers.types import ContentPart, Message, Usage
+from victor_gui.providers.tool_parsing import parse_tool_calls_from_text, tools_as_system_prompt
+from victor_gui.providers.types import (
+    ContentPart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 from victor_gui.services import costs, notes
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
@@ -55,6 +63,17 @@ from victor_gui.services.reply_types import (
     SwitchResult,
     reply_timings,
 )
+from victor_gui.services.tool_approvals import ToolApprovals
+from victor_gui.services.tool_loop import (
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_TIMEOUT_S,
+    PARAMS_KEY,
+    ToolChoice,
+    ToolRunner,
+    ToolSet,
+    build_toolset,
+)
+from victor_gui.services.tool_types import Asker, ToolCallRecord, ToolSource
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -65,6 +84,10 @@ CostFn = Callable[[str, str, Usage], float | None]
 # The ``meta.kind`` of the note event saying a reply could not be saved (an event only: the
 # store is what failed). finish_message is retried after these pauses before giving up.
 SAVE_FAILED = "save_failed"
+# Note kinds of the tool loop (stored notes: the transcript shows them, no model sees them).
+TOOLS_LEFT_OUT = "tools_left_out"
+TOOL_ROUNDS = "tool_rounds"
+TOOLS_AS_TEXT = "tools_as_text"
 _FINISH_RETRIES_S = (0.5, 1.0)
 
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
@@ -96,6 +119,12 @@ class ChatSession:
         fallback: Sequence[Candidate] = (),
         context_window: int | None = None,
         label: str | None = None,
+        tools: ToolSource | None = None,
+        asker: Asker | None = None,
+        approvals: ToolApprovals | None = None,
+        tool_max_rounds: int | None = None,
+        tool_timeout_s: float | None = None,
+        approve_tools: bool = False,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -117,6 +146,22 @@ class ChatSession:
         self._save_error: tuple[int, str] | None = None
         # The attempt streaming now (or the last one): a view reads live figures off its state.
         self.generation: Generation | None = None
+        # Tools (MCP): who lists and runs them, who approves, and the bounds. The rounds and the
+        # timeout default to the settings when ``approvals`` (which holds them) is given.
+        self.tools = tools
+        self.asker = asker
+        self.approvals = approvals
+        current = approvals.settings.settings if approvals is not None else None
+        self.tool_max_rounds = tool_max_rounds or (current.tool_max_rounds if current
+                                                   else DEFAULT_MAX_ROUNDS)
+        self.tool_timeout_s = tool_timeout_s or (current.tool_call_timeout_s if current
+                                                 else DEFAULT_TIMEOUT_S)
+        self.approve_tools = approve_tools
+        # (provider, model) pairs whose server refused the ``tools`` field: tools go as text.
+        self._tools_as_text: set[tuple[str, str]] = set()
+        # The tool runs of the reply streaming now (a view reads ``records`` off it).
+        self.tool_runner: ToolRunner | None = None
+        self._left_out_told: tuple[str, ...] = ()
 
     @classmethod
     def from_profile(
@@ -149,6 +194,20 @@ class ChatSession:
     def busy(self) -> bool:
         """Whether a reply is streaming now."""
         return self._task is not None and not self._task.done()
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    async def tool_choice(self) -> ToolChoice:
+        """The conversation's tools switch (kept in its params, so it survives a restart)."""
+        conv = await self.store.get_conversation(self.conversation_id)
+        return ToolChoice.from_params(conv.params if conv else None)
+
+    async def set_tool_choice(self, choice: ToolChoice) -> None:
+        """Turn servers (and single tools) on or off for this conversation's next replies."""
+        conv = await self.store.get_conversation(self.conversation_id)
+        params = dict(conv.params) if conv else {}
+        params[PARAMS_KEY] = choice.to_params()
+        await self.store.update_conversation(self.conversation_id, params=params)
 
     # -- the public actions ----------------------------------------------------------------------
 
@@ -344,6 +403,101 @@ class ChatSession:
         return costs.cost_of(provider.name, model, usage, local=local)
 
     async def _reply(self) -> ReplyResult:
+        """One reply: a model turn, and while it asks for tools (and tools are on), the calls
+        run, their results are stored, and the model is asked again, up to the rounds bound."""
+        toolset = await self._toolset()
+        rounds = 0
+        while True:
+            result, calls = await self._reply_round(toolset)
+            if not toolset or result.status != "complete" or not calls:
+                return result
+            if rounds >= self.tool_max_rounds:
+                text = (f"The reply stopped after {rounds} rounds of tool calls (the limit is "
+                        f"{self.tool_max_rounds}, set in Settings → Tools); the last calls did not run.")
+                await self._store_skipped(calls, toolset, result.message_id,
+                                          f"Not run: the limit of {self.tool_max_rounds} rounds of tool "
+                                          "calls for one reply was reached.")
+                await self._note(TOOL_ROUNDS, text, {"rounds": rounds})
+                return result
+            rounds += 1
+            await self._run_tools(calls, toolset, result.message_id)
+
+    async def _toolset(self) -> ToolSet:
+        """The tools offered in this reply (none when the conversation's switch is off)."""
+        if self.tools is None:
+            return ToolSet()
+        choice = await self.tool_choice()
+        if not choice.enabled:
+            return ToolSet()
+        from victor_gui.providers.capabilities import resolve_capabilities
+
+        caps = await asyncio.to_thread(resolve_capabilities, self.provider.name, self.model)
+        toolset = await build_toolset(self.tools, choice, caps.recommended_max_tools)
+        text = toolset.note()
+        if text and tuple(toolset.left_out) != self._left_out_told:
+            self._left_out_told = tuple(toolset.left_out)
+            await self._note(TOOLS_LEFT_OUT, text, {"left_out": toolset.left_out,
+                                                    "limit": caps.recommended_max_tools})
+        return toolset
+
+    async def _note(self, kind: str, text: str, extra: dict[str, Any] | None = None) -> int:
+        meta = {"kind": kind, **(extra or {})}
+        note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
+        self._emit(ReplyEvent("note", note_id, text, meta=meta))
+        return note_id
+
+    async def _run_tools(self, calls: list[ToolCall], toolset: ToolSet, mid: int) -> None:
+        """Approve and run one turn's calls and store one result row per call. A stop cancels
+        the running calls; they are stored as cancelled before the cancel goes on."""
+        assert self.tools is not None
+
+        def told(record: ToolCallRecord) -> None:
+            self._emit(ReplyEvent("tool_call", mid, record.tool, meta=_event_meta(record)))
+
+        runner = ToolRunner(self.tools, approvals=self.approvals, asker=self.asker,
+                            timeout_s=self.tool_timeout_s, on_record=told, approve_all=self.approve_tools)
+        self.tool_runner = runner
+        try:
+            await runner.run(calls, toolset)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._store_results(calls, runner))
+            raise
+        await self._store_results(calls, runner)
+
+    async def _store_results(self, calls: list[ToolCall], runner: ToolRunner) -> None:
+        vision = self.provider.supports_vision(self.model)
+        for call in calls:
+            record = runner.records.get(call.id)
+            if record is None:  # never reached (a stop while an earlier call waited)
+                continue
+            content: str | list[ContentPart] = record.result
+            outcome = runner.outcomes.get(call.id)
+            if outcome is not None and outcome.images:
+                if vision:
+                    content = [TextPart(text=record.result), *outcome.images]
+                else:
+                    content = (f"{record.result}\n[{len(outcome.images)} image(s) left out: "
+                               "this model does not take images]")
+            await self.store.add_message(self.conversation_id, "tool", content, tool_call_id=call.id,
+                                         meta={"tool": record.to_meta()})
+
+    async def _store_skipped(self, calls: list[ToolCall], toolset: ToolSet, mid: int, text: str) -> None:
+        """Answer calls that will not run, so the history keeps every call paired."""
+        from victor_gui.services.tool_types import ToolCallState
+
+        for call in calls:
+            server, tool = toolset.targets.get(call.name, ("", call.name))
+            record = ToolCallRecord(call.id, server, tool, dict(call.arguments), ToolCallState.ERROR, text)
+            self._emit(ReplyEvent("tool_call", mid, tool, meta=_event_meta(record)))
+            await self.store.add_message(self.conversation_id, "tool", text, tool_call_id=call.id,
+                                         meta={"tool": record.to_meta()})
+
+    async def _reply_round(self, toolset: ToolSet) -> tuple[ReplyResult, list[ToolCall] | None]:
+        """One model turn with its fallback chain; returns how it ended and the calls it asked for.
+
+        A server that refuses the ``tools`` field (HTTP 400 naming tools) is asked once more
+        with the tools described in the prompt instead (remembered per provider and model).
+        """
         if self.track_costs and self.cost_fn is None and not costs.loaded():
             await costs.load_prices()
         stored = await self.store.get_messages(self.conversation_id)
@@ -356,7 +510,13 @@ class ChatSession:
         chain: list[tuple[BaseProvider | Candidate, str]] = [(self.provider, self.model)]
         chain += [(c, c.model) for c in self.fallback]
         attempts: list[dict[str, Any]] = []
-        for index, (who, model) in enumerate(chain):
+        index = -1
+        retry = False
+        while index + 1 < len(chain) or retry:
+            if not retry:
+                index += 1
+            retry = False
+            who, model = chain[index]
             progress = Progress()
             provider = who if isinstance(who, BaseProvider) else None
             try:
@@ -367,7 +527,7 @@ class ChatSession:
                 if request.window.unreachable is not None:
                     raise request.window.unreachable  # nothing answered: same as a failed attempt
                 progress.started = time.perf_counter()  # TTFT counts from the request, not discovery
-                await self._stream(provider, model, request.messages, mid, progress)
+                await self._stream(provider, model, request.messages, mid, progress, toolset.definitions)
             except asyncio.CancelledError:
                 # Shielded so a second cancel cannot leave the row in 'streaming'.
                 await asyncio.shield(self._finish(mid, "interrupted", provider, model, request, progress,
@@ -375,6 +535,14 @@ class ChatSession:
                 raise
             except ProviderError as exc:
                 endpoint = provider.base_url if provider else None
+                if (toolset and provider is not None and not progress.shown and _refuses_tools(exc)
+                        and (provider.name, model) not in self._tools_as_text):
+                    self._tools_as_text.add((provider.name, model))
+                    await self._note(TOOLS_AS_TEXT, f"{self._label(who)} · {model} does not take tools in "
+                                     "its API; they are described in the prompt instead.",
+                                     {"provider": provider.name, "model": model})
+                    retry = True
+                    continue
                 if index + 1 < len(chain) and may_fall_back(exc, output_began=progress.shown):
                     why = notes.failure_reason(exc)
                     attempts.append({"provider": provider.name if provider else _name(who), "model": model,
@@ -387,15 +555,17 @@ class ChatSession:
                     continue
                 if attempts:
                     await self._note_failover(attempts, None)
-                return await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
+                failed = await self._finish(mid, "error", provider, model, request, progress, attempts, exc)
+                return failed, None
             if attempts:
                 await self._note_failover(attempts, notes.target_words(
                     self._label(who), progress.model or model, provider.base_url if provider else None))
-            return await self._finish(mid, "complete", provider, model, request, progress, attempts)
+            result = await self._finish(mid, "complete", provider, model, request, progress, attempts)
+            return result, progress.tool_calls
         raise AssertionError("unreachable: the last candidate always finishes")  # pragma: no cover
 
     async def _stream(self, provider: BaseProvider, model: str, messages: list[Message], mid: int,
-                      progress: Progress) -> None:
+                      progress: Progress, tools: list[ToolDefinition] | None = None) -> None:
         """Run one attempt as a :class:`~victor_gui.services.generation.Generation` (the one
         streaming path of the app) and commit its deltas to the store as they arrive.
 
@@ -405,8 +575,11 @@ class ChatSession:
         the cancel goes on to ``_reply`` which marks the row ``interrupted``. A failed stream
         re-raises its typed error so the fallback chain can decide.
         """
+        as_text = bool(tools) and (provider.name, model) in self._tools_as_text
+        if as_text and tools:
+            messages = _with_tools_prompt(messages, tools)
         gen = Generation(provider, messages, model=model, temperature=self.temperature,
-                         max_tokens=self.max_tokens)
+                         max_tokens=self.max_tokens, tools=None if as_text else (tools or None))
         queued: list[tuple[str, str]] = []
         wake = asyncio.Event()
 
@@ -453,6 +626,10 @@ class ChatSession:
         progress.usage = state.usage
         progress.timings = state.timings
         progress.tool_calls = state.tool_calls or None
+        progress.thinking_blocks = state.thinking_blocks
+        if as_text and tools and not progress.tool_calls and state.content:
+            calls, _rest = parse_tool_calls_from_text(state.content, {t.name for t in tools})
+            progress.tool_calls = calls or None
         progress.model = state.answered_model
         progress.tokens = state.completion_tokens
         progress.finished = state.finished_at
@@ -528,6 +705,10 @@ class ChatSession:
             meta["context_window"] = request.window.tokens
         if request.repairs:
             meta["repairs"] = request.repairs
+        if progress.thinking_blocks and progress.tool_calls:
+            # Signed thinking (Anthropic, Bedrock) must be replayed with its tool calls: kept
+            # with the message so a tool loop with thinking goes on after a restart.
+            meta["thinking_blocks"] = progress.thinking_blocks
         finish = functools.partial(
             self.store.finish_message,
             mid,
@@ -556,6 +737,25 @@ class ChatSession:
                               meta=meta or None))
         return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,
                            bool(attempts))
+
+
+def _refuses_tools(exc: ProviderError) -> bool:
+    """A server's "this model does not support tools" (Ollama's HTTP 400, and alike)."""
+    return isinstance(exc, BadRequestError) and "tool" in str(exc).lower()
+
+
+def _with_tools_prompt(messages: list[Message], tools: list[ToolDefinition]) -> list[Message]:
+    """``messages`` with the tools described in the system prompt (the text-calling fallback)."""
+    section = tools_as_system_prompt(tools)
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        return [first.model_copy(update={"content": f"{first.text}\n\n{section}"}), *messages[1:]]
+    return [Message(role="system", content=section), *messages]
+
+
+def _event_meta(record: ToolCallRecord) -> dict[str, Any]:
+    """A ``tool_call`` event's meta: the stored form, with the result text the view shows."""
+    return {**record.to_meta(), "result": record.result}
 
 
 def display_name_of(provider: BaseProvider) -> str:

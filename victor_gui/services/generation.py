@@ -125,6 +125,8 @@ class ReplyState:
     # timings any chunk carried (server-measured or the adapter's own).
     answered_model: str | None = None
     timings: Timings | None = None
+    # Signed thinking blocks the final chunk carried (``metadata["thinking_blocks"]``).
+    thinking_blocks: list[dict[str, Any]] | None = None
     # The text so far, assembled in linear time (read ``content`` / ``reasoning``).
     _content: TextAssembly = field(default_factory=TextAssembly, repr=False)
     _reasoning: TextAssembly = field(default_factory=TextAssembly, repr=False)
@@ -314,6 +316,9 @@ class Generation:
             state.timings = chunk.timings
             if chunk.timings.source == "server":
                 state.server_timings = chunk.timings
+        blocks = chunk.metadata.get("thinking_blocks") if chunk.metadata else None
+        if blocks and isinstance(blocks, list):
+            state.thinking_blocks = blocks
         if chunk.model:
             state.answered_model = clean_surrogates(chunk.model)
         if chunk.stop_reason:

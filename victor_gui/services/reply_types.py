@@ -17,9 +17,11 @@ from victor_gui.storage.models import StoredMessage
 @dataclass(frozen=True)
 class ReplyEvent:
     """What the UI hears: ``delta`` events, ``note`` (a note was stored: ``meta`` has it),
-    ``fallback`` (``text`` says who failed and who answers now), then one ``finished``."""
+    ``fallback`` (``text`` says who failed and who answers now), ``tool_call`` (a call changed
+    state: ``text`` is the tool, ``meta`` its :meth:`ToolCallRecord.to_meta` plus ``result``),
+    then one ``finished`` per model turn (a reply with tool rounds has several)."""
 
-    kind: str  # "delta" | "note" | "fallback" | "finished"
+    kind: str  # "delta" | "note" | "fallback" | "tool_call" | "finished"
     message_id: int
     text: str = ""
     reasoning: str = ""
@@ -76,6 +78,8 @@ class Progress:
     tool_calls: list[ToolCall] | None = None
     model: str | None = None
     shown: bool = False
+    # Signed thinking blocks (Anthropic, Bedrock) that must be replayed with the tool calls.
+    thinking_blocks: list[dict[str, Any]] | None = None
     # The generation's own count and end, so the stored speed is the one shown while streaming.
     tokens: int = 0
     finished: float | None = None
