@@ -125,6 +125,7 @@ class ChatSession:
         tool_max_rounds: int | None = None,
         tool_timeout_s: float | None = None,
         approve_tools: bool = False,
+        stream_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -157,6 +158,8 @@ class ChatSession:
         self.tool_timeout_s = tool_timeout_s or (current.tool_call_timeout_s if current
                                                  else DEFAULT_TIMEOUT_S)
         self.approve_tools = approve_tools
+        # Extra keywords for every request (``thinking=`` for Anthropic/Bedrock, ...).
+        self.stream_options = dict(stream_options or {})
         # (provider, model) pairs whose server refused the ``tools`` field: tools go as text.
         self._tools_as_text: set[tuple[str, str]] = set()
         # The tool runs of the reply streaming now (a view reads ``records`` off it).
@@ -526,6 +529,7 @@ class ChatSession:
                     request = await self._request(provider, model, history, primary=False)
                 if request.window.unreachable is not None:
                     raise request.window.unreachable  # nothing answered: same as a failed attempt
+                _restore_thinking(provider, stored)
                 progress.started = time.perf_counter()  # TTFT counts from the request, not discovery
                 await self._stream(provider, model, request.messages, mid, progress, toolset.definitions)
             except asyncio.CancelledError:
@@ -579,7 +583,8 @@ class ChatSession:
         if as_text and tools:
             messages = _with_tools_prompt(messages, tools)
         gen = Generation(provider, messages, model=model, temperature=self.temperature,
-                         max_tokens=self.max_tokens, tools=None if as_text else (tools or None))
+                         max_tokens=self.max_tokens, tools=None if as_text else (tools or None),
+                         **self.stream_options)
         queued: list[tuple[str, str]] = []
         wake = asyncio.Event()
 
@@ -737,6 +742,18 @@ class ChatSession:
                               meta=meta or None))
         return ReplyResult(mid, status, error, provider.name if provider else None, answered_model,
                            bool(attempts))
+
+
+def _restore_thinking(provider: BaseProvider, stored: list[StoredMessage]) -> None:
+    """Hand the provider the signed thinking kept with stored tool-calling turns (a provider
+    that replays none has no ``remember_thinking``)."""
+    remember = getattr(provider, "remember_thinking", None)
+    if remember is None:
+        return
+    for m in stored:
+        blocks = (m.meta or {}).get("thinking_blocks")
+        if m.role == "assistant" and m.tool_calls and isinstance(blocks, list) and blocks:
+            remember([ToolCall(**c) for c in m.tool_calls], blocks)
 
 
 def _refuses_tools(exc: ProviderError) -> bool:

@@ -29,6 +29,7 @@ from victor_gui.providers.types import (
     Message,
     ModelInfo,
     StreamChunk,
+    ToolCall,
     ToolDefinition,
 )
 
@@ -52,6 +53,11 @@ class AnthropicProvider(CloudProvider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._thinking: CallMemory[list[dict[str, Any]]] = CallMemory(self._THINKING_MEMORY)
+
+    def remember_thinking(self, calls: list[ToolCall], blocks: list[dict[str, Any]]) -> None:
+        """Give back the signed thinking of a stored tool-calling turn (kept with the message),
+        so a tool loop with thinking goes on after a restart as it would have in memory."""
+        self._thinking.remember_turn(calls, blocks)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return True

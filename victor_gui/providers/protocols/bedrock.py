@@ -35,6 +35,7 @@ from victor_gui.providers.types import (
     Message,
     ModelInfo,
     StreamChunk,
+    ToolCall,
     ToolDefinition,
 )
 
@@ -82,6 +83,11 @@ class BedrockProvider(CloudProvider):
               tools: list[ToolDefinition] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return build_payload(messages, temperature=temperature, max_tokens=max_tokens, tools=tools,
                              kwargs=kwargs, thinking_for=self._thinking.get)
+
+    def remember_thinking(self, calls: list[ToolCall], blocks: list[dict[str, Any]]) -> None:
+        """Give back the signed thinking of a stored tool-calling turn (kept with the message),
+        so a tool loop with thinking goes on after a restart as it would have in memory."""
+        self._thinking.remember_turn(calls, blocks)
 
     def supports_reasoning(self, model: str | None = None) -> bool:
         return "claude" in (model or "") or "deepseek" in (model or "")
