@@ -162,7 +162,40 @@ def sanitise_markdown(text: str) -> str:
     return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run in ``text``, so a result cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _markdown_tool_result(m: StoredMessage) -> str:
+    """A tool-result row: which tool of which server, how it ended, how long, who approved it,
+    its arguments and its result."""
+    record = (m.meta or {}).get("tool")
+    record = record if isinstance(record, dict) else {}
+    name = record.get("tool") or "tool"
+    where = f"{record['server']}/{name}" if record.get("server") else name
+    head = [f"### Tool result · `{where}`"]
+    if record.get("state"):
+        head.append(str(record["state"]))
+    if isinstance(record.get("duration_s"), int | float):
+        head.append(f"{record['duration_s']:.2f} s")
+    if record.get("approved_by"):
+        head.append(f"approved by {record['approved_by']}")
+    lines = [" · ".join(head), ""]
+    if m.tool_call_id:
+        lines += [f"Answers call `{m.tool_call_id}`.", ""]
+    if record.get("arguments"):
+        args = json.dumps(record["arguments"], ensure_ascii=False, indent=2)
+        lines += ["Arguments:", "", f"{_fence(args)}json", args, _fence(args), ""]
+    fence = _fence(m.content)
+    lines += ["Result:", "", fence, m.content, fence, ""]
+    return "\n".join(lines)
+
+
 def _markdown_message(m: StoredMessage) -> str:
+    if m.role == "tool":
+        return _markdown_tool_result(m)
     head = f"### {m.role.capitalize()}"
     if m.model:
         head += f" · {m.provider + '/' if m.provider else ''}{m.model}"
