@@ -60,15 +60,28 @@ def add_chat_command(commands: Any) -> None:
     p.add_argument("--retries", type=_non_negative_int, metavar="N",
                    help="retries on 429/5xx per provider (0: none; default: the provider's)")
     p.add_argument("--no-save", action="store_true", help="do not store the exchange in the history")
+    p.add_argument("--tools", type=_names, metavar="NAME[,NAME]", default=[],
+                   help="let the model call the tools of these MCP servers (from mcp.json); only "
+                        "tools already allowed in Settings → Tools run, unless --approve-tools")
+    p.add_argument("--approve-tools", action="store_true",
+                   help="with --tools: run every tool call the model makes, without asking")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object at the end (text, reasoning, provider, model, endpoint, "
-                        "usage, timings, cost, fallback, conversation_id) and nothing else on stdout")
+                        "usage, timings, cost, fallback, conversation_id, tool_calls with --tools) "
+                        "and nothing else on stdout")
     p.add_argument("--show-reasoning", action="store_true",
                    help="print reasoning on stdout, marked, instead of on stderr")
     p.add_argument("--settings", type=Path, metavar="PATH", help="settings.yaml to use (default: the app's)")
     p.add_argument("--data-dir", type=Path, metavar="PATH",
                    help="conversation data folder (default: the one in settings, else the app's)")
     p.set_defaults(handler=run_chat)
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more server names, separated by commas")
+    return names
 
 
 def _positive_int(text: str) -> int:
@@ -164,7 +177,11 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         endpoint=args.endpoint, system=args.system, temperature=args.temperature,
         max_tokens=args.max_tokens, timeout=args.timeout, retries=args.retries,
         scan_processes=not args.no_scan, save=not args.no_save,
-        settings_path=args.settings, data_dir=args.data_dir)
+        settings_path=args.settings, data_dir=args.data_dir,
+        tools=list(getattr(args, "tools", None) or []), approve_tools=getattr(args, "approve_tools", False))
+    if request.approve_tools and not request.tools:
+        err.write("--approve-tools needs --tools NAME[,NAME].\n(see `victor-gui chat --help`)\n")
+        return EXIT_USAGE
     printer = _Printer(out, err, quiet=args.json, show_reasoning=args.show_reasoning)
     chat = HeadlessChat(request, on_text=printer.text, on_reasoning=printer.reasoning)
     try:

@@ -51,6 +51,9 @@ from victor_gui.services.exit_codes import (
 )
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.settings_service import SettingsService
+from victor_gui.services.tool_approvals import ToolApprovals
+from victor_gui.services.tool_loop import NO_ASKER_TEXT, ToolChoice, record_from_meta
+from victor_gui.services.tool_types import ToolCallState, ToolSource
 from victor_gui.storage import open_store
 from victor_gui.storage.location import default_data_dir
 from victor_gui.storage.store import ConversationStore
@@ -82,6 +85,12 @@ class ChatRequest:
     data_dir: Path | None = None
     victor_profiles: Path | None = None
     app_profiles: Path | None = None
+    # ``--tools NAME[,NAME]``: the MCP servers whose tools the model may call; ``--approve-tools``
+    # runs every call (else only those a saved approval allows). ``tool_source`` replaces the
+    # MCP host (tests, embedding); None builds it from mcp.json when tools are asked for.
+    tools: list[str] = field(default_factory=list)
+    approve_tools: bool = False
+    tool_source: ToolSource | None = None
 
 
 @dataclass
@@ -102,6 +111,9 @@ class ChatOutcome:
     conversation_id: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: ProviderError | None = None
+    # The tool calls of the reply (``--tools``): server, tool, arguments, state, result,
+    # duration_s, approved_by; None when no tools were asked for.
+    tool_calls: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object (no secrets: errors are redacted by the error tree)."""
@@ -111,6 +123,8 @@ class ChatOutcome:
             "status": self.status, "usage": self.usage, "timings": self.timings, "cost": self.cost,
             "fallback": self.fallback, "conversation_id": self.conversation_id,
         }
+        if self.tool_calls is not None:
+            out["tool_calls"] = self.tool_calls
         if self.warnings:
             out["warnings"] = self.warnings
         return out
@@ -161,6 +175,8 @@ class HeadlessChat:
         self.on_reasoning = on_reasoning
         self.warnings: list[str] = []
         self._fallback_events: list[str] = []
+        self._settings_service: SettingsService | None = None
+        self._tool_source: ToolSource | None = None
 
     # -- the turn ---------------------------------------------------------------------------------
 
@@ -174,6 +190,7 @@ class HeadlessChat:
         if not request.prompt.strip():
             raise UsageError("The prompt is empty: give it as an argument or on standard input.")
         settings_service = SettingsService(request.settings_path)
+        self._settings_service = settings_service
         settings = await settings_service.load()
         if settings_service.load_error is not None:
             self.warnings.append(f"settings ignored: {settings_service.load_error.message}")
@@ -201,10 +218,15 @@ class HeadlessChat:
         conv = await store.create_conversation(title_from(request.prompt), system_prompt=request.system)
         started = time.perf_counter()
         target: _Target | None = None
+        closers: list[Callable[[], Any]] = []
         try:
             # --timeout bounds the whole turn: finding the model, connecting, and the reply.
             async with asyncio.timeout(request.timeout):
+                if request.tools:
+                    closers += await self._open_tools()
                 target = await self._target(store, conv.id, settings)
+                if request.tools:
+                    await target.session.set_tool_choice(ToolChoice(tuple(request.tools)))
                 result = await target.session.send(request.prompt)
         except TimeoutError:
             raise ProviderTimeoutError(
@@ -214,6 +236,8 @@ class HeadlessChat:
                 await target.session.close()
                 for close in target.closers:
                     await close()
+            for close in closers:
+                await close()
         wall_ms = (time.perf_counter() - started) * 1000
         stored = await store.get_message(result.message_id)
         assert stored is not None
@@ -233,10 +257,37 @@ class HeadlessChat:
             fallback=[{"target": f"{a.get('provider')} · {a.get('model')}", **a} for a in attempts],
             conversation_id=conv.id if request.save else None,
             warnings=self.warnings, error=result.error)
+        if request.tools:
+            outcome.tool_calls = await self._tool_calls(store, conv.id)
         if answered is not None and attempts:
             outcome.fallback.append({"target": f"{answered['provider']} · {answered['model']}",
                                      **answered, "error": None, "message": None})
         return outcome
+
+    async def _open_tools(self) -> list[Callable[[], Any]]:
+        """The tool source for ``--tools`` (the MCP host unless one was given); its closers."""
+        if self.request.tool_source is not None:
+            self._tool_source = self.request.tool_source
+            return []
+        source, close = await build_tool_source()
+        self._tool_source = source
+        return [close]
+
+    async def _tool_calls(self, store: ConversationStore, cid: int) -> list[dict[str, Any]]:
+        """The reply's tool calls as ``--json`` lists them; a denied one is also a warning."""
+        calls = []
+        for m in await store.get_messages(cid):
+            record = record_from_meta(m.meta) if m.role == "tool" else None
+            if record is None:
+                continue
+            calls.append({"server": record.server, "tool": record.tool, "arguments": record.arguments,
+                          "state": record.state.value, "result": m.content,
+                          "duration_s": record.duration_s, "approved_by": record.approved_by})
+            if record.state is ToolCallState.DENIED:
+                why = ("not allowed by a saved approval; --approve-tools runs it"
+                       if m.content == NO_ASKER_TEXT else "denied")
+                self.warnings.append(f"tool {record.server}/{record.tool} did not run: {why}")
+        return calls
 
     def _event(self, event: ReplyEvent) -> None:
         if event.kind == "delta":
@@ -252,6 +303,13 @@ class HeadlessChat:
     def _session_kwargs(self) -> dict[str, Any]:
         request = self.request
         kwargs: dict[str, Any] = {"on_event": self._event}
+        if self.request.tools and self._tool_source is not None:
+            # No one to ask here: saved approvals run, --approve-tools runs the rest, others are
+            # denied with a sentence the model reads (and a warning on stderr).
+            kwargs["tools"] = self._tool_source
+            kwargs["approve_tools"] = self.request.approve_tools
+            if self._settings_service is not None:
+                kwargs["approvals"] = ToolApprovals(self._settings_service)
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -425,6 +483,30 @@ class HeadlessChat:
         return (loaded or models)[0].id
 
 
+async def build_tool_source() -> tuple[ToolSource, Callable[[], Any]]:
+    """The MCP host over the servers of ``mcp.json`` (imported here: ``mcp`` is an optional
+    extra and the app's start-up time is measured), with the coroutine function that stops it.
+    A :class:`UsageError` says so when the host is not available."""
+    try:
+        from victor_gui.services.mcp_host import McpHost  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise UsageError(f"--tools needs the MCP host, which is not available here ({exc}). "
+                         "Install the 'mcp' extra: pip install 'victor-gui[mcp]'.") from exc
+    factory = getattr(McpHost, "from_config", None)
+    host = await _maybe_await(factory() if callable(factory) else McpHost())
+    close = getattr(host, "aclose", None) or getattr(host, "close", None)
+
+    async def stop() -> None:
+        if close is not None:
+            await _maybe_await(close())
+
+    return host, stop
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
 __all__ = [
     "EXIT_CODES",
     "EXIT_CODE_HELP",
@@ -432,5 +514,6 @@ __all__ = [
     "ChatRequest",
     "HeadlessChat",
     "UsageError",
+    "build_tool_source",
     "exit_code_for",
 ]
