@@ -1,0 +1,69 @@
+"""The tool loop end to end with the real llama-server and the generated tiny model (which emits
+a ``get_weather`` call when given tools): the call is approved (run once), runs, its result goes
+back, the final answer streams, and the store holds call, result and answer after a reopen."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.services.tool_sources import FunctionTools
+from tests.support.llama_server import LlamaServer
+from victor_gui.providers.registry import ProviderRegistry
+from victor_gui.providers.resilience import RetryPolicy
+from victor_gui.services.chat_session import ChatSession
+from victor_gui.services.reply_types import ReplyEvent
+from victor_gui.services.tool_loop import ToolChoice, record_from_meta
+from victor_gui.services.tool_types import ApprovalAnswer, ApprovalRequest, ToolCallState
+from victor_gui.storage import open_store
+
+pytestmark = pytest.mark.llamacpp
+
+NO_RETRY = RetryPolicy(max_retries=0, base_delay=0.0, max_delay=0.0, jitter=0.0)
+
+
+async def test_real_tool_loop_end_to_end(llama_server: LlamaServer, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama_server.port}")
+    provider = ProviderRegistry.create("llamacpp", retry_policy=NO_RETRY)
+    store, _ = await open_store(tmp_path / "db")
+    conv = await store.create_conversation("weather")
+    asked: list[ApprovalRequest] = []
+    events: list[ReplyEvent] = []
+    moments: dict[str, float] = {}
+
+    async def asker(request: ApprovalRequest) -> ApprovalAnswer:
+        asked.append(request)
+        moments["approved"] = time.perf_counter()
+        return ApprovalAnswer.RUN_ONCE
+
+    def on_event(event: ReplyEvent) -> None:
+        events.append(event)
+        if event.kind == "tool_call" and event.meta and event.meta["state"] == "done":
+            moments.setdefault("result", time.perf_counter())
+
+    tools = FunctionTools()
+    session = ChatSession(store, conv.id, provider, "tiny", temperature=0, max_tokens=64, tools=tools,
+                          asker=asker, on_event=on_event, tool_max_rounds=1)
+    await session.set_tool_choice(ToolChoice(("weather",), off=("weather/add",)))  # only get_weather
+    result = await session.send("What is the weather in Rome?")
+    await provider.close()
+    await store.close()
+    assert result.status == "complete", result.error
+    assert [(r.server, r.tool) for r in asked][:1] == [("weather", "get_weather")]
+    assert tools.calls and tools.calls[0][:2] == ("weather", "get_weather")
+    assert any(e.kind == "delta" and e.message_id == result.message_id for e in events), "the answer streamed"
+
+    store, _ = await open_store(tmp_path / "db")  # a restart keeps the whole loop
+    stored = await store.get_messages(conv.id)
+    await store.close()
+    roles = [m.role for m in stored]
+    assert roles[:4] == ["user", "assistant", "tool", "assistant"], roles
+    assert stored[1].tool_calls and stored[1].tool_calls[0]["name"] == "get_weather"
+    assert stored[2].tool_call_id == stored[1].tool_calls[0]["id"] and "Sunny" in stored[2].content
+    record = record_from_meta(stored[2].meta)
+    assert record is not None and record.state is ToolCallState.DONE and record.approved_by == "run_once"
+    print(f"approval → result shown: {(moments['result'] - moments['approved']) * 1000:.2f} ms "
+          f"(an in-process tool); rounds: {roles.count('tool')}")
