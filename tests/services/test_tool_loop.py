@@ -341,3 +341,38 @@ async def test_approve_all_flag_runs_without_asking() -> None:
     assert records[0].state is ToolCallState.DONE and records[0].result == "3"
     assert records[0].approved_by == "flag"
 
+
+
+async def test_a_server_refusing_tools_gets_them_as_text_once_remembered(
+        store: ConversationStore, server: SimServer) -> None:
+    """The adapters already retry a refused ``tools`` field themselves; this is the session's
+    backstop for one that does not: the refusal is raised once, then the tools go in the prompt
+    and a call written as text is parsed, run and answered."""
+    from victor_gui.errors import BadRequestError
+    from victor_gui.services.chat_session import TOOLS_AS_TEXT
+
+    tools = FunctionTools()
+    session = await session_for(store, server, tools, asker=Asker())
+    real_stream = session.provider.stream
+    refused: list[int] = []
+
+    def stream(messages: Any, **kwargs: Any) -> Any:
+        if kwargs.get("tools"):
+            refused.append(1)
+            raise BadRequestError("HTTP 400: sim-model does not support tools", "llamacpp", status_code=400)
+        return real_stream(messages, **kwargs)
+
+    session.provider.stream = stream  # type: ignore[method-assign]
+    server.script(Script(text='<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'),
+                  Script(text="It is 3."))
+    result = await session.send("1 + 2?")
+    assert result.status == "complete" and tools.calls == [("calc", "add", {"a": 1, "b": 2})]
+    assert refused == [1]  # remembered: the second round did not try native tools again
+    first = server.chat_requests()[0].body["messages"]
+    assert first[0]["role"] == "system" and "add" in first[0]["content"]
+    stored = await store.get_messages(session.conversation_id)
+    # The note lands after the reply's row (begun before the refusal came); no model sees notes.
+    assert [m.role for m in stored] == ["user", "assistant", "note", "tool", "assistant"]
+    assert stored[2].meta and stored[2].meta["kind"] == TOOLS_AS_TEXT
+    assert stored[3].content == "3" and stored[4].content == "It is 3."
+    await session.provider.close()
