@@ -376,3 +376,26 @@ async def test_a_server_refusing_tools_gets_them_as_text_once_remembered(
     assert stored[2].meta and stored[2].meta["kind"] == TOOLS_AS_TEXT
     assert stored[3].content == "3" and stored[4].content == "It is 3."
     await session.provider.close()
+
+
+async def test_stop_while_waiting_for_approval_answers_every_call(store: ConversationStore,
+                                                                 server: SimServer) -> None:
+    tools = FunctionTools()
+    asked = asyncio.Event()
+
+    async def never(_: ApprovalRequest) -> ApprovalAnswer:
+        asked.set()
+        await asyncio.sleep(3600)
+        return ApprovalAnswer.DENY
+
+    session = await session_for(store, server, tools, asker=never)
+    server.script(Script(tool_calls=[call("add", "c1", a=1, b=1), call("add", "c2", a=2, b=2)]))
+    task = asyncio.ensure_future(session.send("add twice"))
+    await asyncio.wait_for(asked.wait(), 10)
+    session.cancel()  # the key press: no waiting
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = tool_rows(await store.get_messages(session.conversation_id))
+    assert [r.tool_call_id for r in rows] == ["c1", "c2"] and tools.calls == []
+    assert {record_from_meta(r.meta).state for r in rows} == {ToolCallState.CANCELLED}  # type: ignore[union-attr]
+    await session.provider.close()

@@ -65,6 +65,7 @@ from victor_gui.services.reply_types import (
 )
 from victor_gui.services.tool_approvals import ToolApprovals
 from victor_gui.services.tool_loop import (
+    CANCELLED_TEXT,
     DEFAULT_MAX_ROUNDS,
     DEFAULT_TIMEOUT_S,
     PARAMS_KEY,
@@ -73,7 +74,7 @@ from victor_gui.services.tool_loop import (
     ToolSet,
     build_toolset,
 )
-from victor_gui.services.tool_types import Asker, ToolCallRecord, ToolSource
+from victor_gui.services.tool_types import Asker, ToolCallRecord, ToolCallState, ToolSource
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -463,16 +464,18 @@ class ChatSession:
         try:
             await runner.run(calls, toolset)
         except asyncio.CancelledError:
-            await asyncio.shield(self._store_results(calls, runner))
+            await asyncio.shield(self._store_results(calls, runner, toolset))
             raise
-        await self._store_results(calls, runner)
+        await self._store_results(calls, runner, toolset)
 
-    async def _store_results(self, calls: list[ToolCall], runner: ToolRunner) -> None:
+    async def _store_results(self, calls: list[ToolCall], runner: ToolRunner, toolset: ToolSet) -> None:
         vision = self.provider.supports_vision(self.model)
         for call in calls:
             record = runner.records.get(call.id)
-            if record is None:  # never reached (a stop while an earlier call waited)
-                continue
+            if record is None:  # never reached (a stop while an earlier call waited): still answered
+                server, tool = toolset.targets.get(call.name, ("", call.name))
+                record = ToolCallRecord(call.id, server, tool, dict(call.arguments), ToolCallState.CANCELLED,
+                                        CANCELLED_TEXT)
             content: str | list[ContentPart] = record.result
             outcome = runner.outcomes.get(call.id)
             if outcome is not None and outcome.images:
@@ -486,8 +489,6 @@ class ChatSession:
 
     async def _store_skipped(self, calls: list[ToolCall], toolset: ToolSet, mid: int, text: str) -> None:
         """Answer calls that will not run, so the history keeps every call paired."""
-        from victor_gui.services.tool_types import ToolCallState
-
         for call in calls:
             server, tool = toolset.targets.get(call.name, ("", call.name))
             record = ToolCallRecord(call.id, server, tool, dict(call.arguments), ToolCallState.ERROR, text)
