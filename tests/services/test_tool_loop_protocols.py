@@ -135,3 +135,28 @@ async def test_signed_thinking_goes_on_after_a_restart(tmp_path: Path, ant: SimS
     assert result.status == "complete", result.error
     replayed = posts(ant)[-1].body["messages"][1]["content"]
     assert replayed[0]["type"] == "thinking" and replayed[0]["signature"]
+
+
+async def test_ollama_model_without_tools_falls_back_to_text_calls(tmp_path: Path) -> None:
+    """A model whose Ollama capabilities lack "tools" (Ollama would answer HTTP 400 "does not
+    support tools"): the tools go in the prompt and the loop runs on calls written as text."""
+    with ollama_sim.make_server(models=[{"name": "plain", "capabilities": ("completion",)}]) as server:
+        provider = ProviderRegistry.create("ollama", base_url=server.url)
+        store, _ = await open_store(tmp_path / "db")
+        conv = await store.create_conversation("plain")
+        tools = FunctionTools()
+        session = ChatSession(store, conv.id, provider, "plain", tools=tools, asker=run_once)
+        await session.set_tool_choice(ToolChoice(("calc",)))
+        server.script(Script(text='<tool_call>{"name": "add", "arguments": {"a": 4, "b": 5}}</tool_call>'),
+                      Script(text="It is 9."))
+        result = await session.send("4 + 5?")
+        stored = await store.get_messages(conv.id)
+        await provider.close()
+        await store.close()
+        bodies = [r.body for r in server.chat_requests()]
+    assert result.status == "complete", result.error
+    assert tools.calls == [("calc", "add", {"a": 4, "b": 5})]
+    assert [m.role for m in stored if m.role != "note"] == ["user", "assistant", "tool", "assistant"]
+    assert stored[-1].content == "It is 9."
+    assert not any(b.get("tools") for b in bodies)
+    assert all("add" in b["messages"][0]["content"] for b in bodies if b["messages"][0]["role"] == "system")
