@@ -4,6 +4,7 @@ approved, run concurrently with real timeouts, stored with their records, and th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -399,3 +400,27 @@ async def test_stop_while_waiting_for_approval_answers_every_call(store: Convers
     assert [r.tool_call_id for r in rows] == ["c1", "c2"] and tools.calls == []
     assert {record_from_meta(r.meta).state for r in rows} == {ToolCallState.CANCELLED}  # type: ignore[union-attr]
     await session.provider.close()
+
+
+@pytest.mark.parametrize("vision", [True, False])
+async def test_tool_images_are_kept_for_a_model_that_takes_images(store: ConversationStore, server: SimServer,
+                                                           vision: bool) -> None:
+    tools = FunctionTools()
+    conv = await store.create_conversation("camera")
+    session = ChatSession(store, conv.id, make_provider("llamacpp", server, vision=vision), "sim-model",
+                          tools=tools, asker=Asker())
+    await session.set_tool_choice(ToolChoice(("camera",)))
+    server.script(Script(tool_calls=[call("snap", "c1")]), Script(text="A desk."))
+    result = await session.send("look")
+    await session.provider.close()
+    assert result.status == "complete", result.error
+    row = tool_rows(await store.get_messages(conv.id))[0]
+    sent = json.dumps(server.chat_requests()[-1].body["messages"])
+    if vision:
+        # Stored with the result. The adapters send a tool result's text only today (an OpenAI
+        # tool message takes no image), so the model reads the text.
+        assert row.content_parts and [p["type"] for p in row.content_parts] == ["text", "image"]
+        assert "A photo of the desk." in sent
+    else:
+        assert row.content_parts is None and "1 image(s) left out" in row.content
+        assert "data:image/png" not in sent

@@ -160,3 +160,4 @@ async def test_ollama_model_without_tools_falls_back_to_text_calls(tmp_path: Pat
     assert stored[-1].content == "It is 9."
     assert not any(b.get("tools") for b in bodies)
     assert all("add" in b["messages"][0]["content"] for b in bodies if b["messages"][0]["role"] == "system")
+

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from victor_gui.providers.types import ToolDefinition
+from victor_gui.providers.types import ImagePart, ToolDefinition
 from victor_gui.services.tool_types import ServerTool, ToolOutcome
 
 ToolFn = Callable[[dict[str, Any]], Awaitable[str]]
@@ -54,6 +54,12 @@ class FunctionTools:
                                        parameters=_schema(a="number", b="number")), _add),
             },
         }
+        self.images: dict[str, ToolOutcome] = {
+            "snap": ToolOutcome("A photo of the desk.",
+                                images=(ImagePart.from_bytes(b"\x89PNG-not-really"),)),
+        }
+        self.servers["camera"] = {
+            "snap": (ToolDefinition(name="snap", description="Take a photo."), _weather)}
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.running = 0
         self.peak = 0
@@ -68,6 +74,8 @@ class FunctionTools:
         if entry is None:
             return ToolOutcome(f"{server} has no tool {tool}.", is_error=True)
         self.calls.append((server, tool, arguments))
+        if tool in self.images:
+            return self.images[tool]
         started = time.perf_counter()
         self.running += 1
         self.peak = max(self.peak, self.running)
