@@ -161,3 +161,48 @@ async def test_ollama_model_without_tools_falls_back_to_text_calls(tmp_path: Pat
     assert not any(b.get("tools") for b in bodies)
     assert all("add" in b["messages"][0]["content"] for b in bodies if b["messages"][0]["role"] == "system")
 
+
+
+async def test_bedrock_signed_reasoning_goes_on_after_a_restart(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for Anthropic: a stop during the call, a restart, and the turn replayed with its signed
+    reasoning, kept only in the store (Bedrock's simulator refuses it without)."""
+    from tests.providers.cloud_sims import BEDROCK_CREDS, BEDROCK_MODEL, bedrock_provider, clear_ambient_aws
+    from tests.servers.bedrock import make_server
+
+    clear_ambient_aws(monkeypatch)
+    with make_server(credentials=BEDROCK_CREDS) as server:
+        store, _ = await open_store(tmp_path / "db")
+        conv = await store.create_conversation("bedrock")
+        running = asyncio.Event()
+
+        def on_event(e: ReplyEvent) -> None:
+            if e.kind == "tool_call" and e.meta and e.meta["state"] == "running":
+                running.set()
+
+        provider = bedrock_provider(server)
+        session = ChatSession(store, conv.id, provider, BEDROCK_MODEL, tools=FunctionTools(), asker=run_once,
+                              on_event=on_event, stream_options={"thinking": 2048})
+        await session.set_tool_choice(ToolChoice(("calc",)))
+        server.script(Script(text="Checking.", reasoning="A slow tool first.",
+                             tool_calls=[ScriptedToolCall("slow", {"seconds": 30}, id="tooluse_slow1")]))
+        task = asyncio.ensure_future(session.send("wait for it"))
+        await asyncio.wait_for(running.wait(), 10)
+        await session.stop()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await provider.close()
+        await store.close()
+
+        store, _ = await open_store(tmp_path / "db")
+        provider = bedrock_provider(server)
+        session = ChatSession(store, conv.id, provider, BEDROCK_MODEL, tools=FunctionTools(), asker=run_once,
+                              stream_options={"thinking": 2048})
+        server.script(Script(text="Going on."))
+        result = await session.send("go on")
+        await provider.close()
+        await store.close()
+        sent = posts(server)[-1].body["messages"]
+    assert result.status == "complete", result.error
+    assistant = next(m for m in sent if m["role"] == "assistant")["content"]
+    assert "reasoningContent" in assistant[0]
