@@ -426,3 +426,30 @@ async def test_tool_images_are_kept_for_a_model_that_takes_images(store: Convers
     else:
         assert row.content_parts is None and "1 image(s) left out" in row.content
         assert "data:image/png" not in sent
+
+
+async def test_a_source_that_cannot_list_tools_leaves_the_reply_without_them(
+        store: ConversationStore, server: SimServer) -> None:
+    from victor_gui.services.chat_session import TOOLS_UNAVAILABLE
+
+    class Broken(FunctionTools):
+        async def tools(self, servers: Any) -> Any:
+            raise RuntimeError("calc failed to start: exit code 1")
+
+    events: list[ReplyEvent] = []
+    session = await session_for(store, server, Broken(), asker=Asker(), events=events)
+    server.script(Script(text="No tools today."))
+    result = await session.send("hi")
+    assert result.status == "complete"
+    notes = [e for e in events if e.kind == "note" and e.meta and e.meta["kind"] == TOOLS_UNAVAILABLE]
+    assert len(notes) == 1 and "failed to start" in notes[0].text
+    await session.provider.close()
+
+
+async def test_rounds_and_timeout_follow_the_settings(store: ConversationStore, server: SimServer,
+                                                      approvals: ToolApprovals) -> None:
+    session = await session_for(store, server, FunctionTools(), approvals=approvals)
+    assert (session.tool_max_rounds, session.tool_timeout_s) == (10, 60.0)
+    await approvals.settings.update(tool_max_rounds=3, tool_call_timeout_s=5.0)
+    assert (session.tool_max_rounds, session.tool_timeout_s) == (3, 5.0)
+    await session.provider.close()

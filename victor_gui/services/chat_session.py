@@ -89,6 +89,7 @@ SAVE_FAILED = "save_failed"
 TOOLS_LEFT_OUT = "tools_left_out"
 TOOL_ROUNDS = "tool_rounds"
 TOOLS_AS_TEXT = "tools_as_text"
+TOOLS_UNAVAILABLE = "tools_unavailable"
 _FINISH_RETRIES_S = (0.5, 1.0)
 
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
@@ -153,11 +154,8 @@ class ChatSession:
         self.tools = tools
         self.asker = asker
         self.approvals = approvals
-        current = approvals.settings.settings if approvals is not None else None
-        self.tool_max_rounds = tool_max_rounds or (current.tool_max_rounds if current
-                                                   else DEFAULT_MAX_ROUNDS)
-        self.tool_timeout_s = tool_timeout_s or (current.tool_call_timeout_s if current
-                                                 else DEFAULT_TIMEOUT_S)
+        self._max_rounds = tool_max_rounds
+        self._timeout_s = tool_timeout_s
         self.approve_tools = approve_tools
         # Extra keywords for every request (``thinking=`` for Anthropic/Bedrock, ...).
         self.stream_options = dict(stream_options or {})
@@ -200,6 +198,25 @@ class ChatSession:
         return self._task is not None and not self._task.done()
 
     # -- tools -----------------------------------------------------------------------------------
+
+    @property
+    def tool_max_rounds(self) -> int:
+        """Rounds of tool calls one reply may make: as given, else the settings' (read at each
+        reply, so a change in Settings → Tools counts at once), else 10."""
+        if self._max_rounds:
+            return self._max_rounds
+        if self.approvals is not None:
+            return self.approvals.settings.settings.tool_max_rounds
+        return DEFAULT_MAX_ROUNDS
+
+    @property
+    def tool_timeout_s(self) -> float:
+        """How long one call may run: as given, else the settings', else 60 s."""
+        if self._timeout_s:
+            return self._timeout_s
+        if self.approvals is not None:
+            return self.approvals.settings.settings.tool_call_timeout_s
+        return DEFAULT_TIMEOUT_S
 
     async def tool_choice(self) -> ToolChoice:
         """The conversation's tools switch (kept in its params, so it survives a restart)."""
@@ -436,7 +453,13 @@ class ChatSession:
         from victor_gui.providers.capabilities import resolve_capabilities
 
         caps = await asyncio.to_thread(resolve_capabilities, self.provider.name, self.model)
-        toolset = await build_toolset(self.tools, choice, caps.recommended_max_tools)
+        try:
+            toolset = await build_toolset(self.tools, choice, caps.recommended_max_tools)
+        except Exception as exc:  # a host that cannot list its tools: the reply goes on without them
+            log.warning("listing tools failed: %s", exc)
+            await self._note(TOOLS_UNAVAILABLE, f"The tools could not be listed ({exc}); this reply "
+                             "has none.", {"error": str(exc)})
+            return ToolSet()
         text = toolset.note()
         if text and tuple(toolset.left_out) != self._left_out_told:
             self._left_out_told = tuple(toolset.left_out)
