@@ -23,6 +23,15 @@ keeps the whole history. Fallback (:mod:`.fallback`): the session's provider, th
 candidate, only while nothing was shown. Costs (:mod:`.costs`): the dated price table by
 default; ``track_costs=False`` (a profile's ``track_costs: false``) stores no cost at all, so
 ``/usage`` shows tokens without a price rather than a wrong one.
+
+Tools (:mod:`.tool_loop`): with a ``ToolSource`` and the conversation's tools switch on
+(``params["tools"]``), a reply is a loop of model turns. A turn that ends with tool calls is
+stored with them; each call is approved (saved rules, then the ``asker``; none: denied), the
+approved ones run concurrently, one ``tool`` row per call keeps its result and record
+(``meta["tool"]``), ``tool_call`` events tell the view each state, and the model is asked again
+in a new assistant row, up to ``tool_max_rounds``. A stop cancels running calls (stored as
+cancelled). Signed thinking (Anthropic, Bedrock) is kept in the turn's ``meta`` and handed back
+to the provider, so such a loop goes on after a restart.
 """
 
 from __future__ import annotations
