@@ -83,6 +83,11 @@ class StoredChatMixin:
             if m.is_note:
                 items.append(self.transcript.make_note(m.content))
                 continue
+            if m.role == "tool" and isinstance((m.meta or {}).get("tool"), dict):
+                from victor_gui.ui.tool_views import stored_tool_block
+
+                items.append(stored_tool_block(m.meta, m.content))  # issue 12: a folded call
+                continue
             view = self.transcript.make_message(m.role, title_of(m))
             view.set_stored_content(m.content)  # a long one: its head, the rest on request
             view.more_shown.connect(lambda v=view: self.tasks.spawn(v.render_markdown_async()))
