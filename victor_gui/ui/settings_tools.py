@@ -142,7 +142,8 @@ class ServerRow(QFrame):
         state = str(status.state)
         self.dot.setStyleSheet(f"color: {DOT_COLOURS.get(state, '#8a8f98')};")
         self.dot.setAccessibleName(f"State: {state}")
-        tools = f" · {len(status.tool_names)} tools" if status.tool_names else ""
+        n = len(status.tool_names)
+        tools = f" · {n} tool{'s' if n != 1 else ''}" if n else ""
         pid = f" · pid {status.pid}" if status.pid else ""
         self.title.setText(f"{status.name} — {status.transport} — {state}{tools}{pid}")
         tail = "\n".join(status.stderr_tail.splitlines()[-STDERR_LINES:]) if status.stderr_tail else ""

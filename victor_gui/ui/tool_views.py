@@ -141,7 +141,7 @@ class ToolCallBlock(_Themed):
 
     @property
     def expanded(self) -> bool:
-        return self.body.isVisible() or self.header.isChecked()
+        return not self.body.isHidden()
 
     def set_expanded(self, shown: bool) -> None:
         """Unfold (arguments and result) or fold back to the one line."""
@@ -179,7 +179,7 @@ class ToolCallBlock(_Themed):
         self.state_label.setAccessibleName(f"State: {record.state.value}")
         if record.state != old_state:
             self.restyle(force=True)
-        if self.body.isVisible():
+        if self.expanded:
             self.body.setPlainText(self.body_text())
 
 

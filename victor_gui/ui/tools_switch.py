@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 if TYPE_CHECKING:
@@ -61,6 +61,9 @@ class ToolsButton(QToolButton):
         self.source: ServerStatusSource | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.selection: ToolSelection = {}
+        self._submenus: list[QMenu] = []
+        # The menu's checkable actions: "server:NAME" and "tool:SERVER:TOOL".
+        self.actions_by_name: dict[str, QAction] = {}
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setAccessibleName("Tools for this conversation")
         self.setToolTip("Which MCP servers and tools this conversation may use")
@@ -92,6 +95,10 @@ class ToolsButton(QToolButton):
         """The menu from the servers' current states and this chat's selection."""
         menu = self.menu_
         menu.clear()
+        for sub in self._submenus:  # clear() leaves submenus alive: they go too
+            sub.deleteLater()
+        self._submenus.clear()
+        self.actions_by_name.clear()
         statuses = list(self.source.statuses()) if self.source is not None else []
         if not statuses:
             none = menu.addAction("No MCP servers (add them in mcp.json: Settings → Tools)")
@@ -104,13 +111,16 @@ class ToolsButton(QToolButton):
             action.setCheckable(True)
             action.setChecked(on)
             action.setObjectName(f"server:{status.name}")
+            self.actions_by_name[action.objectName()] = action
             action.toggled.connect(lambda checked, name=status.name: self.set_server(name, checked))
             if status.tool_names:
                 sub = menu.addMenu(f"    {status.name}'s tools")
+                self._submenus.append(sub)
                 for tool in status.tool_names:
                     t = sub.addAction(tool)
                     t.setCheckable(True)
                     t.setObjectName(f"tool:{status.name}:{tool}")
+                    self.actions_by_name[t.objectName()] = t
                     t.setChecked(on and (chosen is None or tool in chosen))
                     t.toggled.connect(lambda checked, s=status.name, n=tool: self.set_tool(s, n, checked))
         self._show_text()
