@@ -6,40 +6,16 @@ the approvals service."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.tool_parts import MemoryRules, StatusBoard
 from tests.ui.conftest import wait_until
-from tests.ui.test_tool_views import StatusBoard
 from victor_gui.services.tool_types import McpServerStatus, ServerState
 from victor_gui.ui.settings_tools import ToolsContext, ToolsPage, rule_rows
 
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
-
-
-class MemoryRules:
-    """Approval rules in the settings shape ``{server: {"all": bool, "tools": [...]}}``."""
-
-    def __init__(self, rules: dict[str, dict[str, Any]]) -> None:
-        self.rules = rules
-        self.revoked: list[tuple[str, str | None]] = []
-
-    def list(self) -> dict[str, dict[str, Any]]:
-        return json.loads(json.dumps(self.rules))
-
-    async def revoke(self, server: str, tool: str | None = None) -> None:
-        await asyncio.sleep(0)  # an async settings write, as the real one is
-        self.revoked.append((server, tool))
-        rule = self.rules.get(server, {})
-        if tool is None:
-            rule["all"] = False
-        else:
-            rule["tools"] = [t for t in rule.get("tools", []) if t != tool]
-        if not rule.get("all") and not rule.get("tools"):
-            self.rules.pop(server, None)
 
 
 STDERR = "\n".join(f"line {i}" for i in range(20)) + "\nModuleNotFoundError: No module named 'mcp_weather'"

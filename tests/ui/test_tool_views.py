@@ -2,20 +2,20 @@
 WindowAsker (by click and by key), tool calls show as folded blocks live and on reopen, the
 tools switch emits the chosen servers/tools, and the views stay readable in light and dark.
 
-Small real in-process parts stand in for the MCP host (:class:`StatusBoard`) — the views are
-never mocked.
+Small real in-process parts (tests/support/tool_parts.py) stand in for the MCP host — the views
+are never mocked.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication
 
+from tests.support.tool_parts import StatusBoard
 from tests.ui.conftest import wait_until
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.tool_types import (
@@ -29,32 +29,6 @@ from victor_gui.services.tool_types import (
 from victor_gui.ui.tool_views import COLOURS, ApprovalPrompt, ToolCallBlock
 
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
-
-
-class StatusBoard:
-    """A real, tiny server-status source: what the MCP host offers the views."""
-
-    def __init__(self, statuses: list[McpServerStatus]) -> None:
-        self._statuses = statuses
-        self._listeners: list[Callable[[], None]] = []
-        self.restarted: list[str] = []
-
-    def statuses(self) -> list[McpServerStatus]:
-        return list(self._statuses)
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback)
-
-    def set(self, status: McpServerStatus) -> None:
-        self._statuses = [status if s.name == status.name else s for s in self._statuses]
-        for cb in list(self._listeners):
-            cb()
-
-    async def restart(self, name: str) -> None:
-        self.restarted.append(name)
-        old = next(s for s in self._statuses if s.name == name)
-        self.set(McpServerStatus(name, old.transport, ServerState.READY, tool_names=old.tool_names, pid=4242))
 
 
 REQUEST = ApprovalRequest("call-1", "time", "get_current_time", {"timezone": "Europe/Paris"})
@@ -230,6 +204,7 @@ async def test_stored_tool_messages_render_as_folded_blocks_when_the_chat_is_reo
     assert [b.header.text() for b in blocks] == ["⚙ time · get_current_time — done in 0.4 s",
                                                  "⚙ files · delete — denied"]
     assert [v.role for v in pane.transcript.messages] == ["user", "assistant", "assistant"]  # no "tool" views
+    assert pane.transcript.messages[1].tools_label.isHidden()  # its calls are the blocks, not listed twice
     blocks[0].set_expanded(True)
     assert "2026-12-06T23:00:00" in blocks[0].body.toPlainText()
     # In order, between the reply that asked and the one that answered.

@@ -70,6 +70,39 @@ def _mono() -> QFont:
     return font
 
 
+class CodeView(QPlainTextEdit):
+    """Read-only monospace text (arguments, a result) as tall as its wrapped lines, up to
+    ``max_lines_height``; beyond that it scrolls inside."""
+
+    def __init__(self, max_lines_height: int = BODY_MAX_HEIGHT, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._limit = max_lines_height
+        self.setReadOnly(True)
+        self.setFont(_mono())
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setTabChangesFocus(True)
+        self.setMaximumHeight(max_lines_height)
+
+    def show_text(self, text: str) -> None:
+        self.setPlainText(text)
+        self.fit()
+
+    def fit(self) -> None:
+        """Height from the wrapped lines at the current width (summed until the cap)."""
+        total = 0.0
+        block = self.document().firstBlock()
+        while block.isValid() and total <= self._limit:
+            total += self.blockBoundingRect(block).height()
+            block = block.next()
+        margins = 2 * (self.frameWidth() + self.document().documentMargin()) + 2
+        self.setFixedHeight(min(int(total + margins), self._limit))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():  # rewrapped: lines changed
+            self.fit()
+
+
 class _Themed(QFrame):
     """A frame that restyles itself when the application palette flips between light and dark."""
 
@@ -115,14 +148,11 @@ class ToolCallBlock(_Themed):
         self.header.setArrowType(Qt.ArrowType.RightArrow)
         self.header.toggled.connect(self.set_expanded)
         row.addWidget(self.state_label)
-        row.addWidget(self.header, 1)
+        row.addWidget(self.header)
+        row.addStretch(1)
         layout.addLayout(row)
-        self.body = QPlainTextEdit()
+        self.body = CodeView()
         self.body.setObjectName("toolBody")
-        self.body.setReadOnly(True)
-        self.body.setFont(_mono())
-        self.body.setMaximumHeight(BODY_MAX_HEIGHT)
-        self.body.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.body.setAccessibleName("Tool call arguments and result")
         self.body.hide()
         layout.addWidget(self.body)
@@ -149,9 +179,9 @@ class ToolCallBlock(_Themed):
             self.header.setChecked(shown)  # comes back here through ``toggled``
             return
         self.header.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-        if shown:
-            self.body.setPlainText(self.body_text())
         self.body.setVisible(shown)
+        if shown:
+            self.body.show_text(self.body_text())
 
     def body_text(self) -> str:
         """What the unfolded block shows: arguments (full), then the result (capped)."""
@@ -180,7 +210,7 @@ class ToolCallBlock(_Themed):
         if record.state != old_state:
             self.restyle(force=True)
         if self.expanded:
-            self.body.setPlainText(self.body_text())
+            self.body.show_text(self.body_text())
 
 
 class ApprovalPrompt(_Themed):
@@ -205,13 +235,9 @@ class ApprovalPrompt(_Themed):
         self.title.setObjectName("approvalTitle")
         self.title.setAccessibleName("Tool call to approve")
         layout.addWidget(self.title)
-        self.arguments_view = QPlainTextEdit()
+        self.arguments_view = CodeView()
         self.arguments_view.setObjectName("approvalArguments")
-        self.arguments_view.setReadOnly(True)
-        self.arguments_view.setFont(_mono())
         self.arguments_view.setAccessibleName("Arguments of the tool call")
-        self.arguments_view.setMaximumHeight(BODY_MAX_HEIGHT)
-        self.arguments_view.setTabChangesFocus(True)
         layout.addWidget(self.arguments_view)
         self.show_all_button = QPushButton("Show all")
         self.show_all_button.setAccessibleName("Show the arguments in full")
@@ -235,9 +261,8 @@ class ApprovalPrompt(_Themed):
         layout.addLayout(row)
         self._folded = pretty_arguments(request.arguments)
         self._full = pretty_arguments(request.arguments, fold=False)
-        self.arguments_view.setPlainText(self._folded)
+        self.arguments_view.show_text(self._folded)
         self.show_all_button.setVisible(self._folded != self._full)
-        self._fit_arguments()
         for w in (self, self.arguments_view, self.show_all_button, self.run_once_button,
                   self.always_tool_button, self.always_server_button, self.deny_button):
             w.installEventFilter(self)
@@ -257,16 +282,10 @@ class ApprovalPrompt(_Themed):
                 f" QPlainTextEdit#approvalArguments {{ color: {c['block_fg']}; background: {c['code_bg']};"
                 f" border: 1px solid {c['prompt_border']}; }}")
 
-    def _fit_arguments(self) -> None:
-        lines = self.arguments_view.toPlainText().count("\n") + 1
-        height = self.arguments_view.fontMetrics().lineSpacing() * min(lines, 14) + 14
-        self.arguments_view.setFixedHeight(min(height, BODY_MAX_HEIGHT))
-
     def show_all(self) -> None:
         """Show the arguments with no string cut."""
-        self.arguments_view.setPlainText(self._full)
+        self.arguments_view.show_text(self._full)
         self.show_all_button.hide()
-        self._fit_arguments()
 
     @property
     def folded(self) -> bool:

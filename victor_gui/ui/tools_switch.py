@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QMenu, QToolButton, QWidget
+from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
 if TYPE_CHECKING:
     from victor_gui.services.tool_types import McpServerStatus
@@ -48,13 +48,15 @@ def _dot(colour: str) -> QIcon:
     return QIcon(pixmap)
 
 
-class ToolsButton(QToolButton):
+class ToolsButton(QPushButton):
     """The per-conversation tools switch beside the model picker: a menu of the MCP servers with
     state dots, each on/off, and each server's tools checkable. Emits ``selection_changed`` with
     the :data:`ToolSelection` (the chat controller stores it in the conversation's
     ``params["tools"]``)."""
 
     selection_changed = Signal(object)  # a ToolSelection
+
+    # A push button, not a tool button: it keeps room for its menu arrow beside the text.
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +66,7 @@ class ToolsButton(QToolButton):
         self._submenus: list[QMenu] = []
         # The menu's checkable actions: "server:NAME" and "tool:SERVER:TOOL".
         self.actions_by_name: dict[str, QAction] = {}
-        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.setAutoDefault(False)
         self.setAccessibleName("Tools for this conversation")
         self.setToolTip("Which MCP servers and tools this conversation may use")
         self.menu_ = QMenu(self)
