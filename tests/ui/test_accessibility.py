@@ -92,7 +92,8 @@ async def test_tab_walks_the_compare_view_in_reading_order(sim, window, qtbot) -
 async def test_tab_walks_the_chat_pane_provider_model_message_send(sim, window, qtbot) -> None:
     chat = window.chat
     await chat.start()
-    expected = [chat.provider_combo, chat.model_combo, chat.input, chat.send_button]
+    # The tools switch (issue 12) sits right of the model picker and is reached after it.
+    expected = [chat.provider_combo, chat.model_combo, chat.tools_button, chat.input, chat.send_button]
     chat.provider_combo.setFocus()
     seen = [QApplication.focusWidget()]
     for _ in expected[1:]:

@@ -39,6 +39,7 @@ from victor_gui.ui.reply_stream import (
     FRAME_MS,
     FrameBuffer,
 )
+from victor_gui.ui.tools_switch import ToolsButton
 from victor_gui.ui.transcript import Transcript
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.chat_choices import ChatChoices
     from victor_gui.ui.message_view import MessageView
+    from victor_gui.ui.tool_views import WindowAsker
 
 
 class ChatInput(QPlainTextEdit):
@@ -94,6 +96,9 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
     reply_finished = Signal(str)  # how the reply that just ended ended: complete/interrupted/error
     conversation_changed = Signal(int)  # a chat was created or changed (the list refreshes)
+    # The person changed which MCP servers/tools this chat may use: a tools_switch.ToolSelection
+    # (the chat controller stores it in the conversation's params["tools"]).
+    tools_changed = Signal(object)
 
     def __init__(self, pool: ProviderPool | None = None, store: ConversationStore | None = None,
                  parent: QWidget | None = None) -> None:
@@ -113,6 +118,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self._user_chose = False  # the user picked a provider: the registry no longer auto-picks
         self._choices_helper: ChatChoices | None = None  # see ``choices``
         self._view: MessageView | None = None
+        self._asker: WindowAsker | None = None  # see ``asker``
         self._buffer = FrameBuffer()
         self.tasks = TaskSet("chat pane")
         self._build()
@@ -165,6 +171,9 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         picker_row.addWidget(profile_label)
         picker_row.addWidget(self.profile_combo)
         picker_row.addWidget(self.picker, 1)
+        self.tools_button = ToolsButton()  # issue 12: the servers and tools this chat may use
+        self.tools_button.selection_changed.connect(self.tools_changed)
+        picker_row.addWidget(self.tools_button)
         layout.addLayout(picker_row)
         QWidget.setTabOrder(self.profile_combo, self.provider_combo)
         QWidget.setTabOrder(self.provider_combo, self.model_combo)
@@ -177,7 +186,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → message → Send
+        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → tools → message → Send
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
@@ -337,6 +346,16 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         return self._controller
 
     @property
+    def asker(self) -> WindowAsker:
+        """The approval prompt's :data:`~victor_gui.services.tool_types.Asker` for this chat's
+        tool loop (prompts appear at the end of the transcript, under the reply)."""
+        if self._asker is None:
+            from victor_gui.ui.tool_views import WindowAsker
+
+            self._asker = WindowAsker(self.transcript)
+        return self._asker
+
+    @property
     def store(self) -> ConversationStore | None:
         """The conversation store (the controller's)."""
         return self._controller.store if self._controller is not None else self._store_early
@@ -484,6 +503,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         if self._unsubscribe_registry is not None:
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
+        self.tools_button.set_source(None)  # stop following the MCP host's servers
         if self._controller is not None:
             await self._controller.aclose()
         await self.picker.aclose()

@@ -122,6 +122,10 @@ class ReplyViewMixin:
                 self.status_label.setText(event.text)
         elif event.kind == "fallback":
             self.status_label.setText(event.text)
+        elif event.kind == "tool_call":  # issue 12: a call's block, placed or updated in place
+            from victor_gui.ui.tool_views import show_tool_call
+
+            show_tool_call(self.transcript, event.meta, event.text)
 
     def stop(self) -> None:
         """Stop the reply now; what arrived stays (stored as interrupted)."""

@@ -79,9 +79,16 @@ class StoredChatMixin:
 
         items: list[QWidget] = []
         target = None
+        in_blocks = {m.tool_call_id for m in page.messages
+                     if m.role == "tool" and isinstance((m.meta or {}).get("tool"), dict)}
         for m in page.messages:
             if m.is_note:
                 items.append(self.transcript.make_note(m.content))
+                continue
+            if m.role == "tool" and isinstance((m.meta or {}).get("tool"), dict):
+                from victor_gui.ui.tool_views import stored_tool_block
+
+                items.append(stored_tool_block(m.meta, m.content))  # issue 12: a folded call
                 continue
             view = self.transcript.make_message(m.role, title_of(m))
             view.set_stored_content(m.content)  # a long one: its head, the rest on request
@@ -98,8 +105,10 @@ class StoredChatMixin:
                 view.regenerate_requested.connect(self.regenerate)
                 if m.status == "error":
                     view.set_error(m.error or "This reply failed.")
-                if m.tool_calls:
-                    view.set_tool_calls([f"{c.get('name')}({c.get('arguments')})" for c in m.tool_calls])
+                # Calls shown as their own blocks below (issue 12) are not listed twice.
+                calls = [c for c in m.tool_calls or () if c.get("id") not in in_blocks]
+                if calls:
+                    view.set_tool_calls([f"{c.get('name')}({c.get('arguments')})" for c in calls])
                 self.tasks.spawn(view.render_markdown_async())
             items.append(view)
             if m.id == page.target_id:

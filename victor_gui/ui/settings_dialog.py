@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from victor_gui.storage.store import ConversationStore
     from victor_gui.ui.chat_pane import ChatPane
     from victor_gui.ui.endpoint_editor import EndpointEditor
+    from victor_gui.ui.settings_tools import ToolsContext
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class SettingsContext:
     get_store: Callable[[], ConversationStore | None]
     set_store: Callable[[ConversationStore], None]
     notice: Callable[[str], Any]
+    # Issue 12: the MCP host, the approval rules, mcp.json (None: the page says what is missing).
+    tools: ToolsContext | None = None
 
 
 class SettingsDialog(QDialog):
@@ -95,6 +98,10 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._endpoints_page(), "Endpoints")
         self.tabs.addTab(self._profiles_page(), "Profiles")
         self.tabs.addTab(self._general_page(), "Appearance && data")
+        from victor_gui.ui.settings_tools import ToolsContext, ToolsPage
+
+        self.tools = ToolsPage(context.tools or ToolsContext(), self._tasks.spawn)
+        self.tabs.addTab(self.tools, "Tools")
         self.message = _label(name="Settings message")
         layout.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -198,6 +205,7 @@ class SettingsDialog(QDialog):
         self.profiles = await load_profiles()
         self._show_profiles()
         await self.keys.load()
+        await self.tools.show_rules()
 
     def _show_settings(self) -> None:
         s = self.settings
@@ -353,5 +361,6 @@ class SettingsDialog(QDialog):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.tools.close_page()
         self._tasks.cancel_all()
         super().done(result)

@@ -83,3 +83,80 @@ def live_stats(state: Any, *, who: str | None = None) -> str:
     return stats_text(who,
                       ttft_ms=state.ttft_ms, tokens_per_second=state.tokens_per_second,
                       tokens=state.completion_tokens, stopped=state.status is ReplyStatus.INTERRUPTED)
+
+
+# -- tool calls (issue 12): the words of a folded tool-call block, live and stored alike ---------
+
+# A string argument longer than this is shown cut, saying how much is left out (expandable).
+FOLD_CHARS = 200
+# A tool result shown in a block: at most this much (a 10 MB result would stall the layout).
+RESULT_SHOWN_CHARS = 20_000
+
+_STATE_WORDS = {"waiting": "waiting for approval", "running": "running…", "done": "done",
+                "error": "failed", "denied": "denied", "cancelled": "cancelled"}
+
+
+def fold_long_values(value: Any, limit: int = FOLD_CHARS) -> tuple[Any, int]:
+    """``value`` (JSON data) with every string longer than ``limit`` cut and ended with
+    ``… (N more characters)``; also how many strings were cut."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return value, 0
+        return f"{value[:limit]}… ({len(value) - limit} more characters)", 1
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        cut = 0
+        for key, item in value.items():
+            out[str(key)], n = fold_long_values(item, limit)
+            cut += n
+        return out, cut
+    if isinstance(value, list | tuple):
+        pairs = [fold_long_values(item, limit) for item in value]
+        return [p[0] for p in pairs], sum(p[1] for p in pairs)
+    return value, 0
+
+
+def pretty_arguments(arguments: Any, *, fold: bool = True) -> str:
+    """A tool call's arguments as indented JSON (long strings folded unless ``fold`` is False)."""
+    import json
+
+    shown = fold_long_values(arguments)[0] if fold else arguments
+    return json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+
+
+def shown_result(text: str) -> str:
+    """A tool result as a block shows it: at most RESULT_SHOWN_CHARS, saying what is left out."""
+    if len(text) <= RESULT_SHOWN_CHARS:
+        return text
+    return f"{text[:RESULT_SHOWN_CHARS]}\n… ({len(text) - RESULT_SHOWN_CHARS} more characters not shown)"
+
+
+def tool_summary(server: str, tool: str, state: str, duration_s: float | None) -> str:
+    """The folded line of a tool call: ``⚙ server · tool — done in 0.4 s``."""
+    words = _STATE_WORDS.get(state, state)
+    if duration_s is not None and state in ("done", "error"):
+        words += f" {'in' if state == 'done' else 'after'} {duration_s:.1f} s"
+    return f"⚙ {server} · {tool} — {words}"
+
+
+def tool_record_of(meta: dict[str, Any] | None, result: str = "") -> Any:
+    """The :class:`~victor_gui.services.tool_types.ToolCallRecord` of a stored tool message's
+    ``meta["tool"]`` (or a live ``tool_call`` event's meta), None when there is none. Tolerant:
+    an unknown state reads as ``error``, missing fields as empty."""
+    from victor_gui.services.tool_types import ToolCallRecord, ToolCallState
+
+    if not isinstance(meta, dict):
+        return None
+    try:
+        state = ToolCallState(str(meta.get("state", "done")))
+    except ValueError:
+        state = ToolCallState.ERROR
+    arguments = meta.get("arguments")
+    duration = meta.get("duration_s")
+    return ToolCallRecord(
+        call_id=str(meta.get("call_id") or ""), server=str(meta.get("server") or "?"),
+        tool=str(meta.get("tool") or "?"),
+        arguments=arguments if isinstance(arguments, dict) else {"arguments": arguments},
+        state=state, result=str(meta.get("result") or result or ""),
+        duration_s=float(duration) if isinstance(duration, int | float) else None,
+        approved_by=meta.get("approved_by") if isinstance(meta.get("approved_by"), str) else None)

@@ -53,6 +53,7 @@ class Transcript(QScrollArea):
         self.setWidget(self._inner)
         self.messages: list[MessageView] = []
         self.notes: list[QLabel] = []
+        self.items: list[QWidget] = []  # other widgets in the column: tool-call blocks, approval prompts
         self._pinned = True
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_pin)
@@ -101,15 +102,34 @@ class Transcript(QScrollArea):
         self.empty_state.hide()
         return note
 
+    def add_item(self, widget: QWidget) -> None:
+        """Place another kind of widget (a tool-call block, an approval prompt) at the end."""
+        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self.items.append(widget)
+        self.empty_state.hide()
+        self._pinned = True
+
+    def remove_item(self, widget: QWidget) -> None:
+        """Take out a widget placed by :meth:`add_item` (an answered or cancelled prompt)."""
+        if widget in self.items:
+            self.items.remove(widget)
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+
     def insert_items(self, items: list[QWidget], *, at_top: bool) -> None:
-        """Place message views and notes in order, at the top (an earlier page) or the end."""
+        """Place message views, notes and tool-call blocks in order, at the top (an earlier
+        page) or the end."""
+        from victor_gui.ui.message_view import MessageView
+
         index = 2 if at_top else self._layout.count() - 1
-        views = [w for w in items if not isinstance(w, QLabel)]
+        views = [w for w in items if isinstance(w, MessageView)]
         for offset, item in enumerate(items):
             self._layout.insertWidget(index + offset, item)
             if isinstance(item, QLabel):
                 self.notes.append(item)
-        self.messages = [*views, *self.messages] if at_top else [*self.messages, *views]  # type: ignore[list-item]
+            elif not isinstance(item, MessageView):
+                self.items.append(item)
+        self.messages = [*views, *self.messages] if at_top else [*self.messages, *views]
         if items:
             self.empty_state.hide()
 
@@ -131,6 +151,8 @@ class Transcript(QScrollArea):
                 self.notes.remove(item)
                 self._layout.removeWidget(item)
                 item.deleteLater()
+            elif item in self.items:
+                self.remove_item(item)
 
     def remove_message(self, view: MessageView) -> None:
         if view in self.messages:
@@ -150,6 +172,8 @@ class Transcript(QScrollArea):
             self._layout.removeWidget(note)
             note.deleteLater()
         self.notes.clear()
+        for item in list(self.items):
+            self.remove_item(item)
         self.earlier_button.hide()
 
     def _remember_pin(self, value: int) -> None:
