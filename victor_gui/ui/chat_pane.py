@@ -503,7 +503,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         if self._unsubscribe_registry is not None:
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
-        self.tools_button.set_source(None)  # stop following the MCP host's servers
+        self.tools_button.detach()  # stop following the MCP host's servers
         if self._controller is not None:
             await self._controller.aclose()
         await self.picker.aclose()

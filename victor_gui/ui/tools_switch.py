@@ -84,6 +84,14 @@ class ToolsButton(QPushButton):
             self._unsubscribe = source.subscribe(self.rebuild_menu)
         self.rebuild_menu()
 
+    def detach(self) -> None:
+        """Stop following the source (the pane is closing: the widget may already be gone, so
+        nothing is redrawn)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.source = None
+
     def set_selection(self, selection: ToolSelection | None) -> None:
         """Show a conversation's stored choice (no signal: nothing changed by the person)."""
         self.selection = dict(selection or {})
