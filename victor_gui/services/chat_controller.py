@@ -35,6 +35,10 @@ from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
 from victor_gui.services.reply_types import ReplyEvent, ReplyResult
+from victor_gui.services.tool_approvals import ToolApprovals
+from victor_gui.services.tool_loop import PARAMS_KEY as TOOLS_KEY
+from victor_gui.services.tool_loop import ToolChoice
+from victor_gui.services.tool_types import Asker, ToolSource
 from victor_gui.storage.models import StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -130,6 +134,12 @@ class ChatController:
         self._owned = False
         self._closing: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[ControllerEvent], None]] = []
+        # Tools (issue 12): who lists and runs them (the app's MCP host), who asks the person
+        # (the pane's approval prompt) and the stored rules; every session of this chat gets them.
+        self.tools: ToolSource | None = None
+        self.asker: Asker | None = None
+        self.approvals: ToolApprovals | None = None
+        self._pending_tools: ToolChoice | None = None  # chosen before the chat has a row
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -216,10 +226,18 @@ class ChatController:
     async def _ensure_conversation(self, first_text: str) -> int:
         if self.conversation_id is None:
             conv = await self._store().create_conversation(title_from(first_text),
-                                                           params=self._profile_params())
+                                                           params=self._new_params())
             self.conversation_id = conv.id
             self._emit(ConversationChanged(conv.id))
         return self.conversation_id
+
+    def _new_params(self) -> dict[str, Any]:
+        """A new chat's params: its profile, and the tools switch chosen before it had a row."""
+        params = self._profile_params()
+        if self._pending_tools is not None:
+            params[TOOLS_KEY] = self._pending_tools.to_params()
+            self._pending_tools = None
+        return params
 
     def _profile_params(self) -> dict[str, Any]:
         return {"profile": self.profile_name} if self.profile_name else {}
@@ -320,7 +338,8 @@ class ChatController:
                                   else (provider, model))
             first_label = label if first is provider else (start.display_name if start else None)
             self.session = ChatSession(store, cid, first, first_model, on_event=forward, label=first_label,
-                                       fallback=fallback if first is provider else (), **params)
+                                       fallback=fallback if first is provider else (), **params,
+                                       **self._tool_kwargs())
             self.session_target = start.name if start else choice.name
         session = self.session
         if (session.provider is not provider and self.session_target == choice.name
@@ -365,7 +384,7 @@ class ChatController:
             provider, fallback, label, owned = target
             if self.session is None:
                 self.session = ChatSession(store, cid, provider, profile.model, on_event=on_event,
-                                           label=label, fallback=fallback)
+                                           label=label, fallback=fallback, **self._tool_kwargs())
             else:
                 old, was_owned = self.session.provider, self._owned
                 await self.session.switch(provider, profile.model, fallback=fallback, label=label)
@@ -403,6 +422,25 @@ class ChatController:
         provider = self.create(profile.provider, **options)
         chain = chain_from_profile(profile, providers=self.profiles.providers, create=self.create)
         return provider, chain, None, True
+
+    def _tool_kwargs(self) -> dict[str, Any]:
+        return {"tools": self.tools, "asker": self.asker, "approvals": self.approvals}
+
+    async def tool_choice(self) -> ToolChoice:
+        """This chat's tools switch (stored in its params; a new chat's pending choice)."""
+        if self.conversation_id is None:
+            return self._pending_tools or ToolChoice()
+        return ToolChoice.from_params(await self._conversation_params())
+
+    async def set_tool_choice(self, choice: ToolChoice) -> None:
+        """Turn MCP servers (and single tools) on or off for this chat's next replies; kept in
+        the conversation's params, so a reopened chat has the same switch."""
+        if self.conversation_id is None or self.store is None:
+            self._pending_tools = choice  # stored with the chat's row when it is made
+            return
+        params = await self._conversation_params()
+        params[TOOLS_KEY] = choice.to_params()
+        await self.store.update_conversation(self.conversation_id, params=params)
 
     async def _conversation_params(self) -> dict[str, Any]:
         if self.conversation_id is None or self.store is None:
@@ -451,12 +489,14 @@ class ChatController:
 
     async def apply_params(self, system_prompt: str | None, params: dict[str, Any]) -> None:
         """Store the chat's system prompt and parameters (temperature, max_tokens,
-        context_length) and use them from the next reply on. The profile choice is kept."""
+        context_length) and use them from the next reply on. The profile choice and the tools
+        switch are kept."""
         store = self._store()
         if self.conversation_id is None:
-            conv = await store.create_conversation("New chat", params=self._profile_params())
+            conv = await store.create_conversation("New chat", params=self._new_params())
             self.conversation_id = conv.id
-        merged = {**params, **self._profile_params()}
+        kept = {k: v for k, v in (await self._conversation_params()).items() if k == TOOLS_KEY}
+        merged = {**params, **kept, **self._profile_params()}
         await store.update_conversation(self.conversation_id, system_prompt=system_prompt or "",
                                         params=merged)
         if self.session is not None:

@@ -80,6 +80,24 @@ class ToolChoice:
     def is_off(self, server: str, tool: str) -> bool:
         return f"{server}/{tool}" in self.off or tool in self.off
 
+    @classmethod
+    def from_selection(cls, selection: Mapping[str, Sequence[str] | None],
+                       tools_of: Callable[[str], Sequence[str]]) -> ToolChoice:
+        """The switch as the window's tools menu gives it: ``{server: None}`` (all its tools) or
+        ``{server: [tools on]}``; ``tools_of(server)`` names all of a server's tools."""
+        off = [f"{server}/{tool}" for server, chosen in selection.items() if chosen is not None
+               for tool in tools_of(server) if tool not in chosen]
+        return cls(tuple(selection), tuple(off))
+
+    def to_selection(self, tools_of: Callable[[str], Sequence[str]]) -> dict[str, list[str] | None]:
+        """The inverse of :meth:`from_selection`, for showing a stored choice in the menu."""
+        out: dict[str, list[str] | None] = {}
+        for server in self.servers:
+            tools = list(tools_of(server))
+            kept = [t for t in tools if not self.is_off(server, t)]
+            out[server] = None if len(kept) == len(tools) else kept
+        return out
+
 
 @dataclass(frozen=True)
 class ToolSet:

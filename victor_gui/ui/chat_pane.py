@@ -173,6 +173,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         picker_row.addWidget(self.picker, 1)
         self.tools_button = ToolsButton()  # issue 12: the servers and tools this chat may use
         self.tools_button.selection_changed.connect(self.tools_changed)
+        self.tools_changed.connect(self._tools_chosen)
         picker_row.addWidget(self.tools_button)
         layout.addLayout(picker_row)
         QWidget.setTabOrder(self.profile_combo, self.provider_combo)
@@ -343,7 +344,35 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
 
             self._controller = ChatController(self._store_early)
             self._controller.subscribe(self._controller_event)
+            self._controller.asker = self.asker  # tool calls are approved in this pane
         return self._controller
+
+    def use_tools(self, host: Any, approvals: Any) -> None:
+        """Offer the app's MCP servers in this chat (the tools menu follows their states) and run
+        their calls through this pane's approval prompt under the stored rules."""
+        self.tools_button.set_source(host)
+        self.controller.tools = host
+        self.controller.approvals = approvals
+
+    def _tools_chosen(self, selection: dict[str, list[str] | None]) -> None:
+        from victor_gui.services.tool_loop import ToolChoice
+
+        choice = ToolChoice.from_selection(selection, self._tools_of)
+        self.tasks.spawn(self.controller.set_tool_choice(choice))
+
+    def _tools_of(self, server: str) -> tuple[str, ...]:
+        source = self.tools_button.source
+        for status in source.statuses() if source is not None else ():
+            if status.name == server:
+                return tuple(status.tool_names)
+        return ()
+
+    async def show_tool_choice(self) -> None:
+        """Show this chat's stored tools switch in the menu (a reopened chat, a new one)."""
+        if self._controller is None:
+            return
+        choice = await self.controller.tool_choice()
+        self.tools_button.set_selection(choice.to_selection(self._tools_of))
 
     @property
     def asker(self) -> WindowAsker:

@@ -34,7 +34,10 @@ class StoredChatMixin:
     def new_chat(self) -> None:
         """Stop any reply and start an empty conversation (stored with its first message)."""
         self.stop()
+        selection = dict(self.tools_button.selection)
         self._leave()
+        if selection:  # a new chat keeps the tools the person had on
+            self._tools_chosen(selection)
         self.input.setFocus()
 
     def _leave(self) -> None:
@@ -60,6 +63,7 @@ class StoredChatMixin:
         target = self._show_page(page, at_top=False)
         if target is not None:
             self.transcript.scroll_to(target)
+        await self.show_tool_choice()
 
     def _select_quietly(self, provider: str, model: str) -> None:
         """Show the chat's provider/model in the drop-downs without counting it as a switch."""
