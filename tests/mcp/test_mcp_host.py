@@ -4,6 +4,8 @@ published ``mcp-server-time``): listing, calls, the bounds, failures and restart
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 
@@ -220,5 +222,38 @@ async def test_event_loop_never_stalls_while_a_tool_runs(seconds: float) -> None
         await host.call("echo", "big", {"mb": 2}, timeout_s=10)
         tick.cancel()
         assert max(gaps) < 0.5, max(gaps)
+    finally:
+        await host.aclose()
+
+
+async def test_idle_crash_is_seen_and_next_use_restarts() -> None:
+    host = McpHost([echo_config()])
+    states: list[ServerState] = []
+    host.subscribe(lambda status: states.append(status.state))
+    try:
+        await host.tools(["echo"])
+        reaper = status_of(host, "echo").pid
+        assert reaper is not None
+        os.killpg(reaper, signal.SIGKILL)  # the whole group dies while nothing runs
+        for _ in range(100):
+            if status_of(host, "echo").state is ServerState.FAILED:
+                break
+            await asyncio.sleep(0.05)
+        status = status_of(host, "echo")
+        assert status.state is ServerState.FAILED and (status.error or "").startswith("the server stopped")
+        outcome = await host.call("echo", "add", {"a": 20, "b": 22}, timeout_s=10)
+        assert outcome.text == "42"
+        assert states[-1] is ServerState.READY
+    finally:
+        await host.aclose()
+
+
+async def test_concurrent_first_uses_start_one_process() -> None:
+    host = McpHost([echo_config()])
+    try:
+        results = await asyncio.gather(host.tools(["echo"]), host.tools(["echo"]),
+                                       host.call("echo", "add", {"a": 1, "b": 2}, timeout_s=10))
+        assert results[2].text == "3"  # type: ignore[union-attr]
+        assert len(descendants()) == 2  # one reaper, one server
     finally:
         await host.aclose()

@@ -179,6 +179,7 @@ class _Server:
         self.queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self.generation = 0
         self.stopping = False
+        self.lock = asyncio.Lock()  # one start or restart at a time
 
     def status(self) -> McpServerStatus:
         alive = self.state in (ServerState.STARTING, ServerState.READY)
@@ -195,13 +196,22 @@ class _Server:
 
     async def ensure_ready(self) -> None:
         """Start the server unless it is running; wait until it is READY or raises ``_ServerGone``."""
-        if self.state is ServerState.READY and self.task is not None and not self.task.done():
-            return
-        if self.ready is None or (self.ready.done() and self.state is not ServerState.READY):
+        async with self.lock:
+            if self.state is ServerState.READY and self.task is not None and not self.task.done():
+                return
+            if self.ready is None or self.ready.done():
+                # Never started, stopped, or FAILED: this use starts it afresh.
+                await self.stop()
+                self.start()
+            ready = self.ready
+        assert ready is not None
+        await asyncio.shield(ready)
+
+    async def restart(self) -> None:
+        """Stop and start again now (the waiting is left to the caller)."""
+        async with self.lock:
             await self.stop()
             self.start()
-        assert self.ready is not None
-        await asyncio.shield(self.ready)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -507,15 +517,21 @@ class McpHost:
     async def restart(self, name: str) -> None:
         """Stop ``name`` and start it again now (waiting until READY or FAILED)."""
         server = self._servers[name]
-        await server.stop()
-        server.start()
+        await server.restart()
         await self._ready(server)
 
     async def stop(self, name: str) -> None:
         """Stop ``name`` (its process group goes with it); it starts again on its next use."""
-        await self._servers[name].stop()
+        server = self._servers[name]
+        async with server.lock:
+            await server.stop()
 
     async def aclose(self) -> None:
         """Stop every server (concurrently, each bounded). The host runs nothing afterwards."""
         self._closed = True
-        await asyncio.gather(*(server.stop() for server in self._servers.values()))
+
+        async def stop(server: _Server) -> None:
+            async with server.lock:  # a start under way finishes first, then is stopped
+                await server.stop()
+
+        await asyncio.gather(*(stop(server) for server in self._servers.values()))
