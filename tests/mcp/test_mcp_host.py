@@ -100,7 +100,7 @@ async def test_missing_command_fails_with_its_stderr() -> None:
     host = McpHost([StdioServerConfig(name="ghost", command="/nonexistent/mcp-server")])
     try:
         outcome = await host.call("ghost", "x", {}, timeout_s=5)
-        assert outcome.is_error and "could not start" in outcome.text
+        assert outcome.is_error and "the server 'ghost' is not available" in outcome.text
         status = status_of(host, "ghost")
         assert status.state is ServerState.FAILED and "nonexistent" in (status.error or "")
     finally:
@@ -255,5 +255,29 @@ async def test_concurrent_first_uses_start_one_process() -> None:
                                        host.call("echo", "add", {"a": 1, "b": 2}, timeout_s=10))
         assert results[2].text == "3"  # type: ignore[union-attr]
         assert len(descendants()) == 2  # one reaper, one server
+    finally:
+        await host.aclose()
+
+
+async def test_http_server_that_is_down_fails_clearly() -> None:
+    host = McpHost([HttpServerConfig(name="down", url="http://127.0.0.1:9/mcp")], init_timeout_s=5)
+    try:
+        started = time.monotonic()
+        outcome = await host.call("down", "x", {}, timeout_s=5)
+        assert time.monotonic() - started < 10
+        assert outcome.is_error and "could not reach http://127.0.0.1:9/mcp" in outcome.text
+        assert status_of(host, "down").state is ServerState.FAILED
+    finally:
+        await host.aclose()
+
+
+async def test_unsubscribe_stops_notifications() -> None:
+    host = McpHost([echo_config()])
+    seen: list[McpServerStatus] = []
+    unsubscribe = host.subscribe(seen.append)
+    unsubscribe()
+    try:
+        await host.tools(["echo"])
+        assert seen == []
     finally:
         await host.aclose()

@@ -288,10 +288,14 @@ class _Server:
                 error = f"{leaf}" + (f"; stderr: {self.tail.text()[-1500:]}" if self.tail.text() else "")
             elif isinstance(leaf, _ServerGone):
                 error = str(leaf)
+            elif self.state is ServerState.STARTING and isinstance(self.config, HttpServerConfig):
+                error = f"could not reach {self.config.url} ({_describe(exc)})"
             elif self.state is ServerState.STARTING:
                 error = f"could not start ({_describe(exc)})"
                 if self.config.transport == "stdio" and _is_connection_loss(exc):
-                    error = f"{self._server_gone_text()} before it answered initialize"
+                    tail = self.tail.text()[-1500:]
+                    error = "it stopped before it answered initialize" + (
+                        f": {tail}" if tail else " (it wrote nothing to stderr)")
             else:
                 error = self._server_gone_text()
             if not ready.done():
@@ -486,7 +490,7 @@ class McpHost:
             return ToolOutcome(text=f"no MCP server named '{server}' is configured", is_error=True)
         error = await self._ready(entry)
         if error is not None:
-            return ToolOutcome(text=f"the server '{server}' could not start: {error}", is_error=True,
+            return ToolOutcome(text=f"the server '{server}' is not available: {error}", is_error=True,
                                duration_s=time.monotonic() - started)
         if entry.tools and tool not in {t.name for t in entry.tools}:
             return ToolOutcome(text=f"the server '{server}' has no tool named '{tool}'", is_error=True)

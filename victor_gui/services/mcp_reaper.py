@@ -28,7 +28,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _set_parent_death_signal() -> None:
-    """Linux: have the kernel send SIGTERM when the parent dies (the poll covers the rest)."""
+    """Linux: have the kernel send SIGTERM when the parent dies (the poll covers the rest).
+
+    The kernel ties this to the thread that forked us, not the process: the host spawns from
+    its event-loop thread, which lives as long as the host does."""
     if not sys.platform.startswith("linux"):
         return
     try:
