@@ -328,6 +328,7 @@ class _Server:
                               "set it in Settings → Tools")
         if isinstance(self.config, HttpServerConfig):
             from mcp.client.streamable_http import streamable_http_client
+
             # The SDK's own client factory (its MCP timeouts); private, but what its session group
             # uses too: the one way to give a Streamable HTTP server its headers without httpx2 here.
             from mcp.shared._httpx_utils import create_mcp_http_client
