@@ -21,7 +21,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from victor_gui.config.secrets import (
     usable_keyring,
 )
 from victor_gui.config.settings import Endpoint, Settings
-from victor_gui.errors import ProviderError, ProviderTimeoutError
+from victor_gui.errors import ConfigError, ProviderError, ProviderTimeoutError
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
@@ -269,7 +269,7 @@ class HeadlessChat:
         if self.request.tool_source is not None:
             self._tool_source = self.request.tool_source
             return []
-        source, close = await build_tool_source()
+        source, close = await build_tool_source(self.request.tools or ())
         self._tool_source = source
         return [close]
 
@@ -483,28 +483,27 @@ class HeadlessChat:
         return (loaded or models)[0].id
 
 
-async def build_tool_source() -> tuple[ToolSource, Callable[[], Any]]:
-    """The MCP host over the servers of ``mcp.json`` (imported here: ``mcp`` is an optional
-    extra and the app's start-up time is measured), with the coroutine function that stops it.
-    A :class:`UsageError` says so when the host is not available."""
+async def build_tool_source(names: Sequence[str] = ()) -> tuple[ToolSource, Callable[[], Any]]:
+    """The MCP host over the servers of ``mcp.json`` (the app's config folder; secret headers
+    and variables from the keyring), with the coroutine function that stops it. A
+    :class:`UsageError` names a server in ``names`` that mcp.json does not hold (or holds
+    broken), or says the file cannot be used."""
+    from victor_gui.services.mcp_host import McpHost
+
+    keyring, _note = await asyncio.to_thread(usable_keyring)
     try:
-        from victor_gui.services.mcp_host import McpHost  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise UsageError(f"--tools needs the MCP host, which is not available here ({exc}). "
-                         "Install the 'mcp' extra: pip install 'victor-gui[mcp]'.") from exc
-    factory = getattr(McpHost, "from_config", None)
-    host = await _maybe_await(factory() if callable(factory) else McpHost())
-    close = getattr(host, "aclose", None) or getattr(host, "close", None)
-
-    async def stop() -> None:
-        if close is not None:
-            await _maybe_await(close())
-
-    return host, stop
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if asyncio.iscoroutine(value) else value
+        host = await McpHost.from_config(secrets=keyring)
+    except ConfigError as exc:
+        raise UsageError(f"--tools: {exc}") from exc
+    known = {status.name for status in host.statuses()}
+    for name in names:
+        if name in host.problems:
+            raise UsageError(f"--tools: the MCP server {name!r} in {host.config_path} is not usable: "
+                             f"{host.problems[name]}")
+        if name not in known:
+            raise UsageError(f"--tools: no MCP server named {name!r} in {host.config_path} "
+                             f"(known: {', '.join(sorted(known)) or 'none'})")
+    return host, host.aclose
 
 
 __all__ = [

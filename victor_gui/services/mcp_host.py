@@ -25,14 +25,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from victor_gui.errors import ConfigError
 from victor_gui.providers.types import ImagePart, ToolDefinition
 from victor_gui.services.mcp_config import (
     HttpServerConfig,
     McpServerConfig,
     SecretReader,
     StdioServerConfig,
+    default_mcp_path,
+    load_mcp_config,
     resolve_secrets,
 )
 from victor_gui.services.mcp_reaper import MARKER
@@ -436,6 +440,22 @@ class McpHost:
             self._servers[config.name] = _Server(config, self)
         self._subscribers: list[StatusCallback] = []
         self._closed = False
+        self.problems: dict[str, ConfigError] = {}  # mcp.json entries left out, by name
+        self.config_path: Path | None = None
+
+    @classmethod
+    async def from_config(cls, path: Path | None = None, *, secrets: SecretReader | None = None,
+                          **options: Any) -> McpHost:
+        """A host for the servers of ``mcp.json`` (default: the app's config folder), read off the
+        loop. A bad entry is logged and kept in :attr:`problems`; the good ones are served. A file
+        that cannot be used at all raises :class:`ConfigError`."""
+        config = await asyncio.to_thread(load_mcp_config, path)
+        for name, problem in config.problems.items():
+            log.warning("MCP server %r left out: %s", name, problem)
+        host = cls(list(config.servers.values()), secrets=secrets, **options)
+        host.problems = dict(config.problems)
+        host.config_path = path or default_mcp_path()
+        return host
 
     # ---- views -----------------------------------------------------------------------------
 
