@@ -1,12 +1,13 @@
-"""``victor-gui chat --tools … [--approve-tools] --json``: the same tool loop headless, with the
-test ToolSource given through ``ChatRequest.tool_source`` (and through ``build_tool_source`` for
-the command line), against the llama.cpp simulator."""
+"""``victor-gui chat --tools … [--approve-tools] --json``: the same tool loop headless, against the
+llama.cpp simulator: with the test ToolSource given through ``ChatRequest.tool_source``, and from
+the command line with a real MCP server named in mcp.json."""
 
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,31 +74,52 @@ async def test_without_approve_only_saved_rules_run(tmp_path: Path, sim: SimServ
 
 
 def test_command_line_tools_json(tmp_path: Path, sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    tools, closed = FunctionTools(), []
+    """The real thing headless: mcp.json in the config folder names a real MCP server (the test
+    server, over stdio, through the SDK); `chat --tools echo --approve-tools --json` runs the
+    model's call on it, lists it, and leaves no server process behind."""
+    import psutil
 
-    async def build() -> tuple[FunctionTools, Any]:
-        async def close() -> None:
-            closed.append(True)
-        return tools, close
-
-    monkeypatch.setattr(headless_chat, "build_tool_source", build)
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    (config / "victor_gui").mkdir(parents=True)
+    (config / "victor_gui" / "mcp.json").write_text(json.dumps({"mcpServers": {"echo": {
+        "command": sys.executable, "args": ["-m", "tests.mcp.servers.echo_server"],
+        "cwd": str(Path(__file__).resolve().parents[2])}}}), encoding="utf-8")
     parser = argparse.ArgumentParser()
     add_chat_command(parser.add_subparsers())
     args = parser.parse_args(["chat", "2 + 3?", "--endpoint", sim.url + "/v1", "--model", "sim-model",
-                              "--tools", "calc,weather", "--approve-tools", "--json",
+                              "--tools", "echo", "--approve-tools", "--json",
                               "--settings", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "d")])
-    assert args.tools == ["calc", "weather"]
+    assert args.tools == ["echo"]
     script_add(sim)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     out, err = io.StringIO(), io.StringIO()
     assert run_chat(args, out, err) == 0, err.getvalue()
     doc = json.loads(out.getvalue())
-    assert doc["text"] == "It is 5." and [c["tool"] for c in doc["tool_calls"]] == ["add"]
-    assert closed == [True]
-    # An ad-hoc endpoint's model has no native tool calls in the capabilities table: the adapter
-    # describes the tools in the prompt (names made unique across the two servers).
+    assert doc["text"] == "It is 5."
+    [call] = doc["tool_calls"]
+    assert (call["server"], call["tool"], call["arguments"], call["state"], call["result"]) == (
+        "echo", "add", {"a": 2, "b": 3}, "done", "5")
+    assert call["approved_by"] == "flag" and call["duration_s"] is not None
+    # The tools the model was offered came from the server's own listing.
     first = sim.chat_requests()[0].body
-    prompt = json.dumps(first.get("tools") or first["messages"])
-    assert all(name in prompt for name in ("calc__add", "weather__add", "get_weather"))
+    offered = json.dumps(first.get("tools") or first["messages"])
+    assert all(name in offered for name in ("echo", "add", "slow"))
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not left, f"MCP server processes left behind: {left}"
+
+
+def test_a_tools_name_mcp_json_lacks_is_a_usage_error(tmp_path: Path, sim: SimServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    parser = argparse.ArgumentParser()
+    add_chat_command(parser.add_subparsers())
+    args = parser.parse_args(["chat", "hi", "--endpoint", sim.url + "/v1", "--model", "sim-model",
+                              "--tools", "nosuch", "--settings", str(tmp_path / "s.yaml"),
+                              "--data-dir", str(tmp_path / "d")])
+    out, err = io.StringIO(), io.StringIO()
+    assert run_chat(args, out, err) == 2, err.getvalue()
+    assert "no MCP server named 'nosuch'" in err.getvalue() and "mcp.json" in err.getvalue()
 
 
 def test_approve_tools_without_tools_is_a_usage_error(tmp_path: Path) -> None:

@@ -18,20 +18,20 @@ class StatusBoard:
 
     def __init__(self, statuses: list[McpServerStatus]) -> None:
         self._statuses = statuses
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[McpServerStatus], None]] = []
         self.restarted: list[str] = []
 
     def statuses(self) -> list[McpServerStatus]:
         return list(self._statuses)
 
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[McpServerStatus], None]) -> Callable[[], None]:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
     def set(self, status: McpServerStatus) -> None:
         self._statuses = [status if s.name == status.name else s for s in self._statuses]
         for cb in list(self._listeners):
-            cb()
+            cb(status)
 
     async def restart(self, name: str) -> None:
         self.restarted.append(name)
@@ -43,19 +43,19 @@ class MemoryRules:
     """Approval rules in the settings shape ``{server: {"all": bool, "tools": [...]}}``."""
 
     def __init__(self, rules: dict[str, dict[str, Any]]) -> None:
-        self.rules = rules
+        self.table = rules
         self.revoked: list[tuple[str, str | None]] = []
 
-    def list(self) -> dict[str, dict[str, Any]]:
-        return json.loads(json.dumps(self.rules))
+    def rules(self) -> dict[str, dict[str, Any]]:
+        return json.loads(json.dumps(self.table))
 
     async def revoke(self, server: str, tool: str | None = None) -> None:
         await asyncio.sleep(0)  # an async settings write, as the real one is
         self.revoked.append((server, tool))
-        rule = self.rules.get(server, {})
+        rule = self.table.get(server, {})
         if tool is None:
             rule["all"] = False
         else:
             rule["tools"] = [t for t in rule.get("tools", []) if t != tool]
         if not rule.get("all") and not rule.get("tools"):
-            self.rules.pop(server, None)
+            self.table.pop(server, None)

@@ -84,7 +84,7 @@ async def test_revoking_calls_the_rules_service_and_the_row_goes(page) -> None:
     assert list(page.rule_rows) == [("files", "list_dir"), ("time", None)]
     page.rule_rows[("time", None)].findChild(QPushButton, "revoke").click()
     await wait_until(lambda: ("time", None) not in page.rule_rows)
-    assert page.rules_service.revoked[-1] == ("time", None) and "time" not in page.rules_service.rules
+    assert page.rules_service.revoked[-1] == ("time", None) and "time" not in page.rules_service.table
     page.rule_rows[("files", "list_dir")].findChild(QPushButton, "revoke").click()
     await wait_until(lambda: not page.rule_rows)
     assert page.rules_empty.text() == "No rules: every call is asked about."

@@ -217,6 +217,7 @@ class App:
         self.window = MainWindow()
         self.crash = CrashReporter(self.window, show_dialogs=not self_test)
         self.client: Any = None  # the shared httpx.AsyncClient, built after the first paint
+        self.tools: Any = None  # services.mcp_tools.McpTools, after the first paint
         self.store: Any = None  # ConversationStore, opened after the first paint
         self.store_notice: Any = None  # StoreNotice when the file was damaged and replaced
         self.settings: Any = None  # the one SettingsService, created after the first paint
@@ -260,8 +261,22 @@ class App:
         self.loop.create_task(self.window.server_windows.start(
             self.client, settings=self.settings, on_registry=self.window.chat.start))
         await self._open_data(settings)
+        await self._start_tools()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
+
+    async def _start_tools(self) -> None:
+        """The MCP servers of mcp.json and the approval rules (issue 12): offered in the chat's
+        tools menu and Settings → Tools. Nothing starts a server here; each starts on first use."""
+        from victor_gui.services.mcp_tools import McpTools
+
+        tools = McpTools(self.settings, secrets=self.window.keyring_store)
+        self.tools = tools
+        self.window.tools = tools
+        tools.subscribe(lambda host: self.window.chat.use_tools(host, tools.approvals))
+        await tools.start()
+        if tools.problem is not None:
+            self.window.chat.status_label.setText(f"MCP servers not loaded: {tools.problem}")
 
     async def _start_settings(self) -> Any:
         """Create the app's one settings owner, load it, hand it to the window (which passes it
@@ -330,6 +345,8 @@ class App:
         box.finished.connect(self.window.close)  # type: ignore[attr-defined]
 
     async def shutdown(self) -> None:
+        if self.tools is not None:
+            await self.tools.aclose()  # every MCP server's process group ends with the app
         await self.window.server_windows.aclose()
         await self.window.chat.aclose()
         await self.window.compare.aclose()

@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self._settings_service: SettingsService | None = None
         self._unsubscribe_settings: Any = None
         self.keyring_store: Any = None  # victor_gui.config.secrets.KeyringStore
+        self.tools: Any = None  # victor_gui.services.mcp_tools.McpTools (MCP host + approval rules)
         self.dialogs: dict[str, QWidget] = {}
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -245,12 +246,22 @@ class MainWindow(QMainWindow):
         from victor_gui.ui.settings_dialog import SettingsContext, SettingsDialog
 
         context = SettingsContext(self.settings_service, self.keyring_store, self.chat,
-                                  lambda: self.store, self.set_store, self.show_notice)
+                                  lambda: self.store, self.set_store, self.show_notice,
+                                  tools=self._tools_context())
         dialog = SettingsDialog(context, self)
         self.dialogs["settings"] = dialog
         dialog.open()
         dialog.start()
         return dialog
+
+    def _tools_context(self) -> Any:
+        """What Settings → Tools works with: the MCP servers, the approval rules, mcp.json."""
+        from victor_gui.ui.settings_tools import ToolsContext
+
+        tools = self.tools
+        if tools is None:  # before the first paint's work is done: the page says so
+            return None
+        return ToolsContext(tools.host, tools.approvals, tools.config_path, tools.import_file)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)

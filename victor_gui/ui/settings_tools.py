@@ -47,9 +47,9 @@ class ServerControl(ServerStatusSource, Protocol):
 class ApprovalRules(Protocol):
     """The stored approval rules (``tool_approvals`` in settings), listed and revoked."""
 
-    def list(self) -> Any:
+    def rules(self) -> Any:
         """``{server: {"all": bool, "tools": [...]}}``, or rows with ``server`` and ``tool``
-        (None: every tool of the server); may be a coroutine."""
+        (None: every tool of the server); may be a coroutine (services.tool_approvals fits)."""
         ...
 
     def revoke(self, server: str, tool: str | None = None) -> Any:
@@ -212,7 +212,7 @@ class ToolsPage(QWidget):
         layout.addWidget(self.message)
         layout.addStretch(1)
         if context.servers is not None:
-            self._unsubscribe = context.servers.subscribe(self.show_servers)
+            self._unsubscribe = context.servers.subscribe(lambda _status: self.show_servers())
         self.show_servers()
 
     # -- servers ---------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ class ToolsPage(QWidget):
     async def show_rules(self) -> None:
         """List the approval rules, one row each with Revoke."""
         rules = self.context.rules
-        rows = rule_rows(await _settle(rules.list())) if rules is not None else []
+        rows = rule_rows(await _settle(rules.rules())) if rules is not None else []
         for key in [k for k in self.rule_rows if k not in rows]:
             widget = self.rule_rows.pop(key)
             self._rules_box.removeWidget(widget)

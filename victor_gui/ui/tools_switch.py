@@ -31,8 +31,9 @@ class ServerStatusSource(Protocol):
 
     def statuses(self) -> Sequence[McpServerStatus]: ...
 
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` after any state change; returns the unsubscribe function."""
+    def subscribe(self, callback: Callable[[McpServerStatus], None]) -> Callable[[], None]:
+        """Call ``callback(status)`` after any state change; returns the unsubscribe function
+        (services.mcp_host.McpHost fits)."""
         ...
 
 
@@ -81,7 +82,7 @@ class ToolsButton(QPushButton):
             self._unsubscribe = None
         self.source = source
         if source is not None:
-            self._unsubscribe = source.subscribe(self.rebuild_menu)
+            self._unsubscribe = source.subscribe(lambda _status: self.rebuild_menu())
         self.rebuild_menu()
 
     def detach(self) -> None:
