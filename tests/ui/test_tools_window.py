@@ -86,7 +86,7 @@ async def test_a_tool_call_is_approved_in_the_window_runs_and_is_kept(sim, windo
         chat.new_chat()
         await chat.open_conversation(cid)
         assert len(_items(chat, ToolCallBlock)) == 2
-        assert chat.tools_button.selection == {"echo": None}
+        await wait_until(lambda: chat.tools_button.selection == {"echo": None})
     finally:
         await tools.aclose()
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before

@@ -63,7 +63,7 @@ class StoredChatMixin:
         target = self._show_page(page, at_top=False)
         if target is not None:
             self.transcript.scroll_to(target)
-        await self.show_tool_choice()
+        self.tasks.spawn(self.show_tool_choice())  # the menu follows; opening does not wait on it
 
     def _select_quietly(self, provider: str, model: str) -> None:
         """Show the chat's provider/model in the drop-downs without counting it as a switch."""
