@@ -67,3 +67,62 @@ async def test_real_tool_loop_end_to_end(llama_server: LlamaServer, tmp_path: Pa
     assert record is not None and record.state is ToolCallState.DONE and record.approved_by == "run_once"
     print(f"approval → result shown: {(moments['result'] - moments['approved']) * 1000:.2f} ms "
           f"(an in-process tool); rounds: {roles.count('tool')}")
+
+
+async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: LlamaServer, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12's must-show, all real: llama-server + the tiny model call ``get_weather`` on an
+    MCP server started by the app's host over stdio (the SDK on both sides); approved once, run,
+    its result sent back, the answer streamed; the store holds call and result after a reopen, and
+    no server process outlives the host."""
+    import sys
+
+    import psutil
+
+    from victor_gui.services.mcp_config import StdioServerConfig
+    from victor_gui.services.mcp_host import McpHost
+
+    monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama_server.port}")
+    root = Path(__file__).resolve().parents[2]
+    host = McpHost([StdioServerConfig(name="echo", command=sys.executable,
+                                      args=("-m", "tests.mcp.servers.echo_server"), cwd=str(root))])
+    provider = ProviderRegistry.create("llamacpp", retry_policy=NO_RETRY)
+    store, _ = await open_store(tmp_path / "db")
+    conv = await store.create_conversation("weather")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    moments: dict[str, float] = {}
+    deltas: list[str] = []
+
+    async def asker(request: ApprovalRequest) -> ApprovalAnswer:
+        moments["approved"] = time.perf_counter()
+        return ApprovalAnswer.RUN_ONCE
+
+    def on_event(event: ReplyEvent) -> None:
+        if event.kind == "tool_call" and event.meta and event.meta["state"] == "done":
+            moments.setdefault("result", time.perf_counter())
+        if event.kind == "delta" and event.text:
+            deltas.append(event.text)
+
+    try:
+        session = ChatSession(store, conv.id, provider, "tiny", temperature=0, max_tokens=64, tools=host,
+                              asker=asker, on_event=on_event, tool_max_rounds=1)
+        only_weather = tuple(f"echo/{t}" for t in ("echo", "add", "slow", "crash", "big", "image", "fail"))
+        await session.set_tool_choice(ToolChoice(("echo",), off=only_weather))
+        result = await session.send("What is the weather in Rome?")
+        assert result.status == "complete", result.error
+    finally:
+        await host.aclose()
+        await provider.close()
+    assert not ({p.pid for p in psutil.Process().children(recursive=True)} - before)
+    await store.close()
+    store, _ = await open_store(tmp_path / "db")
+    stored = await store.get_messages(conv.id)
+    await store.close()
+    roles = [m.role for m in stored]
+    assert roles[:4] == ["user", "assistant", "tool", "assistant"], roles
+    assert stored[1].tool_calls and stored[1].tool_calls[0]["name"] == "get_weather"
+    assert stored[2].tool_call_id == stored[1].tool_calls[0]["id"] and "Sunny" in stored[2].content
+    record = record_from_meta(stored[2].meta)
+    assert record is not None and record.server == "echo" and record.state is ToolCallState.DONE
+    assert deltas, "the final answer streamed"
+    print(f"approval → result shown (stdio MCP server): {(moments['result'] - moments['approved']) * 1000:.1f} ms")

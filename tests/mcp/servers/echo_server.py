@@ -39,6 +39,10 @@ def build_server() -> MCPServer:
     def add(a: int, b: int) -> int:
         return a + b
 
+    @server.tool(description="Get the current weather for a city")
+    def get_weather(city: str) -> str:
+        return f"Sunny, 21 °C in {city or 'the city'}"
+
     @server.tool(description="Sleep for some seconds, then answer")
     async def slow(seconds: float) -> str:
         await asyncio.sleep(seconds)
