@@ -21,6 +21,7 @@ from victor_gui.storage import open_store
 
 pytestmark = pytest.mark.llamacpp
 
+ROOT = Path(__file__).resolve().parents[2]
 NO_RETRY = RetryPolicy(max_retries=0, base_delay=0.0, max_delay=0.0, jitter=0.0)
 
 
@@ -83,7 +84,7 @@ async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: Llama
     from victor_gui.services.mcp_host import McpHost
 
     monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama_server.port}")
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     host = McpHost([StdioServerConfig(name="echo", command=sys.executable,
                                       args=("-m", "tests.mcp.servers.echo_server"), cwd=str(root))])
     provider = ProviderRegistry.create("llamacpp", retry_policy=NO_RETRY)
@@ -125,4 +126,5 @@ async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: Llama
     record = record_from_meta(stored[2].meta)
     assert record is not None and record.server == "echo" and record.state is ToolCallState.DONE
     assert deltas, "the final answer streamed"
-    print(f"approval → result shown (stdio MCP server): {(moments['result'] - moments['approved']) * 1000:.1f} ms")
+    shown_ms = (moments["result"] - moments["approved"]) * 1000
+    print(f"approval → result shown (stdio MCP server): {shown_ms:.1f} ms")
