@@ -121,3 +121,36 @@ async def test_the_settings_dialog_has_a_tools_page_that_says_when_no_host_runs(
     assert dialog.tools.path_label.text().endswith("mcp.json")
     await wait_until(lambda: dialog.tools.rules_empty.text() != "", limit_s=10)
     dialog.close()
+
+
+async def test_rules_made_by_the_loop_are_revoked_in_settings_for_real(qtbot, tmp_path: Path) -> None:
+    """The real parts: rules remembered by the tool loop's approvals service (in settings.yaml)
+    are listed in Settings → Tools; Revoke removes them from the file, and the next call of that
+    tool is asked about again."""
+    from PySide6.QtWidgets import QPushButton
+
+    from victor_gui.services.mcp_tools import McpTools
+    from victor_gui.services.settings_service import SettingsService
+    from victor_gui.services.tool_types import ApprovalAnswer
+    from victor_gui.ui.settings_tools import ToolsContext, ToolsPage
+
+    settings = SettingsService(tmp_path / "settings.yaml")
+    await settings.load()
+    tools = McpTools(settings, path=tmp_path / "mcp.json")
+    await tools.start()
+    await tools.approvals.remember("files", "read_file", ApprovalAnswer.ALWAYS_TOOL)
+    await tools.approvals.remember("time", "get_current_time", ApprovalAnswer.ALWAYS_SERVER)
+    await tools.approvals.remember("web", "fetch", ApprovalAnswer.RUN_ONCE)  # not remembered
+    page = ToolsPage(ToolsContext(tools.host, tools.approvals, tools.config_path, tools.import_file),
+                     lambda coro: asyncio.ensure_future(coro))
+    qtbot.addWidget(page)
+    await page.show_rules()
+    assert list(page.rule_rows) == [("files", "read_file"), ("time", None)]
+    page.rule_rows[("files", "read_file")].findChild(QPushButton, "revoke").click()
+    await wait_until(lambda: ("files", "read_file") not in page.rule_rows)
+    assert tools.approvals.decide("files", "read_file") is None  # asked again next time
+    assert tools.approvals.decide("time", "anything") == "rule:server"
+    again = SettingsService(tmp_path / "settings.yaml")  # the file itself says so
+    assert "files" not in (await again.load()).tool_approvals
+    page.close_page()
+    await tools.aclose()
