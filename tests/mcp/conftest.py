@@ -25,12 +25,19 @@ def echo_config(name: str = "echo", *extra: str) -> StdioServerConfig:
     return StdioServerConfig(name=name, command=sys.executable, args=("-m", ECHO, *extra), cwd=str(ROOT))
 
 
+# Processes that were already running when the test began (another tier's llama-server, started
+# by a session fixture in the full run): not this test's, so never counted.
+_preexisting: set[int] = set()
+
+
 def descendants() -> list[psutil.Process]:
-    """This test process's live descendants (zombies count as gone), less the HTTP test server
-    (a module fixture the host never starts)."""
+    """This test's live descendants (zombies count as gone): less the HTTP test server (a module
+    fixture the host never starts) and whatever was already running when the test began."""
     out = []
     for proc in psutil.Process().children(recursive=True):
         try:
+            if proc.pid in _preexisting:
+                continue
             if proc.status() != psutil.STATUS_ZOMBIE and "--http" not in proc.cmdline():
                 out.append(proc)
         except psutil.NoSuchProcess:
@@ -91,6 +98,8 @@ def http_echo() -> Iterator[HttpServerConfig]:
 @pytest.fixture(autouse=True)
 def _no_leftovers() -> Iterator[None]:
     """Every test must leave no MCP server process behind (the module's HTTP server aside)."""
+    _preexisting.clear()
+    _preexisting.update(p.pid for p in psutil.Process().children(recursive=True))
     before = {p.pid for p in descendants()}
     yield
     left = [p.pid for p in descendants() if p.pid not in before]
