@@ -49,7 +49,7 @@ from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
-from victor_gui.providers.protocols.tool_history import repair_history
+from victor_gui.providers.protocols.tool_history import repair_history, tool_images_left_out
 from victor_gui.providers.tool_parsing import parse_tool_calls_from_text, tools_as_system_prompt
 from victor_gui.providers.types import (
     ContentPart,
@@ -514,8 +514,7 @@ class ChatSession:
                 if vision:
                     content = [TextPart(text=record.result), *outcome.images]
                 else:
-                    content = (f"{record.result}\n[{len(outcome.images)} image(s) left out: "
-                               "this model does not take images]")
+                    content = f"{record.result}\n{tool_images_left_out(len(outcome.images))}"
             await self.store.add_message(self.conversation_id, "tool", content, tool_call_id=call.id,
                                          meta={"tool": record.to_meta()})
 

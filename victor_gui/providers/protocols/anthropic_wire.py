@@ -151,10 +151,13 @@ def _blocks(
     message: Message, thinking_for: Callable[[str], list[dict[str, Any]] | None] | None
 ) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
+        content: str | list[dict[str, Any]] = message.text or "(empty)"
+        if message.images:  # a tool that returned images: text block first, then the images
+            content = [{"type": "text", "text": content}, *(_image_block(i) for i in message.images)]
         block: dict[str, Any] = {
             "type": "tool_result",
             "tool_use_id": anthropic_tool_id(message.tool_call_id or ""),
-            "content": message.text or "(empty)",
+            "content": content,
         }
         return "user", [block]
     blocks: list[dict[str, Any]] = []
@@ -163,12 +166,7 @@ def _blocks(
             if part.text:  # the API rejects empty text blocks
                 blocks.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            blocks.append(
-                {
-                    "type": "image",
-                    "source": {"type": "base64", "media_type": part.media_type, "data": part.data},
-                }
-            )
+            blocks.append(_image_block(part))
     if message.role == "assistant":
         if message.tool_calls and thinking_for is not None:
             blocks[:0] = thinking_for(message.tool_calls[0].id) or []
@@ -183,6 +181,10 @@ def _blocks(
             )
         return "assistant", blocks
     return "user", blocks
+
+
+def _image_block(part: ImagePart) -> dict[str, Any]:
+    return {"type": "image", "source": {"type": "base64", "media_type": part.media_type, "data": part.data}}
 
 
 # -- whole replies --------------------------------------------------------------------------------

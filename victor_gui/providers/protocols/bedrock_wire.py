@@ -90,13 +90,20 @@ def convert(
     return system, turns
 
 
+def _image_block(part: ImagePart) -> dict[str, Any]:
+    fmt = part.media_type.split("/")[-1].replace("jpg", "jpeg")
+    return {"image": {"format": fmt, "source": {"bytes": part.data}}}
+
+
 def _blocks(message: Message, thinking_for: ThinkingLookup | None) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         try:
             value = json.loads(message.text)
         except (ValueError, RecursionError):
             value = None
-        content = [{"json": value}] if isinstance(value, dict) else [{"text": message.text or "(empty)"}]
+        output = {"json": value} if isinstance(value, dict) else {"text": message.text or "(empty)"}
+        content: list[dict[str, Any]] = [output]
+        content += [_image_block(image) for image in message.images]  # a tool's images, after its output
         tool_id = anthropic_tool_id(message.tool_call_id or "")
         return "user", [{"toolResult": {"toolUseId": tool_id, "content": content, "status": "success"}}]
     blocks: list[dict[str, Any]] = []
@@ -104,8 +111,7 @@ def _blocks(message: Message, thinking_for: ThinkingLookup | None) -> tuple[str,
         if isinstance(part, TextPart) and part.text.strip():  # blank text blocks are rejected
             blocks.append({"text": part.text})
         elif isinstance(part, ImagePart):
-            fmt = part.media_type.split("/")[-1].replace("jpg", "jpeg")
-            blocks.append({"image": {"format": fmt, "source": {"bytes": part.data}}})
+            blocks.append(_image_block(part))
     if message.role == "assistant":
         if message.tool_calls and thinking_for is not None:
             blocks[:0] = [dict(b) for b in thinking_for(message.tool_calls[0].id) or []]

@@ -177,10 +177,12 @@ def convert_contents(
                 }
             }
             last = contents[-1] if contents else None
-            if last is not None and last.get("_results"):
-                last["parts"].append((position, part))
-            else:
-                contents.append({"role": "user", "parts": [(position, part)], "_results": True})
+            if last is None or not last.get("_results"):
+                last = {"role": "user", "parts": [], "_results": True, "_images": []}
+                contents.append(last)
+            last["parts"].append((position, part))
+            # A tool's images follow the function responses in the same user turn.
+            last["_images"].extend(_image_part(image) for image in message.images)
             continue
         parts = _parts(message)
         if message.role == "assistant":
@@ -207,6 +209,7 @@ def convert_contents(
         if content.pop("_results", False):
             # Results go in the order of their calls: Gemini pairs them by position.
             content["parts"] = [part for _, part in sorted(content["parts"], key=lambda item: item[0])]
+            content["parts"].extend(content.pop("_images"))
     instruction = {"parts": [{"text": "\n\n".join(system)}]} if system else None
     return instruction, contents
 
@@ -217,8 +220,12 @@ def _parts(message: Message) -> list[dict[str, Any]]:
         if isinstance(part, TextPart) and part.text:
             parts.append({"text": part.text})
         elif isinstance(part, ImagePart):
-            parts.append({"inlineData": {"mimeType": part.media_type, "data": part.data}})
+            parts.append(_image_part(part))
     return parts
+
+
+def _image_part(part: ImagePart) -> dict[str, Any]:
+    return {"inlineData": {"mimeType": part.media_type, "data": part.data}}
 
 
 def _response(text: str) -> dict[str, Any]:

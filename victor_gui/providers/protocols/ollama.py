@@ -206,7 +206,8 @@ class OllamaProvider(BaseProvider):
                              tools=plan.tools if plan.native_tools else None, think=plan.think,
                              num_ctx=kwargs.get("num_ctx"), keep_alive=kwargs.get("keep_alive"),
                              options=options, truncate=kwargs.get("truncate"),
-                             response_format=kwargs.get("format"))
+                             response_format=kwargs.get("format"),
+                             vision=not _has_tool_images(messages) or self.supports_vision(model))
 
     async def chat(
         self,
@@ -382,3 +383,7 @@ def _with_tool_note(messages: list[Message], note: str) -> list[Message]:
         first = messages[0]
         return [first.model_copy(update={"content": f"{first.text}\n\n{note}"}), *messages[1:]]
     return [Message(role="system", content=note), *messages]
+
+
+def _has_tool_images(messages: list[Message]) -> bool:
+    return any(m.role in ("tool", "function") and m.images for m in messages)

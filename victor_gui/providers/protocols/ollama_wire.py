@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from victor_gui.providers.protocols.tool_history import repair_history
+from victor_gui.providers.protocols.tool_history import repair_history, tool_images_left_out
 from victor_gui.providers.types import (
     Message,
     Timings,
@@ -35,8 +35,10 @@ _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_d
 # -- requests ---------------------------------------------------------------------------------
 
 
-def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Messages in Ollama's shape. Tool results get ``tool_name`` from the call they answer.
+def wire_messages(messages: list[Message], *, tool_images: bool = True) -> list[dict[str, Any]]:
+    """Messages in Ollama's shape. Tool results get ``tool_name`` from the call they answer, and
+    a tool's images go in the tool message's ``images``; with ``tool_images`` off (a model that
+    does not take images) the text says they were left out instead.
 
     The history is repaired first (as for every protocol), so a conversation carried over from
     another provider never shows the model a result without its call or a call without a result.
@@ -48,6 +50,9 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
         role = {"developer": "system", "function": "tool"}.get(message.role, message.role)
         entry: dict[str, Any] = {"role": role, "content": message.text}
         images = [image.data for image in message.images]
+        if role == "tool" and images and not tool_images:
+            entry["content"] = f"{message.text}\n{tool_images_left_out(len(images))}"
+            images = []
         if images:
             entry["images"] = images
         if message.tool_calls:
@@ -86,8 +91,10 @@ def build_payload(
     options: dict[str, Any] | None = None,
     truncate: bool | None = None,
     response_format: str | dict[str, Any] | None = None,
+    vision: bool = True,
 ) -> dict[str, Any]:
-    """The ``/api/chat`` body. Caller ``options`` win over the ones derived from arguments."""
+    """The ``/api/chat`` body. Caller ``options`` win over the ones derived from arguments;
+    ``vision`` off leaves a tool result's images out (see :func:`wire_messages`)."""
     opts: dict[str, Any] = {}
     if temperature is not None:
         opts["temperature"] = temperature
@@ -96,7 +103,8 @@ def build_payload(
     if num_ctx:
         opts["num_ctx"] = int(num_ctx)
     opts.update(options or {})
-    payload: dict[str, Any] = {"model": model, "messages": wire_messages(messages), "stream": stream}
+    wired = wire_messages(messages, tool_images=vision)
+    payload: dict[str, Any] = {"model": model, "messages": wired, "stream": stream}
     if opts:
         payload["options"] = opts
     if tools:

@@ -14,7 +14,11 @@ from typing import Any
 
 from victor_gui.errors import BadRequestError, ProviderError
 from victor_gui.providers import quirks
-from victor_gui.providers.protocols.tool_history import repair_history
+from victor_gui.providers.protocols.tool_history import (
+    repair_history,
+    tool_images_intro,
+    tool_images_left_out,
+)
 from victor_gui.providers.tool_parsing import tools_as_system_prompt
 from victor_gui.providers.types import ImagePart, Message, TextPart, ToolDefinition
 
@@ -91,14 +95,30 @@ def to_openai_messages(
     model: str,
     keep_developer: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Repair and convert a conversation; returns (messages, the repairs that were made)."""
+    """Repair and convert a conversation; returns (messages, the repairs that were made).
+
+    A ``tool`` message cannot carry images, so the images tools returned follow the turn's
+    tool messages as one ``user`` message (a short text naming each tool, then its images);
+    for a model without vision the tool's text says they were left out.
+    """
     repaired = repair_history(messages)
     out: list[dict[str, Any]] = []
+    tool_images: list[dict[str, Any]] = []  # this turn's tool images, sent after its results
     for msg in repaired.messages:
         role = msg.role
         if role == "tool":
-            out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.text})
+            text = msg.text
+            if msg.images and vision:
+                tool_images.append({"type": "text", "text": tool_images_intro(msg.name or "tool")})
+                tool_images += [{"type": "image_url", "image_url": {"url": image.to_data_url()}}
+                                for image in msg.images]
+            elif msg.images:
+                text = f"{text}\n{tool_images_left_out(len(msg.images))}"
+            out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": text})
             continue
+        if tool_images:
+            out.append({"role": "user", "content": tool_images})
+            tool_images = []
         if role == "developer" and not keep_developer:
             role = "system"
         entry: dict[str, Any] = {"role": role}
@@ -111,6 +131,8 @@ def to_openai_messages(
         if msg.name and role in ("user", "system"):
             entry["name"] = msg.name
         out.append(entry)
+    if tool_images:
+        out.append({"role": "user", "content": tool_images})
     return out, repaired.changes
 
 

@@ -47,6 +47,16 @@ log = logging.getLogger(__name__)
 NO_RESULT = "(no result: the tool was not run)"
 NO_OUTPUT = "(no output)"
 IMAGE_OMITTED = "[image omitted: the current model does not take images]"
+
+
+def tool_images_left_out(count: int) -> str:
+    """The note a tool result's text gets when its ``count`` images are not sent to the model."""
+    return f"[{count} image(s) left out: this model does not take images]"
+
+
+def tool_images_intro(name: str) -> str:
+    """The text before a tool's images where they travel apart from the result (OpenAI)."""
+    return f"Images returned by the tool {name}:"
 REPAIR_KINDS = (
     "orphan_tool_results",
     "unanswered_tool_calls",
@@ -137,7 +147,13 @@ class _Repairer:
             return
         del self.pending[call.id]
         update: dict[str, object] = {"role": "tool", "tool_call_id": call.id, "name": call.name}
-        if not message.text:
+        images = message.images
+        if images and not self.vision:
+            update["content"] = f"{message.text or NO_OUTPUT}\n{tool_images_left_out(len(images))}"
+            self.counts["images_omitted"] += len(images)
+        elif images and not message.text:
+            update["content"] = [TextPart(text=NO_OUTPUT), *images]
+        elif not message.text:
             update["content"] = NO_OUTPUT
         if self.replay:
             update["reasoning"] = None
@@ -204,5 +220,5 @@ class _Repairer:
 
 
 def tool_result_text(message: Message) -> str:
-    """A tool message's output as text (image parts are not sent back as tool output)."""
+    """A tool message's output as text (its image parts travel as each protocol allows)."""
     return message.text
