@@ -419,10 +419,14 @@ async def test_tool_images_are_kept_for_a_model_that_takes_images(store: Convers
     row = tool_rows(await store.get_messages(conv.id))[0]
     sent = json.dumps(server.chat_requests()[-1].body["messages"])
     if vision:
-        # Stored with the result. The adapters send a tool result's text only today (an OpenAI
-        # tool message takes no image), so the model reads the text.
+        # Stored with the result and sent: an OpenAI tool message takes no image, so the image
+        # follows the results as one user message naming the tool.
         assert row.content_parts and [p["type"] for p in row.content_parts] == ["text", "image"]
         assert "A photo of the desk." in sent
+        extra = server.chat_requests()[-1].body["messages"][-1]
+        assert extra["role"] == "user"
+        assert extra["content"][0]["text"].startswith("Images returned by the tool")
+        assert extra["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
     else:
         assert row.content_parts is None and "1 image(s) left out" in row.content
         assert "data:image/png" not in sent
