@@ -281,3 +281,64 @@ async def test_unsubscribe_stops_notifications() -> None:
         assert seen == []
     finally:
         await host.aclose()
+
+
+async def test_failed_start_is_not_retried_at_once_but_restart_tries_again() -> None:
+    host = McpHost([echo_config("mute", "--no-init")], init_timeout_s=1.5)
+    try:
+        started = time.monotonic()
+        first = await host.call("mute", "echo", {"text": "x"}, timeout_s=5)
+        first_s = time.monotonic() - started
+        assert first.is_error and "did not answer initialize within 1.5 s" in first.text
+        assert first_s >= 1.5
+        status = status_of(host, "mute")
+        assert status.state is ServerState.FAILED
+        assert status.error and "retrying after 30 s" in status.error
+        assert not descendants()  # the failed start left no process to back off with
+        # The next uses, within the back-off: the same failure, at once, and no new process.
+        started = time.monotonic()
+        again = await host.call("mute", "echo", {"text": "x"}, timeout_s=5)
+        assert await host.tools(["mute"]) == []
+        again_s = time.monotonic() - started
+        assert again_s < 0.3, again_s
+        assert again.is_error and "did not answer initialize within 1.5 s" in again.text
+        assert "retrying after" in again.text
+        assert not descendants()
+        # Restart (the person's button) always tries at once: a new start, the whole timeout.
+        states: list[ServerState] = []
+        host.subscribe(lambda s: states.append(s.state))
+        started = time.monotonic()
+        await host.restart("mute")
+        assert time.monotonic() - started >= 1.5
+        assert states[0] is ServerState.STARTING and states[-1] is ServerState.FAILED
+        assert "did not answer initialize" in (status_of(host, "mute").error or "")
+    finally:
+        await host.aclose()
+
+
+async def test_failed_start_is_tried_again_once_the_back_off_is_over() -> None:
+    host = McpHost([echo_config("mute", "--no-init")], init_timeout_s=1, retry_after_s=1.5)
+    states: list[ServerState] = []
+    host.subscribe(lambda s: states.append(s.state))
+    try:
+        await host.tools(["mute"])
+        assert states == [ServerState.STARTING, ServerState.FAILED]
+        await host.tools(["mute"])
+        assert states == [ServerState.STARTING, ServerState.FAILED]  # backed off: not tried
+        await asyncio.sleep(1.6)
+        await host.tools(["mute"])
+        assert states == [ServerState.STARTING, ServerState.FAILED] * 2  # tried again
+    finally:
+        await host.aclose()
+
+
+async def test_crash_of_a_running_server_is_not_backed_off() -> None:
+    host = McpHost([echo_config()], retry_after_s=600)
+    try:
+        outcome = await host.call("echo", "crash", {}, timeout_s=10)
+        assert outcome.is_error and status_of(host, "echo").state is ServerState.FAILED
+        started = time.monotonic()
+        assert (await host.call("echo", "add", {"a": 1, "b": 1}, timeout_s=10)).text == "2"
+        assert time.monotonic() - started < 10
+    finally:
+        await host.aclose()

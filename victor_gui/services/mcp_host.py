@@ -8,7 +8,9 @@ run concurrently inside its task group.
 
 Every failure comes back as a :class:`ToolOutcome` with ``is_error`` and a sentence: a call past
 its ``timeout_s``, a server that crashes mid-call (state FAILED with the stderr tail; the next
-use starts it again), a result over the size cap (cut, with a note of how much was left out).
+use starts it again), a server that fails to start (uses within ``RETRY_AFTER_FAILED_START_S``
+get that failure at once; :meth:`McpHost.restart` always tries), a result over the size cap (cut,
+with a note of how much was left out).
 Stdio servers run under :mod:`victor_gui.services.mcp_reaper` on POSIX, so their whole process
 group goes with the app, even when the app is SIGKILLed.
 """
@@ -53,6 +55,11 @@ MAX_IMAGE_BYTES = 8 * 1024 * 1024  # base64 characters, all images of one result
 STDERR_TAIL_BYTES = 4096
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _STOP_TIMEOUT_S = 8.0  # the SDK's own shutdown is bounded by ~6 s (grace, TERM, KILL)
+# After a failed start, uses within this many seconds get the same failure at once instead of a
+# fresh try: a server that never answers initialize would otherwise cost the whole init timeout
+# (20 s) on every tool listing and every call of every reply. Long enough to spare a chat turn or
+# two, short enough that a server fixed meanwhile comes back by itself; Restart always tries now.
+RETRY_AFTER_FAILED_START_S = 30.0
 
 StatusCallback = Callable[[McpServerStatus], None]
 
@@ -184,6 +191,8 @@ class _Server:
         self.generation = 0
         self.stopping = False
         self.lock = asyncio.Lock()  # one start or restart at a time
+        self.failed_start_at: float | None = None  # monotonic time of the last failed start
+        self.start_error = ""  # why that start failed (without the retry note)
 
     def status(self) -> McpServerStatus:
         alive = self.state in (ServerState.STARTING, ServerState.READY)
@@ -204,6 +213,9 @@ class _Server:
             if self.state is ServerState.READY and self.task is not None and not self.task.done():
                 return
             if self.ready is None or self.ready.done():
+                left = self.retry_in()
+                if left is not None:  # its last start failed a moment ago: the same answer, at once
+                    raise _ServerGone(f"{self.start_error}; retrying after {left:.0f} s")
                 # Never started, stopped, or FAILED: this use starts it afresh.
                 await self.stop()
                 self.start()
@@ -211,9 +223,18 @@ class _Server:
         assert ready is not None
         await asyncio.shield(ready)
 
+    def retry_in(self) -> float | None:
+        """Seconds until a use may try to start the server again after a failed start; None when
+        it may try now (or its last start did not fail)."""
+        if self.state is not ServerState.FAILED or self.failed_start_at is None:
+            return None
+        left = self.failed_start_at + self.host.retry_after_s - time.monotonic()
+        return max(left, 1.0) if left > 0 else None
+
     async def restart(self) -> None:
-        """Stop and start again now (the waiting is left to the caller)."""
+        """Stop and start again now, back-off or not (the waiting is left to the caller)."""
         async with self.lock:
+            self.failed_start_at = None
             await self.stop()
             self.start()
 
@@ -274,6 +295,7 @@ class _Server:
                 except TimeoutError:
                     raise _ServerGone(
                         f"did not answer initialize within {self.host.init_timeout_s:g} s") from None
+                self.failed_start_at = None
                 self.set_state(ServerState.READY)
                 if not ready.done():
                     ready.set_result(None)
@@ -302,6 +324,12 @@ class _Server:
                         f": {tail}" if tail else " (it wrote nothing to stderr)")
             else:
                 error = self._server_gone_text()
+            if (not ready.done() and error != "stopped" and generation == self.generation
+                    and not self.stopping):
+                # A failed start: uses in the next RETRY_AFTER_FAILED_START_S get this at once.
+                self.failed_start_at = time.monotonic()
+                self.start_error = error
+                error = f"{error}; retrying after {self.host.retry_after_s:g} s"
             if not ready.done():
                 ready.set_exception(_ServerGone(error))
                 ready.exception()  # retrieved: no "never retrieved" warning when nobody waits
@@ -430,9 +458,10 @@ class McpHost:
 
     def __init__(self, servers: Sequence[McpServerConfig], *, secrets: SecretReader | None = None,
                  init_timeout_s: float = INIT_TIMEOUT_S, max_result_chars: int = MAX_RESULT_CHARS,
-                 use_reaper: bool = True) -> None:
+                 use_reaper: bool = True, retry_after_s: float = RETRY_AFTER_FAILED_START_S) -> None:
         self.secrets = secrets
         self.init_timeout_s = init_timeout_s
+        self.retry_after_s = retry_after_s
         self.max_result_chars = max_result_chars
         self.use_reaper = use_reaper
         self._servers: dict[str, _Server] = {}
@@ -551,6 +580,7 @@ class McpHost:
         """Stop ``name`` (its process group goes with it); it starts again on its next use."""
         server = self._servers[name]
         async with server.lock:
+            server.failed_start_at = None
             await server.stop()
 
     async def aclose(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from victor_gui.errors import ConfigError
 from victor_gui.services.mcp_config import ImportResult, SecretReader, SecretWriter, import_mcp_json
@@ -26,9 +26,10 @@ class McpTools:
     """Owns the MCP host and the approval rules for the app's lifetime."""
 
     def __init__(self, settings: SettingsService, *, path: Path | None = None,
-                 secrets: SecretReader | None = None) -> None:
+                 secrets: SecretReader | None = None, host_options: dict[str, Any] | None = None) -> None:
         self.path = path
         self.secrets = secrets
+        self.host_options = dict(host_options or {})  # McpHost's options, e.g. init_timeout_s
         self.approvals = ToolApprovals(settings)
         self.host = McpHost([])
         self.problem: str | None = None  # why mcp.json could not be used at all, if so
@@ -38,7 +39,7 @@ class McpTools:
         """Read mcp.json (off the loop) and serve its servers; a file that cannot be used leaves
         no servers and :attr:`problem` says why. Servers start on first use, not here."""
         try:
-            host = await McpHost.from_config(self.path, secrets=self.secrets)
+            host = await McpHost.from_config(self.path, secrets=self.secrets, **self.host_options)
             self.problem = None
         except ConfigError as exc:
             log.warning("mcp.json not used: %s", exc)
