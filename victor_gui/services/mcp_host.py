@@ -279,6 +279,9 @@ class _Server:
 
     async def _run(self, ready: asyncio.Future[None], queue: asyncio.Queue[_Request | None],
                    generation: int) -> None:
+        # The SDK's first import takes most of a second (pydantic models, starlette): done in a
+        # thread, or a server's first start freezes the window that long.
+        await asyncio.to_thread(_import_sdk)
         import anyio
         from mcp.client.session import ClientSession
 
@@ -447,6 +450,14 @@ class _Server:
                 request.future.set_result(ToolOutcome(text=text, is_error=True,
                                                       duration_s=time.monotonic() - started))
             in_flight.discard(request)
+
+
+def _import_sdk() -> None:
+    """Import the parts of the ``mcp`` SDK the host uses (in a worker thread; see ``_run``)."""
+    import mcp.client.session
+    import mcp.client.stdio
+    import mcp.client.streamable_http
+    import mcp.types  # noqa: F401
 
 
 class McpHost:

@@ -82,8 +82,18 @@ class ToolsButton(QPushButton):
             self._unsubscribe = None
         self.source = source
         if source is not None:
-            self._unsubscribe = source.subscribe(lambda _status: self.rebuild_menu())
+            self._unsubscribe = source.subscribe(self._status_changed)
         self.rebuild_menu()
+
+    def _status_changed(self, _status: object) -> None:
+        # The host outlives the window's widgets at shutdown: a state change after Qt deleted
+        # this button (or its menu) is dropped, not redrawn into a dead object.
+        from shiboken6 import isValid
+
+        if isValid(self) and isValid(self.menu_):
+            self.rebuild_menu()
+        else:
+            self.detach()
 
     def detach(self) -> None:
         """Stop following the source (the pane is closing: the widget may already be gone, so
