@@ -128,3 +128,38 @@ async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: Llama
     assert deltas, "the final answer streamed"
     shown_ms = (moments["result"] - moments["approved"]) * 1000
     print(f"approval → result shown (stdio MCP server): {shown_ms:.1f} ms")
+
+
+def test_headless_chat_runs_the_same_loop_on_the_real_server(llama_server: LlamaServer, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`victor-gui chat --tools echo --approve-tools --json` against the real llama-server and the
+    tiny model, the MCP server from mcp.json over stdio: the call runs and --json lists it."""
+    import argparse
+    import io
+    import json
+    import sys
+
+    from victor_gui.cli.chat import add_chat_command, run_chat
+
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    (config / "victor_gui").mkdir(parents=True)
+    (config / "victor_gui" / "mcp.json").write_text(json.dumps({"mcpServers": {"echo": {
+        "command": sys.executable, "args": ["-m", "tests.mcp.servers.echo_server", "--weather-only"],
+        "cwd": str(ROOT)}}}))
+    parser = argparse.ArgumentParser()
+    add_chat_command(parser.add_subparsers())
+    # The llama.cpp provider (its models call tools natively), found where the server runs.
+    monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama_server.port}")
+    args = parser.parse_args(["chat", "What is the weather in Rome?", "--provider", "llamacpp",
+                              "--model", "tiny", "--tools", "echo", "--approve-tools", "--json",
+                              "--settings", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "d")])
+    out, err = io.StringIO(), io.StringIO()
+    code = run_chat(args, out, err)
+    doc = json.loads(out.getvalue())
+    assert code == 0, err.getvalue()
+    calls = doc["tool_calls"]
+    assert calls and calls[0]["server"] == "echo" and calls[0]["state"] in ("done", "error"), calls
+    weather = [c for c in calls if c["tool"] == "get_weather"]
+    assert weather and weather[0]["state"] == "done" and "Sunny" in weather[0]["result"], calls
+    assert weather[0]["approved_by"] == "flag"

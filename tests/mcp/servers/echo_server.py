@@ -68,12 +68,25 @@ def build_server() -> MCPServer:
     return server
 
 
+def weather_server() -> MCPServer:
+    """A server with get_weather alone."""
+    server = MCPServer("victor-test-weather", log_level="WARNING")
+
+    @server.tool(description="Get the current weather for a city")
+    def get_weather(city: str) -> str:
+        return f"Sunny, 21 °C in {city or 'the city'}"
+
+    return server
+
+
 def main() -> None:
     """Parse the flags and serve."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, default=0)
     parser.add_argument("--no-init", action="store_true")
     parser.add_argument("--child-file", default="")
+    parser.add_argument("--weather-only", action="store_true",
+                        help="offer get_weather alone (the tiny test model calls the tool it is given)")
     args = parser.parse_args()
     print(f"echo server starting pid={os.getpid()}", file=sys.stderr, flush=True)
     if args.child_file:
@@ -86,7 +99,7 @@ def main() -> None:
             pass
         time.sleep(600)
         return
-    server = build_server()
+    server = build_server() if not args.weather_only else weather_server()
     if args.http:
         server.run("streamable-http", host="127.0.0.1", port=args.http)
     else:
