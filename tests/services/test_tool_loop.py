@@ -17,7 +17,8 @@ from tests.servers.base import Script, ScriptedToolCall, SimServer
 from tests.services.sessions import assert_valid_openai
 from tests.services.tool_sources import FunctionTools
 from victor_gui.providers.types import ToolCall
-from victor_gui.services.chat_session import TOOL_ROUNDS, TOOLS_LEFT_OUT, ChatSession
+from victor_gui.services.chat_session import ChatSession
+from victor_gui.services.chat_tools import TOOL_ROUNDS, TOOLS_LEFT_OUT
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.services.tool_approvals import ApprovalRule, ToolApprovals
@@ -434,7 +435,7 @@ async def test_tool_images_are_kept_for_a_model_that_takes_images(store: Convers
 
 async def test_a_source_that_cannot_list_tools_leaves_the_reply_without_them(
         store: ConversationStore, server: SimServer) -> None:
-    from victor_gui.services.chat_session import TOOLS_UNAVAILABLE
+    from victor_gui.services.chat_tools import TOOLS_UNAVAILABLE
 
     class Broken(FunctionTools):
         async def tools(self, servers: Any) -> Any:

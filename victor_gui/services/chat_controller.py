@@ -37,7 +37,7 @@ from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
 from victor_gui.services.reply_types import ReplyEvent, ReplyResult
 from victor_gui.services.tool_approvals import ToolApprovals
 from victor_gui.services.tool_loop import PARAMS_KEY as TOOLS_KEY
-from victor_gui.services.tool_loop import ToolChoice
+from victor_gui.services.tool_loop import ToolChoice, read_tool_choice, store_tool_choice
 from victor_gui.services.tool_types import Asker, ToolSource
 from victor_gui.storage.models import StoredMessage
 from victor_gui.storage.store import ConversationStore
@@ -428,9 +428,9 @@ class ChatController:
 
     async def tool_choice(self) -> ToolChoice:
         """This chat's tools switch (stored in its params; a new chat's pending choice)."""
-        if self.conversation_id is None:
+        if self.conversation_id is None or self.store is None:
             return self._pending_tools or ToolChoice()
-        return ToolChoice.from_params(await self._conversation_params())
+        return await read_tool_choice(self.store, self.conversation_id)
 
     async def set_tool_choice(self, choice: ToolChoice) -> None:
         """Turn MCP servers (and single tools) on or off for this chat's next replies; kept in
@@ -438,9 +438,7 @@ class ChatController:
         if self.conversation_id is None or self.store is None:
             self._pending_tools = choice  # stored with the chat's row when it is made
             return
-        params = await self._conversation_params()
-        params[TOOLS_KEY] = choice.to_params()
-        await self.store.update_conversation(self.conversation_id, params=params)
+        await store_tool_choice(self.store, self.conversation_id, choice)
 
     async def _conversation_params(self) -> dict[str, Any]:
         if self.conversation_id is None or self.store is None:

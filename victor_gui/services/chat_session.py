@@ -49,17 +49,20 @@ from victor_gui.config.profiles import Profile, ProviderSettings
 from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
-from victor_gui.providers.protocols.tool_history import repair_history, tool_images_left_out
+from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.tool_parsing import parse_tool_calls_from_text, tools_as_system_prompt
 from victor_gui.providers.types import (
     ContentPart,
     Message,
-    TextPart,
     ToolCall,
     ToolDefinition,
     Usage,
 )
 from victor_gui.services import costs, notes
+from victor_gui.services.chat_tools import (
+    TOOL_ROUNDS,
+    ToolRoundsMixin,
+)
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
@@ -74,16 +77,10 @@ from victor_gui.services.reply_types import (
 )
 from victor_gui.services.tool_approvals import ToolApprovals
 from victor_gui.services.tool_loop import (
-    CANCELLED_TEXT,
-    DEFAULT_MAX_ROUNDS,
-    DEFAULT_TIMEOUT_S,
-    PARAMS_KEY,
-    ToolChoice,
     ToolRunner,
     ToolSet,
-    build_toolset,
 )
-from victor_gui.services.tool_types import Asker, ToolCallRecord, ToolCallState, ToolSource
+from victor_gui.services.tool_types import Asker, ToolSource
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -95,16 +92,13 @@ CostFn = Callable[[str, str, Usage], float | None]
 # store is what failed). finish_message is retried after these pauses before giving up.
 SAVE_FAILED = "save_failed"
 # Note kinds of the tool loop (stored notes: the transcript shows them, no model sees them).
-TOOLS_LEFT_OUT = "tools_left_out"
-TOOL_ROUNDS = "tool_rounds"
 TOOLS_AS_TEXT = "tools_as_text"
-TOOLS_UNAVAILABLE = "tools_unavailable"
 _FINISH_RETRIES_S = (0.5, 1.0)
 
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
 
 
-class ChatSession:
+class ChatSession(ToolRoundsMixin):
     """A conversation bound to a provider and model, streaming replies into the store.
 
     ``cost_fn``: ``(provider, model, usage) -> USD | None``; None uses the price table
@@ -205,39 +199,6 @@ class ChatSession:
     def busy(self) -> bool:
         """Whether a reply is streaming now."""
         return self._task is not None and not self._task.done()
-
-    # -- tools -----------------------------------------------------------------------------------
-
-    @property
-    def tool_max_rounds(self) -> int:
-        """Rounds of tool calls one reply may make: as given, else the settings' (read at each
-        reply, so a change in Settings → Tools counts at once), else 10."""
-        if self._max_rounds:
-            return self._max_rounds
-        if self.approvals is not None:
-            return self.approvals.settings.settings.tool_max_rounds
-        return DEFAULT_MAX_ROUNDS
-
-    @property
-    def tool_timeout_s(self) -> float:
-        """How long one call may run: as given, else the settings', else 60 s."""
-        if self._timeout_s:
-            return self._timeout_s
-        if self.approvals is not None:
-            return self.approvals.settings.settings.tool_call_timeout_s
-        return DEFAULT_TIMEOUT_S
-
-    async def tool_choice(self) -> ToolChoice:
-        """The conversation's tools switch (kept in its params, so it survives a restart)."""
-        conv = await self.store.get_conversation(self.conversation_id)
-        return ToolChoice.from_params(conv.params if conv else None)
-
-    async def set_tool_choice(self, choice: ToolChoice) -> None:
-        """Turn servers (and single tools) on or off for this conversation's next replies."""
-        conv = await self.store.get_conversation(self.conversation_id)
-        params = dict(conv.params) if conv else {}
-        params[PARAMS_KEY] = choice.to_params()
-        await self.store.update_conversation(self.conversation_id, params=params)
 
     # -- the public actions ----------------------------------------------------------------------
 
@@ -452,80 +413,11 @@ class ChatSession:
             rounds += 1
             await self._run_tools(calls, toolset, result.message_id)
 
-    async def _toolset(self) -> ToolSet:
-        """The tools offered in this reply (none when the conversation's switch is off)."""
-        if self.tools is None:
-            return ToolSet()
-        choice = await self.tool_choice()
-        if not choice.enabled:
-            return ToolSet()
-        from victor_gui.providers.capabilities import resolve_capabilities
-
-        caps = await asyncio.to_thread(resolve_capabilities, self.provider.name, self.model)
-        try:
-            toolset = await build_toolset(self.tools, choice, caps.recommended_max_tools)
-        except Exception as exc:  # a host that cannot list its tools: the reply goes on without them
-            log.warning("listing tools failed: %s", exc)
-            await self._note(TOOLS_UNAVAILABLE, f"The tools could not be listed ({exc}); this reply "
-                             "has none.", {"error": str(exc)})
-            return ToolSet()
-        text = toolset.note()
-        if text and tuple(toolset.left_out) != self._left_out_told:
-            self._left_out_told = tuple(toolset.left_out)
-            await self._note(TOOLS_LEFT_OUT, text, {"left_out": toolset.left_out,
-                                                    "limit": caps.recommended_max_tools})
-        return toolset
-
     async def _note(self, kind: str, text: str, extra: dict[str, Any] | None = None) -> int:
         meta = {"kind": kind, **(extra or {})}
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         return note_id
-
-    async def _run_tools(self, calls: list[ToolCall], toolset: ToolSet, mid: int) -> None:
-        """Approve and run one turn's calls and store one result row per call. A stop cancels
-        the running calls; they are stored as cancelled before the cancel goes on."""
-        assert self.tools is not None
-
-        def told(record: ToolCallRecord) -> None:
-            self._emit(ReplyEvent("tool_call", mid, record.tool, meta=_event_meta(record)))
-
-        runner = ToolRunner(self.tools, approvals=self.approvals, asker=self.asker,
-                            timeout_s=self.tool_timeout_s, on_record=told, approve_all=self.approve_tools)
-        self.tool_runner = runner
-        try:
-            await runner.run(calls, toolset)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._store_results(calls, runner, toolset))
-            raise
-        await self._store_results(calls, runner, toolset)
-
-    async def _store_results(self, calls: list[ToolCall], runner: ToolRunner, toolset: ToolSet) -> None:
-        vision = self.provider.supports_vision(self.model)
-        for call in calls:
-            record = runner.records.get(call.id)
-            if record is None:  # never reached (a stop while an earlier call waited): still answered
-                server, tool = toolset.targets.get(call.name, ("", call.name))
-                record = ToolCallRecord(call.id, server, tool, dict(call.arguments), ToolCallState.CANCELLED,
-                                        CANCELLED_TEXT)
-            content: str | list[ContentPart] = record.result
-            outcome = runner.outcomes.get(call.id)
-            if outcome is not None and outcome.images:
-                if vision:
-                    content = [TextPart(text=record.result), *outcome.images]
-                else:
-                    content = f"{record.result}\n{tool_images_left_out(len(outcome.images))}"
-            await self.store.add_message(self.conversation_id, "tool", content, tool_call_id=call.id,
-                                         meta={"tool": record.to_meta()})
-
-    async def _store_skipped(self, calls: list[ToolCall], toolset: ToolSet, mid: int, text: str) -> None:
-        """Answer calls that will not run, so the history keeps every call paired."""
-        for call in calls:
-            server, tool = toolset.targets.get(call.name, ("", call.name))
-            record = ToolCallRecord(call.id, server, tool, dict(call.arguments), ToolCallState.ERROR, text)
-            self._emit(ReplyEvent("tool_call", mid, tool, meta=_event_meta(record)))
-            await self.store.add_message(self.conversation_id, "tool", text, tool_call_id=call.id,
-                                         meta={"tool": record.to_meta()})
 
     async def _reply_round(self, toolset: ToolSet) -> tuple[ReplyResult, list[ToolCall] | None]:
         """One model turn with its fallback chain; returns how it ended and the calls it asked for.
@@ -800,11 +692,6 @@ def _with_tools_prompt(messages: list[Message], tools: list[ToolDefinition]) -> 
         first = messages[0]
         return [first.model_copy(update={"content": f"{first.text}\n\n{section}"}), *messages[1:]]
     return [Message(role="system", content=section), *messages]
-
-
-def _event_meta(record: ToolCallRecord) -> dict[str, Any]:
-    """A ``tool_call`` event's meta: the stored form, with the result text the view shows."""
-    return {**record.to_meta(), "result": record.result}
 
 
 def display_name_of(provider: BaseProvider) -> str:

@@ -34,6 +34,7 @@ from victor_gui.services.tool_types import (
     ToolOutcome,
     ToolSource,
 )
+from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,20 @@ class ToolChoice:
             kept = [t for t in tools if not self.is_off(server, t)]
             out[server] = None if len(kept) == len(tools) else kept
         return out
+
+
+async def read_tool_choice(store: ConversationStore, conversation_id: int) -> ToolChoice:
+    """A stored conversation's tools switch (off when it has none)."""
+    conv = await store.get_conversation(conversation_id)
+    return ToolChoice.from_params(conv.params if conv else None)
+
+
+async def store_tool_choice(store: ConversationStore, conversation_id: int, choice: ToolChoice) -> None:
+    """Keep ``choice`` in the conversation's params, the rest of them untouched."""
+    conv = await store.get_conversation(conversation_id)
+    params = dict(conv.params) if conv else {}
+    params[PARAMS_KEY] = choice.to_params()
+    await store.update_conversation(conversation_id, params=params)
 
 
 @dataclass(frozen=True)
