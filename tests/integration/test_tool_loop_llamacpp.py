@@ -16,7 +16,7 @@ from victor_gui.providers.resilience import RetryPolicy
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.services.tool_loop import ToolChoice, record_from_meta
-from victor_gui.services.tool_types import ApprovalAnswer, ApprovalRequest, ToolCallState
+from victor_gui.services.tool_types import ApprovalAnswer, ApprovalRequest, ToolCallRecord, ToolCallState
 from victor_gui.storage import open_store
 
 pytestmark = pytest.mark.llamacpp
@@ -57,17 +57,25 @@ async def test_real_tool_loop_end_to_end(llama_server: LlamaServer, tmp_path: Pa
     assert tools.calls and tools.calls[0][:2] == ("weather", "get_weather")
     assert any(e.kind == "delta" and e.message_id == result.message_id for e in events), "the answer streamed"
 
-    store, _ = await open_store(tmp_path / "db")  # a restart keeps the whole loop
-    stored = await store.get_messages(conv.id)
+    record, rounds = await _weather_loop_kept(tmp_path / "db", conv.id)  # a restart keeps the whole loop
+    assert record.approved_by == "run_once"
+    print(f"approval → result shown: {(moments['result'] - moments['approved']) * 1000:.2f} ms "
+          f"(an in-process tool); rounds: {rounds}")
+
+
+async def _weather_loop_kept(db: Path, conversation_id: int) -> tuple[ToolCallRecord, int]:
+    """Reopen the store and check one get_weather round is kept whole: the call, its paired
+    result, the answer; returns the result's record and how many tool rows there are."""
+    store, _ = await open_store(db)
+    stored = await store.get_messages(conversation_id)
     await store.close()
     roles = [m.role for m in stored]
     assert roles[:4] == ["user", "assistant", "tool", "assistant"], roles
     assert stored[1].tool_calls and stored[1].tool_calls[0]["name"] == "get_weather"
     assert stored[2].tool_call_id == stored[1].tool_calls[0]["id"] and "Sunny" in stored[2].content
     record = record_from_meta(stored[2].meta)
-    assert record is not None and record.state is ToolCallState.DONE and record.approved_by == "run_once"
-    print(f"approval → result shown: {(moments['result'] - moments['approved']) * 1000:.2f} ms "
-          f"(an in-process tool); rounds: {roles.count('tool')}")
+    assert record is not None and record.state is ToolCallState.DONE
+    return record, roles.count("tool")
 
 
 async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: LlamaServer, tmp_path: Path,
@@ -116,15 +124,8 @@ async def test_real_model_calls_a_real_mcp_server_over_stdio(llama_server: Llama
         await provider.close()
     assert not ({p.pid for p in psutil.Process().children(recursive=True)} - before)
     await store.close()
-    store, _ = await open_store(tmp_path / "db")
-    stored = await store.get_messages(conv.id)
-    await store.close()
-    roles = [m.role for m in stored]
-    assert roles[:4] == ["user", "assistant", "tool", "assistant"], roles
-    assert stored[1].tool_calls and stored[1].tool_calls[0]["name"] == "get_weather"
-    assert stored[2].tool_call_id == stored[1].tool_calls[0]["id"] and "Sunny" in stored[2].content
-    record = record_from_meta(stored[2].meta)
-    assert record is not None and record.server == "echo" and record.state is ToolCallState.DONE
+    record, _rounds = await _weather_loop_kept(tmp_path / "db", conv.id)
+    assert record.server == "echo"
     assert deltas, "the final answer streamed"
     shown_ms = (moments["result"] - moments["approved"]) * 1000
     print(f"approval → result shown (stdio MCP server): {shown_ms:.1f} ms")
