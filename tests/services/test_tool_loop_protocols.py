@@ -96,23 +96,18 @@ async def test_ollama_tool_message_shape(tmp_path: Path) -> None:
     assert (last["role"], last["tool_name"], last["content"]) == ("tool", "add", "5")
 
 
-async def test_signed_thinking_goes_on_after_a_restart(tmp_path: Path, ant: SimServer) -> None:
-    """Stop during a call; restart (a new provider, the store reopened); the conversation goes on
-    and the tool turn is replayed with its signed thinking, which only the store kept."""
-    store, _ = await open_store(tmp_path / "db")
-    conv = await store.create_conversation("thinking")
+async def _stop_during_a_slow_call(store: Any, conversation_id: int, provider: Any, model: str) -> None:
+    """Send with thinking on; the scripted 30 s tool call is approved and starts; Stop while it
+    runs (the reply ends cancelled); then the provider and the store close, as at an app exit."""
     running = asyncio.Event()
 
     def on_event(e: ReplyEvent) -> None:
         if e.kind == "tool_call" and e.meta and e.meta["state"] == "running":
             running.set()
 
-    provider = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant.url)
-    session = ChatSession(store, conv.id, provider, ant.model, tools=FunctionTools(), asker=run_once,
+    session = ChatSession(store, conversation_id, provider, model, tools=FunctionTools(), asker=run_once,
                           on_event=on_event, stream_options={"thinking": 2048})
     await session.set_tool_choice(ToolChoice(("calc",)))
-    ant.script(Script(text="", reasoning="A slow tool first.",
-                      tool_calls=[ScriptedToolCall("slow", {"seconds": 30}, id="toolu_01S")]))
     task = asyncio.ensure_future(session.send("wait for it"))
     await asyncio.wait_for(running.wait(), 10)
     await session.stop()
@@ -120,6 +115,17 @@ async def test_signed_thinking_goes_on_after_a_restart(tmp_path: Path, ant: SimS
         await task
     await provider.close()
     await store.close()
+
+
+async def test_signed_thinking_goes_on_after_a_restart(tmp_path: Path, ant: SimServer) -> None:
+    """Stop during a call; restart (a new provider, the store reopened); the conversation goes on
+    and the tool turn is replayed with its signed thinking, which only the store kept."""
+    store, _ = await open_store(tmp_path / "db")
+    conv = await store.create_conversation("thinking")
+    provider = ProviderRegistry.create("anthropic", api_key=ANT_KEY, base_url=ant.url)
+    ant.script(Script(text="", reasoning="A slow tool first.",
+                      tool_calls=[ScriptedToolCall("slow", {"seconds": 30}, id="toolu_01S")]))
+    await _stop_during_a_slow_call(store, conv.id, provider, ant.model)
 
     store, _ = await open_store(tmp_path / "db")
     stored = await store.get_messages(conv.id)
@@ -174,25 +180,10 @@ async def test_bedrock_signed_reasoning_goes_on_after_a_restart(tmp_path: Path,
     with make_server(credentials=BEDROCK_CREDS) as server:
         store, _ = await open_store(tmp_path / "db")
         conv = await store.create_conversation("bedrock")
-        running = asyncio.Event()
-
-        def on_event(e: ReplyEvent) -> None:
-            if e.kind == "tool_call" and e.meta and e.meta["state"] == "running":
-                running.set()
-
         provider = bedrock_provider(server)
-        session = ChatSession(store, conv.id, provider, BEDROCK_MODEL, tools=FunctionTools(), asker=run_once,
-                              on_event=on_event, stream_options={"thinking": 2048})
-        await session.set_tool_choice(ToolChoice(("calc",)))
         server.script(Script(text="Checking.", reasoning="A slow tool first.",
                              tool_calls=[ScriptedToolCall("slow", {"seconds": 30}, id="tooluse_slow1")]))
-        task = asyncio.ensure_future(session.send("wait for it"))
-        await asyncio.wait_for(running.wait(), 10)
-        await session.stop()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await provider.close()
-        await store.close()
+        await _stop_during_a_slow_call(store, conv.id, provider, BEDROCK_MODEL)
 
         store, _ = await open_store(tmp_path / "db")
         provider = bedrock_provider(server)
