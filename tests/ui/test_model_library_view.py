@@ -106,7 +106,8 @@ async def test_pull_shows_progress_and_cancel_closes_the_connection(qtbot, clien
     service, view = await open_view(qtbot, client, sim)
     view.pull_edit.setText("tinyllama")
     view.pull_button.click()
-    await wait_until(lambda: " of " in view.progress_label.text())
+    # The first progress line may report 0 bytes done: wait for one with bytes.
+    await wait_until(lambda: " of " in view.progress_label.text() and view.progress.value() > 0)
     text = view.progress_label.text()
     assert text.startswith("tinyllama: ") and "/s" in text and "ETA" in text
     assert view.cancel_button.isEnabled() and not view.pull_button.isEnabled()
