@@ -49,6 +49,32 @@ class StoreInUseError(StorageError):
     """Another copy of the app holds the data folder (or has been opening it for too long)."""
 
 
+class AttachmentError(VictorGuiError):
+    """A file the user attached cannot be used: unreadable, vanished, encrypted, too large, an
+    unknown or broken format, or a converter missing. ``reason`` is a short machine word
+    (``unreadable``, ``vanished``, ``encrypted``, ``no_text``, ``too_large``, ``broken``,
+    ``unsupported``, ``missing_extra``, ``cancelled``) so callers branch on it, never on text;
+    the message is one clear sentence that names the file.
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreadable", name: str | None = None) -> None:
+        self.reason = reason
+        self.name = name
+        super().__init__(message)
+
+
+class ModelTakesNoImagesError(VictorGuiError):
+    """The chosen model does not take images, so a message with images is not sent.
+
+    ``alternatives`` names models on the same or other configured providers that do
+    (``provider/model`` labels), for the window and the CLI to offer.
+    """
+
+    def __init__(self, message: str, *, alternatives: tuple[str, ...] = ()) -> None:
+        self.alternatives = alternatives
+        super().__init__(message)
+
+
 class GGUFError(VictorGuiError):
     """A GGUF (or safetensors) header could not be read: truncated, malformed, or past a safety limit.
 
