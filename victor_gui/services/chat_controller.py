@@ -31,6 +31,7 @@ from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
+from victor_gui.providers.params import clean_params
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -452,6 +453,7 @@ class ChatController:
         session.temperature = values.get("temperature", 0.7)
         session.max_tokens = values.get("max_tokens", 4096)
         session.context_window = values["context_window"]
+        session.sampling = values["sampling"]
         session.track_costs = True
 
     # -- replies -----------------------------------------------------------------------------------
@@ -502,6 +504,7 @@ class ChatController:
             self.session.temperature = values.get("temperature", 0.7)
             self.session.max_tokens = values.get("max_tokens", 4096)
             self.session.context_window = values["context_window"]
+            self.session.sampling = values["sampling"]
         self._emit(ConversationChanged(self.conversation_id))
 
     async def aclose(self) -> None:
@@ -533,6 +536,8 @@ def params_from(conv_params: dict[str, Any]) -> dict[str, Any]:
         out["max_tokens"] = int(conv_params["max_tokens"])
     ctx = conv_params.get("context_length")
     out["context_window"] = int(ctx) if ctx else None
+    out["sampling"] = {k: v for k, v in clean_params(conv_params).items()
+                       if k not in ("temperature", "max_tokens", "context_length")}
     return out
 
 
