@@ -35,24 +35,31 @@ DEFAULT_TEXT = "default"
 START = {"temperature": 0.7}
 
 
+# Whole-number rows whose 0 already means "not set" (no step under the range is needed).
+ZERO_IS_UNSET = ("max_tokens", "context_length", "thinking_budget")
+SPECIAL = {"max_tokens": "default (4096)", "context_length": "as the model reports",
+           "thinking_budget": "off", "seed": "random"}
+
+
 def _spin(spec: ParamSpec) -> QSpinBox | QDoubleSpinBox:
     """A spin box whose lowest value (one step under the range) means "not set"."""
-    box: QSpinBox | QDoubleSpinBox
+    special = SPECIAL.get(spec.key, DEFAULT_TEXT)
     if spec.kind == "int":
-        box = QSpinBox()
-        low = int(spec.minimum) - (0 if spec.key in ("max_tokens", "context_length", "thinking_budget") else 1)
-        box.setRange(low, int(spec.maximum))
-        box.setSingleStep(int(spec.step) or 1)
-    else:
-        box = QDoubleSpinBox()
-        box.setDecimals(2)
-        box.setRange(spec.minimum - spec.step if spec.key != "temperature" else spec.minimum, spec.maximum)
-        box.setSingleStep(spec.step)
-    special = {"max_tokens": "default (4096)", "context_length": "as the model reports",
-               "thinking_budget": "off", "seed": "random"}.get(spec.key, DEFAULT_TEXT)
-    if spec.key != "temperature":
-        box.setSpecialValueText(special)
-        box.setValue(box.minimum())
+        whole = QSpinBox()
+        whole.setRange(int(spec.minimum) - (0 if spec.key in ZERO_IS_UNSET else 1), int(spec.maximum))
+        whole.setSingleStep(int(spec.step) or 1)
+        whole.setSpecialValueText(special)
+        whole.setValue(whole.minimum())
+        return whole
+    box = QDoubleSpinBox()
+    box.setDecimals(2)
+    box.setSingleStep(spec.step)
+    if spec.key == "temperature":  # always sent: the session's default is 0.7
+        box.setRange(spec.minimum, spec.maximum)
+        return box
+    box.setRange(spec.minimum - spec.step, spec.maximum)
+    box.setSpecialValueText(special)
+    box.setValue(box.minimum())
     return box
 
 
