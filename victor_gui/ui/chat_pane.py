@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.services.slash_commands import unescape
 from victor_gui.ui.chat_reply import ReplyViewMixin
+from victor_gui.ui.chat_slash import SlashCommands
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.model_picker import ModelPicker
 
@@ -201,6 +203,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         buttons.addWidget(self.stop_button)
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
+        self.slash = SlashCommands(self)  # completion list and command answers, above the input
+        layout.addWidget(self.slash.panel)
         layout.addLayout(row)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -464,6 +468,9 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
     def send(self) -> None:
         """Send the input as a user message (or resend an edited one) and stream the reply."""
         text = self.input.toPlainText().strip()
+        if self.slash.intercept(text):  # a /command runs instead (see ui/chat_slash.py)
+            return
+        text = unescape(text)  # "//text" sends "/text"
         if not text or self.running:
             return
         no_choice = self.current_choice() is None or not self.model_combo.currentText().strip()
