@@ -34,6 +34,7 @@ from victor_gui.services.slash_commands import unescape
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_slash import SlashCommands
 from victor_gui.ui.chat_stored import StoredChatMixin
+from victor_gui.ui.context_meter import ContextMeter
 from victor_gui.ui.model_picker import ModelPicker
 
 # Frame pacing and the per-frame buffer (live Markdown included): shared with the compare panes.
@@ -206,6 +207,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.slash = SlashCommands(self)  # completion list and command answers, above the input
         layout.addWidget(self.slash.panel)
         layout.addLayout(row)
+        self.meter = ContextMeter(self)  # history + draft against the window, under the input
+        layout.addWidget(self.meter)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.picker.install_shortcuts(self)  # F5 reloads the model list

@@ -1,0 +1,158 @@
+"""The context meter under the chat input: the history and the draft, in estimated tokens,
+against the model's real window (asked of the server, else the table; or the chat's own context
+length). Amber from :data:`~victor_gui.services.context_window.AMBER_AT` of what fits before
+trimming; red when the next request will be trimmed (the oldest turns left out).
+
+The draft is re-counted as you type, 200 ms after the last key; the history and the window are
+re-read when the chat, the model or the stored messages change (a reply ended, a chat opened).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+
+from victor_gui.services.context_window import (
+    AMBER_AT,
+    ContextUse,
+    context_use,
+    discover_context_window,
+    draft_tokens,
+    stored_tokens,
+)
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 200
+DEFAULT_MAX_TOKENS = 4096
+# The bar's colour per level; "ok" keeps the theme's highlight colour.
+COLOURS = {"amber": "#d08700", "red": "#c62828"}
+
+
+class ContextMeter(QWidget):
+    """A thin bar and a figure: ``Context: 1,234 / 8,192 tokens``."""
+
+    def __init__(self, pane: QWidget) -> None:
+        super().__init__(pane)
+        self.setObjectName("contextMeter")
+        # The ChatPane (typed loosely: importing chat_pane here would make an import cycle).
+        self.pane: Any = cast(Any, pane)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel("")
+        self.label.setObjectName("contextMeterText")
+        self.label.setAccessibleName("Context used")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(False)
+        self.bar.setFixedHeight(6)
+        self.bar.setAccessibleName("Context used, share of what fits")
+        row.addWidget(self.label)
+        row.addWidget(self.bar, 1)
+        self.history = 0
+        self.window_tokens: int | None = None
+        self.window_source = ""
+        self.max_tokens = DEFAULT_MAX_TOKENS
+        self.use: ContextUse | None = None
+        self.level = "ok"
+        self._seen: tuple[Any, ...] | None = None  # (chat, provider, model) the figures are for
+        self._windows: dict[tuple[str, str], tuple[int, str]] = {}
+        self.refreshing: Any = None  # the task re-reading history and window, if one runs
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self._tick)
+        self._stale = True
+        pane_any = self.pane
+        pane_any.input.textChanged.connect(self.timer.start)
+        for signal in (pane_any.reply_finished, pane_any.conversation_changed, pane_any.models_loaded,
+                       pane_any.model_combo.currentTextChanged):
+            signal.connect(self.schedule)
+        self.hide()  # until there is a window to measure against
+
+    def schedule(self, *_args: Any) -> None:
+        """Re-read the history and the window shortly (several changes in a row read once)."""
+        self._stale = True
+        self.timer.start()
+
+    def _key(self) -> tuple[Any, ...]:
+        choice = self.pane.current_choice()
+        return (self.pane.conversation_id, choice.name if choice is not None else None,
+                self.pane.model_combo.currentText().strip())
+
+    def _tick(self) -> None:
+        if self._stale or self._key() != self._seen:
+            self._stale = False
+            self.refreshing = self.pane.tasks.spawn(self.refresh())
+        else:
+            self.show_use()
+
+    async def refresh(self) -> None:
+        """Re-read the stored history, the chat's own context length and max tokens, and the window."""
+        key = self._key()
+        store, cid = self.pane.store, self.pane.conversation_id
+        params: dict[str, Any] = {}
+        self.history = 0
+        if store is not None and cid is not None:
+            conv = await store.get_conversation(cid)
+            params = dict(conv.params or {}) if conv is not None else {}
+            messages = await store.get_messages(cid)
+            self.history = stored_tokens(messages, conv.system_prompt if conv is not None else "")
+        self.max_tokens = int(params.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        if params.get("context_length"):
+            self.window_tokens, self.window_source = int(params["context_length"]), "this chat's setting"
+        else:
+            found = await self._model_window()
+            self.window_tokens, self.window_source = found if found else (None, "")
+        self._seen = key
+        self.show_use()
+
+    async def _model_window(self) -> tuple[int, str] | None:
+        session = self.pane.session
+        model = self.pane.model_combo.currentText().strip()
+        choice = self.pane.current_choice()
+        if not model or choice is None or self.pane.pool is None:
+            return None
+        cached = self._windows.get((choice.name, model))
+        if cached is not None:
+            return cached
+        try:
+            if session is not None and session.model == model:
+                provider = session.provider
+            else:
+                await self.pane.pool.prepare(choice)
+                provider = self.pane.pool.get(choice)
+            window = await discover_context_window(provider, model, wait_s=3.0)
+        except Exception as exc:  # the meter is a hint: never break the chat over it
+            log.debug("context meter: no window for %s/%s: %s", choice.name, model, exc)
+            return None
+        source = {"server": "as the server reports", "table": "from the model table"}.get(
+            window.source, "a default guess")
+        found = (window.tokens, source)
+        if window.unreachable is None:
+            self._windows[(choice.name, model)] = found
+        return found
+
+    def show_use(self) -> None:
+        """Show the history + the draft now in the input against the window."""
+        if not self.window_tokens:
+            self.hide()
+            return
+        used = self.history + draft_tokens(self.pane.input.toPlainText())
+        use = context_use(used, self.window_tokens, self.max_tokens)
+        self.use = use
+        self.level = use.level
+        self.bar.setValue(min(1000, round(use.fraction * 1000)))
+        self.label.setText(f"Context: {use.used:,} / {use.window:,} tokens")
+        colour = COLOURS.get(use.level)
+        self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}" if colour else "")
+        self.label.setStyleSheet(f"color: {colour};" if colour else "")
+        trim = (" The next request will be trimmed: the oldest turns are left out." if use.level == "red"
+                else f" Amber from {AMBER_AT:.0%} of that.")
+        self.setToolTip(f"About {use.used:,} tokens (estimated) of a {use.window:,}-token window "
+                        f"({self.window_source}); {use.budget:,} fit before trimming, the rest is kept "
+                        f"for the reply.{trim}")
+        self.show()
