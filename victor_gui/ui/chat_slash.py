@@ -153,26 +153,33 @@ class SlashCommands(QObject):
         return True
 
     async def _run_provider(self, command: SlashCommand) -> bool:
-        from victor_gui.services.chat_controller import match_choice
-
         if self.pane.running:
             self.say("Wait for the reply to finish (or press Esc) before switching.")
             return False
+        problem = await self.switch_to(command.arg, command.options.get("model"))
+        self.say(problem or f"Provider: {self.pane.current_choice().display_name} · "
+                            f"{self.pane.model_combo.currentText() or '?'}")
+        return problem is None
+
+    async def switch_to(self, provider: str, model: str | None = None) -> str | None:
+        """Choose ``provider`` (a target, endpoint or catalog name) and ``model`` the way picks in
+        the drop-downs do (the profile is left, a chat with history switches and notes it).
+        Returns what went wrong, in words, or None."""
+        from victor_gui.services.chat_controller import match_choice
+
         choices = self.pane._choices
-        choice = match_choice(command.arg, choices)
+        choice = match_choice(provider, choices)
         if choice is None:
             known = ", ".join(c.display_name for c in choices)
-            self.say(f"No provider named {command.arg}. Known: {known}.")
-            return False
+            return f"No provider named {provider}. Known: {known}."
         self.pane._provider_activated(self.pane.provider_combo.findData(choice.name))
-        self.pane.picker.select_provider(choice.name, load=False)
-        await self.pane.picker.load_models(force=False)
-        model = command.options.get("model")
+        if self.pane.current_choice() is not choice or not self.pane.model_combo.count():
+            self.pane.picker.select_provider(choice.name, load=False)
+            await self.pane.picker.load_models(force=False)
         if model:
             self.pane.picker.select_model(model)
         self.pane._choice_changed()
-        self.say(f"Provider: {choice.display_name} · {self.pane.model_combo.currentText() or '?'}")
-        return True
+        return None
 
     async def _run_profile(self, command: SlashCommand) -> bool:
         combo = self.pane.profile_combo
