@@ -30,6 +30,10 @@ DEBOUNCE_MS = 200
 DEFAULT_MAX_TOKENS = 4096
 # The bar's colour per level; "ok" keeps the theme's highlight colour.
 COLOURS = {"amber": "#d08700", "red": "#c62828"}
+# The figure's colour per level and theme: darker on light, lighter on dark, so the text keeps
+# a contrast of 4.5:1 or more against the window colour of either theme.
+TEXT_COLOURS = {("amber", False): "#8a5300", ("red", False): "#b71c1c",
+                ("amber", True): "#ffc04d", ("red", True): "#ff8a80"}
 
 
 class ContextMeter(QWidget):
@@ -149,7 +153,9 @@ class ContextMeter(QWidget):
         self.label.setText(f"Context: {use.used:,} / {use.window:,} tokens")
         colour = COLOURS.get(use.level)
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}" if colour else "")
-        self.label.setStyleSheet(f"color: {colour};" if colour else "")
+        dark = self.palette().window().color().lightness() < 128
+        text_colour = TEXT_COLOURS.get((use.level, dark))
+        self.label.setStyleSheet(f"color: {text_colour};" if text_colour else "")
         trim = (" The next request will be trimmed: the oldest turns are left out." if use.level == "red"
                 else f" Amber from {AMBER_AT:.0%} of that.")
         self.setToolTip(f"About {use.used:,} tokens (estimated) of a {use.window:,}-token window "
