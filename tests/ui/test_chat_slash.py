@@ -80,14 +80,26 @@ async def test_completion_list_follows_typing_and_tab_completes(qtbot, sim, wind
     assert [chat.slash.popup.item(i).text().split()[0] for i in range(chat.slash.popup.count())] == ["/model"]
     qtbot.keyClick(chat.input, Qt.Key.Key_Tab)
     assert chat.input.toPlainText() == "/model "
-    assert not chat.slash.popup.isVisible()
+    # The list now offers the models of the drop-down.
+    assert chat.slash.popup.count() == chat.model_combo.count()
     # Enter on a partial name completes the highlighted command rather than running it.
     _type(qtbot, chat, "/pro")
     qtbot.keyClick(chat.input, Qt.Key.Key_Down)
     assert chat.slash.popup.currentItem().text().startswith("/profile")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
     assert chat.input.toPlainText() == "/profile "
-    # A plain message shows no list; "//" sends a message that starts with "/".
+    # After the name, /model and /provider offer what the drop-downs hold.
+    await wait_until(lambda: chat.model_combo.count() > 0)
+    model = chat.model_combo.itemText(0)
+    _type(qtbot, chat, "/model " + model[:3])
+    assert chat.slash.popup.isVisible() and chat.slash.popup.item(0).text() == model
+    qtbot.keyClick(chat.input, Qt.Key.Key_Tab)
+    assert chat.input.toPlainText() == f"/model {model}" and not chat.slash.popup.isVisible()
+    _type(qtbot, chat, "/provider llama")
+    assert chat.slash.popup.item(0).text().startswith("llamacpp  —  llama.cpp")
+    qtbot.keyClick(chat.input, Qt.Key.Key_Return)  # a partial name: Enter completes it
+    assert chat.input.toPlainText() == "/provider llamacpp"
+    # A plain message shows no list.
     _type(qtbot, chat, "hello")
     assert not chat.slash.popup.isVisible()
 

@@ -396,6 +396,8 @@ class ChatController:
         session.track_costs = profile.track_costs
         session.temperature = profile.temperature if profile.temperature is not None else 0.7
         session.max_tokens = profile.max_tokens or 4096
+        # The chat's own sampling parameters (top-p, stop, ...) apply under a profile too.
+        session.sampling = params_from(await self._conversation_params())["sampling"]
         self.session_target = key
         self.bound = None
         return session

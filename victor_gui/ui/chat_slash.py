@@ -62,11 +62,14 @@ class SlashCommands(QObject):
 
     def _text_changed(self) -> None:
         text = self.pane.input.toPlainText()
-        found = completions(text) if "\n" not in text else []
+        found: list[tuple[str, str]] = []  # (what the list shows, what the input becomes)
+        if "\n" not in text:
+            found = [(f"{c.usage}  —  {c.summary}", f"/{c.name} ") for c in completions(text)]
+            found = found or self._argument_items(text)
         self.popup.clear()
-        for info in found:
-            item = QListWidgetItem(f"{info.usage}  —  {info.summary}")
-            item.setData(Qt.ItemDataRole.UserRole, info.name)
+        for label, replacement in found:
+            item = QListWidgetItem(label)
+            item.setData(Qt.ItemDataRole.UserRole, replacement)
             self.popup.addItem(item)
         if found:
             self.popup.setCurrentRow(0)
@@ -76,12 +79,28 @@ class SlashCommands(QObject):
         if not is_command(text):
             self.hint.hide()
 
+    def _argument_items(self, text: str) -> list[tuple[str, str]]:
+        """``/provider …`` and ``/model …``: the providers and models the drop-downs offer."""
+        stripped = text.lstrip()
+        offers: dict[str, list[tuple[str, str]]] = {
+            "provider": [(c.name, f"{c.name}  —  {c.display_name}") for c in self.pane._choices],
+            "model": [(self.pane.model_combo.itemText(i), self.pane.model_combo.itemText(i))
+                      for i in range(self.pane.model_combo.count())],
+        }
+        for name, values in offers.items():
+            prefix = f"/{name} "
+            if not stripped.lower().startswith(prefix) or " " in stripped[len(prefix):]:
+                continue
+            typed = stripped[len(prefix):].lower()
+            return [(label, prefix + value) for value, label in values
+                    if value.lower().startswith(typed) and value.lower() != typed][:50]
+        return []
+
     def _complete_item(self, item: QListWidgetItem | None = None) -> None:
         item = item or self.popup.currentItem()
         if item is None:
             return
-        name = item.data(Qt.ItemDataRole.UserRole)
-        self.pane.input.setPlainText(f"/{name} ")
+        self.pane.input.setPlainText(str(item.data(Qt.ItemDataRole.UserRole)))
         cursor = self.pane.input.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         self.pane.input.setTextCursor(cursor)
@@ -105,16 +124,17 @@ class SlashCommands(QObject):
             self.popup.hide()
             return True
         if key in _ENTER and is_command(text) and "\n" not in text.strip():
-            typed = text.strip()[1:]
-            if popup_open and " " not in typed and self.popup.count() and not self._exact(typed):
-                self._complete_item()
+            if popup_open and not self._exact(text):
+                self._complete_item()  # a partial name: Enter completes it first
                 return True
             self.intercept(text)
             return True
         return False
 
-    def _exact(self, typed: str) -> bool:
-        return any(self.popup.item(i).data(Qt.ItemDataRole.UserRole) == typed.lower()
+    def _exact(self, text: str) -> bool:
+        """Whether ``text`` already is one of the list's completions (Enter then runs it)."""
+        typed = text.strip().lower()
+        return any(str(self.popup.item(i).data(Qt.ItemDataRole.UserRole)).strip().lower() == typed
                    for i in range(self.popup.count()))
 
     # -- running ----------------------------------------------------------------------------------
