@@ -59,3 +59,21 @@ async def test_meter_counts_the_stored_history_after_a_reply(sim, window, store)
     chat.meter.schedule()
     await wait_until(lambda: chat.meter.window_tokens == 1024)
     assert chat.meter.window_source == "this chat's setting" and chat.meter.history == before
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_meter_figure_is_readable_in_both_themes(qapp) -> None:
+    from victor_gui.ui.context_meter import TEXT_COLOURS
+    from victor_gui.ui.theme import dark_palette
+
+    backgrounds = {False: qapp.style().standardPalette().window().color().name(),
+                   True: dark_palette().window().color().name()}
+    for (level, dark), colour in TEXT_COLOURS.items():
+        a, b = sorted((_luminance(colour), _luminance(backgrounds[dark])), reverse=True)
+        ratio = (a + 0.05) / (b + 0.05)
+        assert ratio >= 4.5, (level, "dark" if dark else "light", colour, round(ratio, 2))
