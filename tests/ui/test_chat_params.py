@@ -47,3 +47,29 @@ async def test_parameters_panel_sets_what_the_next_request_carries(sim, window, 
     await wait_until(lambda: again.fields["top_k"].value() == 40)
     assert again.values()[1] == conv.params
     again.close()
+
+
+async def test_ollama_chat_gets_its_options_and_window(sim, window, store, monkeypatch) -> None:
+    from tests.servers import ollama
+
+    with ollama.make_server() as oll:
+        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
+        chat = window.chat
+        await chat.start()
+        await _send(chat, "hello")
+        chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
+        await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+        dialog = window.open_chat_params()
+        await wait_until(lambda: dialog.isVisible())
+        await wait_until(lambda: "Ollama" in dialog.accepted_note.text())
+        assert dialog.labels["context_length"].isEnabled() and not dialog.labels["thinking_budget"].isEnabled()
+        dialog.fields["context_length"].setValue(8192)
+        dialog.fields["top_k"].setValue(25)
+        dialog.fields["reasoning_effort"].setCurrentIndex(dialog.fields["reasoning_effort"].findData("high"))
+        await dialog.save()
+        dialog.close()
+        await _send(chat, "again")
+        body = oll.chat_requests()[-1].body
+        assert body["options"]["num_ctx"] == 8192 and body["options"]["top_k"] == 25
+        assert body["think"] == "high"
+        assert chat.session.context_window == 8192

@@ -538,8 +538,10 @@ def params_from(conv_params: dict[str, Any]) -> dict[str, Any]:
         out["max_tokens"] = int(conv_params["max_tokens"])
     ctx = conv_params.get("context_length")
     out["context_window"] = int(ctx) if ctx else None
+    # Everything else goes by dialect (providers/params.py); the context length too, which
+    # reaches Ollama as num_ctx (elsewhere it only sizes the history, as context_window).
     out["sampling"] = {k: v for k, v in clean_params(conv_params).items()
-                       if k not in ("temperature", "max_tokens", "context_length")}
+                       if k not in ("temperature", "max_tokens")}
     return out
 
 

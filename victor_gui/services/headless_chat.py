@@ -324,6 +324,8 @@ class HeadlessChat:
             kwargs["max_tokens"] = request.max_tokens
         if request.sampling:
             kwargs["sampling"] = dict(request.sampling)
+            if request.sampling.get("context_length"):  # sizes the history as well
+                kwargs["context_window"] = int(request.sampling["context_length"])
         return kwargs
 
     def _create(self) -> Callable[..., BaseProvider]:
