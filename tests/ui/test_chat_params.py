@@ -62,7 +62,8 @@ async def test_ollama_chat_gets_its_options_and_window(sim, window, store, monke
         dialog = window.open_chat_params()
         await wait_until(lambda: dialog.isVisible())
         await wait_until(lambda: "Ollama" in dialog.accepted_note.text())
-        assert dialog.labels["context_length"].isEnabled() and not dialog.labels["thinking_budget"].isEnabled()
+        labels = dialog.labels
+        assert labels["context_length"].isEnabled() and not labels["thinking_budget"].isEnabled()
         dialog.fields["context_length"].setValue(8192)
         dialog.fields["top_k"].setValue(25)
         dialog.fields["reasoning_effort"].setCurrentIndex(dialog.fields["reasoning_effort"].findData("high"))
