@@ -330,6 +330,13 @@ class ChatSession(ToolRoundsMixin):
             out.append(m.to_message())
         return out
 
+    def known_window(self) -> ContextWindow | None:
+        """The window of the session's own provider and model, if already set or discovered
+        (no request: the context meter reads it)."""
+        if self.context_window:
+            return ContextWindow(self.context_window, "session")
+        return self._windows.get((id(self.provider), self.model))
+
     async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
         if primary and self.context_window:
             return ContextWindow(self.context_window, "session")

@@ -36,6 +36,7 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.capabilities import resolve_capabilities
+from victor_gui.providers.types import ModelInfo
 from victor_gui.services.context_trim import (
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
@@ -95,15 +96,30 @@ async def _from_server(provider: BaseProvider, model: str) -> int | None:
             return int(details.num_ctx)
         trained = details.context_length
         return min(trained, OLLAMA_DEFAULT_CONTEXT) if trained else OLLAMA_DEFAULT_CONTEXT
-    if info is None:
-        return None
-    # llama.cpp lists the context it runs with (meta.n_ctx) beside the trained length
-    # (n_ctx_train, which ModelInfo.context_length holds): the running one is the real window.
+    return window_from_listing(info) if info is not None else None
+
+
+def window_from_listing(info: ModelInfo) -> int | None:
+    """The window a model listing entry tells, without asking anything more (None: it does not).
+
+    llama.cpp lists the context it runs with (``meta.n_ctx``) beside the trained length
+    (``n_ctx_train``, which ``ModelInfo.context_length`` holds): the running one is the real window.
+    """
+    extra: dict[str, Any] = info.model_extra or {}
+    loaded = extra.get("loaded_context_length")  # Ollama's running context (/api/ps)
+    if isinstance(loaded, int) and not isinstance(loaded, bool) and loaded > 0:
+        return loaded
     meta = info.raw.get("meta") if isinstance(info.raw, dict) else None
     running = meta.get("n_ctx") if isinstance(meta, dict) else None
     if isinstance(running, int) and not isinstance(running, bool) and running > 0:
         return running
     return info.context_length or None
+
+
+def table_window(provider_name: str, model: str) -> ContextWindow:
+    """The model table's window for ``model`` (no request), else Victor's default."""
+    table = resolve_capabilities(provider_name, model).context_window
+    return ContextWindow(int(table), "table") if table else ContextWindow(DEFAULT_CONTEXT_WINDOW, "default")
 
 
 async def discover_context_window(provider: BaseProvider, model: str, *,

@@ -5,11 +5,12 @@ trimming; red when the next request will be trimmed (the oldest turns left out).
 
 The draft is re-counted as you type, 200 ms after the last key; the history and the window are
 re-read when the chat, the model or the stored messages change (a reply ended, a chat opened).
+The meter sends no request of its own: the window comes from the model list the drop-down
+already fetched, the session's discovery after a reply, or the model table.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, cast
 
 from PySide6.QtCore import QTimer
@@ -19,17 +20,18 @@ from victor_gui.services.context_window import (
     AMBER_AT,
     ContextUse,
     context_use,
-    discover_context_window,
     draft_tokens,
     stored_tokens,
+    table_window,
+    window_from_listing,
 )
-
-log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 200
 DEFAULT_MAX_TOKENS = 4096
 # The bar's colour per level; "ok" keeps the theme's highlight colour.
 COLOURS = {"amber": "#d08700", "red": "#c62828"}
+SOURCES = {"server": "as the server reports", "table": "from the model table", "default": "a default guess",
+           "session": "this chat's setting"}
 # The figure's colour per level and theme: darker on light, lighter on dark, so the text keeps
 # a contrast of 4.5:1 or more against the window colour of either theme.
 TEXT_COLOURS = {("amber", False): "#8a5300", ("red", False): "#b71c1c",
@@ -63,7 +65,6 @@ class ContextMeter(QWidget):
         self.use: ContextUse | None = None
         self.level = "ok"
         self._seen: tuple[Any, ...] | None = None  # (chat, provider, model) the figures are for
-        self._windows: dict[tuple[str, str], tuple[int, str]] = {}
         self.refreshing: Any = None  # the task re-reading history and window, if one runs
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -115,30 +116,27 @@ class ContextMeter(QWidget):
         self.show_use()
 
     async def _model_window(self) -> tuple[int, str] | None:
-        session = self.pane.session
+        """The window without a request of its own (start-up sends one probe per endpoint): the
+        session's, once a reply discovered it; else what the server's model list said; else the
+        model table's."""
         model = self.pane.model_combo.currentText().strip()
         choice = self.pane.current_choice()
-        if not model or choice is None or self.pane.pool is None:
+        if not model or choice is None:
             return None
-        cached = self._windows.get((choice.name, model))
-        if cached is not None:
-            return cached
-        try:
-            if session is not None and session.model == model:
-                provider = session.provider
-            else:
-                await self.pane.pool.prepare(choice)
-                provider = self.pane.pool.get(choice)
-            window = await discover_context_window(provider, model, wait_s=3.0)
-        except Exception as exc:  # the meter is a hint: never break the chat over it
-            log.debug("context meter: no window for %s/%s: %s", choice.name, model, exc)
-            return None
-        source = {"server": "as the server reports", "table": "from the model table"}.get(
-            window.source, "a default guess")
-        found = (window.tokens, source)
-        if window.unreachable is None:
-            self._windows[(choice.name, model)] = found
-        return found
+        session = self.pane.session
+        known = session.known_window() if session is not None and session.model == model else None
+        if known is not None and known.source in ("server", "table"):
+            return known.tokens, SOURCES[known.source]
+        listed = self.pane.picker.models.get(choice.name) or []
+        info = next((m for m in listed if m.id == model or m.id.removesuffix(":latest") == model), None)
+        tokens = window_from_listing(info) if info is not None else None
+        if tokens:
+            return tokens, SOURCES["server"]
+        if known is not None:
+            return known.tokens, SOURCES.get(known.source, SOURCES["default"])
+        kind = choice.target.kind if choice.target is not None else choice.name
+        window = table_window(kind, model)
+        return window.tokens, SOURCES[window.source]
 
     def show_use(self) -> None:
         """Show the history + the draft now in the input against the window."""
