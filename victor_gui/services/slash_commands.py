@@ -9,12 +9,13 @@ what was typed.
 
 from __future__ import annotations
 
-import datetime as dt
-import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from victor_gui.services.usage import format_cost
-from victor_gui.storage.usage import UsageRow
+if TYPE_CHECKING:  # the window imports this module at start-up: the store's modules load later
+    import datetime as dt
+
+    from victor_gui.storage.usage import UsageRow
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def parse(text: str) -> SlashCommand | SlashProblem:
     rest = rest.strip()
     options: dict[str, str] = {}
     if name == "provider":
+        import shlex
+
         try:
             words = shlex.split(rest)
         except ValueError as exc:
@@ -127,6 +130,8 @@ def help_text() -> str:
 
 
 def _line(title: str, row: UsageRow | None) -> str:
+    from victor_gui.services.usage import format_cost
+
     if row is None:
         return f"{title}: nothing yet"
     return (f"{title}: {row.replies} replies, {row.prompt_tokens:,} tokens in, "
@@ -136,6 +141,8 @@ def _line(title: str, row: UsageRow | None) -> str:
 def usage_lines(chat: UsageRow | None, today: UsageRow | None, by_provider: list[UsageRow],
                 day: dt.date | None = None) -> str:
     """``/usage``: this chat, today, and today by provider."""
+    import datetime as dt
+
     when = (day or dt.date.today()).isoformat()
     lines = [_line("This chat", chat), _line(f"Today ({when})", today)]
     lines += [_line(f"  {row.label}", row) for row in by_provider]

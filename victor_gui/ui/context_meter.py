@@ -11,20 +11,13 @@ already fetched, the session's discovery after a reply, or the model table.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from victor_gui.services.context_window import (
-    AMBER_AT,
-    ContextUse,
-    context_use,
-    draft_tokens,
-    stored_tokens,
-    table_window,
-    window_from_listing,
-)
+if TYPE_CHECKING:  # built at start-up: the figures' modules (providers, tables) load on first use
+    from victor_gui.services.context_window import ContextUse
 
 DEBOUNCE_MS = 200
 DEFAULT_MAX_TOKENS = 4096
@@ -97,6 +90,8 @@ class ContextMeter(QWidget):
 
     async def refresh(self) -> None:
         """Re-read the stored history, the chat's own context length and max tokens, and the window."""
+        from victor_gui.services.context_window import stored_tokens
+
         key = self._key()
         store, cid = self.pane.store, self.pane.conversation_id
         params: dict[str, Any] = {}
@@ -119,6 +114,8 @@ class ContextMeter(QWidget):
         """The window without a request of its own (start-up sends one probe per endpoint): the
         session's, once a reply discovered it; else what the server's model list said; else the
         model table's."""
+        from victor_gui.services.context_window import table_window, window_from_listing
+
         model = self.pane.model_combo.currentText().strip()
         choice = self.pane.current_choice()
         if not model or choice is None:
@@ -140,6 +137,8 @@ class ContextMeter(QWidget):
 
     def show_use(self) -> None:
         """Show the history + the draft now in the input against the window."""
+        from victor_gui.services.context_window import AMBER_AT, context_use, draft_tokens
+
         if not self.window_tokens:
             self.hide()
             return
