@@ -9,8 +9,7 @@ what was typed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # the window imports this module at start-up: the store's modules load later
     import datetime as dt
@@ -18,8 +17,8 @@ if TYPE_CHECKING:  # the window imports this module at start-up: the store's mod
     from victor_gui.storage.usage import UsageRow
 
 
-@dataclass(frozen=True)
-class CommandInfo:
+# NamedTuples rather than dataclasses: the window imports this module before its first paint.
+class CommandInfo(NamedTuple):
     """One command as the completion list and ``/help`` show it."""
 
     name: str
@@ -42,17 +41,15 @@ COMMANDS: tuple[CommandInfo, ...] = (
 BY_NAME: dict[str, CommandInfo] = {c.name: c for c in COMMANDS}
 
 
-@dataclass(frozen=True)
-class SlashCommand:
+class SlashCommand(NamedTuple):
     """A parsed command: its name, the rest of the line, and ``--option value`` pairs."""
 
     name: str
     arg: str = ""
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = {}  # shared default, never mutated: parse() builds a new dict
 
 
-@dataclass(frozen=True)
-class SlashProblem:
+class SlashProblem(NamedTuple):
     """Why a line is not a command that can run; shown inline, the text is kept."""
 
     message: str

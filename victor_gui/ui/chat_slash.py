@@ -9,7 +9,6 @@ the hint line under the list and the text stays in the input.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, cast
 
@@ -231,6 +230,8 @@ class SlashCommands(QObject):
         return dict(conv.params or {}) if conv is not None else {}
 
     async def _run_usage(self, command: SlashCommand) -> bool:
+        import datetime as dt
+
         from victor_gui.services.usage import usage_summary
 
         store = self.pane.store
