@@ -23,7 +23,7 @@ async def test_new_chat_with_an_assistant_reaches_the_server(sim, window, store,
 
     picker = window.open_assistants()
     await wait_until(lambda: picker.list.count() == 1)
-    assert "Top-k: 12" in picker.details.text() and "llamacpp · coder-model" in picker.details.text()
+    assert "Top-k: 12" in picker.details.text() and "llama.cpp · coder-model" in picker.details.text()
     task = picker.start_new_chat()
     await task
     assert not picker.isVisible()

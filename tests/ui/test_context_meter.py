@@ -77,3 +77,23 @@ def test_meter_figure_is_readable_in_both_themes(qapp) -> None:
         a, b = sorted((_luminance(colour), _luminance(backgrounds[dark])), reverse=True)
         ratio = (a + 0.05) / (b + 0.05)
         assert ratio >= 4.5, (level, "dark" if dark else "light", colour, round(ratio, 2))
+
+
+async def test_meter_figure_follows_a_theme_change(qtbot, sim, window) -> None:
+    from victor_gui.ui.context_meter import TEXT_COLOURS
+    from victor_gui.ui.main_window import STYLE
+    from victor_gui.ui.theme import apply_theme
+
+    sim.options["n_ctx"] = N_CTX
+    chat = window.chat
+    await chat.start()
+    await wait_until(lambda: chat.meter.window_tokens == N_CTX)
+    chat.input.setPlainText(_draft_of(int(prompt_budget(N_CTX, 4096) * AMBER_AT) + 1))
+    await wait_until(lambda: chat.meter.level == "amber")
+    try:
+        apply_theme("dark", window, STYLE)
+        await wait_until(lambda: TEXT_COLOURS[("amber", True)] in chat.meter.label.styleSheet())
+        apply_theme("light", window, STYLE)
+        await wait_until(lambda: TEXT_COLOURS[("amber", False)] in chat.meter.label.styleSheet())
+    finally:
+        apply_theme("light", window, STYLE)

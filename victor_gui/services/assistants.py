@@ -69,7 +69,10 @@ class Assistant(BaseModel):
 
     def summary(self) -> str:
         """One line for a list: provider · model, and how many parameters are set."""
-        where = " · ".join(p for p in (self.provider, self.model) if p) or "the chat's provider and model"
+        from victor_gui.providers.catalog import display_name
+
+        provider = display_name(self.provider) if self.provider else None
+        where = " · ".join(p for p in (provider, self.model) if p) or "the chat's provider and model"
         count = len(self.params)
         return f"{where}; {count} parameter{'s' if count != 1 else ''}" if count else where
 

@@ -104,6 +104,7 @@ class AssistantPicker(QDialog):
         layout.addLayout(body, 1)
         self.message = WrapLabel("")
         self.message.setObjectName("assistantMessage")
+        self.message.hide()
         layout.addWidget(self.message)
         row = QHBoxLayout()
         self.new_chat_button = self._button(row, "New chat with it", self.start_new_chat)
@@ -123,6 +124,11 @@ class AssistantPicker(QDialog):
         layout.addLayout(manage)
         self.resize(640, 420)
         self._show_current(-1)
+
+    def _say(self, text: str) -> None:
+        """A line under the list (what was done, what went wrong); hidden when there is none."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
 
     @staticmethod
     def _button(row: QHBoxLayout, text: str, slot: Any) -> QPushButton:
@@ -146,10 +152,10 @@ class AssistantPicker(QDialog):
         self.list.setCurrentRow(names.index(current) if current in names else (0 if names else -1))
         problems = "; ".join(str(p) for p in self.assistants.problems)
         if not self.items and not problems:
-            self.message.setText("No assistants yet: set up a chat, then “Save this chat as…”, "
+            self._say("No assistants yet: set up a chat, then “Save this chat as…”, "
                                  "or import a YAML file.")
         else:
-            self.message.setText(f"Left out: {problems}" if problems else "")
+            self._say(f"Left out: {problems}" if problems else "")
         self._show_current(self.list.currentRow())
 
     def current(self) -> Assistant | None:
@@ -180,7 +186,7 @@ class AssistantPicker(QDialog):
         assistant = self.current()
         if assistant is None or self.chat.running:
             if self.chat.running:
-                self.message.setText("Wait for the reply to finish (or press Esc) first.")
+                self._say("Wait for the reply to finish (or press Esc) first.")
             return None
         self.accept()
         return cast("asyncio.Task[None]", self.chat.tasks.spawn(self._apply(assistant, new_chat)))
@@ -217,11 +223,11 @@ class AssistantPicker(QDialog):
                                   model=self.chat.model_combo.currentText().strip() or None, tools=tools)
             await self.assistants.save(assistant)
         except (ConfigError, ValueError) as exc:
-            self.message.setText(f"Not saved: {exc}")
+            self._say(f"Not saved: {exc}")
             return None
         await self.load()
         self.select(assistant.name)
-        self.message.setText(f"Saved {assistant.name}.")
+        self._say(f"Saved {assistant.name}.")
         return assistant
 
     def ask_import(self) -> QFileDialog:
@@ -236,14 +242,14 @@ class AssistantPicker(QDialog):
         try:
             found = await self.assistants.import_file(path)
         except ConfigError as exc:
-            self.message.setText(f"Not imported: {exc}")
+            self._say(f"Not imported: {exc}")
             return
         await self.load()
         if found.assistants:
             self.select(found.assistants[0].name)
         names = ", ".join(a.name for a in found.assistants) or "nothing"
         left = "; ".join(str(p) for p in found.problems)
-        self.message.setText(f"Imported {names}." + (f" Left out: {left}" if left else ""))
+        self._say(f"Imported {names}." + (f" Left out: {left}" if left else ""))
 
     def ask_export(self) -> QFileDialog | None:
         from victor_gui.services.assistants import export_file_name
@@ -265,9 +271,9 @@ class AssistantPicker(QDialog):
         try:
             written = await self.assistants.export(name, path)
         except (ConfigError, OSError) as exc:
-            self.message.setText(f"Not exported: {exc}")
+            self._say(f"Not exported: {exc}")
             return None
-        self.message.setText(f"Exported to {written}")
+        self._say(f"Exported to {written}")
         return written
 
     def delete_current(self) -> asyncio.Task[None] | None:
@@ -280,7 +286,7 @@ class AssistantPicker(QDialog):
         try:
             await self.assistants.remove(name)
         except ConfigError as exc:
-            self.message.setText(f"Not deleted: {exc}")
+            self._say(f"Not deleted: {exc}")
             return
         await self.load()
-        self.message.setText(f"Deleted {name}.")
+        self._say(f"Deleted {name}.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 if TYPE_CHECKING:  # built at start-up: the figures' modules (providers, tables) load on first use
@@ -70,6 +70,12 @@ class ContextMeter(QWidget):
                        pane_any.model_combo.currentTextChanged):
             signal.connect(self.schedule)
         self.hide()  # until there is a window to measure against
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The theme changed (light/dark): the figure takes that theme's amber or red."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.use is not None:
+            self.show_use()
 
     def schedule(self, *_args: Any) -> None:
         """Re-read the history and the window shortly (several changes in a row read once)."""
