@@ -155,3 +155,32 @@ async def test_double_slash_sends_a_message_starting_with_a_slash(qtbot, sim, wi
     await chat.start()
     await _send(chat, "//etc/hosts is a file")
     assert sim.chat_requests()[-1].body["messages"][-1]["content"] == "/etc/hosts is a file"
+
+
+async def test_profile_command_picks_as_the_drop_down_does(qtbot, sim, window, tmp_path) -> None:
+    path = tmp_path / "profiles.yaml"
+    path.write_text(f"profiles:\n  desk:\n    provider: llamacpp\n    model: desk-model\n"
+                    f"    base_url: {sim.url}/v1\n    temperature: 0.25\n", encoding="utf-8")
+    chat = window.chat
+    chat.profile_files = (path, tmp_path / "app-profiles.yaml")
+    await chat.start()
+    assert chat.profiles_loading is not None
+    await chat.profiles_loading
+    _type(qtbot, chat, "/profile d")
+    assert chat.slash.popup.item(0).text().startswith("desk")
+    qtbot.keyClick(chat.input, Qt.Key.Key_Tab)
+    assert chat.input.toPlainText() == "/profile desk"
+    qtbot.keyClick(chat.input, Qt.Key.Key_Return)
+    await wait_until(lambda: chat.controller.profile_name == "desk")
+    assert chat.profile_combo.currentData() == "desk"
+    await _send(chat, "hello")
+    body = sim.chat_requests()[-1].body
+    assert body["model"] == "desk-model" and body["temperature"] == 0.25
+    # An unknown profile says so and keeps the text; "none" leaves the profile.
+    _type(qtbot, chat, "/profile nope")
+    qtbot.keyClick(chat.input, Qt.Key.Key_Return)
+    await wait_until(lambda: "No usable profile named nope" in chat.slash.hint.text())
+    assert chat.input.toPlainText() == "/profile nope" and "desk" in chat.slash.hint.text()
+    _type(qtbot, chat, "/profile none")
+    qtbot.keyClick(chat.input, Qt.Key.Key_Return)
+    await wait_until(lambda: chat.controller.profile_name is None)

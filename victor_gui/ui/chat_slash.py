@@ -79,12 +79,15 @@ class SlashCommands(QObject):
             self.hint.hide()
 
     def _argument_items(self, text: str) -> list[tuple[str, str]]:
-        """``/provider …`` and ``/model …``: the providers and models the drop-downs offer."""
+        """``/provider …``, ``/model …`` and ``/profile …``: what the drop-downs offer."""
         stripped = text.lstrip()
+        combo = self.pane.profile_combo
         offers: dict[str, list[tuple[str, str]]] = {
             "provider": [(c.name, f"{c.name}  —  {c.display_name}") for c in self.pane._choices],
             "model": [(self.pane.model_combo.itemText(i), self.pane.model_combo.itemText(i))
                       for i in range(self.pane.model_combo.count())],
+            "profile": [(str(combo.itemData(i)), combo.itemText(i)) for i in range(combo.count())
+                        if combo.itemData(i)],
         }
         for name, values in offers.items():
             prefix = f"/{name} "
