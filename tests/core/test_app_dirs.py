@@ -29,7 +29,7 @@ def test_config_data_and_logs_share_one_folder_name(monkeypatch: pytest.MonkeyPa
 
 
 def test_windows_paths_have_no_author_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    # platformdirs adds an author folder on Windows unless appauthor=False: %LOCALAPPDATA%\victor_gui\victor_gui.
+    # platformdirs adds an author folder on Windows unless appauthor=False (victor_gui\victor_gui).
     import platformdirs.windows as win
 
     monkeypatch.setattr(win, "get_win_folder", lambda csidl: rf"C:\Users\u\{csidl}")
