@@ -26,6 +26,8 @@ STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
 QFrame#assistantMessage { background: #ffffff; border: 1px solid #e2e2e6; border-radius: 6px; }
 QFrame#userMessage QTextBrowser { background: #eef3fb; }
+QFrame#userMessage[searchHit="true"], QFrame#assistantMessage[searchHit="true"] {
+    border: 2px solid #d9a400; }
 QLabel#messageHeader { color: #555; font-weight: bold; }
 QLabel#messageStats { color: #777; font-size: 11px; }
 QLabel#messageError { color: #b00020; }
