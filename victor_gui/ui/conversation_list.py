@@ -325,7 +325,7 @@ class ConversationList(QWidget):
         # Not the process's working folder (wherever the app was started from): the user's
         # Documents, with the chat's title as the name.
         documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-        dialog.setDirectory(documents or str(Path.home()))
+        dialog.setDirectory(documents if documents and Path(documents).is_dir() else str(Path.home()))
         dialog.selectFile(export_file_name(self._title_of(cid), fmt))
         dialog.fileSelected.connect(lambda path: self.export(cid, Path(path), fmt))
         dialog.open()
