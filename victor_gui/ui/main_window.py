@@ -109,7 +109,30 @@ class MainWindow(QMainWindow):
         self.compare = install_compare(self, splitter, self.chat)
         # -- end compare view ------------------------------------------------------------------
         # ---- end of added views ----------------------------------------------------------------
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts)
+        help_menu.addSeparator()
+        self._action(help_menu, "About Victor GUI", QKeySequence(), self.open_about)
         self.chat.input.setFocus()
+
+    def open_about(self) -> QWidget:
+        """Help → About: version, data and config folders, log file, licences."""
+        from victor_gui.ui.help_dialogs import AboutDialog
+
+        folder = self.store.path.parent if self.store is not None else None
+        dialog = AboutDialog(self, folder)
+        dialog.show()
+        self.dialogs["about"] = dialog
+        return dialog
+
+    def open_shortcuts(self) -> QWidget:
+        """Help → Keyboard shortcuts, gathered from the window's own actions."""
+        from victor_gui.ui.help_dialogs import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self)
+        dialog.show()
+        self.dialogs["shortcuts"] = dialog
+        return dialog
 
     def _action(self, menu: Any, text: str, key: Any, slot: Any) -> QAction:
         action = QAction(text, self)
