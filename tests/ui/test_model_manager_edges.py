@@ -21,8 +21,8 @@ pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 CPU_ONLY = GpuReport(ram=RamInfo(32 * GiB, 24 * GiB))
 
 
-def _view(qtbot, client, report: GpuReport):  # type: ignore[no-untyped-def]
-    service = ModelLibraryService(client, gpu_report=report)
+def _view(qtbot, http, report: GpuReport):  # type: ignore[no-untyped-def]
+    service = ModelLibraryService(http, gpu_report=report)
     view = ModelLibraryView(service)
     qtbot.addWidget(view)
     view.show()
