@@ -164,7 +164,10 @@ async def test_search_finds_newest_first_with_snippet(store: ConversationStore) 
     assert [h.conversation_title for h in await store.search("boil ")] == ["Cooking"]  # finished word
     hits = await store.search("boil")  # the last word is typed-ahead as a prefix
     assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # newest first
-    assert "[Boiling]" in hits[0].snippet and "[boil]" in hits[1].snippet
+    from victor_gui.storage.search import MATCH_CLOSE, MATCH_OPEN
+
+    assert f"{MATCH_OPEN}Boiling{MATCH_CLOSE}" in hits[0].snippet
+    assert f"{MATCH_OPEN}boil{MATCH_CLOSE}" in hits[1].snippet
     assert [h.conversation_title for h in await store.search("boil* water")] == ["Travel"]  # explicit prefix
     assert [h.conversation_title for h in await store.search("boil egg")] == ["Cooking"]  # last: prefix
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, read_config_text
+from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError, StorageError
 from victor_gui.providers.endpoint_access import has_url_credentials
 from victor_gui.storage.location import check_data_dir
@@ -173,7 +173,7 @@ assert len(MIGRATIONS) == CONFIG_VERSION - 1
 
 def settings_path() -> Path:
     """Where settings.yaml lives for this user."""
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.yaml"
+    return app_dirs.config_dir() / "settings.yaml"
 
 
 @dataclass

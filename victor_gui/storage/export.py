@@ -230,3 +230,19 @@ async def export_markdown(store: ConversationStore, conversation_ids: Iterable[i
             out.append(f"> System: {conv.system_prompt}\n")
         out += [_markdown_message(m) for m in await store.get_messages(cid)]
     return sanitise_markdown(redact("\n".join(out)))
+
+
+# Characters Windows, macOS or Linux refuse in a file name, and control characters.
+_UNSAFE_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
+_RESERVED_WINDOWS = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+def export_file_name(title: str, fmt: str) -> str:
+    """A file name for exporting a chat called ``title``: ``<title>.md`` or ``.json``, safe on
+    every OS (no separators or reserved names, at most 80 characters), ``chat`` when empty."""
+    stem = _UNSAFE_NAME.sub(" ", title).strip().strip(".")
+    stem = " ".join(stem.split())[:80].rstrip(" .") or "chat"
+    if stem.upper() in _RESERVED_WINDOWS:
+        stem = f"{stem} chat"
+    return f"{stem}.{fmt}"

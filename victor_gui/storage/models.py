@@ -121,7 +121,8 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
 
 @dataclass(slots=True)
 class SearchHit:
-    """One full-text match: where it is and a snippet with the match marked by ``[`` ``]``."""
+    """One full-text match: where it is, and a snippet with each match between
+    ``search.MATCH_OPEN`` and ``search.MATCH_CLOSE``."""
 
     message_id: int
     conversation_id: int

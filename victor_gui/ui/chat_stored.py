@@ -63,6 +63,7 @@ class StoredChatMixin:
         target = self._show_page(page, at_top=False)
         if target is not None:
             self.transcript.scroll_to(target)
+            self.transcript.highlight(target if message_id is not None else None)
         self.tasks.spawn(self.show_tool_choice())  # the menu follows; opening does not wait on it
 
     def _select_quietly(self, provider: str, model: str) -> None:
