@@ -80,5 +80,6 @@ async def test_a_cpu_only_machine_is_described_as_one(qtbot, client) -> None:  #
         legend = view.legend.text()
         assert "free RAM" in legend and "no GPU found" in legend
         assert " 0 B" not in legend and "none" not in view.ctx_label.text()
+        assert "on GPU" not in view.measured_label.text() and " in RAM" in view.measured_label.text()
         assert view.bar.capacity == 24 * GiB and sum(s.value for s in view.bar.segments) > 1 * GiB
         await service.close()

@@ -68,6 +68,14 @@ def context_text(fit: FitResult, has_gpu: bool) -> str:
     return f"full offload up to {best:,}"
 
 
+def estimate_words(fit: FitResult, has_gpu: bool) -> str:
+    """``estimated at 8,192: 2.1 GiB on GPU, 2.9 GiB in all`` (without a GPU: ``… in RAM``)."""
+    if not has_gpu:
+        return f"estimated at {fit.n_ctx:,}: {human_bytes(fit.total.total)} in RAM"
+    gpu, total = human_bytes(fit.gpu.total), human_bytes(fit.total.total)
+    return f"estimated at {fit.n_ctx:,}: {gpu} on GPU, {total} in all"
+
+
 def snap(value: int) -> int:
     """``value`` on the slider's round steps (never below the smallest cache llama.cpp makes)."""
     return max(CTX_PAD, round(value / ROUND_STEP) * ROUND_STEP)

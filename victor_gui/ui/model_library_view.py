@@ -37,7 +37,7 @@ from victor_gui.servers.status import EndpointState, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
 from victor_gui.services.model_library import FileEstimate, ModelLibraryService, PullState
 from victor_gui.sizing.fit import FitResult
-from victor_gui.ui.fit_panel import FitPanel
+from victor_gui.ui.fit_panel import FitPanel, estimate_words
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 
 COLUMNS = ("Model", "Size", "Quantization", "Parameters", "Context", "Loaded")
@@ -221,7 +221,8 @@ class ModelLibraryView(QWidget):
         self._sync_selection()
         fit = s.fit
         waiting = s.arch_error or ("Reading the model's architecture…" if entry else "")
-        measured = self._measured_text(fit, entry.context_length if entry else None) if fit else ""
+        has_gpu = bool(s.gpu_report and s.gpu_report.gpus)
+        measured = self._measured_text(fit, entry.context_length if entry else None, has_gpu) if fit else ""
         self.fit_panel.show_fit(entry.name if entry else "Choose a model", fit, s.n_ctx, s.max_context,
                               report=s.gpu_report, ready=s.architecture is not None,
                               waiting_text=waiting, measured_text=measured)
@@ -233,8 +234,9 @@ class ModelLibraryView(QWidget):
             return
         fit = estimate.fit
         waiting = estimate.error or "Reading the file's header…"
-        measured = (f"Estimated at {fit.n_ctx:,}: {human_bytes(fit.gpu.total)} on GPU, "
-                    f"{human_bytes(fit.total.total)} in all") if fit else ""
+        report = self.service.gpu_report
+        words = estimate_words(fit, bool(report and report.gpus)) if fit else ""
+        measured = words[:1].upper() + words[1:]
         self.file_panel.show_fit(estimate.name, fit, estimate.n_ctx, estimate.max_context,
                                report=self.service.gpu_report, ready=estimate.architecture is not None,
                                waiting_text=waiting, measured_text=measured)
@@ -258,9 +260,8 @@ class ModelLibraryView(QWidget):
         self.table.blockSignals(False)
 
     @staticmethod
-    def _measured_text(fit: FitResult, loaded_ctx: int | None) -> str:
-        estimate = (f"estimated at {fit.n_ctx:,}: {human_bytes(fit.gpu.total)} on GPU, "
-                    f"{human_bytes(fit.total.total)} in all")
+    def _measured_text(fit: FitResult, loaded_ctx: int | None, has_gpu: bool = True) -> str:
+        estimate = estimate_words(fit, has_gpu)
         m = fit.measured
         if m is None or m.vram_bytes is None:
             return f"Not loaded — {estimate} (load it to compare with what the server reports)"
