@@ -20,7 +20,7 @@ from victor_gui.storage.export import export_json, export_markdown, import_json
 from victor_gui.storage.schema import SCHEMA_VERSION
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-NOTES = "Meeting notes\nThe launch code word is HERON.\n".encode()
+NOTES = b"Meeting notes\nThe launch code word is HERON.\n"
 
 
 @pytest.fixture
@@ -35,7 +35,8 @@ def blob_files(root: Path) -> list[Path]:
     return sorted(p for p in (root / "attachments").glob("??/*") if p.is_file())
 
 
-async def attach_file(store: ConversationStore, path: Path, kind: AttachmentKind, media: str) -> AttachmentRef:
+async def attach_file(store: ConversationStore, path: Path, kind: AttachmentKind,
+                      media: str) -> AttachmentRef:
     sha, size = await store.put_attachment_file(path)
     return AttachmentRef(sha, path.name, media, size, kind)
 
