@@ -8,7 +8,7 @@ Ollama capabilities, the alternatives offered) replaces it whole.
 
 from __future__ import annotations
 
-from victor_gui.errors import ModelTakesNoImagesError
+from victor_gui.errors import ModelTakesNoImagesError, ProviderError
 from victor_gui.providers.base import BaseProvider
 
 
@@ -17,5 +17,13 @@ async def check_images(provider: BaseProvider, model: str) -> None:
     :class:`ModelTakesNoImagesError` (before any request is sent)."""
     if provider.supports_vision(model):
         return
+    show = getattr(provider, "show_model", None)  # Ollama: the server's own capabilities
+    if show is not None:
+        try:
+            await show(model)
+        except ProviderError:
+            pass
+        if provider.supports_vision(model):
+            return
     raise ModelTakesNoImagesError(
         f"{model} does not take images; remove them or choose a model that does.", alternatives=())
