@@ -8,7 +8,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,22 @@ async def test_export_leaves_out_large_files_with_a_flag_and_import_refuses_tamp
     with pytest.raises(StorageError, match="does not match its sha256"):
         await import_json(store, json.dumps(doc))
     assert len(await store.list_conversations()) == 1  # nothing was added
+
+
+async def test_discard_and_sweep_remove_blobs_no_message_holds(store: ConversationStore) -> None:
+    conv = await store.create_conversation()
+    kept = await store.put_attachment_bytes(PNG)
+    await store.add_message(conv.id, "user", "x", attachments=[
+        AttachmentRef(kept, "p.png", "image/png", len(PNG), AttachmentKind.IMAGE)])
+    dropped = await store.put_attachment_bytes(NOTES)  # a chip removed before sending
+    await store.discard_attachments([dropped, kept])
+    assert not store.attachment_path(dropped).exists() and store.attachment_path(kept).is_file()
+
+    crash = await store.put_attachment_bytes(b"left by a crash between put and message")
+    await store.release_attachments([crash])  # as after a restart: no pin in this process
+    assert await store.sweep_attachments() == []  # too recent: another process may be linking it
+    old = time.time() - 2 * 24 * 3600
+    os.utime(store.attachment_path(crash), (old, old))
+    os.utime(store.attachment_path(kept), (old, old))
+    assert await store.sweep_attachments() == [crash]
+    assert store.attachment_path(kept).is_file()  # held by a message, whatever its age

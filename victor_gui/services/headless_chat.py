@@ -232,7 +232,13 @@ class HeadlessChat:
     async def _run_in(self, store: ConversationStore, settings: Settings) -> ChatOutcome:
         request = self.request
         # Files first: one that cannot be read ends the run before a chat is made or a server asked.
-        refs = [await ingest_file(store, path) for path in request.attachments]
+        refs = []
+        try:
+            for path in request.attachments:
+                refs.append(await ingest_file(store, path))
+        except AttachmentError:
+            await store.discard_attachments([r.sha256 for r in refs])  # the files before this one
+            raise
         conv = await store.create_conversation(title_from(request.prompt), system_prompt=request.system)
         started = time.perf_counter()
         target: _Target | None = None
@@ -250,6 +256,7 @@ class HeadlessChat:
             # Refused before anything was stored: the empty chat made for it goes too.
             if not await store.get_messages(conv.id):
                 await store.delete_conversation(conv.id)
+            await store.discard_attachments([r.sha256 for r in refs])
             raise
         except TimeoutError:
             raise ProviderTimeoutError(

@@ -10,7 +10,8 @@
   :meth:`BlobStore.pin` / :meth:`BlobStore.unpin`), and a blob is deleted only while holding the
   lock, when it is neither pinned nor referenced by any row (re-checked at that moment).
   A blob put but never stored with a message (a crash, a send that failed) stays on disk; it is
-  harmless and :meth:`BlobStore.orphans` lists such files for a later sweep.
+  harmless and :meth:`BlobStore.orphans` lists such files for a later sweep
+  (:meth:`~victor_gui.storage.store.ConversationStore.sweep_attachments`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -69,7 +71,7 @@ class BlobStore:
         sha = hashlib.sha256(data).hexdigest()
         with self._lock:
             self._pins[sha] += 1
-            if not self.exists(sha):
+            if not self._reuse(sha):
                 self._write(sha, lambda out: out.write(data))
         return sha
 
@@ -96,12 +98,21 @@ class BlobStore:
             with self._lock:
                 self._pins[sha] += 1
                 final = self.path(sha)
-                if not final.is_file():
+                if not self._reuse(sha):
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
         return sha, size
+
+    def _reuse(self, sha: str) -> bool:
+        """Whether the blob is already stored; if so it is touched, so a sweep in another
+        process (which spares recent files) does not take it before its message is written."""
+        try:
+            os.utime(self.path(sha))
+        except FileNotFoundError:
+            return False
+        return True
 
     def _write(self, sha: str, fill: Callable[[IO[bytes]], object]) -> None:
         final = self.path(sha)
@@ -194,11 +205,13 @@ class BlobStore:
                 deleted.append(sha)
         return deleted
 
-    def orphans(self, referenced: Callable[[list[str]], set[str]]) -> list[str]:
-        """Blobs on disk that no row holds and nobody here pinned (left by a crash)."""
+    def orphans(self, referenced: Callable[[list[str]], set[str]], min_age_s: float = 0) -> list[str]:
+        """Blobs on disk, older than ``min_age_s``, that no row holds and nobody here pinned."""
         if not self.root.is_dir():
             return []
-        on_disk = [p.name for p in self.root.glob("??/*") if _is_sha(p.name)]
+        now = time.time()
+        on_disk = [p.name for p in self.root.glob("??/*")
+                   if _is_sha(p.name) and now - p.stat().st_mtime >= min_age_s]
         with self._lock:
             held = referenced(on_disk) if on_disk else set()
             return [s for s in on_disk if s not in held and not self._pins.get(s)]

@@ -361,8 +361,28 @@ class ConversationStore:
         return await asyncio.to_thread(self.blobs.put_bytes, data)
 
     async def release_attachments(self, shas: Sequence[str]) -> None:
-        """Give up blobs put but never sent (a chip removed): they may be collected again."""
+        """Release the pins of blobs put but not (yet) stored with a message; the files stay."""
         self.blobs.unpin(shas)
+
+    async def discard_attachments(self, shas: Sequence[str]) -> None:
+        """Give up blobs put but never sent (a chip removed, a send refused): released, and
+        deleted unless a message holds them (or another put of the same content is pending)."""
+        self.blobs.unpin(shas)
+        await self._collect(shas)
+
+    async def sweep_attachments(self, min_age_s: float = 24 * 3600) -> list[str]:
+        """Delete blob files no message holds that are older than ``min_age_s`` (left by a crash
+        between a put and its message); returns their hashes. The age keeps a file another
+        process (the headless chat) has just put and not yet linked."""
+        if self._db.read_only is not None:
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return self.blobs.orphans(lambda shas: attachment_rows.referenced(conn, shas), min_age_s)
+
+        candidates = await self._db.read(op)
+        await self._collect(candidates)
+        return [c for c in candidates if not self.blobs.exists(c)]
 
     async def read_attachment(self, sha256: str) -> bytes:
         """An attachment's original bytes (read on a worker thread); :class:`StorageError` when
