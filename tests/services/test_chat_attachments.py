@@ -30,7 +30,12 @@ from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.protocols.tool_history import IMAGE_OMITTED
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.services.attachment_files import ingest_file
-from victor_gui.services.attachment_types import AttachmentKind, AttachmentRef
+from victor_gui.services.attachment_types import (
+    AttachmentKind,
+    AttachmentRef,
+    ConvertedDocument,
+    DocumentSection,
+)
 from victor_gui.services.chat_attachments import IMAGES_LEFT_OUT
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.image_prep import IMAGE_LIMITS
@@ -263,3 +268,22 @@ def test_attachment_ref_is_the_contract_type() -> None:
     from victor_gui.core.attachment_ref import AttachmentRef as CoreRef
 
     assert AttachmentRef is CoreRef  # one class, re-exported: storage and services hold the same
+
+
+async def test_a_document_the_draft_converted_is_not_converted_again(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, notes = files
+    store, cid = await new_chat(tmp_path)
+    with running("vllm", model="sim-model") as server:
+        provider = openai_provider("vllm", server)
+        session = ChatSession(store, cid, provider, "sim-model")
+        ref = await ingest_file(store, notes)
+        session.use_converted(ConvertedDocument(ref.name, ref.sha256, ref.media_type,
+                                                (DocumentSection("Section as the draft converted it."),)))
+        server.script(Script(text="ok"))
+        await session.send("Summarise.", [ref])
+        sent = server.chat_requests()[-1].body["messages"][-1]["content"]
+        await session.close()
+    await store.close()
+    assert "Section as the draft converted it." in sent and FACT not in sent

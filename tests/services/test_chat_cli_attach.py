@@ -54,7 +54,7 @@ def test_document_goes_before_the_prompt_and_json_lists_it(home: Home, sim: SimS
     assert FACT in sent and sent.index(FACT) < sent.index("Where is the boat?")
     ((_, messages),) = home.stored()
     assert messages[0].content == "Where is the boat?" and messages[0].attachments[0].name == "harbour.txt"
-    [blob] = (home.data / "victor_gui" / "attachments").glob("??/*")  # the copy in the data folder
+    [blob] = (home.db.parent / "attachments").glob("??/*")  # the copy in the data folder
     assert blob.name == entry["sha256"] and blob.read_bytes() == notes.read_bytes()
 
 
@@ -96,7 +96,7 @@ def test_a_file_that_does_not_convert_exits_8_naming_it(home: Home, sim: SimServ
     error = payload["error"]
     assert error["exit_code"] == EXIT_ATTACHMENT and "old-notes.txt" in error["sentence"]
     assert sim.chat_requests() == [] and home.stored() == []  # refused before a chat was kept
-    assert not list((home.data / "victor_gui" / "attachments").glob("??/*"))  # nor its blob
+    assert not list((home.db.parent / "attachments").glob("??/*"))  # nor its blob
 
 
 def test_an_image_to_a_model_without_vision_exits_8(home: Home, sim: SimServer, tmp_path: Path) -> None:
@@ -107,4 +107,4 @@ def test_an_image_to_a_model_without_vision_exits_8(home: Home, sim: SimServer, 
     assert result.returncode == EXIT_ATTACHMENT
     assert "sim-model does not take images" in result.stderr
     assert sim.chat_requests() == [] and home.stored() == []
-    assert not list((home.data / "victor_gui" / "attachments").glob("??/*"))
+    assert not list((home.db.parent / "attachments").glob("??/*"))

@@ -95,6 +95,11 @@ class AttachmentsMixin:
         # The passages retrieved for the question being answered (the reply's sources).
         self._reply_sources: tuple[RetrievedPassage, ...] = ()
 
+    def use_converted(self, document: ConvertedDocument) -> None:
+        """Take a document the draft has already converted (keyed by its ``sha256``), so sending
+        it does not convert the file a second time."""
+        self._att_docs[document.sha256] = document
+
     # -- before storing --------------------------------------------------------------------------
 
     async def _ready_attachments(self, refs: Sequence[AttachmentRef]) -> tuple[AttachmentRef, ...]:
