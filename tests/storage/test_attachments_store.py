@@ -223,3 +223,19 @@ async def test_discard_and_sweep_remove_blobs_no_message_holds(store: Conversati
     os.utime(store.attachment_path(kept), (old, old))
     assert await store.sweep_attachments() == [crash]
     assert store.attachment_path(kept).is_file()  # held by a message, whatever its age
+
+
+async def test_an_import_refused_mid_write_leaves_no_blob_behind(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    entry = {"sha256": hashlib.sha256(PNG).hexdigest(), "name": "p.png", "media_type": "image/png",
+             "size": len(PNG), "kind": "image", "data": base64.b64encode(PNG).decode()}
+    doc = {"format": "victor_gui.conversations", "version": 1, "conversations": [{
+        "title": "t", "created": 1.0, "updated": 1.0, "params": {}, "messages": [
+            {"role": "user", "content": "see", "attachments": [entry]},
+            # Passes the checks, refused by SQLite mid-write (as in test_import_atomic).
+            {"role": "assistant", "prompt_tokens": {"not": "a number"}}]}]}
+    with pytest.raises(StorageError, match="nothing was imported"):
+        await import_json(store, json.dumps(doc))
+    assert await store.list_conversations() == []
+    assert blob_files(tmp_path) == []  # the picture written for it went again

@@ -126,15 +126,19 @@ async def import_json(store: ConversationStore, text: str) -> list[int]:
         raise StorageError("not a Victor GUI conversation export: 'conversations' is not a list")
     blobs = PendingBlobs()
     items = [_imported(n, item, blobs) for n, item in enumerate(conversations, 1)]
+    imported = False
     try:
         await blobs.put(store)
-        return await store.import_conversations(items)
+        ids = await store.import_conversations(items)
+        imported = True
+        return ids
     except sqlite3.Error as exc:
         raise StorageError(f"the export could not be imported ({exc}); nothing was added") from exc
     except StorageError as exc:  # a read-only store says why it cannot save
         raise StorageError(f"the export could not be imported: {exc}") from exc
     finally:
-        await blobs.release(store)
+        # Kept by the new rows; or, when nothing was added, not left behind in the data folder.
+        await blobs.release(store, discard=not imported)
 
 
 def _imported(n: int, item: Any, blobs: PendingBlobs) -> ImportedConversation:

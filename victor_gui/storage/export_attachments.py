@@ -63,8 +63,11 @@ class PendingBlobs:
         for data in self.data.values():
             self._put.append(await store.put_attachment_bytes(data))
 
-    async def release(self, store: ConversationStore) -> None:
-        await store.release_attachments(self._put)
+    async def release(self, store: ConversationStore, *, discard: bool = False) -> None:
+        if discard:
+            await store.discard_attachments(self._put)
+        else:
+            await store.release_attachments(self._put)
         self._put.clear()
 
 
