@@ -32,6 +32,11 @@ approved ones run concurrently, one ``tool`` row per call keeps its result and r
 in a new assistant row, up to ``tool_max_rounds``. A stop cancels running calls (stored as
 cancelled). Signed thinking (Anthropic, Bedrock) is kept in the turn's ``meta`` and handed back
 to the provider, so such a loop goes on after a restart.
+
+Attachments (:mod:`.chat_attachments`): ``send``/``edit_and_resend`` take stored files
+(:class:`~victor_gui.services.attachment_types.AttachmentRef`), checked before the message is
+stored (a model without vision raises ``ModelTakesNoImagesError``), kept with the user's
+message, and put into each request for the protocol of the provider it goes to.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ from victor_gui.providers.types import (
     Usage,
 )
 from victor_gui.services import costs, notes
+from victor_gui.services.attachment_types import AttachmentRef
+from victor_gui.services.chat_attachments import AttachmentsMixin
 from victor_gui.services.chat_tools import (
     TOOL_ROUNDS,
     ToolRoundsMixin,
@@ -98,7 +105,7 @@ _FINISH_RETRIES_S = (0.5, 1.0)
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
 
 
-class ChatSession(ToolRoundsMixin):
+class ChatSession(ToolRoundsMixin, AttachmentsMixin):
     """A conversation bound to a provider and model, streaming replies into the store.
 
     ``cost_fn``: ``(provider, model, usage) -> USD | None``; None uses the price table
@@ -167,6 +174,7 @@ class ChatSession(ToolRoundsMixin):
         # The tool runs of the reply streaming now (a view reads ``records`` off it).
         self.tool_runner: ToolRunner | None = None
         self._left_out_told: tuple[str, ...] = ()
+        self._init_attachments()
 
     @classmethod
     def from_profile(
@@ -202,10 +210,15 @@ class ChatSession(ToolRoundsMixin):
 
     # -- the public actions ----------------------------------------------------------------------
 
-    async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
-        """Store the user's message and stream the reply to it."""
+    async def send(self, content: str | Sequence[ContentPart],
+                   attachments: Sequence[AttachmentRef] = ()) -> ReplyResult:
+        """Store the user's message (with its files) and stream the reply to it.
+
+        Files the model cannot take (images to a model without vision, a document that does not
+        convert) raise before anything is stored, so the draft stays with the user."""
         self._check_idle()
-        user_id = await self.store.add_message(self.conversation_id, "user", content)
+        refs = await self._ready_attachments(attachments)
+        user_id = await self.store.add_message(self.conversation_id, "user", content, attachments=refs)
         return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
@@ -218,13 +231,17 @@ class ChatSession(ToolRoundsMixin):
         await self._truncate_keeping_switches(messages, users[-1].position + 1)
         return await self._run_reply(users[-1].id)
 
-    async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart]) -> ReplyResult:
-        """Change one of the user's messages, drop everything after it, and answer it again."""
+    async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart],
+                              attachments: Sequence[AttachmentRef] | None = None) -> ReplyResult:
+        """Change one of the user's messages, drop everything after it, and answer it again.
+        ``attachments``: None keeps the message's files, a sequence replaces them."""
         self._check_idle()
         message = await self.store.get_message(message_id)
         if message is None or message.conversation_id != self.conversation_id or message.role != "user":
             raise StorageError("Only a user message of this conversation can be edited and resent.")
-        await self.store.edit_message(message_id, content)
+        refs = await self._ready_attachments(message.attachments if attachments is None else attachments)
+        await self.store.edit_message(message_id, content, attachments=refs)
+        self._att_contexts.pop(message_id, None)  # the question changed: its documents' text too
         messages = await self.store.get_messages(self.conversation_id)
         await self._truncate_keeping_switches(messages, message.position + 1)
         return await self._run_reply(message_id)
@@ -288,7 +305,11 @@ class ChatSession(ToolRoundsMixin):
             if candidate._instance is not provider:
                 await _close_quietly(candidate)
         stored = await self.store.get_messages(self.conversation_id)
-        request = await self._request(provider, model, self._history(stored), primary=True)
+        self._att_contexts.clear()  # whole or retrieved is decided again for the new window
+        await self._load_attachments(stored)
+        history = self._history(stored)
+        request = await self._request(provider, model, history, primary=True)
+        await self._note_images_left_out(provider, model, history, stored)
         trim_id = await self._note_trim(request, stored)
         return SwitchResult(note_id, request.window, request.trim.dropped_turns, trim_id)
 
@@ -305,8 +326,9 @@ class ChatSession(ToolRoundsMixin):
         Replies that failed with nothing in them are left out; an interrupted reply is kept, as
         the user saw it. What a model receives is this, repaired and trimmed (see the module doc).
         """
-        return self._history(await self.store.get_messages(self.conversation_id),
-                             await self._system_prompt())
+        stored = await self.store.get_messages(self.conversation_id)
+        await self._load_attachments(stored)
+        return self._history(stored, await self._system_prompt())
 
     # -- history and requests --------------------------------------------------------------------
 
@@ -322,7 +344,7 @@ class ChatSession(ToolRoundsMixin):
             failed_empty = m.status == "error" and not m.content and not m.tool_calls
             if m.is_note or m.status == "streaming" or failed_empty:
                 continue
-            out.append(m.to_message())
+            out.append(self._attached_message(m))
         return out
 
     async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
@@ -342,6 +364,7 @@ class ChatSession(ToolRoundsMixin):
             prompt = await self._system_prompt()
             if prompt:
                 history = [Message(role="system", content=prompt), *history]
+        history = await self._images_for(provider, model, history)
         prepared = repair_history(history, vision=provider.supports_vision(model), replay=True)
         window = await self._window(provider, model, primary)
         trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
@@ -428,8 +451,10 @@ class ChatSession(ToolRoundsMixin):
         if self.track_costs and self.cost_fn is None and not costs.loaded():
             await costs.load_prices()
         stored = await self.store.get_messages(self.conversation_id)
+        await self._load_attachments(stored)
         history = self._history(stored, await self._system_prompt())
         request = await self._request(self.provider, self.model, history, primary=True)
+        await self._note_images_left_out(self.provider, self.model, history, stored)
         await self._note_trim(request, stored)
         mid = await self.store.begin_assistant_message(
             self.conversation_id, provider=self.provider.name, model=self.model, endpoint=self.endpoint
@@ -634,6 +659,8 @@ class ChatSession(ToolRoundsMixin):
             meta["context_window"] = request.window.tokens
         if request.repairs:
             meta["repairs"] = request.repairs
+        if sources := self._sources_meta():
+            meta["sources"] = sources
         if progress.thinking_blocks and progress.tool_calls:
             # Signed thinking (Anthropic, Bedrock) must be replayed with its tool calls: kept
             # with the message so a tool loop with thinking goes on after a restart.

@@ -35,11 +35,18 @@ from victor_gui.config.secrets import (
     usable_keyring,
 )
 from victor_gui.config.settings import Endpoint, Settings
-from victor_gui.errors import ConfigError, ProviderError, ProviderTimeoutError
+from victor_gui.errors import (
+    AttachmentError,
+    ConfigError,
+    ModelTakesNoImagesError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
 from victor_gui.providers.endpoint_access import join_url_userinfo
+from victor_gui.services.attachment_files import ingest_file
 from victor_gui.services.chat_controller import title_from
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
@@ -91,6 +98,8 @@ class ChatRequest:
     tools: list[str] = field(default_factory=list)
     approve_tools: bool = False
     tool_source: ToolSource | None = None
+    # ``--attach FILE`` (repeatable): images and documents sent with the prompt, as the window does.
+    attachments: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +123,10 @@ class ChatOutcome:
     # The tool calls of the reply (``--tools``): server, tool, arguments, state, result,
     # duration_s, approved_by; None when no tools were asked for.
     tool_calls: list[dict[str, Any]] | None = None
+    # With ``--attach``: the files as stored (AttachmentRef fields) and the passages the reply's
+    # documents were retrieved from (empty when they went in whole).
+    attachments: list[dict[str, Any]] | None = None
+    sources: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object (no secrets: errors are redacted by the error tree)."""
@@ -125,6 +138,9 @@ class ChatOutcome:
         }
         if self.tool_calls is not None:
             out["tool_calls"] = self.tool_calls
+        if self.attachments is not None:
+            out["attachments"] = self.attachments
+            out["sources"] = self.sources or []
         if self.warnings:
             out["warnings"] = self.warnings
         return out
@@ -215,6 +231,14 @@ class HeadlessChat:
 
     async def _run_in(self, store: ConversationStore, settings: Settings) -> ChatOutcome:
         request = self.request
+        # Files first: one that cannot be read ends the run before a chat is made or a server asked.
+        refs = []
+        try:
+            for path in request.attachments:
+                refs.append(await ingest_file(store, path))
+        except AttachmentError:
+            await store.discard_attachments([r.sha256 for r in refs])  # the files before this one
+            raise
         conv = await store.create_conversation(title_from(request.prompt), system_prompt=request.system)
         started = time.perf_counter()
         target: _Target | None = None
@@ -227,7 +251,13 @@ class HeadlessChat:
                 target = await self._target(store, conv.id, settings)
                 if request.tools:
                     await target.session.set_tool_choice(ToolChoice(tuple(request.tools)))
-                result = await target.session.send(request.prompt)
+                result = await target.session.send(request.prompt, refs)
+        except (AttachmentError, ModelTakesNoImagesError):
+            # Refused before anything was stored: the empty chat made for it goes too.
+            if not await store.get_messages(conv.id):
+                await store.delete_conversation(conv.id)
+            await store.discard_attachments([r.sha256 for r in refs])
+            raise
         except TimeoutError:
             raise ProviderTimeoutError(
                 f"No complete answer within {request.timeout:g} s (--timeout).") from None
@@ -259,6 +289,9 @@ class HeadlessChat:
             warnings=self.warnings, error=result.error)
         if request.tools:
             outcome.tool_calls = await self._tool_calls(store, conv.id)
+        if request.attachments:
+            outcome.attachments = [ref.to_json() for ref in refs]
+            outcome.sources = list(meta.get("sources") or [])
         if answered is not None and attempts:
             outcome.fallback.append({"target": f"{answered['provider']} · {answered['model']}",
                                      **answered, "error": None, "message": None})

@@ -5,6 +5,14 @@ message except database ids (messages are identified by their order), keys sorte
 indent. Export → import → export therefore yields byte-identical text. Every string passes
 through :func:`redact` on the way out, so a key pasted into an error or a chat never leaves in
 an export (the one way an export can differ from the database).
+
+Attachments (:mod:`.export_attachments`): a message with files lists them under
+``"attachments"`` (the key is absent for a message without any, so older exports read the
+same): each entry has the :class:`~victor_gui.core.attachment_ref.AttachmentRef` fields, and
+the original bytes as base64 in ``"data"`` when the file is small enough (images up to 20 MiB,
+other files up to 5 MiB), else ``"left_out": "size"`` (or ``"missing"`` when the data folder no
+longer has it). Import writes the bytes back as blobs and links them again; an entry without
+data keeps its name on the message (the file is then not in that data folder).
 """
 
 from __future__ import annotations
@@ -18,6 +26,12 @@ from typing import Any
 
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
+from victor_gui.storage.export_attachments import (
+    PendingBlobs,
+    attachment_entries,
+    imported_attachments,
+    markdown_attachments,
+)
 from victor_gui.storage.models import Conversation, StoredMessage
 from victor_gui.storage.store import ConversationStore, ImportedConversation
 
@@ -82,8 +96,13 @@ async def export_json(store: ConversationStore, conversation_ids: Iterable[int] 
         conv = await store.get_conversation(cid)
         if conv is None:
             raise StorageError(f"no conversation with id {cid}")
-        items.append(_conversation_dict(conv, await store.get_messages(cid)))
-    doc = {"format": FORMAT, "version": VERSION, "conversations": _scrub(items)}
+        messages = await store.get_messages(cid)
+        item = _scrub(_conversation_dict(conv, messages))
+        for entry, m in zip(item["messages"], messages, strict=True):
+            if m.attachments:  # after the scrub: redaction must not touch the base64 data
+                entry["attachments"] = await attachment_entries(store, m.attachments, _scrub)
+        items.append(item)
+    doc = {"format": FORMAT, "version": VERSION, "conversations": items}
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
@@ -105,16 +124,24 @@ async def import_json(store: ConversationStore, text: str) -> list[int]:
     conversations = doc.get("conversations", [])
     if not isinstance(conversations, list):
         raise StorageError("not a Victor GUI conversation export: 'conversations' is not a list")
-    items = [_imported(n, item) for n, item in enumerate(conversations, 1)]
+    blobs = PendingBlobs()
+    items = [_imported(n, item, blobs) for n, item in enumerate(conversations, 1)]
+    imported = False
     try:
-        return await store.import_conversations(items)
+        await blobs.put(store)
+        ids = await store.import_conversations(items)
+        imported = True
+        return ids
     except sqlite3.Error as exc:
         raise StorageError(f"the export could not be imported ({exc}); nothing was added") from exc
     except StorageError as exc:  # a read-only store says why it cannot save
         raise StorageError(f"the export could not be imported: {exc}") from exc
+    finally:
+        # Kept by the new rows; or, when nothing was added, not left behind in the data folder.
+        await blobs.release(store, discard=not imported)
 
 
-def _imported(n: int, item: Any) -> ImportedConversation:
+def _imported(n: int, item: Any, blobs: PendingBlobs) -> ImportedConversation:
     """Conversation ``n`` (1-based) of an export, checked; StorageError names it if malformed."""
 
     def bad(why: str) -> StorageError:
@@ -136,6 +163,12 @@ def _imported(n: int, item: Any) -> ImportedConversation:
     title, system_prompt = item.get("title", ""), item.get("system_prompt")
     if not isinstance(title, str) or not (system_prompt is None or isinstance(system_prompt, str)):
         raise bad("the title or system prompt is not text")
+    refs = []
+    for k, m in enumerate(messages, 1):
+        try:
+            refs.append(imported_attachments(m.get("attachments"), blobs))
+        except ValueError as exc:
+            raise bad(f"message {k}: {exc}") from None
     now = time.time()
     created = item.get("created")
     created = created if isinstance(created, int | float) else now
@@ -143,7 +176,9 @@ def _imported(n: int, item: Any) -> ImportedConversation:
     updated = updated if isinstance(updated, int | float) else created
     return ImportedConversation(
         title=title, created=float(created), updated=float(updated), system_prompt=system_prompt,
-        params=params, messages=[{f: m.get(f) for f in _MESSAGE_FIELDS} for m in messages],
+        params=params,
+        messages=[{**{f: m.get(f) for f in _MESSAGE_FIELDS}, "attachments": r}
+                  for m, r in zip(messages, refs, strict=True)],
     )
 
 
@@ -206,6 +241,8 @@ def _markdown_message(m: StoredMessage) -> str:
         lines += ["<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>", ""]
     if m.content:
         lines += [m.content, ""]
+    if m.attachments:
+        lines += [*markdown_attachments(m.attachments), ""]
     if m.content_parts:
         images = sum(1 for p in m.content_parts if p.get("type") == "image")
         if images:

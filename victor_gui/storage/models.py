@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from victor_gui.core.attachment_ref import AttachmentRef
 from victor_gui.providers.types import Message, ToolCall
 
 # Role of transcript notes. Not a provider role on purpose: Message() refuses it, so a note can
@@ -59,6 +60,8 @@ class StoredMessage:
     error: str | None
     # JSON details: a note's ``kind`` (see victor_gui.services.notes), fallback attempts, trimming.
     meta: dict[str, Any] | None = None
+    # The files attached to this message, in order (their bytes: ConversationStore.read_attachment).
+    attachments: tuple[AttachmentRef, ...] = ()
 
     @property
     def is_note(self) -> bool:

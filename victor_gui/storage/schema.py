@@ -195,12 +195,34 @@ def _v5_message_chunks(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v6_attachments(conn: sqlite3.Connection) -> None:
+    # The files attached to a message, in order. The bytes live once per content in the data
+    # folder (victor_gui.storage.blobs, named by sha256); a row holds the hash and the rest of
+    # the AttachmentRef as JSON (new fields need no migration). Rows go with their message
+    # (ON DELETE CASCADE, so with the conversation too); the index finds whether any row still
+    # holds a blob before its file is deleted.
+    _run_script(
+        conn,
+        """
+        CREATE TABLE message_attachments (
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            PRIMARY KEY (message_id, seq)
+        );
+        CREATE INDEX message_attachments_by_sha ON message_attachments(sha256);
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("initial", _v1_initial),
     Migration("full_text_search", _v2_full_text),
     Migration("message_meta", _v3_message_meta),
     Migration("fts_prefix_index", _v4_fts_prefix_index),
     Migration("message_chunks", _v5_message_chunks),
+    Migration("attachments", _v6_attachments),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
