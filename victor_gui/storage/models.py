@@ -59,6 +59,9 @@ class StoredMessage:
     error: str | None
     # JSON details: a note's ``kind`` (see victor_gui.services.notes), fallback attempts, trimming.
     meta: dict[str, Any] | None = None
+    # The message this one follows in the conversation's tree (None: a first message); see
+    # victor_gui.storage.tree for versions and branches.
+    parent_id: int | None = None
 
     @property
     def is_note(self) -> bool:
@@ -81,7 +84,7 @@ class StoredMessage:
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, content_parts, reasoning, tool_calls, tool_call_id, "
     "provider, model, endpoint, prompt_tokens, completion_tokens, cached_tokens, ttft_ms, "
-    "tokens_per_second, cost, created, updated, status, error, meta"
+    "tokens_per_second, cost, created, updated, status, error, meta, parent_id"
 )
 
 
@@ -116,6 +119,7 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
         r[20],
         r[21],
         _loads(r[22]),
+        r[23] if len(r) > 23 else None,
     )
 
 

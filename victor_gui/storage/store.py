@@ -31,6 +31,7 @@ from typing import Any
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
+from victor_gui.storage import tree
 from victor_gui.storage.chunks import append_chunk, fold, with_chunks
 from victor_gui.storage.db import Database
 from victor_gui.storage.instance_lock import INSTANCE, FileLock
@@ -43,6 +44,7 @@ from victor_gui.storage.models import (
     message_from_row,
 )
 from victor_gui.storage.search import search_sync
+from victor_gui.storage.tree import TreeMessage
 from victor_gui.storage.usage import UsageRow, usage_sync
 
 DB_NAME = "conversations.sqlite3"
@@ -151,7 +153,7 @@ class ConversationStore:
             if row is None:
                 return None
             count = conn.execute(
-                "SELECT count(*) FROM messages WHERE conversation_id=?", (conversation_id,)
+                "SELECT count(*) FROM messages WHERE conversation_id=? AND on_path=1", (conversation_id,)
             ).fetchone()
             return _conversation(row, count[0])
 
@@ -246,10 +248,11 @@ class ConversationStore:
     async def get_messages(
         self, conversation_id: int, *, limit: int | None = None, before_position: int | None = None
     ) -> list[StoredMessage]:
-        """Messages in order. With ``limit``: the last page (before ``before_position`` if given)."""
+        """The chosen branch's messages in order (see :mod:`.tree`). With ``limit``: the last page
+        (before ``before_position`` if given)."""
 
         def op(conn: sqlite3.Connection) -> list[StoredMessage]:
-            where, args = "conversation_id=?", [conversation_id]
+            where, args = "conversation_id=? AND on_path=1", [conversation_id]
             if before_position is not None:
                 where += " AND position<?"
                 args.append(before_position)
@@ -286,16 +289,41 @@ class ConversationStore:
         )
 
     async def delete_messages_from(self, conversation_id: int, position: int) -> int:
-        """Delete the messages at ``position`` and after (regenerate / edit-and-resend); returns how many."""
+        """Delete the chosen branch's messages at ``position`` and after, with every version
+        below them; returns how many."""
         await self._flush_quietly()
-        return await self._db.write(
-            lambda conn: (
-                conn.execute(
-                    "DELETE FROM messages WHERE conversation_id=? AND position>=?",
-                    (conversation_id, position),
-                ).rowcount
-            )
-        )
+        return await self._db.write(lambda conn: tree.delete_from(conn, conversation_id, position))
+
+    # -- versions and branches (see .tree) --------------------------------------------------------
+
+    async def fork(self, conversation_id: int, after_id: int | None) -> None:
+        """End the chosen branch at ``after_id`` (None: before the first message): the next
+        message added becomes a new version beside the one that followed it, which is kept."""
+        await self._flush_quietly()
+        await self._db.write(lambda conn: tree.fork(conn, conversation_id, after_id))
+
+    async def choose_version(self, message_id: int) -> int:
+        """Show ``message_id``'s branch (persisted); returns its conversation's id."""
+        await self._flush_quietly()
+        return await self._db.write(lambda conn: tree.choose(conn, message_id))
+
+    async def versions(self, conversation_id: int) -> dict[int, tuple[int, ...]]:
+        """For the chosen branch's messages that have other versions: all their ids, oldest first."""
+        return await self._db.read(lambda conn: tree.versions(conn, conversation_id))
+
+    async def branch_conversation(self, message_id: int, title: str | None = None) -> Conversation:
+        """A new conversation with the chosen branch up to and including ``message_id``."""
+        await self._flush_quietly()
+        cid = await self._db.write(lambda conn: tree.branch_off(conn, message_id, title))
+        conv = await self.get_conversation(cid)
+        if conv is None:  # pragma: no cover - written just above in one transaction
+            raise StorageError("the new branch could not be read back")
+        return conv
+
+    async def get_tree(self, conversation_id: int) -> list[TreeMessage]:
+        """Every version of every message of a conversation, in the order they were added."""
+        await self._flush_quietly()
+        return await self._db.read(lambda conn: tree.whole_tree(conn, conversation_id))
 
     async def import_message(self, conversation_id: int, fields: dict[str, Any]) -> int:
         """Append a message as exported (see :mod:`.export`); ``streaming`` becomes ``interrupted``."""
@@ -603,7 +631,9 @@ def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict
     row = conn.execute(
         "SELECT coalesce(max(position), -1) + 1 FROM messages WHERE conversation_id=?", (conversation_id,)
     ).fetchone()
-    values = {"conversation_id": conversation_id, "position": row[0], **values}
+    # A new message follows the chosen branch's last one (see .tree).
+    values = {"conversation_id": conversation_id, "position": row[0],
+              "parent_id": tree.leaf(conn, conversation_id), **values}
     cur = conn.execute(
         f"INSERT INTO messages({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
         tuple(values.values()),
