@@ -2,9 +2,14 @@
 
 JSON format ``victor_gui.conversations`` v1: every stored field of every conversation and
 message except database ids (messages are identified by their order), keys sorted, two-space
-indent. Export → import → export therefore yields byte-identical text. Every string passes
-through :func:`redact` on the way out, so a key pasted into an error or a chat never leaves in
-an export (the one way an export can differ from the database).
+indent. ``messages`` is the chosen branch (what the window shows); with ``tree=True`` each
+conversation also has ``tree``: every version of every message in the order they were added,
+each with ``parent`` (the index in ``tree`` of the message it follows, null for a first one) and
+``chosen`` (the version picked among its siblings); importing such a file brings the whole tree
+back. Markdown writes the chosen branch. Export → import → export therefore yields
+byte-identical text. Every string passes through :func:`redact` on the way out, so a key
+pasted into an error or a chat never leaves in an export (the one way an export can differ from
+the database).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.storage.models import Conversation, StoredMessage
 from victor_gui.storage.store import ConversationStore, ImportedConversation
+from victor_gui.storage.tree import TreeMessage
 
 FORMAT = "victor_gui.conversations"
 VERSION = 1
@@ -68,6 +74,14 @@ def _conversation_dict(conv: Conversation, messages: list[StoredMessage]) -> dic
     }
 
 
+def _tree_list(tree: list[TreeMessage]) -> list[dict[str, Any]]:
+    """Every version of a conversation's messages, each naming its parent by index."""
+    index = {t.message.id: n for n, t in enumerate(tree)}
+    return [{**{f: getattr(t.message, f) for f in _MESSAGE_FIELDS},
+             "parent": index.get(t.message.parent_id) if t.message.parent_id is not None else None,
+             "chosen": t.chosen} for t in tree]
+
+
 async def _ids(store: ConversationStore, conversation_ids: Iterable[int] | None) -> list[int]:
     if conversation_ids is not None:
         return list(conversation_ids)
@@ -75,14 +89,19 @@ async def _ids(store: ConversationStore, conversation_ids: Iterable[int] | None)
     return [c.id for c in reversed(convs)]  # oldest first, the order they were made
 
 
-async def export_json(store: ConversationStore, conversation_ids: Iterable[int] | None = None) -> str:
-    """Conversations (all when ``conversation_ids`` is None) as a JSON document."""
+async def export_json(store: ConversationStore, conversation_ids: Iterable[int] | None = None, *,
+                      tree: bool = False) -> str:
+    """Conversations (all when ``conversation_ids`` is None) as a JSON document: the chosen
+    branch of each, and with ``tree`` every version too (see the module doc)."""
     items = []
     for cid in await _ids(store, conversation_ids):
         conv = await store.get_conversation(cid)
         if conv is None:
             raise StorageError(f"no conversation with id {cid}")
-        items.append(_conversation_dict(conv, await store.get_messages(cid)))
+        item = _conversation_dict(conv, await store.get_messages(cid))
+        if tree:
+            item["tree"] = _tree_list(await store.get_tree(cid))
+        items.append(item)
     doc = {"format": FORMAT, "version": VERSION, "conversations": _scrub(items)}
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
@@ -144,7 +163,25 @@ def _imported(n: int, item: Any) -> ImportedConversation:
     return ImportedConversation(
         title=title, created=float(created), updated=float(updated), system_prompt=system_prompt,
         params=params, messages=[{f: m.get(f) for f in _MESSAGE_FIELDS} for m in messages],
+        tree=_imported_tree(item.get("tree"), bad),
     )
+
+
+def _imported_tree(tree: Any, bad: Any) -> list[tuple[dict[str, Any], int | None, bool]] | None:
+    """A conversation's ``tree`` (every version), checked: each parent comes before its child."""
+    if tree is None:
+        return None
+    if not isinstance(tree, list):
+        raise bad("'tree' is not a list")
+    rows = []
+    for k, m in enumerate(tree):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad(f"tree message {k + 1} is not a message")
+        parent = m.get("parent")
+        if parent is not None and not (isinstance(parent, int) and 0 <= parent < k):
+            raise bad(f"tree message {k + 1} names no earlier message as its parent")
+        rows.append(({f: m.get(f) for f in _MESSAGE_FIELDS}, parent, bool(m.get("chosen", True))))
+    return rows
 
 
 # C0 controls except tab and newline, and DEL: a NUL or an escape sequence in a .md file hides

@@ -346,7 +346,10 @@ class ConversationStore:
                         (item.title, item.created, item.created, item.system_prompt, _dumps(item.params)),
                     )
                     cid = int(cur.lastrowid or 0)
-                    for values in messages:
+                    if item.tree is not None:  # every version, as exported (see .tree)
+                        tree.insert_tree(conn, cid, [(_imported_message(v), parent, chosen)
+                                                     for v, parent, chosen in item.tree])
+                    for values in messages if item.tree is None else ():
                         _insert_message(conn, cid, values)
                     conn.execute("UPDATE conversations SET created=?, updated=? WHERE id=?",
                                  (item.created, item.updated, cid))
@@ -595,6 +598,9 @@ class ImportedConversation:
     system_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # Every version with its parent's index and whether it is chosen (an export made with
+    # ``tree=True``); None: ``messages`` is the one branch.
+    tree: list[tuple[dict[str, Any], int | None, bool]] | None = None
 
 
 def _imported_message(fields: dict[str, Any]) -> dict[str, Any]:

@@ -191,3 +191,22 @@ def delete_from(conn: sqlite3.Connection, conversation_id: int, position: int) -
         " SELECT id FROM doomed)",
         (conversation_id, position),
     ).rowcount
+
+
+def insert_tree(conn: sqlite3.Connection, conversation_id: int,
+                rows: list[tuple[dict[str, object], int | None, bool]]) -> None:
+    """Add a whole exported tree to an empty conversation: each row's values, the index of its
+    parent among the rows before it (None: a first message) and whether it is the chosen one."""
+    ids: list[int] = []
+    shown: list[bool] = []
+    for position, (values, parent, chosen) in enumerate(rows):
+        parent_id = ids[parent] if parent is not None else None
+        on_path = chosen and (parent is None or shown[parent])
+        fields = {**values, "conversation_id": conversation_id, "position": position, "parent_id": parent_id,
+                  "chosen": int(chosen), "on_path": int(on_path)}
+        cur = conn.execute(
+            f"INSERT INTO messages({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+            tuple(fields.values()),
+        )
+        ids.append(int(cur.lastrowid or 0))
+        shown.append(on_path)
