@@ -162,3 +162,47 @@ async def test_branch_from_here_opens_a_new_chat_with_the_history_up_to_it(sim, 
     assert [m.content for m in await store.get_messages(origin)] == ["Q1", "A1", "Q2", "A2"]
     await wait_until(lambda: window.conversation_list.count() == 2
                      and "(branch)" in window.conversation_list.item(0).text())
+
+
+async def test_export_from_the_list_writes_the_shown_branch_or_every_version(
+    clean_env, window, store, tmp_path,
+) -> None:
+    import json
+
+    from victor_gui.ui.conversation_list import TREE
+
+    conv = await store.create_conversation("Versions")
+    question = await store.add_message(conv.id, "user", "which colour")
+    await store.add_message(conv.id, "assistant", "blue, the first version")
+    await store.fork(conv.id, question)
+    await store.add_message(conv.id, "assistant", "green, the second version")
+    window.conversations.refresh()
+    dialog = window.conversations.ask_export(conv.id, TREE)
+    assert dialog.defaultSuffix() == "json"
+    dialog.close()
+    await window.conversations.export(conv.id, tmp_path / "chat.md", "md")
+    markdown = (tmp_path / "chat.md").read_text(encoding="utf-8")
+    assert "green, the second version" in markdown and "blue" not in markdown
+    await window.conversations.export(conv.id, tmp_path / "chat.json", "json")
+    shown = json.loads((tmp_path / "chat.json").read_text(encoding="utf-8"))["conversations"][0]
+    assert [m["content"] for m in shown["messages"]] == ["which colour", "green, the second version"]
+    assert "tree" not in shown
+    await window.conversations.export(conv.id, tmp_path / "tree.json", TREE)
+    whole = json.loads((tmp_path / "tree.json").read_text(encoding="utf-8"))["conversations"][0]
+    assert [(m["content"], m["parent"], m["chosen"]) for m in whole["tree"]] == [
+        ("which colour", None, True), ("blue, the first version", 0, False),
+        ("green, the second version", 0, True)]
+
+
+async def test_a_search_hit_in_a_hidden_version_opens_that_version(clean_env, window, store) -> None:
+    conv = await store.create_conversation("Hidden")
+    question = await store.add_message(conv.id, "user", "tell me about otters")
+    hidden = await store.add_message(conv.id, "assistant", "otters hold hands while sleeping")
+    await store.fork(conv.id, question)
+    await store.add_message(conv.id, "assistant", "a shorter answer")
+    [hit] = [h for h in await store.search("hands") if h.message_id == hidden]
+    await window.chat.open_conversation(conv.id, hit.message_id)
+    texts = [v.text for v in window.chat.transcript.messages]
+    assert texts == ["tell me about otters", "otters hold hands while sleeping"]
+    shown = window.chat.transcript.messages[1]
+    await wait_until(lambda: shown.versions is not None and shown.versions.text == "1/2")

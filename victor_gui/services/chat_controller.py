@@ -196,6 +196,8 @@ class ChatController:
             hit = await store.get_message(message_id)
             if hit is not None and hit.conversation_id == conversation_id:
                 before = hit.position + PAGE // 2
+                if not await store.is_shown(message_id):  # a hit in another version: show it
+                    await store.choose_version(message_id)
         stored = await store.get_messages(conversation_id, limit=PAGE, before_position=before)
         if before is not None:
             later = await store.get_messages(conversation_id, limit=1)

@@ -307,6 +307,10 @@ class ConversationStore:
         await self._flush_quietly()
         return await self._db.write(lambda conn: tree.choose(conn, message_id))
 
+    async def is_shown(self, message_id: int) -> bool:
+        """Whether a message is on its conversation's chosen branch (False: a hidden version)."""
+        return await self._db.read(lambda conn: tree.is_shown(conn, message_id))
+
     async def versions(self, conversation_id: int) -> dict[int, tuple[int, ...]]:
         """For the chosen branch's messages that have other versions: all their ids, oldest first."""
         return await self._db.read(lambda conn: tree.versions(conn, conversation_id))

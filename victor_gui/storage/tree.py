@@ -62,6 +62,12 @@ def leaf(conn: sqlite3.Connection, conversation_id: int) -> int | None:
     return None if row is None else int(row[0])
 
 
+def is_shown(conn: sqlite3.Connection, message_id: int) -> bool:
+    """Whether the message is on its conversation's chosen branch."""
+    row = conn.execute("SELECT on_path FROM messages WHERE id=?", (message_id,)).fetchone()
+    return bool(row and row[0])
+
+
 def fork(conn: sqlite3.Connection, conversation_id: int, after_id: int | None) -> None:
     """End the chosen branch at ``after_id`` (None: before the first message), keeping what
     followed as an unchosen version: the next message added becomes its sibling."""

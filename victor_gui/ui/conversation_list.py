@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 ROLE_CONV = Qt.ItemDataRole.UserRole
 ROLE_MESSAGE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DELAY_MS = 200
+# The export format of a JSON file with every version of every message (see storage.export).
+TREE = "tree"
 
 
 def _when(ts: float) -> str:
@@ -204,6 +206,8 @@ class ConversationList(QWidget):
         menu.addAction("Rename…", lambda: self.ask_rename(cid))
         menu.addAction("Export as Markdown…", lambda: self.ask_export(cid, "md"))
         menu.addAction("Export as JSON…", lambda: self.ask_export(cid, "json"))
+        # Issue 14: every version of every message (Markdown and JSON write the shown branch).
+        menu.addAction("Export as JSON with every version…", lambda: self.ask_export(cid, TREE))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.ask_delete(cid))
         menu.popup(self.list.viewport().mapToGlobal(pos))
@@ -246,7 +250,7 @@ class ConversationList(QWidget):
         dialog = QFileDialog(self, "Export chat")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
-        dialog.setDefaultSuffix(fmt)
+        dialog.setDefaultSuffix("md" if fmt == "md" else "json")
         dialog.fileSelected.connect(lambda path: self.export(cid, Path(path), fmt))
         dialog.open()
         return dialog
@@ -282,7 +286,10 @@ class ConversationList(QWidget):
 
         if self.store is None:
             return
-        text = await (export_markdown if fmt == "md" else export_json)(self.store, [cid])
+        if fmt == "md":
+            text = await export_markdown(self.store, [cid])
+        else:
+            text = await export_json(self.store, [cid], tree=fmt == TREE)
         await asyncio.to_thread(path.write_text, text, encoding="utf-8")
         self.status.emit(f"Exported to {path}")
 
