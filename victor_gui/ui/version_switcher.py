@@ -39,6 +39,10 @@ class VersionSwitcher(QWidget):
         self.next_button.setAccessibleName("Next version")
         self.next_button.setToolTip("Next version")
         self.next_button.clicked.connect(lambda: self._step(1))
+        for button in (self.previous_button, self.next_button):
+            font = button.font()  # the arrows read at text size are hard to hit and to see
+            font.setPointSizeF(font.pointSizeF() * 1.4)
+            button.setFont(font)
         row.addWidget(self.previous_button)
         row.addWidget(self.label)
         row.addWidget(self.next_button)
