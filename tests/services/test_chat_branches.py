@@ -153,3 +153,28 @@ async def test_json_export_writes_the_chosen_branch_or_the_whole_tree(store: Con
     assert await export_json(store, [copy], tree=True) == text
     assert [m.content for m in await store.get_messages(copy)] == ["q", "new"]
     assert len(next(iter((await store.versions(copy)).values()))) == 2
+
+
+async def test_switch_then_regenerate_puts_the_versions_on_the_new_reply(store: ConversationStore) -> None:
+    """The switch note Regenerate carries into the new version starts it; the versions are still
+    listed under the reply (a note has no switcher), and choosing goes both ways."""
+    conv = await store.create_conversation("switch")
+    with running("llamacpp") as llama, running("vllm") as vllm:
+        session = ChatSession(store, conv.id, make_provider("llamacpp", llama), "sim-model")
+        llama.script(Script(text="from llama"))
+        vllm.script(Script(text="from vllm"))
+        first = await session.send("question")
+        await session.switch(make_provider("vllm", vllm), "sim-model")
+        second = await session.regenerate()
+        assert second.provider == "vllm"
+        shown = await store.get_messages(conv.id)
+        assert [m.role for m in shown] == ["user", "note", "assistant"]  # the switch is kept
+        versions = await store.versions(conv.id)
+        assert versions == {second.message_id: (first.message_id, second.message_id)}
+        assert chat_branches.version_label(versions, second.message_id) == (2, 2)
+        await store.choose_version(first.message_id)
+        assert [(m.role, m.content[:10]) for m in await store.get_messages(conv.id)] == [
+            ("user", "question"), ("assistant", "from llama"), ("note", "Switched f")]
+        await store.choose_version(second.message_id)
+        assert (await store.get_messages(conv.id))[-1].id == second.message_id
+        await session.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from victor_gui.errors import StorageError
 from victor_gui.storage.chunks import joined
-from victor_gui.storage.models import MESSAGE_COLUMNS, StoredMessage, message_from_row
+from victor_gui.storage.models import MESSAGE_COLUMNS, NOTE_ROLE, StoredMessage, message_from_row
 
 # Columns a branch copies from each message (all but its id, place in the tree and chat).
 _COPIED = (
@@ -123,19 +123,43 @@ def choose(conn: sqlite3.Connection, message_id: int) -> int:
 
 def versions(conn: sqlite3.Connection, conversation_id: int) -> dict[int, tuple[int, ...]]:
     """For each message of the chosen branch that has other versions: every version's id (it
-    included), oldest first. Messages with no other version are left out."""
+    included), oldest first. Messages with no other version are left out.
+
+    A version that starts with a note (the copy of a model switch that Regenerate carries into
+    the new version) is listed under the first message after the note instead, with that
+    message's id in the note's place: notes have no switcher in the window, and choosing a
+    message below a version's start chooses that version."""
     rows = conn.execute(
-        "SELECT id, parent_id, on_path FROM messages WHERE conversation_id=? AND (parent_id IS NULL OR "
-        "parent_id IN (SELECT id FROM messages WHERE conversation_id=? AND on_path=1)) ORDER BY position",
+        "SELECT id, parent_id, on_path, role, position FROM messages WHERE conversation_id=? AND "
+        "(parent_id IS NULL OR parent_id IN (SELECT id FROM messages WHERE conversation_id=? AND on_path=1)) "
+        "ORDER BY position",
         (conversation_id, conversation_id),
     ).fetchall()
     groups: dict[int | None, list[int]] = {}
-    shown: dict[int | None, int] = {}
-    for mid, parent, on_path in rows:
+    shown: dict[int | None, tuple[int, str, int]] = {}
+    for mid, parent, on_path, role, position in rows:
         groups.setdefault(parent, []).append(int(mid))
         if on_path:
-            shown[parent] = int(mid)
-    return {shown[p]: tuple(ids) for p, ids in groups.items() if len(ids) > 1 and p in shown}
+            shown[parent] = (int(mid), role, int(position))
+    found: dict[int, tuple[int, ...]] = {}
+    noted: list[tuple[int, tuple[int, ...], int]] = []
+    for parent, ids in groups.items():
+        if len(ids) < 2 or parent not in shown:
+            continue
+        mid, role, position = shown[parent]
+        if role == NOTE_ROLE:
+            noted.append((mid, tuple(ids), position))
+        else:
+            found[mid] = tuple(ids)
+    for mid, group, position in noted:
+        row = conn.execute(
+            "SELECT id FROM messages WHERE conversation_id=? AND on_path=1 AND position>? AND role!=? "
+            "ORDER BY position LIMIT 1",
+            (conversation_id, position, NOTE_ROLE),
+        ).fetchone()
+        if row is not None and int(row[0]) not in found:
+            found[int(row[0])] = tuple(int(row[0]) if i == mid else i for i in group)
+    return found
 
 
 def branch_off(conn: sqlite3.Connection, message_id: int, title: str | None = None) -> int:
