@@ -178,3 +178,20 @@ async def test_switch_then_regenerate_puts_the_versions_on_the_new_reply(store: 
         await store.choose_version(second.message_id)
         assert (await store.get_messages(conv.id))[-1].id == second.message_id
         await session.close()
+
+
+async def test_a_reply_that_failed_before_any_text_is_replaced_by_its_retry(store: ConversationStore) -> None:
+    from tests.servers.base import Fault
+
+    conv = await store.create_conversation("retry")
+    with running("llamacpp") as llama:
+        session = ChatSession(store, conv.id, make_provider("llamacpp", llama), "sim-model")
+        llama.script(Script(fault=Fault.UNKNOWN_MODEL), Script(text="it worked"), Script(text="another"))
+        failed = await session.send("question")
+        assert failed.status == "error"
+        ok = await session.regenerate()
+        assert await store.versions(conv.id) == {}  # the empty failure is not a version
+        assert [m.content for m in await store.get_messages(conv.id)] == ["question", "it worked"]
+        again = await session.regenerate()  # a reply with text is kept as a version
+        assert await store.versions(conv.id) == {again.message_id: (ok.message_id, again.message_id)}
+        await session.close()

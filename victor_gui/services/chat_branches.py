@@ -5,7 +5,8 @@ they redo (:meth:`~victor_gui.storage.store.ConversationStore.fork`) and the new
 a sibling version of the old one, which stays in the store with everything that followed it.
 What is sent to a model is the chosen branch (``get_messages`` reads only that), so choosing a
 version (:func:`choose_version`) changes what the next request sends. "Branch from here"
-(:func:`branch_from`) copies the chosen branch up to a message into a new conversation.
+(:func:`branch_from`) copies the chosen branch up to a message into a new conversation. One
+exception: a reply that failed before any text arrived is replaced by its retry, not kept.
 
 A ``switch`` note after the redone message is copied into the new branch (as the linear store
 kept it before): the new version goes on with the model the person switched to.
@@ -42,10 +43,19 @@ async def fork_for_regenerate(store: ConversationStore, conversation_id: int) ->
     if not users:
         raise StorageError("There is no user message to answer.")
     last = users[-1]
+    after = [m for m in messages if m.position > last.position]
     kept = _switches_after(messages, last.position)
-    await store.fork(conversation_id, last.id)
+    if after and all(m.is_note or _failed_empty(m) for m in after):
+        # Retry of a reply that failed before any text: nothing worth keeping as a version.
+        await store.delete_messages_from(conversation_id, after[0].position)
+    else:
+        await store.fork(conversation_id, last.id)
     await _copy_switch_notes(store, conversation_id, kept)
     return last.id
+
+
+def _failed_empty(message: StoredMessage) -> bool:
+    return message.status == "error" and not message.content and not message.tool_calls
 
 
 async def fork_for_edit(store: ConversationStore, conversation_id: int, message_id: int,
