@@ -460,7 +460,7 @@ class ChatController:
     # -- replies -----------------------------------------------------------------------------------
 
     async def send(self, session: ChatSession, text: str) -> ReplyResult:
-        """Send ``text`` (or resend the message being edited, replacing what came after it)."""
+        """Send ``text`` (or resend the message being edited, as a new version of it)."""
         if session.busy:
             await session.stop()  # a stopped reply still unwinding
         editing = self.take_edit()

@@ -279,7 +279,7 @@ class ConversationStore:
     async def edit_message(
         self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]]
     ) -> None:
-        """Replace a message's content (edit-and-resend edits, then truncates after it)."""
+        """Replace a message's content in place (Edit-and-resend adds a new version instead)."""
         text, parts = _content_columns(content)
         await self._db.write(
             lambda conn: conn.execute(

@@ -517,7 +517,7 @@ class ChatPane(VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
         await self._run_reply(lambda: self.controller.send(session, text), view, editing or user)
 
     def regenerate(self) -> None:
-        """Answer the last user message again (the replies after it are replaced)."""
+        """Answer the last user message again (the replies shown stay as an earlier version)."""
         if self.session is None or self.running:
             return
         users = [v for v in self.transcript.messages if v.role == "user"]
