@@ -21,7 +21,11 @@ def _first_page_past_schema(db: Path) -> int:
     conn = sqlite3.connect(db)
     try:
         roots = conn.execute("SELECT max(rootpage) FROM sqlite_master").fetchone()[0]
-        schema_pages = conn.execute("SELECT max(pageno) FROM dbstat WHERE name='sqlite_schema'").fetchone()[0]
+        try:
+            pages = "SELECT max(pageno) FROM dbstat WHERE name='sqlite_schema'"
+            schema_pages = conn.execute(pages).fetchone()[0]
+        except sqlite3.OperationalError:  # an SQLite built without dbstat: leave a margin instead
+            schema_pages = roots + 4
     finally:
         conn.close()
     return int(max(roots, schema_pages or 1))
