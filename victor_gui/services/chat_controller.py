@@ -31,6 +31,7 @@ from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
+from victor_gui.services import chat_branches
 from victor_gui.services.attachment_types import AttachmentRef
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
@@ -196,6 +197,8 @@ class ChatController:
             hit = await store.get_message(message_id)
             if hit is not None and hit.conversation_id == conversation_id:
                 before = hit.position + PAGE // 2
+                if not await store.is_shown(message_id):  # a hit in another version: show it
+                    await store.choose_version(message_id)
         stored = await store.get_messages(conversation_id, limit=PAGE, before_position=before)
         if before is not None:
             later = await store.get_messages(conversation_id, limit=1)
@@ -459,8 +462,8 @@ class ChatController:
 
     async def send(self, session: ChatSession, text: str,
                    attachments: Sequence[AttachmentRef] | None = None) -> ReplyResult:
-        """Send ``text`` with ``attachments`` (or resend the message being edited, replacing what
-        came after it; None keeps its files)."""
+        """Send ``text`` with ``attachments`` (or resend the message being edited, as a new
+        version of it; None keeps its files)."""
         if session.busy:
             await session.stop()  # a stopped reply still unwinding
         editing = self.take_edit()
@@ -473,6 +476,48 @@ class ChatController:
         if self.session is None or self.session.busy:
             return None
         return await self._with_row(await self.session.regenerate())
+
+    async def stopped_reply(self) -> ReplyResult | None:
+        """How the reply just stopped ended, read back from the store (a stop cancels the reply's
+        task, so no result comes back from :meth:`send`): the view then offers Edit and
+        Regenerate again and shows the stored token count and speed."""
+        if self.store is None or self.conversation_id is None:
+            return None
+        shown = await self.store.get_messages(self.conversation_id, limit=PAGE)
+        reply = next((m for m in reversed(shown) if m.role == "assistant"), None)
+        if reply is None:
+            return None
+        user = next((m for m in reversed(shown) if m.role == "user" and m.position < reply.position), None)
+        return ReplyResult(reply.id, reply.status, provider=reply.provider, model=reply.model,
+                           user_message_id=user.id if user else None, stored=reply)
+
+    # -- versions and branches (issue 14; see services.chat_branches) --------------------------------
+
+    async def versions(self) -> dict[int, tuple[int, ...]]:
+        """Messages of the chat on screen that have other versions, with all their ids."""
+        if self.store is None or self.conversation_id is None:
+            return {}
+        return await self.store.versions(self.conversation_id)
+
+    async def choose_version(self, message_id: int) -> Page:
+        """Show the branch through ``message_id`` (remembered in the store; the next request
+        sends it): the last page of the chat as it reads now, aimed at that message."""
+        if self.busy:
+            raise StorageError("A reply is still streaming; stop it before switching versions.")
+        store = self._store()
+        self.conversation_id = await chat_branches.choose_version(store, message_id)
+        self.editing_id = None
+        self.around_hit = False
+        stored = await store.get_messages(self.conversation_id, limit=PAGE)
+        self.bound = last_used(stored) or self.bound
+        return self._page(stored, target_id=message_id)
+
+    async def branch_from(self, message_id: int) -> int:
+        """A new chat with this chat's shown branch up to and including ``message_id``; returns
+        its id (the caller opens it)."""
+        conv = await chat_branches.branch_from(self._store(), message_id)
+        self._emit(ConversationChanged(conv.id))
+        return conv.id
 
     async def _with_row(self, result: ReplyResult) -> ReplyResult:
         """``result`` with its stored row (the stats the view shows), read once here."""

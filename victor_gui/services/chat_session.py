@@ -63,7 +63,7 @@ from victor_gui.providers.types import (
     ToolDefinition,
     Usage,
 )
-from victor_gui.services import costs, notes
+from victor_gui.services import chat_branches, costs, notes
 from victor_gui.services.attachment_types import AttachmentRef
 from victor_gui.services.chat_attachments import AttachmentsMixin
 from victor_gui.services.chat_tools import (
@@ -222,29 +222,26 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
-        """Replace the replies after the last user message with a fresh one."""
+        """Answer the last user message again: a new version of the replies after it (the
+        earlier ones are kept, see :mod:`.chat_branches`)."""
         self._check_idle()
-        messages = await self.store.get_messages(self.conversation_id)
-        users = [m for m in messages if m.role == "user"]
-        if not users:
-            raise StorageError("There is no user message to answer.")
-        await self._truncate_keeping_switches(messages, users[-1].position + 1)
-        return await self._run_reply(users[-1].id)
+        user_id = await chat_branches.fork_for_regenerate(self.store, self.conversation_id)
+        return await self._run_reply(user_id)
 
     async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart],
                               attachments: Sequence[AttachmentRef] | None = None) -> ReplyResult:
-        """Change one of the user's messages, drop everything after it, and answer it again.
-        ``attachments``: None keeps the message's files, a sequence replaces them."""
+        """Send ``content`` as a new version of one of the user's messages and answer it; the
+        old wording and what followed it stay as the earlier version. The result's
+        ``user_message_id`` is the new version's. ``attachments``: None keeps the message's
+        files, a sequence replaces them."""
         self._check_idle()
         message = await self.store.get_message(message_id)
         if message is None or message.conversation_id != self.conversation_id or message.role != "user":
             raise StorageError("Only a user message of this conversation can be edited and resent.")
         refs = await self._ready_attachments(message.attachments if attachments is None else attachments)
-        await self.store.edit_message(message_id, content, attachments=refs)
-        self._att_contexts.pop(message_id, None)  # the question changed: its documents' text too
-        messages = await self.store.get_messages(self.conversation_id)
-        await self._truncate_keeping_switches(messages, message.position + 1)
-        return await self._run_reply(message_id)
+        user_id = await chat_branches.fork_for_edit(self.store, self.conversation_id, message_id, content,
+                                                    attachments=refs)
+        return await self._run_reply(user_id)
 
     def cancel(self) -> None:
         """Stop the streaming reply without waiting (a key press): the attempt stops at once
@@ -384,13 +381,6 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         return note_id
-
-    async def _truncate_keeping_switches(self, messages: list[StoredMessage], position: int) -> None:
-        keep = [m for m in messages if m.position >= position and notes.kind_of(m) == notes.SWITCH]
-        await self.store.delete_messages_from(self.conversation_id, position)
-        for note in keep:
-            await self.store.add_message(self.conversation_id, NOTE_ROLE, note.content, meta=note.meta,
-                                         created=note.created)
 
     # -- the reply -------------------------------------------------------------------------------
 
@@ -575,6 +565,11 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(task)  # the stream is closed before the row is finished
             await asyncio.shield(commit())
+            # A stopped reply keeps the figures of what arrived (its token count and speed are
+            # stored with it and shown when the chat is reopened).
+            progress.usage, progress.timings = gen.state.usage, gen.state.timings
+            progress.tokens = gen.state.completion_tokens
+            progress.finished = gen.state.finished_at
             raise
         state = gen.state
         progress.usage = state.usage
@@ -665,11 +660,14 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
             # Signed thinking (Anthropic, Bedrock) must be replayed with its tool calls: kept
             # with the message so a tool loop with thinking goes on after a restart.
             meta["thinking_blocks"] = progress.thinking_blocks
+        usage = progress.usage
+        if usage is None and status == "interrupted" and progress.tokens:
+            usage = Usage(completion_tokens=progress.tokens)  # the tokens counted before the stop
         finish = functools.partial(
             self.store.finish_message,
             mid,
             status,
-            usage=progress.usage,
+            usage=usage,
             timings=timings,
             cost=cost,
             tool_calls=progress.tool_calls,

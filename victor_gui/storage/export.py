@@ -2,9 +2,14 @@
 
 JSON format ``victor_gui.conversations`` v1: every stored field of every conversation and
 message except database ids (messages are identified by their order), keys sorted, two-space
-indent. Export → import → export therefore yields byte-identical text. Every string passes
-through :func:`redact` on the way out, so a key pasted into an error or a chat never leaves in
-an export (the one way an export can differ from the database).
+indent. ``messages`` is the chosen branch (what the window shows); with ``tree=True`` each
+conversation also has ``tree``: every version of every message in the order they were added,
+each with ``parent`` (the index in ``tree`` of the message it follows, null for a first one) and
+``chosen`` (the version picked among its siblings); importing such a file brings the whole tree
+back. Markdown writes the chosen branch. Export → import → export therefore yields
+byte-identical text. Every string passes through :func:`redact` on the way out, so a key
+pasted into an error or a chat never leaves in an export (the one way an export can differ from
+the database).
 
 Attachments (:mod:`.export_attachments`): a message with files lists them under
 ``"attachments"`` (the key is absent for a message without any, so older exports read the
@@ -12,7 +17,9 @@ same): each entry has the :class:`~victor_gui.core.attachment_ref.AttachmentRef`
 the original bytes as base64 in ``"data"`` when the file is small enough (images up to 20 MiB,
 other files up to 5 MiB), else ``"left_out": "size"`` (or ``"missing"`` when the data folder no
 longer has it). Import writes the bytes back as blobs and links them again; an entry without
-data keeps its name on the message (the file is then not in that data folder).
+data keeps its name on the message (the file is then not in that data folder). The ``tree`` of
+a whole-tree export lists versions without their files (the chosen branch's ``messages`` carry
+them).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from victor_gui.storage.export_attachments import (
 )
 from victor_gui.storage.models import Conversation, StoredMessage
 from victor_gui.storage.store import ConversationStore, ImportedConversation
+from victor_gui.storage.tree import TreeMessage
 
 FORMAT = "victor_gui.conversations"
 VERSION = 1
@@ -82,6 +90,14 @@ def _conversation_dict(conv: Conversation, messages: list[StoredMessage]) -> dic
     }
 
 
+def _tree_list(tree: list[TreeMessage]) -> list[dict[str, Any]]:
+    """Every version of a conversation's messages, each naming its parent by index."""
+    index = {t.message.id: n for n, t in enumerate(tree)}
+    return [{**{f: getattr(t.message, f) for f in _MESSAGE_FIELDS},
+             "parent": index.get(t.message.parent_id) if t.message.parent_id is not None else None,
+             "chosen": t.chosen} for t in tree]
+
+
 async def _ids(store: ConversationStore, conversation_ids: Iterable[int] | None) -> list[int]:
     if conversation_ids is not None:
         return list(conversation_ids)
@@ -89,8 +105,10 @@ async def _ids(store: ConversationStore, conversation_ids: Iterable[int] | None)
     return [c.id for c in reversed(convs)]  # oldest first, the order they were made
 
 
-async def export_json(store: ConversationStore, conversation_ids: Iterable[int] | None = None) -> str:
-    """Conversations (all when ``conversation_ids`` is None) as a JSON document."""
+async def export_json(store: ConversationStore, conversation_ids: Iterable[int] | None = None, *,
+                      tree: bool = False) -> str:
+    """Conversations (all when ``conversation_ids`` is None) as a JSON document: the chosen
+    branch of each, and with ``tree`` every version too (see the module doc)."""
     items = []
     for cid in await _ids(store, conversation_ids):
         conv = await store.get_conversation(cid)
@@ -101,6 +119,8 @@ async def export_json(store: ConversationStore, conversation_ids: Iterable[int] 
         for entry, m in zip(item["messages"], messages, strict=True):
             if m.attachments:  # after the scrub: redaction must not touch the base64 data
                 entry["attachments"] = await attachment_entries(store, m.attachments, _scrub)
+        if tree:
+            item["tree"] = _scrub(_tree_list(await store.get_tree(cid)))
         items.append(item)
     doc = {"format": FORMAT, "version": VERSION, "conversations": items}
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -179,7 +199,25 @@ def _imported(n: int, item: Any, blobs: PendingBlobs) -> ImportedConversation:
         params=params,
         messages=[{**{f: m.get(f) for f in _MESSAGE_FIELDS}, "attachments": r}
                   for m, r in zip(messages, refs, strict=True)],
+        tree=_imported_tree(item.get("tree"), bad),
     )
+
+
+def _imported_tree(tree: Any, bad: Any) -> list[tuple[dict[str, Any], int | None, bool]] | None:
+    """A conversation's ``tree`` (every version), checked: each parent comes before its child."""
+    if tree is None:
+        return None
+    if not isinstance(tree, list):
+        raise bad("'tree' is not a list")
+    rows = []
+    for k, m in enumerate(tree):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad(f"tree message {k + 1} is not a message")
+        parent = m.get("parent")
+        if parent is not None and not (isinstance(parent, int) and 0 <= parent < k):
+            raise bad(f"tree message {k + 1} names no earlier message as its parent")
+        rows.append(({f: m.get(f) for f in _MESSAGE_FIELDS}, parent, bool(m.get("chosen", True))))
+    return rows
 
 
 # C0 controls except tab and newline, and DEL: a NUL or an escape sequence in a .md file hides

@@ -60,6 +60,10 @@ class StoredMessage:
     error: str | None
     # JSON details: a note's ``kind`` (see victor_gui.services.notes), fallback attempts, trimming.
     meta: dict[str, Any] | None = None
+    # The message this one follows in the conversation's tree (None: a first message); see
+    # victor_gui.storage.tree for versions and branches. (Right after meta: message_from_row
+    # fills the fields by position.)
+    parent_id: int | None = None
     # The files attached to this message, in order (their bytes: ConversationStore.read_attachment).
     attachments: tuple[AttachmentRef, ...] = ()
 
@@ -84,7 +88,7 @@ class StoredMessage:
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, content_parts, reasoning, tool_calls, tool_call_id, "
     "provider, model, endpoint, prompt_tokens, completion_tokens, cached_tokens, ttft_ms, "
-    "tokens_per_second, cost, created, updated, status, error, meta"
+    "tokens_per_second, cost, created, updated, status, error, meta, parent_id"
 )
 
 
@@ -119,6 +123,7 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
         r[20],
         r[21],
         _loads(r[22]),
+        r[23] if len(r) > 23 else None,
     )
 
 

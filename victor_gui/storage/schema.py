@@ -216,6 +216,37 @@ def _v6_attachments(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v7_message_tree(conn: sqlite3.Connection) -> None:
+    # Messages become a tree, so Regenerate and Edit keep every earlier version (issue 14).
+    # ``parent_id``: the message this one follows (NULL: a first message). ``chosen``: this is
+    # the version picked among its siblings (a branch not on screen keeps its own choices, so
+    # switching back to it shows it as it was left). ``on_path``: on the conversation's chosen
+    # branch (chosen, and every ancestor chosen), materialised so reading a chat stays one
+    # indexed range scan. ``position`` stays unique per conversation and becomes the order of
+    # insertion: a child is always inserted after its parent, so a branch read by position is
+    # in order, and UNIQUE(conversation_id, position), the FTS triggers (they fire on content,
+    # reasoning and status only) and message_chunks need no rebuild.
+    # No foreign key on parent_id on purpose: ON DELETE CASCADE would recurse once per message
+    # of a long chain and hit SQLite's trigger depth limit (1000); the store deletes subtrees.
+    # Existing linear chats become single-branch trees: each message's parent is the one
+    # before it.
+    _run_script(
+        conn,
+        """
+        ALTER TABLE messages ADD COLUMN parent_id INTEGER;
+        ALTER TABLE messages ADD COLUMN chosen INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE messages ADD COLUMN on_path INTEGER NOT NULL DEFAULT 1;
+        UPDATE messages SET parent_id = (
+            SELECT p.id FROM messages p
+            WHERE p.conversation_id = messages.conversation_id AND p.position < messages.position
+            ORDER BY p.position DESC LIMIT 1
+        );
+        CREATE INDEX messages_by_parent ON messages(parent_id);
+        CREATE INDEX messages_on_path ON messages(conversation_id, on_path, position);
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("initial", _v1_initial),
     Migration("full_text_search", _v2_full_text),
@@ -223,6 +254,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("fts_prefix_index", _v4_fts_prefix_index),
     Migration("message_chunks", _v5_message_chunks),
     Migration("attachments", _v6_attachments),
+    Migration("message_tree", _v7_message_tree),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -37,7 +37,7 @@ from victor_gui.core.attachment_ref import AttachmentRef
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
-from victor_gui.storage import attachment_rows
+from victor_gui.storage import attachment_rows, tree
 from victor_gui.storage.blobs import BLOB_DIR, BlobStore
 from victor_gui.storage.chunks import append_chunk, fold, with_chunks
 from victor_gui.storage.db import Database
@@ -51,6 +51,7 @@ from victor_gui.storage.models import (
     message_from_row,
 )
 from victor_gui.storage.search import search_sync
+from victor_gui.storage.tree import TreeMessage
 from victor_gui.storage.usage import UsageRow, usage_sync
 
 DB_NAME = "conversations.sqlite3"
@@ -163,7 +164,7 @@ class ConversationStore:
             if row is None:
                 return None
             count = conn.execute(
-                "SELECT count(*) FROM messages WHERE conversation_id=?", (conversation_id,)
+                "SELECT count(*) FROM messages WHERE conversation_id=? AND on_path=1", (conversation_id,)
             ).fetchone()
             return _conversation(row, count[0])
 
@@ -276,10 +277,11 @@ class ConversationStore:
     async def get_messages(
         self, conversation_id: int, *, limit: int | None = None, before_position: int | None = None
     ) -> list[StoredMessage]:
-        """Messages in order. With ``limit``: the last page (before ``before_position`` if given)."""
+        """The chosen branch's messages in order (see :mod:`.tree`). With ``limit``: the last page
+        (before ``before_position`` if given)."""
 
         def op(conn: sqlite3.Connection) -> list[StoredMessage]:
-            where, args = "conversation_id=?", [conversation_id]
+            where, args = "conversation_id=? AND on_path=1", [conversation_id]
             if before_position is not None:
                 where += " AND position<?"
                 args.append(before_position)
@@ -311,7 +313,7 @@ class ConversationStore:
         self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]],
         *, attachments: Sequence[AttachmentRef] | None = None,
     ) -> None:
-        """Replace a message's content (edit-and-resend edits, then truncates after it).
+        """Replace a message's content in place (Edit-and-resend adds a new version instead).
 
         ``attachments``: None keeps the message's files; a sequence replaces them (files no
         message holds any more are deleted after the commit)."""
@@ -329,16 +331,16 @@ class ConversationStore:
         await self._collect(await self._holding(attachments or (), op))
 
     async def delete_messages_from(self, conversation_id: int, position: int) -> int:
-        """Delete the messages at ``position`` and after (regenerate / edit-and-resend); returns how many.
-        Their attachment files go too when no other message holds them."""
+        """Delete the chosen branch's messages at ``position`` and after, with every version
+        below them; returns how many. Their attachment files go too when no other message holds
+        them."""
         await self._flush_quietly()
 
         def op(conn: sqlite3.Connection) -> tuple[int, list[str]]:
-            held = attachment_rows.refs_of_conversation(conn, conversation_id, position)
-            count = conn.execute(
-                "DELETE FROM messages WHERE conversation_id=? AND position>=?", (conversation_id, position)
-            ).rowcount
-            return count, held
+            # Every file of the conversation is a candidate: a hidden version below may hold one
+            # (collection deletes only files no row holds after the commit).
+            held = attachment_rows.refs_of_conversation(conn, conversation_id, 0)
+            return tree.delete_from(conn, conversation_id, position), held
 
         count, held = await self._db.write(op)
         await self._collect(held)
@@ -435,6 +437,41 @@ class ConversationStore:
         except (OSError, sqlite3.Error) as exc:
             log.warning("removing attachment files failed: %s", exc)
 
+    # -- versions and branches (see .tree) --------------------------------------------------------
+
+    async def fork(self, conversation_id: int, after_id: int | None) -> None:
+        """End the chosen branch at ``after_id`` (None: before the first message): the next
+        message added becomes a new version beside the one that followed it, which is kept."""
+        await self._flush_quietly()
+        await self._db.write(lambda conn: tree.fork(conn, conversation_id, after_id))
+
+    async def choose_version(self, message_id: int) -> int:
+        """Show ``message_id``'s branch (persisted); returns its conversation's id."""
+        await self._flush_quietly()
+        return await self._db.write(lambda conn: tree.choose(conn, message_id))
+
+    async def is_shown(self, message_id: int) -> bool:
+        """Whether a message is on its conversation's chosen branch (False: a hidden version)."""
+        return await self._db.read(lambda conn: tree.is_shown(conn, message_id))
+
+    async def versions(self, conversation_id: int) -> dict[int, tuple[int, ...]]:
+        """For the chosen branch's messages that have other versions: all their ids, oldest first."""
+        return await self._db.read(lambda conn: tree.versions(conn, conversation_id))
+
+    async def branch_conversation(self, message_id: int, title: str | None = None) -> Conversation:
+        """A new conversation with the chosen branch up to and including ``message_id``."""
+        await self._flush_quietly()
+        cid = await self._db.write(lambda conn: tree.branch_off(conn, message_id, title))
+        conv = await self.get_conversation(cid)
+        if conv is None:  # pragma: no cover - written just above in one transaction
+            raise StorageError("the new branch could not be read back")
+        return conv
+
+    async def get_tree(self, conversation_id: int) -> list[TreeMessage]:
+        """Every version of every message of a conversation, in the order they were added."""
+        await self._flush_quietly()
+        return await self._db.read(lambda conn: tree.whole_tree(conn, conversation_id))
+
     async def import_message(self, conversation_id: int, fields: dict[str, Any]) -> int:
         """Append a message as exported (see :mod:`.export`); ``streaming`` becomes ``interrupted``."""
         values = _imported_message(fields)
@@ -463,7 +500,11 @@ class ConversationStore:
                         (item.title, item.created, item.created, item.system_prompt, _dumps(item.params)),
                     )
                     cid = int(cur.lastrowid or 0)
-                    for values in messages:
+                    if item.tree is not None:  # every version, as exported (see .tree); the
+                        # tree's entries carry no files (the export lists them on `messages`)
+                        tree.insert_tree(conn, cid, [(_imported_message(v), parent, chosen)
+                                                     for v, parent, chosen in item.tree])
+                    for values in messages if item.tree is None else ():
                         refs = values.pop("attachments", None) or ()
                         mid = _insert_message(conn, cid, values)
                         if refs:
@@ -715,6 +756,9 @@ class ImportedConversation:
     system_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # Every version with its parent's index and whether it is chosen (an export made with
+    # ``tree=True``); None: ``messages`` is the one branch.
+    tree: list[tuple[dict[str, Any], int | None, bool]] | None = None
 
 
 def _imported_message(fields: dict[str, Any]) -> dict[str, Any]:
@@ -751,7 +795,9 @@ def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict
     row = conn.execute(
         "SELECT coalesce(max(position), -1) + 1 FROM messages WHERE conversation_id=?", (conversation_id,)
     ).fetchone()
-    values = {"conversation_id": conversation_id, "position": row[0], **values}
+    # A new message follows the chosen branch's last one (see .tree).
+    values = {"conversation_id": conversation_id, "position": row[0],
+              "parent_id": tree.leaf(conn, conversation_id), **values}
     cur = conn.execute(
         f"INSERT INTO messages({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
         tuple(values.values()),

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_stored import StoredChatMixin
+from victor_gui.ui.chat_versions import VersionsMixin
 from victor_gui.ui.model_picker import ModelPicker
 
 # Frame pacing and the per-frame buffer (live Markdown included): shared with the compare panes.
@@ -90,7 +91,7 @@ class ProfileCombo(QComboBox):
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
-class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
+class ChatPane(VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
@@ -189,6 +190,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.input.setFixedHeight(72)
         self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → tools → message → Send
         self.input.submitted.connect(self.send)
+        self.input.textChanged.connect(self._input_changed)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
@@ -197,12 +199,19 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.stop_button.setAccessibleName("Stop the reply")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
+        # Shown while a message is being edited (issue 14): editing is explicit and can be left.
+        self.cancel_edit_button = QPushButton("Cancel")
+        self.cancel_edit_button.setAccessibleName("Cancel editing")
+        self.cancel_edit_button.setToolTip("Stop editing (Esc); the message stays as it was")
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        self.cancel_edit_button.hide()
         buttons.addWidget(self.send_button)
+        buttons.addWidget(self.cancel_edit_button)
         buttons.addWidget(self.stop_button)
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
         layout.addLayout(row)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.picker.install_shortcuts(self)  # F5 reloads the model list
 
@@ -473,11 +482,13 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
             return
-        self.input.clear()
+        # The edit state ends first (the controller keeps which message to resend): clearing
+        # the input below would otherwise end it as an emptied input does.
         editing, self._editing = self._editing, None
         if editing is None:
             self.controller.take_edit()
-        self.send_button.setText("Send")
+        self.end_edit_view()
+        self.input.clear()
         user = None
         if editing is not None:
             self.transcript.remove_after(editing)
@@ -501,12 +512,12 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
             self._abandon_reply(view, user)
             self.input.setPlainText(text)
             return
-        # The controller resends the message being edited, else sends a new one.
-        await self._run_reply(lambda: self.controller.send(session, text), view,
-                              None if editing is not None else user)
+        # The controller resends the message being edited (as a new version: its view gets the
+        # new version's id), else sends a new one.
+        await self._run_reply(lambda: self.controller.send(session, text), view, editing or user)
 
     def regenerate(self) -> None:
-        """Answer the last user message again (the replies after it are replaced)."""
+        """Answer the last user message again (the replies shown stay as an earlier version)."""
         if self.session is None or self.running:
             return
         users = [v for v in self.transcript.messages if v.role == "user"]
@@ -514,15 +525,6 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
             self.transcript.remove_after(users[-1])
         view = self._begin_reply()
         self.tasks.spawn(self._run_reply(self.controller.regenerate, view))
-
-    def _begin_edit(self, view: MessageView) -> None:
-        if self.running or not self.controller.begin_edit(view.message_id):
-            return
-        self._editing = view
-        self.input.setPlainText(view.text)
-        self.send_button.setText("Resend")
-        self.status_label.setText("Editing: Ctrl+Enter resends, and the replies after it are replaced.")
-        self.input.setFocus()
 
     def _hook_user_view(self, view: MessageView) -> None:
         view.edit_requested.connect(lambda v=view: self._begin_edit(v))

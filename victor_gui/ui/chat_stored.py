@@ -42,8 +42,7 @@ class StoredChatMixin:
 
     def _leave(self) -> None:
         self.controller.leave()
-        self._editing = None
-        self.send_button.setText("Send")
+        self.end_edit_view()  # issue 14: the "Editing: …" line goes with the chat it was about
         self.transcript.clear()
         self._view = None
 
@@ -64,6 +63,7 @@ class StoredChatMixin:
         if target is not None:
             self.transcript.scroll_to(target)
             self.transcript.highlight(target if message_id is not None else None)
+        self.refresh_versions()  # issue 14: "‹ 2/3 ›" switchers and Branch
         self.tasks.spawn(self.show_tool_choice())  # the menu follows; opening does not wait on it
 
     def _select_quietly(self, provider: str, model: str) -> None:
@@ -137,6 +137,7 @@ class StoredChatMixin:
         bar = self.transcript.verticalScrollBar()
         from_bottom = bar.maximum() - bar.value()
         self._show_page(page, at_top=True)
+        self.refresh_versions()
         # Keep the reader's place: the new page goes above what they were looking at.
         QTimer.singleShot(0, self.transcript, lambda: bar.setValue(bar.maximum() - from_bottom))
 

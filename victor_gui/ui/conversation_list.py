@@ -46,6 +46,8 @@ ROLE_CONV = Qt.ItemDataRole.UserRole
 ROLE_MESSAGE = Qt.ItemDataRole.UserRole + 1
 ROLE_SNIPPET_HTML = Qt.ItemDataRole.UserRole + 2  # a hit's title and snippet, match highlighted
 SEARCH_DELAY_MS = 200
+# The export format of a JSON file with every version of every message (see storage.export).
+TREE = "tree"
 
 
 def hit_html(title: str, snippet: str) -> str:
@@ -276,6 +278,8 @@ class ConversationList(QWidget):
         menu.addAction("Rename…", lambda: self.ask_rename(cid))
         menu.addAction("Export as Markdown…", lambda: self.ask_export(cid, "md"))
         menu.addAction("Export as JSON…", lambda: self.ask_export(cid, "json"))
+        # Issue 14: every version of every message (Markdown and JSON write the shown branch).
+        menu.addAction("Export as JSON with every version…", lambda: self.ask_export(cid, TREE))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.ask_delete(cid))
         menu.popup(self.list.viewport().mapToGlobal(pos))
@@ -321,12 +325,13 @@ class ConversationList(QWidget):
         dialog = QFileDialog(self, "Export chat")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
-        dialog.setDefaultSuffix(fmt)
+        suffix = "md" if fmt == "md" else "json"
+        dialog.setDefaultSuffix(suffix)
         # Not the process's working folder (wherever the app was started from): the user's
         # Documents, with the chat's title as the name.
         documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
         dialog.setDirectory(documents if documents and Path(documents).is_dir() else str(Path.home()))
-        dialog.selectFile(export_file_name(self._title_of(cid), fmt))
+        dialog.selectFile(export_file_name(self._title_of(cid), suffix))
         dialog.fileSelected.connect(lambda path: self.export(cid, Path(path), fmt))
         dialog.open()
         return dialog
@@ -369,7 +374,10 @@ class ConversationList(QWidget):
 
         if self.store is None:
             return
-        text = await (export_markdown if fmt == "md" else export_json)(self.store, [cid])
+        if fmt == "md":
+            text = await export_markdown(self.store, [cid])
+        else:
+            text = await export_json(self.store, [cid], tree=fmt == TREE)
         await asyncio.to_thread(path.write_text, text, encoding="utf-8")
         self.status.emit(f"Exported to {path}")
 

@@ -32,6 +32,7 @@ from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
     from victor_gui.services.markdown_render import RenderedPart
+    from victor_gui.ui.version_switcher import VersionSwitcher
 
 # Markdown source per rendered piece: parsing, highlighting and laying out this much rich text
 # (code, lists) costs ~5-10 ms on a slow machine, well inside a frame budget.
@@ -119,6 +120,8 @@ class MessageView(QFrame):
     more_shown = Signal()
     edit_requested = Signal()  # a user message: put it back in the input to edit and resend
     regenerate_requested = Signal()  # the last reply: answer the last user message again
+    version_requested = Signal(int)  # issue 14: show this version (a message id) instead
+    branch_requested = Signal()  # issue 14: a new chat with the history up to this message
 
     def __init__(self, role: str, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,6 +152,9 @@ class MessageView(QFrame):
         self.regenerate_button.hide()
         header_row.addWidget(self.edit_button)
         header_row.addWidget(self.regenerate_button)
+        self._header_row = header_row
+        self.versions: VersionSwitcher | None = None  # made when the message has other versions
+        self.branch_button: QToolButton | None = None  # made once the message is stored
         layout.addLayout(header_row)
 
         self.reasoning_toggle = QToolButton()
@@ -312,6 +318,36 @@ class MessageView(QFrame):
         """Show the Edit (user message) and Regenerate (last reply) buttons."""
         self.edit_button.setVisible(edit)
         self.regenerate_button.setVisible(regenerate)
+
+    def set_versions(self, ids: tuple[int, ...] | None) -> None:
+        """Show the "‹ 2/3 ›" switcher for this message's versions (None or one: hidden)."""
+        if not ids or len(ids) < 2 or self.message_id is None:
+            if self.versions is not None:
+                self.versions.hide()
+            return
+        if self.versions is None:
+            from victor_gui.ui.version_switcher import VersionSwitcher
+
+            self.versions = VersionSwitcher()
+            self.versions.chosen.connect(self.version_requested)
+            self._header_row.insertWidget(1, self.versions)
+        self.versions.set_versions(ids, self.message_id)
+        self.versions.show()
+
+    def set_branchable(self, shown: bool) -> None:
+        """Offer "Branch" (a new chat with the history up to this message)."""
+        if self.branch_button is None:
+            if not shown:
+                return
+            words = "Branch from here: a new chat with the history up to this message"
+            self.branch_button = QToolButton()
+            self.branch_button.setText("Branch")
+            self.branch_button.setAutoRaise(True)  # flat: it is on every message, it must not shout
+            self.branch_button.setAccessibleName(words)
+            self.branch_button.setToolTip(words)
+            self.branch_button.clicked.connect(self.branch_requested)
+            self._header_row.addWidget(self.branch_button)
+        self.branch_button.setVisible(shown)
 
     def set_stats(self, text: str) -> None:
         self.stats_label.setText(text)
