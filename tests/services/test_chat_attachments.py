@@ -218,17 +218,22 @@ async def test_edit_and_resend_keeps_or_replaces_the_files(files: tuple[Path, Pa
         doc = await ingest_file(store, notes)
         server.script(Script(text="one"), Script(text="two"), Script(text="three"))
         first = await session.send("Describe.", [image])
-        await session.edit_and_resend(first.user_message_id or 0, "Describe it again.")  # files kept
+        # An edit is a new version of the message (issue 14): the files go with it unless replaced.
+        again = await session.edit_and_resend(first.user_message_id or 0, "Describe it again.")
         kept = server.chat_requests()[-1].body["messages"][-1]["content"]
-        await session.edit_and_resend(first.user_message_id or 0, "Only the notes.", [doc])
+        await session.edit_and_resend(again.user_message_id or 0, "Only the notes.", [doc])
         replaced = server.chat_requests()[-1].body["messages"][-1]["content"]
         await session.close()
     stored = await store.get_messages(cid)
-    await store.close()
     assert [c["type"] for c in kept] == ["image_url", "text"] and "Describe it again." in kept[-1]["text"]
     assert isinstance(replaced, str) and FACT in replaced and "Only the notes." in replaced  # no image
     assert stored[0].attachments == (doc,)
-    assert not store.attachment_path(image.sha256).exists()  # no message holds the picture now
+    # The earlier versions keep the picture (they are kept, not overwritten); deleting the chat
+    # removes every file no other chat holds.
+    assert store.attachment_path(image.sha256).exists()
+    await store.delete_conversation(cid)
+    assert not store.attachment_path(image.sha256).exists()
+    await store.close()
 
 
 async def test_unreadable_files_are_refused_before_storing_and_a_vanished_blob_is_named(

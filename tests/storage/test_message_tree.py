@@ -188,3 +188,30 @@ async def test_deleting_from_a_position_takes_every_version_below(store: Convers
     assert [m.content for m in await store.get_messages(conv.id)] == ["q", "a4"]
     assert len((await store.versions(conv.id))[new]) == 3
     assert a3 in (await store.versions(conv.id))[new]
+
+
+async def test_deleting_one_message_keeps_what_follows_and_its_versions(tmp_path: Path) -> None:
+
+
+    store, _ = await open_store(tmp_path / "data")
+    try:
+        conv = await store.create_conversation("del")
+        q1 = await store.add_message(conv.id, "user", "question one")
+        a1 = await store.add_message(conv.id, "assistant", "answer one")
+        q2 = await store.add_message(conv.id, "user", "question two")
+        await store.add_message(conv.id, "assistant", "answer two")
+        await store.delete_message(a1)  # a middle message: the rest reads on after q1
+        assert [m.content for m in await store.get_messages(conv.id)] == [
+            "question one", "question two", "answer two"]
+        assert (await store.get_message(q2)).parent_id == q1
+        # The last reply has two versions: deleting the shown one shows the other.
+        await store.fork(conv.id, q2)
+        newest = await store.add_message(conv.id, "assistant", "answer two, again")
+        await store.delete_message(newest)
+        assert [m.content for m in await store.get_messages(conv.id)][-1] == "answer two"
+        hits = await store.search("again")
+        assert hits == []  # the full-text index forgot it too
+        with pytest.raises(StorageError):
+            await store.delete_message(newest)
+    finally:
+        await store.close()

@@ -437,6 +437,21 @@ class ConversationStore:
         except (OSError, sqlite3.Error) as exc:
             log.warning("removing attachment files failed: %s", exc)
 
+    async def delete_message(self, message_id: int) -> int:
+        """Delete one message of the shown branch (the messages after it stay, now following the
+        one before it); its attachment files go when no other message holds them. Returns its
+        conversation's id."""
+        await self._flush_quietly()
+
+        def op(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            held = [r[0] for r in conn.execute(
+                "SELECT sha256 FROM message_attachments WHERE message_id=?", (message_id,))]
+            return tree.delete_one(conn, message_id), held
+
+        cid, held = await self._db.write(op)
+        await self._collect(held)
+        return cid
+
     # -- versions and branches (see .tree) --------------------------------------------------------
 
     async def fork(self, conversation_id: int, after_id: int | None) -> None:

@@ -223,6 +223,29 @@ def delete_from(conn: sqlite3.Connection, conversation_id: int, position: int) -
     ).rowcount
 
 
+def delete_one(conn: sqlite3.Connection, message_id: int) -> int:
+    """Delete one message of the chosen branch; what followed it follows its parent now (the
+    message's own versions stay). When it was the last of its branch and has other versions,
+    the newest of them is shown. Returns the conversation id."""
+    conversation_id, _pos, parent, on_path = _position(conn, message_id)
+    if not on_path:
+        raise StorageError("Only a message on the branch shown can be deleted.")
+    has_children = conn.execute("SELECT 1 FROM messages WHERE parent_id=? LIMIT 1", (message_id,)).fetchone()
+    # Children keep their own flags: the chosen one stays chosen (its former siblings, the
+    # message's other versions, were not), so the branch reads on without the message.
+    conn.execute("UPDATE messages SET parent_id=? WHERE parent_id=?", (parent, message_id))
+    conn.execute("DELETE FROM messages WHERE id=?", (message_id,))
+    if not has_children:
+        sibling = conn.execute(
+            "SELECT id FROM messages WHERE conversation_id=? AND parent_id IS ?"
+            " ORDER BY position DESC LIMIT 1",
+            (conversation_id, parent),
+        ).fetchone()
+        if sibling is not None:  # otherwise its versions could no longer be reached
+            choose(conn, int(sibling[0]))
+    return conversation_id
+
+
 def insert_tree(conn: sqlite3.Connection, conversation_id: int,
                 rows: list[tuple[dict[str, object], int | None, bool]]) -> None:
     """Add a whole exported tree to an empty conversation: each row's values, the index of its

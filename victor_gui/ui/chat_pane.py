@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.ui.chat_message_actions import MessageActionsMixin
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.chat_versions import VersionsMixin
@@ -91,7 +92,7 @@ class ProfileCombo(QComboBox):
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
-class ChatPane(VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
+class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
@@ -496,11 +497,14 @@ class ChatPane(VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
         elif not self.controller.around_hit:
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+        deleting = self.commit_pending_delete()  # a deleted message must not be sent along
         view = self._begin_reply()
-        self.tasks.spawn(self._send(text, editing, user, view))
+        self.tasks.spawn(self._send(text, editing, user, view, deleting))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
-                    view: MessageView) -> None:
+                    view: MessageView, deleting: asyncio.Task[None] | None = None) -> None:
+        if deleting is not None:
+            await deleting
         if self.controller.around_hit and self.conversation_id is not None and editing is None:
             # Showing a page around a search hit: answer under the latest message instead.
             await self.open_conversation(self.conversation_id)
@@ -520,11 +524,18 @@ class ChatPane(VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
         """Answer the last user message again (the replies shown stay as an earlier version)."""
         if self.session is None or self.running:
             return
+        deleting = self.commit_pending_delete()
         users = [v for v in self.transcript.messages if v.role == "user"]
         if users:
             self.transcript.remove_after(users[-1])
         view = self._begin_reply()
-        self.tasks.spawn(self._run_reply(self.controller.regenerate, view))
+
+        async def regenerate() -> object:
+            if deleting is not None:
+                await deleting
+            return await self.controller.regenerate()
+
+        self.tasks.spawn(self._run_reply(regenerate, view))
 
     def _hook_user_view(self, view: MessageView) -> None:
         view.edit_requested.connect(lambda v=view: self._begin_edit(v))

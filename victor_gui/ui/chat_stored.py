@@ -41,6 +41,7 @@ class StoredChatMixin:
         self.input.setFocus()
 
     def _leave(self) -> None:
+        self.commit_pending_delete()  # a message waiting for its Undo time goes now
         self.controller.leave()
         self.end_edit_view()  # issue 14: the "Editing: …" line goes with the chat it was about
         self.transcript.clear()

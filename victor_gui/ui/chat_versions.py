@@ -57,6 +57,7 @@ class VersionsMixin:
                 view.setProperty("versionsHooked", True)
                 view.version_requested.connect(self.choose_version)
                 view.branch_requested.connect(lambda v=view: self.branch_from(v))
+                view.delete_requested.connect(lambda v=view: self.delete_message(v))
             view.set_versions(versions.get(view.message_id))
             view.set_branchable(not self.running)
 
