@@ -133,6 +133,36 @@ def _media_type(path: Path, fmt: str) -> str:
         else "text/plain"
 
 
+# A section longer than this is cut at line ends into several (same locator; for plain text
+# "lines a-b"): the worker hands sections to the event loop one by one, and one 30 MB string
+# would stall the loop for tens of milliseconds as it is received (bench/bench_convert.py).
+MAX_SECTION_CHARS = 1024 * 1024
+
+
+def split_long_sections(sections: list[DocumentSection], *, by_lines: bool) -> list[DocumentSection]:
+    """``sections`` with each one past :data:`MAX_SECTION_CHARS` cut at line ends; ``by_lines``
+    (plain text, one section) locates the pieces as ``lines a-b`` of the file."""
+    out: list[DocumentSection] = []
+    for section in sections:
+        text = section.text
+        if len(text) <= MAX_SECTION_CHARS:
+            out.append(section)
+            continue
+        start, line = 0, 1
+        while start < len(text):
+            end = min(start + MAX_SECTION_CHARS, len(text))
+            if end < len(text):
+                cut = text.rfind("\n", start, end)
+                end = cut + 1 if cut > start else end
+            piece = text[start:end]
+            lines = piece.count("\n") - (1 if piece.endswith("\n") else 0)
+            locator = f"lines {line}-{line + lines}" if by_lines else section.locator
+            out.append(DocumentSection(text=piece.rstrip("\n"), locator=locator))
+            line += piece.count("\n")
+            start = end
+    return [s for s in out if s.text.strip()]
+
+
 def _hash_file(path: Path, job: ConvertJob) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -203,6 +233,7 @@ def _convert(path: Path, job: ConvertJob) -> ConvertedDocument:
             sections = [DocumentSection(text=decoded.text)]
         if not sections:
             raise job.error(f"{job.name} has no visible text.", "no_text")
+        sections = split_long_sections(sections, by_lines=fmt == "text")
     if info.st_size != path.stat().st_size:
         job.warnings.append(f"{job.name} changed while it was being read; attach it again for the "
                             "current version.")

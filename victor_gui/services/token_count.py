@@ -26,10 +26,11 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.http import read_body
-from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+if TYPE_CHECKING:  # the estimate is used in the converter's child process, which needs no httpx
+    from victor_gui.providers.base import BaseProvider
+    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,14 @@ def estimate_tokens(text: str) -> int:
 
 def counts_exactly(provider: BaseProvider) -> bool:
     """Whether :func:`count_tokens` asks ``provider``'s server (a llama-server) for the count."""
+    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+
     return isinstance(provider, OpenAICompatProvider) and "llamacpp" in provider.spec.quirks
 
 
 async def _tokenize(provider: OpenAICompatProvider, model: str, text: str) -> int | None:
+    from victor_gui.providers.http import read_body
+
     # _send is the provider's own request path: its base URL candidates, key, key-transport
     # guard and timeouts; "//" puts /tokenize at the server root, not under /v1.
     response = await provider._send("POST", "//tokenize", body={"content": text, "add_special": False},
@@ -82,6 +87,8 @@ async def count_tokens(provider: BaseProvider, model: str, text: str, *,
     estimate = TokenCount(estimate_tokens(text), exact=False)
     if not text:
         return TokenCount(0, exact=True)
+    from victor_gui.providers.protocols.openai_compat import OpenAICompatProvider
+
     if not isinstance(provider, OpenAICompatProvider) or not counts_exactly(provider):
         return estimate
     if len(text) > MAX_EXACT_CHARS:
