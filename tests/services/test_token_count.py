@@ -3,7 +3,6 @@ raising and bounded in time (a simulator without /tokenize, a refused port, a si
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +43,7 @@ async def test_other_providers_get_the_estimate_without_a_request() -> None:
             assert await count_tokens(provider, "sim-model", TEXT) == TokenCount(estimate_tokens(TEXT), False)
         finally:
             await provider.close()
-        assert not any("tokenize" in path for path in getattr(server, "paths", []))
+        assert server.requests == []  # no request at all: the estimate needs none
 
 
 async def test_llamacpp_without_tokenize_or_down_falls_back_to_the_estimate() -> None:
@@ -101,10 +100,3 @@ async def test_real_llama_server_counts_exactly(llama: LlamaServer) -> None:
     assert counted == TokenCount(len(reply.json()["tokens"]), exact=True)
     assert twice.exact and twice.tokens == 2 * counted.tokens  # the text is whole lines
     assert counted.tokens != estimate_tokens(TEXT)  # the model's byte-level vocabulary, not the rule
-
-
-def test_count_tokens_never_raises_on_a_closed_loop_edge() -> None:
-    provider = ProviderRegistry.create("llamacpp", base_url="http://127.0.0.1:9/v1")
-    counted = asyncio.run(count_tokens(provider, "m", "hello", wait_s=0.2))
-    asyncio.run(provider.close())
-    assert counted == TokenCount(estimate_tokens("hello"), exact=False)
