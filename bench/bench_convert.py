@@ -69,7 +69,7 @@ async def watch(work: Awaitable[object]) -> tuple[float, float, int, object]:
     return took, max(gaps, default=0.0) * 1000, len(gaps), result
 
 
-def build(folder: Path, pages: int, text_mb: float) -> dict[str, Path]:
+def build(folder: Path, pages: int, text_mb: float, paragraphs: int) -> dict[str, Path]:
     # Imported here, not at the top: the spawned child re-imports this script as its __main__,
     # and the app's own __main__ imports none of these.
     import docx
@@ -79,7 +79,7 @@ def build(folder: Path, pages: int, text_mb: float) -> dict[str, Path]:
     page_text = "\n".join(LINE.format(i) for i in range(40))
     pdf = make_pdf(folder / "big.pdf", [page_text] * pages)
     document = docx.Document()
-    for i in range(4000):
+    for i in range(paragraphs):
         if i % 100 == 0:
             document.add_heading(f"Part {i // 100}", level=1)
         document.add_paragraph(LINE.format(i) * 3)
@@ -92,7 +92,9 @@ def build(folder: Path, pages: int, text_mb: float) -> dict[str, Path]:
     with (folder / "huge.txt").open("wb") as fh:
         for _ in range(200):
             fh.write(block)
-    return {"pdf": pdf, "docx": folder / "big.docx", "text": folder / "big.txt", "huge": folder / "huge.txt"}
+    (folder / "small.txt").write_bytes(line * (2**19 // len(line)))
+    return {"pdf": pdf, "docx": folder / "big.docx", "text": folder / "big.txt",
+            "huge": folder / "huge.txt", "small": folder / "small.txt"}
 
 
 async def cancel_after(path: Path, mode: WorkerMode, after_s: float) -> float:
@@ -111,10 +113,11 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=400)
     ap.add_argument("--text-mb", type=float, default=30)
-    ap.add_argument("--modes", nargs="*", default=["thread", "process"])
+    ap.add_argument("--modes", nargs="*", default=["thread", "process", "auto"])
+    ap.add_argument("--docx-paragraphs", type=int, default=20000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        files = build(Path(tmp), args.pages, args.text_mb)
+        files = build(Path(tmp), args.pages, args.text_mb, args.docx_paragraphs)
         took, gap, ticks, _ = await watch(asyncio.sleep(3))
         print(f"idle  (no conversion, 3 s)                                         "
               f"longest loop gap {gap:6.1f} ms  ticks {ticks}", flush=True)
@@ -130,7 +133,7 @@ async def main() -> None:
                     rate = f"{size_mb / took:.1f} MB/s"
                 print(f"{name:5} {size_mb:7.1f} MB {mode:8} {took:6.2f} s  {rate:32} "
                       f"longest loop gap {gap:6.1f} ms  ticks {ticks}", flush=True)
-        for mode in args.modes:
+        for mode in ("thread", "process"):
             took = await cancel_after(files["pdf"], mode, 0.5)  # type: ignore[arg-type]
             print(f"cancel 0.5 s into the PDF ({mode}): ended {took * 1000:.0f} ms after the cancel")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -102,3 +102,14 @@ async def test_thread_mode_converts_and_stops_at_the_next_page_when_cancelled(tm
     stopped_at = len(pages)
     await asyncio.sleep(0.3)
     assert len(pages) == stopped_at < 400  # the thread stopped; nothing more arrives
+
+
+async def test_auto_mode_takes_a_thread_for_small_text_and_a_child_for_a_pdf(tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("# Title\n\nsmall text\n")
+    children_seen: list[int] = []
+    doc = await convert_in_worker(note, progress=lambda d, t: children_seen.append(len(converters())))
+    assert doc == convert_document(note) and children_seen and set(children_seen) == {0}
+    pdf = make_pdf(tmp_path / "p.pdf", [PAGE] * 3)
+    doc = await convert_in_worker(pdf, progress=lambda d, t: children_seen.append(len(converters())))
+    assert doc.pages == 3 and children_seen[-1] == 1  # the child, still alive while it reports

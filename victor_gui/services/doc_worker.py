@@ -1,19 +1,21 @@
 """Converting a document off the event loop: :func:`convert_in_worker`.
 
-The conversion runs in a **child process** (``multiprocessing``, ``spawn``), not a thread.
-Measured with ``bench/bench_convert.py`` (figures in its docstring): pypdf and python-docx are
-pure Python and hold the GIL, so in a thread the event loop waits behind them (a thread only
-gets the GIL back every switch interval, and a long C call inside lxml/zlib keeps it longer);
-in a child the loop keeps ticking as if nothing ran. The child also makes cancel immediate — it
-is killed, not asked to stop at its next page — and contains a hostile file: its address space
-is capped (:data:`CHILD_MEMORY_LIMIT`, POSIX), so a decompression bomb ends the child with a
-``too_large`` error instead of swapping the app. The price is the child's start (~0.1-0.3 s),
-paid once per file.
+The conversion runs in a **child process** (``multiprocessing``, ``spawn``), not a thread,
+except for small text-like files. Measured with ``bench/bench_convert.py`` (figures in its
+docstring): pypdf and python-docx are pure Python and hold the GIL, and decoding or joining a
+30 MB text holds it too, so in a thread the event loop waits behind them (it gets the GIL back
+only every switch interval, and not during one long C call); in a child the loop ticks as when
+idle. The child also makes cancel immediate — it is killed, not asked to stop at its next page
+— and contains a hostile file: its address space is capped (:data:`CHILD_MEMORY_LIMIT`, POSIX),
+so a decompression bomb ends the child with an error instead of swapping the app. The price is
+the child's start (0.2-0.5 s on the bench machine), paid once per file; a text-like file up to
+:data:`THREAD_MAX_BYTES` skips it and converts in a thread, where its gaps measured like idle.
 
-The child sends progress (at most every :data:`PROGRESS_EVERY_S`) and then the document or the
-error through a pipe; one reader thread per conversion turns those into calls on the loop.
-``mode="thread"`` runs the same conversion in a thread (for the bench, and where a child cannot
-be started), stopping at the next page/block when cancelled.
+The child sends progress (at most every :data:`PROGRESS_EVERY_S`), then the document section by
+section, then the rest or the error, through a pipe; one reader thread per conversion turns
+those into calls on the loop. A frozen app must call ``multiprocessing.freeze_support()`` first
+thing (``packaging/entry.py`` does), and any script that uses this must guard its main code with
+``if __name__ == "__main__"`` (the spawned child imports the main module).
 """
 
 from __future__ import annotations
@@ -35,13 +37,29 @@ from victor_gui.errors import AttachmentError
 from victor_gui.services.attachment_types import ConvertedDocument, DocumentSection
 
 ProgressFn = Callable[[int, int], None]
-WorkerMode = Literal["process", "thread"]
+WorkerMode = Literal["auto", "process", "thread"]
 
 # The child's address space (POSIX only): the largest accepted file (100 MiB of PDF) parses in
 # well under this; a zip or PDF bomb hits it and ends as "too_large".
 CHILD_MEMORY_LIMIT = 2 * 1024 * 1024 * 1024
 PROGRESS_EVERY_S = 0.05
 _KILL_WAIT_S = 2.0
+# "auto": a text-like file up to this size converts in a thread (bench: its loop gap is the idle
+# machine's, and it saves the child's ~0.2-0.5 s start); everything else in a child.
+THREAD_MAX_BYTES = 1024 * 1024
+_HEAVY_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\xd0\xcf\x11\xe0")
+
+
+def _small_text(path: Path) -> bool:
+    """Whether ``path`` is small and not a PDF/Office file (so cheap to convert in a thread)."""
+    try:
+        if path.stat().st_size > THREAD_MAX_BYTES:
+            return False
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return True  # the converter says what is wrong, as fast in a thread
+    return not head.startswith(_HEAVY_MAGIC) and b"%PDF-" not in head
 
 
 def _limit_memory(limit: int | None) -> None:
@@ -188,13 +206,16 @@ async def _in_thread(path: Path, progress: ProgressFn | None) -> ConvertedDocume
 
 
 async def convert_in_worker(path: str | os.PathLike[str], *, progress: ProgressFn | None = None,
-                            mode: WorkerMode = "process",
+                            mode: WorkerMode = "auto",
                             memory_limit: int | None = CHILD_MEMORY_LIMIT) -> ConvertedDocument:
-    """:func:`~victor_gui.services.doc_convert.convert_document` in a worker (module docstring:
-    a child process by default). ``progress(done, total)`` is called on the event loop.
-    Cancelling the awaiting task kills the child at once (a thread stops at its next page);
-    errors are the converter's :class:`~victor_gui.errors.AttachmentError`."""
+    """:func:`~victor_gui.services.doc_convert.convert_document` in a worker (module docstring):
+    ``auto`` is a thread for a text-like file up to :data:`THREAD_MAX_BYTES`, else a child
+    process; ``process`` and ``thread`` force one. ``progress(done, total)`` is called on the
+    event loop. Cancelling the awaiting task kills the child at once (a thread stops at its next
+    block); errors are the converter's :class:`~victor_gui.errors.AttachmentError`."""
     target = Path(path)
+    if mode == "auto":
+        mode = "thread" if await asyncio.to_thread(_small_text, target) else "process"
     if mode == "thread":
         return await _in_thread(target, progress)
     return await _in_process(target, progress, memory_limit)
