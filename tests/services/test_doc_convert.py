@@ -13,7 +13,7 @@ import pytest
 
 from tests.services.doc_files import make_csv, make_docx, make_pdf, make_pptx, make_xlsx, truncate
 from victor_gui.errors import AttachmentError
-from victor_gui.services.doc_convert import MAX_SECTION_CHARS, convert_document
+from victor_gui.services.doc_convert import MAX_SECTION_CHARS, check_document, convert_document
 from victor_gui.services.doc_job import MAX_TABLE_ROWS, MAX_TEXT_FILE_BYTES, MAX_UNZIPPED_BYTES
 from victor_gui.services.doc_text import BLOCK_BYTES
 
@@ -246,6 +246,20 @@ def test_a_200_mb_text_file_is_refused_from_its_size_without_reading_it(tmp_path
         convert_document(path, progress=lambda d, t: calls.append((d, t)))
     assert calls == []  # refused before the first block was read
     assert "200 MB" in message and f"{MAX_TEXT_FILE_BYTES // 2**20} MB limit" in message
+    with pytest.raises(AttachmentError) as early:
+        check_document(path)  # the same refusal from the checks that parse nothing
+    assert str(early.value) == message
+
+
+def test_check_document_names_the_format_without_parsing(tmp_path: Path) -> None:
+    assert check_document(make_docx(tmp_path / "a.docx")) == "docx"
+    assert check_document(make_pdf(tmp_path / "b.pdf", ["x"])) == "pdf"
+    page = tmp_path / "page"
+    page.write_text("<!doctype html><p>hi</p>")
+    assert check_document(page) == "html"
+    with pytest.raises(AttachmentError) as gone:
+        check_document(tmp_path / "missing.csv")
+    assert gone.value.reason == "vanished"
 
 
 def test_missing_extra_names_the_pip_command(tmp_path: Path) -> None:

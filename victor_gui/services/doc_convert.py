@@ -31,6 +31,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+from victor_gui.errors import AttachmentError
 from victor_gui.services.attachment_types import ConvertedDocument, DocumentSection
 from victor_gui.services.doc_chunk import chunk_document
 from victor_gui.services.doc_job import (
@@ -51,7 +52,7 @@ from victor_gui.services.doc_text import (
     read_text,
 )
 
-__all__ = ["FORMATS", "chunk_document", "convert_document", "detect_format"]
+__all__ = ["FORMATS", "check_document", "chunk_document", "convert_document", "detect_format"]
 
 # format → media type of the original
 FORMATS: dict[str, str] = {
@@ -182,19 +183,15 @@ def convert_document(path: str | os.PathLike[str], *, progress: ProgressFn | Non
     job = ConvertJob(path.name, progress, cancelled)
     try:
         return _convert(path, job)
-    except FileNotFoundError as exc:
-        raise job.error(f"{job.name} is no longer there (moved or deleted since it was attached).",
-                        "vanished") from exc
-    except PermissionError as exc:
-        raise job.error(f"{job.name} cannot be read: permission denied.", "unreadable") from exc
     except MemoryError as exc:
         raise job.error(f"{job.name} needs more memory to convert than is allowed; split it or attach "
                         "the part you need.", "too_large") from exc
     except OSError as exc:
-        raise job.error(f"{job.name} cannot be read: {exc.strerror or exc}.", "unreadable") from exc
+        raise _os_error(job, exc) from exc
 
 
-def _convert(path: Path, job: ConvertJob) -> ConvertedDocument:
+def _preflight(path: Path, job: ConvertJob) -> tuple[os.stat_result, bytes, str]:
+    """The checks that need no parsing: a regular non-empty file, a known format, under its limit."""
     info = path.stat()
     if stat.S_ISDIR(info.st_mode):
         raise job.error(f"{job.name} is a folder, not a file.", "unreadable")
@@ -205,11 +202,37 @@ def _convert(path: Path, job: ConvertJob) -> ConvertedDocument:
     with path.open("rb") as fh:
         head = fh.read(8192)
     fmt = detect_format(path, head, job)
-    media_type = _media_type(path, fmt)
     limit = MAX_BINARY_FILE_BYTES if fmt in _BINARY_FORMATS else MAX_TEXT_FILE_BYTES
     if info.st_size > limit:
         what = "PDF and Office files" if fmt in _BINARY_FORMATS else "text files"
         raise job.too_large(info.st_size, limit, what)
+    return info, head, fmt
+
+
+def check_document(path: str | os.PathLike[str]) -> str:
+    """The format :func:`convert_document` would read ``path`` as (a key of :data:`FORMATS`), or
+    its refusal — vanished, a folder, empty, binary, encrypted Office, too large — from a stat
+    and the first 8 KB, without parsing: milliseconds, so a worker can refuse before it starts."""
+    path = Path(path)
+    job = ConvertJob(path.name)
+    try:
+        return _preflight(path, job)[2]
+    except OSError as exc:
+        raise _os_error(job, exc) from exc
+
+
+def _os_error(job: ConvertJob, exc: OSError) -> AttachmentError:
+    if isinstance(exc, FileNotFoundError):
+        return job.error(f"{job.name} is no longer there (moved or deleted since it was attached).",
+                         "vanished")
+    if isinstance(exc, PermissionError):
+        return job.error(f"{job.name} cannot be read: permission denied.", "unreadable")
+    return job.error(f"{job.name} cannot be read: {exc.strerror or exc}.", "unreadable")
+
+
+def _convert(path: Path, job: ConvertJob) -> ConvertedDocument:
+    info, head, fmt = _preflight(path, job)
+    media_type = _media_type(path, fmt)
     pages: int | None = None
     if fmt in _BINARY_FORMATS:
         sha256 = _hash_file(path, job)

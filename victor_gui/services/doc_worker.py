@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from victor_gui.errors import AttachmentError
 from victor_gui.services.attachment_types import ConvertedDocument, DocumentSection
+from victor_gui.services.doc_convert import check_document
 
 ProgressFn = Callable[[int, int], None]
 WorkerMode = Literal["auto", "process", "thread"]
@@ -214,6 +215,8 @@ async def convert_in_worker(path: str | os.PathLike[str], *, progress: ProgressF
     event loop. Cancelling the awaiting task kills the child at once (a thread stops at its next
     block); errors are the converter's :class:`~victor_gui.errors.AttachmentError`."""
     target = Path(path)
+    # The checks that need no parsing (size, format, vanished) refuse at once, without a child.
+    await asyncio.to_thread(check_document, target)
     if mode == "auto":
         mode = "thread" if await asyncio.to_thread(_small_text, target) else "process"
     if mode == "thread":
