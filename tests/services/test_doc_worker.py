@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import sys
 import threading
 import time
 from pathlib import Path
@@ -113,3 +114,13 @@ async def test_auto_mode_takes_a_thread_for_small_text_and_a_child_for_a_pdf(tmp
     pdf = make_pdf(tmp_path / "p.pdf", [PAGE] * 3)
     doc = await convert_in_worker(pdf, progress=lambda d, t: children_seen.append(len(converters())))
     assert doc.pages == 3 and children_seen[-1] == 1  # the child, still alive while it reports
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the address-space cap is POSIX only")
+async def test_the_childs_memory_cap_turns_a_too_big_conversion_into_too_large(tmp_path: Path) -> None:
+    path = tmp_path / "wide.txt"
+    path.write_bytes(("é ünï " * 10 + "\n").encode() * (25 * 2**20 // 80))  # 25 MB of 2-byte text
+    with pytest.raises(AttachmentError) as caught:
+        await convert_in_worker(path, mode="process", memory_limit=64 * 2**20)
+    assert caught.value.reason == "too_large" and "needs more memory" in str(caught.value)
+    assert converters() == []
