@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from victor_gui.errors import AttachmentError
+from victor_gui.services.doc_convert import chunk_document
 from victor_gui.services.doc_worker import WorkerMode, convert_in_worker
 
 LINE = "The quick brown fox jumps over the lazy dog, and then it writes a report on page {}."
@@ -133,6 +134,12 @@ async def main() -> None:
                     rate = f"{size_mb / took:.1f} MB/s"
                 print(f"{name:5} {size_mb:7.1f} MB {mode:8} {took:6.2f} s  {rate:32} "
                       f"longest loop gap {gap:6.1f} ms  ticks {ticks}", flush=True)
+        doc = await convert_in_worker(files["text"])
+        start = time.perf_counter()
+        chunks = chunk_document(doc)
+        took = time.perf_counter() - start
+        print(f"chunk the {files['text'].stat().st_size / 2**20:.0f} MB text (512-token chunks): "
+              f"{len(chunks)} chunks in {took:.2f} s, {len(chunks) / took:.0f} chunks/s")
         for mode in ("thread", "process"):
             took = await cancel_after(files["pdf"], mode, 0.5)  # type: ignore[arg-type]
             print(f"cancel 0.5 s into the PDF ({mode}): ended {took * 1000:.0f} ms after the cancel")

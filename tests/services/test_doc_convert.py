@@ -87,6 +87,14 @@ def test_truncated_office_files_are_broken(tmp_path: Path, kind: str) -> None:
     assert "damaged or incomplete" in refused(path, "broken")
 
 
+def test_a_docx_without_text_is_no_text(tmp_path: Path) -> None:
+    import docx
+
+    path = tmp_path / "blank.docx"
+    docx.Document().save(str(path))
+    assert "has no text" in refused(path, "no_text")
+
+
 def test_pptx_slides_skip_blank_ones(tmp_path: Path) -> None:
     deck = make_pptx(tmp_path / "deck.pptx", ["Welcome\nAgenda today", None, "Plan\nShip it"])
     doc = convert_document(deck)

@@ -239,6 +239,8 @@ def _convert(path: Path, job: ConvertJob) -> ConvertedDocument:
         reader = {"pdf": pdf_sections, "docx": docx_sections, "pptx": pptx_sections,
                   "xlsx": xlsx_sections}[fmt]
         sections, pages = reader(path, job)
+        if not sections:
+            raise job.error(f"{job.name} has no text.", "no_text")
     else:
         declared = html_declared_charset(head) if fmt == "html" else None
         decoded = read_text(path, job, total=info.st_size, declared=declared)
