@@ -9,20 +9,27 @@ each mode while a ticker coroutine sleeps 2 ms at a time, and prints per file an
 pages/s or MB/s, the event loop's **longest gap** between ticks, the ticks counted, and how long
 a cancel issued 0.5 s into the PDF took to end the conversion.
 
-Figures (2-core shared VM, Python 3.12, 2026-12-07; thread / process):
+Figures (2 shared vCPUs, 8 users on the machine, Python 3.11.7, 2026-12-07 00:45 UTC; idle
+longest gap 17 ms; thread / process, "auto" picks process for all but the small text):
 
-* 400-page PDF: ~96 / ~57 pages/s; longest loop gap **76 ms** / **23 ms**.
-* 4000-paragraph DOCX: 1.2 / 1.5 s; longest gap **150 ms** / **34 ms**.
-* 30 MB text: ~250 / ~99 MB/s; longest gap 26 ms / 31 ms.
-* 200 MB text: refused as too_large in 1.5 ms / 290 ms (the child's start); gap 1 / 16 ms.
-* Cancel 0.5 s into the PDF: 31 ms / 29 ms to end (the thread stops at its next page: a
-  single slow page would keep it; the child is killed).
+* 400-page PDF (1.5 MB): 37 / 32 pages/s; longest loop gap **72 ms** / **42 ms**.
+* 20,000-paragraph DOCX: 5.1 / 4.8 s; longest gap **168 ms** / **23 ms**.
+* 31 MB text: 35 / 9 MB/s (the child pickles the text back section by section); longest gap
+  **190 ms** / **20 ms**.
+* 200 MB text: refused as too_large in 1-4 ms in every mode (``check_document`` in the parent,
+  from the size, before any child starts); gap 3 ms.
+* 0.5 MB text: 0.01 s in a thread, 1.06 s in a child (its start); auto takes the thread: 2.6 ms gap.
+* Chunking the 31 MB text into 512-token chunks: 21,444 chunks in 2.7 s (~8,000 chunks/s).
+* Cancel 0.5 s into the PDF: 25 ms (thread: stops at its next page; one slow page would hold it)
+  / 7 ms (the child is killed).
 
-The thread's gaps come from the GIL: pypdf and python-docx are pure Python, and the loop thread
-gets the GIL back only every switch interval (5 ms) and not inside long C calls (lxml parsing a
-whole document part). The child's gaps are the machine's own noise. Decision: a child process
-(also for the memory cap on hostile files); the ratio the numbers give is what matters here,
-since this machine is shared and loaded.
+Earlier runs the same day gave the same picture (thread 48-231 ms, child 15-44 ms). The thread's
+gaps are the GIL: pypdf and python-docx are pure Python, and the loop thread gets the GIL back
+only every switch interval (5 ms) and not during one long call (decoding or joining 30 MB, lxml
+parsing a document part). The child's gaps are the loaded machine's own noise plus receiving its
+sections. Decision: a child process for PDF/Office and text past 1 MiB (also for the memory cap
+on hostile files), a thread for small text; the ratios matter more than the absolute figures on
+this shared machine.
 """
 
 from __future__ import annotations
