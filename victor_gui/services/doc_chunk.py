@@ -5,7 +5,8 @@ the text is cut at paragraphs (blank lines) first, then lines, then sentences, t
 run with no break at all — at a character count; the pieces are packed greedily up to
 ``max_tokens`` (the estimate of :func:`~victor_gui.services.token_count.estimate_tokens`, which
 errs high), and each chunk after the first of a section starts with the last pieces of the one
-before, up to ``overlap`` tokens, so a sentence cut at a chunk's end is whole in the next.
+before, up to ``overlap`` tokens, so a sentence cut at a chunk's end is whole in the next. A
+Markdown table cut into several chunks has its header repeated atop each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ DEFAULT_OVERLAP_TOKENS = 64
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n+")
 _SENTENCES = re.compile(r"(?<=[.!?。！？])\s+")
 
-_Piece = tuple[str, str, int]  # (text, the joiner before it, its token estimate)
+_RULE = re.compile(r"^\|(?:\s*:?-+:?\s*\|)+\s*$")
+# (text, the joiner before it, its token estimate, the table header it belongs under or "")
+_Piece = tuple[str, str, int, str]
 
 
 def _hard_split(text: str, max_tokens: int) -> list[str]:
@@ -45,29 +48,46 @@ def _pieces(text: str, max_tokens: int) -> list[_Piece]:
             continue
         tokens = estimate_tokens(para)
         if tokens <= max_tokens:
-            pieces.append((para, "\n\n", tokens))
+            pieces.append((para, "\n\n", tokens, ""))
             continue
         joiner = "\n\n"
-        for line in para.split("\n"):
+        lines = para.split("\n")
+        header = _table_header(lines, max_tokens)
+        for number, line in enumerate(lines):
+            under = header if number >= 2 else ""
             tokens = estimate_tokens(line)
             if tokens <= max_tokens:
-                pieces.append((line, joiner, tokens))
+                pieces.append((line, joiner, tokens, under))
                 joiner = "\n"
                 continue
             for sentence in _SENTENCES.split(line):
                 tokens = estimate_tokens(sentence)
                 if tokens <= max_tokens:
-                    pieces.append((sentence, joiner, tokens))
+                    pieces.append((sentence, joiner, tokens, ""))
                 else:
                     for index, part in enumerate(_hard_split(sentence, max_tokens)):
-                        pieces.append((part, joiner if index == 0 else "", estimate_tokens(part)))
+                        pieces.append((part, joiner if index == 0 else "", estimate_tokens(part), ""))
                 joiner = " "
             joiner = "\n"
     return pieces
 
 
+def _table_header(lines: list[str], max_tokens: int) -> str:
+    """A Markdown table's first two lines, repeated atop each chunk of its rows so a chunk of
+    rows still says what its columns are; "" when ``lines`` is no table or the header is big."""
+    if len(lines) < 3 or not lines[0].startswith("|") or not _RULE.match(lines[1]):
+        return ""
+    header = lines[0] + "\n" + lines[1]
+    return header if estimate_tokens(header) <= max_tokens // 4 else ""
+
+
+def _head_cost(first: _Piece) -> int:
+    return estimate_tokens(first[3]) + 1 if first[3] else 0
+
+
 def _join(pieces: list[_Piece]) -> str:
-    return (pieces[0][0] + "".join(joiner + text for text, joiner, _ in pieces[1:])).strip()
+    head = pieces[0][3] + "\n" if pieces[0][3] else ""
+    return (head + pieces[0][0] + "".join(piece[1] + piece[0] for piece in pieces[1:])).strip()
 
 
 def chunk_document(doc: ConvertedDocument, max_tokens: int = DEFAULT_CHUNK_TOKENS,
@@ -91,9 +111,13 @@ def chunk_document(doc: ConvertedDocument, max_tokens: int = DEFAULT_CHUNK_TOKEN
                         break
                     tail.insert(0, previous)
                     kept += previous[2]
+                if tail:
+                    kept += _head_cost(tail[0])
                 if kept + piece[2] > max_tokens:
                     tail, kept = [], 0
                 current, total = tail, kept
+            if not current:
+                total = _head_cost(piece)
             current.append(piece)
             total += piece[2]
         if current:

@@ -8,7 +8,7 @@ only every switch interval, and not during one long C call); in a child the loop
 idle. The child also makes cancel immediate — it is killed, not asked to stop at its next page
 — and contains a hostile file: its address space is capped (:data:`CHILD_MEMORY_LIMIT`, POSIX),
 so a decompression bomb ends the child with an error instead of swapping the app. The price is
-the child's start (0.2-0.5 s on the bench machine), paid once per file; a text-like file up to
+the child's start (0.5-1 s on the loaded bench machine), paid once per file; a text-like file up to
 :data:`THREAD_MAX_BYTES` skips it and converts in a thread, where its gaps measured like idle.
 
 The child sends progress (at most every :data:`PROGRESS_EVERY_S`), then the document section by
