@@ -12,6 +12,12 @@ the format from the file's first bytes first and its extension second, then:
   script/style dropped, a section per heading; Markdown: a section per heading;
 * plain text and source code (by extension, or any file that sniffs as text): one section.
 
+Why pypdf + python-docx + python-pptx + openpyxl and not ``markitdown``: these four are pure
+Python, already the ``documents`` extra, and expose the structure the sources line needs (page,
+slide, sheet, heading) while converting, so progress and cancel can sit between pages; markitdown
+returns one Markdown string per file (the places would have to be parsed back out of it) and
+brings a heavier dependency tree (pandas for spreadsheets, among others) for the same formats.
+
 Text encodings are in :mod:`~victor_gui.services.doc_text` (UTF-8/16/32 by BOM, else UTF-8,
 else cp1252 with a warning). Limits (:mod:`~victor_gui.services.doc_job`): 32 MiB for text-like
 files and 100 MiB for Office/PDF files, checked from the size before reading (a 200 MB log is
