@@ -169,6 +169,22 @@ def test_non_utf8_text_converts_with_a_clear_note(tmp_path: Path) -> None:
     assert "Windows-1252" in doc.warnings[0]
 
 
+def test_a_bad_byte_past_the_first_block_restarts_in_the_fallback(tmp_path: Path) -> None:
+    path = tmp_path / "late.txt"
+    path.write_bytes(b"a" * (BLOCK_BYTES + 10) + "\nend: déjà".encode("cp1252"))
+    doc = convert_document(path)
+    assert "\n".join(s.text for s in doc.sections).endswith("a\nend: déjà")
+    assert len(doc.warnings) == 1 and "not UTF-8" in doc.warnings[0]
+
+
+def test_html_meta_charset_is_honoured(tmp_path: Path) -> None:
+    path = tmp_path / "ru.htm"
+    path.write_bytes('<html><head><meta charset="windows-1251"></head><body><p>Привет, мир</p>'
+                     '</body></html>'.encode("cp1251"))
+    doc = convert_document(path)
+    assert doc.text == "Привет, мир" and doc.warnings == ()
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
 def test_unicode_encodings_by_bom_or_nul_pattern(tmp_path: Path, encoding: str) -> None:
     path = tmp_path / "u.txt"
