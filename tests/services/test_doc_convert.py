@@ -218,6 +218,9 @@ def test_source_code_by_extension_and_text_by_sniffing(tmp_path: Path) -> None:
     code = tmp_path / "tool.py"
     code.write_text("def f():\n    return 1\n")
     assert convert_document(code).media_type == "text/x-python"
+    about = tmp_path / "pdf-notes.txt"
+    about.write_text("A PDF file starts with %PDF-1.7 and ends with %%EOF.\n")
+    assert convert_document(about).media_type == "text/plain"  # mentions the magic, still text
     plain = tmp_path / "NOTES"
     plain.write_text("no extension, plain words\n")
     doc = convert_document(plain)

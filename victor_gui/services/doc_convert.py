@@ -92,7 +92,9 @@ def detect_format(path: Path, head: bytes, job: ConvertJob) -> str:
     """The format (a key of :data:`FORMATS`) from the first bytes, then the extension; raises
     ``unsupported`` (binary, images, old Office), ``encrypted`` (protected Office) or ``broken``."""
     ext = path.suffix.lower()
-    if b"%PDF-" in head[:1024]:
+    # The PDF header may follow up to 1 KB of junk, but only trust that for a .pdf: a text file
+    # that mentions "%PDF-" is still text.
+    if head.startswith(b"%PDF-") or (ext == ".pdf" and b"%PDF-" in head[:1024]):
         return "pdf"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         by_ext = _BY_EXTENSION.get(ext)

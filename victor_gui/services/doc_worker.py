@@ -60,7 +60,8 @@ def _small_text(path: Path) -> bool:
             head = fh.read(1024)
     except OSError:
         return True  # the converter says what is wrong, as fast in a thread
-    return not head.startswith(_HEAVY_MAGIC) and b"%PDF-" not in head
+    return not head.startswith(_HEAVY_MAGIC) and not head.startswith(b"%PDF-") \
+        and path.suffix.lower() != ".pdf"
 
 
 def _limit_memory(limit: int | None) -> None:
