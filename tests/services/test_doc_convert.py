@@ -289,11 +289,12 @@ def test_check_document_names_the_format_without_parsing(tmp_path: Path) -> None
     assert gone.value.reason == "vanished"
 
 
-def test_missing_extra_names_the_pip_command(tmp_path: Path) -> None:
-    path = make_pdf(tmp_path / "needs.pdf", ["text"])
+def _convert_without(module: str, path: Path) -> str:
+    """convert_document(path) in a fresh interpreter where ``module`` cannot be imported (as if
+    an extra were not installed): "reason :: message"."""
     script = textwrap.dedent(f"""
         import sys
-        sys.modules["pypdf"] = None  # as if the documents extra were not installed
+        sys.modules[{module!r}] = None  # importing it now raises ImportError
         from victor_gui.errors import AttachmentError
         from victor_gui.services.doc_convert import convert_document
         try:
@@ -301,10 +302,18 @@ def test_missing_extra_names_the_pip_command(tmp_path: Path) -> None:
         except AttachmentError as exc:
             print(exc.reason, "::", exc)
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                         timeout=60, check=True).stdout.strip()
-    assert out == ("missing_extra :: Reading needs.pdf (PDF) needs the optional document converters, "
-                   "which are not installed: pip install 'victor_gui[documents]'.")
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=True).stdout.strip()
+
+
+def test_missing_extra_names_the_pip_command(tmp_path: Path) -> None:
+    assert _convert_without("pypdf", make_pdf(tmp_path / "needs.pdf", ["text"])) == (
+        "missing_extra :: Reading needs.pdf (PDF) needs the optional document converters, which are "
+        "not installed: pip install 'victor_gui[documents]'.")
+    aes = make_pdf(tmp_path / "aes.pdf", ["readable"], password="")  # AES, empty user password
+    assert _convert_without("cryptography", aes) == (
+        "missing_extra :: Opening aes.pdf (an encrypted PDF) needs the cryptography package, which is "
+        "not installed: pip install 'victor_gui[documents]'.")
 
 
 def test_cancel_between_pages_stops_the_conversion(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ _PARSE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _missing(job: ConvertJob, kind: str, exc: ImportError) -> Exception:
+def _missing(job: ConvertJob, kind: str) -> Exception:
     return job.error(f"Reading {job.name} ({kind}) needs the optional document converters, which "
                      f"are not installed: {EXTRA_HINT}.", "missing_extra")
 
@@ -57,15 +57,21 @@ def pdf_sections(path: Path, job: ConvertJob) -> tuple[list[DocumentSection], in
         import pypdf
         from pypdf.errors import DependencyError, PdfReadError
     except ImportError as exc:
-        raise _missing(job, "PDF", exc) from exc
-    pdf_errors: tuple[type[BaseException], ...] = (PdfReadError, *_PARSE_ERRORS)
+        raise _missing(job, "PDF") from exc
     try:
-        reader = pypdf.PdfReader(str(path), strict=False)
+        return _pdf_pages(pypdf.PdfReader, PdfReadError, path, job)
+    except DependencyError as exc:  # AES needs pypdf's crypto extra (cryptography), at any object
+        raise job.error(f"Opening {job.name} (an encrypted PDF) needs the cryptography package, "
+                        f"which is not installed: {EXTRA_HINT}.", "missing_extra") from exc
+
+
+def _pdf_pages(open_pdf: Any, read_error: type[Exception], path: Path,
+               job: ConvertJob) -> tuple[list[DocumentSection], int]:
+    pdf_errors: tuple[type[BaseException], ...] = (read_error, *_PARSE_ERRORS)
+    try:
+        reader = open_pdf(str(path), strict=False)
         if reader.is_encrypted:
-            try:
-                opened = reader.decrypt("")  # owner-password-only PDFs open with an empty one
-            except DependencyError as exc:
-                raise _missing(job, "encrypted PDF", ImportError(str(exc))) from exc
+            opened = reader.decrypt("")  # owner-password-only PDFs open with an empty one
             if not opened:
                 raise job.error(f"{job.name} is password-protected; save an unprotected copy from a "
                                 "PDF reader and attach that.", "encrypted")
@@ -121,7 +127,7 @@ def docx_sections(path: Path, job: ConvertJob) -> tuple[list[DocumentSection], N
         from docx.opc.exceptions import PackageNotFoundError
         from docx.table import Table
     except ImportError as exc:
-        raise _missing(job, "Word", exc) from exc
+        raise _missing(job, "Word") from exc
     docx_errors: tuple[type[BaseException], ...] = (PackageNotFoundError, *_PARSE_ERRORS)
     check_zip(path, job, "Word (.docx)")
     try:
@@ -185,7 +191,7 @@ def pptx_sections(path: Path, job: ConvertJob) -> tuple[list[DocumentSection], i
         import pptx
         from pptx.exc import PackageNotFoundError
     except ImportError as exc:
-        raise _missing(job, "PowerPoint", exc) from exc
+        raise _missing(job, "PowerPoint") from exc
     pptx_errors: tuple[type[BaseException], ...] = (PackageNotFoundError, *_PARSE_ERRORS)
     check_zip(path, job, "PowerPoint (.pptx)")
     try:
@@ -236,7 +242,7 @@ def xlsx_sections(path: Path, job: ConvertJob) -> tuple[list[DocumentSection], i
     try:
         import openpyxl
     except ImportError as exc:
-        raise _missing(job, "Excel", exc) from exc
+        raise _missing(job, "Excel") from exc
     check_zip(path, job, "Excel (.xlsx)")
     try:
         book = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
