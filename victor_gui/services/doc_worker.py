@@ -46,7 +46,7 @@ CHILD_MEMORY_LIMIT = 2 * 1024 * 1024 * 1024
 PROGRESS_EVERY_S = 0.05
 _KILL_WAIT_S = 2.0
 # "auto": a text-like file up to this size converts in a thread (bench: its loop gap is the idle
-# machine's, and it saves the child's ~0.2-0.5 s start); everything else in a child.
+# machine's, and it saves the child's 0.5-1 s start); everything else in a child.
 THREAD_MAX_BYTES = 1024 * 1024
 _HEAVY_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\xd0\xcf\x11\xe0")
 
@@ -75,7 +75,8 @@ def _limit_memory(limit: int | None) -> None:
 
 def _child_main(path: str, conn: Connection, memory_limit: int | None) -> None:
     """The child process: convert ``path`` and send ``("progress", done, total)`` messages, then
-    ``("done", document)`` or ``("error", message, reason, name)``."""
+    ``("section", section)`` for each section and ``("done", document without its sections)``,
+    or ``("error", message, reason, name)``."""
     _limit_memory(memory_limit)
     from victor_gui.services.doc_convert import convert_document
 
