@@ -39,7 +39,7 @@ from victor_gui.services.attachment_types import (
     DocumentMode,
     RetrievedPassage,
 )
-from victor_gui.services.doc_convert import convert_document
+from victor_gui.services.doc_worker import convert_in_worker
 from victor_gui.services.image_prep import prepare_image
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.storage.models import StoredMessage
@@ -151,7 +151,7 @@ class AttachmentsMixin:
             except StorageError:
                 raise AttachmentError(f"{ref.name} is no longer in the data folder; attach it again.",
                                       reason="vanished", name=ref.name) from None
-            doc = await asyncio.to_thread(convert_document, path)
+            doc = await convert_in_worker(path)  # a child process for big files: the loop never stalls
             # Named as the user named it, whatever the converter saw on disk.
             doc = ConvertedDocument(ref.name, ref.sha256, ref.media_type, doc.sections, doc.pages,
                                     doc.warnings)
