@@ -23,7 +23,8 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     """A photo-like image: smooth gradients plus sensor noise (many colours, JPEG territory)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 / max(width, 1), y * 255 / max(height, 1), (x + y) * 127 / max(width + height, 1)], -1)
+    red, green = x * 255 / max(width, 1), y * 255 / max(height, 1)
+    base = np.stack([red, green, (x + y) * 127 / max(width + height, 1)], -1)
     noisy = base + rng.normal(0, 24, (height, width, 3))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
 
@@ -72,7 +73,8 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def open_bytes(data: bytes) -> Image.Image:

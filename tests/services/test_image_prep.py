@@ -24,6 +24,7 @@ from tests.services.image_samples import (
     transparent_png,
 )
 from victor_gui.errors import AttachmentError
+from victor_gui.services.image_limits import fit_size
 from victor_gui.services.image_prep import (
     IMAGE_LIMITS,
     describe_image,
@@ -32,7 +33,6 @@ from victor_gui.services.image_prep import (
     prepare_image,
     protocol_of,
 )
-from victor_gui.services.image_limits import fit_size
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_decompression_bomb_refused_from_its_header() -> None:
         assert caught.value.reason == "too_large"
         assert "decompression bomb" in str(caught.value)
     # Past Pillow's own limit too (12000×12000 = 144 MP > our 120 MP, < Pillow's 179 MP error).
-    with pytest.raises(AttachmentError, match="144000000|12000×12000"):
+    with pytest.raises(AttachmentError, match=r"12000×12000 pixels"):
         prepare_image(png_header_only(12_000, 12_000), "openai")
     assert time.monotonic() - started < 2.0
 
@@ -195,7 +195,8 @@ def test_not_an_image_and_empty_bytes() -> None:
 def test_protocol_names_and_provider_names() -> None:
     assert limits_for("anthropic") is IMAGE_LIMITS["anthropic"]
     assert protocol_of("lmstudio") == "openai" and protocol_of("aws") == "bedrock"
-    assert limits_for("google") is IMAGE_LIMITS["gemini"] and limits_for("my-gateway") is IMAGE_LIMITS["openai"]
+    assert limits_for("google") is IMAGE_LIMITS["gemini"]
+    assert limits_for("my-gateway") is IMAGE_LIMITS["openai"]
 
 
 def test_token_estimates_follow_the_documented_formulas() -> None:

@@ -152,7 +152,7 @@ def _register_heif(name: str | None) -> None:
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(0x0112, 1)  # Orientation
-    except Exception:  # a broken EXIF block is ignored, not fatal  # noqa: BLE001
+    except Exception:  # a broken EXIF block is ignored, not fatal
         return 1
     return value if isinstance(value, int) else 1
 
@@ -197,7 +197,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"),
                                               outputMode=image.mode)
-    except Exception:  # no LittleCMS, or a broken profile: keep the pixels as they are  # noqa: BLE001
+    except Exception:  # no LittleCMS, or a broken profile: keep the pixels as they are
         return image
     return converted if converted is not None else image
 
