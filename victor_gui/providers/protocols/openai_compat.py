@@ -257,7 +257,7 @@ class OpenAICompatProvider(BaseProvider):
         content = quirks.dumps(body) if body is not None else None
         last: BaseException | None = None
         for base in urls:
-            url = _root(base) + path[1:] if path.startswith("//") else base + path
+            url = _root(base) + path[2:] if path.startswith("//") else base + path
             request = self.http.build_request(
                 method, url, content=content, headers=headers, timeout=self.timeouts(model).to_httpx()
             )
