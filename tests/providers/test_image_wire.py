@@ -1,7 +1,7 @@
 """A photo prepared by services.image_prep for each protocol, sent through the real provider
 class to that protocol's simulator (real HTTP on 127.0.0.1), arrives in the protocol's shape:
 a data URL in ``image_url`` (OpenAI-compatible, Azure), bare base64 in ``images`` (Ollama),
-base64 ``source`` blocks (Anthropic), ``inlineData`` (Gemini, Vertex), ``image.source.bytes``
+base64 ``source`` blocks (Anthropic), ``inlineData`` (Gemini; Vertex in express mode), ``image.source.bytes``
 (Bedrock Converse), a data URI ``image`` input (Replicate); and what the simulator received,
 decoded, is the downscaled, upright, metadata-free image."""
 
@@ -106,6 +106,7 @@ def _dialect(name: str, **options: Any) -> Iterator[SimServer]:
 AZURE_KEY = "azure-key-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-api03-sim0001"
 GOOGLE_KEY = "AIzaSyD-sim-key-000001"
+VERTEX_KEY = "vertex-express-key-0001"
 REPLICATE_KEY = "r8_simtoken000001"
 
 
@@ -126,6 +127,9 @@ WIRES = {
                       lambda s: _create("anthropic", s, ANTHROPIC_KEY), _anthropic),
     "google": Wire("google", "gemini-sim-flash", lambda: gemini.make_server(api_key=GOOGLE_KEY),
                    lambda s: _create("google", s, GOOGLE_KEY), _gemini),
+    "vertex": Wire("vertex", "gemini-sim-flash", lambda: gemini.make_server(api_key=VERTEX_KEY),
+                   lambda s: ProviderRegistry.create("vertex", api_key=VERTEX_KEY, base_url=s.url,
+                                                     project="p1", retry_policy=FAST), _gemini),
     "bedrock": Wire("bedrock", BEDROCK_MODEL, lambda: bedrock.make_server(),
                     lambda s: bedrock_provider(s), _bedrock),
     "replicate": Wire("replicate", "meta/sim-llama-instruct",
