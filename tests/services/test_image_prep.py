@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -213,3 +214,23 @@ def test_token_estimates_follow_the_documented_formulas() -> None:
     assert image_tokens_estimate(4000, 3000, "ollama") == 74 * 55
     assert image_tokens_estimate(10, 10, "ollama") == 64
     assert image_tokens_estimate(1000, 1000, "hf_tgi") == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "options", "sent_mode"),
+    [
+        ("LA", "PNG", {}, "RGBA"),  # grey with real transparency
+        ("P", "PNG", {"transparency": 3}, "RGBA"),  # a palette entry marked transparent
+        ("CMYK", "JPEG", {}, "RGB"),  # print JPEGs: models expect RGB
+        ("1", "PNG", {}, "RGB"),
+        ("L", "JPEG", {}, "L"),  # greyscale stays greyscale
+    ],
+)
+def test_unusual_modes_come_out_as_rgb_grey_or_rgba(mode: str, fmt: str, options: dict[str, object],
+                                                    sent_mode: str) -> None:
+    colour: Any = {"LA": (100, 128), "P": 3, "CMYK": (10, 200, 30, 0), "1": 1, "L": 77}[mode]
+    raw = encode(Image.new(mode, (300, 200), colour), fmt, **options)
+    prepared = prepare_image(raw, "openai")
+    image = open_bytes(prepared.data)
+    assert image.mode == sent_mode and image.size == (300, 200)
+    assert prepared.media_type == "image/png"  # flat colour: few colours, kept lossless

@@ -142,7 +142,7 @@ def _register_heif(name: str | None) -> None:
         except ImportError as exc:
             raise AttachmentError(
                 f"{_label(name)} is a HEIC/HEIF photo, which needs the optional 'heic' extra "
-                "(pip install 'victor-gui[heic]'); or export it as JPEG.",
+                "(pip install 'victor_gui[heic]'); or export it as JPEG.",
                 reason="missing_extra", name=name,
             ) from exc
         pillow_heif.register_heif_opener()
