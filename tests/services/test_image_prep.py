@@ -234,3 +234,26 @@ def test_unusual_modes_come_out_as_rgb_grey_or_rgba(mode: str, fmt: str, options
     image = open_bytes(prepared.data)
     assert image.mode == sent_mode and image.size == (300, 200)
     assert prepared.media_type == "image/png"  # flat colour: few colours, kept lossless
+
+
+def test_damaged_bytes_give_an_attachment_error_or_an_image() -> None:
+    """200 copies of a small JPEG and PNG, each with bytes past the header overwritten (a
+    bounded mutation: the declared size stays small): every one is prepared or refused with
+    AttachmentError, never another exception."""
+    import random
+
+    rng = random.Random(13)
+    sources = [encode(photo(96, 64), "JPEG", quality=80), encode(photo(96, 64), "PNG")]
+    outcomes = {"prepared": 0, "refused": 0}
+    for i in range(200):
+        data = bytearray(sources[i % 2])
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(40, len(data))] = rng.randrange(256)
+        try:
+            prepare_image(bytes(data), "anthropic")
+            outcomes["prepared"] += 1
+        except AttachmentError as exc:
+            assert exc.reason in ("broken", "unsupported", "too_large"), exc
+            outcomes["refused"] += 1
+    assert sum(outcomes.values()) == 200
+    assert outcomes["refused"] > 0 and outcomes["prepared"] > 0, outcomes  # both paths taken

@@ -68,11 +68,11 @@ def prepare_image(raw: bytes, protocol: str, *, name: str | None = None) -> Prep
         return _prepare(image, limits, name)
     except AttachmentError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _broken(name, exc) from exc
     except MemoryError as exc:
         raise AttachmentError(f"{_label(name)} is too large to prepare in memory.", reason="too_large",
                               name=name) from exc
+    except Exception as exc:  # a hostile file can trip any decoder error
+        raise _broken(name, exc) from exc
     finally:
         image.close()
 
@@ -111,7 +111,7 @@ def _open(raw: bytes, name: str | None) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise AttachmentError(f"{_label(name)} is not an image this app can read (PNG, JPEG, WebP, "
                               "GIF or HEIC).", reason="unsupported", name=name) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # a hostile header can trip any parser error
         raise _broken(name, exc) from exc
     if image.format not in _FORMATS:
         image.close()
