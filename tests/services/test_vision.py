@@ -22,6 +22,7 @@ from victor_gui.services.vision import (
     check_images,
     configured_image_candidates,
     models_that_take_images,
+    refusal_for,
     refuse_images,
 )
 
@@ -188,3 +189,27 @@ def test_refusal_without_alternatives_and_with_many() -> None:
     many = refuse_images("Ollama", "plain", [f"Ollama/m{i}" for i in range(9)] + ["Ollama/m0"])
     assert len(many.alternatives) == 9
     assert "Ollama/m5 and 3 more." in str(many)
+
+
+async def test_refusal_for_the_send_path() -> None:
+    """One call before sending: None for a model that takes images, else the refusal with the
+    configured alternatives (the refused model itself left out)."""
+    with (
+        running("llamacpp", model="sim-model", vision=False) as blind,
+        ollama_server(models=[PLAIN, LLAVA]) as ollama,
+    ):
+        choices = [ProviderChoice("ollama", "Ollama", True, False, None, ollama.url),
+                   ProviderChoice("llamacpp", "llama.cpp", True, False, None, blind.url + "/v1")]
+        pool = ProviderPool()
+        try:
+            seeing = pool.get(choices[0])
+            assert await refusal_for(seeing, "llava:7b", provider_label="Ollama", pool=pool,
+                                     choices=choices, choice_name="ollama") is None
+            error = await refusal_for(pool.get(choices[1]), "sim-model", provider_label="llama.cpp",
+                                      pool=pool, choices=choices, choice_name="llamacpp")
+        finally:
+            await pool.close()
+        assert blind.chat_requests() == [] and ollama.chat_requests() == []
+    assert isinstance(error, ModelTakesNoImagesError)
+    assert error.alternatives == ("Ollama/sim-model:latest", "Ollama/llava:7b")
+    assert str(error).startswith("sim-model on llama.cpp does not take images, so the message was not sent")

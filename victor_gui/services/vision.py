@@ -19,7 +19,8 @@ the caller sends and lets the server answer. Nothing here raises.
 
 :func:`models_that_take_images` checks candidates at once, bounded in time, for the
 alternatives :func:`refuse_images` offers; :func:`configured_image_candidates` builds the
-candidates from the provider choices the window offers (their model listings).
+candidates from the provider choices the window offers (their model listings), and
+:func:`refusal_for` puts the three together for the send path: None, or the error to show.
 """
 
 from __future__ import annotations
@@ -156,6 +157,29 @@ async def configured_image_candidates(
     return [candidate for group in found for candidate in group]
 
 
+async def refusal_for(
+    provider: BaseProvider,
+    model: str,
+    *,
+    provider_label: str,
+    pool: ProviderPool | None = None,
+    choices: Sequence[ProviderChoice] = (),
+    choice_name: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> ModelTakesNoImagesError | None:
+    """What to do before sending images to ``model``: None when it takes them (or nothing can
+    tell: the server will answer), else the refusal naming the configured models that do
+    (``choices`` through ``pool``; ``choice_name`` is this model's choice, left out). Never raises."""
+    if await check_images(provider, model, timeout_s=timeout_s) is not False:
+        return None
+    alternatives: list[str] = []
+    if pool is not None and choices:
+        exclude = (choice_name, model) if choice_name else None
+        candidates = await configured_image_candidates(pool, choices, exclude=exclude, limit_s=timeout_s)
+        alternatives = await models_that_take_images(candidates)
+    return refuse_images(provider_label, model, alternatives)
+
+
 def refuse_images(provider_label: str, model: str, alternatives: Sequence[str]) -> ModelTakesNoImagesError:
     """The error a message with images gets, before sending, when its model takes none: one
     sentence naming the model and the models that do (``alternatives``, already checked)."""
@@ -256,5 +280,6 @@ __all__ = [
     "check_images",
     "configured_image_candidates",
     "models_that_take_images",
+    "refusal_for",
     "refuse_images",
 ]
