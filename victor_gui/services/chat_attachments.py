@@ -2,7 +2,7 @@
 (same object; kept apart so each file holds one responsibility, like :mod:`.chat_tools`).
 
 * Before a message with files is stored (:meth:`AttachmentsMixin._ready_attachments`): images
-  need a model that takes them (:func:`victor_gui.services.vision.check_images` raises
+  need a model that takes them (:func:`victor_gui.services.vision.check_images`; the refusal raises
   :class:`~victor_gui.errors.ModelTakesNoImagesError` with the models that do), each image must
   decode for the provider's protocol and each document must convert; any failure is raised
   BEFORE anything is stored or sent, so the window keeps the draft (text and chips) as it was
@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from victor_gui.errors import AttachmentError, StorageError, VictorGuiError
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.protocols.tool_history import IMAGE_OMITTED
 from victor_gui.providers.types import ContentPart, ImagePart, Message, TextPart
 from victor_gui.services import document_context, notes, vision
 from victor_gui.services.attachment_types import (
@@ -80,7 +81,13 @@ class AttachmentsMixin:
     async def _note(self, kind: str, text: str, extra: dict[str, Any] | None = None) -> int:
         raise NotImplementedError  # ChatSession's
 
+    # Set by the chat controller: the configured models that take images (checked), named in the
+    # refusal a message with images gets when the chosen model takes none.
+    image_alternatives: Callable[[], Awaitable[Sequence[str]]] | None = None
+
     def _init_attachments(self) -> None:
+        # Whether a (provider, endpoint, model) takes images, as the server or the table said.
+        self._att_vision: dict[tuple[str, str, str], bool] = {}
         # Per session, by content hash: the originals of images (bytes, and base64 as sent),
         # the converted documents, and why a file cannot be used.
         self._att_raw: dict[str, bytes] = {}
@@ -106,8 +113,12 @@ class AttachmentsMixin:
         """Check that ``refs`` can be sent to the model in use; raises before anything is stored
         (:class:`ModelTakesNoImagesError`, :class:`AttachmentError` naming the file)."""
         refs = tuple(refs)
-        if any(r.kind is AttachmentKind.IMAGE for r in refs):
-            await vision.check_images(self.provider, self.model)
+        if any(r.kind is AttachmentKind.IMAGE for r in refs) and not await self._takes_images(
+                self.provider, self.model):
+            found = self.image_alternatives
+            alternatives = await found() if found is not None else ()
+            label = getattr(self, "label", None) or self.provider.name
+            raise vision.refuse_images(label, self.model, alternatives)
         protocol = protocol_of(self.provider)
         for ref in refs:
             if ref.kind is AttachmentKind.IMAGE:
@@ -117,6 +128,17 @@ class AttachmentsMixin:
         return refs
 
     # -- reading files once per session ---------------------------------------------------------
+
+    async def _takes_images(self, provider: BaseProvider, model: str) -> bool:
+        """Whether ``model`` takes images: the server's own answer (llama.cpp ``/props``, Ollama
+        ``/api/show``, LM Studio), else the capability table (:func:`vision.check_images`); once
+        per session. Unknown counts as yes: the server then answers for itself."""
+        key = (provider.name, provider.base_url or "", model)
+        known = self._att_vision.get(key)
+        if known is None:
+            known = await vision.check_images(provider, model) is not False
+            self._att_vision[key] = known
+        return known
 
     async def _image_bytes(self, ref: AttachmentRef) -> bytes:
         raw = self._att_raw.get(ref.sha256)
@@ -234,8 +256,12 @@ class AttachmentsMixin:
         """``history`` with attached images prepared for ``provider``'s protocol (downscaled,
         re-encoded, EXIF stripped). For a model without vision they stay as they are:
         ``repair_history`` replaces them with a line saying so."""
-        if not self._att_sha_of or not provider.supports_vision(model):
+        if not self._att_sha_of:
             return history
+        if not await self._takes_images(provider, model):
+            # Said here, not left to the table: a llama-server without its --mmproj projector
+            # answers a request with images with an HTTP 500.
+            return [_without_images(m) for m in history]
         protocol = protocol_of(provider)
         out = []
         for msg in history:
@@ -261,7 +287,7 @@ class AttachmentsMixin:
                                     stored: list[StoredMessage]) -> int | None:
         """Store an ``images_left_out`` note when ``model`` takes no images and the history
         holds some (user images: a tool's images have their own note), once per count."""
-        if provider.supports_vision(model):
+        if await self._takes_images(provider, model):
             return None
         count = sum(len(m.images) for m in history if m.role == "user")
         if not count:
@@ -275,6 +301,15 @@ class AttachmentsMixin:
     def _sources_meta(self) -> list[dict[str, Any]] | None:
         """The reply's ``meta["sources"]``: the passages retrieved for its question, if any."""
         return [p.to_json() for p in self._reply_sources] or None
+
+
+def _without_images(message: Message) -> Message:
+    """``message`` with its images replaced by :data:`IMAGE_OMITTED` (user messages only)."""
+    if message.role != "user" or isinstance(message.content, str) or not message.images:
+        return message
+    omitted = TextPart(text=IMAGE_OMITTED)
+    return message.model_copy(update={"content": [p if isinstance(p, TextPart) else omitted
+                                                  for p in message.content]})
 
 
 def _mode(refs: Sequence[AttachmentRef]) -> DocumentMode:

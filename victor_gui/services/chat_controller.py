@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,6 +361,7 @@ class ChatController:
             if owned:
                 self._restore_params(session, await self._conversation_params())
         session.fallback = fallback
+        session.image_alternatives = _image_alternatives(pool, choices, (choice.name, model))
         self.bound = None
         return session
 
@@ -632,3 +633,16 @@ def title_from(text: str) -> str:
 
 __all__ = ["PAGE", "ChatController", "ControllerEvent", "ConversationChanged", "Page", "ProfileChanged",
            "ProfileEntry", "label_for", "last_used", "match_choice", "params_from", "title_from"]
+
+
+def _image_alternatives(pool: ProviderPool, choices: Sequence[ProviderChoice],
+                        exclude: tuple[str, str]) -> Callable[[], Awaitable[Sequence[str]]]:
+    """How a session finds the configured models that take images (for its refusal)."""
+
+    async def find() -> Sequence[str]:
+        from victor_gui.services import vision
+
+        candidates = await vision.configured_image_candidates(pool, choices, exclude=exclude)
+        return await vision.models_that_take_images(candidates)
+
+    return find

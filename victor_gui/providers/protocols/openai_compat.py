@@ -473,6 +473,15 @@ class OpenAICompatProvider(BaseProvider):
             attempt, policy=self.retry_policy, breaker=self.breaker, provider=self.name, sleep=self._sleep
         )
 
+    async def server_json(self, path: str) -> Any:
+        """GET one JSON document of this server, once (no retries): ``path`` under the base URL,
+        or from the server root when it starts with ``//`` (llama.cpp ``//props``, LM Studio
+        ``//api/v1/models``). Failures raise the usual typed :class:`ProviderError`."""
+        self._require_key()
+        response = await self._send("GET", path)
+        raw = await read_reply(response, provider=self.name)
+        return self._decode(response, raw, None)
+
 
 def _root(base: str) -> str:
     """The server root of a base URL ending in ``/v1`` (with a trailing slash)."""
