@@ -70,7 +70,7 @@ def test_image_and_document_reach_an_ollama_vision_model(home: Home, tmp_path: P
     assert result.stdout == "A blue boat at pier 7.\n"
     user = body["messages"][-1]
     [image] = user["images"]
-    assert base64.b64decode(image)[:3] == b"\xff\xd8\xff"  # a JPEG, bare base64 as Ollama takes it
+    assert base64.b64decode(image)[:4] in (b"\xff\xd8\xff\xe0", b"\x89PNG")  # bare base64 as Ollama takes it
     assert FACT in user["content"] and user["content"].endswith("What and where?")
     ((_, messages),) = home.stored()
     assert [a.name for a in messages[0].attachments] == ["boat.jpg", "harbour.txt"]
@@ -85,16 +85,27 @@ def test_a_missing_file_exits_8_with_one_sentence_and_stores_nothing(home: Home,
     assert result.stdout == "" and sim.chat_requests() == [] and home.stored() == []
 
 
-def test_a_file_that_does_not_convert_exits_8_naming_it(home: Home, sim: SimServer, tmp_path: Path) -> None:
+def test_a_non_utf8_file_is_read_and_said_so(home: Home, sim: SimServer, tmp_path: Path) -> None:
     latin = tmp_path / "old-notes.txt"
     latin.write_bytes("Caf\xe9 menu, pri\xe8re de payer".encode("latin-1"))
     result = home.run("chat", "--json", "--endpoint", sim.url, "--model", "sim-model",
                       "--attach", str(latin), "summarise")
-    assert result.returncode == EXIT_ATTACHMENT
-    assert "old-notes.txt" in result.stderr.splitlines()[0]
+    assert result.returncode == 0, result.stderr
+    assert "Café menu" in json.dumps(sim.chat_requests()[-1].body, ensure_ascii=False)
+    warnings = json.loads(result.stdout).get("warnings", [])
+    assert any("old-notes.txt" in w and "UTF-8" in w for w in warnings), warnings
+
+
+def test_a_file_that_does_not_convert_exits_8_naming_it(home: Home, sim: SimServer, tmp_path: Path) -> None:
+    latin = tmp_path / "old-notes.docx"
+    latin.write_bytes(b"PK\x03\x04" + b"\x00" * 40)  # a truncated Word file
+    result = home.run("chat", "--json", "--endpoint", sim.url, "--model", "sim-model",
+                      "--attach", str(latin), "summarise")
+    assert result.returncode == EXIT_ATTACHMENT, result.stdout
+    assert "old-notes.docx" in result.stderr.splitlines()[0]
     payload = json.loads(result.stdout)
     error = payload["error"]
-    assert error["exit_code"] == EXIT_ATTACHMENT and "old-notes.txt" in error["sentence"]
+    assert error["exit_code"] == EXIT_ATTACHMENT and "old-notes.docx" in error["sentence"]
     assert sim.chat_requests() == [] and home.stored() == []  # refused before a chat was kept
     assert not list((home.db.parent / "attachments").glob("??/*"))  # nor its blob
 
@@ -105,6 +116,6 @@ def test_an_image_to_a_model_without_vision_exits_8(home: Home, sim: SimServer, 
     result = home.run("chat", "--endpoint", sim.url, "--model", "sim-model", "--attach", str(picture),
                       "what?")
     assert result.returncode == EXIT_ATTACHMENT
-    assert "sim-model does not take images" in result.stderr
+    assert "sim-model on " in result.stderr and "does not take images" in result.stderr
     assert sim.chat_requests() == [] and home.stored() == []
     assert not list((home.db.parent / "attachments").glob("??/*"))

@@ -129,6 +129,15 @@ class AttachmentsMixin:
 
     # -- reading files once per session ---------------------------------------------------------
 
+    async def _note_conversion_warnings(self, refs: Sequence[AttachmentRef]) -> None:
+        """A note for what converting a document had to say (read as Windows-1252, pages with no
+        text layer, rows cut): shown under the message in the window, on stderr headless."""
+        for ref in refs:
+            doc = self._att_docs.get(ref.sha256)
+            for warning in doc.warnings if doc is not None else ():
+                await self._note(DOCUMENTS, warning if ref.name in warning else f"{ref.name}: {warning}",
+                                 {"file": ref.name})
+
     async def _takes_images(self, provider: BaseProvider, model: str) -> bool:
         """Whether ``model`` takes images: the server's own answer (llama.cpp ``/props``, Ollama
         ``/api/show``, LM Studio), else the capability table (:func:`vision.check_images`); once

@@ -219,6 +219,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         self._check_idle()
         refs = await self._ready_attachments(attachments)
         user_id = await self.store.add_message(self.conversation_id, "user", content, attachments=refs)
+        await self._note_conversion_warnings(refs)
         return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
@@ -241,6 +242,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         refs = await self._ready_attachments(message.attachments if attachments is None else attachments)
         user_id = await chat_branches.fork_for_edit(self.store, self.conversation_id, message_id, content,
                                                     attachments=refs)
+        await self._note_conversion_warnings(refs)
         return await self._run_reply(user_id)
 
     def cancel(self) -> None:

@@ -66,6 +66,8 @@ from victor_gui.storage.location import default_data_dir
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
+# Transcript notes the one-shot chat repeats as warnings (the window shows them in the chat).
+_SAID_ON_STDERR = frozenset({"documents", "images_left_out", "trim"})
 
 @dataclass
 class ChatRequest:
@@ -330,6 +332,8 @@ class HeadlessChat:
                 self.on_text(event.text)
         elif event.kind == "fallback":
             self._fallback_events.append(event.text)
+        elif event.kind == "note" and (event.meta or {}).get("kind") in _SAID_ON_STDERR:
+            self.warnings.append(event.text)  # never silently: a trimmed history, files left out
 
     # -- choosing the target ----------------------------------------------------------------------
 
