@@ -195,12 +195,47 @@ def _v5_message_chunks(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v7_document_vectors(conn: sqlite3.Connection) -> None:
+    # Retrieval over attached documents (services.retrieval): each document's chunks with one
+    # embedding model's vectors, keyed by the file's content hash, so the same file is embedded
+    # once per model and another model embeds it again beside the first. ``document_embeddings``
+    # marks a complete set (written in the same transaction as its chunks) and the chunking it
+    # was cut with; chunk vectors are float32 little-endian BLOBs of ``dim`` numbers (768 numbers
+    # = 3 KiB a chunk). Plain tables: sqlite-vec cannot be loaded here (no enable_load_extension),
+    # and the search is a NumPy pass over the few attached documents' vectors.
+    _run_script(
+        conn,
+        """
+        CREATE TABLE document_embeddings (
+            sha256 TEXT NOT NULL,
+            model TEXT NOT NULL,
+            chunking TEXT NOT NULL,
+            chunks INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (sha256, model)
+        ) WITHOUT ROWID;
+        CREATE TABLE document_chunks (
+            sha256 TEXT NOT NULL,
+            model TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            locator TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (sha256, model, idx),
+            FOREIGN KEY (sha256, model) REFERENCES document_embeddings(sha256, model) ON DELETE CASCADE
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("initial", _v1_initial),
     Migration("full_text_search", _v2_full_text),
     Migration("message_meta", _v3_message_meta),
     Migration("fts_prefix_index", _v4_fts_prefix_index),
     Migration("message_chunks", _v5_message_chunks),
+    Migration("document_vectors", _v7_document_vectors),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
