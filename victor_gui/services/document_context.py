@@ -90,6 +90,22 @@ def passages_text(passages: Sequence[RetrievedPassage]) -> str:
     return "\n".join(lines)
 
 
+def user_text(question: str, context: DocumentContext) -> str:
+    """The user's message as sent: the documents' text (whole or passages) before the question."""
+    return f"{context.text}\n\n{question}" if context.text else question
+
+
+def sources_line(passages: Sequence[RetrievedPassage], *, quote_chars: int = 120) -> str:
+    """The line under a reply that used retrieved passages: file, page or section, the quote."""
+    bits = []
+    for i, p in enumerate(passages, start=1):
+        quote = " ".join(p.text.split())
+        quote = quote if len(quote) <= quote_chars else quote[: quote_chars - 1] + "…"
+        where = f"{p.name}, {p.locator}" if p.locator else p.name
+        bits.append(f"[{i}] {where}: \u201c{quote}\u201d")
+    return "Sources: " + " · ".join(bits) if bits else ""
+
+
 def _effective_mode(mode: DocumentMode, refs: Sequence[AttachmentRef]) -> DocumentMode:
     if mode != "auto":
         return mode
@@ -153,4 +169,4 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
                            tuple(notes))
 
 
-__all__ = ["build", "loaded_window", "passages_text", "whole_text"]
+__all__ = ["build", "loaded_window", "passages_text", "sources_line", "user_text", "whole_text"]
