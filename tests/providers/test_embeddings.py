@@ -25,7 +25,8 @@ def _start(kind: str, **options: object) -> tuple[SimServer, BaseProvider, str]:
         return srv, ProviderRegistry.create("ollama", base_url=srv.url), "nomic-embed-text"
     if kind == "google":
         srv = gemini.make_server(api_key="g-key", **options).start()
-        return srv, ProviderRegistry.create("google", base_url=srv.url, api_key="g-key"), "gemini-embedding-001"
+        provider = ProviderRegistry.create("google", base_url=srv.url, api_key="g-key")
+        return srv, provider, "gemini-embedding-001"
     module = {"llamacpp": llamacpp, "lmstudio": lmstudio, "vllm": vllm}[kind]
     srv = module.make_server(**options).start()
     return srv, ProviderRegistry.create(kind, base_url=srv.url + "/v1"), "sim-model"
@@ -80,7 +81,8 @@ async def test_openai_compat_key_goes_as_bearer(started: list[SimServer]) -> Non
     ("llamacpp", "count", "has 3 vectors for 4 texts"),
     ("google", "shape", "embeddings[0].values holds a string"),
 ])
-async def test_wrong_shape_is_a_typed_error(kind: str, fault: str, words: str, started: list[SimServer]) -> None:
+async def test_wrong_shape_is_a_typed_error(kind: str, fault: str, words: str,
+                                            started: list[SimServer]) -> None:
     srv, provider, model = _start(kind, embed_fault=fault)
     started.append(srv)
     with pytest.raises(EmbeddingServerError) as info:

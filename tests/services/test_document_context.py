@@ -84,7 +84,7 @@ async def embedder(oll: SimServer) -> AsyncIterator[Embedder]:
 
 
 def embed_posts(srv: SimServer) -> list[list[str]]:
-    return [r.body["input"] for r in srv.requests if r.path.endswith("embed") or r.path.endswith("embeddings")]
+    return [r.body["input"] for r in srv.requests if r.path.endswith(("/embed", "/embeddings"))]
 
 
 async def test_window_is_the_servers_loaded_context(chat: BaseProvider) -> None:
@@ -92,7 +92,8 @@ async def test_window_is_the_servers_loaded_context(chat: BaseProvider) -> None:
 
 
 async def test_document_under_the_window_reaches_the_server_whole(
-        chat: BaseProvider, llama: SimServer, store: ConversationStore, embedder: Embedder, oll: SimServer) -> None:
+        chat: BaseProvider, llama: SimServer, store: ConversationStore, embedder: Embedder,
+        oll: SimServer) -> None:
     doc = document(pages=3, fact_page=2)
     ctx = await build([doc], [ref(doc)], QUESTION, chat, "sim-model", None, reply_reserve=1024,
                       embedder=embedder, vectors=store.vectors)
@@ -112,7 +113,8 @@ async def test_document_past_the_window_is_retrieved_with_its_source(
     assert ctx.sources[0].locator == "page 37" and "ZEBRA-4417" in ctx.sources[0].text
     assert ctx.sources[0].name == "handbook.pdf"
     assert "ZEBRA-4417" in ctx.text and doc.text not in ctx.text
-    assert sources_line(ctx.sources).startswith("Sources: [1] handbook.pdf, page 37: \u201cThe vault access code")
+    line = sources_line(ctx.sources)
+    assert line.startswith("Sources: [1] handbook.pdf, page 37: \u201cThe vault access code")
     assert any("Retrieved 3 of" in n and "ollama/nomic-embed-text" in n for n in ctx.notes)
     chunks_sent = sum(len(batch) for batch in embed_posts(oll)) - 1  # less the question
     assert chunks_sent > 60
