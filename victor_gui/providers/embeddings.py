@@ -86,8 +86,10 @@ class EmbeddingTarget:
     @property
     def model_id(self) -> str:
         """The key vectors are stored under: one model on one provider (``ollama/nomic-embed-text``).
-        Vectors of different models never mix; the same file is embedded once per model."""
-        return f"{self.provider}/{self.model}"
+        Vectors of different models never mix; the same file is embedded once per model. Ollama's
+        ``name`` and ``name:latest`` are one model, so one key."""
+        model = self.model.removesuffix(":latest") if self.protocol == "ollama" else self.model
+        return f"{self.provider}/{model}"
 
     @property
     def label(self) -> str:

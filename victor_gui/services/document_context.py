@@ -18,7 +18,7 @@ For each question (:func:`build`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
@@ -48,6 +48,9 @@ DEFAULT_CHUNK_CHARS = 800
 _ASK_SERVER_UP_TO = 2.0
 
 ProgressFn = Callable[[int, int], None]
+# An embedder, or how to get one: called only when retrieval is needed (a document that fits
+# never wakes an embedding server, and a missing one is not an error then).
+EmbedderSource = Embedder | Callable[[], Awaitable[Embedder]]
 
 
 async def loaded_window(provider: BaseProvider, model: str) -> tuple[int, str]:
@@ -115,14 +118,15 @@ def _effective_mode(mode: DocumentMode, refs: Sequence[AttachmentRef]) -> Docume
 
 async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef], question: str,
                 provider: BaseProvider, model: str, window: int | None, *, reply_reserve: int,
-                mode: DocumentMode = "auto", embedder: Embedder | None = None,
+                mode: DocumentMode = "auto", embedder: EmbedderSource | None = None,
                 vectors: VectorStore | None = None, k: int = DEFAULT_K,
                 chunk_chars: int = DEFAULT_CHUNK_CHARS, overlap: int = DEFAULT_OVERLAP_CHARS,
                 progress: ProgressFn | None = None) -> DocumentContext:
     """The context the documents add to the request asking ``question`` (module docstring).
 
     ``window``: the model's context in tokens, or None to ask the server (:func:`loaded_window`).
-    ``embedder``/``vectors`` are needed only when retrieving. Raises
+    ``embedder`` (or an async function giving one) and ``vectors`` are needed only when
+    retrieving. Raises
     :class:`~victor_gui.errors.EmbeddingServerError` when the embedding server fails, and
     ``ValueError`` when retrieval is needed and no embedder was given.
     """
@@ -149,6 +153,8 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
         return DocumentContext(text, "whole", (), tuple(notes))
     if embedder is None or vectors is None:
         raise ValueError("retrieval needs an embedder and a vector store")
+    if not isinstance(embedder, Embedder):
+        embedder = await embedder()
     doc_chunks: dict[str, list[Chunk]] = {
         d.sha256: chunk_document(d, max_chars=chunk_chars, overlap=overlap) for d in docs}
     report = await ensure_embedded(doc_chunks, embedder, vectors,

@@ -14,9 +14,10 @@ The default, first found wins (local first: the document never leaves the machin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import EmbeddingServerError, ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
@@ -83,4 +84,19 @@ async def choose_embedder(setting: tuple[str, str] | None, providers: Sequence[B
     raise EmbeddingServerError(f"No embedding model found on this machine's servers. {fix}", None, fix=fix)
 
 
-__all__ = ["EmbeddingPick", "choose_embedder"]
+def setting_of(settings: AttachmentSettings) -> tuple[str, str] | None:
+    """``attachments.embedding`` as ``(provider, model)``, or None for the local default."""
+    choice = settings.embedding
+    return (choice.provider, choice.model) if choice is not None else None
+
+
+def embedder_source(settings: AttachmentSettings, providers: Sequence[BaseProvider],
+                    chat_provider: BaseProvider | None = None) -> Callable[[], Awaitable[Embedder]]:
+    """The async function :func:`victor_gui.services.document_context.build` calls when it has
+    to retrieve (and only then): the embedder of the setting, else of the local default."""
+    async def pick() -> Embedder:
+        return (await choose_embedder(setting_of(settings), providers, chat_provider)).embedder
+    return pick
+
+
+__all__ = ["EmbeddingPick", "choose_embedder", "embedder_source", "setting_of"]
