@@ -9,9 +9,11 @@ Prints (and writes as JSON with ``--json PATH``):
    is a floor: a release build and a real model differ by orders of magnitude both ways);
 2. database size per 1,000 chunks (800-character chunks) at the tiny model's width (128) and at
    768 (nomic-embed-text), measured on the real store file after a checkpoint;
-3. retrieval latency over ``--chunks`` synthetic 768-number vectors (100 documents): reading
-   the candidates' BLOBs from SQLite, the NumPy cosine pass, BM25 over their texts, the fused
-   ranking; and the pure-Python fallback's cosine pass, measured on 10,000 and scaled.
+3. retrieval latency over ``--chunks`` synthetic 768-number vectors (100 documents, all of them
+   candidates): reading the vectors from SQLite, FTS5's BM25, the NumPy cosine pass over the
+   documents' matrices (in a thread), the fusion, reading the chosen chunks' text; the event
+   loop's longest gap meanwhile (and idle, the machine's own noise); and the pure-Python
+   fallback's cosine pass, measured on 10,000 and scaled.
 """
 
 from __future__ import annotations
@@ -30,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from victor_gui.services.vector_search import bm25_scores, cosine_scores, fuse, matrix_from_blobs
+from victor_gui.services.vector_search import POOL, fuse, rank_vectors, words
 from victor_gui.storage import open_store
 from victor_gui.storage.store import DB_NAME
-from victor_gui.storage.vectors import unpack
 
 _WORDS = ("valve pressure coolant reactor pump turbine sensor threshold manual section page "
           "operator shift alarm level flow rate temperature inspection report maintenance "
@@ -67,7 +68,7 @@ async def size_per_1000(dim: int, root: Path) -> dict[str, float]:
     empty = _db_bytes(folder)
     store, _ = await open_store(folder)
     for d in range(10):  # 10 documents of 100 chunks
-        chunks = [(i, f"page {i // 3 + 1}", _text(rng), [rng.uniform(-1, 1) for _ in range(dim)])
+        chunks = [(f"page {i // 3 + 1}", _text(rng), [rng.uniform(-1, 1) for _ in range(dim)])
                   for i in range(100)]
         await store.vectors.put(f"{d:064x}", "bench/model", "chars:800/100", chunks)
     await store.close()
@@ -88,41 +89,61 @@ async def latency(n_chunks: int, root: Path, dim: int = 768) -> dict[str, float]
     t0 = time.perf_counter()
     for d in range(docs):
         vecs = nrng.standard_normal((per, dim), dtype=np.float32)
-        chunks = [(i, "", _text(rng), vecs[i].tolist()) for i in range(per)]
+        chunks = [("", _text(rng), vecs[i].tolist()) for i in range(per)]
         await store.vectors.put(f"{d:064x}", "bench/model", "chars:800/100", chunks)
     fill_s = time.perf_counter() - t0
     sha256s = [f"{d:064x}" for d in range(docs)]
     query = nrng.standard_normal(dim, dtype=np.float32).tolist()
     question = "at which pressure threshold does the coolant valve open"
-    runs: dict[str, list[float]] = {"load_ms": [], "cosine_numpy_ms": [], "bm25_ms": [], "fuse_ms": []}
+    runs: dict[str, list[float]] = {"load_matrices_ms": [], "fts_bm25_ms": [], "cosine_numpy_ms": [],
+                                    "fuse_ms": [], "read_top_chunks_ms": []}
+    loop_gaps: list[float] = []
     for _ in range(3):
+        ticker = asyncio.create_task(_loop_gap(loop_gaps))
         t = time.perf_counter()
-        stored = await store.vectors.load(sha256s, "bench/model")
-        runs["load_ms"].append((time.perf_counter() - t) * 1000)
+        docs_m = await store.vectors.matrices(sha256s, "bench/model")
+        runs["load_matrices_ms"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        matrix = matrix_from_blobs([c.vector for c in stored])
-        vec = cosine_scores(query, matrix)
+        lex = await store.vectors.lexical(words(question), sha256s, "bench/model", POOL)
+        runs["fts_bm25_ms"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        word_keys = [(sha, idx) for sha, idx, _ in lex]
+        ranks = await asyncio.to_thread(rank_vectors, query, docs_m, POOL, word_keys)
         runs["cosine_numpy_ms"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        lex = bm25_scores(question, [c.text for c in stored])
-        runs["bm25_ms"].append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        fuse(vec, lex, 4)
+        fused = fuse(ranks, {key: rank for rank, key in enumerate(word_keys, start=1)}, k=4)
         runs["fuse_ms"].append((time.perf_counter() - t) * 1000)
-        del stored, matrix
+        t = time.perf_counter()
+        await store.vectors.chunks([key for key, _ in fused], "bench/model")
+        runs["read_top_chunks_ms"].append((time.perf_counter() - t) * 1000)
+        ticker.cancel()
+        del docs_m
     # The pure-Python fallback on 10,000 chunks, scaled linearly to n_chunks.
-    sample = await store.vectors.load(sha256s[:max(1, 10_000 // per)], "bench/model")
-    rows = [unpack(c.vector) for c in sample]
+    sample = await store.vectors.matrices(sha256s[:max(1, 10_000 // per)], "bench/model")
     t = time.perf_counter()
-    cosine_scores(query, rows, use_numpy=False)
-    pure_ms = (time.perf_counter() - t) * 1000 * n_chunks / len(rows)
+    rank_vectors(query, sample, POOL, use_numpy=False)
+    pure_ms = (time.perf_counter() - t) * 1000 * n_chunks / sum(m.rows for m in sample)
     await store.close()
     out: dict[str, float] = {"chunks": n_chunks, "dim": dim, "fill_s": round(fill_s, 1),
                              "db_mb": round(_db_bytes(folder) / 2**20, 1)}
     out.update({k: round(min(v), 1) for k, v in runs.items()})
     out["total_ms"] = round(sum(out[k] for k in runs), 1)
+    out["longest_loop_gap_ms"] = round(max(loop_gaps, default=0.0), 1)
+    idle: list[float] = []
+    ticker = asyncio.create_task(_loop_gap(idle))
+    await asyncio.sleep(2.0)
+    ticker.cancel()
+    out["idle_loop_gap_ms"] = round(max(idle, default=0.0), 1)  # the machine's own noise
     out["cosine_pure_python_ms_scaled"] = round(pure_ms, 1)
     return out
+
+
+async def _loop_gap(gaps: list[float], step: float = 0.005) -> None:
+    """Record how late the event loop wakes a 5 ms sleeper (a stall shows as a long gap)."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(step)
+        gaps.append((time.perf_counter() - t - step) * 1000)
 
 
 async def embed_throughput(n: int) -> dict[str, float]:
@@ -140,7 +161,8 @@ async def embed_throughput(n: int) -> dict[str, float]:
     texts = [_text(rng, 500) for _ in range(n)]
     with tempfile.TemporaryDirectory() as tmp:
         model = make_tiny_gguf(Path(tmp) / "tiny.gguf")
-        with running_llama_server(model, binary=binary, extra_args=["--embeddings", "--pooling", "mean"]) as srv:
+        args = ["--embeddings", "--pooling", "mean"]
+        with running_llama_server(model, binary=binary, extra_args=args) as srv:
             provider = ProviderRegistry.create("llamacpp", base_url=srv.base_url + "/v1")
             embedder = embedder_for(provider, "tiny")
             await embedder.embed(texts[:2])  # warm

@@ -74,9 +74,9 @@ async def test_real_embeddings_retrieve_the_planted_fact_and_small_docs_go_whole
         assert any("4,096 tokens (llama-server /props)" in n for n in ctx.notes)
         assert ctx.sources[0].locator == "page 17" and FACT in ctx.sources[0].text
         assert sources_line(ctx.sources).startswith("Sources: [1] manual.pdf, page 17: \u201cReactor coolant")
-        stored = await store.vectors.load([big.sha256], embedder.model_id)
-        assert len(stored) >= 10 and embedder.dimensions == 128  # the tiny model's n_embd
-        assert all(len(c.vector) == 128 * 4 for c in stored)
+        [stored] = await store.vectors.matrices([big.sha256], embedder.model_id)
+        assert stored.rows >= 10 and stored.dim == embedder.dimensions == 128  # the tiny model's n_embd
+        assert len(stored.data) == stored.rows * 128 * 4
 
         small = document(pages=2, fact_page=1)
         whole = await build([small], [ref(small)], QUESTION, provider, "tiny", None, reply_reserve=512,

@@ -137,10 +137,10 @@ async def test_another_embedding_model_embeds_again_beside_the_first(
                           embedder=emb, vectors=store.vectors, chunk_chars=600)
         assert ctx.sources[0].locator == "page 5"
     assert embed_posts(llama)  # the second model was asked
-    both = [await store.vectors.load([doc.sha256], m) for m in (embedder.model_id, other.model_id)]
-    assert len(both[0]) == len(both[1]) > 0
+    both = [await store.vectors.matrices([doc.sha256], m) for m in (embedder.model_id, other.model_id)]
+    assert both[0][0].rows == both[1][0].rows > 0
     assert await store.vectors.delete_document(doc.sha256) == 2
-    assert await store.vectors.load([doc.sha256], embedder.model_id) == []
+    assert await store.vectors.matrices([doc.sha256], embedder.model_id) == []
 
 
 async def test_forced_modes(chat: BaseProvider, store: ConversationStore, embedder: Embedder) -> None:
@@ -164,4 +164,4 @@ async def test_embedding_server_down_is_a_clear_error_and_stores_nothing(
                     embedder=embedder_for(down, "nomic-embed-text"), vectors=store.vectors)
     await down.close()
     assert "Ollama at http://127.0.0.1:9" in info.value.message and "Start Ollama" in info.value.fix
-    assert await store.vectors.load([doc.sha256], "ollama/nomic-embed-text") == []
+    assert await store.vectors.matrices([doc.sha256], "ollama/nomic-embed-text") == []

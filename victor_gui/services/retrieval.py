@@ -4,19 +4,20 @@
 (:mod:`victor_gui.storage.vectors`), skipping a document already embedded by that model with the
 same chunking: the same file attached to ten chats is embedded once per model. :func:`retrieve`
 embeds the question with the same model and ranks the candidate documents' chunks by the fused
-vector + BM25 score of :mod:`victor_gui.services.vector_search` (hybrid: a small or
+vector + BM25 (FTS5) score of :mod:`victor_gui.services.vector_search` (hybrid: a small or
 mismatched embedding model still finds the chunk that names what the question names).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from victor_gui.errors import EmbeddingServerError
 from victor_gui.providers.embeddings import Embedder
 from victor_gui.services.attachment_types import Chunk, RetrievedPassage
-from victor_gui.services.vector_search import bm25_scores, cosine_scores, fuse, matrix_from_blobs
+from victor_gui.services.vector_search import POOL, fuse, rank_vectors, words
 from victor_gui.storage.vectors import VectorStore
 
 DEFAULT_K = 4
@@ -63,7 +64,7 @@ async def ensure_embedded(doc_chunks: Mapping[str, Sequence[Chunk]], embedder: E
 
         vecs = await embedder.embed([c.text for c in chunks], progress=step)
         await vectors.put(sha, embedder.model_id, chunking,
-                          [(c.index, c.locator, c.text, v) for c, v in zip(chunks, vecs, strict=True)])
+                          [(c.locator, c.text, v) for c, v in zip(chunks, vecs, strict=True)])
         done += len(chunks)
     return EmbedReport(tuple(sha for sha, _ in todo), tuple(reused), total)
 
@@ -73,24 +74,27 @@ async def retrieve(question: str, sha256s: Sequence[str], k: int, *, embedder: E
     """The ``k`` chunks of the documents ``sha256s`` that best answer ``question``, best first
     (``names``: the file name shown per document). Documents never embedded by this model give
     nothing: call :func:`ensure_embedded` first."""
-    stored = await vectors.load(sha256s, embedder.model_id)
-    if not stored or k <= 0:
+    model = embedder.model_id
+    docs = await vectors.matrices(sha256s, model)
+    if not docs or k <= 0:
         return []
     qvec = (await embedder.embed([question]))[0]
-    matrix = matrix_from_blobs([c.vector for c in stored])
-    dims = len(matrix[0]) if len(matrix) else 0
-    if dims != len(qvec):
+    stale = [d for d in docs if d.dim != len(qvec)]
+    if stale:
         raise EmbeddingServerError(
             f"The embedding model {embedder.target.model} on {embedder.target.label} gave the "
-            f"question {len(qvec)} numbers but the stored chunks have {dims}; the model changed "
-            "under the same name. Remove the attachment and attach it again to embed it anew.",
+            f"question {len(qvec)} numbers but the stored chunks have {stale[0].dim}; the model "
+            "changed under the same name. Remove the attachment and attach it again to embed it anew.",
             embedder.target.provider, fix="Attach the document again.", model=embedder.target.model)
-    vec = cosine_scores(qvec, matrix)
-    lex = bm25_scores(question, [c.text for c in stored])
+    pool = max(POOL, k)
+    by_words = await vectors.lexical(words(question), sha256s, model, pool)
+    word_keys = [(sha, idx) for sha, idx, _ in by_words]
+    by_vector = await asyncio.to_thread(rank_vectors, qvec, docs, pool, word_keys)
+    fused = fuse(by_vector, {key: rank for rank, key in enumerate(word_keys, start=1)}, k=k)
+    score = dict(fused)
     names = names or {}
-    return [RetrievedPassage(names.get(stored[i].sha256, ""), stored[i].sha256, stored[i].locator,
-                             stored[i].text, round(score, 6))
-            for i, score in fuse(vec, lex, k)]
-
+    chosen = await vectors.chunks([key for key, _ in fused], model)
+    return [RetrievedPassage(names.get(c.sha256, ""), c.sha256, c.locator, c.text,
+                             round(score[(c.sha256, c.index)], 6)) for c in chosen]
 
 __all__ = ["DEFAULT_K", "EmbedReport", "chunking_key", "ensure_embedded", "retrieve"]
