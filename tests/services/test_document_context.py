@@ -12,6 +12,7 @@ import pytest
 
 from tests.servers import llamacpp, ollama
 from tests.servers.base import SimServer
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import EmbeddingServerError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.embeddings import Embedder, embedder_for
@@ -23,7 +24,14 @@ from victor_gui.services.attachment_types import (
     ConvertedDocument,
     DocumentSection,
 )
-from victor_gui.services.document_context import build, loaded_window, sources_line, user_text
+from victor_gui.services.document_context import (
+    build,
+    build_for_session,
+    loaded_window,
+    local_candidates,
+    sources_line,
+    user_text,
+)
 from victor_gui.storage.opening import open_store
 from victor_gui.storage.store import ConversationStore
 
@@ -165,3 +173,23 @@ async def test_embedding_server_down_is_a_clear_error_and_stores_nothing(
     await down.close()
     assert "Ollama at http://127.0.0.1:9" in info.value.message and "Start Ollama" in info.value.fix
     assert await store.vectors.matrices([doc.sha256], "ollama/nomic-embed-text") == []
+
+
+async def test_session_entry_finds_the_embedding_model_only_when_it_must(
+        chat: BaseProvider, store: ConversationStore, oll: SimServer) -> None:
+    local = ProviderRegistry.create("ollama", base_url=oll.url)
+    small, big = document(pages=2, fact_page=1), document(pages=60, fact_page=44)
+    try:
+        whole = await build_for_session([small], QUESTION, mode="auto", provider=chat, model="sim-model",
+                                         max_tokens=512, store=store, providers=[local])
+        assert whole.mode == "whole" and embed_posts(oll) == []  # no embedding server was asked
+        settings = AttachmentSettings(retrieve_k=2, chunk_chars=500)
+        got = await build_for_session([big], QUESTION, mode="auto", provider=chat, model="sim-model",
+                                      max_tokens=512, store=store, providers=[local], attachments=settings)
+        assert got.mode == "retrieve" and len(got.sources) == 2 and got.sources[0].locator == "page 44"
+        assert any("ollama/nomic-embed-text" in n for n in got.notes)
+        assert all(len(c) <= 500 for c in (s.text for s in got.sources))
+    finally:
+        await local.close()
+    names = [p.name for p in local_candidates(chat)]
+    assert names == ["ollama", "lmstudio", "vllm", "llamacpp"] and chat in local_candidates(chat)

@@ -22,12 +22,15 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import ProviderError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.bounded import read_bounded
+from victor_gui.providers.catalog import local_specs
 from victor_gui.providers.embeddings import Embedder
 from victor_gui.providers.http import parse_json_body
 from victor_gui.providers.json_guard import Shape
+from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.services.attachment_types import (
     AttachmentRef,
     Chunk,
@@ -38,8 +41,10 @@ from victor_gui.services.attachment_types import (
 )
 from victor_gui.services.context_window import discover_context_window
 from victor_gui.services.doc_convert import DEFAULT_OVERLAP_CHARS, chunk_document
+from victor_gui.services.embedding_choice import embedder_source
 from victor_gui.services.retrieval import DEFAULT_K, chunking_key, ensure_embedded, retrieve
 from victor_gui.services.token_count import count_tokens, estimate_tokens, server_root
+from victor_gui.storage.store import ConversationStore
 from victor_gui.storage.vectors import VectorStore
 
 DEFAULT_CHUNK_CHARS = 800
@@ -175,4 +180,41 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
                            tuple(notes))
 
 
-__all__ = ["build", "loaded_window", "passages_text", "sources_line", "user_text", "whole_text"]
+DEFAULT_REPLY_RESERVE = 1024
+
+
+def local_candidates(chat: BaseProvider) -> list[BaseProvider]:
+    """The local servers (catalog order) at their usual addresses, on the chat's HTTP client:
+    where the default embedding model is looked for when the caller has no configured list."""
+    out: list[BaseProvider] = []
+    for spec in local_specs():
+        if spec.name == chat.name:
+            out.append(chat)
+            continue
+        try:
+            out.append(ProviderRegistry.create(spec.name, http_client=chat.http))
+        except ProviderError:
+            continue
+    return out
+
+
+async def build_for_session(docs: Sequence[ConvertedDocument], question: str, *, mode: DocumentMode,
+                            provider: BaseProvider, model: str, max_tokens: int | None,
+                            store: ConversationStore, attachments: AttachmentSettings | None = None,
+                            providers: Sequence[BaseProvider] = (), refs: Sequence[AttachmentRef] = (),
+                            progress: ProgressFn | None = None) -> DocumentContext:
+    """:func:`build` as a chat session calls it: the window asked of the server, ``max_tokens``
+    kept for the reply (1024 when unset), vectors in the session's store, the embedding model
+    of ``attachments.embedding`` or else the local default found among ``providers`` (the
+    configured ones; by default the local servers at their usual addresses), looked for only
+    when retrieval is needed."""
+    settings = attachments or AttachmentSettings()
+    candidates = list(providers) or local_candidates(provider)
+    return await build(docs, refs, question, provider, model, None,
+                       reply_reserve=max_tokens or DEFAULT_REPLY_RESERVE, mode=mode,
+                       embedder=embedder_source(settings, candidates, provider), vectors=store.vectors,
+                       k=settings.retrieve_k, chunk_chars=settings.chunk_chars, progress=progress)
+
+
+__all__ = ["build", "build_for_session", "loaded_window", "local_candidates", "passages_text", "sources_line",
+           "user_text", "whole_text"]
