@@ -16,7 +16,7 @@ from victor_gui.services.vector_search import (
     rank_vectors,
     words,
 )
-from victor_gui.storage.vectors import StoredMatrix, pack, unpack
+from victor_gui.storage.vectors import StoredMatrix, pack, unit, unpack
 
 
 def test_numpy_and_pure_python_give_the_same_cosines() -> None:
@@ -33,8 +33,8 @@ def test_numpy_and_pure_python_give_the_same_cosines() -> None:
     assert cosine_top(query, matrix, 3)[0][0] == best
     assert cosine_top(query, [unpack(pack(r)) for r in rows], 3)[0][0] == best
     # The same rows as two stored documents: ranks come back keyed (sha256, index) either way.
-    docs = [StoredMatrix("a", 120, 48, b"".join(pack(r) for r in rows[:120])),
-            StoredMatrix("b", 80, 48, b"".join(pack(r) for r in rows[120:]))]
+    docs = [StoredMatrix("a", 120, 48, b"".join(pack(unit(r)) for r in rows[:120])),
+            StoredMatrix("b", 80, 48, b"".join(pack(unit(r)) for r in rows[120:]))]
 
     def key(row: int) -> tuple[str, int]:
         return ("a", row) if row < 120 else ("b", row - 120)

@@ -39,7 +39,7 @@ async def test_sets_are_whole_replaced_and_deleted(tmp_path: Path) -> None:
         assert not await v.is_embedded("a" * 64, "ollama/m", "chars:400/50")  # cut differently
         await v.put("a" * 64, "ollama/m", "chars:400/50", [("page 1", "o", [1.0, 1.0])])
         [m] = await v.matrices(["a" * 64], "ollama/m")
-        assert (m.rows, m.dim, m.data) == (1, 2, pack([1.0, 1.0]))
+        assert (m.rows, m.dim, m.data) == (1, 2, pack([0.5 ** 0.5, 0.5 ** 0.5]))  # stored at length 1
         assert [c.text for c in await v.chunks([("a" * 64, 0), ("a" * 64, 1)], "ollama/m")] == ["o"]
         assert len(await v.matrices(["a" * 64, "a" * 64], "llamacpp/t")) == 1  # asked twice, given once
         with pytest.raises(ValueError, match="one width"):

@@ -136,14 +136,10 @@ def rank_vectors(query: Sequence[float], docs: Sequence[StoredMatrix], k: int = 
     wanted = [starts[sha] + idx for sha, idx in also if sha in starts]
     if use_numpy and _np is not None:
         q = _np.asarray(query, dtype=_np.float32)
-        qn = float(_np.linalg.norm(q) or 1.0)
-        parts = []
-        for d in docs:
-            m = _np.frombuffer(d.data, dtype="<f4").reshape(d.rows, d.dim)
-            norms = _np.linalg.norm(m, axis=1)
-            norms[norms == 0] = 1.0
-            parts.append((m @ q) / (norms * qn))
-        scores = _np.concatenate(parts)
+        q = q / float(_np.linalg.norm(q) or 1.0)
+        # Stored rows are unit vectors (VectorStore.put): the cosine is the dot product.
+        scores = _np.concatenate([_np.frombuffer(d.data, dtype="<f4").reshape(d.rows, d.dim) @ q
+                                  for d in docs])
         n = min(k, total)
         top = _np.argpartition(-scores, n - 1)[:n] if n > 0 else _np.zeros(0, dtype=int)
         top = top[_np.argsort(-scores[top], kind="stable")]
@@ -159,7 +155,7 @@ def rank_vectors(query: Sequence[float], docs: Sequence[StoredMatrix], k: int = 
         values = unpack(d.data)
         for r in range(d.rows):
             vec = values[r * d.dim:(r + 1) * d.dim]
-            flat.append(sum(x * y for x, y in zip(vec, query, strict=False)) / (_norm(vec) * qn))
+            flat.append(sum(x * y for x, y in zip(vec, query, strict=False)) / qn)
     order = sorted(range(total), key=lambda i: -flat[i])
     full = {row: rank for rank, row in enumerate(order, start=1)}
     return {key(row): full[row] for row in [*order[:k], *wanted]}

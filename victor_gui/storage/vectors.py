@@ -13,6 +13,7 @@ loop never waits on SQLite.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import sys
 import time
@@ -35,12 +36,12 @@ class StoredChunk:
 
 @dataclass(frozen=True)
 class StoredMatrix:
-    """A document's vectors under one model: ``rows`` vectors of ``dim`` float32 numbers."""
+    """A document's vectors under one model: ``rows`` unit vectors of ``dim`` float32 numbers."""
 
     sha256: str
     rows: int
     dim: int
-    data: bytes  # rows * dim float32, little-endian, row i = chunk i
+    data: bytes  # rows * dim float32, little-endian, row i = chunk i, each of length 1
 
 
 def pack(vector: Sequence[float]) -> bytes:
@@ -49,6 +50,12 @@ def pack(vector: Sequence[float]) -> bytes:
     if sys.byteorder != "little":
         data.byteswap()
     return data.tobytes()
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    """``vector`` scaled to length 1 (a zero vector stays zero)."""
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else [0.0 for _ in vector]
 
 
 def unpack(blob: bytes) -> list[float]:
@@ -134,11 +141,12 @@ class VectorStore:
     async def put(self, sha256: str, model: str, chunking: str,
                   chunks: Sequence[tuple[str, str, Sequence[float]]]) -> None:
         """Store a document's whole set: ``(locator, text, vector)`` per chunk, in document
-        order (chunk ``i`` is the ``i``-th); every vector has the same width."""
+        order (chunk ``i`` is the ``i``-th); every vector has the same width. Vectors are stored
+        scaled to length 1, so a search's cosine is one dot product per chunk."""
         dim = len(chunks[0][2]) if chunks else 0
         if any(len(vec) != dim for _, _, vec in chunks):
             raise ValueError("vectors of one document must have one width")
-        matrix = b"".join(pack(vec) for _, _, vec in chunks)
+        matrix = b"".join(pack(unit(vec)) for _, _, vec in chunks)
         rows = [(locator, text) for locator, text, _ in chunks]
         await self._db.write(lambda conn: _put(conn, sha256, model, chunking, rows, dim, matrix))
 
@@ -163,4 +171,4 @@ class VectorStore:
         return await self._db.write(op)
 
 
-__all__ = ["StoredChunk", "StoredMatrix", "VectorStore", "fts_query", "pack", "unpack"]
+__all__ = ["StoredChunk", "StoredMatrix", "VectorStore", "fts_query", "pack", "unit", "unpack"]
