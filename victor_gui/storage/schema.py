@@ -201,8 +201,9 @@ def _v7_document_vectors(conn: sqlite3.Connection) -> None:
     # once per model and another model embeds it again beside the first. A document's vectors
     # are one float32 little-endian BLOB, row i the vector of chunk i scaled to length 1 (so a
     # cosine is one dot product; 768 numbers = 3 KiB a chunk): reading 100 documents' matrices
-    # is 100 reads, where a row per chunk cost ~22 us each (2.2 s for 100,000 chunks). ``document_embeddings`` is written in the same
-    # transaction as its chunks, so a set is whole or absent; ``chunking`` names how it was cut.
+    # is 100 reads, where a row per chunk cost ~22 us each (2.2 s for 100,000 chunks).
+    # ``document_embeddings`` is written in the same transaction as its chunks, so a set is
+    # whole or absent; ``chunking`` names how it was cut.
     # Plain tables: sqlite-vec cannot be loaded here (no enable_load_extension); the search is a
     # NumPy pass over the attached documents' matrices. The chunks' words are indexed by FTS5
     # (external content, kept by triggers) for the BM25 half of the hybrid score: BM25 in Python
