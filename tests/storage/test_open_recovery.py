@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -126,10 +127,12 @@ async def test_large_file_skips_check_at_open_then_verify_finds_damage(
 
     await _fill(tmp_path)
     db = tmp_path / DB_NAME
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        last_root = conn.execute("SELECT max(rootpage) FROM sqlite_master").fetchone()[0]
     data = bytearray(db.read_bytes())
     page = 4096
-    # Interior pages past the schema roots (pages 1-10): damage there would already fail the open.
-    for offset in range(11 * page, len(data) - page, 3 * page):  # scribble over interior pages
+    # Interior pages past the schema's root pages: damage there would already fail the open.
+    for offset in range(last_root * page, len(data) - page, 3 * page):  # scribble over interior pages
         data[offset + 8 : offset + 400] = b"\xa5" * 392
     db.write_bytes(bytes(data))
     monkeypatch.setattr(opening, "QUICK_CHECK_MAX_BYTES", 0)  # treat this file as "large"
