@@ -18,6 +18,7 @@ For each question (:func:`build`):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
@@ -143,25 +144,32 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
         notes.append(f"The model's window: {window:,} tokens ({source}).")
     budget = max(0, window - reply_reserve)
     chosen = _effective_mode(mode, refs)
-    text = whole_text(docs)
     q_tokens = estimate_tokens(question)
-    if estimate_tokens(text) <= budget * _ASK_SERVER_UP_TO:
+    # Estimated section by section: a 200 MB text is never joined on the event loop just to
+    # learn that it does not fit.
+    estimate = sum(estimate_tokens(s.text) for d in docs for s in d.sections)
+    text: str | None = None
+    if estimate <= budget * _ASK_SERVER_UP_TO:
+        text = whole_text(docs)  # at most about two windows of text
         tokens, how = await count_tokens(text, provider, model)
     else:
-        tokens, how = estimate_tokens(text), "estimate"
+        tokens, how = estimate, "estimate"
     fits = tokens + q_tokens <= budget
     if chosen == "whole" or (chosen == "auto" and fits):
         if not fits:
             notes.append(f"Sent whole as asked: {tokens:,} tokens ({how}) with the question do not fit "
                          f"the {window:,}-token window less {reply_reserve:,} for the reply; the "
                          "server may cut the start or refuse it.")
+        if text is None:
+            text = await asyncio.to_thread(whole_text, docs)
         return DocumentContext(text, "whole", (), tuple(notes))
     if embedder is None or vectors is None:
         raise ValueError("retrieval needs an embedder and a vector store")
     if not isinstance(embedder, Embedder):
         embedder = await embedder()
-    doc_chunks: dict[str, list[Chunk]] = {
-        d.sha256: chunk_document(d, max_chars=chunk_chars, overlap=overlap) for d in docs}
+    # In a worker: cutting a long document is seconds of string work.
+    doc_chunks: dict[str, list[Chunk]] = await asyncio.to_thread(
+        lambda: {d.sha256: chunk_document(d, max_chars=chunk_chars, overlap=overlap) for d in docs})
     report = await ensure_embedded(doc_chunks, embedder, vectors,
                                    chunking=chunking_key(chunk_chars, overlap), progress=progress)
     names = {d.sha256: d.name for d in docs}

@@ -13,6 +13,7 @@ loop never waits on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import sys
@@ -146,8 +147,12 @@ class VectorStore:
         dim = len(chunks[0][2]) if chunks else 0
         if any(len(vec) != dim for _, _, vec in chunks):
             raise ValueError("vectors of one document must have one width")
-        matrix = b"".join(pack(unit(vec)) for _, _, vec in chunks)
         rows = [(locator, text) for locator, text, _ in chunks]
+        vecs = [vec for _, _, vec in chunks]
+
+        # Scaled and packed in a worker (1,000 x 768 numbers in Python would hold the event loop
+        # for a tenth of a second), before the write transaction, which it would hold as long.
+        matrix = await asyncio.to_thread(lambda: b"".join(pack(unit(v)) for v in vecs))
         await self._db.write(lambda conn: _put(conn, sha256, model, chunking, rows, dim, matrix))
 
     async def matrices(self, sha256s: Sequence[str], model: str) -> list[StoredMatrix]:
