@@ -102,6 +102,16 @@ async def test_llama_server_without_embeddings_names_the_flag(started: list[SimS
     assert "Start llama-server with --embeddings" in info.value.fix
 
 
+async def test_llama_server_with_pooling_none_names_the_pooling_flag(started: list[SimServer]) -> None:
+    srv, provider, model = _start("llamacpp", pooling="none")
+    started.append(srv)
+    with pytest.raises(EmbeddingServerError) as info:
+        await embedder_for(provider, model).embed(["x"])
+    await provider.close()
+    assert info.value.status_code == 400 and "--pooling mean" in info.value.fix
+    assert "Pooling type 'none' is not OAI compatible" in info.value.message
+
+
 async def test_ollama_model_not_pulled_says_pull_it(started: list[SimServer]) -> None:
     srv, provider, _ = _start("ollama")
     started.append(srv)

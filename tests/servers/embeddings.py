@@ -4,7 +4,8 @@
   ``{"object":"list","data":[{"object":"embedding","index":i,"embedding":[..]}],"model",
   "usage":{"prompt_tokens","total_tokens"}}``. llama-server started without ``--embeddings``
   answers 501 ``not_supported_error`` "This server does not support embeddings. Start it with
-  `--embeddings`" (option ``embeddings=False``).
+  `--embeddings`" (option ``embeddings=False``); started with ``--pooling none`` it answers 400
+  "Pooling type 'none' is not OAI compatible..." (option ``pooling="none"``).
 * Ollama ``POST /api/embed`` ``{"model","input": str | [str]}`` -> ``{"model","embeddings":[[..]],
   "total_duration","load_duration","prompt_eval_count"}``; an unknown model is 404
   ``model "x" not found, try pulling it first``.
@@ -70,6 +71,10 @@ class OpenAIEmbeddingsMixin:
         if not handler.server.options.get("embeddings", True):
             handler.send_error(501, "This server does not support embeddings. Start it with `--embeddings`",
                                "not_supported_error")
+            return
+        if handler.server.options.get("pooling") == "none":  # llama-server --pooling none
+            handler.send_error(400, "Pooling type 'none' is not OAI compatible. Please use a different "
+                               "pooling type", "invalid_request_error")
             return
         texts = _inputs(self.body)
         if texts is None:

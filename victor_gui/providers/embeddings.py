@@ -228,6 +228,8 @@ def _fix_for(t: EmbeddingTarget, exc: ProviderError) -> str:
         return f"Check the API key of {display_name(t.provider)}, {other}"
     if "does not support embeddings" in text or "--embeddings" in text or exc.status_code == 501:
         return f"Start llama-server with --embeddings (and --pooling mean), {other}"
+    if "pooling" in text:
+        return f"Start llama-server with --pooling mean (or cls, last), {other}"
     if "too large to process" in text or "batch size" in text:
         return ("A chunk is longer than the server's batch: start llama-server with a larger "
                 f"--ubatch-size (-ub 2048), {other}")
