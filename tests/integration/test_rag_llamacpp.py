@@ -7,8 +7,9 @@ words with the planted chunk only. What the real server proves: its ``/v1/embedd
 its ``/tokenize`` count and ``/props`` window decide "retrieve", every chunk of a document far
 past its context is embedded (each chunk under its 512-token physical batch), the vectors
 round-trip through SQLite, and the sources name the planted page. The same server then takes a
-small document whole (its ``prompt_tokens`` covers the document's tokens); the request body
-itself is checked against the simulator in tests/services/test_document_context.py.
+small document whole (its ``prompt_tokens`` covers the document's tokens; the request body
+itself is checked against the simulator in tests/services/test_document_context.py), and a
+passage longer than its 512-token batch is embedded in halves.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ async def test_real_embeddings_retrieve_the_planted_fact_and_small_docs_go_whole
             small_tokens = len((await raw.post(f"{server.base_url}/tokenize",
                                                json={"content": small.text})).json()["tokens"])
         assert reply.usage is not None and reply.usage.prompt_tokens > small_tokens
+
+        # A passage past the server's 512-token physical batch: refused whole (500 "too large to
+        # process"), embedded in halves whose vectors are averaged.
+        [vec] = await embedder.embed([FILLER * 4])  # ~920 characters, ~750 tokens
+        assert len(vec) == 128 and embedder.split_texts == 1
     finally:
         await store.close()
         await provider.close()

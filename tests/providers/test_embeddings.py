@@ -112,6 +112,30 @@ async def test_llama_server_with_pooling_none_names_the_pooling_flag(started: li
     assert "Pooling type 'none' is not OAI compatible" in info.value.message
 
 
+async def test_a_text_past_the_servers_batch_is_embedded_in_parts(started: list[SimServer]) -> None:
+    srv, provider, model = _start("llamacpp", max_input_chars=300)
+    started.append(srv)
+    long = " ".join(f"word{i}" for i in range(120))  # 709 characters: split twice
+    embedder = embedder_for(provider, model)
+    short_vec, long_vec = await embedder.embed(["short text", long])
+    assert short_vec == pytest.approx(lexical_vector("short text"), abs=1e-6)
+    assert embedder.split_texts == 1
+    sent = [t for r in srv.requests if r.method == "POST" for t in r.body["input"]]
+    q1, q2, q3, q4 = [t for t in sent[1:] if len(t) <= 300 and t != "short text"]
+    assert q1 + q2 + q3 + q4 == long  # cut at spaces, nothing lost
+
+    def mean(a: list[float], wa: int, b: list[float], wb: int) -> list[float]:
+        return [(x * wa + y * wb) / (wa + wb) for x, y in zip(a, b, strict=True)]
+
+    half1 = mean(lexical_vector(q1), len(q1), lexical_vector(q2), len(q2))
+    half2 = mean(lexical_vector(q3), len(q3), lexical_vector(q4), len(q4))
+    assert long_vec == pytest.approx(mean(half1, len(q1 + q2), half2, len(q3 + q4)), abs=1e-5)
+    with pytest.raises(EmbeddingServerError) as info:  # parts would be too small: said, not hidden
+        await embedder_for(provider, model).embed(["x" * 5200])  # a 16th is still past 300
+    await provider.close()
+    assert "--ubatch-size" in info.value.fix and "too large to process" in info.value.message
+
+
 async def test_ollama_model_not_pulled_says_pull_it(started: list[SimServer]) -> None:
     srv, provider, _ = _start("ollama")
     started.append(srv)

@@ -5,7 +5,9 @@
   "usage":{"prompt_tokens","total_tokens"}}``. llama-server started without ``--embeddings``
   answers 501 ``not_supported_error`` "This server does not support embeddings. Start it with
   `--embeddings`" (option ``embeddings=False``); started with ``--pooling none`` it answers 400
-  "Pooling type 'none' is not OAI compatible..." (option ``pooling="none"``).
+  "Pooling type 'none' is not OAI compatible..." (option ``pooling="none"``); an input longer
+  than its physical batch is 500 "input (N tokens) is too large to process. increase the
+  physical batch size (current batch size: 512)" (option ``max_input_chars``).
 * Ollama ``POST /api/embed`` ``{"model","input": str | [str]}`` -> ``{"model","embeddings":[[..]],
   "total_duration","load_duration","prompt_eval_count"}``; an unknown model is 404
   ``model "x" not found, try pulling it first``.
@@ -80,6 +82,12 @@ class OpenAIEmbeddingsMixin:
         if texts is None:
             handler.send_error(400, "\"input\" must be a string or an array of strings",
                                "invalid_request_error")
+            return
+        limit = handler.server.options.get("max_input_chars")  # llama-server's physical batch
+        too_long = [t for t in texts if limit and len(t) > limit]
+        if too_long:  # llama-server counts tokens; the simulator counts characters
+            handler.send_error(500, f"input ({len(too_long[0])} tokens) is too large to process. increase "
+                               f"the physical batch size (current batch size: {limit})", "server_error")
             return
         vectors = _faulty([lexical_vector(t) for t in texts], handler.server.options.get("embed_fault"))
         tokens = sum(len(t.split()) + 1 for t in texts)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from victor_gui.errors import (
+    ContextLengthExceededError,
     EmbeddingServerError,
     InvalidResponseError,
     MissingAPIKeyError,
@@ -71,6 +72,10 @@ NO_EMBEDDINGS: frozenset[str] = frozenset({
 # the read timeout and progress can be shown between batches.
 DEFAULT_BATCH = 32
 GEMINI_MAX_BATCH = 100
+# A text the server refuses as too long is embedded in halves, quarters... down to this depth
+# (a 16th of the text) and never in parts shorter than MIN_PART_CHARS.
+MAX_SPLIT_DEPTH = 4
+MIN_PART_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Embedder:
         limit = GEMINI_MAX_BATCH if target.protocol == "gemini" else 2048
         self.batch_size = max(1, min(batch_size, limit))
         self.dimensions: int | None = None  # learnt from the first reply
+        self.split_texts = 0  # texts the server refused as too long, embedded in parts
 
     @property
     def model_id(self) -> str:
@@ -126,13 +132,47 @@ class Embedder:
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start:start + self.batch_size])
             try:
-                vectors = await self._embed_batch(batch)
+                vectors = await self._embed_fitting(batch)
             except ProviderError as exc:
                 raise self._explain(exc) from exc
             out.extend(vectors)
             if progress is not None:
                 progress(len(out), len(texts))
         return out
+
+    # -- texts longer than the server takes -----------------------------------------------------
+
+    async def _embed_fitting(self, batch: list[str]) -> list[Vector]:
+        """:meth:`_embed_batch`, and when the server refuses a text as too long for it (llama-server
+        embeds at most its physical batch, 512 tokens by default; OpenAI 8,191), each text alone,
+        a refused one in halves whose vectors are averaged by length: mean pooling over the two
+        halves, which is what the server would have computed over the whole."""
+        try:
+            return await self._embed_batch(batch)
+        except ProviderError as exc:
+            if not _too_long(exc):
+                raise
+            if len(batch) > 1:
+                return [vec for text in batch for vec in await self._embed_fitting([text])]
+            return [await self._embed_in_parts(batch[0], exc, depth=0)]
+
+    async def _embed_in_parts(self, text: str, refusal: ProviderError, *, depth: int) -> Vector:
+        if depth >= MAX_SPLIT_DEPTH or len(text) < 2 * MIN_PART_CHARS:
+            raise refusal
+        if depth == 0:
+            self.split_texts += 1
+        cut = _middle_cut(text)
+        halves = [text[:cut], text[cut:]]
+        vectors: list[Vector] = []
+        for half in halves:
+            try:
+                vectors.extend(await self._embed_batch([half]))
+            except ProviderError as exc:
+                if not _too_long(exc):
+                    raise
+                vectors.append(await self._embed_in_parts(half, exc, depth=depth + 1))
+        wa, wb = len(halves[0]), len(halves[1])
+        return [(a * wa + b * wb) / (wa + wb) for a, b in zip(vectors[0], vectors[1], strict=True)]
 
     # -- one request ------------------------------------------------------------------------------
 
@@ -217,6 +257,21 @@ class Embedder:
                    f"{exc.message} {fix}")
         return EmbeddingServerError(message, t.provider, fix=fix, cause=exc, model=t.model,
                                     status_code=exc.status_code, raw_error=exc)
+
+
+def _too_long(exc: ProviderError) -> bool:
+    """Whether the server refused a text for its length (not the request for anything else)."""
+    text = exc.message.lower()
+    return (isinstance(exc, ContextLengthExceededError) or "too large to process" in text
+            or "physical batch size" in text)
+
+
+def _middle_cut(text: str) -> int:
+    """Where to cut ``text`` in two: the whitespace nearest its middle, else the middle."""
+    mid = len(text) // 2
+    left, right = text.rfind(" ", 0, mid), text.find(" ", mid)
+    candidates = [i for i in (left, right) if i > 0]
+    return min(candidates, key=lambda i: abs(i - mid)) if candidates else mid
 
 
 def _fix_for(t: EmbeddingTarget, exc: ProviderError) -> str:

@@ -184,6 +184,10 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
         "for the reply")
     notes.append(f"Retrieved {len(passages)} of {n_chunks} passages with {embedder.model_id} ({why}); "
                  f"{len(report.embedded)} document(s) embedded now, {len(report.reused)} reused.")
+    if embedder.split_texts:
+        notes.append(f"{embedder.split_texts} passage(s) were longer than the embedding server takes "
+                     "at once and were embedded in parts; a smaller chunk size "
+                     "(attachments.chunk_chars) or a larger llama-server --ubatch-size avoids it.")
     return DocumentContext(passages_text(passages) if passages else "", "retrieve", tuple(passages),
                            tuple(notes))
 
