@@ -12,6 +12,7 @@ from victor_gui.core.redact import register_secret
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ImagePart, TextPart, Timings, ToolCall, Usage
 from victor_gui.storage import ConversationStore, open_store
+from victor_gui.storage.schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def committed(db: Path, mid: int) -> str:
 
 async def test_database_is_wal_and_versioned(store: ConversationStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(store.path, "PRAGMA user_version") == [(5,)]
+    assert raw(store.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 async def test_conversation_and_messages_round_trip(store: ConversationStore) -> None:
