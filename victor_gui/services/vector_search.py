@@ -6,7 +6,8 @@ of the documents attached to the chat are candidates: a 300-page PDF is ~1,000 c
 flat scan of 100,000 768-number vectors measured 27 ms with NumPy (stored at length 1, so one
 dot product each; 0.6 s for the whole question with reading them and FTS5, 10 ms at 1,000
 chunks: bench/bench_retrieval.py), so no index is needed; sqlite-vec is not an option anyway
-(Python's sqlite3 here cannot load extensions). The pass runs in a worker thread (:func:`rank_vectors`), never on the event loop.
+(Python's sqlite3 here cannot load extensions). The pass runs in a worker thread
+(:func:`rank_vectors`), never on the event loop.
 
 **Words.** BM25 from SQLite's FTS5 over the same chunks (:meth:`VectorStore.lexical
 <victor_gui.storage.vectors.VectorStore.lexical>`), the question's words against each chunk's:
