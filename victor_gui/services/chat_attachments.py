@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import AttachmentError, StorageError, VictorGuiError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.protocols.tool_history import IMAGE_OMITTED
@@ -84,6 +85,8 @@ class AttachmentsMixin:
     # Set by the chat controller: the configured models that take images (checked), named in the
     # refusal a message with images gets when the chosen model takes none.
     image_alternatives: Callable[[], Awaitable[Sequence[str]]] | None = None
+    # The settings' ``attachments`` (embedding model, passages per question); None: defaults.
+    attachment_settings: AttachmentSettings | None = None
 
     def _init_attachments(self) -> None:
         # Whether a (provider, endpoint, model) takes images, as the server or the table said.
@@ -224,9 +227,10 @@ class AttachmentsMixin:
     async def _context(self, m: StoredMessage, docs: list[ConvertedDocument], *,
                        announce: bool) -> DocumentContext:
         try:
-            context = await document_context.build(
+            context = await document_context.build_for_session(
                 docs, m.content, mode=_mode(m.attachments), provider=self.provider, model=self.model,
-                max_tokens=self.max_tokens, store=self.store)
+                max_tokens=self.max_tokens, store=self.store, refs=m.attachments,
+                attachments=self.attachment_settings)
         except VictorGuiError as exc:
             names = ", ".join(d.name for d in docs)
             text = f"{names} could not be added to the request: {exc.message}"

@@ -51,6 +51,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
@@ -138,6 +139,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         tool_timeout_s: float | None = None,
         approve_tools: bool = False,
         stream_options: dict[str, Any] | None = None,
+        attachment_settings: AttachmentSettings | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -175,6 +177,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         self.tool_runner: ToolRunner | None = None
         self._left_out_told: tuple[str, ...] = ()
         self._init_attachments()
+        self.attachment_settings = attachment_settings  # embedding model, passages per question
 
     @classmethod
     def from_profile(

@@ -347,6 +347,8 @@ class HeadlessChat:
             kwargs["approve_tools"] = self.request.approve_tools
             if self._settings_service is not None:
                 kwargs["approvals"] = ToolApprovals(self._settings_service)
+        if self._settings_service is not None and self._settings_service.settings is not None:
+            kwargs["attachment_settings"] = self._settings_service.settings.attachments
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:

@@ -53,6 +53,7 @@ from victor_gui.storage.models import (
 from victor_gui.storage.search import search_sync
 from victor_gui.storage.tree import TreeMessage
 from victor_gui.storage.usage import UsageRow, usage_sync
+from victor_gui.storage.vectors import VectorStore
 
 DB_NAME = "conversations.sqlite3"
 _CONV_COLUMNS = "id, title, created, updated, system_prompt, params"
@@ -124,6 +125,11 @@ class ConversationStore:
     def read_only(self) -> str | None:
         """Why nothing can be saved (the file is kept read-only), or None when writable."""
         return self._db.read_only
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The attached documents' chunks and embedding vectors (same file, same threads)."""
+        return VectorStore(self._db)
 
     @property
     def holds_instance(self) -> bool:
