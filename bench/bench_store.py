@@ -34,6 +34,11 @@ from victor_gui.storage.store import DB_NAME
 _INSERT = (
     "INSERT INTO messages(conversation_id, position, role, content, created, updated) VALUES (?,?,?,?,?,?)"
 )
+# Rows written straight in, as the store would have chained them: each message follows the one
+# before it in its chat (a single-branch tree, see victor_gui.storage.tree).
+_CHAIN = ("UPDATE messages SET parent_id = (SELECT p.id FROM messages p WHERE p.conversation_id = "
+          "messages.conversation_id AND p.position = messages.position - 1) "
+          "WHERE parent_id IS NULL AND position > 0")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "dra", "qu", "zen", "ox", "bel", "tor"]
 
 
@@ -86,6 +91,7 @@ def generate(db: Path, messages: int, per_chat: int = 500) -> float:
             _INSERT,
             rows,
         )
+    conn.execute(_CHAIN)
     conn.execute("COMMIT")
     conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -105,6 +111,7 @@ async def bench_first_page(folder: Path) -> dict[str, float]:
             for i in range(5000)
         ],
     )
+    conn.execute(_CHAIN)
     conn.execute("COMMIT")
     conn.close()
     await store.close()

@@ -5,7 +5,9 @@
 Saves ``dashboard.png`` (Ollama up with a model loaded, vLLM up, llama.cpp loading, llama.cpp
 wanting an API key, a dead port; this machine's real GPU/RAM report) and
 ``model-manager.png`` (Ollama's models; the selected one at a context that only partly
-offloads on an 8 GiB GPU with 6 GiB free, a "what if" machine injected into the service).
+offloads on an 8 GiB GPU with 6 GiB free, a "what if" machine injected into the service) and
+``model-manager-cpu-only.png`` (the same on a machine without a GPU, with a GGUF file estimated
+in its own panel).
 Only for people and the README; nothing here is a test.
 """
 
@@ -85,6 +87,24 @@ async def shoot(out: Path) -> list[Path]:
     saved.append(path)
 
     view.close()
+    # The same server on a machine without a GPU, with a GGUF file estimated in its own panel.
+    cpu_only = ModelLibraryService(client, gpu_report=GpuReport(ram=RamInfo(32 * GiB, 21 * GiB)))
+    cpu_view = ModelLibraryView(cpu_only, service)
+    cpu_view.resize(980, 760)
+    cpu_view.show()
+    await cpu_only.set_endpoint(ollama_status)
+    cpu_view.render_endpoints()
+    await cpu_only.select("llama3.2:3b")
+    from tests.sizing.gguf_factory import Spec, write_gguf
+
+    gguf = write_gguf(out / "Mistral-7B-Q4_K_M.gguf", Spec(n_layer=32, n_ctx_train=32768), header_only=True)
+    await cpu_only.use_gguf(gguf)
+    await asyncio.sleep(0.5)
+    path = out / "model-manager-cpu-only.png"
+    cpu_view.grab().save(str(path))
+    saved.append(path)
+    cpu_view.close()
+    await cpu_only.close()
     dash.close()
     await models.close()
     await service.close()

@@ -288,6 +288,21 @@ class MissingAPIKeyError(ProviderAuthError):
     kind = "missing_key"
 
 
+class EmbeddingServerError(ProviderError):
+    """The server chosen for embeddings (``attachments.embedding``) could not embed a document's
+    chunks. The message names the server and the model and ends with the fix (start the server,
+    pull the model, start llama-server with ``--embeddings``, pick another model); ``cause`` is
+    the typed error underneath, ``fix`` that last sentence alone."""
+
+    kind = "embedding"
+
+    def __init__(self, message: str, provider: str | None = None, *, fix: str = "",
+                 cause: ProviderError | None = None, **kwargs: Any) -> None:
+        self.fix = fix
+        self.cause = cause
+        super().__init__(message, provider, **kwargs)
+
+
 def _clean(message: str) -> str:
     # A server's error text may hold a lone surrogate (JSON "\\udfff"): it could not be stored
     # with the reply it ended, nor logged.
@@ -306,6 +321,7 @@ __all__ = [
     "ConfigError",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "EmbeddingServerError",
     "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",

@@ -20,6 +20,7 @@ from tests.servers.base import Fault, Script, SimHandler, SimServer
 from tests.servers.quiet import quiet_disconnects
 
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+IMAGE_MAX_BASE64 = 5 * 1024 * 1024  # per image, counted on the base64 text (docs.claude.com vision)
 STATUS = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -118,6 +119,11 @@ class AnthropicHandler(SimHandler):
                     pending.add(block["id"])
                 if block.get("type") == "image" and (block.get("source") or {}).get("type") != "base64":
                     return f"messages.{i}.content.{j}.image.source: unsupported source type"
+                source = (block.get("source") or {}) if block.get("type") == "image" else {}
+                size = len(str(source.get("data", "")))
+                if size > IMAGE_MAX_BASE64:  # the API counts the base64 text against its 5 MB per image
+                    return (f"messages.{i}.content.{j}.image.source.base64: image exceeds 5 MB maximum: "
+                            f"{size} bytes > {IMAGE_MAX_BASE64} bytes")
         if pending:
             return "messages: the final assistant `tool_use` has no `tool_result`"
         if body.get("thinking"):

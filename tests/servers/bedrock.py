@@ -31,6 +31,8 @@ from tests.servers.quiet import quiet_disconnects
 
 _MODEL = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream)$")
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+# 3.75 MB per image (docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Message.html).
+IMAGE_MAX_BYTES = 3_932_160
 _AUTH = re.compile(
     r"Credential=(?P<akid>[^/]+)/(?P<day>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, "
     r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<sig>[0-9a-f]{64})"
@@ -218,6 +220,11 @@ class BedrockHandler(SimHandler):
                 )
             pending = []
             for j, block in enumerate(content):
+                image = block.get("image") if isinstance(block.get("image"), dict) else None
+                encoded = str((image.get("source") or {}).get("bytes", "")) if image else ""
+                if len(encoded) * 3 // 4 > IMAGE_MAX_BYTES:
+                    # The documented limit (API_runtime_Message: 3.75 MB per image); wording unverified.
+                    return f"messages.{i}.content.{j}.image.source.bytes: image exceeds the 3.75 MB maximum"
                 if "text" in block and not block["text"].strip():
                     return f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank."
                 if "toolUse" in block:

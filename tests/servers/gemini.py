@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.servers.base import Fault, Script, SimHandler, SimServer
+from tests.servers.embeddings import gemini_batch_embed
 from tests.servers.quiet import quiet_disconnects
 
 _GOOGLE = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>\w+)$")
@@ -91,6 +92,9 @@ class GeminiHandler(SimHandler):
         if not self.check_auth(vertex=vertex):
             return
         method = match["method"]
+        if method == "batchEmbedContents" and not vertex:
+            gemini_batch_embed(self, match["model"])
+            return
         if method not in ("generateContent", "streamGenerateContent"):
             self.error(404, f"Method not found: {method}")
             return

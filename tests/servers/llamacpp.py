@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from tests.servers import llamacpp_bodies as bodies
 from tests.servers.base import Script, SimServer
+from tests.servers.embeddings import OpenAIEmbeddingsMixin
 from tests.servers.llamacpp_router import RouterMixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
@@ -32,7 +33,7 @@ _TYPES = {
 BUILD = "b6500-1a2b3c4d"
 
 
-class LlamaCppHandler(RouterMixin, OpenAIDialectHandler):
+class LlamaCppHandler(OpenAIEmbeddingsMixin, RouterMixin, OpenAIDialectHandler):
     server_version = "llama.cpp"
     sys_version = ""
     reasoning_field = "reasoning_content"
@@ -44,6 +45,8 @@ class LlamaCppHandler(RouterMixin, OpenAIDialectHandler):
         ("GET", "/models"): "models",
         ("POST", "/v1/chat/completions"): "chat",
         ("POST", "/chat/completions"): "chat",
+        ("POST", "/v1/embeddings"): "embeddings",
+        ("POST", "/embeddings"): "embeddings",
         ("GET", "/health"): "health",
         ("GET", "/v1/health"): "health",
         ("GET", "/props"): "props",

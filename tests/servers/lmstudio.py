@@ -11,16 +11,18 @@ import time
 from typing import Any, ClassVar
 
 from tests.servers.base import SimServer
+from tests.servers.embeddings import OpenAIEmbeddingsMixin
 from tests.servers.lmstudio_v1 import RestV1Mixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
 
-class LMStudioHandler(RestV1Mixin, OpenAIDialectHandler):
+class LMStudioHandler(OpenAIEmbeddingsMixin, RestV1Mixin, OpenAIDialectHandler):
     reasoning_field = "reasoning"
     done_after_error = False
     routes: ClassVar[dict[tuple[str, str], str]] = {
         ("GET", "/v1/models"): "models",
         ("POST", "/v1/chat/completions"): "chat",
+        ("POST", "/v1/embeddings"): "embeddings",
         ("GET", "/api/v0/models"): "v0_models",
     }
 

@@ -80,7 +80,8 @@ class RestV1Mixin:
                             "size_bytes": 4_683_074_048, "params_string": "7B",
                             "max_context_length": 131072, "format": "gguf",
                             "loaded_instances": instances,
-                            "capabilities": {"vision": False, "trained_for_tool_use": True}})
+                            # Vision models (named "...vl...", as the v0 listing's type: vlm).
+                            "capabilities": {"vision": "vl" in model, "trained_for_tool_use": True}})
         handler.send_json(200, {"models": entries})
 
     def v1_load(self) -> None:

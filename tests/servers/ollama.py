@@ -25,6 +25,7 @@ import time
 from typing import Any, ClassVar
 
 from tests.servers.base import Fault, Script, SimHandler, SimServer
+from tests.servers.embeddings import OllamaEmbedMixin
 from tests.servers.ollama_models import (
     DEFAULT_CONTEXT,
     Loaded,
@@ -64,7 +65,7 @@ def _allowed_host(host_header: str | None) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified
 
 
-class OllamaHandler(PullMixin, SimHandler):
+class OllamaHandler(OllamaEmbedMixin, PullMixin, SimHandler):
     """Routes of the native API (the subset a chat client and a model manager use)."""
 
     routes: ClassVar[dict[tuple[str, str], str]] = {
@@ -75,6 +76,7 @@ class OllamaHandler(PullMixin, SimHandler):
         ("POST", "/api/show"): "show",
         ("POST", "/api/chat"): "chat",
         ("POST", "/api/generate"): "generate",
+        ("POST", "/api/embed"): "embed",
         ("POST", "/api/pull"): "pull",
         ("DELETE", "/api/delete"): "delete",
     }

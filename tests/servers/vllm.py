@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tests.servers.base import SimServer
+from tests.servers.embeddings import OpenAIEmbeddingsMixin
 from tests.servers.openai_dialect import OpenAIDialectHandler, serve
 
 _TYPES = {
@@ -22,7 +23,7 @@ _TYPES = {
 }
 
 
-class VLLMHandler(OpenAIDialectHandler):
+class VLLMHandler(OpenAIEmbeddingsMixin, OpenAIDialectHandler):
     server_version = "uvicorn"
     sys_version = ""
     reasoning_field = "reasoning"
@@ -30,6 +31,7 @@ class VLLMHandler(OpenAIDialectHandler):
     routes: ClassVar[dict[tuple[str, str], str]] = {
         ("GET", "/v1/models"): "models",
         ("POST", "/v1/chat/completions"): "chat",
+        ("POST", "/v1/embeddings"): "embeddings",
         ("GET", "/health"): "health",
         ("GET", "/version"): "version",
         ("GET", "/metrics"): "metrics",

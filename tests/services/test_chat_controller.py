@@ -66,7 +66,10 @@ async def test_send_creates_the_chat_and_hands_back_the_ids(store: ConversationS
 
         assert controller.begin_edit(result.user_message_id)
         edited = await controller.send(session, "Hello again")
-        assert edited.user_message_id == result.user_message_id and controller.editing_id is None
+        # The edit is a new version of the message (issue 14): the old wording is kept beside it.
+        assert edited.user_message_id != result.user_message_id and controller.editing_id is None
+        versions = await store.versions(controller.conversation_id)
+        assert versions[edited.user_message_id] == (result.user_message_id, edited.user_message_id)
         await pool.close()
     stored = await store.get_messages(controller.conversation_id)
     assert [(m.role, m.content) for m in stored] == [("user", "Hello again"),

@@ -3,6 +3,7 @@ model on this machine, or a file chosen by hand) and a GPU report injected as a 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.servers import llamacpp
@@ -48,7 +49,17 @@ async def test_a_gguf_chosen_by_hand_is_estimated(tmp_path: Path) -> None:
         async with make_client(LOCAL_TIMEOUTS) as client:
             service = ModelLibraryService(client, gpu_report=GpuReport(ram=RamInfo(8 * GiB, 4 * GiB)))
             await service.set_endpoint(status)
-            await service.use_gguf(path)
-            assert service.selected == "file: other.gguf"
-            assert service.fit is not None and service.fit.verdict == "cpu"  # no GPU in the report
+            listed = [m.name for m in service.models]
+            estimate = await service.use_gguf(path)
+            # Its own estimate: not a row of the llama.cpp server's list, nor its selection.
+            assert [m.name for m in service.models] == listed and service.selected is None
+            assert service.file is estimate and estimate.name == "other.gguf"
+            assert estimate.fit is not None and estimate.fit.verdict == "cpu"  # no GPU in the report
+            service.set_file_context(4096)
+            await asyncio.sleep(0.2)
+            assert estimate.fit.n_ctx == 4096
+            broken = tmp_path / "broken.gguf"
+            broken.write_bytes(b"GGUF\x03\x00")
+            bad = await service.use_gguf(broken)
+            assert bad.fit is None and bad.error is not None and "broken.gguf" in bad.error
             await service.close()

@@ -16,6 +16,21 @@ def _glob(folder: Path, pattern: str) -> list[Path]:
     return sorted(folder.glob(pattern))
 
 
+def _first_page_past_schema(db: Path) -> int:
+    """The 0-based index of the first page that is neither the schema's nor a root page."""
+    conn = sqlite3.connect(db)
+    try:
+        roots = conn.execute("SELECT max(rootpage) FROM sqlite_master").fetchone()[0]
+        try:
+            pages = "SELECT max(pageno) FROM dbstat WHERE name='sqlite_schema'"
+            schema_pages = conn.execute(pages).fetchone()[0]
+        except sqlite3.OperationalError:  # an SQLite built without dbstat: leave a margin instead
+            schema_pages = roots + 4
+    finally:
+        conn.close()
+    return int(max(roots, schema_pages or 1))
+
+
 async def _fill(path: Path, n: int = 200) -> None:
     store, _ = await open_store(path)
     conv = await store.create_conversation("kept")
@@ -128,8 +143,10 @@ async def test_large_file_skips_check_at_open_then_verify_finds_damage(
     db = tmp_path / DB_NAME
     data = bytearray(db.read_bytes())
     page = 4096
-    # Interior pages past the schema roots (pages 1-10): damage there would already fail the open.
-    for offset in range(11 * page, len(data) - page, 3 * page):  # scribble over interior pages
+    # Interior pages past the schema (its own pages and every table's root page, which each
+    # migration adds to): damage there would already fail the open.
+    first = _first_page_past_schema(db)
+    for offset in range(first * page, len(data) - page, 3 * page):  # scribble over interior pages
         data[offset + 8 : offset + 400] = b"\xa5" * 392
     db.write_bytes(bytes(data))
     monkeypatch.setattr(opening, "QUICK_CHECK_MAX_BYTES", 0)  # treat this file as "large"

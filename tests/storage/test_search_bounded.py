@@ -56,7 +56,9 @@ def test_snippet_is_linear_in_what_it_reads() -> None:
     matcher = re.compile(r"(?<!\w)kube\w*", re.IGNORECASE)
     text = "x " * 10 + "Kubernetes pods and kubelet logs " + "y " * 200
     snip = make_snippet(text, matcher)
-    assert snip is not None and "[Kubernetes]" in snip and "[kubelet]" in snip and snip.endswith("…")
+    assert snip is not None and f"{MATCH_OPEN}Kubernetes{MATCH_CLOSE}" in snip
+    assert f"{MATCH_OPEN}kubelet{MATCH_CLOSE}" in snip
+    assert snip.endswith("…")
     assert make_snippet("nothing here", matcher) is None
     assert HEAD_CHARS <= 256 * 1024  # the read per hit is bounded
 

@@ -12,6 +12,7 @@ from victor_gui.core.redact import register_secret
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ImagePart, TextPart, Timings, ToolCall, Usage
 from victor_gui.storage import ConversationStore, open_store
+from victor_gui.storage.schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def committed(db: Path, mid: int) -> str:
 
 async def test_database_is_wal_and_versioned(store: ConversationStore) -> None:
     assert raw(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(store.path, "PRAGMA user_version") == [(5,)]
+    assert raw(store.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 async def test_conversation_and_messages_round_trip(store: ConversationStore) -> None:
@@ -164,7 +165,10 @@ async def test_search_finds_newest_first_with_snippet(store: ConversationStore) 
     assert [h.conversation_title for h in await store.search("boil ")] == ["Cooking"]  # finished word
     hits = await store.search("boil")  # the last word is typed-ahead as a prefix
     assert [h.conversation_title for h in hits] == ["Travel", "Cooking"]  # newest first
-    assert "[Boiling]" in hits[0].snippet and "[boil]" in hits[1].snippet
+    from victor_gui.storage.search import MATCH_CLOSE, MATCH_OPEN
+
+    assert f"{MATCH_OPEN}Boiling{MATCH_CLOSE}" in hits[0].snippet
+    assert f"{MATCH_OPEN}boil{MATCH_CLOSE}" in hits[1].snippet
     assert [h.conversation_title for h in await store.search("boil* water")] == ["Travel"]  # explicit prefix
     assert [h.conversation_title for h in await store.search("boil egg")] == ["Cooking"]  # last: prefix
 

@@ -85,16 +85,19 @@ async def test_fit_badge_and_bar_follow_the_slider(qtbot, client, sim) -> None:
     assert best is not None and 16384 < best < 65536
     assert view.slider.maximum() == 131072  # the model's trained context
 
-    view.slider.setValue(best)
+    view.ctx_spin.setValue(best)  # typed in the box beside the slider: any value, exactly
     await wait_until(lambda: service.fit.n_ctx == best)
+    assert view.slider.value() == best
     assert view.badge.text() == "Full GPU offload"
     assert not view.bar.overflows
     assert [s.label for s in view.bar.segments] == ["weights", "KV cache", "compute", "overhead"]
     assert view.bar.capacity == 6 * GiB
 
     view.slider.setValue(best + 4096)
+    stepped = round((best + 4096) / 1024) * 1024  # the slider steps on round values
+    assert view.slider.value() == stepped and view.ctx_spin.value() == stepped
     assert service.fit.n_ctx == best  # debounced: nothing recomputed until the slider rests
-    await wait_until(lambda: service.fit.n_ctx == best + 4096)
+    await wait_until(lambda: service.fit.n_ctx == stepped)
     assert service.fit.verdict == "partial"
     assert view.badge.text() == f"Partial offload: {service.fit.n_gpu_layers} of 29 layers on GPU"
     assert view.bar.overflows and view.bar.segments[-1].label == "in RAM (CPU layers)"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from victor_gui.errors import VictorGuiError
+from victor_gui.errors import AttachmentError, ModelTakesNoImagesError, VictorGuiError
 from victor_gui.services.exit_codes import (
     EXIT_CODE_HELP,
     EXIT_INTERRUPTED,
@@ -54,6 +54,10 @@ def add_chat_command(commands: Any) -> None:
                    help="an assistant saved in the window: its provider, model, system prompt, parameters "
                         "and tools fill what the other options leave out")
     p.add_argument("--system", metavar="TEXT", help="system prompt")
+    p.add_argument("--attach", action="append", type=Path, default=[], metavar="FILE",
+                   help="attach a file (repeatable): an image goes to the model as an image, a "
+                        "document's text goes before the prompt; a file that cannot be read or "
+                        "converted exits 8")
     p.add_argument("--temperature", type=_temperature, metavar="T", help="0 to 2")
     p.add_argument("--max-tokens", type=_positive_int, metavar="N", help="longest answer in tokens")
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
@@ -182,7 +186,8 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         scan_processes=not args.no_scan, save=not args.no_save,
         settings_path=args.settings, data_dir=args.data_dir,
         tools=list(getattr(args, "tools", None) or []), approve_tools=getattr(args, "approve_tools", False),
-        assistant=getattr(args, "assistant", None))
+        assistant=getattr(args, "assistant", None),
+        attachments=list(getattr(args, "attach", None) or []))
     if request.approve_tools and not request.tools:
         err.write("--approve-tools needs --tools NAME[,NAME].\n(see `victor-gui chat --help`)\n")
         return EXIT_USAGE
@@ -204,7 +209,16 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         err.write(f"warning: {warning}\n")
     if args.json:
         out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+    else:
+        for source in outcome.sources or []:
+            where = " · ".join(str(source[k]) for k in ("name", "locator") if source.get(k))
+            err.write(f"source: {where}: {_quote(str(source.get('text', '')))}\n")
     return EXIT_OK
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _fail(error: VictorGuiError, outcome: ChatOutcome, out: TextIO, err: TextIO, *, as_json: bool) -> int:
@@ -213,8 +227,15 @@ def _fail(error: VictorGuiError, outcome: ChatOutcome, out: TextIO, err: TextIO,
     code = exit_code_for(error)
     for warning in outcome.warnings:
         err.write(f"warning: {warning}\n")
-    # A usage problem is its own sentence; the rest say what the window would say.
-    sentence = error.message if isinstance(error, UsageError) else describe_error(error)
+    # A usage problem, or a file that cannot be attached, is its own sentence (naming the file);
+    # the rest say what the window would say.
+    if isinstance(error, UsageError | AttachmentError):
+        sentence = error.message
+    elif isinstance(error, ModelTakesNoImagesError):
+        sentence = error.message + (f" Models that do: {', '.join(error.alternatives)}."
+                                    if error.alternatives else "")
+    else:
+        sentence = describe_error(error)
     err.write(sentence + "\n")
     if code == EXIT_USAGE:
         err.write("(see `victor-gui chat --help`)\n")

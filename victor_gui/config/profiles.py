@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +33,7 @@ from victor_gui.config.yaml_io import (
     read_config_text,
     validation_error,
 )
+from victor_gui.core import app_dirs
 from victor_gui.core.redact import register_secret
 from victor_gui.errors import ConfigError
 from victor_gui.providers.endpoint_access import has_url_credentials, split_url_userinfo
@@ -111,7 +111,7 @@ def victor_profiles_path() -> Path:
 
 def app_profiles_path() -> Path:
     """The app's profiles file (next to settings.yaml)."""
-    return Path(platformdirs.user_config_dir("victor_gui", appauthor=False)) / "profiles.yaml"
+    return app_dirs.config_dir() / "profiles.yaml"
 
 
 def _strip_key(entry: dict[str, Any], where: str, path: Path, out: ProfileSet) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, read_config_text
+from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError, StorageError
 from victor_gui.providers.endpoint_access import has_url_credentials
 from victor_gui.storage.location import check_data_dir
@@ -103,6 +103,27 @@ class ToolApprovalRule(BaseModel):
     tools: list[str] = Field(default_factory=list)
 
 
+class EmbeddingChoice(BaseModel):
+    """The embedding model attached documents are retrieved with: a provider as the chat names
+    it (``ollama``, ``llamacpp``, an endpoint's name) and a model on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+
+
+class AttachmentSettings(BaseModel):
+    """How attached documents reach the model (see services.document_context)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None: the first local server that has an embedding model (services.embedding_choice).
+    embedding: EmbeddingChoice | None = None
+    retrieve_k: int = Field(default=4, ge=1, le=50)  # passages put in a request
+    chunk_chars: int = Field(default=800, ge=100, le=20000)  # ~200 tokens: one idea per chunk
+
+
 class Settings(BaseModel):
     """Everything the user can set (unknown keys are errors: a typo should not pass silently)."""
 
@@ -125,6 +146,8 @@ class Settings(BaseModel):
     tool_approvals: dict[str, ToolApprovalRule] = Field(default_factory=dict)
     tool_max_rounds: int = Field(default=10, ge=1, le=100)
     tool_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # Attachments: the embedding model for retrieval and the chunking (new key, no migration).
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -173,7 +196,7 @@ assert len(MIGRATIONS) == CONFIG_VERSION - 1
 
 def settings_path() -> Path:
     """Where settings.yaml lives for this user."""
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.yaml"
+    return app_dirs.config_dir() / "settings.yaml"
 
 
 @dataclass

@@ -46,6 +46,10 @@ def _add_handler(root: logging.Logger, handler: logging.Handler) -> None:
     root.addHandler(handler)
 
 
+# Libraries that log one line per request or per connection at INFO.
+_CHATTY_LIBRARIES = ("httpx", "httpcore", "mcp", "mcp.client", "asyncio")
+
+
 def setup_logging(log_dir: Path, *, level: int = logging.INFO, console: bool = False) -> Path:
     """Send the app's logs to ``log_dir/victor_gui.log`` (rotating), redacted; returns the file.
 
@@ -71,6 +75,11 @@ def setup_logging(log_dir: Path, *, level: int = logging.INFO, console: bool = F
         stream._victor_gui = True  # type: ignore[attr-defined]
         _add_handler(root, stream)
     root.setLevel(level)
+    # httpx logs every request at INFO ("HTTP Request: GET …/api/tags 200 OK"): the health probes
+    # and discovery alone filled 121 KB of log in 7 minutes. Requests are routine; they show
+    # when the app runs at DEBUG, and failures reach the log through the app's own messages.
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
     return path
 
 

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError
 from victor_gui.providers import catalog
 
@@ -293,9 +294,7 @@ def _parse_bundled(text: str, source: str) -> dict[str, Any]:
 
 def default_user_path() -> Path:
     """``<user config dir>/victor_gui/model_capabilities.yaml`` (platformdirs)."""
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("victor_gui")) / BUNDLED_NAME
+    return app_dirs.config_dir() / BUNDLED_NAME
 
 
 def load_capabilities(user_path: Path | str | object | None = _USE_DEFAULT) -> CapabilityTable:

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
 from victor_gui.providers.params import clean_params
+from victor_gui.services import chat_branches
+from victor_gui.services.attachment_types import AttachmentRef
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -196,6 +198,8 @@ class ChatController:
             hit = await store.get_message(message_id)
             if hit is not None and hit.conversation_id == conversation_id:
                 before = hit.position + PAGE // 2
+                if not await store.is_shown(message_id):  # a hit in another version: show it
+                    await store.choose_version(message_id)
         stored = await store.get_messages(conversation_id, limit=PAGE, before_position=before)
         if before is not None:
             later = await store.get_messages(conversation_id, limit=1)
@@ -358,6 +362,7 @@ class ChatController:
             if owned:
                 self._restore_params(session, await self._conversation_params())
         session.fallback = fallback
+        session.image_alternatives = _image_alternatives(pool, choices, (choice.name, model))
         self.bound = None
         return session
 
@@ -460,20 +465,64 @@ class ChatController:
 
     # -- replies -----------------------------------------------------------------------------------
 
-    async def send(self, session: ChatSession, text: str) -> ReplyResult:
-        """Send ``text`` (or resend the message being edited, replacing what came after it)."""
+    async def send(self, session: ChatSession, text: str,
+                   attachments: Sequence[AttachmentRef] | None = None) -> ReplyResult:
+        """Send ``text`` with ``attachments`` (or resend the message being edited, as a new
+        version of it; None keeps its files)."""
         if session.busy:
             await session.stop()  # a stopped reply still unwinding
         editing = self.take_edit()
         if editing is not None:
-            return await self._with_row(await session.edit_and_resend(editing, text))
-        return await self._with_row(await session.send(text))
+            return await self._with_row(await session.edit_and_resend(editing, text, attachments))
+        return await self._with_row(await session.send(text, attachments or ()))
 
     async def regenerate(self) -> ReplyResult | None:
         """Answer the last user message again (None: no session yet)."""
         if self.session is None or self.session.busy:
             return None
         return await self._with_row(await self.session.regenerate())
+
+    async def stopped_reply(self) -> ReplyResult | None:
+        """How the reply just stopped ended, read back from the store (a stop cancels the reply's
+        task, so no result comes back from :meth:`send`): the view then offers Edit and
+        Regenerate again and shows the stored token count and speed."""
+        if self.store is None or self.conversation_id is None:
+            return None
+        shown = await self.store.get_messages(self.conversation_id, limit=PAGE)
+        reply = next((m for m in reversed(shown) if m.role == "assistant"), None)
+        if reply is None:
+            return None
+        user = next((m for m in reversed(shown) if m.role == "user" and m.position < reply.position), None)
+        return ReplyResult(reply.id, reply.status, provider=reply.provider, model=reply.model,
+                           user_message_id=user.id if user else None, stored=reply)
+
+    # -- versions and branches (issue 14; see services.chat_branches) --------------------------------
+
+    async def versions(self) -> dict[int, tuple[int, ...]]:
+        """Messages of the chat on screen that have other versions, with all their ids."""
+        if self.store is None or self.conversation_id is None:
+            return {}
+        return await self.store.versions(self.conversation_id)
+
+    async def choose_version(self, message_id: int) -> Page:
+        """Show the branch through ``message_id`` (remembered in the store; the next request
+        sends it): the last page of the chat as it reads now, aimed at that message."""
+        if self.busy:
+            raise StorageError("A reply is still streaming; stop it before switching versions.")
+        store = self._store()
+        self.conversation_id = await chat_branches.choose_version(store, message_id)
+        self.editing_id = None
+        self.around_hit = False
+        stored = await store.get_messages(self.conversation_id, limit=PAGE)
+        self.bound = last_used(stored) or self.bound
+        return self._page(stored, target_id=message_id)
+
+    async def branch_from(self, message_id: int) -> int:
+        """A new chat with this chat's shown branch up to and including ``message_id``; returns
+        its id (the caller opens it)."""
+        conv = await chat_branches.branch_from(self._store(), message_id)
+        self._emit(ConversationChanged(conv.id))
+        return conv.id
 
     async def _with_row(self, result: ReplyResult) -> ReplyResult:
         """``result`` with its stored row (the stats the view shows), read once here."""
@@ -593,3 +642,16 @@ def title_from(text: str) -> str:
 
 __all__ = ["PAGE", "ChatController", "ControllerEvent", "ConversationChanged", "Page", "ProfileChanged",
            "ProfileEntry", "label_for", "last_used", "match_choice", "params_from", "title_from"]
+
+
+def _image_alternatives(pool: ProviderPool, choices: Sequence[ProviderChoice],
+                        exclude: tuple[str, str]) -> Callable[[], Awaitable[Sequence[str]]]:
+    """How a session finds the configured models that take images (for its refusal)."""
+
+    async def find() -> Sequence[str]:
+        from victor_gui.services import vision
+
+        candidates = await vision.configured_image_candidates(pool, choices, exclude=exclude)
+        return await vision.models_that_take_images(candidates)
+
+    return find

@@ -32,6 +32,11 @@ approved ones run concurrently, one ``tool`` row per call keeps its result and r
 in a new assistant row, up to ``tool_max_rounds``. A stop cancels running calls (stored as
 cancelled). Signed thinking (Anthropic, Bedrock) is kept in the turn's ``meta`` and handed back
 to the provider, so such a loop goes on after a restart.
+
+Attachments (:mod:`.chat_attachments`): ``send``/``edit_and_resend`` take stored files
+(:class:`~victor_gui.services.attachment_types.AttachmentRef`), checked before the message is
+stored (a model without vision raises ``ModelTakesNoImagesError``), kept with the user's
+message, and put into each request for the protocol of the provider it goes to.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
@@ -59,7 +65,9 @@ from victor_gui.providers.types import (
     ToolDefinition,
     Usage,
 )
-from victor_gui.services import costs, notes
+from victor_gui.services import chat_branches, costs, notes
+from victor_gui.services.attachment_types import AttachmentRef
+from victor_gui.services.chat_attachments import AttachmentsMixin
 from victor_gui.services.chat_tools import (
     TOOL_ROUNDS,
     ToolRoundsMixin,
@@ -99,7 +107,7 @@ _FINISH_RETRIES_S = (0.5, 1.0)
 __all__ = ["ChatSession", "CostFn", "ReplyEvent", "ReplyResult", "SwitchResult"]
 
 
-class ChatSession(ToolRoundsMixin):
+class ChatSession(ToolRoundsMixin, AttachmentsMixin):
     """A conversation bound to a provider and model, streaming replies into the store.
 
     ``cost_fn``: ``(provider, model, usage) -> USD | None``; None uses the price table
@@ -133,6 +141,7 @@ class ChatSession(ToolRoundsMixin):
         approve_tools: bool = False,
         stream_options: dict[str, Any] | None = None,
         sampling: dict[str, Any] | None = None,
+        attachment_settings: AttachmentSettings | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -172,6 +181,8 @@ class ChatSession(ToolRoundsMixin):
         # The tool runs of the reply streaming now (a view reads ``records`` off it).
         self.tool_runner: ToolRunner | None = None
         self._left_out_told: tuple[str, ...] = ()
+        self._init_attachments()
+        self.attachment_settings = attachment_settings  # embedding model, passages per question
 
     @classmethod
     def from_profile(
@@ -207,32 +218,40 @@ class ChatSession(ToolRoundsMixin):
 
     # -- the public actions ----------------------------------------------------------------------
 
-    async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
-        """Store the user's message and stream the reply to it."""
+    async def send(self, content: str | Sequence[ContentPart],
+                   attachments: Sequence[AttachmentRef] = ()) -> ReplyResult:
+        """Store the user's message (with its files) and stream the reply to it.
+
+        Files the model cannot take (images to a model without vision, a document that does not
+        convert) raise before anything is stored, so the draft stays with the user."""
         self._check_idle()
-        user_id = await self.store.add_message(self.conversation_id, "user", content)
+        refs = await self._ready_attachments(attachments)
+        user_id = await self.store.add_message(self.conversation_id, "user", content, attachments=refs)
+        await self._note_conversion_warnings(refs)
         return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
-        """Replace the replies after the last user message with a fresh one."""
+        """Answer the last user message again: a new version of the replies after it (the
+        earlier ones are kept, see :mod:`.chat_branches`)."""
         self._check_idle()
-        messages = await self.store.get_messages(self.conversation_id)
-        users = [m for m in messages if m.role == "user"]
-        if not users:
-            raise StorageError("There is no user message to answer.")
-        await self._truncate_keeping_switches(messages, users[-1].position + 1)
-        return await self._run_reply(users[-1].id)
+        user_id = await chat_branches.fork_for_regenerate(self.store, self.conversation_id)
+        return await self._run_reply(user_id)
 
-    async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart]) -> ReplyResult:
-        """Change one of the user's messages, drop everything after it, and answer it again."""
+    async def edit_and_resend(self, message_id: int, content: str | Sequence[ContentPart],
+                              attachments: Sequence[AttachmentRef] | None = None) -> ReplyResult:
+        """Send ``content`` as a new version of one of the user's messages and answer it; the
+        old wording and what followed it stay as the earlier version. The result's
+        ``user_message_id`` is the new version's. ``attachments``: None keeps the message's
+        files, a sequence replaces them."""
         self._check_idle()
         message = await self.store.get_message(message_id)
         if message is None or message.conversation_id != self.conversation_id or message.role != "user":
             raise StorageError("Only a user message of this conversation can be edited and resent.")
-        await self.store.edit_message(message_id, content)
-        messages = await self.store.get_messages(self.conversation_id)
-        await self._truncate_keeping_switches(messages, message.position + 1)
-        return await self._run_reply(message_id)
+        refs = await self._ready_attachments(message.attachments if attachments is None else attachments)
+        user_id = await chat_branches.fork_for_edit(self.store, self.conversation_id, message_id, content,
+                                                    attachments=refs)
+        await self._note_conversion_warnings(refs)
+        return await self._run_reply(user_id)
 
     def cancel(self) -> None:
         """Stop the streaming reply without waiting (a key press): the attempt stops at once
@@ -293,7 +312,11 @@ class ChatSession(ToolRoundsMixin):
             if candidate._instance is not provider:
                 await _close_quietly(candidate)
         stored = await self.store.get_messages(self.conversation_id)
-        request = await self._request(provider, model, self._history(stored), primary=True)
+        self._att_contexts.clear()  # whole or retrieved is decided again for the new window
+        await self._load_attachments(stored)
+        history = self._history(stored)
+        request = await self._request(provider, model, history, primary=True)
+        await self._note_images_left_out(provider, model, history, stored)
         trim_id = await self._note_trim(request, stored)
         return SwitchResult(note_id, request.window, request.trim.dropped_turns, trim_id)
 
@@ -310,8 +333,9 @@ class ChatSession(ToolRoundsMixin):
         Replies that failed with nothing in them are left out; an interrupted reply is kept, as
         the user saw it. What a model receives is this, repaired and trimmed (see the module doc).
         """
-        return self._history(await self.store.get_messages(self.conversation_id),
-                             await self._system_prompt())
+        stored = await self.store.get_messages(self.conversation_id)
+        await self._load_attachments(stored)
+        return self._history(stored, await self._system_prompt())
 
     # -- history and requests --------------------------------------------------------------------
 
@@ -327,7 +351,7 @@ class ChatSession(ToolRoundsMixin):
             failed_empty = m.status == "error" and not m.content and not m.tool_calls
             if m.is_note or m.status == "streaming" or failed_empty:
                 continue
-            out.append(m.to_message())
+            out.append(self._attached_message(m))
         return out
 
     def known_window(self) -> ContextWindow | None:
@@ -354,6 +378,7 @@ class ChatSession(ToolRoundsMixin):
             prompt = await self._system_prompt()
             if prompt:
                 history = [Message(role="system", content=prompt), *history]
+        history = await self._images_for(provider, model, history)
         prepared = repair_history(history, vision=provider.supports_vision(model), replay=True)
         window = await self._window(provider, model, primary)
         trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
@@ -373,13 +398,6 @@ class ChatSession(ToolRoundsMixin):
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         return note_id
-
-    async def _truncate_keeping_switches(self, messages: list[StoredMessage], position: int) -> None:
-        keep = [m for m in messages if m.position >= position and notes.kind_of(m) == notes.SWITCH]
-        await self.store.delete_messages_from(self.conversation_id, position)
-        for note in keep:
-            await self.store.add_message(self.conversation_id, NOTE_ROLE, note.content, meta=note.meta,
-                                         created=note.created)
 
     # -- the reply -------------------------------------------------------------------------------
 
@@ -440,8 +458,10 @@ class ChatSession(ToolRoundsMixin):
         if self.track_costs and self.cost_fn is None and not costs.loaded():
             await costs.load_prices()
         stored = await self.store.get_messages(self.conversation_id)
+        await self._load_attachments(stored)
         history = self._history(stored, await self._system_prompt())
         request = await self._request(self.provider, self.model, history, primary=True)
+        await self._note_images_left_out(self.provider, self.model, history, stored)
         await self._note_trim(request, stored)
         mid = await self.store.begin_assistant_message(
             self.conversation_id, provider=self.provider.name, model=self.model, endpoint=self.endpoint
@@ -562,6 +582,11 @@ class ChatSession(ToolRoundsMixin):
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(task)  # the stream is closed before the row is finished
             await asyncio.shield(commit())
+            # A stopped reply keeps the figures of what arrived (its token count and speed are
+            # stored with it and shown when the chat is reopened).
+            progress.usage, progress.timings = gen.state.usage, gen.state.timings
+            progress.tokens = gen.state.completion_tokens
+            progress.finished = gen.state.finished_at
             raise
         state = gen.state
         progress.usage = state.usage
@@ -646,15 +671,20 @@ class ChatSession(ToolRoundsMixin):
             meta["context_window"] = request.window.tokens
         if request.repairs:
             meta["repairs"] = request.repairs
+        if sources := self._sources_meta():
+            meta["sources"] = sources
         if progress.thinking_blocks and progress.tool_calls:
             # Signed thinking (Anthropic, Bedrock) must be replayed with its tool calls: kept
             # with the message so a tool loop with thinking goes on after a restart.
             meta["thinking_blocks"] = progress.thinking_blocks
+        usage = progress.usage
+        if usage is None and status == "interrupted" and progress.tokens:
+            usage = Usage(completion_tokens=progress.tokens)  # the tokens counted before the stop
         finish = functools.partial(
             self.store.finish_message,
             mid,
             status,
-            usage=progress.usage,
+            usage=usage,
             timings=timings,
             cost=cost,
             tool_calls=progress.tool_calls,

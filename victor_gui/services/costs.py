@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from victor_gui.config.yaml_io import parse_yaml, read_config_text
+from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError
 from victor_gui.providers.capabilities import canonical_provider, model_id_forms
 from victor_gui.providers.catalog import find_spec
@@ -145,9 +146,7 @@ def parse_prices(text: str, source: str) -> tuple[dict[str, list[_Entry]], str |
 
 def default_user_path() -> Path:
     """``<user config dir>/victor_gui/prices.yaml``."""
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("victor_gui")) / BUNDLED_NAME
+    return app_dirs.config_dir() / BUNDLED_NAME
 
 
 _lock = threading.Lock()

@@ -8,6 +8,7 @@ up here (most specific class first) and shows that sentence, followed by the err
 from __future__ import annotations
 
 from victor_gui.errors import (
+    AttachmentError,
     BadRequestError,
     CABundleError,
     CertificateExpiredError,
@@ -21,6 +22,7 @@ from victor_gui.errors import (
     MissingAPIKeyError,
     ModelLoadingError,
     ModelNotFoundError,
+    ModelTakesNoImagesError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
@@ -69,6 +71,8 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     StoreInUseError: "Another copy of Victor GUI is using this data folder. Use that window, or close "
                      "it first.",
     StorageError: "The conversation store could not read or write.",
+    AttachmentError: "That file cannot be attached.",
+    ModelTakesNoImagesError: "This model does not take images; pick one that does or remove the images.",
     GGUFError: "The model file's header could not be read (not a GGUF file, damaged, or implausibly large).",
     VictorGuiError: "Something went wrong.",
 }

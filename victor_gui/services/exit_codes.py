@@ -4,9 +4,11 @@ parser needs the help text without importing the chat machinery)."""
 from __future__ import annotations
 
 from victor_gui.errors import (
+    AttachmentError,
     CircuitOpenError,
     ContextLengthExceededError,
     ModelNotFoundError,
+    ModelTakesNoImagesError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderNotFoundError,
@@ -23,6 +25,7 @@ EXIT_CONNECTION = 4
 EXIT_MODEL_NOT_FOUND = 5
 EXIT_RATE_LIMIT = 6
 EXIT_CONTEXT_LENGTH = 7
+EXIT_ATTACHMENT = 8
 EXIT_INTERRUPTED = 130
 
 
@@ -42,6 +45,8 @@ EXIT_CODES: dict[type[BaseException], int] = {
     ModelNotFoundError: EXIT_MODEL_NOT_FOUND,
     ProviderRateLimitError: EXIT_RATE_LIMIT,
     ContextLengthExceededError: EXIT_CONTEXT_LENGTH,
+    AttachmentError: EXIT_ATTACHMENT,
+    ModelTakesNoImagesError: EXIT_ATTACHMENT,
 }
 
 EXIT_CODE_HELP = """exit codes:
@@ -53,6 +58,7 @@ EXIT_CODE_HELP = """exit codes:
   5    the server does not have that model
   6    rate limited (429) after the retries
   7    the conversation is longer than the model's context window
+  8    an --attach file cannot be read or converted, or the model does not take images
   130  interrupted (Ctrl-C)"""
 
 

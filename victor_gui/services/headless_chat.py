@@ -35,11 +35,18 @@ from victor_gui.config.secrets import (
     usable_keyring,
 )
 from victor_gui.config.settings import Endpoint, Settings
-from victor_gui.errors import ConfigError, ProviderError, ProviderTimeoutError
+from victor_gui.errors import (
+    AttachmentError,
+    ConfigError,
+    ModelTakesNoImagesError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
 from victor_gui.providers.endpoint_access import join_url_userinfo
+from victor_gui.services.attachment_files import ingest_file
 from victor_gui.services.chat_controller import title_from
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
@@ -59,6 +66,8 @@ from victor_gui.storage.location import default_data_dir
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
+# Transcript notes the one-shot chat repeats as warnings (the window shows them in the chat).
+_SAID_ON_STDERR = frozenset({"documents", "images_left_out", "trim"})
 
 @dataclass
 class ChatRequest:
@@ -97,6 +106,8 @@ class ChatRequest:
     assistant: str | None = None
     assistants_path: Path | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
+    # ``--attach FILE`` (repeatable): images and documents sent with the prompt, as the window does.
+    attachments: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +131,10 @@ class ChatOutcome:
     # The tool calls of the reply (``--tools``): server, tool, arguments, state, result,
     # duration_s, approved_by; None when no tools were asked for.
     tool_calls: list[dict[str, Any]] | None = None
+    # With ``--attach``: the files as stored (AttachmentRef fields) and the passages the reply's
+    # documents were retrieved from (empty when they went in whole).
+    attachments: list[dict[str, Any]] | None = None
+    sources: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object (no secrets: errors are redacted by the error tree)."""
@@ -131,6 +146,9 @@ class ChatOutcome:
         }
         if self.tool_calls is not None:
             out["tool_calls"] = self.tool_calls
+        if self.attachments is not None:
+            out["attachments"] = self.attachments
+            out["sources"] = self.sources or []
         if self.warnings:
             out["warnings"] = self.warnings
         return out
@@ -223,6 +241,14 @@ class HeadlessChat:
 
     async def _run_in(self, store: ConversationStore, settings: Settings) -> ChatOutcome:
         request = self.request
+        # Files first: one that cannot be read ends the run before a chat is made or a server asked.
+        refs = []
+        try:
+            for path in request.attachments:
+                refs.append(await ingest_file(store, path))
+        except AttachmentError:
+            await store.discard_attachments([r.sha256 for r in refs])  # the files before this one
+            raise
         conv = await store.create_conversation(title_from(request.prompt), system_prompt=request.system)
         started = time.perf_counter()
         target: _Target | None = None
@@ -235,7 +261,13 @@ class HeadlessChat:
                 target = await self._target(store, conv.id, settings)
                 if request.tools:
                     await target.session.set_tool_choice(ToolChoice(tuple(request.tools)))
-                result = await target.session.send(request.prompt)
+                result = await target.session.send(request.prompt, refs)
+        except (AttachmentError, ModelTakesNoImagesError):
+            # Refused before anything was stored: the empty chat made for it goes too.
+            if not await store.get_messages(conv.id):
+                await store.delete_conversation(conv.id)
+            await store.discard_attachments([r.sha256 for r in refs])
+            raise
         except TimeoutError:
             raise ProviderTimeoutError(
                 f"No complete answer within {request.timeout:g} s (--timeout).") from None
@@ -267,6 +299,9 @@ class HeadlessChat:
             warnings=self.warnings, error=result.error)
         if request.tools:
             outcome.tool_calls = await self._tool_calls(store, conv.id)
+        if request.attachments:
+            outcome.attachments = [ref.to_json() for ref in refs]
+            outcome.sources = list(meta.get("sources") or [])
         if answered is not None and attempts:
             outcome.fallback.append({"target": f"{answered['provider']} · {answered['model']}",
                                      **answered, "error": None, "message": None})
@@ -305,6 +340,8 @@ class HeadlessChat:
                 self.on_text(event.text)
         elif event.kind == "fallback":
             self._fallback_events.append(event.text)
+        elif event.kind == "note" and (event.meta or {}).get("kind") in _SAID_ON_STDERR:
+            self.warnings.append(event.text)  # never silently: a trimmed history, files left out
 
     # -- choosing the target ----------------------------------------------------------------------
 
@@ -318,6 +355,8 @@ class HeadlessChat:
             kwargs["approve_tools"] = self.request.approve_tools
             if self._settings_service is not None:
                 kwargs["approvals"] = ToolApprovals(self._settings_service)
+        if self._settings_service is not None and self._settings_service.settings is not None:
+            kwargs["attachment_settings"] = self._settings_service.settings.attachments
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from victor_gui.config.yaml_io import atomic_write_text, read_config_text
+from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError
 
 FILE_NAME = "mcp.json"
@@ -30,9 +31,7 @@ _SECRET_NAME = re.compile(r"authorization|token|key|secret|password|cookie", re.
 
 def default_mcp_path() -> Path:
     """``user_config_dir("victor_gui")/mcp.json``."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("victor_gui", appauthor=False)) / FILE_NAME
+    return app_dirs.config_dir() / FILE_NAME
 
 
 @dataclass(frozen=True)

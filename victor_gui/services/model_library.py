@@ -5,7 +5,8 @@ estimate at a chosen context, running pulls, and the outcome of load/unload/dele
 (``subscribe(callback) -> unsubscribe``; callbacks get ``(event, payload)``): ``"models"``
 (the list changed), ``"selection"``, ``"fit"`` (a new :class:`FitResult` or None),
 ``"pull"`` (a :class:`PullState`), ``"message"`` (a sentence: an action's outcome or error),
-``"busy"`` and ``"hardware"``.
+``"busy"``, ``"hardware"`` and ``"file"`` (a :class:`FileEstimate` of a GGUF file chosen by
+hand, or None: it is on no server, so it is never a row of a server's list).
 
 Facts come from each server's own API: Ollama ``/api/tags`` (size, quantization, family),
 ``/api/ps`` (what is loaded, ``size_vram`` — shown beside the estimate as *measured*) and
@@ -66,6 +67,27 @@ class ModelEntry:
 
 
 @dataclass
+class FileEstimate:
+    """A GGUF file on this machine estimated by hand: it belongs to no server, so it has its own
+    state (and panel) instead of a row in a server's list that Load could not act on."""
+
+    path: str
+    n_ctx: int = DEFAULT_CTX
+    architecture: ModelArchitecture | None = None
+    fit: FitResult | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def max_context(self) -> int:
+        arch = self.architecture
+        return arch.n_ctx_train if arch is not None and arch.n_ctx_train else FALLBACK_MAX_CTX
+
+
+@dataclass
 class PullState:
     """A pull (Ollama) or download (LM Studio) in progress or finished."""
 
@@ -109,6 +131,8 @@ class ModelLibraryService:
         self.message: str = ""
         self.busy: str | None = None
         self.pulls: dict[str, PullState] = {}
+        self.file: FileEstimate | None = None  # a GGUF file estimated by hand (its own panel)
+        self._file_recompute: asyncio.TimerHandle | None = None
         self._archs: dict[tuple[str, str], ModelArchitecture] = {}
         self._recompute: asyncio.TimerHandle | None = None
         self._tasks = TaskSet("model library")
@@ -264,13 +288,51 @@ class ModelLibraryService:
             self.n_ctx = min(self.n_ctx, arch.n_ctx_train or self.n_ctx)
         self.estimate_now()
 
-    async def use_gguf(self, path: str | Path) -> None:
-        """Estimate a local GGUF file (not on any server): it becomes the selected model."""
-        name = f"file: {Path(path).name}"
-        entry = ModelEntry(name=name, local_path=str(path))
-        self.models = [m for m in self.models if m.name != name] + [entry]
-        self._emit("models", self.models)
-        await self.select(name)
+    async def use_gguf(self, path: str | Path) -> FileEstimate:
+        """Estimate a local GGUF file (on no server): :attr:`file`, event ``"file"``. The
+        server's list and selection are left as they are."""
+        estimate = FileEstimate(str(path))
+        self.file = estimate
+        self._emit("file", estimate)
+        await self.ensure_hardware()
+        try:
+            header = await read_gguf_header(str(path))
+            estimate.architecture = from_gguf(header)
+        except (VictorGuiError, OSError) as exc:
+            estimate.error = f"Cannot read {estimate.name}: {_error_text(exc)}"
+            self._emit("file", estimate)
+            return estimate
+        if self.file is not estimate:  # another file was chosen while this one was read
+            return estimate
+        estimate.n_ctx = min(DEFAULT_CTX, estimate.max_context)
+        self.estimate_file_now()
+        return estimate
+
+    def set_file_context(self, n_ctx: int) -> None:
+        """Like :meth:`set_context`, for the file estimate."""
+        if self.file is None:
+            return
+        self.file.n_ctx = max(CTX_PAD, int(n_ctx))
+        if self._file_recompute is not None:
+            self._file_recompute.cancel()
+        self._file_recompute = asyncio.get_running_loop().call_later(self.debounce_s, self.estimate_file_now)
+
+    def estimate_file_now(self) -> FitResult | None:
+        """Recompute the file's fit at its context."""
+        self._file_recompute = None
+        estimate = self.file
+        if estimate is None or estimate.architecture is None:
+            return None
+        report = self.gpu_report or GpuReport()
+        estimate.fit = estimate_fit(estimate.architecture, report.gpus, report.ram,
+                                    replace(self.options, n_ctx=estimate.n_ctx))
+        self._emit("file", estimate)
+        return estimate.fit
+
+    def close_file(self) -> None:
+        """Put the file estimate away."""
+        self.file = None
+        self._emit("file", None)
 
     def _default_ctx(self, entry: ModelEntry) -> int:
         if entry.context_length:

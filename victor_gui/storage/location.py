@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
+from victor_gui.core import app_dirs
 from victor_gui.errors import StorageError
 from victor_gui.storage.schema import backup_to
 from victor_gui.storage.store import DB_NAME
@@ -25,7 +24,7 @@ APP_NAME = "victor_gui"
 
 def default_data_dir() -> Path:
     """The per-user data folder for this platform."""
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return app_dirs.data_dir()
 
 
 def install_dirs() -> list[Path]:

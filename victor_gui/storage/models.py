@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from victor_gui.core.attachment_ref import AttachmentRef
 from victor_gui.providers.types import Message, ToolCall
 
 # Role of transcript notes. Not a provider role on purpose: Message() refuses it, so a note can
@@ -59,6 +60,12 @@ class StoredMessage:
     error: str | None
     # JSON details: a note's ``kind`` (see victor_gui.services.notes), fallback attempts, trimming.
     meta: dict[str, Any] | None = None
+    # The message this one follows in the conversation's tree (None: a first message); see
+    # victor_gui.storage.tree for versions and branches. (Right after meta: message_from_row
+    # fills the fields by position.)
+    parent_id: int | None = None
+    # The files attached to this message, in order (their bytes: ConversationStore.read_attachment).
+    attachments: tuple[AttachmentRef, ...] = ()
 
     @property
     def is_note(self) -> bool:
@@ -81,7 +88,7 @@ class StoredMessage:
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, content_parts, reasoning, tool_calls, tool_call_id, "
     "provider, model, endpoint, prompt_tokens, completion_tokens, cached_tokens, ttft_ms, "
-    "tokens_per_second, cost, created, updated, status, error, meta"
+    "tokens_per_second, cost, created, updated, status, error, meta, parent_id"
 )
 
 
@@ -116,12 +123,14 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
         r[20],
         r[21],
         _loads(r[22]),
+        r[23] if len(r) > 23 else None,
     )
 
 
 @dataclass(slots=True)
 class SearchHit:
-    """One full-text match: where it is and a snippet with the match marked by ``[`` ``]``."""
+    """One full-text match: where it is, and a snippet with each match between
+    ``search.MATCH_OPEN`` and ``search.MATCH_CLOSE``."""
 
     message_id: int
     conversation_id: int

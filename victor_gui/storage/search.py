@@ -27,9 +27,11 @@ import sqlite3
 from victor_gui.storage.chunks import joined
 from victor_gui.storage.models import SearchHit
 
-# Marks placed around matched words in snippets; the UI turns them into highlighting.
-MATCH_OPEN = "["
-MATCH_CLOSE = "]"
+# Marks placed around matched words in snippets; the UI turns them into highlighting. Control
+# characters, not brackets: "[" "]" were shown literally and could not be told from brackets in
+# the message itself ("deep [thought] about [brackets]").
+MATCH_OPEN = "\x02"
+MATCH_CLOSE = "\x03"
 _MAX_TERMS = 16
 _MIN_PREFIX = 2
 
@@ -105,9 +107,23 @@ def make_snippet(text: str, matcher: re.Pattern[str] | None, *, more: bool = Fal
     if end < len(text):
         space = text.rfind(" ", first.end(), end)
         end = space if space > 0 else end
-    window = text[start:end]
+    window = text[start:end].replace(MATCH_OPEN, "").replace(MATCH_CLOSE, "")
     marked = matcher.sub(lambda m: f"{MATCH_OPEN}{m.group(0)}{MATCH_CLOSE}", window)
     return ("…" if start else "") + marked.strip() + ("…" if end < len(text) or more else "")
+
+
+def snippet_parts(snippet: str) -> list[tuple[str, bool]]:
+    """``snippet`` as (text, is_match) pieces, in order, without the marks."""
+    parts: list[tuple[str, bool]] = []
+    for i, piece in enumerate(re.split(f"[{MATCH_OPEN}{MATCH_CLOSE}]", snippet)):
+        if piece:
+            parts.append((piece, i % 2 == 1))
+    return parts
+
+
+def plain_snippet(snippet: str) -> str:
+    """``snippet`` without its match marks."""
+    return snippet.replace(MATCH_OPEN, "").replace(MATCH_CLOSE, "")
 
 
 def _head(text: str, more: bool) -> str:

@@ -14,6 +14,10 @@
   :class:`StorageError` saying why (from :meth:`ConversationStore.append_partial`, also for a
   failure of the background flush of a stalled stream); never an unretrieved task exception.
 * Opening, migration and recovery live in :mod:`victor_gui.storage.opening` (:func:`open_store`).
+* Attachments: a message's files are rows of ``message_attachments``
+  (:mod:`.attachment_rows`) over content-addressed blobs in ``<data>/attachments``
+  (:mod:`.blobs`). Deleting messages deletes the blobs no other message holds, after the
+  commit (a failed delete never leaves a row without its file).
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from victor_gui.core.attachment_ref import AttachmentRef
 from victor_gui.core.redact import redact
 from victor_gui.errors import StorageError
 from victor_gui.providers.types import ContentPart, ImagePart, TextPart, Timings, ToolCall, Usage
+from victor_gui.storage import attachment_rows, tree
+from victor_gui.storage.blobs import BLOB_DIR, BlobStore
 from victor_gui.storage.chunks import append_chunk, fold, with_chunks
 from victor_gui.storage.db import Database
 from victor_gui.storage.instance_lock import INSTANCE, FileLock
@@ -43,10 +51,14 @@ from victor_gui.storage.models import (
     message_from_row,
 )
 from victor_gui.storage.search import search_sync
+from victor_gui.storage.tree import TreeMessage
 from victor_gui.storage.usage import UsageRow, usage_sync
+from victor_gui.storage.vectors import VectorStore
 
 DB_NAME = "conversations.sqlite3"
 _CONV_COLUMNS = "id, title, created, updated, system_prompt, params"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -106,11 +118,18 @@ class ConversationStore:
         self._holds = list(holds)  # this process's locks on the file (released by close)
         self._pending: dict[int, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Attachment originals live beside the database, in the same data folder.
+        self.blobs = BlobStore(path.parent / BLOB_DIR)
 
     @property
     def read_only(self) -> str | None:
         """Why nothing can be saved (the file is kept read-only), or None when writable."""
         return self._db.read_only
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The attached documents' chunks and embedding vectors (same file, same threads)."""
+        return VectorStore(self._db)
 
     @property
     def holds_instance(self) -> bool:
@@ -151,7 +170,7 @@ class ConversationStore:
             if row is None:
                 return None
             count = conn.execute(
-                "SELECT count(*) FROM messages WHERE conversation_id=?", (conversation_id,)
+                "SELECT count(*) FROM messages WHERE conversation_id=? AND on_path=1", (conversation_id,)
             ).fetchone()
             return _conversation(row, count[0])
 
@@ -191,10 +210,14 @@ class ConversationStore:
         )
 
     async def delete_conversation(self, conversation_id: int) -> None:
-        """Remove a conversation and all its messages."""
-        await self._db.write(
-            lambda conn: conn.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
-        )
+        """Remove a conversation, all its messages, and the attachment files no other chat holds."""
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            held = attachment_rows.refs_of_conversation(conn, conversation_id)
+            conn.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+            return held
+
+        await self._collect(await self._db.write(op))
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -217,8 +240,14 @@ class ConversationStore:
         timings: Timings | None = None,
         cost: float | None = None,
         meta: dict[str, Any] | None = None,
+        attachments: Sequence[AttachmentRef] = (),
     ) -> int:
-        """Append a whole message at the end of the conversation; returns its id."""
+        """Append a whole message at the end of the conversation; returns its id.
+
+        ``attachments``: files already put in the store (:meth:`put_attachment_file`,
+        :meth:`put_attachment_bytes`), linked to the message in this order in the same
+        transaction; :class:`StorageError` if one is not in the data folder.
+        """
         if status not in STATUSES:
             raise StorageError(f"unknown message status {status!r}")
         text, parts = _content_columns(content)
@@ -241,24 +270,35 @@ class ConversationStore:
             "meta": _dumps(meta),
             **_usage_columns(usage, timings),
         }
-        return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+        if not attachments:
+            return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+
+        def op(conn: sqlite3.Connection) -> int:
+            mid = _insert_message(conn, conversation_id, values)
+            attachment_rows.insert_refs(conn, mid, attachments)
+            return mid
+
+        return await self._holding(attachments, op)
 
     async def get_messages(
         self, conversation_id: int, *, limit: int | None = None, before_position: int | None = None
     ) -> list[StoredMessage]:
-        """Messages in order. With ``limit``: the last page (before ``before_position`` if given)."""
+        """The chosen branch's messages in order (see :mod:`.tree`). With ``limit``: the last page
+        (before ``before_position`` if given)."""
 
         def op(conn: sqlite3.Connection) -> list[StoredMessage]:
-            where, args = "conversation_id=?", [conversation_id]
+            where, args = "conversation_id=? AND on_path=1", [conversation_id]
             if before_position is not None:
                 where += " AND position<?"
                 args.append(before_position)
             if limit is None:
                 sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position"
-                return with_chunks(conn, (message_from_row(r) for r in conn.execute(sql, args)))
-            sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position DESC LIMIT ?"
-            rows = conn.execute(sql, [*args, limit]).fetchall()
-            return with_chunks(conn, (message_from_row(r) for r in reversed(rows)))
+                found = with_chunks(conn, (message_from_row(r) for r in conn.execute(sql, args)))
+            else:
+                sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY position DESC LIMIT ?"
+                rows = conn.execute(sql, [*args, limit]).fetchall()
+                found = with_chunks(conn, (message_from_row(r) for r in reversed(rows)))
+            return attachment_rows.with_attachments(conn, found)
 
         await self._flush_quietly()
         return await self._db.read(op)
@@ -269,38 +309,201 @@ class ConversationStore:
 
         def op(conn: sqlite3.Connection) -> StoredMessage | None:
             row = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?", (message_id,)).fetchone()
-            return None if row is None else with_chunks(conn, [message_from_row(row)])[0]
+            if row is None:
+                return None
+            return attachment_rows.with_attachments(conn, with_chunks(conn, [message_from_row(row)]))[0]
 
         return await self._db.read(op)
 
     async def edit_message(
-        self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]]
+        self, message_id: int, content: str | Sequence[ContentPart | dict[str, Any]],
+        *, attachments: Sequence[AttachmentRef] | None = None,
     ) -> None:
-        """Replace a message's content (edit-and-resend edits, then truncates after it)."""
+        """Replace a message's content in place (Edit-and-resend adds a new version instead).
+
+        ``attachments``: None keeps the message's files; a sequence replaces them (files no
+        message holds any more are deleted after the commit)."""
         text, parts = _content_columns(content)
-        await self._db.write(
-            lambda conn: conn.execute(
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(
                 "UPDATE messages SET content=?, content_parts=?, updated=? WHERE id=?",
                 (text, parts, time.time(), message_id),
             )
-        )
+            if attachments is None:
+                return []
+            return attachment_rows.replace_refs(conn, message_id, attachments)
+
+        await self._collect(await self._holding(attachments or (), op))
 
     async def delete_messages_from(self, conversation_id: int, position: int) -> int:
-        """Delete the messages at ``position`` and after (regenerate / edit-and-resend); returns how many."""
+        """Delete the chosen branch's messages at ``position`` and after, with every version
+        below them; returns how many. Their attachment files go too when no other message holds
+        them."""
         await self._flush_quietly()
-        return await self._db.write(
-            lambda conn: (
-                conn.execute(
-                    "DELETE FROM messages WHERE conversation_id=? AND position>=?",
-                    (conversation_id, position),
-                ).rowcount
-            )
-        )
+
+        def op(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            # Every file of the conversation is a candidate: a hidden version below may hold one
+            # (collection deletes only files no row holds after the commit).
+            held = attachment_rows.refs_of_conversation(conn, conversation_id, 0)
+            return tree.delete_from(conn, conversation_id, position), held
+
+        count, held = await self._db.write(op)
+        await self._collect(held)
+        return count
+
+    # -- attachments -----------------------------------------------------------------------------
+
+    async def put_attachment_file(self, source: Path, *, max_bytes: int | None = None) -> tuple[str, int]:
+        """Copy a file into the data folder's attachments (once per content; atomically, on a
+        worker thread); returns (sha256, size). The blob is kept from collection until a message
+        holding it is stored (or :meth:`release_attachments`). ``OSError`` when the file cannot
+        be read; :class:`StorageError` when the store is read-only or past ``max_bytes``."""
+        self._writable()
+        return await asyncio.to_thread(self.blobs.put_file, source, max_bytes=max_bytes)
+
+    async def put_attachment_bytes(self, data: bytes) -> str:
+        """Store bytes (a pasted image) as an attachment blob; returns its sha256 (see
+        :meth:`put_attachment_file`)."""
+        self._writable()
+        return await asyncio.to_thread(self.blobs.put_bytes, data)
+
+    async def release_attachments(self, shas: Sequence[str]) -> None:
+        """Release the pins of blobs put but not (yet) stored with a message; the files stay."""
+        self.blobs.unpin(shas)
+
+    async def discard_attachments(self, shas: Sequence[str]) -> None:
+        """Give up blobs put but never sent (a chip removed, a send refused): released, and
+        deleted unless a message holds them (or another put of the same content is pending)."""
+        self.blobs.unpin(shas)
+        await self._collect(shas)
+
+    async def sweep_attachments(self, min_age_s: float = 24 * 3600) -> list[str]:
+        """Delete blob files no message holds that are older than ``min_age_s`` (left by a crash
+        between a put and its message); returns their hashes. The age keeps a file another
+        process (the headless chat) has just put and not yet linked."""
+        if self._db.read_only is not None:
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return self.blobs.orphans(lambda shas: attachment_rows.referenced(conn, shas), min_age_s)
+
+        candidates = await self._db.read(op)
+        await self._collect(candidates)
+        return [c for c in candidates if not self.blobs.exists(c)]
+
+    async def read_attachment(self, sha256: str) -> bytes:
+        """An attachment's original bytes (read on a worker thread); :class:`StorageError` when
+        its file is not in this data folder."""
+        return await asyncio.to_thread(self.blobs.read, sha256)
+
+    async def attachment_file(self, ref: AttachmentRef) -> Path:
+        """A path to the attachment under its own file name (for converters that go by the
+        suffix, and for opening it in the system's viewer); a hard link to the blob, not a copy,
+        where the file system allows."""
+        return await asyncio.to_thread(self.blobs.named, ref.sha256, ref.name)
+
+    def attachment_path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives in the data folder."""
+        return self.blobs.path(sha256)
+
+    def _writable(self) -> None:
+        if self._db.read_only is not None:
+            raise StorageError(self._db.read_only)
+
+    async def _holding(self, refs: Sequence[AttachmentRef], op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the write ``op`` with the blobs of ``refs`` pinned, so a collection running at the
+        same time cannot delete a file the new row is about to hold; then release the pins (this
+        one, and the one its put took)."""
+        shas = [r.sha256 for r in refs]
+        if not shas:
+            return await self._db.write(op)
+        missing = await asyncio.to_thread(self.blobs.pin, shas)
+        try:
+            if missing:
+                names = ", ".join(r.name for r in refs if r.sha256 in missing)
+                raise StorageError(f"The attachment {names} is not in this data folder; attach it again.")
+            return await self._db.write(op)
+        finally:
+            self.blobs.unpin(shas)
+            if not missing:
+                self.blobs.unpin(shas)
+
+    async def _collect(self, candidates: Sequence[str]) -> None:
+        """Delete the blobs among ``candidates`` no row holds any more (after the commit that
+        dropped them). A failure is logged, never raised: the delete itself has happened."""
+        if not candidates:
+            return
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return self.blobs.collect(candidates, lambda shas: attachment_rows.referenced(conn, shas))
+
+        try:
+            await self._db.read(op)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("removing attachment files failed: %s", exc)
+
+    async def delete_message(self, message_id: int) -> int:
+        """Delete one message of the shown branch (the messages after it stay, now following the
+        one before it); its attachment files go when no other message holds them. Returns its
+        conversation's id."""
+        await self._flush_quietly()
+
+        def op(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            held = [r[0] for r in conn.execute(
+                "SELECT sha256 FROM message_attachments WHERE message_id=?", (message_id,))]
+            return tree.delete_one(conn, message_id), held
+
+        cid, held = await self._db.write(op)
+        await self._collect(held)
+        return cid
+
+    # -- versions and branches (see .tree) --------------------------------------------------------
+
+    async def fork(self, conversation_id: int, after_id: int | None) -> None:
+        """End the chosen branch at ``after_id`` (None: before the first message): the next
+        message added becomes a new version beside the one that followed it, which is kept."""
+        await self._flush_quietly()
+        await self._db.write(lambda conn: tree.fork(conn, conversation_id, after_id))
+
+    async def choose_version(self, message_id: int) -> int:
+        """Show ``message_id``'s branch (persisted); returns its conversation's id."""
+        await self._flush_quietly()
+        return await self._db.write(lambda conn: tree.choose(conn, message_id))
+
+    async def is_shown(self, message_id: int) -> bool:
+        """Whether a message is on its conversation's chosen branch (False: a hidden version)."""
+        return await self._db.read(lambda conn: tree.is_shown(conn, message_id))
+
+    async def versions(self, conversation_id: int) -> dict[int, tuple[int, ...]]:
+        """For the chosen branch's messages that have other versions: all their ids, oldest first."""
+        return await self._db.read(lambda conn: tree.versions(conn, conversation_id))
+
+    async def branch_conversation(self, message_id: int, title: str | None = None) -> Conversation:
+        """A new conversation with the chosen branch up to and including ``message_id``."""
+        await self._flush_quietly()
+        cid = await self._db.write(lambda conn: tree.branch_off(conn, message_id, title))
+        conv = await self.get_conversation(cid)
+        if conv is None:  # pragma: no cover - written just above in one transaction
+            raise StorageError("the new branch could not be read back")
+        return conv
+
+    async def get_tree(self, conversation_id: int) -> list[TreeMessage]:
+        """Every version of every message of a conversation, in the order they were added."""
+        await self._flush_quietly()
+        return await self._db.read(lambda conn: tree.whole_tree(conn, conversation_id))
 
     async def import_message(self, conversation_id: int, fields: dict[str, Any]) -> int:
         """Append a message as exported (see :mod:`.export`); ``streaming`` becomes ``interrupted``."""
         values = _imported_message(fields)
-        return await self._db.write(lambda conn: _insert_message(conn, conversation_id, values))
+        refs = values.pop("attachments", None) or ()
+
+        def op(conn: sqlite3.Connection) -> int:
+            mid = _insert_message(conn, conversation_id, values)
+            attachment_rows.insert_refs(conn, mid, refs)
+            return mid
+
+        return await self._db.write(op)
 
     async def import_conversations(self, items: Sequence[ImportedConversation]) -> list[int]:
         """Add whole conversations as exported, in ONE transaction: all of them or, if any row
@@ -318,8 +521,15 @@ class ConversationStore:
                         (item.title, item.created, item.created, item.system_prompt, _dumps(item.params)),
                     )
                     cid = int(cur.lastrowid or 0)
-                    for values in messages:
-                        _insert_message(conn, cid, values)
+                    if item.tree is not None:  # every version, as exported (see .tree); the
+                        # tree's entries carry no files (the export lists them on `messages`)
+                        tree.insert_tree(conn, cid, [(_imported_message(v), parent, chosen)
+                                                     for v, parent, chosen in item.tree])
+                    for values in messages if item.tree is None else ():
+                        refs = values.pop("attachments", None) or ()
+                        mid = _insert_message(conn, cid, values)
+                        if refs:
+                            attachment_rows.insert_refs(conn, mid, refs)
                     conn.execute("UPDATE conversations SET created=?, updated=? WHERE id=?",
                                  (item.created, item.updated, cid))
                 except sqlite3.Error as exc:  # the transaction is rolled back: nothing stays
@@ -567,6 +777,9 @@ class ImportedConversation:
     system_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # Every version with its parent's index and whether it is chosen (an export made with
+    # ``tree=True``); None: ``messages`` is the one branch.
+    tree: list[tuple[dict[str, Any], int | None, bool]] | None = None
 
 
 def _imported_message(fields: dict[str, Any]) -> dict[str, Any]:
@@ -603,7 +816,9 @@ def _insert_message(conn: sqlite3.Connection, conversation_id: int, values: dict
     row = conn.execute(
         "SELECT coalesce(max(position), -1) + 1 FROM messages WHERE conversation_id=?", (conversation_id,)
     ).fetchone()
-    values = {"conversation_id": conversation_id, "position": row[0], **values}
+    # A new message follows the chosen branch's last one (see .tree).
+    values = {"conversation_id": conversation_id, "position": row[0],
+              "parent_id": tree.leaf(conn, conversation_id), **values}
     cur = conn.execute(
         f"INSERT INTO messages({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
         tuple(values.values()),

@@ -30,6 +30,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from victor_gui import __version__
+from victor_gui.core import app_dirs
 from victor_gui.ui.loop import make_loop
 from victor_gui.ui.main_window import MainWindow
 
@@ -75,9 +76,7 @@ def _warm_imports() -> None:
 
 
 def log_dir() -> Path:
-    import platformdirs
-
-    path = Path(platformdirs.user_log_dir("victor-gui", appauthor=False))
+    path = app_dirs.log_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -31,9 +31,11 @@ from PySide6.QtWidgets import (
 
 from victor_gui.core.tasks import TaskSet
 from victor_gui.services.slash_commands import unescape
+from victor_gui.ui.chat_message_actions import MessageActionsMixin
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_slash import SlashCommands
 from victor_gui.ui.chat_stored import StoredChatMixin
+from victor_gui.ui.chat_versions import VersionsMixin
 from victor_gui.ui.context_meter import ContextMeter
 from victor_gui.ui.model_picker import ModelPicker
 
@@ -93,7 +95,7 @@ class ProfileCombo(QComboBox):
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
-class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
+class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
@@ -192,6 +194,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.input.setFixedHeight(72)
         self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → tools → message → Send
         self.input.submitted.connect(self.send)
+        self.input.textChanged.connect(self._input_changed)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
@@ -200,7 +203,14 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.stop_button.setAccessibleName("Stop the reply")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
+        # Shown while a message is being edited (issue 14): editing is explicit and can be left.
+        self.cancel_edit_button = QPushButton("Cancel")
+        self.cancel_edit_button.setAccessibleName("Cancel editing")
+        self.cancel_edit_button.setToolTip("Stop editing (Esc); the message stays as it was")
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        self.cancel_edit_button.hide()
         buttons.addWidget(self.send_button)
+        buttons.addWidget(self.cancel_edit_button)
         buttons.addWidget(self.stop_button)
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
@@ -209,7 +219,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         layout.addLayout(row)
         self.meter = ContextMeter(self)  # history + draft against the window, under the input
         layout.addWidget(self.meter)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop,
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.picker.install_shortcuts(self)  # F5 reloads the model list
 
@@ -483,11 +493,13 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
             return
-        self.input.clear()
+        # The edit state ends first (the controller keeps which message to resend): clearing
+        # the input below would otherwise end it as an emptied input does.
         editing, self._editing = self._editing, None
         if editing is None:
             self.controller.take_edit()
-        self.send_button.setText("Send")
+        self.end_edit_view()
+        self.input.clear()
         user = None
         if editing is not None:
             self.transcript.remove_after(editing)
@@ -495,11 +507,14 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         elif not self.controller.around_hit:
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+        deleting = self.commit_pending_delete()  # a deleted message must not be sent along
         view = self._begin_reply()
-        self.tasks.spawn(self._send(text, editing, user, view))
+        self.tasks.spawn(self._send(text, editing, user, view, deleting))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
-                    view: MessageView) -> None:
+                    view: MessageView, deleting: asyncio.Task[None] | None = None) -> None:
+        if deleting is not None:
+            await deleting
         if self.controller.around_hit and self.conversation_id is not None and editing is None:
             # Showing a page around a search hit: answer under the latest message instead.
             await self.open_conversation(self.conversation_id)
@@ -511,28 +526,26 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
             self._abandon_reply(view, user)
             self.input.setPlainText(text)
             return
-        # The controller resends the message being edited, else sends a new one.
-        await self._run_reply(lambda: self.controller.send(session, text), view,
-                              None if editing is not None else user)
+        # The controller resends the message being edited (as a new version: its view gets the
+        # new version's id), else sends a new one.
+        await self._run_reply(lambda: self.controller.send(session, text), view, editing or user)
 
     def regenerate(self) -> None:
-        """Answer the last user message again (the replies after it are replaced)."""
+        """Answer the last user message again (the replies shown stay as an earlier version)."""
         if self.session is None or self.running:
             return
+        deleting = self.commit_pending_delete()
         users = [v for v in self.transcript.messages if v.role == "user"]
         if users:
             self.transcript.remove_after(users[-1])
         view = self._begin_reply()
-        self.tasks.spawn(self._run_reply(self.controller.regenerate, view))
 
-    def _begin_edit(self, view: MessageView) -> None:
-        if self.running or not self.controller.begin_edit(view.message_id):
-            return
-        self._editing = view
-        self.input.setPlainText(view.text)
-        self.send_button.setText("Resend")
-        self.status_label.setText("Editing: Ctrl+Enter resends, and the replies after it are replaced.")
-        self.input.setFocus()
+        async def regenerate() -> object:
+            if deleting is not None:
+                await deleting
+            return await self.controller.regenerate()
+
+        self.tasks.spawn(self._run_reply(regenerate, view))
 
     def _hook_user_view(self, view: MessageView) -> None:
         view.edit_requested.connect(lambda v=view: self._begin_edit(v))

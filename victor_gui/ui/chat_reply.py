@@ -10,6 +10,7 @@ state is the session's (through the pane's controller); this part only renders i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class ReplyViewMixin:
         model = self.model_combo.currentText().strip()
         for v in self.transcript.messages:
             v.set_actions(edit=False, regenerate=False)
+            v.set_branchable(False)
         title = f"{choice.display_name if choice else '?'} · {model}"
         view = self.transcript.add_message("assistant", title)
         view.retry_requested.connect(self.regenerate)
@@ -66,14 +68,22 @@ class ReplyViewMixin:
         from victor_gui.ui.error_text import describe_error
 
         result: ReplyResult | None = None
+        stopped = False
         try:
             result = await start()  # None: there was nothing to answer
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task itself is cancelled (the pane closes)
+            stopped = True  # Stop/Esc cancelled the reply: it is stored as interrupted
         except Exception as exc:  # a store or state error: shown on the reply, never lost
             log.exception("reply failed")
             view.set_error(describe_error(exc) if hasattr(exc, "kind") else str(exc))
         finally:
             if self._view is view:
                 self._end_reply()
+        if stopped:
+            await self._after_stop(view, user_view)  # issue 14: Edit, Regenerate and stats stay
         if result is not None:
             await self._finish(view, result, user_view)
         if self.conversation_id is not None:
@@ -101,6 +111,7 @@ class ReplyViewMixin:
                 v.set_actions(edit=True)
         view.set_actions(regenerate=result.status != "error")
         self.tasks.spawn(view.render_markdown_async())
+        self.refresh_versions()  # issue 14: a regenerated or edited message shows "‹ n/m ›"
         self.reply_finished.emit(result.status)
 
     def _on_event(self, event: ReplyEvent) -> None:

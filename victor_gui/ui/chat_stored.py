@@ -41,9 +41,9 @@ class StoredChatMixin:
         self.input.setFocus()
 
     def _leave(self) -> None:
+        self.commit_pending_delete()  # a message waiting for its Undo time goes now
         self.controller.leave()
-        self._editing = None
-        self.send_button.setText("Send")
+        self.end_edit_view()  # issue 14: the "Editing: …" line goes with the chat it was about
         self.transcript.clear()
         self._view = None
 
@@ -63,6 +63,8 @@ class StoredChatMixin:
         target = self._show_page(page, at_top=False)
         if target is not None:
             self.transcript.scroll_to(target)
+            self.transcript.highlight(target if message_id is not None else None)
+        self.refresh_versions()  # issue 14: "‹ 2/3 ›" switchers and Branch
         self.tasks.spawn(self.show_tool_choice())  # the menu follows; opening does not wait on it
 
     def _select_quietly(self, provider: str, model: str) -> None:
@@ -136,6 +138,7 @@ class StoredChatMixin:
         bar = self.transcript.verticalScrollBar()
         from_bottom = bar.maximum() - bar.value()
         self._show_page(page, at_top=True)
+        self.refresh_versions()
         # Keep the reader's place: the new page goes above what they were looking at.
         QTimer.singleShot(0, self.transcript, lambda: bar.setValue(bar.maximum() - from_bottom))
 

@@ -15,14 +15,17 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QPainter, QTextDocument
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +44,63 @@ log = logging.getLogger(__name__)
 
 ROLE_CONV = Qt.ItemDataRole.UserRole
 ROLE_MESSAGE = Qt.ItemDataRole.UserRole + 1
+ROLE_SNIPPET_HTML = Qt.ItemDataRole.UserRole + 2  # a hit's title and snippet, match highlighted
 SEARCH_DELAY_MS = 200
+# The export format of a JSON file with every version of every message (see storage.export).
+TREE = "tree"
+
+
+def hit_html(title: str, snippet: str) -> str:
+    """A search hit as rich text: the chat's title, then the snippet with each match
+    highlighted (escaped: a message's own markup is shown as typed)."""
+    from html import escape
+
+    from victor_gui.storage.search import snippet_parts
+
+    mark = '<span style="background-color: rgba(255, 196, 0, 110); font-weight: 600;">'
+    pieces = [f"{mark}{escape(text)}</span>" if match else escape(text)
+              for text, match in snippet_parts(snippet)]
+    return f"<b>{escape(title)}</b><br>{''.join(pieces)}"
+
+
+class HitDelegate(QStyledItemDelegate):
+    """Paints search hits from their rich text (``ROLE_SNIPPET_HTML``); other rows as usual."""
+
+    def _document(self, option: QStyleOptionViewItem, html: str) -> QTextDocument:
+        doc = QTextDocument()
+        doc.setDefaultFont(option.font)
+        doc.setDocumentMargin(2)
+        doc.setHtml(html)
+        doc.setTextWidth(max(40, option.rect.width() - 4))
+        return doc
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Any) -> None:
+        html = index.data(ROLE_SNIPPET_HTML)
+        if not html:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else None
+        if style is not None:  # selection and hover background, without the plain text
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        doc = self._document(option, html)
+        painter.save()
+        painter.translate(option.rect.topLeft())
+        doc.drawContents(painter)
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Any) -> QSize:
+        html = index.data(ROLE_SNIPPET_HTML)
+        if not html:
+            return super().sizeHint(option, index)
+        view = option.widget
+        width = view.viewport().width() if isinstance(view, QListWidget) else 240
+        opt = QStyleOptionViewItem(option)
+        opt.rect.setWidth(width)
+        doc = self._document(opt, html)
+        return QSize(width, int(doc.size().height()) + 6)
 
 
 def _when(ts: float) -> str:
@@ -120,13 +179,17 @@ class ConversationList(QWidget):
         return self.refresh()
 
     def set_current(self, conversation_id: int | None) -> None:
-        """Mark the chat on screen (selected in the list when shown)."""
+        """Mark the chat on screen (selected in the list when shown; during a search its first
+        hit). When the list does not hold it, nothing is marked: keeping the old selection
+        showed another chat as the one on screen."""
         self._current = conversation_id
         for i in range(self.list.count()):
             item = self.list.item(i)
-            if item.data(ROLE_CONV) == conversation_id and item.data(ROLE_MESSAGE) is None:
+            if conversation_id is not None and item.data(ROLE_CONV) == conversation_id:
                 self.list.setCurrentItem(item)
                 return
+        self.list.setCurrentRow(-1)
+        self.list.clearSelection()
 
     def refresh(self) -> asyncio.Task[None]:
         """Reload the list (or the search results when there is a query)."""
@@ -166,17 +229,28 @@ class ConversationList(QWidget):
                 self.list.setCurrentItem(item)
 
     def _show_hits(self, hits: list[SearchHit], query: str) -> None:
+        from victor_gui.storage.search import plain_snippet
+
         if not hits:
             self._placeholder(f"Nothing matches “{query}”.")
             return
         self.list.clear()
+        self._use_hit_delegate()
         for hit in hits:
             snippet = hit.snippet.replace("\n", " ")
-            item = QListWidgetItem(f"{hit.conversation_title or 'Untitled chat'}\n{snippet}")
+            title = hit.conversation_title or "Untitled chat"
+            item = QListWidgetItem(f"{title}\n{plain_snippet(snippet)}")
             item.setData(ROLE_CONV, hit.conversation_id)
             item.setData(ROLE_MESSAGE, hit.message_id)
-            item.setToolTip(snippet)
+            item.setData(ROLE_SNIPPET_HTML, hit_html(title, snippet))
+            item.setToolTip(plain_snippet(snippet))
             self.list.addItem(item)
+            if hit.conversation_id == self._current and self.list.currentItem() is None:
+                self.list.setCurrentItem(item)
+
+    def _use_hit_delegate(self) -> None:
+        if not isinstance(self.list.itemDelegate(), HitDelegate):
+            self.list.setItemDelegate(HitDelegate(self.list))
 
     def _activated(self, item: QListWidgetItem) -> None:
         cid = item.data(ROLE_CONV)
@@ -204,6 +278,8 @@ class ConversationList(QWidget):
         menu.addAction("Rename…", lambda: self.ask_rename(cid))
         menu.addAction("Export as Markdown…", lambda: self.ask_export(cid, "md"))
         menu.addAction("Export as JSON…", lambda: self.ask_export(cid, "json"))
+        # Issue 14: every version of every message (Markdown and JSON write the shown branch).
+        menu.addAction("Export as JSON with every version…", lambda: self.ask_export(cid, TREE))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.ask_delete(cid))
         menu.popup(self.list.viewport().mapToGlobal(pos))
@@ -241,15 +317,31 @@ class ConversationList(QWidget):
         return box
 
     def ask_export(self, cid: int, fmt: str) -> QFileDialog:
+        from PySide6.QtCore import QStandardPaths
         from PySide6.QtWidgets import QFileDialog
+
+        from victor_gui.storage.export import export_file_name
 
         dialog = QFileDialog(self, "Export chat")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
-        dialog.setDefaultSuffix(fmt)
+        suffix = "md" if fmt == "md" else "json"
+        dialog.setDefaultSuffix(suffix)
+        # Not the process's working folder (wherever the app was started from): the user's
+        # Documents, with the chat's title as the name.
+        documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        dialog.setDirectory(documents if documents and Path(documents).is_dir() else str(Path.home()))
+        dialog.selectFile(export_file_name(self._title_of(cid), suffix))
         dialog.fileSelected.connect(lambda path: self.export(cid, Path(path), fmt))
         dialog.open()
         return dialog
+
+    def _title_of(self, cid: int) -> str:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(ROLE_CONV) == cid and item.data(ROLE_MESSAGE) is None:
+                return item.toolTip() or item.text()
+        return ""
 
     def rename(self, cid: int, title: str) -> asyncio.Task[None]:
         return self._tasks.spawn(self._do(self._rename(cid, title.strip())))
@@ -282,7 +374,10 @@ class ConversationList(QWidget):
 
         if self.store is None:
             return
-        text = await (export_markdown if fmt == "md" else export_json)(self.store, [cid])
+        if fmt == "md":
+            text = await export_markdown(self.store, [cid])
+        else:
+            text = await export_json(self.store, [cid], tree=fmt == TREE)
         await asyncio.to_thread(path.write_text, text, encoding="utf-8")
         self.status.emit(f"Exported to {path}")
 

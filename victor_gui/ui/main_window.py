@@ -27,6 +27,8 @@ STYLE = """
 QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
 QFrame#assistantMessage { background: #ffffff; border: 1px solid #e2e2e6; border-radius: 6px; }
 QFrame#userMessage QTextBrowser { background: #eef3fb; }
+QFrame#userMessage[searchHit="true"], QFrame#assistantMessage[searchHit="true"] {
+    border: 2px solid #d9a400; }
 QLabel#messageHeader { color: #555; font-weight: bold; }
 QLabel#messageStats { color: #777; font-size: 11px; }
 QLabel#messageError { color: #b00020; }
@@ -110,7 +112,30 @@ class MainWindow(QMainWindow):
         self.compare = install_compare(self, splitter, self.chat)
         # -- end compare view ------------------------------------------------------------------
         # ---- end of added views ----------------------------------------------------------------
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts)
+        help_menu.addSeparator()
+        self._action(help_menu, "About Victor GUI", QKeySequence(), self.open_about)
         self.chat.input.setFocus()
+
+    def open_about(self) -> QWidget:
+        """Help → About: version, data and config folders, log file, licences."""
+        from victor_gui.ui.help_dialogs import AboutDialog
+
+        folder = self.store.path.parent if self.store is not None else None
+        dialog = AboutDialog(self, folder)
+        dialog.show()
+        self.dialogs["about"] = dialog
+        return dialog
+
+    def open_shortcuts(self) -> QWidget:
+        """Help → Keyboard shortcuts, gathered from the window's own actions."""
+        from victor_gui.ui.help_dialogs import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self)
+        dialog.show()
+        self.dialogs["shortcuts"] = dialog
+        return dialog
 
     def _action(self, menu: Any, text: str, key: Any, slot: Any) -> QAction:
         action = QAction(text, self)

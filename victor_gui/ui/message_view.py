@@ -21,6 +21,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
+    QMenu,
     QPushButton,
     QToolButton,
     QVBoxLayout,
@@ -32,6 +33,7 @@ from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
     from victor_gui.services.markdown_render import RenderedPart
+    from victor_gui.ui.version_switcher import VersionSwitcher
 
 # Markdown source per rendered piece: parsing, highlighting and laying out this much rich text
 # (code, lists) costs ~5-10 ms on a slow machine, well inside a frame budget.
@@ -119,6 +121,9 @@ class MessageView(QFrame):
     more_shown = Signal()
     edit_requested = Signal()  # a user message: put it back in the input to edit and resend
     regenerate_requested = Signal()  # the last reply: answer the last user message again
+    version_requested = Signal(int)  # issue 14: show this version (a message id) instead
+    branch_requested = Signal()  # issue 14: a new chat with the history up to this message
+    delete_requested = Signal()  # issue 14: the message menu's Delete (the pane offers Undo)
 
     def __init__(self, role: str, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,6 +154,9 @@ class MessageView(QFrame):
         self.regenerate_button.hide()
         header_row.addWidget(self.edit_button)
         header_row.addWidget(self.regenerate_button)
+        self._header_row = header_row
+        self.versions: VersionSwitcher | None = None  # made when the message has other versions
+        self.branch_button: QToolButton | None = None  # made once the message is stored
         layout.addLayout(header_row)
 
         self.reasoning_toggle = QToolButton()
@@ -210,6 +218,8 @@ class MessageView(QFrame):
         self._parts: list[str] = []
         self._length = 0
         self._reasoning_chars = 0
+        self._install_menu(self)
+        self._install_menu(self.body)
 
     # -- content --------------------------------------------------------------------------------
 
@@ -313,6 +323,36 @@ class MessageView(QFrame):
         self.edit_button.setVisible(edit)
         self.regenerate_button.setVisible(regenerate)
 
+    def set_versions(self, ids: tuple[int, ...] | None) -> None:
+        """Show the "‹ 2/3 ›" switcher for this message's versions (None or one: hidden)."""
+        if not ids or len(ids) < 2 or self.message_id is None:
+            if self.versions is not None:
+                self.versions.hide()
+            return
+        if self.versions is None:
+            from victor_gui.ui.version_switcher import VersionSwitcher
+
+            self.versions = VersionSwitcher()
+            self.versions.chosen.connect(self.version_requested)
+            self._header_row.insertWidget(1, self.versions)
+        self.versions.set_versions(ids, self.message_id)
+        self.versions.show()
+
+    def set_branchable(self, shown: bool) -> None:
+        """Offer "Branch" (a new chat with the history up to this message)."""
+        if self.branch_button is None:
+            if not shown:
+                return
+            words = "Branch from here: a new chat with the history up to this message"
+            self.branch_button = QToolButton()
+            self.branch_button.setText("Branch")
+            self.branch_button.setAutoRaise(True)  # flat: it is on every message, it must not shout
+            self.branch_button.setAccessibleName(words)
+            self.branch_button.setToolTip(words)
+            self.branch_button.clicked.connect(self.branch_requested)
+            self._header_row.addWidget(self.branch_button)
+        self.branch_button.setVisible(shown)
+
     def set_stats(self, text: str) -> None:
         self.stats_label.setText(text)
         self.stats_label.setVisible(bool(text))
@@ -321,6 +361,52 @@ class MessageView(QFrame):
         self.error_label.setText(text or "")
         self.error_label.setVisible(bool(text))
         self.retry_button.setVisible(bool(text) and retry)
+
+    # -- the message menu (right-click) -------------------------------------------------------------
+
+    def _install_menu(self, widget: QWidget) -> None:
+        widget.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        widget.customContextMenuRequested.connect(
+            lambda pos, w=widget: self.message_menu(w).popup(w.mapToGlobal(pos)))
+
+    def message_menu(self, source: QWidget | None = None) -> QMenu:
+        """The right-click menu: Copy (the selection, else the message as shown), Copy as
+        Markdown, Copy code, Branch from here, Delete. Qt's own text menu offered only a
+        greyed-out Copy."""
+        from victor_gui.services.markdown_render import code_blocks
+
+        menu = QMenu(self)
+        selected = source.textCursor().selectedText() if isinstance(source, AutoHeightText) else ""
+        copy = menu.addAction("Copy selection" if selected else "Copy")
+        copy.triggered.connect(lambda: self._to_clipboard(
+            selected.replace("\u2029", "\n") if selected else self.plain_text()))
+        menu.addAction("Copy as Markdown").triggered.connect(lambda: self._to_clipboard(self.text))
+        blocks = code_blocks(self.shown_text)
+        if len(blocks) == 1:
+            menu.addAction("Copy code").triggered.connect(lambda: self._to_clipboard(blocks[0]))
+        elif blocks:
+            sub = menu.addMenu("Copy code")
+            for i, block in enumerate(blocks):
+                first = block.strip().splitlines()[0][:40] if block.strip() else ""
+                sub.addAction(f"Block {i + 1}: {first}").triggered.connect(
+                    lambda _=False, b=block: self._to_clipboard(b))
+        stored = self.message_id is not None
+        menu.addSeparator()
+        branch = menu.addAction("Branch from here")
+        branch.setEnabled(stored and self.branch_button is not None and self.branch_button.isVisibleTo(self))
+        branch.triggered.connect(self.branch_requested)
+        delete = menu.addAction("Delete")
+        delete.setEnabled(stored)
+        delete.triggered.connect(self.delete_requested)
+        return menu
+
+    def plain_text(self) -> str:
+        """The message as shown (rendered Markdown as plain text)."""
+        return "\n".join(p.toPlainText() for p in self.pieces).strip() or self.text
+
+    @staticmethod
+    def _to_clipboard(text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
 
     def copy_code_block(self, index: int) -> None:
         """Put code block ``index`` of this message on the clipboard (the Copy link above it)."""
@@ -338,6 +424,8 @@ class MessageView(QFrame):
     def _new_piece(self) -> AutoHeightText:
         piece = AutoHeightText(self)
         piece.copy_requested = self.copy_code_block
+        if hasattr(self, "_parts"):  # the first piece is hooked once the view is built
+            self._install_menu(piece)
         name = "Assistant reply" if self.role == "assistant" else "Your message"
         piece.setAccessibleName(name if not self._pieces else f"{name} (continued)")
         return piece

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSlider,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -36,39 +35,12 @@ from PySide6.QtWidgets import (
 
 from victor_gui.servers.status import EndpointState, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
-from victor_gui.services.model_library import ModelLibraryService, PullState
-from victor_gui.sizing.fit import CTX_PAD, FitResult
-from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
+from victor_gui.services.model_library import FileEstimate, ModelLibraryService, PullState
+from victor_gui.sizing.fit import FitResult
+from victor_gui.ui.fit_panel import FitPanel, estimate_words
+from victor_gui.ui.widgets.stacked_bar import human_bytes
 
-BADGE = {  # verdict -> (colour, words)
-    "full": ("#1e8e3e", "Full GPU offload"),
-    "partial": ("#b26a00", "Partial offload"),
-    "cpu": ("#44546a", "CPU only"),
-    "no_fit": ("#b00020", "Won't fit"),
-}
-PART_COLORS = {"weights": "#3b6fc4", "KV cache": "#6aa84f", "compute": "#e69138",
-               "overhead": "#999999", "in RAM (CPU layers)": "#c27ba0"}
 COLUMNS = ("Model", "Size", "Quantization", "Parameters", "Context", "Loaded")
-
-
-def badge_text(fit: FitResult) -> str:
-    """Full / partial N of M / CPU only / won't fit."""
-    words = BADGE[fit.verdict][1]
-    if fit.verdict == "partial":
-        return f"{words}: {fit.n_gpu_layers} of {fit.n_layers_total} layers on GPU"
-    return words
-
-
-def fit_segments(fit: FitResult) -> list[Segment]:
-    """What the plan puts on the GPUs by kind, then what spills to RAM (drawn past free VRAM)."""
-    parts = [Segment("weights", fit.gpu.weights, PART_COLORS["weights"]),
-             Segment("KV cache", fit.gpu.kv, PART_COLORS["KV cache"]),
-             Segment("compute", fit.gpu.compute, PART_COLORS["compute"]),
-             Segment("overhead", fit.gpu.overhead, PART_COLORS["overhead"])]
-    spill = fit.host.weights + fit.host.kv
-    if fit.verdict != "full" and spill:
-        parts.append(Segment("in RAM (CPU layers)", spill, PART_COLORS["in RAM (CPU layers)"]))
-    return parts
 
 
 def eta_text(seconds: float | None) -> str:
@@ -119,9 +91,10 @@ class ModelLibraryView(QWidget):
         self.table.itemSelectionChanged.connect(self._row_chosen)
         splitter.addWidget(self.table)
         splitter.addWidget(self._build_detail())
+        splitter.addWidget(self._build_file_panel())
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
-        splitter.setSizes([300, 200])
+        splitter.setSizes([300, 200, 200])
         layout.addWidget(splitter, 1)
         layout.addWidget(self._build_pull())
         self.message = QLabel()
@@ -134,43 +107,19 @@ class ModelLibraryView(QWidget):
         self.render_endpoints()
         self.render_models()
         self.render_fit()
+        self.render_file()
 
     # -- layout ---------------------------------------------------------------------------------
 
     def _build_detail(self) -> QWidget:
-        box = QGroupBox("Will it fit?")
-        v = QVBoxLayout(box)
-        head = QHBoxLayout()
-        self.model_title = QLabel("Choose a model")
-        self.model_title.setStyleSheet("font-weight: bold;")
-        self.badge = QLabel()
-        self.badge.setAccessibleName("Fit verdict")
-        head.addWidget(self.model_title)
-        head.addStretch(1)
-        head.addWidget(self.badge)
-        v.addLayout(head)
-        self.bar = StackedBar(name="Estimated GPU memory against free VRAM")
-        self.bar.setMinimumHeight(22)
-        v.addWidget(self.bar)
-        self.legend = QLabel()
-        self.legend.setWordWrap(True)
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        v.addWidget(self.legend)
-        ctx_row = QHBoxLayout()
-        ctx_row.addWidget(QLabel("Context"))
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setAccessibleName("Context length")
-        self.slider.setSingleStep(CTX_PAD)
-        self.slider.setPageStep(4096)
-        self.slider.valueChanged.connect(self._slider_moved)
-        ctx_row.addWidget(self.slider, 1)
-        self.ctx_label = QLabel()
-        self.ctx_label.setMinimumWidth(260)
-        ctx_row.addWidget(self.ctx_label)
-        v.addLayout(ctx_row)
-        self.measured_label = QLabel()
-        self.measured_label.setWordWrap(True)
-        v.addWidget(self.measured_label)
+        panel = FitPanel("Will it fit?")
+        panel.context_requested.connect(self.service.set_context)
+        self.fit_panel = panel
+        # The panel's parts, under the names the rest of the view (and its tests) use.
+        self.model_title, self.badge = panel.model_title, panel.badge
+        self.bar, self.legend = panel.bar, panel.legend
+        self.slider, self.ctx_spin, self.ctx_label = panel.slider, panel.ctx_spin, panel.ctx_label
+        self.measured_label = panel.measured_label
         actions = QHBoxLayout()
         self.load_button = QPushButton("Load")
         self.unload_button = QPushButton("Unload")
@@ -185,9 +134,24 @@ class ModelLibraryView(QWidget):
         self.load_button.clicked.connect(lambda: self._act(self.service.load))
         self.unload_button.clicked.connect(lambda: self._act(self.service.unload))
         self.delete_button.clicked.connect(self.confirm_delete)
-        v.addLayout(actions)
-        v.addStretch(1)
-        return box
+        panel.body.addLayout(actions)
+        panel.body.addStretch(1)
+        return panel
+
+    def _build_file_panel(self) -> QWidget:
+        panel = FitPanel("GGUF file on this machine")
+        panel.context_requested.connect(self.service.set_file_context)
+        close = QPushButton("Close")
+        close.setAccessibleName("Close the file estimate")
+        close.clicked.connect(self.service.close_file)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("On no server: an estimate only. Start a server with it to chat."))
+        row.addStretch(1)
+        row.addWidget(close)
+        panel.body.addLayout(row)
+        panel.hide()
+        self.file_panel = panel
+        return panel
 
     def _build_pull(self) -> QWidget:
         box = QGroupBox("Pull a model")
@@ -233,6 +197,7 @@ class ModelLibraryView(QWidget):
     def render_models(self) -> None:
         models = self.service.models
         self.table.blockSignals(True)
+        self.table.clearSelection()  # a row of the previous server's list must not stay chosen
         self.table.setRowCount(len(models))
         for row, m in enumerate(models):
             ctx = f"{m.context_length:,}" if m.context_length else (
@@ -250,46 +215,53 @@ class ModelLibraryView(QWidget):
     def render_fit(self) -> None:
         s = self.service
         entry = s.entry(s.selected)
-        self.model_title.setText(entry.name if entry else "Choose a model")
-        kind = s.kind
         for button in (self.load_button, self.unload_button, self.delete_button):
             button.setEnabled(entry is not None and s.busy is None)
-        self.delete_button.setEnabled(entry is not None and s.busy is None and kind is ServerKind.OLLAMA)
+        self.delete_button.setEnabled(entry is not None and s.busy is None and s.kind is ServerKind.OLLAMA)
+        self._sync_selection()
         fit = s.fit
-        self.slider.blockSignals(True)
-        self.slider.setRange(CTX_PAD, max(CTX_PAD, s.max_context))
-        self.slider.setValue(s.n_ctx)
-        self.slider.blockSignals(False)
-        self.slider.setEnabled(s.architecture is not None)
-        if fit is None:
-            self.badge.setText("")
-            self.badge.setStyleSheet("")
-            self.bar.set_parts([], 0)
-            self.legend.setText(s.arch_error or ("Reading the model's architecture…" if entry else ""))
-            self.ctx_label.setText(f"{s.n_ctx:,} tokens" if entry else "")
-            self.measured_label.setText("")
+        waiting = s.arch_error or ("Reading the model's architecture…" if entry else "")
+        has_gpu = bool(s.gpu_report and s.gpu_report.gpus)
+        measured = self._measured_text(fit, entry.context_length if entry else None, has_gpu) if fit else ""
+        self.fit_panel.show_fit(entry.name if entry else "Choose a model", fit, s.n_ctx, s.max_context,
+                              report=s.gpu_report, ready=s.architecture is not None,
+                              waiting_text=waiting, measured_text=measured)
+
+    def render_file(self) -> None:
+        estimate: FileEstimate | None = self.service.file
+        self.file_panel.setVisible(estimate is not None)
+        if estimate is None:
             return
-        color, _ = BADGE[fit.verdict]
-        self.badge.setText(badge_text(fit))
-        self.badge.setStyleSheet(f"background: {color}; color: white; border-radius: 4px; padding: 3px 8px; "
-                                 "font-weight: bold;")
-        free = sum(d.free for d in (s.gpu_report.gpus if s.gpu_report else []))
-        segments = fit_segments(fit)
-        self.bar.set_parts(segments, free, "free VRAM")
-        legend = " ".join(f"<span style='color:{seg.color}'>■</span> {seg.label} {human_bytes(seg.value)}"
-                          for seg in segments)
-        legend += (f" &nbsp;|&nbsp; <b>free VRAM {human_bytes(free)}</b>" if free
-                   else " &nbsp;|&nbsp; <b>no GPU found</b>")
-        self.legend.setText(legend)
-        best = fit.max_full_offload_ctx
-        self.ctx_label.setText(f"{s.n_ctx:,} tokens — full offload up to "
-                               + (f"{best:,}" if best else "none"))
-        self.measured_label.setText(self._measured_text(fit, entry.context_length if entry else None))
+        fit = estimate.fit
+        waiting = estimate.error or "Reading the file's header…"
+        report = self.service.gpu_report
+        words = estimate_words(fit, bool(report and report.gpus)) if fit else ""
+        measured = words[:1].upper() + words[1:]
+        self.file_panel.show_fit(estimate.name, fit, estimate.n_ctx, estimate.max_context,
+                               report=self.service.gpu_report, ready=estimate.architecture is not None,
+                               waiting_text=waiting, measured_text=measured)
+
+    def _sync_selection(self) -> None:
+        """The table shows the service's selection: none when it has none (after a switch of
+        server a highlighted row said one thing while the panel said "Choose a model", and
+        clicking it did nothing because it was already selected)."""
+        selected = self.service.selected
+        rows = self.table.selectionModel().selectedRows()
+        item = self.table.item(rows[0].row(), 0) if rows else None
+        current = item.text() if item is not None else None
+        if current == selected:
+            return
+        self.table.blockSignals(True)
+        self.table.clearSelection()
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if selected is not None and item is not None and item.text() == selected:
+                self.table.selectRow(row)
+        self.table.blockSignals(False)
 
     @staticmethod
-    def _measured_text(fit: FitResult, loaded_ctx: int | None) -> str:
-        estimate = (f"estimated at {fit.n_ctx:,}: {human_bytes(fit.gpu.total)} on GPU, "
-                    f"{human_bytes(fit.total.total)} in all")
+    def _measured_text(fit: FitResult, loaded_ctx: int | None, has_gpu: bool = True) -> str:
+        estimate = estimate_words(fit, has_gpu)
         m = fit.measured
         if m is None or m.vram_bytes is None:
             return f"Not loaded — {estimate} (load it to compare with what the server reports)"
@@ -332,6 +304,10 @@ class ModelLibraryView(QWidget):
         elif event in ("selection", "fit", "hardware", "busy"):
             self.render_fit()
             self.busy_label.setText(self.service.busy or "")
+            if event == "hardware":
+                self.render_file()
+        elif event == "file":
+            self.render_file()
         elif event == "pull":
             self.render_pull(payload)
         elif event == "message":
@@ -356,10 +332,6 @@ class ModelLibraryView(QWidget):
             name = item.text() if item is not None else None
             if name is not None and name != self.service.selected:
                 self.service.spawn(self.service.select(name))
-
-    def _slider_moved(self, value: int) -> None:
-        self.service.set_context(value)
-        self.ctx_label.setText(f"{value:,} tokens …")
 
     def _act(self, action: Any) -> None:
         if self.service.selected:

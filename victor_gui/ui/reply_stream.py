@@ -33,6 +33,15 @@ LIVE_MARKDOWN_EVERY_FRAMES = 6
 # ... or less often when a render is slow (a slow machine, a burst): live Markdown takes at most
 # about this share of the frames, so the text itself keeps arriving smoothly.
 LIVE_MARKDOWN_SHARE = 1 / 8
+# After this long with nothing new, the reply's stats line says it is waiting, and for how long:
+# a stalled stream (the server stopped sending) must not look like a live one.
+STALL_AFTER_S = 4.0
+
+
+def waiting_text(seconds: int, anything_yet: bool) -> str:
+    """What the stats line says while nothing arrives."""
+    what = "waiting for the server…" if anything_yet else "waiting for the first token…"
+    return f"{what} ({seconds} s)"
 
 
 def format_stats(state: ReplyState) -> str:
@@ -70,6 +79,9 @@ class FrameBuffer:
         self._content_dirty = False
         self._frames = 0
         self._next_render = LIVE_MARKDOWN_EVERY_FRAMES
+        self.last_arrival = time.monotonic()
+        self._anything = False
+        self._waiting_shown = -1  # the seconds the "waiting" text shows, -1 when it is not shown
 
     def add(self, content: str | None, reasoning: str | None, tools_changed: bool) -> None:
         if content:
@@ -78,6 +90,8 @@ class FrameBuffer:
             self.reasoning.append(reasoning)
         if tools_changed:
             self.tools_dirty = True
+        self.last_arrival = time.monotonic()
+        self._anything = self._anything or bool(content or reasoning or tools_changed)
 
     def flush(self, view: MessageView, state: ReplyState | None,
               stats: Callable[[ReplyState], str]) -> None:
@@ -100,7 +114,17 @@ class FrameBuffer:
             spent_ms = (time.perf_counter() - started) * 1000
             wait = max(LIVE_MARKDOWN_EVERY_FRAMES, math.ceil(spent_ms / LIVE_MARKDOWN_SHARE / FRAME_MS))
             self._next_render = self._frames + wait
-        if state is not None and self._frames % STATS_EVERY_FRAMES == 0:
+        if state is None:
+            return
+        waited = time.monotonic() - self.last_arrival
+        if waited >= STALL_AFTER_S and not state.status.finished:
+            if int(waited) != self._waiting_shown:
+                self._waiting_shown = int(waited)
+                live = stats(state)
+                suffix = waiting_text(self._waiting_shown, self._anything)
+                view.set_stats(f"{live} · {suffix}" if live else suffix)
+        elif self._waiting_shown >= 0 or self._frames % STATS_EVERY_FRAMES == 0:
+            self._waiting_shown = -1  # text came again: the plain stats replace "waiting"
             view.set_stats(stats(state))
 
 

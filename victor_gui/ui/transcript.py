@@ -8,14 +8,19 @@ Reasoning lives in its own collapsible box and never mixes into the answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
     from victor_gui.ui.message_view import MessageView
+
+
+# How long a search hit is kept in view while the messages above it finish rendering.
+ANCHOR_SETTLE_S = 1.5
 
 
 class Transcript(QScrollArea):
@@ -55,6 +60,8 @@ class Transcript(QScrollArea):
         self.notes: list[QLabel] = []
         self.items: list[QWidget] = []  # other widgets in the column: tool-call blocks, approval prompts
         self._pinned = True
+        self._anchor: QWidget | None = None  # a search hit kept in view while the column settles
+        self._anchor_until = 0.0
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_pin)
         bar.rangeChanged.connect(self._follow)
@@ -134,9 +141,34 @@ class Transcript(QScrollArea):
             self.empty_state.hide()
 
     def scroll_to(self, widget: QWidget) -> None:
-        """Bring ``widget`` into view once the layout has placed it."""
+        """Bring ``widget`` near the top of the view and keep it there while the column is
+        still settling (replies render their Markdown after a chat opens, which grows the
+        messages above it: one scroll at open left the view far from the hit)."""
         self._pinned = False
-        QTimer.singleShot(0, self, lambda: self.ensureWidgetVisible(widget, 0, 40))
+        self._anchor = widget
+        self._anchor_until = time.monotonic() + ANCHOR_SETTLE_S
+        QTimer.singleShot(0, self, self._to_anchor)
+
+    def highlight(self, widget: QWidget | None) -> None:
+        """Mark ``widget`` as the search hit (one at a time; ``None`` clears)."""
+        for view in [*self.messages, *self.items]:
+            if view.property("searchHit") and view is not widget:
+                view.setProperty("searchHit", False)
+                view.style().unpolish(view)
+                view.style().polish(view)
+        if widget is not None:
+            widget.setProperty("searchHit", True)
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)
+
+    def _to_anchor(self) -> None:
+        anchor = self._anchor
+        placed = anchor is not None and self._layout.indexOf(anchor) >= 0
+        if anchor is None or not placed or time.monotonic() > self._anchor_until:
+            self._anchor = None
+            return
+        y = anchor.mapTo(self._inner, QPoint(0, 0)).y()
+        self.verticalScrollBar().setValue(max(0, y - 40))
 
     def remove_after(self, widget: QWidget) -> None:
         """Remove every message and note below ``widget`` (regenerate, edit and resend)."""
@@ -166,6 +198,7 @@ class Transcript(QScrollArea):
         self.empty_state.setText(text)
 
     def clear(self) -> None:
+        self._anchor = None
         for view in list(self.messages):
             self.remove_message(view)
         for note in self.notes:
@@ -180,7 +213,9 @@ class Transcript(QScrollArea):
         self._pinned = value >= self.verticalScrollBar().maximum() - 4
 
     def _follow(self, _min: int, _max: int) -> None:
-        if self._pinned:
+        if self._anchor is not None:
+            self._to_anchor()
+        elif self._pinned:
             self._scroll_to_end()
 
     def _scroll_to_end(self) -> None:

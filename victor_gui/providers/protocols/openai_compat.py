@@ -257,7 +257,8 @@ class OpenAICompatProvider(BaseProvider):
         content = quirks.dumps(body) if body is not None else None
         last: BaseException | None = None
         for base in urls:
-            url = _root(base) + path[1:] if path.startswith("//") else base + path
+            # _root ends in "/": "//props" → "<root>/props" (a real llama-server 404s "//props")
+            url = _root(base) + path[2:] if path.startswith("//") else base + path
             request = self.http.build_request(
                 method, url, content=content, headers=headers, timeout=self.timeouts(model).to_httpx()
             )
@@ -471,6 +472,15 @@ class OpenAICompatProvider(BaseProvider):
         return await call_with_retry(
             attempt, policy=self.retry_policy, breaker=self.breaker, provider=self.name, sleep=self._sleep
         )
+
+    async def server_json(self, path: str) -> Any:
+        """GET one JSON document of this server, once (no retries): ``path`` under the base URL,
+        or from the server root when it starts with ``//`` (llama.cpp ``//props``, LM Studio
+        ``//api/v1/models``). Failures raise the usual typed :class:`ProviderError`."""
+        self._require_key()
+        response = await self._send("GET", path)
+        raw = await read_reply(response, provider=self.name)
+        return self._decode(response, raw, None)
 
 
 def _root(base: str) -> str:
