@@ -102,6 +102,10 @@ class SettingsDialog(QDialog):
 
         self.tools = ToolsPage(context.tools or ToolsContext(), self._tasks.spawn)
         self.tabs.addTab(self.tools, "Tools")
+        from victor_gui.ui.settings_documents import DocumentsPage
+
+        self.documents = DocumentsPage(lambda: self.settings, self._update, self._tasks.spawn)
+        self.tabs.addTab(self.documents, "Documents")
         self.message = _label(name="Settings message")
         layout.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -215,6 +219,7 @@ class SettingsDialog(QDialog):
         store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
         self._show_endpoints()
+        self.documents.show_settings()
 
     def _show_endpoints(self) -> None:
         from victor_gui.providers.catalog import display_name
@@ -233,6 +238,8 @@ class SettingsDialog(QDialog):
             self._show_endpoints()
         if change.touches("theme", "proxy", "data_dir"):
             self._show_settings()
+        if change.touches("attachments", "endpoints"):
+            self.documents.show_settings()
 
     def _show_profiles(self) -> None:
         from victor_gui.config.profiles import app_profiles_path, victor_profiles_path
