@@ -99,6 +99,11 @@ async def test_completion_list_follows_typing_and_tab_completes(qtbot, sim, wind
     assert chat.slash.popup.item(0).text().startswith("llamacpp  —  llama.cpp")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)  # a partial name: Enter completes it
     assert chat.input.toPlainText() == "/provider llamacpp"
+    # Esc closes the list (and leaves the text); the next Esc goes to the pane as before.
+    _type(qtbot, chat, "/he")
+    assert chat.slash.popup.isVisible()
+    qtbot.keyClick(chat.input, Qt.Key.Key_Escape)
+    assert not chat.slash.popup.isVisible() and chat.input.toPlainText() == "/he"
     # A plain message shows no list.
     _type(qtbot, chat, "hello")
     assert not chat.slash.popup.isVisible()

@@ -109,7 +109,17 @@ class SlashCommands(QObject):
         self.pane.input.setFocus()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is not self.editor or event.type() != QEvent.Type.KeyPress:
+        if watched is not self.editor:
+            return False
+        if event.type() == QEvent.Type.ShortcutOverride:
+            # Esc is the pane's shortcut (stop, leave an edit); with the list open it closes
+            # the list first: taking the override delivers the key press here instead.
+            assert isinstance(event, QKeyEvent)
+            if event.key() == Qt.Key.Key_Escape and self.popup.isVisible():
+                event.accept()
+                return True
+            return False
+        if event.type() != QEvent.Type.KeyPress:
             return False
         assert isinstance(event, QKeyEvent)
         key = event.key()
