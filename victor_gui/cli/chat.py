@@ -50,6 +50,9 @@ def add_chat_command(commands: Any) -> None:
     who.add_argument("--endpoint", metavar="NAME|URL",
                      help="an endpoint from settings.yaml by name or URL, or any OpenAI-compatible URL")
     p.add_argument("--model", metavar="M", help="the model (a local server's loaded model when left out)")
+    p.add_argument("--assistant", metavar="NAME",
+                   help="an assistant saved in the window: its provider, model, system prompt, parameters "
+                        "and tools fill what the other options leave out")
     p.add_argument("--system", metavar="TEXT", help="system prompt")
     p.add_argument("--attach", action="append", type=Path, default=[], metavar="FILE",
                    help="attach a file (repeatable): an image goes to the model as an image, a "
@@ -183,6 +186,7 @@ def run_chat(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         scan_processes=not args.no_scan, save=not args.no_save,
         settings_path=args.settings, data_dir=args.data_dir,
         tools=list(getattr(args, "tools", None) or []), approve_tools=getattr(args, "approve_tools", False),
+        assistant=getattr(args, "assistant", None),
         attachments=list(getattr(args, "attach", None) or []))
     if request.approve_tools and not request.tools:
         err.write("--approve-tools needs --tools NAME[,NAME].\n(see `victor-gui chat --help`)\n")

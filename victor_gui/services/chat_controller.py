@@ -31,6 +31,7 @@ from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
+from victor_gui.providers.params import clean_params
 from victor_gui.services import chat_branches
 from victor_gui.services.attachment_types import AttachmentRef
 from victor_gui.services.chat_session import ChatSession
@@ -400,6 +401,8 @@ class ChatController:
         session.track_costs = profile.track_costs
         session.temperature = profile.temperature if profile.temperature is not None else 0.7
         session.max_tokens = profile.max_tokens or 4096
+        # The chat's own sampling parameters (top-p, stop, ...) apply under a profile too.
+        session.sampling = params_from(await self._conversation_params())["sampling"]
         self.session_target = key
         self.bound = None
         return session
@@ -457,6 +460,7 @@ class ChatController:
         session.temperature = values.get("temperature", 0.7)
         session.max_tokens = values.get("max_tokens", 4096)
         session.context_window = values["context_window"]
+        session.sampling = values["sampling"]
         session.track_costs = True
 
     # -- replies -----------------------------------------------------------------------------------
@@ -551,6 +555,7 @@ class ChatController:
             self.session.temperature = values.get("temperature", 0.7)
             self.session.max_tokens = values.get("max_tokens", 4096)
             self.session.context_window = values["context_window"]
+            self.session.sampling = values["sampling"]
         self._emit(ConversationChanged(self.conversation_id))
 
     async def aclose(self) -> None:
@@ -582,6 +587,10 @@ def params_from(conv_params: dict[str, Any]) -> dict[str, Any]:
         out["max_tokens"] = int(conv_params["max_tokens"])
     ctx = conv_params.get("context_length")
     out["context_window"] = int(ctx) if ctx else None
+    # Everything else goes by dialect (providers/params.py); the context length too, which
+    # reaches Ollama as num_ctx (elsewhere it only sizes the history, as context_window).
+    out["sampling"] = {k: v for k, v in clean_params(conv_params).items()
+                       if k not in ("temperature", "max_tokens")}
     return out
 
 

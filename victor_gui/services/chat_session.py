@@ -55,6 +55,7 @@ from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import BadRequestError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
+from victor_gui.providers.params import dialect_of, request_kwargs
 from victor_gui.providers.protocols.tool_history import repair_history
 from victor_gui.providers.tool_parsing import parse_tool_calls_from_text, tools_as_system_prompt
 from victor_gui.providers.types import (
@@ -139,6 +140,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         tool_timeout_s: float | None = None,
         approve_tools: bool = False,
         stream_options: dict[str, Any] | None = None,
+        sampling: dict[str, Any] | None = None,
         attachment_settings: AttachmentSettings | None = None,
     ) -> None:
         self.store = store
@@ -171,6 +173,9 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         self.approve_tools = approve_tools
         # Extra keywords for every request (``thinking=`` for Anthropic/Bedrock, ...).
         self.stream_options = dict(stream_options or {})
+        # The chat's sampling parameters under neutral names (top_p, stop, seed, ...): each
+        # request sends only those its provider's dialect accepts (providers.params).
+        self.sampling = dict(sampling or {})
         # (provider, model) pairs whose server refused the ``tools`` field: tools go as text.
         self._tools_as_text: set[tuple[str, str]] = set()
         # The tool runs of the reply streaming now (a view reads ``records`` off it).
@@ -348,6 +353,13 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
                 continue
             out.append(self._attached_message(m))
         return out
+
+    def known_window(self) -> ContextWindow | None:
+        """The window of the session's own provider and model, if already set or discovered
+        (no request: the context meter reads it)."""
+        if self.context_window:
+            return ContextWindow(self.context_window, "session")
+        return self._windows.get((id(self.provider), self.model))
 
     async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
         if primary and self.context_window:
@@ -528,7 +540,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
             messages = _with_tools_prompt(messages, tools)
         gen = Generation(provider, messages, model=model, temperature=self.temperature,
                          max_tokens=self.max_tokens, tools=None if as_text else (tools or None),
-                         **self.stream_options)
+                         **{**request_kwargs(dialect_of(provider), self.sampling), **self.stream_options})
         queued: list[tuple[str, str]] = []
         wake = asyncio.Event()
 

@@ -9,7 +9,8 @@ Order, first known wins:
      ``num_ctx``, so Ollama runs at its default and would silently drop the *oldest* part of the
      prompt (the system prompt first) past it.
    * OpenAI-compatible servers: the listing's ``max_model_len`` (vLLM), loaded/max context
-     (LM Studio) or ``n_ctx_train`` (llama.cpp), via ``list_models()``.
+     (LM Studio) or the context llama.cpp runs with (``meta.n_ctx``, else ``n_ctx_train``),
+     via ``list_models()``.
 2. ``model_capabilities.yaml``'s ``context_window`` for the provider and model.
 3. :data:`DEFAULT_CONTEXT_WINDOW` (Victor's own default, 8192).
 
@@ -22,7 +23,9 @@ failed the same way (and falls back) instead of waiting through the same retries
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,15 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.capabilities import resolve_capabilities
+from victor_gui.providers.types import ModelInfo
+from victor_gui.services.context_trim import (
+    IMAGE_TOKENS,
+    MESSAGE_OVERHEAD,
+    TOOL_CALL_OVERHEAD,
+    estimate_text_tokens,
+    prompt_budget,
+)
+from victor_gui.storage.models import StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +96,30 @@ async def _from_server(provider: BaseProvider, model: str) -> int | None:
             return int(details.num_ctx)
         trained = details.context_length
         return min(trained, OLLAMA_DEFAULT_CONTEXT) if trained else OLLAMA_DEFAULT_CONTEXT
-    return info.context_length if info is not None and info.context_length else None
+    return window_from_listing(info) if info is not None else None
+
+
+def window_from_listing(info: ModelInfo) -> int | None:
+    """The window a model listing entry tells, without asking anything more (None: it does not).
+
+    llama.cpp lists the context it runs with (``meta.n_ctx``) beside the trained length
+    (``n_ctx_train``, which ``ModelInfo.context_length`` holds): the running one is the real window.
+    """
+    extra: dict[str, Any] = info.model_extra or {}
+    loaded = extra.get("loaded_context_length")  # Ollama's running context (/api/ps)
+    if isinstance(loaded, int) and not isinstance(loaded, bool) and loaded > 0:
+        return loaded
+    meta = info.raw.get("meta") if isinstance(info.raw, dict) else None
+    running = meta.get("n_ctx") if isinstance(meta, dict) else None
+    if isinstance(running, int) and not isinstance(running, bool) and running > 0:
+        return running
+    return info.context_length or None
+
+
+def table_window(provider_name: str, model: str) -> ContextWindow:
+    """The model table's window for ``model`` (no request), else Victor's default."""
+    table = resolve_capabilities(provider_name, model).context_window
+    return ContextWindow(int(table), "table") if table else ContextWindow(DEFAULT_CONTEXT_WINDOW, "default")
 
 
 async def discover_context_window(provider: BaseProvider, model: str, *,
@@ -105,3 +140,61 @@ async def discover_context_window(provider: BaseProvider, model: str, *,
     if table:
         return ContextWindow(int(table), "table", down)
     return ContextWindow(DEFAULT_CONTEXT_WINDOW, "default", down)
+
+
+# -- the context meter ----------------------------------------------------------------------------
+
+# The meter turns amber from this share of the prompt budget: before trimming starts, so there is
+# time to start a new chat or shorten the draft; red once the history will be trimmed.
+AMBER_AT = 0.8
+
+
+@dataclass(frozen=True)
+class ContextUse:
+    """Tokens a chat's next request would use (history + draft, estimated) against its window.
+
+    ``budget`` is what trimming allows the prompt (the window less the reply's reserve, see
+    :func:`~victor_gui.services.context_trim.prompt_budget`): past it the oldest turns are dropped.
+    """
+
+    used: int
+    window: int
+    budget: int
+
+    @property
+    def fraction(self) -> float:
+        """Share of the budget used (may pass 1.0)."""
+        return self.used / self.budget if self.budget else 0.0
+
+    @property
+    def level(self) -> str:
+        """``ok``, ``amber`` (from :data:`AMBER_AT` of the budget) or ``red`` (trimming will happen)."""
+        if self.used > self.budget:
+            return "red"
+        return "amber" if self.fraction >= AMBER_AT else "ok"
+
+
+def context_use(used: int, window: int, max_tokens: int | None) -> ContextUse:
+    """The meter's figures for ``used`` estimated tokens in a ``window`` with ``max_tokens`` reserved."""
+    return ContextUse(used, window, prompt_budget(window, max_tokens))
+
+
+def stored_tokens(messages: Iterable[StoredMessage], system_prompt: str = "") -> int:
+    """Estimated prompt tokens of a stored chat as the session sends it: the system prompt and
+    every message but the transcript's notes, estimated as trimming estimates them."""
+    total = MESSAGE_OVERHEAD + estimate_text_tokens(system_prompt) if system_prompt else 0
+    for message in messages:
+        if message.is_note:
+            continue
+        total += MESSAGE_OVERHEAD + estimate_text_tokens(message.content)
+        parts = message.content_parts or []
+        images = sum(1 for part in parts if isinstance(part, dict) and part.get("type") == "image")
+        total += IMAGE_TOKENS * images
+        for call in message.tool_calls or []:
+            total += TOOL_CALL_OVERHEAD + estimate_text_tokens(json.dumps(call, ensure_ascii=False))
+    return total
+
+
+def draft_tokens(text: str) -> int:
+    """Estimated tokens of the message being typed (it goes as one more user message)."""
+    return MESSAGE_OVERHEAD + estimate_text_tokens(text) if text.strip() else 0

@@ -100,6 +100,12 @@ class ChatRequest:
     tools: list[str] = field(default_factory=list)
     approve_tools: bool = False
     tool_source: ToolSource | None = None
+    # ``--assistant NAME``: its provider, model, system prompt, parameters and tools fill what
+    # the command line left out (services/assistants.py); the file defaults to the one beside
+    # the settings. ``sampling``: parameters under the neutral names of providers/params.py.
+    assistant: str | None = None
+    assistants_path: Path | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
     # ``--attach FILE`` (repeatable): images and documents sent with the prompt, as the window does.
     attachments: list[Path] = field(default_factory=list)
 
@@ -207,6 +213,8 @@ class HeadlessChat:
         request = self.request
         if not request.prompt.strip():
             raise UsageError("The prompt is empty: give it as an argument or on standard input.")
+        if request.assistant:
+            request = self.request = await with_assistant(request)
         settings_service = SettingsService(request.settings_path)
         self._settings_service = settings_service
         settings = await settings_service.load()
@@ -353,6 +361,10 @@ class HeadlessChat:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
+        if request.sampling:
+            kwargs["sampling"] = dict(request.sampling)
+            if request.sampling.get("context_length"):  # sizes the history as well
+                kwargs["context_window"] = int(request.sampling["context_length"])
         return kwargs
 
     def _create(self) -> Callable[..., BaseProvider]:
@@ -520,6 +532,39 @@ class HeadlessChat:
             raise UsageError(f"{provider.name} lists no models; name one with --model.")
         loaded = [m for m in models if m.loaded]
         return (loaded or models)[0].id
+
+
+async def with_assistant(request: ChatRequest) -> ChatRequest:
+    """``request`` with the assistant it names filling what the command line left out: a
+    provider and model (unless ``--provider``/``--profile``/``--endpoint`` chose), the system
+    prompt, temperature, max tokens, the other parameters and the tools. Raises
+    :class:`UsageError` when there is no such assistant (naming the ones there are)."""
+    from dataclasses import replace
+
+    from victor_gui.config.settings import settings_path
+    from victor_gui.services.assistants import FILE_NAME, Assistants
+
+    path = request.assistants_path or (request.settings_path or settings_path()).with_name(FILE_NAME)
+    assistants = Assistants(path)
+    wanted = (request.assistant or "").strip().lower()
+    known = await assistants.load()
+    assistant = next((a for a in known if a.name.lower() == wanted), None)
+    if assistant is None:
+        names = ", ".join(a.name for a in known) or "none yet (save one in the window)"
+        raise UsageError(f"There is no assistant named {request.assistant!r} in {path}. Assistants: {names}.")
+    chose = request.provider or request.profile or request.endpoint
+    params = dict(assistant.params)
+    temperature, max_tokens = params.pop("temperature", None), params.pop("max_tokens", None)
+    return replace(
+        request,
+        provider=request.provider or (None if chose else assistant.provider),
+        model=request.model or (None if chose else assistant.model),
+        system=request.system if request.system is not None else (assistant.system_prompt or None),
+        temperature=request.temperature if request.temperature is not None else temperature,
+        max_tokens=request.max_tokens if request.max_tokens is not None else max_tokens,
+        sampling={**params, **request.sampling},
+        tools=request.tools or list(assistant.tools or []),
+    )
 
 
 async def build_tool_source(names: Sequence[str] = ()) -> tuple[ToolSource, Callable[[], Any]]:

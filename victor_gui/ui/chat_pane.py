@@ -30,10 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.services.slash_commands import unescape
 from victor_gui.ui.chat_message_actions import MessageActionsMixin
 from victor_gui.ui.chat_reply import ReplyViewMixin
+from victor_gui.ui.chat_slash import SlashCommands
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.chat_versions import VersionsMixin
+from victor_gui.ui.context_meter import ContextMeter
 from victor_gui.ui.model_picker import ModelPicker
 
 # Frame pacing and the per-frame buffer (live Markdown included): shared with the compare panes.
@@ -211,7 +214,11 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         buttons.addWidget(self.stop_button)
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
+        self.slash = SlashCommands(self)  # completion list and command answers, above the input
+        layout.addWidget(self.slash.panel)
         layout.addLayout(row)
+        self.meter = ContextMeter(self)  # history + draft against the window, under the input
+        layout.addWidget(self.meter)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.picker.install_shortcuts(self)  # F5 reloads the model list
@@ -474,6 +481,9 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
     def send(self) -> None:
         """Send the input as a user message (or resend an edited one) and stream the reply."""
         text = self.input.toPlainText().strip()
+        if self.slash.intercept(text):  # a /command runs instead (see ui/chat_slash.py)
+            return
+        text = unescape(text)  # "//text" sends "/text"
         if not text or self.running:
             return
         no_choice = self.current_choice() is None or not self.model_combo.currentText().strip()

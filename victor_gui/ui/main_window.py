@@ -14,6 +14,7 @@ from victor_gui import __version__
 from victor_gui.ui.chat_pane import ChatPane
 
 if TYPE_CHECKING:
+    from victor_gui.services.assistants import Assistants
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.services.settings_service import SettingsChanged, SettingsService
     from victor_gui.storage.store import ConversationStore
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
         self.store: ConversationStore | None = None
         # Set by the app after the first paint (use_settings); the Settings dialog needs them.
         self._settings_service: SettingsService | None = None
+        self.assistants: Assistants | None = None  # the assistants file, read when first opened
         self._unsubscribe_settings: Any = None
         self.keyring_store: Any = None  # victor_gui.config.secrets.KeyringStore
         self.tools: Any = None  # victor_gui.services.mcp_tools.McpTools (MCP host + approval rules)
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
         self._action(menu, "New chat", QKeySequence.StandardKey.New, self.new_chat)
         self._action(menu, "Search chats", QKeySequence.StandardKey.Find, self.focus_search)
         self._action(menu, "Choose model", QKeySequence("Ctrl+K"), self.focus_model_picker)
+        self._action(menu, "New chat with assistant…", QKeySequence("Ctrl+Shift+N"), self.open_assistants)
         self._action(menu, "Chat parameters…", QKeySequence("Ctrl+Shift+P"), self.open_chat_params)
         self._action(menu, "Regenerate reply", QKeySequence("Ctrl+R"), self.chat.regenerate)
         menu.addSeparator()
@@ -262,6 +265,21 @@ class MainWindow(QMainWindow):
 
         dialog = ChatParamsDialog(self.chat, self)
         self.dialogs["chat_params"] = dialog
+        dialog.open()
+        self.chat.tasks.spawn(dialog.load())
+        return dialog
+
+    def open_assistants(self) -> QWidget:
+        """The assistant picker: a preset for a new chat or this one (services/assistants.py)."""
+        from victor_gui.services.assistants import Assistants
+        from victor_gui.ui.assistant_picker import AssistantPicker
+
+        if self.assistants is None:
+            # Beside settings.yaml (the tests' settings file puts it in their folder).
+            path = self.settings_service.path
+            self.assistants = Assistants(path.with_name("assistants.yaml") if path else None)
+        dialog = AssistantPicker(self.chat, self.assistants, self)
+        self.dialogs["assistants"] = dialog
         dialog.open()
         self.chat.tasks.spawn(dialog.load())
         return dialog

@@ -156,6 +156,9 @@ def build_payload(
         body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     elif temperature is not None:
         config["temperature"] = temperature
+    if kwargs.get("top_k") is not None and not thinking:
+        # Converse has no top_k; Claude takes it as a model-specific field (not with thinking on).
+        body.setdefault("additionalModelRequestFields", {})["top_k"] = int(kwargs["top_k"])
     if kwargs.get("top_p") is not None:
         config["topP"] = kwargs["top_p"]
     if kwargs.get("stop_sequences"):

@@ -264,7 +264,9 @@ def build_payload(
         config["temperature"] = temperature
     if max_tokens:
         config["maxOutputTokens"] = int(max_tokens)
-    for ours, theirs in (("top_p", "topP"), ("top_k", "topK"), ("stop_sequences", "stopSequences")):
+    for ours, theirs in (("top_p", "topP"), ("top_k", "topK"), ("stop_sequences", "stopSequences"),
+                         ("seed", "seed"), ("presence_penalty", "presencePenalty"),
+                         ("frequency_penalty", "frequencyPenalty")):
         if kwargs.get(ours) is not None:
             config[theirs] = kwargs[ours]
     thinking = kwargs.get("thinking")
