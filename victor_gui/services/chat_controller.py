@@ -31,6 +31,7 @@ from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
+from victor_gui.services.attachment_types import AttachmentRef
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.fallback import Candidate, chain_from_profile, provider_options
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -456,13 +457,17 @@ class ChatController:
 
     # -- replies -----------------------------------------------------------------------------------
 
-    async def send(self, session: ChatSession, text: str) -> ReplyResult:
-        """Send ``text`` (or resend the message being edited, replacing what came after it)."""
+    async def send(self, session: ChatSession, text: str,
+                   attachments: Sequence[AttachmentRef] = ()) -> ReplyResult:
+        """Send ``text`` with ``attachments`` (or resend the message being edited, replacing
+        what came after it; its attachments stay)."""
         if session.busy:
             await session.stop()  # a stopped reply still unwinding
         editing = self.take_edit()
         if editing is not None:
             return await self._with_row(await session.edit_and_resend(editing, text))
+        if attachments:
+            return await self._with_row(await session.send(text, attachments=attachments))
         return await self._with_row(await session.send(text))
 
     async def regenerate(self) -> ReplyResult | None:

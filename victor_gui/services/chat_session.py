@@ -43,10 +43,11 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProviderSettings
-from victor_gui.errors import BadRequestError, ProviderError, StorageError
+from victor_gui.errors import BadRequestError, ModelTakesNoImagesError, ProviderError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name
 from victor_gui.providers.protocols.tool_history import repair_history
@@ -59,6 +60,8 @@ from victor_gui.providers.types import (
     Usage,
 )
 from victor_gui.services import costs, notes
+from victor_gui.services.attachment_parts import META_KEY, AttachmentParts, protocol_of
+from victor_gui.services.attachment_types import AttachmentKind, AttachmentRef
 from victor_gui.services.chat_tools import (
     TOOL_ROUNDS,
     ToolRoundsMixin,
@@ -81,6 +84,7 @@ from victor_gui.services.tool_loop import (
     ToolSet,
 )
 from victor_gui.services.tool_types import Asker, ToolSource
+from victor_gui.storage.blobs import BlobStore, blob_root
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
 
@@ -167,6 +171,7 @@ class ChatSession(ToolRoundsMixin):
         # The tool runs of the reply streaming now (a view reads ``records`` off it).
         self.tool_runner: ToolRunner | None = None
         self._left_out_told: tuple[str, ...] = ()
+        self._attachments: AttachmentParts | None = None  # baseline until att-core merges
 
     @classmethod
     def from_profile(
@@ -202,10 +207,18 @@ class ChatSession(ToolRoundsMixin):
 
     # -- the public actions ----------------------------------------------------------------------
 
-    async def send(self, content: str | Sequence[ContentPart]) -> ReplyResult:
-        """Store the user's message and stream the reply to it."""
+    async def send(self, content: str | Sequence[ContentPart],
+                   attachments: Sequence[AttachmentRef] = ()) -> ReplyResult:
+        """Store the user's message (with ``attachments``, kept in its meta) and stream the
+        reply to it. Images for a model that takes none raise ModelTakesNoImagesError before
+        anything is stored."""
         self._check_idle()
-        user_id = await self.store.add_message(self.conversation_id, "user", content)
+        images = any(r.kind is AttachmentKind.IMAGE for r in attachments)
+        if images and not self.provider.supports_vision(self.model):
+            raise ModelTakesNoImagesError(
+                f"{self.model} does not take images; choose a model that does, or remove the images.")
+        meta = {META_KEY: [r.to_json() for r in attachments]} if attachments else None
+        user_id = await self.store.add_message(self.conversation_id, "user", content, meta=meta)
         return await self._run_reply(user_id)
 
     async def regenerate(self) -> ReplyResult:
@@ -322,8 +335,22 @@ class ChatSession(ToolRoundsMixin):
             failed_empty = m.status == "error" and not m.content and not m.tool_calls
             if m.is_note or m.status == "streaming" or failed_empty:
                 continue
-            out.append(m.to_message())
+            message = m.to_message()
+            if m.meta and META_KEY in m.meta:  # baseline until att-core merges
+                message = self._attachment_parts().expand(message, m.meta, protocol_of(self.provider.name))
+            out.append(message)
         return out
+
+    def _attachment_parts(self) -> AttachmentParts:
+        """Prepared attachments of this chat (baseline until att-core merges)."""
+        if self._attachments is None:
+            self._attachments = AttachmentParts(BlobStore(blob_root(Path(self.store.path))))
+        return self._attachments
+
+    async def _load_attachments(self, stored: list[StoredMessage]) -> None:
+        """Read and prepare the messages' attachments off the loop (baseline until att-core merges)."""
+        if any(m.meta and META_KEY in m.meta for m in stored):
+            await asyncio.to_thread(self._attachment_parts().load, stored, protocol_of(self.provider.name))
 
     async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
         if primary and self.context_window:
@@ -428,6 +455,7 @@ class ChatSession(ToolRoundsMixin):
         if self.track_costs and self.cost_fn is None and not costs.loaded():
             await costs.load_prices()
         stored = await self.store.get_messages(self.conversation_id)
+        await self._load_attachments(stored)
         history = self._history(stored, await self._system_prompt())
         request = await self._request(self.provider, self.model, history, primary=True)
         await self._note_trim(request, stored)
