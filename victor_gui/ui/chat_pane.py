@@ -17,7 +17,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.ui.chat_attach import AttachMixin
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.model_picker import ModelPicker
@@ -58,9 +59,21 @@ if TYPE_CHECKING:
 
 
 class ChatInput(QPlainTextEdit):
-    """The message editor: Ctrl+Enter sends, Enter makes a new line."""
+    """The message editor: Ctrl+Enter sends, Enter makes a new line. A paste or drop of files or
+    of an image goes to ``attach`` (issue 13) when set; text pastes as usual."""
 
     submitted = Signal()
+    attach: Any = None  # (QMimeData) -> bool: True when it attached what the mime data carries
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        if self.attach is not None and (source.hasImage() or source.hasUrls()):
+            return True
+        return super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if self.attach is not None and self.attach(source):
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -90,7 +103,7 @@ class ProfileCombo(QComboBox):
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
-class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
+class ChatPane(StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
@@ -182,8 +195,11 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         self.profile_files: tuple[Path | None, Path | None] = (None, None)
         self.profiles_loading: asyncio.Task[None] | None = None  # started by ``start``
 
+        attach_button = self._build_attach(layout)  # issue 13: banner, chips, paper clip
         row = QHBoxLayout()
+        row.addWidget(attach_button, 0, Qt.AlignmentFlag.AlignTop)
         self.input = ChatInput()
+        self.input.attach = self.attach_mime
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
@@ -322,6 +338,9 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         return self.picker.refresh_models(force=force)
 
     def _models_listed(self, _name: str) -> None:
+        if self._pending_model:  # a model chosen from the "does not take images" message
+            self.model_combo.setEditText(self._pending_model)
+            self._pending_model = None
         if self._switch_pending:
             self._choice_changed()
 
@@ -464,7 +483,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
     def send(self) -> None:
         """Send the input as a user message (or resend an edited one) and stream the reply."""
         text = self.input.toPlainText().strip()
-        if not text or self.running:
+        has_files = self._draft is not None and (bool(self._draft.refs()) or self._draft.busy)
+        if (not text and not has_files) or self.running:
             return
         no_choice = self.current_choice() is None or not self.model_combo.currentText().strip()
         if no_choice and (self._controller is None or self._controller.profile() is None):
@@ -472,6 +492,11 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
             return
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
+            return
+        items = self._take_attachments() if self._editing is None else []
+        if items is None:
+            return
+        if not text and not items:
             return
         self.input.clear()
         editing, self._editing = self._editing, None
@@ -485,25 +510,39 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
         elif not self.controller.around_hit:
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+            self._show_message_attachments(user, [i.ref for i in items if i.ref is not None])
         view = self._begin_reply()
-        self.tasks.spawn(self._send(text, editing, user, view))
+        self.tasks.spawn(self._send(text, editing, user, view, items))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
-                    view: MessageView) -> None:
+                    view: MessageView, items: list[Any] | None = None) -> None:
+        from victor_gui.errors import ModelTakesNoImagesError
+
+        items = items or []
+        refs = [i.ref for i in items if i.ref is not None]
         if self.controller.around_hit and self.conversation_id is not None and editing is None:
             # Showing a page around a search hit: answer under the latest message instead.
             await self.open_conversation(self.conversation_id)
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+            self._show_message_attachments(user, refs)
             view = self._begin_reply()
-        session = await self._ensure_session(text)
+        session = await self._ensure_session(text or (refs[0].name if refs else ""))
         if session is None:
             self._abandon_reply(view, user)
             self.input.setPlainText(text)
+            self._restore_attachments(items)
             return
-        # The controller resends the message being edited, else sends a new one.
-        await self._run_reply(lambda: self.controller.send(session, text), view,
-                              None if editing is not None else user)
+
+        async def start() -> Any:
+            # The controller resends the message being edited, else sends a new one.
+            try:
+                return await self.controller.send(session, text, refs)
+            except ModelTakesNoImagesError as exc:  # nothing was sent or stored
+                self._refused_images(exc, text, items, view, user)
+                return None
+
+        await self._run_reply(start, view, None if editing is not None else user)
 
     def regenerate(self) -> None:
         """Answer the last user message again (the replies after it are replaced)."""
@@ -533,6 +572,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, QWidget):
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
         self.tools_button.detach()  # stop following the MCP host's servers
+        self.chips.detach()
         if self._controller is not None:
             await self._controller.aclose()
         await self.picker.aclose()

@@ -42,6 +42,9 @@ class StoredChatMixin:
 
     def _leave(self) -> None:
         self.controller.leave()
+        if self._draft is not None:  # the attachments waiting belonged to the chat left
+            self._draft.clear()
+        self.no_images.hide()
         self._editing = None
         self.send_button.setText("Send")
         self.transcript.clear()
@@ -103,8 +106,10 @@ class StoredChatMixin:
             if m.role == "user":
                 self._hook_user_view(view)
                 view.set_actions(edit=True)
+                self._show_stored_attachments(view, m.meta)  # issue 13
             elif m.role == "assistant":
                 view.set_stats(stats_line(m))
+                self._show_sources(view, m.meta)  # issue 13
                 view.retry_requested.connect(self.regenerate)
                 view.regenerate_requested.connect(self.regenerate)
                 if m.status == "error":

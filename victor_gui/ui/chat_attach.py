@@ -1,0 +1,271 @@
+# mypy: disable-error-code="attr-defined,no-any-return,arg-type"
+"""The part of the chat pane that attaches files: the paper-clip button and its file dialog,
+files dropped on the pane, images and file URLs pasted into the input, the chips above the
+input, the attachments of sent messages (a click opens the file), the "Sources" line under a
+reply, and the "this model does not take images" message with the models that do.
+
+A mixin of :class:`~victor_gui.ui.chat_pane.ChatPane` (same object), like
+:mod:`~victor_gui.ui.chat_reply`. The attachments' state is the pane's
+:class:`~victor_gui.services.attachment_draft.AttachmentDraft`; this part renders it and
+forwards what the person does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QToolButton
+
+from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner, SourcesLine, StoredAttachments
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from victor_gui.errors import ModelTakesNoImagesError
+    from victor_gui.services.attachment_draft import AttachmentDraft, DraftItem
+    from victor_gui.services.attachment_types import AttachmentRef
+    from victor_gui.storage.blobs import BlobStore
+    from victor_gui.ui.message_view import MessageView
+
+FILE_FILTER = ("Images and documents (*.png *.jpg *.jpeg *.webp *.gif *.heic *.pdf *.docx *.pptx *.xlsx "
+               "*.csv *.html *.htm *.md *.txt *.py *.js *.ts *.json *.yaml *.yml);;All files (*)")
+
+
+def local_paths(mime: QMimeData) -> list[Path]:
+    """The local files a drop or a paste carries (a file manager's copy gives file URLs)."""
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+
+def png_bytes(image: QImage) -> bytes:
+    """A clipboard image encoded as PNG."""
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, b"PNG")
+    buffer.close()
+    return bytes(data.data())
+
+
+def message_insert(view: MessageView, widget: Any, *, after_body: bool) -> None:
+    """Place ``widget`` in a message view: after the header (a user's attachments) or after
+    the body (a reply's sources), without changing MessageView itself."""
+    layout = view.layout()
+    if not isinstance(layout, QBoxLayout):
+        return
+    index = layout.indexOf(view.stats_label) if after_body else 1
+    layout.insertWidget(index if index >= 0 else layout.count(), widget)
+
+
+class AttachMixin:
+    """Attaching files in the chat pane; see the module doc. Mixed into ChatPane, whose widgets
+    and methods it uses (mypy is told not to look for them here: see the file's first line)."""
+
+    _draft: AttachmentDraft | None = None
+    _pending_model: str | None = None
+
+    def _build_attach(self, layout: QBoxLayout) -> QToolButton:
+        """The banner and the chips (added to ``layout``, above the input row) and the paper-clip
+        button (returned, for the input row)."""
+        self.no_images = NoImagesBanner()
+        self.no_images.chosen.connect(self._switch_to)
+        layout.addWidget(self.no_images)
+        self.chips = AttachmentChips()
+        layout.addWidget(self.chips)
+        button = QToolButton()
+        button.setText("📎")
+        button.setObjectName("attachButton")
+        button.setToolTip("Attach images or documents (or drop them here, or paste)")
+        button.setAccessibleName("Attach files")
+        button.clicked.connect(self.choose_files)
+        self.attach_button = button
+        self.setAcceptDrops(True)
+        return button
+
+    # -- the draft ----------------------------------------------------------------------------------
+
+    def _blobs(self) -> BlobStore | None:
+        from victor_gui.storage.blobs import BlobStore, blob_root
+
+        store = self.store
+        return BlobStore(blob_root(Path(store.path))) if store is not None else None
+
+    @property
+    def draft(self) -> AttachmentDraft:
+        """The attachments waiting above the input (made on first use, with the store's blob
+        folder; it follows a store opened or moved later)."""
+        if self._draft is None:
+            from victor_gui.services.attachment_draft import AttachmentDraft
+
+            self._draft = AttachmentDraft(self._blobs())
+            self.chips.bind(self._draft)
+        else:
+            blobs = self._blobs()
+            if blobs is not None and (self._draft.blobs is None or self._draft.blobs.root != blobs.root):
+                self._draft.blobs = blobs
+        return self._draft
+
+    def attach_paths(self, paths: Sequence[Path | str]) -> list[asyncio.Task[Any]]:
+        """Attach files (each converts in the background; its chip shows how it goes)."""
+        self.no_images.hide()
+        draft = self.draft
+        return [self.tasks.spawn(draft.add_path(Path(p))) for p in paths]
+
+    def attach_image(self, image: QImage, name: str | None = None) -> asyncio.Task[Any] | None:
+        """Attach a pasted image (encoded as PNG)."""
+        if image.isNull():
+            return None
+        self.no_images.hide()
+        raw = png_bytes(image)
+        name = name or time.strftime("Pasted image %H-%M-%S.png")
+        return self.tasks.spawn(self.draft.add_bytes(name, raw, "image/png"))
+
+    def attach_mime(self, mime: QMimeData) -> bool:
+        """Attach what a drop or a paste carries: local files, else an image. False: nothing to
+        attach (the input pastes the text as usual)."""
+        paths = local_paths(mime)
+        if paths:
+            self.attach_paths(paths)
+            return True
+        if mime.hasImage():
+            image = mime.imageData()
+            if isinstance(image, QImage):
+                self.attach_image(image)
+                return True
+        return False
+
+    def choose_files(self) -> None:
+        """The paper-clip button: pick files in the platform's dialog."""
+        paths, _filter = QFileDialog.getOpenFileNames(self, "Attach files", "", FILE_FILTER)
+        if paths:
+            self.attach_paths(paths)
+
+    def _take_attachments(self) -> list[DraftItem] | None:
+        """The ready items for a send (the chips clear); None: one is still being added."""
+        if self._draft is None:
+            return []
+        converting = [i.name for i in self._draft.items() if i.state in ("adding", "converting")]
+        if converting:
+            self.status_label.setText(f"{converting[0]} is still being read; send when its chip is ready.")
+            return None
+        self.no_images.hide()
+        return self._draft.take()
+
+    def _restore_attachments(self, items: Sequence[DraftItem]) -> None:
+        if items:
+            self.draft.restore(items)
+
+    # -- drag and drop ------------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()) or event.mimeData().hasImage():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if local_paths(event.mimeData()) or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if self.attach_mime(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    # -- the transcript -----------------------------------------------------------------------------
+
+    def _show_message_attachments(self, view: MessageView, refs: Sequence[AttachmentRef]) -> None:
+        """A sent message's attachments as chips that open the file."""
+        if not refs:
+            return
+        chips = StoredAttachments(refs)
+        chips.open_requested.connect(self.open_attachment)
+        view.attachments = chips
+        message_insert(view, chips, after_body=False)
+
+    def _show_stored_attachments(self, view: MessageView, meta: dict[str, Any] | None) -> None:
+        """A stored user message's ``meta["attachments"]`` as chips."""
+        from victor_gui.services.attachment_types import AttachmentRef
+
+        refs = []
+        for data in (meta or {}).get("attachments") or ():
+            try:
+                refs.append(AttachmentRef.from_json(data))
+            except (TypeError, ValueError, KeyError):
+                continue  # an entry this version cannot read: the message still shows
+        self._show_message_attachments(view, refs)
+
+    def open_attachment(self, ref: AttachmentRef) -> asyncio.Task[Any] | None:
+        """Open an attached file with the desktop's program (a copy in a temporary folder)."""
+
+        blobs = self._blobs()
+        if blobs is None:
+            return None
+        return self.tasks.spawn(self._open_attachment(blobs, ref))
+
+    async def _open_attachment(self, blobs: BlobStore, ref: AttachmentRef) -> None:
+        from victor_gui.errors import AttachmentError
+        from victor_gui.ui.attachment_chips import open_attachment
+
+        try:
+            await open_attachment(blobs, ref)
+        except (AttachmentError, OSError) as exc:
+            self.status_label.setText(f"{ref.name} cannot be opened: {exc}")
+
+    def _show_sources(self, view: MessageView, meta: dict[str, Any] | None) -> None:
+        """The reply's ``meta["sources"]`` as a "Sources" line under it."""
+        sources = (meta or {}).get("sources")
+        if not isinstance(sources, list) or not sources or getattr(view, "sources", None) is not None:
+            return
+        line = SourcesLine(sources)
+        view.sources = line
+        message_insert(view, line, after_body=True)
+
+    # -- a model that takes no images ---------------------------------------------------------------
+
+    def _refused_images(self, exc: ModelTakesNoImagesError, text: str, items: Sequence[DraftItem],
+                        view: MessageView, user: MessageView | None) -> None:
+        """Nothing was sent: the message and the chips come back, and the banner offers the
+        models that take images."""
+        self._abandon_reply(view, user)
+        self._restore_attachments(items)
+        if not self.input.toPlainText().strip():
+            self.input.setPlainText(text)
+        alternatives = list(exc.alternatives) or self._vision_alternatives()
+        choice = self.current_choice()
+        names = {}
+        for alt in alternatives:
+            provider, _, model = alt.partition("/")
+            same = choice is not None and provider == choice.name
+            names[alt] = model if same else f"{provider} · {model}"
+        self.no_images.show_refusal(str(exc), alternatives, names)
+        self.status_label.setText(str(exc))
+
+    def _vision_alternatives(self) -> list[str]:
+        """Models of the chosen provider's list that take images (``provider/model``)."""
+        choice = self.current_choice()
+        session = self.session
+        if choice is None or session is None:
+            return []
+        current = self.model_combo.currentText().strip()
+        models = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+        return [f"{choice.name}/{m}" for m in models if m != current and session.provider.supports_vision(m)]
+
+    def _switch_to(self, label: str) -> None:
+        """Switch the chat to ``provider/model`` the way the drop-downs do; the draft stays."""
+        provider, _, model = label.partition("/")
+        choice = self.current_choice()
+        if choice is not None and choice.name == provider:
+            self.model_combo.setEditText(model)
+            self._model_activated(self.model_combo.findText(model))
+        else:
+            self._pending_model = model
+            self.select_provider(provider)
+            self._provider_activated(self.provider_combo.currentIndex())
+        self.status_label.setText(f"Switched to {model}; press Send to send your message.")
+        self.send_button.setFocus()
