@@ -41,7 +41,7 @@ async def test_an_image_file_is_stored_measured_and_thumbnailed(tmp_path: Path) 
     assert draft.blobs is not None and draft.blobs.read(ref.sha256) == raw  # copied into the data folder
     thumb = Image.open(io.BytesIO(item.thumbnail or b""))
     assert max(thumb.size) <= 96
-    assert [e.kind for e in events][0] == "added" and events[-1].item == item
+    assert events[0].kind == "added" and events[-1].item == item
     assert draft.refs() == [ref]
 
 
@@ -93,9 +93,10 @@ async def test_removing_a_converting_document_cancels_it(tmp_path: Path) -> None
         for _ in range(60):
             out.write(b"x" * (1 << 20))
     draft, events = draft_in(tmp_path)
+    added = asyncio.Event()
+    draft.subscribe(lambda e: added.set())
     task = asyncio.ensure_future(draft.add_path(path))
-    while not draft.items():
-        await asyncio.sleep(0.001)
+    await added.wait()
     item_id = draft.items()[0].id
     assert draft.busy and draft.remove(item_id)
     await asyncio.wait_for(task, 20)

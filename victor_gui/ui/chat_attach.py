@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QToolButton
 
@@ -43,12 +43,12 @@ def local_paths(mime: QMimeData) -> list[Path]:
 
 def png_bytes(image: QImage) -> bytes:
     """A clipboard image encoded as PNG."""
-    data = QByteArray()
-    buffer = QBuffer(data)
+    # A QBuffer that owns its bytes: one wrapping a Python-made QByteArray crashed PySide6 6.x.
+    buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, b"PNG")
+    image.save(buffer, "PNG")  # type: ignore[call-overload]  # the stubs want bytes; str is what works
     buffer.close()
-    return bytes(data.data())
+    return bytes(buffer.data().data())
 
 
 def message_insert(view: MessageView, widget: Any, *, after_body: bool) -> None:

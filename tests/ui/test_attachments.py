@@ -1,0 +1,194 @@
+"""Attachments in the real window against the llama-server simulator on 127.0.0.1: dropped,
+pasted and picked files become chips, Send carries them to the server, a reopened chat opens
+them, a reply shows its sources, and a model without vision refuses before sending."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from tests.servers.base import Script
+from tests.ui.conftest import stored_messages, wait_until
+
+VISION = "llama-3.2-11b-vision"  # the capability table says it takes images
+TEXT_ONLY = "qwen3-8b"
+
+
+def write_png(path: Path, size: tuple[int, int], color: str = "teal") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    path.write_bytes(out.getvalue())
+    return out.getvalue()
+
+
+def drop_files(widget, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    """What a file manager's drag and drop delivers: file URLs in the mime data."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    assert drop.isAccepted()
+
+
+def user_content(request) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [m for m in request.body["messages"] if m["role"] == "user"][-1]["content"]
+
+
+def image_of(part: dict) -> Image.Image:
+    url = part["image_url"]["url"]
+    assert url.startswith("data:image/")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+async def start_on(chat, model: str) -> None:  # type: ignore[no-untyped-def]
+    await chat.start()
+    chat.model_combo.setEditText(model)
+
+
+async def test_dropped_files_reach_the_server_and_open_from_the_reopened_chat(
+        sim, window, qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sim.models = [VISION]
+    sim.script(Script(text="A teal square and your notes."))
+    chat = window.chat
+    await start_on(chat, VISION)
+    photo = tmp_path / "photo.png"
+    raw = write_png(photo, (3000, 2000))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe spare key is under the blue pot.\n", encoding="utf-8")
+    drop_files(chat, [photo, notes])
+    await wait_until(lambda: len(chat.draft.refs()) == 2)
+    chips = list(chat.chips.chips.values())
+    assert chat.chips.isVisible() and [c.item.name for c in chips] == ["photo.png", "notes.md"]
+    assert not chips[0].icon.pixmap().isNull()  # the image's thumbnail
+    assert "3000×2000" in chips[0].detail_label.text() and "tokens" in chips[0].detail_label.text()
+    assert "tokens" in chips[1].detail_label.text()
+    chat.input.setPlainText("What is in these?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    assert chat.draft.items() == [] and chat.chips.isHidden()  # Send took them
+    await wait_until(lambda: not chat.running)
+    parts = user_content(sim.chat_requests()[-1])
+    texts = " ".join(p.get("text", "") for p in parts if p["type"] == "text")
+    assert "The spare key is under the blue pot." in texts and "What is in these?" in texts
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 1 and max(image_of(images[0]).size) <= 2048  # downscaled for the protocol
+    user_view = next(v for v in chat.transcript.messages if v.role == "user")
+    chip_texts = [b.text() for b in user_view.attachments.buttons]
+    assert len(chip_texts) == 2 and "photo.png · " in chip_texts[0] and "notes.md · " in chip_texts[1]
+    # Reopened later, the message still carries its attachments; a click opens the stored copy.
+    photo.unlink()
+    stored = await stored_messages(window)
+    asked: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: asked.append(url) or True))
+    await chat.open_conversation(stored[0].conversation_id)
+    reopened = next(v for v in chat.transcript.messages if v.role == "user")
+    qtbot.mouseClick(reopened.attachments.buttons[0], Qt.MouseButton.LeftButton)
+    await wait_until(lambda: bool(asked))
+    opened = Path(asked[0].toLocalFile())
+    assert opened.name == "photo.png" and opened.read_bytes() == raw  # noqa: ASYNC240 (a test's check)
+
+
+async def test_a_pasted_image_becomes_a_chip_and_the_remove_button_takes_it_away(
+        sim, window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    chat = window.chat
+    await chat.start()
+    image = QImage(320, 200, QImage.Format.Format_RGB32)
+    image.fill(QColor("orange"))
+    QGuiApplication.clipboard().setImage(image)
+    chat.input.setFocus()
+    qtbot.keyClick(chat.input, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: len(chat.draft.refs()) == 1)
+    ref = chat.draft.refs()[0]
+    assert ref.name.startswith("Pasted image") and (ref.width, ref.height) == (320, 200)
+    assert chat.input.toPlainText() == ""  # the image did not go into the text
+    chip = next(iter(chat.chips.chips.values()))
+    qtbot.mouseClick(chip.remove_button, Qt.MouseButton.LeftButton)
+    assert chat.draft.items() == [] and chat.chips.chips == {} and chat.chips.isHidden()
+    # Plain text still pastes as text.
+    QGuiApplication.clipboard().setText("just words")
+    qtbot.keyClick(chat.input, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert chat.input.toPlainText() == "just words" and chat.draft.items() == []
+
+
+async def test_the_attach_button_adds_files_and_a_bad_one_is_an_error_chip(
+        sim, window, qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    chat = window.chat
+    await chat.start()
+    good = tmp_path / "report.txt"
+    good.write_text("Quarterly numbers went up.\n" * 50, encoding="utf-8")
+    bad = tmp_path / "legacy.txt"
+    bad.write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                        staticmethod(lambda *a, **k: ([str(good), str(bad)], "")))
+    qtbot.mouseClick(chat.attach_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: not chat.draft.busy and len(chat.draft.items()) == 2)
+    ok, broken = chat.chips.chips.values()
+    assert ok.item.state == "ready" and "tokens" in ok.detail_label.text()
+    assert broken.item.state == "error" and broken.property("state") == "error"
+    assert broken.detail_label.text() == "legacy.txt is not UTF-8 text."
+    assert QApplication.activeModalWidget() is None  # a chip, never a dialog
+    assert [r.name for r in chat.draft.refs()] == ["report.txt"]
+
+
+async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the_draft(
+        sim, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sim.models = [TEXT_ONLY, VISION]
+    sim.script(Script(text="A purple square."))
+    chat = window.chat
+    await start_on(chat, TEXT_ONLY)
+    photo = tmp_path / "square.png"
+    write_png(photo, (400, 400), "purple")
+    drop_files(chat, [photo])
+    await wait_until(lambda: len(chat.draft.refs()) == 1)
+    chat.input.setPlainText("What colour is it?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: chat.no_images.isVisible())
+    assert "does not take images" in chat.no_images.text_label.text()
+    assert [b.text() for b in chat.no_images.buttons] == [VISION]
+    assert sim.chat_requests() == []  # refused before sending
+    assert chat.input.toPlainText() == "What colour is it?" and len(chat.draft.refs()) == 1
+    assert [v.role for v in chat.transcript.messages] == []
+    qtbot.mouseClick(chat.no_images.buttons[0], Qt.MouseButton.LeftButton)
+    assert chat.model_combo.currentText() == VISION and chat.no_images.isHidden()
+    await wait_until(lambda: chat.session is not None and chat.session.model == VISION)
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: not chat.running and bool(sim.chat_requests()))
+    parts = user_content(sim.chat_requests()[-1])
+    assert sim.chat_requests()[-1].body["model"] == VISION
+    assert [p["type"] for p in parts] == ["text", "image_url"]
+    stored = await stored_messages(window)
+    assert [m.role for m in stored if not m.is_note] == ["user", "assistant"]
+    user = next(m for m in stored if m.role == "user")
+    assert user.meta["attachments"][0]["name"] == "square.png"
+
+
+async def test_a_reply_with_sources_shows_them_under_it(window, store, qtbot) -> None:  # type: ignore[no-untyped-def]
+    conv = await store.create_conversation("Manual")
+    await store.add_message(conv.id, "user", "How do I reset it?")
+    passage = "Hold the reset button for ten seconds until the light blinks twice."
+    sources = [{"name": "manual.pdf", "sha256": "ab" * 32, "locator": "page 3", "text": passage,
+                "score": 0.82},
+               {"name": "faq.md", "sha256": "cd" * 32, "locator": "§ Reset", "text": "See the manual.",
+                "score": 0.5}]
+    await store.add_message(conv.id, "assistant", "Hold the reset button for ten seconds.",
+                            meta={"sources": sources})
+    chat = window.chat
+    await chat.open_conversation(conv.id)
+    reply = next(v for v in chat.transcript.messages if v.role == "assistant")
+    line = reply.sources
+    assert [b.text() for b in line.items] == ["manual.pdf · page 3", "faq.md · § Reset"]
+    assert passage in line.items[0].toolTip()
+    assert line.passages.isHidden()
+    qtbot.mouseClick(line.expand_button, Qt.MouseButton.LeftButton)
+    await wait_until(reply.isVisible)
+    assert line.isVisible() and line.passages.isVisible() and passage in line.passages.text()
