@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from tests.servers.base import Script
+from tests.servers.base import Script, SimServer
+from tests.support.timed import make_timed
 from tests.ui.conftest import stored_messages, wait_until
 
 VISION = "llama-3.2-11b-vision"  # the capability table says it takes images
@@ -43,6 +46,11 @@ def drop_files(widget, paths: list[Path]) -> None:  # type: ignore[no-untyped-de
 
 def user_content(request) -> list[dict]:  # type: ignore[no-untyped-def]
     return [m for m in request.body["messages"] if m["role"] == "user"][-1]["content"]
+
+
+def user_text(request) -> str:  # type: ignore[no-untyped-def]
+    content = [m for m in request.body["messages"] if m["role"] == "user"][-1]["content"]
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
 
 
 def image_of(part: dict) -> Image.Image:
@@ -78,7 +86,7 @@ async def test_dropped_files_reach_the_server_and_open_from_the_reopened_chat(
     assert chat.draft.items() == [] and chat.chips.isHidden()  # Send took them
     await wait_until(lambda: not chat.running)
     parts = user_content(sim.chat_requests()[-1])
-    texts = " ".join(p.get("text", "") for p in parts if p["type"] == "text")
+    texts = user_text(sim.chat_requests()[-1])
     assert "The spare key is under the blue pot." in texts and "What is in these?" in texts
     images = [p for p in parts if p["type"] == "image_url"]
     assert len(images) == 1 and max(image_of(images[0]).size) <= 2048  # downscaled for the protocol
@@ -192,3 +200,57 @@ async def test_a_reply_with_sources_shows_them_under_it(window, store, qtbot) ->
     qtbot.mouseClick(line.expand_button, Qt.MouseButton.LeftButton)
     await wait_until(reply.isVisible)
     assert line.isVisible() and line.passages.isVisible() and passage in line.passages.text()
+
+
+@pytest.fixture
+def two_servers(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SimServer, SimServer]]:
+    """A llama-server serving a vision model and a vLLM serving a text-only one."""
+    with make_timed("llamacpp", model=VISION) as llama, make_timed("vllm", model=TEXT_ONLY) as vllm:
+        monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama.port}")
+        monkeypatch.setenv("VICTOR_VLLM_HOST", f"127.0.0.1:{vllm.port}")
+        yield llama, vllm
+
+
+async def test_compare_panes_take_the_same_attachments(
+        two_servers, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    llama, vllm = two_servers
+    llama.script(Script(text="one", repeat=2))
+    vllm.script(Script(text="two", repeat=2))
+    await window.chat.start()
+    await wait_until(lambda: window.chat.model_combo.count() > 0)
+    qtbot.keyClick(window.chat.input, Qt.Key.Key_Backslash, Qt.KeyboardModifier.ControlModifier)
+    compare = window.compare.view
+    for pane, (name, model) in zip(compare.panes, [("llamacpp", VISION), ("vllm", TEXT_ONLY)], strict=True):
+        if pane.picker.current_choice().name != name:
+            pane.picker.select_provider(name)
+        await wait_until(lambda p=pane, n=name, m=model: p.picker.current_choice().name == n
+                         and p.picker.model_combo.findText(m) >= 0)
+        pane.picker.model_combo.setCurrentIndex(pane.picker.model_combo.findText(model))
+        assert pane.picker.current_model() == model
+    notes = tmp_path / "spec.md"
+    notes.write_text("The widget weighs 42 grams.\n", encoding="utf-8")
+    # A document: both panes get it.
+    drop_files(compare, [notes])
+    await wait_until(lambda: len(compare.attachments.draft.refs()) == 1)
+    compare.input.setPlainText("How heavy is it?")
+    qtbot.keyClick(compare.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: len(llama.chat_requests()) == 1 and len(vllm.chat_requests()) == 1)
+    await wait_until(lambda: not compare.running)
+    for server in (llama, vllm):
+        texts = user_text(server.chat_requests()[0])
+        assert "The widget weighs 42 grams." in texts and "How heavy is it?" in texts
+    assert compare.attachments.draft.items() == []
+    assert all(p.transcript.messages[0].attachments.refs[0].name == "spec.md" for p in compare.panes)
+    # An image: the vision pane gets it; the text-only pane says why it was left out.
+    photo = tmp_path / "part.png"
+    write_png(photo, (2400, 1200))
+    drop_files(compare, [photo])
+    await wait_until(lambda: len(compare.attachments.draft.refs()) == 1)
+    compare.input.setPlainText("And this?")
+    qtbot.keyClick(compare.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: len(llama.chat_requests()) == 2)
+    await wait_until(lambda: not compare.running)
+    images = [p for p in user_content(llama.chat_requests()[1]) if p["type"] == "image_url"]
+    assert len(images) == 1 and max(image_of(images[0]).size) <= 2048
+    assert len(vllm.chat_requests()) == 1
+    assert "does not take images" in compare.panes[1].result_label.text()

@@ -62,6 +62,15 @@ class AttachmentParts:
                 except AttachmentError as exc:
                     log.warning("attachment %s left out: %s", ref.name, exc)
 
+    def load_refs(self, refs: Iterable[AttachmentRef], protocol: str) -> None:
+        """Prepare these attachments (blocking: run it in a thread); a failure is logged and
+        the attachment left out."""
+        for ref in refs:
+            try:
+                self._load(ref, protocol)
+            except AttachmentError as exc:
+                log.warning("attachment %s left out: %s", ref.name, exc)
+
     def _load(self, ref: AttachmentRef, protocol: str) -> None:
         if ref.kind is AttachmentKind.IMAGE:
             if (ref.sha256, protocol) not in self._images:

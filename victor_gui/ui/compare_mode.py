@@ -80,7 +80,7 @@ class CompareMode(QObject):
             from victor_gui.ui.compare_view import CompareView
 
             chat = self._chat
-            view = CompareView(lambda: chat.pool)
+            view = CompareView(lambda: chat.pool, blobs=chat._blobs)  # attachments: the chat's data folder
             view.hide()
             self._host.addWidget(view)
             self._host.setStretchFactor(self._host.indexOf(view), 1)

@@ -126,7 +126,8 @@ class CompareView(QWidget):
     continue_with = Signal(object)  # the CompareSlot whose conversation becomes the main chat
     leave_requested = Signal()
 
-    def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None) -> None:
+    def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None,
+                 blobs: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self._pool = pool
         self._session: CompareSession | None = None
@@ -161,8 +162,16 @@ class CompareView(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Compare status")
         layout.addWidget(self.status_label)
+        # Issue 13: the same attachments go to every pane (chips above the input, paper clip).
+        from victor_gui.ui.compare_attach import CompareAttachments
+
+        self.attachments = CompareAttachments(self, blobs or (lambda: None), self._tasks.spawn)
+        layout.addWidget(self.attachments.chips)
+        self.setAcceptDrops(True)
         row = QHBoxLayout()
+        row.addWidget(self.attachments.button, 0, Qt.AlignmentFlag.AlignTop)
         self.input = ChatInput()
+        self.input.attach = self.attachments.attach_mime
         self.input.setAccessibleName("Message to every pane")
         self.input.setAccessibleDescription("Ctrl+Enter sends to every pane, Esc stops them all")
         self.input.setPlaceholderText("Message to every pane  (Ctrl+Enter to send, Esc to stop all)")
@@ -290,6 +299,7 @@ class CompareView(QWidget):
         """Send the input to every pane that has a provider and a model."""
         from victor_gui.errors import ProviderError
         from victor_gui.services.compare import target_for
+        from victor_gui.ui.compare_attach import refuses_images
         from victor_gui.ui.error_text import describe_error
 
         text = self.input.toPlainText().strip()
@@ -306,18 +316,57 @@ class CompareView(QWidget):
                 targets[pane.slot.id] = target_for(pool, choice, model)
             except ProviderError as exc:
                 pane.result_label.setText(describe_error(exc))
+        items = self.attachments.take() if targets else []
+        if items is None:
+            self.status_label.setText("An attachment is still being read; send when its chip is ready.")
+            return
+        for pane in self.panes:  # issue 13: a model that takes no images is left out, and says so
+            target = targets.get(pane.slot.id)
+            if target is not None and refuses_images(target, items):
+                del targets[pane.slot.id]
+                pane.result_label.setText(f"{target.model} does not take images; this pane was left out.")
         if not targets:
-            self.status_label.setText("No pane has a provider and a model yet.")
+            self.attachments.draft.restore(items)
+            self.status_label.setText("No pane has a provider and a model yet." if not items else
+                                      "No pane's model takes images; choose one that does.")
             return
         self.input.clear()
         self.status_label.setText("")
+        refs = [i.ref for i in items if i.ref is not None]
         for pane in self.panes:
             if pane.slot.id not in targets:
                 continue
-            pane.transcript.add_message("user", "You", text)
+            user = pane.transcript.add_message("user", "You", text)
+            if refs:
+                self.attachments.show_on(user, refs)
             self._new_reply_view(pane)
-        self.session.send(text, targets)
+        if refs:
+            self._tasks.spawn(self._send_attached(text, targets, items))
+        else:
+            self.session.send(text, targets)
         self._update_buttons()
+
+    async def _send_attached(self, text: str, targets: dict[int, Any], items: list[Any]) -> None:
+        """Prepare each pane's turn with the attachments (off the loop), then send."""
+        from victor_gui.ui.compare_attach import contents_for
+
+        blobs = self.attachments.draft.blobs
+        if blobs is None:
+            self.status_label.setText("Your conversations are still opening; try again in a moment.")
+            return
+        contents = await contents_for(blobs, text, items, targets)
+        self.session.send(text, targets, contents)
+        self._update_buttons()
+
+    def dragEnterEvent(self, event: Any) -> None:
+        from victor_gui.ui.chat_attach import local_paths
+
+        if local_paths(event.mimeData()) or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        if self.attachments.attach_mime(event.mimeData()):
+            event.acceptProposedAction()
 
     def _new_reply_view(self, pane: ComparePane) -> None:
         view = pane.transcript.add_message("assistant", pane.title())
@@ -378,6 +427,7 @@ class CompareView(QWidget):
 
     async def aclose(self) -> None:
         """Stop every reply and wait for the panes' background work (at shutdown)."""
+        self.attachments.detach()
         if self._session is not None:
             await self._session.aclose()
         await self._tasks.aclose()

@@ -1,0 +1,135 @@
+"""Attachments in the compare view: the same chips, paper clip, drop and paste as the chat, and
+the same files sent to every pane, each prepared for that pane's provider (an image downscaled
+to its protocol's limits). A pane whose model takes no images is told so and left out; the
+others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QMimeData
+from PySide6.QtWidgets import QFileDialog, QToolButton, QWidget
+
+from victor_gui.ui.attachment_chips import AttachmentChips
+from victor_gui.ui.chat_attach import FILE_FILTER, local_paths, png_bytes
+
+if TYPE_CHECKING:
+    from victor_gui.providers.types import ContentPart
+    from victor_gui.services.attachment_draft import AttachmentDraft, DraftItem
+    from victor_gui.services.attachment_types import AttachmentRef
+    from victor_gui.services.compare import CompareTarget
+    from victor_gui.storage.blobs import BlobStore
+    from victor_gui.ui.message_view import MessageView
+
+
+class CompareAttachments:
+    """The compare view's draft, chips and paper-clip button (``blobs``: the data folder's
+    blob store, from the chat pane; None while the store is opening)."""
+
+    def __init__(self, owner: QWidget, blobs: Callable[[], BlobStore | None],
+                 spawn: Callable[[Any], asyncio.Task[Any]]) -> None:
+        self._owner = owner
+        self._blobs = blobs
+        self._spawn = spawn
+        self._draft: AttachmentDraft | None = None
+        self.chips = AttachmentChips()
+        self.button = QToolButton()
+        self.button.setText("📎")
+        self.button.setObjectName("attachButton")
+        self.button.setAccessibleName("Attach files for every pane")
+        self.button.setToolTip("Attach images or documents; every pane gets them")
+        self.button.clicked.connect(self.choose_files)
+
+    @property
+    def draft(self) -> AttachmentDraft:
+        """The attachments waiting above the compare input."""
+        blobs = self._blobs()
+        if self._draft is None:
+            from victor_gui.services.attachment_draft import AttachmentDraft
+
+            self._draft = AttachmentDraft(blobs)
+            self.chips.bind(self._draft)
+        elif blobs is not None:
+            self._draft.blobs = blobs
+        return self._draft
+
+    def attach_paths(self, paths: list[Path]) -> list[asyncio.Task[Any]]:
+        """Attach files (converted in the background)."""
+        draft = self.draft
+        return [self._spawn(draft.add_path(p)) for p in paths]
+
+    def attach_mime(self, mime: QMimeData) -> bool:
+        """Attach the files or the image a drop or paste carries (False: nothing to attach)."""
+        import time
+
+        paths = local_paths(mime)
+        if paths:
+            self.attach_paths(paths)
+            return True
+        if mime.hasImage():
+            raw = png_bytes(mime.imageData())
+            self._spawn(self.draft.add_bytes(time.strftime("Pasted image %H-%M-%S.png"), raw, "image/png"))
+            return True
+        return False
+
+    def choose_files(self) -> None:
+        """The paper-clip button: pick files in the platform's dialog."""
+        paths, _filter = QFileDialog.getOpenFileNames(self._owner, "Attach files", "", FILE_FILTER)
+        if paths:
+            self.attach_paths([Path(p) for p in paths])
+
+    def take(self) -> list[DraftItem] | None:
+        """The ready items for a send (the chips clear); None: one is still being read."""
+        if self._draft is None:
+            return []
+        if self._draft.busy:
+            return None
+        return self._draft.take()
+
+    def show_on(self, view: MessageView, refs: list[AttachmentRef]) -> None:
+        """A sent turn's attachments as chips that open the stored copy."""
+        from victor_gui.ui.attachment_chips import StoredAttachments, open_attachment
+        from victor_gui.ui.chat_attach import message_insert
+
+        chips = StoredAttachments(refs)
+        blobs = self._blobs()
+        if blobs is not None:
+            chips.open_requested.connect(lambda ref: self._spawn(open_attachment(blobs, ref)))
+        view.attachments = chips  # type: ignore[attr-defined]
+        message_insert(view, chips, after_body=False)
+
+    def detach(self) -> None:
+        """Stop following the draft (closing)."""
+        self.chips.detach()
+
+
+def refuses_images(target: CompareTarget, items: list[DraftItem]) -> bool:
+    """Whether this pane's model would be sent images it does not take."""
+    has_images = any(i.ref is not None and i.ref.kind.value == "image" for i in items)
+    return has_images and not target.provider.supports_vision(target.model)
+
+
+async def contents_for(blobs: BlobStore, text: str, items: list[DraftItem],
+                       targets: Mapping[int, CompareTarget]) -> dict[int, list[ContentPart]]:
+    """Each pane's user turn with the attachments, prepared for its protocol (off the loop)."""
+    from victor_gui.providers.types import Message
+    from victor_gui.services.attachment_parts import META_KEY, AttachmentParts, protocol_of
+
+    refs = [i.ref for i in items if i.ref is not None]
+    meta = {META_KEY: [r.to_json() for r in refs]}
+    parts = AttachmentParts(blobs)
+
+    def build() -> dict[int, list[ContentPart]]:
+        out: dict[int, list[ContentPart]] = {}
+        for slot_id, target in targets.items():
+            protocol = protocol_of(target.provider.name)
+            parts.load_refs(refs, protocol)
+            message = parts.expand(Message(role="user", content=text), meta, protocol)
+            out[slot_id] = list(message.parts())
+        return out
+
+    return await asyncio.to_thread(build)
