@@ -166,9 +166,11 @@ async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the
     assert sim.chat_requests() == []  # refused before sending
     assert chat.input.toPlainText() == "What colour is it?" and len(chat.draft.refs()) == 1
     assert [v.role for v in chat.transcript.messages] == []
+    await wait_until(lambda: chat.conversation_id is None)
+    assert await window.store.list_conversations() == []  # no empty chat left in the list
+    assert chat.status_label.text() != chat.no_images.text_label.text()  # said once, in the banner
     qtbot.mouseClick(chat.no_images.buttons[0], Qt.MouseButton.LeftButton)
     assert chat.model_combo.currentText() == VISION and chat.no_images.isHidden()
-    await wait_until(lambda: chat.session is not None and chat.session.model == VISION)
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: not chat.running and bool(sim.chat_requests()))
     parts = user_content(sim.chat_requests()[-1])

@@ -216,7 +216,7 @@ class ChatSession(ToolRoundsMixin):
         images = any(r.kind is AttachmentKind.IMAGE for r in attachments)
         if images and not self.provider.supports_vision(self.model):
             raise ModelTakesNoImagesError(
-                f"{self.model} does not take images; choose a model that does, or remove the images.")
+                f"{self.model} does not take images, so nothing was sent.")
         meta = {META_KEY: [r.to_json() for r in attachments]} if attachments else None
         user_id = await self.store.add_message(self.conversation_id, "user", content, meta=meta)
         return await self._run_reply(user_id)

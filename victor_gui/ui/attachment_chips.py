@@ -28,13 +28,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from victor_gui.ui.attachment_icons import ICON_GREY, icon, icon_pixmap
+from victor_gui.ui.widgets.flow_layout import FlowLayout
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
@@ -77,9 +78,8 @@ def token_words(tokens: int | None) -> str:
     return f"~{tokens:,} tokens" if tokens is not None else ""
 
 
-def _doc_glyph(name: str) -> str:
-    suffix = Path(name).suffix.lower()
-    return {".pdf": "📕", ".csv": "📊", ".xlsx": "📊", ".pptx": "📽", ".docx": "📘"}.get(suffix, "📄")
+def _icon_name(kind: str) -> str:
+    return "image" if kind == "image" else "document"
 
 
 class AttachmentChip(QFrame):
@@ -139,7 +139,8 @@ class AttachmentChip(QFrame):
             self.icon.setPixmap(pixmap.scaled(QSize(THUMB, THUMB), Qt.AspectRatioMode.KeepAspectRatio,
                                               Qt.TransformationMode.SmoothTransformation))
         elif not item.thumbnail:
-            self.icon.setText("🖼" if item.kind is AttachmentKind.IMAGE else _doc_glyph(item.name))
+            name = "alert" if item.state == "error" else _icon_name(item.kind.value)
+            self.icon.setPixmap(icon_pixmap(name, 28, ERROR_RED if item.state == "error" else ICON_GREY))
         state = "error" if item.state == "error" else "ok"
         if self.property("state") != state:
             self.setProperty("state", state)
@@ -176,24 +177,18 @@ class AttachmentChip(QFrame):
         return " · ".join(x for x in parts if x)
 
 
-class AttachmentChips(QScrollArea):
-    """The row of chips above the input; hidden while the draft is empty."""
+class AttachmentChips(QWidget):
+    """The chips above the input, in rows that wrap; hidden while the draft is empty."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("attachmentChips")
         self.setAccessibleName("Attachments")
         self.setStyleSheet(CHIP_STYLE)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFixedHeight(THUMB + 26)
-        inner = QWidget()
-        self._row = QHBoxLayout(inner)
-        self._row.setContentsMargins(0, 0, 0, 0)
-        self._row.setSpacing(6)
-        self._row.addStretch(1)
-        self.setWidget(inner)
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self._row = FlowLayout(self)
         self.chips: dict[int, AttachmentChip] = {}
         self.draft: AttachmentDraft | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -235,7 +230,7 @@ class AttachmentChips(QScrollArea):
     def _add(self, item: DraftItem) -> None:
         chip = AttachmentChip(item)
         chip.remove_requested.connect(self._remove)
-        self._row.insertWidget(self._row.count() - 1, chip)
+        self._row.addWidget(chip)
         self.chips[item.id] = chip
         self.setVisible(True)
 
@@ -283,8 +278,9 @@ class StoredAttachments(QWidget):
         for ref in refs:
             button = QToolButton()
             button.setObjectName("storedAttachment")
-            glyph = "🖼" if ref.kind.value == "image" else _doc_glyph(ref.name)
-            button.setText(f"{glyph} {ref.name} · {human_size(ref.size)}")
+            button.setIcon(icon(_icon_name(ref.kind.value), 16))
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setText(f"{ref.name} · {human_size(ref.size)}")
             button.setToolTip(f"Open {ref.name}")
             button.setAccessibleName(f"Open the attached file {ref.name}")
             button.clicked.connect(lambda _=False, r=ref: self.open_requested.emit(r))
@@ -389,8 +385,8 @@ class NoImagesBanner(QFrame):
         self.buttons = []
         while self._buttons_row.count():
             self._buttons_row.takeAt(0)
-        more = " Your message and attachments are kept." if alternatives else \
-            " No model listed here takes images; remove the images to send."
+        more = (" Switch to a model that does, or remove the images; your message and attachments are kept."
+                if alternatives else " Remove the images to send it: no model listed here takes them.")
         self.text_label.setText(sentence + more)
         if alternatives:
             self._buttons_row.addWidget(QLabel("Switch to:"))

@@ -22,6 +22,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QToolButton
 
 from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner, SourcesLine, StoredAttachments
+from victor_gui.ui.attachment_icons import icon
 
 if TYPE_CHECKING:
     import asyncio
@@ -77,7 +78,8 @@ class AttachMixin:
         self.chips = AttachmentChips()
         layout.addWidget(self.chips)
         button = QToolButton()
-        button.setText("📎")
+        button.setIcon(icon("paperclip", 20))
+        button.setAutoRaise(True)
         button.setObjectName("attachButton")
         button.setToolTip("Attach images or documents (or drop them here, or paste)")
         button.setAccessibleName("Attach files")
@@ -244,7 +246,16 @@ class AttachMixin:
             same = choice is not None and provider == choice.name
             names[alt] = model if same else f"{provider} · {model}"
         self.no_images.show_refusal(str(exc), alternatives, names)
-        self.status_label.setText(str(exc))
+
+    async def _forget_empty_chat(self) -> None:
+        """A new chat whose first message was refused has no message: its row goes (it was
+        made when the session was bound), so the list does not show an empty chat."""
+        cid, store = self.conversation_id, self.store
+        if cid is None or store is None or await store.get_messages(cid, limit=1):
+            return
+        await store.delete_conversation(cid)
+        self.controller.leave()
+        self.conversation_changed.emit(cid)
 
     def _vision_alternatives(self) -> list[str]:
         """Models of the chosen provider's list that take images (``provider/model``)."""

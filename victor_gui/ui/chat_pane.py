@@ -527,6 +527,7 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
             self._hook_user_view(user)
             self._show_message_attachments(user, refs)
             view = self._begin_reply()
+        new_chat = self.conversation_id is None
         session = await self._ensure_session(text or (refs[0].name if refs else ""))
         if session is None:
             self._abandon_reply(view, user)
@@ -540,6 +541,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
                 return await self.controller.send(session, text, refs)
             except ModelTakesNoImagesError as exc:  # nothing was sent or stored
                 self._refused_images(exc, text, items, view, user)
+                if new_chat:
+                    await self._forget_empty_chat()
                 return None
 
         await self._run_reply(start, view, None if editing is not None else user)

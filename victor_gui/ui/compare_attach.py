@@ -15,6 +15,7 @@ from PySide6.QtCore import QMimeData
 from PySide6.QtWidgets import QFileDialog, QToolButton, QWidget
 
 from victor_gui.ui.attachment_chips import AttachmentChips
+from victor_gui.ui.attachment_icons import icon
 from victor_gui.ui.chat_attach import FILE_FILTER, local_paths, png_bytes
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ class CompareAttachments:
         self._draft: AttachmentDraft | None = None
         self.chips = AttachmentChips()
         self.button = QToolButton()
-        self.button.setText("📎")
+        self.button.setIcon(icon("paperclip", 20))
+        self.button.setAutoRaise(True)
         self.button.setObjectName("attachButton")
         self.button.setAccessibleName("Attach files for every pane")
         self.button.setToolTip("Attach images or documents; every pane gets them")
