@@ -78,7 +78,8 @@ async def test_dropped_files_reach_the_server_and_open_from_the_reopened_chat(
     await wait_until(lambda: len(chat.draft.refs()) == 2)
     chips = list(chat.chips.chips.values())
     assert chat.chips.isVisible() and [c.item.name for c in chips] == ["photo.png", "notes.md"]
-    assert not chips[0].icon.pixmap().isNull()  # the image's thumbnail
+    assert chips[0].has_thumbnail and not chips[0].icon.pixmap().isNull()  # the image's thumbnail
+    assert not chips[1].has_thumbnail  # a document shows its icon
     assert "3000×2000" in chips[0].detail_label.text() and "tokens" in chips[0].detail_label.text()
     assert "tokens" in chips[1].detail_label.text()
     chat.input.setPlainText("What is in these?")

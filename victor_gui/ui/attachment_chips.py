@@ -90,6 +90,7 @@ class AttachmentChip(QFrame):
     def __init__(self, item: DraftItem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.item_id = item.id
+        self.has_thumbnail = False  # the image's own picture is shown (not the generic icon)
         self.setObjectName("attachmentChip")
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         row = QHBoxLayout(self)
@@ -133,7 +134,8 @@ class AttachmentChip(QFrame):
         self.remove_button.setAccessibleName(f"Remove {item.name}")
         self.remove_button.setToolTip(f"Remove {item.name}" + (" (stops converting it)"
                                                               if item.state == "converting" else ""))
-        if item.thumbnail and self.icon.pixmap().isNull():
+        if item.thumbnail and not self.has_thumbnail:
+            self.has_thumbnail = True
             pixmap = QPixmap()
             pixmap.loadFromData(item.thumbnail, "PNG")
             self.icon.setPixmap(pixmap.scaled(QSize(THUMB, THUMB), Qt.AspectRatioMode.KeepAspectRatio,
