@@ -139,8 +139,17 @@ async def test_the_attach_button_adds_files_and_a_bad_one_is_an_error_chip(
     bad.write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
     monkeypatch.setattr(QFileDialog, "getOpenFileNames",
                         staticmethod(lambda *a, **k: ([str(good), str(bad)], "")))
+    seen: list[tuple[str, bool]] = []  # (state, progress bar shown) as each change is rendered
+
+    def watch(event) -> None:  # type: ignore[no-untyped-def]
+        chip = chat.chips.chips.get(event.item.id) if event.item is not None else None
+        if chip is not None:
+            seen.append((event.item.state, chip.progress.isVisibleTo(chip)))
+
+    chat.draft.subscribe(watch)  # after the chips view, so it sees what the view just drew
     qtbot.mouseClick(chat.attach_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: not chat.draft.busy and len(chat.draft.items()) == 2)
+    assert ("converting", True) in seen and ("ready", False) in seen
     ok, broken = chat.chips.chips.values()
     assert ok.item.state == "ready" and "tokens" in ok.detail_label.text()
     assert broken.item.state == "error" and broken.property("state") == "error"

@@ -272,8 +272,8 @@ class AttachmentDraft:
         if cancel.is_set():
             raise AttachmentError(f"Converting {item.name} was cancelled.", reason="cancelled",
                                   name=item.name)
-        text = doc.text
-        tokens = await asyncio.to_thread(token_count.estimate_document_tokens, text)
+        # The joined text of a large document is a big copy: made off the loop too.
+        tokens = await asyncio.to_thread(lambda: token_count.estimate_document_tokens(doc.text))
         return AttachmentRef(sha, item.name, media_type, size, AttachmentKind.DOCUMENT, tokens=tokens,
                              pages=doc.pages)
 

@@ -203,7 +203,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → tools → 📎 → message → Send
+        # Tab: profile → provider → model → tools → attach → message → Send
+        self.input.setTabChangesFocus(True)
         self.input.submitted.connect(self.send)
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
