@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from tests.servers.base import Script, SimServer
 from tests.support.timed import make_timed
 from tests.ui.conftest import stored_messages, wait_until
+from tests.ui.test_accessibility import unnamed_controls
 
 VISION = "llama-3.2-11b-vision"  # the capability table says it takes images
 TEXT_ONLY = "qwen3-8b"
@@ -108,7 +109,7 @@ async def test_dropped_files_reach_the_server_and_open_from_the_reopened_chat(
 
 
 async def test_a_pasted_image_becomes_a_chip_and_the_remove_button_takes_it_away(
-        sim, window, qtbot) -> None:  # type: ignore[no-untyped-def]
+        sim, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     chat = window.chat
     await chat.start()
     image = QImage(320, 200, QImage.Format.Format_RGB32)
@@ -123,6 +124,16 @@ async def test_a_pasted_image_becomes_a_chip_and_the_remove_button_takes_it_away
     chip = next(iter(chat.chips.chips.values()))
     qtbot.mouseClick(chip.remove_button, Qt.MouseButton.LeftButton)
     assert chat.draft.items() == [] and chat.chips.chips == {} and chat.chips.isHidden()
+    # A file manager's copy puts file URLs on the clipboard: pasted, the file is attached.
+    listing = tmp_path / "listing.py"
+    listing.write_text("print('hello')\n", encoding="utf-8")
+    files = QMimeData()
+    files.setUrls([QUrl.fromLocalFile(str(listing))])
+    QGuiApplication.clipboard().setMimeData(files)
+    qtbot.keyClick(chat.input, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: [r.name for r in chat.draft.refs()] == ["listing.py"])
+    assert chat.input.toPlainText() == ""
+    chat.draft.clear()
     # Plain text still pastes as text.
     QGuiApplication.clipboard().setText("just words")
     qtbot.keyClick(chat.input, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
@@ -173,6 +184,7 @@ async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the
     await wait_until(lambda: chat.no_images.isVisible())
     assert "does not take images" in chat.no_images.text_label.text()
     assert [b.text() for b in chat.no_images.buttons] == [VISION]
+    assert unnamed_controls(chat) == []  # the banner, its buttons and the chips are all named
     assert sim.chat_requests() == []  # refused before sending
     assert chat.input.toPlainText() == "What colour is it?" and len(chat.draft.refs()) == 1
     assert [v.role for v in chat.transcript.messages] == []
