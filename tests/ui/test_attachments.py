@@ -278,3 +278,22 @@ async def test_compare_panes_take_the_same_attachments(
     assert len(images) == 1 and max(image_of(images[0]).size) <= 2048
     assert len(vllm.chat_requests()) == 1
     assert "does not take images" in compare.panes[1].result_label.text()
+
+
+async def test_an_alternative_on_another_server_switches_provider_and_model(
+        two_servers, window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The refusal may name a model on another configured server (``provider/model``): its button
+    picks that provider in the drop-down, waits for its model list, then picks the model."""
+    chat = window.chat
+    await chat.start()
+    await wait_until(lambda: chat.model_combo.count() > 0)
+    chat.select_provider("llamacpp")
+    await wait_until(lambda: chat.current_choice().name == "llamacpp"
+                     and chat.model_combo.findText(VISION) >= 0)
+    chat.no_images.show_refusal("This model does not take images, so nothing was sent.",
+                                [f"vllm/{TEXT_ONLY}"], {f"vllm/{TEXT_ONLY}": f"vLLM · {TEXT_ONLY}"})
+    assert [b.text() for b in chat.no_images.buttons] == [f"vLLM · {TEXT_ONLY}"]
+    qtbot.mouseClick(chat.no_images.buttons[0], Qt.MouseButton.LeftButton)
+    await wait_until(lambda: chat.current_choice().name == "vllm"
+                     and chat.model_combo.currentText() == TEXT_ONLY)
+    assert chat._pending_model is None
