@@ -284,6 +284,8 @@ async def test_an_alternative_on_another_server_switches_provider_and_model(
         two_servers, window, qtbot) -> None:  # type: ignore[no-untyped-def]
     """The refusal may name a model on another configured server (``provider/model``): its button
     picks that provider in the drop-down, waits for its model list, then picks the model."""
+    _llama, vllm = two_servers
+    vllm.models = ["mistral-small-24b", TEXT_ONLY]  # not the first on its list
     chat = window.chat
     await chat.start()
     await wait_until(lambda: chat.model_combo.count() > 0)
