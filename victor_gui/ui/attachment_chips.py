@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -248,14 +250,30 @@ class AttachmentChips(QWidget):
         self.setVisible(False)
 
 
+_OPEN_FOLDER: list[Path] = []
+
+
+def _open_folder() -> Path:
+    """The temporary folder opened attachments are written to (one per run, removed at exit:
+    the program that opened a file has it open or read by then)."""
+    if not _OPEN_FOLDER:
+        folder = Path(tempfile.mkdtemp(prefix="victor-attachments-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _OPEN_FOLDER.append(folder)
+    return _OPEN_FOLDER[0]
+
+
 async def open_attachment(blobs: BlobStore, ref: AttachmentRef) -> QUrl:
     """Write the blob to a temporary file under its own name (off the loop) and ask the desktop
     to open it; returns the URL asked for."""
 
     def write() -> Path:
-        folder = Path(tempfile.mkdtemp(prefix="victor-attachment-"))
-        target = folder / Path(ref.name).name  # a name only: never a path from elsewhere
-        target.write_bytes(blobs.read(ref.sha256))
+        # One folder per content, so two files of the same name do not overwrite each other.
+        folder = _open_folder() / ref.sha256[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (Path(ref.name).name or "attachment")  # a name only, never a path
+        if not target.exists():
+            target.write_bytes(blobs.read(ref.sha256))
         return target
 
     path = await asyncio.to_thread(write)

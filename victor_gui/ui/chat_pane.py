@@ -577,6 +577,8 @@ class ChatPane(StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
             self._unsubscribe_registry = None
         self.tools_button.detach()  # stop following the MCP host's servers
         self.chips.detach()
+        if self._draft is not None:
+            self._draft.clear()  # a file still being copied or converted stops
         if self._controller is not None:
             await self._controller.aclose()
         await self.picker.aclose()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QMimeData
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QToolButton, QWidget
 
 from victor_gui.ui.attachment_chips import AttachmentChips
@@ -72,8 +73,9 @@ class CompareAttachments:
         if paths:
             self.attach_paths(paths)
             return True
-        if mime.hasImage():
-            raw = png_bytes(mime.imageData())
+        image = mime.imageData() if mime.hasImage() else None
+        if isinstance(image, QImage) and not image.isNull():
+            raw = png_bytes(image)
             self._spawn(self.draft.add_bytes(time.strftime("Pasted image %H-%M-%S.png"), raw, "image/png"))
             return True
         return False
@@ -105,8 +107,10 @@ class CompareAttachments:
         message_insert(view, chips, after_body=False)
 
     def detach(self) -> None:
-        """Stop following the draft (closing)."""
+        """Stop following the draft, and stop adding what is still being added (closing)."""
         self.chips.detach()
+        if self._draft is not None:
+            self._draft.clear()
 
 
 def refuses_images(target: CompareTarget, items: list[DraftItem]) -> bool:
