@@ -11,7 +11,7 @@ It saves, for each theme:
 * ``attach-no-images-<theme>.png``: a text-only model refusing an image before sending, with a
   button for the model on the same server that takes images.
 
-The chat runs against the llama-server simulator; the files are made here. Only for people and
+The chat runs against the vLLM simulator; the files are made here. Only for people and
 the README; nothing here is a test.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.xvfb import run_shots
 from tests.servers.base import free_port
-from tests.servers.llamacpp import make_server
+from tests.servers.vllm import make_server
 
 TEXT_ONLY = "qwen3-8b-instruct-q4_k_m"
 VISION = "llama-3.2-11b-vision-instruct"
@@ -84,7 +84,7 @@ async def shoot(out: Path) -> list[Path]:
     home = tempfile.TemporaryDirectory()
     os.environ["XDG_CONFIG_HOME"] = str(Path(home.name) / "config")
     os.environ["XDG_DATA_HOME"] = str(Path(home.name) / "data")
-    for var in ("OLLAMA_HOST", "VICTOR_LM_STUDIO_HOST", "VICTOR_VLLM_HOST"):
+    for var in ("OLLAMA_HOST", "VICTOR_LM_STUDIO_HOST", "VICTOR_LLAMACPP_HOST"):
         os.environ[var] = f"127.0.0.1:{free_port()}"
     files = _files(Path(home.name))
     saved: list[Path] = []
@@ -98,7 +98,9 @@ async def shoot(out: Path) -> list[Path]:
 
     with make_server(models=[TEXT_ONLY, VISION]) as sim:
         sim.model = VISION
-        os.environ["VICTOR_LLAMACPP_HOST"] = f"127.0.0.1:{sim.port}"
+        # vLLM: which of its models takes images comes from the capability table (a llama-server
+        # answers for the whole server, so one server cannot show both cases).
+        os.environ["VICTOR_VLLM_HOST"] = f"127.0.0.1:{sim.port}"
         pool = ProviderPool(client)
         window = MainWindow(pool, store)
         window.resize(1100, 760)
@@ -134,7 +136,7 @@ async def shoot(out: Path) -> list[Path]:
                     conv.id, "assistant",
                     "Hold the **reset** button for ten seconds until the light blinks twice, then open "
                     "the app to pair it. Use two AA **lithium** cells: alkaline ones leak in frost.",
-                    provider="llamacpp", model=VISION, meta={"sources": sources})
+                    provider="vllm", model=VISION, meta={"sources": sources})
                 await chat.open_conversation(conv.id)
                 await asyncio.sleep(0.5)
                 reply = [v for v in chat.transcript.messages if v.role == "assistant"][-1]

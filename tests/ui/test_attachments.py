@@ -170,11 +170,17 @@ async def test_the_attach_button_adds_files_and_a_bad_one_is_an_error_chip(
 
 
 async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the_draft(
-        sim, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        two_servers, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A vLLM serving two models: the capability table says which takes images (a llama-server
+    answers for itself, see the next test)."""
+    _llama, sim = two_servers
     sim.models = [TEXT_ONLY, VISION]
     sim.script(Script(text="A purple square."))
     chat = window.chat
-    await start_on(chat, TEXT_ONLY)
+    await chat.start()
+    chat.select_provider("vllm")
+    await wait_until(lambda: chat.current_choice().name == "vllm" and chat.model_combo.findText(VISION) >= 0)
+    chat.model_combo.setCurrentIndex(chat.model_combo.findText(TEXT_ONLY))
     photo = tmp_path / "square.png"
     write_png(photo, (400, 400), "purple")
     drop_files(chat, [photo])
@@ -299,3 +305,34 @@ async def test_an_alternative_on_another_server_switches_provider_and_model(
     await wait_until(lambda: chat.current_choice().name == "vllm"
                      and chat.model_combo.currentText() == TEXT_ONLY)
     assert chat._pending_model is None
+
+
+async def test_a_llama_server_is_asked_whether_it_takes_images(
+        sim, window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A GGUF whose name the capability table does not know is sent images when the server's
+    ``/props`` says it has a projector; a server that says no refuses before sending, whatever
+    the model's name suggests."""
+    sim.models = ["my-finetune-q4_k_m"]
+    sim.script(Script(text="A green square.", repeat=2))
+    chat = window.chat
+    await start_on(chat, "my-finetune-q4_k_m")
+    photo = tmp_path / "green.png"
+    write_png(photo, (64, 64), "green")
+    drop_files(chat, [photo])
+    await wait_until(lambda: len(chat.draft.refs()) == 1)
+    chat.input.setPlainText("Colour?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: not chat.running and bool(sim.chat_requests()))
+    assert [p["type"] for p in user_content(sim.chat_requests()[-1])] == ["text", "image_url"]
+    assert chat.no_images.isHidden()
+    assert any(r.path.endswith("/props") for r in sim.requests)
+    # The projector is gone (the server restarted without --mmproj): refused before sending.
+    sim.options["vision"] = False
+    sent = len(sim.chat_requests())
+    chat.new_chat()
+    drop_files(chat, [photo])
+    await wait_until(lambda: len(chat.draft.refs()) == 1)
+    chat.input.setPlainText("Colour now?")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: chat.no_images.isVisible())
+    assert len(sim.chat_requests()) == sent and len(chat.draft.refs()) == 1

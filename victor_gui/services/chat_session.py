@@ -84,6 +84,7 @@ from victor_gui.services.tool_loop import (
     ToolSet,
 )
 from victor_gui.services.tool_types import Asker, ToolSource
+from victor_gui.services.vision import takes_images
 from victor_gui.storage.blobs import BlobStore, blob_root
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage
 from victor_gui.storage.store import ConversationStore
@@ -214,7 +215,7 @@ class ChatSession(ToolRoundsMixin):
         anything is stored."""
         self._check_idle()
         images = any(r.kind is AttachmentKind.IMAGE for r in attachments)
-        if images and not self.provider.supports_vision(self.model):
+        if images and not await takes_images(self.provider, self.model):
             raise ModelTakesNoImagesError(
                 f"{self.model} does not take images, so nothing was sent.")
         meta = {META_KEY: [r.to_json() for r in attachments]} if attachments else None

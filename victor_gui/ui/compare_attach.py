@@ -113,10 +113,13 @@ class CompareAttachments:
             self._draft.clear()
 
 
-def refuses_images(target: CompareTarget, items: list[DraftItem]) -> bool:
-    """Whether this pane's model would be sent images it does not take."""
+async def refuses_images(target: CompareTarget, items: list[DraftItem]) -> bool:
+    """Whether this pane's model would be sent images it does not take (a llama-server is
+    asked its ``/props`` first)."""
+    from victor_gui.services.vision import takes_images
+
     has_images = any(i.ref is not None and i.ref.kind.value == "image" for i in items)
-    return has_images and not target.provider.supports_vision(target.model)
+    return has_images and not await takes_images(target.provider, target.model)
 
 
 async def contents_for(blobs: BlobStore, text: str, items: list[DraftItem],

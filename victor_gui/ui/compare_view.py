@@ -299,7 +299,6 @@ class CompareView(QWidget):
         """Send the input to every pane that has a provider and a model."""
         from victor_gui.errors import ProviderError
         from victor_gui.services.compare import target_for
-        from victor_gui.ui.compare_attach import refuses_images
         from victor_gui.ui.error_text import describe_error
 
         text = self.input.toPlainText().strip()
@@ -320,19 +319,21 @@ class CompareView(QWidget):
         if items is None:
             self.status_label.setText("An attachment is still being read; send when its chip is ready.")
             return
-        for pane in self.panes:  # issue 13: a model that takes no images is left out, and says so
-            target = targets.get(pane.slot.id)
-            if target is not None and refuses_images(target, items):
-                del targets[pane.slot.id]
-                pane.result_label.setText(f"{target.model} does not take images; this pane was left out.")
         if not targets:
-            self.attachments.draft.restore(items)
-            self.status_label.setText("No pane has a provider and a model yet." if not items else
-                                      "No pane's model takes images; choose one that does.")
+            self.status_label.setText("No pane has a provider and a model yet.")
             return
         self.input.clear()
         self.status_label.setText("")
-        refs = [i.ref for i in items if i.ref is not None]
+        if items:  # issue 13: checked (a llama-server is asked) and prepared off the loop first
+            self.send_button.setEnabled(False)
+            self._tasks.spawn(self._send_attached(text, targets, items))
+            return
+        self._show_turn(text, targets, [])
+        self.session.send(text, targets)
+        self._update_buttons()
+
+    def _show_turn(self, text: str, targets: dict[int, Any], refs: list[Any]) -> None:
+        """The user's turn (with its attachments) and an empty reply in each pane that sends."""
         for pane in self.panes:
             if pane.slot.id not in targets:
                 continue
@@ -340,23 +341,32 @@ class CompareView(QWidget):
             if refs:
                 self.attachments.show_on(user, refs)
             self._new_reply_view(pane)
-        if refs:
-            self._tasks.spawn(self._send_attached(text, targets, items))
-        else:
-            self.session.send(text, targets)
-        self._update_buttons()
 
     async def _send_attached(self, text: str, targets: dict[int, Any], items: list[Any]) -> None:
-        """Prepare each pane's turn with the attachments (off the loop), then send."""
-        from victor_gui.ui.compare_attach import contents_for
+        """Leave out the panes whose model takes no images (each says so), then prepare each
+        pane's turn with the attachments for its protocol, and send. None left: the message
+        and the chips come back."""
+        from victor_gui.ui.compare_attach import contents_for, refuses_images
 
-        blobs = self.attachments.draft.blobs
-        if blobs is None:
-            self.status_label.setText("Your conversations are still opening; try again in a moment.")
-            return
-        contents = await contents_for(blobs, text, items, targets)
-        self.session.send(text, targets, contents)
-        self._update_buttons()
+        try:
+            for pane in self.panes:
+                target = targets.get(pane.slot.id)
+                if target is not None and await refuses_images(target, items):
+                    del targets[pane.slot.id]
+                    pane.result_label.setText(f"{target.model} does not take images; this pane was left out.")
+            blobs = self.attachments.draft.blobs
+            if not targets or blobs is None:
+                self.attachments.draft.restore(items)
+                if not self.input.toPlainText().strip():
+                    self.input.setPlainText(text)
+                self.status_label.setText("No pane's model takes images; choose one that does." if blobs else
+                                          "Your conversations are still opening; try again in a moment.")
+                return
+            self._show_turn(text, targets, [i.ref for i in items if i.ref is not None])
+            contents = await contents_for(blobs, text, items, targets)
+            self.session.send(text, targets, contents)
+        finally:
+            self._update_buttons()
 
     def dragEnterEvent(self, event: Any) -> None:
         from victor_gui.ui.chat_attach import local_paths
