@@ -102,3 +102,19 @@ async def test_removing_a_converting_document_cancels_it(tmp_path: Path) -> None
     await asyncio.wait_for(task, 20)
     assert draft.items() == [] and not draft.busy
     assert not any(e.kind == "changed" and e.item is not None and e.item.state == "ready" for e in events)
+
+
+async def test_a_device_a_folder_and_an_oversized_file_are_refused_at_once(tmp_path: Path) -> None:
+    """/dev/zero never ends and a folder is not a file: neither is copied; a size bound stops a
+    file past it (checked as it is copied, so a file still growing stops too)."""
+    draft, _events = draft_in(tmp_path)
+    device = await asyncio.wait_for(draft.add_path("/dev/zero"), 5)
+    folder = await draft.add_path(tmp_path)
+    assert (device.state, device.reason) == ("error", "unsupported")
+    assert (folder.state, folder.reason) == ("error", "unsupported")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 3000)
+    small = AttachmentDraft(BlobStore(tmp_path / "small-blobs", max_bytes=2048))
+    too_big = await small.add_path(big)
+    assert (too_big.state, too_big.reason) == ("error", "too_large") and "big.bin" in (too_big.error or "")
+    assert [p.name for p in (tmp_path / "small-blobs").rglob("*") if p.is_file()] == []  # nothing half-copied

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from victor_gui.errors import AttachmentError
 
 _CHUNK = 1 << 20
+# The largest file copied in: the data folder must not fill up with one drop of a disk image.
+MAX_BLOB_BYTES = 2_000_000_000
 
 
 def blob_root(store_path: Path) -> Path:
@@ -27,8 +30,9 @@ def blob_root(store_path: Path) -> Path:
 class BlobStore:
     """Original bytes of attachments, once per content (named by their SHA-256)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_bytes: int = MAX_BLOB_BYTES) -> None:
         self.root = root
+        self.max_bytes = max_bytes
 
     def path_of(self, sha256: str) -> Path:
         """Where the blob with this hash lives (it may not exist)."""
@@ -59,6 +63,18 @@ class BlobStore:
         The copy goes to a temporary name first and is renamed to its hash, so a half-written
         blob never has a real name. A file that cannot be read raises AttachmentError.
         """
+        try:
+            info = path.stat()
+        except FileNotFoundError as exc:
+            raise AttachmentError(f"{path.name} is no longer there.", reason="vanished",
+                                  name=path.name) from exc
+        except OSError as exc:
+            raise AttachmentError(f"{path.name} cannot be read ({exc.strerror or exc}).", reason="unreadable",
+                                  name=path.name) from exc
+        if not stat.S_ISREG(info.st_mode):  # a folder, a pipe, a device (/dev/zero never ends)
+            raise AttachmentError(f"{path.name} is not a file that can be attached.", reason="unsupported",
+                                  name=path.name)
+        self._check_size(path.name, info.st_size)
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
@@ -74,6 +90,7 @@ class BlobStore:
                             digest.update(chunk)
                             out.write(chunk)
                             size += len(chunk)
+                            self._check_size(path.name, size)  # a file still growing
                 except FileNotFoundError as exc:
                     raise AttachmentError(f"{path.name} is no longer there.", reason="vanished",
                                           name=path.name) from exc
@@ -92,6 +109,12 @@ class BlobStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+    def _check_size(self, name: str, size: int) -> None:
+        if size > self.max_bytes:
+            raise AttachmentError(f"{name} is {size / 1e9:.1f} GB; files up to "
+                                  f"{self.max_bytes / 1e9:.0f} GB can be attached.", reason="too_large",
+                                  name=name)
 
     def _write(self, sha: str, pieces: list[bytes]) -> None:
         target = self.path_of(sha)
