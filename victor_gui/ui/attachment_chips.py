@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from victor_gui.storage.blobs import BlobStore
 
 THUMB = 40  # the chip's thumbnail side, pixels
+CHIP_TEXT_WIDTH = 260  # the widest a chip's second line gets before it wraps
 ERROR_RED = "#c0392b"
 
 # Palette roles, so the chips follow the light and the dark theme alike.
@@ -109,6 +110,7 @@ class AttachmentChip(QFrame):
         self.name_label.setObjectName("chipName")
         self.detail_label = QLabel()
         self.detail_label.setObjectName("chipDetail")
+        self.detail_label.setMaximumWidth(CHIP_TEXT_WIDTH)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setFixedHeight(6)
@@ -153,6 +155,9 @@ class AttachmentChip(QFrame):
         self.detail_label.setObjectName("chipError" if item.state == "error" else "chipDetail")
         self.detail_label.style().unpolish(self.detail_label)
         self.detail_label.style().polish(self.detail_label)
+        # An error sentence wraps inside the chip instead of widening the window (a short
+        # figures line does not: a wrapping label's size hint would squeeze it).
+        self.detail_label.setWordWrap(item.state == "error")
         self.detail_label.setText(self._detail(item))
         self.detail_label.setToolTip(item.error or "")
         self.progress.setVisible(item.state == "converting")
