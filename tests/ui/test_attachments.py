@@ -4,6 +4,7 @@ them, a reply shows its sources, and a model without vision refuses before sendi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from collections.abc import Iterator
@@ -336,3 +337,25 @@ async def test_a_llama_server_is_asked_whether_it_takes_images(
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: chat.no_images.isVisible())
     assert len(sim.chat_requests()) == sent and len(chat.draft.refs()) == 1
+
+
+async def test_chips_never_widen_the_window(sim, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A long file name and a long error sentence wrap or elide inside their chips, and many
+    chips wrap into rows: the window's minimum width stays what it was."""
+    chat = window.chat
+    await chat.start()
+    before = window.minimumSizeHint().width()
+    bad = tmp_path / ("minutes-of-the-annual-general-meeting-of-the-allotment-society-" * 2 + ".txt")
+    bad.write_bytes("Sitzungsprotokoll für Gärten".encode("latin-1"))
+    docs = []
+    for i in range(8):
+        doc = tmp_path / f"chapter-{i:02d}-of-a-long-manuscript.md"
+        doc.write_text(f"Chapter {i}\n", encoding="utf-8")
+        docs.append(doc)
+    chat.attach_paths([bad, *docs])
+    await wait_until(lambda: not chat.draft.busy and len(chat.draft.items()) == 9)
+    await asyncio.sleep(0.05)  # a layout pass
+    assert window.minimumSizeHint().width() <= before
+    error_chip = next(c for c in chat.chips.chips.values() if c.item.state == "error")
+    assert error_chip.detail_label.wordWrap() and "not UTF-8" in error_chip.detail_label.text()
+    assert max(c.width() for c in chat.chips.chips.values()) <= chat.chips.width()
