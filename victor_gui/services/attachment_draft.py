@@ -32,6 +32,7 @@ import dataclasses
 import io
 import itertools
 import logging
+import stat
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,10 @@ from victor_gui.core.listeners import Listeners
 from victor_gui.errors import AttachmentError, StorageError
 from victor_gui.services import attachment_files, doc_convert, token_count
 from victor_gui.services.attachment_types import AttachmentKind, AttachmentRef, ConvertedDocument
+from victor_gui.services.doc_job import MAX_BINARY_FILE_BYTES
 from victor_gui.services.doc_worker import convert_in_worker
 from victor_gui.services.image_limits import DEFAULT_PROTOCOL, image_tokens_estimate
+from victor_gui.services.image_prep import MAX_SOURCE_BYTES
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -113,8 +116,22 @@ def thumbnail_png(raw: bytes, side: int = THUMBNAIL_SIDE) -> bytes | None:
         return None
 
 
-def _sniff(path: Path) -> str:
-    """The media type of the file at ``path`` from its first bytes (blocking)."""
+def _preflight(path: Path) -> str | None:
+    """The media type of the file at ``path`` from its first bytes, after refusing what is not
+    a regular file (blocking). None: it is not there (``ingest_file`` says so in words).
+
+    A device (``/dev/zero`` never ends) or a FIFO (its open blocks until a writer comes) would
+    hold the worker forever; a folder is not a file. The stat answers without opening."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        raise AttachmentError(f"{path.name} is a folder, not a file; attach the files in it.",
+                              reason="unsupported", name=path.name)
+    if not stat.S_ISREG(info.st_mode):
+        raise AttachmentError(f"{path.name} is not a regular file (a device or a pipe), so it cannot be "
+                              "attached.", reason="unsupported", name=path.name)
     with path.open("rb") as f:
         head = f.read(32)
     return attachment_files.sniff_media_type(head, path.name)
@@ -175,13 +192,18 @@ class AttachmentDraft:
 
         async def ingest(store: ConversationStore) -> AttachmentRef:
             try:
-                media = await asyncio.to_thread(_sniff, path)
-            except OSError:
-                media = "application/octet-stream"  # ingest_file says what is wrong, in words
-            if not media.startswith("image/") and path.is_file():
-                # Refused from its size and first bytes before anything is copied.
-                await asyncio.to_thread(doc_convert.check_document, path)
-            return await attachment_files.ingest_file(store, path)
+                media = await asyncio.to_thread(_preflight, path)
+            except PermissionError:
+                media = None  # ingest_file says what is wrong, in words
+            if media is None:
+                return await attachment_files.ingest_file(store, path)
+            if media.startswith("image/"):
+                # The bound is checked while copying too (a file still growing stops there).
+                return await attachment_files.ingest_file(store, path, max_bytes=MAX_SOURCE_BYTES)
+            # A document is refused from its size and first bytes before anything is copied (a
+            # 200 MB log in milliseconds); its copy is bounded by the converter's limit.
+            await asyncio.to_thread(doc_convert.check_document, path)
+            return await attachment_files.ingest_file(store, path, max_bytes=MAX_BINARY_FILE_BYTES)
 
         return await self._run(item, ingest)
 
