@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +32,8 @@ async def store(tmp_path: Path) -> AsyncIterator[ConversationStore]:
     await opened.close()
 
 
-def draft_on(store: ConversationStore, protocol: str = "anthropic") -> tuple[AttachmentDraft, list[DraftEvent]]:
+def draft_on(store: ConversationStore,
+             protocol: str = "anthropic") -> tuple[AttachmentDraft, list[DraftEvent]]:
     draft = AttachmentDraft(store, protocol=protocol)
     events: list[DraftEvent] = []
     draft.subscribe(events.append)
@@ -52,7 +52,8 @@ async def settle(draft: AttachmentDraft) -> None:
             return
 
 
-async def test_an_image_file_is_stored_measured_and_thumbnailed(tmp_path: Path, store: ConversationStore) -> None:
+async def test_an_image_file_is_stored_measured_and_thumbnailed(
+        tmp_path: Path, store: ConversationStore) -> None:
     raw = png_bytes((2000, 1000))
     path = tmp_path / "photo.png"
     path.write_bytes(raw)
@@ -90,7 +91,8 @@ async def test_a_document_converts_with_progress_tokens_and_survives_the_file_va
     assert b"4417" in await store.read_attachment(item.ref.sha256)
 
 
-async def test_bad_inputs_become_error_chips_with_a_sentence(tmp_path: Path, store: ConversationStore) -> None:
+async def test_bad_inputs_become_error_chips_with_a_sentence(
+        tmp_path: Path, store: ConversationStore) -> None:
     draft, _events = draft_on(store)
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("café crème".encode("latin-1"))
@@ -138,7 +140,8 @@ async def test_a_removed_chip_keeps_a_blob_a_message_holds(store: ConversationSt
     assert store.blobs.exists(item.ref.sha256)
 
 
-async def test_removing_a_converting_document_cancels_its_worker(tmp_path: Path, store: ConversationStore) -> None:
+async def test_removing_a_converting_document_cancels_its_worker(
+        tmp_path: Path, store: ConversationStore) -> None:
     """A large text is being converted (in a child process) when it is removed: the worker stops,
     the chip does not come back and the blob goes."""
     path = tmp_path / "big.txt"
@@ -147,7 +150,8 @@ async def test_removing_a_converting_document_cancels_its_worker(tmp_path: Path,
         out.write(line * (30 * 1024 * 1024 // len(line)))
     draft, events = draft_on(store)
     converting = asyncio.Event()
-    draft.subscribe(lambda e: converting.set() if e.item is not None and e.item.state == "converting" else None)
+    draft.subscribe(lambda e: converting.set()
+                    if e.item is not None and e.item.state == "converting" else None)
     task = asyncio.ensure_future(draft.add_path(path))
     await asyncio.wait_for(converting.wait(), 20)
     item_id = draft.items()[0].id
@@ -179,4 +183,4 @@ async def test_a_device_a_folder_and_an_oversized_file_are_refused_before_copyin
     assert time.perf_counter() - started < 2
     assert (too_big.state, too_big.reason) == ("error", "too_large") and "server.log" in (too_big.error or "")
     assert blob_files(store) == []  # nothing copied, nothing half-copied
-    assert os.path.getsize(log) == 200 * 1024 * 1024
+    assert log.stat().st_size == 200 * 1024 * 1024

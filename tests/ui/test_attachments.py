@@ -147,8 +147,8 @@ async def test_the_attach_button_adds_files_and_a_bad_one_is_an_error_chip(
     await chat.start()
     good = tmp_path / "report.txt"
     good.write_text("Quarterly numbers went up.\n" * 50, encoding="utf-8")
-    bad = tmp_path / "legacy.txt"
-    bad.write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
+    bad = tmp_path / "legacy.doc"  # Word 97-2003: the converter cannot read it
+    bad.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
     monkeypatch.setattr(QFileDialog, "getOpenFileNames",
                         staticmethod(lambda *a, **k: ([str(good), str(bad)], "")))
     seen: list[tuple[str, bool]] = []  # (state, progress bar shown) as each change is rendered
@@ -165,7 +165,8 @@ async def test_the_attach_button_adds_files_and_a_bad_one_is_an_error_chip(
     ok, broken = chat.chips.chips.values()
     assert ok.item.state == "ready" and "tokens" in ok.detail_label.text()
     assert broken.item.state == "error" and broken.property("state") == "error"
-    assert broken.detail_label.text() == "legacy.txt is not UTF-8 text."
+    assert broken.detail_label.text() == ("legacy.doc is an old Office 97-2003 file, which cannot be read; "
+                                          "save it as .docx and attach that.")
     assert QApplication.activeModalWidget() is None  # a chip, never a dialog
     assert [r.name for r in chat.draft.refs()] == ["report.txt"]
 
@@ -190,7 +191,11 @@ async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: chat.no_images.isVisible())
     assert "does not take images" in chat.no_images.text_label.text()
-    assert [b.text() for b in chat.no_images.buttons] == [VISION]
+    # The sentence is the refusal's; a button per model that takes images: this server's
+    # (named by its model alone) and the llama-server's (named with its server).
+    sentence = chat.no_images.text_label.text()
+    assert f"vLLM/{VISION}" in sentence and f"llama.cpp/{VISION}" in sentence
+    assert sorted(b.text() for b in chat.no_images.buttons) == sorted([VISION, f"llama.cpp · {VISION}"])
     assert unnamed_controls(chat) == []  # the banner, its buttons and the chips are all named
     assert sim.chat_requests() == []  # refused before sending
     assert chat.input.toPlainText() == "What colour is it?" and len(chat.draft.refs()) == 1
@@ -198,17 +203,18 @@ async def test_a_model_without_vision_refuses_offers_one_that_does_and_keeps_the
     await wait_until(lambda: chat.conversation_id is None)
     assert await window.store.list_conversations() == []  # no empty chat left in the list
     assert chat.status_label.text() != chat.no_images.text_label.text()  # said once, in the banner
-    qtbot.mouseClick(chat.no_images.buttons[0], Qt.MouseButton.LeftButton)
+    same_server = next(b for b in chat.no_images.buttons if b.text() == VISION)
+    qtbot.mouseClick(same_server, Qt.MouseButton.LeftButton)
     assert chat.model_combo.currentText() == VISION and chat.no_images.isHidden()
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: not chat.running and bool(sim.chat_requests()))
     parts = user_content(sim.chat_requests()[-1])
     assert sim.chat_requests()[-1].body["model"] == VISION
-    assert [p["type"] for p in parts] == ["text", "image_url"]
+    assert [p["type"] for p in parts] == ["image_url", "text"]  # images first (the session's order)
     stored = await stored_messages(window)
     assert [m.role for m in stored if not m.is_note] == ["user", "assistant"]
     user = next(m for m in stored if m.role == "user")
-    assert user.meta["attachments"][0]["name"] == "square.png"
+    assert [a.name for a in user.attachments] == ["square.png"]
 
 
 async def test_a_reply_with_sources_shows_them_under_it(window, store, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -324,7 +330,8 @@ async def test_a_llama_server_is_asked_whether_it_takes_images(
     chat.input.setPlainText("Colour?")
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: not chat.running and bool(sim.chat_requests()))
-    assert [p["type"] for p in user_content(sim.chat_requests()[-1])] == ["text", "image_url"]
+    # Images first, then the words (the session's order).
+    assert [p["type"] for p in user_content(sim.chat_requests()[-1])] == ["image_url", "text"]
     assert chat.no_images.isHidden()
     assert any(r.path.endswith("/props") for r in sim.requests)
     # The projector is gone (the server restarted without --mmproj): refused before sending.
@@ -346,7 +353,7 @@ async def test_chips_never_widen_the_window(sim, window, tmp_path) -> None:  # t
     await chat.start()
     before = window.minimumSizeHint().width()
     bad = tmp_path / ("minutes-of-the-annual-general-meeting-of-the-allotment-society-" * 2 + ".txt")
-    bad.write_bytes("Sitzungsprotokoll für Gärten".encode("latin-1"))
+    bad.write_bytes(bytes(range(256)) * 4)  # binary: refused with a sentence naming the long file
     docs = []
     for i in range(8):
         doc = tmp_path / f"chapter-{i:02d}-of-a-long-manuscript.md"
@@ -357,5 +364,5 @@ async def test_chips_never_widen_the_window(sim, window, tmp_path) -> None:  # t
     await asyncio.sleep(0.05)  # a layout pass
     assert window.minimumSizeHint().width() <= before
     error_chip = next(c for c in chat.chips.chips.values() if c.item.state == "error")
-    assert error_chip.detail_label.wordWrap() and "not UTF-8" in error_chip.detail_label.text()
+    assert error_chip.detail_label.wordWrap() and "is a binary file" in error_chip.detail_label.text()
     assert max(c.width() for c in chat.chips.chips.values()) <= chat.chips.width()

@@ -381,9 +381,9 @@ class NoImagesBanner(QFrame):
         self.buttons = []
         while self._buttons_row.count():
             self._buttons_row.takeAt(0)
-        more = (" Switch to a model that does, or remove the images; your message and attachments are kept."
-                if alternatives else " Remove the images to send it: no model listed here takes them.")
-        self.text_label.setText(sentence + more)
+        # The refusal's sentence already names the models and what to do; only the kept draft
+        # is this view's to say.
+        self.text_label.setText(f"{sentence} Your message and attachments are kept.")
         if alternatives:
             self._buttons_row.addWidget(QLabel("Switch to:"))
         for alt in alternatives:
