@@ -303,12 +303,15 @@ class SourcesLine(QWidget):
         title.setObjectName("sourcesLine")
         row.addWidget(title)
         self.items: list[QToolButton] = []
+        # One button per place: three passages from page 3 are one "page 3" (all quoted).
+        places: dict[str, list[dict[str, Any]]] = {}
         for source in self.sources:
-            label = self.label_of(source)
+            places.setdefault(self.label_of(source), []).append(source)
+        for label, group in places.items():
             button = QToolButton()
             button.setObjectName("storedAttachment")
             button.setText(label)
-            button.setToolTip(_quote(source))
+            button.setToolTip("\n\n".join(_quote(s) for s in group))
             button.setAccessibleName(f"Source {label}")
             button.clicked.connect(lambda _=False: self.toggle_passages())
             row.addWidget(button)
