@@ -100,3 +100,54 @@ async def test_a_small_document_goes_whole_and_nothing_is_embedded(
     assert getattr(reply, "sources", None) is None  # whole: no passages to name
     stored = await stored_messages(window)
     assert "sources" not in (next(m for m in stored if m.role == "assistant").meta or {})
+
+
+async def longest_gap_while(work) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    """(the event loop's longest stall in seconds, ``work``'s result) while ``work`` runs."""
+    import asyncio
+    import time
+
+    gaps = [0.0]
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps[0] = max(gaps[0], now - last - 0.005)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        result = await work()
+    finally:
+        done.set()
+        await ticker
+    return gaps[0], result
+
+
+async def test_attaching_a_200_mb_text_file_never_stalls_the_window(
+        sim, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The window's loop keeps turning while a 200 MB log is attached (refused from its size,
+    nothing copied) and while a 30 MB text just under the converter's limit is copied, hashed,
+    converted in a child process and counted (bench/bench_attach_draft.py prints the figures)."""
+    chat = window.chat
+    await chat.start()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:  # sparse past its first lines: the size is what is checked
+        out.write(b"2026-12-07 01:00:00 started\n" * 1000)
+        out.truncate(200 * 1024 * 1024)
+    text = tmp_path / "export.txt"
+    line = b"The quick brown fox jumps over the lazy dog; 0123456789.\n"
+    with text.open("wb") as out:
+        for _ in range(30):
+            out.write(line * ((1 << 20) // len(line)))
+    big_gap, big = await longest_gap_while(lambda: chat.attach_paths([log])[0])
+    assert big.state == "error" and big.reason == "too_large" and "server.log" in big.error
+    chip = next(iter(chat.chips.chips.values()))
+    assert chip.property("state") == "error" and "server.log" in chip.detail_label.text()
+    under_gap, under = await longest_gap_while(lambda: chat.attach_paths([text])[0])
+    assert under.state == "ready" and under.tokens > 8_000_000
+    print(f"longest loop gap: 200 MB refused {big_gap * 1000:.1f} ms, 30 MB converted {under_gap * 1000:.1f} ms")
+    assert big_gap < 0.2 and under_gap < 0.2
