@@ -149,5 +149,6 @@ async def test_attaching_a_200_mb_text_file_never_stalls_the_window(
     assert chip.property("state") == "error" and "server.log" in chip.detail_label.text()
     under_gap, under = await longest_gap_while(lambda: chat.attach_paths([text])[0])
     assert under.state == "ready" and under.tokens > 8_000_000
-    print(f"longest loop gap: 200 MB refused {big_gap * 1000:.1f} ms, 30 MB converted {under_gap * 1000:.1f} ms")
+    print(f"longest loop gap: 200 MB refused {big_gap * 1000:.1f} ms, "
+          f"30 MB converted {under_gap * 1000:.1f} ms")
     assert big_gap < 0.2 and under_gap < 0.2
