@@ -149,7 +149,7 @@ async def test_image_and_document_reach_each_protocol_in_its_shape(
     images, text = last_user_turn(protocol, body)
     assert len(images) == 1
     with Image.open(io.BytesIO(base64.b64decode(images[0]))) as sent:
-        assert max(sent.size) <= IMAGE_LIMITS[protocol][0] < max(WIDE)  # downscaled for this protocol
+        assert max(sent.size) <= IMAGE_LIMITS[protocol].long_side < max(WIDE)  # downscaled for this protocol
         assert sent.getpixel((10, 10))[:3] == pytest.approx((200, 30, 30), abs=3)
     assert FACT in text and QUESTION in text
     assert text.index(FACT) < text.index(QUESTION)  # the document comes before the question
@@ -174,7 +174,7 @@ async def test_a_model_without_vision_refuses_before_anything_is_sent_or_stored(
             await session.send("what is this?", [ref])
         await session.close()
         assert server.chat_requests() == []  # no request went out
-    assert "plain does not take images" in str(caught.value)
+    assert "plain on ollama does not take images" in str(caught.value)
     assert await store.get_messages(cid) == []  # nothing stored: the draft stays with the user
     await store.close()
 
