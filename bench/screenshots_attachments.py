@@ -57,13 +57,13 @@ def _files(folder: Path) -> dict[str, Path]:
         cdraw.rectangle((120 + i * 200, 760 - h, 240 + i * 200, 760), fill=(60, 110, 200))
     paths = {"sunset": folder / "sunset-at-the-lake.jpg", "chart": folder / "sales-q3.png",
              "guide": folder / "garden-sensor-guide.md", "csv": folder / "readings.csv",
-             "bad": folder / "old-notes.txt"}
+             "bad": folder / "old-notes.doc"}
     sunset.save(paths["sunset"], "JPEG", quality=90)
     chart.save(paths["chart"], "PNG")
     paths["guide"].write_text(GUIDE, encoding="utf-8")
     paths["csv"].write_text("day,temp,moisture\n" + "\n".join(f"{d},{12 + d % 7},{40 + d % 13}"
                                                              for d in range(1, 400)), encoding="utf-8")
-    paths["bad"].write_bytes("Notizen über Bäume und Sträucher".encode("latin-1"))
+    paths["bad"].write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1536))  # Word 97-2003
     return paths
 
 
@@ -96,6 +96,18 @@ async def shoot(out: Path) -> list[Path]:
         widget.grab().save(str(path))
         saved.append(path)
 
+    def grab_part(top_widget, bottom_widget, name: str) -> None:  # type: ignore[no-untyped-def]
+        """The chat pane from ``top_widget``'s top to ``bottom_widget``'s bottom (full width):
+        the small pictures the README shows."""
+        from PySide6.QtCore import QPoint, QRect
+
+        pane = window.chat
+        top = top_widget.mapTo(pane, QPoint(0, 0)).y()
+        bottom = bottom_widget.mapTo(pane, QPoint(0, bottom_widget.height())).y()
+        path = out / name
+        pane.grab(QRect(0, max(0, top - 6), pane.width(), bottom - top + 12)).save(str(path))
+        saved.append(path)
+
     with make_server(models=[TEXT_ONLY, VISION]) as sim:
         sim.model = VISION
         # vLLM: which of its models takes images comes from the capability table (a llama-server
@@ -119,15 +131,16 @@ async def shoot(out: Path) -> list[Path]:
                 chat.input.setPlainText("Which step of the guide matches the chart's worst month?")
                 await asyncio.sleep(0.4)
                 grab(window, f"attach-chips-{mode}.png")
+                grab_part(chat.picker, chat.input, f"attach-chips-{mode}-small.png")
 
                 # 2. A reopened chat with attachments and a reply with sources.
                 items = chat.draft.items()
                 refs = [i.ref for i in items if i.ref is not None]
-                chat.draft.clear()
-                chat.input.clear()
                 conv = await store.create_conversation("Pairing the garden sensor")
                 await store.add_message(conv.id, "user", "How do I pair the sensor, and which batteries?",
-                                        meta={"attachments": [refs[2].to_json(), refs[0].to_json()]})
+                                        attachments=[refs[2], refs[0]])
+                chat.draft.clear()  # after the message holds the files: the rest go back
+                chat.input.clear()
                 sources = [{"name": files["guide"].name, "sha256": refs[2].sha256, "locator": "§ Pairing",
                             "text": PASSAGE_1, "score": 0.83},
                            {"name": files["guide"].name, "sha256": refs[2].sha256, "locator": "§ Batteries",
@@ -137,12 +150,18 @@ async def shoot(out: Path) -> list[Path]:
                     "Hold the **reset** button for ten seconds until the light blinks twice, then open "
                     "the app to pair it. Use two AA **lithium** cells: alkaline ones leak in frost.",
                     provider="vllm", model=VISION, meta={"sources": sources})
+                await window.conversations.refresh()
                 await chat.open_conversation(conv.id)
+                chat.model_combo.setEditText(VISION)  # the model that answered, as when it did
                 await asyncio.sleep(0.5)
                 reply = [v for v in chat.transcript.messages if v.role == "assistant"][-1]
                 reply.sources.toggle_passages()
                 await asyncio.sleep(0.4)
                 grab(window, f"attach-sources-{mode}.png")
+                user_view = [v for v in chat.transcript.messages if v.role == "user"][-1]
+                grab_part(user_view, reply, f"attach-sources-{mode}-small.png")
+                await store.delete_conversation(conv.id)  # the next theme makes its own
+                await window.conversations.refresh()
 
                 # 3. A text-only model refuses an image before sending.
                 chat.new_chat()
@@ -154,6 +173,7 @@ async def shoot(out: Path) -> list[Path]:
                 await _wait(lambda: chat.no_images.isVisible())
                 await asyncio.sleep(0.4)
                 grab(window, f"attach-no-images-{mode}.png")
+                grab_part(chat.picker, chat.input, f"attach-no-images-{mode}-small.png")
                 chat.no_images.hide()
                 chat.draft.clear()
                 chat.input.clear()

@@ -44,13 +44,15 @@ THUMB = 40  # the chip's thumbnail side, pixels
 CHIP_TEXT_WIDTH = 260  # the widest a chip's second line gets before it wraps
 ERROR_RED = "#c0392b"
 
-# Palette roles, so the chips follow the light and the dark theme alike.
+# Palette roles, so the chips follow the light and the dark theme alike. An error chip is red
+# by its border, tint and icon; its sentence keeps the text colour (red text on the red tint
+# read poorly in the dark theme).
 CHIP_STYLE = f"""
 QFrame#attachmentChip {{ border: 1px solid palette(mid); border-radius: 6px; background: palette(base); }}
 QFrame#attachmentChip[state="error"] {{ border: 1px solid {ERROR_RED}; background: rgba(192, 57, 43, 28); }}
 QLabel#chipName {{ font-weight: 600; }}
 QLabel#chipDetail {{ color: palette(placeholder-text); }}
-QLabel#chipError {{ color: {ERROR_RED}; }}
+QLabel#chipError {{ color: palette(text); }}
 QLabel#chipIcon {{ font-size: 20px; }}
 QToolButton#storedAttachment {{ border: 1px solid palette(mid); border-radius: 4px; padding: 1px 6px; }}
 QFrame#noImagesBanner {{ border: 1px solid #d4a017; border-radius: 6px; background: rgba(212, 160, 23, 40); }}
