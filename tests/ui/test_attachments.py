@@ -305,8 +305,9 @@ async def test_an_alternative_on_another_server_switches_provider_and_model(
     chat.select_provider("llamacpp")
     await wait_until(lambda: chat.current_choice().name == "llamacpp"
                      and chat.model_combo.findText(VISION) >= 0)
+    # Labelled as services.vision labels its candidates: the provider's shown name, then the model.
     chat.no_images.show_refusal("This model does not take images, so nothing was sent.",
-                                [f"vllm/{TEXT_ONLY}"], {f"vllm/{TEXT_ONLY}": f"vLLM · {TEXT_ONLY}"})
+                                [f"vLLM/{TEXT_ONLY}"], {f"vLLM/{TEXT_ONLY}": f"vLLM · {TEXT_ONLY}"})
     assert [b.text() for b in chat.no_images.buttons] == [f"vLLM · {TEXT_ONLY}"]
     qtbot.mouseClick(chat.no_images.buttons[0], Qt.MouseButton.LeftButton)
     await wait_until(lambda: chat.current_choice().name == "vllm"
@@ -366,3 +367,32 @@ async def test_chips_never_widen_the_window(sim, window, tmp_path) -> None:  # t
     error_chip = next(c for c in chat.chips.chips.values() if c.item.state == "error")
     assert error_chip.detail_label.wordWrap() and "is a binary file" in error_chip.detail_label.text()
     assert max(c.width() for c in chat.chips.chips.values()) <= chat.chips.width()
+
+
+async def test_image_estimates_follow_the_chosen_provider(
+        clean_env, monkeypatch, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A chip's token estimate is for the protocol of the provider chosen now: a llama-server
+    (OpenAI's tiles) and then Ollama (projector patches) give the same photo different counts."""
+    from tests.servers import ollama as ollama_sim
+    from victor_gui.services.image_limits import image_tokens_estimate
+
+    with make_timed("llamacpp", model=VISION) as llama, ollama_sim.make_server() as ollama:
+        monkeypatch.setenv("VICTOR_LLAMACPP_HOST", f"127.0.0.1:{llama.port}")
+        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{ollama.port}")
+        chat = window.chat
+        await chat.start()
+        chat.select_provider("llamacpp")
+        await wait_until(lambda: getattr(chat.current_choice(), "name", None) == "llamacpp")
+        photo = tmp_path / "wide.png"
+        write_png(photo, (3000, 1000))
+        drop_files(chat, [photo])
+        await wait_until(lambda: len(chat.draft.refs()) == 1)
+        chip = next(iter(chat.chips.chips.values()))
+        as_openai = image_tokens_estimate(3000, 1000, "openai")
+        assert chat.draft.refs()[0].tokens == as_openai
+        assert f"~{as_openai:,} tokens" in chip.detail_label.text()
+        chat.select_provider("ollama")
+        as_ollama = image_tokens_estimate(3000, 1000, "ollama")
+        assert as_ollama != as_openai
+        # Only the chip is watched: the switch itself re-estimates (nothing else asks the draft).
+        await wait_until(lambda: f"~{as_ollama:,} tokens" in chip.detail_label.text())

@@ -346,6 +346,8 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
 
     def _provider_changed(self, _index: int) -> None:
         self._switch_pending = True  # switch once the new provider's models are listed
+        if self._draft is not None:  # the chips' image estimates follow the provider's protocol
+            self._draft.set_protocol(self._protocol())
 
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
         """Reload the model drop-down for the chosen provider in the background."""
