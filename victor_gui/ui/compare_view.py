@@ -10,7 +10,6 @@ pane, Esc stops them all, Ctrl+\\ adds a pane, Ctrl+K opens the focused pane's m
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -372,9 +371,10 @@ class CompareView(QWidget):
             self._show_turn(text, targets, refs)
             docs = AttachmentDraft.documents(items)
             settings = self._attachment_settings()
-            turns = await asyncio.gather(*(attached_turn(text, refs, docs, target, store, settings=settings)
-                                           for target in targets.values()))
-            by_slot = dict(zip(targets, turns, strict=True))
+            # One pane after another: panes sharing an embedding model embed a document once (the
+            # second finds the first's vectors in the store) instead of racing to write them.
+            by_slot = {slot: await attached_turn(text, refs, docs, target, store, settings=settings)
+                       for slot, target in targets.items()}
             for pane in self.panes:
                 turn = by_slot.get(pane.slot.id)
                 if turn is not None:
