@@ -4,8 +4,8 @@
   (the owner of the state): one :class:`AttachmentChip` per item with its name, size, a
   thumbnail for images, the estimated tokens, a progress bar while converting and a remove
   button; an item that failed shows its sentence in the chip (never a dialog).
-* :class:`StoredAttachments`: the small chips of a sent message; a click writes the blob to a
-  temporary file under its own name and asks the desktop to open it.
+* :class:`StoredAttachments`: the small chips of a sent message; a click asks the desktop to
+  open the store's copy under its own name (``ConversationStore.attachment_file``).
 * :class:`SourcesLine`: "Sources" under a reply (file, page/section; the quoted passage in the
   tooltip and on expand).
 * :class:`NoImagesBanner`: "this model does not take images" as one sentence with a button per
