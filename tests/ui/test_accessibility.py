@@ -92,8 +92,10 @@ async def test_tab_walks_the_compare_view_in_reading_order(sim, window, qtbot) -
 async def test_tab_walks_the_chat_pane_provider_model_message_send(sim, window, qtbot) -> None:
     chat = window.chat
     await chat.start()
-    # The tools switch (issue 12) sits right of the model picker and is reached after it.
-    expected = [chat.provider_combo, chat.model_combo, chat.tools_button, chat.input, chat.send_button]
+    # The tools switch (issue 12) sits right of the model picker and is reached after it; the
+    # paper clip (issue 13) sits left of the message and is reached just before it.
+    expected = [chat.provider_combo, chat.model_combo, chat.tools_button, chat.attach_button, chat.input,
+                chat.send_button]
     chat.provider_combo.setFocus()
     seen = [QApplication.focusWidget()]
     for _ in expected[1:]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from victor_gui.config.profiles import Profile, ProfileSet, load_profiles
+from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import ProviderUnavailableError, StorageError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import display_name, find_spec
@@ -143,6 +144,9 @@ class ChatController:
         self.asker: Asker | None = None
         self.approvals: ToolApprovals | None = None
         self._pending_tools: ToolChoice | None = None  # chosen before the chat has a row
+        # The settings' ``attachments`` as they are now (embedding model, passages per question),
+        # read at each send so a change in Settings applies to the next message; None: defaults.
+        self.attachment_settings: Callable[[], AttachmentSettings | None] | None = None
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -366,6 +370,11 @@ class ChatController:
         self.bound = None
         return session
 
+    def _give_attachment_settings(self, session: ChatSession) -> None:
+        """Hand the settings' ``attachments`` to ``session`` (issue 13: whole or retrieved)."""
+        if self.attachment_settings is not None:
+            session.attachment_settings = self.attachment_settings()
+
     async def _bind_profile(self, pool: ProviderPool, choices: Sequence[ProviderChoice], first_text: str,
                             on_event: Callable[[ReplyEvent], None]) -> ChatSession:
         profile = self.profile()
@@ -472,6 +481,7 @@ class ChatController:
         if session.busy:
             await session.stop()  # a stopped reply still unwinding
         editing = self.take_edit()
+        self._give_attachment_settings(session)
         if editing is not None:
             return await self._with_row(await session.edit_and_resend(editing, text, attachments))
         return await self._with_row(await session.send(text, attachments or ()))
@@ -480,6 +490,7 @@ class ChatController:
         """Answer the last user message again (None: no session yet)."""
         if self.session is None or self.session.busy:
             return None
+        self._give_attachment_settings(self.session)
         return await self._with_row(await self.session.regenerate())
 
     async def stopped_reply(self) -> ReplyResult | None:

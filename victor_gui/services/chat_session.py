@@ -379,7 +379,11 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
             if prompt:
                 history = [Message(role="system", content=prompt), *history]
         history = await self._images_for(provider, model, history)
-        prepared = repair_history(history, vision=provider.supports_vision(model), replay=True)
+        # The server's own word on images (llama.cpp /props: a GGUF with its projector takes
+        # them whatever its name), as the check before storing asked; the name table alone
+        # dropped the images it had just let through.
+        vision = await self._takes_images(provider, model)
+        prepared = repair_history(history, vision=vision, replay=True)
         window = await self._window(provider, model, primary)
         trim = trim_history(prepared.messages, window.tokens, self.max_tokens)
         return RequestPlan(trim.messages, trim, window, prepared.changes)

@@ -30,7 +30,7 @@ import httpx
 
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.endpoint_access import is_loopback_or_private
-from victor_gui.providers.types import Message
+from victor_gui.providers.types import ContentPart, Message
 from victor_gui.services import costs
 from victor_gui.services.generation import Generation, ReplyState, ReplyStatus
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
@@ -193,16 +193,19 @@ class CompareSession:
 
     # -- sending ----------------------------------------------------------------------------------
 
-    def send(self, text: str, targets: Mapping[int, CompareTarget]) -> list[asyncio.Task[None]]:
+    def send(self, text: str, targets: Mapping[int, CompareTarget],
+             contents: Mapping[int, list[ContentPart]] | None = None) -> list[asyncio.Task[None]]:
         """Append ``text`` as a user turn to every targeted slot and start their replies.
 
-        Each slot sends its own history; slots not in ``targets`` are left alone."""
+        Each slot sends its own history; slots not in ``targets`` are left alone. ``contents``
+        gives a slot its turn as parts instead (the same attachments, prepared for its protocol)."""
         tasks = []
         for slot in self.slots:
             target = targets.get(slot.id)
             if target is None or slot.running:
                 continue
-            slot.history.append(Message(role="user", content=text))
+            content = (contents or {}).get(slot.id)
+            slot.history.append(Message(role="user", content=content if content is not None else text))
             tasks.append(self._start(slot, target))
         return tasks
 

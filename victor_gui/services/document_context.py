@@ -156,9 +156,9 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
     if window is None:
         window, source = await loaded_window(provider, model)
         notes.append(f"The model's window: {window:,} tokens ({source}).")
-    # The room kept for the reply is at most a quarter of the window: a 4,096-token max_tokens
-    # on Ollama's 4,096-token default window would otherwise leave nothing for any document.
-    reply_reserve = min(reply_reserve, max(256, window // 4))
+    # As the history trim does (context_trim): the reply keeps at most half the window, or a
+    # llama-server's default 4,096-token window with max_tokens 4,096 would take no document.
+    reply_reserve = min(reply_reserve, window // 2)
     budget = max(0, window - reply_reserve)
     chosen = _effective_mode(mode, refs)
     q_tokens = estimate_tokens(question)

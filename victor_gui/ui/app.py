@@ -293,6 +293,7 @@ class App:
         if notice is not None:
             self.window.chat.status_label.setText(notice)
         self.settings = service
+        self.window.chat.settings_service = service  # issue 13: embedding model, passages per question
         if settings.theme != "system" or self._desktop_is_dark():
             self.window.apply_theme(settings.theme)
         return settings

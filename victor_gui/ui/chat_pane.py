@@ -17,7 +17,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from victor_gui.core.tasks import TaskSet
 from victor_gui.services.slash_commands import unescape
+from victor_gui.ui.chat_attach import AttachMixin
 from victor_gui.ui.chat_message_actions import MessageActionsMixin
 from victor_gui.ui.chat_reply import ReplyViewMixin
 from victor_gui.ui.chat_slash import SlashCommands
@@ -63,9 +64,21 @@ if TYPE_CHECKING:
 
 
 class ChatInput(QPlainTextEdit):
-    """The message editor: Ctrl+Enter sends, Enter makes a new line."""
+    """The message editor: Ctrl+Enter sends, Enter makes a new line. A paste or drop of files or
+    of an image goes to ``attach`` (issue 13) when set; text pastes as usual."""
 
     submitted = Signal()
+    attach: Any = None  # (QMimeData) -> bool: True when it attached what the mime data carries
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        if self.attach is not None and (source.hasImage() or source.hasUrls()):
+            return True
+        return super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if self.attach is not None and self.attach(source):
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -95,7 +108,7 @@ class ProfileCombo(QComboBox):
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
-class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMixin, QWidget):
+class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMixin, AttachMixin, QWidget):
     """One conversation with one provider/model at a time."""
 
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
@@ -114,6 +127,9 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         self._controller: ChatController | None = None
         self._store_early = store
         self._editing: MessageView | None = None  # the user message's view being edited
+        # The app's settings owner (SettingsService; set by the app): its ``attachments`` go to
+        # every session of this chat. None: the defaults.
+        self.settings_service: Any = None
         self._switch_pending = False
         self._active = False
         # The one registry of servers (the app's); None: the catalog and probe_local (tools, tests).
@@ -187,12 +203,16 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         self.profile_files: tuple[Path | None, Path | None] = (None, None)
         self.profiles_loading: asyncio.Task[None] | None = None  # started by ``start``
 
+        attach_button = self._build_attach(layout)  # issue 13: banner, chips, paper clip
         row = QHBoxLayout()
+        row.addWidget(attach_button, 0, Qt.AlignmentFlag.AlignTop)
         self.input = ChatInput()
+        self.input.attach = self.attach_mime
         self.input.setAccessibleName("Message")
         self.input.setPlaceholderText("Message  (Ctrl+Enter to send, Esc to stop)")
         self.input.setFixedHeight(72)
-        self.input.setTabChangesFocus(True)  # Tab: profile → provider → model → tools → message → Send
+        # Tab: profile → provider → model → tools → attach → message → Send
+        self.input.setTabChangesFocus(True)
         self.input.submitted.connect(self.send)
         self.input.textChanged.connect(self._input_changed)
         buttons = QVBoxLayout()
@@ -333,12 +353,17 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
 
     def _provider_changed(self, _index: int) -> None:
         self._switch_pending = True  # switch once the new provider's models are listed
+        if self._draft is not None:  # the chips' image estimates follow the provider's protocol
+            self._draft.set_protocol(self._protocol())
 
     def refresh_models(self, *, force: bool = False) -> asyncio.Task[None]:
         """Reload the model drop-down for the chosen provider in the background."""
         return self.picker.refresh_models(force=force)
 
     def _models_listed(self, _name: str) -> None:
+        if self._pending_model:  # a model chosen from the "does not take images" message
+            self.model_combo.setEditText(self._pending_model)
+            self._pending_model = None
         if self._switch_pending:
             self._choice_changed()
 
@@ -362,7 +387,14 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
             self._controller = ChatController(self._store_early)
             self._controller.subscribe(self._controller_event)
             self._controller.asker = self.asker  # tool calls are approved in this pane
+            # Issue 13: documents whole or retrieved with the settings' embedding model, as set now.
+            self._controller.attachment_settings = self._attachment_settings
         return self._controller
+
+    def _attachment_settings(self) -> Any:
+        """The settings' ``attachments`` (None until the app hands its settings over)."""
+        service = self.settings_service
+        return service.settings.attachments if service is not None else None
 
     def use_tools(self, host: Any, approvals: Any) -> None:
         """Offer the app's MCP servers in this chat (the tools menu follows their states) and run
@@ -484,7 +516,8 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         if self.slash.intercept(text):  # a /command runs instead (see ui/chat_slash.py)
             return
         text = unescape(text)  # "//text" sends "/text"
-        if not text or self.running:
+        has_files = self._draft is not None and (bool(self._draft.refs()) or self._draft.busy)
+        if (not text and not has_files) or self.running:
             return
         no_choice = self.current_choice() is None or not self.model_combo.currentText().strip()
         if no_choice and (self._controller is None or self._controller.profile() is None):
@@ -492,6 +525,12 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
             return
         if self.store is None:
             self.status_label.setText("Your conversations are still opening; try again in a moment.")
+            return
+        # An edited message keeps its files (the chips wait for the next new message).
+        items = self._take_attachments() if self._editing is None else []
+        if items is None:
+            return
+        if not text and not items:
             return
         # The edit state ends first (the controller keeps which message to resend): clearing
         # the input below would otherwise end it as an emptied input does.
@@ -507,28 +546,60 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         elif not self.controller.around_hit:
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+            self._show_message_attachments(user, [i.ref for i in items if i.ref is not None])
         deleting = self.commit_pending_delete()  # a deleted message must not be sent along
         view = self._begin_reply()
-        self.tasks.spawn(self._send(text, editing, user, view, deleting))
+        self.tasks.spawn(self._send(text, editing, user, view, deleting, items))
 
     async def _send(self, text: str, editing: MessageView | None, user: MessageView | None,
-                    view: MessageView, deleting: asyncio.Task[None] | None = None) -> None:
+                    view: MessageView, deleting: asyncio.Task[None] | None = None,
+                    items: list[Any] | None = None) -> None:
+        from victor_gui.errors import AttachmentError, ModelTakesNoImagesError
+
         if deleting is not None:
             await deleting
+        items = items or []
+        refs = [i.ref for i in items if i.ref is not None]
         if self.controller.around_hit and self.conversation_id is not None and editing is None:
             # Showing a page around a search hit: answer under the latest message instead.
             await self.open_conversation(self.conversation_id)
             user = self.transcript.add_message("user", "You", text)
             self._hook_user_view(user)
+            self._show_message_attachments(user, refs)
             view = self._begin_reply()
-        session = await self._ensure_session(text)
+        new_chat = self.conversation_id is None
+        session = await self._ensure_session(text or (refs[0].name if refs else ""))
         if session is None:
             self._abandon_reply(view, user)
             self.input.setPlainText(text)
+            self._restore_attachments(items)
             return
-        # The controller resends the message being edited (as a new version: its view gets the
-        # new version's id), else sends a new one.
-        await self._run_reply(lambda: self.controller.send(session, text), view, editing or user)
+        for document in self.draft.documents(items):
+            session.use_converted(document)  # converted for the chip already: not again
+
+        async def start() -> Any:
+            # The controller resends the message being edited (as a new version: its view gets
+            # the new version's id; its files stay), else sends a new one with the chips' files.
+            try:
+                return await self.controller.send(session, text, refs if editing is None else None)
+            except ModelTakesNoImagesError as exc:  # nothing was sent or stored
+                self._refused_images(exc, text, items, view, user)
+                if new_chat:
+                    await self._forget_empty_chat()
+                return None
+            except AttachmentError as exc:  # a file that no longer converts: nothing was stored
+                if editing is not None:
+                    raise
+                self._abandon_reply(view, user)
+                self._restore_attachments(items)
+                if not self.input.toPlainText().strip():
+                    self.input.setPlainText(text)
+                self.status_label.setText(exc.message)
+                if new_chat:
+                    await self._forget_empty_chat()
+                return None
+
+        await self._run_reply(start, view, editing or user)
 
     def regenerate(self) -> None:
         """Answer the last user message again (the replies shown stay as an earlier version)."""
@@ -556,6 +627,9 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
         self.tools_button.detach()  # stop following the MCP host's servers
+        self.chips.detach()
+        if self._draft is not None:
+            self._draft.clear()  # a file still being copied or converted stops
         if self._controller is not None:
             await self._controller.aclose()
         await self.picker.aclose()

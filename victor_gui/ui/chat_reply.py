@@ -98,6 +98,7 @@ class ReplyViewMixin:
             view.set_error(describe_error(result.error))
         if result.stored is not None:
             view.set_stats(stats_line(result.stored))
+            self._show_sources(view, result.stored.meta)  # issue 13: retrieved passages
             if result.fell_back and result.status == "complete":
                 from victor_gui.ui.stored_render import title_of
 

@@ -44,6 +44,9 @@ class StoredChatMixin:
         self.commit_pending_delete()  # a message waiting for its Undo time goes now
         self.controller.leave()
         self.end_edit_view()  # issue 14: the "Editing: …" line goes with the chat it was about
+        if self._draft is not None:  # the attachments waiting belonged to the chat left
+            self._draft.clear()
+        self.no_images.hide()
         self.transcript.clear()
         self._view = None
 
@@ -105,8 +108,10 @@ class StoredChatMixin:
             if m.role == "user":
                 self._hook_user_view(view)
                 view.set_actions(edit=True)
+                self._show_stored_attachments(view, m.attachments)  # issue 13
             elif m.role == "assistant":
                 view.set_stats(stats_line(m))
+                self._show_sources(view, m.meta)  # issue 13
                 view.retry_requested.connect(self.regenerate)
                 view.regenerate_requested.connect(self.regenerate)
                 if m.status == "error":

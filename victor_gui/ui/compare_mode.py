@@ -80,7 +80,8 @@ class CompareMode(QObject):
             from victor_gui.ui.compare_view import CompareView
 
             chat = self._chat
-            view = CompareView(lambda: chat.pool)
+            view = CompareView(lambda: chat.pool, store=lambda: chat.store,  # attachments: the chat's store
+                               attachment_settings=chat._attachment_settings)
             view.hide()
             self._host.addWidget(view)
             self._host.setStretchFactor(self._host.indexOf(view), 1)

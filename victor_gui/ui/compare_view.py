@@ -126,7 +126,9 @@ class CompareView(QWidget):
     continue_with = Signal(object)  # the CompareSlot whose conversation becomes the main chat
     leave_requested = Signal()
 
-    def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None) -> None:
+    def __init__(self, pool: Callable[[], ProviderPool | None], parent: QWidget | None = None,
+                 store: Callable[[], Any] | None = None,
+                 attachment_settings: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self._pool = pool
         self._session: CompareSession | None = None
@@ -161,8 +163,18 @@ class CompareView(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Compare status")
         layout.addWidget(self.status_label)
+        # Issue 13: the same attachments go to every pane (chips above the input, paper clip).
+        from victor_gui.ui.compare_attach import CompareAttachments
+
+        self._store = store or (lambda: None)
+        self._attachment_settings = attachment_settings or (lambda: None)
+        self.attachments = CompareAttachments(self, self._store, self._tasks.spawn)
+        layout.addWidget(self.attachments.chips)
+        self.setAcceptDrops(True)
         row = QHBoxLayout()
+        row.addWidget(self.attachments.button, 0, Qt.AlignmentFlag.AlignTop)
         self.input = ChatInput()
+        self.input.attach = self.attachments.attach_mime
         self.input.setAccessibleName("Message to every pane")
         self.input.setAccessibleDescription("Ctrl+Enter sends to every pane, Esc stops them all")
         self.input.setPlaceholderText("Message to every pane  (Ctrl+Enter to send, Esc to stop all)")
@@ -306,18 +318,87 @@ class CompareView(QWidget):
                 targets[pane.slot.id] = target_for(pool, choice, model)
             except ProviderError as exc:
                 pane.result_label.setText(describe_error(exc))
+        items = self.attachments.take() if targets else []
+        if items is None:
+            self.status_label.setText("An attachment is still being read; send when its chip is ready.")
+            return
         if not targets:
             self.status_label.setText("No pane has a provider and a model yet.")
             return
         self.input.clear()
         self.status_label.setText("")
+        if items:  # issue 13: checked (a llama-server is asked) and prepared off the loop first
+            self.send_button.setEnabled(False)
+            self._tasks.spawn(self._send_attached(text, targets, items))
+            return
+        self._show_turn(text, targets, [])
+        self.session.send(text, targets)
+        self._update_buttons()
+
+    def _show_turn(self, text: str, targets: dict[int, Any], refs: list[Any]) -> None:
+        """The user's turn (with its attachments) and an empty reply in each pane that sends."""
         for pane in self.panes:
             if pane.slot.id not in targets:
                 continue
-            pane.transcript.add_message("user", "You", text)
+            user = pane.transcript.add_message("user", "You", text)
+            if refs:
+                self.attachments.show_on(user, refs)
             self._new_reply_view(pane)
-        self.session.send(text, targets)
-        self._update_buttons()
+
+    async def _send_attached(self, text: str, targets: dict[int, Any], items: list[Any]) -> None:
+        """Leave out the panes whose model takes no images (each says so), then prepare each
+        pane's turn with the attachments for its provider (images for its protocol, documents
+        whole or retrieved for its window), and send. None left: the message and the chips
+        come back."""
+        from victor_gui.services.attachment_draft import AttachmentDraft
+        from victor_gui.services.compare_attachments import attached_turn, refuses_images
+
+        refs = [i.ref for i in items if i.ref is not None]
+        try:
+            for pane in self.panes:
+                target = targets.get(pane.slot.id)
+                if target is not None and await refuses_images(target, refs):
+                    del targets[pane.slot.id]
+                    pane.result_label.setText(f"{target.model} does not take images; this pane was left out.")
+            store = self._store()
+            if not targets or store is None:
+                self.attachments.draft.restore(items)
+                if not self.input.toPlainText().strip():
+                    self.input.setPlainText(text)
+                self.status_label.setText("No pane's model takes images; choose one that does." if store else
+                                          "Your conversations are still opening; try again in a moment.")
+                return
+            self._show_turn(text, targets, refs)
+            docs = AttachmentDraft.documents(items)
+            settings = self._attachment_settings()
+            # One pane after another: panes sharing an embedding model embed a document once (the
+            # second finds the first's vectors in the store) instead of racing to write them.
+            by_slot = {slot: await attached_turn(text, refs, docs, target, store, settings=settings)
+                       for slot, target in targets.items()}
+            for pane in self.panes:
+                turn = by_slot.get(pane.slot.id)
+                if turn is not None:
+                    if turn.sources and pane.view is not None:  # the passages this pane's model gets
+                        from victor_gui.ui.attachment_chips import SourcesLine
+                        from victor_gui.ui.chat_attach import message_insert
+
+                        message_insert(pane.view, SourcesLine([p.to_json() for p in turn.sources]),
+                                       after_body=True)
+                    if turn.notes:
+                        pane.result_label.setText(" ".join(turn.notes))
+            self.session.send(text, targets, {slot: turn.content for slot, turn in by_slot.items()})
+        finally:
+            self._update_buttons()
+
+    def dragEnterEvent(self, event: Any) -> None:
+        from victor_gui.ui.chat_attach import local_paths
+
+        if local_paths(event.mimeData()) or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        if self.attachments.attach_mime(event.mimeData()):
+            event.acceptProposedAction()
 
     def _new_reply_view(self, pane: ComparePane) -> None:
         view = pane.transcript.add_message("assistant", pane.title())
@@ -378,6 +459,7 @@ class CompareView(QWidget):
 
     async def aclose(self) -> None:
         """Stop every reply and wait for the panes' background work (at shutdown)."""
+        self.attachments.detach()
         if self._session is not None:
             await self._session.aclose()
         await self._tasks.aclose()
