@@ -119,3 +119,16 @@ def test_an_image_to_a_model_without_vision_exits_8(home: Home, sim: SimServer, 
     assert "sim-model on " in result.stderr and "does not take images" in result.stderr
     assert sim.chat_requests() == [] and home.stored() == []
     assert not list((home.db.parent / "attachments").glob("??/*"))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_device_and_a_huge_log_are_refused_at_once(home: Home, sim: SimServer, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.log"
+    with huge.open("wb") as f:
+        f.truncate(200 * 1024 * 1024)  # sparse: 200 MB on paper, nothing on disk
+    for path, words in ((Path("/dev/zero"), "not a regular file"), (huge, "huge.log")):
+        result = home.run("chat", "--endpoint", sim.url, "--model", "sim-model", "--attach", str(path), "hi")
+        assert result.returncode == EXIT_ATTACHMENT, result.stderr
+        assert words in result.stderr.splitlines()[0]
+    assert sim.chat_requests() == [] and home.stored() == []
+    assert not list((home.db.parent / "attachments").glob("??/*"))

@@ -137,6 +137,24 @@ def _preflight(path: Path) -> str | None:
     return attachment_files.sniff_media_type(head, path.name)
 
 
+async def ingest_bounded(store: ConversationStore, path: Path) -> AttachmentRef:
+    """Copy ``path`` into the store's attachments within the bounds the converters keep: a
+    document is refused from its size and first bytes before anything is copied (a 200 MB log
+    in milliseconds), a device or folder without being opened, and every copy is bounded. The
+    window's draft and the one-shot ``chat --attach`` both come here."""
+    try:
+        media = await asyncio.to_thread(_preflight, path)
+    except PermissionError:
+        media = None  # ingest_file says what is wrong, in words
+    if media is None:
+        return await attachment_files.ingest_file(store, path)
+    if media.startswith("image/"):
+        # The bound is checked while copying too (a file still growing stops there).
+        return await attachment_files.ingest_file(store, path, max_bytes=MAX_SOURCE_BYTES)
+    await asyncio.to_thread(doc_convert.check_document, path)
+    return await attachment_files.ingest_file(store, path, max_bytes=MAX_BINARY_FILE_BYTES)
+
+
 class AttachmentDraft:
     """The attachments above one chat's input; see the module doc.
 
@@ -190,22 +208,7 @@ class AttachmentDraft:
         path = Path(path)
         item = self._add(DraftItem(next(self._ids), path.name, kind_of(path.name), "adding"))
 
-        async def ingest(store: ConversationStore) -> AttachmentRef:
-            try:
-                media = await asyncio.to_thread(_preflight, path)
-            except PermissionError:
-                media = None  # ingest_file says what is wrong, in words
-            if media is None:
-                return await attachment_files.ingest_file(store, path)
-            if media.startswith("image/"):
-                # The bound is checked while copying too (a file still growing stops there).
-                return await attachment_files.ingest_file(store, path, max_bytes=MAX_SOURCE_BYTES)
-            # A document is refused from its size and first bytes before anything is copied (a
-            # 200 MB log in milliseconds); its copy is bounded by the converter's limit.
-            await asyncio.to_thread(doc_convert.check_document, path)
-            return await attachment_files.ingest_file(store, path, max_bytes=MAX_BINARY_FILE_BYTES)
-
-        return await self._run(item, ingest)
+        return await self._run(item, lambda store: ingest_bounded(store, path))
 
     async def add_bytes(self, name: str, raw: bytes, media_type: str) -> DraftItem:
         """Attach bytes that have no file (an image pasted from the clipboard)."""

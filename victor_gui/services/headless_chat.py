@@ -46,7 +46,7 @@ from victor_gui.providers import keys
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.catalog import find_spec
 from victor_gui.providers.endpoint_access import join_url_userinfo
-from victor_gui.services.attachment_files import ingest_file
+from victor_gui.services.attachment_draft import ingest_bounded
 from victor_gui.services.chat_controller import title_from
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.endpoint_providers import provider_for_endpoint
@@ -245,7 +245,7 @@ class HeadlessChat:
         refs = []
         try:
             for path in request.attachments:
-                refs.append(await ingest_file(store, path))
+                refs.append(await ingest_bounded(store, path))
         except AttachmentError:
             await store.discard_attachments([r.sha256 for r in refs])  # the files before this one
             raise

@@ -16,9 +16,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -86,6 +88,9 @@ class BlobStore:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                # A device (/dev/zero), a pipe or a socket never ends or blocks: refused up front.
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    raise OSError(errno.EINVAL, "it is not a regular file (a device, pipe or socket)")
                 while block := src.read(_CHUNK):
                     size += len(block)
                     if max_bytes is not None and size > max_bytes:
