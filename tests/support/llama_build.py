@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -141,8 +140,22 @@ def read_stamp(version: str = LLAMA_CPP_PYTHON_VERSION) -> dict[str, object] | N
 def _build_lock(root: Path) -> Iterator[None]:
     # Several worktrees (or a CI matrix on one runner) may ask for the same build at once; one
     # builds, the others wait and then find the finished binary.
+    # fcntl is POSIX-only: imported here, not at the top, so the Windows test run can collect
+    # this module (issue 15); on Windows msvcrt's byte-range lock does the same job.
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".build.lock", "w") as fh:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+            return
+        import fcntl
+
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
