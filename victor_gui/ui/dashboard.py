@@ -44,17 +44,6 @@ STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.ERROR: ("error", RED),
     EndpointState.UNKNOWN: ("checking…", GREY),
 }
-DASH_STYLE = """
-QFrame#endpointCard { background: #ffffff; border: 1px solid #dfe2e8; border-radius: 6px; }
-QLabel#cardTitle { font-weight: bold; font-size: 13px; }
-QLabel#cardUrl { color: #555; }
-QLabel#cardDiagnosis { color: #333; }
-QLabel#cardModels { color: #333; }
-QLabel#dashNotice { color: #555; }
-QLabel#sectionTitle { font-weight: bold; color: #333; }
-"""
-
-
 def model_line(status: EndpointStatus) -> str:
     """Loaded models with context and memory: Ollama's GPU share, vLLM's KV-cache use."""
     parts = []
@@ -224,7 +213,6 @@ class Dashboard(QWidget):
         self.service = service
         self.keyring_store = keyring_store  # None: the OS keyring (the editor makes a KeyringStore)
         self.setWindowTitle("Endpoints — Victor GUI")
-        self.setStyleSheet(DASH_STYLE)
         self.cards: dict[str, EndpointCard] = {}
         self.dialog: EndpointEditor | None = None
         self.confirm_box: QMessageBox | None = None
