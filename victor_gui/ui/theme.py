@@ -186,7 +186,8 @@ QLabel#cardTitle {{ font-weight: bold; font-size: {TYPE_BODY}px; color: {t.text}
 QLabel#cardUrl, QLabel#dashNotice {{ color: {t.muted_text}; }}
 QLabel#cardDiagnosis, QLabel#cardModels {{ color: {t.text}; }}
 QLabel#sectionTitle {{ font-weight: bold; color: {t.window_text}; font-size: {TYPE_TITLE}px; }}
-QLabel#compareResult {{ color: {t.text}; font-weight: bold; font-size: {TYPE_SMALL}px; padding: {SPACE_XS}px; }}
+QLabel#compareResult {{ color: {t.text}; font-weight: bold; font-size: {TYPE_SMALL}px;
+    padding: {SPACE_XS}px; }}
 QLabel#versionLabel {{ color: {t.muted_text}; font-size: 10px; }}
 """
 
