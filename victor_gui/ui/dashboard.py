@@ -33,7 +33,8 @@ from victor_gui.ui.endpoint_editor import EndpointEditor, forget_secrets
 from victor_gui.ui.widgets.sparkline import Sparkline
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
-GREEN, AMBER, RED, GREY = "#1e8e3e", "#b26a00", "#b00020", "#6b6f76"
+# White badge text on each reaches ≥ 4.5:1 (tests/ui/test_theme_contrast.py).
+GREEN, AMBER, RED, GREY = "#187a33", "#9a5b00", "#b00020", "#6b6f76"
 STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.UP: ("up", GREEN),
     EndpointState.LOADING: ("loading", AMBER),

@@ -156,7 +156,7 @@ QPushButton {{ background: {t.button}; color: {t.button_text}; border: 1px solid
     border-radius: {RADIUS_CONTROL}px; padding: {SPACE_S}px {SPACE_L}px; }}
 QPushButton:hover {{ background: {t.button_hover}; }}
 QPushButton:disabled {{ color: {t.disabled_text}; }}
-QPushButton:default, QPushButton#primary {{ background: {t.accent}; color: {t.accent_text};
+QPushButton#primary {{ background: {t.accent}; color: {t.accent_text};
     border: 1px solid {t.accent}; }}
 QFrame#userMessage {{ background: {t.user_bubble}; border: 1px solid {t.user_border};
     border-radius: {RADIUS_SURFACE}px; }}
@@ -214,9 +214,10 @@ class _ThemeState(QObject):
         if hints is not None:
             hints.colorSchemeChanged.connect(self._scheme_changed)
 
-    def _scheme_changed(self, _scheme: Any) -> None:
+    def _scheme_changed(self, scheme: Any) -> None:
+        # The signal's argument, not colorScheme(): on some platforms the hint lags the signal.
         if self.mode == "system":
-            apply_theme("system")
+            _apply(self, tokens_for(scheme == Qt.ColorScheme.Dark))
 
 
 def _state() -> _ThemeState | None:
@@ -244,9 +245,14 @@ def apply_theme(mode: str, window: QWidget | None = None, base_style: str = "") 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     state.mode = mode
-    tokens = tokens_for(is_dark(mode))
     if window is not None and base_style:
         window.setStyleSheet(base_style)
+    _apply(state, tokens_for(is_dark(mode)))
+
+
+def _apply(state: _ThemeState, tokens: Tokens) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
     if tokens is state.tokens:
         return
     first = state.tokens is None
