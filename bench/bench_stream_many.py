@@ -24,9 +24,9 @@ import psutil
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from bench.bench_scroll import RICH  # noqa: E402
-from tests.servers.base import Script, free_port  # noqa: E402
-from tests.servers.llamacpp import make_server  # noqa: E402
+from bench.bench_scroll import RICH
+from tests.servers.base import Script, free_port
+from tests.servers.llamacpp import make_server
 
 
 async def run(replies: int, per_chat: int) -> dict[str, float]:

@@ -296,7 +296,8 @@ def _measure_settings(c: Checker, settings: QWidget) -> None:
             for row in range(pages.count()):
                 rect = pages.visualItemRect(pages.item(row)).adjusted(4, 2, -4, -2)
                 selected = pages.item(row).isSelected()
-                fg = pages.palette().color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+                role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+                fg = pages.palette().color(role)
                 c.pair(f"settings list row {pages.item(row).text()}", fg, img, rect)
     assert measured >= 5, "too little settings text measured"
 
