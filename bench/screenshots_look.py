@@ -73,6 +73,7 @@ async def shoot(out: Path) -> list[Path]:
         widget.grab().save(str(path))
         saved.append(path)
 
+    dash = None
     try:
         await endpoints.start()
         endpoints.watch([f"http://127.0.0.1:{sim.port}", f"http://127.0.0.1:{free_port()}"])
@@ -89,7 +90,7 @@ async def shoot(out: Path) -> list[Path]:
             last = chat.transcript.messages[-1]
             last.reasoning_toggle.setChecked(True)
             await asyncio.sleep(0.3)
-            chat.transcript.scroll_to(last)
+            chat.transcript.scroll_to(blocks[0] if blocks else last)
             await asyncio.sleep(0.4)
             grab(window, f"look-chat-{mode}.png")
 
@@ -105,14 +106,14 @@ async def shoot(out: Path) -> list[Path]:
             window.compare.leave()
             await asyncio.sleep(0.2)
 
-            dash = Dashboard(endpoints, window)
-            dash.setWindowFlag(Qt.WindowType.Window, True)
-            dash.resize(900, 600)
+            if dash is None:
+                dash = Dashboard(endpoints, window)
+                dash.setWindowFlag(Qt.WindowType.Window, True)
+                dash.resize(900, 600)
             dash.show()
             await asyncio.sleep(0.6)
             grab(dash, f"look-dashboard-{mode}.png")
             dash.hide()
-            dash.deleteLater()
     finally:
         await endpoints.close()
         await chat.aclose()

@@ -150,6 +150,7 @@ QLineEdit, QPlainTextEdit, QComboBox, QSpinBox, QDoubleSpinBox {{
     border-radius: {RADIUS_CONTROL}px; padding: {SPACE_S}px {SPACE_M}px;
     selection-background-color: {t.accent}; selection-color: {t.accent_text}; }}
 QLineEdit:focus, QPlainTextEdit:focus, QComboBox:focus {{ border: 1px solid {t.accent}; }}
+QComboBox::drop-down {{ border: none; width: 18px; background: transparent; }}
 QComboBox QAbstractItemView {{ background: {t.base}; color: {t.text};
     selection-background-color: {t.accent}; selection-color: {t.accent_text}; }}
 QPushButton {{ background: {t.button}; color: {t.button_text}; border: 1px solid {t.border};
