@@ -92,7 +92,10 @@ async def shoot(out: Path) -> list[Path]:
             await asyncio.sleep(0.3)
             chat.transcript.scroll_to(blocks[0] if blocks else last)
             await asyncio.sleep(0.4)
+            window.resize(1100, 1180)  # the whole exchange in one shot
+            await asyncio.sleep(0.4)
             grab(window, f"look-chat-{mode}.png")
+            window.resize(1100, 760)
 
             settings = window.open_settings()
             settings.resize(820, 620)
