@@ -17,6 +17,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPalette
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QListWidget, QWidget
 
+from tests.ui.test_dashboard import service, sims  # noqa: F401  (fixtures: real simulators)
 from victor_gui.core.colour import BODY_TEXT_RATIO, contrast_ratio
 from victor_gui.ui.theme import apply_theme, current_tokens
 
@@ -244,6 +245,38 @@ async def test_window_sidebar_status_inputs_buttons(qtbot, theme: str, window) -
         empty.setText("No local server found. Start one, or add an API key in Settings.")
         QApplication.processEvents()
     c.widget("empty state", empty)
+    c.check()
+
+
+async def test_dashboard_rows(qtbot, theme: str, sims, service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The servers' dashboard: state badges (white on green, amber, red, grey), titles, URLs,
+    models, diagnoses, the machine's RAM line and the buttons."""
+    import asyncio
+
+    from tests.ui.test_dashboard import url
+    from victor_gui.ui.dashboard import Dashboard
+
+    c = Checker(theme)
+    await service.start()
+    service.watch([url(s) for s in sims.values()])
+    await service.refresh_now()
+    dash = Dashboard(service)
+    qtbot.addWidget(dash)
+    dash.resize(900, 700)
+    dash.show()
+    # Not processEvents(): inside a coroutine on the qasync loop it re-enters the loop and the
+    # service's close below never resumes.
+    await asyncio.sleep(0.3)
+    measured = 0
+    for label in dash.findChildren(QLabel):
+        if label.isVisible() and label.text().strip() and not label.text().startswith("<"):
+            c.widget(f"dashboard {label.objectName() or 'label'}: {label.text()[:30]}", label)
+            measured += 1
+    for b in dash.findChildren(QAbstractButton):
+        if b.isVisible() and b.isEnabled() and b.text().strip():
+            c.widget(f"dashboard button {b.text()}", b, QPalette.ColorRole.ButtonText)
+    await service.close()
+    assert measured >= 6
     c.check()
 
 
