@@ -78,7 +78,7 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.storage import open_store
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.theme import apply_theme
 
     home = tempfile.TemporaryDirectory()
@@ -122,7 +122,7 @@ async def shoot(out: Path) -> list[Path]:
         await _wait(lambda: chat.model_combo.count() == 2)
         try:
             for mode in ("light", "dark"):
-                apply_theme(mode, window, STYLE)
+                apply_theme(mode)
                 # 1. Chips above the input.
                 chat.new_chat()
                 chat.model_combo.setEditText(VISION)

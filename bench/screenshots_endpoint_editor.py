@@ -25,7 +25,6 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.config.secrets import KeyringStore, endpoint_key_name
     from victor_gui.services.settings_service import SettingsService
     from victor_gui.ui.endpoint_editor import EndpointEditor
-    from victor_gui.ui.main_window import STYLE
     from victor_gui.ui.theme import apply_theme
 
     keyring.set_keyring(MemoryKeyring())
@@ -49,7 +48,6 @@ async def shoot(out: Path) -> list[Path]:
         apply_theme(mode)
         editor = EndpointEditor(None, settings=service, keyring_store=store,
                                 original=service.settings.endpoints[0])
-        editor.setStyleSheet(STYLE)
         editor.show()
         assert editor.loading is not None
         await editor.loading

@@ -37,7 +37,7 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.services.context_window import AMBER_AT, draft_tokens
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.storage import open_store
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.theme import apply_theme
 
     desk = llamacpp.make_server(model="qwen3-8b-instruct-q4_k_m", n_ctx=4096).start()
@@ -87,7 +87,7 @@ async def shoot(out: Path) -> list[Path]:
             "temperature": 0.3, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1,
             "seed": 1234, "stop": ["<|end|>"], "max_tokens": 1024})
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             dialog = window.open_chat_params()
             await until(lambda d=dialog: d.fields["top_k"].value() == 40)  # type: ignore[misc]
             await asyncio.sleep(0.4)
@@ -108,7 +108,7 @@ async def shoot(out: Path) -> list[Path]:
         chat.input.setPlainText(draft)
         await until(lambda: chat.meter.level == "amber")
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await asyncio.sleep(0.4)
             grab(window, f"context-meter-amber-{mode}.png")
     finally:

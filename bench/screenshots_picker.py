@@ -40,7 +40,7 @@ async def shoot(out: Path) -> list[Path]:
 
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.provider_choices import ProviderPool
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.theme import apply_theme
 
     for var in SEED_VARS:
@@ -72,7 +72,7 @@ async def shoot(out: Path) -> list[Path]:
         await until(lambda: chat.model_combo.count() > 0)
         await until(lambda: any(c.has_key for c in chat._clouds))
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await asyncio.sleep(0.2)
             chat.provider_combo.showPopup()
             await asyncio.sleep(0.5)

@@ -62,7 +62,7 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.storage import open_store
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.theme import apply_theme
 
     desk = llamacpp.make_server(model="qwen3-8b-instruct-q4_k_m").start()
@@ -98,7 +98,7 @@ async def shoot(out: Path) -> list[Path]:
         assert chat.profiles_loading is not None
         await chat.profiles_loading
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await asyncio.sleep(0.2)
             chat.profile_combo.showPopup()
             await asyncio.sleep(0.5)
@@ -114,7 +114,7 @@ async def shoot(out: Path) -> list[Path]:
         chat.send()
         await until(lambda: chat.conversation_id is not None and not chat.running and chat.transcript.notes)
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await asyncio.sleep(0.4)
             grab(f"profiles-fallback-{mode}.png")
     finally:

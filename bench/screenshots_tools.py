@@ -67,7 +67,7 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.services.tool_types import ApprovalRequest, McpServerStatus, ServerState
     from victor_gui.storage import open_store
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.settings_dialog import SettingsContext, SettingsDialog
     from victor_gui.ui.settings_tools import ToolsContext
     from victor_gui.ui.theme import apply_theme
@@ -107,7 +107,7 @@ async def shoot(out: Path) -> list[Path]:
 
     try:
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await chat.open_conversation(conv_id)
             await asyncio.sleep(0.4)
             blocks = [w for w in chat.transcript.items if isinstance(w, ToolCallBlock)]

@@ -63,7 +63,7 @@ async def shoot(out: Path) -> list[Path]:
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.storage import open_store
-    from victor_gui.ui.main_window import STYLE, MainWindow
+    from victor_gui.ui.main_window import MainWindow
     from victor_gui.ui.theme import apply_theme
 
     home = tempfile.TemporaryDirectory()
@@ -87,7 +87,7 @@ async def shoot(out: Path) -> list[Path]:
     try:
         window.conversations.refresh()
         for mode in ("light", "dark"):
-            apply_theme(mode, window, STYLE)
+            apply_theme(mode)
             await chat.open_conversation(conv_id)
             await asyncio.sleep(0.8)
             grab(window, f"versions-{mode}.png")

@@ -21,7 +21,7 @@ from victor_gui.config.settings import load_settings
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.sizing.hardware import GpuReport, RamInfo
 from victor_gui.ui.endpoint_editor import EndpointEditor
-from victor_gui.ui.theme import DARK_STYLE
+from victor_gui.ui.theme import DARK, stylesheet
 
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 
@@ -115,6 +115,14 @@ async def test_dashboard_and_settings_endpoints_both_kept_and_shown_in_both_view
         await views.aclose()
 
 
+def qapp_sheet() -> str:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    return app.styleSheet()
+
+
 async def test_theme_then_endpoint_both_kept_and_the_theme_applies_to_the_window(
         qtbot, clean_env, window, pool, sims, settings_file) -> None:
     with use_backend(MemoryKeyring()):
@@ -124,7 +132,7 @@ async def test_theme_then_endpoint_both_kept_and_the_theme_applies_to_the_window
         await wait_until(lambda: settings.keys.keyring_ok is not None)
         try:
             assert await settings.set_theme("dark")
-            assert DARK_STYLE in window.styleSheet()  # applied by the window on SettingsChanged
+            assert qapp_sheet() == stylesheet(DARK)  # applied by the window on SettingsChanged
             dash = window.server_windows.open_view("endpoints")
             editor = dash.open_endpoint_dialog(None)
             editor.name_edit.setText("Desk")
@@ -135,7 +143,7 @@ async def test_theme_then_endpoint_both_kept_and_the_theme_applies_to_the_window
             # The theme combo follows a change made elsewhere too.
             await window.settings_service.update(theme="light")
             assert settings.theme_combo.currentData() == "light"
-            assert DARK_STYLE not in window.styleSheet()
+            assert qapp_sheet() != stylesheet(DARK)
         finally:
             window.apply_theme("light")
             settings.close()

@@ -11,6 +11,7 @@ import html
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -18,20 +19,71 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-_PRE_STYLE = ("background-color:#f4f4f6; padding:6px; margin-top:2px; font-family:monospace; "
-              "white-space:pre-wrap;")
+from victor_gui.core.colour import readable_on
+
+
+@dataclass(frozen=True, slots=True)
+class CodeColours:
+    """The colours the rendered HTML carries inline (Qt's rich text has no style sheet for it):
+    code blocks (background, plain text, a Pygments style whose token colours are nudged until
+    each reads on that background), table borders and the Copy link. The UI's theme sets them
+    (:func:`set_code_colours`); these defaults are the light theme's."""
+
+    code_background: str = "#f3f5f8"
+    code_text: str = "#1f2328"
+    pygments_style: str = "default"
+    table_border: str = "#c9ced8"
+    link: str = "#1a5fc8"
+
+
+_colours = CodeColours()
+
+
+def set_code_colours(colours: CodeColours) -> None:
+    """Render with ``colours`` from now on (the theme changed). HTML already shown keeps its
+    colours: the views re-render it (MessageView.restyle)."""
+    global _colours
+    _colours = colours
+
+
+def code_colours() -> CodeColours:
+    """The colours renders use now."""
+    return _colours
+
+
+@lru_cache(maxsize=4)
+def _formatter(style_name: str, background: str) -> HtmlFormatter[str]:
+    """An inline-colour formatter for ``style_name`` with every token colour readable on
+    ``background`` (≥ 4.5:1) and token backgrounds and borders dropped (the block has one)."""
+    from pygments.style import Style
+    from pygments.styles import get_style_by_name
+
+    base = get_style_by_name(style_name)
+    styles: dict[Any, str] = {}
+    for token, spec in base.styles.items():
+        words = [readable_on(w, background) if w.startswith("#") else w
+                 for w in spec.split() if not w.startswith(("bg:", "border:"))]
+        styles[token] = " ".join(words)
+    style = type(f"Readable_{style_name}", (Style,), {"styles": styles, "background_color": background})
+    # noclasses: Qt's rich text has no stylesheet for Pygments classes, so colours go inline.
+    return HtmlFormatter(noclasses=True, nowrap=True, style=style)
+
+
+def _pre_style(c: CodeColours) -> str:
+    return (f"background-color:{c.code_background}; color:{c.code_text}; padding:8px; margin-top:2px; "
+            "font-family:monospace; white-space:pre-wrap;")
 
 
 def _highlight(code: str, lang: str, _attrs: str) -> str:
+    c = _colours
     try:
         lexer = get_lexer_by_name(lang.strip()) if lang.strip() else None
     except ClassNotFound:
         lexer = None
     if lexer is None:
-        return f'<pre style="{_PRE_STYLE}">{html.escape(code)}</pre>'
-    # noclasses: Qt's rich text has no stylesheet for Pygments classes, so colours go inline.
-    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
-    return f'<pre style="{_PRE_STYLE}">{highlight(code, lexer, formatter)}</pre>'
+        return f'<pre style="{_pre_style(c)}">{html.escape(code)}</pre>'
+    formatter = _formatter(c.pygments_style, c.code_background)
+    return f'<pre style="{_pre_style(c)}">{highlight(code, lexer, formatter)}</pre>'
 
 
 @lru_cache(maxsize=1)
@@ -43,7 +95,7 @@ def _parser() -> MarkdownIt:
 
 
 # Qt's rich text draws tables without borders or padding unless the attributes say so.
-_TABLE = '<table border="1" cellspacing="0" cellpadding="4" style="border-color:#d0d0d8;">'
+_TABLE = '<table border="1" cellspacing="0" cellpadding="4" style="border-color:{border};">'
 
 
 # Whitespace among the closing tags at the very end. Qt imports it as a space at the end of
@@ -53,7 +105,7 @@ _TAIL = re.compile(r"(?:\s*</\w+>)+\s*$")
 
 # Each code block gets a "Copy" link above it; the view maps ``copy:N`` to code_blocks(text)[N].
 _COPY_LINK = ('<p align="right" style="margin-top:4px; margin-bottom:0px; font-size:small;">'
-              '<a href="copy:{n}" style="text-decoration:none;">Copy</a></p>')
+              '<a href="copy:{n}" style="text-decoration:none; color:{link};">Copy</a></p>')
 
 
 def code_blocks(text: str) -> list[str]:
@@ -63,12 +115,14 @@ def code_blocks(text: str) -> list[str]:
 
 def _with_copy_links(html: str, first: int) -> str:
     parts = html.split("<pre")
-    return parts[0] + "".join(_COPY_LINK.format(n=first + i) + "<pre" + part
+    link = _colours.link
+    return parts[0] + "".join(_COPY_LINK.format(n=first + i, link=link) + "<pre" + part
                               for i, part in enumerate(parts[1:]))
 
 
 def _finish_html(html: str, first_code_block: int, *, last: bool = True) -> str:
-    html = _with_copy_links(html.replace("<table>", _TABLE), first_code_block)
+    html = _with_copy_links(html.replace("<table>", _TABLE.format(border=_colours.table_border)),
+                            first_code_block)
     if not last:  # nothing is ever appended after a finished part
         return html
     tail = _TAIL.search(html)
@@ -138,4 +192,5 @@ def render_parts(text: str, target_chars: int, *, first_code_block: int = 0,
     return parts
 
 
-__all__ = ["RenderedPart", "code_blocks", "markdown_to_html", "render_parts"]
+__all__ = ["CodeColours", "RenderedPart", "code_blocks", "code_colours", "markdown_to_html", "render_parts",
+           "set_code_colours"]

@@ -42,12 +42,6 @@ if TYPE_CHECKING:
     from victor_gui.ui.message_view import MessageView
 
 MAX_PANES = 4  # victor_gui.services.compare.MAX_SLOTS (not imported: keeps httpx off first paint)
-PANE_STYLE = """
-QFrame#comparePane { border: 1px solid #d8d8de; border-radius: 6px; background: #fafafb; }
-QLabel#compareResult { color: #222; font-weight: bold; font-size: 11px; padding: 2px; }
-"""
-
-
 def format_cost(cost: float | None) -> str:
     """``$0.0012``, ``free`` for 0, ``cost unknown`` for None."""
     if cost is None:
@@ -133,7 +127,6 @@ class CompareView(QWidget):
         self._pool = pool
         self._session: CompareSession | None = None
         self._tasks = TaskSet("compare view")  # final Markdown renders, awaited at close
-        self.setStyleSheet(PANE_STYLE)
         self.panes: list[ComparePane] = []
         self.choices: list[ProviderChoice] = []
         self.models_cache: dict[str, Any] = {}

@@ -33,7 +33,8 @@ from victor_gui.ui.endpoint_editor import EndpointEditor, forget_secrets
 from victor_gui.ui.widgets.sparkline import Sparkline
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
-GREEN, AMBER, RED, GREY = "#1e8e3e", "#b26a00", "#b00020", "#6b6f76"
+# White badge text on each reaches ≥ 4.5:1 (tests/ui/test_theme_contrast.py).
+GREEN, AMBER, RED, GREY = "#187a33", "#9a5b00", "#b00020", "#6b6f76"
 STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.UP: ("up", GREEN),
     EndpointState.LOADING: ("loading", AMBER),
@@ -44,17 +45,6 @@ STATE_LOOK: dict[EndpointState, tuple[str, str]] = {
     EndpointState.ERROR: ("error", RED),
     EndpointState.UNKNOWN: ("checking…", GREY),
 }
-DASH_STYLE = """
-QFrame#endpointCard { background: #ffffff; border: 1px solid #dfe2e8; border-radius: 6px; }
-QLabel#cardTitle { font-weight: bold; font-size: 13px; }
-QLabel#cardUrl { color: #555; }
-QLabel#cardDiagnosis { color: #333; }
-QLabel#cardModels { color: #333; }
-QLabel#dashNotice { color: #555; }
-QLabel#sectionTitle { font-weight: bold; color: #333; }
-"""
-
-
 def model_line(status: EndpointStatus) -> str:
     """Loaded models with context and memory: Ollama's GPU share, vLLM's KV-cache use."""
     parts = []
@@ -224,7 +214,6 @@ class Dashboard(QWidget):
         self.service = service
         self.keyring_store = keyring_store  # None: the OS keyring (the editor makes a KeyringStore)
         self.setWindowTitle("Endpoints — Victor GUI")
-        self.setStyleSheet(DASH_STYLE)
         self.cards: dict[str, EndpointCard] = {}
         self.dialog: EndpointEditor | None = None
         self.confirm_box: QMessageBox | None = None

@@ -17,8 +17,8 @@ from victor_gui.sizing.hardware import GpuReport
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
 BADGE = {  # verdict -> (colour, words)
-    "full": ("#1e8e3e", "Full GPU offload"),
-    "partial": ("#b26a00", "Partial offload"),
+    "full": ("#187a33", "Full GPU offload"),  # white on it ≥ 4.5:1, as the dashboard badges
+    "partial": ("#9a5b00", "Partial offload"),
     "cpu": ("#44546a", "CPU only"),
     "no_fit": ("#b00020", "Won't fit"),
 }

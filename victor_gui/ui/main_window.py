@@ -23,24 +23,6 @@ if TYPE_CHECKING:
 # The smallest window size (see bench.screenshots' narrow shot and tests/ui/test_narrow_window).
 MIN_WIDTH, MIN_HEIGHT = 640, 440
 
-STYLE = """
-QFrame#userMessage { background: #eef3fb; border: 1px solid #d5e0f2; border-radius: 6px; }
-QFrame#assistantMessage { background: #ffffff; border: 1px solid #e2e2e6; border-radius: 6px; }
-QFrame#userMessage QTextBrowser { background: #eef3fb; }
-QFrame#userMessage[searchHit="true"], QFrame#assistantMessage[searchHit="true"] {
-    border: 2px solid #d9a400; }
-QLabel#messageHeader { color: #555; font-weight: bold; }
-QLabel#messageStats { color: #777; font-size: 11px; }
-QLabel#messageError { color: #b00020; }
-QLabel#statusLine { color: #444; padding: 2px; }
-QLabel#toolCalls { color: #5a4a00; font-family: monospace; }
-QTextBrowser#reasoning { background: #f7f7f9; color: #666; font-style: italic;
-                        border: 1px solid #e4e4e8; }
-QLabel#emptyState { color: #666; font-size: 14px; }
-QWidget#transcriptInner { background: #f5f6f8; }
-QLabel#transcriptNote { color: #6b5d00; background: #fff8d6; border: 1px solid #eadf9c;
-                        border-radius: 4px; padding: 3px 8px; font-size: 12px; }
-"""
 
 
 class MainWindow(QMainWindow):
@@ -55,7 +37,11 @@ class MainWindow(QMainWindow):
         # Narrow-window floor (branch wrap): the chat pane beside the conversation list still
         # fits its drop-downs; message titles and stats wrap (see ui/widgets/wrap_label.py).
         self.setMinimumSize(MIN_WIDTH, MIN_HEIGHT)
-        self.setStyleSheet(STYLE)
+        # The look (palette + one style sheet from the theme's tokens) follows the desktop until
+        # the settings, read after the first paint, say otherwise (ui/theme.py).
+        from victor_gui.ui.theme import apply_theme
+
+        apply_theme("system")
         self._painted = False
         self.store: ConversationStore | None = None
         # Set by the app after the first paint (use_settings); the Settings dialog needs them.
@@ -71,6 +57,8 @@ class MainWindow(QMainWindow):
         # before the store opens, and its module and widgets cost first paint. Asking for
         # ``conversations`` earlier builds it at once.
         self._side = QWidget()
+        self._side.setObjectName("sidebar")  # the theme draws it as a column of its own
+        self._side.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self._side_layout = QVBoxLayout(self._side)
         self._side_layout.setContentsMargins(0, 0, 0, 0)
         self._conversations: ConversationList | None = None
@@ -171,11 +159,11 @@ class MainWindow(QMainWindow):
             self.apply_theme(change.new.theme)
 
     def apply_theme(self, mode: str) -> None:
-        """Apply ``mode`` to the app (the palette every window uses) and this window's colours;
-        the dashboard and dialogs are this window's children, so they follow its style sheet."""
+        """Apply ``mode`` (``system``/``light``/``dark``) to the whole app: palette, style
+        sheet, code colours (ui/theme.py)."""
         from victor_gui.ui.theme import apply_theme
 
-        apply_theme(mode, self, STYLE)
+        apply_theme(mode)
 
     # -- conversations ---------------------------------------------------------------------------
 
@@ -187,7 +175,7 @@ class MainWindow(QMainWindow):
 
             conversations = ConversationList()
             version = QLabel(f"Victor GUI {__version__}")
-            version.setStyleSheet("color: #999; font-size: 10px;")
+            version.setObjectName("versionLabel")
             conversations.side_layout.addWidget(version)
             self._side_layout.addWidget(conversations)
             conversations.new_requested.connect(self.new_chat)

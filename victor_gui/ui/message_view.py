@@ -416,6 +416,19 @@ class MessageView(QFrame):
         if 0 <= index < len(blocks):
             QGuiApplication.clipboard().setText(blocks[index])
 
+    def restyle(self) -> None:
+        """Styling hook (ui/theme.py calls it on a theme change): rendered Markdown carries its
+        code, table and link colours inline, so it is rendered again with the new ones."""
+        from victor_gui.services.markdown_render import markdown_to_html
+
+        for piece in self._pieces:
+            if piece.rendered:
+                self._show_part(piece.view, piece.source,
+                                markdown_to_html(piece.source, first_code_block=piece.first_code))
+        tail = self.shown_text[self._frozen_chars:]
+        if len(tail) <= LIVE_PARSE_CHARS and markdown_worthy(tail):  # what the last render showed
+            self._show_part(self.body, tail, markdown_to_html(tail, first_code_block=self._frozen_code))
+
     @property
     def pieces(self) -> list[AutoHeightText]:
         """The body's text views, in order (the last is :attr:`body`)."""

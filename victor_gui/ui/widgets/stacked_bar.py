@@ -76,8 +76,9 @@ class StackedBar(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        painter.setPen(QPen(QColor("#c9ced8"), 1))
-        painter.setBrush(QColor("#f1f3f6"))
+        # The empty track in the theme's colours (ui/theme.py sets the palette): light or dark.
+        painter.setPen(QPen(self.palette().mid().color(), 1))
+        painter.setBrush(self.palette().base().color())
         painter.drawRoundedRect(rect, 3, 3)
         total = sum(s.value for s in self._segments)
         scale = max(total, self._capacity, 1.0)
@@ -93,5 +94,6 @@ class StackedBar(QWidget):
             if total > self._capacity:  # hatch the part that does not fit
                 painter.setBrush(QColor(176, 0, 32, 60))
                 painter.drawRect(QRectF(cx, rect.top() + 1, x - cx, rect.height() - 2))
-            painter.setPen(QPen(QColor("#b00020" if total > self._capacity else "#333"), 2))
+            over = total > self._capacity
+            painter.setPen(QPen(QColor("#b00020") if over else self.palette().text().color(), 2))
             painter.drawLine(int(cx), int(rect.top()), int(cx), int(rect.bottom()))
