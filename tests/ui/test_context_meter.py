@@ -69,10 +69,9 @@ def _luminance(hex_colour: str) -> float:
 
 def test_meter_figure_is_readable_in_both_themes(qapp) -> None:
     from victor_gui.ui.context_meter import TEXT_COLOURS
-    from victor_gui.ui.theme import dark_palette
+    from victor_gui.ui.theme import tokens_for
 
-    backgrounds = {False: qapp.style().standardPalette().window().color().name(),
-                   True: dark_palette().window().color().name()}
+    backgrounds = {dark: tokens_for(dark).window for dark in (False, True)}
     for (level, dark), colour in TEXT_COLOURS.items():
         a, b = sorted((_luminance(colour), _luminance(backgrounds[dark])), reverse=True)
         ratio = (a + 0.05) / (b + 0.05)
@@ -81,7 +80,6 @@ def test_meter_figure_is_readable_in_both_themes(qapp) -> None:
 
 async def test_meter_figure_follows_a_theme_change(qtbot, sim, window) -> None:
     from victor_gui.ui.context_meter import TEXT_COLOURS
-    from victor_gui.ui.main_window import STYLE
     from victor_gui.ui.theme import apply_theme
 
     sim.options["n_ctx"] = N_CTX
@@ -91,9 +89,9 @@ async def test_meter_figure_follows_a_theme_change(qtbot, sim, window) -> None:
     chat.input.setPlainText(_draft_of(int(prompt_budget(N_CTX, 4096) * AMBER_AT) + 1))
     await wait_until(lambda: chat.meter.level == "amber")
     try:
-        apply_theme("dark", window, STYLE)
+        apply_theme("dark")
         await wait_until(lambda: TEXT_COLOURS[("amber", True)] in chat.meter.label.styleSheet())
-        apply_theme("light", window, STYLE)
+        apply_theme("light")
         await wait_until(lambda: TEXT_COLOURS[("amber", False)] in chat.meter.label.styleSheet())
     finally:
-        apply_theme("light", window, STYLE)
+        apply_theme("light")
