@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.xvfb import run_shots
+from bench.xvfb import close_window, run_shots
 from tests.servers import llamacpp
 from tests.servers.base import Script, free_port
 
@@ -112,13 +112,7 @@ async def shoot(out: Path) -> list[Path]:
             await asyncio.sleep(0.4)
             grab(window, f"context-meter-amber-{mode}.png")
     finally:
-        await chat.aclose()
-        await window.conversations.aclose()
-        await window.compare.aclose()
-        await pool.close()
-        await client.aclose()
-        await store.close()
-        window.close()
+        await close_window(window, pool, client, store)
         desk.stop()
     return saved
 

@@ -21,7 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.xvfb import run_shots
+from bench.xvfb import close_window, run_shots
 
 WRITE_CONTENT = ("# Notes from the meeting\n\n" + "We agreed to move the release to Thursday, to run the "
                  "migration on the staging copy first, and to keep the old importer for one more "
@@ -146,13 +146,7 @@ async def shoot(out: Path) -> list[Path]:
             grab(dialog, f"settings-tools-{mode}.png")
             dialog.close()
     finally:
-        await chat.aclose()
-        await window.conversations.aclose()
-        await window.compare.aclose()
-        await pool.close()
-        await client.aclose()
-        await store.close()
-        window.close()
+        await close_window(window, pool, client, store)
         home.cleanup()
     return saved
 

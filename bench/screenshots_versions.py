@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.xvfb import run_shots
+from bench.xvfb import close_window, run_shots
 
 MODEL = "qwen3-8b-instruct-q4_k_m"
 QUESTION = "Suggest a name for a tool that keeps every version of a chat."
@@ -97,13 +97,7 @@ async def shoot(out: Path) -> list[Path]:
             grab(window, f"versions-editing-{mode}.png")
             chat.cancel_edit()
     finally:
-        await chat.aclose()
-        await window.conversations.aclose()
-        await window.compare.aclose()
-        await pool.close()
-        await client.aclose()
-        await store.close()
-        window.close()
+        await close_window(window, pool, client, store)
         home.cleanup()
     return saved
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 
 def run_shots(module: str, description: str | None, shoot: Callable[[Path], Awaitable[list[Path]]]) -> int:
@@ -45,3 +46,16 @@ def run_shots(module: str, description: str | None, shoot: Callable[[Path], Awai
     for path in saved:
         print(path)
     return 0
+
+
+async def close_window(window: Any, *closables: Any) -> None:
+    """Close a screenshot script's main window and what it ran on, in order: the chat pane, the
+    conversation list, compare, then each of ``closables`` (a provider pool, an HTTP client, the
+    store: whatever has ``aclose()`` or an async ``close()``)."""
+    await window.chat.aclose()
+    await window.conversations.aclose()
+    await window.compare.aclose()
+    for item in closables:
+        closer = getattr(item, "aclose", None) or item.close
+        await closer()
+    window.close()
