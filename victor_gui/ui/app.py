@@ -333,6 +333,19 @@ class App:
         self.window.set_store(self.store)
         if self.store_notice is not None:
             self.window.show_notice(self.store_notice.message)
+        # Attachment files a crash left between their copy and their message (older than a day,
+        # held by no message) go; in the background, after the chats are on screen.
+        self.loop.create_task(self._sweep_attachments(self.store))
+
+    @staticmethod
+    async def _sweep_attachments(store: Any) -> None:
+        try:
+            swept = await store.sweep_attachments()
+        except Exception:  # never fatal: the files stay for the next start
+            log.exception("sweeping attachment files failed")
+            return
+        if swept:
+            log.info("removed %d attachment files no message holds", len(swept))
 
     def _refuse_second_instance(self, message: str) -> None:
         """Another window owns this data folder: say so, then quit with a non-zero code."""
