@@ -12,15 +12,15 @@ an error, an export or a crash report.
 from __future__ import annotations
 
 import logging
-
-import keyring
-import keyring.backend
-import keyring.errors
-from keyring.backends import fail
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from victor_gui.core.redact import register_secret
 from victor_gui.errors import StorageError
 from victor_gui.providers import keys
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 SERVICE = "victor_gui"
 log = logging.getLogger(__name__)
@@ -32,7 +32,18 @@ NO_BACKEND_MESSAGE = (
 )
 
 
+def _keyring() -> ModuleType:
+    """The ``keyring`` package, imported on first use: importing it scans the installed
+    packages' entry points (~11 MB of RSS), which a chat that never reads a key need not pay."""
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
 def _usable(backend: keyring.backend.KeyringBackend) -> bool:
+    from keyring.backends import fail
+
     if isinstance(backend, fail.Keyring):
         return False
     children = getattr(backend, "backends", None)  # the chainer backend with nothing to chain
@@ -53,7 +64,7 @@ class KeyringStore:
     def backend_status(self) -> tuple[bool, str]:
         """(usable, a sentence for the settings page) about the keyring backend in use."""
         try:
-            backend = keyring.get_keyring()
+            backend = _keyring().get_keyring()
         except Exception as exc:
             return False, f"{NO_BACKEND_MESSAGE} ({type(exc).__name__})"
         if not _usable(backend):
@@ -63,11 +74,12 @@ class KeyringStore:
 
     def get_key(self, provider: str) -> str | None:
         """The saved key for ``provider``, or None (also when no keyring works)."""
+        kr = _keyring()
         try:
-            value = keyring.get_password(self.service, provider)
-        except keyring.errors.NoKeyringError:
+            value = kr.get_password(self.service, provider)
+        except kr.errors.NoKeyringError:
             return None
-        except keyring.errors.KeyringError as exc:
+        except kr.errors.KeyringError as exc:
             log.warning("keyring read for %s failed: %s", provider, type(exc).__name__)
             return None
         register_secret(value)
@@ -86,9 +98,10 @@ class KeyringStore:
         ok, message = self.backend_status()
         if not ok:
             raise StorageError(message)
+        kr = _keyring()
         try:
-            keyring.set_password(self.service, provider, key)
-        except keyring.errors.KeyringError as exc:
+            kr.set_password(self.service, provider, key)
+        except kr.errors.KeyringError as exc:
             # The exception text of some backends echoes the value; keep only its type.
             raise StorageError(
                 f"The system keyring refused to save the key ({type(exc).__name__})."
@@ -96,11 +109,12 @@ class KeyringStore:
 
     def delete_key(self, provider: str) -> bool:
         """Remove ``provider``'s key; False when there was none (or no keyring)."""
+        kr = _keyring()
         try:
-            keyring.delete_password(self.service, provider)
-        except keyring.errors.PasswordDeleteError:
+            kr.delete_password(self.service, provider)
+        except kr.errors.PasswordDeleteError:
             return False
-        except keyring.errors.KeyringError as exc:
+        except kr.errors.KeyringError as exc:
             log.warning("keyring delete for %s failed: %s", provider, type(exc).__name__)
             return False
         return True

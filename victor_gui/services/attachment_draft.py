@@ -44,8 +44,7 @@ from victor_gui.services import attachment_files, doc_convert, token_count
 from victor_gui.services.attachment_types import AttachmentKind, AttachmentRef, ConvertedDocument
 from victor_gui.services.doc_job import MAX_BINARY_FILE_BYTES
 from victor_gui.services.doc_worker import convert_in_worker
-from victor_gui.services.image_limits import DEFAULT_PROTOCOL, image_tokens_estimate
-from victor_gui.services.image_prep import MAX_SOURCE_BYTES
+from victor_gui.services.image_limits import DEFAULT_PROTOCOL, MAX_SOURCE_BYTES, image_tokens_estimate
 from victor_gui.storage.store import ConversationStore
 
 log = logging.getLogger(__name__)

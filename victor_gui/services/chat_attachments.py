@@ -42,7 +42,6 @@ from victor_gui.services.attachment_types import (
     RetrievedPassage,
 )
 from victor_gui.services.doc_worker import convert_in_worker
-from victor_gui.services.image_prep import prepare_image
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.storage.models import StoredMessage
 from victor_gui.storage.store import ConversationStore
@@ -168,6 +167,9 @@ class AttachmentsMixin:
         part = self._att_prepared.get(key)
         if part is None:
             raw = await self._image_bytes(ref)
+            # Pillow is imported with the first image sent, not with the chat (issue 14 item 6).
+            from victor_gui.services.image_prep import prepare_image
+
             try:
                 image = await asyncio.to_thread(prepare_image, raw, protocol)
             except AttachmentError as exc:

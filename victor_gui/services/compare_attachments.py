@@ -25,7 +25,6 @@ from victor_gui.services.attachment_types import (
 )
 from victor_gui.services.chat_attachments import protocol_of
 from victor_gui.services.compare import CompareTarget
-from victor_gui.services.image_prep import prepare_image
 from victor_gui.storage.store import ConversationStore
 
 
@@ -59,6 +58,8 @@ async def attached_turn(text: str, refs: Sequence[AttachmentRef], docs: Sequence
     for ref in refs:
         if ref.kind is not AttachmentKind.IMAGE:
             continue
+        from victor_gui.services.image_prep import prepare_image  # Pillow only once an image is sent
+
         try:
             raw = await store.read_attachment(ref.sha256)
             image = await asyncio.to_thread(prepare_image, raw, protocol, name=ref.name)

@@ -73,6 +73,8 @@ class ReplyStatus(enum.StrEnum):
 # A reply's text (content or reasoning) longer than this is a broken or hostile server, not an
 # answer: the reply ends as an error (what arrived is kept) instead of growing without bound.
 MAX_REPLY_CHARS = 32 * 1024 * 1024
+# The stream task gives the event loop a turn after this long of uninterrupted chunk handling.
+TIME_SLICE_S = 0.004
 
 
 @dataclass
@@ -258,10 +260,17 @@ class Generation:
         try:
             stream = self.provider.stream(self.messages, model=self.model, **self._stream_kwargs)
             async with _closing(stream) as chunks:
+                slice_end = time.perf_counter() + TIME_SLICE_S
                 async for chunk in chunks:
                     self._apply(chunk)
                     if self.state.status.finished:  # cancelled from a listener
                         break
+                    if time.perf_counter() >= slice_end:
+                        # A burst already in the socket buffer (hundreds of chunks) is read
+                        # without one await that suspends: give the loop a turn, or the window
+                        # stops painting for as long as the burst takes to parse.
+                        await asyncio.sleep(0)
+                        slice_end = time.perf_counter() + TIME_SLICE_S
             if not state.status.finished:
                 self._finish(ReplyStatus.DONE)
         except asyncio.CancelledError:

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 from victor_gui.providers.catalog import find_spec
 
+# An image file larger than this is refused unread (no phone or camera photo comes near it).
+# Here, not in image_prep, so the attachment draft can check it without importing Pillow.
+MAX_SOURCE_BYTES = 100 * 1024 * 1024
+
 MB = 1024 * 1024
 JPEG = "image/jpeg"
 PNG = "image/png"

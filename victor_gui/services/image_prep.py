@@ -27,6 +27,7 @@ from victor_gui.services.attachment_types import PreparedImage
 from victor_gui.services.image_limits import (
     IMAGE_LIMITS,
     JPEG,
+    MAX_SOURCE_BYTES,
     PNG,
     ImageLimits,
     fit_size,
@@ -39,8 +40,6 @@ from victor_gui.services.image_limits import (
 # needs (Pillow's own warning threshold, ~89.5 MP; a 108 MP phone photo is 12000×9000 = 108 MP,
 # so raise it for those: the decoder only ever holds one full-size copy).
 MAX_SOURCE_PIXELS = 120_000_000
-# An image file larger than this is refused unread (no phone or camera photo comes near it).
-MAX_SOURCE_BYTES = 100 * 1024 * 1024
 JPEG_QUALITIES = (85, 75, 65, 50)
 # Each further step scales the image by this when the lowest quality is still too large.
 SHRINK_STEP = 0.75

@@ -74,8 +74,25 @@ def _pre_style(c: CodeColours) -> str:
             "font-family:monospace; white-space:pre-wrap;")
 
 
+# A code block is highlighted once, not on every render that contains it: while a reply streams,
+# its tail is re-rendered ~10 times a second and each finished block in it was re-highlighted
+# every time (Pygments was over half of a live render's cost). Keyed by the colours too, so a
+# theme change renders afresh; blocks longer than this are not kept.
+_HIGHLIGHT_CACHE_CHARS = 16_000
+
+
 def _highlight(code: str, lang: str, _attrs: str) -> str:
-    c = _colours
+    if len(code) <= _HIGHLIGHT_CACHE_CHARS:
+        return _highlight_cached(code, lang, _colours)
+    return _highlight_with(code, lang, _colours)
+
+
+@lru_cache(maxsize=64)
+def _highlight_cached(code: str, lang: str, c: CodeColours) -> str:
+    return _highlight_with(code, lang, c)
+
+
+def _highlight_with(code: str, lang: str, c: CodeColours) -> str:
     try:
         lexer = get_lexer_by_name(lang.strip()) if lang.strip() else None
     except ClassNotFound:

@@ -24,18 +24,27 @@ one; a chunk that shares no word with the question has none.
 from __future__ import annotations
 
 import bisect
+import functools
+import importlib.util
 import math
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-_np: Any
-try:  # the ``documents`` extra
-    import numpy as _np
-except ImportError:  # pragma: no cover - the fallback is tested by passing use_numpy=False
-    _np = None
+# NumPy (the ``documents`` extra) is imported on the first search, not with this module: the chat
+# imports this module at start-up, and NumPy alone is ~14 MB of RSS and ~100 modules.
+HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 
-HAVE_NUMPY = _np is not None
+
+@functools.cache
+def _numpy() -> Any:
+    """The ``numpy`` module, imported on first use; None without the ``documents`` extra."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - the fallback is tested by passing use_numpy=False
+        return None
+    return numpy
+
 RRF_K = 60
 POOL = 50  # candidates taken from each ranking before fusing
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -65,30 +74,31 @@ def cosine_scores(query: Sequence[float], matrix: Any, *, use_numpy: bool | None
     ``(n, dim)``, or a list of float lists)."""
     if use_numpy is None:
         use_numpy = HAVE_NUMPY
-    if use_numpy and _np is not None:
+    if use_numpy and _numpy() is not None:
         return [float(x) for x in _np_cosines(query, matrix)]
     qn = _norm(query)
     return [sum(a * b for a, b in zip(row, query, strict=False)) / (_norm(row) * qn) for row in matrix]
 
 
 def _np_cosines(query: Sequence[float], matrix: Any) -> Any:
-    m = _np.asarray(matrix, dtype=_np.float32)
+    np = _numpy()
+    m = np.asarray(matrix, dtype=np.float32)
     if m.size == 0:
-        return _np.zeros(0, dtype=_np.float32)
-    q = _np.asarray(query, dtype=_np.float32)
-    norms = _np.linalg.norm(m, axis=1)
+        return np.zeros(0, dtype=np.float32)
+    q = np.asarray(query, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=1)
     norms[norms == 0] = 1.0
-    return (m @ q) / (norms * float(_np.linalg.norm(q) or 1.0))
+    return (m @ q) / (norms * float(np.linalg.norm(q) or 1.0))
 
 
 def matrix_from_blobs(blobs: Sequence[bytes], *, use_numpy: bool | None = None) -> Any:
     """Stack float32 BLOBs into the ``matrix`` :func:`cosine_scores` takes (NumPy when present)."""
     if use_numpy is None:
         use_numpy = HAVE_NUMPY
-    if use_numpy and _np is not None:
+    if use_numpy and (np := _numpy()) is not None:
         if not blobs:
-            return _np.zeros((0, 0), dtype=_np.float32)
-        return _np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
     from victor_gui.storage.vectors import unpack  # services may read storage's helpers
 
     return [unpack(b) for b in blobs]
@@ -99,13 +109,13 @@ def cosine_top(query: Sequence[float], matrix: Any, k: int, *,
     """The ``k`` rows most similar to ``query``: ``(row, cosine)``, best first."""
     if use_numpy is None:
         use_numpy = HAVE_NUMPY and not isinstance(matrix, list)
-    if use_numpy and _np is not None:
+    if use_numpy and (np := _numpy()) is not None:
         scores = _np_cosines(query, matrix)
         k = min(k, len(scores))
         if k <= 0:
             return []
-        top = _np.argpartition(-scores, k - 1)[:k]
-        top = top[_np.argsort(-scores[top], kind="stable")]
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top]
     scores = cosine_scores(query, matrix, use_numpy=False)
     return sorted(enumerate(scores), key=lambda item: -item[1])[:k]
@@ -136,15 +146,15 @@ def rank_vectors(query: Sequence[float], docs: Sequence[StoredMatrix], k: int = 
         return docs[i].sha256, row - bounds[i]
 
     wanted = [starts[sha] + idx for sha, idx in also if sha in starts]
-    if use_numpy and _np is not None:
-        q = _np.asarray(query, dtype=_np.float32)
-        q = q / float(_np.linalg.norm(q) or 1.0)
+    if use_numpy and (np := _numpy()) is not None:
+        q = np.asarray(query, dtype=np.float32)
+        q = q / float(np.linalg.norm(q) or 1.0)
         # Stored rows are unit vectors (VectorStore.put): the cosine is the dot product.
-        scores = _np.concatenate([_np.frombuffer(d.data, dtype="<f4").reshape(d.rows, d.dim) @ q
+        scores = np.concatenate([np.frombuffer(d.data, dtype="<f4").reshape(d.rows, d.dim) @ q
                                   for d in docs])
         n = min(k, total)
-        top = _np.argpartition(-scores, n - 1)[:n] if n > 0 else _np.zeros(0, dtype=int)
-        top = top[_np.argsort(-scores[top], kind="stable")]
+        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.zeros(0, dtype=int)
+        top = top[np.argsort(-scores[top], kind="stable")]
         ranks = {key(int(row)): rank for rank, row in enumerate(top, start=1)}
         for row in wanted:
             ranks.setdefault(key(row), int((scores > scores[row]).sum()) + 1)

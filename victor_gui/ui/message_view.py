@@ -10,6 +10,7 @@ pieces are built one per event-loop turn and a streaming reply only re-renders i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,12 +33,19 @@ from victor_gui.ui.widgets.auto_height_text import AutoHeightText
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
+    import asyncio
+
     from victor_gui.services.markdown_render import RenderedPart
     from victor_gui.ui.version_switcher import VersionSwitcher
 
 # Markdown source per rendered piece: parsing, highlighting and laying out this much rich text
 # (code, lists) costs ~5-10 ms on a slow machine, well inside a frame budget.
 PIECE_CHARS = 3000
+# While a reply streams, finished blocks are cut off into pieces of about this much source
+# (smaller than PIECE_CHARS): the last piece is re-rendered every few frames, and that render,
+# parse and Qt layout, grows with it (~15 ms for 3,000 characters with code on a slow machine,
+# the longest loop gap while streaming).
+LIVE_PIECE_CHARS = 1200
 # While a reply streams, its last piece is re-rendered every few frames, if it is no longer
 # than this; a longer one (after a burst) is only cut into plain pieces, rendered at the end.
 LIVE_TAIL_CHARS = 4000
@@ -78,6 +86,20 @@ def cut_at_block(text: str, limit: int) -> tuple[str, str]:
 def megabytes(chars: int) -> str:
     """A size for people: ``0.4 MB``, ``9.6 MB`` (characters counted as bytes: close enough)."""
     return f"{chars / 1_000_000:.1f} MB"
+
+
+def _live_parts(tail: str, first_code: int) -> list[RenderedPart] | None:
+    """The parts a live render shows for the streamed ``tail`` (rendered when it is short, only
+    cut into plain pieces after a burst), or None when it stays plain for now."""
+    from victor_gui.services.markdown_render import render_parts  # imported after first paint
+
+    if len(tail) > LIVE_PARSE_CHARS or not markdown_worthy(tail):
+        return None  # stays plain until the final render
+    rendered = len(tail) <= LIVE_TAIL_CHARS
+    parts = render_parts(tail, LIVE_PIECE_CHARS, first_code_block=first_code, render=rendered)
+    if not rendered and len(parts) == 1:
+        return None  # nothing complete to cut off yet
+    return parts
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -188,6 +210,10 @@ class MessageView(QFrame):
         self._pieces: list[_Piece] = []  # finished pieces, before self.body
         self._frozen_chars = 0  # source characters shown by self._pieces
         self._frozen_code = 0  # code blocks in them (Copy links are numbered across the message)
+        self._live_task: asyncio.Task[None] | None = None  # render_markdown_live's steps
+        self._render_epoch = 0  # bumped by every render that replaces the body (live ones check it)
+        # On-loop milliseconds of the last live render (the frame buffer spaces renders by it).
+        self.live_render_ms = 0.0
         self.body = self._new_piece()
         self._body_box.addWidget(self.body)
         # Of a long stored body, what is not shown yet (set_stored_content), and its button.
@@ -289,6 +315,7 @@ class MessageView(QFrame):
             piece.view.deleteLater()
         self._pieces.clear()
         self._frozen_chars = self._frozen_code = 0
+        self._render_epoch += 1
         self.body.clear()
         self.body._block_len = 0
         self._parts.clear()
@@ -454,23 +481,74 @@ class MessageView(QFrame):
         cannot see is a link reference definition that arrives after it: ``[text][ref]`` there
         stays as written.
         """
-        from victor_gui.services.markdown_render import render_parts  # imported after first paint
-
         tail = self.shown_text[self._frozen_chars:]
-        if len(tail) > LIVE_PARSE_CHARS or not markdown_worthy(tail):
-            return  # stays plain until the final render
+        parts = _live_parts(tail, self._frozen_code)
+        if parts is None:
+            return
         rendered = len(tail) <= LIVE_TAIL_CHARS
-        parts = render_parts(tail, PIECE_CHARS, first_code_block=self._frozen_code, render=rendered)
-        if not rendered and len(parts) == 1:
-            return  # nothing complete to cut off yet
-        for part in parts[:-1]:  # finished: the current last piece keeps it, a new one follows
-            self._show_part(self.body, part.source, part.html)
-            self._pieces.append(_Piece(self.body, part.source, self._frozen_code, rendered))
-            self._frozen_chars += len(part.source)
-            self._frozen_code += part.code_blocks
-            self.body = self._new_piece()
-            self._body_box.addWidget(self.body)
+        for part in parts[:-1]:
+            self._freeze_part(part, rendered, "")
         self._show_part(self.body, parts[-1].source, parts[-1].html)
+
+    def render_markdown_live(self) -> None:
+        """:meth:`render_markdown` for a streaming reply, spread over event-loop turns: the parse
+        in one, then each part's Qt document in its own (one document costs 5-15 ms; a render
+        that cut three parts cost 30-50 ms in one go, the stream's longest loop gaps). Text
+        appended meanwhile stays on screen, plain, after the rendered parts. One render at a
+        time: a call while one runs is skipped (the next frame asks again). Without a running
+        loop (a test driving the view directly) it renders on the spot."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.render_markdown()
+            return
+        if self._live_task is not None and not self._live_task.done():
+            return
+        self._live_task = loop.create_task(self._render_live())
+
+    async def _render_live(self) -> None:
+        import asyncio
+
+        import shiboken6
+
+        started = time.perf_counter()
+        text, frozen, epoch = self.shown_text, self._frozen_chars, self._render_epoch
+        tail = text[frozen:]
+        parts = _live_parts(tail, self._frozen_code)
+        spent = time.perf_counter() - started
+        rendered = len(tail) <= LIVE_TAIL_CHARS
+        expected = frozen
+        for i, part in enumerate(parts or ()):
+            await asyncio.sleep(0)  # one Qt document per loop turn: the window keeps its frames
+            # Only onto the same body: no final render, edit or re-cut since, only appends.
+            if (not shiboken6.isValid(self) or self._render_epoch != epoch
+                    or self._frozen_chars != expected or not self.shown_text.startswith(tail, frozen)):
+                return
+            step = time.perf_counter()
+            now = self.shown_text
+            if i < len(parts or ()) - 1:
+                expected += len(part.source)
+                self._freeze_part(part, rendered, now[expected:])
+            else:
+                self._show_part(self.body, part.source, part.html)
+                if len(now) > frozen + len(tail):  # arrived after the parse: plain, after it
+                    self.body.append_plain(now[frozen + len(tail):])
+            spent += time.perf_counter() - step
+        self.live_render_ms = spent * 1000
+
+    def _freeze_part(self, part: RenderedPart, rendered: bool, rest: str) -> None:
+        """Show ``part`` in the body and make it a finished piece; a new body follows, showing
+        ``rest`` (the text after it) plain until it is rendered."""
+        self._show_part(self.body, part.source, part.html)
+        self._pieces.append(_Piece(self.body, part.source, self._frozen_code, rendered))
+        self._frozen_chars += len(part.source)
+        self._frozen_code += part.code_blocks
+        self.body = self._new_piece()
+        self._body_box.addWidget(self.body)
+        if rest:
+            self.body.append_plain(rest)
 
     async def render_markdown_async(self) -> None:
         """Render what is still plain as Markdown (a finished reply, a stored message).
@@ -486,6 +564,7 @@ class MessageView(QFrame):
 
         from victor_gui.services.markdown_render import markdown_to_html, render_parts
 
+        self._render_epoch += 1  # a live render still under way stops: this one replaces it
         text, frozen = self.shown_text, self._frozen_chars
         tail = text[frozen:]
         plain = [p for p in self._pieces if not p.rendered]
