@@ -35,7 +35,10 @@ def test_bundle_has_both_exes_and_the_resources_but_no_dev_tools(linux_bundle: P
     assert not list(internal.rglob("*Qt6Pdf*")) and not list(internal.rglob("*Qt6Quick*"))
     # Symlinks (Linux bundles link Qt libraries into _internal/) are not counted twice.
     size = sum(p.stat().st_size for p in linux_bundle.rglob("*") if p.is_file() and not p.is_symlink())
-    assert size < 300e6, f"bundle grew to {size / 1e6:.0f} MB"
+    # 306 MB with issue 13's attachments: Pillow and its libraries (20 MB), HEIC through
+    # pillow-heif (26 MB), lxml for Word/PowerPoint (10 MB), cryptography for encrypted PDFs
+    # (15 MB). The bound stays a tripwire for what nobody meant to ship.
+    assert size < 330e6, f"bundle grew to {size / 1e6:.0f} MB"
 
 
 def test_no_bundled_library_misses_a_qt_library(linux_bundle: Path) -> None:
