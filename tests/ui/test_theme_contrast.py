@@ -193,7 +193,11 @@ def test_message_bubbles_code_tables_links_reasoning_tool_calls(qtbot, theme: st
     c.widget("tool call line", reply.tools_label)
     c.widget("stats line", reply.stats_label)
     c.widget("error line", reply.error_label)
-    c.widget("Regenerate button", reply.regenerate_button, QPalette.ColorRole.ButtonText)
+    # Regenerate is an icon-only button (ui/icons.py): its ink, non-text, needs 3:1 on the bubble.
+    img = reply.grab(reply.regenerate_button.geometry()).toImage()
+    ink, bubble = QColor(current_tokens().muted_text), _dominant(img, img.rect())
+    assert _drawn(img, img.rect(), ink, tolerance=40), f"{theme}: the Regenerate icon is not drawn"
+    assert contrast_ratio(_rgb(ink), _rgb(bubble)) >= 3.0, f"{theme}: Regenerate icon on {bubble.name()}"
     c.widget("Retry button", reply.retry_button, QPalette.ColorRole.ButtonText)
     # The Copy link and a code token are among the fragments measured.
     names = " ".join(r[0] for r in c.rows)

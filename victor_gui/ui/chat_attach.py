@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QIODevice, QMimeData
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, QSize
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QToolButton
 
 from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner, SourcesLine, StoredAttachments
-from victor_gui.ui.attachment_icons import icon
+from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     import asyncio
@@ -77,7 +77,8 @@ class AttachMixin:
         self.chips = AttachmentChips()
         layout.addWidget(self.chips)
         button = QToolButton()
-        button.setIcon(icon("paperclip", 20))
+        button.setIconSize(QSize(20, 20))
+        set_icon(button, "paperclip", "muted")
         button.setAutoRaise(True)
         button.setObjectName("attachButton")
         button.setToolTip("Attach images or documents (or drop them here, or paste)")

@@ -38,6 +38,7 @@ from victor_gui.ui.chat_slash import SlashCommands
 from victor_gui.ui.chat_stored import StoredChatMixin
 from victor_gui.ui.chat_versions import VersionsMixin
 from victor_gui.ui.context_meter import ContextMeter
+from victor_gui.ui.icons import set_icon
 from victor_gui.ui.model_picker import ModelPicker
 
 # Frame pacing and the per-frame buffer (live Markdown included): shared with the compare panes.
@@ -218,14 +219,17 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
+        set_icon(self.send_button, "send")
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop the reply")
+        set_icon(self.stop_button, "stop")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
         # Shown while a message is being edited (issue 14): editing is explicit and can be left.
         self.cancel_edit_button = QPushButton("Cancel")
         self.cancel_edit_button.setAccessibleName("Cancel editing")
+        set_icon(self.cancel_edit_button, "x")
         self.cancel_edit_button.setToolTip("Stop editing (Esc); the message stays as it was")
         self.cancel_edit_button.clicked.connect(self.cancel_edit)
         self.cancel_edit_button.hide()

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QMimeData
+from PySide6.QtCore import QMimeData, QSize
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QToolButton, QWidget
 
 from victor_gui.ui.attachment_chips import AttachmentChips, StoredAttachments
-from victor_gui.ui.attachment_icons import icon
 from victor_gui.ui.chat_attach import FILE_FILTER, local_paths, png_bytes
+from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     from victor_gui.services.attachment_draft import AttachmentDraft, DraftItem
@@ -38,7 +38,8 @@ class CompareAttachments:
         self._draft: AttachmentDraft | None = None
         self.chips = AttachmentChips()
         self.button = QToolButton()
-        self.button.setIcon(icon("paperclip", 20))
+        self.button.setIconSize(QSize(20, 20))
+        set_icon(self.button, "paperclip", "muted")
         self.button.setAutoRaise(True)
         self.button.setObjectName("attachButton")
         self.button.setAccessibleName("Attach files for every pane")

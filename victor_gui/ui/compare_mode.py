@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
+from victor_gui.ui.icons import set_icon
 from victor_gui.ui.shortcut_keys import SPLIT_KEY
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class CompareMode(QObject):
         # The conversation list: hidden while comparing, the panes need the width.
         self._side = host.widget(0) if host.indexOf(chat) != 0 else None
         self.split_action = QAction("Compare side by side", window)
+        set_icon(self.split_action, "columns", later=True)  # drawn when the View menu opens
         self.split_action.setShortcut(QKeySequence(SPLIT_KEY))
         self.split_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.split_action.setToolTip(f"Compare models side by side ({SPLIT_KEY}); again adds a pane")

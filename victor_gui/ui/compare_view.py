@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from victor_gui.core.tasks import TaskSet
 from victor_gui.ui.chat_pane import ChatInput
+from victor_gui.ui.icons import set_icon
 from victor_gui.ui.model_picker import ModelPicker
 from victor_gui.ui.reply_stream import ReplyStreamer, format_stats
 from victor_gui.ui.shortcut_keys import SPLIT_KEY
@@ -73,7 +74,8 @@ class ComparePane(QFrame):
         top.addWidget(self.picker, 1)
         self.picker.install_shortcuts(self)  # F5 reloads this pane's model list
         self.close_button = QToolButton()
-        self.close_button.setText("✕")
+        set_icon(self.close_button, "x", "muted")
+        self.close_button.setAutoRaise(True)
         self.close_button.setAccessibleName(f"Close pane {number}")
         self.close_button.setToolTip("Close this pane")
         self.close_button.clicked.connect(lambda: self.close_requested.emit(self))
@@ -140,6 +142,7 @@ class CompareView(QWidget):
         bar.addWidget(title, 1)
         self.add_button = QPushButton("Add pane")
         self.add_button.setAccessibleName("Add a compare pane")
+        set_icon(self.add_button, "plus")
         self.add_button.setToolTip(f"Add a pane ({SPLIT_KEY}), up to {MAX_PANES}")
         self.add_button.clicked.connect(self.add_pane)
         self.back_button = QPushButton("Back to chat")
@@ -177,9 +180,11 @@ class CompareView(QWidget):
         buttons = QVBoxLayout()
         self.send_button = QPushButton("Send to all")
         self.send_button.setAccessibleName("Send to every pane")
+        set_icon(self.send_button, "send")
         self.send_button.setToolTip("Send (Ctrl+Enter)")
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton("Stop all")
+        set_icon(self.stop_button, "stop")
         self.stop_button.setAccessibleName("Stop every reply")
         self.stop_button.setToolTip("Stop (Esc)")
         self.stop_button.setEnabled(False)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.ui.icons import add_field_icon, set_icon
 
 if TYPE_CHECKING:
     # Dialog classes are looked up when first used: each PySide class touched at import time
@@ -130,12 +131,14 @@ class ConversationList(QWidget):
         self.new_button = QPushButton("New chat")
         self.new_button.setAccessibleName("New chat")
         self.new_button.setToolTip("New chat (Ctrl+N)")
+        set_icon(self.new_button, "new-chat")
         self.new_button.clicked.connect(self.new_requested)
         top.addWidget(self.new_button)
         layout.addLayout(top)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats (Ctrl+F)")
         self.search.setAccessibleName("Search conversations")
+        add_field_icon(self.search, "search")
         layout.addWidget(self.search)
         self.list = QListWidget()
         self.list.setAccessibleName("Conversations")

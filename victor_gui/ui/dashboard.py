@@ -30,6 +30,7 @@ from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
 from victor_gui.sizing.hardware import GpuReport
 from victor_gui.ui.endpoint_editor import EndpointEditor, forget_secrets
+from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.sparkline import Sparkline
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
@@ -226,9 +227,11 @@ class Dashboard(QWidget):
         bar.addStretch(1)
         self.refresh_button = QPushButton("Refresh now")
         self.refresh_button.setAccessibleName("Refresh now")
+        set_icon(self.refresh_button, "refresh")
         self.refresh_button.clicked.connect(self.refresh_now)
         self.add_button = QPushButton("Add endpoint…")
         self.add_button.setAccessibleName("Add endpoint")
+        set_icon(self.add_button, "plus")
         self.add_button.clicked.connect(lambda: self.open_endpoint_dialog(None))
         # Endpoints the user hid (Remove on a default or discovered one) come back from here.
         self.unhide_button = QPushButton()

@@ -8,10 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPaintEvent
-from PySide6.QtWidgets import QLabel, QListWidget, QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from victor_gui import __version__
 from victor_gui.ui.chat_pane import ChatPane
+from victor_gui.ui.icons import follow_menu, set_icon
 
 if TYPE_CHECKING:
     from victor_gui.services.assistants import Assistants
@@ -75,14 +85,16 @@ class MainWindow(QMainWindow):
         self.chat.conversation_changed.connect(self._conversation_changed)
 
         menu = self.menuBar().addMenu("&Chat")
-        self._action(menu, "New chat", QKeySequence.StandardKey.New, self.new_chat)
-        self._action(menu, "Search chats", QKeySequence.StandardKey.Find, self.focus_search)
+        self._action(menu, "New chat", QKeySequence.StandardKey.New, self.new_chat, icon="new-chat")
+        self._action(menu, "Search chats", QKeySequence.StandardKey.Find, self.focus_search, icon="search")
         self._action(menu, "Choose model", QKeySequence("Ctrl+K"), self.focus_model_picker)
         self._action(menu, "New chat with assistant…", QKeySequence("Ctrl+Shift+N"), self.open_assistants)
-        self._action(menu, "Chat parameters…", QKeySequence("Ctrl+Shift+P"), self.open_chat_params)
-        self._action(menu, "Regenerate reply", QKeySequence("Ctrl+R"), self.chat.regenerate)
+        self._action(menu, "Chat parameters…", QKeySequence("Ctrl+Shift+P"), self.open_chat_params,
+                     icon="sliders")
+        self._action(menu, "Regenerate reply", QKeySequence("Ctrl+R"), self.chat.regenerate,
+                     icon="regenerate")
         menu.addSeparator()
-        self._action(menu, "Settings…", QKeySequence("Ctrl+,"), self.open_settings)
+        self._action(menu, "Settings…", QKeySequence("Ctrl+,"), self.open_settings, icon="settings")
         menu.addSeparator()
         self._action(menu, "Quit", QKeySequence("Ctrl+Q"), self.close)
         if store is not None:
@@ -101,9 +113,14 @@ class MainWindow(QMainWindow):
         # -- end compare view ------------------------------------------------------------------
         # ---- end of added views ----------------------------------------------------------------
         help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts)
+        self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts,
+                     icon="keyboard")
         help_menu.addSeparator()
-        self._action(help_menu, "About Victor GUI", QKeySequence(), self.open_about)
+        self._action(help_menu, "About Victor GUI", QKeySequence(), self.open_about, icon="info")
+        for entry in self.menuBar().actions():  # menu icons: drawn when a menu first opens
+            entry_menu = entry.menu()
+            if isinstance(entry_menu, QMenu):
+                follow_menu(entry_menu)
         self.chat.input.setFocus()
 
     def open_about(self) -> QWidget:
@@ -125,8 +142,10 @@ class MainWindow(QMainWindow):
         self.dialogs["shortcuts"] = dialog
         return dialog
 
-    def _action(self, menu: Any, text: str, key: Any, slot: Any) -> QAction:
+    def _action(self, menu: Any, text: str, key: Any, slot: Any, icon: str = "") -> QAction:
         action = QAction(text, self)
+        if icon:
+            set_icon(action, icon, later=True)  # drawn when its menu opens (follow_menu)
         action.setShortcut(key)
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.triggered.connect(slot)

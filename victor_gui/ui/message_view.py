@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from victor_gui.ui.icons import NAME_PROPERTY, set_icon
 from victor_gui.ui.widgets.auto_height_text import AutoHeightText
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
@@ -164,18 +165,24 @@ class MessageView(QFrame):
         header_row = QHBoxLayout()
         header_row.setContentsMargins(0, 0, 0, 0)
         header_row.addWidget(self.header, 1)
+        # Small message actions: icon-only (drawn when first shown, see set_actions), flat, with
+        # the words as tooltip and accessible name (the text is kept for code that reads it).
         self.edit_button = QToolButton()
         self.edit_button.setText("Edit")
         self.edit_button.setAccessibleName("Edit and resend this message")
+        self.edit_button.setToolTip("Edit and resend")
         self.edit_button.clicked.connect(self.edit_requested)
         self.edit_button.hide()
         self.regenerate_button = QToolButton()
         self.regenerate_button.setText("Regenerate")
         self.regenerate_button.setAccessibleName("Regenerate this reply")
+        self.regenerate_button.setToolTip("Regenerate (Ctrl+R)")
         self.regenerate_button.clicked.connect(self.regenerate_requested)
         self.regenerate_button.hide()
-        header_row.addWidget(self.edit_button)
-        header_row.addWidget(self.regenerate_button)
+        for button in (self.edit_button, self.regenerate_button):
+            button.setAutoRaise(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+            header_row.addWidget(button)
         self._header_row = header_row
         self.versions: VersionSwitcher | None = None  # made when the message has other versions
         self.branch_button: QToolButton | None = None  # made once the message is stored
@@ -235,6 +242,7 @@ class MessageView(QFrame):
         self.error_label.setObjectName("messageError")
         self.retry_button = QPushButton("Retry")
         self.retry_button.setAccessibleName("Retry this reply")
+        set_icon(self.retry_button, "regenerate")
         self.retry_button.clicked.connect(self.retry_requested)
         error_row.addWidget(self.error_label, 1)
         error_row.addWidget(self.retry_button)
@@ -347,6 +355,11 @@ class MessageView(QFrame):
 
     def set_actions(self, *, edit: bool = False, regenerate: bool = False) -> None:
         """Show the Edit (user message) and Regenerate (last reply) buttons."""
+        # Icons drawn on first show: most messages never show them (cached: a look-up each).
+        if edit and not self.edit_button.property(NAME_PROPERTY):
+            set_icon(self.edit_button, "edit", "muted")
+        if regenerate and not self.regenerate_button.property(NAME_PROPERTY):
+            set_icon(self.regenerate_button, "regenerate", "muted")
         self.edit_button.setVisible(edit)
         self.regenerate_button.setVisible(regenerate)
 
@@ -374,6 +387,8 @@ class MessageView(QFrame):
             self.branch_button = QToolButton()
             self.branch_button.setText("Branch")
             self.branch_button.setAutoRaise(True)  # flat: it is on every message, it must not shout
+            self.branch_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+            set_icon(self.branch_button, "branch", "muted")
             self.branch_button.setAccessibleName(words)
             self.branch_button.setToolTip(words)
             self.branch_button.clicked.connect(self.branch_requested)
@@ -405,14 +420,18 @@ class MessageView(QFrame):
         menu = QMenu(self)
         selected = source.textCursor().selectedText() if isinstance(source, AutoHeightText) else ""
         copy = menu.addAction("Copy selection" if selected else "Copy")
+        set_icon(copy, "copy")
         copy.triggered.connect(lambda: self._to_clipboard(
             selected.replace("\u2029", "\n") if selected else self.plain_text()))
         menu.addAction("Copy as Markdown").triggered.connect(lambda: self._to_clipboard(self.text))
         blocks = code_blocks(self.shown_text)
         if len(blocks) == 1:
-            menu.addAction("Copy code").triggered.connect(lambda: self._to_clipboard(blocks[0]))
+            code = menu.addAction("Copy code")
+            code.triggered.connect(lambda: self._to_clipboard(blocks[0]))
+            set_icon(code, "code")
         elif blocks:
             sub = menu.addMenu("Copy code")
+            set_icon(sub.menuAction(), "code")
             for i, block in enumerate(blocks):
                 first = block.strip().splitlines()[0][:40] if block.strip() else ""
                 sub.addAction(f"Block {i + 1}: {first}").triggered.connect(
@@ -420,9 +439,11 @@ class MessageView(QFrame):
         stored = self.message_id is not None
         menu.addSeparator()
         branch = menu.addAction("Branch from here")
+        set_icon(branch, "branch")
         branch.setEnabled(stored and self.branch_button is not None and self.branch_button.isVisibleTo(self))
         branch.triggered.connect(self.branch_requested)
         delete = menu.addAction("Delete")
+        set_icon(delete, "trash")
         delete.setEnabled(stored)
         delete.triggered.connect(self.delete_requested)
         return menu

@@ -38,6 +38,7 @@ from victor_gui.services.endpoints_service import EndpointsService
 from victor_gui.services.model_library import FileEstimate, ModelLibraryService, PullState
 from victor_gui.sizing.fit import FitResult
 from victor_gui.ui.fit_panel import FitPanel, estimate_words
+from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 
 COLUMNS = ("Model", "Size", "Quantization", "Parameters", "Context", "Loaded")
@@ -71,6 +72,7 @@ class ModelLibraryView(QWidget):
         top.addWidget(self.endpoint_combo, 1)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setAccessibleName("Refresh models")
+        set_icon(self.refresh_button, "refresh")
         self.refresh_button.clicked.connect(lambda: service.spawn(service.refresh()))
         self.gguf_button = QPushButton("Estimate a GGUF file…")
         self.gguf_button.setAccessibleName("Estimate a GGUF file")
@@ -124,6 +126,7 @@ class ModelLibraryView(QWidget):
         self.load_button = QPushButton("Load")
         self.unload_button = QPushButton("Unload")
         self.delete_button = QPushButton("Delete…")
+        set_icon(self.delete_button, "trash")
         for button, name in ((self.load_button, "Load model"), (self.unload_button, "Unload model"),
                              (self.delete_button, "Delete model")):
             button.setAccessibleName(name)
@@ -162,6 +165,7 @@ class ModelLibraryView(QWidget):
         self.pull_edit.returnPressed.connect(self._pull)
         self.pull_button = QPushButton("Pull")
         self.pull_button.setAccessibleName("Pull model")
+        set_icon(self.pull_button, "download")
         self.pull_button.clicked.connect(self._pull)
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Pull progress")

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.core.tasks import TaskSet
+from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QIcon
@@ -137,7 +138,8 @@ class ModelPicker(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.refresh_button = QPushButton("↻")
+        self.refresh_button = QPushButton()
+        set_icon(self.refresh_button, "refresh")
         self.refresh_button.setAccessibleName(f"Reload the model list{name_suffix}")
         self.refresh_button.setFixedWidth(32)
         # Out of the Tab chain (provider → model → message → Send); F5 reloads from the keyboard.

@@ -17,6 +17,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QWidget
 
+from victor_gui.ui.icons import set_icon
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -47,6 +49,8 @@ class ServerWindows(QObject):
         self.models_action = QAction("Models…", window)
         self.models_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
         self.models_action.triggered.connect(lambda: self.open_view("models"))
+        set_icon(self.endpoints_action, "server", later=True)  # drawn when the menu opens
+        set_icon(self.models_action, "download", later=True)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(False)  # until start(): the services need the HTTP client
             menu.addAction(action)

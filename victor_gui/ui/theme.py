@@ -16,6 +16,7 @@ windows; one sheet on the application reaches them all, and a theme change is on
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,12 @@ DARK = Tokens(
     error_text="#ff8a80", tool_text="#f0c060",
     card="#24282e", button="#2c3138", button_text="#e6e8eb", button_hover="#353b43", disabled_text="#8a919b",
 )
+
+
+# Called with the application after every theme change (after restyle_all). A module whose
+# drawings hold theme colours adds its repaint here when imported (ui/icons.py: retint), so the
+# theme needs no import of it (and pays nothing while nobody drew one).
+THEME_HOOKS: list[Callable[[QApplication], object]] = []
 
 
 def tokens_for(dark: bool) -> Tokens:
@@ -281,6 +288,8 @@ def _apply(state: _ThemeState, tokens: Tokens) -> None:
     _set_code_colours(tokens)
     if not first:
         restyle_all(app)
+    for hook in THEME_HOOKS:  # the icons (ui/icons.py), drawn in the old theme's colours
+        hook(app)
 
 
 def _set_code_colours(t: Tokens) -> None:
@@ -310,5 +319,5 @@ def restyle_all(app: QApplication) -> None:
             hook()
 
 
-__all__ = ["DARK", "LIGHT", "THEMES", "Tokens", "apply_theme", "code_colours", "current_tokens",
-           "is_dark", "palette", "restyle_all", "stylesheet", "tokens_for"]
+__all__ = ["DARK", "LIGHT", "THEMES", "THEME_HOOKS", "Tokens", "apply_theme", "code_colours",
+           "current_tokens", "is_dark", "palette", "restyle_all", "stylesheet", "tokens_for"]

@@ -15,6 +15,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
+from victor_gui.ui.icons import set_icon
+
 if TYPE_CHECKING:
     from victor_gui.services.tool_types import McpServerStatus
 
@@ -70,6 +72,7 @@ class ToolsButton(QPushButton):
         self.setAutoDefault(False)
         self.setAccessibleName("Tools for this conversation")
         self.setToolTip("Which MCP servers and tools this conversation may use")
+        set_icon(self, "tools")
         self.menu_ = QMenu(self)
         self.menu_.aboutToShow.connect(self.rebuild_menu)
         self.setMenu(self.menu_)

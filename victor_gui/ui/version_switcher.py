@@ -10,6 +10,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
+from victor_gui.ui.icons import set_icon
+
 
 class VersionSwitcher(QWidget):
     """``‹ n/m ›``: the previous and next version of a message, and which one is shown."""
@@ -25,7 +27,8 @@ class VersionSwitcher(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(2)
         self.previous_button = QToolButton()
-        self.previous_button.setText("‹")
+        self.previous_button.setText("‹")  # read by nothing on screen: the icon is drawn
+        set_icon(self.previous_button, "chevron-left", "muted")
         self.previous_button.setAutoRaise(True)
         self.previous_button.setAccessibleName("Previous version")
         self.previous_button.setToolTip("Previous version")
@@ -35,14 +38,13 @@ class VersionSwitcher(QWidget):
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.next_button = QToolButton()
         self.next_button.setText("›")
+        set_icon(self.next_button, "chevron-right", "muted")
         self.next_button.setAutoRaise(True)
         self.next_button.setAccessibleName("Next version")
         self.next_button.setToolTip("Next version")
         self.next_button.clicked.connect(lambda: self._step(1))
         for button in (self.previous_button, self.next_button):
-            font = button.font()  # the arrows read at text size are hard to hit and to see
-            font.setPointSizeF(font.pointSizeF() * 1.4)
-            button.setFont(font)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         row.addWidget(self.previous_button)
         row.addWidget(self.label)
         row.addWidget(self.next_button)
