@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.xvfb import close_window, run_shots
+from bench.xvfb import close_window, grab_screen, run_shots
 from tests.servers import llamacpp
 from tests.servers.base import Script, free_port
 
@@ -29,8 +29,7 @@ async def until(predicate: Callable[[], object], limit_s: float = 20.0) -> None:
 
 
 async def shoot(out: Path) -> list[Path]:
-    from PySide6.QtGui import QGuiApplication
-    from PySide6.QtWidgets import QApplication, QWidget
+    from PySide6.QtWidgets import QWidget
 
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.assistants import Assistant, Assistants
@@ -69,13 +68,7 @@ async def shoot(out: Path) -> list[Path]:
     saved: list[Path] = []
 
     def grab(widget: QWidget, name: str) -> None:
-        QApplication.processEvents()
-        screen = QGuiApplication.primaryScreen()
-        geometry = widget.frameGeometry()
-        shot = screen.grabWindow(0, geometry.x(), geometry.y(), geometry.width(), geometry.height())
-        path = out / name
-        shot.save(str(path))
-        saved.append(path)
+        saved.append(grab_screen(widget, out / name))
 
     try:
         await chat.start()

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.xvfb import close_window, run_shots
+from bench.xvfb import close_window, grab_screen, run_shots
 from tests.servers import llamacpp
 from tests.servers.base import Script, free_port
 
@@ -56,8 +56,6 @@ async def until(predicate: Callable[[], object], limit_s: float = 20.0) -> None:
 
 
 async def shoot(out: Path) -> list[Path]:
-    from PySide6.QtGui import QGuiApplication
-    from PySide6.QtWidgets import QApplication
 
     from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
     from victor_gui.services.provider_choices import ProviderPool
@@ -85,13 +83,7 @@ async def shoot(out: Path) -> list[Path]:
     saved: list[Path] = []
 
     def grab(name: str) -> None:
-        QApplication.processEvents()
-        screen = QGuiApplication.primaryScreen()
-        geometry = window.frameGeometry()
-        shot = screen.grabWindow(0, geometry.x(), geometry.y(), geometry.width(), geometry.height())
-        path = out / name
-        shot.save(str(path))
-        saved.append(path)
+        saved.append(grab_screen(window, out / name))
 
     try:
         await chat.start()

@@ -59,3 +59,17 @@ async def close_window(window: Any, *closables: Any) -> None:
         closer = getattr(item, "aclose", None) or item.close
         await closer()
     window.close()
+
+
+def grab_screen(widget: Any, path: Path) -> Path:
+    """Save what the screen shows of ``widget``'s window frame (popups and the title bar
+    included, unlike ``widget.grab()``) to ``path``."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    geometry = widget.frameGeometry()
+    shot = QGuiApplication.primaryScreen().grabWindow(0, geometry.x(), geometry.y(), geometry.width(),
+                                                      geometry.height())
+    shot.save(str(path))
+    return path
