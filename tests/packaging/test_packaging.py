@@ -30,6 +30,7 @@ def test_bundle_has_both_exes_and_the_resources_but_no_dev_tools(linux_bundle: P
     resources = internal / "victor_gui" / "resources"
     assert (resources / "model_capabilities.yaml").read_text(encoding="utf-8").strip()
     assert (resources / "icon.png").read_bytes().startswith(b"\x89PNG")
+    assert (resources / "icons" / "send.svg").read_text(encoding="utf-8").startswith("<svg")
     for dev_only in ("hypothesis", "mypy", "numpy", "_pytest", "PyInstaller"):
         assert not (internal / dev_only).exists(), f"{dev_only} was bundled"
     assert not list(internal.rglob("*Qt6Pdf*")) and not list(internal.rglob("*Qt6Quick*"))
