@@ -298,9 +298,12 @@ async def test_settings_pages(qtbot, theme: str, window, clean_env, tmp_path) ->
         await service.load()
         window.use_settings(service)
         settings = window.open_settings()
-        await wait_until(lambda: settings.keys.keyring_ok is not None)
-        _measure_settings(c, settings)
-        settings.close()
+        try:
+            await wait_until(lambda: settings.keys.keyring_ok is not None)
+            _measure_settings(c, settings)
+        finally:  # a failed measure must not leave the dialog open for the tests after it
+            settings.close()
+            settings.deleteLater()
     c.check()
 
 
