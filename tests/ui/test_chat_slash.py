@@ -132,7 +132,7 @@ async def test_system_export_clear_and_help(qtbot, sim, window, store, tmp_path)
     cid = chat.conversation_id
     _type(qtbot, chat, "/system Answer in French.")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    await wait_until(lambda: chat.slash.hint.text() == "System prompt set.")
+    await wait_until(lambda: chat.slash.hint.text() == "System prompt set.", limit_s=20)
     assert (await store.get_conversation(cid)).system_prompt == "Answer in French."
     await _send(chat, "again")
     assert sim.chat_requests()[-1].body["messages"][0] == {"role": "system", "content": "Answer in French."}
@@ -140,17 +140,17 @@ async def test_system_export_clear_and_help(qtbot, sim, window, store, tmp_path)
     target = tmp_path / "chat.json"
     _type(qtbot, chat, f"/export json {target}")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    await wait_until(target.exists)
+    await wait_until(target.exists, limit_s=20)  # a loaded 2-core CI writes it slower
     exported = json.loads(target.read_text(encoding="utf-8"))
     assert "again" in json.dumps(exported)
 
     _type(qtbot, chat, "/help")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    await wait_until(lambda: "/provider NAME [--model M]" in chat.slash.hint.text())
+    await wait_until(lambda: "/provider NAME [--model M]" in chat.slash.hint.text(), limit_s=20)
 
     _type(qtbot, chat, "/clear")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    await wait_until(lambda: chat.conversation_id is None)
+    await wait_until(lambda: chat.conversation_id is None, limit_s=20)
     assert chat.transcript.messages == []
     assert await store.get_conversation(cid) is not None  # the old chat stays
 
