@@ -16,9 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from bench.xvfb import until
 from tests.servers import llamacpp, lmstudio, vllm
 from tests.servers.base import Script, free_port
 
@@ -46,13 +46,7 @@ SERVERS = [
 PROVIDERS = ["llamacpp", "vllm", "lmstudio"]
 
 
-async def until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
-    """Let the loop run until ``predicate()`` holds."""
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"the compare view did not get there in time: {predicate.__doc__}")
+
 
 
 async def shoot(out: Path) -> Path:

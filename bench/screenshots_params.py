@@ -12,20 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from bench.xvfb import close_window, grab_screen, run_shots
+from bench.xvfb import close_window, grab_screen, run_shots, until
 from tests.servers import llamacpp
 from tests.servers.base import Script, free_port
-
-
-async def until(predicate: Callable[[], object], limit_s: float = 20.0) -> None:
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("the chat did not get there in time")
 
 
 async def shoot(out: Path) -> list[Path]:

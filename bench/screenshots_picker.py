@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from bench.xvfb import run_shots
+from bench.xvfb import run_shots, until
 from tests.servers import llamacpp, vllm
 from tests.servers.base import free_port
 
@@ -26,12 +25,7 @@ SEED_VARS = ("OLLAMA_HOST", "OLLAMA_ENDPOINTS", "VICTOR_LM_STUDIO_HOST", "LMSTUD
              "VICTOR_VLLM_HOST", "VICTOR_LLAMACPP_HOST")
 
 
-async def until(predicate: Callable[[], object], limit_s: float = 20.0) -> None:
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("the picker did not get there in time")
+
 
 
 async def shoot(out: Path) -> list[Path]:

@@ -73,3 +73,14 @@ def grab_screen(widget: Any, path: Path) -> Path:
                                                       geometry.height())
     shot.save(str(path))
     return path
+
+
+async def until(predicate: Callable[[], object], limit_s: float = 30.0, what: str = "the window") -> None:
+    """Let the loop run until ``predicate()`` holds (a screenshot scene is ready)."""
+    import asyncio
+
+    for _ in range(int(limit_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{what} did not get there in time")

@@ -40,6 +40,7 @@ from victor_gui.services.attachment_types import (
     DocumentMode,
     RetrievedPassage,
 )
+from victor_gui.services.context_trim import prompt_budget
 from victor_gui.services.context_window import discover_context_window
 from victor_gui.services.doc_chunk import chunk_document
 from victor_gui.services.embedding_choice import embedder_source
@@ -156,10 +157,10 @@ async def build(docs: Sequence[ConvertedDocument], refs: Sequence[AttachmentRef]
     if window is None:
         window, source = await loaded_window(provider, model)
         notes.append(f"The model's window: {window:,} tokens ({source}).")
-    # As the history trim does (context_trim): the reply keeps at most half the window, or a
+    # The history trim's budget (context_trim): the reply keeps at most half the window, or a
     # llama-server's default 4,096-token window with max_tokens 4,096 would take no document.
-    reply_reserve = min(reply_reserve, window // 2)
-    budget = max(0, window - reply_reserve)
+    budget = prompt_budget(window, reply_reserve)
+    reply_reserve = window - budget
     chosen = _effective_mode(mode, refs)
     q_tokens = estimate_tokens(question)
     # Estimated section by section: a 200 MB text is never joined on the event loop just to
