@@ -5,12 +5,10 @@ kind of failure. (The real llama-server runs are in tests/integration/test_chat_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.servers import llamacpp, vllm
+from tests.servers import llamacpp
 from tests.servers.base import Fault, Script, SimServer, free_port
 from tests.services.chat_cli_support import Home
 from victor_gui.services.exit_codes import (
@@ -20,18 +18,6 @@ from victor_gui.services.exit_codes import (
     EXIT_RATE_LIMIT,
     EXIT_USAGE,
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Home:
-    return Home(tmp_path)
-
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    server = vllm.make_server().start()
-    yield server
-    server.stop()
 
 
 def test_stdin_prompt_streams_to_stdout_and_is_saved(home: Home, sim: SimServer) -> None:

@@ -4,12 +4,10 @@ parameters reach the server under vLLM's wire names; command-line options win ov
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import vllm
 from tests.servers.base import SimServer
 from tests.services.chat_cli_support import Home
 from victor_gui.services.assistants import Assistant, dump_assistants
@@ -26,13 +24,6 @@ def home(tmp_path: Path) -> Home:
         params={"temperature": 0.15, "max_tokens": 300, "top_k": 9, "repeat_penalty": 1.2, "seed": 3})]),
         encoding="utf-8")
     return h
-
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    server = vllm.make_server().start()
-    yield server
-    server.stop()
 
 
 def test_assistant_fills_provider_model_prompt_and_parameters(home: Home, sim: SimServer) -> None:

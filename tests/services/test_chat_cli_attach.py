@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.servers import ollama as ollama_sim
-from tests.servers import vllm
 from tests.servers.base import Script, SimServer
 from tests.services.chat_cli_support import Home
 from victor_gui.services.exit_codes import EXIT_ATTACHMENT
 
 FACT = "The boat is moored at pier 7."
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Home:
-    return Home(tmp_path)
-
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    server = vllm.make_server().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
