@@ -79,6 +79,11 @@ class ModelLibraryView(QWidget):
         self.gguf_button.clicked.connect(self._choose_gguf)
         top.addWidget(self.refresh_button)
         top.addWidget(self.gguf_button)
+        self.hub_button = QPushButton("Find models on Hugging Face…")  # ui/hub_browser.py
+        self.hub_button.setAccessibleName("Find models on Hugging Face")
+        self.hub_button.clicked.connect(self.open_hub)
+        self.on_hub_download: Any = None  # on_download(repo_id, files) for the browser's buttons
+        top.addWidget(self.hub_button)
         layout.addLayout(top)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -353,6 +358,12 @@ class ModelLibraryView(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF file", "", "GGUF models (*.gguf)")
         if path:
             self.service.spawn(self.service.use_gguf(path))
+
+    def open_hub(self) -> QWidget:
+        """Open the Hugging Face browser, estimating on this view's machine report."""
+        from victor_gui.ui.hub_browser import open_hub_browser
+
+        return open_hub_browser(self, gpu_report=self.service.gpu_report, on_download=self.on_hub_download)
 
     def confirm_delete(self) -> QMessageBox | None:
         """Ask before deleting the selected model (non-blocking; Yes deletes)."""
