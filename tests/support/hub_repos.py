@@ -13,11 +13,14 @@ with 11 GiB free, 24 GiB of RAM available) the 8B model's quants come out as:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from gguf import GGMLQuantizationType as Q
 
-from tests.servers.hub import HubFile, HubRepo
+from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.sizing.gguf_factory import Spec, tensor_table, write_gguf
 from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
 
@@ -82,3 +85,10 @@ def make_repos(root: Path) -> list[HubRepo]:
         HubRepo(GATED, [HubFile(guard.name, guard)], downloads=1_000, likes=5, gated="manual",
                 last_modified="2026-09-01T08:00:00.000Z"),
     ]
+
+
+@contextmanager
+def serve(repos: list[HubRepo], **options: Any) -> Iterator[HubServer]:
+    """A fresh Hub simulator over ``repos`` (byte counts start at zero)."""
+    with HubServer(repos, **options) as server:
+        yield server

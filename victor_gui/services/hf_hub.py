@@ -222,6 +222,23 @@ def _transport_error(exc: BaseException, endpoint: str) -> ProviderError | None:
     return None
 
 
+def _probe_connect(endpoint: str, timeout: float) -> None:
+    """Fail fast when nothing listens at the endpoint (blocking; runs in the worker thread).
+
+    The library retries refused connections with back-off for ~25 s before giving up; a TCP
+    connect says "offline" at once. Skipped behind a proxy, where only the proxy is reachable."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    if urllib.request.getproxies():
+        return
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+        pass
+
+
 class HubClient:
     """Search and repository listings of one Hub endpoint, async (the library runs in a thread).
 
@@ -270,6 +287,7 @@ class HubClient:
 
     async def _call(self, what: str, fn: Callable[[Any], T], repo_id: str | None = None) -> T:
         def run() -> tuple[T, bool]:
+            _probe_connect(self.endpoint, min(self.timeout, 10.0))
             token = self.token_sync()
             return fn(self._api(token)), bool(token)
 
