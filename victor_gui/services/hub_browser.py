@@ -134,8 +134,10 @@ class HubBrowserService:
         try:
             report = await self.hardware()
             fits = await self.fitter.fit_repo(repo, report, self.n_ctx, self.options)
-        except VictorGuiError as exc:
+        except VictorGuiError as exc:  # a gated repo without access: one sentence, every row locked
             if generation == self._generation:
+                self.fits = [QuantFit(q, self.n_ctx, error=exc.message) for q in repo.quants]
+                self._emit("fits", self.fits)
                 self._say(exc.message)
             return
         finally:

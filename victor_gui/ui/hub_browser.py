@@ -53,11 +53,11 @@ _CLOSING = TaskSet("hub browser close")  # a closed window's service shuts down 
 BADGE_STYLE = "background: {bg}; color: {fg}; border-radius: 4px; padding: 2px 8px; font-weight: bold;"
 
 
-def quant_badge(fit: QuantFit, has_gpu: bool) -> tuple[str, str, str]:
+def quant_badge(fit: QuantFit, has_gpu: bool, gated: bool = False) -> tuple[str, str, str]:
     """(text, background, text colour) of a quant's fit badge."""
     t = current_tokens()
     if fit.error:
-        return "Unreadable", t.card, t.error_text
+        return ("Needs token" if gated else "Unreadable"), t.card, t.error_text
     if fit.fit is None:
         return "Reading header…", t.card, t.muted_text
     return badge_text(fit.fit, has_gpu), BADGE[fit.fit.verdict][0], "#ffffff"
@@ -65,10 +65,8 @@ def quant_badge(fit: QuantFit, has_gpu: bool) -> tuple[str, str, str]:
 
 def full_offload_text(fit: QuantFit, has_gpu: bool) -> str:
     """The largest fully offloading context, in words."""
-    if fit.error:
-        return fit.error
     if fit.fit is None:
-        return ""
+        return "—" if fit.error else ""
     if not has_gpu:
         return "no GPU"
     best = fit.max_full_ctx
@@ -247,7 +245,7 @@ class HubBrowser(QWidget):
             files = q.name if len(q.parts) == 1 else f"{q.name} ({len(q.parts)} parts)"
             for col, text in enumerate((q.label, files, human_bytes(q.size))):
                 self.quants.setItem(row, col, QTableWidgetItem(text))
-            text, bg, fg = quant_badge(f, has_gpu)
+            text, bg, fg = quant_badge(f, has_gpu, bool(s.repo and s.repo.gated))
             badge = QLabel(text)
             badge.setAccessibleName(f"Fit of {q.label}")
             badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
