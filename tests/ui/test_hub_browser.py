@@ -71,7 +71,8 @@ async def search(view: HubBrowser, text: str = "", author: str = "", sort: str =
 
 
 async def open_repo(view: HubBrowser, repo_id: str) -> None:
-    row = next(r for r in range(view.results.rowCount()) if view.results.item(r, 0).text().startswith(repo_id))
+    row = next(r for r in range(view.results.rowCount())
+               if view.results.item(r, 0).text().startswith(repo_id))
     view.results.selectRow(row)
     await wait_until(lambda: view.service.repo is not None and view.service.repo.repo_id == repo_id
                      and view.service.busy is None, 10.0)
@@ -104,7 +105,8 @@ async def test_each_quant_has_a_fit_badge_read_from_its_header(browser, hub: Hub
     assert rows["F16"][2] == "none"
     assert rows["Q8_0"][2] == f"{service.fits[1].max_full_ctx:,} tokens"
     assert view.quants.horizontalHeaderItem(3).text() == "Fit at 8,192"
-    assert "mmproj-Qwen3-8B-f16.gguf (600.0 MiB)" in view.vision_label.text() and view.vision_label.isVisible()
+    assert "mmproj-Qwen3-8B-f16.gguf (600.0 MiB)" in view.vision_label.text()
+    assert view.vision_label.isVisible()
     assert view.quants.isColumnHidden(5)  # no download callable given: no Download buttons
     for f in hub.repos[QWEN].files:  # header only: one 1 MiB range per quant, the add-on untouched
         if "mmproj" not in f.path and f.path.endswith(".gguf"):
