@@ -179,6 +179,8 @@ class HubBrowserService:
         if not self.fits or self.gpu_report is None:
             return
         self.fits = self.fitter.refit(self.fits, self.gpu_report, self.n_ctx, self.options)
+        if self.busy is None and self.repo is not None:
+            self._say(self._summary())
         self._emit("fits", self.fits)
 
     @property

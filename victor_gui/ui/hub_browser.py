@@ -117,7 +117,7 @@ class HubBrowser(QWidget):
         splitter.addWidget(self._build_repo())
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([380, 620])
+        splitter.setSizes([400, 840])  # the quant table needs the room: badges are words
         layout.addWidget(splitter, 1)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -171,7 +171,7 @@ class HubBrowser(QWidget):
         self.quants = QTableWidget(0, len(QUANT_COLUMNS))
         self.quants.setAccessibleName("Quantizations")
         self._table_defaults(self.quants, QUANT_COLUMNS)
-        self.quants.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.quants.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.quants.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         v.addWidget(self.quants, 1)
         self.vision_label = QLabel()
@@ -244,7 +244,9 @@ class HubBrowser(QWidget):
             q = f.quant
             files = q.name if len(q.parts) == 1 else f"{q.name} ({len(q.parts)} parts)"
             for col, text in enumerate((q.label, files, human_bytes(q.size))):
-                self.quants.setItem(row, col, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip("\n".join(q.paths) if col == 1 else "")
+                self.quants.setItem(row, col, item)
             text, bg, fg = quant_badge(f, has_gpu, bool(s.repo and s.repo.gated))
             badge = QLabel(text)
             badge.setAccessibleName(f"Fit of {q.label}")
@@ -263,8 +265,8 @@ class HubBrowser(QWidget):
             else:
                 self.quants.removeCellWidget(row, 5)
         self.quants.setColumnHidden(5, self.on_download is None)
-        self.quants.resizeColumnToContents(3)
-        self.quants.resizeColumnToContents(4)
+        for col in (0, 2, 3, 4):
+            self.quants.resizeColumnToContents(col)
         self.machine_label.setText(self._machine_text())
         self.machine_label.setStyleSheet(f"color: {current_tokens().muted_text};")
 
@@ -354,6 +356,6 @@ def open_hub_browser(parent: QWidget, *, gpu_report: Any = None,
     view.setWindowFlag(Qt.WindowType.Window, True)
     view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     view.destroyed.connect(lambda *_: _CLOSING.spawn(service.close()))
-    view.resize(1100, 640)
+    view.resize(1240, 640)
     view.show()
     return view
