@@ -4,13 +4,12 @@ one cache entry per URL + ETag, and new contexts planned without a request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.servers.hub import HubFile, HubRepo, HubServer
-from tests.support.hub_repos import LLAMA, MACHINE, NO_GPU, QWEN, make_repos, serve
+from tests.support.hub_repos import LLAMA, MACHINE, NO_GPU, QWEN
 from victor_gui.services.hf_fit import HubFitter
 from victor_gui.services.hf_hub import HubClient
 from victor_gui.sizing.fit import FitOptions, FitResult, estimate_fit
@@ -27,17 +26,6 @@ async def local_fit(hub: HubServer, repo_id: str, path: str, n_ctx: int) -> FitR
     assert source is not None and isinstance(source.source, Path)
     arch = (await load_model(str(source.source))).arch
     return estimate_fit(arch, MACHINE.gpus, MACHINE.ram, FitOptions(n_ctx=n_ctx))
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory) -> list[HubRepo]:
-    return make_repos(tmp_path_factory.mktemp("hub"))
-
-
-@pytest.fixture
-def hub(repos: list[HubRepo]) -> Iterator[HubServer]:
-    with serve(repos) as server:
-        yield server
 
 
 async def test_each_quant_gets_its_verdict_from_its_header_only(hub: HubServer) -> None:

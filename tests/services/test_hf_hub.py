@@ -4,7 +4,6 @@ the vision add-on), and each failure as a typed error whose sentence the window 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from tests.config.memory_keyring import MemoryKeyring, use_backend
 from tests.servers.base import free_port
 from tests.servers.hub import HubHandler, HubRepo, HubServer
-from tests.support.hub_repos import GATED, LLAMA, MACHINE, QWEN, make_repos, serve
+from tests.support.hub_repos import GATED, LLAMA, MACHINE, QWEN
 from victor_gui.config.secrets import KeyringStore, install_keyring_store
 from victor_gui.errors import (
     InvalidResponseError,
@@ -21,24 +20,10 @@ from victor_gui.errors import (
     ProviderAuthError,
     ProviderConnectionError,
 )
-from victor_gui.providers.keys import set_secret_store
 from victor_gui.services.hf_fit import HubFitter
 from victor_gui.services.hf_hub import FilePart, HubClient, group_gguf_files, parse_quant
 
 pytest.importorskip("huggingface_hub")
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory) -> list[HubRepo]:
-    return make_repos(tmp_path_factory.mktemp("hub"))
-
-
-@pytest.fixture
-def hub(repos: list[HubRepo]) -> Iterator[HubServer]:
-    set_secret_store(None)
-    with serve(repos) as server:
-        yield server
-    set_secret_store(None)
 
 
 @pytest.mark.parametrize(("name", "quant"), [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 
 import pytest
@@ -13,8 +12,8 @@ import pytest
 from tests.config.memory_keyring import MemoryKeyring, use_backend
 from tests.local_servers.test_cli import run_cli
 from tests.servers.base import free_port
-from tests.servers.hub import HubRepo, HubServer
-from tests.support.hub_repos import GATED, LLAMA, QWEN, make_repos, serve
+from tests.servers.hub import HubServer
+from tests.support.hub_repos import GATED, LLAMA, QWEN
 from victor_gui.__main__ import main
 from victor_gui.config.secrets import KeyringStore
 from victor_gui.providers.keys import set_secret_store
@@ -22,17 +21,6 @@ from victor_gui.providers.keys import set_secret_store
 pytest.importorskip("huggingface_hub")
 MiB = 1 << 20
 VERDICTS = {"full", "partial", "cpu", "no_fit"}
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory) -> list[HubRepo]:
-    return make_repos(tmp_path_factory.mktemp("hub"))
-
-
-@pytest.fixture
-def hub(repos: list[HubRepo]) -> Iterator[HubServer]:
-    with serve(repos) as server:
-        yield server
 
 
 def test_search_prints_repositories_by_downloads_likes_or_date(hub: HubServer) -> None:

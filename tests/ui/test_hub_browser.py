@@ -6,16 +6,15 @@ Download buttons' callable, and the way in from the model manager."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from PySide6.QtWidgets import QLabel, QPushButton
 
-from tests.servers.hub import HubRepo, HubServer
-from tests.support.hub_repos import GATED, LLAMA, MACHINE, NO_GPU, QWEN, make_repos, serve
+from tests.servers.hub import HubServer
+from tests.support.hub_repos import GATED, LLAMA, MACHINE, NO_GPU, QWEN
 from tests.ui.conftest import wait_until
 from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
-from victor_gui.providers.keys import set_secret_store
 from victor_gui.services.hf_hub import HubClient
 from victor_gui.services.hub_browser import HubBrowserService
 from victor_gui.services.model_library import ModelLibraryService
@@ -27,18 +26,6 @@ pytest.importorskip("huggingface_hub")
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 MiB = 1 << 20
 PARTIAL = re.compile(r"^Partial offload: (\d+) of 37 layers on GPU$")
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory) -> list[HubRepo]:
-    return make_repos(tmp_path_factory.mktemp("hub"))
-
-
-@pytest.fixture
-def hub(repos: list[HubRepo]) -> Iterator[HubServer]:
-    set_secret_store(None)
-    with serve(repos) as server:
-        yield server
 
 
 @pytest.fixture

@@ -81,6 +81,21 @@ def snap(value: int) -> int:
     return max(CTX_PAD, round(value / ROUND_STEP) * ROUND_STEP)
 
 
+def context_controls() -> tuple[QSlider, QSpinBox]:
+    """The context slider (round steps) and the box beside it that takes any value."""
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setAccessibleName("Context length")
+    slider.setSingleStep(ROUND_STEP)
+    slider.setPageStep(8 * ROUND_STEP)
+    spin = QSpinBox()
+    spin.setAccessibleName("Context length in tokens")
+    spin.setSingleStep(ROUND_STEP)
+    spin.setGroupSeparatorShown(True)
+    spin.setKeyboardTracking(False)  # one estimate when typing ends, not per digit
+    spin.setSuffix(" tokens")
+    return slider, spin
+
+
 class FitPanel(QGroupBox):
     """A fit estimate and its context control. ``context_requested(n)`` asks for an estimate at
     ``n`` tokens (the owner's service recomputes, then :meth:`show_fit` again)."""
@@ -108,18 +123,9 @@ class FitPanel(QGroupBox):
         v.addWidget(self.legend)
         ctx_row = QHBoxLayout()
         ctx_row.addWidget(QLabel("Context"))
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setAccessibleName("Context length")
-        self.slider.setSingleStep(ROUND_STEP)
-        self.slider.setPageStep(8 * ROUND_STEP)
+        self.slider, self.ctx_spin = context_controls()
         self.slider.valueChanged.connect(self._slider_moved)
         ctx_row.addWidget(self.slider, 1)
-        self.ctx_spin = QSpinBox()
-        self.ctx_spin.setAccessibleName("Context length in tokens")
-        self.ctx_spin.setSingleStep(ROUND_STEP)
-        self.ctx_spin.setGroupSeparatorShown(True)
-        self.ctx_spin.setKeyboardTracking(False)  # one estimate when typing ends, not per digit
-        self.ctx_spin.setSuffix(" tokens")
         self.ctx_spin.valueChanged.connect(self._typed)
         ctx_row.addWidget(self.ctx_spin)
         self.ctx_label = QLabel()

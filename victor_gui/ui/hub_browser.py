@@ -26,8 +26,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSlider,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -40,7 +38,7 @@ from victor_gui.services.hf_fit import QuantFit
 from victor_gui.services.hf_hub import SORTS, RepoFiles, Sort
 from victor_gui.services.hub_browser import HubBrowserService
 from victor_gui.sizing.fit import CTX_PAD
-from victor_gui.ui.fit_panel import BADGE, ROUND_STEP, badge_text, snap
+from victor_gui.ui.fit_panel import BADGE, badge_text, context_controls, snap
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.theme import current_tokens
 from victor_gui.ui.widgets.stacked_bar import human_bytes
@@ -124,7 +122,7 @@ class HubBrowser(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setAccessibleName("Hugging Face status")
         layout.addWidget(self.message)
-        self._unsubscribe: Callable[[], None] | None = service.subscribe(self._on_event)
+        self._unsubscribe = service.subscribe(self._on_event)
         self.render_results()
         self.render_repo()
 
@@ -153,17 +151,8 @@ class HubBrowser(QWidget):
         v.addWidget(self.gated_label)
         ctx = QHBoxLayout()
         ctx.addWidget(QLabel("Context"))
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setAccessibleName("Context length")
-        self.slider.setSingleStep(ROUND_STEP)
-        self.slider.setPageStep(8 * ROUND_STEP)
+        self.slider, self.ctx_spin = context_controls()
         self.slider.valueChanged.connect(self._slider_moved)
-        self.ctx_spin = QSpinBox()
-        self.ctx_spin.setAccessibleName("Context length in tokens")
-        self.ctx_spin.setSingleStep(ROUND_STEP)
-        self.ctx_spin.setGroupSeparatorShown(True)
-        self.ctx_spin.setKeyboardTracking(False)
-        self.ctx_spin.setSuffix(" tokens")
         self.ctx_spin.valueChanged.connect(self._typed)
         ctx.addWidget(self.slider, 1)
         ctx.addWidget(self.ctx_spin)
@@ -337,14 +326,8 @@ class HubBrowser(QWidget):
             files += [p for v in repo.vision for p in v.paths]
         self.on_download(repo.repo_id, files)
 
-    def detach(self) -> None:
-        """Stop listening to the service (the window is going away)."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.detach()
+        self._unsubscribe()  # the service may outlive the window (safe to call twice)
         super().closeEvent(event)
 
 
