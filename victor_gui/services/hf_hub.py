@@ -15,6 +15,7 @@ window and the CLI show (offline, repository not found, gated without a token, w
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ from victor_gui.errors import (
     ProviderRateLimitError,
     ProviderServerError,
     ProviderTimeoutError,
+    ProviderUnavailableError,
 )
 from victor_gui.providers.catalog import SPECS_BY_NAME
 from victor_gui.providers.keys import resolve_api_key
@@ -45,6 +47,8 @@ Sort = Literal["downloads", "likes", "updated"]
 SORTS: tuple[Sort, ...] = ("downloads", "likes", "updated")
 _LIBRARY_SORT = {"downloads": "downloads", "likes": "likes", "updated": "last_modified"}
 KEY_PLACE = "Settings → API keys (Hugging Face)"
+MISSING_EXTRA = ("Finding models on Hugging Face needs the 'hub' extra (huggingface_hub): "
+                 "pip install 'victor-gui[hub]'.")
 
 # A quant in a file name: Q4_K_M, Q8_0, IQ3_XXS, TQ1_0, BF16, F16, MXFP4, unsloth's UD-Q4_K_XL...
 # It stands between separators (- . _ or the ends), so "Qwen3" or "BF16" inside words do not count.
@@ -286,6 +290,8 @@ class HubClient:
         return HfApi(endpoint=self.endpoint, token=token or False, library_name="victor-gui")
 
     async def _call(self, what: str, fn: Callable[[Any], T], repo_id: str | None = None) -> T:
+        if importlib.util.find_spec("huggingface_hub") is None:
+            raise ProviderUnavailableError(MISSING_EXTRA, PROVIDER)
         def run() -> tuple[T, bool]:
             _probe_connect(self.endpoint, min(self.timeout, 10.0))
             token = self.token_sync()
