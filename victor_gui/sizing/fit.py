@@ -294,9 +294,9 @@ def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, 
     for u in uses:
         if not (u.layers or u.has_output):
             continue
-        reserve = u.device.runtime_overhead if opts.runtime_reserve_bytes is None else opts.runtime_reserve_bytes
         u.use.compute = compute_bytes(arch, opts, n_ctx, with_output=u.has_output)
-        u.use.overhead = reserve
+        u.use.overhead = (u.device.runtime_overhead if opts.runtime_reserve_bytes is None
+                          else opts.runtime_reserve_bytes)
         u.use.margin = opts.margin_bytes
         fits = fits and u.use.total <= u.device.free
     used = [u for u in uses if u.layers or u.has_output]
