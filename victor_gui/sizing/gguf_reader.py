@@ -24,12 +24,13 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.ggml_types import GGML_TYPES, type_name
+
+if TYPE_CHECKING:  # httpx is imported where a URL is read: `fit` on a local file needs none of it
+    import httpx
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -505,6 +506,8 @@ async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int
 async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
                         limits: GGUFLimits | None = None, initial_bytes: int = 1 * MiB) -> GGUFHeader:
     """Read the header of a remote GGUF with growing HTTP range requests (async, bounded)."""
+    import httpx
+
     lim = limits or GGUFLimits()
     own = client is None
     http = client or header_client()
