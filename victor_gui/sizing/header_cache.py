@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +113,8 @@ class HeaderCache:
             return
         payload = json.dumps({"format": FORMAT, "code": code_stamp(), "key": key, "file_size": file_size,
                               "arch": _to_json(arch)}, separators=(",", ":")).encode()
+        import tempfile  # only when writing: a cached answer does not pay for it
+
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
