@@ -316,13 +316,16 @@ def _is_full(plan: _Plan, arch: ModelArchitecture) -> bool:
 
 
 def _best_plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int) -> _Plan:
-    """The most layers that fit: full offload if it fits, else a binary search on ``-ngl`` (fewer
-    layers never need more memory on any device, so "fits" only turns true going down)."""
+    """The most layers that fit: full offload if it fits, else a binary search on ``-ngl``.
+
+    Fewer layers need less memory in all, but the split points move with ``-ngl``, so one device
+    can gain a layer while the total shrinks: "fits" is monotonic only up to a layer or two. The
+    search's answer is therefore checked against the next two counts up."""
     kv = kv_bytes_per_layer(arch, opts, n_ctx)
     full = _plan(arch, gpus, opts, n_ctx, arch.n_layer + 1, kv)
     if full.fits or not _devices(gpus, opts):
         return full
-    lo, hi = 0, arch.n_layer  # ngl = lo fits (0 always does); ngl = hi + 1 does not
+    lo, hi = 0, arch.n_layer  # ngl = lo fits (0 always does); ngl = n_layer + 1 does not
     best = _plan(arch, gpus, opts, n_ctx, 0, kv)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -331,6 +334,11 @@ def _best_plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOpti
             lo, best = mid, plan
         else:
             hi = mid - 1
+    for ngl in range(best.layers_on_gpu + 2, best.layers_on_gpu, -1):
+        if ngl <= arch.n_layer:
+            plan = _plan(arch, gpus, opts, n_ctx, ngl, kv)
+            if plan.fits:
+                return plan
     return best
 
 
