@@ -5,14 +5,14 @@ the Ollama simulator on 127.0.0.1, as a user does: pick a model, pick the engine
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.servers import ollama
 from tests.servers.ollama import OllamaServer
 from tests.ui.conftest import wait_until
-from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+from tests.ui.test_model_library_view import client  # noqa: F401  (the same real httpx client fixture)
 from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
 from victor_gui.services.model_library import ModelLibraryService
 from victor_gui.sizing.fit_vllm import VllmOptions, estimate_vllm
@@ -33,14 +33,7 @@ def sim() -> Iterator[OllamaServer]:
         yield server
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[object]:
-    http = make_client(LOCAL_TIMEOUTS)
-    yield http
-    await http.aclose()
-
-
-async def test_margin_apart_and_vllm_mode_with_kv_capacity(qtbot, client, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_margin_apart_and_vllm_mode_with_kv_capacity(qtbot, client, sim) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     service = ModelLibraryService(client, gpu_report=TWO_CARDS)
     view = ModelLibraryView(service)
     qtbot.addWidget(view)

@@ -36,14 +36,28 @@ EXIT_HELP = """exit codes:
   5  Ollama does not have that model (ollama:NAME)"""
 
 
-def _positive_int(text: str) -> int:
+def _number(kind: type[int] | type[float], text: str, ok: Any, rule: str) -> Any:
+    """``text`` as an int or float that passes ``ok``; argparse reports anything else (exit 2)."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive number of tokens")
+        raise argparse.ArgumentTypeError(
+            f"not a {'whole number' if kind is int else 'number'}: {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(rule)
     return value
+
+
+def _positive_int(text: str) -> int:
+    return int(_number(int, text, lambda v: v > 0, "must be a positive number of tokens"))
+
+
+def _count(text: str) -> int:
+    return int(_number(int, text, lambda v: v >= 0, "must be 0 or more"))
+
+
+def _fraction(text: str) -> float:
+    return float(_number(float, text, lambda v: 0 < v <= 1, "must be above 0 and at most 1"))
 
 
 _UNITS = {"": GiB, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": MiB, "mb": 1000**2, "mib": MiB,
@@ -78,26 +92,6 @@ def _weights(text: str) -> tuple[float, ...]:
     if not values or any(v < 0 for v in values) or not any(v > 0 for v in values):
         raise argparse.ArgumentTypeError("tensor split weights are numbers ≥ 0, at least one above 0")
     return values
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be above 0 and at most 1")
-    return value
 
 
 def add_fit_command(subparsers: Any) -> None:
