@@ -100,6 +100,7 @@ class HubServer(ThreadingHTTPServer):
     def __init__(self, files: dict[str, Path], etag: str | None = "sha-1") -> None:
         super().__init__(("127.0.0.1", 0), HubHandler)
         self.files, self.etag = files, etag
+        self.token: str | None = None  # set: the repo is gated, every request needs this bearer
         self.gets = 0
         self.heads = 0
         self.bytes_sent = 0
@@ -121,8 +122,16 @@ class HubHandler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/main/(.+)", self.path)
         return self.server.files.get(f"{m.group(1)}/{m.group(2)}") if m else None
 
+    def _gated(self) -> bool:
+        if self.server.token and self.headers.get("Authorization") != f"Bearer {self.server.token}":
+            self.send_error(401)
+            return True
+        return False
+
     def do_HEAD(self) -> None:
         self.server.heads += 1
+        if self._gated():
+            return
         path = self._file()
         if path is None:
             self.send_error(404)
@@ -135,6 +144,8 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.gets += 1
+        if self._gated():
+            return
         path = self._file()
         m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
         if path is None or m is None:
@@ -187,6 +198,17 @@ def test_hf_ref_reads_only_the_header_then_answers_from_the_cache(
     assert json.loads(capsys.readouterr().out)["reason"] == "io"
     assert main(["fit", "hf:acme", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "bad_value"
+
+
+def test_gated_repo_uses_hf_token_and_never_prints_it(hub: HubServer, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    hub.token = "hf_secret_token_123"
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert main(["fit", "hf:acme/tiny-GGUF/model-Q8_0.gguf", "--gpu-mem", "8GiB", "--json"]) == 1
+    assert "401" in capsys.readouterr().out
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    data = fit_json(capsys, "hf:acme/tiny-GGUF/model-Q8_0.gguf", "--gpu-mem", "8GiB")
+    assert data["model"]["kind"] == "hf" and hub.token not in json.dumps(data)  # type: ignore[index]
 
 
 def test_local_cache_follows_size_and_mtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,12 +139,24 @@ async def _cached(cache: HeaderCache | None, key: str | None) -> tuple[ModelArch
     return await asyncio.to_thread(cache.get, key)
 
 
+def _hf_token(env: Mapping[str, str] | None) -> str | None:
+    """``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``), registered for redaction."""
+    from victor_gui.core.redact import register_secret
+
+    values = env if env is not None else os.environ
+    token = (values.get("HF_TOKEN") or values.get("HUGGING_FACE_HUB_TOKEN") or "").strip()
+    if token:
+        register_secret(token)
+    return token or None
+
+
 async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
                      env: Mapping[str, str] | None = None, cache: HeaderCache | None = None) -> ModelSource:
     """Read enough of ``ref`` to describe the model; weights are never downloaded.
 
     With a ``cache``, a GGUF read before (same path, size and mtime; or same URL and ETag) is
-    answered from it without reading the header again.
+    answered from it without reading the header again. ``hf:`` references send ``HF_TOKEN``
+    (gated repositories) when no client is given.
 
     Raises :class:`~victor_gui.errors.GGUFError` for unreadable headers,
     :class:`~victor_gui.errors.ProviderConnectionError` when Ollama does not answer and
@@ -165,20 +177,33 @@ async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
                 await http.aclose()
         return ModelSource(from_ollama_show(show, size_bytes=size), "ollama", f"{name} (Ollama at {base})",
                            size or None)
-    kind = "gguf"
-    url = ref
     if ref.startswith("hf:"):
-        kind, url = "hf", hf_url(ref, env)
-    elif ref.startswith(("http://", "https://")):
-        kind = "url"
+        url = hf_url(ref, env)
+        token = _hf_token(env)
+        if not token or client is not None:
+            return await _load_gguf(ref, url, "hf", client, cache)
+        from victor_gui.sizing.gguf_reader import header_client
+
+        http = header_client({"Authorization": f"Bearer {token}"})  # httpx drops it off the origin
+        try:
+            return await _load_gguf(ref, url, "hf", http, cache)
+        finally:
+            await http.aclose()
+    kind = "url" if ref.startswith(("http://", "https://")) else "gguf"
+    return await _load_gguf(ref, ref, kind, client, cache)
+
+
+async def _load_gguf(ref: str, where: str, kind: str, client: httpx.AsyncClient | None,
+                     cache: HeaderCache | None) -> ModelSource:
+    """A GGUF at ``where`` (a path or URL), answered from ``cache`` when it holds this very file."""
     key: str | None = None
     if cache is not None:
-        key = url_key(url, await _etag(url, client)) if kind != "gguf" \
-            else await asyncio.to_thread(file_key, ref)
+        key = url_key(where, await _etag(where, client)) if kind != "gguf" \
+            else await asyncio.to_thread(file_key, where)
     hit = await _cached(cache, key)
     if hit is not None:
         return ModelSource(hit[0], kind, ref, hit[1])
-    header, shards = await read_split_gguf(url, client=client)
+    header, shards = await read_split_gguf(where, client=client)
     arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=ref)
     label = ref if len(shards) == 1 else f"{ref} ({len(shards)} shards)"
     if cache is not None and len(shards) == 1:  # a split model changes with its other shards too
