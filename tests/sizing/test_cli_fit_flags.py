@@ -60,6 +60,10 @@ def test_gpu_mem_and_gpus_describe_the_machine(big_model: Path, capsys: pytest.C
     assert [d["device"]["index"] for d in devices] == [1] and alone["result"]["main_gpu"] == 1  # type: ignore[index]
     cpu = fit_json(capsys, str(big_model), "--gpu-mem", "16GiB", "--gpus", "0")
     assert cpu["verdict"] in ("cpu", "no_fit") and cpu["gpus"] == []
+    assert main(["fit", str(big_model), "--gpu-mem", "24GiB", "--main-gpu", "3"]) == 2  # no GPU 3
+    assert "--main-gpu 3: no such GPU (found: 0)" in capsys.readouterr().err
+    no_gpu = fit_json(capsys, str(big_model), "--vllm", "--gpu-mem", "16GiB", "--gpus", "0")
+    assert no_gpu["verdict"] == "no_fit" and "needs a GPU" in str(no_gpu["message"])
 
 
 def test_margin_is_shown_apart_and_adjustable(big_model: Path, capsys: pytest.CaptureFixture[str]) -> None:

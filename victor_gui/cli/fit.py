@@ -25,6 +25,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 EXIT_UNREADABLE = 1
+EXIT_USAGE = 2
 EXIT_NOT_ANSWERING = 4
 EXIT_MODEL_NOT_FOUND = 5
 
@@ -210,6 +211,10 @@ async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
         _say(out, args.json, {"status": "error", "reason": exc.kind, "message": exc.message})
         return EXIT_UNREADABLE
     report = await detection
+    if args.main_gpu is not None and not any(g.index == args.main_gpu for g in report.gpus):
+        print(f"victor-gui fit: error: --main-gpu {args.main_gpu}: no such GPU "
+              f"(found: {', '.join(str(g.index) for g in report.gpus) or 'none'})", file=sys.stderr)
+        return EXIT_USAGE
     arch = source.arch
     model = {"ref": args.model, "kind": source.kind, "arch": arch.arch, "n_layer": arch.n_layer,
              "n_ctx_train": arch.n_ctx_train, "weight_bytes": arch.weight_bytes,
@@ -242,10 +247,10 @@ def _vllm(args: argparse.Namespace, out: TextIO, source: Any, report: Any, model
     arch = source.arch
     gpus = report.gpus
     tp = args.tp or max(len(gpus), 1)
-    if not gpus:
-        _say(out, args.json, {"status": "error", "reason": "no_gpu",
+    if not gpus:  # an answer all the same: vLLM does not run here
+        _say(out, args.json, {"status": "ok", "engine": "vllm", "verdict": "no_fit", "model": model,
                               "message": "vLLM needs a GPU: none was found (--gpu-mem asks about one)"})
-        return EXIT_UNREADABLE
+        return 0
     ranks = gpus[:tp]
     total = min(g.total for g in ranks)
     free = min(g.free for g in ranks)
