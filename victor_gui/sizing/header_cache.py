@@ -30,6 +30,7 @@ from victor_gui.sizing.architecture import ModelArchitecture
 
 FORMAT = 1
 MAX_ENTRIES = 512
+MAX_ENTRY_BYTES = 4 << 20  # a real entry is a few KB (per-layer lists); anything bigger is not ours
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelArchitecture)}
 _SOURCES = ("architecture.py", "gguf_reader.py", "ggml_types.py", "header_cache.py")
 _stamp: str | None = None
@@ -67,18 +68,25 @@ def _to_json(arch: ModelArchitecture) -> dict[str, Any]:
     return {name: getattr(arch, name) for name in _FIELDS}
 
 
+def _fits_field(annotation: Any, value: Any) -> bool:
+    """``value`` is of the plain type the field declares (annotations are strings here)."""
+    kind = str(annotation)
+    if kind.startswith("list["):
+        item = bool if "bool" in kind else int
+        return isinstance(value, list) and all(isinstance(v, item) for v in value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return kind == "str" and isinstance(value, str)
+
+
 def _from_json(data: Any) -> ModelArchitecture | None:
     if not isinstance(data, dict) or set(data) != set(_FIELDS):
         return None
-    for value in data.values():  # only the plain types the dataclass holds
-        ok = isinstance(value, (str, int, float, bool)) or (
-            isinstance(value, list) and all(isinstance(v, (int, bool)) for v in value))
-        if not ok:
-            return None
-    try:
-        return ModelArchitecture(**data)
-    except TypeError:
+    if not all(_fits_field(_FIELDS[name].type, value) for name, value in data.items()):
         return None
+    return ModelArchitecture(**data)
 
 
 class HeaderCache:
@@ -95,8 +103,11 @@ class HeaderCache:
         if key is None:
             return None
         try:
-            data = json.loads(self._path(key).read_bytes())
-        except (OSError, ValueError):
+            path = self._path(key)
+            if path.stat().st_size > MAX_ENTRY_BYTES:
+                return None
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("code") != code_stamp() \
                 or data.get("key") != key:
