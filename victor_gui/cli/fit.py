@@ -273,7 +273,7 @@ def _vllm(args: argparse.Namespace, out: TextIO, source: Any, report: Any, model
       f"weights {_gib(arch.weight_bytes)}\n")
     w(f"vLLM      tensor parallel {tp}, gpu_memory_utilization {args.gpu_util:g}, "
       f"max_model_len {opts.max_model_len}\n")
-    w(f"Verdict   {'fits' if fit.fits else 'does not fit'}: {fit.reason}\n\n")
+    w(f"Verdict   {'fits' if fit.fits else 'does not fit: ' + fit.reason}\n\n")
     w("Per GPU\n")
     for label, value in (("pool (utilization × total)", fit.pool), ("weights", fit.weights),
                          ("activation peak", fit.activation), ("non-torch memory", fit.non_torch),
