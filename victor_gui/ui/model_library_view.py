@@ -234,7 +234,7 @@ class ModelLibraryView(QWidget):
         measured = self._measured_text(fit, entry.context_length if entry else None, has_gpu) if fit else ""
         self.fit_panel.show_fit(entry.name if entry else "Choose a model", fit, s.n_ctx, s.max_context,
                               report=s.gpu_report, ready=s.architecture is not None,
-                              waiting_text=waiting, measured_text=measured)
+                              waiting_text=waiting, measured_text=measured, arch=s.architecture)
 
     def render_file(self) -> None:
         estimate: FileEstimate | None = self.service.file
@@ -248,7 +248,7 @@ class ModelLibraryView(QWidget):
         measured = words[:1].upper() + words[1:]
         self.file_panel.show_fit(estimate.name, fit, estimate.n_ctx, estimate.max_context,
                                report=self.service.gpu_report, ready=estimate.architecture is not None,
-                               waiting_text=waiting, measured_text=measured)
+                               waiting_text=waiting, measured_text=measured, arch=estimate.architecture)
 
     def _sync_selection(self) -> None:
         """The table shows the service's selection: none when it has none (after a switch of
