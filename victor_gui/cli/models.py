@@ -68,15 +68,6 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
     return asyncio.run(download(args, out, err))
 
 
-def parse_ref(ref: str) -> tuple[str, str]:
-    """``hf:AUTHOR/REPO/FILE`` → (``AUTHOR/REPO``, ``FILE``); raises ValueError otherwise."""
-    body = ref[3:] if ref.startswith("hf:") else ""
-    parts = body.split("/", 2)
-    if len(parts) < 3 or not all(parts):
-        raise ValueError(f"{ref!r} is not hf:AUTHOR/REPO/FILE")
-    return f"{parts[0]}/{parts[1]}", parts[2]
-
-
 async def _folders() -> Any:
     from victor_gui.services.model_folders import ModelFolders
     from victor_gui.services.settings_service import SettingsService
@@ -129,10 +120,10 @@ async def download(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from victor_gui.cli.servers import _install_keyring
     from victor_gui.errors import DownloadError
     from victor_gui.providers.http import CLOUD_TIMEOUTS, make_client
-    from victor_gui.services.downloads import DownloadManager, JobState
+    from victor_gui.services.downloads import DownloadManager, JobState, parse_hf_ref
 
     try:
-        repo_id, file = parse_ref(args.ref)
+        repo_id, file = parse_hf_ref(args.ref)
     except ValueError as exc:
         err.write(f"{exc}\n")
         return EXIT_USAGE

@@ -199,6 +199,15 @@ def check_repo_path(repo_id: str, file: str) -> None:
         raise DownloadError(f"{file!r} is not a file path inside a repository", reason="bad_ref")
 
 
+def parse_hf_ref(ref: str) -> tuple[str, str]:
+    """``hf:AUTHOR/REPO/FILE`` → (``AUTHOR/REPO``, ``FILE``); raises ValueError otherwise."""
+    body = ref[3:] if ref.startswith("hf:") else ""
+    parts = body.split("/", 2)
+    if len(parts) < 3 or not all(parts):
+        raise ValueError(f"{ref!r} is not hf:AUTHOR/REPO/FILE")
+    return f"{parts[0]}/{parts[1]}", parts[2]
+
+
 def split_parts(file: str, siblings: Mapping[str, Any]) -> list[str]:
     """``file`` and, for a split GGUF, all its parts in order (each must be listed)."""
     m = SPLIT.match(file)
@@ -327,6 +336,7 @@ class DownloadManager:
         self._listeners: Listeners[[DownloadEvent]] = Listeners(log, "download listener failed")
         self._save_lock = asyncio.Lock()
         self._last_save = 0.0
+        self._dirty = False  # something to save (a start and close with no change write nothing)
         self._unsubscribe_settings: Callable[[], None] | None = None
         self._closed = False
 
@@ -359,6 +369,7 @@ class DownloadManager:
         if self.state_path is not None:
             for job in await asyncio.to_thread(_load_state, self.state_path):
                 self._set(job, "added")
+            self._dirty = False
         subscribe = getattr(self.settings, "subscribe", None)
         if subscribe is not None and self._unsubscribe_settings is None:
             self._unsubscribe_settings = subscribe(self._settings_changed)
@@ -459,6 +470,7 @@ class DownloadManager:
             return
         await self._stop(job_id)
         job = self._jobs.pop(job_id, job)
+        self._dirty = True
         if job.state not in (JobState.DONE, JobState.PRESENT):
             await asyncio.to_thread(_unlink, job.part_path)
         self._listeners.notify(DownloadEvent("removed", job))
@@ -484,6 +496,7 @@ class DownloadManager:
 
     def _set(self, job: DownloadJob, kind: Literal["added", "changed", "progress"] = "changed") -> None:
         self._jobs[job.id] = job
+        self._dirty = True
         self._listeners.notify(DownloadEvent(kind, job))
         if kind != "progress":
             self._wake(job.id)
@@ -712,12 +725,13 @@ class DownloadManager:
                           done_bytes=job.size or self._jobs[job_id].done_bytes))
 
     async def _save(self, *, force: bool = False) -> None:
-        if self.state_path is None:
+        if self.state_path is None or not self._dirty:
             return
         now = time.monotonic()
         if not force and now - self._last_save < SAVE_EVERY_S:
             return
         self._last_save = now
+        self._dirty = False
         jobs = [j.to_dict() for j in self._jobs.values() if j.state != JobState.PRESENT]
         async with self._save_lock:
             try:
@@ -751,4 +765,5 @@ def _unlink(path: Path) -> None:
 
 
 __all__ = ["ACTIVE", "FINISHED", "DownloadEvent", "DownloadJob", "DownloadManager", "JobState",
-           "check_repo_path", "default_state_path", "default_token", "hub_endpoint", "split_parts"]
+           "check_repo_path", "default_state_path", "default_token", "hub_endpoint", "parse_hf_ref",
+           "split_parts"]
