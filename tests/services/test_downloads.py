@@ -29,7 +29,7 @@ from victor_gui.services.model_folders import ModelFolders
 REPO = "bartowski/Tiny-GGUF"
 PAYLOAD = os.urandom(600_000)
 SMALL = os.urandom(40_000)
-PARTS = [os.urandom(30_000), os.urandom(20_000)]
+PARTS = [os.urandom(300_000), os.urandom(200_000)]  # several of the simulator's 64 KiB chunks
 
 
 class _Settings:
@@ -95,7 +95,7 @@ def size(path: Path) -> int:
 
 async def test_download_reports_progress_and_verifies(client: httpx.AsyncClient, hub: HubServer,
                                                       tmp_path: Path, home: Path) -> None:
-    hub.throttle_bps = 1_500_000
+    hub.throttle_bps = 1_000_000
     dm = manager(client, hub, tmp_path, home)
     await dm.start()
     events: list[DownloadEvent] = []
@@ -111,9 +111,9 @@ async def test_download_reports_progress_and_verifies(client: httpx.AsyncClient,
     assert any(0 < p.done_bytes < len(PAYLOAD) and p.speed_bps > 0 and p.eta_s is not None
                for p in progress)
     assert hub.bytes_sent["Tiny-Q4_K_M.gguf"] == len(PAYLOAD)
+    await dm.close()
     saved = json.loads(content(tmp_path / "data" / "downloads.json"))["jobs"][0]
     assert saved["state"] == "done" and saved["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
-    await dm.close()
 
 
 async def test_pause_then_resume_asks_only_for_the_rest(client: httpx.AsyncClient, hub: HubServer,
@@ -279,4 +279,27 @@ async def test_hostile_paths_are_refused(client: httpx.AsyncClient, hub: HubServ
         with pytest.raises(DownloadError) as caught:
             await dm.enqueue(repo, [file])
         assert caught.value.reason == "bad_ref"
+    await dm.close()
+
+
+async def test_the_limit_follows_the_settings(client: httpx.AsyncClient, hub: HubServer, tmp_path: Path,
+                                              home: Path) -> None:
+    from victor_gui.services.settings_service import SettingsService
+
+    settings = SettingsService(tmp_path / "settings.yaml")
+    await settings.update(model_folders=ModelFolderSettings(folders=[str(tmp_path / "models")],
+                                                            max_downloads=1))
+    hub.throttle_bps = 100_000
+    dm = DownloadManager(client, settings=settings, folders=ModelFolders(settings, home=home),
+                         state_path=None, endpoint=hub.url, token=None)
+    await dm.start()
+    first, second = await dm.enqueue(REPO, ["Split-00001-of-00002.gguf"])
+    await until(lambda: dm.job(first.id).state == JobState.DOWNLOADING)  # type: ignore[union-attr]
+    assert dm.job(second.id).state == JobState.QUEUED  # type: ignore[union-attr]
+    two = settings.settings.model_folders.model_copy(update={"max_downloads": 2})
+    await settings.update(model_folders=two)
+    await until(lambda: dm.job(second.id).state != JobState.QUEUED)  # type: ignore[union-attr]
+    assert dm.job(first.id).state in (  # type: ignore[union-attr]
+        JobState.DOWNLOADING, JobState.VERIFYING, JobState.DONE)
+    hub.throttle_bps = 0
     await dm.close()

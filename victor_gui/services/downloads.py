@@ -337,6 +337,7 @@ class DownloadManager:
         self._save_lock = asyncio.Lock()
         self._last_save = 0.0
         self._dirty = False  # something to save (a start and close with no change write nothing)
+        self._writing: asyncio.Future[None] | None = None
         self._unsubscribe_settings: Callable[[], None] | None = None
         self._closed = False
 
@@ -386,6 +387,9 @@ class DownloadManager:
             self._unsubscribe_settings = None
         running = list(self._running)
         await self._tasks.aclose()
+        if self._writing is not None:
+            with contextlib.suppress(OSError):
+                await self._writing
         for job_id in running:
             job = self._jobs.get(job_id)
             if job is not None and job.state in ACTIVE:
@@ -734,8 +738,11 @@ class DownloadManager:
         self._dirty = False
         jobs = [j.to_dict() for j in self._jobs.values() if j.state != JobState.PRESENT]
         async with self._save_lock:
+            # Shielded: a transfer paused or closed while its state is being written must not
+            # leave the write running unseen (close() waits for it before its own last write).
+            self._writing = asyncio.ensure_future(asyncio.to_thread(_save_state, self.state_path, jobs))
             try:
-                await asyncio.to_thread(_save_state, self.state_path, jobs)
+                await asyncio.shield(self._writing)
             except OSError as exc:
                 log.warning("downloads: the state could not be saved to %s: %s", self.state_path, exc)
 
