@@ -604,8 +604,10 @@ class DownloadManager:
         except DownloadError as exc:
             job = self._jobs.get(job_id)
             if job is not None:
+                # A deleted file (its checksum failed) has nothing done any more.
+                done = 0 if exc.reason == "checksum" else job.done_bytes
                 self._set(replace(job, state=JobState.FAILED, speed_bps=0.0, message=exc.message,
-                                  reason=exc.reason))
+                                  reason=exc.reason, done_bytes=done))
         finally:
             if self._running.get(job_id) is asyncio.current_task():
                 del self._running[job_id]

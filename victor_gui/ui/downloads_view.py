@@ -57,6 +57,12 @@ def detail_text(job: DownloadJob) -> str:
     return f"{STATE_WORDS[job.state]} · " + " · ".join(parts)
 
 
+def fit_text(button: QPushButton) -> None:
+    """Wide enough for its text and icon (a squeezed row cut "Download" to "Downloac")."""
+    icon = button.iconSize().width() + 8 if not button.icon().isNull() else 0
+    button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + icon + 28)
+
+
 class DownloadRow(QFrame):
     """One download's row; :meth:`render` shows a new snapshot of the job."""
 
@@ -78,8 +84,8 @@ class DownloadRow(QFrame):
         self.cancel_button.setAccessibleName(f"Cancel {job.name}")
         set_icon(self.cancel_button, "trash")
         self.cancel_button.clicked.connect(lambda: act("cancel", self.job.id))
-        top.addWidget(self.pause_button)
-        top.addWidget(self.cancel_button)
+        for button in (self.pause_button, self.cancel_button):
+            top.addWidget(button)
         layout.addLayout(top)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -110,6 +116,8 @@ class DownloadRow(QFrame):
         self.pause_button.setVisible(job.state in ACTIVE or resumable)
         finished = job.state in (JobState.DONE, JobState.PRESENT)
         self.cancel_button.setText("Remove from list" if finished else "Cancel")
+        for button in (self.pause_button, self.cancel_button):
+            fit_text(button)
 
 
 class DownloadsView(QWidget):
@@ -131,6 +139,7 @@ class DownloadsView(QWidget):
         self.download_button.setAccessibleName("Download model")
         set_icon(self.download_button, "download")
         self.download_button.clicked.connect(self.download_typed)
+        fit_text(self.download_button)
         start.addWidget(self.ref_edit, 1)
         start.addWidget(self.download_button)
         layout.addLayout(start)
