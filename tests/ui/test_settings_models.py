@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.ui.conftest import wait_until
-from tests.ui.test_settings_dialog import config_home  # noqa: F401
+from tests.ui.test_settings_dialog import _open, config_home  # noqa: F401
 from victor_gui.config.settings import ModelFolderSettings
 
 
@@ -21,10 +21,9 @@ def no_caches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _models_page(window):  # type: ignore[no-untyped-def]
-    dialog = window.open_settings()
-    await wait_until(lambda: dialog.keys.rows["anthropic"].status.text() != "…")
-    tabs = dialog.tabs
-    tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == "Models"))
+    dialog = await _open(window)
+    dialog.tabs.setCurrentWidget(dialog.models_page)
+    assert dialog.tabs.tabText(dialog.tabs.currentIndex()) == "Models"
     return dialog, dialog.models_page
 
 
