@@ -239,7 +239,7 @@ async def test_gated_repo_needs_the_token_from_the_keyring(client: httpx.AsyncCl
             [job] = await dm.enqueue("meta/Gated-GGUF", ["gated.gguf"])
             failed = await dm.wait(job.id)
             assert failed.state == JobState.FAILED and failed.reason == "gated"
-            assert "Settings → Keys" in (failed.message or "")
+            assert "Settings → API keys" in (failed.message or "")
             store.set_key("huggingface", hub.token)
             await dm.resume(job.id)
             done = await dm.wait(job.id)

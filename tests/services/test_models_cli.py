@@ -68,7 +68,7 @@ def test_failures_exit_non_zero(home: Home, hub: HubServer, tmp_path: Path) -> N
     assert not (folder / "bartowski" / "Tiny-GGUF" / "Bad-Q8_0.gguf.part").exists()
     gated = home.run("models", "download", "hf:meta/Gated-GGUF/gated.gguf", "--folder", str(folder),
                      env=env(hub))
-    assert gated.returncode == 3 and "Settings → Keys" in gated.stderr
+    assert gated.returncode == 3 and "Settings → API keys" in gated.stderr
     opened = home.run("models", "download", "hf:meta/Gated-GGUF/gated.gguf", "--folder", str(folder),
                       env={**env(hub), "HF_TOKEN": hub.token})
     assert opened.returncode == 0, opened.stderr

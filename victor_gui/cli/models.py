@@ -33,7 +33,7 @@ EXIT_HELP = """exit codes:
   0  downloaded and verified (or already on this machine)
   1  the download failed (checksum, connection)
   2  usage: not an hf:AUTHOR/REPO/FILE reference
-  3  a gated repo: add the Hugging Face token (Settings → Keys, or HF_TOKEN)
+  3  a gated repo: add the Hugging Face token (Settings → API keys, or HF_TOKEN)
   4  the Hub does not answer
   5  no such repo or file
   6  not enough disk space"""

@@ -20,7 +20,7 @@
 
 Gated repos: the Hugging Face token (the keyring's ``huggingface`` key, else ``HF_API_KEY`` /
 ``HF_TOKEN``, read never written) is sent to the Hub; without one the job's sentence says to add
-it in Settings → Keys.
+it in Settings → API keys.
 
 Events: ``subscribe(listener) -> unsubscribe``; ``listener(event)`` gets a
 :class:`DownloadEvent` (``added``, ``changed``, ``progress`` or ``removed``, with the job's new
@@ -752,8 +752,8 @@ class DownloadManager:
 def _gated_text(repo_id: str, token: str | None) -> str:
     if token:
         return (f"{repo_id} is gated and the Hugging Face token was refused: accept the model's terms "
-                "on its Hub page, or check the token in Settings → Keys")
-    return (f"{repo_id} is gated: add your Hugging Face token in Settings → Keys (or set HF_TOKEN) "
+                "on its Hub page, or check the token in Settings → API keys")
+    return (f"{repo_id} is gated: add your Hugging Face token in Settings → API keys (or set HF_TOKEN) "
             "and accept the model's terms on its Hub page")
 
 
