@@ -303,3 +303,18 @@ async def test_the_limit_follows_the_settings(client: httpx.AsyncClient, hub: Hu
         JobState.DOWNLOADING, JobState.VERIFYING, JobState.DONE)
     hub.throttle_bps = 0
     await dm.close()
+
+
+async def test_two_quick_enqueues_queue_one_job(client: httpx.AsyncClient, hub: HubServer, tmp_path: Path,
+                                                home: Path) -> None:
+    dm = manager(client, hub, tmp_path, home)
+    other = tmp_path / "elsewhere"
+    a, b = await asyncio.gather(dm.enqueue(REPO, ["Tiny-Q8_0.gguf"], folder=other),
+                                dm.enqueue(REPO, ["Tiny-Q8_0.gguf"], folder=other))
+    assert a[0].id == b[0].id and len(dm.jobs) == 1
+    assert (await dm.wait(a[0].id)).state == JobState.DONE
+    # The file now in a folder named for one download is found there too: not fetched again.
+    [again] = await dm.enqueue(REPO, ["Tiny-Q8_0.gguf"], folder=other)
+    assert again.state == JobState.PRESENT and again.dest == a[0].dest
+    assert hub.bytes_sent["Tiny-Q8_0.gguf"] == len(SMALL)
+    await dm.close()

@@ -335,6 +335,7 @@ class DownloadManager:
         self._tasks = TaskSet("download")
         self._listeners: Listeners[[DownloadEvent]] = Listeners(log, "download listener failed")
         self._save_lock = asyncio.Lock()
+        self._enqueue_lock = asyncio.Lock()
         self._last_save = 0.0
         self._dirty = False  # something to save (a start and close with no change write nothing)
         self._writing: asyncio.Future[None] | None = None
@@ -409,6 +410,11 @@ class DownloadManager:
         small (nothing is queued then)."""
         for file in files:
             check_repo_path(repo_id, file)
+        async with self._enqueue_lock:  # two quick clicks on one quant queue it once
+            return await self._enqueue(repo_id, files, revision, folder)
+
+    async def _enqueue(self, repo_id: str, files: list[str], revision: str,
+                       folder: str | Path | None) -> list[DownloadJob]:
         siblings = await self._siblings(repo_id, revision)
         wanted: list[str] = []
         for file in files:
@@ -416,7 +422,7 @@ class DownloadManager:
                 raise DownloadError(f"{file} is not in {repo_id} (revision {revision})", reason="not_found")
             wanted += [p for p in split_parts(file, siblings) if p not in wanted]
         root = await asyncio.to_thread(_root, folder, self.folders)
-        local = await self._local_models()
+        local = await self._local_models(root)
         group = uuid.uuid4().hex[:12] if len(wanted) > 1 else ""
         out: list[DownloadJob] = []
         new: list[DownloadJob] = []
@@ -516,8 +522,8 @@ class DownloadManager:
                 return job
         return None
 
-    async def _local_models(self) -> list[LocalModel]:
-        local = await self.folders.scan()
+    async def _local_models(self, root: Path) -> list[LocalModel]:
+        local = await self.folders.scan(also=root)
         # Our own verified downloads: their sha256 is known without reading them again.
         known = {Path(j.dest): j.sha256 for j in self._jobs.values() if j.state == JobState.DONE and j.sha256}
         return [replace(m, sha256=m.sha256 or known.get(m.path)) for m in local]

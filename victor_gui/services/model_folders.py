@@ -221,13 +221,14 @@ class ModelFolders:
             return Path(config.folders[0]).expanduser()
         return default_download_folder(self.env, self.home)
 
-    async def scan(self) -> list[LocalModel]:
-        """Every GGUF in :meth:`libraries` and the download folder, read in a worker thread."""
+    async def scan(self, *, also: Path | None = None) -> list[LocalModel]:
+        """Every GGUF in :meth:`libraries`, the download folder and ``also`` (a folder named
+        for one download), read in a worker thread."""
         def work() -> list[LocalModel]:
             libs = self.libraries()
-            root = self.download_root()
-            if all(lib.path != root for lib in libs):
-                libs.insert(0, Library(FOLDER, root))
+            for root in (self.download_root(), also):
+                if root is not None and all(lib.path != root for lib in libs):
+                    libs.insert(0, Library(FOLDER, root))
             return scan_libraries(libs)
 
         return await asyncio.to_thread(work)
