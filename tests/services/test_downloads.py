@@ -318,3 +318,17 @@ async def test_two_quick_enqueues_queue_one_job(client: httpx.AsyncClient, hub: 
     assert again.state == JobState.PRESENT and again.dest == a[0].dest
     assert hub.bytes_sent["Tiny-Q8_0.gguf"] == len(SMALL)
     await dm.close()
+
+
+async def test_a_part_left_by_an_earlier_run_is_hashed_and_continued(
+        client: httpx.AsyncClient, hub: HubServer, tmp_path: Path, home: Path) -> None:
+    # What a CLI download stopped with Ctrl+C leaves: a .part and no state file.
+    part = tmp_path / "models" / REPO / "Tiny-Q4_K_M.gguf.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD[:123_456])
+    dm = manager(client, hub, tmp_path, home, state_path=None)
+    [job] = await dm.enqueue(REPO, ["Tiny-Q4_K_M.gguf"])
+    done = await dm.wait(job.id)
+    assert done.state == JobState.DONE and done.verified and content(done.dest) == PAYLOAD
+    assert hub.bytes_sent["Tiny-Q4_K_M.gguf"] == len(PAYLOAD) - 123_456
+    await dm.close()
