@@ -310,8 +310,9 @@ class DownloadManager:
             return
         await self._stop(job_id)
         job = self._jobs[job_id]
-        done = await asyncio.to_thread(_part_size, job.part_path)
-        self._set(replace(job, state=JobState.PAUSED, speed_bps=0.0, done_bytes=done))
+        if job.state in ACTIVE:  # not finished meanwhile (a verified file renamed as it stopped)
+            done = await asyncio.to_thread(_part_size, job.part_path)
+            self._set(replace(job, state=JobState.PAUSED, speed_bps=0.0, done_bytes=done))
         await self._save(force=True)
         self._pump()
 
@@ -380,8 +381,12 @@ class DownloadManager:
         return [replace(m, sha256=m.sha256 or known.get(m.path)) for m in local]
 
     async def _check_space(self, root: Path, jobs: list[DownloadJob]) -> None:
+        # The new files, and what the unfinished downloads into the same folder still need.
+        pending = [j for j in self._jobs.values() if j.state in (*ACTIVE, JobState.PAUSED)
+                   and Path(j.dest).is_relative_to(root)]
+
         def need_and_free() -> tuple[int, int, Path]:
-            need = sum(max(0, (j.size or 0) - _part_size(j.part_path)) for j in jobs)
+            need = sum(max(0, (j.size or 0) - _part_size(j.part_path)) for j in [*jobs, *pending])
             where = _nearest_existing(root)
             return need, shutil.disk_usage(where).free, where
 
@@ -583,9 +588,21 @@ class DownloadManager:
                 f"{job.name} did not match the Hub's checksum (sha256 {digest[:12]}…, expected "
                 f"{job.sha256[:12]}…): the file was deleted. Try again; if it fails again the "
                 "repository's file may be broken.", reason="checksum")
-        await asyncio.to_thread(os.replace, job.part_path, job.dest)
-        self._set(replace(self._jobs[job_id], state=JobState.DONE, verified=bool(job.sha256),
-                          done_bytes=job.size or self._jobs[job_id].done_bytes))
+        renaming = asyncio.ensure_future(asyncio.to_thread(os.replace, job.part_path, job.dest))
+        try:
+            await asyncio.shield(renaming)
+        except asyncio.CancelledError:
+            # Paused or closed while the verified file was being renamed: it is done all the
+            # same (a job left "paused" with no part would download the whole file again).
+            await renaming
+            self._done(job_id)
+            raise
+        self._done(job_id)
+
+    def _done(self, job_id: str) -> None:
+        job = self._jobs[job_id]
+        self._set(replace(job, state=JobState.DONE, verified=bool(job.sha256), speed_bps=0.0,
+                          done_bytes=job.size or job.done_bytes))
 
     async def _save(self, *, force: bool = False) -> None:
         if self.state_path is None or not self._dirty:
