@@ -42,9 +42,10 @@ class ModelsPage(QWidget):
         self._update = update
         self._spawn = spawn
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Folders where GGUF models are kept. Downloads go into "
-                                "author/repo/file inside the chosen one (LM Studio's layout, so LM "
-                                "Studio lists them too)."))
+        intro = QLabel("Folders where GGUF models are kept. Downloads go into author/repo/file "
+                       "inside the chosen one (LM Studio's layout, so LM Studio lists them too).")
+        intro.setWordWrap(True)  # unwrapped, it widened the Settings dialog past its size
+        layout.addWidget(intro)
         self.folder_list = QListWidget()
         self.folder_list.setAccessibleName("Model folders")
         layout.addWidget(self.folder_list, 1)
@@ -67,8 +68,8 @@ class ModelsPage(QWidget):
         self.concurrency_spin.setRange(1, 8)
         self.concurrency_spin.setAccessibleName("Downloads at once")
         form.addRow("Downloads at once", self.concurrency_spin)
-        self.reuse_check = QCheckBox("Use models that LM Studio, llama.cpp and Hugging Face already "
-                                     "downloaded (never download them again)")
+        self.reuse_check = QCheckBox("Reuse what LM Studio, llama.cpp and Hugging Face downloaded")
+        self.reuse_check.setToolTip("Their models are listed, and never downloaded a second time")
         self.reuse_check.setAccessibleName("Reuse other apps' models")
         form.addRow("", self.reuse_check)
         self.libraries_label = QLabel("Looking for other apps' models…")
