@@ -275,7 +275,8 @@ async def test_restart_brings_the_job_back_paused_and_it_resumes(client: httpx.A
 async def test_hostile_paths_are_refused(client: httpx.AsyncClient, hub: HubServer, tmp_path: Path,
                                          home: Path) -> None:
     dm = manager(client, hub, tmp_path, home)
-    for repo, file in ((REPO, "../../escape.gguf"), ("../x", "a.gguf"), (REPO, "/etc/passwd")):
+    for repo, file in ((REPO, "../../escape.gguf"), ("../x", "a.gguf"), (REPO, "/etc/passwd"),
+                       (REPO, "C:evil.gguf"), (REPO, "a\\..\\..\\b.gguf")):
         with pytest.raises(DownloadError) as caught:
             await dm.enqueue(repo, [file])
         assert caught.value.reason == "bad_ref"

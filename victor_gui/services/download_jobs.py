@@ -122,7 +122,8 @@ def check_repo_path(repo_id: str, file: str) -> None:
         raise DownloadError(f"{repo_id!r} is not a Hugging Face repository id (author/name)",
                             reason="bad_ref")
     parts = file.split("/")
-    if not file or file.startswith("/") or "\\" in file or any(p in ("", ".", "..") for p in parts):
+    # ":" too: on Windows "C:x" joined to a folder names another drive.
+    if not file or any(c in file for c in ("\\", ":", "\0")) or any(p in ("", ".", "..") for p in parts):
         raise DownloadError(f"{file!r} is not a file path inside a repository", reason="bad_ref")
 
 
