@@ -333,3 +333,15 @@ async def test_a_part_left_by_an_earlier_run_is_hashed_and_continued(
     assert done.state == JobState.DONE and done.verified and content(done.dest) == PAYLOAD
     assert hub.bytes_sent["Tiny-Q4_K_M.gguf"] == len(PAYLOAD) - 123_456
     await dm.close()
+
+
+async def test_a_folder_that_cannot_be_written_fails_with_a_sentence(
+        client: httpx.AsyncClient, hub: HubServer, tmp_path: Path, home: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"a file where the models folder should be")
+    dm = manager(client, hub, tmp_path, home)
+    [job] = await dm.enqueue(REPO, ["Tiny-Q8_0.gguf"], folder=blocker)
+    failed = await dm.wait(job.id)
+    assert failed.state == JobState.FAILED and failed.reason == "disk"
+    assert f"could not be written to {blocker / REPO}" in (failed.message or "")
+    await dm.close()

@@ -462,7 +462,13 @@ class DownloadManager:
 
     async def _run(self, job_id: str) -> None:
         try:
-            await self._download(job_id)
+            try:
+                await self._download(job_id)
+            except OSError as exc:  # the disk filled up, the folder went away or is read-only
+                failed = self._jobs[job_id]
+                raise DownloadError(f"{failed.name} could not be written to {Path(failed.dest).parent}: "
+                                    f"{exc.strerror or exc}. Resume goes on where it stopped.",
+                                    reason="disk") from None
         except DownloadError as exc:
             job = self._jobs.get(job_id)
             if job is not None:
@@ -515,11 +521,21 @@ class DownloadManager:
         meter = _Meter()
         last_emit = last_flush = time.monotonic()
 
-        async def flush() -> None:
+        writing: asyncio.Future[None] | None = None
+
+        async def flush(*, wait: bool = True) -> None:
+            # The write (and hash) of one block runs in a thread while the next block arrives:
+            # one in flight at a time, so the part's bytes stay in order and the hash with them.
+            nonlocal writing
             if buffer and handle is not None:
-                await asyncio.to_thread(_write, handle, part.hasher, bytes(buffer))
-                part.done += len(buffer)
+                data = bytes(buffer)
                 buffer.clear()
+                if writing is not None:
+                    await asyncio.shield(writing)
+                writing = asyncio.ensure_future(asyncio.to_thread(_write, handle, part.hasher, data))
+                part.done += len(data)
+            if wait and writing is not None:
+                await asyncio.shield(writing)
 
         try:
             async with self.client.stream("GET", url, headers=headers, extensions=extensions,
@@ -545,7 +561,7 @@ class DownloadManager:
                     now = time.monotonic()
                     if len(buffer) >= FLUSH_BYTES or now - last_flush >= FLUSH_EVERY_S:
                         last_flush = now
-                        await flush()
+                        await flush(wait=False)
                     if now - last_emit >= PROGRESS_EVERY_S:
                         last_emit = now
                         total = part.done + len(buffer)
@@ -563,8 +579,13 @@ class DownloadManager:
             await flush()
             raise
         finally:
-            if handle is not None:
-                await asyncio.to_thread(handle.close)
+            try:
+                if writing is not None and not writing.done():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(writing)  # let the last write land before closing
+            finally:
+                if handle is not None:  # (a buffered file's lock makes close wait for a write)
+                    await asyncio.to_thread(handle.close)
 
     def _raise_for(self, resp: httpx.Response, job: DownloadJob, token: str | None) -> None:
         status = resp.status_code
