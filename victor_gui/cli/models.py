@@ -12,7 +12,8 @@ Headless, no Qt.
 
 Exit codes: 0 done (or already here); 1 the download failed (its checksum, the connection);
 2 usage (not an ``hf:`` reference, a path leaving the folder); 3 a gated repo without a token
-that opens it; 4 the Hub does not answer; 5 no such repo or file; 6 not enough disk space.
+that opens it; 4 the Hub does not answer; 5 no such repo or file; 6 not enough disk space, or
+the folder cannot be written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 EXIT_FAILED, EXIT_USAGE, EXIT_GATED, EXIT_NETWORK, EXIT_NOT_FOUND, EXIT_DISK = 1, 2, 3, 4, 5, 6
 EXIT_BY_REASON = {"bad_ref": EXIT_USAGE, "gated": EXIT_GATED, "network": EXIT_NETWORK,
-                  "not_found": EXIT_NOT_FOUND, "disk_space": EXIT_DISK}
+                  "not_found": EXIT_NOT_FOUND, "disk_space": EXIT_DISK, "disk": EXIT_DISK}
 
 EXIT_HELP = """exit codes:
   0  downloaded and verified (or already on this machine)
@@ -36,7 +37,7 @@ EXIT_HELP = """exit codes:
   3  a gated repo: add the Hugging Face token (Settings → API keys, or HF_TOKEN)
   4  the Hub does not answer
   5  no such repo or file
-  6  not enough disk space"""
+  6  not enough disk space, or the folder cannot be written"""
 
 
 def add_models_command(subparsers: Any) -> None:
