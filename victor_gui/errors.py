@@ -63,6 +63,17 @@ class AttachmentError(VictorGuiError):
         super().__init__(message)
 
 
+class DownloadError(VictorGuiError):
+    """A model download cannot start or did not finish. ``reason`` is a short machine word
+    (``disk_space``, ``disk``, ``checksum``, ``gated``, ``not_found``, ``network``, ``http``,
+    ``bad_ref``) so callers branch on it, never on text; the message is one sentence that names
+    the file (and the folder and the bytes missing, for disk space) and says what to do."""
+
+    def __init__(self, message: str, *, reason: str = "network") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class ModelTakesNoImagesError(VictorGuiError):
     """The chosen model does not take images, so a message with images is not sent.
 

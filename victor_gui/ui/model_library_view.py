@@ -10,6 +10,7 @@ the slider rests for ~50 ms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -55,7 +56,8 @@ class ModelLibraryView(QWidget):
     """Models of the chosen endpoint and everything one can do with them."""
 
     def __init__(self, service: ModelLibraryService, endpoints: EndpointsService | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *,
+                 open_downloads: Callable[[], object] | None = None) -> None:
         super().__init__(parent)
         self.service = service
         self.endpoints = endpoints
@@ -84,6 +86,13 @@ class ModelLibraryView(QWidget):
         self.hub_button.clicked.connect(self.open_hub)
         self.on_hub_download: Any = None  # on_download(repo_id, files) for the browser's buttons
         top.addWidget(self.hub_button)
+        self.downloads_button = QPushButton("Downloads…")  # issue 17: Hub downloads and their progress
+        self.downloads_button.setAccessibleName("Open downloads")
+        set_icon(self.downloads_button, "download")
+        self.downloads_button.setVisible(open_downloads is not None)
+        if open_downloads is not None:
+            self.downloads_button.clicked.connect(lambda: open_downloads())
+        top.addWidget(self.downloads_button)
         layout.addLayout(top)
 
         splitter = QSplitter(Qt.Orientation.Vertical)

@@ -106,6 +106,10 @@ class SettingsDialog(QDialog):
 
         self.documents = DocumentsPage(lambda: self.settings, self._update, self._tasks.spawn)
         self.tabs.addTab(self.documents, "Documents")
+        from victor_gui.ui.settings_models import ModelsPage  # issue 17: model folders, downloads
+
+        self.models_page = ModelsPage(lambda: self.settings, self._update, self._tasks.spawn)
+        self.tabs.addTab(self.models_page, "Models")
         self.message = _label(name="Settings message")
         layout.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -210,6 +214,7 @@ class SettingsDialog(QDialog):
         self._show_profiles()
         await self.keys.load()
         await self.tools.show_rules()
+        await self.models_page.find_libraries()
 
     def _show_settings(self) -> None:
         s = self.settings
@@ -220,6 +225,7 @@ class SettingsDialog(QDialog):
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
         self._show_endpoints()
         self.documents.show_settings()
+        self.models_page.show_settings()
 
     def _show_endpoints(self) -> None:
         from victor_gui.providers.catalog import display_name
@@ -240,6 +246,8 @@ class SettingsDialog(QDialog):
             self._show_settings()
         if change.touches("attachments", "endpoints"):
             self.documents.show_settings()
+        if change.touches("model_folders"):
+            self.models_page.show_settings()
 
     def _show_profiles(self) -> None:
         from victor_gui.config.profiles import app_profiles_path, victor_profiles_path
