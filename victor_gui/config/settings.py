@@ -148,6 +148,9 @@ class Settings(BaseModel):
     tool_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # Attachments: the embedding model for retrieval and the chunking (new key, no migration).
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    # The llama-server binary the app runs models with (None: looked for on PATH, in the build
+    # cache, LM Studio's and Jan's folders). New key, no migration.
+    llama_server_path: str | None = None
 
     @field_validator("data_dir")
     @classmethod
