@@ -45,7 +45,8 @@ def add_serve_command(subparsers: Any) -> None:
                         "trained context; 8192 without a GPU)")
     p.add_argument("--port", type=_positive_int, default=None, metavar="P", help="port (default: a free one)")
     p.add_argument("--llama-server", default=None, metavar="BIN",
-                   help="the llama-server binary (default: Settings, then PATH, the build cache, LM Studio, Jan)")
+                   help="the llama-server binary (default: Settings, then PATH, the build cache, "
+                        "LM Studio, Jan)")
     p.set_defaults(handler=run_serve)
 
 

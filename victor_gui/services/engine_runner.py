@@ -57,6 +57,7 @@ DEFAULT_CTX = 8192
 LOG_LIMIT = 2 << 20  # bytes of log kept on disk per engine
 TAIL_LINES = 40  # lines kept in memory for the crash report
 PORT_PLACEHOLDER = 0
+_PROBE = httpx.Timeout(2.0, connect=0.5)
 STOPPED, STARTING, RUNNING, EXITED = "stopped", "starting", "running", "exited"
 
 
@@ -352,7 +353,7 @@ class EngineRunner:
                 raise EngineError(f"llama-server was not ready after {self.ready_timeout_s:.0f} s. "
                                   f"Last lines of its log:\n{tail}", log_tail=tail)
             with contextlib.suppress(httpx.HTTPError):
-                reply = await self._client.get(engine.url + "/health", timeout=httpx.Timeout(2.0, connect=0.5))
+                reply = await self._client.get(engine.url + "/health", timeout=_PROBE)
                 if reply.status_code == 200:
                     return
             with contextlib.suppress(TimeoutError):
