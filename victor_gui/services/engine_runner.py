@@ -195,9 +195,14 @@ class EngineRunner:
     def running(self) -> list[Engine]:
         return [e for e in self.engines if e.running]
 
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the runner keeps (and cancels on close); for views' buttons."""
+        return self._tasks.spawn(coro)
+
     # -- planning -------------------------------------------------------------------------------
 
-    def _report(self) -> GpuReport:
+    def gpu_report(self) -> GpuReport:
+        """The GPUs and RAM plans are made for (empty when unknown: CPU only)."""
         report = self._gpu_report() if self._gpu_report is not None else None
         if report is None and self._registry is not None:
             report = getattr(self._registry, "gpu_report", None)
@@ -224,7 +229,7 @@ class EngineRunner:
     def planned_context(self, arch: ModelArchitecture) -> int:
         """The context a start uses unless the user sets one: what fully offloads (capped at the
         trained context), else :data:`DEFAULT_CTX` (capped the same way)."""
-        report = self._report()
+        report = self.gpu_report()
         trained = arch.n_ctx_train or None
         if report.gpus:
             from victor_gui.sizing.fit import max_full_offload_ctx
@@ -237,7 +242,7 @@ class EngineRunner:
     def replan(self, plan: EnginePlan, n_ctx: int) -> EnginePlan:
         """``plan`` at another context (the window's context field): the fit and flags follow."""
         n_ctx = max(CTX_PAD, int(n_ctx))
-        report = self._report()
+        report = self.gpu_report()
         options = replace(self.options, n_ctx=n_ctx)
         return replace(plan, n_ctx=n_ctx, options=options,
                        fit=estimate_fit(plan.architecture, report.gpus, report.ram, options))

@@ -21,14 +21,28 @@ from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import httpx
 
+    from victor_gui.services.engine_runner import EngineRunner
     from victor_gui.services.model_library import ModelLibraryService
     from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.services.settings_service import SettingsService
 
 log = logging.getLogger(__name__)
+
+
+def make_engine_runner(client: httpx.AsyncClient, registry: ServerRegistry,
+                       log_dir: Path | None = None) -> EngineRunner:
+    """The app's engine runner: registered in ``registry``, the binary from its Settings, the
+    logs under the app's log folder (``log_dir`` in tests)."""
+    from victor_gui.core.app_dirs import log_dir as app_log_dir
+    from victor_gui.services.engine_runner import EngineRunner
+
+    settings = registry.settings_service
+    return EngineRunner(client, log_dir=log_dir or app_log_dir() / "engines", registry=registry,
+                        binary_setting=lambda: settings.settings.llama_server_path)
 
 
 class ServerWindows(QObject):
@@ -39,6 +53,7 @@ class ServerWindows(QObject):
         self.window = window
         self.endpoints: ServerRegistry | None = None  # the one registry: dashboard and chat
         self.models: ModelLibraryService | None = None
+        self.engines: EngineRunner | None = None  # llama-servers started from the app
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
         self._closed = False
@@ -57,7 +72,8 @@ class ServerWindows(QObject):
             window.addAction(action)
 
     async def start(self, client: httpx.AsyncClient, *, settings: SettingsService | None = None,
-                    on_registry: Callable[[ServerRegistry], object] | None = None, **options: Any) -> None:
+                    on_registry: Callable[[ServerRegistry], object] | None = None,
+                    engine_log_dir: Path | None = None, **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
         ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
@@ -80,6 +96,7 @@ class ServerWindows(QObject):
         options.setdefault("secrets", KeyringStore().get_key)
         self.endpoints = ServerRegistry(self._probe_client, settings=settings, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
+        self.engines = make_engine_runner(client, self.endpoints, engine_log_dir)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(True)
@@ -106,7 +123,7 @@ class ServerWindows(QObject):
                 view = Dashboard(self.endpoints, self.window,
                                  keyring_store=getattr(self.window, "keyring_store", None))
             else:
-                view = ModelLibraryView(self.models, self.endpoints, self.window)
+                view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines)
             view.setWindowFlag(Qt.WindowType.Window, True)
             view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             view.resize(980, 640)
@@ -124,6 +141,8 @@ class ServerWindows(QObject):
             view.close()
         if self.models is not None:
             await self.models.close()
+        if self.engines is not None:
+            await self.engines.close()  # every engine not marked "keep running" stops with the app
         if self.endpoints is not None:
             await self.endpoints.close()
         if self._probe_client is not None:
