@@ -178,7 +178,10 @@ class OllamaHandler(OllamaEmbedMixin, PullMixin, SimHandler):
 
     def _num_ctx(self, model: SimModel, body: dict[str, Any]) -> int:
         options = body.get("options") or {}
-        return int(options.get("num_ctx") or model.num_ctx or self.server.default_context)
+        asked = int(options.get("num_ctx") or model.num_ctx or self.server.default_context)
+        # Ollama caps num_ctx at the trained context ("requested context size too large for
+        # model", llm/server.go), and /api/ps reports the capped value.
+        return min(asked, model.context_length)
 
     def generate(self) -> None:
         body = self.body if isinstance(self.body, dict) else None
