@@ -74,9 +74,9 @@ from victor_gui.services.chat_tools import (
 )
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
-from victor_gui.services.ollama_context import ContextPlanner, default_planner, loaded_context
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
 from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
+from victor_gui.services.ollama_context import ContextPlanner, default_planner, loaded_context
 from victor_gui.services.reply_types import (
     Progress,
     ReplyEvent,
