@@ -24,7 +24,8 @@ LONG = "word " * 400  # ~550 estimated tokens a turn
 
 
 def _gpu(free_gib: float) -> GpuReport:
-    return GpuReport(gpus=[GpuDevice("nvidia", "sim card", int(free_gib * GiB), int(free_gib * GiB))], ram=RAM)
+    size = int(free_gib * GiB)
+    return GpuReport(gpus=[GpuDevice("nvidia", "sim card", size, size)], ram=RAM)
 
 
 def _sent_num_ctx(sim: ollama.OllamaServer) -> int | None:

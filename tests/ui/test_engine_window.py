@@ -56,12 +56,14 @@ async def test_run_a_gguf_from_the_window_and_chat_with_it(no_env, window, tmp_p
         assert panel.table.rowCount() == 1 and panel.table.item(0, 1).text() == engine.url
         # The chat picker offers it like any server; a reply streams from it.
         registry = views.endpoints
-        await wait_until(lambda: any(t.working and t.members[0].key == engine.url for t in registry.targets()), 20)
+        await wait_until(lambda: any(t.working and t.members[0].key == engine.url
+                                     for t in registry.targets()), 20)
         target = next(t for t in registry.targets() if t.members[0].key == engine.url)
         await wait_until(lambda: target.name in items(chat.provider_combo), 10)
         chat.select_provider(target.id)
         await wait_until(lambda: chat.current_choice() is not None
-                         and chat.current_choice().display_name == target.name and chat.model_combo.count() > 0, 20)
+                         and chat.current_choice().display_name == target.name
+                         and chat.model_combo.count() > 0, 20)
         chat.input.setPlainText("Say hello")
         chat.send()
         await wait_until(lambda: not chat.running, 60)

@@ -57,7 +57,8 @@ class NumCtxPlan:
         return estimate_fit(self.architecture, report.gpus, report.ram, opts)
 
 
-def choose_num_ctx(arch: ModelArchitecture, report: GpuReport, options: FitOptions | None = None) -> NumCtxPlan:
+def choose_num_ctx(arch: ModelArchitecture, report: GpuReport,
+                   options: FitOptions | None = None) -> NumCtxPlan:
     """The ``num_ctx`` to send for ``arch`` on this machine (see the module doc)."""
     opts = options or FitOptions()
     trained = arch.n_ctx_train or None
