@@ -52,6 +52,10 @@ async def test_start_register_chat_and_stop(tmp_path: Path, llama_binary: Path, 
             assert engine.state == RUNNING and engine.ready_s is not None
             assert _flag(engine.args, "-c") == "2048" and _flag(engine.args, "-ngl") == "0"
             assert _flag(engine.args, "--host") == "127.0.0.1" and "--jinja" in engine.args
+            assert _flag(engine.args, "-np") == "1"  # one sequence, as the estimate assumed
+            # Measured beside the estimate: the loaded process's resident memory.
+            assert engine.measured is not None and engine.measured.total_bytes
+            assert engine.measured.total_bytes > engine.plan.fit.total.kv
             props = (await client.get(engine.url + "/props")).json()
             assert props["default_generation_settings"]["n_ctx"] == 2048  # the server runs as planned
             # The registry lists it like any endpoint: the dashboard and the chat picker show it.

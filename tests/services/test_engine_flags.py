@@ -34,7 +34,7 @@ def test_full_offload_flags_follow_the_plan() -> None:
     args = llama_server_args(fit, opts, LaunchFlags("/m/model.gguf", 40001))
     assert _flag(args, "-m") == "/m/model.gguf"
     assert _flag(args, "--host") == "127.0.0.1" and _flag(args, "--port") == "40001"
-    assert _flag(args, "-c") == "16384"
+    assert _flag(args, "-c") == "16384" and _flag(args, "-np") == "1"
     assert _flag(args, "-ngl") == str(fit.n_gpu_layers) == "33"  # 32 blocks + the output layer
     assert _flag(args, "-fa") == "on"
     assert _flag(args, "--cache-type-k") == "q8_0" and _flag(args, "--cache-type-v") == "q8_0"

@@ -54,6 +54,8 @@ async def test_run_a_gguf_from_the_window_and_chat_with_it(no_env, window, tmp_p
         # The engines list shows it.
         panel = manager.engines_panel
         assert panel.table.rowCount() == 1 and panel.table.item(0, 1).text() == engine.url
+        estimate, measured = panel.table.item(0, 3).text().split(" / ")
+        assert estimate and measured != "—"  # estimate and measured memory side by side
         # The chat picker offers it like any server; a reply streams from it.
         registry = views.endpoints
         await wait_until(lambda: any(t.working and t.members[0].key == engine.url

@@ -6,7 +6,8 @@ window shows ("the flags it will use") is exactly what :mod:`.engine_runner` sta
 
 * ``-m PATH``, ``--host 127.0.0.1``, ``--port P`` (never another interface: the app's own engine
   is for this machine only);
-* ``-c`` the planned context, ``-ngl`` the plan's ``n_gpu_layers`` (0 without a GPU);
+* ``-c`` the planned context, ``-np`` the plan's sequences (llama-server would otherwise split
+  the context over 4 slots), ``-ngl`` the plan's ``n_gpu_layers`` (0 without a GPU);
 * ``-fa on|off`` and ``--cache-type-k/v`` as the estimate assumed them (a quantized V cache
   needs flash attention, so the two always agree with the estimate);
 * ``--tensor-split`` with the plan's layers per GPU when more than one GPU holds layers
@@ -75,7 +76,8 @@ def llama_server_args(fit: FitResult, options: FitOptions, launch: LaunchFlags) 
     """The arguments after the binary for ``launch.model`` run as ``fit`` planned it."""
     n_ctx = launch.n_ctx or fit.n_ctx
     args = ["-m", launch.model, "--host", HOST, "--port", str(launch.port),
-            "-c", str(n_ctx), "-ngl", str(fit.n_gpu_layers if fit.devices else 0),
+            "-c", str(n_ctx), "-np", str(options.n_seq),
+            "-ngl", str(fit.n_gpu_layers if fit.devices else 0),
             "-fa", "on" if options.flash_attention else "off",
             "--cache-type-k", options.cache_type_k, "--cache-type-v", options.cache_type_v]
     split = tensor_split(fit)

@@ -46,7 +46,7 @@ from victor_gui.servers.status import ServerKind
 from victor_gui.services.engine_binary import BinarySearch, find_llama_server
 from victor_gui.services.engine_flags import HOST, LaunchFlags, command_text, find_mmproj, llama_server_args
 from victor_gui.sizing.architecture import ModelArchitecture, from_gguf
-from victor_gui.sizing.fit import CTX_PAD, FitOptions, FitResult, estimate_fit
+from victor_gui.sizing.fit import CTX_PAD, FitOptions, FitResult, Measured, estimate_fit
 from victor_gui.sizing.gguf_reader import read_gguf_header
 from victor_gui.sizing.hardware import GpuReport
 
@@ -108,6 +108,7 @@ class Engine:
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES), repr=False)
     stopping: bool = False
+    measured: Measured | None = None  # the process's memory once loaded, beside plan.fit
 
     @property
     def url(self) -> str:
@@ -141,6 +142,16 @@ def free_port(host: str = HOST) -> int:
 def _server_env(env: Mapping[str, str]) -> dict[str, str]:
     # LLAMA_ARG_* variables would silently override the flags the plan chose.
     return {k: v for k, v in env.items() if not k.startswith("LLAMA_ARG_")}
+
+
+def _resident(pid: int) -> Measured | None:
+    import psutil
+
+    try:
+        rss = int(psutil.Process(pid).memory_info().rss)
+    except (psutil.Error, OSError):
+        return None
+    return Measured(vram_bytes=None, total_bytes=rss, source="process memory (RSS)")
 
 
 def _append_bounded(path: Path, data: bytes, limit: int) -> None:
@@ -270,6 +281,7 @@ class EngineRunner:
                     raise
                 continue
             engine.state, engine.ready_s = RUNNING, time.monotonic() - engine.started_at
+            await self.measure(engine)
             self._register(engine)
             self._tasks.spawn(self._watch(engine))
             self._emit("engines", engine)
@@ -411,6 +423,15 @@ class EngineRunner:
                     process.kill()
                 await process.wait()
         return process.returncode
+
+    async def measure(self, engine: Engine) -> Measured | None:
+        """The engine's resident memory now (psutil, in a thread): shown beside the estimate.
+        GPU memory per process is not read (no portable source); ``vram_bytes`` stays None."""
+        process = engine.process
+        if process is None or process.returncode is not None:
+            return engine.measured
+        engine.measured = await asyncio.to_thread(_resident, process.pid)
+        return engine.measured
 
     async def read_log(self, engine: Engine) -> str:
         """The engine's whole log file (bounded by ``log_limit``), read in a thread."""

@@ -36,8 +36,19 @@ from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner
 from victor_gui.sizing.fit import CTX_PAD
 from victor_gui.ui.fit_panel import badge_text
 from victor_gui.ui.icons import set_icon
+from victor_gui.ui.widgets.stacked_bar import human_bytes
 
-ENGINE_COLUMNS = ("Model", "Address", "State")
+ENGINE_COLUMNS = ("Model", "Address", "State", "Memory: estimated / measured")
+
+
+def memory_text(engine: Engine) -> str:
+    """``1.2 GiB / 1.1 GiB``: the plan's estimate beside what the process uses once loaded
+    (RAM; GPU memory per process has no portable source)."""
+    fit = engine.plan.fit
+    estimate = fit.total.total
+    measured = engine.measured.total_bytes if engine.measured is not None else None
+    used = human_bytes(measured) if measured is not None else "—"
+    return f"{human_bytes(estimate)} / {used}"
 
 
 class RunEngineDialog(QDialog):
@@ -236,7 +247,7 @@ class EnginesPanel(QGroupBox):
         self.table.setRowCount(len(engines))
         for row, engine in enumerate(engines):
             state = engine.state if engine.exit_code is None else f"{engine.state} (code {engine.exit_code})"
-            for col, text in enumerate((engine.name, engine.url, state)):
+            for col, text in enumerate((engine.name, engine.url, state, memory_text(engine))):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         if selected in engines:
             self.table.selectRow(engines.index(selected))
