@@ -137,6 +137,11 @@ class ModelLibraryView(QWidget):
                              (self.delete_button, "Delete model")):
             button.setAccessibleName(name)
             actions.addWidget(button)
+        # LM Studio does not describe layers over HTTP: its file gives the plan's context.
+        self.attach_button = QPushButton("Its GGUF file…")
+        self.attach_button.setAccessibleName("Choose the model's GGUF file")
+        self.attach_button.clicked.connect(self._choose_model_file)
+        actions.addWidget(self.attach_button)
         actions.addStretch(1)
         self.busy_label = QLabel()
         actions.addWidget(self.busy_label)
@@ -232,6 +237,7 @@ class ModelLibraryView(QWidget):
         for button in (self.load_button, self.unload_button, self.delete_button):
             button.setEnabled(entry is not None and s.busy is None)
         self.delete_button.setEnabled(entry is not None and s.busy is None and s.kind is ServerKind.OLLAMA)
+        self.attach_button.setVisible(entry is not None and s.arch_error is not None)
         self._sync_selection()
         fit = s.fit
         waiting = s.arch_error or ("Reading the model's architecture…" if entry else "")
@@ -363,6 +369,12 @@ class ModelLibraryView(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF file", "", "GGUF models (*.gguf)")
         if path:
             self.service.spawn(self.service.use_gguf(path))
+
+    def _choose_model_file(self) -> None:
+        name = self.service.selected
+        path, _ = QFileDialog.getOpenFileName(self, f"The GGUF file of {name}", "", "GGUF models (*.gguf)")
+        if path and name:
+            self.service.spawn(self.service.attach_file(name, path))
 
     def confirm_delete(self) -> QMessageBox | None:
         """Ask before deleting the selected model (non-blocking; Yes deletes)."""
