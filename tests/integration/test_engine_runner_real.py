@@ -160,3 +160,33 @@ async def test_close_stops_engines_unless_kept(tmp_path: Path, llama_binary: Pat
             assert kept.process is not None
             kept.process.kill()
             await kept.process.wait()
+
+
+async def test_a_chat_longer_than_the_engines_context_is_trimmed_with_a_note(
+        tmp_path: Path, llama_binary: Path, tiny_model) -> None:
+    """The engine runs at -c 1024 (the model was trained for 4096): the chat reads the running
+    context back from /props and trims to it with a note, instead of failing on a 400."""
+    from victor_gui.services.chat_session import ChatSession
+    from victor_gui.storage import open_store
+
+    async with httpx.AsyncClient() as client:
+        runner = EngineRunner(client, log_dir=tmp_path / "logs", binary_setting=lambda: str(llama_binary),
+                              env={"PATH": ""})
+        engine = await runner.start(await runner.plan(tiny_model(), 1024))
+        store, _ = await open_store(tmp_path / "data")
+        conv = await store.create_conversation("long")
+        provider = ProviderRegistry.create("llamacpp", base_url=engine.url + "/v1")
+        session = ChatSession(store, conv.id, provider, "tiny", max_tokens=8, temperature=0)
+        try:
+            for i in range(4):
+                # " the" is one token of the tiny vocabulary: the real count stays under the estimate.
+                result = await session.send(f"{i}" + " the" * 250)
+                assert result.status == "complete", result.error
+            stored = await store.get_messages(conv.id)
+            trims = [m for m in stored if m.is_note and (m.meta or {}).get("kind") == "trim"]
+            assert trims and trims[-1].meta["source"] == "loaded"  # type: ignore[index]
+            assert "1,024-token" in trims[-1].content and "it reports 1,024 tokens" in trims[-1].content
+        finally:
+            await session.close()
+            await store.close()
+            await runner.close()

@@ -74,6 +74,7 @@ from victor_gui.services.chat_tools import (
 )
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
+from victor_gui.services.document_context import props_context
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
 from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
 from victor_gui.services.ollama_context import ContextPlanner, default_planner, loaded_context
@@ -402,6 +403,9 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         if key in self._windows:
             return self._windows[key]
         window = await discover_context_window(provider, model)
+        running = await props_context(provider, model)  # llama-server: the context it was started with
+        if running and running < window.tokens:
+            window = ContextWindow(running, "loaded")
         if window.unreachable is None:  # an endpoint that was down is asked again next time
             self._windows[key] = window
         return window
