@@ -32,14 +32,25 @@ def _flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-async def test_start_register_chat_and_stop(tmp_path: Path, llama_binary: Path, tiny_model) -> None:
-    model = tiny_model()
+@pytest.fixture
+async def registered(tmp_path: Path, llama_binary: Path):  # type: ignore[no-untyped-def]
+    """``(registry, runner)``: a started server registry (no discovery) and a runner that
+    registers its engines there, with the real binary from "Settings"."""
     async with httpx.AsyncClient() as client:
         registry = ServerRegistry(client, settings_path=tmp_path / "settings.yaml", env={}, discover=False,
                                   gpu_detector=None, interval=0.5)
         await registry.start()
         runner = EngineRunner(client, log_dir=tmp_path / "logs", registry=registry,
                               binary_setting=lambda: str(llama_binary), env={"PATH": ""})
+        yield registry, runner
+        await runner.close()
+        await registry.close()
+
+
+async def test_start_register_chat_and_stop(registered, llama_binary: Path, tiny_model) -> None:
+    model = tiny_model()
+    registry, runner = registered
+    async with httpx.AsyncClient() as client:
         events: list[tuple[str, str]] = []
         runner.subscribe(lambda event, engine: events.append((event, engine.state)))
         plan = await runner.plan(model)
@@ -78,30 +89,21 @@ async def test_start_register_chat_and_stop(tmp_path: Path, llama_binary: Path, 
         with pytest.raises(httpx.ConnectError):
             await client.get(engine.url + "/health")
         assert ("engines", RUNNING) in events and events[-1] == ("engines", STOPPED)
-        await runner.close()
-        await registry.close()
 
 
-async def test_a_crash_is_reported_with_the_log_tail(tmp_path: Path, llama_binary: Path, tiny_model) -> None:
-    async with httpx.AsyncClient() as client:
-        registry = ServerRegistry(client, settings_path=tmp_path / "settings.yaml", env={}, discover=False,
-                                  gpu_detector=None, interval=0.5)
-        await registry.start()
-        runner = EngineRunner(client, log_dir=tmp_path / "logs", registry=registry,
-                              binary_setting=lambda: str(llama_binary), env={"PATH": ""})
-        exited: list[Engine] = []
-        runner.subscribe(lambda event, engine: exited.append(engine) if event == "exited" else None)
-        engine = await runner.start(await runner.plan(tiny_model(), 1024))
-        assert any(m.key == engine.url for m in registry.endpoints())
-        assert engine.process is not None
-        engine.process.kill()
-        await until(lambda: exited)
-        assert exited == [engine] and engine.state == EXITED
-        assert engine.error is not None and "stopped on its own" in engine.error
-        assert "Last lines of its log" in engine.error and engine.log_tail()
-        assert not any(m.key == engine.url for m in registry.endpoints())
-        await runner.close()
-        await registry.close()
+async def test_a_crash_is_reported_with_the_log_tail(registered, tiny_model) -> None:
+    registry, runner = registered
+    exited: list[Engine] = []
+    runner.subscribe(lambda event, engine: exited.append(engine) if event == "exited" else None)
+    engine = await runner.start(await runner.plan(tiny_model(), 1024))
+    assert any(m.key == engine.url for m in registry.endpoints())
+    assert engine.process is not None
+    engine.process.kill()
+    await until(lambda: exited)
+    assert exited == [engine] and engine.state == EXITED
+    assert engine.error is not None and "stopped on its own" in engine.error
+    assert "Last lines of its log" in engine.error and engine.log_tail()
+    assert not any(m.key == engine.url for m in registry.endpoints())
 
 
 async def test_a_model_that_fails_to_load_says_why(tmp_path: Path, llama_binary: Path, tiny_model) -> None:

@@ -49,16 +49,22 @@ async def test_parameters_panel_sets_what_the_next_request_carries(sim, window, 
     again.close()
 
 
+async def _chat_on_ollama(window, oll, monkeypatch):  # type: ignore[no-untyped-def]
+    """The window's chat after one reply from the llama.cpp simulator, switched to ``oll``."""
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
+    chat = window.chat
+    await chat.start()
+    await _send(chat, "hello")
+    chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
+    await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+    return chat
+
+
 async def test_ollama_chat_gets_its_options_and_window(sim, window, store, monkeypatch) -> None:
     from tests.servers import ollama
 
     with ollama.make_server() as oll:
-        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
-        chat = window.chat
-        await chat.start()
-        await _send(chat, "hello")
-        chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
-        await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+        chat = await _chat_on_ollama(window, oll, monkeypatch)
         dialog = window.open_chat_params()
         await wait_until(lambda: dialog.isVisible())
         await wait_until(lambda: "Ollama" in dialog.accepted_note.text())
@@ -84,12 +90,7 @@ async def test_ollama_conversation_longer_than_its_context_is_trimmed_visibly(si
     from tests.servers import ollama
 
     with ollama.make_server(model={"name": "short-ctx", "context_length": 2048}) as oll:
-        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
-        chat = window.chat
-        await chat.start()
-        await _send(chat, "hello")
-        chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
-        await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+        chat = await _chat_on_ollama(window, oll, monkeypatch)
         for i in range(5):
             await _send(chat, f"{i} " + "word " * 400)
         body = oll.chat_requests()[-1].body

@@ -19,16 +19,18 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from victor_gui.cli.fit import _positive_int as positive_int  # one check of a token count
+
 EXIT_FAILED = 1
 
 
-def _positive_int(text: str) -> int:
+def _port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError("a port is between 1 and 65535")
     return value
 
 
@@ -40,10 +42,10 @@ def add_serve_command(subparsers: Any) -> None:
                     "(-ngl, -c, -fa, cache types, tensor split, mmproj), print its URL, and stop it "
                     "on Ctrl+C.")
     p.add_argument("model", metavar="PATH", help="a .gguf file")
-    p.add_argument("--ctx", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--ctx", type=positive_int, default=None, metavar="N",
                    help="context length (default: the largest that fully offloads, capped by the "
                         "trained context; 8192 without a GPU)")
-    p.add_argument("--port", type=_positive_int, default=None, metavar="P", help="port (default: a free one)")
+    p.add_argument("--port", type=_port, default=None, metavar="P", help="port (default: a free one)")
     p.add_argument("--llama-server", default=None, metavar="BIN",
                    help="the llama-server binary (default: Settings, then PATH, the build cache, "
                         "LM Studio, Jan)")
