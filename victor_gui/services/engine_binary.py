@@ -47,6 +47,17 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def _settings_path(setting: str) -> Path:
+    chosen = Path(setting).expanduser()
+    return chosen / EXE if chosen.is_dir() else chosen
+
+
+def chosen_binary(setting: str) -> Path | None:
+    """The executable a Settings value names (the file, or a folder holding it), or None."""
+    path = _settings_path(setting)
+    return path if _executable(path) else None
+
+
 def _cache_roots(env: Mapping[str, str], home: Path) -> list[Path]:
     explicit = env.get("VICTOR_LLAMA_CACHE")
     if explicit:
@@ -87,8 +98,7 @@ def candidates(setting: str | None, env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     home = home or Path.home()
     if setting:
-        chosen = Path(setting).expanduser()
-        yield "Settings", chosen / EXE if chosen.is_dir() else chosen
+        yield "Settings", _settings_path(setting)
     found = shutil.which(EXE, path=env.get("PATH", ""))
     yield "PATH", Path(found) if found else None
     for root in _cache_roots(env, home):
@@ -109,4 +119,4 @@ def find_llama_server(setting: str | None = None, env: Mapping[str, str] | None 
     return BinarySearch(None, tuple(looked))
 
 
-__all__ = ["EXE", "BinarySearch", "candidates", "find_llama_server"]
+__all__ = ["EXE", "BinarySearch", "candidates", "chosen_binary", "find_llama_server"]

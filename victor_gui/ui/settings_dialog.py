@@ -189,6 +189,16 @@ class SettingsDialog(QDialog):
         proxy_row.addWidget(save_proxy)
         form.addRow("Proxy", proxy_row)
         form.addRow("", _label("The proxy is used from the next start."))
+        engine_row = QHBoxLayout()
+        self.llama_edit = QLineEdit()
+        self.llama_edit.setPlaceholderText("empty: found on PATH, in the build cache, LM Studio or Jan")
+        self.llama_edit.setAccessibleName("llama-server binary")
+        save_llama = QPushButton("Save")
+        save_llama.setAccessibleName("Save the llama-server path")
+        save_llama.clicked.connect(lambda: self.set_llama_server(self.llama_edit.text()))
+        engine_row.addWidget(self.llama_edit, 1)
+        engine_row.addWidget(save_llama)
+        form.addRow("llama-server", engine_row)  # what "Run with llama-server" starts
         return page
 
     # -- loading ---------------------------------------------------------------------------------
@@ -216,6 +226,8 @@ class SettingsDialog(QDialog):
         self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(s.theme)))
         if not self.proxy_edit.hasFocus():  # never overwrite what the user is typing
             self.proxy_edit.setText(s.proxy or "")
+        if not self.llama_edit.hasFocus():
+            self.llama_edit.setText(s.llama_server_path or "")
         store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
         self._show_endpoints()
@@ -236,7 +248,7 @@ class SettingsDialog(QDialog):
         """Whoever changed the settings (the dashboard, a data-folder move), show them now."""
         if change.touches("endpoints"):
             self._show_endpoints()
-        if change.touches("theme", "proxy", "data_dir"):
+        if change.touches("theme", "proxy", "data_dir", "llama_server_path"):
             self._show_settings()
         if change.touches("attachments", "endpoints"):
             self.documents.show_settings()
@@ -329,6 +341,19 @@ class SettingsDialog(QDialog):
             return
         if await self._update(proxy=url or None):
             self._say("Proxy saved; it is used from the next start." if url else "Proxy removed.")
+
+    def set_llama_server(self, path: str) -> asyncio.Task[None]:
+        """Save the llama-server binary the model manager runs (empty: searched for)."""
+        return self._tasks.spawn(self._set_llama_server(path.strip()))
+
+    async def _set_llama_server(self, path: str) -> None:
+        from victor_gui.services.engine_binary import chosen_binary
+
+        if path and await asyncio.to_thread(chosen_binary, path) is None:
+            self._say(f"No executable llama-server at {path}.")
+            return
+        if await self._update(llama_server_path=path or None):
+            self._say("llama-server path saved." if path else "llama-server is searched for again.")
 
     def ask_move(self) -> QFileDialog:
         dialog = QFileDialog(self, "Move the data folder to")
