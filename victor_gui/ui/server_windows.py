@@ -96,7 +96,8 @@ class ServerWindows(QObject):
         options.setdefault("secrets", KeyringStore().get_key)
         self.endpoints = ServerRegistry(self._probe_client, settings=settings, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
-        self.engines = make_engine_runner(client, self.endpoints, engine_log_dir)
+        # The probe client: no proxy (the shared one may have one) between the app and 127.0.0.1.
+        self.engines = make_engine_runner(self._probe_client, self.endpoints, engine_log_dir)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(True)
