@@ -38,7 +38,7 @@ from victor_gui.ui.fit_panel import badge_text
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 
-ENGINE_COLUMNS = ("Model", "Address", "State", "Memory: estimated / measured")
+ENGINE_COLUMNS = ("Model", "Address", "State", "Memory (estimated / used)")
 
 
 def memory_text(engine: Engine) -> str:
@@ -249,6 +249,8 @@ class EnginesPanel(QGroupBox):
             state = engine.state if engine.exit_code is None else f"{engine.state} (code {engine.exit_code})"
             for col, text in enumerate((engine.name, engine.url, state, memory_text(engine))):
                 self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         if selected in engines:
             self.table.selectRow(engines.index(selected))
         elif engines and self.table.currentRow() < 0:
