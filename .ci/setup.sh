@@ -43,10 +43,10 @@ py=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$mode" = test ]; then
-  .venv/bin/python -m pip install -q -e '.[dev,packaging,mcp,documents,heic]'
+  .venv/bin/python -m pip install -q -e '.[dev,packaging,mcp,documents,heic,hub]'
   if [ -f tests/support/llama_build.py ]; then
     .venv/bin/python -m tests.support.llama_build --ensure
   fi
 else
-  .venv/bin/python -m pip install -q -e '.[mcp,documents,heic]'
+  .venv/bin/python -m pip install -q -e '.[mcp,documents,heic,hub]'
 fi

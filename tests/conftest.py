@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,3 +20,23 @@ def _fresh_provider_state() -> Iterator[None]:
     forget_secrets()
     yield
     BREAKERS.clear()
+
+
+@pytest.fixture(scope="session")
+def hub_repos(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The Hub's repositories of sparse GGUFs (tests/support/hub_repos.py), written once."""
+    from tests.support.hub_repos import make_repos
+
+    return make_repos(tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture
+def hub(hub_repos: Any) -> Iterator[Any]:
+    """A fresh Hub simulator over :func:`hub_repos` (byte counts at zero), with no key store."""
+    from tests.support.hub_repos import serve
+    from victor_gui.providers.keys import set_secret_store
+
+    set_secret_store(None)
+    with serve(hub_repos) as server:
+        yield server
+    set_secret_store(None)

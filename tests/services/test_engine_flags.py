@@ -65,6 +65,16 @@ def test_two_gpus_get_the_plans_tensor_split() -> None:
     assert _flag(args, "--tensor-split") == ",".join(map(str, layers)) == tensor_split(fit)
 
 
+def test_main_gpu_and_cpu_moe_reach_the_flags() -> None:
+    opts = FitOptions(n_ctx=8192, main_gpu=1, cpu_moe=True)
+    gpus = [GpuDevice("nvidia", "a", 24 * GiB, 23 * GiB, index=0),
+            GpuDevice("nvidia", "b", 24 * GiB, 23 * GiB, index=1)]
+    fit = estimate_fit(_arch(), gpus, RamInfo(64 * GiB, 48 * GiB), opts)
+    args = llama_server_args(fit, opts, LaunchFlags("m.gguf", 1))
+    assert args[args.index("-sm"):args.index("-sm") + 4] == ["-sm", "none", "-mg", "1"]
+    assert "--tensor-split" not in args and "--cpu-moe" in args
+
+
 def test_mmproj_beside_the_model(tmp_path: Path) -> None:
     model = tmp_path / "gemma-3-4b-it-Q4_K_M.gguf"
     model.write_bytes(b"GGUF")

@@ -74,7 +74,7 @@ async def test_lmstudio_loads_at_the_plans_context_once_its_file_is_known(tmp_pa
     2 GiB card) and Load sends it as REST v1 ``context_length``."""
     from tests.servers import lmstudio
 
-    path = write_gguf(tmp_path / "qwen.gguf", Spec(n_layer=8, n_ctx_train=131072), header_only=True)
+    path = write_gguf(tmp_path / "qwen.gguf", Spec(n_layer=32, n_ctx_train=131072), header_only=True)
     gpu = GpuDevice("nvidia", "small", 2 * GiB, 1 * GiB + 200 * MiB)
     report = GpuReport([gpu], RamInfo(16 * GiB, 8 * GiB))
     with lmstudio.make_server(model="first-model", models=["first-model", "qwen-7b"], rest_v1=True) as sim:

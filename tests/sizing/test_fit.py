@@ -19,6 +19,8 @@ from victor_gui.sizing.hardware import GpuDevice, RamInfo
 
 MiB, GiB = 1 << 20, 1 << 30
 RAM = RamInfo(total=128 * GiB, available=100 * GiB)
+# The reserve these hand computations were written with: Ollama's 457 MiB + a 512 MiB margin.
+OLD = {"runtime_reserve_bytes": 457 * MiB, "margin_bytes": 512 * MiB}
 
 
 def dense(n_layer: int = 32, n_head: int = 32, n_head_kv: int = 8, head_dim: int = 128, **kw: object
@@ -188,11 +190,12 @@ def test_partial_offload_counts_layers() -> None:
     # Compute (FA on): 4 MiB mask (4,096 × 512 × 2) + max(FFN 512 × 4 × (3 × 14,336 + 4 × 4,096)
     # + 512 × 4,096 = 118 MiB, logits 512 × 32,000 × 4 = 62.5 MiB) = 122 MiB.
     # 8 GiB free: 8,192 - 457 (runtime) - 512 (margin) - 122 = 7,101 MiB -> 6 layers (6,240 MiB).
-    result = estimate_fit(arch, [gpu(8)], RAM, FitOptions(n_ctx=4096))
+    result = estimate_fit(arch, [gpu(8)], RAM, FitOptions(n_ctx=4096, **OLD))
     assert result.verdict == "partial" and result.n_gpu_layers == 6 and result.n_layers_total == 11
     assert result.summary == "partial GPU offload (6 of 11 layers)"
     assert result.gpu.weights == 6 * GiB and result.gpu.kv == 6 * 16 * MiB
-    assert result.gpu.compute == 122 * MiB and result.gpu.overhead == (457 + 512) * MiB
+    assert result.gpu.compute == 122 * MiB and result.gpu.overhead == 457 * MiB
+    assert result.gpu.margin == result.margin == 512 * MiB  # shown apart from the reserve
     # Host: token_embd 250 MiB + 4 layers + the output layer 500 MiB; KV of 4 layers.
     assert result.host.weights == 250 * MiB + 4 * GiB + 500 * MiB and result.host.kv == 4 * 16 * MiB
     assert result.total.weights == arch.weight_bytes
@@ -200,14 +203,14 @@ def test_partial_offload_counts_layers() -> None:
 
 def test_full_offload_and_largest_context_closed_form() -> None:
     arch = dense(n_layer=10)
-    result = estimate_fit(arch, [gpu(16)], RAM, FitOptions(n_ctx=4096))
+    result = estimate_fit(arch, [gpu(16)], RAM, FitOptions(n_ctx=4096, **OLD))
     assert result.verdict == "full" and result.n_gpu_layers == 11
     # Context-independent: 457 + 512 + weights (10 × 1,024 + 500) + compute (118 FFN phase)
     # = 11,827 MiB; 16,384 - 11,827 = 4,557 MiB = 4,778,360,832 B for context.
     # Per cell: KV 4,096 B × 10 layers + f16 mask 512 × 2 B = 41,984 B -> 113,814.0 cells,
     # rounded down to a multiple of 256: 113,664.
     assert result.max_full_offload_ctx == 113_664
-    assert max_full_offload_ctx(arch, [gpu(16)], FitOptions(), limit=32768) == 32768
+    assert max_full_offload_ctx(arch, [gpu(16)], FitOptions(**OLD), limit=32768) == 32768
 
 
 def test_largest_context_none_when_weights_do_not_fit() -> None:
@@ -223,16 +226,19 @@ def test_cpu_only_and_wont_fit() -> None:
     assert small.verdict == "no_fit"
 
 
-def test_multi_gpu_fills_from_the_back_with_compute_on_each() -> None:
+def test_multi_gpu_partial_splits_by_free_memory_with_compute_on_each() -> None:
     arch = dense(n_layer=10)
-    result = estimate_fit(arch, [gpu(6), gpu(7)], RAM, FitOptions())
+    result = estimate_fit(arch, [gpu(6, index=0), gpu(7, index=1)], RAM, FitOptions(**OLD))
     first, second = result.devices
-    # 7 GiB card first: 7,168 - 969 - 122 = 6,077 MiB -> 5 layers; 6 GiB card: 6,144 - 969 - 122
-    # (without logits the FFN phase still dominates: 4 + 118 = 122) -> 4 layers (5,053 // 1,040).
-    assert (first.device.free, first.layers) == (7 * GiB, 5)
-    assert (second.device.free, second.layers) == (6 * GiB, 4)
-    assert result.verdict == "partial" and result.n_gpu_layers == 9
+    # llama.cpp's split by free memory: points 6/13 and 1. -ngl 9 offloads blocks 1..9; block
+    # 1 + k goes to GPU 0 while k/9 < 6/13 (k = 0..4: 5 layers), the rest to GPU 1 (4 layers).
+    # GPU 0: 969 + 122 + 5 × 1,040 = 6,291 MiB > 6,144 free, so 9 does not fit; -ngl 8: k/8 < 6/13
+    # for k = 0..3: 4 layers (5,251 MiB) and 4 layers on the 7 GiB card (5,251 MiB).
+    assert (first.device.index, first.layers) == (0, 4)
+    assert (second.device.index, second.layers) == (1, 4)
+    assert result.verdict == "partial" and result.n_gpu_layers == 8
     assert result.gpu.compute == 2 * 122 * MiB
+    assert result.tensor_split == [4.0, 4.0]
 
 
 def test_unified_memory_counts_against_ram() -> None:
@@ -270,7 +276,7 @@ def test_mla_kv_plus_v_generation() -> None:
 
 def test_free_memory_not_total_decides() -> None:
     # A 24 GiB card with a desktop and another model on it: only 4 GiB free. Pitfall 8.
-    busy = estimate_fit(dense(n_layer=10), [gpu(4, total_gib=24)], RAM, FitOptions())
+    busy = estimate_fit(dense(n_layer=10), [gpu(4, total_gib=24)], RAM, FitOptions(**OLD))
     # 4,096 - 969 - 122 = 3,005 MiB -> 2 layers of 1,040 MiB.
     assert busy.verdict == "partial" and busy.n_gpu_layers == 2
 
@@ -307,7 +313,7 @@ def test_ollama_show_without_tensors_spreads_file_size() -> None:
 def test_partial_offload_keeps_logits_off_the_gpu() -> None:
     arch = dense(n_layer=10, n_vocab=128256)
     gpu_8400 = GpuDevice("nvidia", "card", 16 * GiB, 8400 * MiB)
-    result = estimate_fit(arch, [gpu_8400], RAM, FitOptions(n_ctx=4096))
+    result = estimate_fit(arch, [gpu_8400], RAM, FitOptions(n_ctx=4096, **OLD))
     # Full offload would budget the logits: 4 + 512 × 128,256 × 4 B (250.5 MiB) = 254.5 MiB compute,
     # leaving 8,400 - 969 - 254.5 = 7,176.5 MiB -> 6 layers. Partial offload keeps the output on the
     # CPU, so the GPU needs only 4 + 118 = 122 MiB: 8,400 - 969 - 122 = 7,309 MiB -> 7 layers.

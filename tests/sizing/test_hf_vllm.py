@@ -128,7 +128,9 @@ def test_vllm_fit_and_max_model_len() -> None:
     arch = llama8b()
     arch.n_ctx_train = 1_000_000
     total = 80 * GiB
-    fit = estimate_vllm(arch, total, 79 * GiB, VllmOptions(max_model_len=8192))
+    small = VllmOptions(max_model_len=8192, max_num_batched_tokens=2048, max_num_seqs=256,
+                        non_torch_bytes=512 * MiB)
+    fit = estimate_vllm(arch, total, 79 * GiB, small)
     # pool = 0.9 × 85,899,345,920 = 77,309,411,328 B.
     # activation = 2,048 × (4 × 4,096 + 2 × 14,336) × 2 B + 256 × 128,256 × 4 B
     #            = 184,549,376 + 131,334,144 = 315,883,520 B.
@@ -162,3 +164,66 @@ def test_vllm_sliding_window_caps_kv() -> None:
     # SWA layers hold min(1,024 − 1 + 2,048, 32,768) + 16 = 3,087 tokens -> 193 blocks = 3,088 tokens:
     # 5 × 3,088 × 4,096 = 63,242,240 B.
     assert kv_bytes_for_len(gemma, VllmOptions(), 32768) == 128 * MiB + 63_242_240
+
+
+def qwen3_235b_fp8() -> ModelArchitecture:
+    """Qwen3-235B-A22B-FP8 from its config and tensor sizes (FP8 weights with 128×128 block
+    scales, bf16 embeddings, router and norms): 236.5 GB in all."""
+    config = {"model_type": "qwen3_moe", "num_hidden_layers": 94, "hidden_size": 4096,
+              "num_attention_heads": 64, "num_key_value_heads": 4, "head_dim": 128,
+              "intermediate_size": 12288, "moe_intermediate_size": 1536, "num_experts": 128,
+              "num_experts_per_tok": 8, "vocab_size": 151936, "max_position_embeddings": 40960,
+              "tie_word_embeddings": False}
+    sizes: dict[str, int] = {"model.embed_tokens.weight": 151936 * 4096 * 2,
+                             "lm_head.weight": 151936 * 4096 * 2, "model.norm.weight": 4096 * 2}
+
+    def fp8(name: str, rows: int, cols: int) -> None:
+        sizes[name + ".weight"] = rows * cols
+        sizes[name + ".weight_scale_inv"] = -(-rows // 128) * -(-cols // 128) * 4
+
+    for i in range(94):
+        p = f"model.layers.{i}."
+        for proj, rows, cols in (("q_proj", 8192, 4096), ("k_proj", 512, 4096), ("v_proj", 512, 4096),
+                                 ("o_proj", 4096, 8192)):
+            fp8(p + "self_attn." + proj, rows, cols)
+        for e in range(128):
+            for proj, rows, cols in (("gate_proj", 1536, 4096), ("up_proj", 1536, 4096),
+                                     ("down_proj", 4096, 1536)):
+                fp8(f"{p}mlp.experts.{e}.{proj}", rows, cols)
+        sizes[p + "mlp.gate.weight"] = 128 * 4096 * 2
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            sizes[p + norm + ".weight"] = 4096 * 2
+    return from_hf_config(config, sizes)
+
+
+def test_vllm_qwen3_235b_fp8_tp4_on_h100_kv_capacity() -> None:
+    # vllm-project/vllm#21348: `vllm serve Qwen3-235B-A22B-FP8 --tensor-parallel-size 4` on four
+    # H100 80 GB logged "Available KV cache memory: 8.11 GiB" and "GPU KV cache size: 178,880 tokens".
+    arch = qwen3_235b_fp8()
+    assert 236e9 < arch.weight_bytes < 237e9
+    h100 = int(79.22 * GiB)  # what torch reports for an H100 80 GB (vllm-project/vllm#10511)
+    fit = estimate_vllm(arch, h100, h100, VllmOptions(tensor_parallel_size=4, max_model_len=40960))
+    assert fit.fits
+    # Per GPU: pool 0.9 × 79.22 = 71.30 GiB; weights 55.1 GiB; activation 1.2 GiB (8,192 tokens,
+    # 1,024 sequences on a ≥ 70 GiB GPU); non-torch 4 × 1.79 GiB.
+    assert fit.kv_available == pytest.approx(8.11 * GiB, rel=0.05)
+    # One KV head per rank (4 / TP 4): 16 tokens × (128 + 128) × 2 B × 94 layers = 770,048 B a block.
+    assert fit.kv_tokens % 16 == 0 and fit.kv_tokens == fit.kv_available // 770_048 * 16
+    assert fit.kv_tokens == pytest.approx(178_880, rel=0.05)
+    # The longest single request is the memory's answer, not the 40,960 trained length.
+    assert fit.max_model_len > 170_000
+    assert fit.max_concurrency == pytest.approx(fit.kv_available / kv_bytes_for_len(
+        arch, VllmOptions(tensor_parallel_size=4), 40960))
+    # --gpu-memory-utilization 0.95 gives 0.05 × 79.22 = 3.96 GiB more KV per GPU.
+    more = estimate_vllm(arch, h100, h100, VllmOptions(tensor_parallel_size=4, gpu_memory_utilization=0.95))
+    assert more.kv_available - fit.kv_available == pytest.approx(0.05 * h100, abs=2)
+
+
+def test_vllm_llama3_8b_on_h100_matches_the_profiler_log() -> None:
+    # vllm-project/vllm#10511 (H100, TP 1): weights 14.96 GiB, 71.29 GiB usable, 53.29 GiB for KV.
+    arch = from_hf_config(LLAMA3_8B)
+    arch.layer_weight_bytes = [int(14.96 * GiB - 2 * 128256 * 4096 * 2) // 32] * 32
+    arch.token_embd_bytes = arch.output_bytes = 128256 * 4096 * 2
+    h100 = int(79.22 * GiB)
+    fit = estimate_vllm(arch, h100, h100, VllmOptions(max_num_seqs=256))  # 256 sequences then
+    assert fit.kv_available == pytest.approx(53.29 * GiB, rel=0.02)

@@ -90,7 +90,7 @@ async def test_fit_badge_and_bar_follow_the_slider(qtbot, client, sim) -> None:
     assert view.slider.value() == best
     assert view.badge.text() == "Full GPU offload"
     assert not view.bar.overflows
-    assert [s.label for s in view.bar.segments] == ["weights", "KV cache", "compute", "overhead"]
+    assert [s.label for s in view.bar.segments] == ["weights", "KV cache", "compute", "overhead", "margin"]
     assert view.bar.capacity == 6 * GiB
 
     view.slider.setValue(best + 4096)

@@ -19,19 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from victor_gui.cli.fit import _positive_int as positive_int  # one check of a token count
+from victor_gui.cli.fit import _number  # one number parser for the CLI's flags
+from victor_gui.cli.fit import _positive_int as positive_int
 
 EXIT_FAILED = 1
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError("a port is between 1 and 65535")
-    return value
+    return int(_number(int, text, lambda v: 0 < v < 65536, "a port is between 1 and 65535"))
 
 
 def add_serve_command(subparsers: Any) -> None:

@@ -32,3 +32,11 @@ def log_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Rebuildable caches such as parsed model headers (``XDG_CACHE_HOME``, ``~/Library/Caches``,
+    ``%LOCALAPPDATA%\\victor_gui\\Cache``): deleting it loses nothing but time."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))

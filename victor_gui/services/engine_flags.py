@@ -10,8 +10,9 @@ window shows ("the flags it will use") is exactly what :mod:`.engine_runner` sta
   the context over 4 slots), ``-ngl`` the plan's ``n_gpu_layers`` (0 without a GPU);
 * ``-fa on|off`` and ``--cache-type-k/v`` as the estimate assumed them (a quantized V cache
   needs flash attention, so the two always agree with the estimate);
-* ``--tensor-split`` with the plan's layers per GPU when more than one GPU holds layers
-  (llama.cpp otherwise splits by free memory, which may not be what the estimate placed);
+* ``--tensor-split`` with the plan's layers per GPU when more than one GPU holds layers (the
+  estimate's split, whatever weights or free memory it came from), or ``-sm none -mg N`` when
+  the plan puts everything on GPU ``main_gpu``; ``--cpu-moe`` when experts stay in RAM;
 * ``--mmproj`` when a projector file sits beside the model (:func:`find_mmproj`);
 * ``--jinja`` (tools and reasoning need the model's own template).
 
@@ -80,9 +81,12 @@ def llama_server_args(fit: FitResult, options: FitOptions, launch: LaunchFlags) 
             "-ngl", str(fit.n_gpu_layers if fit.devices else 0),
             "-fa", "on" if options.flash_attention else "off",
             "--cache-type-k", options.cache_type_k, "--cache-type-v", options.cache_type_v]
-    split = tensor_split(fit)
-    if split is not None:
+    if options.main_gpu is not None:  # the whole model on one GPU, as the plan placed it
+        args += ["-sm", "none", "-mg", str(options.main_gpu)]
+    elif (split := tensor_split(fit)) is not None:
         args += ["--tensor-split", split]
+    if options.cpu_moe:
+        args.append("--cpu-moe")
     if launch.mmproj:
         args += ["--mmproj", launch.mmproj]
     args.append("--jinja")

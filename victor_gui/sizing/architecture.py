@@ -24,6 +24,9 @@ SWA_PATTERNS = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "gemma-embedding": 6, "c
                 "llama4": 4, "gpt-oss": 2, "exaone4": 4}
 # Archs whose layers are all recurrent (state per sequence, no KV cache).
 RECURRENT_ARCHS = {"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"}
+# Hybrids whose llama.cpp loader falls back to "every 4th layer attends" when the GGUF carries
+# neither recurrent_layers nor full_attention_interval (src/models/qwen35*.cpp, qwen3next).
+INTERVAL_ARCHS = {"qwen3next", "qwen35", "qwen35moe"}
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
 _INPUT_PREFIXES = ("token_embd", "position_embd", "token_types")
@@ -55,6 +58,7 @@ class ModelArchitecture:
     swa_layers: list[bool] = field(default_factory=list)
     recurrent_layers: list[bool] = field(default_factory=list)
     recurrent_state_bytes: int = 0  # f32 state per recurrent layer per sequence
+    n_layer_nextn: int = 0  # MTP/NextN blocks at the end of block_count: not run, no KV, not loaded
     kv_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     mla: bool = False  # cache holds the compressed latent (K = kv_lora_rank + rope dim, no V)
@@ -121,13 +125,33 @@ def _swa_layers(md: Mapping[str, Any], arch: str, n_layer: int, window: int) -> 
     return [il % n < n - 1 for il in range(n_layer)]
 
 
-def _recurrent(md: Mapping[str, Any], arch: str, n_layer: int, n_head_kv: list[int],
+def _recurrent(md: Mapping[str, Any], arch: str, n_layer: int, n_nextn: int, n_head_kv: list[int],
                kv_is_array: bool) -> list[bool]:
+    """Which layers keep a recurrent state instead of a KV cache, read as llama.cpp reads them.
+
+    Qwen3-Next / Qwen3.5 (``llama_model_qwen35::load_arch_hparams``): the per-layer
+    ``{arch}.attention.recurrent_layers`` first (``get_key_or_arr``: an array, or one value for
+    every layer), else ``{arch}.full_attention_interval`` with a default of 4; the MTP blocks at
+    the end of ``block_count`` are never recurrent.
+    """
     if arch in RECURRENT_ARCHS:
         return [True] * n_layer
-    interval = _int(md.get(f"{arch}.full_attention_interval"))
-    if interval > 0:  # Qwen3-Next/3.5: every interval-th layer attends, the rest are recurrent
-        return [(il + 1) % interval != 0 for il in range(n_layer)]
+    listed = md.get(f"{arch}.attention.recurrent_layers")
+    if isinstance(listed, GGUFArray):  # longer than any real per-layer array, so not kept
+        raise GGUFError(f"{arch}.attention.recurrent_layers has {len(listed)} entries for {n_layer} layers",
+                        reason="bad_value")
+    if isinstance(listed, _ARRAY):
+        if len(listed) != n_layer:
+            raise GGUFError(f"{arch}.attention.recurrent_layers has {len(listed)} entries for {n_layer} "
+                            "layers", reason="bad_value")
+        return [bool(v) for v in listed]
+    if isinstance(listed, bool | int):
+        return [bool(listed)] * n_layer
+    interval_key = f"{arch}.full_attention_interval"
+    if interval_key in md or arch in INTERVAL_ARCHS:
+        interval = _int(md.get(interval_key), 4) or 4  # 0 would divide by zero in llama.cpp too
+        trunk = n_layer - n_nextn
+        return [il < trunk and (il + 1) % interval != 0 for il in range(n_layer)]
     if kv_is_array:  # hybrids (Jamba, Nemotron-H, LFM2, granitehybrid): 0 KV heads = recurrent
         return [h == 0 for h in n_head_kv]
     return [False] * n_layer
@@ -178,9 +202,15 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
     rope_dim = _int(md.get(a + "rope.dimension_count"))
     mla = kv_lora > 0 and a + "attention.key_length_mla" in md
     window = _int(md.get(a + "attention.sliding_window"))
-    recurrent = _recurrent(md, arch, n_layer, n_head_kv, isinstance(kv_raw, _ARRAY))
+    # MTP/NextN blocks are counted in block_count (llama.cpp: n_layer_all); the main pass never
+    # runs them, they get no KV cell (n_layer_kv_from_start) and their tensors are skipped
+    # unless MTP is asked for (TENSOR_SKIP).
+    n_nextn = min(max(_int(md.get(a + "nextn_predict_layers")), 0), n_layer - 1)
+    recurrent = _recurrent(md, arch, n_layer, n_nextn, n_head_kv, isinstance(kv_raw, _ARRAY))
     if any(recurrent):
         n_head_kv = [0 if r else h for r, h in zip(recurrent, n_head_kv, strict=True)]
+    if n_nextn:
+        n_head_kv = n_head_kv[: n_layer - n_nextn] + [0] * n_nextn
     vocab = _int(md.get(a + "vocab_size"))
     tokens = md.get("tokenizer.ggml.tokens")
     if not vocab and isinstance(tokens, (*_ARRAY, GGUFArray)):
@@ -196,12 +226,13 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
         m = _BLK.match(name)
         if m:
             il = int(m.group(1))
-            if il < n_layer:
+            if il < n_layer - n_nextn:
                 layers[il] += size
                 if "_exps." in name:  # routed experts (ffn_*_exps); shared experts (_shexp) are dense
                     experts[il] += size
-            else:
-                output += size  # MTP/nextn blocks past block_count: loaded, not repeated
+            elif il >= n_layer:
+                output += size  # blocks past block_count: loaded with the output, not repeated
+            # else: an MTP block inside block_count, skipped at load (TENSOR_SKIP)
         elif name.startswith(_INPUT_PREFIXES):
             token_embd += size
         else:
@@ -223,6 +254,7 @@ def from_metadata(md: Mapping[str, Any], tensors: Iterable[tuple[str, int]], *, 
         n_ctx_train=_int(md.get(a + "context_length")), n_vocab=vocab, sliding_window=window,
         swa_layers=_swa_layers(md, arch, n_layer, window), recurrent_layers=recurrent,
         recurrent_state_bytes=_state_bytes(md, arch, n_embd) if any(recurrent) else 0,
+        n_layer_nextn=n_nextn,
         kv_lora_rank=kv_lora, qk_rope_head_dim=rope_dim, mla=mla,
         n_expert=_int(md.get(a + "expert_count")), n_expert_used=_int(md.get(a + "expert_used_count")),
         n_ff_exp=_int(md.get(a + "expert_feed_forward_length")), tied_embeddings=tied,

@@ -23,6 +23,7 @@ from victor_gui.sizing.hardware import GpuDevice, RamInfo
 MiB = 1 << 20
 CTX_PAD = 256  # llama.cpp pads the KV cache to a multiple of 256 cells (ggml-org/llama.cpp#17046)
 HOST_FOOTPRINT = 150 * MiB  # gguf-parser-go --platform-footprint default (RAM side)
+DEFAULT_MARGIN = 256 * MiB  # safety margin per GPU, on top of the backend's reserve (see FitOptions)
 
 Verdict = Literal["full", "partial", "cpu", "no_fit"]
 VERDICT_TEXT = {
@@ -37,8 +38,17 @@ VERDICT_TEXT = {
 class FitOptions:
     """Engine settings the estimate depends on (llama-server flag names in comments).
 
-    ``margin_bytes`` is kept free on every GPU on top of the runtime reserve: 512 MiB + 457 MiB
-    ≈ llama.cpp's ``--fit-target`` of 1 GiB, which llama.cpp counts after its CUDA context.
+    Every GPU keeps its backend's runtime reserve (CUDA context and the like, measured per
+    backend: :data:`~victor_gui.sizing.hardware.BACKEND_RESERVE_MIB`; ``runtime_reserve_bytes``
+    overrides it) and, apart from it, ``margin_bytes`` of safety margin, shown on its own in the
+    result. A 24 GiB card that really loaded Mistral-Small-22B Q6_K at 49,152 cells with a q8_0
+    cache had about 0.8 GiB left for both, so the default margin is 256 MiB, not llama.cpp's
+    ``--fit-target`` of 1 GiB (which is measured after the context exists and is a target for
+    its automatic sizing, not a limit of what loads).
+
+    Several GPUs share the layers like llama.cpp's default ``--split-mode layer``: in proportion
+    to each device's free memory, or to ``tensor_split`` (``-ts``, one weight per GPU in index
+    order). ``main_gpu`` (``-sm none -mg N``) puts the whole model on that one GPU.
     """
 
     n_ctx: int = 4096  # -c: total cells across all sequences
@@ -50,7 +60,10 @@ class FitOptions:
     swa_full: bool = False  # --swa-full
     mla_v_less: bool = True  # MLA caches only K (llama.cpp since Jan 2026, #19067); False: K + V
     cpu_moe: bool = False  # --cpu-moe / -ot "exps=CPU": expert tensors stay in RAM, the rest offloads
-    margin_bytes: int = 512 * MiB
+    margin_bytes: int = DEFAULT_MARGIN
+    runtime_reserve_bytes: int | None = None  # None: the backend's measured reserve per device
+    tensor_split: tuple[float, ...] = ()  # -ts; empty or all zero: by free memory
+    main_gpu: int | None = None  # -sm none -mg N: everything on GPU N (its GpuDevice.index)
 
 
 @dataclass(slots=True)
@@ -60,11 +73,12 @@ class Breakdown:
     weights: int = 0
     kv: int = 0
     compute: int = 0
-    overhead: int = 0
+    overhead: int = 0  # the backend's runtime reserve (GPU), tokenizer and buffers (host)
+    margin: int = 0  # the safety margin kept free on a GPU, apart from the reserve
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv + self.compute + self.overhead
+        return self.weights + self.kv + self.compute + self.overhead + self.margin
 
 
 @dataclass(slots=True)
@@ -112,6 +126,14 @@ class FitResult:
     max_full_offload_ctx: int | None = None  # None: not even CTX_PAD cells fit on the GPUs
     warnings: list[str] = field(default_factory=list)
     measured: Measured | None = None
+    tensor_split: list[float] = field(default_factory=list)  # per GPU (index order), as -ts takes
+    main_gpu: int | None = None  # set: -sm none -mg N
+    options: FitOptions = field(default_factory=lambda: FitOptions())
+
+    @property
+    def margin(self) -> int:
+        """The safety margin kept free in all, summed over the GPUs used."""
+        return self.gpu.margin
 
     @property
     def summary(self) -> str:
@@ -206,79 +228,139 @@ class _Plan:
     layers_on_gpu: int
     output_on_gpu: bool
     host: Breakdown
+    fits: bool = True
+
+
+def _devices(gpus: Sequence[GpuDevice], opts: FitOptions) -> list[GpuDevice]:
+    """The GPUs llama.cpp would use, in its order (device index)."""
+    ordered = sorted(gpus, key=lambda g: g.index)
+    if opts.main_gpu is not None:
+        return [g for g in ordered if g.index == opts.main_gpu][:1]
+    return ordered
+
+
+def split_points(gpus: Sequence[GpuDevice], opts: FitOptions) -> list[float]:
+    """llama.cpp's cumulative split points (``llama_model::load_tensors``): ``tensor_split`` if any
+    weight is set, else each device's free memory; summed, then divided by the sum."""
+    weights = [float(w) for w in opts.tensor_split[: len(gpus)]]
+    weights += [0.0] * (len(gpus) - len(weights))
+    if not any(w > 0 for w in weights):
+        weights = [float(max(g.free, 0)) for g in gpus]
+    total = sum(weights)
+    if total <= 0:
+        weights, total = [1.0] * len(gpus), float(len(gpus))
+    points, acc = [], 0.0
+    for w in weights:
+        acc += w
+        points.append(acc / total)
+    return points
+
+
+def _device_of(points: Sequence[float], fraction: float) -> int:
+    """``std::upper_bound(splits, fraction)``: the first device whose split point exceeds it."""
+    for d, p in enumerate(points):
+        if p > fraction:
+            return d
+    return len(points) - 1
 
 
 def _plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int,
-          output_allowed: bool = True) -> _Plan:
-    """Place layers from the last block down. With ``output_allowed`` the first device also
-    budgets the logits and may take the output layer; without, the output stays on the CPU
-    (what llama.cpp does for any -ngl ≤ n_layer) and no GPU holds logits."""
-    kv = kv_bytes_per_layer(arch, opts, n_ctx)
+          ngl: int, kv: Sequence[int] | None = None) -> _Plan:
+    """Place ``ngl`` layers as llama.cpp does (``-ngl`` offloads the last blocks; with
+    ``ngl > n_layer`` the output layer too) and say whether every device has room.
+
+    Layer ``il`` of the offloaded run goes to the device whose split point first exceeds
+    ``(il - i_gpu_start) / act_gpu_layers``; the output layer counts as layer ``n_layer``, so it
+    lands on the last device of the split."""
+    kv = kv if kv is not None else kv_bytes_per_layer(arch, opts, n_ctx)
     experts = arch.layer_expert_bytes if opts.cpu_moe and arch.layer_expert_bytes else [0] * arch.n_layer
-    gpu_w = [w - e for w, e in zip(arch.layer_weight_bytes, experts, strict=True)]
-    cost = [w + k for w, k in zip(gpu_w, kv, strict=True)]
-    uses: list[DeviceUse] = []
-    budgets: list[int] = []
-    # Fill order: most free first; the first device holds the last blocks and the output layer.
-    for dev in sorted(gpus, key=lambda g: g.free, reverse=True):
-        compute = compute_bytes(arch, opts, n_ctx, with_output=output_allowed and not uses)
-        reserve = dev.runtime_overhead + opts.margin_bytes
-        uses.append(DeviceUse(dev, use=Breakdown(compute=compute, overhead=reserve)))
-        budgets.append(dev.free - compute - reserve)
-    il = arch.n_layer - 1
-    d = 0
-    while il >= 0 and d < len(uses):
-        if cost[il] <= budgets[d]:
-            budgets[d] -= cost[il]
-            uses[d].layers += 1
-            uses[d].use.weights += gpu_w[il]
-            uses[d].use.kv += kv[il]
-            il -= 1
-        else:
-            d += 1
-    on_gpu = arch.n_layer - 1 - il
-    output_on_gpu = False
-    if il < 0 and uses and output_allowed and arch.output_bytes <= budgets[0]:
-        # The output layer joins the device holding the last blocks (where its logits were budgeted).
-        uses[0].has_output, output_on_gpu = True, True
-        uses[0].use.weights += arch.output_bytes
+    devs = _devices(gpus, opts)
+    ngl = max(0, min(ngl, arch.n_layer + 1)) if devs else 0
+    points = split_points(devs, opts) if devs else []
+    i_gpu_start = max(arch.n_layer - ngl, 0)
+    act = min(ngl, arch.n_layer + 1)
+    uses = [DeviceUse(dev) for dev in devs]
+    for il in range(i_gpu_start, arch.n_layer):
+        u = uses[_device_of(points, (il - i_gpu_start) / act)]
+        u.layers += 1
+        u.use.weights += arch.layer_weight_bytes[il] - experts[il]
+        u.use.kv += kv[il]
+    output_on_gpu = bool(devs) and arch.n_layer - i_gpu_start < act
+    if output_on_gpu:
+        holder = uses[_device_of(points, (arch.n_layer - i_gpu_start) / act)]
+        holder.has_output = True
+        holder.use.weights += arch.output_bytes
+    fits = True
+    for u in uses:
+        if not (u.layers or u.has_output):
+            continue
+        u.use.compute = compute_bytes(arch, opts, n_ctx, with_output=u.has_output)
+        u.use.overhead = (u.device.runtime_overhead if opts.runtime_reserve_bytes is None
+                          else opts.runtime_reserve_bytes)
+        u.use.margin = opts.margin_bytes
+        fits = fits and u.use.total <= u.device.free
     used = [u for u in uses if u.layers or u.has_output]
-    host = Breakdown(weights=arch.token_embd_bytes + sum(arch.layer_weight_bytes[: il + 1])
-                     + sum(experts[il + 1:]), kv=sum(kv[: il + 1]), overhead=host_overhead(arch, opts))
+    on_gpu = arch.n_layer - i_gpu_start if devs else 0
+    cpu_layers = arch.n_layer - on_gpu
+    host = Breakdown(weights=arch.token_embd_bytes + sum(arch.layer_weight_bytes[:cpu_layers])
+                     + sum(experts[cpu_layers:]), kv=sum(kv[:cpu_layers]), overhead=host_overhead(arch, opts))
     if not output_on_gpu:
         host.weights += arch.output_bytes
-    if il >= 0 or not output_on_gpu or any(experts):  # CPU layers, CPU output or CPU experts
+    if cpu_layers or not output_on_gpu or any(experts):  # CPU layers, CPU output or CPU experts
         host.compute = compute_bytes(arch, opts, n_ctx, with_output=not output_on_gpu)
-    return _Plan(used, on_gpu, output_on_gpu, host)
+    return _Plan(used, on_gpu, output_on_gpu, host, fits)
 
 
 def _is_full(plan: _Plan, arch: ModelArchitecture) -> bool:
-    return plan.layers_on_gpu == arch.n_layer and plan.output_on_gpu
+    return plan.fits and plan.layers_on_gpu == arch.n_layer and plan.output_on_gpu
 
 
 def _best_plan(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions, n_ctx: int) -> _Plan:
-    full = _plan(arch, gpus, opts, n_ctx)
-    if _is_full(full, arch) or not gpus:
+    """The most layers that fit: full offload if it fits, else a binary search on ``-ngl``.
+
+    Fewer layers need less memory in all, but the split points move with ``-ngl``, so one device
+    can gain a layer while the total shrinks: "fits" is monotonic only up to a layer or two. The
+    search's answer is therefore checked against the next two counts up."""
+    kv = kv_bytes_per_layer(arch, opts, n_ctx)
+    full = _plan(arch, gpus, opts, n_ctx, arch.n_layer + 1, kv)
+    if full.fits or not _devices(gpus, opts):
         return full
-    # Partial offload keeps the output layer on the CPU, so the GPUs need no logits buffer.
-    return _plan(arch, gpus, opts, n_ctx, output_allowed=False)
+    lo, hi = 0, arch.n_layer  # ngl = lo fits (0 always does); ngl = n_layer + 1 does not
+    best = _plan(arch, gpus, opts, n_ctx, 0, kv)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        plan = _plan(arch, gpus, opts, n_ctx, mid, kv)
+        if plan.fits:
+            lo, best = mid, plan
+        else:
+            hi = mid - 1
+    for ngl in range(best.layers_on_gpu + 2, best.layers_on_gpu, -1):
+        if ngl <= arch.n_layer:
+            plan = _plan(arch, gpus, opts, n_ctx, ngl, kv)
+            if plan.fits:
+                return plan
+    return best
 
 
 def max_full_offload_ctx(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opts: FitOptions,
                          limit: int | None = None) -> int | None:
     """Largest context (a multiple of 256, ≤ n_ctx_train) that still offloads fully, or None."""
-    if not gpus:
+    if not _devices(gpus, opts):
         return None
+
+    def full(n_ctx: int) -> bool:
+        return _is_full(_plan(arch, gpus, opts, n_ctx, arch.n_layer + 1), arch)
+
     hi = _pad(limit or arch.n_ctx_train or 131072)
-    if not _is_full(_plan(arch, gpus, opts, CTX_PAD), arch):
+    if not full(CTX_PAD):
         return None
     lo = 1  # in units of CTX_PAD; memory grows with context, so the predicate is monotonic
     top = hi // CTX_PAD
-    if _is_full(_plan(arch, gpus, opts, top * CTX_PAD), arch):
+    if full(top * CTX_PAD):
         return min(top * CTX_PAD, limit or arch.n_ctx_train or top * CTX_PAD)
     while top - lo > 1:
         mid = (lo + top) // 2
-        if _is_full(_plan(arch, gpus, opts, mid * CTX_PAD), arch):
+        if full(mid * CTX_PAD):
             lo = mid
         else:
             top = mid
@@ -286,7 +368,8 @@ def max_full_offload_ctx(arch: ModelArchitecture, gpus: Sequence[GpuDevice], opt
 
 
 def _sum(parts: Sequence[Breakdown]) -> Breakdown:
-    return Breakdown(*(sum(getattr(p, f) for p in parts) for f in ("weights", "kv", "compute", "overhead")))
+    return Breakdown(*(sum(getattr(p, f) for p in parts)
+                       for f in ("weights", "kv", "compute", "overhead", "margin")))
 
 
 def estimate_fit(arch: ModelArchitecture, gpus: Sequence[GpuDevice], ram: RamInfo | None,
@@ -324,5 +407,16 @@ def estimate_fit(arch: ModelArchitecture, gpus: Sequence[GpuDevice], ram: RamInf
         verdict=verdict, n_gpu_layers=n_gpu_layers, n_layers_total=arch.n_layer + 1, n_ctx=opts.n_ctx,
         n_ctx_eff=_pad(opts.n_ctx), total=_sum([gpu, host]), gpu=gpu, host=host, devices=plan.devices,
         ram_available=ram_available, max_full_offload_ctx=max_full_offload_ctx(arch, gpus, opts),
-        warnings=warnings,
+        warnings=warnings, tensor_split=_split_weights(gpus, opts, plan), main_gpu=opts.main_gpu,
+        options=opts,
     )
+
+
+def _split_weights(gpus: Sequence[GpuDevice], opts: FitOptions, plan: _Plan) -> list[float]:
+    """The ``-ts`` a server should get to reproduce the plan: the layers per GPU (index order)
+    when several GPUs are used, else empty (nothing to split)."""
+    devs = _devices(gpus, opts)
+    if len(devs) < 2:
+        return []
+    by_index = {u.device.index: u.layers + (1 if u.has_output else 0) for u in plan.devices}
+    return [float(by_index.get(g.index, 0)) for g in devs]

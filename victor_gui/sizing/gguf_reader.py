@@ -24,12 +24,13 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.ggml_types import GGML_TYPES, type_name
+
+if TYPE_CHECKING:  # httpx is imported where a URL is read: `fit` on a local file needs none of it
+    import httpx
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -464,13 +465,15 @@ async def read_gguf_file(path: str | Path, *, limits: GGUFLimits | None = None,
     return await asyncio.to_thread(_read_file, Path(path), limits or GGUFLimits(), initial_bytes)
 
 
-def header_client() -> httpx.AsyncClient:
+def header_client(headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     """A client for reading a remote file's header: redirects followed (the Hub answers from a
-    CDN), and every reply bounded in bytes and time like the providers' (a server that ignores
-    Range, trickles bytes or sends a compressed bomb ends with an error, not a hang)."""
+    CDN; httpx drops ``Authorization`` when a redirect leaves the origin), and every reply
+    bounded in bytes and time like the providers' (a server that ignores Range, trickles bytes or
+    sends a compressed bomb ends with an error, not a hang)."""
     from victor_gui.providers.http import Timeouts, make_client  # lazily: `fit` on a file needs none of it
 
-    return make_client(Timeouts(connect=10.0, read=30.0, idle=30.0, deadline=120.0), follow_redirects=True)
+    return make_client(Timeouts(connect=10.0, read=30.0, idle=30.0, deadline=120.0), follow_redirects=True,
+                       headers=headers or {})
 
 
 async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int) -> tuple[bytes, int | None]:
@@ -505,6 +508,8 @@ async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int
 async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
                         limits: GGUFLimits | None = None, initial_bytes: int = 1 * MiB) -> GGUFHeader:
     """Read the header of a remote GGUF with growing HTTP range requests (async, bounded)."""
+    import httpx
+
     lim = limits or GGUFLimits()
     own = client is None
     http = client or header_client()

@@ -153,6 +153,9 @@ def from_hf_config(config: Mapping[str, Any], tensors: Mapping[str, int] | None 
         swa = [pattern > 0 and il % pattern < pattern - 1 for il in range(n_layer)] if window else \
             [False] * n_layer
         recurrent = [model_type in RECURRENT_ARCHS] * n_layer
+        interval = int(_get(cfg, "full_attention_interval"))
+        if interval > 0:  # Qwen3-Next / Qwen3.5 without layer_types: every interval-th layer attends
+            recurrent = [(il + 1) % interval != 0 for il in range(n_layer)]
     n_kv = [0 if r else n_head_kv for r in recurrent]
 
     layers, token_embd, output, has_head = [0] * n_layer, 0, 0, False

@@ -1,5 +1,10 @@
 """Turn a model reference into a :class:`ModelArchitecture`: a GGUF path, an http(s) URL of a
-GGUF (range requests), or ``ollama:NAME`` (``POST /api/show`` on ``OLLAMA_HOST``)."""
+GGUF (range requests), ``hf:OWNER/REPO/FILE.gguf`` (the same, from ``HF_ENDPOINT`` or
+huggingface.co) or ``ollama:NAME`` (``POST /api/show`` on ``OLLAMA_HOST``).
+
+httpx and the provider modules are imported only for references that need the network, so a
+fit from a local file (or from the header cache) stays a short-lived, light process.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from victor_gui.errors import GGUFError, InvalidResponseError, ModelNotFoundError, ProviderConnectionError
-from victor_gui.providers.endpoints import parse_ollama_host
-from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
 from victor_gui.sizing.architecture import ModelArchitecture, from_metadata, from_ollama_show
 from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_header
+from victor_gui.sizing.header_cache import HeaderCache, file_key, url_key
+
+if TYPE_CHECKING:
+    import httpx
+
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
@@ -61,6 +68,8 @@ class ModelSource:
 
 
 async def _ollama_show(name: str, base: str, client: httpx.AsyncClient) -> tuple[dict[str, Any], int]:
+    import httpx
+
     try:
         resp = await client.post(f"{base}/api/show", json={"model": name})
     except httpx.HTTPError as exc:
@@ -88,15 +97,75 @@ async def _ollama_show(name: str, base: str, client: httpx.AsyncClient) -> tuple
     return show, size
 
 
+def hf_url(ref: str, env: Mapping[str, str] | None = None) -> str:
+    """``hf:OWNER/REPO/PATH/FILE.gguf`` as the Hub's download URL on ``HF_ENDPOINT`` (the variable
+    huggingface_hub honours; https://huggingface.co without it), main revision."""
+    rest = ref.split(":", 1)[1].strip("/")
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts) or ".." in parts:
+        raise GGUFError(f"{ref!r} is not hf:OWNER/REPO/FILE.gguf", reason="bad_value")
+    base = ((env if env is not None else os.environ).get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+    return f"{base}/{parts[0]}/{parts[1]}/resolve/main/{'/'.join(parts[2:])}"
+
+
+async def _etag(url: str, client: httpx.AsyncClient | None) -> str | None:
+    """The ETag naming this file's bytes (the Hub's ``X-Linked-Etag`` on its redirect), or None."""
+    import httpx
+
+    from victor_gui.sizing.gguf_reader import header_client
+
+    own = client is None
+    http = client or header_client()
+    try:
+        resp = await http.head(url, follow_redirects=True)
+    except httpx.HTTPError:
+        return None
+    finally:
+        if own:
+            await http.aclose()
+    if resp.status_code >= 400:
+        return None
+    for r in (*resp.history, resp):
+        linked = r.headers.get("x-linked-etag")
+        if linked:
+            return str(linked)
+    etag = resp.headers.get("etag")
+    return str(etag) if etag else None
+
+
+async def _cached(cache: HeaderCache | None, key: str | None) -> tuple[ModelArchitecture, int | None] | None:
+    if cache is None or key is None:
+        return None
+    return await asyncio.to_thread(cache.get, key)
+
+
+def _hf_token(env: Mapping[str, str] | None) -> str | None:
+    """``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``), registered for redaction."""
+    from victor_gui.core.redact import register_secret
+
+    values = env if env is not None else os.environ
+    token = (values.get("HF_TOKEN") or values.get("HUGGING_FACE_HUB_TOKEN") or "").strip()
+    if token:
+        register_secret(token)
+    return token or None
+
+
 async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
-                     env: Mapping[str, str] | None = None) -> ModelSource:
+                     env: Mapping[str, str] | None = None, cache: HeaderCache | None = None) -> ModelSource:
     """Read enough of ``ref`` to describe the model; weights are never downloaded.
+
+    With a ``cache``, a GGUF read before (same path, size and mtime; or same URL and ETag) is
+    answered from it without reading the header again. ``hf:`` references send ``HF_TOKEN``
+    (gated repositories) when no client is given.
 
     Raises :class:`~victor_gui.errors.GGUFError` for unreadable headers,
     :class:`~victor_gui.errors.ProviderConnectionError` when Ollama does not answer and
     :class:`~victor_gui.errors.ModelNotFoundError` when it does not know the model.
     """
     if ref.startswith("ollama:"):
+        from victor_gui.providers.endpoints import parse_ollama_host
+        from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+
         name = ref.split(":", 1)[1]
         base = parse_ollama_host((env if env is not None else os.environ).get("OLLAMA_HOST", ""))
         own = client is None
@@ -108,8 +177,35 @@ async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
                 await http.aclose()
         return ModelSource(from_ollama_show(show, size_bytes=size), "ollama", f"{name} (Ollama at {base})",
                            size or None)
-    header, shards = await read_split_gguf(ref, client=client)
+    if ref.startswith("hf:"):
+        url = hf_url(ref, env)
+        token = _hf_token(env)
+        if not token or client is not None:
+            return await _load_gguf(ref, url, "hf", client, cache)
+        from victor_gui.sizing.gguf_reader import header_client
+
+        http = header_client({"Authorization": f"Bearer {token}"})  # httpx drops it off the origin
+        try:
+            return await _load_gguf(ref, url, "hf", http, cache)
+        finally:
+            await http.aclose()
     kind = "url" if ref.startswith(("http://", "https://")) else "gguf"
+    return await _load_gguf(ref, ref, kind, client, cache)
+
+
+async def _load_gguf(ref: str, where: str, kind: str, client: httpx.AsyncClient | None,
+                     cache: HeaderCache | None) -> ModelSource:
+    """A GGUF at ``where`` (a path or URL), answered from ``cache`` when it holds this very file."""
+    key: str | None = None
+    if cache is not None:
+        key = url_key(where, await _etag(where, client)) if kind != "gguf" \
+            else await asyncio.to_thread(file_key, where)
+    hit = await _cached(cache, key)
+    if hit is not None:
+        return ModelSource(hit[0], kind, ref, hit[1])
+    header, shards = await read_split_gguf(where, client=client)
     arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=ref)
     label = ref if len(shards) == 1 else f"{ref} ({len(shards)} shards)"
+    if cache is not None and len(shards) == 1:  # a split model changes with its other shards too
+        await asyncio.to_thread(cache.put, key, arch, header.file_size)
     return ModelSource(arch, kind, label, header.file_size)

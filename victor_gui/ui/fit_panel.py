@@ -4,15 +4,33 @@ slider that steps on round values beside a box to type any value, and the estima
 Used twice by the model manager: for the selected model of a server, and for a GGUF file chosen
 by hand (its own panel: a file on this machine is on no server, so Load cannot apply to it).
 On a machine without a GPU it speaks of RAM and the CPU, never of "0 B on GPU" or "full
-offload up to none".
+offload up to none". The safety margin kept free on each GPU is a part of its own, apart from
+the backend's runtime reserve ("overhead").
+
+The engine row switches the answer to vLLM's rule (vram.md §4): the user picks the tensor
+parallel size and ``gpu_memory_utilization``, and the panel states the KV memory per GPU, the
+KV token capacity and the longest single request, computed here from the model's description
+(pure arithmetic, microseconds: no service round trip).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
+from victor_gui.sizing.architecture import ModelArchitecture
 from victor_gui.sizing.fit import CTX_PAD, FitResult
+from victor_gui.sizing.fit_vllm import VllmFit, VllmOptions, estimate_vllm
 from victor_gui.sizing.hardware import GpuReport
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
@@ -23,7 +41,9 @@ BADGE = {  # verdict -> (colour, words)
     "no_fit": ("#b00020", "Won't fit"),
 }
 PART_COLORS = {"weights": "#3b6fc4", "KV cache": "#6aa84f", "compute": "#e69138",
-               "overhead": "#999999", "in RAM (CPU layers)": "#c27ba0"}
+               "overhead": "#999999", "margin": "#d9d9d9", "in RAM (CPU layers)": "#c27ba0",
+               "activation": "#e69138", "non-torch": "#999999", "CUDA graphs": "#b4a7d6"}
+ENGINES = ("llama.cpp, Ollama, LM Studio", "vLLM")
 # The slider moves in steps of this many tokens (round figures, not 90,955); the box beside it
 # takes any value.
 ROUND_STEP = 1024
@@ -51,7 +71,8 @@ def fit_segments(fit: FitResult, has_gpu: bool = True) -> list[Segment]:
     parts = [Segment("weights", fit.gpu.weights, PART_COLORS["weights"]),
              Segment("KV cache", fit.gpu.kv, PART_COLORS["KV cache"]),
              Segment("compute", fit.gpu.compute, PART_COLORS["compute"]),
-             Segment("overhead", fit.gpu.overhead, PART_COLORS["overhead"])]
+             Segment("overhead", fit.gpu.overhead, PART_COLORS["overhead"]),
+             Segment("margin", fit.gpu.margin, PART_COLORS["margin"])]
     spill = fit.host.weights + fit.host.kv
     if fit.verdict != "full" and spill:
         parts.append(Segment("in RAM (CPU layers)", spill, PART_COLORS["in RAM (CPU layers)"]))
@@ -76,9 +97,39 @@ def estimate_words(fit: FitResult, has_gpu: bool) -> str:
     return f"estimated at {fit.n_ctx:,}: {gpu} on GPU, {total} in all"
 
 
+def vllm_segments(fit: VllmFit) -> list[Segment]:
+    """One GPU's share under vLLM: what it holds before the KV cache, then the KV cache."""
+    return [Segment("weights", fit.weights, PART_COLORS["weights"]),
+            Segment("activation", fit.activation, PART_COLORS["activation"]),
+            Segment("non-torch", fit.non_torch, PART_COLORS["non-torch"]),
+            Segment("CUDA graphs", fit.cuda_graphs, PART_COLORS["CUDA graphs"]),
+            Segment("KV cache", fit.kv_available, PART_COLORS["KV cache"])]
+
+
+def vllm_words(fit: VllmFit) -> str:
+    """``KV cache 8.1 GiB per GPU: 178,880 tokens; longest request 178,880 tokens``."""
+    return (f"KV cache {human_bytes(fit.kv_available)} per GPU: {fit.kv_tokens:,} tokens; "
+            f"longest request {fit.max_model_len:,} tokens")
+
+
 def snap(value: int) -> int:
     """``value`` on the slider's round steps (never below the smallest cache llama.cpp makes)."""
     return max(CTX_PAD, round(value / ROUND_STEP) * ROUND_STEP)
+
+
+def context_controls() -> tuple[QSlider, QSpinBox]:
+    """The context slider (round steps) and the box beside it that takes any value."""
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setAccessibleName("Context length")
+    slider.setSingleStep(ROUND_STEP)
+    slider.setPageStep(8 * ROUND_STEP)
+    spin = QSpinBox()
+    spin.setAccessibleName("Context length in tokens")
+    spin.setSingleStep(ROUND_STEP)
+    spin.setGroupSeparatorShown(True)
+    spin.setKeyboardTracking(False)  # one estimate when typing ends, not per digit
+    spin.setSuffix(" tokens")
+    return slider, spin
 
 
 class FitPanel(QGroupBox):
@@ -108,18 +159,9 @@ class FitPanel(QGroupBox):
         v.addWidget(self.legend)
         ctx_row = QHBoxLayout()
         ctx_row.addWidget(QLabel("Context"))
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setAccessibleName("Context length")
-        self.slider.setSingleStep(ROUND_STEP)
-        self.slider.setPageStep(8 * ROUND_STEP)
+        self.slider, self.ctx_spin = context_controls()
         self.slider.valueChanged.connect(self._slider_moved)
         ctx_row.addWidget(self.slider, 1)
-        self.ctx_spin = QSpinBox()
-        self.ctx_spin.setAccessibleName("Context length in tokens")
-        self.ctx_spin.setSingleStep(ROUND_STEP)
-        self.ctx_spin.setGroupSeparatorShown(True)
-        self.ctx_spin.setKeyboardTracking(False)  # one estimate when typing ends, not per digit
-        self.ctx_spin.setSuffix(" tokens")
         self.ctx_spin.valueChanged.connect(self._typed)
         ctx_row.addWidget(self.ctx_spin)
         self.ctx_label = QLabel()
@@ -129,7 +171,59 @@ class FitPanel(QGroupBox):
         self.measured_label = QLabel()
         self.measured_label.setWordWrap(True)
         v.addWidget(self.measured_label)
+        v.addLayout(self._build_engine_row())
+        self.vllm_label = QLabel()
+        self.vllm_label.setWordWrap(True)
+        self.vllm_label.setAccessibleName("vLLM estimate")
+        v.addWidget(self.vllm_label)
         self.body = v  # owners add their action rows below
+        self._arch: ModelArchitecture | None = None
+        self._report: GpuReport | None = None
+        self._n_ctx = 0
+        self._fit: FitResult | None = None
+        self.vllm_fit: VllmFit | None = None
+        self._sync_engine_controls()
+
+    def _build_engine_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Engine"))
+        self.engine = QComboBox()
+        self.engine.setAccessibleName("Engine the estimate is for")
+        self.engine.addItems(ENGINES)
+        row.addWidget(self.engine)
+        row.addWidget(QLabel("Tensor parallel"))
+        self.tp_spin = QSpinBox()
+        self.tp_spin.setAccessibleName("vLLM tensor parallel size")
+        self.tp_spin.setRange(1, 64)
+        row.addWidget(self.tp_spin)
+        row.addWidget(QLabel("GPU memory utilization"))
+        self.util_spin = QDoubleSpinBox()
+        self.util_spin.setAccessibleName("vLLM gpu_memory_utilization")
+        self.util_spin.setRange(0.05, 1.0)
+        self.util_spin.setSingleStep(0.01)
+        self.util_spin.setDecimals(2)
+        self.util_spin.setValue(VllmOptions().gpu_memory_utilization)
+        row.addWidget(self.util_spin)
+        row.addStretch(1)
+        self.engine.currentIndexChanged.connect(lambda _i: self._render())
+        self.tp_spin.valueChanged.connect(lambda _v: self._render())
+        self.util_spin.valueChanged.connect(lambda _v: self._render())
+        self._tp_touched = False
+        self.tp_spin.editingFinished.connect(self._tp_edited)
+        return row
+
+    def _tp_edited(self) -> None:
+        self._tp_touched = True
+
+    @property
+    def vllm_mode(self) -> bool:
+        """True when the user asked for vLLM's answer."""
+        return self.engine.currentIndex() == 1
+
+    def _sync_engine_controls(self) -> None:
+        for control in (self.tp_spin, self.util_spin):
+            control.setEnabled(self.vllm_mode)
+        self.vllm_label.setVisible(self.vllm_mode)
 
     def _slider_moved(self, value: int) -> None:
         snapped = snap(value) if value < self.slider.maximum() else value
@@ -155,8 +249,17 @@ class FitPanel(QGroupBox):
 
     def show_fit(self, title: str, fit: FitResult | None, n_ctx: int, max_ctx: int, *,
                report: GpuReport | None, ready: bool, waiting_text: str = "",
-               measured_text: str = "") -> None:
-        """Show ``fit`` (None: ``waiting_text`` instead) at ``n_ctx`` of at most ``max_ctx``."""
+               measured_text: str = "", arch: ModelArchitecture | None = None) -> None:
+        """Show ``fit`` (None: ``waiting_text`` instead) at ``n_ctx`` of at most ``max_ctx``.
+
+        ``arch`` (the model's description) lets the panel answer for vLLM when that engine is
+        chosen; without it the vLLM choice says it needs the model read first."""
+        self._arch, self._report, self._n_ctx, self._fit = arch, report, n_ctx, fit
+        gpus = report.gpus if report is not None else []
+        if gpus and not self._tp_touched:
+            self.tp_spin.blockSignals(True)
+            self.tp_spin.setValue(len(gpus))
+            self.tp_spin.blockSignals(False)
         self.model_title.setText(title)
         top = max(CTX_PAD, max_ctx)
         for control in (self.slider, self.ctx_spin):
@@ -193,3 +296,55 @@ class FitPanel(QGroupBox):
         self.legend.setText(legend + tail)
         self.ctx_label.setText(context_text(fit, has_gpu))
         self.measured_label.setText(measured_text)
+        self._render_vllm()
+
+    def _render(self) -> None:
+        """Redraw for a changed engine choice: the llama.cpp answer comes back as it was given."""
+        self._sync_engine_controls()
+        if self.vllm_mode:
+            self._render_vllm()
+        elif self._fit is not None:
+            self._llama_bar(self._fit)
+            self.vllm_label.setText("")
+
+    def _llama_bar(self, fit: FitResult) -> None:
+        gpus = self._report.gpus if self._report is not None else []
+        color, _ = BADGE[fit.verdict]
+        self._set_badge(badge_text(fit, bool(gpus)), color)
+        segments = fit_segments(fit, bool(gpus))
+        self.bar.set_parts(segments, sum(d.free for d in gpus) if gpus else fit.ram_available,
+                           "free VRAM" if gpus else "free RAM")
+
+    def _set_badge(self, text: str, color: str) -> None:
+        self.badge.setText(text)
+        self.badge.setStyleSheet(f"background: {color}; color: white; border-radius: 4px; padding: 3px 8px; "
+                                 "font-weight: bold;")
+
+    def _render_vllm(self) -> None:
+        """vLLM's answer for one GPU of the tensor-parallel group, shown when vLLM is chosen."""
+        self._sync_engine_controls()
+        self.vllm_fit = None
+        if not self.vllm_mode:
+            return
+        gpus = self._report.gpus if self._report is not None else []
+        if self._arch is None or not gpus:
+            self.vllm_label.setText("vLLM needs a GPU" if self._arch is not None
+                                    else "vLLM: waiting for the model's description")
+            return
+        tp = self.tp_spin.value()
+        ranks = gpus[:tp]
+        total, free = min(g.total for g in ranks), min(g.free for g in ranks)
+        opts = VllmOptions(max_model_len=max(self._n_ctx, 1), tensor_parallel_size=tp,
+                           gpu_memory_utilization=round(self.util_spin.value(), 2))
+        fit = estimate_vllm(self._arch, total, free, opts)
+        self.vllm_fit = fit
+        self._set_badge("Fits in vLLM" if fit.fits else "Won't fit in vLLM",
+                        BADGE["full" if fit.fits else "no_fit"][0])
+        segments = vllm_segments(fit)
+        self.bar.set_parts(segments, fit.pool, "vLLM pool")
+        legend = " ".join(f"<span style='color:{seg.color}'>■</span> {seg.label} {human_bytes(seg.value)}"
+                          for seg in segments)
+        self.legend.setText(legend + f" &nbsp;|&nbsp; <b>pool {human_bytes(fit.pool)} per GPU</b>")
+        extra = "" if tp <= len(gpus) else f" (only {len(gpus)} GPU found: figures for one of {tp} alike)"
+        verdict = "" if fit.fits else f" — {fit.reason}"
+        self.vllm_label.setText(vllm_words(fit) + extra + verdict)

@@ -82,6 +82,11 @@ class ModelLibraryView(QWidget):
         self.gguf_button.clicked.connect(self._choose_gguf)
         top.addWidget(self.refresh_button)
         top.addWidget(self.gguf_button)
+        self.hub_button = QPushButton("Find models on Hugging Face…")  # ui/hub_browser.py
+        self.hub_button.setAccessibleName("Find models on Hugging Face")
+        self.hub_button.clicked.connect(self.open_hub)
+        self.on_hub_download: Any = None  # on_download(repo_id, files) for the browser's buttons
+        top.addWidget(self.hub_button)
         layout.addLayout(top)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -245,7 +250,7 @@ class ModelLibraryView(QWidget):
         measured = self._measured_text(fit, entry.context_length if entry else None, has_gpu) if fit else ""
         self.fit_panel.show_fit(entry.name if entry else "Choose a model", fit, s.n_ctx, s.max_context,
                               report=s.gpu_report, ready=s.architecture is not None,
-                              waiting_text=waiting, measured_text=measured)
+                              waiting_text=waiting, measured_text=measured, arch=s.architecture)
 
     def render_file(self) -> None:
         estimate: FileEstimate | None = self.service.file
@@ -259,7 +264,7 @@ class ModelLibraryView(QWidget):
         measured = words[:1].upper() + words[1:]
         self.file_panel.show_fit(estimate.name, fit, estimate.n_ctx, estimate.max_context,
                                report=self.service.gpu_report, ready=estimate.architecture is not None,
-                               waiting_text=waiting, measured_text=measured)
+                               waiting_text=waiting, measured_text=measured, arch=estimate.architecture)
 
     def _sync_selection(self) -> None:
         """The table shows the service's selection: none when it has none (after a switch of
@@ -375,6 +380,12 @@ class ModelLibraryView(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, f"The GGUF file of {name}", "", "GGUF models (*.gguf)")
         if path and name:
             self.service.spawn(self.service.attach_file(name, path))
+
+    def open_hub(self) -> QWidget:
+        """Open the Hugging Face browser, estimating on this view's machine report."""
+        from victor_gui.ui.hub_browser import open_hub_browser
+
+        return open_hub_browser(self, gpu_report=self.service.gpu_report, on_download=self.on_hub_download)
 
     def confirm_delete(self) -> QMessageBox | None:
         """Ask before deleting the selected model (non-blocking; Yes deletes)."""
