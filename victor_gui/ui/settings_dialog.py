@@ -52,6 +52,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _saved_field(form: QFormLayout, label: str, name: str, placeholder: str, save_name: str,
+                 save: Callable[[str], object]) -> QLineEdit:
+    """A form row of a text field and its Save button (``save(text)`` on click)."""
+    row = QHBoxLayout()
+    edit = QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    edit.setAccessibleName(name)
+    button = QPushButton("Save")
+    button.setAccessibleName(save_name)
+    button.clicked.connect(lambda: save(edit.text()))
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    form.addRow(label, row)
+    return edit
+
+
 def _label(text: str = "", name: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -178,27 +194,14 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(self.data_label, 1)
         folder_row.addWidget(move)
         form.addRow("Data folder", folder_row)
-        proxy_row = QHBoxLayout()
-        self.proxy_edit = QLineEdit()
-        self.proxy_edit.setPlaceholderText("http://proxy.example:3128 (empty: none, or the environment's)")
-        self.proxy_edit.setAccessibleName("HTTP and HTTPS proxy URL")
-        save_proxy = QPushButton("Save")
-        save_proxy.setAccessibleName("Save the proxy")
-        save_proxy.clicked.connect(lambda: self.set_proxy(self.proxy_edit.text()))
-        proxy_row.addWidget(self.proxy_edit, 1)
-        proxy_row.addWidget(save_proxy)
-        form.addRow("Proxy", proxy_row)
+        self.proxy_edit = _saved_field(form, "Proxy", "HTTP and HTTPS proxy URL",
+                                       "http://proxy.example:3128 (empty: none, or the environment's)",
+                                       "Save the proxy", self.set_proxy)
         form.addRow("", _label("The proxy is used from the next start."))
-        engine_row = QHBoxLayout()
-        self.llama_edit = QLineEdit()
-        self.llama_edit.setPlaceholderText("empty: found on PATH, in the build cache, LM Studio or Jan")
-        self.llama_edit.setAccessibleName("llama-server binary")
-        save_llama = QPushButton("Save")
-        save_llama.setAccessibleName("Save the llama-server path")
-        save_llama.clicked.connect(lambda: self.set_llama_server(self.llama_edit.text()))
-        engine_row.addWidget(self.llama_edit, 1)
-        engine_row.addWidget(save_llama)
-        form.addRow("llama-server", engine_row)  # what "Run with llama-server" starts
+        # What "Run with llama-server" in the model manager starts.
+        self.llama_edit = _saved_field(form, "llama-server", "llama-server binary",
+                                       "empty: found on PATH, in the build cache, LM Studio or Jan",
+                                       "Save the llama-server path", self.set_llama_server)
         return page
 
     # -- loading ---------------------------------------------------------------------------------
