@@ -109,6 +109,9 @@ class ServerWindows(QObject):
         # One detection serves both views: the model manager estimates against the same report.
         if event == "hardware" and payload is not None and self.models is not None:
             self.models.set_gpu_report(payload)
+            from victor_gui.services.ollama_context import default_planner
+
+            default_planner().set_report(payload)  # the chat's Ollama num_ctx plans too
 
     def open_view(self, which: str) -> QWidget | None:
         """Show (or raise) the "endpoints" or "models" window."""
