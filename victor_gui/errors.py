@@ -98,6 +98,15 @@ class GGUFError(VictorGuiError):
         super().__init__(message)
 
 
+class EngineError(VictorGuiError):
+    """An engine the app starts itself (``llama-server``) could not be found, started, or made
+    ready; ``log_tail`` holds the last lines it printed (empty when it never ran)."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        super().__init__(message)
+
+
 class ProviderError(VictorGuiError):
     """Any failure talking to a model provider.
 
@@ -333,6 +342,7 @@ __all__ = [
     "ContentFilterError",
     "ContextLengthExceededError",
     "EmbeddingServerError",
+    "EngineError",
     "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",

@@ -164,6 +164,9 @@ class Settings(BaseModel):
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     # Model folders and downloads (issue 17; new key with defaults, no migration).
     model_folders: ModelFolderSettings = Field(default_factory=ModelFolderSettings)
+    # The llama-server binary the app runs models with (None: looked for on PATH, in the build
+    # cache, LM Studio's and Jan's folders). New key, no migration.
+    llama_server_path: str | None = None
 
     @field_validator("data_dir")
     @classmethod

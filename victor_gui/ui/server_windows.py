@@ -21,15 +21,29 @@ from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import httpx
 
     from victor_gui.services.downloads import DownloadManager
+    from victor_gui.services.engine_runner import EngineRunner
     from victor_gui.services.model_library import ModelLibraryService
     from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.services.settings_service import SettingsService
 
 log = logging.getLogger(__name__)
+
+
+def make_engine_runner(client: httpx.AsyncClient, registry: ServerRegistry,
+                       log_dir: Path | None = None) -> EngineRunner:
+    """The app's engine runner: registered in ``registry``, the binary from its Settings, the
+    logs under the app's log folder (``log_dir`` in tests)."""
+    from victor_gui.core.app_dirs import log_dir as app_log_dir
+    from victor_gui.services.engine_runner import EngineRunner
+
+    settings = registry.settings_service
+    return EngineRunner(client, log_dir=log_dir or app_log_dir() / "engines", registry=registry,
+                        binary_setting=lambda: settings.settings.llama_server_path)
 
 
 class ServerWindows(QObject):
@@ -41,6 +55,7 @@ class ServerWindows(QObject):
         self.endpoints: ServerRegistry | None = None  # the one registry: dashboard and chat
         self.models: ModelLibraryService | None = None
         self.downloads: DownloadManager | None = None  # issue 17: the one owner of downloads
+        self.engines: EngineRunner | None = None  # llama-servers started from the app
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
         self._closed = False
@@ -59,7 +74,8 @@ class ServerWindows(QObject):
             window.addAction(action)
 
     async def start(self, client: httpx.AsyncClient, *, settings: SettingsService | None = None,
-                    on_registry: Callable[[ServerRegistry], object] | None = None, **options: Any) -> None:
+                    on_registry: Callable[[ServerRegistry], object] | None = None,
+                    engine_log_dir: Path | None = None, **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
         ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
@@ -87,6 +103,8 @@ class ServerWindows(QObject):
         self.models = ModelLibraryService(client, gpu_detector=None)
         self.downloads = DownloadManager(client, settings=settings, state_path=state)
         await self.downloads.start()  # unfinished downloads come back paused
+        # The probe client: no proxy (the shared one may have one) between the app and 127.0.0.1.
+        self.engines = make_engine_runner(self._probe_client, self.endpoints, engine_log_dir)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(True)
@@ -98,6 +116,9 @@ class ServerWindows(QObject):
         # One detection serves both views: the model manager estimates against the same report.
         if event == "hardware" and payload is not None and self.models is not None:
             self.models.set_gpu_report(payload)
+            from victor_gui.services.ollama_context import default_planner
+
+            default_planner().set_report(payload)  # the chat's Ollama num_ctx plans too
 
     def open_view(self, which: str) -> QWidget | None:
         """Show (or raise) the "endpoints", "models" or "downloads" window."""
@@ -116,7 +137,7 @@ class ServerWindows(QObject):
             elif which == "downloads" and self.downloads is not None:
                 view = DownloadsView(self.downloads, self.window)
             else:
-                view = ModelLibraryView(self.models, self.endpoints, self.window,
+                view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines,
                                         open_downloads=lambda: self.open_view("downloads"))
                 # The Hub browser's Download buttons queue on the one download manager.
                 view.on_hub_download = self.download_from_hub
@@ -149,6 +170,8 @@ class ServerWindows(QObject):
             await self.models.close()
         if self.downloads is not None:
             await self.downloads.close()  # parts are kept; they come back paused next time
+        if self.engines is not None:
+            await self.engines.close()  # every engine not marked "keep running" stops with the app
         if self.endpoints is not None:
             await self.endpoints.close()
         if self._probe_client is not None:
