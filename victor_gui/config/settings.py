@@ -138,6 +138,16 @@ class ModelFolderSettings(BaseModel):
     reuse_libraries: bool = True
 
 
+class FirstRunSettings(BaseModel):
+    """The first-run offer (issue 17): "Don't show again", and the recommended repositories
+    (empty: the built-in list of services.first_run; a mirror or a test names its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dismissed: bool = False
+    recommended: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseModel):
     """Everything the user can set (unknown keys are errors: a typo should not pass silently)."""
 
@@ -167,6 +177,8 @@ class Settings(BaseModel):
     # The llama-server binary the app runs models with (None: looked for on PATH, in the build
     # cache, LM Studio's and Jan's folders). New key, no migration.
     llama_server_path: str | None = None
+    # The first-run offer (issue 17). New key with defaults, no migration.
+    first_run: FirstRunSettings = Field(default_factory=FirstRunSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -258,7 +258,7 @@ class App:
         # The server registry (health monitor + discovery + GPU detection, in the background);
         # the chat offers its targets as soon as it exists.
         self.loop.create_task(self.window.server_windows.start(
-            self.client, settings=self.settings, on_registry=self.window.chat.start))
+            self.client, settings=self.settings, on_registry=self.window.chat.start, offer_first_run=True))
         await self._open_data(settings)
         await self._start_tools()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         # -- end compare view ------------------------------------------------------------------
         # ---- end of added views ----------------------------------------------------------------
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.server_windows.first_run_action)  # issue 17: "Get a model…"
         self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts,
                      icon="keyboard")
         help_menu.addSeparator()

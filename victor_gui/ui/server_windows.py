@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from victor_gui.services.downloads import DownloadManager
     from victor_gui.services.engine_runner import EngineRunner
+    from victor_gui.services.first_run import FirstRunService
     from victor_gui.services.model_library import ModelLibraryService
     from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.services.settings_service import SettingsService
@@ -59,6 +60,10 @@ class ServerWindows(QObject):
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
         self.run_dialog: QWidget | None = None  # the last "Run…" dialog opened from downloads
+        self.first_run: FirstRunService | None = None  # issue 17: the offer when no server answers
+        self.first_run_panel: QWidget | None = None
+        self.first_run_selected: bool | None = None  # the chat took the offer's server (None: not yet)
+        self._first_run_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         menu = window.menuBar().addMenu("&Servers")
         self.endpoints_action = QAction("Endpoints…", window)
@@ -67,16 +72,19 @@ class ServerWindows(QObject):
         self.models_action = QAction("Models…", window)
         self.models_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
         self.models_action.triggered.connect(lambda: self.open_view("models"))
+        self.first_run_action = QAction("Get a model…", window)
+        self.first_run_action.triggered.connect(self.open_first_run)
         set_icon(self.endpoints_action, "server", later=True)  # drawn when the menu opens
         set_icon(self.models_action, "download", later=True)
-        for action in (self.endpoints_action, self.models_action):
+        for action in (self.endpoints_action, self.models_action, self.first_run_action):
             action.setEnabled(False)  # until start(): the services need the HTTP client
             menu.addAction(action)
             window.addAction(action)
 
     async def start(self, client: httpx.AsyncClient, *, settings: SettingsService | None = None,
                     on_registry: Callable[[ServerRegistry], object] | None = None,
-                    engine_log_dir: Path | None = None, **options: Any) -> None:
+                    engine_log_dir: Path | None = None, offer_first_run: bool = False,
+                    **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
         ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
@@ -84,7 +92,8 @@ class ServerWindows(QObject):
         ``on_registry`` gets the server registry as soon as it exists (the chat follows it).
         ``options`` go to :class:`ServerRegistry` (tests pass ``settings_path``, ``discover``,
         ``gpu_detector``), except ``downloads_state`` (where the downloads are kept; default
-        ``downloads.json`` in the data folder)."""
+        ``downloads.json`` in the data folder). ``offer_first_run``: after the first health round,
+        open the first-run offer when no server works (the app; tests that want it)."""
         from victor_gui.config.secrets import KeyringStore
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
         from victor_gui.services.downloads import DownloadManager, default_state_path
@@ -107,11 +116,52 @@ class ServerWindows(QObject):
         # The probe client: no proxy (the shared one may have one) between the app and 127.0.0.1.
         self.engines = make_engine_runner(self._probe_client, self.endpoints, engine_log_dir)
         self.endpoints.subscribe(self._share_hardware)
-        for action in (self.endpoints_action, self.models_action):
+        from victor_gui.services.first_run import FirstRunService
+
+        self.first_run = FirstRunService(registry=self.endpoints, runner=self.engines,
+                                         downloads=self.downloads, settings=settings)
+        self.first_run.subscribe(self._first_run_event)
+        for action in (self.endpoints_action, self.models_action, self.first_run_action):
             action.setEnabled(True)
         if on_registry is not None:
             on_registry(self.endpoints)
         await self.endpoints.start()
+        if offer_first_run:
+            self._keep(self._offer_if_needed())
+
+    def _keep(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._first_run_tasks.add(task)
+        task.add_done_callback(self._first_run_tasks.discard)
+
+    async def _offer_if_needed(self) -> None:
+        if self.first_run is not None and await self.first_run.needed() and not self._closed:
+            self.open_first_run()
+
+    def open_first_run(self) -> QWidget | None:
+        """Show the first-run offer ("Get a model…"), built afresh."""
+        if self.first_run is None:
+            return None
+        from victor_gui.ui.first_run_panel import open_first_run
+
+        if self.first_run_panel is not None:
+            self.first_run_panel.close()
+        panel = open_first_run(self.first_run, self.window, open_run_dialog=self.run_model)
+        panel.destroyed.connect(lambda *_: setattr(self, "first_run_panel", None))
+        self.first_run_panel = panel
+        return panel
+
+    def _first_run_event(self, event: str, payload: Any) -> None:
+        if event == "engine":
+            self._keep(self._use_engine(payload))
+
+    async def _use_engine(self, engine: Any) -> None:
+        """The offer started ``engine``: the chat takes its server and model, the input the focus."""
+        from victor_gui.ui.first_run_panel import select_engine_in_chat
+
+        self.first_run_selected = await select_engine_in_chat(self.window, self.endpoints, engine)
+        if self.first_run_selected and self.first_run_panel is not None:
+            self.first_run_panel.close()
 
     def _share_hardware(self, event: str, payload: Any) -> None:
         # One detection serves both views: the model manager estimates against the same report.
@@ -163,14 +213,15 @@ class ServerWindows(QObject):
             return None
         return view.spawn(view.download(repo_id, files))
 
-    def run_model(self, path: Path) -> QWidget | None:
+    def run_model(self, path: Path, parent: QWidget | None = None) -> QWidget | None:
         """"Run…" on a downloaded model: the same dialog as the model manager's (the plan's flags,
-        an editable context, Start), parented to the downloads panel."""
+        an editable context, Start), parented to ``parent`` (default: the downloads panel)."""
         from victor_gui.ui.engine_panel import RunEngineDialog
 
         if self.engines is None:
             return None
-        dialog = RunEngineDialog(self.engines, str(path), self.views.get("downloads") or self.window)
+        parent = parent or self.views.get("downloads") or self.window
+        dialog = RunEngineDialog(self.engines, str(path), parent)
         dialog.open()
         self.run_dialog = dialog
         return dialog
@@ -178,8 +229,14 @@ class ServerWindows(QObject):
     async def aclose(self) -> None:
         """Close the views, stop probing and pulls, close the probe client."""
         self._closed = True
+        for task in list(self._first_run_tasks):
+            task.cancel()
+        if self.first_run_panel is not None:
+            self.first_run_panel.close()
         for view in list(self.views.values()):
             view.close()
+        if self.first_run is not None:
+            await self.first_run.close()
         if self.models is not None:
             await self.models.close()
         if self.downloads is not None:
