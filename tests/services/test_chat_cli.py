@@ -184,3 +184,6 @@ def test_nothing_named_asks_the_first_server_that_answers(home: Home, sim: SimSe
     nobody = home.run("chat", "--no-scan", "hello", env={"VICTOR_VLLM_HOST": f"127.0.0.1:{free_port()}"})
     assert nobody.returncode == 2
     assert nobody.stderr.startswith("No local server answered. Say what should answer:")
+    # Issue 17: and how to get a server when there is none (the three commands, in the sentence).
+    for command in ("victor-gui hub search", "victor-gui models download hf:", "victor-gui serve PATH"):
+        assert command in nobody.stderr

@@ -69,6 +69,12 @@ log = logging.getLogger(__name__)
 # Transcript notes the one-shot chat repeats as warnings (the window shows them in the chat).
 _SAID_ON_STDERR = frozenset({"documents", "images_left_out", "trim"})
 
+# Issue 17: with no server at all, the way to get one from this CLI (the window offers the same).
+GET_A_SERVER = ("No server yet? Get a model and run it: `victor-gui hub search qwen3` finds GGUF models "
+                "with their fit on this machine, `victor-gui models download hf:AUTHOR/REPO/FILE` "
+                "downloads one, `victor-gui serve PATH` runs it with llama-server; then chat again.")
+
+
 @dataclass
 class ChatRequest:
     """What ``victor-gui chat`` was asked. At most one of ``profile``/``endpoint``/``provider``
@@ -406,7 +412,8 @@ class HeadlessChat:
             return found
         raise UsageError("No local server answered. Say what should answer: --provider NAME --model M, "
                          "--profile NAME or "
-                         "--endpoint NAME|URL (or set a default provider or profile in Settings).")
+                         "--endpoint NAME|URL (or set a default provider or profile in Settings). "
+                         + GET_A_SERVER)
 
     async def _profile_target(self, store: ConversationStore, cid: int, name: str) -> _Target:
         request = self.request
