@@ -25,8 +25,8 @@ window offers the panel again from its menus whatever that says.
 
 Events (``subscribe(listener) -> unsubscribe``, ``listener(event, payload)``): ``"offer"`` (the
 :class:`FirstRunOffer`, or None while it is being built), ``"progress"`` (a sentence: download
-percentage, verification, start of the server) and ``"engine"`` (the started
-:class:`~.engine_runner.Engine`).
+start, verification, start of the server), ``"download"`` (``(bytes done, bytes in all or
+None)``) and ``"engine"`` (the started :class:`~.engine_runner.Engine`).
 """
 
 from __future__ import annotations
@@ -366,13 +366,16 @@ class FirstRunService:
                 return
             done[event.job.id] = event.job.done_bytes
             if event.job.state == JobState.VERIFYING:
-                self._emit("progress", f"Verifying {event.job.name}…")
-            elif total:
-                self._emit("progress", f"Downloading {rec.quant.name}: {sum(done.values()) * 100 // total} %")
+                self._emit("progress", f"Checking the sha256 of {event.job.name}…")
+            self._emit("download", (sum(done.values()), total))
 
+        self._emit("progress", f"Downloading {rec.quant.name}…")
         unsubscribe = self.downloads.subscribe(progress)
         try:
             finals = [await self.downloads.wait(job.id) for job in jobs]
+        except KeyError:  # cancelled (in the downloads panel): the job is gone
+            raise DownloadError(f"The download of {rec.quant.name} was cancelled.",
+                                reason="cancelled") from None
         finally:
             unsubscribe()
         for job in finals:

@@ -20,7 +20,7 @@ focus (:func:`select_engine_in_chat`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from victor_gui.errors import VictorGuiError
 from victor_gui.services.first_run import FirstRunOffer, FirstRunService, LocalChoice, Recommendation
 from victor_gui.services.hf_fit import QuantFit
+from victor_gui.services.model_folders import FOLDER
 from victor_gui.ui.downloads_view import fit_text
 from victor_gui.ui.hub_browser import BADGE_STYLE, quant_badge
 from victor_gui.ui.icons import set_icon
@@ -97,13 +98,12 @@ async def select_engine_in_chat(window: Any, registry: Any, engine: Any,
 
 
 class FirstRunPanel(QDialog):
-    """The offer (see the module doc). ``window`` is the main window (its chat is switched to the
-    started server); ``open_run_dialog(path)`` opens the Run dialog for a local model."""
+    """The offer (see the module doc), a window of its own over ``window``;
+    ``open_run_dialog(path, parent)`` opens the Run dialog for a local model."""
 
     def __init__(self, service: FirstRunService, window: Any, *, open_run_dialog: Any = None) -> None:
         super().__init__(window)
         self.service = service
-        self.main_window = window
         self.open_run_dialog = open_run_dialog
         self.task: asyncio.Task[Any] | None = None
         self.closed = False
@@ -142,7 +142,6 @@ class FirstRunPanel(QDialog):
         self.download_button.clicked.connect(self.download_and_run)
         rec.addWidget(self.download_button, 0, 2)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
         self.progress.setAccessibleName("Download progress")
         self.progress.hide()
         rec.addWidget(self.progress, 1, 0, 1, 3)
@@ -156,8 +155,9 @@ class FirstRunPanel(QDialog):
         v.addWidget(self.rec_box)
 
         self.engine_frame = QFrame()
+        self.engine_frame.setObjectName("engineMissing")
+        self.engine_frame.setFrameShape(QFrame.Shape.StyledPanel)
         engine_row = QHBoxLayout(self.engine_frame)
-        engine_row.setContentsMargins(0, 0, 0, 0)
         self.engine_label = QLabel()
         self.engine_label.setWordWrap(True)
         self.engine_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -168,7 +168,7 @@ class FirstRunPanel(QDialog):
         self.install_button.hide()
         engine_row.addWidget(self.install_button)
         self.engine_frame.hide()
-        v.addWidget(self.engine_frame)
+        v.insertWidget(v.indexOf(self.local_box), self.engine_frame)
 
         v.addStretch(1)
         bottom = QHBoxLayout()
@@ -195,19 +195,23 @@ class FirstRunPanel(QDialog):
                 self.show_offer(payload)
         elif event == "progress":
             self._progress(str(payload))
+        elif event == "download":
+            self._download_progress(*payload)
         elif event == "engine":
             self._progress(f"Running at {payload.url}. Opening it in the chat…")
 
     def show_offer(self, offer: FirstRunOffer) -> None:
         """Show ``offer``."""
-        self.status.setText("Pick one: it starts here, and the chat uses it.")
+        self.status.setText("Pick one: it starts here, and the chat uses it." if not offer.engine_missing
+                            else "Once there is an engine, pick one: it starts here, and the chat uses it.")
         while self.local_grid.count():
             item = self.local_grid.takeAt(0)
             if item is not None and item.widget() is not None:
                 item.widget().deleteLater()  # type: ignore[union-attr]
         self.run_buttons = []
         for row, choice in enumerate(offer.local):
-            name = QLabel(f"{choice.name} · {human_bytes(choice.model.size)} · {choice.model.library}")
+            where = "" if choice.model.library == FOLDER else f" · from {choice.model.library}"
+            name = QLabel(f"{choice.name} · {human_bytes(choice.model.size)}{where}")
             name.setToolTip(str(choice.model.path))
             name.setWordWrap(True)
             self.local_grid.addWidget(name, row, 0)
@@ -218,6 +222,8 @@ class FirstRunPanel(QDialog):
             fit_text(run)
             run.setAccessibleName(f"Run {choice.name}")
             run.setEnabled(choice.plan is not None and not offer.engine_missing)
+            if choice.error:
+                run.setToolTip(choice.error)
             run.clicked.connect(lambda _=False, c=choice: self.run_local(c))
             self.local_grid.addWidget(run, row, 2)
             self.run_buttons.append(run)
@@ -237,17 +243,24 @@ class FirstRunPanel(QDialog):
             self.rec_title.setText(offer.recommendation_note or "No recommendation.")
             self.rec_badge.hide()
             self.download_button.hide()
-        self.engine_label.setText(offer.engine_sentence)
+        self.engine_label.setText(f"<b>No engine to run a model with yet.</b> {escape(offer.engine_sentence)}"
+                                  if offer.engine_missing else "")
         self.install_button.setVisible(offer.engine_missing and offer.can_install)
         self.engine_frame.setVisible(offer.engine_missing)
 
     def _progress(self, text: str) -> None:
         self.progress_label.setText(text)
         self.progress_label.show()
-        if "%" in text:
-            with contextlib.suppress(ValueError):
-                self.progress.setValue(int(text.rsplit(":", 1)[-1].strip().split(" ", 1)[0]))
-            self.progress.show()
+
+    def _download_progress(self, done: int, total: int | None) -> None:
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(min(1000, done * 1000 // total))
+            share = done * 100 / total
+            self.progress.setFormat(f"{share:.0f} % · {human_bytes(done)} of {human_bytes(total)}")
+        else:
+            self.progress.setRange(0, 0)  # busy: the size is unknown
+        self.progress.show()
 
     # -- actions ----------------------------------------------------------------------------------
 
@@ -257,7 +270,6 @@ class FirstRunPanel(QDialog):
         if offer is None or offer.recommendation is None or self.service.busy:
             return
         self.download_button.setEnabled(False)
-        self.progress.setValue(0)
         self._progress(f"Queuing {offer.recommendation.quant.name}…")
         self.task = self.service.spawn(self._download_and_run(offer.recommendation))
 
@@ -270,7 +282,7 @@ class FirstRunPanel(QDialog):
                 self.download_button.setEnabled(True)
             return
         if not self.closed:
-            self.progress.setValue(100)
+            self.progress.hide()
 
     def run_local(self, choice: LocalChoice) -> None:
         """A local model's "Run…": the Run dialog; once it started a server, the chat uses it."""
