@@ -5,17 +5,31 @@ the Hub lacks or gates are skipped; Q4_K_M preferred over other quants of one re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from gguf import GGMLQuantizationType as Q
 
 from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.sizing.gguf_factory import Spec, write_gguf
 from tests.support.hub_repos import MACHINE, NO_GPU, TOKENS, qwen8b
-from victor_gui.services.first_run import RECOMMENDED, pick_quant, recommend
+from victor_gui.errors import DownloadError
+from victor_gui.services.downloads import DownloadManager
+from victor_gui.services.engine_runner import EngineRunner
+from victor_gui.services.first_run import (
+    ENGINE_COMMAND,
+    RECOMMENDED,
+    FirstRunService,
+    engine_installer,
+    pick_quant,
+    recommend,
+)
 from victor_gui.services.hf_fit import HubFitter
 from victor_gui.services.hf_hub import HubClient
+from victor_gui.services.settings_service import SettingsService
 from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
 
 pytest.importorskip("huggingface_hub")
@@ -113,4 +127,74 @@ async def test_the_quant_preference_and_the_builtin_list(hub: HubServer) -> None
     assert chosen is not None and chosen.quant == "Q4_K_M"
     assert len(RECOMMENDED) == len(set(RECOMMENDED)) >= 6
     assert all(r.count("/") == 1 and r.endswith("-GGUF") for r in RECOMMENDED)
+
+
+
+async def settings_in(tmp_path: Path, models: Path) -> SettingsService:
+    settings = SettingsService(tmp_path / "settings.yaml")
+    await settings.load()
+    await settings.update(model_folders={"folders": [str(models)], "reuse_libraries": False},
+                          first_run={"recommended": [SMALL]})
+    return settings
+
+
+async def test_no_engine_the_offer_says_how_to_get_one(hub: HubServer, tmp_path: Path) -> None:
+    settings = await settings_in(tmp_path, tmp_path / "models")
+    async with httpx.AsyncClient() as client:
+        runner = EngineRunner(client, log_dir=tmp_path / "logs", gpu_report=lambda: NO_GPU,
+                              env={"PATH": "", "VICTOR_LLAMA_CACHE": str(tmp_path / "no-cache")})
+        downloads = DownloadManager(client, settings=settings, endpoint=hub.url, token=None)
+        service = FirstRunService(registry=None, runner=runner, downloads=downloads, settings=settings,
+                                  fitter=HubFitter(HubClient(hub.url, env={})))
+        try:
+            offer = await service.build()
+        finally:
+            await service.close()
+    assert offer.engine_missing and offer.local == []
+    assert offer.recommendation is not None and offer.recommendation.quant.name == "Qwen3-1.7B-Q4_K_M.gguf"
+    if engine_installer() is None:  # until the engine installer is merged: the command to run
+        assert not offer.can_install and ENGINE_COMMAND in offer.engine_sentence
+    else:
+        assert offer.can_install and "Install the engine" in offer.engine_sentence
+
+
+async def test_a_cancelled_download_ends_with_a_sentence(hub: HubServer, tmp_path: Path) -> None:
+    """Before: cancelling the offer's download in the downloads panel raised KeyError out of
+    DownloadManager.wait (the job is forgotten), and the panel showed nothing."""
+    settings = await settings_in(tmp_path, tmp_path / "models")
+    events: list[tuple[str, object]] = []
+    hub.throttle_bps = 2_000_000
+    try:
+        async with httpx.AsyncClient() as client:
+            runner = EngineRunner(client, log_dir=tmp_path / "logs", gpu_report=lambda: NO_GPU)
+            downloads = DownloadManager(client, settings=settings, endpoint=hub.url, token=None,
+                                        state_path=tmp_path / "downloads.json")
+            await downloads.start()
+            service = FirstRunService(registry=None, runner=runner, downloads=downloads, settings=settings,
+                                      fitter=HubFitter(HubClient(hub.url, env={})))
+            moving = asyncio.Event()
+
+            def heard(event: str, payload: object) -> None:
+                events.append((event, payload))
+                if event == "download":
+                    moving.set()
+
+            service.subscribe(heard)
+            try:
+                offer = await service.build()
+                assert offer.recommendation is not None
+                task = asyncio.create_task(service.download_and_run(offer.recommendation))
+                await asyncio.wait_for(moving.wait(), 20)
+                done, total = next(p for e, p in events if e == "download")  # type: ignore[misc]
+                assert total == offer.recommendation.size and 0 <= done < total
+                [job] = downloads.jobs
+                await downloads.cancel(job.id)
+                with pytest.raises(DownloadError, match="was cancelled"):
+                    await asyncio.wait_for(task, 20)
+                assert not service.busy
+            finally:
+                await service.close()
+                await downloads.close()
+    finally:
+        hub.throttle_bps = 0
 
