@@ -42,24 +42,12 @@ class _Settings:
         return None
 
 
-def _llama3b(path: Path) -> Path:
+def _spec(arch: str, n_layer: int, n_embd: int, n_head: int, n_ff: int, n_vocab: int, n_ctx: int) -> Spec:
+    """A Q4_K_M model of that shape (8 KV heads of 128, as these families have)."""
     from gguf import GGMLQuantizationType as Q
 
-    spec = Spec(
-        arch="llama",
-        n_layer=28,
-        n_embd=3072,
-        n_head=24,
-        n_head_kv=8,
-        head_dim=128,
-        n_ff=8192,
-        n_vocab=128256,
-        n_ctx_train=131072,
-        wtype=Q.Q4_K,
-        tokens=TOKENS,
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_gguf(path, spec)
+    return Spec(arch=arch, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=8, head_dim=128,
+                n_ff=n_ff, n_vocab=n_vocab, n_ctx_train=n_ctx, wtype=Q.Q4_K, tokens=TOKENS)
 
 
 async def shoot(out: Path) -> list[Path]:
@@ -78,19 +66,7 @@ async def shoot(out: Path) -> list[Path]:
     work = Path(tempfile.mkdtemp(prefix="first-shots-"))
     src = work / "hub"
     src.mkdir()
-    small = Spec(
-        arch="qwen3",
-        n_layer=28,
-        n_embd=2048,
-        n_head=16,
-        n_head_kv=8,
-        head_dim=128,
-        n_ff=6144,
-        n_vocab=151936,
-        n_ctx_train=40960,
-        wtype=Q.Q4_K,
-        tokens=TOKENS,
-    )
+    small = _spec("qwen3", 28, 2048, 16, 6144, 151936, 40960)
     repos = [
         HubRepo(
             BIG,
@@ -104,7 +80,9 @@ async def shoot(out: Path) -> list[Path]:
         ),
     ]
     folder = work / "models"
-    _llama3b(folder / "bartowski" / "Llama-3.2-3B-Instruct-GGUF" / "Llama-3.2-3B-Instruct-Q4_K_M.gguf")
+    local = folder / "bartowski" / "Llama-3.2-3B-Instruct-GGUF" / "Llama-3.2-3B-Instruct-Q4_K_M.gguf"
+    local.parent.mkdir(parents=True)
+    write_gguf(local, _spec("llama", 28, 3072, 24, 8192, 128256, 131072))
     saved: list[Path] = []
     with HubServer(repos) as hub:
         client = make_client()

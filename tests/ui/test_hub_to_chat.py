@@ -16,7 +16,7 @@ from tests.servers.base import free_port
 from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
-from tests.ui.conftest import stored_messages, wait_until
+from tests.ui.conftest import reply_streams_from, wait_until
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.downloads import JobState
 from victor_gui.services.engine_runner import RUNNING, STOPPED
@@ -102,12 +102,7 @@ async def test_find_download_run_and_chat_from_the_window(no_env, window, tiny_h
         await wait_until(lambda: chat.current_choice() is not None
                          and chat.current_choice().display_name == target.name
                          and chat.model_combo.count() > 0, 20)
-        chat.input.setPlainText("Say hello")
-        chat.send()
-        await wait_until(lambda: not chat.running, 60)
-        reply = next(m for m in await stored_messages(window) if m.role == "assistant")
-        assert reply.status == "complete", reply.error
-        assert reply.content and reply.endpoint is not None and engine.url in reply.endpoint
+        await reply_streams_from(window, engine.url)
         await asyncio.wait_for(views.engines.stop(engine), 15)  # type: ignore[union-attr]
         assert engine.state == STOPPED
         await wait_until(lambda: target.name not in items(chat.provider_combo), 10)
