@@ -19,12 +19,14 @@ def build_parser(*, with_commands: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     if with_commands:
         from victor_gui.cli.chat import add_chat_command  # Qt-free; `chat`
+        from victor_gui.cli.engine import add_engine_command  # Qt-free; `engine install|status`
         from victor_gui.cli.fit import add_fit_command  # Qt-free; heavy imports wait for the handler
         from victor_gui.cli.servers import add_manager_commands  # Qt-free; `providers`, `doctor`
 
         add_chat_command(commands)
         add_manager_commands(commands)
         add_fit_command(commands)
+        add_engine_command(commands)
     return parser
 
 
