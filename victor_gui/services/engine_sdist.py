@@ -119,7 +119,9 @@ async def find_sdist(client: httpx.AsyncClient, version: str, base_url: str | No
     if not re.fullmatch(r"[0-9a-f]{64}", published):
         raise EngineInstallError(f"PyPI gives no sha256 for {PACKAGE} {version}", reason="checksum")
     size = entry.get("size")
-    return SdistSource(version, str(entry.get("url") or ""), published,
+    # pypi.org gives absolute URLs (its file host); a mirror may give them relative to the JSON.
+    file_url = str(httpx.URL(url).join(str(entry.get("url") or "")))
+    return SdistSource(version, file_url, published,
                        size if isinstance(size, int) else None, "pinned" if pinned else "pypi")
 
 
@@ -244,7 +246,8 @@ def _extract(sdist: Path, dest: Path, cancel: threading.Event) -> Path:
         raise EngineInstallError(f"{sdist.name} has no vendor/llama.cpp with tools/server", reason="archive")
     final = dest / top
     shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
+    os.replace(partial / top, final)
+    shutil.rmtree(partial, ignore_errors=True)
     return final / "vendor" / "llama.cpp"
 
 
