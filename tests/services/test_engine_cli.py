@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.servers.base import free_port
 from tests.services.chat_cli_support import ROOT, Home
 from tests.support.tiny_cmake import write_fake_sdist, write_tiny_project
@@ -163,3 +165,28 @@ def test_ctrl_c_stops_the_build_and_installs_nothing(home: Home, tmp_path: Path)
     assert not (_engines(home) / VERSION).exists()
     # The work folder stays so a new try resumes the build, but holds no installed engine.
     assert installed_engine(_engines(home)) is None
+
+
+def _script(path: Path, version: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho 'version: {version}' >&2\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Jan's Linux data folder")
+def test_status_finds_jans_engine_after_path_and_the_installed_one(home: Home, tmp_path: Path) -> None:
+    backends = home.home / ".local/share/Jan/data/llamacpp/backends"
+    jan = _script(backends / "b6324/linux-avx2-x64/build/bin/llama-server", "6324 (jan)")
+    _script(backends / "b6000/linux-noavx-x64/build/bin/llama-server", "6000 (old jan)")
+    doc = json.loads(_cli(home, "status", "--json").stdout)
+    assert [c["source"] for c in doc["candidates"]] == ["Jan", "Jan"]
+    assert doc["chosen"] == {"path": str(jan), "source": "Jan", "version": "version: 6324 (jan)"}
+    assert "Jan ships it" in doc["reason"]
+
+    mine = _script(_engines(home) / "0.3.36" / "llama-server", "1 (victor)")
+    (mine.parent / STAMP_NAME).write_text("{}")
+    on_path = _script(tmp_path / "bin" / "llama-server", "9999 (system)")
+    doc = json.loads(_cli(home, "status", "--json", first=on_path.parent).stdout)
+    assert [c["source"] for c in doc["candidates"]] == ["PATH", "installed", "Jan", "Jan"]
+    assert doc["chosen"]["path"] == str(on_path)

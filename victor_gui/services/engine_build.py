@@ -149,7 +149,9 @@ class BuildLog:
     async def open(self) -> None:
         if self.path is not None:
             await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
-            self._fh = await asyncio.to_thread(open, self.path, "w", encoding="utf-8", errors="replace")
+            # Line-buffered: a user may follow the log (tail -f) while the build runs.
+            self._fh = await asyncio.to_thread(open, self.path, "w", buffering=1, encoding="utf-8",
+                                               errors="replace")
 
     async def add(self, line: str) -> None:
         self.tail.append(line)
