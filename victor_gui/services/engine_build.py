@@ -185,8 +185,10 @@ async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
 
 
 async def kill_group(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
-    """End ``proc`` and everything it started: SIGTERM to its process group, SIGKILL after
-    ``grace_s``, and a last SIGKILL for any child left after the leader exited."""
+    """End ``proc`` and everything it started: SIGTERM to its process group (make then deletes
+    the object files it was writing, so a resumed build never links a truncated one), SIGKILL
+    after ``grace_s``, and a last SIGKILL for a compiler still running after the leader exited
+    (the group id stays ours while any member lives)."""
     if sys.platform == "win32":  # pragma: no cover - the engine install is for Linux and macOS
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -219,12 +221,8 @@ async def run_step(cmd: Sequence[str], *, phase: str, log: BuildLog, cwd: Path |
             yield EngineProgress(phase, parse_progress(line) if phase == "build" else None, line)
         rc = await proc.wait()
     finally:
-        if proc.returncode is None:
+        if proc.returncode is None:  # cancelled, closed, or our own reading failed
             await kill_group(proc)
-        else:  # the leader is done; a straggler in its group must not outlive the step
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if sys.platform != "win32":
-                    os.killpg(proc.pid, signal.SIGKILL)
     if rc != 0:
         raise log.failure(f"{phase} failed ({Path(cmd[0]).name} exited with {rc})")
 
