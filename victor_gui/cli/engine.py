@@ -30,18 +30,9 @@ EXIT_HELP = """exit codes:
   130  interrupted (Ctrl-C): the build was stopped and nothing was installed"""
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def add_engine_command(subparsers: Any) -> None:
     """Register ``engine install`` and ``engine status`` on the ``victor-gui`` parser."""
+    from victor_gui.cli.chat import _positive_int  # the CLI's one "N >= 1" check
     from victor_gui.services.engine_sdist import DEFAULT_VERSION
 
     engine = subparsers.add_parser("engine", help="build or locate the llama-server engine",
@@ -58,7 +49,7 @@ def add_engine_command(subparsers: Any) -> None:
                       help=f"llama-cpp-python release whose llama.cpp is built (default {DEFAULT_VERSION})")
     inst.add_argument("--sdist", type=Path, metavar="PATH",
                       help="build from this llama_cpp_python-V.tar.gz instead of downloading it")
-    inst.add_argument("--jobs", type=_positive, metavar="N",
+    inst.add_argument("--jobs", type=_positive_int, metavar="N",
                       help="parallel compile jobs (default: CPU count)")
     inst.add_argument("--force", action="store_true",
                       help="build even when llama-server is on PATH or this version is installed")
