@@ -74,12 +74,12 @@ def test_engine_install_builds_a_llama_server_that_serves_the_tiny_model(
     assert done.stdout.strip().splitlines()[-1] == str(binary)
     if cached is None:
         assert "[100%]" in done.stderr and "== done:" in done.stderr
+        assert not (prefix / f".work-{version}").exists()  # sources and objects removed after the build
     else:
         assert "already installed" in done.stderr
     stamp = read_stamp(binary.parent) or {}
     flavour = (stamp.get("llama_cpp_python_version"), stamp.get("opt"), stamp.get("native"))
     assert flavour == (version, OPT, False)
-    assert not (prefix / f".work-{version}").exists()  # sources and objects removed after the build
 
     with running_llama_server(tiny_model(), binary=binary, log_dir=tmp_path, ready_timeout_s=60) as server:
         reply = httpx.post(f"{server.base_url}/v1/chat/completions", timeout=60, json={

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +28,8 @@ EXIT_HELP = """exit codes:
   1    the download, the checksum, the unpacking or the build failed (the log's last lines follow)
   2    usage: bad arguments, no such --sdist file
   3    cmake, make or a C/C++ compiler is missing (the message says what to install)
-  130  interrupted (Ctrl-C): the build was stopped and nothing was installed"""
+  130  interrupted (Ctrl-C): the build was stopped and nothing was installed (or, when it came
+       during the final copy, the message says the engine was installed)"""
 
 
 def add_engine_command(subparsers: Any) -> None:
@@ -75,11 +77,35 @@ def add_engine_command(subparsers: Any) -> None:
 def run_install(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Entry point of ``victor-gui engine install``; returns the exit code."""
     out, err = out or sys.stdout, err or sys.stderr
+    started = time.time()
     try:
         return asyncio.run(install_command(args, out, err))
     except KeyboardInterrupt:
-        print("engine install: interrupted; the build was stopped and nothing was installed", file=err)
+        # The copy into place is not interrupted half-way (it finishes, whole, or never starts):
+        # say which of the two happened instead of guessing.
+        installed = _installed_since(args, started)
+        if installed is not None:
+            print(f"engine install: interrupted after the build had finished; llama-server is "
+                  f"installed at {installed}", file=err)
+        else:
+            print("engine install: interrupted; the build was stopped and nothing was installed", file=err)
         return EXIT_INTERRUPTED
+
+
+def _installed_since(args: argparse.Namespace, started: float) -> Path | None:
+    """The binary this run installed, if it got that far (its stamp is newer than the start)."""
+    from victor_gui.errors import VictorGuiError
+    from victor_gui.services import engine_install as ei
+    from victor_gui.services.engine_sdist import sdist_version
+
+    version = (sdist_version(args.sdist) if args.sdist else None) or args.version
+    try:
+        folder = ei.install_dir(version, args.prefix)
+        binary = ei.stamped_binary(folder)
+        fresh = binary is not None and (folder / ei.STAMP_NAME).stat().st_mtime >= started
+    except (OSError, ValueError, VictorGuiError):
+        return None
+    return binary if fresh else None
 
 
 class _Printer:

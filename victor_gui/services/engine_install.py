@@ -275,6 +275,7 @@ async def build_from_sdist(sdist: Path, *, work_dir: Path, dest_dir: Path, opt: 
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     yield EngineProgress("install", None, f"installing into {dest_dir}")
+    # Shielded: a cancel here lets the copy finish (whole) rather than abandon a staging folder.
     path = await asyncio.shield(asyncio.to_thread(_install, built, dest_dir, stamp))
     await asyncio.to_thread(shutil.rmtree, work_dir / "src", True)
     await asyncio.to_thread(shutil.rmtree, build_dir, True)
