@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.base import free_port
+from tests.servers.pypi import PyPIRelease, PyPIServer
 from tests.services.chat_cli_support import ROOT, Home
 from tests.support.tiny_cmake import write_fake_sdist, write_tiny_project
 from victor_gui.services.engine_install import STAMP_NAME, installed_engine
@@ -23,14 +24,15 @@ from victor_gui.services.engine_sdist import DEFAULT_VERSION
 VERSION = "9.9.9"
 
 
-def _env(home: Home, *, first: Path | None = None, path: str | None = None) -> dict[str, str]:
+def _env(home: Home, *, first: Path | None = None, path: str | None = None, pypi: str | None = None,
+         ) -> dict[str, str]:
     env = home.env()
     # No llama-server of the developer's on PATH: the tests decide what is on it (``first``).
     dirs = [d for d in (path if path is not None else env.get("PATH", "")).split(os.pathsep)
             if d and not (Path(d) / "llama-server").exists()]
     env["PATH"] = os.pathsep.join(([str(first)] if first else []) + dirs)
-    # Never the real PyPI from a test: a port nothing listens on.
-    env["VICTOR_PYPI_URL"] = f"http://127.0.0.1:{free_port()}"
+    # Never the real PyPI from a test: a simulator, or a port nothing listens on.
+    env["VICTOR_PYPI_URL"] = pypi or f"http://127.0.0.1:{free_port()}"
     return env
 
 
@@ -42,10 +44,10 @@ def _alive(pid: int) -> bool:
 
 
 def _cli(home: Home, *args: str, first: Path | None = None, path: str | None = None,
-         ) -> subprocess.CompletedProcess[str]:
+         pypi: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "victor_gui", "engine", *args], cwd=ROOT,
-                          env=_env(home, first=first, path=path), capture_output=True, text=True,
-                          timeout=50, check=False)
+                          env=_env(home, first=first, path=path, pypi=pypi), capture_output=True,
+                          text=True, timeout=50, check=False)
 
 
 def _engines(home: Home) -> Path:
@@ -82,6 +84,31 @@ def test_install_builds_into_the_data_folder_then_status_says_it_is_used(home: H
     assert "engine install" in doc["reason"]
     text = _cli(home, "status")
     assert f"* installed  {binary}" in text.stdout
+
+
+def test_install_downloads_the_sdist_from_pypi_checks_it_and_builds(home: Home, tmp_path: Path) -> None:
+    sdist = write_fake_sdist(tmp_path / "dl", VERSION, write_tiny_project(tmp_path / "tree"))
+    with PyPIServer([PyPIRelease(VERSION, sdist.read_bytes())]) as pypi:
+        built = _cli(home, "install", "--version", VERSION, "--jobs", "2", pypi=pypi.url)
+        assert pypi.bytes_sent == {sdist.name: sdist.stat().st_size}
+    assert built.returncode == 0, built.stderr
+    assert "== download:" in built.stderr and "sha256 matches (pypi)" in built.stderr
+    binary = _engines(home) / VERSION / "llama-server"
+    assert built.stdout.strip() == str(binary)
+    stamp = json.loads((binary.parent / STAMP_NAME).read_text())
+    assert (stamp["opt"], stamp["native"], stamp["sdist_sha256_source"]) == ("O2", True, "pypi")
+    assert "-DGGML_NATIVE=ON" in stamp["cmake_flags"]
+    assert not (_engines(home) / f".work-{VERSION}").exists()  # the download went with the sources
+
+
+def test_installed_engine_is_the_newest_stamped_version(tmp_path: Path) -> None:
+    for version, stamped in (("0.3.9", True), ("0.3.10", True), ("0.3.11", False), (".0.9.9.staging", True)):
+        binary = _script(tmp_path / version / "llama-server", version)
+        if stamped:
+            (binary.parent / STAMP_NAME).write_text("{}")
+    # 0.3.11 died before its stamp and a staging folder is never an install: 0.3.10 (not "0.3.9").
+    assert installed_engine(tmp_path) == tmp_path / "0.3.10" / "llama-server"
+    assert installed_engine(tmp_path / "nowhere") is None
 
 
 def test_a_llama_server_on_path_is_used_unless_forced(home: Home, tmp_path: Path) -> None:
