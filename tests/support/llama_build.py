@@ -1,19 +1,21 @@
 """Build (once) and locate the real llama.cpp ``llama-server`` the integration tier runs against.
 
-The recipe is the app's own (:mod:`victor_gui.services.engine_install`, the one behind
-``victor-gui engine install``): the pinned ``llama-cpp-python`` sdist from PyPI (sha256
-checked), only ``vendor/llama.cpp`` extracted, cmake for the ``llama-server`` target alone --
-CPU only, static libs, no web UI, no curl/OpenSSL. This module only chooses the test flavour:
-``GGML_NATIVE=OFF`` so the cached binary survives a CPU change, and ``-O0``: the build is ~40 %
-faster than ``-O3`` and the tiny test models still decode at well over a thousand tokens per
-second.
+The tier's binary is built by the app's own command, ``victor-gui engine install`` (run as a
+subprocess: the pinned ``llama-cpp-python`` sdist from PyPI, sha256 checked, only
+``vendor/llama.cpp`` extracted, cmake for the ``llama-server`` target alone -- CPU only, static
+libs, no web UI, no curl/OpenSSL). So the one build CI pays for is also the proof that
+``engine install`` builds a working server. This module only chooses the test flavour:
+``--no-native`` (``GGML_NATIVE=OFF``) so the cached binary survives a CPU change, and ``--opt O0``:
+the build is ~40 % faster than ``-O3`` and the tiny test models still decode at well over a
+thousand tokens per second.
 
-The binary is cached outside the repository (never commit build outputs)::
+The binary is cached outside the repository (never commit build outputs), in the prefix the
+command installs into::
 
-    ${VICTOR_LLAMA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/victor_gui/llama-server}/<version>-O0/llama-server
+    ${VICTOR_LLAMA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/victor_gui/llama-server}/engine-install/O0-native-off/<version>/llama-server
 
-next to a ``build-stamp.json`` (version, flags, build seconds). A present binary with its stamp
-is reused, so ``--ensure`` costs well under a second after the first build.
+next to its ``build-stamp.json`` (version, flags, build seconds; written last). A present binary
+with its stamp is reused, so ``--ensure`` costs well under a second after the first build.
 
 ``VICTOR_LLAMA_SERVER=/path/to/llama-server`` points the tier at a binary built elsewhere;
 ``VICTOR_PYPI_URL`` at a PyPI mirror. The sdist stays in ``<cache>/work-<version>/dl`` so a
@@ -31,19 +33,19 @@ binary only makes the tier skip, with :func:`missing_reason` as the reason.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from victor_gui.errors import EngineInstallError
-from victor_gui.services.engine_build import EngineProgress, cmake_flags
-from victor_gui.services.engine_install import STAMP_NAME, build_from_sdist, fetch_sdist
-from victor_gui.services.engine_sdist import DEFAULT_VERSION
+from victor_gui.services.engine_build import cmake_flags
+from victor_gui.services.engine_install import STAMP_NAME
+from victor_gui.services.engine_sdist import DEFAULT_VERSION, sdist_name
 
 #: The llama-cpp-python release whose vendored llama.cpp we build. Bump deliberately (in
 #: engine_sdist, with its sha256): the integration tier pins the server's behaviour to it.
@@ -67,9 +69,14 @@ def cache_root() -> Path:
     return Path(xdg).expanduser() / "victor_gui" / "llama-server"
 
 
+def install_prefix() -> Path:
+    """The ``--prefix`` the test flavour is installed into (one folder per version below it)."""
+    return cache_root() / "engine-install" / f"{OPT_LEVEL}-native-{'on' if NATIVE else 'off'}"
+
+
 def build_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
     """Where the binary of ``version`` lives once built."""
-    return cache_root() / f"{version}-{OPT_LEVEL}"
+    return install_prefix() / version
 
 
 def binary_path(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
@@ -158,40 +165,37 @@ def _log(msg: str) -> None:
     print(f"[llama_build] {msg}", file=sys.stderr, flush=True)
 
 
-def _show(event: EngineProgress) -> None:
-    # A line per build step and per other event; the whole output is in <cache>/work-<version>/build.log.
-    if event.phase != "build":
-        _log(f"{event.phase}: {event.line}")
-    elif event.percent is not None:
-        _log(event.line)
+def kept_sdist(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
+    """Where a downloaded sdist is kept, so a rebuild needs no network."""
+    return cache_root() / f"work-{version}" / "dl" / sdist_name(version)
 
 
-async def _build(version: str, work: Path, jobs: int) -> float:
-    t0 = time.monotonic()
-    sdist: Path | None = None
-    async for event in fetch_sdist(version, work / "dl"):
-        if event.phase != "download" or event.percent in (0.0, 100.0):
-            _show(event)
-        sdist = event.path or sdist
-    if sdist is None:
-        raise EngineInstallError(f"no sdist of llama-cpp-python {version}", reason="download")
-    fetch_seconds = round(time.monotonic() - t0, 1)
-    async for event in build_from_sdist(sdist, work_dir=work, dest_dir=build_dir(version), opt=OPT_LEVEL,
-                                        native=NATIVE, jobs=jobs, log_path=work / "build.log",
-                                        stamp_extra={"fetch_seconds": fetch_seconds}):
-        _show(event)
-    return fetch_seconds
+def install_command(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int | None = None) -> list[str]:
+    """The ``victor-gui engine install`` command line that builds the tier's binary."""
+    args = [sys.executable, "-m", "victor_gui", "engine", "install", "--version", version,
+            "--prefix", str(install_prefix()), "--opt", OPT_LEVEL, "--jobs", str(jobs or os.cpu_count() or 1),
+            "--force"]  # a llama-server on PATH (a system package) must not stand in for the build
+    if not NATIVE:
+        args.append("--no-native")
+    if kept_sdist(version).is_file():
+        args += ["--sdist", str(kept_sdist(version))]
+    return args
 
 
 def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int | None = None) -> Path:
-    """Download (unless the sdist is kept), configure and compile ``llama-server``; returns the
-    cached binary's path."""
+    """Build and install ``llama-server`` with ``victor-gui engine install`` (its progress goes to
+    stderr); returns the cached binary's path."""
     root = cache_root()
     target = binary_path(version)
     with _build_lock(root):
         if find_binary(version) == target:
             return target
-        asyncio.run(_build(version, root / f"work-{version}", jobs or os.cpu_count() or 1))
+        _log(" ".join(install_command(version, jobs)))
+        done = subprocess.run(install_command(version, jobs), cwd=Path(__file__).resolve().parents[2],
+                              stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0 or find_binary(version) != target:
+            raise RuntimeError(f"victor-gui engine install exited {done.returncode} "
+                               f"without installing {target}")
         return target
 
 
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = read_stamp(args.version) or {}
     print(path)
     print(f"ensure took {time.monotonic() - t0:.1f} s; build took {stamp.get('build_seconds', '?')} s "
-          f"(+{stamp.get('fetch_seconds', '?')} s fetch) on {stamp.get('built_at', '?')}")
+          f"on {stamp.get('built_at', '?')}")
     return 0
 
 
