@@ -124,6 +124,28 @@ class AttachmentSettings(BaseModel):
     chunk_chars: int = Field(default=800, ge=100, le=20000)  # ~200 tokens: one idea per chunk
 
 
+# The project's GitHub Releases: each release carries a signed ``latest.json`` manifest asset,
+# and this address always answers the newest one (services/updates.py).
+DEFAULT_UPDATE_FEED = "https://github.com/victor-gui/victor-gui/releases/latest/download/latest.json"
+
+
+class UpdateSettings(BaseModel):
+    """Whether the app looks for a new version (at most once a day, never at first paint) and
+    where (a signed release feed; see services/updates.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: bool = True
+    feed_url: str = DEFAULT_UPDATE_FEED
+
+    @field_validator("feed_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
 class Settings(BaseModel):
     """Everything the user can set (unknown keys are errors: a typo should not pass silently)."""
 
@@ -148,6 +170,8 @@ class Settings(BaseModel):
     tool_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # Attachments: the embedding model for retrieval and the chunking (new key, no migration).
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    # Updates: on/off and the release feed (new key with defaults, no migration).
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
 
     @field_validator("data_dir")
     @classmethod
