@@ -3,7 +3,8 @@ feed) and ``/download/<installer>`` (the bytes, with ``Range`` → 206 like GitH
 
 Tests make a throw-away Ed25519 key pair (:class:`ReleaseKey`), sign a release with it and hand
 the app the public half. Faults: ``drop_after`` (the next installer GET closes the connection
-after that many body bytes, once), ``corrupt`` (one byte of the installer flipped as served),
+after that many body bytes, once), ``chunk_pause_s`` (a slow network), ``corrupt`` (one byte
+of the installer flipped as served),
 ``lie_version`` (the feed's outer version differs from the signed one), ``bad_signature`` (the
 manifest is signed by another key).
 """
@@ -97,6 +98,8 @@ class FeedHandler(SimHandler):
             sent += n
             with srv.lock:
                 srv.bytes_served += n
+            if srv.chunk_pause_s:
+                srv.stop_event.wait(srv.chunk_pause_s)
             if drop is not None and sent >= drop:
                 self.drop_connection()
                 return
@@ -113,6 +116,7 @@ class FeedServer(SimServer):
         self.lie_version: str | None = None
         self.bad_signature = False
         self.bytes_served = 0
+        self.chunk_pause_s = 0.0  # a slow network: this pause after every 16 kB
         self.lock = threading.Lock()
         self._drop_after: int | None = None
 

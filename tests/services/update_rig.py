@@ -18,10 +18,13 @@ from victor_gui.services.settings_service import SettingsService
 from victor_gui.services.updates import UpdateService
 from victor_gui.storage.schema import SCHEMA_VERSION, migrate
 
+# Written whole, then renamed: the test polls for the marker and must never read half of it.
 STAND_IN = """\
-import json, sys
+import json, os, sys
 from pathlib import Path
-Path(sys.argv[1]).write_text(json.dumps(sys.argv[2:]), encoding="utf-8")
+tmp = Path(sys.argv[1] + ".tmp")
+tmp.write_text(json.dumps(sys.argv[2:]), encoding="utf-8")
+os.replace(tmp, sys.argv[1])
 """
 
 

@@ -125,6 +125,12 @@ class UpdateService:
         self.last_backup: Path | None = None
         self.requests = 0  # feed requests made (tests and the log read it)
 
+    def use_database(self, db_path: Path) -> None:
+        """The conversation database moved (Settings → Move the data folder): back it up, and
+        keep downloads, backups and the remembered check in its folder from now on."""
+        self.db_path = db_path
+        self.data_dir = db_path.parent
+
     # -- observers -------------------------------------------------------------------------------
 
     def subscribe(self, listener: Callable[[UpdateChanged], None]) -> Callable[[], None]:

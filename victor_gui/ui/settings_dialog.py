@@ -189,6 +189,9 @@ class SettingsDialog(QDialog):
         proxy_row.addWidget(save_proxy)
         form.addRow("Proxy", proxy_row)
         form.addRow("", _label("The proxy is used from the next start."))
+        from victor_gui.ui.settings_updates import UpdateRows
+
+        self.update_rows = UpdateRows(form, lambda: self.settings, self._update, self._tasks.spawn)
         return page
 
     # -- loading ---------------------------------------------------------------------------------
@@ -218,6 +221,7 @@ class SettingsDialog(QDialog):
             self.proxy_edit.setText(s.proxy or "")
         store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
+        self.update_rows.show_settings()
         self._show_endpoints()
         self.documents.show_settings()
 
@@ -236,7 +240,7 @@ class SettingsDialog(QDialog):
         """Whoever changed the settings (the dashboard, a data-folder move), show them now."""
         if change.touches("endpoints"):
             self._show_endpoints()
-        if change.touches("theme", "proxy", "data_dir"):
+        if change.touches("theme", "proxy", "data_dir", "updates"):
             self._show_settings()
         if change.touches("attachments", "endpoints"):
             self.documents.show_settings()
