@@ -39,6 +39,7 @@ from victor_gui.config.settings import settings_path
 from victor_gui.config.yaml_io import atomic_write_text
 from victor_gui.core.listeners import Listeners
 from victor_gui.errors import UpdateError
+from victor_gui.providers.bounded import ResponseTooLarge, read_bounded
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.services.update_download import download_installer
 from victor_gui.services.update_feed import MAX_FEED_BYTES, Release, is_newer, parse_feed, shipped_public_key
@@ -231,18 +232,16 @@ class UpdateService:
     async def _fetch_release(self) -> Release:
         url = self._settings.settings.updates.feed_url
         self.requests += 1
-        body = bytearray()
         try:
             async with self._client.stream("GET", url, follow_redirects=True,
                                            timeout=httpx.Timeout(20.0)) as response:
                 if response.status_code != 200:
                     raise UpdateError(f"The update feed could not be read (HTTP {response.status_code}).",
                                       reason="network")
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_FEED_BYTES:
-                        raise UpdateError("The update feed is far larger than a feed can be; it was "
-                                          "ignored.", reason="feed")
+                body = await read_bounded(response, MAX_FEED_BYTES)
+        except ResponseTooLarge:
+            raise UpdateError("The update feed is far larger than a feed can be; it was ignored.",
+                              reason="feed") from None
         except httpx.HTTPError as exc:
             raise UpdateError(f"The update feed could not be reached ({type(exc).__name__}).",
                               reason="network") from None
@@ -253,7 +252,7 @@ class UpdateService:
             except OSError:
                 raise UpdateError("This build ships no update signing key, so no update can be "
                                   "verified.", reason="no_key") from None
-        return parse_feed(bytes(body), key)
+        return parse_feed(body, key)
 
     async def skip(self) -> None:
         """Skip the version on offer: the automatic check stays quiet about it."""
