@@ -74,6 +74,17 @@ class UpdateError(VictorGuiError):
         super().__init__(message)
 
 
+class DownloadError(VictorGuiError):
+    """A model download cannot start or did not finish. ``reason`` is a short machine word
+    (``disk_space``, ``disk``, ``checksum``, ``gated``, ``not_found``, ``network``, ``http``,
+    ``bad_ref``) so callers branch on it, never on text; the message is one sentence that names
+    the file (and the folder and the bytes missing, for disk space) and says what to do."""
+
+    def __init__(self, message: str, *, reason: str = "network") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class ModelTakesNoImagesError(VictorGuiError):
     """The chosen model does not take images, so a message with images is not sent.
 
@@ -95,6 +106,15 @@ class GGUFError(VictorGuiError):
 
     def __init__(self, message: str, *, reason: str = "bad_value") -> None:
         self.reason = reason
+        super().__init__(message)
+
+
+class EngineError(VictorGuiError):
+    """An engine the app starts itself (``llama-server``) could not be found, started, or made
+    ready; ``log_tail`` holds the last lines it printed (empty when it never ran)."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        self.log_tail = log_tail
         super().__init__(message)
 
 
@@ -333,6 +353,7 @@ __all__ = [
     "ContentFilterError",
     "ContextLengthExceededError",
     "EmbeddingServerError",
+    "EngineError",
     "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",

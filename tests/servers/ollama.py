@@ -178,7 +178,10 @@ class OllamaHandler(OllamaEmbedMixin, PullMixin, SimHandler):
 
     def _num_ctx(self, model: SimModel, body: dict[str, Any]) -> int:
         options = body.get("options") or {}
-        return int(options.get("num_ctx") or model.num_ctx or self.server.default_context)
+        asked = int(options.get("num_ctx") or model.num_ctx or self.server.default_context)
+        # Ollama caps num_ctx at the trained context ("requested context size too large for
+        # model", llm/server.go), and /api/ps reports the capped value.
+        return min(asked, model.context_length, self.server.max_context or asked)
 
     def generate(self) -> None:
         body = self.body if isinstance(self.body, dict) else None
@@ -374,6 +377,8 @@ class OllamaServer(SimServer):
         self.host_check: bool = options.get("host_check", True)
         self.default_keep_alive = 300.0
         self.default_context = int(options.get("default_context", DEFAULT_CONTEXT))
+        # A runner that loads less than asked (memory-limited): /api/ps then says so.
+        self.max_context: int | None = options.get("max_context")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that stops reading (Stop button, timeout) is normal, not a server fault.
@@ -411,7 +416,8 @@ def make_server(port: int = 0, **options: Any) -> OllamaServer:
     """An Ollama simulator on 127.0.0.1 (not started). Options: ``model`` (default
     ``sim-model``, all capabilities), ``models`` (extra names or SimModel fields),
     ``pullable`` (names ``/api/pull`` can fetch), ``host_check`` (default True),
-    ``load_seconds``, ``prompt_ns_per_token``, ``eval_ns_per_token``, ``default_context``."""
+    ``load_seconds``, ``prompt_ns_per_token``, ``eval_ns_per_token``, ``default_context``,
+    ``max_context`` (the most context a runner loads, whatever num_ctx asks)."""
     return OllamaServer(port, **options)
 
 

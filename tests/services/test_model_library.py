@@ -34,6 +34,9 @@ async def test_llamacpp_model_on_this_machine_is_read_from_its_gguf(tmp_path: Pa
             assert service.max_context == 32768
             fit = service.fit
             assert fit is not None and fit.n_layers_total == 9
+            # Not loaded: the context is the plan's, the whole trained 32,768 fully offloads here.
+            assert service.n_ctx == fit.n_ctx == fit.max_full_offload_ctx == 32768
+            service.n_ctx = 4096
             small = service.estimate_now()
             service.n_ctx = 32768
             large = service.estimate_now()
@@ -63,3 +66,33 @@ async def test_a_gguf_chosen_by_hand_is_estimated(tmp_path: Path) -> None:
             bad = await service.use_gguf(broken)
             assert bad.fit is None and bad.error is not None and "broken.gguf" in bad.error
             await service.close()
+
+
+async def test_lmstudio_loads_at_the_plans_context_once_its_file_is_known(tmp_path: Path) -> None:
+    """LM Studio does not describe a model's layers over HTTP: once the user points the model
+    manager at its GGUF, the fit plan picks the context (the most that fully offloads on this
+    2 GiB card) and Load sends it as REST v1 ``context_length``."""
+    from tests.servers import lmstudio
+
+    path = write_gguf(tmp_path / "qwen.gguf", Spec(n_layer=32, n_ctx_train=131072), header_only=True)
+    gpu = GpuDevice("nvidia", "small", 2 * GiB, 1 * GiB + 200 * MiB)
+    report = GpuReport([gpu], RamInfo(16 * GiB, 8 * GiB))
+    with lmstudio.make_server(model="first-model", models=["first-model", "qwen-7b"], rest_v1=True) as sim:
+        status = EndpointStatus(base_url=f"http://127.0.0.1:{sim.port}", kind=ServerKind.LMSTUDIO,
+                                state=EndpointState.UP)
+        async with make_client(LOCAL_TIMEOUTS) as client:
+            service = ModelLibraryService(client, gpu_report=report)
+            await service.set_endpoint(status)
+            await service.select("qwen-7b")
+            assert service.architecture is None and service.arch_error  # no layers over HTTP
+            await service.attach_file("qwen-7b", path)
+            fit = service.fit
+            assert service.architecture is not None and fit is not None
+            planned = fit.max_full_offload_ctx
+            assert planned is not None and 4096 < planned < 131072  # this card limits it
+            assert service.n_ctx == planned and fit.verdict == "full"
+            assert await service.load("qwen-7b")
+            await service.close()
+        loads = [r.body for r in sim.requests if r.path == "/api/v1/models/load"]
+    assert loads == [{"model": "qwen-7b", "context_length": planned}]
+    assert sim.options["lms_loaded"]["qwen-7b"]["context_length"] == planned

@@ -49,7 +49,8 @@ async def test_openai_to_ollama_and_back_with_tool_calls(store: ConversationStor
         second = ollama_support.make_provider(oll.url)
         switched = await session.switch(second, "sim-model")
         assert old_client.is_closed
-        assert switched.dropped_turns == 0 and switched.context_window.source == "server"
+        # Ollama's window is the num_ctx the chat will send, chosen from the fit plan (issue 17).
+        assert switched.dropped_turns == 0 and switched.context_window.source == "plan"
         oll.script(Script(text="", tool_calls=[ScriptedToolCall("get_time", {"tz": "Europe/Paris"})]))
         r2 = await session.send("And the time there?")
         assert r2.status == "complete" and r2.provider == "ollama", r2.error

@@ -49,16 +49,22 @@ async def test_parameters_panel_sets_what_the_next_request_carries(sim, window, 
     again.close()
 
 
+async def _chat_on_ollama(window, oll, monkeypatch):  # type: ignore[no-untyped-def]
+    """The window's chat after one reply from the llama.cpp simulator, switched to ``oll``."""
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
+    chat = window.chat
+    await chat.start()
+    await _send(chat, "hello")
+    chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
+    await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+    return chat
+
+
 async def test_ollama_chat_gets_its_options_and_window(sim, window, store, monkeypatch) -> None:
     from tests.servers import ollama
 
     with ollama.make_server() as oll:
-        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{oll.port}")
-        chat = window.chat
-        await chat.start()
-        await _send(chat, "hello")
-        chat.provider_combo.setCurrentIndex(chat.provider_combo.findData("ollama"))
-        await wait_until(lambda: chat.session is not None and chat.session.provider.name == "ollama")
+        chat = await _chat_on_ollama(window, oll, monkeypatch)
         dialog = window.open_chat_params()
         await wait_until(lambda: dialog.isVisible())
         await wait_until(lambda: "Ollama" in dialog.accepted_note.text())
@@ -74,3 +80,21 @@ async def test_ollama_chat_gets_its_options_and_window(sim, window, store, monke
         assert body["options"]["num_ctx"] == 8192 and body["options"]["top_k"] == 25
         assert body["think"] == "high"
         assert chat.session.context_window == 8192
+
+
+async def test_ollama_conversation_longer_than_its_context_is_trimmed_visibly(sim, window, store,  # type: ignore[no-untyped-def]
+                                                                             monkeypatch) -> None:
+    """Issue 17 part 4 from the window: the chat sends num_ctx from the fit plan (capped by the
+    model's trained 2,048 tokens here), and once the conversation is longer the transcript shows
+    the trim note saying so; the request carries only the newest turns."""
+    from tests.servers import ollama
+
+    with ollama.make_server(model={"name": "short-ctx", "context_length": 2048}) as oll:
+        chat = await _chat_on_ollama(window, oll, monkeypatch)
+        for i in range(5):
+            await _send(chat, f"{i} " + "word " * 400)
+        body = oll.chat_requests()[-1].body
+        assert body["options"]["num_ctx"] == 2048  # planned, not Ollama's default
+        assert body["messages"][-1]["content"].startswith("4 ") and len(body["messages"]) < 9
+        notes = [n.text() for n in chat.transcript.notes]
+        assert any("left out of what the model sees" in n and "2,048-token" in n for n in notes), notes

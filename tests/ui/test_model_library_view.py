@@ -134,11 +134,14 @@ async def test_load_unload_and_measured_beside_the_estimate(qtbot, client, sim) 
     service, view = await open_view(qtbot, client, sim)
     await service.select("sim-model:latest")
     assert view.measured_label.text().startswith("Not loaded")
+    planned = service.n_ctx  # the fit plan's context (issue 17), not Ollama's default 4,096
+    assert planned == service.planned_context(service.architecture) and planned != 4096
     view.load_button.click()
     await wait_until(lambda: service.entry("sim-model:latest").loaded)
-    await wait_until(lambda: view.measured_label.text().startswith("Measured at 4,096 (ollama /api/ps)"))
+    said = f"Measured at {planned:,} (ollama /api/ps)"
+    await wait_until(lambda: view.measured_label.text().startswith(said))
     assert view.table.item(0, 5).text() == "yes"
-    assert "sim-model:latest" in sim.loaded
+    assert sim.loaded["sim-model:latest"].context_length == planned  # Load sent num_ctx
     view.unload_button.click()
     await wait_until(lambda: not service.entry("sim-model:latest").loaded)
     assert "sim-model:latest" not in sim.loaded

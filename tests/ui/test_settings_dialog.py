@@ -154,3 +154,25 @@ async def test_move_data_folder_keeps_the_chats(clean_env, config_home, window, 
         assert str(target) in (config_home / "settings.yaml").read_text(encoding="utf-8")
         dialog.close()
         await window.store.close()
+
+
+async def test_llama_server_path_is_checked_and_saved(clean_env, config_home, window, tmp_path) -> None:
+    """Settings → General → llama-server: what "Run with llama-server" starts (issue 17)."""
+    with use_backend(MemoryKeyring()):
+        window.keyring_store = KeyringStore()
+        dialog = await _open(window)
+        await dialog.set_llama_server(str(tmp_path / "nope"))
+        assert "No executable llama-server" in dialog.message.text()
+        folder = tmp_path / "llama"
+        folder.mkdir()
+        binary = folder / "llama-server"
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+        await dialog.set_llama_server(str(folder))  # the folder holding it counts
+        assert "saved" in dialog.message.text()
+        assert dialog.service.settings.llama_server_path == str(folder)
+        assert f"llama_server_path: {folder}" in (config_home / "settings.yaml").read_text(encoding="utf-8")
+        await wait_until(lambda: dialog.llama_edit.text() == str(folder))
+        await dialog.set_llama_server("")
+        assert dialog.service.settings.llama_server_path is None
+        dialog.close()

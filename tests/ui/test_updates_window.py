@@ -177,16 +177,20 @@ async def test_settings_turn_checking_off_and_change_the_feed(clean_env, window,
     window.use_settings(rig.settings)
     dialog = window.open_settings()
     rows = dialog.update_rows
+    from PySide6.QtWidgets import QPushButton
+
+    save_feed = next(b for b in dialog.findChildren(QPushButton)
+                     if b.accessibleName() == "Save the update feed URL")
     await wait_until(lambda: rows.feed_edit.text() == rig.feed.feed_url)
     assert rows.check_box.isChecked()
     rows.check_box.click()
     await wait_until(lambda: not rig.settings.settings.updates.check)
     rows.feed_edit.setText("ftp://nowhere")
-    rows.save_feed.click()
+    save_feed.click()
     await wait_until(lambda: "could not be saved" in dialog.message.text())
     assert rig.settings.settings.updates.feed_url == rig.feed.feed_url
     rows.feed_edit.setText("https://mirror.example/latest.json")
-    rows.save_feed.click()
+    save_feed.click()
     await wait_until(lambda: rig.settings.settings.updates.feed_url == "https://mirror.example/latest.json")
     text = (rig.root / "config" / "settings.yaml").read_text(encoding="utf-8")
     assert "check: false" in text and "https://mirror.example/latest.json" in text

@@ -124,6 +124,20 @@ class AttachmentSettings(BaseModel):
     chunk_chars: int = Field(default=800, ge=100, le=20000)  # ~200 tokens: one idea per chunk
 
 
+class ModelFolderSettings(BaseModel):
+    """Where GGUF models live (issue 17): the user's folders, which of them downloads go to, how
+    many downloads run at once, and whether the libraries of other apps (LM Studio, llama.cpp's
+    cache, Hugging Face's cache) are scanned and reused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folders: list[str] = Field(default_factory=list)
+    # None: the first of ``folders``, else LM Studio's folder when it exists, else the data folder's.
+    download_folder: str | None = None
+    max_downloads: int = Field(default=2, ge=1, le=8)
+    reuse_libraries: bool = True
+
+
 # The project's GitHub Releases: each release carries a signed ``latest.json`` manifest asset,
 # and this address always answers the newest one (services/updates.py).
 DEFAULT_UPDATE_FEED = "https://github.com/victor-gui/victor-gui/releases/latest/download/latest.json"
@@ -170,6 +184,11 @@ class Settings(BaseModel):
     tool_call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # Attachments: the embedding model for retrieval and the chunking (new key, no migration).
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    # Model folders and downloads (issue 17; new key with defaults, no migration).
+    model_folders: ModelFolderSettings = Field(default_factory=ModelFolderSettings)
+    # The llama-server binary the app runs models with (None: looked for on PATH, in the build
+    # cache, LM Studio's and Jan's folders). New key, no migration.
+    llama_server_path: str | None = None
     # Updates: on/off and the release feed (new key with defaults, no migration).
     updates: UpdateSettings = Field(default_factory=UpdateSettings)
 

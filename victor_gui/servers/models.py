@@ -160,11 +160,15 @@ class OllamaModels:
         await _json_call(self._client, "DELETE", f"{self.base_url}/api/delete", provider=self.provider,
                          model=model, body={"model": model})
 
-    async def preload(self, model: str, *, keep_alive: str | int | None = None) -> None:
-        """Load ``model`` into memory without generating (``done_reason: "load"``)."""
+    async def preload(self, model: str, *, keep_alive: str | int | None = None,
+                      num_ctx: int | None = None) -> None:
+        """Load ``model`` into memory without generating (``done_reason: "load"``), at
+        ``num_ctx`` when given (else Ollama's default context)."""
         body: dict[str, Any] = {"model": model, "stream": False}
         if keep_alive is not None:
             body["keep_alive"] = keep_alive
+        if num_ctx:
+            body["options"] = {"num_ctx": int(num_ctx)}
         await _json_call(self._client, "POST", f"{self.base_url}/api/generate", provider=self.provider,
                          model=model, body=body, limits=LOAD_TIMEOUT)
 

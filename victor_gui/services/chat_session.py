@@ -74,8 +74,10 @@ from victor_gui.services.chat_tools import (
 )
 from victor_gui.services.context_trim import trim_history
 from victor_gui.services.context_window import ContextWindow, discover_context_window
+from victor_gui.services.document_context import props_context
 from victor_gui.services.fallback import Candidate, chain_from_profile, may_fall_back, provider_options
 from victor_gui.services.generation import Generation, ReplyDelta, ReplyState, ReplyStatus
+from victor_gui.services.ollama_context import ContextPlanner, default_planner, loaded_context
 from victor_gui.services.reply_types import (
     Progress,
     ReplyEvent,
@@ -142,6 +144,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         stream_options: dict[str, Any] | None = None,
         sampling: dict[str, Any] | None = None,
         attachment_settings: AttachmentSettings | None = None,
+        context_planner: ContextPlanner | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
@@ -158,6 +161,9 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         # What people call the provider ("llama.cpp", "Desk box (http://…)"), for notes; None: its name.
         self.label = label
         self._windows: dict[tuple[int, str], ContextWindow] = {}
+        # Ollama: the num_ctx this chat sends, chosen from the fit plan (see ollama_context).
+        self.context_planner = context_planner or default_planner()
+        self._num_ctx: dict[tuple[int, str], int] = {}
         self._task: asyncio.Task[ReplyResult] | None = None
         # (reply id, reason) of the last save failure told, so a lasting one is told once.
         self._save_error: tuple[int, str] | None = None
@@ -361,13 +367,45 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
             return ContextWindow(self.context_window, "session")
         return self._windows.get((id(self.provider), self.model))
 
+    async def _ollama_window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow | None:
+        """Ollama: the ``num_ctx`` this chat sends (its own context length, else the fit plan's,
+        :mod:`.ollama_context`), lowered to the trained context and to what the server really
+        loaded (``/api/ps``) when those are less. None: not Ollama, or no plan (discovery then)."""
+        if getattr(provider, "show_raw", None) is None:
+            return None
+        plan = await self.context_planner.plan(provider, model)
+        asked = self.context_window if primary and self.context_window else None
+        key = (id(provider), model)
+        if asked is None and plan is None:
+            return None
+        if asked is None and plan is not None:
+            self._num_ctx[key] = plan.num_ctx
+            tokens, source = plan.num_ctx, "plan"
+        else:
+            self._num_ctx.pop(key, None)  # the chat's own value goes out with its parameters
+            tokens, source = int(asked or 0), "session"
+            if plan is not None and plan.trained and plan.trained < tokens:
+                tokens, source = plan.trained, "trained"  # Ollama caps num_ctx there too
+        loaded = await loaded_context(provider, model)
+        if loaded and loaded < tokens:
+            tokens, source = loaded, "loaded"
+        window = ContextWindow(tokens, source)
+        self._windows[key] = window  # what the context meter shows
+        return window
+
     async def _window(self, provider: BaseProvider, model: str, primary: bool) -> ContextWindow:
+        ollama = await self._ollama_window(provider, model, primary)
+        if ollama is not None:
+            return ollama
         if primary and self.context_window:
             return ContextWindow(self.context_window, "session")
         key = (id(provider), model)
         if key in self._windows:
             return self._windows[key]
         window = await discover_context_window(provider, model)
+        running = await props_context(provider, model)  # llama-server: the context it was started with
+        if running and running < window.tokens:
+            window = ContextWindow(running, "loaded")
         if window.unreachable is None:  # an endpoint that was down is asked again next time
             self._windows[key] = window
         return window
@@ -398,7 +436,7 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
                 "context_window": request.window.tokens, "source": request.window.source,
                 "estimated_tokens": trim.estimated_tokens,
                 "budget": trim.budget, "fits": trim.fits}
-        text = notes.trim_text(trim.dropped_turns, request.window.tokens, trim.fits)
+        text = notes.trim_text(trim.dropped_turns, request.window.tokens, trim.fits, request.window.source)
         note_id = await self.store.add_message(self.conversation_id, NOTE_ROLE, text, meta=meta)
         self._emit(ReplyEvent("note", note_id, text, meta=meta))
         return note_id
@@ -542,9 +580,13 @@ class ChatSession(ToolRoundsMixin, AttachmentsMixin):
         as_text = bool(tools) and (provider.name, model) in self._tools_as_text
         if as_text and tools:
             messages = _with_tools_prompt(messages, tools)
+        wire = request_kwargs(dialect_of(provider), self.sampling)
+        planned = self._num_ctx.get((id(provider), model))
+        if planned and "num_ctx" not in wire:
+            wire["num_ctx"] = planned  # Ollama: the fit plan's context, not Ollama's default
         gen = Generation(provider, messages, model=model, temperature=self.temperature,
                          max_tokens=self.max_tokens, tools=None if as_text else (tools or None),
-                         **{**request_kwargs(dialect_of(provider), self.sampling), **self.stream_options})
+                         **{**wire, **self.stream_options})
         queued: list[tuple[str, str]] = []
         wake = asyncio.Event()
 

@@ -74,24 +74,33 @@ def server_root(provider: BaseProvider) -> str | None:
 EmbedderSource = Embedder | Callable[[], Awaitable[Embedder]]
 
 
-async def loaded_window(provider: BaseProvider, model: str) -> tuple[int, str]:
-    """``(tokens, source)``: the context the server runs ``model`` with. llama-server: ``/props``
-    ``default_generation_settings.n_ctx`` (a slot's context, what one request gets); every other
-    provider: :func:`~victor_gui.services.context_window.discover_context_window` (Ollama
-    ``/api/ps``, LM Studio's loaded context, vLLM ``max_model_len``, else the table)."""
+async def props_context(provider: BaseProvider, model: str) -> int | None:
+    """llama-server's running context for one request: ``/props``
+    ``default_generation_settings.n_ctx`` (a slot's context); None for other providers or when
+    it does not say."""
     root = server_root(provider)
-    if root is not None:
-        try:
-            async with provider.http.stream("GET", f"{root}/props") as response:
-                if response.is_success:
-                    data = parse_json_body(await read_bounded(response), provider=provider.name)
-                    shape = Shape("llama.cpp /props", provider.name, model=model)
-                    settings = shape.opt_obj(shape.obj(data), "default_generation_settings") or {}
-                    n_ctx = shape.opt_count(settings, "n_ctx", "default_generation_settings")
-                    if n_ctx:
-                        return n_ctx, "llama-server /props"
-        except (httpx.HTTPError, ProviderError):
-            pass
+    if root is None:
+        return None
+    try:
+        async with provider.http.stream("GET", f"{root}/props") as response:
+            if response.is_success:
+                data = parse_json_body(await read_bounded(response), provider=provider.name)
+                shape = Shape("llama.cpp /props", provider.name, model=model)
+                settings = shape.opt_obj(shape.obj(data), "default_generation_settings") or {}
+                return shape.opt_count(settings, "n_ctx", "default_generation_settings")
+    except (httpx.HTTPError, ProviderError):
+        pass
+    return None
+
+
+async def loaded_window(provider: BaseProvider, model: str) -> tuple[int, str]:
+    """``(tokens, source)``: the context the server runs ``model`` with. llama-server:
+    :func:`props_context`; every other provider:
+    :func:`~victor_gui.services.context_window.discover_context_window` (Ollama
+    ``/api/ps``, LM Studio's loaded context, vLLM ``max_model_len``, else the table)."""
+    n_ctx = await props_context(provider, model)
+    if n_ctx:
+        return n_ctx, "llama-server /props"
     found = await discover_context_window(provider, model)
     return found.tokens, found.source
 

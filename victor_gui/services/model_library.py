@@ -36,6 +36,7 @@ from victor_gui.errors import ProviderError, ProviderUnavailableError, VictorGui
 from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
 from victor_gui.servers.models import LlamaCppModels, LMStudioModels, OllamaModels, TransferProgress
 from victor_gui.servers.status import DISPLAY_NAMES, EndpointStatus, ServerKind
+from victor_gui.services.ollama_context import choose_num_ctx
 from victor_gui.sizing.architecture import ModelArchitecture, from_gguf, from_ollama_show
 from victor_gui.sizing.fit import CTX_PAD, FitOptions, FitResult, Measured, estimate_fit
 from victor_gui.sizing.gguf_reader import read_gguf_header
@@ -284,9 +285,23 @@ class ModelLibraryService:
         if self.selected != name:  # the user moved on while we read
             return
         self.architecture = arch
-        if entry.context_length is None:
-            self.n_ctx = min(self.n_ctx, arch.n_ctx_train or self.n_ctx)
+        if entry.context_length is None:  # not loaded: the context the fit plan chooses
+            self.n_ctx = self.planned_context(arch)
         self.estimate_now()
+
+    def planned_context(self, arch: ModelArchitecture) -> int:
+        """The context a load uses unless the user moves the slider: what fully offloads on this
+        machine, capped by the trained context (the chat sends Ollama the same, as num_ctx)."""
+        return choose_num_ctx(arch, self.gpu_report or GpuReport(), self.options).num_ctx
+
+    async def attach_file(self, name: str, path: str | Path) -> None:
+        """Tell the model manager which GGUF file server model ``name`` is (LM Studio does not
+        say over HTTP): its architecture is read from the file, the plan sets the context a
+        Load asks for (LM Studio ``context_length``)."""
+        self.models = [replace(m, local_path=str(path)) if m.name == name else m for m in self.models]
+        if self.endpoint is not None:
+            self._archs.pop((self.endpoint.base_url, name), None)
+        await self.select(name)
 
     async def use_gguf(self, path: str | Path) -> FileEstimate:
         """Estimate a local GGUF file (on no server): :attr:`file`, event ``"file"``. The
@@ -471,7 +486,7 @@ class ModelLibraryService:
         assert self.endpoint is not None
         kind, url = self.endpoint.kind, self.endpoint.base_url
         if kind is ServerKind.OLLAMA:
-            await OllamaModels(self._client, url).preload(model)
+            await OllamaModels(self._client, url).preload(model, num_ctx=self.n_ctx)
         elif kind is ServerKind.LMSTUDIO:
             await LMStudioModels(self._client, url).load(model, context_length=self.n_ctx)
         elif kind is ServerKind.LLAMACPP:

@@ -95,9 +95,18 @@ def switch_text(old_provider: str, old_model: str, new_provider: str, new_model:
             "The conversation so far goes along.")
 
 
-def trim_text(dropped_turns: int, window: int, fits: bool) -> str:
+# Why the window has its size, said in a trim note (by ContextWindow.source).
+_WINDOW_WHY = {
+    "loaded": " The server loaded the model with this context (it reports {window:,} tokens).",
+    "plan": " That is the context chosen for this machine and sent to Ollama as num_ctx.",
+    "trained": " The model was trained for {window:,} tokens; the server runs it with no more.",
+}
+
+
+def trim_text(dropped_turns: int, window: int, fits: bool, source: str = "") -> str:
     turns = "1 older turn" if dropped_turns == 1 else f"{dropped_turns} older turns"
     text = f"{turns} left out of what the model sees, to fit its {window:,}-token context window."
+    text += _WINDOW_WHY.get(source, "").format(window=window)
     if not fits:
         text += " The latest turn alone is still larger than the window."
     return text

@@ -344,6 +344,17 @@ class ServerRegistry(EndpointsService):
                                  m.origin != ORIGIN_ENV))
         return out + rest
 
+    def watch_engine(self, url: str, kind: ServerKind | None, source: str) -> None:
+        """Watch a server the app started itself (:mod:`.engine_runner`) for this session: it
+        shows in the dashboard and the chat picker like any endpoint found running."""
+        self.monitor.add_endpoint(Endpoint(server_root(url), kind, source))
+        self._emit("endpoints", None)
+
+    async def unwatch(self, url: str) -> None:
+        """Stop watching a session endpoint (an engine that stopped); nothing is saved."""
+        await self.monitor.remove_endpoint(server_root(url))
+        self._emit("endpoints", None)
+
     def monitor_endpoint(self, key: str) -> Endpoint | None:
         return self.monitor._endpoints.get(key)
 

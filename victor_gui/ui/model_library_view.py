@@ -10,6 +10,7 @@ the slider rests for ~50 ms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -35,8 +36,10 @@ from PySide6.QtWidgets import (
 
 from victor_gui.servers.status import EndpointState, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
+from victor_gui.services.engine_runner import EngineRunner
 from victor_gui.services.model_library import FileEstimate, ModelLibraryService, PullState
 from victor_gui.sizing.fit import FitResult
+from victor_gui.ui.engine_panel import EnginesPanel, RunEngineDialog
 from victor_gui.ui.fit_panel import FitPanel, estimate_words
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
@@ -55,10 +58,12 @@ class ModelLibraryView(QWidget):
     """Models of the chosen endpoint and everything one can do with them."""
 
     def __init__(self, service: ModelLibraryService, endpoints: EndpointsService | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, engines: EngineRunner | None = None,
+                 open_downloads: Callable[[], object] | None = None) -> None:
         super().__init__(parent)
         self.service = service
         self.endpoints = endpoints
+        self.engines = engines  # the app's own llama-server runs (None: no Run button)
         self.setWindowTitle("Models — Victor GUI")
         self.confirm_box: QMessageBox | None = None
         layout = QVBoxLayout(self)
@@ -84,6 +89,13 @@ class ModelLibraryView(QWidget):
         self.hub_button.clicked.connect(self.open_hub)
         self.on_hub_download: Any = None  # on_download(repo_id, files) for the browser's buttons
         top.addWidget(self.hub_button)
+        self.downloads_button = QPushButton("Downloads…")  # issue 17: Hub downloads and their progress
+        self.downloads_button.setAccessibleName("Open downloads")
+        set_icon(self.downloads_button, "download")
+        self.downloads_button.setVisible(open_downloads is not None)
+        if open_downloads is not None:
+            self.downloads_button.clicked.connect(lambda: open_downloads())
+        top.addWidget(self.downloads_button)
         layout.addLayout(top)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -104,6 +116,9 @@ class ModelLibraryView(QWidget):
         splitter.setSizes([300, 200, 200])
         layout.addWidget(splitter, 1)
         layout.addWidget(self._build_pull())
+        self.engines_panel = EnginesPanel(engines, self) if engines is not None else None
+        if self.engines_panel is not None:
+            layout.addWidget(self.engines_panel)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Model manager status")
@@ -136,6 +151,11 @@ class ModelLibraryView(QWidget):
                              (self.delete_button, "Delete model")):
             button.setAccessibleName(name)
             actions.addWidget(button)
+        # LM Studio does not describe layers over HTTP: its file gives the plan's context.
+        self.attach_button = QPushButton("Its GGUF file…")
+        self.attach_button.setAccessibleName("Choose the model's GGUF file")
+        self.attach_button.clicked.connect(self._choose_model_file)
+        actions.addWidget(self.attach_button)
         actions.addStretch(1)
         self.busy_label = QLabel()
         actions.addWidget(self.busy_label)
@@ -155,6 +175,10 @@ class ModelLibraryView(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("On no server: an estimate only. Start a server with it to chat."))
         row.addStretch(1)
+        self.run_button = QPushButton("Run with llama-server…")
+        self.run_button.setVisible(self.engines is not None)
+        self.run_button.clicked.connect(self.run_file)
+        row.addWidget(self.run_button)
         row.addWidget(close)
         panel.body.addLayout(row)
         panel.hide()
@@ -227,6 +251,7 @@ class ModelLibraryView(QWidget):
         for button in (self.load_button, self.unload_button, self.delete_button):
             button.setEnabled(entry is not None and s.busy is None)
         self.delete_button.setEnabled(entry is not None and s.busy is None and s.kind is ServerKind.OLLAMA)
+        self.attach_button.setVisible(entry is not None and s.arch_error is not None)
         self._sync_selection()
         fit = s.fit
         waiting = s.arch_error or ("Reading the model's architecture…" if entry else "")
@@ -359,6 +384,12 @@ class ModelLibraryView(QWidget):
         if path:
             self.service.spawn(self.service.use_gguf(path))
 
+    def _choose_model_file(self) -> None:
+        name = self.service.selected
+        path, _ = QFileDialog.getOpenFileName(self, f"The GGUF file of {name}", "", "GGUF models (*.gguf)")
+        if path and name:
+            self.service.spawn(self.service.attach_file(name, path))
+
     def open_hub(self) -> QWidget:
         """Open the Hugging Face browser, estimating on this view's machine report."""
         from victor_gui.ui.hub_browser import open_hub_browser
@@ -385,8 +416,19 @@ class ModelLibraryView(QWidget):
         box.open()
         return box
 
+    def run_file(self) -> RunEngineDialog | None:
+        """"Run with llama-server…": the plan's flags for the file, editable context, Start."""
+        estimate = self.service.file
+        if self.engines is None or estimate is None:
+            return None
+        self.run_dialog = RunEngineDialog(self.engines, estimate.path, self)
+        self.run_dialog.open()
+        return self.run_dialog
+
     def detach(self) -> None:
         """Stop listening to the services (the view is going away)."""
+        if self.engines_panel is not None:
+            self.engines_panel.detach()
         for name in ("_unsubscribe", "_unsubscribe_endpoints"):
             unsubscribe = getattr(self, name)
             if unsubscribe is not None:

@@ -21,14 +21,29 @@ from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import httpx
 
+    from victor_gui.services.downloads import DownloadManager
+    from victor_gui.services.engine_runner import EngineRunner
     from victor_gui.services.model_library import ModelLibraryService
     from victor_gui.services.server_registry import ServerRegistry
     from victor_gui.services.settings_service import SettingsService
 
 log = logging.getLogger(__name__)
+
+
+def make_engine_runner(client: httpx.AsyncClient, registry: ServerRegistry,
+                       log_dir: Path | None = None) -> EngineRunner:
+    """The app's engine runner: registered in ``registry``, the binary from its Settings, the
+    logs under the app's log folder (``log_dir`` in tests)."""
+    from victor_gui.core.app_dirs import log_dir as app_log_dir
+    from victor_gui.services.engine_runner import EngineRunner
+
+    settings = registry.settings_service
+    return EngineRunner(client, log_dir=log_dir or app_log_dir() / "engines", registry=registry,
+                        binary_setting=lambda: settings.settings.llama_server_path)
 
 
 class ServerWindows(QObject):
@@ -39,6 +54,8 @@ class ServerWindows(QObject):
         self.window = window
         self.endpoints: ServerRegistry | None = None  # the one registry: dashboard and chat
         self.models: ModelLibraryService | None = None
+        self.downloads: DownloadManager | None = None  # issue 17: the one owner of downloads
+        self.engines: EngineRunner | None = None  # llama-servers started from the app
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
         self._closed = False
@@ -57,19 +74,23 @@ class ServerWindows(QObject):
             window.addAction(action)
 
     async def start(self, client: httpx.AsyncClient, *, settings: SettingsService | None = None,
-                    on_registry: Callable[[ServerRegistry], object] | None = None, **options: Any) -> None:
+                    on_registry: Callable[[ServerRegistry], object] | None = None,
+                    engine_log_dir: Path | None = None, **options: Any) -> None:
         """Build the services on the app's shared ``client`` and start watching endpoints.
 
         ``settings`` is the app's one settings owner (endpoints added or edited in the dashboard
         are written through it, and endpoints added anywhere else are watched at once).
         ``on_registry`` gets the server registry as soon as it exists (the chat follows it).
         ``options`` go to :class:`ServerRegistry` (tests pass ``settings_path``, ``discover``,
-        ``gpu_detector``)."""
+        ``gpu_detector``), except ``downloads_state`` (where the downloads are kept; default
+        ``downloads.json`` in the data folder)."""
         from victor_gui.config.secrets import KeyringStore
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
+        from victor_gui.services.downloads import DownloadManager, default_state_path
         from victor_gui.services.model_library import ModelLibraryService
         from victor_gui.services.server_registry import ServerRegistry
 
+        state = options.pop("downloads_state", None) or await asyncio.to_thread(default_state_path)
         # Probes want short timeouts; building a client costs ~100 ms of TLS set-up, so off the loop.
         probe_client = await asyncio.to_thread(make_client, PROBE_TIMEOUTS)
         if self._closed:  # the app quit while the client was being built
@@ -80,6 +101,10 @@ class ServerWindows(QObject):
         options.setdefault("secrets", KeyringStore().get_key)
         self.endpoints = ServerRegistry(self._probe_client, settings=settings, **options)
         self.models = ModelLibraryService(client, gpu_detector=None)
+        self.downloads = DownloadManager(client, settings=settings, state_path=state)
+        await self.downloads.start()  # unfinished downloads come back paused
+        # The probe client: no proxy (the shared one may have one) between the app and 127.0.0.1.
+        self.engines = make_engine_runner(self._probe_client, self.endpoints, engine_log_dir)
         self.endpoints.subscribe(self._share_hardware)
         for action in (self.endpoints_action, self.models_action):
             action.setEnabled(True)
@@ -91,22 +116,31 @@ class ServerWindows(QObject):
         # One detection serves both views: the model manager estimates against the same report.
         if event == "hardware" and payload is not None and self.models is not None:
             self.models.set_gpu_report(payload)
+            from victor_gui.services.ollama_context import default_planner
+
+            default_planner().set_report(payload)  # the chat's Ollama num_ctx plans too
 
     def open_view(self, which: str) -> QWidget | None:
-        """Show (or raise) the "endpoints" or "models" window."""
+        """Show (or raise) the "endpoints", "models" or "downloads" window."""
         if self.endpoints is None or self.models is None:
             return None
         view = self.views.get(which)
         if view is None:
             from victor_gui.ui.dashboard import Dashboard
+            from victor_gui.ui.downloads_view import DownloadsView
             from victor_gui.ui.model_library_view import ModelLibraryView
 
             # Parented to the main window (so they do not keep the app alive) but their own windows.
             if which == "endpoints":
                 view = Dashboard(self.endpoints, self.window,
                                  keyring_store=getattr(self.window, "keyring_store", None))
+            elif which == "downloads" and self.downloads is not None:
+                view = DownloadsView(self.downloads, self.window)
             else:
-                view = ModelLibraryView(self.models, self.endpoints, self.window)
+                view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines,
+                                        open_downloads=lambda: self.open_view("downloads"))
+                # The Hub browser's Download buttons queue on the one download manager.
+                view.on_hub_download = self.download_from_hub
             view.setWindowFlag(Qt.WindowType.Window, True)
             view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             view.resize(980, 640)
@@ -117,6 +151,16 @@ class ServerWindows(QObject):
         view.activateWindow()
         return view
 
+    def download_from_hub(self, repo_id: str, files: list[str]) -> asyncio.Task[None] | None:
+        """Queue ``files`` of ``repo_id`` (a Hub browser's Download) and show the downloads panel,
+        where progress and any refusal (disk space, gated repo) appear."""
+        from victor_gui.ui.downloads_view import DownloadsView
+
+        view = self.open_view("downloads")
+        if not isinstance(view, DownloadsView):
+            return None
+        return view.spawn(view.download(repo_id, files))
+
     async def aclose(self) -> None:
         """Close the views, stop probing and pulls, close the probe client."""
         self._closed = True
@@ -124,6 +168,10 @@ class ServerWindows(QObject):
             view.close()
         if self.models is not None:
             await self.models.close()
+        if self.downloads is not None:
+            await self.downloads.close()  # parts are kept; they come back paused next time
+        if self.engines is not None:
+            await self.engines.close()  # every engine not marked "keep running" stops with the app
         if self.endpoints is not None:
             await self.endpoints.close()
         if self._probe_client is not None:

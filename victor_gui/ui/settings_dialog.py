@@ -52,6 +52,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _saved_field(form: QFormLayout, label: str, name: str, placeholder: str, save_name: str,
+                 save: Callable[[str], object]) -> QLineEdit:
+    """A form row of a text field and its Save button (``save(text)`` on click)."""
+    row = QHBoxLayout()
+    edit = QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    edit.setAccessibleName(name)
+    button = QPushButton("Save")
+    button.setAccessibleName(save_name)
+    button.clicked.connect(lambda: save(edit.text()))
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    form.addRow(label, row)
+    return edit
+
+
 def _label(text: str = "", name: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -106,6 +122,10 @@ class SettingsDialog(QDialog):
 
         self.documents = DocumentsPage(lambda: self.settings, self._update, self._tasks.spawn)
         self.tabs.addTab(self.documents, "Documents")
+        from victor_gui.ui.settings_models import ModelsPage  # issue 17: model folders, downloads
+
+        self.models_page = ModelsPage(lambda: self.settings, self._update, self._tasks.spawn)
+        self.tabs.addTab(self.models_page, "Models")
         self.message = _label(name="Settings message")
         layout.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -178,20 +198,20 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(self.data_label, 1)
         folder_row.addWidget(move)
         form.addRow("Data folder", folder_row)
-        proxy_row = QHBoxLayout()
-        self.proxy_edit = QLineEdit()
-        self.proxy_edit.setPlaceholderText("http://proxy.example:3128 (empty: none, or the environment's)")
-        self.proxy_edit.setAccessibleName("HTTP and HTTPS proxy URL")
-        save_proxy = QPushButton("Save")
-        save_proxy.setAccessibleName("Save the proxy")
-        save_proxy.clicked.connect(lambda: self.set_proxy(self.proxy_edit.text()))
-        proxy_row.addWidget(self.proxy_edit, 1)
-        proxy_row.addWidget(save_proxy)
-        form.addRow("Proxy", proxy_row)
+        self.proxy_edit = _saved_field(form, "Proxy", "HTTP and HTTPS proxy URL",
+                                       "http://proxy.example:3128 (empty: none, or the environment's)",
+                                       "Save the proxy", self.set_proxy)
         form.addRow("", _label("The proxy is used from the next start."))
+        # What "Run with llama-server" in the model manager starts.
+        self.llama_edit = _saved_field(form, "llama-server", "llama-server binary",
+                                       "empty: found on PATH, in the build cache, LM Studio or Jan",
+                                       "Save the llama-server path", self.set_llama_server)
         from victor_gui.ui.settings_updates import UpdateRows
 
-        self.update_rows = UpdateRows(form, lambda: self.settings, self._update, self._tasks.spawn)
+        self.update_rows = UpdateRows(form, lambda: self.settings, self._update, self._tasks.spawn,
+                                      lambda save: _saved_field(form, "Update feed", "Update feed URL",
+                                                                "the release feed (latest.json)",
+                                                                "Save the update feed URL", save))
         return page
 
     # -- loading ---------------------------------------------------------------------------------
@@ -213,17 +233,21 @@ class SettingsDialog(QDialog):
         self._show_profiles()
         await self.keys.load()
         await self.tools.show_rules()
+        await self.models_page.find_libraries()
 
     def _show_settings(self) -> None:
         s = self.settings
         self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(s.theme)))
         if not self.proxy_edit.hasFocus():  # never overwrite what the user is typing
             self.proxy_edit.setText(s.proxy or "")
+        if not self.llama_edit.hasFocus():
+            self.llama_edit.setText(s.llama_server_path or "")
         store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
         self.update_rows.show_settings()
         self._show_endpoints()
         self.documents.show_settings()
+        self.models_page.show_settings()
 
     def _show_endpoints(self) -> None:
         from victor_gui.providers.catalog import display_name
@@ -240,10 +264,12 @@ class SettingsDialog(QDialog):
         """Whoever changed the settings (the dashboard, a data-folder move), show them now."""
         if change.touches("endpoints"):
             self._show_endpoints()
-        if change.touches("theme", "proxy", "data_dir", "updates"):
+        if change.touches("theme", "proxy", "data_dir", "llama_server_path", "updates"):
             self._show_settings()
         if change.touches("attachments", "endpoints"):
             self.documents.show_settings()
+        if change.touches("model_folders"):
+            self.models_page.show_settings()
 
     def _show_profiles(self) -> None:
         from victor_gui.config.profiles import app_profiles_path, victor_profiles_path
@@ -333,6 +359,19 @@ class SettingsDialog(QDialog):
             return
         if await self._update(proxy=url or None):
             self._say("Proxy saved; it is used from the next start." if url else "Proxy removed.")
+
+    def set_llama_server(self, path: str) -> asyncio.Task[None]:
+        """Save the llama-server binary the model manager runs (empty: searched for)."""
+        return self._tasks.spawn(self._set_llama_server(path.strip()))
+
+    async def _set_llama_server(self, path: str) -> None:
+        from victor_gui.services.engine_binary import chosen_binary
+
+        if path and await asyncio.to_thread(chosen_binary, path) is None:
+            self._say(f"No executable llama-server at {path}.")
+            return
+        if await self._update(llama_server_path=path or None):
+            self._say("llama-server path saved." if path else "llama-server is searched for again.")
 
     def ask_move(self) -> QFileDialog:
         dialog = QFileDialog(self, "Move the data folder to")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLineEdit
 
 from victor_gui.config.settings import Settings
 
@@ -18,7 +18,9 @@ class UpdateRows:
     """Adds the update rows to ``form``; ``update(**fields)`` saves through the settings owner."""
 
     def __init__(self, form: QFormLayout, settings: Callable[[], Settings],
-                 update: Callable[..., Awaitable[bool]], spawn: Callable[[Awaitable[Any]], Any]) -> None:
+                 update: Callable[..., Awaitable[bool]], spawn: Callable[[Awaitable[Any]], Any],
+                 saved_field: Callable[[Callable[[str], object]], QLineEdit]) -> None:
+        """``saved_field(save)`` adds the dialog's text-field-with-Save row for the feed URL."""
         self._settings = settings
         self._update = update
         self._spawn = spawn
@@ -26,15 +28,7 @@ class UpdateRows:
         self.check_box.setAccessibleName("Check for updates automatically")
         self.check_box.clicked.connect(lambda on: self._spawn(self.set_check(bool(on))))
         form.addRow("Updates", self.check_box)
-        row = QHBoxLayout()
-        self.feed_edit = QLineEdit()
-        self.feed_edit.setAccessibleName("Update feed URL")
-        self.save_feed = QPushButton("Save")
-        self.save_feed.setAccessibleName("Save the update feed URL")
-        self.save_feed.clicked.connect(lambda: self._spawn(self.set_feed(self.feed_edit.text())))
-        row.addWidget(self.feed_edit, 1)
-        row.addWidget(self.save_feed)
-        form.addRow("Update feed", row)
+        self.feed_edit = saved_field(lambda text: self._spawn(self.set_feed(text)))
 
     def show_settings(self) -> None:
         current = self._settings().updates

@@ -356,6 +356,12 @@ class OllamaProvider(BaseProvider):
                                  loaded=(running is not None) if known_ps else None, raw=entry, **extra))
         return out
 
+    async def show_raw(self, name: str) -> dict[str, Any]:
+        """``/api/show`` as the server sent it (``model_info``, ``tensors``): the fit plan that
+        chooses ``num_ctx`` reads the architecture from it. Not verbose: no token lists."""
+        data = await self._json("POST", "/api/show", {"model": name}, model=name)
+        return data if isinstance(data, dict) else {}
+
     async def show_model(self, name: str) -> ModelDetails:
         """``/api/show``: context length and capabilities (tools, vision, thinking); cached."""
         data = await self._json("POST", "/api/show", {"model": name}, model=name)

@@ -1,0 +1,79 @@
+"""``victor-gui serve PATH`` run as a user runs it (a subprocess), with the REAL llama-server:
+prints the URL, a chat reply comes from it, Ctrl+C stops it; failures exit 1 and say why."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services.chat_cli_support import ROOT, Home
+
+pytestmark = pytest.mark.llamacpp
+
+
+def _read_until(proc: subprocess.Popen[str], pattern: str, limit_s: float = 40.0) -> str:
+    """stdout so far, once it matches ``pattern`` (raw reads: a buffered readline could hold
+    the line select() no longer sees)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = ""
+    deadline = time.monotonic() + limit_s
+    while not re.search(pattern, seen):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(f"no {pattern!r} in: {seen}")
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            seen += os.read(fd, 65536).decode("utf-8", "replace")
+    return seen
+
+
+def test_serve_prints_the_url_answers_and_stops_on_ctrl_c(tmp_path: Path, llama_binary: Path,
+                                                          tiny_model) -> None:
+    home = Home(tmp_path)
+    home.write_settings({"llama_server_path": str(llama_binary)})  # the binary comes from Settings
+    home.home.mkdir(parents=True, exist_ok=True)
+    env = {**home.env(), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "victor_gui", "serve", str(tiny_model()), "--ctx", "1024"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        text = _read_until(proc, r"Serving\s+(http://127\.0\.0\.1:\d+)/v1")
+        url = re.search(r"Serving\s+(http://127\.0\.0\.1:\d+)/v1", text).group(1)  # type: ignore[union-attr]
+        assert "-c 1024" in text and "--jinja" in text and str(llama_binary) in text
+        reply = httpx.post(url + "/v1/chat/completions", timeout=30,
+                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Stopped." in out
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/health", timeout=2)
+
+
+def test_serve_failures_exit_1_and_say_why(tmp_path: Path, llama_binary: Path, tiny_model) -> None:
+    home = Home(tmp_path)
+    missing = home.run("serve", str(tmp_path / "nope.gguf"), "--llama-server", str(llama_binary))
+    assert missing.returncode == 1 and "nope.gguf" in missing.stderr
+    no_binary = home.run("serve", str(tiny_model()), env={"PATH": "/nonexistent",
+                                                          "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert no_binary.returncode == 1 and "No llama-server was found" in no_binary.stderr
+    broken = tmp_path / "broken.gguf"
+    data = tiny_model().read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    failed = home.run("serve", str(broken), "--ctx", "512", "--llama-server", str(llama_binary))
+    assert failed.returncode == 1 and "exited with code" in failed.stderr
+    usage = home.run("serve", str(broken), "--ctx", "-5")
+    assert usage.returncode == 2

@@ -1,0 +1,122 @@
+"""Where a ``llama-server`` binary is on this machine (Qt-free; blocking: call it in a thread).
+
+Looked for in this order, first hit wins:
+
+1. the path set in Settings (``Settings.llama_server_path``; a folder holding the binary counts);
+2. ``PATH`` (a system package, Homebrew, a hand build installed with ``cmake --install``);
+3. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/*/``
+   (where the test tier and an engine build put it; only a finished build, with its stamp);
+4. LM Studio's and Jan's install folders, which ship llama.cpp servers with their engines
+   (``~/.lmstudio/extensions/backends/*``, ``~/.cache/lm-studio/extensions/backends/*``,
+   Jan's ``engines/llama.cpp/*`` under its data folder).
+
+:func:`find_llama_server` returns the first executable found, :func:`candidates` every place
+looked at (the error text lists them so the user knows where to put one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
+STAMP_NAME = "build-stamp.json"  # written last by a finished cache build
+
+
+@dataclass(frozen=True)
+class BinarySearch:
+    """The binary found (None: none) and where it was looked for."""
+
+    path: Path | None
+    looked: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        """Why there is none, with the places looked at (empty when found)."""
+        if self.path is not None:
+            return ""
+        return ("No llama-server was found. Set its path in Settings, or put it on PATH. Looked in: "
+                + "; ".join(self.looked))
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _settings_path(setting: str) -> Path:
+    chosen = Path(setting).expanduser()
+    return chosen / EXE if chosen.is_dir() else chosen
+
+
+def chosen_binary(setting: str) -> Path | None:
+    """The executable a Settings value names (the file, or a folder holding it), or None."""
+    path = _settings_path(setting)
+    return path if _executable(path) else None
+
+
+def _cache_roots(env: Mapping[str, str], home: Path) -> list[Path]:
+    explicit = env.get("VICTOR_LLAMA_CACHE")
+    if explicit:
+        return [Path(explicit).expanduser()]
+    xdg = env.get("XDG_CACHE_HOME") or str(home / ".cache")
+    return [Path(xdg).expanduser() / "victor_gui" / "llama-server"]
+
+
+def _vendor_roots(env: Mapping[str, str], home: Path) -> list[Path]:
+    roots = [home / ".lmstudio" / "extensions" / "backends",
+             home / ".cache" / "lm-studio" / "extensions" / "backends",
+             home / "jan" / "engines", home / ".local" / "share" / "Jan" / "data" / "engines",
+             home / "Library" / "Application Support" / "Jan" / "data" / "engines"]
+    appdata = env.get("APPDATA")
+    if appdata:
+        roots.append(Path(appdata) / "Jan" / "data" / "engines")
+    return roots
+
+
+def _below(root: Path, depth: int) -> Iterator[Path]:
+    """``EXE`` files up to ``depth`` folders below ``root``, newest folder names first."""
+    if depth < 0 or not root.is_dir():
+        return
+    here = root / EXE
+    if _executable(here):
+        yield here
+    try:
+        subs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    except OSError:
+        return
+    for sub in subs:
+        yield from _below(sub, depth - 1)
+
+
+def candidates(setting: str | None, env: Mapping[str, str] | None = None,
+               home: Path | None = None) -> Iterator[tuple[str, Path | None]]:
+    """``(where, path or None)`` for each place, in search order (a generator: stops early)."""
+    env = os.environ if env is None else env
+    home = home or Path.home()
+    if setting:
+        yield "Settings", _settings_path(setting)
+    found = shutil.which(EXE, path=env.get("PATH", ""))
+    yield "PATH", Path(found) if found else None
+    for root in _cache_roots(env, home):
+        hit = next((p for p in _below(root, 1) if (p.parent / STAMP_NAME).is_file()), None)
+        yield str(root), hit
+    for root in _vendor_roots(env, home):
+        yield str(root), next(_below(root, 3), None)
+
+
+def find_llama_server(setting: str | None = None, env: Mapping[str, str] | None = None,
+                      home: Path | None = None) -> BinarySearch:
+    """The first usable ``llama-server`` (see the module doc). Blocking (file system)."""
+    looked: list[str] = []
+    for where, path in candidates(setting, env, home):
+        looked.append(where if path is None else f"{where} ({path})")
+        if path is not None and _executable(path):
+            return BinarySearch(path, tuple(looked))
+    return BinarySearch(None, tuple(looked))
+
+
+__all__ = ["EXE", "BinarySearch", "candidates", "chosen_binary", "find_llama_server"]
