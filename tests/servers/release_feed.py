@@ -62,7 +62,8 @@ class FeedHandler(SimHandler):
     def unknown_route(self, path: str) -> None:
         srv = self.server
         if path == "/latest.json" and self.command == "GET":
-            self.send_bytes(200, srv.feed_body(), "application/json")
+            body = srv.feed_override if srv.feed_override is not None else srv.feed_body()
+            self.send_bytes(200, body, "application/json")
         elif (m := re.fullmatch(r"/download/(.+)", path)) and srv.release and m.group(1) == srv.release.name:
             self.send_installer(srv.release.installer)
         else:
@@ -115,6 +116,8 @@ class FeedServer(SimServer):
         self.corrupt = False
         self.lie_version: str | None = None
         self.bad_signature = False
+        self.feed_override: bytes | None = None  # served as /latest.json instead of the feed
+        self.signed_size: int | None = None  # the size the manifest signs (None: the real one)
         self.bytes_served = 0
         self.chunk_pause_s = 0.0  # a slow network: this pause after every 16 kB
         self.lock = threading.Lock()
@@ -147,7 +150,8 @@ class FeedServer(SimServer):
         release = self.release
         assert release is not None, "offer() a release first"
         manifest = json.dumps({"version": release.version, "installer": release.name,
-                               "size": len(release.installer), "sha256": release.sha256}).encode()
+                               "size": self.signed_size or len(release.installer),
+                               "sha256": release.sha256}).encode()
         signer = ReleaseKey() if self.bad_signature else self.key
         return json.dumps({
             "version": self.lie_version or release.version,

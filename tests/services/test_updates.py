@@ -118,6 +118,53 @@ async def test_the_network_dropping_mid_download_is_resumed_by_range(rig: Rig) -
     assert rig.installer_args()[-1] == "/S"
 
 
+async def test_an_idle_server_is_given_up_on_after_a_few_tries(rig: Rig) -> None:
+    rig.offer("0.2.0")
+    rig.feed.chunk_pause_s = 2.0  # 16 kB, then silence longer than the idle deadline
+    service = rig.service(idle_timeout_s=0.2)
+    assert await service.check() is not None
+    with pytest.raises(UpdateError) as caught:
+        await service.install()
+    assert caught.value.reason == "network" and "tries" in service.message
+    assert len(rig.feed.installer_requests()) > 1  # resumed before giving up
+    _untouched(rig)
+
+
+async def test_more_bytes_than_the_signed_size_stop_the_download(rig: Rig) -> None:
+    rig.offer("0.2.0")
+    rig.feed.signed_size = 100_000  # the server then sends 300 kB
+    service = rig.service()
+    assert await service.check() is not None
+    with pytest.raises(UpdateError) as caught:
+        await service.install()
+    assert caught.value.reason == "too_large"
+    _untouched(rig)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"{" + b" " * (300 << 10) + b"}", "larger than a feed"),
+    (b'{"version": 2, "release_url": "x"}', "not valid"),
+    (b"<html>GitHub is down</html>", "not valid"),
+])
+async def test_a_feed_that_is_not_a_feed_is_refused_with_one_sentence(rig: Rig, body: bytes,
+                                                                      words: str) -> None:
+    rig.feed.feed_override = body
+    service = rig.service()
+    assert await service.check() is None
+    assert service.state is UpdateState.FAILED and words in service.message
+    assert service.error is not None and service.error.reason == "feed"
+
+
+async def test_an_unreachable_feed_is_said_plainly(rig: Rig) -> None:
+    from tests.servers.base import free_port
+
+    await rig.settings.update(updates={"check": True, "feed_url": f"http://127.0.0.1:{free_port()}/latest.json"})
+    service = rig.service()
+    assert await service.check() is None
+    assert service.error is not None and service.error.reason == "network"
+    assert "could not be reached" in service.message
+
+
 async def test_a_downgrade_is_refused(rig: Rig) -> None:
     rig.offer("0.1.0")
     service = rig.service(current="0.2.0")
