@@ -314,3 +314,36 @@ def test_without_a_readable_key_nothing_is_trusted() -> None:
     with pytest.raises(UpdateError) as caught:
         verify_signature(b"-----BEGIN PUBLIC KEY-----\nbroken\n-----END PUBLIC KEY-----\n", b"m", b"s")
     assert caught.value.reason == "no_key"
+
+
+async def test_the_cli_says_what_is_new_and_refuses_what_it_cannot_trust(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``victor-gui update`` through its argument parser, against the feed in settings.yaml."""
+    import io
+    import json
+
+    from victor_gui.__main__ import build_parser
+    from victor_gui.cli.update import update_command
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(rig.root / "config"))
+    settings_dir = rig.root / "config" / "victor_gui"
+    settings_dir.mkdir(parents=True)
+    (rig.root / "config" / "settings.yaml").rename(settings_dir / "settings.yaml")
+    rig.offer("0.9.0")
+
+    async def run(*words: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        args = build_parser().parse_args(["update", *words])
+        code = await update_command(args, out, err, public_key=rig.key.public_pem, data_dir=rig.data)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, _err = await run()
+    assert code == 0 and "0.9.0 is available" in out and "Faster start-up" in out
+    assert "/releases/tag/v0.9.0" in out
+    code, out, _err = await run("--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["status"] == "available" and answer["version"] == "0.9.0"
+    rig.feed.bad_signature = True
+    code, out, err = await run()
+    assert code == 1 and out == "" and "signature" in err
+    assert rig.feed.installer_requests() == []

@@ -195,3 +195,20 @@ async def test_settings_turn_checking_off_and_change_the_feed(clean_env, window,
     text = (rig.root / "config" / "settings.yaml").read_text(encoding="utf-8")
     assert "check: false" in text and "https://mirror.example/latest.json" in text
     dialog.close()
+
+
+async def test_the_app_starts_the_update_service_on_its_data_folder(clean_env, window, store,
+                                                                    rig: Rig) -> None:
+    """App._start_updates (run after the store opened): the service backs up the store in use and
+    keeps its files in that folder; the automatic check waits for its delay."""
+    from types import SimpleNamespace
+
+    from victor_gui import __version__
+    from victor_gui.ui.app import App
+
+    app = SimpleNamespace(window=window, store=store, client=rig.client, settings=rig.settings)
+    App._start_updates(app)  # type: ignore[arg-type]
+    service = window.updates.service
+    assert service is not None and service.db_path == store.path and service.data_dir == store.path.parent
+    assert service.current_version == __version__ and rig.feed.requests == []
+    await window.updates.aclose()

@@ -186,7 +186,7 @@ class UpdateService:
         """The automatic check: nothing when the setting is off, when the last check was less
         than a day ago, or when the version on offer was skipped."""
         if not self._settings.settings.updates.check:
-            self._set(UpdateState.DISABLED, "Checking for updates is off (Settings → General).")
+            self._set(UpdateState.DISABLED, "Checking for updates is off (Settings → Appearance & data).")
             return None
         remembered = await asyncio.to_thread(self._read_remembered)
         if 0 <= self._clock() - remembered.last_check < CHECK_INTERVAL_S:
