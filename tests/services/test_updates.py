@@ -209,6 +209,16 @@ async def test_the_automatic_check_runs_at_most_once_a_day_and_remembers_it(rig:
     assert rig.feed.feed_requests() == 2
 
 
+async def test_installers_of_the_running_version_or_older_are_swept(rig: Rig) -> None:
+    rig.offer("0.2.0")
+    downloads = rig.data / "updates"
+    for name in ("0.1.0", "0.2.0", "0.3.0", "notes"):
+        (downloads / name).mkdir(parents=True)
+        (downloads / name / "Victor-GUI-setup.exe").write_bytes(b"MZ")
+    await rig.service(current="0.2.0").check_if_due()
+    assert sorted(p.name for p in downloads.iterdir()) == ["0.3.0", "notes"]
+
+
 async def test_a_skipped_version_is_not_offered_again_automatically(rig: Rig) -> None:
     rig.offer("0.2.0")
     now = [1_000_000.0]

@@ -185,6 +185,7 @@ class UpdateService:
     async def check_if_due(self) -> Release | None:
         """The automatic check: nothing when the setting is off, when the last check was less
         than a day ago, or when the version on offer was skipped."""
+        await asyncio.to_thread(self._sweep_installed)
         if not self._settings.settings.updates.check:
             self._set(UpdateState.DISABLED, "Checking for updates is off (Settings → Appearance & data).")
             return None
@@ -197,6 +198,20 @@ class UpdateService:
             self._set(UpdateState.UP_TO_DATE, f"Version {release.version} was skipped.")
             return None
         return release
+
+    def _sweep_installed(self) -> None:
+        """Remove downloaded installers of this version or older: they have done their work (the
+        running app is that version now), and each is the size of the whole app."""
+        folder = self.data_dir / "updates"
+        if not folder.is_dir():
+            return
+        for entry in folder.iterdir():
+            try:
+                done = not is_newer(entry.name, self.current_version)
+            except ValueError:
+                continue  # not ours
+            if done and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
 
     async def check(self, *, manual: bool = True) -> Release | None:
         """Ask the feed now (Help → Check for updates asks even when automatic checks are off:
