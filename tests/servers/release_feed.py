@@ -121,7 +121,6 @@ class FeedServer(SimServer):
         self.bytes_served = 0
         self.chunk_pause_s = 0.0  # a slow network: this pause after every 16 kB
         self.lock = threading.Lock()
-        self._drop_after: int | None = None
 
     @property
     def feed_url(self) -> str:
@@ -130,14 +129,6 @@ class FeedServer(SimServer):
     def offer(self, release: FeedRelease) -> FeedRelease:
         self.release = release
         return release
-
-    def drop_next(self, after_bytes: int) -> None:
-        self._drop_after = after_bytes
-
-    def take_drop(self) -> int | None:
-        with self.lock:
-            drop, self._drop_after = self._drop_after, None
-            return drop
 
     def feed_requests(self) -> int:
         return sum(1 for r in self.requests if r.path.startswith("/latest.json"))
