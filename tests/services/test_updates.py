@@ -165,6 +165,30 @@ async def test_an_unreachable_feed_is_said_plainly(rig: Rig) -> None:
     assert "could not be reached" in service.message
 
 
+async def test_a_backup_that_fails_stops_the_update(rig: Rig) -> None:
+    rig.offer("0.2.0")
+    rig.db_path.write_bytes(b"not a database, " * 512)  # SQLite refuses to copy it
+    service = rig.service()
+    assert await service.check() is not None
+    with pytest.raises(UpdateError) as caught:
+        await service.install()
+    assert caught.value.reason == "backup" and "not installed" in service.message
+    _untouched(rig)
+
+
+async def test_an_installer_that_cannot_start_leaves_everything_as_it_was(rig: Rig) -> None:
+    from victor_gui.services.updates import UpdateService
+
+    rig.offer("0.2.0")
+    service = UpdateService(rig.client, rig.settings, rig.data, db_path=rig.db_path, current_version="0.1.0",
+                            public_key=rig.key.public_pem, launcher=[str(rig.root / "no-such-program")])
+    assert await service.check() is not None
+    with pytest.raises(UpdateError) as caught:
+        await service.install()
+    assert caught.value.reason == "launch" and "could not be started" in service.message
+    _untouched(rig)
+
+
 async def test_a_downgrade_is_refused(rig: Rig) -> None:
     rig.offer("0.1.0")
     service = rig.service(current="0.2.0")
