@@ -207,6 +207,14 @@ async def test_the_same_version_is_up_to_date(rig: Rig) -> None:
     assert service.state is UpdateState.UP_TO_DATE and "up to date" in service.message
 
 
+async def test_a_build_whose_version_cannot_be_compared_is_offered_nothing(rig: Rig) -> None:
+    rig.offer("0.2.0")
+    service = rig.service(current="0.1.0+dirty")
+    assert await service.check() is None
+    assert service.error is not None and service.error.reason == "version"
+    assert "0.1.0+dirty" in service.message
+
+
 async def test_checking_disabled_makes_no_request(tmp_path: Path) -> None:
     rig = await make_rig(tmp_path, check=False)
     try:

@@ -229,8 +229,15 @@ class UpdateService:
             except UpdateError as exc:
                 self._fail(exc)
                 return None
-            if release.version == self.current_version or not is_newer(release.version, self.current_version):
-                if is_newer(self.current_version, release.version):
+            try:
+                newer = is_newer(release.version, self.current_version)
+                older = is_newer(self.current_version, release.version)
+            except ValueError:  # a local build's version ("0.1.0+dirty"): nothing to compare with
+                self._fail(UpdateError(f"This build's version {self.current_version!r} cannot be compared "
+                                       "with a release; updates are off for it.", reason="version"))
+                return None
+            if not newer:
+                if older:
                     text = (f"The feed offers {release.version}, older than this {self.current_version}; "
                             "an older version is never installed.")
                 else:
@@ -240,8 +247,7 @@ class UpdateService:
             self.release = release
             self._set(UpdateState.AVAILABLE, f"Victor GUI {release.version} is available "
                                              f"(this is {self.current_version}).")
-            if manual:
-                log.info("update: %s offered", release.version)
+            log.info("update: %s offered (%s check)", release.version, "manual" if manual else "automatic")
             return release
 
     async def _fetch_release(self) -> Release:
