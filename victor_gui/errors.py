@@ -118,6 +118,32 @@ class EngineError(VictorGuiError):
         super().__init__(message)
 
 
+class EngineInstallError(VictorGuiError):
+    """Building or installing the llama-server engine failed (``victor-gui engine install``).
+
+    ``reason`` is a short machine word (``build``, ``download``, ``checksum``, ``archive``,
+    ``tools``, ``busy``) so callers branch on it, never on text; ``log_tail`` holds the last lines
+    of the build's output and ``log_path`` the whole log, when there is one.
+    """
+
+    def __init__(self, message: str, *, reason: str = "build", log_tail: tuple[str, ...] = (),
+                 log_path: str | None = None) -> None:
+        self.reason = reason
+        self.log_tail = log_tail
+        self.log_path = log_path
+        super().__init__(message)
+
+
+class EngineToolsMissingError(EngineInstallError):
+    """cmake, make or a C/C++ compiler is missing; ``missing`` names them, ``hint`` is the one
+    sentence that says which packages to install on this OS."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = (), hint: str = "") -> None:
+        self.missing = missing
+        self.hint = hint
+        super().__init__(message, reason="tools")
+
+
 class ProviderError(VictorGuiError):
     """Any failure talking to a model provider.
 
@@ -354,6 +380,8 @@ __all__ = [
     "ContextLengthExceededError",
     "EmbeddingServerError",
     "EngineError",
+    "EngineInstallError",
+    "EngineToolsMissingError",
     "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",

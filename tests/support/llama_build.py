@@ -1,11 +1,12 @@
 """Build (once) and locate the real llama.cpp ``llama-server`` the integration tier runs against.
 
-PyPI has no wheel of ``llama-cpp-python``, but its sdist vendors all of llama.cpp including
-``tools/server``. We fetch that sdist with pip (the only network the project uses is the package
-registries), configure cmake for the ``llama-server`` target alone -- CPU only, static libs, no
-web UI, no curl/OpenSSL, ``GGML_NATIVE=OFF`` so the cached binary survives a CPU change -- and
-compile at ``-O0``: the build is ~40 % faster than ``-O3`` and the tiny test models still decode
-at well over a thousand tokens per second.
+The recipe is the app's own (:mod:`victor_gui.services.engine_install`, the one behind
+``victor-gui engine install``): the pinned ``llama-cpp-python`` sdist from PyPI (sha256
+checked), only ``vendor/llama.cpp`` extracted, cmake for the ``llama-server`` target alone --
+CPU only, static libs, no web UI, no curl/OpenSSL. This module only chooses the test flavour:
+``GGML_NATIVE=OFF`` so the cached binary survives a CPU change, and ``-O0``: the build is ~40 %
+faster than ``-O3`` and the tiny test models still decode at well over a thousand tokens per
+second.
 
 The binary is cached outside the repository (never commit build outputs)::
 
@@ -14,7 +15,9 @@ The binary is cached outside the repository (never commit build outputs)::
 next to a ``build-stamp.json`` (version, flags, build seconds). A present binary with its stamp
 is reused, so ``--ensure`` costs well under a second after the first build.
 
-``VICTOR_LLAMA_SERVER=/path/to/llama-server`` points the tier at a binary built elsewhere.
+``VICTOR_LLAMA_SERVER=/path/to/llama-server`` points the tier at a binary built elsewhere;
+``VICTOR_PYPI_URL`` at a PyPI mirror. The sdist stays in ``<cache>/work-<version>/dl`` so a
+rebuild needs no network.
 
 CLI::
 
@@ -28,38 +31,26 @@ binary only makes the tier skip, with :func:`missing_reason` as the reason.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-#: The llama-cpp-python release whose vendored llama.cpp we build. Bump deliberately: the
-#: integration tier pins the server's observable behaviour to this version.
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
-OPT_LEVEL = "O0"
-STAMP_NAME = "build-stamp.json"
+from victor_gui.errors import EngineInstallError
+from victor_gui.services.engine_build import EngineProgress, cmake_flags
+from victor_gui.services.engine_install import STAMP_NAME, build_from_sdist, fetch_sdist
+from victor_gui.services.engine_sdist import DEFAULT_VERSION
 
-CMAKE_FLAGS = (
-    "-DCMAKE_BUILD_TYPE=Release",
-    f"-DCMAKE_C_FLAGS_RELEASE=-{OPT_LEVEL} -DNDEBUG",
-    f"-DCMAKE_CXX_FLAGS_RELEASE=-{OPT_LEVEL} -DNDEBUG",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=OFF",
-    "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_TOOLS=ON",
-    "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_UI=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-)
+#: The llama-cpp-python release whose vendored llama.cpp we build. Bump deliberately (in
+#: engine_sdist, with its sha256): the integration tier pins the server's behaviour to it.
+LLAMA_CPP_PYTHON_VERSION = DEFAULT_VERSION
+OPT_LEVEL = "O0"
+NATIVE = False
+CMAKE_FLAGS = cmake_flags(OPT_LEVEL, NATIVE)
 
 
 def in_ci() -> bool:
@@ -167,73 +158,40 @@ def _log(msg: str) -> None:
     print(f"[llama_build] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> None:
-    _log("$ " + " ".join(cmd))
-    subprocess.run(cmd, cwd=cwd, check=True)
+def _show(event: EngineProgress) -> None:
+    # A line per build step and per other event; the whole output is in <cache>/work-<version>/build.log.
+    if event.phase != "build":
+        _log(f"{event.phase}: {event.line}")
+    elif event.percent is not None:
+        _log(event.line)
 
 
-def _fetch_sdist(version: str, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
-    if not found:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
-              "--dest", str(dest), f"llama-cpp-python=={version}"])
-        found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
-    if not found:
-        raise RuntimeError(f"pip download left no llama_cpp_python-{version}.tar.gz in {dest}")
-    return found[0]
-
-
-def _extract_llama_cpp(sdist: Path, dest: Path) -> Path:
-    """Extract only ``vendor/llama.cpp`` from the sdist; returns its path."""
-    top = sdist.name.removesuffix(".tar.gz")
-    src = dest / top / "vendor" / "llama.cpp"
-    if (src / "tools" / "server" / "server.cpp").is_file():
-        return src
-    prefix = f"{top}/vendor/llama.cpp/"
-    with tarfile.open(sdist) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(dest, members=members, filter="data")
-    if not (src / "tools" / "server" / "server.cpp").is_file():
-        raise RuntimeError(f"{sdist.name} has no vendor/llama.cpp/tools/server/server.cpp")
-    return src
+async def _build(version: str, work: Path, jobs: int) -> float:
+    t0 = time.monotonic()
+    sdist: Path | None = None
+    async for event in fetch_sdist(version, work / "dl"):
+        if event.phase != "download" or event.percent in (0.0, 100.0):
+            _show(event)
+        sdist = event.path or sdist
+    if sdist is None:
+        raise EngineInstallError(f"no sdist of llama-cpp-python {version}", reason="download")
+    fetch_seconds = round(time.monotonic() - t0, 1)
+    async for event in build_from_sdist(sdist, work_dir=work, dest_dir=build_dir(version), opt=OPT_LEVEL,
+                                        native=NATIVE, jobs=jobs, log_path=work / "build.log",
+                                        stamp_extra={"fetch_seconds": fetch_seconds}):
+        _show(event)
+    return fetch_seconds
 
 
 def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int | None = None) -> Path:
-    """Download, configure and compile ``llama-server``; returns the cached binary's path."""
+    """Download (unless the sdist is kept), configure and compile ``llama-server``; returns the
+    cached binary's path."""
     root = cache_root()
     target = binary_path(version)
     with _build_lock(root):
         if find_binary(version) == target:
             return target
-        work = root / f"work-{version}"
-        t0 = time.monotonic()
-        sdist = _fetch_sdist(version, work / "dl")
-        src = _extract_llama_cpp(sdist, work / "src")
-        t1 = time.monotonic()
-        cmake_build = work / f"build-{OPT_LEVEL}"
-        _run(["cmake", "-S", str(src), "-B", str(cmake_build), *CMAKE_FLAGS])
-        n = jobs or os.cpu_count() or 1
-        _run(["cmake", "--build", str(cmake_build), "--target", "llama-server", "-j", str(n)])
-        t2 = time.monotonic()
-        built = cmake_build / "bin" / "llama-server"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        shutil.copy2(built, tmp)
-        os.replace(tmp, target)
-        stamp = {
-            "llama_cpp_python_version": version,
-            "opt": OPT_LEVEL,
-            "cmake_flags": list(CMAKE_FLAGS),
-            "jobs": n,
-            "fetch_seconds": round(t1 - t0, 1),
-            "build_seconds": round(t2 - t1, 1),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (target.parent / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
-        # The source tree and objects are ~1 GB; the sdist is kept so a rebuild is offline.
-        shutil.rmtree(work / "src", ignore_errors=True)
-        shutil.rmtree(cmake_build, ignore_errors=True)
+        asyncio.run(_build(version, root / f"work-{version}", jobs or os.cpu_count() or 1))
         return target
 
 
@@ -262,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         path = ensure(args.version)
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+    except (OSError, RuntimeError, EngineInstallError) as exc:
         _log(f"build failed: {exc}")
         if in_ci():
             return 1

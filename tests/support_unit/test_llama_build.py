@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.base import free_port
 from tests.support import llama_build
 from tests.support.llama_build import LLAMA_CPP_PYTHON_VERSION, STAMP_NAME
 
@@ -69,9 +70,9 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def _offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "VICTOR_LLAMA_SERVER")}
-    # No index and no local wheel folder: pip fails at once, offline.
-    env.update(VICTOR_LLAMA_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1", PIP_FIND_LINKS="",
-               PIP_CONFIG_FILE=os.devnull, **extra)
+    # PyPI's JSON API pointed at a port nothing listens on: the sdist fetch fails at once, offline.
+    env.update(VICTOR_LLAMA_CACHE=str(tmp_path / "cache"), VICTOR_PYPI_URL=f"http://127.0.0.1:{free_port()}",
+               **extra)
     return env
 
 

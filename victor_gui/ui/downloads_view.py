@@ -10,7 +10,9 @@ state) and follows its events; every button calls the manager. Opened from the m
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtGui import QCloseEvent
@@ -63,13 +65,24 @@ def fit_text(button: QPushButton) -> None:
     button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + icon + 28)
 
 
+def runnable(path: str) -> bool:
+    """A model llama-server can be started on: a GGUF that is not a vision projector, and for a
+    split model its first part (llama-server finds the others beside it)."""
+    name = Path(path).name.lower()
+    if not name.endswith(".gguf") or name.startswith("mmproj") or "-mmproj" in name:
+        return False
+    split = re.search(r"-(\d{5})-of-\d{5}\.gguf$", name)
+    return split is None or int(split.group(1)) == 1
+
+
 class DownloadRow(QFrame):
     """One download's row; :meth:`render` shows a new snapshot of the job."""
 
     def __init__(self, job: DownloadJob, act: Callable[[str, str], Any],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, run: Callable[[Path], object] | None = None) -> None:
         super().__init__(parent)
         self.job = job
+        self._run = run
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -84,7 +97,13 @@ class DownloadRow(QFrame):
         self.cancel_button.setAccessibleName(f"Cancel {job.name}")
         set_icon(self.cancel_button, "trash")
         self.cancel_button.clicked.connect(lambda: act("cancel", self.job.id))
-        for button in (self.pause_button, self.cancel_button):
+        # A finished model file runs from here (the plan's flags, in the same dialog as the
+        # model manager's), so search → download → chat needs no hunting for the file.
+        self.run_button = QPushButton("Run…")
+        self.run_button.setAccessibleName(f"Run {job.name} with llama-server")
+        set_icon(self.run_button, "play", later=True)
+        self.run_button.clicked.connect(lambda: run(Path(self.job.dest)) if run is not None else None)
+        for button in (self.run_button, self.pause_button, self.cancel_button):
             top.addWidget(button)
         layout.addLayout(top)
         self.progress = QProgressBar()
@@ -116,16 +135,19 @@ class DownloadRow(QFrame):
         self.pause_button.setVisible(job.state in ACTIVE or resumable)
         finished = job.state in (JobState.DONE, JobState.PRESENT)
         self.cancel_button.setText("Remove from list" if finished else "Cancel")
-        for button in (self.pause_button, self.cancel_button):
+        self.run_button.setVisible(finished and self._run is not None and runnable(job.dest))
+        for button in (self.run_button, self.pause_button, self.cancel_button):
             fit_text(button)
 
 
 class DownloadsView(QWidget):
     """The downloads of ``manager``, live."""
 
-    def __init__(self, manager: DownloadManager, parent: QWidget | None = None) -> None:
+    def __init__(self, manager: DownloadManager, parent: QWidget | None = None, *,
+                 run_model: Callable[[Path], object] | None = None) -> None:
         super().__init__(parent)
         self.manager = manager
+        self.run_model = run_model  # "Run…" on finished models (None: no engine runner)
         self.setWindowTitle("Downloads — Victor GUI")
         self._tasks = TaskSet("downloads view")
         self.rows: dict[str, DownloadRow] = {}
@@ -180,7 +202,7 @@ class DownloadsView(QWidget):
         self._sync_empty()
 
     def _add(self, job: DownloadJob) -> None:
-        row = DownloadRow(job, self._act)
+        row = DownloadRow(job, self._act, run=self.run_model)
         self.rows[job.id] = row
         self.list_layout.insertWidget(self.list_layout.count() - 1, row)
 

@@ -58,6 +58,7 @@ class ServerWindows(QObject):
         self.engines: EngineRunner | None = None  # llama-servers started from the app
         self._probe_client: httpx.AsyncClient | None = None
         self.views: dict[str, QWidget] = {}
+        self.run_dialog: QWidget | None = None  # the last "Run…" dialog opened from downloads
         self._closed = False
         menu = window.menuBar().addMenu("&Servers")
         self.endpoints_action = QAction("Endpoints…", window)
@@ -135,7 +136,8 @@ class ServerWindows(QObject):
                 view = Dashboard(self.endpoints, self.window,
                                  keyring_store=getattr(self.window, "keyring_store", None))
             elif which == "downloads" and self.downloads is not None:
-                view = DownloadsView(self.downloads, self.window)
+                view = DownloadsView(self.downloads, self.window,
+                                     run_model=self.run_model if self.engines is not None else None)
             else:
                 view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines,
                                         open_downloads=lambda: self.open_view("downloads"))
@@ -160,6 +162,18 @@ class ServerWindows(QObject):
         if not isinstance(view, DownloadsView):
             return None
         return view.spawn(view.download(repo_id, files))
+
+    def run_model(self, path: Path) -> QWidget | None:
+        """"Run…" on a downloaded model: the same dialog as the model manager's (the plan's flags,
+        an editable context, Start), parented to the downloads panel."""
+        from victor_gui.ui.engine_panel import RunEngineDialog
+
+        if self.engines is None:
+            return None
+        dialog = RunEngineDialog(self.engines, str(path), self.views.get("downloads") or self.window)
+        dialog.open()
+        self.run_dialog = dialog
+        return dialog
 
     async def aclose(self) -> None:
         """Close the views, stop probing and pulls, close the probe client."""
