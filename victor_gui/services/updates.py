@@ -273,7 +273,8 @@ class UpdateService:
             except OSError:
                 raise UpdateError("This build ships no update signing key, so no update can be "
                                   "verified.", reason="no_key") from None
-        return parse_feed(body, key)
+        # In a thread: the first check imports cryptography (~0.1 s), which would stall the window.
+        return await asyncio.to_thread(parse_feed, body, key)
 
     async def skip(self) -> None:
         """Skip the version on offer: the automatic check stays quiet about it."""
