@@ -31,6 +31,7 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         from victor_gui.cli.models import add_models_command  # Qt-free; `models list|download`
         from victor_gui.cli.serve import add_serve_command  # Qt-free; `serve PATH`
         from victor_gui.cli.servers import add_manager_commands  # Qt-free; `providers`, `doctor`
+        from victor_gui.cli.update import add_update_command  # Qt-free; `update` (check the feed)
 
         add_chat_command(commands)
         add_manager_commands(commands)
@@ -39,6 +40,7 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         add_models_command(commands)
         add_serve_command(commands)
         add_engine_command(commands)
+        add_update_command(commands)
     return parser
 
 

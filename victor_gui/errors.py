@@ -63,6 +63,17 @@ class AttachmentError(VictorGuiError):
         super().__init__(message)
 
 
+class UpdateError(VictorGuiError):
+    """An update could not be checked, downloaded, verified, backed up or started; nothing was
+    changed. ``reason`` is a short machine word (``network``, ``feed``, ``signature``,
+    ``version``, ``downgrade``, ``checksum``, ``too_large``, ``backup``, ``launch``,
+    ``cancelled``, ``no_key``) so callers branch on it; the message is one clear sentence."""
+
+    def __init__(self, message: str, *, reason: str = "feed") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class DownloadError(VictorGuiError):
     """A model download cannot start or did not finish. ``reason`` is a short machine word
     (``disk_space``, ``disk``, ``checksum``, ``gated``, ``not_found``, ``network``, ``http``,
@@ -388,5 +399,6 @@ __all__ = [
     "StorageError",
     "TLSError",
     "UntrustedCertificateError",
+    "UpdateError",
     "VictorGuiError",
 ]
