@@ -25,11 +25,13 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         add_fit_command(commands)
     elif with_commands:
         from victor_gui.cli.chat import add_chat_command  # Qt-free; `chat`
+        from victor_gui.cli.engine import add_engine_command  # Qt-free; `engine install|status`
         from victor_gui.cli.fit import add_fit_command  # Qt-free; heavy imports wait for the handler
         from victor_gui.cli.hub import add_hub_command  # Qt-free; `hub search`, `hub show`
         from victor_gui.cli.models import add_models_command  # Qt-free; `models list|download`
         from victor_gui.cli.serve import add_serve_command  # Qt-free; `serve PATH`
         from victor_gui.cli.servers import add_manager_commands  # Qt-free; `providers`, `doctor`
+        from victor_gui.cli.update import add_update_command  # Qt-free; `update` (check the feed)
 
         add_chat_command(commands)
         add_manager_commands(commands)
@@ -37,6 +39,8 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         add_hub_command(commands)
         add_models_command(commands)
         add_serve_command(commands)
+        add_engine_command(commands)
+        add_update_command(commands)
     return parser
 
 

@@ -63,6 +63,17 @@ class AttachmentError(VictorGuiError):
         super().__init__(message)
 
 
+class UpdateError(VictorGuiError):
+    """An update could not be checked, downloaded, verified, backed up or started; nothing was
+    changed. ``reason`` is a short machine word (``network``, ``feed``, ``signature``,
+    ``version``, ``downgrade``, ``checksum``, ``too_large``, ``backup``, ``launch``,
+    ``cancelled``, ``no_key``) so callers branch on it; the message is one clear sentence."""
+
+    def __init__(self, message: str, *, reason: str = "feed") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class DownloadError(VictorGuiError):
     """A model download cannot start or did not finish. ``reason`` is a short machine word
     (``disk_space``, ``disk``, ``checksum``, ``gated``, ``not_found``, ``network``, ``http``,
@@ -105,6 +116,32 @@ class EngineError(VictorGuiError):
     def __init__(self, message: str, *, log_tail: str = "") -> None:
         self.log_tail = log_tail
         super().__init__(message)
+
+
+class EngineInstallError(VictorGuiError):
+    """Building or installing the llama-server engine failed (``victor-gui engine install``).
+
+    ``reason`` is a short machine word (``build``, ``download``, ``checksum``, ``archive``,
+    ``tools``, ``busy``) so callers branch on it, never on text; ``log_tail`` holds the last lines
+    of the build's output and ``log_path`` the whole log, when there is one.
+    """
+
+    def __init__(self, message: str, *, reason: str = "build", log_tail: tuple[str, ...] = (),
+                 log_path: str | None = None) -> None:
+        self.reason = reason
+        self.log_tail = log_tail
+        self.log_path = log_path
+        super().__init__(message)
+
+
+class EngineToolsMissingError(EngineInstallError):
+    """cmake, make or a C/C++ compiler is missing; ``missing`` names them, ``hint`` is the one
+    sentence that says which packages to install on this OS."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = (), hint: str = "") -> None:
+        self.missing = missing
+        self.hint = hint
+        super().__init__(message, reason="tools")
 
 
 class ProviderError(VictorGuiError):
@@ -343,6 +380,8 @@ __all__ = [
     "ContextLengthExceededError",
     "EmbeddingServerError",
     "EngineError",
+    "EngineInstallError",
+    "EngineToolsMissingError",
     "GGUFError",
     "InvalidResponseError",
     "MissingAPIKeyError",
@@ -360,5 +399,6 @@ __all__ = [
     "StorageError",
     "TLSError",
     "UntrustedCertificateError",
+    "UpdateError",
     "VictorGuiError",
 ]

@@ -295,6 +295,7 @@ class SimServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._drop_after: int | None = None
 
     @property
     def port(self) -> int:
@@ -319,6 +320,18 @@ class SimServer(ThreadingHTTPServer):
             else:
                 self.scripts.popleft()
             return script
+
+    def drop_next(self, after_bytes: int) -> None:
+        """The next download (of a simulator that serves files) closes its connection after
+        ``after_bytes`` body bytes, once."""
+        with self._lock:
+            self._drop_after = after_bytes
+
+    def take_drop(self) -> int | None:
+        """The drop :meth:`drop_next` asked for, consumed (None: none)."""
+        with self._lock:
+            drop, self._drop_after = self._drop_after, None
+            return drop
 
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST" and "chat" in r.path]

@@ -288,21 +288,11 @@ class HubServer(SimServer):
         self.throttle_bps = 0
         self.corrupt: set[str] = set()
         self.bytes_sent: dict[str, int] = {}
-        self._drop_after: int | None = None
         self._count_lock = threading.Lock()
 
     def add(self, repo: HubRepo) -> HubRepo:
         self.repos[repo.id] = repo
         return repo
-
-    def drop_next(self, after_bytes: int) -> None:
-        """The next file GET closes its connection after ``after_bytes`` body bytes."""
-        self._drop_after = after_bytes
-
-    def take_drop(self) -> int | None:
-        with self._count_lock:
-            drop, self._drop_after = self._drop_after, None
-            return drop
 
     def count(self, path: str, n: int) -> None:
         with self._count_lock:

@@ -1,20 +1,25 @@
 """Build (once) and locate the real llama.cpp ``llama-server`` the integration tier runs against.
 
-PyPI has no wheel of ``llama-cpp-python``, but its sdist vendors all of llama.cpp including
-``tools/server``. We fetch that sdist with pip (the only network the project uses is the package
-registries), configure cmake for the ``llama-server`` target alone -- CPU only, static libs, no
-web UI, no curl/OpenSSL, ``GGML_NATIVE=OFF`` so the cached binary survives a CPU change -- and
-compile at ``-O0``: the build is ~40 % faster than ``-O3`` and the tiny test models still decode
-at well over a thousand tokens per second.
+The tier's binary is built by the app's own command, ``victor-gui engine install`` (run as a
+subprocess: the pinned ``llama-cpp-python`` sdist from PyPI, sha256 checked, only
+``vendor/llama.cpp`` extracted, cmake for the ``llama-server`` target alone -- CPU only, static
+libs, no web UI, no curl/OpenSSL). So the one build CI pays for is also the proof that
+``engine install`` builds a working server. This module only chooses the test flavour:
+``--no-native`` (``GGML_NATIVE=OFF``) so the cached binary survives a CPU change, and ``--opt O0``:
+the build is ~40 % faster than ``-O3`` and the tiny test models still decode at well over a
+thousand tokens per second.
 
-The binary is cached outside the repository (never commit build outputs)::
+The binary is cached outside the repository (never commit build outputs), in the prefix the
+command installs into::
 
-    ${VICTOR_LLAMA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/victor_gui/llama-server}/<version>-O0/llama-server
+    ${VICTOR_LLAMA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/victor_gui/llama-server}/engine-install/O0-native-off/<version>/llama-server
 
-next to a ``build-stamp.json`` (version, flags, build seconds). A present binary with its stamp
-is reused, so ``--ensure`` costs well under a second after the first build.
+next to its ``build-stamp.json`` (version, flags, build seconds; written last). A present binary
+with its stamp is reused, so ``--ensure`` costs well under a second after the first build.
 
-``VICTOR_LLAMA_SERVER=/path/to/llama-server`` points the tier at a binary built elsewhere.
+``VICTOR_LLAMA_SERVER=/path/to/llama-server`` points the tier at a binary built elsewhere;
+``VICTOR_PYPI_URL`` at a PyPI mirror. The sdist stays in ``<cache>/work-<version>/dl`` so a
+rebuild needs no network.
 
 CLI::
 
@@ -31,35 +36,23 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-#: The llama-cpp-python release whose vendored llama.cpp we build. Bump deliberately: the
-#: integration tier pins the server's observable behaviour to this version.
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
-OPT_LEVEL = "O0"
-STAMP_NAME = "build-stamp.json"
+from victor_gui.errors import EngineInstallError
+from victor_gui.services.engine_build import cmake_flags
+from victor_gui.services.engine_install import STAMP_NAME
+from victor_gui.services.engine_sdist import DEFAULT_VERSION, sdist_name
 
-CMAKE_FLAGS = (
-    "-DCMAKE_BUILD_TYPE=Release",
-    f"-DCMAKE_C_FLAGS_RELEASE=-{OPT_LEVEL} -DNDEBUG",
-    f"-DCMAKE_CXX_FLAGS_RELEASE=-{OPT_LEVEL} -DNDEBUG",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=OFF",
-    "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_TOOLS=ON",
-    "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_UI=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-)
+#: The llama-cpp-python release whose vendored llama.cpp we build. Bump deliberately (in
+#: engine_sdist, with its sha256): the integration tier pins the server's behaviour to it.
+LLAMA_CPP_PYTHON_VERSION = DEFAULT_VERSION
+OPT_LEVEL = "O0"
+NATIVE = False
+CMAKE_FLAGS = cmake_flags(OPT_LEVEL, NATIVE)
 
 
 def in_ci() -> bool:
@@ -76,9 +69,14 @@ def cache_root() -> Path:
     return Path(xdg).expanduser() / "victor_gui" / "llama-server"
 
 
+def install_prefix() -> Path:
+    """The ``--prefix`` the test flavour is installed into (one folder per version below it)."""
+    return cache_root() / "engine-install" / f"{OPT_LEVEL}-native-{'on' if NATIVE else 'off'}"
+
+
 def build_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
     """Where the binary of ``version`` lives once built."""
-    return cache_root() / f"{version}-{OPT_LEVEL}"
+    return install_prefix() / version
 
 
 def binary_path(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
@@ -167,73 +165,37 @@ def _log(msg: str) -> None:
     print(f"[llama_build] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> None:
-    _log("$ " + " ".join(cmd))
-    subprocess.run(cmd, cwd=cwd, check=True)
+def kept_sdist(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
+    """Where a downloaded sdist is kept, so a rebuild needs no network."""
+    return cache_root() / f"work-{version}" / "dl" / sdist_name(version)
 
 
-def _fetch_sdist(version: str, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
-    if not found:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
-              "--dest", str(dest), f"llama-cpp-python=={version}"])
-        found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
-    if not found:
-        raise RuntimeError(f"pip download left no llama_cpp_python-{version}.tar.gz in {dest}")
-    return found[0]
-
-
-def _extract_llama_cpp(sdist: Path, dest: Path) -> Path:
-    """Extract only ``vendor/llama.cpp`` from the sdist; returns its path."""
-    top = sdist.name.removesuffix(".tar.gz")
-    src = dest / top / "vendor" / "llama.cpp"
-    if (src / "tools" / "server" / "server.cpp").is_file():
-        return src
-    prefix = f"{top}/vendor/llama.cpp/"
-    with tarfile.open(sdist) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(dest, members=members, filter="data")
-    if not (src / "tools" / "server" / "server.cpp").is_file():
-        raise RuntimeError(f"{sdist.name} has no vendor/llama.cpp/tools/server/server.cpp")
-    return src
+def install_command(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int | None = None) -> list[str]:
+    """The ``victor-gui engine install`` command line that builds the tier's binary."""
+    args = [sys.executable, "-m", "victor_gui", "engine", "install", "--version", version,
+            "--prefix", str(install_prefix()), "--opt", OPT_LEVEL, "--jobs", str(jobs or os.cpu_count() or 1),
+            "--force"]  # a llama-server on PATH (a system package) must not stand in for the build
+    if not NATIVE:
+        args.append("--no-native")
+    if kept_sdist(version).is_file():
+        args += ["--sdist", str(kept_sdist(version))]
+    return args
 
 
 def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int | None = None) -> Path:
-    """Download, configure and compile ``llama-server``; returns the cached binary's path."""
+    """Build and install ``llama-server`` with ``victor-gui engine install`` (its progress goes to
+    stderr); returns the cached binary's path."""
     root = cache_root()
     target = binary_path(version)
     with _build_lock(root):
         if find_binary(version) == target:
             return target
-        work = root / f"work-{version}"
-        t0 = time.monotonic()
-        sdist = _fetch_sdist(version, work / "dl")
-        src = _extract_llama_cpp(sdist, work / "src")
-        t1 = time.monotonic()
-        cmake_build = work / f"build-{OPT_LEVEL}"
-        _run(["cmake", "-S", str(src), "-B", str(cmake_build), *CMAKE_FLAGS])
-        n = jobs or os.cpu_count() or 1
-        _run(["cmake", "--build", str(cmake_build), "--target", "llama-server", "-j", str(n)])
-        t2 = time.monotonic()
-        built = cmake_build / "bin" / "llama-server"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        shutil.copy2(built, tmp)
-        os.replace(tmp, target)
-        stamp = {
-            "llama_cpp_python_version": version,
-            "opt": OPT_LEVEL,
-            "cmake_flags": list(CMAKE_FLAGS),
-            "jobs": n,
-            "fetch_seconds": round(t1 - t0, 1),
-            "build_seconds": round(t2 - t1, 1),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (target.parent / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
-        # The source tree and objects are ~1 GB; the sdist is kept so a rebuild is offline.
-        shutil.rmtree(work / "src", ignore_errors=True)
-        shutil.rmtree(cmake_build, ignore_errors=True)
+        _log(" ".join(install_command(version, jobs)))
+        done = subprocess.run(install_command(version, jobs), cwd=Path(__file__).resolve().parents[2],
+                              stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0 or find_binary(version) != target:
+            raise RuntimeError(f"victor-gui engine install exited {done.returncode} "
+                               f"without installing {target}")
         return target
 
 
@@ -262,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         path = ensure(args.version)
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+    except (OSError, RuntimeError, EngineInstallError) as exc:
         _log(f"build failed: {exc}")
         if in_ci():
             return 1
@@ -272,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = read_stamp(args.version) or {}
     print(path)
     print(f"ensure took {time.monotonic() - t0:.1f} s; build took {stamp.get('build_seconds', '?')} s "
-          f"(+{stamp.get('fetch_seconds', '?')} s fetch) on {stamp.get('built_at', '?')}")
+          f"on {stamp.get('built_at', '?')}")
     return 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.base import free_port
 from tests.support import llama_build
 from tests.support.llama_build import LLAMA_CPP_PYTHON_VERSION, STAMP_NAME
 
@@ -34,7 +35,7 @@ def _fake_binary(path: Path, *, stamp: bool = True) -> Path:
 
 def test_cache_location_follows_the_documented_precedence(clean_env: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = f"{LLAMA_CPP_PYTHON_VERSION}-O0/llama-server"
+    expected = f"engine-install/O0-native-off/{LLAMA_CPP_PYTHON_VERSION}/llama-server"
     assert llama_build.binary_path() == clean_env / "home/.cache/victor_gui/llama-server" / expected
     monkeypatch.setenv("XDG_CACHE_HOME", str(clean_env / "xdg"))
     assert llama_build.binary_path() == clean_env / "xdg/victor_gui/llama-server" / expected
@@ -69,9 +70,9 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def _offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "VICTOR_LLAMA_SERVER")}
-    # No index and no local wheel folder: pip fails at once, offline.
-    env.update(VICTOR_LLAMA_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1", PIP_FIND_LINKS="",
-               PIP_CONFIG_FILE=os.devnull, **extra)
+    # PyPI's JSON API pointed at a port nothing listens on: the sdist fetch fails at once, offline.
+    env.update(VICTOR_LLAMA_CACHE=str(tmp_path / "cache"), VICTOR_PYPI_URL=f"http://127.0.0.1:{free_port()}",
+               **extra)
     return env
 
 
@@ -79,7 +80,8 @@ def test_print_path_exits_1_when_missing_and_prints_the_path_when_built(tmp_path
     env = _offline_env(tmp_path)
     missing = _cli("--print-path", env=env)
     assert missing.returncode == 1 and "--ensure" in missing.stderr
-    path = _fake_binary(tmp_path / "cache" / f"{LLAMA_CPP_PYTHON_VERSION}-O0" / "llama-server")
+    path = _fake_binary(tmp_path / "cache" / "engine-install" / "O0-native-off" / LLAMA_CPP_PYTHON_VERSION
+                        / "llama-server")
     found = _cli("--print-path", env=env)
     assert (found.returncode, found.stdout.strip()) == (0, str(path))
     reused = _cli("--ensure", env=env)

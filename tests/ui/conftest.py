@@ -122,19 +122,6 @@ async def stored_messages(window):  # type: ignore[no-untyped-def]
     return await chat.store.get_messages(chat.conversation_id)
 
 
-async def reply_streams_from(window, url: str, prompt: str = "Say hello"):  # type: ignore[no-untyped-def]
-    """Send ``prompt`` in the window's chat and check the stored reply is complete, not empty,
-    and came from the server at ``url``; returns it."""
-    chat = window.chat
-    chat.input.setPlainText(prompt)
-    chat.send()
-    await wait_until(lambda: not chat.running, 60)
-    reply = next(m for m in await stored_messages(window) if m.role == "assistant")
-    assert reply.status == "complete", reply.error
-    assert reply.content and reply.endpoint is not None and url in reply.endpoint
-    return reply
-
-
 async def wait_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:
     """Let the loop run until ``predicate()`` is true (fails the test after ``limit_s``)."""
     deadline = time.monotonic() + limit_s

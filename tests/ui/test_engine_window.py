@@ -14,7 +14,8 @@ import yaml
 from tests.servers.base import free_port
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
-from tests.ui.conftest import stored_messages, wait_until
+from tests.ui.conftest import wait_until
+from tests.ui.engine_chat import chat_with_engine
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.engine_runner import RUNNING, STOPPED
 from victor_gui.ui.engine_panel import RunEngineDialog
@@ -57,19 +58,7 @@ async def test_run_a_gguf_from_the_window_and_chat_with_it(no_env, window, tmp_p
         estimate, measured = panel.table.item(0, 3).text().split(" / ")
         assert estimate and measured != "—"  # estimate and measured memory side by side
         # The chat picker offers it like any server; a reply streams from it.
-        registry = views.endpoints
-        await wait_until(lambda: any(t.working and t.members[0].key == engine.url
-                                     for t in registry.targets()), 20)
-        target = next(t for t in registry.targets() if t.members[0].key == engine.url)
-        await wait_until(lambda: target.name in items(chat.provider_combo), 10)
-        chat.select_provider(target.id)
-        await wait_until(lambda: chat.current_choice() is not None
-                         and chat.current_choice().display_name == target.name
-                         and chat.model_combo.count() > 0, 20)
-        chat.input.setPlainText("Say hello")
-        chat.send()
-        await wait_until(lambda: not chat.running, 60)
-        reply = next(m for m in await stored_messages(window) if m.role == "assistant")
+        target, reply = await chat_with_engine(window, engine.url)
         assert reply.status == "complete", reply.error
         assert reply.content and chat.transcript.messages[-1].text == reply.content
         assert reply.endpoint is not None and engine.url in reply.endpoint

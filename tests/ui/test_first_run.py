@@ -19,7 +19,8 @@ from tests.servers.base import free_port
 from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
-from tests.ui.conftest import reply_streams_from, wait_until
+from tests.ui.conftest import wait_until
+from tests.ui.engine_chat import chat_with_engine
 from tests.ui.test_registry_picker import no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.engine_runner import RUNNING, STOPPED
 from victor_gui.services.settings_service import SettingsService
@@ -77,7 +78,9 @@ async def chat_replies(window: Any, engine: Any) -> None:
     choice = chat.current_choice()
     assert choice is not None and choice.target is not None and choice.target.members[0].key == engine.url
     assert window.focusWidget() is chat.input
-    await reply_streams_from(window, engine.url)
+    _target, reply = await chat_with_engine(window, engine.url)  # the picker already shows it: sends
+    assert reply.status == "complete", reply.error
+    assert reply.content and reply.endpoint is not None and engine.url in reply.endpoint
 
 
 def the_panel(window: Any) -> FirstRunPanel:

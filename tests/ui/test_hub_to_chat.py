@@ -16,7 +16,8 @@ from tests.servers.base import free_port
 from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
-from tests.ui.conftest import reply_streams_from, wait_until
+from tests.ui.conftest import wait_until
+from tests.ui.engine_chat import chat_with_engine
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.downloads import JobState
 from victor_gui.services.engine_runner import RUNNING, STOPPED
@@ -92,17 +93,9 @@ async def test_find_download_run_and_chat_from_the_window(no_env, window, tiny_h
         assert engine is not None and engine.state == RUNNING
 
         # The chat picker offers it; a reply streams from it; Stop takes it away.
-        registry = views.endpoints
-        assert registry is not None
-        await wait_until(lambda: any(t.working and t.members[0].key == engine.url
-                                     for t in registry.targets()), 20)
-        target = next(t for t in registry.targets() if t.members[0].key == engine.url)
-        await wait_until(lambda: target.name in items(chat.provider_combo), 10)
-        chat.select_provider(target.id)
-        await wait_until(lambda: chat.current_choice() is not None
-                         and chat.current_choice().display_name == target.name
-                         and chat.model_combo.count() > 0, 20)
-        await reply_streams_from(window, engine.url)
+        target, reply = await chat_with_engine(window, engine.url)
+        assert reply.status == "complete", reply.error
+        assert reply.content and reply.endpoint is not None and engine.url in reply.endpoint
         await asyncio.wait_for(views.engines.stop(engine), 15)  # type: ignore[union-attr]
         assert engine.state == STOPPED
         await wait_until(lambda: target.name not in items(chat.provider_combo), 10)

@@ -148,6 +148,28 @@ class FirstRunSettings(BaseModel):
     recommended: list[str] = Field(default_factory=list)
 
 
+# The project's GitHub Releases: each release carries a signed ``latest.json`` manifest asset,
+# and this address always answers the newest one (services/updates.py).
+DEFAULT_UPDATE_FEED = "https://github.com/victor-gui/victor-gui/releases/latest/download/latest.json"
+
+
+class UpdateSettings(BaseModel):
+    """Whether the app looks for a new version (at most once a day, never at first paint) and
+    where (a signed release feed; see services/updates.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: bool = True
+    feed_url: str = DEFAULT_UPDATE_FEED
+
+    @field_validator("feed_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
 class Settings(BaseModel):
     """Everything the user can set (unknown keys are errors: a typo should not pass silently)."""
 
@@ -179,6 +201,8 @@ class Settings(BaseModel):
     llama_server_path: str | None = None
     # The first-run offer (issue 17). New key with defaults, no migration.
     first_run: FirstRunSettings = Field(default_factory=FirstRunSettings)
+    # Updates: on/off and the release feed (new key with defaults, no migration).
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
 
     @field_validator("data_dir")
     @classmethod

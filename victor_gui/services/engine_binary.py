@@ -4,9 +4,10 @@ Looked for in this order, first hit wins:
 
 1. the path set in Settings (``Settings.llama_server_path``; a folder holding the binary counts);
 2. ``PATH`` (a system package, Homebrew, a hand build installed with ``cmake --install``);
-3. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/*/``
+3. the engine ``victor-gui engine install`` built (``<data>/engines/llama-server/<version>/``);
+4. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/*/``
    (where the test tier and an engine build put it; only a finished build, with its stamp);
-4. LM Studio's and Jan's install folders, which ship llama.cpp servers with their engines
+5. LM Studio's and Jan's install folders, which ship llama.cpp servers with their engines
    (``~/.lmstudio/extensions/backends/*``, ``~/.cache/lm-studio/extensions/backends/*``,
    Jan's ``engines/llama.cpp/*`` under its data folder).
 
@@ -101,6 +102,9 @@ def candidates(setting: str | None, env: Mapping[str, str] | None = None,
         yield "Settings", _settings_path(setting)
     found = shutil.which(EXE, path=env.get("PATH", ""))
     yield "PATH", Path(found) if found else None
+    from victor_gui.services.engine_install import engines_root, installed_engine
+
+    yield "victor-gui engine install", installed_engine(engines_root())
     for root in _cache_roots(env, home):
         hit = next((p for p in _below(root, 1) if (p.parent / STAMP_NAME).is_file()), None)
         yield str(root), hit

@@ -260,9 +260,20 @@ class App:
         self.loop.create_task(self.window.server_windows.start(
             self.client, settings=self.settings, on_registry=self.window.chat.start, offer_first_run=True))
         await self._open_data(settings)
+        self._start_updates()
         await self._start_tools()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
+
+    def _start_updates(self) -> None:
+        """The update service (issue 15): its automatic check runs some seconds after the first
+        paint, at most once a day, and only when Settings → General allows it."""
+        from victor_gui.services.updates import UpdateService
+
+        if self.store is None:  # no data folder to back up into: no updates this run
+            return
+        service = UpdateService(self.client, self.settings, self.store.path.parent, db_path=self.store.path)
+        self.window.updates.start(service)
 
     async def _start_tools(self) -> None:
         """The MCP servers of mcp.json and the approval rules (issue 12): offered in the chat's
@@ -363,6 +374,8 @@ class App:
         await self.window.server_windows.aclose()
         await self.window.chat.aclose()
         await self.window.compare.aclose()
+        if self.window._updates is not None:
+            await self.window.updates.aclose()
         if self.window._conversations is not None:
             await self.window.conversations.aclose()
         if self.window.store is not None:

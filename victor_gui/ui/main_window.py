@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.keyring_store: Any = None  # victor_gui.config.secrets.KeyringStore
         self.tools: Any = None  # victor_gui.services.mcp_tools.McpTools (MCP host + approval rules)
         self.dialogs: dict[str, QWidget] = {}
+        self._updates: Any = None  # ui.update_views.UpdateViews, made on first use
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         # The conversation list is built just after the first paint: it has nothing to show
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.server_windows.first_run_action)  # issue 17: "Get a model…"
         self._action(help_menu, "Keyboard shortcuts", QKeySequence("Ctrl+/"), self.open_shortcuts,
                      icon="keyboard")
+        self._action(help_menu, "Check for updates…", QKeySequence(), self.check_for_updates)
         help_menu.addSeparator()
         self._action(help_menu, "About Victor GUI", QKeySequence(), self.open_about, icon="info")
         for entry in self.menuBar().actions():  # menu icons: drawn when a menu first opens
@@ -133,6 +135,19 @@ class MainWindow(QMainWindow):
         dialog.show()
         self.dialogs["about"] = dialog
         return dialog
+
+    @property
+    def updates(self) -> Any:
+        """Help → Check for updates…, the update notice and progress (ui/update_views.py)."""
+        if self._updates is None:
+            from victor_gui.ui.update_views import UpdateViews
+
+            self._updates = UpdateViews(self)
+        return self._updates
+
+    def check_for_updates(self) -> None:
+        """Help → Check for updates…"""
+        self.updates.check_now()
 
     def open_shortcuts(self) -> QWidget:
         """Help → Keyboard shortcuts, gathered from the window's own actions."""

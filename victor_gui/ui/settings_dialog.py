@@ -206,6 +206,12 @@ class SettingsDialog(QDialog):
         self.llama_edit = _saved_field(form, "llama-server", "llama-server binary",
                                        "empty: found on PATH, in the build cache, LM Studio or Jan",
                                        "Save the llama-server path", self.set_llama_server)
+        from victor_gui.ui.settings_updates import UpdateRows
+
+        self.update_rows = UpdateRows(form, lambda: self.settings, self._update, self._tasks.spawn,
+                                      lambda save: _saved_field(form, "Update feed", "Update feed URL",
+                                                                "the release feed (latest.json)",
+                                                                "Save the update feed URL", save))
         return page
 
     # -- loading ---------------------------------------------------------------------------------
@@ -238,6 +244,7 @@ class SettingsDialog(QDialog):
             self.llama_edit.setText(s.llama_server_path or "")
         store = self.context.get_store()
         self.data_label.setText(str(store.path.parent) if store is not None else "(not open yet)")
+        self.update_rows.show_settings()
         self._show_endpoints()
         self.documents.show_settings()
         self.models_page.show_settings()
@@ -257,7 +264,7 @@ class SettingsDialog(QDialog):
         """Whoever changed the settings (the dashboard, a data-folder move), show them now."""
         if change.touches("endpoints"):
             self._show_endpoints()
-        if change.touches("theme", "proxy", "data_dir", "llama_server_path"):
+        if change.touches("theme", "proxy", "data_dir", "llama_server_path", "updates"):
             self._show_settings()
         if change.touches("attachments", "endpoints"):
             self.documents.show_settings()

@@ -1,0 +1,30 @@
+"""Chatting, from the window, with an engine the app started: wait for the registry to see it,
+pick it in the chat's provider drop-down, send, and return the stored reply. Shared by the tests
+that start a llama-server from the model manager, the downloads panel or the first-run offer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.ui.conftest import stored_messages, wait_until
+from tests.ui.test_registry_picker import items
+
+
+async def chat_with_engine(window: Any, url: str, text: str = "Say hello") -> tuple[Any, Any]:
+    """Select the server at ``url`` in the chat's picker, send ``text``; returns ``(target, reply)``
+    where ``target`` is the registry's entry and ``reply`` the stored assistant message."""
+    registry = window.server_windows.endpoints
+    chat = window.chat
+    assert registry is not None
+    await wait_until(lambda: any(t.working and t.members[0].key == url for t in registry.targets()), 20)
+    target = next(t for t in registry.targets() if t.members[0].key == url)
+    await wait_until(lambda: target.name in items(chat.provider_combo), 10)
+    chat.select_provider(target.id)
+    await wait_until(lambda: chat.current_choice() is not None
+                     and chat.current_choice().display_name == target.name
+                     and chat.model_combo.count() > 0, 20)
+    chat.input.setPlainText(text)
+    chat.send()
+    await wait_until(lambda: not chat.running, 60)
+    reply = next(m for m in await stored_messages(window) if m.role == "assistant")
+    return target, reply
