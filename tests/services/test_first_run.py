@@ -16,14 +16,15 @@ from gguf import GGMLQuantizationType as Q
 from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.sizing.gguf_factory import Spec, write_gguf
 from tests.support.hub_repos import MACHINE, NO_GPU, TOKENS, qwen8b
+from tests.support.tiny_cmake import write_fake_sdist, write_tiny_project
 from victor_gui.errors import DownloadError
 from victor_gui.services.downloads import DownloadManager
 from victor_gui.services.engine_runner import EngineRunner
 from victor_gui.services.first_run import (
     ENGINE_COMMAND,
     RECOMMENDED,
+    FirstRunOffer,
     FirstRunService,
-    engine_installer,
     pick_quant,
     recommend,
 )
@@ -138,24 +139,39 @@ async def settings_in(tmp_path: Path, models: Path) -> SettingsService:
     return settings
 
 
-async def test_no_engine_the_offer_says_how_to_get_one(hub: HubServer, tmp_path: Path) -> None:
+async def test_no_engine_the_offer_says_so_and_install_the_engine_builds_one(
+        hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No llama-server anywhere (PATH, build cache, the data folder's engines): the offer says so
+    and "Install the engine" runs the real installer (here on a tiny CMake project posing as
+    llama.cpp's sdist, built for real); the offer built afterwards has the binary."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # engine install's folder
     settings = await settings_in(tmp_path, tmp_path / "models")
+    sdist = write_fake_sdist(tmp_path / "dl", "9.9.9", write_tiny_project(tmp_path / "tree"))
+    offers: list[object] = []
+    steps: list[str] = []
     async with httpx.AsyncClient() as client:
         runner = EngineRunner(client, log_dir=tmp_path / "logs", gpu_report=lambda: NO_GPU,
                               env={"PATH": "", "VICTOR_LLAMA_CACHE": str(tmp_path / "no-cache")})
         downloads = DownloadManager(client, settings=settings, endpoint=hub.url, token=None)
         service = FirstRunService(registry=None, runner=runner, downloads=downloads, settings=settings,
                                   fitter=HubFitter(HubClient(hub.url, env={})))
+        service.subscribe(lambda event, payload: (offers if event == "offer" else steps).append(payload))
         try:
             offer = await service.build()
+            assert offer.engine_missing and offer.local == []
+            assert offer.recommendation is not None
+            assert offer.recommendation.quant.name == "Qwen3-1.7B-Q4_K_M.gguf"
+            assert offer.can_install and "Install the engine" in offer.engine_sentence
+            assert ENGINE_COMMAND in offer.engine_sentence
+            binary = await asyncio.wait_for(
+                service.install_engine(sdist=sdist, opt="O0", native=False, jobs=2), 50)
         finally:
             await service.close()
-    assert offer.engine_missing and offer.local == []
-    assert offer.recommendation is not None and offer.recommendation.quant.name == "Qwen3-1.7B-Q4_K_M.gguf"
-    if engine_installer() is None:  # until the engine installer is merged: the command to run
-        assert not offer.can_install and ENGINE_COMMAND in offer.engine_sentence
-    else:
-        assert offer.can_install and "Install the engine" in offer.engine_sentence
+    assert binary == tmp_path / "data" / "victor_gui" / "engines" / "llama-server" / "9.9.9" / "llama-server"
+    assert any("build (100 %)" in str(s) for s in steps), steps[-5:]
+    after = offers[-1]
+    assert isinstance(after, FirstRunOffer) and not after.engine_missing and after.engine_sentence == ""
+    assert after.binary is not None and after.binary.path == binary
 
 
 async def test_a_cancelled_download_ends_with_a_sentence(hub: HubServer, tmp_path: Path) -> None:

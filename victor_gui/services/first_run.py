@@ -16,9 +16,9 @@ b. **One recommended small model** that fits this machine, from a short curated 
    :meth:`FirstRunService.download_and_run` queues it on the app's
    :class:`~.downloads.DownloadManager`, waits for the verified file, plans and starts a
    llama-server with the plan's flags (registered in the server registry, so the chat offers it);
-c. **No llama-server binary**: :attr:`FirstRunOffer.engine_sentence` says how to get one
-   (``victor-gui engine install`` where :mod:`victor_gui.services.engine_install` is present:
-   :func:`engine_installer` is the hook, :meth:`FirstRunService.install_engine` runs it).
+c. **No llama-server binary**: :attr:`FirstRunOffer.engine_sentence` says how to get one, and
+   :meth:`FirstRunService.install_engine` builds it with :mod:`.engine_install` (what
+   ``victor-gui engine install`` runs), its progress as events.
 
 "Don't show again" is ``settings.first_run.dismissed`` (the settings service owns it); the
 window offers the panel again from its menus whatever that says.
@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,20 +72,13 @@ RAM_ROOM = 0.5  # without a GPU, a model may take this share of the available me
 MAX_LOCAL = 12  # local models offered (headers read) at most
 LIST_LIMIT = 4  # repositories listed at once
 ENGINE_COMMAND = "victor-gui engine install"
-INSTALLER_MODULE = "victor_gui.services.engine_install"
+# Where the engine can be built here (the Windows bundle ships its llama-server.exe instead).
+CAN_BUILD_ENGINE = sys.platform != "win32"
 
 
 def no_server_works(targets: Iterable[Any]) -> bool:
     """True when none of the registry's chat targets answers (the offer's condition)."""
     return not any(getattr(t, "working", False) for t in targets)
-
-
-def engine_installer() -> Any | None:
-    """The engine installer module (``installed_engine()``, ``install_engine(...)``) when this
-    build has it, else None (then the offer names :data:`ENGINE_COMMAND` instead)."""
-    if importlib.util.find_spec(INSTALLER_MODULE) is None:
-        return None
-    return importlib.import_module(INSTALLER_MODULE)
 
 
 def pick_quant(repo: RepoFiles) -> QuantFile | None:
@@ -175,10 +167,10 @@ class FirstRunOffer:
             return ""
         if self.can_install:
             return ("No llama-server was found on this machine. \"Install the engine\" builds one from "
-                    "llama.cpp's sources (a few minutes), or set its path in Settings.")
-        return (f"No llama-server was found on this machine. Install one: run `{ENGINE_COMMAND}` in a "
-                "terminal (it builds llama.cpp's server), install llama.cpp's package, or set its path "
-                "in Settings.")
+                    f"llama.cpp's sources (several minutes; the same as `{ENGINE_COMMAND}`), or set its "
+                    "path in Settings.")
+        return ("No llama-server was found on this machine. Install llama.cpp (its llama-server), or set "
+                "its path in Settings.")
 
 
 async def recommend(fitter: HubFitter, report: GpuReport, repos: Sequence[str],
@@ -327,7 +319,7 @@ class FirstRunService:
             self.runner.find_binary(), folders.scan(),
             recommend(self.fitter, report, self.recommended_repos()))
         offer = FirstRunOffer(await plan_local(self.runner, models), rec, note, binary, bool(report.gpus),
-                              engine_installer() is not None)
+                              CAN_BUILD_ENGINE)
         self.offer = offer
         self._emit("offer", offer)
         return offer
@@ -384,17 +376,24 @@ class FirstRunService:
                                     reason=job.reason or "stopped")
         return Path(finals[0].dest)
 
-    async def install_engine(self) -> AsyncIterator[str]:
-        """Build the engine with the installer module (see :func:`engine_installer`), yielding
-        its progress sentences. Raises :class:`EngineError` when this build has no installer."""
-        module = engine_installer()
-        if module is None:
-            raise EngineError(f"This build cannot install the engine; run `{ENGINE_COMMAND}` "
-                              "from a newer Victor GUI, or install llama.cpp.")
-        async for event in module.install_engine():
-            text = getattr(event, "message", None) or getattr(event, "text", None) or str(event)
-            self._emit("progress", text)
-            yield text
+    async def install_engine(self, **options: Any) -> Path | None:
+        """Build and install llama-server (:func:`~.engine_install.install_engine`; ``options``
+        go to it: a local ``sdist``, ``opt``, ``native``, ``jobs``), each step as a ``progress``
+        sentence; then build the offer again (the binary is found now). Returns the binary.
+        Raises :class:`~victor_gui.errors.EngineInstallError` (its sentence) when it cannot."""
+        from victor_gui.services.engine_install import install_engine
+
+        self.busy = True
+        path: Path | None = None
+        try:
+            async for step in install_engine(**options):
+                path = step.path or path
+                share = f" ({step.percent:.0f} %)" if step.percent is not None else ""
+                self._emit("progress", f"Installing the engine, {step.phase}{share}: {step.line}")
+        finally:
+            self.busy = False
+        await self.build()
+        return path
 
     async def close(self) -> None:
         """Cancel pending work and close the Hub header client."""
@@ -403,6 +402,6 @@ class FirstRunService:
         await self.fitter.aclose()
 
 
-__all__ = ["ENGINE_COMMAND", "FIT_CTX", "QUANT_PREFERENCE", "RAM_ROOM", "RECOMMENDED", "FirstRunOffer",
-           "FirstRunService", "LocalChoice", "Recommendation", "engine_installer", "fits", "memory_budget",
+__all__ = ["CAN_BUILD_ENGINE", "ENGINE_COMMAND", "FIT_CTX", "QUANT_PREFERENCE", "RAM_ROOM", "RECOMMENDED",
+           "FirstRunOffer", "FirstRunService", "LocalChoice", "Recommendation", "fits", "memory_budget",
            "no_server_works", "pick_quant", "plan_local", "recommend"]

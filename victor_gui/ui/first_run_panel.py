@@ -303,14 +303,11 @@ class FirstRunPanel(QDialog):
 
     async def _install(self) -> None:
         try:
-            async for _text in self.service.install_engine():
-                pass  # each sentence arrives as a "progress" event too
+            await self.service.install_engine()  # steps arrive as "progress"; a new offer follows
         except VictorGuiError as exc:
             if not self.closed:
                 self._progress(exc.message)
                 self.install_button.setEnabled(True)
-            return
-        await self.service.build()  # the binary is there now: Run and Download and run enable
 
     def _dismiss_toggled(self, checked: bool) -> None:
         self.service.spawn(self.service.set_dismissed(checked))
