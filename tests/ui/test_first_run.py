@@ -8,6 +8,7 @@ Then (a): a GGUF already in a models folder → "Run…" → Start → the same.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,5 +180,32 @@ async def test_dont_show_again_is_kept_and_the_menu_still_opens_it(window, empty
         assert panel.dismiss_box.isChecked()
         await wait_until(lambda: views.first_run.offer is not None, 30)
         assert panel.status.text().startswith("Pick one")
+    finally:
+        await views.aclose()
+
+
+async def test_no_engine_the_panel_says_so_and_install_runs_the_installer(  # type: ignore[no-untyped-def]
+        window, empty_machine: Path, tiny_hub: HubServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", tiny_hub.url)
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"config_version": 3}))  # no llama_server_path
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and not (Path(d) / "llama-server").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    monkeypatch.setenv("VICTOR_LLAMA_CACHE", str(tmp_path / "no-cache"))
+    monkeypatch.setenv("VICTOR_PYPI_URL", f"http://127.0.0.1:{free_port()}")  # never the real PyPI
+    views = window.server_windows
+    await start_services(window, tmp_path, tmp_path / "models")
+    try:
+        await wait_until(lambda: views.first_run_panel is not None and views.first_run.offer is not None, 30)
+        panel = the_panel(window)
+        assert views.first_run.offer.engine_missing
+        assert panel.engine_frame.isVisible()
+        assert "No engine to run a model with yet" in panel.engine_label.text()
+        assert panel.install_button.isVisible() and not panel.download_button.isEnabled()
+        panel.install_button.click()  # the real installer: tools checked, then PyPI (unreachable here)
+        await wait_until(lambda: panel.install_button.isEnabled(), 30)
+        assert "PyPI" in panel.progress_label.text(), panel.progress_label.text()
+        assert views.first_run.offer.engine_missing  # nothing was installed
     finally:
         await views.aclose()
