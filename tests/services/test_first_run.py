@@ -17,6 +17,7 @@ from tests.servers.hub import HubFile, HubRepo, HubServer
 from tests.sizing.gguf_factory import Spec, write_gguf
 from tests.support.hub_repos import MACHINE, NO_GPU, TOKENS, qwen8b
 from tests.support.tiny_cmake import write_fake_sdist, write_tiny_project
+from tests.support.tiny_gguf import make_tiny_gguf
 from victor_gui.errors import DownloadError
 from victor_gui.services.downloads import DownloadManager
 from victor_gui.services.engine_runner import EngineRunner
@@ -26,10 +27,12 @@ from victor_gui.services.first_run import (
     FirstRunOffer,
     FirstRunService,
     pick_quant,
+    plan_local,
     recommend,
 )
 from victor_gui.services.hf_fit import HubFitter
 from victor_gui.services.hf_hub import HubClient
+from victor_gui.services.model_folders import ModelFolders
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
 
@@ -214,3 +217,22 @@ async def test_a_cancelled_download_ends_with_a_sentence(hub: HubServer, tmp_pat
     finally:
         hub.throttle_bps = 0
 
+
+
+async def test_local_models_offered_are_runnable_files_each_planned(tmp_path: Path) -> None:
+    """Vision projectors and later parts of a split model are not offered; a file whose header
+    cannot be read is offered with the reason (its Run disabled), the others with their plan."""
+    folder = tmp_path / "models"
+    good = make_tiny_gguf(folder / "a" / "b" / "Tiny-F16.gguf")
+    for name in ("mmproj-Tiny-F16.gguf", "Big-Q4_K_M-00001-of-00002.gguf", "Big-Q4_K_M-00002-of-00002.gguf"):
+        (folder / "a" / "b" / name).write_bytes(b"not a gguf")
+    settings = await settings_in(tmp_path, folder)
+    async with httpx.AsyncClient() as client:
+        runner = EngineRunner(client, log_dir=tmp_path / "logs", gpu_report=lambda: NO_GPU)
+        found = await ModelFolders(settings).scan()
+        choices = {c.name: c for c in await plan_local(runner, found)}
+    assert set(choices) == {"Tiny-F16.gguf", "Big-Q4_K_M-00001-of-00002.gguf"}
+    tiny = choices["Tiny-F16.gguf"]
+    assert tiny.model.path == Path(good) and tiny.plan is not None and tiny.plan.fit.verdict == "cpu"
+    broken = choices["Big-Q4_K_M-00001-of-00002.gguf"]
+    assert broken.plan is None and broken.error and "Cannot read" in broken.error

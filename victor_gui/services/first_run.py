@@ -43,8 +43,10 @@ from typing import Any
 from victor_gui.core.listeners import Listeners
 from victor_gui.core.tasks import TaskSet
 from victor_gui.errors import DownloadError, EngineError, VictorGuiError
-from victor_gui.services.download_jobs import DownloadEvent, DownloadJob, JobState
+from victor_gui.services.download_jobs import SPLIT, DownloadEvent, DownloadJob, JobState
+from victor_gui.services.downloads import DownloadManager
 from victor_gui.services.engine_binary import BinarySearch
+from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner
 from victor_gui.services.hf_fit import HubFitter, QuantFit
 from victor_gui.services.hf_hub import HubClient, QuantFile, RepoFiles
 from victor_gui.services.model_folders import LocalModel, ModelFolders
@@ -136,7 +138,7 @@ class LocalChoice:
     """A GGUF on disk, planned as the Run dialog would start it (``plan`` None with ``error``)."""
 
     model: LocalModel
-    plan: Any = None  # EnginePlan (the runner's)
+    plan: EnginePlan | None = None
     error: str | None = None
 
     @property
@@ -217,11 +219,15 @@ async def recommend(fitter: HubFitter, report: GpuReport, repos: Sequence[str],
     return None, problems[0] if problems else "None of the recommended models fits this machine."
 
 
-async def plan_local(runner: Any, models: Iterable[LocalModel], limit: int = MAX_LOCAL) -> list[LocalChoice]:
+async def plan_local(runner: EngineRunner, models: Iterable[LocalModel],
+                     limit: int = MAX_LOCAL) -> list[LocalChoice]:
     """Each model file (not vision projectors, not the later parts of a split model) planned by
-    ``runner`` (an EngineRunner), ``limit`` at most, largest first."""
-    chosen = [m for m in models if "mmproj" not in m.path.name.lower()
-              and ("-of-" not in m.path.name or "-00001-of-" in m.path.name)]
+    ``runner``, ``limit`` at most, largest first."""
+    def runnable(model: LocalModel) -> bool:
+        split = SPLIT.match(model.path.name)
+        return "mmproj" not in model.path.name.lower() and (split is None or int(split["index"]) == 1)
+
+    chosen = [m for m in models if runnable(m)]
     chosen.sort(key=lambda m: m.size, reverse=True)
 
     async def one(model: LocalModel) -> LocalChoice:
@@ -237,11 +243,12 @@ class FirstRunService:
     """Builds the offer and runs its actions for one window (see the module doc).
 
     ``registry`` is the app's ServerRegistry (its targets say whether any server works; its GPU
-    report is the machine's), ``runner`` the EngineRunner, ``downloads`` the DownloadManager,
-    ``settings`` the SettingsService. ``hub`` / ``fitter`` default to the Hub of ``HF_ENDPOINT``."""
+    report is the machine's; None: no registry, the runner's report), ``runner`` the engines'
+    owner, ``downloads`` the downloads' owner, ``settings`` the SettingsService. ``hub`` /
+    ``fitter`` default to the Hub of ``HF_ENDPOINT``."""
 
-    def __init__(self, *, registry: Any, runner: Any, downloads: Any, settings: Any = None,
-                 hub: HubClient | None = None, fitter: HubFitter | None = None) -> None:
+    def __init__(self, *, registry: Any, runner: EngineRunner, downloads: DownloadManager,
+                 settings: Any = None, hub: HubClient | None = None, fitter: HubFitter | None = None) -> None:
         self.registry = registry
         self.runner = runner
         self.downloads = downloads
@@ -308,7 +315,7 @@ class FirstRunService:
                     await asyncio.wait_for(ready.wait(), limit_s)
             finally:
                 unsubscribe()
-        return self.runner.gpu_report()  # type: ignore[no-any-return]
+        return self.runner.gpu_report()
 
     async def build(self) -> FirstRunOffer:
         """Scan the disk, list and fit the recommendations, look for the binary; emits ``offer``."""
@@ -326,7 +333,7 @@ class FirstRunService:
 
     # -- actions ----------------------------------------------------------------------------------
 
-    async def download_and_run(self, rec: Recommendation) -> Any:
+    async def download_and_run(self, rec: Recommendation) -> Engine:
         """Download ``rec`` (verified), then start a llama-server for it with the plan's flags.
         Returns the running Engine; raises :class:`DownloadError` or :class:`EngineError` with
         the sentence to show. Progress arrives as ``progress`` events."""
@@ -342,7 +349,7 @@ class FirstRunService:
         self._emit("engine", engine)
         return engine
 
-    def adopt(self, engine: Any) -> None:
+    def adopt(self, engine: Engine) -> None:
         """An engine started for the offer elsewhere (a local model's Run dialog): announced
         like a download's, so the chat switches to it."""
         self._emit("engine", engine)
