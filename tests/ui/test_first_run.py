@@ -99,7 +99,7 @@ async def test_empty_machine_offer_download_and_run_then_chat(window, empty_mach
     await start_services(window, tmp_path, models_dir)
     try:
         # The offer opens by itself once the first health round found nothing working.
-        await wait_until(lambda: views.first_run_panel is not None, 20)
+        await wait_until(lambda: views.first_run_panel is not None, 40)
         panel = the_panel(window)
         await wait_until(lambda: views.first_run.offer is not None, 30)
         offer = views.first_run.offer
@@ -117,7 +117,7 @@ async def test_empty_machine_offer_download_and_run_then_chat(window, empty_mach
         [engine] = views.engines.engines
         assert engine.state == RUNNING and engine.plan.model == str(downloaded)
         assert "--jinja" in engine.args and "--host" in engine.args  # the plan's flags
-        assert views.first_run_panel is None  # it closed once the chat had the server
+        await wait_until(lambda: views.first_run_panel is None, 5)  # closed once the chat had it
         await chat_replies(window, engine)
         await views.engines.stop(engine)
         assert engine.state == STOPPED
