@@ -17,7 +17,8 @@ from victor_gui.providers import types
 names = ["StreamChunk", "CompletionResponse", "ToolCall", "Message", "ModelInfo"]
 before = {n: getattr(types, n).__pydantic_complete__ for n in names}
 chunk = types.StreamChunk.model_validate({"content": "hi"})
-print(json.dumps({"before": before, "after": types.StreamChunk.__pydantic_complete__, "content": chunk.content}))
+after = types.StreamChunk.__pydantic_complete__
+print(json.dumps({"before": before, "after": after, "content": chunk.content}))
 """
 
 
