@@ -55,8 +55,7 @@ LIVE_PIECE_CHARS = 1200
 # stream's longest loop gaps. Bounded, each render moves the finished pieces forward by up to
 # this much, and what a burst left plain is rendered when the reply ends.
 LIVE_TAIL_CHARS = 3000
-# Past this even the cutting parse would cost a frame (one huge code block that cannot be cut):
-# the tail streams plain and is rendered at the end.
+# A theme change re-renders a streaming tail up to this long at once (MessageView.restyle).
 LIVE_PARSE_CHARS = 24_000
 # A reply with a line longer than this (minified JSON, a runaway repetition) stays plain text:
 # rendered as Markdown it would become one paragraph that Qt lays out whole, a visible stall,
@@ -101,7 +100,7 @@ def _live_parts(tail: str, first_code: int) -> list[RenderedPart] | None:
     from victor_gui.services.markdown_render import RenderedPart, render_parts  # after first paint
 
     head, rest = cut_at_block(tail, LIVE_TAIL_CHARS)
-    if len(tail) > LIVE_PARSE_CHARS or not markdown_worthy(head):
+    if not markdown_worthy(head):
         return None  # stays plain until the final render
     parts = render_parts(head, LIVE_PIECE_CHARS, first_code_block=first_code)
     if not rest:
@@ -232,6 +231,9 @@ class MessageView(QFrame):
         self._render_epoch = 0  # bumped by every render that replaces the body (live ones check it)
         # On-loop milliseconds of the last live render (the frame buffer spaces renders by it).
         self.live_render_ms = 0.0
+        # Whether the last live render left part of the tail plain (a burst): the frame buffer
+        # then asks for the next one sooner, so the plain rest does not keep growing.
+        self.live_behind = False
         self.body = self._new_piece()
         self._body_box.addWidget(self.body)
         # Of a long stored body, what is not shown yet (set_stored_content), and its button.
@@ -548,6 +550,7 @@ class MessageView(QFrame):
         text, frozen, epoch = self.shown_text, self._frozen_chars, self._render_epoch
         tail = text[frozen:]
         parts = _live_parts(tail, self._frozen_code)
+        self.live_behind = parts is not None and not parts[-1].html  # a plain rest is left
         spent = time.perf_counter() - started
         expected = frozen
         for i, part in enumerate(parts or ()):
