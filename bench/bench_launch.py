@@ -51,6 +51,12 @@ loop.run_forever()
 
 IDLE_S = 4.0
 
+
+def set_root(root: Path) -> None:
+    """Launch the app of ``root`` (children run there, so its ``victor_gui`` is imported)."""
+    global ROOT
+    ROOT = root.resolve()
+
 BARE_IDLE = BARE.replace("loop.call_soon(app.quit)",
                          f"loop.call_later({IDLE_S}, lambda: print('IDLE', flush=True)); "
                          f"loop.call_later({IDLE_S + 2}, app.quit)")
@@ -148,7 +154,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle", action="store_true", help="also idle RSS with one chat open")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="the checkout whose app is launched (a baseline, measured by this bench's code)")
     args = parser.parse_args()
+    set_root(args.root)
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_STATE_HOME=tmp, XDG_CACHE_HOME=tmp)
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
