@@ -88,6 +88,31 @@ async def test_a_burst_is_rendered_a_bounded_head_at_a_time_then_whole_when_the_
     check_copy_links(view, text)
 
 
+async def test_live_renders_say_when_they_are_behind_until_they_caught_up(qtbot) -> None:
+    from victor_gui.ui.reply_stream import FrameBuffer
+
+    view = make_view(qtbot)
+    text = rich_text(3000)  # a burst of 12,000 characters: four bounded renders' worth
+    buffer = FrameBuffer()
+    buffer.add(text, None, False)
+    renders = 0
+    while True:
+        buffer._next_render = 0  # render on this frame (the cadence itself is timing, not tested)
+        buffer.flush(view, None, lambda _state: "")
+        assert view._live_task is not None
+        await view._live_task
+        renders += 1
+        assert len(view.text) - view._frozen_chars > 0
+        if not view.live_behind:
+            break
+        buffer._content_dirty = True  # as if more text had come: the frame asks again
+        assert renders < 20
+    # Each render finished at most LIVE_TAIL_CHARS: a burst needs several, none stopped early.
+    assert renders >= len(text) // message_view.LIVE_TAIL_CHARS
+    assert len(view.text) - view._frozen_chars <= message_view.LIVE_TAIL_CHARS
+    assert all(p.rendered for p in view._pieces)
+
+
 async def test_a_stored_long_message_opens_rendered_in_pieces(qtbot) -> None:
     view = make_view(qtbot)
     text = rich_text(10_000)  # 40,000 characters, as the store hands them over
