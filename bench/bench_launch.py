@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,21 +97,28 @@ async def seed_one_chat(data_home: str) -> None:
     await store.close()
 
 
+def run_until(cmd: list[str], env: dict[str, str], marker: str,
+              measure: Callable[[subprocess.Popen[str]], float]) -> float:
+    """Run ``cmd`` to its end; ``measure(proc)`` is taken when its first line starting with
+    ``marker`` arrives."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    assert proc.stdout is not None
+    figure = None
+    for line in proc.stdout:
+        if line.startswith(marker) and figure is None:
+            figure = measure(proc)
+    proc.wait(timeout=60)
+    if figure is None or proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode} without {marker}")
+    return figure
+
+
 def idle_rss_mb(cmd: list[str], env: dict[str, str]) -> float:
     """The child's RSS (MB) when it prints IDLE, read from here (the child imports nothing for it)."""
     import psutil
 
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    assert proc.stdout is not None
-    rss = None
-    for line in proc.stdout:
-        if line.startswith("IDLE") and rss is None:
-            rss = psutil.Process(proc.pid).memory_info().rss / 2**20
-    proc.wait(timeout=60)
-    if rss is None:
-        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode} before idling")
-    return rss
+    return run_until(cmd, env, "IDLE", lambda proc: psutil.Process(proc.pid).memory_info().rss / 2**20)
 
 
 def idle_figures(runs: int) -> tuple[list[float], list[float]]:
@@ -137,17 +145,7 @@ def idle_figures(runs: int) -> tuple[list[float], list[float]]:
 def time_to_first_paint(cmd: list[str], env: dict[str, str]) -> float:
     """Seconds from spawn to the child's FIRST_PAINT line (the child then exits by itself)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    assert proc.stdout is not None
-    elapsed = None
-    for line in proc.stdout:
-        if line.startswith("FIRST_PAINT") and elapsed is None:
-            elapsed = time.perf_counter() - start
-    proc.wait(timeout=60)
-    if elapsed is None or proc.returncode != 0:
-        raise RuntimeError(f"{cmd} exited {proc.returncode} without painting")
-    return elapsed
+    return run_until(cmd, env, "FIRST_PAINT", lambda _proc: time.perf_counter() - start)
 
 
 def main() -> int:
