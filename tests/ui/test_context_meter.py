@@ -53,6 +53,11 @@ async def test_meter_counts_the_stored_history_after_a_reply(sim, window, store)
     await wait_until(lambda: chat.meter.window_tokens == N_CTX)
     await _send(chat, "a question of some length " * 20)
     await wait_until(lambda: chat.meter.history > draft_tokens("a question of some length " * 20))
+    # ... and the re-read the reply's end scheduled is done (it reads in worker threads, so an
+    # earlier one, from when the question was stored, may be what met the line above).
+    meter = chat.meter
+    await wait_until(lambda: not meter.timer.isActive() and not meter._stale
+                     and (meter.refreshing is None or meter.refreshing.done()))
     before = chat.meter.history
     # The chat's own context length wins over the server's window.
     await chat.apply_params("", {"temperature": 0.7, "context_length": 1024})

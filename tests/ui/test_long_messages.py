@@ -66,19 +66,51 @@ async def test_a_slow_stream_freezes_pieces_and_shows_what_one_document_would(qt
     check_copy_links(view, text)
 
 
-async def test_a_burst_is_cut_plain_then_rendered_when_the_reply_ends(qtbot) -> None:
+async def test_a_burst_is_rendered_a_bounded_head_at_a_time_then_whole_when_the_reply_ends(qtbot) -> None:
     view = make_view(qtbot)
-    text = rich_text(3000)  # 12,000 characters in one go: longer than a live render may take
+    text = rich_text(3000)  # 12,000 characters in one go: longer than a live render may parse
     assert message_view.LIVE_TAIL_CHARS < len(text) <= message_view.LIVE_PARSE_CHARS
     view.append_content(text)
     view.render_markdown()
-    assert len(view._pieces) >= 3
-    assert not any(p.rendered for p in view._pieces)  # cut, not rendered: no stall
-    assert words("".join(p.toPlainText() for p in view.pieces)) == words(text)  # all still shown
+    # One live render reads at most LIVE_TAIL_CHARS (a bounded stall): what it finished is
+    # rendered, the rest is still on screen, plain.
+    assert 0 < view._frozen_chars <= message_view.LIVE_TAIL_CHARS
+    assert all(p.rendered for p in view._pieces)
+    assert "".join(p.source for p in view._pieces) == text[: view._frozen_chars]
+    assert words(view.body.toPlainText()) == words(text[view._frozen_chars:])  # the rest, plain
+    frozen = view._frozen_chars
+    view.render_markdown()  # the next render moves on from there
+    assert frozen < view._frozen_chars <= frozen + message_view.LIVE_TAIL_CHARS
+    assert words(view.body.toPlainText()) == words(text[view._frozen_chars:])
     await view.render_markdown_async()
     assert all(p.rendered for p in view._pieces)
     assert shown_words(view) == whole_document_words(text)
     check_copy_links(view, text)
+
+
+async def test_live_renders_say_when_they_are_behind_until_they_caught_up(qtbot) -> None:
+    from victor_gui.ui.reply_stream import FrameBuffer
+
+    view = make_view(qtbot)
+    text = rich_text(3000)  # a burst of 12,000 characters: four bounded renders' worth
+    buffer = FrameBuffer()
+    buffer.add(text, None, False)
+    renders = 0
+    while True:
+        buffer._next_render = 0  # render on this frame (the cadence itself is timing, not tested)
+        buffer.flush(view, None, lambda _state: "")
+        assert view._live_task is not None
+        await view._live_task
+        renders += 1
+        assert len(view.text) - view._frozen_chars > 0
+        if not view.live_behind:
+            break
+        buffer._content_dirty = True  # as if more text had come: the frame asks again
+        assert renders < 20
+    # Each render finished at most LIVE_TAIL_CHARS: a burst needs several, none stopped early.
+    assert renders >= len(text) // message_view.LIVE_TAIL_CHARS
+    assert len(view.text) - view._frozen_chars <= message_view.LIVE_TAIL_CHARS
+    assert all(p.rendered for p in view._pieces)
 
 
 async def test_a_stored_long_message_opens_rendered_in_pieces(qtbot) -> None:

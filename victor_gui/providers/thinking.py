@@ -24,6 +24,11 @@ _CLOSES = tuple(c for _, c in TAG_PAIRS)
 
 def _held_suffix(text: str, tags: tuple[str, ...]) -> int:
     """Length of the longest tail of ``text`` that is a proper prefix of one of ``tags``."""
+    # Every tag starts with "<": without one in the last few characters nothing can be held
+    # (this runs once per streamed delta; the loop below alone cost ~25 µs a delta).
+    longest = max(map(len, tags)) - 1
+    if text.rfind("<", max(len(text) - longest, 0)) < 0:
+        return 0
     best = 0
     for tag in tags:
         for n in range(min(len(tag) - 1, len(text)), best, -1):

@@ -29,14 +29,22 @@ MAX_TOKEN_COUNT = 2**53
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=-]+)*;base64,(?P<data>.*)$", re.S)
 
 
-class TextPart(BaseModel):
+class _Model(BaseModel):
+    """Our base: each model's validator is built on first use, not at import. Most of these
+    (stream chunks, completions, tool calls) are not used by a window sitting idle with a chat
+    open, and built at import they held ~6 MB of its memory."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class TextPart(_Model):
     """A run of text inside a message."""
 
     type: Literal["text"] = "text"
     text: str
 
 
-class ImagePart(BaseModel):
+class ImagePart(_Model):
     """An image inside a message, held as base64 data (never a path, so it survives export)."""
 
     type: Literal["image"] = "image"
@@ -76,7 +84,7 @@ def new_tool_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
-class ToolCall(BaseModel):
+class ToolCall(_Model):
     """A complete request from the model to run a tool."""
 
     id: str = Field(default_factory=new_tool_call_id)
@@ -103,7 +111,7 @@ class ToolCall(BaseModel):
         return value or new_tool_call_id()
 
 
-class ToolCallDelta(BaseModel):
+class ToolCallDelta(_Model):
     """A fragment of a tool call as it streams in, keyed by its position ``index``."""
 
     index: int
@@ -112,7 +120,7 @@ class ToolCallDelta(BaseModel):
     arguments_delta: str = ""
 
 
-class ToolDefinition(BaseModel):
+class ToolDefinition(_Model):
     """A tool the model may call: a name, a description and a JSON-Schema for its arguments."""
 
     name: str
@@ -120,7 +128,7 @@ class ToolDefinition(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class Message(BaseModel):
+class Message(_Model):
     """One turn of a conversation."""
 
     model_config = ConfigDict(extra="ignore")
@@ -171,7 +179,7 @@ def token_count(value: Any) -> int:
     return count if 0 <= count <= MAX_TOKEN_COUNT else 0
 
 
-class Usage(BaseModel):
+class Usage(_Model):
     """Token counts for one request. Reads like the seed's usage dict (``usage["prompt_tokens"]``).
 
     Every count goes through :func:`token_count`: one a server got wrong is 0 (unknown).
@@ -206,7 +214,7 @@ class Usage(BaseModel):
         return iter(self.model_dump())
 
 
-class Timings(BaseModel):
+class Timings(_Model):
     """Speed figures for one reply, in the units people read: milliseconds and tokens/second."""
 
     ttft_ms: float | None = Field(default=None, description="time to first token, client-side where measured")
@@ -215,7 +223,7 @@ class Timings(BaseModel):
     source: Literal["server", "client"] = "client"
 
 
-class CompletionResponse(BaseModel):
+class CompletionResponse(_Model):
     """A whole reply."""
 
     model_config = ConfigDict(extra="allow")
@@ -242,7 +250,7 @@ class CompletionResponse(BaseModel):
                        reasoning=self.reasoning or None)
 
 
-class StreamChunk(BaseModel):
+class StreamChunk(_Model):
     """One piece of a streamed reply.
 
     ``content`` and ``reasoning`` are deltas; ``tool_call_deltas`` are incremental fragments;
@@ -269,7 +277,7 @@ class StreamChunk(BaseModel):
         return "" if value is None else value
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(_Model):
     """A model an endpoint offers, with what it tells about it."""
 
     model_config = ConfigDict(extra="allow")

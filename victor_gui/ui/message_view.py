@@ -47,11 +47,15 @@ PIECE_CHARS = 3000
 # parse and Qt layout, grows with it (~15 ms for 3,000 characters with code on a slow machine,
 # the longest loop gap while streaming).
 LIVE_PIECE_CHARS = 1200
-# While a reply streams, its last piece is re-rendered every few frames, if it is no longer
-# than this; a longer one (after a burst) is only cut into plain pieces, rendered at the end.
-LIVE_TAIL_CHARS = 4000
-# Past this even the cutting parse would cost a frame (one huge code block that cannot be cut):
-# the tail streams plain and is rendered at the end.
+# While a reply streams, a live render parses at most this much of the text after the finished
+# pieces (cut at a block break): its complete blocks become finished pieces, rendered, and the
+# rest stays plain until a later render. A parse's cost grows with the text it reads (~2 ms per
+# 1,000 characters of rich Markdown on a slow machine, all on the loop); after a burst (a fast
+# local server) the whole tail was parsed, up to 24,000 characters and 30-40 ms a render, the
+# stream's longest loop gaps. Bounded, each render moves the finished pieces forward by up to
+# this much, and what a burst left plain is rendered when the reply ends.
+LIVE_TAIL_CHARS = 3000
+# A theme change re-renders a streaming tail up to this long at once (MessageView.restyle).
 LIVE_PARSE_CHARS = 24_000
 # A reply with a line longer than this (minified JSON, a runaway repetition) stays plain text:
 # rendered as Markdown it would become one paragraph that Qt lays out whole, a visible stall,
@@ -90,17 +94,23 @@ def megabytes(chars: int) -> str:
 
 
 def _live_parts(tail: str, first_code: int) -> list[RenderedPart] | None:
-    """The parts a live render shows for the streamed ``tail`` (rendered when it is short, only
-    cut into plain pieces after a burst), or None when it stays plain for now."""
-    from victor_gui.services.markdown_render import render_parts  # imported after first paint
+    """The parts a live render shows for the streamed ``tail``, or None when it stays plain for
+    now. At most :data:`LIVE_TAIL_CHARS` of it is parsed and rendered; when the tail is longer,
+    the last part also holds the rest, plain (an empty ``html``)."""
+    from victor_gui.services.markdown_render import RenderedPart, render_parts  # after first paint
 
-    if len(tail) > LIVE_PARSE_CHARS or not markdown_worthy(tail):
+    head, rest = cut_at_block(tail, LIVE_TAIL_CHARS)
+    if not markdown_worthy(head):
         return None  # stays plain until the final render
-    rendered = len(tail) <= LIVE_TAIL_CHARS
-    parts = render_parts(tail, LIVE_PIECE_CHARS, first_code_block=first_code, render=rendered)
-    if not rendered and len(parts) == 1:
+    parts = render_parts(head, LIVE_PIECE_CHARS, first_code_block=first_code)
+    if not rest:
+        return parts
+    if len(parts) == 1:
         return None  # nothing complete to cut off yet
-    return parts
+    # The head's last block may go on in the rest (a list, a fence with blank lines): it is not
+    # finished, so it stays plain with the rest.
+    last = parts[-1]
+    return [*parts[:-1], RenderedPart(last.source + rest, "", 0)]
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -221,6 +231,9 @@ class MessageView(QFrame):
         self._render_epoch = 0  # bumped by every render that replaces the body (live ones check it)
         # On-loop milliseconds of the last live render (the frame buffer spaces renders by it).
         self.live_render_ms = 0.0
+        # Whether the last live render left part of the tail plain (a burst): the frame buffer
+        # then asks for the next one sooner, so the plain rest does not keep growing.
+        self.live_behind = False
         self.body = self._new_piece()
         self._body_box.addWidget(self.body)
         # Of a long stored body, what is not shown yet (set_stored_content), and its button.
@@ -496,9 +509,9 @@ class MessageView(QFrame):
 
         Only the text after the finished pieces is parsed, and complete blocks past
         :data:`PIECE_CHARS` become finished pieces, so a call costs a few milliseconds however
-        long the reply grows. After a burst (a fast local server) the tail may be too long to
-        render within a frame: its complete blocks are then cut off as plain pieces, rendered
-        when the reply ends (:meth:`render_markdown_async`). The one thing a finished piece
+        long the reply grows. After a burst (a fast local server) only the first
+        :data:`LIVE_TAIL_CHARS` of the tail are parsed; the rest stays plain for a later render,
+        or the final one (:meth:`render_markdown_async`). The one thing a finished piece
         cannot see is a link reference definition that arrives after it: ``[text][ref]`` there
         stays as written.
         """
@@ -506,9 +519,8 @@ class MessageView(QFrame):
         parts = _live_parts(tail, self._frozen_code)
         if parts is None:
             return
-        rendered = len(tail) <= LIVE_TAIL_CHARS
         for part in parts[:-1]:
-            self._freeze_part(part, rendered, "")
+            self._freeze_part(part, "")
         self._show_part(self.body, parts[-1].source, parts[-1].html)
 
     def render_markdown_live(self) -> None:
@@ -538,8 +550,8 @@ class MessageView(QFrame):
         text, frozen, epoch = self.shown_text, self._frozen_chars, self._render_epoch
         tail = text[frozen:]
         parts = _live_parts(tail, self._frozen_code)
+        self.live_behind = parts is not None and not parts[-1].html  # a plain rest is left
         spent = time.perf_counter() - started
-        rendered = len(tail) <= LIVE_TAIL_CHARS
         expected = frozen
         for i, part in enumerate(parts or ()):
             await asyncio.sleep(0)  # one Qt document per loop turn: the window keeps its frames
@@ -551,19 +563,20 @@ class MessageView(QFrame):
             now = self.shown_text
             if i < len(parts or ()) - 1:
                 expected += len(part.source)
-                self._freeze_part(part, rendered, now[expected:])
-            else:
+                self._freeze_part(part, now[expected:])
+            elif part.html:
                 self._show_part(self.body, part.source, part.html)
                 if len(now) > frozen + len(tail):  # arrived after the parse: plain, after it
                     self.body.append_plain(now[frozen + len(tail):])
+            # else: the rest of a long tail, which the new body already shows plain
             spent += time.perf_counter() - step
         self.live_render_ms = spent * 1000
 
-    def _freeze_part(self, part: RenderedPart, rendered: bool, rest: str) -> None:
+    def _freeze_part(self, part: RenderedPart, rest: str) -> None:
         """Show ``part`` in the body and make it a finished piece; a new body follows, showing
         ``rest`` (the text after it) plain until it is rendered."""
         self._show_part(self.body, part.source, part.html)
-        self._pieces.append(_Piece(self.body, part.source, self._frozen_code, rendered))
+        self._pieces.append(_Piece(self.body, part.source, self._frozen_code, bool(part.html)))
         self._frozen_chars += len(part.source)
         self._frozen_code += part.code_blocks
         self.body = self._new_piece()

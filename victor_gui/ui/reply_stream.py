@@ -33,6 +33,12 @@ LIVE_MARKDOWN_EVERY_FRAMES = 6
 # ... or less often when a render is slow (a slow machine, a burst): live Markdown takes at most
 # about this share of the frames, so the text itself keeps arriving smoothly.
 LIVE_MARKDOWN_SHARE = 1 / 8
+# ... but while the renders are behind (a burst: each render finishes at most
+# message_view.LIVE_TAIL_CHARS and left the rest plain), every few frames and up to this share:
+# at the calmer pace a 10,000 tok/s stream outran them, and the plain rest grew until appending
+# to it cost 10-16 ms a frame.
+LIVE_MARKDOWN_BEHIND_FRAMES = 2
+LIVE_MARKDOWN_BEHIND_SHARE = 1 / 4
 # After this long with nothing new, the reply's stats line says it is waiting, and for how long:
 # a stalled stream (the server stopped sending) must not look like a live one.
 STALL_AFTER_S = 4.0
@@ -112,7 +118,9 @@ class FrameBuffer:
             # Spread over the next loop turns; the view reports the on-loop cost of the last one.
             view.render_markdown_live()
             spent_ms = view.live_render_ms
-            wait = max(LIVE_MARKDOWN_EVERY_FRAMES, math.ceil(spent_ms / LIVE_MARKDOWN_SHARE / FRAME_MS))
+            every, share = ((LIVE_MARKDOWN_BEHIND_FRAMES, LIVE_MARKDOWN_BEHIND_SHARE) if view.live_behind
+                            else (LIVE_MARKDOWN_EVERY_FRAMES, LIVE_MARKDOWN_SHARE))
+            wait = max(every, math.ceil(spent_ms / share / FRAME_MS))
             self._next_render = self._frames + wait
         if state is None:
             return

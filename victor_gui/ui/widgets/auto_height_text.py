@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
 # Longest run of streamed text kept in one displayed paragraph (see AutoHeightText.append_plain).
 SOFT_BLOCK_CHARS = 600
+DOCUMENT_MARGIN = 2
 
 
 class AutoHeightText(QTextBrowser):
@@ -41,7 +42,7 @@ class AutoHeightText(QTextBrowser):
             QDesktopServices.openUrl(url)
 
     def _adopt(self, doc: QTextDocument) -> None:
-        doc.setDocumentMargin(2)
+        doc.setDocumentMargin(DOCUMENT_MARGIN)  # Qt skips it when already set
         doc.documentLayout().documentSizeChanged.connect(self._fit)
         self._cursor = QTextCursor(doc)
         self._cursor.movePosition(QTextCursor.MoveOperation.End)
@@ -52,6 +53,9 @@ class AutoHeightText(QTextBrowser):
         """Show ``html``: parsed into a detached document (cheap), then swapped in, so the only
         work on screen is one layout pass."""
         doc = QTextDocument(self)
+        # The margin is set before the document has a layout: set after (in _adopt) it cost a
+        # second full layout pass of every rendered piece.
+        doc.setDocumentMargin(DOCUMENT_MARGIN)
         doc.setDefaultFont(self.font())
         doc.setDefaultStyleSheet(self.document().defaultStyleSheet())
         doc.setHtml(html)
