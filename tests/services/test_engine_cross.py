@@ -16,15 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.support import need
 from tests.support.tiny_cmake import write_fake_sdist
+from tests.support.tiny_cross import MAIN_CPP, cross_build_tiny, mingw_tools, write_tiny_cpp_tree
 from victor_gui.errors import EngineToolsMissingError
-from victor_gui.services.engine_build import EngineProgress
 from victor_gui.services.engine_cross import (
-    MINGW_PACKAGES,
     WIN64,
     check_cross_tools,
-    find_cross_tools,
+    lacks_power_throttling,
     pe_imports,
     runtime_dlls,
 )
@@ -36,59 +34,10 @@ from victor_gui.services.engine_install import (
     read_stamp,
 )
 
-#: std::thread and std::mutex pull in libstdc++ and winpthread, the DLLs a static link must absorb.
-MAIN_CPP = r"""#include <cstdio>
-#include <cstring>
-#include <mutex>
-#include <string>
-#include <thread>
-int main(int argc, char **argv) {
-    if (argc > 1 && std::strcmp(argv[1], "--version") == 0) {
-        std::fprintf(stderr, "version: 1 (tiny cross)\n");
-        return 0;
-    }
-    std::mutex m;
-    std::string said;
-    std::thread t([&] { std::lock_guard<std::mutex> g(m); said = "thread ran"; });
-    t.join();
-    std::printf("%s\n", said.c_str());
-    return 0;
-}
-"""
-
-
-def write_tiny_cpp_tree(root: Path) -> Path:
-    """A one-file C++ project whose ``llama-server`` target lands in ``bin/`` as llama.cpp's does."""
-    (root / "tools" / "server").mkdir(parents=True)  # the recipe checks the tree has it
-    (root / "main.cpp").write_text(MAIN_CPP)
-    (root / "CMakeLists.txt").write_text("\n".join([
-        "cmake_minimum_required(VERSION 3.13)",
-        "project(tiny CXX)",
-        "set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)",
-        "add_executable(llama-server main.cpp)",
-        "",
-    ]))
-    return root
-
-
-def mingw_tools() -> dict[str, str]:
-    found = find_cross_tools(WIN64)
-    need(f"the mingw-w64 cross tools ({' '.join(MINGW_PACKAGES)})", all(found.values()))
-    return check_cross_tools(WIN64)
-
-
-async def _cross_build(tmp_path: Path) -> tuple[list[EngineProgress], Path]:
-    tree = write_tiny_cpp_tree(tmp_path / "tree")
-    sdist = write_fake_sdist(tmp_path / "dl", "0.0.1", tree)
-    events = [e async for e in build_from_sdist(sdist, work_dir=tmp_path / "work", dest_dir=tmp_path / "dest",
-                                                opt="O2", native=False, jobs=1, target=WIN64)]
-    assert events[-1].phase == "done" and events[-1].path is not None
-    return events, events[-1].path
-
 
 async def test_recipe_cross_builds_a_static_windows_exe(tmp_path: Path) -> None:
     tools = mingw_tools()
-    events, exe = await _cross_build(tmp_path)
+    events, exe = await cross_build_tiny(tmp_path)
     assert exe == tmp_path / "dest" / "llama-server.exe"
     assert exe.read_bytes()[:2] == b"MZ"  # a PE file, not a host binary
     toolchain = (tmp_path / "work" / "toolchain-win64.cmake").read_text()
@@ -96,6 +45,9 @@ async def test_recipe_cross_builds_a_static_windows_exe(tmp_path: Path) -> None:
     assert f'set(CMAKE_CXX_COMPILER "{tools["C++ cross compiler"]}")' in toolchain
     assert tools["C++ cross compiler"].endswith("-g++-posix")
     assert '"-static -static-libgcc -static-libstdc++"' in toolchain
+    # Old mingw headers (Debian 12's mingw-w64 10) lack SetThreadInformation: C gets the Win7 API.
+    include = Path("/usr/x86_64-w64-mingw32/include")
+    assert ('set(CMAKE_C_FLAGS_INIT "-D_WIN32_WINNT=0x0601")' in toolchain) == lacks_power_throttling(include)
     stamp = read_stamp(exe.parent)
     assert stamp is not None and stamp["target"] == WIN64 and stamp["native"] is False
     flags = stamp["cmake_flags"]

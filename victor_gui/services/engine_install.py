@@ -288,16 +288,17 @@ async def build_from_sdist(sdist: Path, *, work_dir: Path, dest_dir: Path, opt: 
     version = sdist_version(sdist) or sdist.name
     flags = cmake_flags(opt, native)
     binary = BINARY_NAME
+    build_dir = work_dir / f"build-{opt}{'-native' if native else ''}{'-' + target if target else ''}"
     if target is not None:
-        toolchain = await asyncio.to_thread(write_toolchain, target, work_dir / f"toolchain-{target}.cmake",
-                                            tools)
+        toolchain = work_dir / f"toolchain-{target}.cmake"
         flags = cross_flags(flags, target, toolchain)
         binary = binary_name(target)
+        if await asyncio.to_thread(write_toolchain, target, toolchain, tools):
+            await asyncio.to_thread(shutil.rmtree, build_dir, True)  # configured with another one
     t0 = time.monotonic()
     yield EngineProgress("extract", None, f"extracting vendor/llama.cpp from {sdist.name}")
     src = await extract_llama_cpp(sdist, work_dir / "src")
     t1 = time.monotonic()
-    build_dir = work_dir / f"build-{opt}{'-native' if native else ''}{'-' + target if target else ''}"
     log = BuildLog(log_path)
     await log.open()
     try:
