@@ -9,19 +9,17 @@ few seconds) runs under Wine on every run, so the static link is checked without
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 
-from tests.packaging.support import need
-from tests.packaging.wine import WinePrefix, wine_binary
+from tests.packaging.support import load_packaging_script
+from tests.packaging.wine import WinePrefix
 from tests.support.llama_build import in_ci
 from tests.support.llama_server import LlamaServer, running_llama_server
 from tests.support.tiny_cross import cross_build_tiny, mingw_tools
@@ -29,31 +27,13 @@ from tests.support.tiny_gguf import make_tiny_gguf
 from victor_gui.services.engine_cross import pe_imports, runtime_dlls
 from victor_gui.services.engine_install import BUNDLED_DIR, read_stamp
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.packaging]
 
 
 @pytest.fixture(scope="module")
 def llama_windows() -> ModuleType:
     """``packaging/llama_windows.py`` imported as a module."""
-    path = ROOT / "packaging" / "llama_windows.py"
-    spec = importlib.util.spec_from_file_location("victor_llama_windows", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def wine_prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePrefix]:
-    """A fresh Wine prefix: nothing but Wine's own DLLs, as on a machine without mingw."""
-    wine = wine_binary()
-    need("wine (apt: wine wine64)", wine is not None)
-    assert wine is not None
-    prefix = WinePrefix(tmp_path_factory.mktemp("wine"), wine)
-    prefix.boot()
-    yield prefix
-    prefix.shutdown()
+    return load_packaging_script("llama_windows")
 
 
 def wine_launcher(prefix: WinePrefix, exe: Path, dest: Path) -> Path:
@@ -71,13 +51,13 @@ def wine_launcher(prefix: WinePrefix, exe: Path, dest: Path) -> Path:
 
 @pytest.mark.timeout(300)
 async def test_the_tiny_static_cross_build_runs_in_a_bare_wine_prefix(tmp_path: Path,
-                                                                     wine_prefix: WinePrefix) -> None:
+                                                                     wine: WinePrefix) -> None:
     mingw_tools()
     _, exe = await cross_build_tiny(tmp_path)
-    proc = wine_prefix.run(str(exe), timeout=120)
+    proc = wine.run(str(exe), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "thread ran"  # std::thread ran with no libwinpthread-1.dll around
-    version = wine_prefix.run(str(exe), "--version", timeout=120)
+    version = wine.run(str(exe), "--version", timeout=120)
     assert "version: 1 (tiny cross)" in version.stderr
 
 
@@ -95,7 +75,7 @@ def windows_exe(llama_windows: ModuleType) -> Path:
 @pytest.mark.llamacpp
 @pytest.mark.timeout(3600)  # the first build under CI; a cached exe takes seconds
 def test_windows_llama_server_completes_under_wine(tmp_path: Path, llama_windows: ModuleType,
-                                                   wine_prefix: WinePrefix) -> None:
+                                                   wine: WinePrefix) -> None:
     exe = windows_exe(llama_windows)
     imports = pe_imports(exe)
     assert runtime_dlls(imports) == [], imports
@@ -105,7 +85,7 @@ def test_windows_llama_server_completes_under_wine(tmp_path: Path, llama_windows
     assert "-DGGML_NATIVE=OFF" in stamp["cmake_flags"]
 
     model = make_tiny_gguf(tmp_path / "tiny.gguf")
-    launcher = wine_launcher(wine_prefix, exe, tmp_path / "wine-llama-server")
+    launcher = wine_launcher(wine, exe, tmp_path / "wine-llama-server")
     started = time.monotonic()
     with running_llama_server(model, binary=launcher, ctx=512, log_dir=tmp_path / "logs",
                               ready_timeout_s=180.0, poll_s=0.2) as server:
