@@ -13,6 +13,8 @@ pkgs=(libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 # Test mode also builds the installer (nsis) and installs it silently under Wine (wine64; the
 # `wine` package provides the /usr/bin/wine launcher) in the packaging tests.
 [ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64)
+# The Windows bundle's llama-server.exe is cross-compiled with mingw-w64 (POSIX threads).
+[ "$mode" = test ] && pkgs+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,6 +48,10 @@ if [ "$mode" = test ]; then
   .venv/bin/python -m pip install -q -e '.[dev,packaging,mcp,documents,heic,hub]'
   if [ -f tests/support/llama_build.py ]; then
     .venv/bin/python -m tests.support.llama_build --ensure
+  fi
+  # The same sources cross-built for Windows (packaging tests run it under Wine); CI=true fails on error.
+  if [ -f packaging/llama_windows.py ]; then
+    .venv/bin/python packaging/llama_windows.py --ensure || [ -z "${CI:-}" ]
   fi
 else
   .venv/bin/python -m pip install -q -e '.[mcp,documents,heic,hub]'

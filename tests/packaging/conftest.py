@@ -13,12 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.packaging.support import need
+from tests.packaging.support import load_packaging_script, need
+from tests.packaging.wine import WinePrefix, wine_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_CACHE = ROOT / "build" / "test-bundle"
@@ -27,11 +29,19 @@ BUNDLE_CACHE = ROOT / "build" / "test-bundle"
 @pytest.fixture(scope="session")
 def build() -> ModuleType:
     """``packaging/build.py`` imported as a module."""
-    spec = importlib.util.spec_from_file_location("victor_packaging_build", ROOT / "packaging" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_packaging_script("build")
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePrefix]:
+    """A fresh Wine prefix (nothing but Wine's own DLLs), shut down after the module."""
+    binary = wine_binary()
+    need("wine (apt: wine wine64)", binary is not None)
+    assert binary is not None
+    prefix = WinePrefix(tmp_path_factory.mktemp("wine"), binary)
+    prefix.boot()
+    yield prefix
+    prefix.shutdown()
 
 
 @pytest.fixture(scope="session")

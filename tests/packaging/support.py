@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +20,17 @@ def need(what: str, ok: bool) -> None:
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def load_packaging_script(name: str) -> ModuleType:
+    """``packaging/<name>.py`` imported as a module (``packaging/`` is not a package: its name
+    would shadow the PyPI ``packaging`` library)."""
+    path = Path(__file__).resolve().parents[2] / "packaging" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"victor_packaging_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def signing_env(folder: Path) -> dict[str, str]:

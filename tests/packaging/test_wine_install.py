@@ -13,32 +13,20 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import psutil
 import pytest
 
-from tests.packaging.support import need, signing_env
-from tests.packaging.wine import WinePrefix, wine_binary
+from tests.packaging.support import signing_env
+from tests.packaging.wine import WinePrefix
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]
 
 UNINSTALL_KEY = r"Software\Microsoft\Windows\CurrentVersion\Uninstall\VictorGUI"
 APP_KEY = r"Software\Victor GUI"
 APP_PATHS_KEY = r"Software\Microsoft\Windows\CurrentVersion\App Paths\victor-gui.exe"
-
-
-@pytest.fixture(scope="module")
-def wine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePrefix]:
-    binary = wine_binary()
-    need("wine (apt: wine wine64)", binary is not None)
-    assert binary is not None
-    prefix = WinePrefix(tmp_path_factory.mktemp("wine"), binary)
-    prefix.boot()
-    yield prefix
-    prefix.shutdown()
 
 
 def _data_dirs(wine: WinePrefix) -> list[Path]:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from victor_gui.errors import EngineInstallError
 from victor_gui.services.engine_build import cmake_flags
+from victor_gui.services.engine_cross import build_cache_root
 from victor_gui.services.engine_install import STAMP_NAME
 from victor_gui.services.engine_sdist import DEFAULT_VERSION, sdist_name
 
@@ -61,12 +62,8 @@ def in_ci() -> bool:
 
 
 def cache_root() -> Path:
-    """Folder holding one sub-folder per built version."""
-    explicit = os.environ.get("VICTOR_LLAMA_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "victor_gui" / "llama-server"
+    """Folder holding one sub-folder per built version (shared with the Windows cross build)."""
+    return build_cache_root()
 
 
 def install_prefix() -> Path:

@@ -5,11 +5,12 @@ Looked for in this order, first hit wins:
 1. the path set in Settings (``Settings.llama_server_path``; a folder holding the binary counts);
 2. ``PATH`` (a system package, Homebrew, a hand build installed with ``cmake --install``);
 3. the engine ``victor-gui engine install`` built (``<data>/engines/llama-server/<version>/``);
-4. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/*/``
+4. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/``
    (where the test tier and an engine build put it; only a finished build, with its stamp);
 5. LM Studio's and Jan's install folders, which ship llama.cpp servers with their engines
    (``~/.lmstudio/extensions/backends/*``, ``~/.cache/lm-studio/extensions/backends/*``,
-   Jan's ``engines/llama.cpp/*`` under its data folder).
+   Jan's ``engines/llama.cpp/*`` under its data folder);
+6. the CPU ``llama-server.exe`` the frozen Windows app ships in ``engines/llama-server/``.
 
 :func:`find_llama_server` returns the first executable found, :func:`candidates` every place
 looked at (the error text lists them so the user knows where to put one).
@@ -106,10 +107,14 @@ def candidates(setting: str | None, env: Mapping[str, str] | None = None,
 
     yield "victor-gui engine install", installed_engine(engines_root())
     for root in _cache_roots(env, home):
-        hit = next((p for p in _below(root, 1) if (p.parent / STAMP_NAME).is_file()), None)
+        hit = next((p for p in _below(root, 3) if (p.parent / STAMP_NAME).is_file()), None)
         yield str(root), hit
     for root in _vendor_roots(env, home):
         yield str(root), next(_below(root, 3), None)
+    from victor_gui.services.engine_install import bundled_engine
+
+    # Last: the CPU build the Windows bundle ships (a PATH, installed or vendor one may use the GPU).
+    yield "shipped with Victor GUI", bundled_engine()
 
 
 def find_llama_server(setting: str | None = None, env: Mapping[str, str] | None = None,

@@ -43,6 +43,7 @@ from victor_gui.services.engine_build import (
     cmake_build,
     cmake_flags,
 )
+from victor_gui.services.engine_cross import binary_name, check_cross_tools, cross_flags, write_toolchain
 from victor_gui.services.engine_sdist import (
     DEFAULT_VERSION,
     PINNED_SHA256,
@@ -79,9 +80,10 @@ def read_stamp(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stamped_binary(folder: Path) -> Path | None:
-    """``folder``'s llama-server when it is executable and its stamp (written last) is there."""
-    path = folder / BINARY_NAME
+def stamped_binary(folder: Path, name: str = BINARY_NAME) -> Path | None:
+    """``folder``'s llama-server (``name``: ``llama-server.exe`` for a win64 cross build) when it
+    is executable and its stamp (written last) is there."""
+    path = folder / name
     if path.is_file() and os.access(path, os.X_OK) and (folder / STAMP_NAME).is_file():
         return path
     return None
@@ -115,7 +117,7 @@ class EngineCandidate:
     """One llama-server on this machine: where it is, how it was found, what ``--version`` said."""
 
     path: Path
-    source: str  # "PATH", "installed", "Jan", "LM Studio"
+    source: str  # "PATH", "installed", "Jan", "LM Studio", "bundled"
     version: str | None = None  # the first line of ``--version``; None when it did not answer
 
 
@@ -140,6 +142,7 @@ class EngineStatus:
             "installed": "`victor-gui engine install` installed it and none is on PATH",
             "Jan": "Jan ships it and none is on PATH or installed by victor-gui",
             "LM Studio": "LM Studio ships it and none is on PATH or installed by victor-gui",
+            "bundled": "the app ships it (a CPU build) and no other llama-server was found",
         }[chosen.source]
         return f"{chosen.path} would be used: {why}."
 
@@ -155,6 +158,29 @@ def _bundled_globs() -> list[tuple[str, Path, str]]:
     return found
 
 
+#: Where a frozen app keeps the llama-server it ships, relative to its own folder (the Windows
+#: bundle: the mingw cross build, see packaging/llama_windows.py).
+BUNDLED_DIR = Path("engines") / "llama-server"
+
+
+def bundled_engine() -> Path | None:
+    """The llama-server the frozen app ships in ``engines/llama-server/`` beside its executable
+    (or in PyInstaller's ``_internal`` folder), or None: not frozen, or shipped without one.
+
+    Blocking (a few ``stat`` calls): call it from a worker thread on the event loop."""
+    if not getattr(sys, "frozen", False):
+        return None
+    bases = [Path(sys.executable).resolve().parent]
+    internal = getattr(sys, "_MEIPASS", None)
+    if isinstance(internal, str):
+        bases.append(Path(internal))
+    for base in bases:
+        path = base / BUNDLED_DIR / BINARY_NAME
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def _find_on_disk(path_env: str | None, prefix: Path | None) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     on_path = shutil.which(TARGET, path=path_env)
@@ -167,6 +193,11 @@ def _find_on_disk(path_env: str | None, prefix: Path | None) -> list[tuple[Path,
         with contextlib.suppress(OSError):
             hits = sorted(base.glob(pattern), reverse=True)[:8]  # newest backend version first
             found.extend((hit, source) for hit in hits if os.access(hit, os.X_OK))
+    # Last: the app's own CPU build is the fallback for a machine that has no other engine (a
+    # system, installed, Jan or LM Studio build may use the GPU).
+    shipped = bundled_engine()
+    if shipped is not None:
+        found.append((shipped, "bundled"))
     return found
 
 
@@ -194,7 +225,8 @@ async def engine_version(binary: Path) -> str | None:
 
 async def engine_status(*, path_env: str | None = None, prefix: Path | None = None) -> EngineStatus:
     """Every llama-server on this machine -- on PATH, installed by ``engine install``, shipped by
-    Jan or LM Studio -- in that order of preference, each asked for ``--version``."""
+    Jan or LM Studio, shipped in the frozen app -- in that order of preference, each asked for
+    ``--version``."""
     found = await asyncio.to_thread(_find_on_disk, path_env, prefix)
     versions = await asyncio.gather(*(engine_version(path) for path, _ in found))
     return EngineStatus([EngineCandidate(path, source, version)
@@ -213,16 +245,16 @@ async def system_engine(path_env: str | None = None) -> EngineCandidate | None:
 # -- the recipe --------------------------------------------------------------------------------
 
 
-def _install(built: Path, dest: Path, stamp: dict[str, Any]) -> Path:
-    """Copy ``built`` into ``dest`` through a staging folder renamed into place, stamp last."""
+def _install(built: Path, dest: Path, stamp: dict[str, Any], name: str = BINARY_NAME) -> Path:
+    """Copy ``built`` into ``dest`` as ``name`` through a staging folder renamed into place, stamp last."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.with_name(f".{dest.name}.staging-{os.getpid()}")
     old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        shutil.copy2(built, staging / BINARY_NAME)
-        (staging / BINARY_NAME).chmod(0o755)
+        shutil.copy2(built, staging / name)
+        (staging / name).chmod(0o755)
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
         if dest.exists():
             os.replace(dest, old)
@@ -230,34 +262,49 @@ def _install(built: Path, dest: Path, stamp: dict[str, Any]) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-    return dest / BINARY_NAME
+    return dest / name
 
 
 async def build_from_sdist(sdist: Path, *, work_dir: Path, dest_dir: Path, opt: str = "O2",
                            native: bool = True, jobs: int | None = None, log_path: Path | None = None,
-                           stamp_extra: dict[str, Any] | None = None) -> AsyncIterator[EngineProgress]:
+                           stamp_extra: dict[str, Any] | None = None, target: str | None = None,
+                           ) -> AsyncIterator[EngineProgress]:
     """Extract ``sdist``'s llama.cpp into ``work_dir``, build llama-server and install it as
     ``dest_dir/llama-server`` with its stamp; the last event (``done``) carries the path.
+
+    ``target="win64"`` cross-compiles ``llama-server.exe`` with mingw-w64 instead
+    (:mod:`victor_gui.services.engine_cross`: generated toolchain file, portable x86-64 baseline,
+    static runtime); it needs ``native=False``.
 
     The sources and objects (~1 GB) are removed after a success and kept after a failure or a
     cancel, so the next try resumes the build. Cancel (or ``aclose()``) kills the build's process
     group; ``dest_dir`` is only ever replaced whole by a finished, stamped install.
     """
-    tools = await asyncio.to_thread(check_tools)
+    if target is None:
+        tools = await asyncio.to_thread(check_tools)
+    else:
+        tools = await asyncio.to_thread(check_cross_tools, target)
     yield EngineProgress("check", None, "tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()))
     version = sdist_version(sdist) or sdist.name
     flags = cmake_flags(opt, native)
+    binary = BINARY_NAME
+    build_dir = work_dir / f"build-{opt}{'-native' if native else ''}{'-' + target if target else ''}"
+    if target is not None:
+        toolchain = work_dir / f"toolchain-{target}.cmake"
+        flags = cross_flags(flags, target, toolchain)
+        binary = binary_name(target)
+        if await asyncio.to_thread(write_toolchain, target, toolchain, tools):
+            await asyncio.to_thread(shutil.rmtree, build_dir, True)  # configured with another one
     t0 = time.monotonic()
     yield EngineProgress("extract", None, f"extracting vendor/llama.cpp from {sdist.name}")
     src = await extract_llama_cpp(sdist, work_dir / "src")
     t1 = time.monotonic()
-    build_dir = work_dir / f"build-{opt}{'-native' if native else ''}"
     log = BuildLog(log_path)
     await log.open()
     try:
         async for event in cmake_build(src, build_dir, flags, log=log, jobs=jobs):
             yield event
-        built = build_dir / "bin" / BINARY_NAME
+        built = build_dir / "bin" / binary
         if not await asyncio.to_thread(built.is_file):
             raise log.failure(f"the build finished but left no {built}")
     finally:
@@ -267,6 +314,7 @@ async def build_from_sdist(sdist: Path, *, work_dir: Path, dest_dir: Path, opt: 
         "llama_cpp_python_version": version,
         "opt": opt,
         "native": native,
+        **({"target": target} if target else {}),
         "cmake_flags": list(flags),
         "jobs": jobs or os.cpu_count() or 1,
         **(stamp_extra or {}),
@@ -276,10 +324,10 @@ async def build_from_sdist(sdist: Path, *, work_dir: Path, dest_dir: Path, opt: 
     }
     yield EngineProgress("install", None, f"installing into {dest_dir}")
     # Shielded: a cancel here lets the copy finish (whole) rather than abandon a staging folder.
-    path = await asyncio.shield(asyncio.to_thread(_install, built, dest_dir, stamp))
+    path = await asyncio.shield(asyncio.to_thread(_install, built, dest_dir, stamp, binary))
     await asyncio.to_thread(shutil.rmtree, work_dir / "src", True)
     await asyncio.to_thread(shutil.rmtree, build_dir, True)
-    yield EngineProgress("done", 100.0, f"llama-server installed: {path}", path=path)
+    yield EngineProgress("done", 100.0, f"{binary} installed: {path}", path=path)
 
 
 async def fetch_sdist(version: str, dest: Path, *, pypi: str | None = None,
@@ -374,12 +422,14 @@ async def _install_lock(root: Path) -> AsyncIterator[None]:
 
 __all__ = [
     "BINARY_NAME",
+    "BUNDLED_DIR",
     "DEFAULT_VERSION",
     "STAMP_NAME",
     "EngineCandidate",
     "EngineProgress",
     "EngineStatus",
     "build_from_sdist",
+    "bundled_engine",
     "engine_status",
     "engine_version",
     "engines_root",
