@@ -197,13 +197,14 @@ def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
 
 def core_test_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """The test tools of the ``dev`` extra the Qt-free suite needs (no linters, no numpy/gguf),
-    plus the optional libraries whose tests run on Windows too, and pytest's colorama."""
+    plus the optional libraries whose tests run on Windows too. colorama (pytest's) and pywin32
+    (mcp's) are Windows-only dependencies the host pip cannot see through their markers."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
     wanted = {"pytest", "pytest-asyncio", "pytest-qt", "pytest-timeout", "hypothesis", "botocore",
               "cryptography", "mcp-server-time"}
     reqs = [r for r in extras["dev"] if _name(r) in wanted]
-    return [*reqs, *extras["mcp"], *extras["heic"], "colorama"]
+    return [*reqs, *extras["mcp"], *extras["heic"], "colorama", "pywin32"]
 
 
 def wheel_key(reqs: list[str]) -> str:
