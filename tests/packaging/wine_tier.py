@@ -761,23 +761,36 @@ def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report)
             raise TierError(f"core tests under Windows Python: {counts}\n{out[-6000:]}")
 
 
-#: Modules that import numpy (directly or through gguf and the test models built with it).
-NUMPY_USERS = ("numpy", "gguf", "tests.support.tiny_gguf", "tests.support.tiny_vocab",
-               "tests.sizing.gguf_factory")
+#: Packages that need numpy; test helpers importing them (or each other) are found by scanning.
+NUMPY_PACKAGES = ("numpy", "gguf")
+
+
+def _top_imports(path: Path) -> set[str]:
+    """The modules a file imports at its top level (not inside functions)."""
+    found = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] in ("from", "import"):
+            found.add(words[1].rstrip(","))
+    return found
 
 
 def wine_ignored_tests(src: Path) -> list[str]:
-    """Test modules that import a :data:`NUMPY_USERS` module at the top (see
-    WINE_IGNORED_TESTS_REASON); imports inside functions do not count (they skip on their own)."""
-    found = []
-    for path in sorted((src / "tests").rglob("test_*.py")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            words = line.split()
-            if len(words) > 1 and words[0] in ("from", "import") and any(
-                    words[1] == m or words[1].startswith(m + ".") for m in NUMPY_USERS):
-                found.append(path.relative_to(src).as_posix())
-                break
-    return found
+    """Test modules that import numpy at their top, directly or through test helpers (see
+    WINE_IGNORED_TESTS_REASON); imports inside a test do not count (those skip on their own)."""
+    files = sorted((src / "tests").rglob("*.py"))
+    imports = {p: _top_imports(p) for p in files}
+    users = set(NUMPY_PACKAGES)
+    changed = True
+    while changed:  # helpers that import helpers that import numpy
+        changed = False
+        for path, names in imports.items():
+            dotted = ".".join(path.relative_to(src).with_suffix("").parts)
+            if dotted not in users and any(n == u or n.startswith(u + ".") for n in names for u in users):
+                users.add(dotted)
+                changed = True
+    return [p.relative_to(src).as_posix() for p in files if p.name.startswith("test_")
+            and ".".join(p.relative_to(src).with_suffix("").parts) in users]
 
 
 def main(argv: list[str] | None = None) -> int:
