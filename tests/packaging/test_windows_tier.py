@@ -72,10 +72,11 @@ def test_a_wine_bridge_in_the_bundle_fails_the_tier(tmp_path: Path) -> None:
 
 def test_modules_importing_numpy_are_the_ones_left_out_under_wine() -> None:
     ignored = wine_tier.wine_ignored_tests(ROOT)
-    for rel in ignored:
-        text = (ROOT / rel).read_text(encoding="utf-8")
-        assert "numpy" in text or "gguf" in text, rel
+    assert "tests/services/test_vector_search.py" in ignored  # import numpy
+    assert "tests/sizing/test_gguf_reader.py" in ignored  # the gguf writer's helper needs numpy
+    assert "tests/services/test_image_prep.py" in ignored  # through tests/services/image_samples.py
     assert "tests/storage/test_open_connect.py" not in ignored
+    assert "tests/config/test_secrets.py" not in ignored
 
 
 # --- the tier itself ----------------------------------------------------------------------------
