@@ -252,22 +252,32 @@ def _check(cmd: list[str], timeout: float, **kw: Any) -> subprocess.CompletedPro
     return proc
 
 
-def tree_key(folder: Path, *extra: str) -> str:
-    """A hash of every file under ``folder`` (names and bytes) and ``extra``: the bundle's cache
-    key, so an unchanged checkout reuses its bundle and installer and any change rebuilds them."""
+#: What goes into the bundle and installer: a change here rebuilds them; tests and docs do not.
+BUNDLE_INPUTS = ("victor_gui", "resources", "packaging", "pyproject.toml")
+
+
+def bundle_key(src: Path, *extra: str) -> str:
+    """A hash of the bundle's inputs in ``src`` (names and bytes, Markdown aside) and ``extra``:
+    an unchanged app reuses its cached bundle and installers, any change rebuilds them."""
     h = hashlib.sha256("\0".join(extra).encode())
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    files = [p for name in BUNDLE_INPUTS for p in ([src / name] if (src / name).is_file()
+                                                     else (src / name).rglob("*"))]
+    for path in sorted(p for p in files if p.is_file() and p.suffix != ".md"):
+        h.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def _store(src: Path, dest: Path) -> None:
-    """Copy ``src`` into the cache as ``dest`` atomically (a folder, then ``.complete``); other
-    entries of the same kind are removed so the cache holds one of each."""
-    kind = dest.name.split("-")[0]
-    for old in dest.parent.glob(f"{kind}-*"):
-        if old != dest:
+def _prune(keep: Path) -> None:
+    """Remove the cache's other entries of ``keep``'s kind (``bundle-*``, ``pyenv-*``): one each."""
+    kind = keep.name.split("-")[0]
+    for old in keep.parent.glob(f"{kind}-*"):
+        if old != keep:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _store(src: Path, dest: Path) -> None:
+    """Copy ``src`` into the cache as ``dest`` atomically: a ``.partial`` folder renamed into
+    place, then ``.complete`` (a run killed half-way leaves nothing that counts)."""
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(src, partial, symlinks=True)
@@ -278,6 +288,10 @@ def _store(src: Path, dest: Path) -> None:
 
 def _cached(dest: Path) -> bool:
     return (dest / ".complete").is_file()
+
+
+def _restore(stored: Path, dest: Path) -> None:
+    shutil.copytree(stored, dest, symlinks=True, ignore=shutil.ignore_patterns(".complete"))
 
 
 def copy_checkout(dest: Path) -> Path:
@@ -503,10 +517,12 @@ NOT_IN_BUNDLE = ("setuptools", "pkg_resources", "_distutils_hack", "botocore", "
 def check_lean(workpath: Path) -> None:
     """Fail when PyInstaller's analysis put a build tool (or its runtime hook) into the app:
     those live in the exes' archive, where a file listing of the bundle cannot see them."""
-    toc = "\n".join(p.read_text(encoding="utf-8", errors="replace")
-                     for p in (workpath / "PYZ-00.toc", workpath / "Analysis-00.toc"))
-    found = sorted({name for name in NOT_IN_BUNDLE if f"'{name}'" in toc or f"'{name}." in toc
-                    or f"pyi_rth_{name}" in toc})
+    # PYZ-00.toc lists the archived modules; Analysis-00.toc the runtime hooks (and, verbatim,
+    # the spec's excludes, so only hook names are looked for there).
+    pyz = (workpath / "PYZ-00.toc").read_text(encoding="utf-8", errors="replace")
+    analysis = (workpath / "Analysis-00.toc").read_text(encoding="utf-8", errors="replace")
+    found = sorted({name for name in NOT_IN_BUNDLE if f"'{name}'" in pyz or f"'{name}." in pyz
+                    or f"pyi_rth_{name}" in analysis})
     if found:
         raise TierError(f"the bundle holds {found}: the spec's EXCLUDES should leave them out")
 
@@ -540,10 +556,11 @@ def build_python(wine: WineTier, work: Path, sdist: Path, wheels: Path, reqs: li
     whether it came from the cache."""
     stored = cache_root() / f"pyenv-{wheel_key([EMBED_VERSION, SITECUSTOMIZE, *reqs])}"
     if _cached(stored):
-        shutil.copytree(stored, work / "py", symlinks=True, ignore=shutil.ignore_patterns(".complete"))
+        _restore(stored, work / "py")
         return work / "py" / "python.exe", True
     py = make_python(work, sdist)
     pip_install(wine, py, [wheels], ["-r", wine.win(_write_reqs(work, reqs))])
+    _prune(stored)
     _store(py.parent, stored)
     return py, False
 
@@ -552,7 +569,7 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
                    *, core_tests: bool) -> None:
     data = report.data
     reqs = requirements()
-    key = tree_key(src, wheel_key(reqs), EMBED_VERSION)  # before pip -e writes its egg-info
+    key = bundle_key(src, wheel_key(reqs), EMBED_VERSION)  # before pip -e writes its egg-info
     with report.step("pip"):
         py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, reqs)
         # The checkout itself, editable (as windows.yml installs it); never cached: it changes.
@@ -560,7 +577,7 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
     wpy = wine.win(py)
     build_py = wine.win(src / "packaging" / "build.py")
     stored = cache_root() / f"bundle-{key}"
-    data["bundle_cached"] = _cached(stored)
+    data["bundle_cached"] = _cached(stored / "victor-gui")
     offscreen = {"QT_QPA_PLATFORM": "offscreen"}
     with report.step("source run"):
         wine.cwd = src
@@ -574,10 +591,12 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
     bundle = src / "dist" / "victor-gui"
     with report.step("bundle"):
         if data["bundle_cached"]:
-            shutil.copytree(stored / "victor-gui", bundle, symlinks=True)
+            _restore(stored / "victor-gui", bundle)
         else:
             wine.call([wpy, build_py, "bundle"], 1500)
             check_lean(src / "build" / "pyinstaller" / "victor_gui")
+            _prune(stored)
+            _store(bundle, stored / "victor-gui")
         data["bundle"] = check_bundle_clean(bundle)
         data["bundle"]["exe_bytes"] = (bundle / "victor-gui.exe").stat().st_size
     with report.step("frozen start-up"):
@@ -588,17 +607,15 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
         data["smoke"] = out.strip().splitlines()[-1]
     build = _load_build(src)
     with report.step("installer"):
-        out = stored / "installers" if data["bundle_cached"] else work / "out"
+        data["installers_cached"] = _cached(stored / "installers")
+        out = stored / "installers" if data["installers_cached"] else work / "out"
         installer = out / build.installer_name(build.app_version())
         newer = out / "newer.exe"
-        if not data["bundle_cached"]:
+        if not data["installers_cached"]:
             build.installer(bundle, installer)
             # The upgrade's installer only has to install: zlib compiles it a few times faster.
             build.installer(bundle, newer, version=_next_version(build.app_version()), compressor="zlib")
-            (bundle.parent / "installers").mkdir()
-            for path in (installer, newer):
-                shutil.copy2(path, bundle.parent / "installers" / path.name)
-            _store(bundle.parent, stored)
+            _store(out, stored / "installers")
         data["installer_bytes"] = installer.stat().st_size
     _install_run_upgrade_uninstall(wine, build, installer, newer, work, report)
     if core_tests:
