@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests.packaging import wine_tier
 from tests.packaging.support import need
+from tests.support.llama_build import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = ("VICTOR_WINE_TIER=1 python -m pytest tests/packaging/test_windows_tier.py"
@@ -84,7 +85,7 @@ def test_modules_importing_numpy_are_the_ones_left_out_under_wine() -> None:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Run the whole tier once (build, install, window, upgrade, uninstall, core tests)."""
-    if not wine_tier.in_ci() and os.environ.get("VICTOR_WINE_TIER") != "1":
+    if not in_ci() and os.environ.get("VICTOR_WINE_TIER") != "1":
         pytest.skip(f"the Windows tier runs under CI=true; locally: {COMMAND}")
     missing = wine_tier.missing_tools()
     need(f"the Windows tier's tools (apt: {' '.join(missing)})", not missing)

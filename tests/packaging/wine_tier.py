@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.packaging.wine import WinePrefix
+from tests.support.llama_build import victor_cache_home
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBED_VERSION = "3.13.0"
@@ -152,18 +153,10 @@ class TierError(RuntimeError):
     """A step of the Windows tier failed; the message says which and why."""
 
 
-def in_ci() -> bool:
-    """True under CI (``CI=true``), where the tier is mandatory."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def cache_root() -> Path:
     """Where downloads are kept between runs (never inside the repository)."""
     explicit = os.environ.get("VICTOR_WINE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "victor_gui" / "wine"
+    return Path(explicit).expanduser() if explicit else victor_cache_home() / "wine"
 
 
 def missing_tools() -> list[str]:

@@ -67,13 +67,19 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def victor_cache_home() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/victor_gui``: where test tiers keep what they download or
+    build, outside the repository."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "victor_gui"
+
+
 def cache_root() -> Path:
     """Folder holding one sub-folder per built version."""
     explicit = os.environ.get("VICTOR_LLAMA_CACHE")
     if explicit:
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "victor_gui" / "llama-server"
+    return victor_cache_home() / "llama-server"
 
 
 def build_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
