@@ -688,10 +688,14 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
         with report.step("window screenshot"):
             app = wine.start([gui], env=x11)
             shot = work / "screenshot.png"
-            stats = _wait_drawn(display, shot, app)
-            data["screenshot"] = {"path": str(shot), **stats}
+            _wait_drawn(display, shot, app)
+            # Then until the app has opened (created) the user's database, so the shot shows the
+            # window ready rather than "Opening your conversations..." and the upgrade has data.
+            _wait_for(lambda: any(local.rglob("*.sqlite3")), 120, "the app's database")
+            time.sleep(3)
+            data["screenshot"] = {"path": str(shot), **grab(display, shot)}
         with report.step("upgrade over the running copy"):
-            db_before = sorted(p.name for p in local.rglob("*.sqlite3")) if local.is_dir() else []
+            db_before = sorted(p.name for p in local.rglob("*.sqlite3"))
             wine.call([wine.win(newer), "/S", *f"/D={target_win}".split(" ")], 300)
             try:
                 app.wait(60)
@@ -725,6 +729,14 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
         still = [str(p) for p in (local, roaming) if p.exists()]
         if still:
             raise TierError(f"/REMOVEDATA left {still}")
+
+
+def _wait_for(predicate: Any, limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TierError(f"no {what} within {limit_s:.0f} s")
+        time.sleep(1)
 
 
 def _wait_drawn(display: str, shot: Path, app: subprocess.Popen[bytes],
