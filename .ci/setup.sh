@@ -11,8 +11,9 @@ pkgs=(libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
       libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
       libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 xvfb)
 # Test mode also builds the installer (nsis) and installs it silently under Wine (wine64; the
-# `wine` package provides the /usr/bin/wine launcher) in the packaging tests.
-[ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64)
+# `wine` package provides the /usr/bin/wine launcher) in the packaging tests; the Windows tier
+# (tests/packaging/wine_tier.py) compiles its Wine-only stub DLLs with MinGW.
+[ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64 gcc-mingw-w64-x86-64-win32)
 # The Windows bundle's llama-server.exe is cross-compiled with mingw-w64 (POSIX threads).
 [ "$mode" = test ] && pkgs+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix)
 missing=()

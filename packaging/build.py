@@ -214,9 +214,16 @@ def installer_name(version: str) -> str:
 
 
 def installer(
-    bundle_dir: Path = DEFAULT_BUNDLE, out: Path | None = None, *, version: str | None = None
+    bundle_dir: Path = DEFAULT_BUNDLE,
+    out: Path | None = None,
+    *,
+    version: str | None = None,
+    compressor: str | None = None,
 ) -> Path:
-    """Compile ``packaging/installer.nsi`` around ``bundle_dir``; returns the installer path."""
+    """Compile ``packaging/installer.nsi`` around ``bundle_dir``; returns the installer path.
+
+    ``compressor`` (``zlib``, ``bzip2``) overrides the script's solid LZMA, for test builds
+    that only need to install (a few times faster to compile, a larger file)."""
     version = version or app_version()
     out = (out or DIST / installer_name(version)).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,7 @@ def installer(
             f"-DPAYLOAD_DIR={bundle_dir.resolve()}",
             f"-DOUT_FILE={out}",
             f"-DICON={ROOT / 'resources' / 'icon.ico'}",
+            *([f"-XSetCompressor /FINAL {compressor}"] if compressor else []),
             str(HERE / "installer.nsi"),
         ]
     )

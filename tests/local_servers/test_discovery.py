@@ -11,6 +11,7 @@ import psutil
 
 from tests.servers import llamacpp, lmstudio, ollama, vllm
 from tests.servers.base import free_port
+from tests.support.wine_gaps import wine_gap
 from victor_gui.servers.discovery import (
     ListeningProcess,
     candidate_endpoints,
@@ -88,6 +89,7 @@ def test_process_endpoints_map_wildcard_binds_to_loopback() -> None:
         ("http://127.0.0.1:9999", "process:llama-server"), ("http://[::1]:11500", "process:ollama")]
 
 
+@wine_gap("iphlpapi reports owning pid 0 for every socket, so psutil cannot tie a port to a process")
 async def test_process_scan_finds_a_listening_server_process() -> None:
     # This test process hosts a llama.cpp simulator; a matcher that takes our own pid for a
     # server process proves the psutil path (listing listening sockets of a process) end to end.
@@ -120,6 +122,7 @@ async def test_discover_all_kinds_from_env_concurrently(client: httpx.AsyncClien
     assert elapsed < 1.5  # concurrent: well under one connect timeout, not 14 probes in a row
 
 
+@wine_gap("iphlpapi reports owning pid 0 for every socket, so psutil cannot tie a port to a process")
 async def test_discover_drops_process_ports_that_are_not_inference_servers(
         client: httpx.AsyncClient) -> None:
     from tests.local_servers.foreign import html_site

@@ -51,10 +51,21 @@ def test_every_build_command_in_the_workflow_exists_with_its_options() -> None:
 def test_python_and_actions_are_pinned() -> None:
     steps = _steps()
     setup = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
-    assert setup["with"]["python-version"] == "3.12"
+    # The Windows runner and the Wine tier run the same Python minor.
+    from tests.packaging.wine_tier import EMBED_VERSION
+
+    assert setup["with"]["python-version"] == EMBED_VERSION.rsplit(".", 1)[0]
     for step in steps:
         if "uses" in step:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), step["uses"]
+
+
+def test_the_build_environment_gets_no_dev_extra_and_tests_run_after_the_bundle() -> None:
+    steps = _steps()
+    names = [s.get("name", "") for s in steps]
+    install = steps[names.index("Install the project (build environment)")]["run"]
+    assert "pip install -e" in install and "dev" not in install.split("pip install -e")[1]
+    assert names.index("Core tests") > names.index("Silent install, run, silent uninstall")
 
 
 def test_artifact_globs_match_the_names_build_writes() -> None:

@@ -61,6 +61,13 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def victor_cache_home() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/victor_gui``: where test tiers keep what they download or
+    build, outside the repository."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "victor_gui"
+
+
 def cache_root() -> Path:
     """Folder holding one sub-folder per built version (shared with the Windows cross build)."""
     return build_cache_root()

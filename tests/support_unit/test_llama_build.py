@@ -21,6 +21,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for var in ("VICTOR_LLAMA_CACHE", "VICTOR_LLAMA_SERVER", "XDG_CACHE_HOME", "CI"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # Path.home() reads USERPROFILE on Windows, not HOME (the Windows test run failed here).
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))
     return tmp_path
 
 

@@ -1,0 +1,147 @@
+"""The Windows tier (issue 15): the real Windows app built, installed, run, upgraded and
+uninstalled under Wine, and (with ``VICTOR_WINE_CORE_TESTS=1``) the Qt-free suite run with
+Windows Python (tests/packaging/wine_tier.py does the work; these tests read its report).
+
+Mandatory under ``CI=true``; skipped locally unless ``VICTOR_WINE_TIER=1`` (about 10 minutes
+warm on two cores), with the command in the skip reason. The first half of this module checks
+the tier's own pieces without Wine and always runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.packaging import wine_tier
+from tests.packaging.support import need
+from tests.support.llama_build import in_ci
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = ("VICTOR_WINE_TIER=1 python -m pytest tests/packaging/test_windows_tier.py"
+           " (or: python -m tests.packaging.wine_tier --core-tests)")
+
+
+# --- the tier's pieces, no Wine needed ---------------------------------------------------------
+
+def test_build_requirements_are_the_runtime_and_packaging_set_without_dev() -> None:
+    reqs = wine_tier.requirements()
+    names = {wine_tier._name(r) for r in reqs}
+    assert {"pyside6-essentials", "httpx", "pydantic", "keyring", "pyinstaller", "nvidia-ml-py", "pypdf",
+            "pywin32-ctypes"} <= names
+    # dev's botocore and test tools would be frozen into the bundle; numpy aborts under Wine.
+    assert not names & {"botocore", "pytest", "hypothesis", "numpy", "mypy", "gguf"}
+    assert all(";" not in r for r in reqs)  # pip inside Wine gets plain requirements
+    # The wheelhouse key follows the list: a changed pin downloads a new wheelhouse.
+    assert wine_tier.wheel_key(reqs) == wine_tier.wheel_key(list(reqs))
+    assert wine_tier.wheel_key(reqs) != wine_tier.wheel_key([*reqs, "extra-package"])
+
+
+def test_core_test_requirements_come_from_the_dev_extra_without_linters() -> None:
+    names = {wine_tier._name(r) for r in wine_tier.core_test_requirements()}
+    assert {"pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "colorama"} <= names
+    assert not names & {"ruff", "mypy", "import-linter", "numpy", "gguf"}
+
+
+def test_blank_and_drawn_screens_are_told_apart(tmp_path: Path) -> None:
+    black = tmp_path / "black.png"
+    Image.new("RGB", (320, 200)).save(black)
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (320, 200), (40, 44, 52)).save(flat)
+    assert not wine_tier.is_drawn(wine_tier.screenshot_stats(black))
+    assert not wine_tier.is_drawn(wine_tier.screenshot_stats(flat))
+    # A real window: the README's screenshot of the main window.
+    shot = next(iter(sorted((ROOT / "resources" / "screenshots").glob("*.png"))))
+    assert wine_tier.is_drawn(wine_tier.screenshot_stats(shot))
+
+
+def test_a_wine_bridge_in_the_bundle_fails_the_tier(tmp_path: Path) -> None:
+    bundle = tmp_path / "victor-gui"
+    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "victor-gui.exe").write_bytes(b"MZ")
+    assert wine_tier.check_bundle_clean(bundle) == {"bytes": 2, "files": 1}
+    (bundle / "_internal" / "icuuc.dll").write_bytes(b"MZ stub")
+    with pytest.raises(wine_tier.TierError, match=r"icuuc\.dll"):
+        wine_tier.check_bundle_clean(bundle)
+
+
+def test_modules_importing_numpy_are_the_ones_left_out_under_wine() -> None:
+    ignored = wine_tier.wine_ignored_tests(ROOT)
+    assert "tests/services/test_vector_search.py" in ignored  # import numpy
+    assert "tests/sizing/test_gguf_reader.py" in ignored  # the gguf writer's helper needs numpy
+    assert "tests/services/test_image_prep.py" in ignored  # through tests/services/image_samples.py
+    assert "tests/storage/test_open_connect.py" not in ignored
+    assert "tests/config/test_secrets.py" not in ignored
+
+
+# --- the tier itself ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the whole tier once (build, install, window, upgrade, uninstall, core tests)."""
+    if not in_ci() and os.environ.get("VICTOR_WINE_TIER") != "1":
+        pytest.skip(f"the Windows tier runs under CI=true; locally: {COMMAND}")
+    missing = wine_tier.missing_tools()
+    need(f"the Windows tier's tools (apt: {' '.join(missing)})", not missing)
+    work = tmp_path_factory.mktemp("wine-tier")
+    core = ["--core-tests"] if os.environ.get("VICTOR_WINE_CORE_TESTS") == "1" else []
+    proc = subprocess.run([sys.executable, "-m", "tests.packaging.wine_tier", *core, "--work", str(work)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=3300, check=False)
+    data: dict[str, Any] = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    assert proc.returncode == 0, f"{data.get('failed')}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    print(json.dumps({k: v for k, v in data.items() if k != "wine_ignored_tests"}, indent=1))
+    return data
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)
+def test_the_real_windows_bundle_builds_and_both_exes_run(report: dict[str, Any]) -> None:
+    assert report["version"].startswith("victor-gui ")
+    # build.py smoke ran --version, providers and doctor against the source run, both self-tests.
+    for check in ("version", "providers", "doctor", "self-test (cli)", "self-test (gui)"):
+        assert check in report["smoke"]
+    assert report["bundle"]["files"] > 50 and report["bundle"]["bytes"] > 30_000_000
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_the_installed_app_draws_its_window(report: dict[str, Any]) -> None:
+    shot = report["screenshot"]
+    assert Path(shot["path"]).is_file()
+    assert wine_tier.is_drawn(shot)
+    assert report["installed"]["estimated_size_kb"] > 20_000
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_an_upgrade_closes_the_running_copy_and_keeps_the_chats(report: dict[str, Any]) -> None:
+    upgrade = report["upgrade"]
+    assert upgrade["databases"], upgrade
+    assert "upgrade over the running copy" in report["steps"]
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_uninstall_keeps_data_and_removedata_removes_data_config_and_logs(report: dict[str, Any]) -> None:
+    # One folder name for data, config and logs: %LOCALAPPDATA%\victor_gui (logs in its Logs\).
+    assert r"AppData/Local/victor_gui" in report["data_folders"]
+    assert "AppData/Local/victor_gui/Logs" in report["data_folders"]
+    assert "uninstall /REMOVEDATA" in report["steps"]
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_the_core_suite_passes_with_windows_python(report: dict[str, Any]) -> None:
+    # Opt-in for now: on this two-core machine the Windows run of the Qt-free suite takes far
+    # longer than CI's budget under Wine, and some of its Windows-only failures are still open.
+    if "core_tests" not in report:
+        pytest.skip("the Windows core-test run is opt-in: VICTOR_WINE_CORE_TESTS=1 (with the tier's command)")
+    counts = report["core_tests"]
+    assert counts["failures"] == 0 and counts["errors"] == 0, counts
+    assert counts["passed"] > 500, counts
