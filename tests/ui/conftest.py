@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -49,6 +50,30 @@ def collect_garbage_on_the_gui_thread() -> Iterator[None]:
     gc.collect()
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+async def no_task_left_unwoken() -> AsyncIterator[None]:
+    """After each test, cancel what it left running and let it end; a task that cannot end is
+    reported and taken out of asyncio's registry, so closing the test's loop cannot hang.
+
+    Seen on qasync (two full CI runs stopped by it): a Settings dialog closed just as its
+    ``asyncio.to_thread`` finished left its ``load()`` task "cancelling", waiting on a future
+    that had finished, and the wake-up was never delivered. pytest-asyncio's loop close then
+    waited for that task forever and the timeout ended the whole run. The app's loop runs on, so
+    for a user it is one finished dialog's task never collected."""
+    yield
+    me = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for task in left:
+        task.cancel()
+    if not left:
+        return
+    _done, stuck = await asyncio.wait(left, timeout=3)
+    for task in stuck:
+        waiter = getattr(task, "_fut_waiter", None)
+        print(f"\n[tests/ui] task not woken after cancel (waiting on {waiter!r}): {task!r}", file=sys.stderr)
+        asyncio.tasks._unregister_task(task)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
