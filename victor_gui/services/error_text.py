@@ -17,7 +17,11 @@ from victor_gui.errors import (
     ConfigError,
     ContentFilterError,
     ContextLengthExceededError,
+    DownloadError,
     EmbeddingServerError,
+    EngineError,
+    EngineInstallError,
+    EngineToolsMissingError,
     GGUFError,
     InvalidResponseError,
     MissingAPIKeyError,
@@ -37,6 +41,7 @@ from victor_gui.errors import (
     StoreInUseError,
     TLSError,
     UntrustedCertificateError,
+    UpdateError,
     VictorGuiError,
 )
 
@@ -76,6 +81,13 @@ ERROR_TEXT: dict[type[BaseException], str] = {
     EmbeddingServerError: "The embedding model could not read the document; the sentence says how to fix it.",
     ModelTakesNoImagesError: "This model does not take images; pick one that does or remove the images.",
     GGUFError: "The model file's header could not be read (not a GGUF file, damaged, or implausibly large).",
+    DownloadError: "The model download did not complete; the sentence says why (disk space, checksum, "
+                   "access, or the Hub).",
+    EngineError: "The llama-server could not be started or stopped answering; its log says why.",
+    EngineToolsMissingError: "Building the engine needs cmake, make and a C/C++ compiler; install them "
+                             "first.",
+    EngineInstallError: "The engine could not be built or installed; the end of its build log says why.",
+    UpdateError: "The update was not installed; the version you have is unchanged.",
     VictorGuiError: "Something went wrong.",
 }
 
