@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -69,10 +69,10 @@ from victor_gui.services.download_jobs import (
     split_parts,
 )
 from victor_gui.services.model_folders import LocalModel, ModelFolders, find_present
+from victor_gui.sizing.sources import hub_endpoint
 
 log = logging.getLogger(__name__)
 
-HF_ENDPOINT = "https://huggingface.co"
 FLUSH_BYTES = 1 << 20  # bytes gathered before one write (and hash) in a worker thread
 PROGRESS_EVERY_S = 0.1
 FLUSH_EVERY_S = 0.5  # and at least this often, so a pause or a crash loses little
@@ -94,10 +94,6 @@ class _Meter:
         return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def hub_endpoint(env: Mapping[str, str] | None = None) -> str:
-    """The Hub's address: ``HF_ENDPOINT`` (mirrors, tests) or huggingface.co."""
-    env = os.environ if env is None else env
-    return (env.get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/")
 
 
 def default_token() -> str | None:
@@ -175,7 +171,7 @@ class DownloadManager:
         self.settings = settings
         self.folders = folders if folders is not None else ModelFolders(settings)
         self.state_path = state_path
-        self.endpoint = (endpoint or hub_endpoint()).rstrip("/")
+        self.endpoint = hub_endpoint(endpoint)
         self._token_source = token
         self._max = max_downloads
         self.retries = retries
@@ -669,5 +665,5 @@ def _unlink(path: Path) -> None:
 
 
 __all__ = ["ACTIVE", "FINISHED", "DownloadEvent", "DownloadJob", "DownloadManager", "JobState",
-           "check_repo_path", "default_state_path", "default_token", "hub_endpoint", "parse_hf_ref",
+           "check_repo_path", "default_state_path", "default_token", "parse_hf_ref",
            "split_parts"]

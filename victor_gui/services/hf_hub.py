@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,8 @@ from victor_gui.errors import (
 )
 from victor_gui.providers.catalog import SPECS_BY_NAME
 from victor_gui.providers.keys import resolve_api_key
+from victor_gui.sizing.sources import hub_endpoint
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 PROVIDER = "huggingface"
 Sort = Literal["downloads", "likes", "updated"]
 SORTS: tuple[Sort, ...] = ("downloads", "likes", "updated")
@@ -159,10 +158,6 @@ def group_gguf_files(files: Sequence[FilePart]) -> tuple[list[QuantFile], list[Q
     return models, vision, notes
 
 
-def hub_endpoint(endpoint: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The Hub's base URL: ``endpoint``, else ``HF_ENDPOINT``, else huggingface.co."""
-    env = os.environ if env is None else env
-    return (endpoint or env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
 def hub_token(env: Mapping[str, str] | None = None) -> str | None:

@@ -97,6 +97,14 @@ async def _ollama_show(name: str, base: str, client: httpx.AsyncClient) -> tuple
     return show, size
 
 
+def hub_endpoint(endpoint: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The Hugging Face Hub's base URL: ``endpoint``, else ``HF_ENDPOINT`` (the variable
+    huggingface_hub honours: mirrors, tests), else https://huggingface.co. The one rule the
+    ``fit`` CLI, the Hub browser and the downloads share."""
+    env = os.environ if env is None else env
+    return (endpoint or env.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+
+
 def hf_url(ref: str, env: Mapping[str, str] | None = None) -> str:
     """``hf:OWNER/REPO/PATH/FILE.gguf`` as the Hub's download URL on ``HF_ENDPOINT`` (the variable
     huggingface_hub honours; https://huggingface.co without it), main revision."""
@@ -104,8 +112,7 @@ def hf_url(ref: str, env: Mapping[str, str] | None = None) -> str:
     parts = rest.split("/")
     if len(parts) < 3 or not all(parts) or ".." in parts:
         raise GGUFError(f"{ref!r} is not hf:OWNER/REPO/FILE.gguf", reason="bad_value")
-    base = ((env if env is not None else os.environ).get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
-    return f"{base}/{parts[0]}/{parts[1]}/resolve/main/{'/'.join(parts[2:])}"
+    return f"{hub_endpoint(env=env)}/{parts[0]}/{parts[1]}/resolve/main/{'/'.join(parts[2:])}"
 
 
 async def _etag(url: str, client: httpx.AsyncClient | None) -> str | None:
