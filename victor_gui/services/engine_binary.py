@@ -8,8 +8,8 @@ Looked for in this order, first hit wins:
 4. the app's own build cache: ``$VICTOR_LLAMA_CACHE`` or ``<cache>/victor_gui/llama-server/``
    (where the test tier and an engine build put it; only a finished build, with its stamp);
 5. LM Studio's and Jan's install folders, which ship llama.cpp servers with their engines
-   (``~/.lmstudio/extensions/backends/*``, ``~/.cache/lm-studio/extensions/backends/*``,
-   Jan's ``engines/llama.cpp/*`` under its data folder);
+   (:func:`vendor_engines`: Jan's ``llamacpp/backends/*/*/build/bin`` and ``engines`` under its data
+   folder, ``~/.lmstudio/extensions/backends/*``, ``~/.cache/lm-studio/extensions/backends/*``);
 6. the CPU ``llama-server.exe`` the frozen Windows app ships in ``engines/llama-server/``.
 
 :func:`find_llama_server` returns the first executable found, :func:`candidates` every place
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
+from victor_gui.services.engine_places import EXE, below, executable, vendor_engines
+
 STAMP_NAME = "build-stamp.json"  # written last by a finished cache build
 
 
@@ -45,10 +45,6 @@ class BinarySearch:
                 + "; ".join(self.looked))
 
 
-def _executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
 def _settings_path(setting: str) -> Path:
     chosen = Path(setting).expanduser()
     return chosen / EXE if chosen.is_dir() else chosen
@@ -57,7 +53,7 @@ def _settings_path(setting: str) -> Path:
 def chosen_binary(setting: str) -> Path | None:
     """The executable a Settings value names (the file, or a folder holding it), or None."""
     path = _settings_path(setting)
-    return path if _executable(path) else None
+    return path if executable(path) else None
 
 
 def _cache_roots(env: Mapping[str, str], home: Path) -> list[Path]:
@@ -66,32 +62,6 @@ def _cache_roots(env: Mapping[str, str], home: Path) -> list[Path]:
         return [Path(explicit).expanduser()]
     xdg = env.get("XDG_CACHE_HOME") or str(home / ".cache")
     return [Path(xdg).expanduser() / "victor_gui" / "llama-server"]
-
-
-def _vendor_roots(env: Mapping[str, str], home: Path) -> list[Path]:
-    roots = [home / ".lmstudio" / "extensions" / "backends",
-             home / ".cache" / "lm-studio" / "extensions" / "backends",
-             home / "jan" / "engines", home / ".local" / "share" / "Jan" / "data" / "engines",
-             home / "Library" / "Application Support" / "Jan" / "data" / "engines"]
-    appdata = env.get("APPDATA")
-    if appdata:
-        roots.append(Path(appdata) / "Jan" / "data" / "engines")
-    return roots
-
-
-def _below(root: Path, depth: int) -> Iterator[Path]:
-    """``EXE`` files up to ``depth`` folders below ``root``, newest folder names first."""
-    if depth < 0 or not root.is_dir():
-        return
-    here = root / EXE
-    if _executable(here):
-        yield here
-    try:
-        subs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
-    except OSError:
-        return
-    for sub in subs:
-        yield from _below(sub, depth - 1)
 
 
 def candidates(setting: str | None, env: Mapping[str, str] | None = None,
@@ -107,10 +77,10 @@ def candidates(setting: str | None, env: Mapping[str, str] | None = None,
 
     yield "victor-gui engine install", installed_engine(engines_root())
     for root in _cache_roots(env, home):
-        hit = next((p for p in _below(root, 3) if (p.parent / STAMP_NAME).is_file()), None)
+        hit = next((p for p in below(root, 3) if (p.parent / STAMP_NAME).is_file()), None)
         yield str(root), hit
-    for root in _vendor_roots(env, home):
-        yield str(root), next(_below(root, 3), None)
+    for _app, folder, hits in vendor_engines(env, home):
+        yield str(folder), hits[0] if hits else None
     from victor_gui.services.engine_install import bundled_engine
 
     # Last: the CPU build the Windows bundle ships (a PATH, installed or vendor one may use the GPU).
@@ -123,7 +93,7 @@ def find_llama_server(setting: str | None = None, env: Mapping[str, str] | None 
     looked: list[str] = []
     for where, path in candidates(setting, env, home):
         looked.append(where if path is None else f"{where} ({path})")
-        if path is not None and _executable(path):
+        if path is not None and executable(path):
             return BinarySearch(path, tuple(looked))
     return BinarySearch(None, tuple(looked))
 

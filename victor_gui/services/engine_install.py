@@ -44,6 +44,7 @@ from victor_gui.services.engine_build import (
     cmake_flags,
 )
 from victor_gui.services.engine_cross import binary_name, check_cross_tools, cross_flags, write_toolchain
+from victor_gui.services.engine_places import vendor_engines
 from victor_gui.services.engine_sdist import (
     DEFAULT_VERSION,
     PINNED_SHA256,
@@ -147,17 +148,6 @@ class EngineStatus:
         return f"{chosen.path} would be used: {why}."
 
 
-def _bundled_globs() -> list[tuple[str, Path, str]]:
-    """(source, base folder, glob) of the llama-server binaries other apps ship."""
-    home = Path.home()
-    jan_data = ([home / "Library" / "Application Support" / "Jan" / "data"] if sys.platform == "darwin"
-                else [home / ".local" / "share" / "Jan" / "data", home / ".config" / "Jan" / "data"])
-    pattern = f"llamacpp/backends/*/*/build/bin/{BINARY_NAME}"
-    found = [("Jan", base, pattern) for base in jan_data]
-    found.append(("LM Studio", home / ".lmstudio" / "extensions" / "backends", f"*/{BINARY_NAME}"))
-    return found
-
-
 #: Where a frozen app keeps the llama-server it ships, relative to its own folder (the Windows
 #: bundle: the mingw cross build, see packaging/llama_windows.py).
 BUNDLED_DIR = Path("engines") / "llama-server"
@@ -189,10 +179,7 @@ def _find_on_disk(path_env: str | None, prefix: Path | None) -> list[tuple[Path,
     mine = installed_engine(prefix)
     if mine is not None:
         found.append((mine, "installed"))
-    for source, base, pattern in _bundled_globs():
-        with contextlib.suppress(OSError):
-            hits = sorted(base.glob(pattern), reverse=True)[:8]  # newest backend version first
-            found.extend((hit, source) for hit in hits if os.access(hit, os.X_OK))
+    found.extend((hit, app) for app, _folder, hits in vendor_engines() for hit in hits)
     # Last: the app's own CPU build is the fallback for a machine that has no other engine (a
     # system, installed, Jan or LM Studio build may use the GPU).
     shipped = bundled_engine()
