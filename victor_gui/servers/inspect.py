@@ -179,8 +179,9 @@ async def _llamacpp(client: httpx.AsyncClient, base_url: str, fp: Fingerprint,
     out.details["router_mode"] = router
     if router:
         out.details["available_models"] = len(cards)
-        out.models = [LoadedModel(name=c.id, loaded=c.status == "loaded", status=c.status) for c in cards
-                      if c.status in ("loaded", "loading", "sleeping")]
+        # Every model the router offers (the chat picker lists them all: a request loads one);
+        # ``loaded_models`` keeps to those in memory.
+        out.models = [LoadedModel(name=c.id, loaded=c.status == "loaded", status=c.status) for c in cards]
         return out
     slots = await fetch(client, base_url, "/slots", headers=headers)
     if slots.ok:

@@ -8,7 +8,8 @@
   status route. Older servers answer 200 with ``{"error":"Unexpected endpoint or method..."}``:
   that becomes :class:`ProviderUnavailableError` ("not supported by this server version").
 * **llama.cpp** router mode: ``load``/``unload`` through ``/models/load`` and ``/models/unload``
-  when ``/models`` lists ``status`` objects; a single-model server gets "not supported".
+  when ``/models`` lists ``status`` objects (both answer at once: ``wait_loaded`` follows the
+  status to ``loaded``, or to the child's failure); a single-model server gets "not supported".
 
 vLLM has no HTTP model management (one base model per process): see :func:`manager_for`.
 """
@@ -293,27 +294,70 @@ class LMStudioModels:
 # llama.cpp router mode
 # ---------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RouterEntry:
+    """One model in a llama-server's ``GET /models``. In router mode ``status`` is its
+    ``status.value`` and ``args`` (the child's command line) give its file and context."""
+
+    name: str
+    status: str | None = None  # None: a single-model server (no status objects)
+    path: str | None = None
+    context_length: int | None = None  # the -c it is (or will be) loaded with
+    failed: bool = False  # the last load ended with an error
+    exit_code: int | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.status in (None, "loaded")
+
+
+def _flag_value(args: list[str], *names: str) -> str | None:
+    """The value after the first of ``names`` in a command line."""
+    for i, arg in enumerate(args[:-1]):
+        if arg in names:
+            return args[i + 1]
+    return None
+
+
+# How long a router load may take before the wait gives up (a large model from a slow disk).
+ROUTER_LOAD_WAIT_S = 600.0
+
+
 class LlamaCppModels:
     """Load and unload on a llama-server in router mode at ``base_url`` (its root)."""
 
     provider = "llamacpp"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *, poll_interval: float = 0.25) -> None:
         self._client = client
         self.base_url = base_url.rstrip("/")
+        self.poll_interval = poll_interval
 
-    async def list(self) -> list[LoadedModel]:
-        """``GET /models``: in router mode every entry carries ``status.value``."""
+    async def entries(self) -> list[RouterEntry]:
+        """``GET /models`` read in full: status, file, context and last failure per model."""
         data = await _json_call(self._client, "GET", f"{self.base_url}/models", provider=self.provider)
         shape = Shape("llama.cpp /models", self.provider)
         out = []
         for i, card in enumerate(shape.objects(shape.obj(data) if data is not None else {}, "data")):
             at = f"data[{i}]"
             status = shape.opt_obj(card, "status", at)
-            value = shape.opt_str(status, "value", f"{at}.status") if status is not None else None
-            out.append(LoadedModel(name=shape.req_str(card, "id", at), loaded=value in (None, "loaded"),
-                                   status=value))
+            where = f"{at}.status"
+            raw_args = status.get("args") if status is not None else None
+            args = [a for a in raw_args if isinstance(a, str)] if isinstance(raw_args, list) else []
+            ctx = _flag_value(args, "--ctx-size", "-c")
+            code = shape.opt_fraction(status, "exit_code", where) if status is not None else None
+            out.append(RouterEntry(
+                name=shape.req_str(card, "id", at),
+                status=shape.opt_str(status, "value", where) if status is not None else None,
+                path=shape.opt_str(card, "path", at) or _flag_value(args, "--model", "-m"),
+                context_length=int(ctx) if ctx is not None and ctx.isdigit() and int(ctx) > 0 else None,
+                failed=bool(status is not None and shape.opt_bool(status, "failed", where)),
+                exit_code=int(code) if code is not None else None))
         return out
+
+    async def list(self) -> list[LoadedModel]:
+        """``GET /models``: in router mode every entry carries ``status.value``."""
+        return [LoadedModel(name=e.name, loaded=e.loaded, status=e.status) for e in await self.entries()]
 
     async def is_router(self) -> bool:
         return any(m.status is not None for m in await self.list())
@@ -327,11 +371,40 @@ class LlamaCppModels:
                          body={"model": model}, limits=LOAD_TIMEOUT)
 
     async def load(self, model: str) -> None:
-        """``POST /models/load``; the model's status turns ``loading``, then ``loaded``."""
+        """``POST /models/load``; the model's status turns ``loading``, then ``loaded``
+        (:meth:`wait_loaded` waits for that)."""
         await self._router_call("/models/load", model)
 
     async def unload(self, model: str) -> None:
         await self._router_call("/models/unload", model)
+
+    async def wait_status(self, model: str, wanted: tuple[str, ...], *, timeout_s: float = ROUTER_LOAD_WAIT_S,
+                          fail_on_unloaded: bool = False) -> RouterEntry:
+        """Poll ``GET /models`` until ``model``'s status is one of ``wanted``. With
+        ``fail_on_unloaded`` (after a load was accepted) a return to ``unloaded`` is the child's
+        failure: :class:`ProviderError` with its exit code (its log is the router's)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            entry = next((e for e in await self.entries() if e.name == model), None)
+            if entry is None:
+                raise ModelNotFoundError(f"llama-server no longer lists {model!r}", self.provider,
+                                         model=model)
+            if entry.status in wanted:
+                return entry
+            if fail_on_unloaded and entry.status == "unloaded":
+                code = f" (exit code {entry.exit_code})" if entry.exit_code is not None else ""
+                raise ProviderError(f"llama-server could not load {model!r}{code}: its log says why",
+                                    self.provider, model=model)
+            if loop.time() > deadline:
+                raise ProviderError(f"{model!r} was still {entry.status} after {timeout_s:.0f} s",
+                                    self.provider, model=model)
+            await asyncio.sleep(self.poll_interval)
+
+    async def wait_loaded(self, model: str, *, timeout_s: float = ROUTER_LOAD_WAIT_S) -> RouterEntry:
+        """After :meth:`load`: wait until ``model`` is ``loaded`` (or fails)."""
+        return await self.wait_status(model, ("loaded", "sleeping"), timeout_s=timeout_s,
+                                      fail_on_unloaded=True)
 
 
 ModelManager = OllamaModels | LMStudioModels | LlamaCppModels

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -61,6 +61,33 @@ _PROBE = httpx.Timeout(2.0, connect=0.5)
 STOPPED, STARTING, RUNNING, EXITED = "stopped", "starting", "running", "exited"
 
 
+class LaunchPlan(Protocol):
+    """What :meth:`EngineRunner.start` runs: one model (:class:`EnginePlan`) or the router over
+    several (:class:`~victor_gui.services.engine_router.RouterPlan`)."""
+
+    @property
+    def model(self) -> str:
+        """The model's path, or a label for the router."""
+        ...
+
+    @property
+    def estimate_bytes(self) -> int:
+        """The memory the plan expects the server to use at most (shown beside the measure)."""
+        ...
+
+    def args(self, port: int = PORT_PLACEHOLDER) -> list[str]:
+        """The flags after the binary."""
+        ...
+
+    async def prepare(self, folder: Path) -> None:
+        """Write what the flags refer to (the router's preset file) under ``folder``."""
+        ...
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The server's environment, from the app's (``LLAMA_ARG_*`` already removed)."""
+        ...
+
+
 @dataclass
 class EnginePlan:
     """What :meth:`EngineRunner.start` will run: the model, its fit at ``n_ctx`` and the flags."""
@@ -78,6 +105,16 @@ class EnginePlan:
         """The model's trained context (the most the context field offers)."""
         return self.architecture.n_ctx_train or 131072
 
+    @property
+    def estimate_bytes(self) -> int:
+        return int(self.fit.total.total)
+
+    async def prepare(self, folder: Path) -> None:
+        """Nothing to write: every flag is on the command line."""
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return env
+
     def args(self, port: int = PORT_PLACEHOLDER) -> list[str]:
         """The flags for ``port`` (0 in the preview: the port is picked at start)."""
         return llama_server_args(self.fit, self.options,
@@ -94,7 +131,7 @@ class EnginePlan:
 class Engine:
     """One engine this app started (or tried to)."""
 
-    plan: EnginePlan
+    plan: LaunchPlan
     binary: str
     port: int
     args: list[str]
@@ -145,10 +182,15 @@ def _server_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _resident(pid: int) -> Measured | None:
+    """The process's resident memory plus its children's (a router's models run as children)."""
     import psutil
 
     try:
-        rss = int(psutil.Process(pid).memory_info().rss)
+        process = psutil.Process(pid)
+        rss = int(process.memory_info().rss)
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error, OSError):
+                rss += int(child.memory_info().rss)
     except (psutil.Error, OSError):
         return None
     return Measured(vram_bytes=None, total_bytes=rss, source="process memory (RSS)")
@@ -223,9 +265,11 @@ class EngineRunner:
         """The ``llama-server`` to run (file system search in a thread)."""
         return await asyncio.to_thread(find_llama_server, self._binary_setting(), self._env)
 
-    async def plan(self, model: str | Path, n_ctx: int | None = None) -> EnginePlan:
+    async def plan(self, model: str | Path, n_ctx: int | None = None, *,
+                   report: GpuReport | None = None) -> EnginePlan:
         """Read ``model``'s header and plan it at ``n_ctx`` (None: the largest context that fully
-        offloads, capped at the trained one and at :data:`DEFAULT_CTX` without a GPU)."""
+        offloads, capped at the trained one and at :data:`DEFAULT_CTX` without a GPU) on
+        ``report`` (None: this machine's, :meth:`gpu_report`)."""
         path = str(model)
         try:
             header = await read_gguf_header(path)
@@ -235,12 +279,12 @@ class EngineRunner:
         mmproj = await asyncio.to_thread(find_mmproj, path)
         plan = EnginePlan(path, arch, estimate_fit(arch, [], None, self.options), self.options,
                           DEFAULT_CTX, mmproj, await self.find_binary())
-        return self.replan(plan, n_ctx if n_ctx else self.planned_context(arch))
+        return self.replan(plan, n_ctx if n_ctx else self.planned_context(arch, report), report)
 
-    def planned_context(self, arch: ModelArchitecture) -> int:
+    def planned_context(self, arch: ModelArchitecture, report: GpuReport | None = None) -> int:
         """The context a start uses unless the user sets one: what fully offloads (capped at the
         trained context), else :data:`DEFAULT_CTX` (capped the same way)."""
-        report = self.gpu_report()
+        report = report or self.gpu_report()
         trained = arch.n_ctx_train or None
         if report.gpus:
             from victor_gui.sizing.fit import max_full_offload_ctx
@@ -250,23 +294,24 @@ class EngineRunner:
                 return best
         return min(DEFAULT_CTX, trained) if trained else DEFAULT_CTX
 
-    def replan(self, plan: EnginePlan, n_ctx: int) -> EnginePlan:
+    def replan(self, plan: EnginePlan, n_ctx: int, report: GpuReport | None = None) -> EnginePlan:
         """``plan`` at another context (the window's context field): the fit and flags follow."""
         n_ctx = max(CTX_PAD, int(n_ctx))
-        report = self.gpu_report()
+        report = report or self.gpu_report()
         options = replace(self.options, n_ctx=n_ctx)
         return replace(plan, n_ctx=n_ctx, options=options,
                        fit=estimate_fit(plan.architecture, report.gpus, report.ram, options))
 
     # -- start / stop ---------------------------------------------------------------------------
 
-    async def start(self, plan: EnginePlan, *, keep_running: bool = False, port: int | None = None) -> Engine:
+    async def start(self, plan: LaunchPlan, *, keep_running: bool = False, port: int | None = None) -> Engine:
         """Start ``plan`` and return once the server answers ``/health`` (see the module doc).
         Raises :class:`EngineError` with the log tail when it cannot."""
         search = await self.find_binary()
         if search.path is None:
             raise EngineError(search.reason)
         await asyncio.to_thread(self.log_dir.mkdir, parents=True, exist_ok=True)
+        await plan.prepare(self.log_dir)
         last: EngineError | None = None
         for _attempt in range(1 if port else 3):
             engine = await self._spawn(plan, str(search.path), port or free_port(), keep_running)
@@ -289,7 +334,7 @@ class EngineRunner:
         assert last is not None
         raise last
 
-    async def _spawn(self, plan: EnginePlan, binary: str, port: int, keep_running: bool) -> Engine:
+    async def _spawn(self, plan: LaunchPlan, binary: str, port: int, keep_running: bool) -> Engine:
         args = plan.args(port)
         log_path = self.log_dir / f"llama-server-{port}.log"
         await asyncio.to_thread(log_path.write_bytes, f"$ {command_text(binary, args)}\n".encode())
@@ -307,7 +352,8 @@ class EngineRunner:
         try:
             engine.process = await asyncio.create_subprocess_exec(
                 binary, *args, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                stderr=asyncio.subprocess.STDOUT, env=_server_env(self._env), **options)
+                stderr=asyncio.subprocess.STDOUT, env=plan.environment(_server_env(self._env)),
+                **options)
         except OSError as exc:
             raise EngineError(f"Cannot start {binary}: {exc.strerror or exc}") from exc
         finally:
@@ -453,4 +499,4 @@ class EngineRunner:
         self._listeners.clear()
 
 
-__all__ = ["DEFAULT_CTX", "Engine", "EnginePlan", "EngineRunner", "free_port"]
+__all__ = ["DEFAULT_CTX", "Engine", "EnginePlan", "EngineRunner", "LaunchPlan", "free_port"]

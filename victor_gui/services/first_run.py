@@ -43,13 +43,13 @@ from typing import Any
 from victor_gui.core.listeners import Listeners
 from victor_gui.core.tasks import TaskSet
 from victor_gui.errors import DownloadError, EngineError, VictorGuiError
-from victor_gui.services.download_jobs import SPLIT, DownloadEvent, DownloadJob, JobState
+from victor_gui.services.download_jobs import DownloadEvent, DownloadJob, JobState
 from victor_gui.services.downloads import DownloadManager
 from victor_gui.services.engine_binary import BinarySearch
 from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner
 from victor_gui.services.hf_fit import HubFitter, QuantFit
 from victor_gui.services.hf_hub import HubClient, QuantFile, RepoFiles
-from victor_gui.services.model_folders import LocalModel, ModelFolders
+from victor_gui.services.model_folders import LocalModel, ModelFolders, is_runnable
 from victor_gui.sizing.hardware import GpuReport
 
 log = logging.getLogger(__name__)
@@ -223,11 +223,7 @@ async def plan_local(runner: EngineRunner, models: Iterable[LocalModel],
                      limit: int = MAX_LOCAL) -> list[LocalChoice]:
     """Each model file (not vision projectors, not the later parts of a split model) planned by
     ``runner``, ``limit`` at most, largest first."""
-    def runnable(model: LocalModel) -> bool:
-        split = SPLIT.match(model.path.name)
-        return "mmproj" not in model.path.name.lower() and (split is None or int(split["index"]) == 1)
-
-    chosen = [m for m in models if runnable(m)]
+    chosen = [m for m in models if is_runnable(m.path)]
     chosen.sort(key=lambda m: m.size, reverse=True)
 
     async def one(model: LocalModel) -> LocalChoice:

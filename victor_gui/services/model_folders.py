@@ -27,6 +27,7 @@ from pathlib import Path
 
 from victor_gui.config.settings import ModelFolderSettings
 from victor_gui.core import app_dirs
+from victor_gui.services.download_jobs import SPLIT
 
 LMSTUDIO, LLAMA_CACHE, HF_CACHE, FOLDER = "LM Studio", "llama.cpp cache", "Hugging Face cache", "Folder"
 LAYOUT_REPO, LAYOUT_FLAT, LAYOUT_HF = "author/repo/file", "flat", "hf-cache"
@@ -161,6 +162,13 @@ def scan_libraries(libraries: Iterable[Library]) -> list[LocalModel]:
     return out
 
 
+def is_runnable(path: Path) -> bool:
+    """Whether ``path`` is a model a server can start with: not a vision projector (``mmproj``)
+    and not a later part of a split model (llama-server is given the first part)."""
+    split = SPLIT.match(path.name)
+    return "mmproj" not in path.name.lower() and (split is None or int(split["index"]) == 1)
+
+
 def llama_cache_name(repo_id: str, file: str) -> str:
     """The name ``llama-server -hf`` gives a download in its cache."""
     return f"{repo_id.replace('/', '_')}_{file.replace('/', '_')}"
@@ -235,5 +243,5 @@ class ModelFolders:
 
 
 __all__ = ["FOLDER", "HF_CACHE", "LLAMA_CACHE", "LMSTUDIO", "Library", "LocalModel", "ModelFolders",
-           "default_download_folder", "find_present", "found_libraries", "known_libraries",
+           "default_download_folder", "find_present", "found_libraries", "is_runnable", "known_libraries",
            "llama_cache_name", "scan_libraries"]

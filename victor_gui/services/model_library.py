@@ -35,7 +35,7 @@ from victor_gui.core.tasks import TaskSet
 from victor_gui.errors import ProviderError, ProviderUnavailableError, VictorGuiError
 from victor_gui.providers.http import parse_json_body, raise_for_status, transport_error
 from victor_gui.servers.models import LlamaCppModels, LMStudioModels, OllamaModels, TransferProgress
-from victor_gui.servers.status import DISPLAY_NAMES, EndpointStatus, ServerKind
+from victor_gui.servers.status import DISPLAY_NAMES, EndpointStatus, LoadedModel, ServerKind
 from victor_gui.services.ollama_context import choose_num_ctx
 from victor_gui.sizing.architecture import ModelArchitecture, from_gguf, from_ollama_show
 from victor_gui.sizing.fit import CTX_PAD, FitOptions, FitResult, Measured, estimate_fit
@@ -49,6 +49,7 @@ Listener = Callable[[str, Any], None]
 DEFAULT_CTX = 8192
 FALLBACK_MAX_CTX = 131072
 NOT_SUPPORTED = "not supported by this server version"
+UNLOAD_WAIT_S = 30.0  # a router stops a model's child within its stop-timeout (10 s by default)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ModelEntry:
     loaded: bool = False
     measured: Measured | None = None  # Ollama /api/ps figures of the loaded runner
     local_path: str | None = None  # a GGUF readable on this machine
+    status: str | None = None  # a llama-server router's word: unloaded, loading, loaded, sleeping
 
 
 @dataclass
@@ -249,7 +251,11 @@ class ModelLibraryService:
             except ProviderUnavailableError:
                 listed = list(status.models)
         elif status.kind is ServerKind.LLAMACPP:
-            listed = await LlamaCppModels(self._client, status.base_url).list()
+            entries = await LlamaCppModels(self._client, status.base_url).entries()
+            if any(e.status is not None for e in entries):  # router mode: its own file per model
+                return [ModelEntry(name=e.name, context_length=e.context_length, loaded=e.loaded,
+                                   local_path=e.path, status=e.status) for e in entries]
+            listed = [LoadedModel(name=e.name, loaded=e.loaded, status=e.status) for e in entries]
         else:
             listed = list(status.models)
         known = {m.name: m for m in status.models}
@@ -490,9 +496,20 @@ class ModelLibraryService:
         elif kind is ServerKind.LMSTUDIO:
             await LMStudioModels(self._client, url).load(model, context_length=self.n_ctx)
         elif kind is ServerKind.LLAMACPP:
-            await LlamaCppModels(self._client, url).load(model)
+            await self._router_load(LlamaCppModels(self._client, url), model)
         else:
             raise ProviderUnavailableError(f"{DISPLAY_NAMES[kind]} loads one model at start-up", kind.value)
+
+    async def _router_load(self, models: LlamaCppModels, model: str) -> None:
+        """A router answers the load at once: the list shows ``loading`` meanwhile, and the
+        action ends when the model is ``loaded`` (or its child failed)."""
+        try:
+            await models.load(model)
+        except ProviderError as exc:
+            if "already running" not in _error_text(exc):
+                raise
+        await self.refresh()
+        await models.wait_loaded(model)
 
     async def _unload(self, model: str) -> None:
         assert self.endpoint is not None
@@ -502,7 +519,9 @@ class ModelLibraryService:
         elif kind is ServerKind.LMSTUDIO:
             await LMStudioModels(self._client, url).unload(model)
         elif kind is ServerKind.LLAMACPP:
-            await LlamaCppModels(self._client, url).unload(model)
+            models = LlamaCppModels(self._client, url)
+            await models.unload(model)
+            await models.wait_status(model, ("unloaded",), timeout_s=UNLOAD_WAIT_S)
         else:
             raise ProviderUnavailableError(f"{DISPLAY_NAMES[kind]} cannot unload over HTTP", kind.value)
 

@@ -44,8 +44,7 @@ ENGINE_COLUMNS = ("Model", "Address", "State", "Memory (estimated / used)")
 def memory_text(engine: Engine) -> str:
     """``1.2 GiB / 1.1 GiB``: the plan's estimate beside what the process uses once loaded
     (RAM; GPU memory per process has no portable source)."""
-    fit = engine.plan.fit
-    estimate = fit.total.total
+    estimate = engine.plan.estimate_bytes
     measured = engine.measured.total_bytes if engine.measured is not None else None
     used = human_bytes(measured) if measured is not None else "—"
     return f"{human_bytes(estimate)} / {used}"
