@@ -1,6 +1,8 @@
 """The model manager view: an endpoint's models (size, quantization, context), the selected
 model's fit on this machine (badge, stacked bar, context slider, measured vs estimated), pull
-with progress and Cancel, load / unload, and delete with confirmation.
+with progress and Cancel, load / unload, and delete with confirmation; "Serve all my models…"
+starts a llama-server router over the model folders (:mod:`victor_gui.ui.router_panel`) and
+then shows its models, each with its status (unloaded, loading, loaded, sleeping).
 
 It renders :class:`~victor_gui.services.model_library.ModelLibraryService` (and lists the
 endpoints of an :class:`~victor_gui.services.endpoints_service.EndpointsService`); all state is
@@ -36,12 +38,14 @@ from PySide6.QtWidgets import (
 
 from victor_gui.servers.status import EndpointState, ServerKind
 from victor_gui.services.endpoints_service import EndpointsService
-from victor_gui.services.engine_runner import EngineRunner
+from victor_gui.services.engine_runner import Engine, EngineRunner
+from victor_gui.services.model_folders import ModelFolders
 from victor_gui.services.model_library import FileEstimate, ModelLibraryService, PullState
 from victor_gui.sizing.fit import FitResult
 from victor_gui.ui.engine_panel import EnginesPanel, RunEngineDialog
 from victor_gui.ui.fit_panel import FitPanel, estimate_words
 from victor_gui.ui.icons import set_icon
+from victor_gui.ui.router_panel import RouterDialog
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 
 COLUMNS = ("Model", "Size", "Quantization", "Parameters", "Context", "Loaded")
@@ -59,11 +63,15 @@ class ModelLibraryView(QWidget):
 
     def __init__(self, service: ModelLibraryService, endpoints: EndpointsService | None = None,
                  parent: QWidget | None = None, *, engines: EngineRunner | None = None,
-                 open_downloads: Callable[[], object] | None = None) -> None:
+                 open_downloads: Callable[[], object] | None = None,
+                 folders: ModelFolders | None = None) -> None:
         super().__init__(parent)
         self.service = service
         self.endpoints = endpoints
         self.engines = engines  # the app's own llama-server runs (None: no Run button)
+        self.folders = folders  # the model folders a router serves (None: no "Serve all" button)
+        self.router_dialog: RouterDialog | None = None
+        self._follow_url: str | None = None  # a router just started: show its models once it is up
         self.setWindowTitle("Models — Victor GUI")
         self.confirm_box: QMessageBox | None = None
         layout = QVBoxLayout(self)
@@ -96,6 +104,12 @@ class ModelLibraryView(QWidget):
         if open_downloads is not None:
             self.downloads_button.clicked.connect(lambda: open_downloads())
         top.addWidget(self.downloads_button)
+        self.serve_button = QPushButton("Serve all my models…")  # issue 17: llama-server router mode
+        self.serve_button.setAccessibleName("Serve all my models with one llama-server")
+        set_icon(self.serve_button, "server")
+        self.serve_button.setVisible(engines is not None and folders is not None)
+        self.serve_button.clicked.connect(self.serve_all)
+        top.addWidget(self.serve_button)
         layout.addLayout(top)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -224,7 +238,12 @@ class ModelLibraryView(QWidget):
             self.endpoint_combo.addItem(f"{self.service.endpoint.display_kind} — {current}", current)
         self.endpoint_combo.setCurrentIndex(max(0, self.endpoint_combo.findData(current)))
         self.endpoint_combo.blockSignals(False)
-        if current is None and self.endpoint_combo.count():
+        follow = self.endpoint_combo.findData(self._follow_url) if self._follow_url else -1
+        if follow >= 0:  # the router started from here is up: show its models
+            self._follow_url = None
+            self.endpoint_combo.setCurrentIndex(follow)
+            self._endpoint_chosen(follow)
+        elif current is None and self.endpoint_combo.count():
             self._endpoint_chosen(0)
 
     def render_models(self) -> None:
@@ -236,7 +255,7 @@ class ModelLibraryView(QWidget):
             ctx = f"{m.context_length:,}" if m.context_length else (
                 f"up to {m.max_context_length:,}" if m.max_context_length else "")
             cells = (m.name, human_bytes(m.size_bytes) if m.size_bytes else "", m.quantization or "",
-                     m.parameter_size or "", ctx, "yes" if m.loaded else "")
+                     m.parameter_size or "", ctx, m.status or ("yes" if m.loaded else ""))
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
             if m.name == self.service.selected:
@@ -424,6 +443,19 @@ class ModelLibraryView(QWidget):
         self.run_dialog = RunEngineDialog(self.engines, estimate.path, self)
         self.run_dialog.open()
         return self.run_dialog
+
+    def serve_all(self) -> RouterDialog | None:
+        """"Serve all my models…": one llama-server in router mode over the model folders; once
+        it is up, this view shows its models (Load / Unload, each at its own plan)."""
+        if self.engines is None or self.folders is None:
+            return None
+        self.router_dialog = RouterDialog(self.engines, self.folders.scan, self, on_started=self._follow)
+        self.router_dialog.open()
+        return self.router_dialog
+
+    def _follow(self, engine: Engine) -> None:
+        self._follow_url = engine.url
+        self.render_endpoints()
 
     def detach(self) -> None:
         """Stop listening to the services (the view is going away)."""

@@ -189,8 +189,11 @@ class ServerWindows(QObject):
                 view = DownloadsView(self.downloads, self.window,
                                      run_model=self.run_model if self.engines is not None else None)
             else:
+                from victor_gui.services.model_folders import ModelFolders
+
                 view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines,
-                                        open_downloads=lambda: self.open_view("downloads"))
+                                        open_downloads=lambda: self.open_view("downloads"),
+                                        folders=ModelFolders(self.endpoints.settings_service))
                 # The Hub browser's Download buttons queue on the one download manager.
                 view.on_hub_download = self.download_from_hub
             view.setWindowFlag(Qt.WindowType.Window, True)
