@@ -166,12 +166,16 @@ async def test_llamacpp_router_mode_lists_model_states(client: httpx.AsyncClient
 
     with llamacpp.make_server(router=True, models=["qwen-7b", "gemma-2b"], router_load_s=0.05) as server:
         idle = await probe_endpoint(client, Endpoint(server.url))
-        assert idle.detail("router_mode") is True and idle.models == ()
+        assert idle.detail("router_mode") is True and idle.loaded_models == ()
+        # Every model the router offers is listed (the chat picker shows them all), none loaded.
+        assert [(m.name, m.status, m.loaded) for m in idle.models] == [
+            ("qwen-7b", "unloaded", False), ("gemma-2b", "unloaded", False)]
         assert "no model loaded" in idle.diagnosis
         await LlamaCppModels(client, server.url).load("gemma-2b")
         await asyncio.sleep(0.2)
         busy = await probe_endpoint(client, Endpoint(server.url), previous=idle)
-    assert [(m.name, m.status) for m in busy.models] == [("gemma-2b", "loaded")]
+    assert [(m.name, m.status) for m in busy.loaded_models] == [("gemma-2b", "loaded")]
+    assert [(m.name, m.status) for m in busy.models] == [("qwen-7b", "unloaded"), ("gemma-2b", "loaded")]
 
 
 def test_prometheus_text_minimal_parse() -> None:

@@ -184,3 +184,28 @@ async def test_single_model_llamacpp_says_not_supported(qtbot, client) -> None:
         view.pull_button.click()
         assert NOT_SUPPORTED in view.message.text()
         await service.close()
+
+
+async def test_lmstudio_load_from_the_window_sends_the_plans_context(qtbot, client, tmp_path) -> None:
+    """LM Studio (REST v1): once the model's GGUF is known, the Load BUTTON sends
+    ``POST /api/v1/models/load`` with ``context_length`` = the fit plan's context."""
+    from tests.servers import lmstudio
+    from tests.sizing.gguf_factory import Spec, write_gguf
+
+    path = write_gguf(tmp_path / "qwen.gguf", Spec(n_layer=32, n_ctx_train=131072), header_only=True)
+    with lmstudio.make_server(model="first-model", models=["first-model", "qwen-7b"], rest_v1=True) as server:
+        service = ModelLibraryService(client, gpu_report=MACHINE)
+        view = ModelLibraryView(service)
+        qtbot.addWidget(view)
+        view.show()
+        await service.set_endpoint(status_of(server, ServerKind.LMSTUDIO))
+        view.table.selectRow(table_names(view).index("qwen-7b"))
+        await wait_until(lambda: service.selected == "qwen-7b" and view.attach_button.isVisible())
+        await service.attach_file("qwen-7b", path)  # what "Its GGUF file…" does once a file is chosen
+        planned = service.n_ctx
+        assert service.fit is not None and planned == service.fit.max_full_offload_ctx and planned != 4096
+        view.load_button.click()
+        await wait_until(lambda: "Loading qwen-7b: done" in view.message.text())
+        loads = [r.body for r in server.requests if r.path == "/api/v1/models/load"]
+        assert loads == [{"model": "qwen-7b", "context_length": planned}]
+        await service.close()
