@@ -38,8 +38,9 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
     await asyncio.to_thread(make_tiny_gguf, folder / "tiny-b.gguf", n_ctx_train=2048)
     (folder / "notes.txt").write_text("not a model")
     settings = tmp_path / "settings.yaml"
+    folders = {"folders": [str(folder)], "reuse_libraries": False}  # only this folder, no other app's
     settings.write_text(yaml.safe_dump({"config_version": 3, "llama_server_path": str(binary),
-                                        "model_folders": {"folders": [str(folder)], "reuse_libraries": False}}))
+                                        "model_folders": folders}))
     views = window.server_windows
     chat = window.chat
     await views.start(chat.pool.http_client, on_registry=chat.start, settings_path=settings,
@@ -64,9 +65,11 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         preset = engine.plan.preset_path
         assert preset is not None
         text = preset.read_text()
-        assert "[tiny-a]" in text and f"model = {folder / 'tiny-a.gguf'}" in text and "ctx-size = 2048" in text
+        assert "[tiny-a]" in text and f"model = {folder / 'tiny-a.gguf'}" in text
+        assert "ctx-size = 2048" in text.split("[tiny-b]", 1)[1]
         panel = manager.engines_panel
-        assert panel is not None and panel.table.rowCount() == 1 and panel.table.item(0, 1).text() == engine.url
+        assert panel is not None and panel.table.rowCount() == 1
+        assert panel.table.item(0, 1).text() == engine.url
 
         # The manager follows the new router: its models, none loaded.
         service = manager.service
@@ -87,7 +90,8 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
 
         # The chat picker lists both; picking the unloaded one loads it on request.
         registry = views.endpoints
-        await wait_until(lambda: any(t.working and t.members[0].key == engine.url for t in registry.targets()), 20)
+        await wait_until(lambda: any(t.working and t.members[0].key == engine.url
+                                     for t in registry.targets()), 20)
         target = next(t for t in registry.targets() if t.members[0].key == engine.url)
         await wait_until(lambda: target.name in items(chat.provider_combo), 10)
         chat.select_provider(target.id)
