@@ -509,7 +509,11 @@ class ModelLibraryService:
             if "already running" not in _error_text(exc):
                 raise
         await self.refresh()
-        await models.wait_loaded(model)
+        try:
+            await models.wait_loaded(model)
+        except ProviderError:
+            await self.refresh()  # the list must not keep saying "loading"
+            raise
 
     async def _unload(self, model: str) -> None:
         assert self.endpoint is not None
