@@ -2,7 +2,8 @@
 user's model folder: model manager → "Serve all my models…" (each model's plan, the router's
 command) → Start → the manager shows the router's models, both ``unloaded`` → Load one (the list
 says ``loading`` then ``loaded``) → the chat picker lists both; picking the OTHER one in the chat
-streams a reply (the router loads it on request) → Unload → Stop (gone from the picker)."""
+says it is not loaded yet, and a reply streams (the router loads it on request) → Unload → Stop
+(gone from the picker)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         chat.select_provider(target.id)
         await wait_until(lambda: sorted(items(chat.model_combo)) == ["tiny-a", "tiny-b"], 20)
         chat.model_combo.setCurrentIndex(chat.model_combo.findText("tiny-b"))
+        assert "tiny-b is not loaded yet: the server loads it when you send" in chat.status_label.text()
         chat.input.setPlainText("Say hello")
         chat.send()
         await wait_until(lambda: not chat.running, 90)

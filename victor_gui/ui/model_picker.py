@@ -108,6 +108,7 @@ class ModelPicker(QWidget):
         self.pool = pool
         self.choices: list[ProviderChoice] = []
         self.models: dict[str, list[ModelInfo]] = {}  # cache: provider name -> its models
+        self.shown: list[ModelInfo] = []  # the models in the drop-down now (their load state)
         # Model lists known without asking (the registry's health statuses), tried before a request.
         self.models_source: Callable[[ProviderChoice], list[ModelInfo] | None] | None = None
         self.folded: list[ProviderChoice] = []  # default ports that are down, in the one line
@@ -146,6 +147,8 @@ class ModelPicker(QWidget):
         self.refresh_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.refresh_button.setToolTip("Reload the model list (F5)")
         self.refresh_button.clicked.connect(lambda: self.refresh_models(force=True))
+        self.model_combo.currentIndexChanged.connect(
+            lambda _i: self._say_if_not_loaded(self.model_combo.currentText()))
         if labels:
             provider_label = QLabel("Provider")
             provider_label.setBuddy(self.provider_combo)
@@ -300,6 +303,22 @@ class ModelPicker(QWidget):
             index = self.model_combo.findText(model)
         self.model_combo.setCurrentIndex(index)
 
+    def _not_loaded_text(self, model: str, lead: str = "") -> str:
+        """A sentence when ``model`` is on a llama-server router and not in memory: the first
+        message loads it, which can take a while (else empty)."""
+        choice = self.current_choice()
+        target = choice.target if choice is not None else None
+        info = next((m for m in self.shown if m.id == model), None)
+        if target is None or target.kind != "llamacpp" or info is None or info.loaded is not False:
+            return ""
+        return (f"{lead}{model} is not loaded yet: the server loads it when you send "
+                "(a large model takes a while).")
+
+    def _say_if_not_loaded(self, model: str) -> None:
+        text = self._not_loaded_text(model)
+        if text:
+            self.status.emit(text)
+
     def open_model_list(self) -> None:
         """Ctrl+K: focus the model drop-down and open its list."""
         self.model_combo.setFocus()
@@ -362,8 +381,10 @@ class ModelPicker(QWidget):
         for model in models:
             self.model_combo.addItem(model.id)
         self.model_combo.blockSignals(False)
+        self.shown = list(models)
         where = f" at {choice.base_url}" if choice.base_url and choice.is_local else ""
-        self.status.emit(f"{choice.display_name}{where}: {len(models)} model(s)."
+        self.status.emit((f"{choice.display_name}{where}: {len(models)} model(s)."
+                          + self._not_loaded_text(self.model_combo.currentText(), " "))
                          if models else f"{choice.display_name} has no models yet.")
         self.models_loaded.emit(choice.name)
         self.models_listed.emit(choice.name)
