@@ -13,17 +13,14 @@
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from tests.integration.test_serve_cli_real import _read_until
-from tests.services.chat_cli_support import ROOT, Home
+from tests.integration.test_serve_cli_real import serving, stop_with_ctrl_c
+from tests.services.chat_cli_support import Home
 from tests.sizing.gguf_factory import Spec, write_gguf
 from tests.support.tiny_gguf import make_tiny_gguf
 from victor_gui.errors import ProviderError
@@ -52,15 +49,8 @@ def test_serve_router_plans_each_model_chats_on_request_and_stops(tmp_path: Path
     make_tiny_gguf(folder / "tiny-a.gguf")
     make_tiny_gguf(folder / "tiny-b.gguf", n_ctx_train=2048)
     home = Home(tmp_path / "user")
-    home.home.mkdir(parents=True, exist_ok=True)
-    env = {**home.env(), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "victor_gui", "serve", "--router",
-                             "--models-dir", str(folder), "--llama-server", str(llama_binary)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children: list[psutil.Process] = []
-    try:
-        text = _read_until(proc, r"Serving\s+(http://127\.0\.0\.1:\d+)/v1")
-        url = re.search(r"Serving\s+(http://127\.0\.0\.1:\d+)/v1", text).group(1)  # type: ignore[union-attr]
+    with serving(home, "--router", "--models-dir", str(folder), "--llama-server", str(llama_binary)) as (
+            proc, text, url):
         assert "Router    2 models, at most 1 loaded at once" in text
         assert re.search(r"tiny-a\s+fits in RAM without GPU at 4,096 tokens", text)
         assert re.search(r"tiny-b\s+fits in RAM without GPU at 2,048 tokens", text)
@@ -79,16 +69,7 @@ def test_serve_router_plans_each_model_chats_on_request_and_stops(tmp_path: Path
         router = psutil.Process(proc.pid).children()[0]
         children = router.children(recursive=True)
         assert children  # the model runs in its own process
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "Stopped." in out
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/health", timeout=2)
+        stop_with_ctrl_c(proc, url)
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
 
 

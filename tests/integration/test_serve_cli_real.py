@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,31 +38,48 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, limit_s: float = 40.0
     return seen
 
 
-def test_serve_prints_the_url_answers_and_stops_on_ctrl_c(tmp_path: Path, llama_binary: Path,
-                                                          tiny_model) -> None:
-    home = Home(tmp_path)
-    home.write_settings({"llama_server_path": str(llama_binary)})  # the binary comes from Settings
+SERVING = r"Serving\s+(http://127\.0\.0\.1:\d+)/v1"
+
+
+@contextmanager
+def serving(home: Home, *args: str) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """``victor-gui serve ARGS`` as a subprocess, once it prints its URL: ``(proc, output, url)``.
+    Killed on the way out if the test left it running."""
     home.home.mkdir(parents=True, exist_ok=True)
     env = {**home.env(), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "victor_gui", "serve", str(tiny_model()), "--ctx", "1024"],
+    proc = subprocess.Popen([sys.executable, "-m", "victor_gui", "serve", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        text = _read_until(proc, r"Serving\s+(http://127\.0\.0\.1:\d+)/v1")
-        url = re.search(r"Serving\s+(http://127\.0\.0\.1:\d+)/v1", text).group(1)  # type: ignore[union-attr]
-        assert "-c 1024" in text and "--jinja" in text and str(llama_binary) in text
-        reply = httpx.post(url + "/v1/chat/completions", timeout=30,
-                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
-        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        text = _read_until(proc, SERVING)
+        yield proc, text, re.search(SERVING, text).group(1)  # type: ignore[union-attr]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def stop_with_ctrl_c(proc: subprocess.Popen[str], url: str, timeout: float = 30) -> str:
+    """Ctrl+C: the command says "Stopped.", exits 0, and nothing answers at ``url`` any more.
+    Returns what it printed."""
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
     assert "Stopped." in out
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/health", timeout=2)
+    return out
+
+
+def test_serve_prints_the_url_answers_and_stops_on_ctrl_c(tmp_path: Path, llama_binary: Path,
+                                                          tiny_model) -> None:
+    home = Home(tmp_path)
+    home.write_settings({"llama_server_path": str(llama_binary)})  # the binary comes from Settings
+    with serving(home, str(tiny_model()), "--ctx", "1024") as (proc, text, url):
+        assert "-c 1024" in text and "--jinja" in text and str(llama_binary) in text
+        reply = httpx.post(url + "/v1/chat/completions", timeout=30,
+                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+        stop_with_ctrl_c(proc, url, timeout=20)
 
 
 def test_serve_failures_exit_1_and_say_why(tmp_path: Path, llama_binary: Path, tiny_model) -> None:

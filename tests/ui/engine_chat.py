@@ -4,10 +4,28 @@ that start a llama-server from the model manager, the downloads panel or the fir
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tests.servers.base import free_port
 from tests.ui.conftest import stored_messages, wait_until
 from tests.ui.test_registry_picker import items
+
+
+async def start_with_engine(window: Any, tmp_path: Path, binary: Path, **settings: Any) -> Any:
+    """The app's services, as after the first paint, on a settings.yaml naming ``binary`` as the
+    llama-server (plus ``settings``); engine logs under ``tmp_path / "logs"``. Returns the
+    window's ServerWindows (the caller closes it with ``aclose()``)."""
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"config_version": 3, "llama_server_path": str(binary), **settings}))
+    views = window.server_windows
+    chat = window.chat
+    await views.start(chat.pool.http_client, on_registry=chat.start, settings_path=path,
+                      gpu_detector=None, interval=0.5, scan_processes=False,
+                      env={"OLLAMA_HOST": f"127.0.0.1:{free_port()}"}, engine_log_dir=tmp_path / "logs")
+    return views
 
 
 async def chat_with_engine(window: Any, url: str, text: str = "Say hello") -> tuple[Any, Any]:

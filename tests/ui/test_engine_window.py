@@ -9,13 +9,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.servers.base import free_port
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
 from tests.ui.conftest import wait_until
-from tests.ui.engine_chat import chat_with_engine
+from tests.ui.engine_chat import chat_with_engine, start_with_engine
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.engine_runner import RUNNING, STOPPED
 from victor_gui.ui.engine_panel import RunEngineDialog
@@ -27,13 +25,8 @@ pytestmark = [pytest.mark.llamacpp, pytest.mark.usefixtures("keep_running_when_c
 async def test_run_a_gguf_from_the_window_and_chat_with_it(no_env, window, tmp_path: Path) -> None:  # noqa: F811
     binary = binary_for_tests()
     model = await asyncio.to_thread(make_tiny_gguf, tmp_path / "tiny-chat.gguf")
-    settings = tmp_path / "settings.yaml"
-    settings.write_text(yaml.safe_dump({"config_version": 3, "llama_server_path": str(binary)}))
-    views = window.server_windows
+    views = await start_with_engine(window, tmp_path, binary)
     chat = window.chat
-    await views.start(chat.pool.http_client, on_registry=chat.start, settings_path=settings,
-                      gpu_detector=None, interval=0.5, scan_processes=False,
-                      env={"OLLAMA_HOST": f"127.0.0.1:{free_port()}"}, engine_log_dir=tmp_path / "logs")
     try:
         manager = views.open_view("models")
         assert isinstance(manager, ModelLibraryView) and manager.engines_panel is not None

@@ -11,12 +11,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.servers.base import free_port
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
 from tests.ui.conftest import stored_messages, wait_until
+from tests.ui.engine_chat import start_with_engine
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.engine_router import RouterPlan
 from victor_gui.services.engine_runner import RUNNING, STOPPED
@@ -38,15 +37,10 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
     await asyncio.to_thread(make_tiny_gguf, folder / "tiny-a.gguf")
     await asyncio.to_thread(make_tiny_gguf, folder / "tiny-b.gguf", n_ctx_train=2048)
     (folder / "notes.txt").write_text("not a model")
-    settings = tmp_path / "settings.yaml"
-    folders = {"folders": [str(folder)], "reuse_libraries": False}  # only this folder, no other app's
-    settings.write_text(yaml.safe_dump({"config_version": 3, "llama_server_path": str(binary),
-                                        "model_folders": folders}))
-    views = window.server_windows
+    # Only this folder: no other app's library.
+    views = await start_with_engine(window, tmp_path, binary,
+                                    model_folders={"folders": [str(folder)], "reuse_libraries": False})
     chat = window.chat
-    await views.start(chat.pool.http_client, on_registry=chat.start, settings_path=settings,
-                      gpu_detector=None, interval=0.5, scan_processes=False,
-                      env={"OLLAMA_HOST": f"127.0.0.1:{free_port()}"}, engine_log_dir=tmp_path / "logs")
     try:
         manager = views.open_view("models")
         assert isinstance(manager, ModelLibraryView) and manager.serve_button.isVisible()

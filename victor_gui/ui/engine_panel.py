@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from victor_gui.errors import EngineError
-from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner
+from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner, LaunchPlan
 from victor_gui.sizing.fit import CTX_PAD
 from victor_gui.ui.fit_panel import badge_text
 from victor_gui.ui.icons import set_icon
@@ -50,16 +50,88 @@ def memory_text(engine: Engine) -> str:
     return f"{human_bytes(estimate)} / {used}"
 
 
-class RunEngineDialog(QDialog):
-    """Plan, show the flags, start. :attr:`engine` holds the started engine (None until then)."""
+class StartDialog(QDialog):
+    """What every "start a server" dialog shares: the command it will run, "Keep running", a
+    status box, Start and Close; :meth:`start` runs :attr:`plan` through the runner and
+    :attr:`engine` holds the started engine (None until then). Subclasses fill :attr:`plan`."""
 
-    def __init__(self, runner: EngineRunner, model: str, parent: QWidget | None = None) -> None:
+    starting_text = "Starting… (waiting for the model to load)"
+
+    def __init__(self, runner: EngineRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
-        self.model = model
-        self.plan: EnginePlan | None = None
+        self.plan: LaunchPlan | None = None
         self.engine: Engine | None = None
         self.task: asyncio.Task[Any] | None = None
+
+    def add_start_controls(self, v: QVBoxLayout, flags_height: int = 90) -> None:
+        """The command box, "Keep running", the status box and the buttons, at the bottom of ``v``."""
+        v.addWidget(QLabel("It will run:"))
+        self.flags_text = QPlainTextEdit()
+        self.flags_text.setReadOnly(True)
+        self.flags_text.setAccessibleName("The command it will run")
+        self.flags_text.setMaximumHeight(flags_height)
+        v.addWidget(self.flags_text)
+        self.keep_box = QCheckBox("Keep running after Victor GUI closes")
+        v.addWidget(self.keep_box)
+        self.status = QPlainTextEdit()
+        self.status.setReadOnly(True)
+        self.status.setAccessibleName("Start status")
+        self.status.setMaximumHeight(140)
+        self.status.hide()
+        v.addWidget(self.status)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.setEnabled(False)
+        set_icon(self.start_button, "server")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Close")
+        self.cancel_button.clicked.connect(self.reject)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        v.addLayout(buttons)
+
+    def _say(self, text: str) -> None:
+        self.status.setPlainText(text)
+        self.status.show()
+
+    def start(self) -> None:
+        """Start the planned server (the Start button)."""
+        if self.plan is None or not self.start_button.isEnabled():
+            return
+        self.start_button.setEnabled(False)
+        self._say(self.starting_text)
+        self.task = self.runner.spawn(self._start(self.plan, self.keep_box.isChecked()))
+
+    async def _start(self, plan: LaunchPlan, keep: bool) -> None:
+        try:
+            self.engine = await self.runner.start(plan, keep_running=keep)
+        except EngineError as exc:
+            self._say(exc.message)
+            self.start_failed()
+            return
+        self._say(f"Running at {self.engine.url}. It is in the chat's server list.")
+        self.started(self.engine)
+        self.accept()
+
+    def start_failed(self) -> None:
+        """The start failed (its reason is in the status box): Start may be tried again."""
+        self.start_button.setEnabled(True)
+
+    def started(self, engine: Engine) -> None:
+        """The server answers; the dialog closes next."""
+
+
+class RunEngineDialog(StartDialog):
+    """Plan, show the flags, start. :attr:`engine` holds the started engine (None until then)."""
+
+    plan: EnginePlan | None
+
+    def __init__(self, runner: EngineRunner, model: str, parent: QWidget | None = None) -> None:
+        super().__init__(runner, parent)
+        self.model = model
         self.setWindowTitle("Run with llama-server — Victor GUI")
         self.setMinimumWidth(640)
         v = QVBoxLayout(self)
@@ -83,32 +155,7 @@ class RunEngineDialog(QDialog):
         row.addWidget(self.ctx_spin)
         row.addStretch(1)
         v.addLayout(row)
-        v.addWidget(QLabel("It will run:"))
-        self.flags_text = QPlainTextEdit()
-        self.flags_text.setReadOnly(True)
-        self.flags_text.setAccessibleName("The command it will run")
-        self.flags_text.setMaximumHeight(90)
-        v.addWidget(self.flags_text)
-        self.keep_box = QCheckBox("Keep running after Victor GUI closes")
-        v.addWidget(self.keep_box)
-        self.status = QPlainTextEdit()
-        self.status.setReadOnly(True)
-        self.status.setAccessibleName("Start status")
-        self.status.setMaximumHeight(140)
-        self.status.hide()
-        v.addWidget(self.status)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.start_button = QPushButton("Start")
-        self.start_button.setDefault(True)
-        self.start_button.setEnabled(False)
-        set_icon(self.start_button, "server")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Close")
-        self.cancel_button.clicked.connect(self.reject)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        v.addLayout(buttons)
+        self.add_start_controls(v)
         self.task = runner.spawn(self._load())
 
     async def _load(self) -> None:
@@ -140,27 +187,6 @@ class RunEngineDialog(QDialog):
         if self.plan is not None:
             self._show(self.runner.replan(self.plan, value))
 
-    def _say(self, text: str) -> None:
-        self.status.setPlainText(text)
-        self.status.show()
-
-    def start(self) -> None:
-        """Start the planned server (the Start button)."""
-        if self.plan is None or not self.start_button.isEnabled():
-            return
-        self.start_button.setEnabled(False)
-        self._say("Starting… (waiting for the model to load)")
-        self.task = self.runner.spawn(self._start(self.plan, self.keep_box.isChecked()))
-
-    async def _start(self, plan: EnginePlan, keep: bool) -> None:
-        try:
-            self.engine = await self.runner.start(plan, keep_running=keep)
-        except EngineError as exc:
-            self._say(exc.message)
-            self.start_button.setEnabled(True)
-            return
-        self._say(f"Running at {self.engine.url}. It is in the chat's server list.")
-        self.accept()
 
 
 class LogDialog(QDialog):
@@ -290,4 +316,4 @@ class EnginesPanel(QGroupBox):
             self._unsubscribe = None
 
 
-__all__ = ["EnginesPanel", "LogDialog", "RunEngineDialog"]
+__all__ = ["EnginesPanel", "LogDialog", "RunEngineDialog", "StartDialog"]

@@ -12,19 +12,13 @@ All state is the runner's and the plan's; the dialog opens with ``open()`` (no n
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -32,32 +26,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from victor_gui.errors import EngineError
 from victor_gui.services.engine_router import ROUTER_MODELS_MAX, RouterPlan, plan_router
 from victor_gui.services.engine_runner import Engine, EngineRunner
 from victor_gui.services.model_folders import LocalModel
+from victor_gui.ui.engine_panel import StartDialog
 from victor_gui.ui.fit_panel import badge_text
-from victor_gui.ui.icons import set_icon
 
 ROUTER_COLUMNS = ("Model", "Fit", "Context", "File")
 MAX_AT_ONCE = 16
 
 
-class RouterDialog(QDialog):
+class RouterDialog(StartDialog):
     """Plan the router over ``scan()``'s models, show it, start it. :attr:`engine` holds the
     started router (None until then); ``on_started(engine)`` is called once it answers."""
+
+    plan: RouterPlan | None
+    starting_text = "Starting the router…"
 
     def __init__(self, runner: EngineRunner, scan: Callable[[], Awaitable[list[LocalModel]]],
                  parent: QWidget | None = None, *,
                  on_started: Callable[[Engine], object] | None = None) -> None:
-        super().__init__(parent)
-        self.runner = runner
+        super().__init__(runner, parent)
         self._scan = scan
         self.on_started = on_started
         self.found: list[LocalModel] | None = None
-        self.plan: RouterPlan | None = None
-        self.engine: Engine | None = None
-        self.task: asyncio.Task[Any] | None = None
         self.setWindowTitle("Serve all my models — Victor GUI")
         self.setMinimumWidth(760)
         v = QVBoxLayout(self)
@@ -96,32 +88,7 @@ class RouterDialog(QDialog):
         row.addWidget(self.max_spin)
         row.addStretch(1)
         v.addLayout(row)
-        v.addWidget(QLabel("It will run:"))
-        self.flags_text = QPlainTextEdit()
-        self.flags_text.setReadOnly(True)
-        self.flags_text.setAccessibleName("The command it will run")
-        self.flags_text.setMaximumHeight(70)
-        v.addWidget(self.flags_text)
-        self.keep_box = QCheckBox("Keep running after Victor GUI closes")
-        v.addWidget(self.keep_box)
-        self.status = QPlainTextEdit()
-        self.status.setReadOnly(True)
-        self.status.setAccessibleName("Start status")
-        self.status.setMaximumHeight(120)
-        self.status.hide()
-        v.addWidget(self.status)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.start_button = QPushButton("Start")
-        self.start_button.setDefault(True)
-        self.start_button.setEnabled(False)
-        set_icon(self.start_button, "server")
-        self.start_button.clicked.connect(self.start)
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.reject)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.close_button)
-        v.addLayout(buttons)
+        self.add_start_controls(v, flags_height=70)
         self.task = runner.spawn(self._load())
 
     async def _load(self) -> None:
@@ -165,31 +132,19 @@ class RouterDialog(QDialog):
         if self.found is not None:
             self.task = self.runner.spawn(self._plan(value))
 
-    def _say(self, text: str) -> None:
-        self.status.setPlainText(text)
-        self.status.show()
-
     def start(self) -> None:
-        """Start the planned router (the Start button)."""
-        if self.plan is None or not self.start_button.isEnabled():
-            return
-        self.start_button.setEnabled(False)
-        self.max_spin.setEnabled(False)
-        self._say("Starting the router…")
-        self.task = self.runner.spawn(self._start(self.plan, self.keep_box.isChecked()))
+        """Start the planned router (the Start button); the share stays as planned meanwhile."""
+        if self.plan is not None and self.start_button.isEnabled():
+            self.max_spin.setEnabled(False)
+        super().start()
 
-    async def _start(self, plan: RouterPlan, keep: bool) -> None:
-        try:
-            self.engine = await self.runner.start(plan, keep_running=keep)
-        except EngineError as exc:
-            self._say(exc.message)
-            self.start_button.setEnabled(True)
-            self.max_spin.setEnabled(True)
-            return
-        self._say(f"Running at {self.engine.url}. Its models are in the chat's server list.")
+    def start_failed(self) -> None:
+        super().start_failed()
+        self.max_spin.setEnabled(True)
+
+    def started(self, engine: Engine) -> None:
         if self.on_started is not None:
-            self.on_started(self.engine)
-        self.accept()
+            self.on_started(engine)
 
 
 __all__ = ["RouterDialog"]
