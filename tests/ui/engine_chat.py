@@ -46,3 +46,15 @@ async def chat_with_engine(window: Any, url: str, text: str = "Say hello") -> tu
     await wait_until(lambda: not chat.running, 60)
     reply = next(m for m in await stored_messages(window) if m.role == "assistant")
     return target, reply
+
+
+async def stop_from_panel(window: Any, panel: Any, engine: Any, target: Any) -> None:
+    """Stop ``engine`` with the engines panel's Stop button: its process ends and its server
+    (``target``) leaves the chat's picker."""
+    from victor_gui.services.engine_runner import STOPPED
+
+    panel.table.selectRow(panel._rows().index(engine))
+    panel.stop_button.click()
+    await wait_until(lambda: engine.state == STOPPED, 20)
+    await wait_until(lambda: target.name not in items(window.chat.provider_combo), 10)
+    assert engine.process is not None and engine.process.returncode is not None

@@ -13,9 +13,9 @@ import pytest
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
 from tests.ui.conftest import wait_until
-from tests.ui.engine_chat import chat_with_engine, start_with_engine
+from tests.ui.engine_chat import chat_with_engine, start_with_engine, stop_from_panel
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
-from victor_gui.services.engine_runner import RUNNING, STOPPED
+from victor_gui.services.engine_runner import RUNNING
 from victor_gui.ui.engine_panel import RunEngineDialog
 from victor_gui.ui.model_library_view import ModelLibraryView
 
@@ -63,9 +63,6 @@ async def test_run_a_gguf_from_the_window_and_chat_with_it(no_env, window, tmp_p
         assert "--jinja" in log_dialog.text.toPlainText().splitlines()[0]
         log_dialog.close()
         # Stop: the process ends and the server leaves the picker.
-        panel.stop_button.click()
-        await wait_until(lambda: engine.state == STOPPED, 15)
-        await wait_until(lambda: target.name not in items(chat.provider_combo), 10)
-        assert engine.process is not None and engine.process.returncode is not None
+        await stop_from_panel(window, panel, engine, target)
     finally:
         await views.aclose()

@@ -15,10 +15,10 @@ import pytest
 from tests.support.llama_build import binary_for_tests
 from tests.support.tiny_gguf import make_tiny_gguf
 from tests.ui.conftest import stored_messages, wait_until
-from tests.ui.engine_chat import start_with_engine
+from tests.ui.engine_chat import start_with_engine, stop_from_panel
 from tests.ui.test_registry_picker import items, no_env  # noqa: F401 - the fixture is used by name
 from victor_gui.services.engine_router import RouterPlan
-from victor_gui.services.engine_runner import RUNNING, STOPPED
+from victor_gui.services.engine_runner import RUNNING
 from victor_gui.ui.model_library_view import ModelLibraryView
 from victor_gui.ui.router_panel import RouterDialog
 
@@ -111,10 +111,6 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         await wait_until(lambda: _status_column(manager).get("tiny-b") == "unloaded", 30)
 
         # Stop: the router and its children end; the server leaves the picker.
-        panel.table.selectRow(0)
-        panel.stop_button.click()
-        await wait_until(lambda: engine.state == STOPPED, 20)
-        await wait_until(lambda: target.name not in items(chat.provider_combo), 10)
-        assert engine.process is not None and engine.process.returncode is not None
+        await stop_from_panel(window, panel, engine, target)
     finally:
         await views.aclose()
