@@ -133,3 +133,29 @@ async def test_every_planned_flag_is_a_preset_key_and_a_failed_load_says_so(tmp_
         finally:
             await runner.close()
         assert engine.process is not None and engine.process.returncode is not None
+
+
+async def test_the_process_scan_finds_the_router_not_its_model_processes(tmp_path: Path,
+                                                                         llama_binary: Path) -> None:
+    from victor_gui.servers.discovery import find_process_endpoints
+
+    (tmp_path / "models").mkdir()
+    make_tiny_gguf(tmp_path / "models" / "tiny.gguf")
+    async with make_client(LOCAL_TIMEOUTS) as client:
+        runner = EngineRunner(client, log_dir=tmp_path / "logs", binary_setting=lambda: str(llama_binary))
+        plan = await plan_router(runner, scan_libraries([Library(FOLDER, tmp_path / "models")]))
+        engine = await runner.start(plan)
+        try:
+            models = LlamaCppModels(client, engine.url)
+            await models.load("tiny")
+            await models.wait_loaded("tiny")
+            assert engine.process is not None
+            (child,) = psutil.Process(engine.process.pid).children()
+            child_ports = {c.laddr.port for c in child.net_connections(kind="tcp")
+                           if c.status == psutil.CONN_LISTEN}
+            assert child_ports  # the model's own llama-server, on a private port
+            found = {e.base_url for e in await find_process_endpoints()}
+            assert engine.url in found
+            assert not any(url.endswith(f":{port}") for url in found for port in child_ports)
+        finally:
+            await runner.close()

@@ -142,7 +142,22 @@ Matcher = Callable[[Any], "ServerKind | None"]
 
 def _default_matcher(proc: Any) -> ServerKind | None:
     info = proc.info
-    return match_server_process(info.get("name") or "", info.get("cmdline") or [])
+    kind = match_server_process(info.get("name") or "", info.get("cmdline") or [])
+    if kind is ServerKind.LLAMACPP and _router_child(proc):
+        return None
+    return kind
+
+
+def _router_child(proc: Any) -> bool:
+    """Whether ``proc`` is a llama-server a llama-server *router* started for one of its models:
+    it listens on a private port and goes away when the router unloads it; the router is the
+    endpoint (like Ollama's runners, skipped)."""
+    try:
+        parent = proc.parent()
+        return (parent is not None
+                and match_server_process(parent.name(), parent.cmdline()) is ServerKind.LLAMACPP)
+    except Exception:  # psutil raises platform-specific errors (gone, access denied)
+        return False
 
 
 def scan_listening_processes(matcher: Matcher | None = None) -> list[ListeningProcess]:
