@@ -25,8 +25,10 @@ from tests.sizing.gguf_factory import Spec, write_gguf
 from tests.support.tiny_gguf import make_tiny_gguf
 from victor_gui.errors import ProviderError
 from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
+from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.servers.models import LlamaCppModels
 from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
+from victor_gui.services.document_context import props_context
 from victor_gui.services.engine_router import RouterModel, RouterPlan, plan_router
 from victor_gui.services.engine_runner import EngineRunner
 from victor_gui.services.model_folders import FOLDER, Library, scan_libraries
@@ -120,6 +122,12 @@ async def test_every_planned_flag_is_a_preset_key_and_a_failed_load_says_so(tmp_
             await service.set_endpoint(EndpointStatus(engine.url, ServerKind.LLAMACPP, EndpointState.UP))
             assert await service.load("tiny")
             assert service.entry("tiny").status == "loaded"  # type: ignore[union-attr]
+            # The chat's context for a router model is that model's own (the router's /props says 0).
+            provider = ProviderRegistry.create("llamacpp", base_url=engine.url + "/v1")
+            try:
+                assert await props_context(provider, "tiny") == 4096
+            finally:
+                await provider.close()
             assert await service.unload("tiny")
             assert service.entry("tiny").status == "unloaded"  # type: ignore[union-attr]
             assert not await service.load("hollow")

@@ -77,12 +77,13 @@ EmbedderSource = Embedder | Callable[[], Awaitable[Embedder]]
 async def props_context(provider: BaseProvider, model: str) -> int | None:
     """llama-server's running context for one request: ``/props``
     ``default_generation_settings.n_ctx`` (a slot's context); None for other providers or when
-    it does not say."""
+    it does not say. ``?model=`` makes a router answer for that model (its own ``/props`` says
+    0); a single-model server ignores it."""
     root = server_root(provider)
     if root is None:
         return None
     try:
-        async with provider.http.stream("GET", f"{root}/props") as response:
+        async with provider.http.stream("GET", f"{root}/props", params={"model": model}) as response:
             if response.is_success:
                 data = parse_json_body(await read_bounded(response), provider=provider.name)
                 shape = Shape("llama.cpp /props", provider.name, model=model)
