@@ -5,9 +5,12 @@
   plans' flags; ``victor-gui chat --endpoint URL --model tiny-b`` gets a reply (the router loads
   the model on request); Ctrl+C stops the router and its model processes;
 * usage errors exit 2;
+* the process scan finds the router and not its model processes, and the probe recognises it
+  (llama.cpp, router mode, each model's status) without being told;
 * every flag the planner can write (tensor split, one-GPU placement, experts in RAM, projector)
   is a key the real binary's preset reader accepts, and a model whose load fails comes back as
-  a typed error with the child's exit code, in the model manager's words.
+  a typed error with the child's exit code, in the model manager's words; the chat reads a
+  router model's own context (``/props?model=``).
 """
 
 from __future__ import annotations
@@ -143,9 +146,11 @@ async def test_every_planned_flag_is_a_preset_key_and_a_failed_load_says_so(tmp_
         assert engine.process is not None and engine.process.returncode is not None
 
 
-async def test_the_process_scan_finds_the_router_not_its_model_processes(tmp_path: Path,
+async def test_a_router_is_found_by_the_scan_and_recognised_not_its_model_processes(tmp_path: Path,
                                                                          llama_binary: Path) -> None:
     from victor_gui.servers.discovery import find_process_endpoints
+    from victor_gui.servers.probe import probe_endpoint
+    from victor_gui.servers.status import Endpoint
 
     (tmp_path / "models").mkdir()
     make_tiny_gguf(tmp_path / "models" / "tiny.gguf")
@@ -165,5 +170,10 @@ async def test_the_process_scan_finds_the_router_not_its_model_processes(tmp_pat
             found = {e.base_url for e in await find_process_endpoints()}
             assert engine.url in found
             assert not any(url.endswith(f":{port}") for url in found for port in child_ports)
+            # Told nothing about it, the probe recognises llama.cpp in router mode with its models.
+            status = await probe_endpoint(client, Endpoint(engine.url))
+            assert status.kind is ServerKind.LLAMACPP and status.state is EndpointState.UP
+            assert status.detail("router_mode") is True
+            assert [(m.name, m.status, m.loaded) for m in status.models] == [("tiny", "loaded", True)]
         finally:
             await runner.close()
