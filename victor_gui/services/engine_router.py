@@ -205,7 +205,7 @@ async def plan_router(runner: EngineRunner, models: Iterable[LocalModel], *,
                                              "preset files cannot (; # or a line break)"))
             continue
         try:
-            one = await runner.plan(local.path, report=report)
+            one = await runner.plan(local.path, report=report, binary=plan.binary)
         except EngineError as exc:
             plan.skipped.append(SkippedModel(str(local.path), exc.message))
             continue

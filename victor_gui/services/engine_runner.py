@@ -266,10 +266,11 @@ class EngineRunner:
         return await asyncio.to_thread(find_llama_server, self._binary_setting(), self._env)
 
     async def plan(self, model: str | Path, n_ctx: int | None = None, *,
-                   report: GpuReport | None = None) -> EnginePlan:
+                   report: GpuReport | None = None, binary: BinarySearch | None = None) -> EnginePlan:
         """Read ``model``'s header and plan it at ``n_ctx`` (None: the largest context that fully
         offloads, capped at the trained one and at :data:`DEFAULT_CTX` without a GPU) on
-        ``report`` (None: this machine's, :meth:`gpu_report`)."""
+        ``report`` (None: this machine's, :meth:`gpu_report`). ``binary``: a search already
+        made (planning many models searches once)."""
         path = str(model)
         try:
             header = await read_gguf_header(path)
@@ -278,7 +279,7 @@ class EngineRunner:
         arch = from_gguf(header)
         mmproj = await asyncio.to_thread(find_mmproj, path)
         plan = EnginePlan(path, arch, estimate_fit(arch, [], None, self.options), self.options,
-                          DEFAULT_CTX, mmproj, await self.find_binary())
+                          DEFAULT_CTX, mmproj, binary or await self.find_binary())
         return self.replan(plan, n_ctx if n_ctx else self.planned_context(arch, report), report)
 
     def planned_context(self, arch: ModelArchitecture, report: GpuReport | None = None) -> int:
