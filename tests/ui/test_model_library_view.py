@@ -209,3 +209,29 @@ async def test_lmstudio_load_from_the_window_sends_the_plans_context(qtbot, clie
         loads = [r.body for r in server.requests if r.path == "/api/v1/models/load"]
         assert loads == [{"model": "qwen-7b", "context_length": planned}]
         await service.close()
+
+
+async def test_llamacpp_router_lists_states_and_load_waits_for_loaded(qtbot, client) -> None:
+    """A llama-server in router mode (the simulator, servers.md §4.5): the Loaded column says
+    each model's status; Load is done only once the model is ``loaded`` (the router answers the
+    POST at once, then reports ``loading``); Unload waits for ``unloaded``."""
+    with llamacpp.make_server(router=True, models=["qwen-7b", "gemma-2b"], router_load_s=0.4) as server:
+        service = ModelLibraryService(client, gpu_report=MACHINE)
+        view = ModelLibraryView(service)
+        qtbot.addWidget(view)
+        await service.set_endpoint(status_of(server, ServerKind.LLAMACPP))
+        column = lambda: {view.table.item(r, 0).text(): view.table.item(r, 5).text()  # noqa: E731
+                          for r in range(view.table.rowCount())}
+        assert column() == {"qwen-7b": "unloaded", "gemma-2b": "unloaded"}
+        await service.select("gemma-2b")
+        seen: list[str] = []
+        service.subscribe(lambda event, _p: seen.append(column()["gemma-2b"]) if event == "models" else None)
+        view.load_button.click()
+        await wait_until(lambda: service.busy == "Loading gemma-2b…")
+        await wait_until(lambda: column()["gemma-2b"] == "loaded", 5)
+        assert seen[0] == "loading" and view.message.text() == "Loading gemma-2b: done"
+        view.unload_button.click()
+        await wait_until(lambda: column()["gemma-2b"] == "unloaded", 5)
+        assert [r.body for r in server.requests if r.path.startswith("/models/")] == [
+            {"model": "gemma-2b"}, {"model": "gemma-2b"}]
+        await service.close()

@@ -349,6 +349,7 @@ class ModelPicker(QWidget):
         if choice is None or self.pool is None:
             return
         self.model_combo.clear()
+        self.shown = []
         target = choice.target
         if target is not None and not target.working and target.diagnosis and not force:
             # A down endpoint says so at once, in the dashboard's words (↻ asks it anyway).
