@@ -123,6 +123,7 @@ async def test_every_planned_flag_is_a_preset_key_and_a_failed_load_says_so(tmp_
 
             service = ModelLibraryService(client, gpu_detector=None)
             await service.set_endpoint(EndpointStatus(engine.url, ServerKind.LLAMACPP, EndpointState.UP))
+            assert service.entry("tiny").size_bytes == tiny.stat().st_size  # type: ignore[union-attr]
             assert await service.load("tiny")
             assert service.entry("tiny").status == "loaded"  # type: ignore[union-attr]
             # The chat's context for a router model is that model's own (the router's /props says 0).

@@ -92,7 +92,7 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         chat.select_provider(target.id)
         await wait_until(lambda: sorted(items(chat.model_combo)) == ["tiny-a", "tiny-b"], 20)
         chat.model_combo.setCurrentIndex(chat.model_combo.findText("tiny-b"))
-        assert "tiny-b is not loaded yet: the server loads it when you send" in chat.status_label.text()
+        assert "tiny-b was not in memory when chosen: llama-server loads it" in chat.status_label.text()
         chat.input.setPlainText("Say hello")
         chat.send()
         await wait_until(lambda: not chat.running, 90)

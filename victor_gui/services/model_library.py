@@ -112,6 +112,17 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _file_sizes(paths: list[str | None]) -> list[int | None]:
+    """Each file's size, None where there is no readable file here (blocking: a thread)."""
+    out: list[int | None] = []
+    for path in paths:
+        try:
+            out.append(os.path.getsize(path) if path else None)
+        except OSError:
+            out.append(None)
+    return out
+
+
 class ModelLibraryService:
     """Models of one endpoint at a time, their fit on this machine, and actions on them."""
 
@@ -253,8 +264,10 @@ class ModelLibraryService:
         elif status.kind is ServerKind.LLAMACPP:
             entries = await LlamaCppModels(self._client, status.base_url).entries()
             if any(e.status is not None for e in entries):  # router mode: its own file per model
-                return [ModelEntry(name=e.name, context_length=e.context_length, loaded=e.loaded,
-                                   local_path=e.path, status=e.status) for e in entries]
+                sizes = await asyncio.to_thread(_file_sizes, [e.path for e in entries])
+                return [ModelEntry(name=e.name, size_bytes=size, context_length=e.context_length,
+                                   loaded=e.loaded, local_path=e.path, status=e.status)
+                        for e, size in zip(entries, sizes, strict=True)]
             listed = [LoadedModel(name=e.name, loaded=e.loaded, status=e.status) for e in entries]
         else:
             listed = list(status.models)

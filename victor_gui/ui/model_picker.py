@@ -311,8 +311,9 @@ class ModelPicker(QWidget):
         info = next((m for m in self.shown if m.id == model), None)
         if target is None or target.kind != "llamacpp" or info is None or info.loaded is not False:
             return ""
-        return (f"{lead}{model} is not loaded yet: the server loads it when you send "
-                "(a large model takes a while).")
+        # Said as of the choice: the status line stays after the reply, when it is loaded.
+        return (f"{lead}{model} was not in memory when chosen: llama-server loads it with your "
+                "first message (a large model takes a while).")
 
     def _say_if_not_loaded(self, model: str) -> None:
         text = self._not_loaded_text(model)
