@@ -21,6 +21,7 @@ from victor_gui.services.engine_router import RouterPlan
 from victor_gui.services.engine_runner import RUNNING
 from victor_gui.ui.model_library_view import ModelLibraryView
 from victor_gui.ui.router_panel import RouterDialog
+from victor_gui.ui.widgets.stacked_bar import human_bytes
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.usefixtures("keep_running_when_closed")]
 
@@ -65,6 +66,8 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         panel = manager.engines_panel
         assert panel is not None and panel.table.rowCount() == 1
         assert panel.table.item(0, 1).text() == engine.url
+        assert engine.measured is not None
+        router_alone = engine.measured.total_bytes
 
         # The manager follows the new router: its models, none loaded.
         service = manager.service
@@ -81,6 +84,11 @@ async def test_serve_all_my_models_load_chat_unload_stop(no_env, window, tmp_pat
         manager.load_button.click()
         await wait_until(lambda: _status_column(manager).get("tiny-a") == "loaded", 60)
         assert "loading" in seen
+        # The panel measures again: the loaded model's process counts with the router.
+        await wait_until(lambda: engine.measured is not None
+                         and engine.measured.total_bytes > router_alone + (4 << 20), 10)
+        await wait_until(lambda: panel.table.item(0, 3).text().split(" / ")[1]
+                         == human_bytes(engine.measured.total_bytes), 5)
         assert "Loading tiny-a: done" in manager.message.text()
 
         # The chat picker lists both; picking the unloaded one loads it on request.

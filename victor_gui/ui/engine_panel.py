@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -39,6 +40,7 @@ from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 
 ENGINE_COLUMNS = ("Model", "Address", "State", "Memory (estimated / used)")
+MEASURE_EVERY_MS = 3000
 
 
 def memory_text(engine: Engine) -> str:
@@ -259,6 +261,12 @@ class EnginesPanel(QGroupBox):
         v.addLayout(row)
         self.log_dialog: LogDialog | None = None
         self._unsubscribe: Any = runner.subscribe(self._on_event)
+        # Memory is measured again while the panel shows: a router's models load after its start,
+        # and a single model's use grows with its context.
+        self.measure_timer = QTimer(self)
+        self.measure_timer.setInterval(MEASURE_EVERY_MS)
+        self.measure_timer.timeout.connect(self._measure)
+        self.measure_timer.start()
         self.refresh_rows()
 
     def _on_event(self, event: str, payload: Any) -> None:
@@ -310,7 +318,19 @@ class EnginesPanel(QGroupBox):
         self.log_dialog.open()
         return self.log_dialog
 
+    def _measure(self) -> None:
+        running = [e for e in self.runner.engines if e.running]
+        if running and self.isVisible():
+            self.runner.spawn(self._measure_all(running))
+
+    async def _measure_all(self, engines: list[Engine]) -> None:
+        for engine in engines:
+            await self.runner.measure(engine)
+        if self._unsubscribe is not None:  # still shown
+            self.refresh_rows()
+
     def detach(self) -> None:
+        self.measure_timer.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
