@@ -141,7 +141,7 @@ async def _plan_router(runner: Any, settings: Any, args: argparse.Namespace, out
     else:
         found = await ModelFolders(settings).scan()
     plan = await plan_router(runner, found, models_max=args.models_max or ROUTER_MODELS_MAX)
-    out.write(f"Router    {len(plan.models)} models, at most {plan.models_max} loaded at once\n")
+    out.write(f"Router    {plan.count_text}, at most {plan.models_max} loaded at once\n")
     for m in plan.models:
         p = m.plan
         out.write(f"  {m.name:40} {p.fit.summary} at {p.n_ctx:,} tokens  {p.model}\n")

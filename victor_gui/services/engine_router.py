@@ -93,7 +93,13 @@ class RouterPlan:
     @property
     def model(self) -> str:
         """The label the engines list shows."""
-        return f"llama-server router ({len(self.models)} models)"
+        return f"llama-server router ({self.count_text})"
+
+    @property
+    def count_text(self) -> str:
+        """``1 model``, ``3 models``."""
+        n = len(self.models)
+        return f"{n} model" if n == 1 else f"{n} models"
 
     @property
     def estimate_bytes(self) -> int:

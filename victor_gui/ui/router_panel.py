@@ -116,7 +116,7 @@ class RouterDialog(StartDialog):
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         if plan.models:
-            self.summary.setText(f"{len(plan.models)} models, at most {plan.models_max} loaded at once.")
+            self.summary.setText(f"{plan.count_text}, at most {plan.models_max} loaded at once.")
         else:
             self.summary.setText("No model to serve: the model folders hold no GGUF model "
                                  "(add a folder in Settings, or download one).")
