@@ -17,7 +17,6 @@ The file may be hostile. Every count, length and nesting depth is checked agains
 from __future__ import annotations
 
 import array
-import asyncio
 import math
 import os
 import re
@@ -552,7 +551,16 @@ async def read_gguf_file(path: str | Path, *, limits: GGUFLimits | None = None,
     The first read is generous (16 MiB holds the header of every common model, vocabulary
     included): reading a few MB more costs less than walking a vocabulary a second time.
     """
-    return await asyncio.to_thread(_read_file, Path(path), limits or GGUFLimits(), initial_bytes)
+    import asyncio  # here, not at the top: `fit` on a local file runs without an event loop
+
+    return await asyncio.to_thread(read_gguf_file_sync, path, limits=limits, initial_bytes=initial_bytes)
+
+
+def read_gguf_file_sync(path: str | Path, *, limits: GGUFLimits | None = None,
+                        initial_bytes: int = 16 * MiB) -> GGUFHeader:
+    """:func:`read_gguf_file` in the calling thread: blocking file I/O, for code with no event
+    loop to keep responsive (a one-shot command) or already in a worker thread."""
+    return _read_file(Path(path), limits or GGUFLimits(), initial_bytes)
 
 
 def header_client(headers: dict[str, str] | None = None) -> httpx.AsyncClient:
@@ -598,6 +606,8 @@ async def _fetch_range(client: httpx.AsyncClient, url: str, start: int, end: int
 async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
                         limits: GGUFLimits | None = None, initial_bytes: int = 1 * MiB) -> GGUFHeader:
     """Read the header of a remote GGUF with growing HTTP range requests (async, bounded)."""
+    from asyncio import to_thread
+
     import httpx
 
     lim = limits or GGUFLimits()
@@ -615,7 +625,7 @@ async def read_gguf_url(url: str, *, client: httpx.AsyncClient | None = None,
             buf += data
             # A short answer means the file ended; so does reaching the size the server gave.
             complete = len(data) < want - start or (total is not None and len(buf) >= total)
-            result = await asyncio.to_thread(_try_parse, parser, buf, complete)
+            result = await to_thread(_try_parse, parser, buf, complete)
             if isinstance(result, GGUFHeader):
                 result.file_size = total
                 result.source = url
