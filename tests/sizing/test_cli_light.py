@@ -84,3 +84,16 @@ def test_ram_from_meminfo_is_psutils_figure(tmp_path: Path) -> None:
 
         assert ram_info().total == psutil.virtual_memory().total
     assert ram_info(str(tmp_path / "absent")).total > 0  # no file: psutil
+
+
+def test_gpu_detection_for_a_local_file_loads_no_tls(tmp_path: Path) -> None:
+    # Detection needs the event loop; a process that opens no connection loads asyncio without
+    # its TLS support, and the probes and the answer work the same.
+    path = write_gguf(tmp_path / "m.gguf", Spec(n_layer=6), header_only=True)
+    code = ("import sys\nfrom victor_gui.__main__ import main\n"
+            f"assert main(['fit', {str(path)!r}, '--json']) == 0\n"
+            "assert 'asyncio' in sys.modules and sys.modules.get('ssl') is None\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=50)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["status"] == "ok" and "GPUs as given by --gpu-mem" not in answer["notes"]

@@ -148,6 +148,11 @@ def run_fit(args: argparse.Namespace, out: TextIO | None = None) -> int:
     code = _fit_local_given(args, out)
     if code is not None:
         return code
+    if _is_local(args.model) and "ssl" not in sys.modules:
+        # This process reads a file and runs probe tools: it never opens a connection, so
+        # asyncio is loaded without its TLS support (it checks for a Python built without ssl)
+        # and the OpenSSL bindings (a quarter of asyncio's import) are never loaded.
+        sys.modules["ssl"] = None  # type: ignore[assignment]
     import asyncio
 
     return asyncio.run(fit_command(args, out))
