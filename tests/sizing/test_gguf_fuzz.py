@@ -99,3 +99,38 @@ def test_string_walk_matches_the_plain_loop(items: list[bytes], cut: int, count:
 @given(st.binary(max_size=512))
 def test_random_bytes_after_magic(tail: bytes) -> None:
     check(b"GGUF" + struct.pack("<I", 3) + tail, True)
+
+
+
+# Lengths of every class the compiled pattern must tell apart: empty, short, just under and
+# over 255 bytes (a length past one byte is walked by the plain loop); the bytes repeat
+# b"\0\0\0\0\0\0\0\x05", so strings hold runs that look like length prefixes.
+_FILL = (b"\0" * 7 + b"\x05") * 100
+
+
+_SHORT_LENGTHS = [0, 1, 2, 3, 5, 7, 8, 9, 12, 200, 254, 255]
+_LENGTHS = _SHORT_LENGTHS * 40 + [256, 300]  # a long one in ~1 of 240: most blocks match whole
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_LENGTHS), min_size=250, max_size=700),
+       st.integers(min_value=0, max_value=1 << 20), st.integers(min_value=0, max_value=800),
+       st.integers(min_value=0, max_value=7))
+def test_block_walk_matches_the_plain_loop(lengths: list[int], cut: int, count: int, shift: int) -> None:
+    # regex_min=0: the block pattern (256 strings per match) runs on these short arrays too.
+    buf = b"".join(struct.pack("<Q", n) + _FILL[shift:shift + n] for n in lengths)
+    buf = buf[: cut % (len(buf) + 1)]
+    assert _walk_strings(buf, 0, count, regex_min=0) == _reference_walk(buf, 0, count)
+    assert _walk_strings(buf, 0, len(lengths), regex_min=0) == _reference_walk(buf, 0, len(lengths))
+
+
+def test_a_vocabulary_sized_array_walks_exactly() -> None:
+    # 120,000 strings (past the default regex_min): realistic lengths with a long one now and
+    # then, and the buffer cut inside the last block and inside the last string.
+    lengths = [(i * 7919) % 23 for i in range(120_000)]
+    for i in range(5, 120_000, 9973):
+        lengths[i] = 256 + i % 500
+    buf = b"".join(struct.pack("<Q", n) + _FILL[:n] for n in lengths)
+    assert _walk_strings(buf, 0, len(lengths)) == (len(buf), len(lengths))
+    for cut in (len(buf) - 3, len(buf) - 4000, len(buf) // 2):
+        assert _walk_strings(buf[:cut], 0, len(lengths)) == _reference_walk(buf[:cut], 0, len(lengths))

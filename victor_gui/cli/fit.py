@@ -15,7 +15,6 @@ answer" from an answer without parsing the output.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
@@ -28,6 +27,8 @@ EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
 EXIT_NOT_ANSWERING = 4
 EXIT_MODEL_NOT_FOUND = 5
+
+GIVEN_NOTE = "GPUs as given by --gpu-mem"
 
 EXIT_HELP = """exit codes:
   0  the estimate was printed
@@ -138,8 +139,56 @@ def add_fit_command(subparsers: Any) -> None:
 
 
 def run_fit(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Entry point of ``victor-gui fit``; returns the exit code."""
-    return asyncio.run(fit_command(args, out or sys.stdout))
+    """Entry point of ``victor-gui fit``; returns the exit code.
+
+    A local file with the GPUs given (``--gpu-mem``) is answered without an event loop (asyncio
+    alone is a third of a light command's start-up); anything else runs :func:`fit_command`.
+    """
+    out = out or sys.stdout
+    code = _fit_local_given(args, out)
+    if code is not None:
+        return code
+    if _is_local(args.model) and "ssl" not in sys.modules:
+        # This process reads a file and runs probe tools: it never opens a connection, so
+        # asyncio is loaded without its TLS support (it checks for a Python built without ssl)
+        # and the OpenSSL bindings (a quarter of asyncio's import) are never loaded.
+        sys.modules["ssl"] = None  # type: ignore[assignment]
+    import asyncio
+
+    return asyncio.run(fit_command(args, out))
+
+
+def _is_local(ref: str) -> bool:
+    return not ref.startswith(("http://", "https://", "hf:", "ollama:"))
+
+
+def _fit_local_given(args: argparse.Namespace, out: TextIO) -> int | None:
+    """The answer for a local GGUF on the GPUs of ``--gpu-mem``, all in this thread; None when
+    the command needs the async path (a remote model, GPU detection, a split model)."""
+    if args.gpu_mem is None or not _is_local(args.model):
+        return None
+    from victor_gui.errors import GGUFError
+    from victor_gui.sizing.hardware import GpuReport
+    from victor_gui.sizing.ram import ram_info
+    from victor_gui.sizing.sources import ModelSource, load_local_gguf
+
+    try:
+        source = load_local_gguf(args.model, _cache(args))
+    except GGUFError as exc:
+        _say(out, args.json, {"status": "error", "reason": exc.reason, "message": exc.message})
+        return EXIT_UNREADABLE
+    gpus = _machine(args)
+    if not isinstance(source, ModelSource) or gpus is None:
+        return None
+    return _answer(args, out, source, GpuReport(gpus=gpus, ram=ram_info(), notes=[GIVEN_NOTE]))
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    if args.no_cache:
+        return None
+    from victor_gui.sizing.header_cache import default_cache
+
+    return default_cache()
 
 
 def _gib(n: int | float) -> str:
@@ -183,21 +232,19 @@ async def _detect(args: argparse.Namespace) -> Any:
         return report
     from victor_gui.sizing.gpu import read_ram  # psutil only: no probe tool is started
 
-    return GpuReport(gpus=given, ram=await read_ram(), notes=["GPUs as given by --gpu-mem"])
+    return GpuReport(gpus=given, ram=await read_ram(), notes=[GIVEN_NOTE])
 
 
 async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``victor-gui fit`` on an event loop: GPU probes run while the model is read."""
+    import asyncio
+
     from victor_gui.errors import GGUFError, ModelNotFoundError, ProviderConnectionError, ProviderError
     from victor_gui.sizing.sources import load_model
 
-    cache = None
-    if not args.no_cache:
-        from victor_gui.sizing.header_cache import default_cache
-
-        cache = default_cache()
     detection = asyncio.create_task(_detect(args))  # probes run while the header is read
     try:
-        source = await load_model(args.model, cache=cache)
+        source = await load_model(args.model, cache=_cache(args))
     except (ProviderConnectionError, ModelNotFoundError) as exc:
         await detection
         _say(out, args.json, {"status": "not_found", "reason": exc.kind, "message": exc.message})
@@ -210,7 +257,11 @@ async def fit_command(args: argparse.Namespace, out: TextIO) -> int:
         await detection
         _say(out, args.json, {"status": "error", "reason": exc.kind, "message": exc.message})
         return EXIT_UNREADABLE
-    report = await detection
+    return _answer(args, out, source, await detection)
+
+
+def _answer(args: argparse.Namespace, out: TextIO, source: Any, report: Any) -> int:
+    """Estimate and print, once the model is read and the machine known."""
     if args.main_gpu is not None and not any(g.index == args.main_gpu for g in report.gpus):
         print(f"victor-gui fit: error: --main-gpu {args.main_gpu}: no such GPU "
               f"(found: {', '.join(str(g.index) for g in report.gpus) or 'none'})", file=sys.stderr)

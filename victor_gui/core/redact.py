@@ -16,21 +16,35 @@ _lock = threading.Lock()
 _known: set[str] = set()
 
 # Shapes of credentials used by the providers we talk to. Each keeps a short, harmless prefix
-# so a person can still tell which kind of key was involved.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1" + _MASK),
-    (re.compile(r"\b(sk-(?:ant-|proj-|or-)?)[A-Za-z0-9_-]{8,}"), r"\1" + _MASK),
-    (re.compile(r"\b(xai-|gsk_|fw_|r8_|hf_|csk-|AIza)[A-Za-z0-9_-]{8,}"), r"\1" + _MASK),
-    (re.compile(r"(?i)([?&](?:key|api[_-]?key|access_token|token)=)[^&\s\"']+"), r"\1" + _MASK),
-    (re.compile(r"(?i)((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"), r"\1" + _MASK),
+# so a person can still tell which kind of key was involved. Compiled at the first redaction,
+# not at import: every process imports this module (through victor_gui.errors), and compiling
+# them was most of a short command's own import time (``victor-gui fit``).
+_SHAPES: tuple[tuple[str, str], ...] = (
+    (r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}", r"\1" + _MASK),
+    (r"\b(sk-(?:ant-|proj-|or-)?)[A-Za-z0-9_-]{8,}", r"\1" + _MASK),
+    (r"\b(xai-|gsk_|fw_|r8_|hf_|csk-|AIza)[A-Za-z0-9_-]{8,}", r"\1" + _MASK),
+    (r"(?i)([?&](?:key|api[_-]?key|access_token|token)=)[^&\s\"']+", r"\1" + _MASK),
+    (r"(?i)((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}", r"\1" + _MASK),
     # Other schemes ("Basic <base64>", "Token <t>"): the credential follows the scheme word.
-    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:[A-Za-z]+\s+)?[^\s\"',}]{6,}"),
+    (r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:[A-Za-z]+\s+)?[^\s\"',}]{6,}",
      r"\1" + _MASK),
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}"), r"\1" + _MASK),
+    (r"\b(AKIA|ASIA)[A-Z0-9]{12,}", r"\1" + _MASK),
     # Credentials written into a URL (``http://user:pass@host``, ``https://token@host``): the
     # whole user-info part goes, since a bare user name there is often the token itself.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]+@"), r"\1" + _MASK + "@"),
+    (r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]+@", r"\1" + _MASK + "@"),
 )
+
+
+_compiled: list[tuple[re.Pattern[str], str]] = []
+
+
+def _patterns() -> list[tuple[re.Pattern[str], str]]:
+    if not _compiled:
+        compiled = [(re.compile(shape), repl) for shape, repl in _SHAPES]
+        with _lock:
+            if not _compiled:
+                _compiled.extend(compiled)
+    return _compiled
 
 
 def register_secret(value: str | None) -> None:
@@ -55,6 +69,6 @@ def redact(text: str) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, _MASK)
-    for pattern, repl in _PATTERNS:
+    for pattern, repl in _patterns():
         text = pattern.sub(repl, text)
     return text

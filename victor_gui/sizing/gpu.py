@@ -20,8 +20,6 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-import psutil
-
 from victor_gui.sizing.gpu_parse import (
     apple_working_set,
     parse_amd_smi_json,
@@ -31,6 +29,7 @@ from victor_gui.sizing.gpu_parse import (
     read_drm_sysfs,
 )
 from victor_gui.sizing.hardware import GpuDevice, GpuReport, RamInfo
+from victor_gui.sizing.ram import ram_info
 
 PROBE_TIMEOUT = 5.0
 NVIDIA_SMI_ARGS = ("--query-gpu=index,name,memory.total,memory.free,memory.used",
@@ -208,9 +207,8 @@ async def probe_llama_server(env: Mapping[str, str],
 
 
 async def read_ram() -> RamInfo:
-    """System RAM (psutil ``available``: free plus reclaimable cache)."""
-    vm = await asyncio.to_thread(psutil.virtual_memory)
-    return RamInfo(int(vm.total), int(vm.available))
+    """System RAM (psutil's ``available``: free plus reclaimable cache), read in a worker thread."""
+    return await asyncio.to_thread(ram_info)
 
 
 async def _soft(name: str, probe: Awaitable[tuple[list[GpuDevice], list[str]]],

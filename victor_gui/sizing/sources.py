@@ -2,13 +2,14 @@
 GGUF (range requests), ``hf:OWNER/REPO/FILE.gguf`` (the same, from ``HF_ENDPOINT`` or
 huggingface.co) or ``ollama:NAME`` (``POST /api/show`` on ``OLLAMA_HOST``).
 
-httpx and the provider modules are imported only for references that need the network, so a
-fit from a local file (or from the header cache) stays a short-lived, light process.
+httpx and the provider modules are imported only for references that need the network, and
+asyncio only by the async entry points: :func:`load_local_gguf` answers a local file (from the
+header cache or its header) in the calling thread, so ``victor-gui fit FILE --gpu-mem ...``
+starts no event loop at all and stays a short-lived, light process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from victor_gui.errors import GGUFError, InvalidResponseError, ModelNotFoundError, ProviderConnectionError
 from victor_gui.sizing.architecture import ModelArchitecture, from_metadata, from_ollama_show
-from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_header
+from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_file_sync, read_gguf_header
 from victor_gui.sizing.header_cache import HeaderCache, file_key, url_key
 
 if TYPE_CHECKING:
@@ -28,15 +29,18 @@ HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
-async def read_split_gguf(ref: str, *, client: httpx.AsyncClient | None = None
-                          ) -> tuple[GGUFHeader, list[str]]:
+async def read_split_gguf(ref: str, *, client: httpx.AsyncClient | None = None,
+                          first: GGUFHeader | None = None) -> tuple[GGUFHeader, list[str]]:
     """Read a GGUF header and, for a split model (``split.count`` > 1), every shard's tensor table.
 
     Shards are named ``<stem>-0000i-of-0000n.gguf`` (gguf-split, Hugging Face). The metadata
     comes from the first shard whatever shard ``ref`` names; the returned header's tensor list
-    holds the tensors of all shards, and the second value lists the shards read.
+    holds the tensors of all shards, and the second value lists the shards read. ``first`` is
+    ``ref``'s header when the caller has read it already.
     """
-    header = await read_gguf_header(ref, client=client)
+    import asyncio
+
+    header = first or await read_gguf_header(ref, client=client)
     count = int(header.metadata.get("split.count") or 1)
     if count <= 1:
         return header, [ref]
@@ -141,6 +145,8 @@ async def _etag(url: str, client: httpx.AsyncClient | None) -> str | None:
 
 
 async def _cached(cache: HeaderCache | None, key: str | None) -> tuple[ModelArchitecture, int | None] | None:
+    import asyncio
+
     if cache is None or key is None:
         return None
     return await asyncio.to_thread(cache.get, key)
@@ -200,19 +206,47 @@ async def load_model(ref: str, *, client: httpx.AsyncClient | None = None,
     return await _load_gguf(ref, ref, kind, client, cache)
 
 
+def load_local_gguf(path: str, cache: HeaderCache | None = None) -> ModelSource | GGUFHeader:
+    """A local GGUF described in the calling thread (blocking file I/O: for a one-shot command,
+    or from a worker thread): from ``cache`` when it holds this very file (same path, size and
+    mtime), else from its header, then stored in the cache.
+
+    A split model is not described here: its first header is returned as read, and
+    :func:`load_model` reads the other shards. Raises :class:`~victor_gui.errors.GGUFError`.
+    """
+    key = file_key(path) if cache is not None else None
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return ModelSource(hit[0], "gguf", path, hit[1])
+    header = read_gguf_file_sync(path)
+    if int(header.metadata.get("split.count") or 1) > 1:
+        return header
+    arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=path)
+    if cache is not None:
+        cache.put(key, arch, header.file_size)
+    return ModelSource(arch, "gguf", path, header.file_size)
+
+
 async def _load_gguf(ref: str, where: str, kind: str, client: httpx.AsyncClient | None,
                      cache: HeaderCache | None) -> ModelSource:
     """A GGUF at ``where`` (a path or URL), answered from ``cache`` when it holds this very file."""
+    import asyncio
+
     key: str | None = None
-    if cache is not None:
-        key = url_key(where, await _etag(where, client)) if kind != "gguf" \
-            else await asyncio.to_thread(file_key, where)
-    hit = await _cached(cache, key)
-    if hit is not None:
-        return ModelSource(hit[0], kind, ref, hit[1])
-    header, shards = await read_split_gguf(where, client=client)
+    first: GGUFHeader | None = None
+    if kind == "gguf":
+        local = await asyncio.to_thread(load_local_gguf, where, cache)
+        if isinstance(local, ModelSource):
+            return local
+        first = local  # a split model: its other shards are read below, and it is not cached
+    else:
+        key = url_key(where, await _etag(where, client)) if cache is not None else None
+        hit = await _cached(cache, key)
+        if hit is not None:
+            return ModelSource(hit[0], kind, ref, hit[1])
+    header, shards = await read_split_gguf(where, client=client, first=first)
     arch = from_metadata(header.metadata, ((t.name, t.n_bytes) for t in header.tensors), source=ref)
     label = ref if len(shards) == 1 else f"{ref} ({len(shards)} shards)"
-    if cache is not None and len(shards) == 1:  # a split model changes with its other shards too
+    if cache is not None and key is not None and len(shards) == 1:  # a split model changes with its shards
         await asyncio.to_thread(cache.put, key, arch, header.file_size)
     return ModelSource(arch, kind, label, header.file_size)
