@@ -109,9 +109,14 @@ def update_installer(build: Any, work: Path) -> tuple[Path, str]:
 def point_settings_at(settings_file: Path, feed_url: str) -> None:
     """Write ``updates.feed_url`` (and no automatic checks) into the installed app's settings,
     keeping everything else the file holds."""
+    from victor_gui.config.settings import CONFIG_VERSION
+
     data: dict[str, Any] = {}
     if settings_file.is_file():
         data = yaml.safe_load(settings_file.read_text(encoding="utf-8")) or {}
+    # With its version, so the app has no migration to do: that first copies the file with
+    # shutil.copy2, whose kernel32!CopyFile2 Wine 8 lacks (an abort, not an exception).
+    data.setdefault("config_version", CONFIG_VERSION)
     data["updates"] = {**(data.get("updates") or {}), "check": False, "feed_url": feed_url}
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
