@@ -143,7 +143,7 @@ def _installed_state(wine: WineTier, target: Path, local: Path) -> dict[str, Any
     exe = (target / "victor-gui.exe").stat()
     db = local / "conversations.sqlite3"
     return {"version": (wine.hkcu(UNINSTALL_KEY) or {}).get("DisplayVersion"),
-            "exe": (exe.st_size, exe.st_mtime_ns),
+            "exe": (exe.st_size, exe.st_ctime_ns),
             "db": hashlib.sha256(db.read_bytes()).hexdigest(),
             "backups": sorted(p.name for p in (local / "backups").glob("*")),
             "updates": sorted(str(p.relative_to(local)) for p in (local / "updates").rglob("*"))}
@@ -190,7 +190,7 @@ def update_cases(wine: WineTier, build: Any, target_win: str, work: Path, report
             with report.step(f"update: {name}"):
                 results[name] = _refused(wine, cli, feed, release, name, (code, reason, words), target, local)
         with report.step("update: good update over the old database"):
-            results["good update"] = _good_update(wine, cli, feed, release, target_win, local)
+            results["good update"] = _good_update(wine, cli, feed, release, target, local)
         with report.step("update: the new version opens the old database"):
             sim = llamacpp.make_server().start()
             try:
@@ -248,7 +248,7 @@ def _refused(wine: WineTier, cli: str, feed: FeedServer, release: FeedRelease, n
             "installer_requests": feed.installer_requests()[requests:], "version_after": after["version"]}
 
 
-def _good_update(wine: WineTier, cli: str, feed: FeedServer, release: FeedRelease, target_win: str,
+def _good_update(wine: WineTier, cli: str, feed: FeedServer, release: FeedRelease, target: Path,
                  local: Path) -> dict[str, Any]:
     """The good update: downloaded (one drop, resumed), verified, backed up, installed."""
     feed.corrupt = feed.bad_signature = feed.down_after_drop = feed.down = False
@@ -256,6 +256,8 @@ def _good_update(wine: WineTier, cli: str, feed: FeedServer, release: FeedReleas
     requests = len(feed.installer_requests())
     drop = len(release.installer) // 3
     feed.drop_next(drop)
+    # ctime, not mtime: NSIS gives the files it writes their build-time mtime.
+    exe_before = (target / "victor-gui.exe").stat().st_ctime_ns
     t = time.monotonic()
     rc, out = wine.call([cli, "update", "--install", "--json"], 300, env=_NO_PROXY, ok=False)
     cli_s = round(time.monotonic() - t, 1)
@@ -272,6 +274,8 @@ def _good_update(wine: WineTier, cli: str, feed: FeedServer, release: FeedReleas
 
     _wait_for(installed, 300, f"installed {release.version}")
     install_s = round(time.monotonic() - t - cli_s, 1)
+    if (target / "victor-gui.exe").stat().st_ctime_ns == exe_before:
+        raise TierError(f"{release.version} is in the uninstall entry but its files were not written")
     backup = wine.unix_path(answer["backup"])  # C:\users\...\AppData\Local\victor_gui\backups\...
     schema, titles = _db_state(backup / "conversations.sqlite3")
     if schema != SCHEMA_VERSION - 1 or titles != sorted(OLD_CHATS):
