@@ -155,7 +155,7 @@ def test_the_installed_app_updates_itself_and_refuses_every_bad_update(report: d
     from victor_gui.storage.schema import SCHEMA_VERSION
 
     updates = report["updates"]
-    installed_before = _next_version(report)
+    installed_before = _upgraded_version(report)
     for name, code, reason, _words in FAULTS:  # each: non-zero, one sentence, nothing changed
         case = updates[name]
         assert (case["exit_code"], case["reason"]) == (code, reason), case
@@ -169,6 +169,6 @@ def test_the_installed_app_updates_itself_and_refuses_every_bad_update(report: d
     assert after["migration_backups"]
 
 
-def _next_version(report: dict[str, Any]) -> str:
+def _upgraded_version(report: dict[str, Any]) -> str:
     """The version the tier's upgrade installed (its newer.exe), which the update starts from."""
     return wine_tier._next_version(report["version"].split()[-1])
