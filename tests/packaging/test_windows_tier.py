@@ -145,3 +145,30 @@ def test_the_core_suite_passes_with_windows_python(report: dict[str, Any]) -> No
     counts = report["core_tests"]
     assert counts["failures"] == 0 and counts["errors"] == 0, counts
     assert counts["passed"] > 500, counts
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_the_installed_app_updates_itself_and_refuses_every_bad_update(report: dict[str, Any]) -> None:
+    """tests/packaging/wine_updates.py: the installed app's ``update --install`` under Wine."""
+    from tests.packaging.wine_updates import FAULTS, OLD_CHATS
+    from victor_gui.storage.schema import SCHEMA_VERSION
+
+    updates = report["updates"]
+    installed_before = _upgraded_version(report)
+    for name, code, reason, _words in FAULTS:  # each: non-zero, one sentence, nothing changed
+        case = updates[name]
+        assert (case["exit_code"], case["reason"]) == (code, reason), case
+        assert case["version_after"] == installed_before and case["message"], case
+    good = updates["good update"]
+    assert good["exit_code"] == 0 and good["backup_schema"] == SCHEMA_VERSION - 1
+    assert good["installer_requests"][0] is None and good["installer_requests"][1].startswith("bytes=")
+    assert good["version_after"] != installed_before
+    after = updates["after"]
+    assert after["schema"] == SCHEMA_VERSION and set(OLD_CHATS) < set(after["titles"])
+    assert after["migration_backups"]
+
+
+def _upgraded_version(report: dict[str, Any]) -> str:
+    """The version the tier's upgrade installed (its newer.exe), which the update starts from."""
+    return wine_tier._next_version(report["version"].split()[-1])

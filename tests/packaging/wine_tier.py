@@ -563,6 +563,7 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
     data = report.data
     reqs = requirements()
     key = bundle_key(src, wheel_key(reqs), EMBED_VERSION)  # before pip -e writes its egg-info
+    key += "-" + _update_step().trust_test_key(wine)  # the bundle ships the tier's update key
     with report.step("pip"):
         py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, reqs)
         # The checkout itself, editable (as windows.yml installs it); never cached: it changes.
@@ -710,6 +711,7 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
             data["upgrade"] = {"app_exit_code": app.returncode, "databases": db_after}
             wine.call([gui, "--self-test"], 300, env=x11)
         wine.set_graphics("null")
+    _update_step().update_cases(wine, build, target_win, work, report)
     with report.step("uninstall keeps data"):
         wine.call([wine.win(target / "uninstall.exe"), "/S", *f"_?={target_win}".split(" ")], 300)
         left = sorted(p.name for p in target.iterdir())
@@ -729,6 +731,14 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
         still = [str(p) for p in (local, roaming) if p.exists()]
         if still:
             raise TierError(f"/REMOVEDATA left {still}")
+
+
+def _update_step() -> Any:
+    """tests/packaging/wine_updates.py (the installed app's update path), which imports this
+    module, so it is imported when used."""
+    from tests.packaging import wine_updates
+
+    return wine_updates
 
 
 def _wait_for(predicate: Any, limit_s: float, what: str) -> None:

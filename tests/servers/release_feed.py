@@ -4,7 +4,8 @@ feed) and ``/download/<installer>`` (the bytes, with ``Range`` → 206 like GitH
 Tests make a throw-away Ed25519 key pair (:class:`ReleaseKey`), sign a release with it and hand
 the app the public half. Faults: ``drop_after`` (the next installer GET closes the connection
 after that many body bytes, once), ``chunk_pause_s`` (a slow network), ``corrupt`` (one byte
-of the installer flipped as served),
+of the installer flipped as served), ``down_after_drop`` (after that drop the network stays down:
+every later installer GET is cut before a byte),
 ``lie_version`` (the feed's outer version differs from the signed one), ``bad_signature`` (the
 manifest is signed by another key).
 """
@@ -24,12 +25,25 @@ CHUNK = 16 << 10
 
 
 class ReleaseKey:
-    """An Ed25519 key pair made for one test."""
+    """An Ed25519 key pair made for one test, or (``private_pem``) one kept between runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, private_pem: bytes | None = None) -> None:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-        self.private = Ed25519PrivateKey.generate()
+        if private_pem is None:
+            self.private = Ed25519PrivateKey.generate()
+        else:
+            key = load_pem_private_key(private_pem, password=None)
+            assert isinstance(key, Ed25519PrivateKey), "not an Ed25519 key"
+            self.private = key
+
+    @property
+    def private_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
 
     @property
     def public_pem(self) -> bytes:
@@ -65,6 +79,9 @@ class FeedHandler(SimHandler):
             body = srv.feed_override if srv.feed_override is not None else srv.feed_body()
             self.send_bytes(200, body, "application/json")
         elif (m := re.fullmatch(r"/download/(.+)", path)) and srv.release and m.group(1) == srv.release.name:
+            if srv.down:
+                self.drop_connection()
+                return
             self.send_installer(srv.release.installer)
         else:
             self.send_json(404, {"message": "Not Found"})
@@ -102,6 +119,7 @@ class FeedHandler(SimHandler):
             if srv.chunk_pause_s:
                 srv.stop_event.wait(srv.chunk_pause_s)
             if drop is not None and sent >= drop:
+                srv.down = srv.down_after_drop
                 self.drop_connection()
                 return
 
@@ -120,6 +138,8 @@ class FeedServer(SimServer):
         self.signed_size: int | None = None  # the size the manifest signs (None: the real one)
         self.bytes_served = 0
         self.chunk_pause_s = 0.0  # a slow network: this pause after every 16 kB
+        self.down_after_drop = False  # the drop_next() drop is the network going away for good
+        self.down = False
         self.lock = threading.Lock()
 
     @property

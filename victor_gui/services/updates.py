@@ -367,7 +367,10 @@ class UpdateService:
                     raise sqlite3.DatabaseError("the copy does not pass SQLite's check")
             settings_file = self._settings.path or settings_path()
             if settings_file.exists():
-                shutil.copy2(settings_file, folder / settings_file.name)
+                # copyfile + copystat is copy2 without its first try, kernel32!CopyFile2, which
+                # Wine 8 lacks (the process aborts there), and the Windows tier runs this under Wine.
+                shutil.copyfile(settings_file, folder / settings_file.name)
+                shutil.copystat(settings_file, folder / settings_file.name)
         except (OSError, sqlite3.Error) as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise UpdateError(f"Your data could not be backed up ({exc}), so the update was not "
