@@ -15,7 +15,6 @@ Settings never hold secrets (API keys live in the OS keyring; see :mod:`.secrets
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from victor_gui.config.yaml_io import atomic_write_text, dump_yaml, line_of, parse_yaml, read_config_text
 from victor_gui.core import app_dirs
+from victor_gui.core.files import copy_file
 from victor_gui.errors import ConfigError, StorageError
 from victor_gui.providers.endpoint_access import has_url_credentials
 from victor_gui.storage.location import check_data_dir
@@ -376,7 +376,7 @@ def _load_sync(path: Path | None = None) -> SettingsLoad:
     settings, dropped = _validate_keeping_the_rest(migrated, path, node)
     if start == CONFIG_VERSION:
         return SettingsLoad(settings, dropped=dropped)
-    shutil.copy2(path, path.with_name(f"{path.name}.v{start}.bak"))
+    copy_file(path, path.with_name(f"{path.name}.v{start}.bak"))
     # A lossy load is not written back (the user's first change will be, after a backup), nor
     # one whose URLs hold credentials (SettingsService moves them to the keyring first).
     url_credentials = bool(settings.proxy and has_url_credentials(settings.proxy)) or any(
@@ -402,7 +402,7 @@ def backup_settings(path: Path | None = None) -> Path | None:
     while backup.exists():
         n += 1
         backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
-    shutil.copy2(path, backup)
+    copy_file(path, backup)
     return backup
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from victor_gui.core.app_dirs import data_dir
+from victor_gui.core.files import copy_file
 from victor_gui.errors import EngineInstallError
 from victor_gui.services.engine_build import (
     TARGET,
@@ -240,7 +241,7 @@ def _install(built: Path, dest: Path, stamp: dict[str, Any], name: str = BINARY_
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        shutil.copy2(built, staging / name)
+        copy_file(built, staging / name)
         (staging / name).chmod(0o755)
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
         if dest.exists():

@@ -37,6 +37,7 @@ import httpx
 from victor_gui import __version__
 from victor_gui.config.settings import settings_path
 from victor_gui.config.yaml_io import atomic_write_text
+from victor_gui.core.files import copy_file
 from victor_gui.core.listeners import Listeners
 from victor_gui.errors import UpdateError
 from victor_gui.providers.bounded import ResponseTooLarge, read_bounded
@@ -367,10 +368,7 @@ class UpdateService:
                     raise sqlite3.DatabaseError("the copy does not pass SQLite's check")
             settings_file = self._settings.path or settings_path()
             if settings_file.exists():
-                # copyfile + copystat is copy2 without its first try, kernel32!CopyFile2, which
-                # Wine 8 lacks (the process aborts there), and the Windows tier runs this under Wine.
-                shutil.copyfile(settings_file, folder / settings_file.name)
-                shutil.copystat(settings_file, folder / settings_file.name)
+                copy_file(settings_file, folder / settings_file.name)  # not copy2: see core.files
         except (OSError, sqlite3.Error) as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise UpdateError(f"Your data could not be backed up ({exc}), so the update was not "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from victor_gui.core import app_dirs
+from victor_gui.core.files import copy_file
 from victor_gui.errors import StorageError
 from victor_gui.storage.schema import backup_to
 from victor_gui.storage.store import DB_NAME
@@ -89,9 +90,9 @@ def _move_sync(old: Path, new: Path) -> MoveResult:
                 finally:
                     src.close()
             elif item.is_dir():
-                shutil.copytree(item, target)
+                shutil.copytree(item, target, copy_function=copy_file)
             else:
-                shutil.copy2(item, target)
+                copy_file(item, target)
         db_old, db_new = old / DB_NAME, new / DB_NAME
         if db_old.exists():
             if _counts(db_old) != _counts(db_new):
