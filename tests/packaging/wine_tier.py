@@ -597,7 +597,7 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
         if data["bundle_cached"]:
             _restore(stored / "victor-gui", bundle)
         else:
-            wine.call([wpy, build_py, "bundle"], 1500,
+            wine.call([wpy, build_py, "bundle"], 2400,
                       env={ENV_BUNDLE_ENGINE: wine.win(Path(engine["path"]))})
             check_lean(src / "build" / "pyinstaller" / "victor_gui")
             _prune(stored)
@@ -882,7 +882,9 @@ def windows_conventions(wine: WineTier, target: Path, installer: Path) -> dict[s
     """Start-menu entry (per user), uninstall entry with version and size in HKCU (none in
     HKLM), an installer that asks for no elevation, and where data, config and logs live."""
     link = wine.user_dir.joinpath(*START_MENU)
-    if not link.is_file() or "victor-gui.exe" not in link.read_bytes().decode("latin-1").lower():
+    target_bytes = link.read_bytes().lower() if link.is_file() else b""
+    # A shell link names its target in ANSI, UTF-16 or both, depending on who wrote it.
+    if not any(name in target_bytes for name in (b"victor-gui.exe", "victor-gui.exe".encode("utf-16-le"))):
         raise TierError(f"no Start-menu entry pointing at the app at {link}")
     entry = wine.hkcu(UNINSTALL_KEY) or {}
     if not entry.get("DisplayVersion") or int(entry.get("EstimatedSize", 0)) < 20_000:
