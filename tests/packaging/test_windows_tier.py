@@ -158,7 +158,7 @@ def test_the_installed_app_chats_with_its_bundled_llama_server(report: dict[str,
     assert engine["stored_messages"] >= 2  # the question and the answer, read from the SQLite file
     # Ctrl+C stopped serve (exit 0) and with it llama-server.exe (waited for by pid).
     assert engine["stop"]["serve_exit_code"] == 0 and engine["stop"]["engine_pids_before"]
-    assert engine["stop"]["said"] == ["Stopped."]
+    assert engine["stop"]["said_stopped"]
     for timing in ("ready_s", "chat_s", "stop_s"):
         assert engine[timing] > 0
 
@@ -190,7 +190,8 @@ def test_a_key_set_by_the_installed_cli_lives_in_credential_manager(report: dict
 @pytest.mark.timeout(3600)  # the first test to run pays for the tier
 def test_a_second_launch_brings_the_first_to_the_front_and_exits(report: dict[str, Any]) -> None:
     single = report["single_instance"]
-    assert single["second_exit_code"] == 0 and single["windows"] == ["Victor GUI"]
+    assert single["second_exit_code"] == 0 and "Victor GUI" in single["windows"]
+    assert single["windows"] == single["windows_before"]  # no second main window appeared
 
 
 @pytest.mark.packaging
