@@ -829,7 +829,10 @@ def installed_app_checks(wine: WineTier, target: Path, installer: Path, work: Pa
         # No --llama-server: the app must find the engine it ships in its install folder.
         serve = wine.start([cli, "serve", wine.win(model), "--port", str(port), "--ctx", "1024"])
         output = _pump(serve)
-        _wait_for(lambda: _healthy(url) or serve.poll() is not None, 180, "llama-server /health")
+        # serve prints its command once its own health wait is over, a moment after /health
+        # answers: wait for that line too (the check raced it).
+        _wait_for(lambda: serve.poll() is not None or (b"Serving" in b"".join(output) and _healthy(url)),
+                  180, "llama-server /health and serve's URL")
         text = b"".join(output).decode("utf-8", "replace")
         if serve.poll() is not None or not _healthy(url):
             raise TierError(f"serve exited {serve.returncode}:\n{text[-3000:]}")
