@@ -89,7 +89,9 @@ def bundle(dist: Path = DIST, work: Path = ROOT / "build" / "pyinstaller") -> Pa
             "--workpath",
             str(work),
             str(HERE / "victor_gui.spec"),
-        ]
+        ],
+        # Under Wine on a loaded two-core machine the analysis alone passed 15 min.
+        timeout=1800,
     )
     out = dist / EXE_NAME
     if not (out / f"{EXE_NAME}{EXE_SUFFIX}").is_file():

@@ -28,6 +28,7 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         from victor_gui.cli.engine import add_engine_command  # Qt-free; `engine install|status`
         from victor_gui.cli.fit import add_fit_command  # Qt-free; heavy imports wait for the handler
         from victor_gui.cli.hub import add_hub_command  # Qt-free; `hub search`, `hub show`
+        from victor_gui.cli.keys import add_keys_command  # Qt-free; `keys set|list|delete`
         from victor_gui.cli.models import add_models_command  # Qt-free; `models list|download`
         from victor_gui.cli.serve import add_serve_command  # Qt-free; `serve PATH`
         from victor_gui.cli.servers import add_manager_commands  # Qt-free; `providers`, `doctor`
@@ -41,6 +42,7 @@ def build_parser(*, with_commands: bool = True, only: str | None = None) -> argp
         add_serve_command(commands)
         add_engine_command(commands)
         add_update_command(commands)
+        add_keys_command(commands)
     return parser
 
 

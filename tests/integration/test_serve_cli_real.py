@@ -96,3 +96,42 @@ def test_serve_failures_exit_1_and_say_why(tmp_path: Path, llama_binary: Path, t
     assert failed.returncode == 1 and "exited with code" in failed.stderr
     usage = home.run("serve", str(broken), "--ctx", "-5")
     assert usage.returncode == 2
+
+
+async def test_ctrl_c_that_cancels_serve_stops_the_server(tmp_path: Path, llama_binary: Path, tiny_model,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl+C on Windows: the loop takes no signal handlers, so asyncio.run cancels the main
+    task. Before the fix the cancellation skipped the stop and llama-server.exe (in its own
+    process group) kept running with its port after the CLI had exited (seen under Wine)."""
+    import argparse
+    import asyncio
+    import io
+
+    import psutil
+
+    from victor_gui.cli.serve import serve_command
+
+    home = Home(tmp_path)
+    for key, value in home.env().items():
+        monkeypatch.setenv(key, value)
+    out = io.StringIO()
+    args = argparse.Namespace(model=str(tiny_model()), ctx=1024, port=None, llama_server=str(llama_binary))
+    never = asyncio.Event()  # no SIGINT handler: the stop comes as a cancellation, as on Windows
+    task = asyncio.ensure_future(serve_command(args, out, io.StringIO(), stop=never))
+    deadline = time.monotonic() + 40
+    while "Serving" not in out.getvalue():
+        assert not task.done() and time.monotonic() < deadline, out.getvalue()
+        await asyncio.sleep(0.1)
+    url = re.search(r"Serving\s+(http://127\.0\.0\.1:\d+)/v1", out.getvalue()).group(1)  # type: ignore[union-attr]
+    port = int(url.rsplit(":", 1)[1])
+    pids = [p.pid for p in psutil.process_iter(["cmdline"])
+            if str(llama_binary) in (p.info["cmdline"] or []) and str(port) in (p.info["cmdline"] or [])]
+    assert len(pids) == 1, pids
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(url + "/health", timeout=2)
+    assert "Stopped." in out.getvalue()

@@ -71,6 +71,16 @@ def test_a_wine_bridge_in_the_bundle_fails_the_tier(tmp_path: Path) -> None:
         wine_tier.check_bundle_clean(bundle)
 
 
+def test_a_new_engine_exe_rebuilds_the_bundle(tmp_path: Path) -> None:
+    # The bundle's cache key takes the shipped llama-server.exe's hash: a new exe is a new bundle.
+    (tmp_path / "victor_gui").mkdir()
+    (tmp_path / "victor_gui" / "app.py").write_text("pass\n")
+    assert wine_tier.bundle_key(tmp_path, "wheels", "3.13.0", "a" * 64) == \
+        wine_tier.bundle_key(tmp_path, "wheels", "3.13.0", "a" * 64)
+    assert wine_tier.bundle_key(tmp_path, "wheels", "3.13.0", "a" * 64) != \
+        wine_tier.bundle_key(tmp_path, "wheels", "3.13.0", "b" * 64)
+
+
 def test_modules_importing_numpy_are_the_ones_left_out_under_wine() -> None:
     ignored = wine_tier.wine_ignored_tests(ROOT)
     assert "tests/services/test_vector_search.py" in ignored  # import numpy
@@ -133,6 +143,62 @@ def test_uninstall_keeps_data_and_removedata_removes_data_config_and_logs(report
     assert r"AppData/Local/victor_gui" in report["data_folders"]
     assert "AppData/Local/victor_gui/Logs" in report["data_folders"]
     assert "uninstall /REMOVEDATA" in report["steps"]
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_the_installed_app_chats_with_its_bundled_llama_server(report: dict[str, Any]) -> None:
+    engine = report["installed_engine"]
+    # `serve` was given no binary: it found the engine the installer put beside the app.
+    assert "victor gui\\_internal\\engines\\llama-server\\llama-server.exe" in \
+        engine["command"].replace('"', "").lower()
+    assert engine["exe_bytes"] == report["engine"]["bytes"] > 1_000_000
+    reply = engine["reply"]
+    assert reply["text"] and reply["usage"]["completion_tokens"] > 0 and reply["conversation_id"]
+    assert engine["stored_messages"] >= 2  # the question and the answer, read from the SQLite file
+    # Ctrl+C stopped serve (exit 0) and with it llama-server.exe (waited for by pid).
+    assert engine["stop"]["serve_exit_code"] == 0 and engine["stop"]["engine_pids_before"]
+    assert engine["stop"]["said_stopped"]
+    for timing in ("ready_s", "chat_s", "stop_s"):
+        assert engine[timing] > 0
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_the_installed_app_follows_windows_conventions(report: dict[str, Any]) -> None:
+    conv = report["conventions"]
+    # Per user: the Start-menu entry in the user's own Programs folder, the uninstall entry in
+    # HKCU with version and size (none in HKLM), and an installer that never asks for admin.
+    assert conv["start_menu"].endswith("Start Menu/Programs/Victor GUI.lnk")
+    assert conv["start_menu"].startswith("AppData/Roaming/")
+    assert conv["uninstall_entry"]["DisplayVersion"] and conv["uninstall_entry"]["EstimatedSize"] > 20_000
+    assert conv["hklm_entry"] is False and conv["execution_level"] == "asInvoker"
+    # Data, config and logs in one Local folder; nothing roams (see the README's Windows section).
+    assert conv["app_folders"] == ["AppData/Local/victor_gui"]
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_a_key_set_by_the_installed_cli_lives_in_credential_manager(report: dict[str, Any]) -> None:
+    keyring = report["keyring"]
+    assert keyring["said"] == "Saved the key for openai in the system keyring."
+    assert keyring["read_back"] == "ready: key from the keyring"  # `providers --json` of the app
+    assert keyring["leaks"] == []  # in no file of the app's folder: settings.yaml, logs, database
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_a_second_launch_brings_the_first_to_the_front_and_exits(report: dict[str, Any]) -> None:
+    single = report["single_instance"]
+    assert single["second_exit_code"] == 0 and "Victor GUI" in single["windows"]
+    assert single["windows"] == single["windows_before"]  # no second main window appeared
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(3600)  # the first test to run pays for the tier
+def test_a_second_user_sees_none_of_the_first_users_data(report: dict[str, Any]) -> None:
+    other = report["second_profile"]
+    assert other == {"keys": [], "conversation_id": 1, "stored_messages": 2}
 
 
 @pytest.mark.packaging

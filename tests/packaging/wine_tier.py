@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -326,16 +327,23 @@ class WineTier(WinePrefix):
         """The Windows form of a Unix path (Wine maps ``/`` to drive Z:)."""
         return "Z:" + str(path).replace("/", "\\")
 
-    def start(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([self.wine, *argv], env={**self.env, **(env or {})},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd)
+    def start(self, argv: list[str], env: dict[str, str] | None = None,
+              stdin: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a Windows program; ``stdin`` is written to its standard input, then closed."""
+        proc = subprocess.Popen([self.wine, *argv], env={**self.env, **(env or {})},
+                                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=self.cwd)
+        if proc.stdin is not None:  # never communicate(): a child of Wine may hold stdout open
+            with proc.stdin:
+                proc.stdin.write(stdin.encode() if stdin is not None else b"")
+        return proc
 
     def call(self, argv: list[str], timeout: float, env: dict[str, str] | None = None,
-             ok: bool = True) -> tuple[int, str]:
+             ok: bool = True, stdin: str | None = None) -> tuple[int, str]:
         """Run a Windows program to its end with stdout+stderr on one pipe; (exit code, output).
         A run past ``timeout`` ends every process of the prefix and fails."""
-        proc = self.start(argv, env)
+        proc = self.start(argv, env, stdin)
         chunks: list[bytes] = []
         assert proc.stdout is not None
         pump = threading.Thread(target=lambda: chunks.extend(iter(proc.stdout.readline, b"")), daemon=True)
@@ -533,6 +541,8 @@ def run_tier(work: Path, report: Report, *, core_tests: bool) -> None:
         reqs = requirements()
         wheels = ensure_wheels(cache, reqs)
         data["wheelhouse"] = str(wheels)
+    with report.step("engine"):
+        data["engine"] = windows_engine()
     with report.step("checkout"):
         src = copy_checkout(work / "src checkout")
     with report.step("prefix"):
@@ -562,7 +572,8 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
                    *, core_tests: bool) -> None:
     data = report.data
     reqs = requirements()
-    key = bundle_key(src, wheel_key(reqs), EMBED_VERSION)  # before pip -e writes its egg-info
+    engine = data["engine"]  # a new llama-server.exe rebuilds the bundle
+    key = bundle_key(src, wheel_key(reqs), EMBED_VERSION, engine["sha256"])  # before pip -e's egg-info
     key += "-" + _update_step().trust_test_key(wine)  # the bundle ships the tier's update key
     with report.step("pip"):
         py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, reqs)
@@ -587,7 +598,8 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
         if data["bundle_cached"]:
             _restore(stored / "victor-gui", bundle)
         else:
-            wine.call([wpy, build_py, "bundle"], 1500)
+            wine.call([wpy, build_py, "bundle"], 2400,
+                      env={ENV_BUNDLE_ENGINE: wine.win(Path(engine["path"]))})
             check_lean(src / "build" / "pyinstaller" / "victor_gui")
             _prune(stored)
             _store(bundle, stored / "victor-gui")
@@ -695,6 +707,7 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
             _wait_for(lambda: any(local.rglob("*.sqlite3")), 120, "the app's database")
             time.sleep(3)
             data["screenshot"] = {"path": str(shot), **grab(display, shot)}
+        second_launch_activates_the_first(wine, gui, app, display, report)
         with report.step("upgrade over the running copy"):
             db_before = sorted(p.name for p in local.rglob("*.sqlite3"))
             wine.call([wine.win(newer), "/S", *f"/D={target_win}".split(" ")], 300)
@@ -711,6 +724,8 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
             data["upgrade"] = {"app_exit_code": app.returncode, "databases": db_after}
             wine.call([gui, "--self-test"], 300, env=x11)
         wine.set_graphics("null")
+    installed_app_checks(wine, target, installer, work, report)
+    # Last while installed: a good update changes the installed version.
     _update_step().update_cases(wine, build, target_win, work, report)
     with report.step("uninstall keeps data"):
         wine.call([wine.win(target / "uninstall.exe"), "/S", *f"_?={target_win}".split(" ")], 300)
@@ -739,6 +754,241 @@ def _update_step() -> Any:
     from tests.packaging import wine_updates
 
     return wine_updates
+
+
+# --- the installed app with its engine, and Windows conventions (issues 17 and 15) ---------------
+
+#: The environment variable victor_gui.spec reads for the llama-server.exe to bundle.
+ENV_BUNDLE_ENGINE = "VICTOR_BUNDLE_LLAMA_SERVER"
+#: Where NSIS puts the per-user Start-menu entry ($SMPROGRAMS with the default shell context).
+START_MENU = ("AppData", "Roaming", "Microsoft", "Windows", "Start Menu", "Programs", f"{APP_NAME}.lnk")
+#: The bundled engine inside the installed app (PyInstaller's _internal + BUNDLED_DIR).
+INSTALLED_ENGINE = ("_internal", "engines", "llama-server", "llama-server.exe")
+
+
+def windows_engine() -> dict[str, Any]:
+    """The llama-server.exe the bundle ships: the cached mingw cross build, built through the
+    project's own recipe (packaging/llama_windows.py) when missing; its path, size and sha256."""
+    from tests.packaging.support import load_packaging_script
+
+    llama_windows = load_packaging_script("llama_windows")
+    exe = Path(llama_windows.ensure())
+    llama_windows.check_imports(exe)  # no mingw runtime DLL: it must start on a bare Windows
+    return {"path": str(exe), "bytes": exe.stat().st_size,
+            "sha256": hashlib.sha256(exe.read_bytes()).hexdigest()}
+
+
+def _pump(proc: subprocess.Popen[bytes]) -> list[bytes]:
+    """A thread reads ``proc``'s output into the returned list (never blocks the tier)."""
+    chunks: list[bytes] = []
+    stream = proc.stdout
+    assert stream is not None
+    threading.Thread(target=lambda: chunks.extend(iter(stream.readline, b"")), daemon=True).start()
+    return chunks
+
+
+def _engine_pids(port: int) -> list[int]:
+    """Processes of a llama-server.exe listening on ``port`` (Wine processes are Linux processes
+    whose command line is the Windows one)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if "llama-server.exe" in line and f"--port {port}" in line:
+            found.append(proc.pid)
+    return found
+
+
+def _conversations(db: Path) -> list[tuple[str, str]]:
+    """(role, content) of every stored message, read from the app's SQLite file."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return list(conn.execute("SELECT role, content FROM messages ORDER BY conversation_id, position"))
+
+
+def _chat_json(wine: WineTier, cli: str, url: str) -> dict[str, Any]:
+    _, out = wine.call([cli, "chat", "--endpoint", url, "--max-tokens", "8", "--temperature", "0",
+                        "--json", "Say hi"], 300)
+    reply: dict[str, Any] = json.loads(out[out.index("{"):])
+    if not reply.get("text") or reply.get("status") != "complete" or not reply.get("conversation_id"):
+        raise TierError(f"no reply from the bundled engine: {out[-3000:]}")
+    return reply
+
+
+def installed_app_checks(wine: WineTier, target: Path, installer: Path, work: Path, report: Report) -> None:
+    """While the app is installed: Windows conventions, a key through Credential Manager, the
+    app chatting with its own llama-server.exe, and a second user who sees none of it."""
+    from tests.support.tiny_gguf import make_tiny_gguf
+    from victor_gui.services.engine_runner import free_port
+
+    data = report.data
+    cli = wine.win(target / "victor-gui-cli.exe")
+    local = wine.user_dir / "AppData" / "Local" / "victor_gui"
+    with report.step("windows conventions"):
+        data["conventions"] = windows_conventions(wine, target, installer)
+    with report.step("key in Credential Manager"):
+        data["keyring"] = key_through_credential_manager(wine, cli, local)
+    model = make_tiny_gguf(work / "tiny.gguf")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine: dict[str, Any] = {"exe_bytes": target.joinpath(*INSTALLED_ENGINE).stat().st_size}
+    data["installed_engine"] = engine
+    with report.step("installed app serves with its engine"):
+        t = time.monotonic()
+        # No --llama-server: the app must find the engine it ships in its install folder.
+        serve = wine.start([cli, "serve", wine.win(model), "--port", str(port), "--ctx", "1024"])
+        output = _pump(serve)
+        # serve prints its command once its own health wait is over, a moment after /health
+        # answers: wait for that line too (the check raced it).
+        _wait_for(lambda: serve.poll() is not None or (b"Serving" in b"".join(output) and _healthy(url)),
+                  180, "llama-server /health and serve's URL")
+        text = b"".join(output).decode("utf-8", "replace")
+        if serve.poll() is not None or not _healthy(url):
+            raise TierError(f"serve exited {serve.returncode}:\n{text[-3000:]}")
+        engine["ready_s"] = round(time.monotonic() - t, 1)
+        engine["command"] = next((ln.split(None, 1)[1] for ln in text.splitlines()
+                                  if ln.startswith("Command")), "")
+        # The engine's Windows path as the app saw it (C:\...\Victor GUI\_internal\...).
+        shipped = "\\".join([target.name, *INSTALLED_ENGINE]).lower()
+        if shipped not in engine["command"].replace('"', "").replace("'", "").lower():
+            raise TierError(f"serve did not use the installed engine:\n{text[-3000:]}")
+    try:
+        with report.step("installed app chats with its engine"):
+            t = time.monotonic()
+            reply = _chat_json(wine, cli, url)
+            engine["chat_s"] = round(time.monotonic() - t, 1)
+            engine["reply"] = {k: reply.get(k) for k in ("text", "usage", "timings", "conversation_id")}
+            stored = _conversations(next(local.rglob("conversations.sqlite3")))
+            if ("assistant", reply["text"]) not in stored or ("user", "Say hi") not in stored:
+                raise TierError(f"the reply was not stored: {stored}")
+            engine["stored_messages"] = len(stored)
+        with report.step("second user profile"):
+            data["second_profile"] = second_profile(work, target, url)
+    finally:
+        with report.step("stop the engine"):
+            t = time.monotonic()
+            pids = _engine_pids(port)
+            serve.send_signal(signal.SIGINT)  # Wine turns SIGINT into the console's Ctrl+C
+            try:
+                serve.wait(60)
+            except subprocess.TimeoutExpired:
+                raise TierError("serve did not stop on Ctrl+C") from None
+            _wait_for(lambda: not _engine_pids(port), 30, "end of llama-server.exe after serve stopped")
+            engine["stop_s"] = round(time.monotonic() - t, 1)
+            said = b"".join(output).decode("utf-8", "replace")
+            engine["stop"] = {"serve_exit_code": serve.returncode, "engine_pids_before": pids,
+                              "said_stopped": "\nStopped." in said,
+                              "last_lines": said.strip().splitlines()[-3:]}
+            if serve.returncode != 0 or not pids or _healthy(url):
+                raise TierError(f"stopping serve: {engine['stop']}")
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def windows_conventions(wine: WineTier, target: Path, installer: Path) -> dict[str, Any]:
+    """Start-menu entry (per user), uninstall entry with version and size in HKCU (none in
+    HKLM), an installer that asks for no elevation, and where data, config and logs live."""
+    link = wine.user_dir.joinpath(*START_MENU)
+    target_bytes = link.read_bytes().lower() if link.is_file() else b""
+    # A shell link names its target in ANSI, UTF-16 or both, depending on who wrote it.
+    if not any(name in target_bytes for name in (b"victor-gui.exe", "victor-gui.exe".encode("utf-16-le"))):
+        raise TierError(f"no Start-menu entry pointing at the app at {link}")
+    entry = wine.hkcu(UNINSTALL_KEY) or {}
+    if not entry.get("DisplayVersion") or int(entry.get("EstimatedSize", 0)) < 20_000:
+        raise TierError(f"uninstall entry without version or size: {entry}")
+    rc, _ = wine.call(["reg", "query", "HKLM\\" + UNINSTALL_KEY], 60, ok=False)
+    if rc == 0:
+        raise TierError("the per-user installer wrote HKLM")
+    manifest = installer.read_bytes()
+    if b'level="asInvoker"' not in manifest or b"requireAdministrator" in manifest:
+        raise TierError("the installer's manifest asks for elevation")
+    users = wine.user_dir / "AppData"
+    folders = sorted(str(p.relative_to(wine.user_dir)) for p in (users / "Local", users / "Roaming")
+                     for p in p.glob("victor*"))
+    return {"start_menu": str(link.relative_to(wine.user_dir)), "uninstall_entry": entry,
+            "hklm_entry": False, "execution_level": "asInvoker", "app_folders": folders}
+
+
+def key_through_credential_manager(wine: WineTier, cli: str, local: Path) -> dict[str, Any]:
+    """``keys set`` of the installed CLI stores a key in Credential Manager (Wine keeps it in
+    HKCU\\Software\\Wine\\Credential Manager, encrypted); ``providers --json`` of the installed
+    app reads it back; the value is in no file of the app's (settings.yaml, logs, database)."""
+    import secrets as token
+
+    secret = f"sk-tier-{token.token_hex(12)}"
+    _, said = wine.call([cli, "keys", "set", "openai"], 120, stdin=secret + "\n")
+    _, creds = wine.call(["reg", "query", r"HKCU\Software\Wine\Credential Manager", "/s"], 60)
+    if "victor_gui" not in creds or "UserName    REG_SZ    openai" not in creds:
+        raise TierError(f"no victor_gui credential in Credential Manager:\n{creds[-2000:]}")
+    _, out = wine.call([cli, "providers", "--json"], 120)
+    row = next(r for r in json.loads(out[out.index("{"):])["providers"] if r["name"] == "openai")
+    if row["key"] != "keyring":
+        raise TierError(f"the installed app did not read the key back: {row}")
+    leaks = [str(p) for p in local.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    if secret in said + out or leaks:
+        raise TierError(f"the key leaked into {leaks or 'the output'}")
+    settings = sorted(str(p.relative_to(local)) for p in local.rglob("settings.yaml"))
+    return {"said": said.strip(), "read_back": row["status"], "settings_files": settings, "leaks": []}
+
+
+def second_profile(work: Path, target: Path, url: str) -> dict[str, Any]:
+    """Another Windows user (a second Wine prefix: its own HKCU, Credential Manager and
+    AppData) runs the same installed exe: no key, and a database of its own."""
+    other = make_prefix(work / "second user")
+    try:
+        cli = other.win(target / "victor-gui-cli.exe")
+        _, out = other.call([cli, "keys", "list", "--json"], 120)
+        keys = json.loads(out[out.index("{"):])["keys"]
+        reply = _chat_json(other, cli, url)
+        db = next((other.user_dir / "AppData" / "Local" / "victor_gui").rglob("conversations.sqlite3"))
+        stored = _conversations(db)
+    finally:
+        other.shutdown()
+    # Its own question and answer only (the first user's database holds another pair).
+    if keys or reply["conversation_id"] != 1 or len(stored) != 2:
+        raise TierError(f"the second user sees the first's data: keys {keys}, stored {stored}")
+    return {"keys": keys, "conversation_id": reply["conversation_id"], "stored_messages": len(stored)}
+
+
+def second_launch_activates_the_first(wine: WineTier, gui: str, app: subprocess.Popen[bytes], display: str,
+                                      report: Report) -> None:
+    """A second launch of the installed GUI exe finds the first (single-instance socket), asks
+    it to come to the front and exits 0; one window stays."""
+    with report.step("single instance"):
+        before = _app_windows(display)
+        t = time.monotonic()
+        rc, out = wine.call([gui], 120, env={"DISPLAY": display}, ok=False)
+        took = round(time.monotonic() - t, 1)
+        time.sleep(2)  # a second window would have shown by now
+        windows = _app_windows(display)
+        # The same windows as before (the main one, and the first-run offer on an empty machine).
+        if rc != 0 or app.poll() is not None or APP_NAME not in windows or windows != before:
+            raise TierError(f"second launch: exit {rc} after {took} s, first running {app.poll() is None}, "
+                            f"windows {windows}:\n{out[-2000:]}")
+        report.data["single_instance"] = {"second_exit_code": rc, "second_s": took, "windows": windows,
+                                          "windows_before": before}
+
+
+def _app_windows(display: str) -> list[str]:
+    """Titles of the visible top-level windows named like the app, on ``display``."""
+    proc = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", APP_NAME],
+                          env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=30,
+                          check=False)
+    titles = []
+    for wid in proc.stdout.split():
+        name = subprocess.run(["xdotool", "getwindowname", wid], env={**os.environ, "DISPLAY": display},
+                              capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        titles.append(name)
+    return titles
 
 
 def _wait_for(predicate: Any, limit_s: float, what: str) -> None:

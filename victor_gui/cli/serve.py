@@ -116,8 +116,18 @@ async def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO,
         assert engine.process is not None
         ended = asyncio.ensure_future(engine.process.wait())
         asked = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({ended, asked}, return_when=asyncio.FIRST_COMPLETED)
-        asked.cancel()
+        try:
+            await asyncio.wait({ended, asked}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Ctrl+C where the loop takes no signal handlers (Windows): asyncio.run cancels this
+            # task. The server runs in its own process group and outlives us unless stopped
+            # here (under Wine it was left running, holding its port, after the CLI had exited).
+            await runner.close()
+            out.write("Stopped.\n")
+            out.flush()
+            raise
+        finally:
+            asked.cancel()
         crashed = ended.done() and not engine.stopping
         if crashed:
             await asyncio.sleep(0.1)  # the last log lines
