@@ -175,15 +175,15 @@ def _name(req: str) -> str:
 
 def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """What the Windows build environment installs, read from pyproject: the runtime dependencies
-    (for Python 3.12+), and the ``packaging``, ``nvidia`` and ``documents`` extras, as
-    windows.yml installs them; no ``dev`` (its botocore would be frozen into the bundle).
+    (for Python 3.12+), and the ``packaging``, ``nvidia``, ``documents`` and ``hub`` extras, as
+    windows.yml installs them (``hub``: a first run on Windows finds and downloads a model); no ``dev`` (its botocore would be frozen into the bundle).
     numpy is left out: it aborts under Wine 8.0 (see WINE_IGNORED_TESTS_REASON), and the bundle
     excludes it anyway. pywin32-ctypes is keyring's Windows-only dependency, listed because the
     host pip evaluates markers for Linux; setuptools and wheel build the editable install."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     reqs = [r for r in project["dependencies"] if "python_version < '3.12'" not in r]
     extras = project["optional-dependencies"]
-    reqs += extras["packaging"] + extras["nvidia"] + extras["documents"]
+    reqs += extras["packaging"] + extras["nvidia"] + extras["documents"] + extras["hub"]
     reqs = [r.split(";")[0].strip() for r in reqs]
     reqs = [r for r in reqs if _name(r) != "numpy"]
     return [*reqs, "pywin32-ctypes>=0.2", "setuptools>=77", "wheel"]
