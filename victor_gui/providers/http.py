@@ -96,8 +96,8 @@ def default_ssl_context(*, trust_env: bool = True) -> ssl.SSLContext:
     the app holds several at once (the shared client, the probe client). A context is made to be
     shared by many connections; the clients that need another (an endpoint's CA bundle, no
     verification) pass their own."""
-    env = (os.environ.get("SSL_CERT_FILE") or "", os.environ.get("SSL_CERT_DIR") or "")
-    return _ssl_context(env if trust_env else ("", ""), trust_env)
+    env = (os.environ.get("SSL_CERT_FILE") or "", os.environ.get("SSL_CERT_DIR") or "") if trust_env else ("", "")
+    return _ssl_context(env, trust_env)
 
 
 @functools.lru_cache(maxsize=4)
