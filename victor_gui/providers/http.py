@@ -9,9 +9,7 @@ Anthropic/Gemini shapes, HTML pages from proxies) are reduced to one message her
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,31 +85,10 @@ SHARED_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0,
 PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0, idle=3.0, deadline=10.0)
 
 
-def default_ssl_context(*, trust_env: bool = True) -> ssl.SSLContext:
-    """The verifying TLS context of every client built without a ``verify`` of its own: the one
-    httpx would build (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when ``trust_env``),
-    built once and shared.
-
-    Each build loads the whole CA bundle: ~1.8 MB of memory and 50-100 ms of CPU per client, and
-    the app holds several at once (the shared client, the probe client). A context is made to be
-    shared by many connections; the clients that need another (an endpoint's CA bundle, no
-    verification) pass their own."""
-    env = (os.environ.get("SSL_CERT_FILE") or "", os.environ.get("SSL_CERT_DIR") or "") if trust_env else ("", "")
-    return _ssl_context(env, trust_env)
-
-
-@functools.lru_cache(maxsize=4)
-def _ssl_context(env: tuple[str, str], trust_env: bool) -> ssl.SSLContext:
-    # ``env`` keys the cache only: httpx reads the variables itself, as for any client.
-    return httpx.create_ssl_context(verify=True, trust_env=trust_env)
-
-
 def make_client(timeouts: Timeouts = CLOUD_TIMEOUTS, **kwargs: Any) -> httpx.AsyncClient:
     """A client with explicit timeouts whose replies are bounded in bytes and time
     (:class:`~victor_gui.providers.bounded.BoundedClient`); ``trust_env`` honours the user's
-    proxy settings. Without a ``verify`` of its own it shares :func:`default_ssl_context`."""
-    if kwargs.get("verify", True) is True:
-        kwargs["verify"] = default_ssl_context(trust_env=kwargs.get("trust_env", True))
+    proxy settings."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0)
     return BoundedClient(timeout=timeouts.to_httpx(), limits=limits, idle_s=timeouts.idle,
                          deadline_s=timeouts.deadline, **kwargs)
