@@ -1,4 +1,4 @@
-"""Launch to first paint: our window ÷ a bare PySide6 + qasync window (target ≤ 1.5); then
+"""Launch to first paint: our window ÷ a bare PySide6 + qasync window (target ≤ 1.4); then
 idle memory: the app with one chat open against the bare window (``--idle``, target ≤ 110 MB).
 
 Both run as fresh subprocesses in one run, alternating, and the parent clocks from spawn to
@@ -51,6 +51,8 @@ loop.run_forever()
 
 
 IDLE_S = 4.0
+# Issue 14 item 6 (it was 1.5 before): the same measurement, a stricter target.
+RATIO_TARGET = 1.4
 
 
 def set_root(root: Path) -> None:
@@ -172,8 +174,8 @@ def main() -> int:
     print(f"bare PySide6+qasync {b * 1000:7.0f} ms  (runs: {', '.join(f'{x * 1000:.0f}' for x in bare)})")
     print(f"victor-gui          {o * 1000:7.0f} ms  (runs: {', '.join(f'{x * 1000:.0f}' for x in ours)})")
     ratio = o / b
-    print(f"ratio               {ratio:7.2f}   (target ≤ 1.5: {'PASS' if ratio <= 1.5 else 'FAIL'})")
-    ok = ratio <= 1.5
+    ok = ratio <= RATIO_TARGET
+    print(f"ratio               {ratio:7.2f}   (target ≤ {RATIO_TARGET}: {'PASS' if ok else 'FAIL'})")
     if args.idle:
         bare_mb, ours_mb = idle_figures(max(1, args.runs // 2))
         b_mb, o_mb = statistics.median(bare_mb), statistics.median(ours_mb)

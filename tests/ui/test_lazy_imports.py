@@ -1,7 +1,8 @@
 """Opening the window with one chat does not load what only attachments, search or keys need
 (issue 14 item 6: idle memory). Each of these was loaded at start-up before: NumPy (~14 MB of
 RSS) through the retrieval code, Pillow through the image preparation, keyring (~11 MB) through
-the secrets module, rich and click through httpx's command-line tool.
+the secrets module, rich and click through httpx's command-line tool, multiprocessing through
+the document worker.
 
 Checked in a fresh interpreter, since the test process itself has imported everything."""
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LAZY = ("PIL", "numpy", "pypdf", "docx", "pptx", "openpyxl", "keyring", "rich", "click")
+LAZY = ("PIL", "numpy", "pypdf", "docx", "pptx", "openpyxl", "keyring", "rich", "click", "multiprocessing")
 
 CHILD = r"""
 import asyncio, json, sys, tempfile

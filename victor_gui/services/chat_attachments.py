@@ -41,7 +41,6 @@ from victor_gui.services.attachment_types import (
     DocumentMode,
     RetrievedPassage,
 )
-from victor_gui.services.doc_worker import convert_in_worker
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.storage.models import StoredMessage
 from victor_gui.storage.store import ConversationStore
@@ -187,6 +186,8 @@ class AttachmentsMixin:
             except StorageError:
                 raise AttachmentError(f"{ref.name} is no longer in the data folder; attach it again.",
                                       reason="vanished", name=ref.name) from None
+            # Imported here: multiprocessing stays in memory once loaded, and most chats convert nothing.
+            from victor_gui.services.doc_worker import convert_in_worker
             doc = await convert_in_worker(path)  # a child process for big files: the loop never stalls
             # Named as the user named it, whatever the converter saw on disk.
             doc = ConvertedDocument(ref.name, ref.sha256, ref.media_type, doc.sections, doc.pages,

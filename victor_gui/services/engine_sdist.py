@@ -22,15 +22,18 @@ import os
 import posixpath
 import re
 import shutil
-import tarfile
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from victor_gui.errors import EngineInstallError
+
+if TYPE_CHECKING:
+    import tarfile
 
 PACKAGE = "llama-cpp-python"
 #: The release whose vendored llama.cpp is built by default (and by the test tier).
@@ -210,6 +213,10 @@ def _member_problem(member: tarfile.TarInfo, prefix: str) -> str | None:
 
 
 def _extract(sdist: Path, dest: Path, cancel: threading.Event) -> Path:
+    # Imported here: this module is loaded whenever the app looks for a llama-server (the
+    # first-run offer), and tarfile stayed in memory for the run though only an install unpacks.
+    import tarfile
+
     top = sdist.name.removesuffix(".tar.gz")
     prefix = f"{top}/vendor/llama.cpp/"
     partial = dest / f".{top}.partial"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,7 +179,12 @@ def gated_sentence(repo_id: str, page: str, *, has_token: bool) -> str:
 def _library_error(exc: BaseException, what: str, repo_id: str | None, page: str | None,
                    has_token: bool) -> ProviderError | None:
     """The typed error for an exception of ``huggingface_hub`` (None: not one of its errors)."""
-    from huggingface_hub import errors as hf_errors
+    # Not imported here: an exception of the library's means its errors module is loaded, and
+    # importing it for a failure of our own (offline: the connect probe) cost 2.2 MB of memory
+    # for the rest of the run (httpx2 and the library's package), with the first-run offer up.
+    hf_errors = sys.modules.get("huggingface_hub.errors")
+    if hf_errors is None:
+        return None
 
     status: int | None = None
     response = getattr(exc, "response", None)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLineEdit, QMenu, QWidget
 
-from victor_gui.ui.theme import THEME_HOOKS, Tokens, current_tokens
+from victor_gui.ui.theme import THEME_HOOKS, Tokens, current_tokens, resources_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -42,19 +42,10 @@ DEFAULT_SIZE = 16
 NAME_PROPERTY, ROLE_PROPERTY = "victorIcon", "victorIconRole"
 
 
-def _folder() -> Path:
-    from importlib import resources
-
-    folder = Path(str(resources.files("victor_gui.resources").joinpath("icons")))
-    if not folder.is_dir():  # a source checkout whose editable install points at another copy
-        folder = Path(__file__).resolve().parents[2] / "resources" / "icons"
-    return folder
-
-
 @cache
 def icons_folder() -> Path:
     """Where the bundled SVG sources are (resources/icons/, shipped as victor_gui.resources)."""
-    return _folder()
+    return resources_folder() / "icons"
 
 
 def icon_names() -> tuple[str, ...]:

@@ -198,20 +198,9 @@ class MessageView(QFrame):
         self.branch_button: QToolButton | None = None  # made once the message is stored
         layout.addLayout(header_row)
 
-        self.reasoning_toggle = QToolButton()
-        self.reasoning_toggle.setCheckable(True)
-        self.reasoning_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.reasoning_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.reasoning_toggle.setText("Reasoning")
-        self.reasoning_toggle.setAccessibleName("Show or hide the model's reasoning")
-        self.reasoning_toggle.toggled.connect(self._toggle_reasoning)
-        self.reasoning_toggle.hide()
-        layout.addWidget(self.reasoning_toggle)
-        self.reasoning_view = AutoHeightText(max_height=160)
-        self.reasoning_view.setObjectName("reasoning")
-        self.reasoning_view.setAccessibleName("Model reasoning")
-        self.reasoning_view.hide()
-        layout.addWidget(self.reasoning_view)
+        # The reasoning toggle and box are made when the first reasoning arrives (see
+        # _reasoning_widgets), between the header and the tool calls.
+        self._reasoning: tuple[QToolButton, AutoHeightText] | None = None
 
         self.tools_label = WrapLabel()
         self.tools_label.setObjectName("toolCalls")
@@ -345,18 +334,54 @@ class MessageView(QFrame):
         self._update_more()
         self.append_content(text)
 
+    @property
+    def reasoning_toggle(self) -> QToolButton:
+        """The "Reasoning (N chars)" button that shows or hides the reasoning box."""
+        return self._reasoning_widgets()[0]
+
+    @property
+    def reasoning_view(self) -> AutoHeightText:
+        """The reasoning box (hidden until the toggle shows it)."""
+        return self._reasoning_widgets()[1]
+
+    def _reasoning_widgets(self) -> tuple[QToolButton, AutoHeightText]:
+        # Made on first use: most messages have no reasoning, and the box (a text browser and
+        # its document) was a third of the cost of every message view built (~70 KB and ~3 ms
+        # each: opening a chat, scrolling back through a long one, every new exchange).
+        if self._reasoning is None:
+            toggle = QToolButton()
+            toggle.setCheckable(True)
+            toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            toggle.setArrowType(Qt.ArrowType.RightArrow)
+            toggle.setText("Reasoning")
+            toggle.setAccessibleName("Show or hide the model's reasoning")
+            toggle.toggled.connect(self._toggle_reasoning)
+            toggle.hide()
+            view = AutoHeightText(max_height=160)
+            view.setObjectName("reasoning")
+            view.setAccessibleName("Model reasoning")
+            view.hide()
+            layout = self.layout()
+            assert isinstance(layout, QVBoxLayout)
+            at = layout.indexOf(self.tools_label)
+            layout.insertWidget(at, toggle)
+            layout.insertWidget(at + 1, view)
+            self._reasoning = (toggle, view)
+        return self._reasoning
+
     def append_reasoning(self, text: str) -> None:
         if not text:
             return
-        if self.reasoning_toggle.isHidden():
-            self.reasoning_toggle.show()
-        self.reasoning_view.append_plain(text)
+        toggle, view = self._reasoning_widgets()
+        if toggle.isHidden():
+            toggle.show()
+        view.append_plain(text)
         self._reasoning_chars += len(text)
-        self.reasoning_toggle.setText(f"Reasoning ({self._reasoning_chars} chars)")
+        toggle.setText(f"Reasoning ({self._reasoning_chars} chars)")
 
     @property
     def reasoning_text(self) -> str:
-        return self.reasoning_view.toPlainText()
+        return self._reasoning[1].toPlainText() if self._reasoning is not None else ""
 
     def _toggle_reasoning(self, shown: bool) -> None:
         self.reasoning_view.setVisible(shown)

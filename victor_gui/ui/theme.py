@@ -18,8 +18,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
@@ -209,13 +212,23 @@ def _icon(name: str) -> str:
     Why bundled SVGs and not qtawesome: importing qtawesome took 250-390 ms here and its first
     icons ~18 ms each, against ~300 ms for a bare window's whole launch (bench_launch); an SVG
     drawn by Qt's own svg plugin costs a few ms, when it is first shown."""
-    from importlib import resources
-    from pathlib import Path
+    return (resources_folder() / name).as_posix()
 
-    path = Path(str(resources.files("victor_gui.resources").joinpath(name)))
-    if not path.is_file():  # a source checkout whose editable install points at another copy
-        path = Path(__file__).resolve().parents[2] / "resources" / name
-    return path.as_posix()
+
+@cache
+def resources_folder() -> Path:
+    """The folder of the ``victor_gui.resources`` package (the top-level resources/ of a source
+    checkout, the package's folder in a wheel or a frozen bundle).
+
+    Found from the package itself, not through ``importlib.resources``: importing that and its
+    first ``files()`` cost 30-50 ms of the first paint (this sheet and the icons need the folder
+    before it), for a package that is always a plain folder on disk."""
+    import victor_gui.resources as package
+
+    folder = Path(package.__file__ or "").parent
+    if not (folder / "icons").is_dir():  # a source checkout whose editable install points elsewhere
+        folder = Path(__file__).resolve().parents[2] / "resources"
+    return folder
 
 
 def is_dark(mode: str) -> bool:
@@ -246,12 +259,23 @@ class _ThemeState(QObject):
             _apply(self, tokens_for(scheme == Qt.ColorScheme.Dark))
 
 
+# The application's one _ThemeState (a child of it), remembered here rather than looked up:
+# ``app.findChild(_ThemeState)`` cost 25-45 ms on its first call and ~4 ms on each later one,
+# and every icon asks for the tokens in force (dozens of calls before the first paint, several
+# per message view built).
+_current: tuple[QApplication, _ThemeState] | None = None
+
+
 def _state() -> _ThemeState | None:
+    global _current
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         return None
-    state = app.findChild(_ThemeState)
-    return state if state is not None else _ThemeState(app)
+    if _current is not None and _current[0] is app and shiboken6.isValid(_current[1]):
+        return _current[1]
+    state = _ThemeState(app)
+    _current = (app, state)
+    return state
 
 
 def current_tokens() -> Tokens:
