@@ -176,7 +176,8 @@ def _name(req: str) -> str:
 def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """What the Windows build environment installs, read from pyproject: the runtime dependencies
     (for Python 3.12+), and the ``packaging``, ``nvidia``, ``documents`` and ``hub`` extras, as
-    windows.yml installs them (``hub``: a first run on Windows finds and downloads a model); no ``dev`` (its botocore would be frozen into the bundle).
+    windows.yml installs them (``hub``: a first run on Windows finds and downloads a model); no
+    ``dev`` (its botocore would be frozen into the bundle).
     numpy is left out: it aborts under Wine 8.0 (see WINE_IGNORED_TESTS_REASON), and the bundle
     excludes it anyway. pywin32-ctypes is keyring's Windows-only dependency, listed because the
     host pip evaluates markers for Linux; setuptools and wheel build the editable install."""
