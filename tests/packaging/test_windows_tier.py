@@ -34,7 +34,7 @@ def test_build_requirements_are_the_runtime_and_packaging_set_without_dev() -> N
     reqs = wine_tier.requirements()
     names = {wine_tier._name(r) for r in reqs}
     assert {"pyside6-essentials", "httpx", "pydantic", "keyring", "pyinstaller", "nvidia-ml-py", "pypdf",
-            "pywin32-ctypes"} <= names
+            "pywin32-ctypes", "huggingface_hub"} <= names
     # dev's botocore and test tools would be frozen into the bundle; numpy aborts under Wine.
     assert not names & {"botocore", "pytest", "hypothesis", "numpy", "mypy", "gguf"}
     assert all(";" not in r for r in reqs)  # pip inside Wine gets plain requirements
