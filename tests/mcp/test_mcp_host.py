@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 
+import psutil
 import pytest
 
 from tests.mcp.conftest import descendants, echo_config
@@ -232,9 +233,12 @@ async def test_idle_crash_is_seen_and_next_use_restarts() -> None:
     host.subscribe(lambda status: states.append(status.state))
     try:
         await host.tools(["echo"])
-        reaper = status_of(host, "echo").pid
-        assert reaper is not None
-        os.killpg(reaper, signal.SIGKILL)  # the whole group dies while nothing runs
+        pid = status_of(host, "echo").pid
+        assert pid is not None
+        if os.name == "posix":
+            os.killpg(pid, signal.SIGKILL)  # the reaper's whole group dies while nothing runs
+        else:
+            psutil.Process(pid).kill()  # Windows has no reaper: the pid is the server's own
         for _ in range(100):
             if status_of(host, "echo").state is ServerState.FAILED:
                 break
@@ -254,7 +258,8 @@ async def test_concurrent_first_uses_start_one_process() -> None:
         results = await asyncio.gather(host.tools(["echo"]), host.tools(["echo"]),
                                        host.call("echo", "add", {"a": 1, "b": 2}, timeout_s=10))
         assert results[2].text == "3"  # type: ignore[union-attr]
-        assert len(descendants()) == 2  # one reaper, one server
+        # One reaper and one server; on Windows (no reaper) the server alone.
+        assert len(descendants()) == (2 if os.name == "posix" else 1)
     finally:
         await host.aclose()
 
@@ -340,5 +345,32 @@ async def test_crash_of_a_running_server_is_not_backed_off() -> None:
         started = time.monotonic()
         assert (await host.call("echo", "add", {"a": 1, "b": 1}, timeout_s=10)).text == "2"
         assert time.monotonic() - started < 10
+    finally:
+        await host.aclose()
+
+
+def _pid_in_stderr(status: McpServerStatus) -> int:
+    """The pid the echo server printed itself ("echo server starting pid=N")."""
+    line = next(x for x in status.stderr_tail.splitlines() if "echo server starting pid=" in x)
+    return int(line.rsplit("=", 1)[1])
+
+
+async def test_without_a_reaper_the_status_names_each_servers_own_process() -> None:
+    # Windows starts the command directly (no reaper to report a pid), as use_reaper=False does
+    # everywhere: the host still finds each server's process, even for two starting at once.
+    host = McpHost([echo_config("a"), echo_config("b", "--weather-only")], use_reaper=False)
+    try:
+        await host.tools(["a", "b"])
+        a, b = status_of(host, "a"), status_of(host, "b")
+        assert a.pid is not None and a.pid == _pid_in_stderr(a)
+        assert b.pid is not None and b.pid == _pid_in_stderr(b)
+        assert psutil.Process(b.pid).cmdline()[-1] == "--weather-only"
+        psutil.Process(a.pid).kill()  # the pid is the live server: killing it is seen
+        for _ in range(100):
+            if status_of(host, "a").state is ServerState.FAILED:
+                break
+            await asyncio.sleep(0.05)
+        assert status_of(host, "a").state is ServerState.FAILED
+        assert status_of(host, "b").state is ServerState.READY
     finally:
         await host.aclose()
