@@ -424,7 +424,7 @@ class _Server:
         finally:
             errlog.close()  # the child holds its own copy; ours would keep the reader from EOF
         if not reaper:  # no reaper reports a pid (Windows, or use_reaper=False): find the child
-            taken = {s.tail.pid for s in self.host._servers.values() if s is not self}
+            taken = {s.tail.pid for s in self.host._servers.values() if s is not self and s.tail.pid}
             tail.pid = await asyncio.to_thread(_spawned_child, before, taken, args)
         return streams[0], streams[1]
 
