@@ -80,6 +80,35 @@ def test_modules_importing_numpy_are_the_ones_left_out_under_wine() -> None:
     assert "tests/config/test_secrets.py" not in ignored
 
 
+def test_junit_counts_split_a_real_pytest_report_by_folder(tmp_path: Path) -> None:
+    # A real pytest run (this interpreter) over two folders: a pass, a skip and a failure in one,
+    # a pass and a collection error in the other; the counts the tier reports come from its XML.
+    (tmp_path / "tests" / "alpha").mkdir(parents=True)
+    (tmp_path / "tests" / "beta").mkdir()
+    (tmp_path / "tests" / "alpha" / "test_a.py").write_text(
+        "import pytest\n"
+        "def test_pass(): assert True\n"
+        "def test_skip(): pytest.skip('Wine gap: none')\n"
+        "class TestGroup:\n"
+        "    def test_fail(self): assert 1 == 2\n", encoding="utf-8")
+    (tmp_path / "tests" / "beta" / "test_b.py").write_text("def test_pass(): assert True\n", encoding="utf-8")
+    (tmp_path / "tests" / "beta" / "test_broken.py").write_text("import no_such_module\n", encoding="utf-8")
+    junit = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+                    str(tmp_path), "-c", os.devnull, "--continue-on-collection-errors",
+                    "--junitxml", str(junit), "tests"],
+                   cwd=tmp_path, capture_output=True, timeout=120, check=False)
+    counts = wine_tier.junit_counts(junit)
+    pick = ("tests", "passed", "failures", "errors", "skipped")
+    assert {k: counts["all"][k] for k in pick} == {"tests": 5, "passed": 2, "failures": 1, "errors": 1,
+                                                   "skipped": 1}
+    assert {k: counts["alpha"][k] for k in pick} == {"tests": 3, "passed": 1, "failures": 1, "errors": 0,
+                                                     "skipped": 1}
+    assert {k: counts["beta"][k] for k in pick} == {"tests": 2, "passed": 1, "failures": 0, "errors": 1,
+                                                    "skipped": 0}
+    assert set(counts) == {"all", "alpha", "beta"}
+
+
 # --- the tier itself ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

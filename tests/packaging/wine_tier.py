@@ -773,6 +773,7 @@ def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report,
                  or ["tests", *[f"--ignore=tests/{f}" for f in NOT_CORE_FOLDERS]])
         t = time.monotonic()
         rc, out = wine.call([wine.win(py), "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
+                             "--continue-on-collection-errors",
                              "-m", CORE_TEST_MARKERS, "--junitxml", wine.win(junit), *where,
                              *[f"--ignore={f}" for f in ignored]],
                             CORE_TESTS_LIMIT_S, env={"QT_QPA_PLATFORM": "offscreen"}, ok=False)
