@@ -332,13 +332,14 @@ class WineTier(WinePrefix):
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd)
 
     def call(self, argv: list[str], timeout: float, env: dict[str, str] | None = None,
-             ok: bool = True) -> tuple[int, str]:
+             ok: bool = True, tee: Path | None = None) -> tuple[int, str]:
         """Run a Windows program to its end with stdout+stderr on one pipe; (exit code, output).
-        A run past ``timeout`` ends every process of the prefix and fails."""
+        A run past ``timeout`` ends every process of the prefix and fails. ``tee``: a file that
+        gets each line as it comes (to follow a long run)."""
         proc = self.start(argv, env)
         chunks: list[bytes] = []
         assert proc.stdout is not None
-        pump = threading.Thread(target=lambda: chunks.extend(iter(proc.stdout.readline, b"")), daemon=True)
+        pump = threading.Thread(target=_pump, args=(proc.stdout, chunks, tee), daemon=True)
         pump.start()
         try:
             rc = proc.wait(timeout)
@@ -371,6 +372,15 @@ class WineTier(WinePrefix):
     def set_graphics(self, driver: str) -> None:
         self.call(["reg", "add", r"HKCU\Software\Wine\Drivers", "/v", "Graphics", "/d", driver, "/f"], 60)
         self.restart_server()
+
+
+def _pump(pipe: Any, chunks: list[bytes], tee: Path | None) -> None:
+    with open(tee, "wb") if tee else contextlib.nullcontext() as fh:
+        for line in iter(pipe.readline, b""):
+            chunks.append(line)
+            if fh:
+                fh.write(line)
+                fh.flush()
 
 
 def make_prefix(work: Path) -> WineTier:
@@ -612,7 +622,7 @@ def _run_in_prefix(wine: WineTier, sdist: Path, src: Path, wheels: Path, work: P
         data["installer_bytes"] = installer.stat().st_size
     _install_run_upgrade_uninstall(wine, build, installer, newer, work, report)
     if core_tests:
-        _core_tests(wine, py, src, work, report)
+        _core_tests(wine, py, src, work, report, CORE_TEST_FOLDERS)
     data["ok"] = True
 
 
@@ -756,7 +766,7 @@ def _wait_drawn(display: str, shot: Path, app: subprocess.Popen[bytes],
 
 
 def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report,
-                folders: tuple[str, ...] = ()) -> None:
+                folders: tuple[str, ...] = (), markers: str = CORE_TEST_MARKERS) -> None:
     """The Qt-free suite with the Windows interpreter (``folders``: only those under tests/, in
     that order; empty: all of it); pass/skip/fail counts, overall and per folder, into the report."""
     with report.step("test wheels"):
@@ -772,12 +782,12 @@ def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report,
         where = ([f"tests/{f}" for f in folders]
                  or ["tests", *[f"--ignore=tests/{f}" for f in NOT_CORE_FOLDERS]])
         t = time.monotonic()
-        rc, out = wine.call([wine.win(py), "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
-                             "--continue-on-collection-errors",
-                             "-m", CORE_TEST_MARKERS, "--junitxml", wine.win(junit), *where,
+        rc, out = wine.call([wine.win(py), "-m", "pytest", "-v", "-rfEs", "-p", "no:cacheprovider",
+                             "--continue-on-collection-errors", "-o", f"timeout={WINE_TEST_TIMEOUT_S}",
+                             "-m", markers, "--junitxml", wine.win(junit), *where,
                              *[f"--ignore={f}" for f in ignored]],
-                            CORE_TESTS_LIMIT_S, env={"QT_QPA_PLATFORM": "offscreen"}, ok=False)
-        (work / "core-tests.log").write_text(out, encoding="utf-8")
+                            CORE_TESTS_LIMIT_S, env={"QT_QPA_PLATFORM": "offscreen"}, ok=False,
+                            tee=work / "core-tests.log")
         if not junit.is_file():
             raise TierError(f"core tests under Windows Python wrote no report (exit {rc}):\n{out[-6000:]}")
         counts = junit_counts(junit)
@@ -797,6 +807,10 @@ CORE_TEST_FOLDERS = ("storage", "config", "core", "support_unit", "local_servers
                      "servers", "sizing", "services")
 #: pytest's own limit under Wine (the tier's test allows the tier 55 minutes in all).
 CORE_TESTS_LIMIT_S = 3000
+#: Each test's limit under Wine (pyproject's is 60 s). Every Windows Python child takes seconds
+#: to start there (10 s and more on two loaded cores), and pytest-timeout's only method on
+#: Windows (thread) ends the whole run at the first test past it, with no report.
+WINE_TEST_TIMEOUT_S = 300
 
 
 def junit_counts(junit: Path) -> dict[str, dict[str, float]]:
@@ -822,7 +836,8 @@ def junit_counts(junit: Path) -> dict[str, dict[str, float]]:
     return {"all": total, **dict(sorted(folders.items()))}
 
 
-def run_core_only(work: Path, report: Report, folders: tuple[str, ...] = ()) -> None:
+def run_core_only(work: Path, report: Report, folders: tuple[str, ...] = (),
+                  markers: str = CORE_TEST_MARKERS) -> None:
     """Only the Windows core-test run, without the bundle and installer steps: the cached build
     interpreter (:func:`build_python`), the checkout installed editable, then :func:`_core_tests`."""
     data = report.data
@@ -846,7 +861,7 @@ def run_core_only(work: Path, report: Report, folders: tuple[str, ...] = ()) -> 
             py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, reqs)
             pip_install(wine, py, [wheels], ["--no-build-isolation", "--no-deps", "-e", wine.win(src)], 600)
         wine.cwd = src
-        _core_tests(wine, py, src, work, report, folders)
+        _core_tests(wine, py, src, work, report, folders, markers)
         data["ok"] = True
     finally:
         wine.shutdown()
@@ -895,6 +910,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the Qt-free suite with Windows Python: no bundle, installer or window")
     parser.add_argument("--folders", default="",
                         help="with --core-tests-only: comma-separated folders under tests/ (default: all)")
+    parser.add_argument("--markers", default=CORE_TEST_MARKERS,
+                        help=f"with --core-tests-only: pytest's -m (default: {CORE_TEST_MARKERS!r})")
     args = parser.parse_args(argv)
     work = (args.work or Path(tempfile.mkdtemp(prefix="victor-wine-tier-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -902,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     report.data["work"] = str(work)
     try:
         if args.core_tests_only:
-            run_core_only(work, report, tuple(f for f in args.folders.split(",") if f))
+            run_core_only(work, report, tuple(f for f in args.folders.split(",") if f), args.markers)
         else:
             run_tier(work, report, core_tests=args.core_tests)
     except (TierError, subprocess.SubprocessError, OSError) as exc:
