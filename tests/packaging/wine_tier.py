@@ -784,6 +784,7 @@ def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report,
         t = time.monotonic()
         rc, out = wine.call([wine.win(py), "-m", "pytest", "-v", "-rfEs", "-p", "no:cacheprovider",
                              "--continue-on-collection-errors", "-o", f"timeout={WINE_TEST_TIMEOUT_S}",
+                             "-p", "tests.support.wine_gaps",
                              "-m", markers, "--junitxml", wine.win(junit), *where,
                              *[f"--ignore={f}" for f in ignored]],
                             CORE_TESTS_LIMIT_S, env={"QT_QPA_PLATFORM": "offscreen"}, ok=False,
