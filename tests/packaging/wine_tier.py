@@ -530,23 +530,27 @@ def check_lean(workpath: Path) -> None:
         raise TierError(f"the bundle holds {found}: the spec's EXCLUDES should leave them out")
 
 
-def run_tier(work: Path, report: Report, *, core_tests: bool) -> None:
-    """Every step, in order; raises :class:`TierError` at the first that fails."""
-    data = report.data
+def _begin(work: Path, report: Report, missing: list[str]) -> tuple[Path, Path, Path, WineTier]:
+    """The steps every run starts with (tools, downloads, the checkout's copy, the prefix);
+    returns the sdist, the wheelhouse, the copy and the prefix."""
     with report.step("tools"):
-        missing = missing_tools()
         if missing:
             raise TierError(f"missing tools; apt-get install {' '.join(missing)} (bash .ci/setup.sh test)")
     with report.step("downloads"):
         cache = cache_root()
         sdist = ensure_embed(cache)
-        reqs = requirements()
-        wheels = ensure_wheels(cache, reqs)
-        data["wheelhouse"] = str(wheels)
+        wheels = ensure_wheels(cache, requirements())
+        report.data["wheelhouse"] = str(wheels)
     with report.step("checkout"):
         src = copy_checkout(work / "src checkout")
     with report.step("prefix"):
         wine = make_prefix(work)
+    return sdist, wheels, src, wine
+
+
+def run_tier(work: Path, report: Report, *, core_tests: bool) -> None:
+    """Every step, in order; raises :class:`TierError` at the first that fails."""
+    sdist, wheels, src, wine = _begin(work, report, missing_tools())
     try:
         _run_in_prefix(wine, sdist, src, wheels, work, report, core_tests=core_tests)
     finally:
@@ -844,24 +848,12 @@ def run_core_only(work: Path, report: Report, folders: tuple[str, ...] = (),
     """Only the Windows core-test run, without the bundle and installer steps: the cached build
     interpreter (:func:`build_python`), the checkout installed editable, then :func:`_core_tests`."""
     data = report.data
-    with report.step("tools"):
-        missing = sorted({TOOLS[c] for c in ("wine", "wineserver", "x86_64-w64-mingw32-gcc")
-                          if shutil.which(c) is None})
-        if missing:
-            raise TierError(f"missing tools; apt-get install {' '.join(missing)} (bash .ci/setup.sh test)")
-    with report.step("downloads"):
-        cache = cache_root()
-        sdist = ensure_embed(cache)
-        reqs = requirements()
-        wheels = ensure_wheels(cache, reqs)
-        data["wheelhouse"] = str(wheels)
-    with report.step("checkout"):
-        src = copy_checkout(work / "src checkout")
-    with report.step("prefix"):
-        wine = make_prefix(work)
+    needed = ("wine", "wineserver", "x86_64-w64-mingw32-gcc")  # no makensis or Xvfb here
+    missing = sorted({TOOLS[c] for c in needed if shutil.which(c) is None})
+    sdist, wheels, src, wine = _begin(work, report, missing)
     try:
         with report.step("pip"):
-            py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, reqs)
+            py, data["pyenv_cached"] = build_python(wine, work, sdist, wheels, requirements())
             pip_install(wine, py, [wheels], ["--no-build-isolation", "--no-deps", "-e", wine.win(src)], 600)
         wine.cwd = src
         _core_tests(wine, py, src, work, report, folders, markers)
