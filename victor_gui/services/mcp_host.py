@@ -346,7 +346,10 @@ class _Server:
             elif self.state is ServerState.STARTING and isinstance(self.config, HttpServerConfig):
                 error = f"could not reach {self.config.url} ({_describe(exc)})"
             elif self.state is ServerState.STARTING:
-                error = f"could not start ({_describe(exc)})"
+                # Name the command: Windows' "[WinError 2] File not found" names no file (POSIX
+                # goes through the reaper, whose stderr names it).
+                what = f" {self.config.command!r}" if isinstance(self.config, StdioServerConfig) else ""
+                error = f"could not start{what} ({_describe(exc)})"
                 if self.config.transport == "stdio" and _is_connection_loss(exc):
                     tail = self.tail.text()[-1500:]
                     error = "it stopped before it answered initialize" + (
