@@ -14,6 +14,7 @@ import pytest
 
 from tests.servers import llamacpp, lmstudio, ollama, vllm
 from tests.servers.base import free_port
+from tests.support.app_env import isolated_dirs_env
 from tests.support.wine_gaps import UNDER_WINE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +27,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     # Never touch the developer's real keyring, settings or profiles from a test.
     base["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
     scratch = tempfile.mkdtemp(prefix="victor-cli-")
-    base.update({"HOME": scratch, "XDG_CONFIG_HOME": f"{scratch}/config", "XDG_DATA_HOME": f"{scratch}/data"})
-    base.update(env or {})
-    # Windows reads neither HOME nor XDG_*: Path.home() is USERPROFILE, and platformdirs asks the
-    # shell unless WIN_PD_OVERRIDE_* names a folder (the Windows run wrote to the real profile).
-    base.update({"USERPROFILE": base["HOME"], "WIN_PD_OVERRIDE_LOCAL_APPDATA": base["XDG_CONFIG_HOME"],
-                 "WIN_PD_OVERRIDE_APPDATA": base["XDG_CONFIG_HOME"]})
+    env = env or {}
+    # A test's own HOME/XDG_CONFIG_HOME win; Windows reads their counterparts (tests/support/app_env.py).
+    base.update(env)
+    base.update(isolated_dirs_env(Path(env.get("HOME", scratch)),
+                                  Path(env.get("XDG_CONFIG_HOME", f"{scratch}/config")),
+                                  Path(env.get("XDG_DATA_HOME", f"{scratch}/data"))))
     # Under Wine a Windows Python child takes many seconds to start on a loaded machine.
     return subprocess.run([sys.executable, "-m", "victor_gui", *args], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=120 if UNDER_WINE else 30, check=False)

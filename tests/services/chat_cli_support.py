@@ -1,5 +1,6 @@
-"""Running ``victor-gui chat`` as a real subprocess with HOME and the XDG folders in a temp dir,
-and reading back what it stored."""
+"""Running ``victor-gui chat`` as a real subprocess with HOME and the app's folders in a temp dir
+(tests/support/app_env.py: the XDG folders, or %LOCALAPPDATA% on Windows), and reading back what
+it stored."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.support.app_env import SHARED_CONFIG_AND_DATA, isolated_dirs_env
 from victor_gui.storage.models import Conversation, StoredMessage
 from victor_gui.storage.store import DB_NAME, ConversationStore
 
@@ -35,7 +37,7 @@ class Home:
 
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self.config if SHARED_CONFIG_AND_DATA else self.root / "data"
 
     @property
     def settings_file(self) -> Path:
@@ -52,8 +54,7 @@ class Home:
     def env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items()
                 if not k.endswith(("_API_KEY", "_HOST", "_ENDPOINTS", "_TOKEN"))}
-        base.update({"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.config),
-                     "XDG_DATA_HOME": str(self.data),
+        base.update({**isolated_dirs_env(self.home, self.config, self.data),
                      # Never touch the developer's real keyring from a test.
                      "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
         return base

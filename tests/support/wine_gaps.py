@@ -29,3 +29,23 @@ UNDER_WINE = _under_wine()
 def wine_gap(reason: str) -> pytest.MarkDecorator:
     """Skip under Wine only, saying which Wine limitation the test meets."""
     return pytest.mark.skipif(UNDER_WINE, reason=f"Wine gap: {reason}")
+
+
+#: Under Wine each Windows Python child takes seconds to start (10 s and more on two loaded
+#: cores), so a test's own time limit is stretched by this factor, and never below the run's.
+WINE_TIMEOUT_FACTOR = 5
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A pytest plugin for the Windows run under Wine (``-p tests.support.wine_gaps``): a test's
+    ``@pytest.mark.timeout(N)`` becomes ``N * WINE_TIMEOUT_FACTOR`` (at least the run's own
+    ``timeout``). pytest-timeout's only method on Windows ends the whole run, with no report, at
+    the first test past its limit (seen: test_instance_lock's four-children rounds past 120 s)."""
+    if not UNDER_WINE:
+        return
+    floor = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        if mark is not None and mark.args:
+            stretched = max(float(mark.args[0]) * WINE_TIMEOUT_FACTOR, floor)
+            item.add_marker(pytest.mark.timeout(stretched), append=False)

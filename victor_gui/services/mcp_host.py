@@ -114,6 +114,32 @@ def _read_pipe(fd: int, tail: _StderrTail, on_eof: Callable[[], None]) -> None:
         on_eof()
 
 
+def _child_pids() -> set[int]:
+    """The pids of this process's children now (blocking; run in a thread)."""
+    import psutil
+
+    return {child.pid for child in psutil.Process().children()}
+
+
+def _spawned_child(before: set[int], taken: set[int], args: list[str]) -> int | None:
+    """The pid of the server the SDK has just started without a reaper (its ``stdio_client`` does
+    not expose the process; on Windows it starts the command directly): this process's child
+    that is new since ``before``, not another server's (``taken``), and, when several are new
+    (servers starting at once), the one whose command line ends with the server's ``args``.
+    ``None`` when none is found (the server already exited). Blocking; run in a thread."""
+    import psutil
+
+    new = [c for c in psutil.Process().children() if c.pid not in before and c.pid not in taken]
+    if len(new) > 1:
+        matching = []
+        for child in new:
+            with contextlib.suppress(psutil.Error):
+                if child.cmdline()[-len(args):] == args or not args:
+                    matching.append(child)
+        new = matching or new
+    return min((c.pid for c in new), default=None)
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The first non-group exception inside anyio's exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -320,7 +346,10 @@ class _Server:
             elif self.state is ServerState.STARTING and isinstance(self.config, HttpServerConfig):
                 error = f"could not reach {self.config.url} ({_describe(exc)})"
             elif self.state is ServerState.STARTING:
-                error = f"could not start ({_describe(exc)})"
+                # Name the command: Windows' "[WinError 2] File not found" names no file (POSIX
+                # goes through the reaper, whose stderr names it).
+                what = f" {self.config.command!r}" if isinstance(self.config, StdioServerConfig) else ""
+                error = f"could not start{what} ({_describe(exc)})"
                 if self.config.transport == "stdio" and _is_connection_loss(exc):
                     tail = self.tail.text()[-1500:]
                     error = "it stopped before it answered initialize" + (
@@ -376,9 +405,11 @@ class _Server:
 
         config: StdioServerConfig = self.config
         command, args = config.command, list(config.args)
-        if self.host.use_reaper and os.name == "posix":
+        reaper = self.host.use_reaper and os.name == "posix"
+        if reaper:
             args = ["-m", "victor_gui.services.mcp_reaper", "--ppid", str(os.getpid()), "--", command, *args]
             command = sys.executable
+        before = set() if reaper else await asyncio.to_thread(_child_pids)
         params = StdioServerParameters(command=command, args=args, env=values, cwd=config.cwd)
         read_fd, write_fd = os.pipe()
         tail = self.tail
@@ -395,6 +426,9 @@ class _Server:
             streams = await stack.enter_async_context(stdio_client(params, errlog=errlog))
         finally:
             errlog.close()  # the child holds its own copy; ours would keep the reader from EOF
+        if not reaper:  # no reaper reports a pid (Windows, or use_reaper=False): find the child
+            taken = {s.tail.pid for s in self.host._servers.values() if s is not self and s.tail.pid}
+            tail.pid = await asyncio.to_thread(_spawned_child, before, taken, args)
         return streams[0], streams[1]
 
     @staticmethod
