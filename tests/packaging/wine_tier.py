@@ -179,15 +179,16 @@ def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     windows.yml installs them (``hub``: a first run on Windows finds and downloads a model); no
     ``dev`` (its botocore would be frozen into the bundle).
     numpy is left out: it aborts under Wine 8.0 (see WINE_IGNORED_TESTS_REASON), and the bundle
-    excludes it anyway. pywin32-ctypes is keyring's Windows-only dependency, listed because the
-    host pip evaluates markers for Linux; setuptools and wheel build the editable install."""
+    excludes it anyway. pywin32-ctypes (keyring's) and colorama (tqdm's, through huggingface_hub)
+    are Windows-only dependencies, listed because the host pip evaluates markers for Linux;
+    setuptools and wheel build the editable install."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     reqs = [r for r in project["dependencies"] if "python_version < '3.12'" not in r]
     extras = project["optional-dependencies"]
     reqs += extras["packaging"] + extras["nvidia"] + extras["documents"] + extras["hub"]
     reqs = [r.split(";")[0].strip() for r in reqs]
     reqs = [r for r in reqs if _name(r) != "numpy"]
-    return [*reqs, "pywin32-ctypes>=0.2", "setuptools>=77", "wheel"]
+    return [*reqs, "pywin32-ctypes>=0.2", "colorama", "setuptools>=77", "wheel"]
 
 
 def core_test_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
