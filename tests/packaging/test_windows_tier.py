@@ -75,6 +75,15 @@ def test_a_wine_bridge_in_the_bundle_fails_the_tier(tmp_path: Path) -> None:
         wine_tier.check_bundle_clean(bundle)
 
 
+def test_an_unused_binary_package_in_the_bundle_fails_the_tier(tmp_path: Path) -> None:
+    # huggingface_hub's Xet client: the app only searches the Hub (its downloads are its own).
+    bundle = tmp_path / "victor-gui"
+    (bundle / "_internal" / "hf_xet").mkdir(parents=True)
+    (bundle / "_internal" / "hf_xet" / "hf_xet.pyd").write_bytes(b"MZ")
+    with pytest.raises(wine_tier.TierError, match="hf_xet"):
+        wine_tier.check_bundle_clean(bundle)
+
+
 def test_a_new_engine_exe_rebuilds_the_bundle(tmp_path: Path) -> None:
     # The bundle's cache key takes the shipped llama-server.exe's hash: a new exe is a new bundle.
     (tmp_path / "victor_gui").mkdir()

@@ -519,10 +519,15 @@ def check_bundle_clean(bundle: Path) -> dict[str, Any]:
     bridges = sorted(n for n in BRIDGE_FILES if n in names)
     if bridges:
         raise TierError(f"Wine bridges in the bundle: {bridges}")
+    unused = sorted(n for n in UNUSED_PACKAGES if n in names)
+    if unused:
+        raise TierError(f"packages the app never loads are in the bundle: {unused}")
     size, count = folder_size(bundle)
     return {"bytes": size, "files": count}
 
 
+#: Binary packages the spec leaves out because the app never imports them (found by folder).
+UNUSED_PACKAGES = ("hf_xet",)
 #: What a lean bundle leaves out (issue 15): build tools and their runtime hooks.
 NOT_IN_BUNDLE = ("setuptools", "pkg_resources", "_distutils_hack", "botocore", "pytest", "numpy")
 
