@@ -103,19 +103,22 @@ async def test_ctrl_c_that_cancels_serve_stops_the_server(tmp_path: Path, llama_
     """Ctrl+C on Windows: the loop takes no signal handlers, so asyncio.run cancels the main
     task. Before the fix the cancellation skipped the stop and llama-server.exe (in its own
     process group) kept running with its port after the CLI had exited (seen under Wine)."""
-    import argparse
     import asyncio
     import io
 
     import psutil
 
+    from victor_gui.__main__ import build_parser
     from victor_gui.cli.serve import serve_command
 
     home = Home(tmp_path)
     for key, value in home.env().items():
         monkeypatch.setenv(key, value)
     out = io.StringIO()
-    args = argparse.Namespace(model=str(tiny_model()), ctx=1024, port=None, llama_server=str(llama_binary))
+    # The real parser, so the arguments are the ones `victor-gui serve` gives (a hand-made
+    # Namespace missed --router once it was added).
+    args = build_parser().parse_args(["serve", str(tiny_model()), "--ctx", "1024",
+                                      "--llama-server", str(llama_binary)])
     never = asyncio.Event()  # no SIGINT handler: the stop comes as a cancellation, as on Windows
     task = asyncio.ensure_future(serve_command(args, out, io.StringIO(), stop=never))
     deadline = time.monotonic() + 40
