@@ -18,6 +18,8 @@ from victor_gui.errors import AttachmentError
 from victor_gui.services.doc_convert import convert_document
 from victor_gui.services.doc_worker import convert_in_worker
 
+# Pages of the PDF whose thread conversion is cancelled (see that test).
+PAGES_LONG = 2000
 PAGE = "\n".join(f"Line {i} of a page about quarterly figures and their causes." for i in range(40))
 
 
@@ -87,22 +89,24 @@ async def test_cancel_kills_the_child_at_once(tmp_path: Path) -> None:
 async def test_thread_mode_converts_and_stops_at_the_next_page_when_cancelled(tmp_path: Path) -> None:
     small = make_pdf(tmp_path / "s.pdf", [PAGE] * 3)
     assert (await convert_in_worker(small, mode="thread")) == convert_document(small)
-    path = make_pdf(tmp_path / "long.pdf", [PAGE] * 400)
+    # Long enough (about 10 s of pages here) that the cancel lands while the thread converts
+    # even on a loaded machine: with 400 pages CI once saw all of them done before the loop ran.
+    path = make_pdf(tmp_path / "long.pdf", [PAGE] * PAGES_LONG)
     pages: list[int] = []
-    first = asyncio.Event()
+    holder: list[asyncio.Task[object]] = []
 
     def progress(done: int, total: int) -> None:
         pages.append(done)
-        first.set()
+        if len(pages) == 2 and holder:  # a page is done: cancel from here, with no loop turn between
+            holder[0].cancel()
 
     task = asyncio.create_task(convert_in_worker(path, mode="thread", progress=progress))
-    await asyncio.wait_for(first.wait(), 30)
-    task.cancel()
+    holder.append(task)
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await asyncio.wait_for(asyncio.shield(task), 60)
     stopped_at = len(pages)
     await asyncio.sleep(0.3)
-    assert len(pages) == stopped_at < 400  # the thread stopped; nothing more arrives
+    assert len(pages) == stopped_at < PAGES_LONG  # the thread stopped; nothing more arrives
 
 
 async def test_auto_mode_takes_a_thread_for_small_text_and_a_child_for_a_pdf(tmp_path: Path) -> None:

@@ -147,7 +147,14 @@ async def stored_messages(window):  # type: ignore[no-untyped-def]
     return await chat.store.get_messages(chat.conversation_id)
 
 
-async def wait_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:
+# The default wait: a step that takes a fraction of a second on a quiet machine took over 5 s in
+# CI on two loaded cores (test_message_menu failed there once at 5 s, and here under a load of 7
+# while every other step of it stayed under 4 s). A passing test never waits this long; the
+# deadline only bounds a broken one.
+WAIT_LIMIT_S = 15.0
+
+
+async def wait_until(predicate: Callable[[], object], limit_s: float = WAIT_LIMIT_S) -> None:
     """Let the loop run until ``predicate()`` is true (fails the test after ``limit_s``)."""
     deadline = time.monotonic() + limit_s
     while not predicate():
