@@ -130,8 +130,29 @@ FunctionEnd
 !insertmacro CLOSE_APP_FUNC ""
 !insertmacro CLOSE_APP_FUNC "un."
 
+; Stop the engines running from the install folder: a llama-server kept running after the app
+; closed holds _internal\engines\llama-server\llama-server.exe open, and Windows refuses to
+; replace or delete a running exe, so the upgrade or uninstall would leave a broken folder. The
+; installed CLI knows which processes are ours (their exe is inside $INSTDIR) and leaves a
+; llama-server the user runs from elsewhere alone; taskkill /IM would end those too. A fresh
+; folder has no CLI yet (nothing of ours can run from it); an old CLI without `engine stop`
+; prints its usage and changes nothing.
+!macro STOP_ENGINES_FUNC prefix
+Function ${prefix}StopEngines
+  Push $R2
+  ${If} ${FileExists} "$INSTDIR\${CLI_EXE_NAME}"
+    nsExec::ExecToLog '"$INSTDIR\${CLI_EXE_NAME}" engine stop --folder "$INSTDIR"'
+    Pop $R2
+  ${EndIf}
+  Pop $R2
+FunctionEnd
+!macroend
+!insertmacro STOP_ENGINES_FUNC ""
+!insertmacro STOP_ENGINES_FUNC "un."
+
 Section "!${APP_NAME}" SecApp
   SectionIn RO
+  Call StopEngines
   Push "${EXE_NAME}"
   Call CloseApp
   Push "${CLI_EXE_NAME}"
@@ -184,6 +205,7 @@ FunctionEnd
 
 Section "un.${APP_NAME}" UnSecApp
   SectionIn RO
+  Call un.StopEngines
   Push "${EXE_NAME}"
   Call un.CloseApp
   Push "${CLI_EXE_NAME}"

@@ -180,6 +180,18 @@ def test_an_upgrade_closes_the_running_copy_and_keeps_the_chats(report: dict[str
 
 @pytest.mark.packaging
 @pytest.mark.timeout(4800)  # the first test to run pays for the tier
+def test_an_upgrade_stops_a_kept_engine_and_installs_a_whole_engine(report: dict[str, Any]) -> None:
+    # A llama-server.exe kept running from the install folder: Windows will not replace a running
+    # exe, so the installer runs `engine stop` first; the new engine file is whole afterwards.
+    kept = report["kept_engine_upgrade"]
+    assert kept["engine_pids_before"] and kept["engine_gone"]
+    assert kept["engine_bytes_after"] == report["engine"]["bytes"]
+    assert kept["stop_after_upgrade"]["stopped"] == []  # nothing of ours left running
+    assert "upgrade while a kept engine runs" in report["steps"]
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(4800)  # the first test to run pays for the tier
 def test_uninstall_keeps_data_and_removedata_removes_data_config_and_logs(report: dict[str, Any]) -> None:
     # One folder name for data, config and logs: %LOCALAPPDATA%\victor_gui (logs in its Logs\).
     assert r"AppData/Local/victor_gui" in report["data_folders"]

@@ -689,10 +689,14 @@ def _next_version(version: str) -> str:
     return ".".join([*parts[:-1], str(int(parts[-1]) + 1)])
 
 
+#: Where the tier installs the app: a path with spaces, on C: as a user's would be.
+INSTALL_DIR_WIN = r"C:\users\Public\Victor Apps\Victor GUI"
+
+
 def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, newer: Path, work: Path,
                                    report: Report) -> None:
     data = report.data
-    target_win = r"C:\users\Public\Victor Apps\Victor GUI"  # a path with spaces
+    target_win = INSTALL_DIR_WIN
     target = wine.unix_path(target_win)
     local = wine.user_dir / "AppData" / "Local" / "victor_gui"
     roaming = wine.user_dir / "AppData" / "Roaming" / "victor_gui"
@@ -902,6 +906,41 @@ def installed_app_checks(wine: WineTier, target: Path, installer: Path, work: Pa
                               "last_lines": said.strip().splitlines()[-3:]}
             if serve.returncode != 0 or not pids or _healthy(url):
                 raise TierError(f"stopping serve: {engine['stop']}")
+    with report.step("upgrade while a kept engine runs"):
+        data["kept_engine_upgrade"] = upgrade_with_a_kept_engine(wine, target, installer, model)
+
+
+def upgrade_with_a_kept_engine(wine: WineTier, target: Path, installer: Path, model: Path) -> dict[str, Any]:
+    """An engine kept running after the app closed runs the installed llama-server.exe, which
+    Windows will not let an installer replace; the installer must stop it (``engine stop``, run
+    by installer.nsi) and then install a working app, engine file included."""
+    from victor_gui.services.engine_runner import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = target.joinpath(*INSTALLED_ENGINE)
+    kept = wine.start([wine.win(exe), "-m", wine.win(model), "--host", "127.0.0.1", "--port", str(port),
+                       "-c", "512", "-ngl", "0"])
+    _output_of(kept)
+    try:
+        _wait_for(lambda: kept.poll() is not None or _healthy(url), 120, "the kept llama-server.exe")
+        pids = _engine_pids(port)
+        if kept.poll() is not None or not pids:
+            raise TierError(f"the kept engine did not start (exit {kept.returncode})")
+        t = time.monotonic()
+        wine.call([wine.win(installer), "/S", *f"/D={INSTALL_DIR_WIN}".split(" ")], 300)
+        took = round(time.monotonic() - t, 1)
+        _wait_for(lambda: not _engine_pids(port), 30, "the kept engine's end during the upgrade")
+        if not exe.is_file() or exe.stat().st_size < 1_000_000:
+            raise TierError(f"after the upgrade the engine is missing or damaged: {exe}")
+        _, out = wine.call([wine.win(target / "victor-gui-cli.exe"), "engine", "stop", "--json"], 120)
+        after = json.loads(out[out.index("{"):])
+        return {"engine_pids_before": pids, "installer_s": took, "engine_gone": True,
+                "engine_bytes_after": exe.stat().st_size, "stop_after_upgrade": after}
+    finally:
+        if kept.poll() is None:
+            kept.kill()
+            kept.wait(30)
 
 
 def _healthy(url: str) -> bool:

@@ -1,10 +1,11 @@
-"""``victor-gui engine install|status``: an engine out of the box on Linux and macOS. Headless, no Qt.
+"""``victor-gui engine install|status|stop``: an engine out of the box on Linux and macOS. Headless, no Qt.
 
 ``install`` builds llama-server from the ``llama-cpp-python`` sdist on PyPI (pinned version and
 sha256) and installs it in the data folder, printing the build's progress; when a llama-server on
 PATH answers ``--version`` (a system package) or this version is already installed it says so
 and stops, unless ``--force``. ``status`` lists every llama-server found and which one the app
-would use, and why.
+would use, and why. ``stop`` stops the engines running from the app's own folder (the installer
+runs it before an upgrade or uninstall: a running ``llama-server.exe`` cannot be replaced).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ EXIT_HELP = """exit codes:
 
 
 def add_engine_command(subparsers: Any) -> None:
-    """Register ``engine install`` and ``engine status`` on the ``victor-gui`` parser."""
+    """Register ``engine install``, ``status`` and ``stop`` on the ``victor-gui`` parser."""
     from victor_gui.cli.chat import _positive_int  # the CLI's one "N >= 1" check
     from victor_gui.services.engine_sdist import DEFAULT_VERSION
 
@@ -69,6 +70,17 @@ def add_engine_command(subparsers: Any) -> None:
     stat.add_argument("--json", action="store_true", help="machine-readable output")
     stat.add_argument("--prefix", type=Path, metavar="DIR", help="where `engine install --prefix` put it")
     stat.set_defaults(handler=run_status)
+
+    stop = actions.add_parser(
+        "stop", help="stop the llama-server engines running from this app's folder",
+        description="Stop every llama-server whose executable is inside FOLDER (default: the "
+                    "installed app's folder, or the engines `engine install` built). Engines kept "
+                    "running after the app closed hold their files open; the Windows installer and "
+                    "uninstaller run this before they replace or remove them. A llama-server run "
+                    "from anywhere else is left alone.")
+    stop.add_argument("--folder", type=Path, metavar="DIR", help="stop engines run from DIR instead")
+    stop.add_argument("--json", action="store_true", help="machine-readable output")
+    stop.set_defaults(handler=run_stop)
 
 
 # -- install -----------------------------------------------------------------------------------
@@ -222,4 +234,40 @@ async def status_command(args: argparse.Namespace, out: TextIO) -> int:
     print(status.reason(), file=out)
     if chosen is None and missing:
         print(f"`engine install` needs {', '.join(missing)} first. {tools_hint()}", file=out)
+    return EXIT_OK
+
+
+# -- stop --------------------------------------------------------------------------------------
+
+
+def default_stop_folder() -> Path:
+    """The folder ``engine stop`` clears by default: the frozen app's install folder (its
+    bundled engine lives under it), else the engines ``engine install`` built."""
+    from victor_gui.services.engine_install import engines_root
+
+    if getattr(sys, "frozen", False):
+        return Path(sys.executable).resolve().parent
+    return engines_root()
+
+
+def run_stop(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Entry point of ``victor-gui engine stop``; 0 whether or not an engine was running."""
+    return asyncio.run(stop_command(args, out or sys.stdout))
+
+
+async def stop_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``engine stop`` with the CLI's arguments."""
+    from victor_gui.services.engine_holders import GRACE_S, stop_engines_from_async
+
+    folder = args.folder or default_stop_folder()
+    stopped = await stop_engines_from_async(folder)
+    if args.json:
+        print(json.dumps({"folder": str(folder), "stopped": [
+            {"pid": s.pid, "exe": s.exe, "killed": s.killed} for s in stopped]}, indent=2), file=out)
+        return EXIT_OK
+    if not stopped:
+        print(f"No llama-server is running from {folder}.", file=out)
+    for s in stopped:
+        how = f"killed (it did not end within {GRACE_S:g} s)" if s.killed else "stopped"
+        print(f"llama-server {s.pid} {how}: {s.exe}", file=out)
     return EXIT_OK
