@@ -83,6 +83,8 @@ class HeaderParser:
         self.complete = complete
 
     def need(self, n: int) -> None:
+        """Make sure ``n`` more bytes are in the buffer: :class:`NeedMore` when they may follow,
+        a :class:`GGUFError` past the bound or the end of a complete file."""
         end = self.pos + n
         if end <= len(self.buf):
             return
@@ -95,18 +97,21 @@ class HeaderParser:
         raise NeedMore(end)
 
     def u32(self) -> int:
+        """The next little-endian uint32."""
         self.need(4)
         (v,) = _U32.unpack_from(self.buf, self.pos)
         self.pos += 4
         return int(v)
 
     def u64(self) -> int:
+        """The next little-endian uint64."""
         self.need(8)
         (v,) = _U64.unpack_from(self.buf, self.pos)
         self.pos += 8
         return int(v)
 
     def string(self, limit: int, what: str) -> str:
+        """The next length-prefixed string (at most ``limit`` bytes; ``what`` names it in errors)."""
         n = self.u64()
         if n > limit:
             raise GGUFError(f"GGUF {what} claims {n} bytes (limit {limit})", reason="limit")
@@ -116,6 +121,7 @@ class HeaderParser:
         return raw.decode("utf-8", "replace")
 
     def value(self, vtype: int, depth: int, key: str) -> Any:
+        """The next metadata value of type ``vtype`` (the value of ``key``)."""
         s = _SCALARS.get(vtype)
         if s is not None:
             self.need(s.size)
@@ -195,6 +201,8 @@ class HeaderParser:
         self.need(max(8, min(guess, self.limits.max_bytes) - pos))
 
     def header(self) -> GGUFHeader:
+        """The parsed header, resuming after the entries already read; :class:`NeedMore` when the
+        buffer ends first."""
         lim = self.limits
         if self.counts is None:
             self.pos = 0
