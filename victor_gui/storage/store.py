@@ -45,11 +45,11 @@ from victor_gui.storage.models import (
 )
 from victor_gui.storage.search import search_sync
 from victor_gui.storage.store_attachments import StoreAttachments
-from victor_gui.storage.store_import import ImportedConversation, StoreImports
+from victor_gui.storage.store_import import StoreImports
 from victor_gui.storage.tree import TreeMessage
 from victor_gui.storage.usage import UsageRow, usage_sync
 
-__all__ = ["DB_NAME", "ConversationStore", "ImportedConversation"]
+__all__ = ["DB_NAME", "ConversationStore"]
 
 DB_NAME = "conversations.sqlite3"
 
