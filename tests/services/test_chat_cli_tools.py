@@ -18,7 +18,7 @@ from tests.providers.openai_sims import running
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from tests.services.tool_sources import FunctionTools
 from victor_gui.cli.chat import add_chat_command, run_chat
-from victor_gui.services import headless_chat
+from victor_gui.services import headless_target
 from victor_gui.services.headless_chat import ChatRequest, HeadlessChat
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.services.tool_approvals import ToolApprovals
@@ -27,7 +27,7 @@ from victor_gui.services.tool_types import ApprovalAnswer
 
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
-    monkeypatch.setattr(headless_chat, "_read_keyring", lambda names: ({}, None))
+    monkeypatch.setattr(headless_target, "_read_keyring", lambda names: ({}, None))
     with running("llamacpp") as server:
         yield server
 

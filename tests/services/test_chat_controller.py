@@ -13,13 +13,8 @@ from tests.servers import llamacpp, vllm
 from tests.servers.base import Script, free_port
 from victor_gui.errors import StorageError
 from victor_gui.services import notes
-from victor_gui.services.chat_controller import (
-    PAGE,
-    ChatController,
-    ControllerEvent,
-    ConversationChanged,
-    ProfileChanged,
-)
+from victor_gui.services.chat_controller import PAGE, ChatController
+from victor_gui.services.controller_events import ControllerEvent, ConversationChanged, ProfileChanged
 from victor_gui.services.provider_choices import ProviderChoice, ProviderPool
 from victor_gui.services.reply_types import ReplyEvent
 from victor_gui.storage import open_store

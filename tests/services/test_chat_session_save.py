@@ -16,7 +16,8 @@ import pytest
 from tests.servers.base import Script, SimServer
 from tests.services.test_chat_session import NdjsonProvider, _Handler
 from victor_gui.providers.resilience import RetryPolicy
-from victor_gui.services.chat_session import SAVE_FAILED, ChatSession, ReplyEvent
+from victor_gui.services.chat_session import ChatSession, ReplyEvent
+from victor_gui.services.reply_attempt import SAVE_FAILED
 from victor_gui.storage import ConversationStore, open_store
 
 TEXT = "".join(f"word{i:03d} " for i in range(300))  # 2,400 characters in 40 pieces

@@ -4,7 +4,7 @@ session's own, the rest (context length included) as sampling sent by dialect.""
 from __future__ import annotations
 
 from victor_gui.providers.params import request_kwargs
-from victor_gui.services.chat_controller import params_from
+from victor_gui.services.session_binding import params_from
 
 
 def test_stored_parameters_split_into_session_keywords() -> None:

@@ -353,7 +353,7 @@ async def test_a_server_refusing_tools_gets_them_as_text_once_remembered(
     backstop for one that does not: the refusal is raised once, then the tools go in the prompt
     and a call written as text is parsed, run and answered."""
     from victor_gui.errors import BadRequestError
-    from victor_gui.services.chat_session import TOOLS_AS_TEXT
+    from victor_gui.services.reply_run import TOOLS_AS_TEXT
 
     tools = FunctionTools()
     session = await session_for(store, server, tools, asker=Asker())

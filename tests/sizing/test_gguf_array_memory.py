@@ -14,7 +14,8 @@ import struct
 import tracemalloc
 
 from victor_gui.sizing.architecture import from_gguf
-from victor_gui.sizing.gguf_reader import GGUFArray, GGUFLimits, parse_gguf_header
+from victor_gui.sizing.gguf_header import GGUFArray, GGUFLimits
+from victor_gui.sizing.gguf_parse import parse_gguf_header
 
 T_INT16, T_UINT32, T_STRING, T_ARRAY = 3, 4, 8, 9
 ITEMS = 4096  # each array just at the default keep_array_items

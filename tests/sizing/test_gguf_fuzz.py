@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from tests.sizing.gguf_factory import Spec, write_gguf
 from victor_gui.errors import GGUFError
-from victor_gui.sizing.gguf_reader import GGUFLimits, _walk_strings, parse_gguf_header
+from victor_gui.sizing.gguf_header import GGUFLimits
+from victor_gui.sizing.gguf_parse import parse_gguf_header
+from victor_gui.sizing.gguf_strings import walk_strings
 
 # keep_array_items=8: the 40-token vocabulary goes through the fast skipping walk too.
 LIMITS = GGUFLimits(max_bytes=256 * 1024, max_array=1 << 16, max_string=1 << 16, max_tensors=4096,
@@ -92,7 +94,7 @@ def _reference_walk(buf: bytes, pos: int, count: int) -> tuple[int, int]:
 def test_string_walk_matches_the_plain_loop(items: list[bytes], cut: int, count: int) -> None:
     buf = b"".join(struct.pack("<Q", len(i)) + i for i in items)
     buf = buf[: cut % (len(buf) + 1)]
-    assert _walk_strings(buf, 0, count) == _reference_walk(buf, 0, count)
+    assert walk_strings(buf, 0, count) == _reference_walk(buf, 0, count)
 
 
 @settings(max_examples=100, deadline=None)
@@ -120,8 +122,8 @@ def test_block_walk_matches_the_plain_loop(lengths: list[int], cut: int, count: 
     # regex_min=0: the block pattern (256 strings per match) runs on these short arrays too.
     buf = b"".join(struct.pack("<Q", n) + _FILL[shift:shift + n] for n in lengths)
     buf = buf[: cut % (len(buf) + 1)]
-    assert _walk_strings(buf, 0, count, regex_min=0) == _reference_walk(buf, 0, count)
-    assert _walk_strings(buf, 0, len(lengths), regex_min=0) == _reference_walk(buf, 0, len(lengths))
+    assert walk_strings(buf, 0, count, regex_min=0) == _reference_walk(buf, 0, count)
+    assert walk_strings(buf, 0, len(lengths), regex_min=0) == _reference_walk(buf, 0, len(lengths))
 
 
 def test_a_vocabulary_sized_array_walks_exactly() -> None:
@@ -131,6 +133,6 @@ def test_a_vocabulary_sized_array_walks_exactly() -> None:
     for i in range(5, 120_000, 9973):
         lengths[i] = 256 + i % 500
     buf = b"".join(struct.pack("<Q", n) + _FILL[:n] for n in lengths)
-    assert _walk_strings(buf, 0, len(lengths)) == (len(buf), len(lengths))
+    assert walk_strings(buf, 0, len(lengths)) == (len(buf), len(lengths))
     for cut in (len(buf) - 3, len(buf) - 4000, len(buf) // 2):
-        assert _walk_strings(buf[:cut], 0, len(lengths)) == _reference_walk(buf[:cut], 0, len(lengths))
+        assert walk_strings(buf[:cut], 0, len(lengths)) == _reference_walk(buf[:cut], 0, len(lengths))

@@ -13,7 +13,9 @@ from gguf.constants import GGML_QUANT_SIZES
 from tests.sizing.gguf_factory import Spec, write_gguf
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.ggml_types import GGML_TYPES, cache_bytes_per_element, tensor_bytes
-from victor_gui.sizing.gguf_reader import GGUFArray, GGUFLimits, parse_gguf_header, read_gguf_file
+from victor_gui.sizing.gguf_header import GGUFArray, GGUFLimits
+from victor_gui.sizing.gguf_parse import parse_gguf_header
+from victor_gui.sizing.gguf_reader import read_gguf_file
 
 SPECS = {
     "llama-f16": Spec(),

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from tests.sizing.gguf_factory import Spec, write_gguf
 from victor_gui.sizing.fit import FitOptions, estimate_fit
-from victor_gui.sizing.gguf_reader import GGUFArray, _short_strings, parse_gguf_header
+from victor_gui.sizing.gguf_header import GGUFArray
+from victor_gui.sizing.gguf_parse import parse_gguf_header
+from victor_gui.sizing.gguf_strings import _short_strings
 from victor_gui.sizing.hardware import GpuDevice, RamInfo
 from victor_gui.sizing.sources import load_model
 

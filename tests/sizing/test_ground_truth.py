@@ -17,7 +17,8 @@ import pytest
 
 from victor_gui.sizing.architecture import ModelArchitecture, from_gguf
 from victor_gui.sizing.fit import FitOptions, compute_bytes, kv_bytes_per_layer
-from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_file
+from victor_gui.sizing.gguf_header import GGUFHeader
+from victor_gui.sizing.gguf_reader import read_gguf_file
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUND_TRUTH = ROOT / "tests" / "data" / "llama_memory_ground_truth.json"

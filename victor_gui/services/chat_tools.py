@@ -3,8 +3,8 @@
 bounds that come from the settings, running one turn's calls through approvals, and storing a
 result row for every call, so the history keeps each call paired with its answer.
 
-The loop that alternates model turns and tool turns is ``ChatSession._reply``; the approval and
-concurrency rules live in :mod:`victor_gui.services.tool_loop`.
+The loop that alternates model turns and tool turns is ``ReplyRunMixin._reply`` (:mod:`.reply_run`);
+the approval and concurrency rules live in :mod:`victor_gui.services.tool_loop`.
 """
 
 from __future__ import annotations

@@ -11,16 +11,14 @@
 * the disk checked first (``shutil.disk_usage`` in a thread): a sentence names the folder and
   the bytes missing;
 * the transfer with httpx into ``<file>.part`` with ``Range`` from the part's size, hashed while
-  written (a resumed part is hashed first, in a thread), so pause/resume and progress are exact;
-  a dropped connection is retried from where it stopped; at the end the sha256 must match the
-  Hub's, else the part is deleted and the job says so;
+  written, resumed and verified (:mod:`.download_transfer`);
 * several at once, at most ``settings.model_folders.max_downloads``;
 * state saved atomically in the data folder (``downloads.json``) on every change of state and
   every few seconds of progress; on the next start unfinished jobs come back paused.
 
 Gated repos: the Hugging Face token (the keyring's ``huggingface`` key, else ``HF_API_KEY`` /
 ``HF_TOKEN``, read never written) is sent to the Hub; without one the job's sentence says to add
-it in Settings → API keys.
+it in Settings → API keys (:mod:`.download_hub`, which also reads the repo's file list).
 
 The jobs, events, names and the state file are described in
 :mod:`victor_gui.services.download_jobs`; the folders and the scan in
@@ -34,27 +32,22 @@ Events: ``subscribe(listener) -> unsubscribe``; ``listener(event)`` gets a
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hashlib
-import json
 import logging
-import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Literal
-from urllib.parse import quote
+from typing import Any, Literal
 
 import httpx
 
 from victor_gui.core.listeners import Listeners
 from victor_gui.core.tasks import TaskSet
 from victor_gui.errors import DownloadError
-from victor_gui.providers.bounded import DEADLINE_EXTENSION, IDLE_EXTENSION, BoundedStream, read_bounded
+from victor_gui.services.download_hub import default_token
 from victor_gui.services.download_jobs import (
     ACTIVE,
     FINISHED,
@@ -68,42 +61,13 @@ from victor_gui.services.download_jobs import (
     save_state,
     split_parts,
 )
+from victor_gui.services.download_transfer import TransferMixin, part_size, unlink_part
 from victor_gui.services.model_folders import LocalModel, ModelFolders, find_present
 from victor_gui.sizing.sources import hub_endpoint
 
 log = logging.getLogger(__name__)
 
-FLUSH_BYTES = 1 << 20  # bytes gathered before one write (and hash) in a worker thread
-PROGRESS_EVERY_S = 0.1
-FLUSH_EVERY_S = 0.5  # and at least this often, so a pause or a crash loses little
 SAVE_EVERY_S = 2.0
-SPEED_WINDOW_S = 3.0
-# A body that goes quiet this long is a dropped connection (retried), not a slow one.
-IDLE_S = 60.0
-@dataclass
-class _Meter:
-    """Speed over the last few seconds (bytes per second)."""
-
-    samples: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
-
-    def add(self, now: float, total: int) -> float:
-        self.samples.append((now, total))
-        while len(self.samples) > 2 and now - self.samples[0][0] > SPEED_WINDOW_S:
-            self.samples.popleft()
-        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-
-
-def default_token() -> str | None:
-    """The Hugging Face token: the keyring's ``huggingface`` key, else ``HF_API_KEY``/``HF_TOKEN``
-    (blocking: the keyring; call it in a thread)."""
-    from victor_gui.providers.catalog import find_spec
-    from victor_gui.providers.keys import resolve_api_key
-
-    spec = find_spec("huggingface")
-    return resolve_api_key(spec)[0] if spec is not None else None
 
 
 def _size_text(n: int) -> str:
@@ -119,49 +83,15 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def _hash_part(path: Path, size: int | None) -> tuple[int, Any]:
-    """(bytes kept, sha256 of them) of a part file; a part longer than the file is cut back to
-    nothing (it is not ours to trust). Blocking: run in a thread."""
-    hasher = hashlib.sha256()
-    try:
-        length = path.stat().st_size
-    except FileNotFoundError:
-        return 0, hasher
-    if size is not None and length > size:
-        path.unlink()
-        return 0, hasher
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(FLUSH_BYTES), b""):
-            hasher.update(block)
-    return length, hasher
 
-
-def _write(handle: IO[bytes], hasher: Any, data: bytes) -> None:
-    handle.write(data)
-    hasher.update(data)
-
-
-@dataclass
-class _Part:
-    """A part file being written: its path, the sha256 of the bytes in it, and their count."""
-
-    path: Path
-    hasher: Any
-    done: int
-
-
-class _Transient(Exception):
-    """The connection dropped or stalled: retry from where the part ends."""
-
-
-class DownloadManager:
+class DownloadManager(TransferMixin):
     """The downloads of this app (see the module docstring).
 
     ``client``: an httpx client (the app's; its timeouts and proxy apply; a body's idle gap is
-    bounded to :data:`IDLE_S`). ``settings``: the SettingsService (``model_folders``: folders,
-    concurrency); ``folders``: the :class:`ModelFolders` (built on ``settings`` when None).
-    ``state_path`` None keeps no state (the CLI). ``token`` is called in a thread for the Hub
-    token. ``max_downloads`` overrides the setting."""
+    bounded to :data:`~.download_transfer.IDLE_S`). ``settings``: the SettingsService
+    (``model_folders``: folders, concurrency); ``folders``: the :class:`ModelFolders` (built on
+    ``settings`` when None). ``state_path`` None keeps no state (the CLI). ``token`` is called
+    in a thread for the Hub token. ``max_downloads`` overrides the setting."""
 
     def __init__(self, client: httpx.AsyncClient, *, settings: Any = None,
                  folders: ModelFolders | None = None, state_path: Path | None = None,
@@ -307,7 +237,7 @@ class DownloadManager:
         await self._stop(job_id)
         job = self._jobs[job_id]
         if job.state in ACTIVE:  # not finished meanwhile (a verified file renamed as it stopped)
-            done = await asyncio.to_thread(_part_size, job.part_path)
+            done = await asyncio.to_thread(part_size, job.part_path)
             self._set(replace(job, state=JobState.PAUSED, speed_bps=0.0, done_bytes=done))
         await self._save(force=True)
         self._pump()
@@ -330,7 +260,7 @@ class DownloadManager:
         job = self._jobs.pop(job_id, job)
         self._dirty = True
         if job.state not in (JobState.DONE, JobState.PRESENT):
-            await asyncio.to_thread(_unlink, job.part_path)
+            await asyncio.to_thread(unlink_part, job.part_path)
         self._listeners.notify(DownloadEvent("removed", job))
         self._wake(job_id)
         await self._save(force=True)
@@ -382,7 +312,7 @@ class DownloadManager:
                    and Path(j.dest).is_relative_to(root)]
 
         def need_and_free() -> tuple[int, int, Path]:
-            need = sum(max(0, (j.size or 0) - _part_size(j.part_path)) for j in [*jobs, *pending])
+            need = sum(max(0, (j.size or 0) - part_size(j.part_path)) for j in [*jobs, *pending])
             where = _nearest_existing(root)
             return need, shutil.disk_usage(where).free, where
 
@@ -392,52 +322,6 @@ class DownloadManager:
                 f"Not enough disk space in {root}: the download needs {_size_text(need)}, "
                 f"{_size_text(free)} is free, {_size_text(need - free)} missing. Free some space or "
                 "choose another models folder in Settings → Models.", reason="disk_space")
-
-    def _headers(self, token: str | None) -> dict[str, str]:
-        headers = {"Accept-Encoding": "identity", "User-Agent": "victor-gui"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
-
-    async def _token(self) -> str | None:
-        if self._token_source is None:
-            return None
-        try:
-            return await asyncio.to_thread(self._token_source)
-        except Exception as exc:  # no keyring: go on without a token
-            log.info("downloads: no Hugging Face token (%s)", type(exc).__name__)
-            return None
-
-    async def _siblings(self, repo_id: str, revision: str) -> dict[str, tuple[int | None, str | None]]:
-        """``{file: (size, sha256)}`` of the repo at ``revision`` from the Hub's API."""
-        url = f"{self.endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}"
-        token = await self._token()
-        try:
-            async with self.client.stream("GET", url, params={"blobs": "true"},
-                                          headers=self._headers(token), follow_redirects=True) as resp:
-                body = await read_bounded(resp)
-        except httpx.HTTPError as exc:
-            raise DownloadError(f"The Hugging Face Hub at {self.endpoint} did not answer "
-                                f"({type(exc).__name__}); check the connection and try again",
-                                reason="network") from None
-        if resp.status_code in (401, 403):
-            raise DownloadError(_gated_text(repo_id, token), reason="gated")
-        if resp.status_code == 404:
-            raise DownloadError(f"{repo_id} (revision {revision}) is not on the Hugging Face Hub",
-                                reason="not_found")
-        if resp.status_code >= 400:
-            raise DownloadError(f"The Hub answered {resp.status_code} for {repo_id}", reason="http")
-        try:
-            data = json.loads(body)
-            out: dict[str, tuple[int | None, str | None]] = {}
-            for s in data.get("siblings") or []:
-                lfs = s.get("lfs") or {}
-                size = lfs.get("size", s.get("size"))
-                out[str(s["rfilename"])] = (int(size) if size is not None else None, lfs.get("sha256"))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise DownloadError(f"The Hub's description of {repo_id} could not be read",
-                                reason="http") from None
-        return out
 
     def _pump(self) -> None:
         """Start queued jobs while fewer than the limit run."""
@@ -479,148 +363,6 @@ class DownloadManager:
                 await self._save(force=True)
                 self._pump()
 
-    async def _download(self, job_id: str) -> None:
-        job = self._jobs[job_id]
-        self._set(replace(job, state=JobState.DOWNLOADING, message=None, reason=None))
-        await asyncio.to_thread(job.part_path.parent.mkdir, parents=True, exist_ok=True)
-        done, hasher = await asyncio.to_thread(_hash_part, job.part_path, job.size)
-        part = _Part(job.part_path, hasher, done)
-        self._set(replace(self._jobs[job_id], done_bytes=done), "progress")
-        token = await self._token()
-        failures = 0
-        while job.size is None or part.done < job.size:
-            before = part.done
-            try:
-                if await self._fetch(job_id, part, token):
-                    break
-            except _Transient as exc:
-                failures = 0 if part.done > before else failures + 1
-                if failures > self.retries:
-                    raise DownloadError(f"The download of {job.name} kept failing ({exc}); Resume "
-                                        "goes on where it stopped", reason="network") from None
-                log.info("downloads: %s: %s; resuming at byte %d", job.name, exc, part.done)
-                await asyncio.sleep(self.retry_delay_s * max(1, failures))
-        await self._verify(job_id, part.hasher)
-
-    async def _fetch(self, job_id: str, part: _Part, token: str | None) -> bool:
-        """One GET from byte ``part.done`` to the end, appended to the part file (and hashed);
-        returns whether the file is complete. A dropped connection raises :class:`_Transient`
-        after what arrived is written, so the retry asks for the rest."""
-        job = self._jobs[job_id]
-        url = f"{self.endpoint}/{job.repo_id}/resolve/{quote(job.revision, safe='')}/{quote(job.file)}"
-        headers = self._headers(token)
-        if part.done:
-            headers["Range"] = f"bytes={part.done}-"
-        extensions = {IDLE_EXTENSION: IDLE_S, DEADLINE_EXTENSION: None}
-        handle: IO[bytes] | None = None
-        buffer = bytearray()
-        meter = _Meter()
-        last_emit = last_flush = time.monotonic()
-
-        writing: asyncio.Future[None] | None = None
-
-        async def flush(*, wait: bool = True) -> None:
-            # The write (and hash) of one block runs in a thread while the next block arrives:
-            # one in flight at a time, so the part's bytes stay in order and the hash with them.
-            nonlocal writing
-            if buffer and handle is not None:
-                data = bytes(buffer)
-                buffer.clear()
-                if writing is not None:
-                    await asyncio.shield(writing)
-                writing = asyncio.ensure_future(asyncio.to_thread(_write, handle, part.hasher, data))
-                part.done += len(data)
-            if wait and writing is not None:
-                await asyncio.shield(writing)
-
-        try:
-            async with self.client.stream("GET", url, headers=headers, extensions=extensions,
-                                          follow_redirects=True) as resp:
-                if resp.status_code == 416 and job.size is not None and part.done >= job.size:
-                    return True
-                self._raise_for(resp, job, token)
-                if part.done and resp.status_code == 200:  # the range was ignored: start again
-                    await asyncio.to_thread(_unlink, part.path)
-                    part.done, part.hasher = 0, hashlib.sha256()
-                elif part.done and not resp.headers.get("content-range", "").startswith(
-                        f"bytes {part.done}-"):
-                    raise DownloadError(f"The Hub sent {job.name} from another offset than asked for",
-                                        reason="http")
-                if isinstance(resp.stream, BoundedStream) and job.size is not None:
-                    resp.stream.limit = max(job.size - part.done, 0) + 1  # GBs, past the stream cap
-                handle = await asyncio.to_thread(part.path.open, "ab")
-                async for chunk in resp.aiter_raw():
-                    buffer += chunk
-                    if job.size is not None and part.done + len(buffer) > job.size:
-                        raise DownloadError(f"The Hub sent more bytes of {job.name} than its size",
-                                            reason="http")
-                    now = time.monotonic()
-                    if len(buffer) >= FLUSH_BYTES or now - last_flush >= FLUSH_EVERY_S:
-                        last_flush = now
-                        await flush(wait=False)
-                    if now - last_emit >= PROGRESS_EVERY_S:
-                        last_emit = now
-                        total = part.done + len(buffer)
-                        self._set(replace(self._jobs[job_id], done_bytes=total,
-                                          speed_bps=meter.add(now, total)), "progress")
-                        await self._save()
-                await flush()
-                self._set(replace(self._jobs[job_id], done_bytes=part.done), "progress")
-                return job.size is None or part.done >= job.size
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            await flush()  # what arrived is kept: on disk and hashed
-            self._set(replace(self._jobs[job_id], done_bytes=part.done, speed_bps=0.0), "progress")
-            raise _Transient(str(exc) or type(exc).__name__) from None
-        except asyncio.CancelledError:  # paused or closing: keep what arrived for the resume
-            await flush()
-            raise
-        finally:
-            try:
-                if writing is not None and not writing.done():
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(writing)  # let the last write land before closing
-            finally:
-                if handle is not None:  # (a buffered file's lock makes close wait for a write)
-                    await asyncio.to_thread(handle.close)
-
-    def _raise_for(self, resp: httpx.Response, job: DownloadJob, token: str | None) -> None:
-        status = resp.status_code
-        if status in (200, 206):
-            return
-        if status in (401, 403):
-            raise DownloadError(_gated_text(job.repo_id, token), reason="gated")
-        if status == 404:
-            raise DownloadError(f"{job.file} is no longer in {job.repo_id}", reason="not_found")
-        if status in (429, 500, 502, 503, 504):
-            raise _Transient(f"the Hub answered {status}")
-        raise DownloadError(f"The Hub answered {status} for {job.name}", reason="http")
-
-    async def _verify(self, job_id: str, hasher: Any) -> None:
-        job = self._jobs[job_id]
-        self._set(replace(job, state=JobState.VERIFYING, speed_bps=0.0))
-        digest = hasher.hexdigest()
-        if job.sha256 and digest != job.sha256.lower():
-            await asyncio.to_thread(_unlink, job.part_path)
-            raise DownloadError(
-                f"{job.name} did not match the Hub's checksum (sha256 {digest[:12]}…, expected "
-                f"{job.sha256[:12]}…): the file was deleted. Try again; if it fails again the "
-                "repository's file may be broken.", reason="checksum")
-        renaming = asyncio.ensure_future(asyncio.to_thread(os.replace, job.part_path, job.dest))
-        try:
-            await asyncio.shield(renaming)
-        except asyncio.CancelledError:
-            # Paused or closed while the verified file was being renamed: it is done all the
-            # same (a job left "paused" with no part would download the whole file again).
-            await renaming
-            self._done(job_id)
-            raise
-        self._done(job_id)
-
-    def _done(self, job_id: str) -> None:
-        job = self._jobs[job_id]
-        self._set(replace(job, state=JobState.DONE, verified=bool(job.sha256), speed_bps=0.0,
-                          done_bytes=job.size or job.done_bytes))
-
     async def _save(self, *, force: bool = False) -> None:
         if self.state_path is None or not self._dirty:
             return
@@ -640,28 +382,10 @@ class DownloadManager:
                 log.warning("downloads: the state could not be saved to %s: %s", self.state_path, exc)
 
 
-def _gated_text(repo_id: str, token: str | None) -> str:
-    if token:
-        return (f"{repo_id} is gated and the Hugging Face token was refused: accept the model's terms "
-                "on its Hub page, or check the token in Settings → API keys")
-    return (f"{repo_id} is gated: add your Hugging Face token in Settings → API keys (or set HF_TOKEN) "
-            "and accept the model's terms on its Hub page")
-
 
 def _root(folder: str | Path | None, folders: ModelFolders) -> Path:
     return Path(folder).expanduser() if folder else folders.download_root()
 
-
-def _part_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 __all__ = ["ACTIVE", "FINISHED", "DownloadEvent", "DownloadJob", "DownloadManager", "JobState",

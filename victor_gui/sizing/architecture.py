@@ -16,7 +16,7 @@ from typing import Any
 
 from victor_gui.errors import GGUFError
 from victor_gui.sizing.ggml_types import GGML_TYPES_BY_NAME, tensor_bytes
-from victor_gui.sizing.gguf_reader import GGUFArray, GGUFHeader
+from victor_gui.sizing.gguf_header import GGUFArray, GGUFHeader
 
 # Archs whose GGUFs carry only ``sliding_window``: llama.cpp hard-codes the pattern
 # (hparams.set_swa_pattern(n): layer il is SWA when il % n < n - 1, the last of each group global).

@@ -32,7 +32,9 @@ FORMAT = 1
 MAX_ENTRIES = 512
 MAX_ENTRY_BYTES = 4 << 20  # a real entry is a few KB (per-layer lists); anything bigger is not ours
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelArchitecture)}
-_SOURCES = ("architecture.py", "gguf_reader.py", "ggml_types.py", "header_cache.py")
+# Every module between the header's bytes and the description (the GGUF reader is four files).
+_SOURCES = ("architecture.py", "gguf_header.py", "gguf_strings.py", "gguf_parse.py", "gguf_reader.py",
+            "ggml_types.py", "header_cache.py")
 _stamp: str | None = None
 
 

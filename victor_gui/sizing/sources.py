@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from victor_gui.errors import GGUFError, InvalidResponseError, ModelNotFoundError, ProviderConnectionError
 from victor_gui.sizing.architecture import ModelArchitecture, from_metadata, from_ollama_show
-from victor_gui.sizing.gguf_reader import GGUFHeader, read_gguf_file_sync, read_gguf_header
+from victor_gui.sizing.gguf_header import GGUFHeader
+from victor_gui.sizing.gguf_reader import read_gguf_file_sync, read_gguf_header
 from victor_gui.sizing.header_cache import HeaderCache, file_key, url_key
 
 if TYPE_CHECKING:

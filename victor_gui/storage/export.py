@@ -40,7 +40,8 @@ from victor_gui.storage.export_attachments import (
     markdown_attachments,
 )
 from victor_gui.storage.models import Conversation, StoredMessage
-from victor_gui.storage.store import ConversationStore, ImportedConversation
+from victor_gui.storage.store import ConversationStore
+from victor_gui.storage.store_import import ImportedConversation
 from victor_gui.storage.tree import TreeMessage
 
 FORMAT = "victor_gui.conversations"
