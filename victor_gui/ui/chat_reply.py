@@ -124,7 +124,7 @@ class ReplyViewMixin:
         elif event.kind == "note":
             # A trim note is stored before the reply's row, a failover note after it (it is written
             # once a target answered): shown where a reopened chat shows them (a save_failed note,
-            # services.chat_session.SAVE_FAILED, is not stored: it could not be).
+            # services.reply_attempt.SAVE_FAILED, is not stored: it could not be).
             # A failed save is about the reply on screen: shown under it, and in the status line.
             kind = (event.meta or {}).get("kind")
             after_reply = kind in ("failover", "save_failed")
