@@ -12,7 +12,6 @@ manifest is signed by another key).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -158,17 +157,17 @@ class FeedServer(SimServer):
         return [r.headers.get("range") for r in self.requests if r.path.startswith("/download/")]
 
     def feed_body(self) -> bytes:
+        """The feed as packaging/release_feed.py writes it for a release, with this server's
+        faults applied (another signer, an outer version that lies)."""
+        from tests.packaging.support import load_packaging_script
+
         release = self.release
         assert release is not None, "offer() a release first"
-        manifest = json.dumps({"version": release.version, "installer": release.name,
-                               "size": self.signed_size or len(release.installer),
-                               "sha256": release.sha256}).encode()
         signer = ReleaseKey() if self.bad_signature else self.key
-        return json.dumps({
-            "version": self.lie_version or release.version,
-            "notes": release.notes,
-            "release_url": f"{self.url}/releases/tag/v{release.version}",
-            "installer_url": f"{self.url}/download/{release.name}",
-            "manifest": base64.b64encode(manifest).decode(),
-            "signature": base64.b64encode(signer.sign(manifest)).decode(),
-        }).encode()
+        doc = load_packaging_script("release_feed").feed_document(
+            version=release.version, installer_name=release.name,
+            size=self.signed_size or len(release.installer), sha256=release.sha256, notes=release.notes,
+            release_url=f"{self.url}/releases/tag/v{release.version}",
+            installer_url=f"{self.url}/download/{release.name}", sign=signer.sign)
+        doc["version"] = self.lie_version or release.version
+        return json.dumps(doc).encode()
