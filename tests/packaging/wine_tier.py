@@ -919,8 +919,9 @@ def upgrade_with_a_kept_engine(wine: WineTier, target: Path, installer: Path, mo
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     exe = target.joinpath(*INSTALLED_ENGINE)
-    kept = wine.start([wine.win(exe), "-m", wine.win(model), "--host", "127.0.0.1", "--port", str(port),
-                       "-c", "512", "-ngl", "0"])
+    # By its C:\ path, as the app starts the engine it ships (Z:\ is the same file by another name).
+    kept = wine.start(["\\".join([INSTALL_DIR_WIN, *INSTALLED_ENGINE]), "-m", wine.win(model),
+                       "--host", "127.0.0.1", "--port", str(port), "-c", "512", "-ngl", "0"])
     _output_of(kept)
     try:
         _wait_for(lambda: kept.poll() is not None or _healthy(url), 120, "the kept llama-server.exe")

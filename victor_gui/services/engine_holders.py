@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,24 @@ def _is_under(path: str, folder: Path) -> bool:
         return False
 
 
+def _executable(proc: psutil.Process) -> str:
+    """The process's executable path, or "" when it cannot be read. Wine's process table has no
+    image paths (``exe()`` and even ``name()`` raise a plain ``OSError`` there), but its command
+    line starts with the path the engine was started by, which is absolute for ours."""
+    import psutil
+
+    try:
+        return str(proc.exe())
+    except (psutil.Error, OSError):
+        pass
+    try:
+        argv = proc.cmdline()
+    except (psutil.Error, OSError):
+        return ""
+    first = argv[0] if argv else ""
+    return first if os.path.isabs(first) else ""
+
+
 def engines_running_from(folder: Path) -> list[tuple[int, str]]:
     """``(pid, executable)`` of every llama-server whose executable is inside ``folder``.
 
@@ -57,14 +76,14 @@ def engines_running_from(folder: Path) -> list[tuple[int, str]]:
 
     root = folder.resolve()
     found: list[tuple[int, str]] = []
-    for proc in psutil.process_iter(["pid", "name", "exe"]):
+    for pid in psutil.pids():
         try:
-            exe = proc.info.get("exe") or ""
-            if not exe or Path(exe).stem.lower() != TARGET or not _is_under(exe, root):
-                continue
-            found.append((proc.pid, exe))
-        except (psutil.Error, OSError) as exc:
-            log.debug("cannot inspect process %s: %s", getattr(proc, "pid", "?"), exc)
+            proc = psutil.Process(pid)
+        except (psutil.Error, OSError):
+            continue
+        exe = _executable(proc)
+        if exe and Path(exe).stem.lower() == TARGET and _is_under(exe, root):
+            found.append((pid, exe))
     return found
 
 
