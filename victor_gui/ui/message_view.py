@@ -93,24 +93,53 @@ def megabytes(chars: int) -> str:
     return f"{chars / 1_000_000:.1f} MB"
 
 
-def _live_parts(tail: str, first_code: int) -> list[RenderedPart] | None:
-    """The parts a live render shows for the streamed ``tail``, or None when it stays plain for
-    now. At most :data:`LIVE_TAIL_CHARS` of it is parsed and rendered; when the tail is longer,
-    the last part also holds the rest, plain (an empty ``html``)."""
+@dataclass(frozen=True, slots=True)
+class _LivePlan:
+    """What one live render shows (see :func:`_plan_live`)."""
+
+    freeze: list[RenderedPart]  # finished blocks, grouped: each group becomes a finished piece
+    done: list[RenderedPart]  # finished blocks that stay in the body (fewer than a piece's worth)
+    open: RenderedPart  # the last block, or after a burst the rest of the text, plain (no html)
+
+
+def _joined(parts: list[RenderedPart]) -> RenderedPart:
+    from victor_gui.services.markdown_render import RenderedPart  # after first paint
+
+    return RenderedPart("".join(p.source for p in parts), "".join(p.html for p in parts),
+                        sum(p.code_blocks for p in parts))
+
+
+def _plan_live(done: list[RenderedPart], fresh: str, first_code: int) -> _LivePlan | None:
+    """A live render of a streaming body that shows the finished blocks ``done`` (rendered by
+    earlier live renders) followed by ``fresh``, the text from the last block on; None when
+    nothing changes for now.
+
+    Only ``fresh`` is parsed, at most :data:`LIVE_TAIL_CHARS` of it: a block followed by another
+    one is finished (a CommonMark block never reopens), so its HTML is kept and never parsed,
+    highlighted or built again; only the last block is, until a later one starts. Finished
+    blocks reaching :data:`LIVE_PIECE_CHARS` are cut off into a piece of their own."""
     from victor_gui.services.markdown_render import RenderedPart, render_parts  # after first paint
 
-    head, rest = cut_at_block(tail, LIVE_TAIL_CHARS)
+    head, rest = cut_at_block(fresh, LIVE_TAIL_CHARS)
     if not markdown_worthy(head):
         return None  # stays plain until the final render
-    parts = render_parts(head, LIVE_PIECE_CHARS, first_code_block=first_code)
-    if not rest:
-        return parts
-    if len(parts) == 1:
-        return None  # nothing complete to cut off yet
-    # The head's last block may go on in the rest (a list, a fence with blank lines): it is not
-    # finished, so it stays plain with the rest.
-    last = parts[-1]
-    return [*parts[:-1], RenderedPart(last.source + rest, "", 0)]
+    *finished, last = render_parts(head, 1, first_code_block=first_code)  # one part per block
+    if rest:
+        # The head's last block may go on in the rest (a list, a fence with blank lines): it is
+        # not finished, so it stays plain with the rest.
+        if not finished:
+            return None  # nothing complete to render yet
+        last = RenderedPart(last.source + rest, "", 0)
+    freeze: list[RenderedPart] = []
+    group: list[RenderedPart] = []
+    size = 0
+    for block in [*done, *finished]:
+        group.append(block)
+        size += len(block.source)
+        if size >= LIVE_PIECE_CHARS:
+            freeze.append(_joined(group))
+            group, size = [], 0
+    return _LivePlan(freeze, group, last)
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -217,6 +246,9 @@ class MessageView(QFrame):
         self._frozen_chars = 0  # source characters shown by self._pieces
         self._frozen_code = 0  # code blocks in them (Copy links are numbered across the message)
         self._live_task: asyncio.Task[None] | None = None  # render_markdown_live's steps
+        # Finished blocks the body shows, rendered by the live renders, after the finished
+        # pieces (see _plan_live): kept, so a live render parses only the text after them.
+        self._done: list[RenderedPart] = []
         self._render_epoch = 0  # bumped by every render that replaces the body (live ones check it)
         # On-loop milliseconds of the last live render (the frame buffer spaces renders by it).
         self.live_render_ms = 0.0
@@ -325,6 +357,7 @@ class MessageView(QFrame):
             piece.view.deleteLater()
         self._pieces.clear()
         self._frozen_chars = self._frozen_code = 0
+        self._done = []
         self._render_epoch += 1
         self.body.clear()
         self.body._block_len = 0
@@ -512,6 +545,7 @@ class MessageView(QFrame):
                 self._show_part(piece.view, piece.source,
                                 markdown_to_html(piece.source, first_code_block=piece.first_code))
         tail = self.shown_text[self._frozen_chars:]
+        self._done = []  # rendered in the old colours: the next live render parses them again
         if len(tail) <= LIVE_PARSE_CHARS and markdown_worthy(tail):  # what the last render showed
             self._show_part(self.body, tail, markdown_to_html(tail, first_code_block=self._frozen_code))
 
@@ -532,29 +566,48 @@ class MessageView(QFrame):
     def render_markdown(self) -> None:
         """Render what streamed so far as Markdown, on the spot (called every few frames).
 
-        Only the text after the finished pieces is parsed, and complete blocks past
-        :data:`PIECE_CHARS` become finished pieces, so a call costs a few milliseconds however
-        long the reply grows. After a burst (a fast local server) only the first
-        :data:`LIVE_TAIL_CHARS` of the tail are parsed; the rest stays plain for a later render,
-        or the final one (:meth:`render_markdown_async`). The one thing a finished piece
-        cannot see is a link reference definition that arrives after it: ``[text][ref]`` there
-        stays as written.
+        Only the text after the finished blocks is parsed (see :func:`_plan_live`), and
+        finished blocks past :data:`LIVE_PIECE_CHARS` become finished pieces, so a call costs
+        about what arrived since the last one, however long the reply grows. After a burst (a
+        fast local server) only the first :data:`LIVE_TAIL_CHARS` of the new text are parsed;
+        the rest stays plain for a later render, or the final one (:meth:`render_markdown_async`).
+        The one thing a finished block cannot see is a link reference definition that arrives
+        after it: ``[text][ref]`` there stays as written.
         """
-        tail = self.shown_text[self._frozen_chars:]
-        parts = _live_parts(tail, self._frozen_code)
-        if parts is None:
+        plan = self._plan()
+        if plan is None:
             return
-        for part in parts[:-1]:
+        for part in plan.freeze:
             self._freeze_part(part, "")
-        self._show_part(self.body, parts[-1].source, parts[-1].html)
+        self._done = plan.done
+        self._show_body(plan, "")
+
+    def _plan(self) -> _LivePlan | None:
+        fresh = self.shown_text[self._frozen_chars + sum(len(d.source) for d in self._done):]
+        return _plan_live(self._done, fresh, self._frozen_code + sum(d.code_blocks for d in self._done))
+
+    def _show_body(self, plan: _LivePlan, after: str) -> None:
+        """Show the body of a live render: its finished blocks and its last block (or the plain
+        rest of a burst), then ``after`` (arrived since the parse), plain."""
+        done = _joined(plan.done) if plan.done else None
+        if plan.open.html or done is None:
+            source = (done.source if done else "") + plan.open.source
+            html = (done.html if done else "") + plan.open.html
+            self._show_part(self.body, source, html if plan.open.html else "")
+        else:  # the finished blocks rendered, the rest of a burst plain after them
+            self._show_part(self.body, done.source, done.html)
+            self.body.append_plain(plan.open.source)
+        if after:
+            self.body.append_plain(after)
 
     def render_markdown_live(self) -> None:
         """:meth:`render_markdown` for a streaming reply, spread over event-loop turns: the parse
-        in one, then each part's Qt document in its own (one document costs 5-15 ms; a render
-        that cut three parts cost 30-50 ms in one go, the stream's longest loop gaps). Text
-        appended meanwhile stays on screen, plain, after the rendered parts. One render at a
-        time: a call while one runs is skipped (the next frame asks again). Without a running
-        loop (a test driving the view directly) it renders on the spot."""
+        in one, then each new piece's Qt document in its own, then the body's (one document
+        costs 5-15 ms; a render that cut three parts cost 30-50 ms in one go, the stream's
+        longest loop gaps). Text appended meanwhile stays on screen, plain, after the rendered
+        parts. One render at a time: a call while one runs is skipped (the next frame asks
+        again). Without a running loop (a test driving the view directly) it renders on the
+        spot."""
         import asyncio
 
         try:
@@ -573,27 +626,34 @@ class MessageView(QFrame):
 
         started = time.perf_counter()
         text, frozen, epoch = self.shown_text, self._frozen_chars, self._render_epoch
-        tail = text[frozen:]
-        parts = _live_parts(tail, self._frozen_code)
-        self.live_behind = parts is not None and not parts[-1].html  # a plain rest is left
+        plan = self._plan()
+        self.live_behind = plan is not None and not plan.open.html  # a plain rest is left
         spent = time.perf_counter() - started
+        if plan is None:
+            self.live_render_ms = spent * 1000
+            return
         expected = frozen
-        for i, part in enumerate(parts or ()):
+
+        def current() -> bool:  # the same body: no final render, edit or re-cut since, only appends
+            return (shiboken6.isValid(self) and self._render_epoch == epoch
+                    and self._frozen_chars == expected and self.shown_text.startswith(text, 0))
+
+        for part in plan.freeze:
             await asyncio.sleep(0)  # one Qt document per loop turn: the window keeps its frames
-            # Only onto the same body: no final render, edit or re-cut since, only appends.
-            if (not shiboken6.isValid(self) or self._render_epoch != epoch
-                    or self._frozen_chars != expected or not self.shown_text.startswith(tail, frozen)):
+            if not current():
                 return
             step = time.perf_counter()
-            now = self.shown_text
-            if i < len(parts or ()) - 1:
-                expected += len(part.source)
-                self._freeze_part(part, now[expected:])
-            elif part.html:
-                self._show_part(self.body, part.source, part.html)
-                if len(now) > frozen + len(tail):  # arrived after the parse: plain, after it
-                    self.body.append_plain(now[frozen + len(tail):])
-            # else: the rest of a long tail, which the new body already shows plain
+            expected += len(part.source)
+            self._done = []  # the first group holds them: cut off now
+            self._freeze_part(part, self.shown_text[expected:])
+            spent += time.perf_counter() - step
+        if plan.done or plan.open.html:  # else the new body already shows the rest, plain
+            await asyncio.sleep(0)
+            if not current():
+                return
+            step = time.perf_counter()
+            self._done = plan.done
+            self._show_body(plan, self.shown_text[len(text):])
             spent += time.perf_counter() - step
         self.live_render_ms = spent * 1000
 
@@ -624,6 +684,7 @@ class MessageView(QFrame):
         from victor_gui.services.markdown_render import markdown_to_html, render_parts
 
         self._render_epoch += 1  # a live render still under way stops: this one replaces it
+        self._done = []  # the tail is parsed whole below
         text, frozen = self.shown_text, self._frozen_chars
         tail = text[frozen:]
         plain = [p for p in self._pieces if not p.rendered]
