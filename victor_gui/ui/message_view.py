@@ -99,7 +99,8 @@ class _LivePlan:
 
     freeze: list[RenderedPart]  # finished blocks, grouped: each group becomes a finished piece
     done: list[RenderedPart]  # finished blocks that stay in the body (fewer than a piece's worth)
-    open: RenderedPart  # the last block, or after a burst the rest of the text, plain (no html)
+    open: RenderedPart  # the last block, or after a burst the rest of the text, plain (no html;
+    # then ``done`` is empty)
 
 
 def _joined(parts: list[RenderedPart]) -> RenderedPart:
@@ -124,12 +125,6 @@ def _plan_live(done: list[RenderedPart], fresh: str, first_code: int) -> _LivePl
     if not markdown_worthy(head):
         return None  # stays plain until the final render
     *finished, last = render_parts(head, 1, first_code_block=first_code)  # one part per block
-    if rest:
-        # The head's last block may go on in the rest (a list, a fence with blank lines): it is
-        # not finished, so it stays plain with the rest.
-        if not finished:
-            return None  # nothing complete to render yet
-        last = RenderedPart(last.source + rest, "", 0)
     freeze: list[RenderedPart] = []
     group: list[RenderedPart] = []
     size = 0
@@ -139,7 +134,15 @@ def _plan_live(done: list[RenderedPart], fresh: str, first_code: int) -> _LivePl
         if size >= LIVE_PIECE_CHARS:
             freeze.append(_joined(group))
             group, size = [], 0
-    return _LivePlan(freeze, group, last)
+    if not rest:
+        return _LivePlan(freeze, group, last)
+    # A burst: the head's last block may go on in the rest (a list, a fence with blank lines),
+    # so it is not finished and stays plain with the rest, and so do the finished blocks not
+    # cut off (plain text appended after rendered HTML costs several times more to lay out,
+    # ~12 ms for 3,000 characters on a slow machine, than in a plain document).
+    if not freeze:
+        return None  # nothing complete to cut off yet
+    return _LivePlan(freeze, [], RenderedPart("".join(b.source for b in group) + last.source + rest, "", 0))
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -587,16 +590,10 @@ class MessageView(QFrame):
         return _plan_live(self._done, fresh, self._frozen_code + sum(d.code_blocks for d in self._done))
 
     def _show_body(self, plan: _LivePlan, after: str) -> None:
-        """Show the body of a live render: its finished blocks and its last block (or the plain
-        rest of a burst), then ``after`` (arrived since the parse), plain."""
-        done = _joined(plan.done) if plan.done else None
-        if plan.open.html or done is None:
-            source = (done.source if done else "") + plan.open.source
-            html = (done.html if done else "") + plan.open.html
-            self._show_part(self.body, source, html if plan.open.html else "")
-        else:  # the finished blocks rendered, the rest of a burst plain after them
-            self._show_part(self.body, done.source, done.html)
-            self.body.append_plain(plan.open.source)
+        """Show the body of a live render: its finished blocks and its last block (or, after a
+        burst, the rest plain), then ``after`` (arrived since the parse), plain."""
+        shown = _joined([*plan.done, plan.open])  # no html when the open part is plain
+        self._show_part(self.body, shown.source, shown.html if plan.open.html else "")
         if after:
             self.body.append_plain(after)
 
@@ -632,30 +629,59 @@ class MessageView(QFrame):
         if plan is None:
             self.live_render_ms = spent * 1000
             return
-        expected = frozen
 
         def current() -> bool:  # the same body: no final render, edit or re-cut since, only appends
             return (shiboken6.isValid(self) and self._render_epoch == epoch
-                    and self._frozen_chars == expected and self.shown_text.startswith(text, 0))
+                    and self._frozen_chars == frozen and self.shown_text.startswith(text, 0))
 
+        # New pieces are built hidden, at the body's width, one per loop turn, then shown with
+        # the body's new content in one layout pass and one paint: built in place, each cost a
+        # layout and a paint of its own, and the body showed the rest plain in between (up to
+        # LIVE_TAIL_CHARS laid out as plain text, only to be replaced a turn later).
+        built: list[AutoHeightText] = []
         for part in plan.freeze:
             await asyncio.sleep(0)  # one Qt document per loop turn: the window keeps its frames
             if not current():
+                self._discard(built)
                 return
             step = time.perf_counter()
-            expected += len(part.source)
-            self._done = []  # the first group holds them: cut off now
-            self._freeze_part(part, self.shown_text[expected:])
+            built.append(self._built_piece(part))
             spent += time.perf_counter() - step
-        if plan.done or plan.open.html:  # else the new body already shows the rest, plain
-            await asyncio.sleep(0)
-            if not current():
-                return
-            step = time.perf_counter()
+        await asyncio.sleep(0)
+        if not current():
+            self._discard(built)
+            return
+        step = time.perf_counter()
+        self.setUpdatesEnabled(False)
+        try:
+            at = self._body_box.indexOf(self.body)
+            for i, (part, view) in enumerate(zip(plan.freeze, built, strict=True)):
+                self._body_box.insertWidget(at + i, view)
+                view.show()
+                self._pieces.append(_Piece(view, part.source, self._frozen_code, True))
+                self._frozen_chars += len(part.source)
+                self._frozen_code += part.code_blocks
             self._done = plan.done
             self._show_body(plan, self.shown_text[len(text):])
-            spent += time.perf_counter() - step
-        self.live_render_ms = spent * 1000
+        finally:
+            self.setUpdatesEnabled(True)
+        self.live_render_ms = (spent + time.perf_counter() - step) * 1000
+
+    def _built_piece(self, part: RenderedPart) -> AutoHeightText:
+        """A piece showing ``part``, hidden, laid out at the body's width (placed by the caller)."""
+        view = self._new_piece()
+        view.hide()
+        view.resize(self.body.width(), view.height())
+        self._show_part(view, part.source, part.html)
+        return view
+
+    @staticmethod
+    def _discard(views: list[AutoHeightText]) -> None:
+        import shiboken6
+
+        for view in views:
+            if shiboken6.isValid(view):
+                view.deleteLater()
 
     def _freeze_part(self, part: RenderedPart, rest: str) -> None:
         """Show ``part`` in the body and make it a finished piece; a new body follows, showing
@@ -715,18 +741,11 @@ class MessageView(QFrame):
             self._show_part(self.body, parts[0].source, parts[0].html)
             return
         built: list[AutoHeightText] = []
-        width = self.body.width()
         for part in parts:
-            view = self._new_piece()
-            view.hide()
-            view.resize(width, view.height())  # lay out at the width it will be shown at
-            self._show_part(view, part.source, part.html)
-            built.append(view)
+            built.append(self._built_piece(part))  # laid out at the width it will be shown at
             await asyncio.sleep(0)
             if not current():
-                for view in built:
-                    if shiboken6.isValid(view):
-                        view.deleteLater()
+                self._discard(built)
                 return
         self._body_box.removeWidget(self.body)
         self.body.deleteLater()
