@@ -62,12 +62,13 @@ def long_reply() -> str:
             + "```bash\necho done\n```\n")
 
 
-async def stream(view: MessageView, text: str, sizes: list[int], *, final: bool = True) -> None:
+async def stream(view: MessageView, text: str, sizes: list[int], *, final: bool = True) -> int:
     """Feed ``text`` as a stream would (chunk sizes cycling through ``sizes``, reasoning
-    first) with a live render after every chunk, each awaited, then the final render."""
+    first) with a live render after every chunk, each awaited, then the final render; returns
+    how many renders were behind (left a burst's rest plain)."""
     buffer = FrameBuffer()
     buffer.add(None, "Thinking about **it** first.\n", False)
-    at = i = 0
+    at = i = behind = 0
     while at < len(text):
         size = sizes[i % len(sizes)]
         buffer.add(text[at:at + size], None, False)
@@ -81,8 +82,12 @@ async def stream(view: MessageView, text: str, sizes: list[int], *, final: bool 
         # only what follows them.
         kept = "".join(p.source for p in view._pieces) + "".join(d.source for d in view._done)
         assert view.text.startswith(kept)
+        if view.live_behind:  # a burst: the rest is on screen plain, all of it and only it
+            assert view.body.toPlainText().split() == view.text[view._frozen_chars:].split()
+            behind += 1
     if final:
         await view.render_markdown_async()
+    return behind
 
 
 def make_view(qtbot) -> MessageView:  # type: ignore[no-untyped-def]
@@ -98,7 +103,8 @@ def make_view(qtbot) -> MessageView:  # type: ignore[no-untyped-def]
 async def test_a_streamed_reply_ends_as_a_full_render_shows_it(qtbot, sizes: list[int]) -> None:
     text = long_reply()
     live = make_view(qtbot)
-    await stream(live, text, sizes)
+    behind = await stream(live, text, sizes)
+    assert (behind > 0) == (max(sizes) > message_view.LIVE_TAIL_CHARS)
     assert live.text == text
     assert live.reasoning_text == "Thinking about **it** first.\n"  # reasoning stays as sent
     assert len(live.pieces) > 5 and all(p.rendered for p in live._pieces)
