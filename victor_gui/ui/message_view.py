@@ -48,8 +48,8 @@ PIECE_CHARS = 3000
 # the longest loop gap while streaming).
 LIVE_PIECE_CHARS = 1200
 # While a reply streams, a live render parses at most this much of the text after the finished
-# pieces (cut at a block break): its complete blocks become finished pieces, rendered, and the
-# rest stays plain until a later render. A parse's cost grows with the text it reads (~2 ms per
+# blocks (cut at a block break; finished blocks are kept rendered and never parsed again, see
+# _plan_live): its complete blocks are rendered, and the rest stays plain until a later render. A parse's cost grows with the text it reads (~2 ms per
 # 1,000 characters of rich Markdown on a slow machine, all on the loop); after a burst (a fast
 # local server) the whole tail was parsed, up to 24,000 characters and 30-40 ms a render, the
 # stream's longest loop gaps. Bounded, each render moves the finished pieces forward by up to
