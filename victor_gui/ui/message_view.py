@@ -49,11 +49,12 @@ PIECE_CHARS = 3000
 LIVE_PIECE_CHARS = 1200
 # While a reply streams, a live render parses at most this much of the text after the finished
 # blocks (cut at a block break; finished blocks are kept rendered and never parsed again, see
-# _plan_live): its complete blocks are rendered, and the rest stays plain until a later render. A parse's cost grows with the text it reads (~2 ms per
-# 1,000 characters of rich Markdown on a slow machine, all on the loop); after a burst (a fast
-# local server) the whole tail was parsed, up to 24,000 characters and 30-40 ms a render, the
-# stream's longest loop gaps. Bounded, each render moves the finished pieces forward by up to
-# this much, and what a burst left plain is rendered when the reply ends.
+# _plan_live): its complete blocks are rendered, and the rest stays plain until a later render.
+# A parse's cost grows with the text it reads (~2 ms per 1,000 characters of rich Markdown on a
+# slow machine, all on the loop); after a burst (a fast local server) the whole tail was parsed,
+# up to 24,000 characters and 30-40 ms a render, the stream's longest loop gaps. Bounded, each
+# render moves the finished blocks forward by up to this much, and what a burst left plain is
+# rendered when the reply ends.
 LIVE_TAIL_CHARS = 3000
 # A theme change re-renders a streaming tail up to this long at once (MessageView.restyle).
 LIVE_PARSE_CHARS = 24_000
