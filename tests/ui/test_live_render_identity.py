@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtGui import QTextCursor, QTextDocument
 
 from bench.bench_stream_render import rich_text
+from tests.ui.test_long_messages import make_view
 from victor_gui.services.markdown_render import markdown_to_html
 from victor_gui.ui import message_view
 from victor_gui.ui.message_view import MessageView
@@ -88,14 +89,6 @@ async def stream(view: MessageView, text: str, sizes: list[int], *, final: bool 
     if final:
         await view.render_markdown_async()
     return behind
-
-
-def make_view(qtbot) -> MessageView:  # type: ignore[no-untyped-def]
-    view = MessageView("assistant", "model")
-    qtbot.addWidget(view)
-    view.resize(700, 400)
-    view.show()
-    return view
 
 
 @pytest.mark.parametrize("sizes", [[97, 150, 61], [640], [4000, 90]],
