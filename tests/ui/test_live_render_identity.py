@@ -134,3 +134,22 @@ def blocks_of_text(markdown: str) -> str:
     doc = QTextDocument()
     doc.setHtml(markdown_to_html(markdown))
     return doc.toPlainText()
+
+
+def test_the_text_of_new_pieces_is_taken_out_of_a_plain_body(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from victor_gui.ui.widgets.auto_height_text import AutoHeightText
+
+    body = AutoHeightText()
+    qtbot.addWidget(body)
+    long_line = "word " * 300  # 1,500 characters: shown as soft-broken lines of ~600
+    head = f"First paragraph.\n\n{long_line}\n\n- an item\n\n"
+    rest = f"Rest {long_line}\n\nlast line"
+    for at in range(0, len(head + rest), 97):  # appended as frames would
+        body.append_plain((head + rest)[at:at + 97])
+    assert not body.drop_plain_prefix("Not the start.\n\n")  # not what it starts with: unchanged
+    assert body.drop_plain_prefix(head)
+    assert body.toPlainText().split() == rest.split()
+    assert body.toPlainText().startswith("Rest word")
+    body.append_plain(" more")  # appending goes on at the end as before
+    assert body.toPlainText().split() == (rest + " more").split()
+    assert not body.drop_plain_prefix(rest + " more")  # nothing would be left after it
