@@ -48,12 +48,13 @@ PIECE_CHARS = 3000
 # the longest loop gap while streaming).
 LIVE_PIECE_CHARS = 1200
 # While a reply streams, a live render parses at most this much of the text after the finished
-# pieces (cut at a block break): its complete blocks become finished pieces, rendered, and the
-# rest stays plain until a later render. A parse's cost grows with the text it reads (~2 ms per
-# 1,000 characters of rich Markdown on a slow machine, all on the loop); after a burst (a fast
-# local server) the whole tail was parsed, up to 24,000 characters and 30-40 ms a render, the
-# stream's longest loop gaps. Bounded, each render moves the finished pieces forward by up to
-# this much, and what a burst left plain is rendered when the reply ends.
+# blocks (cut at a block break; finished blocks are kept rendered and never parsed again, see
+# _plan_live): its complete blocks are rendered, and the rest stays plain until a later render.
+# A parse's cost grows with the text it reads (~2 ms per 1,000 characters of rich Markdown on a
+# slow machine, all on the loop); after a burst (a fast local server) the whole tail was parsed,
+# up to 24,000 characters and 30-40 ms a render, the stream's longest loop gaps. Bounded, each
+# render moves the finished blocks forward by up to this much, and what a burst left plain is
+# rendered when the reply ends.
 LIVE_TAIL_CHARS = 3000
 # A theme change re-renders a streaming tail up to this long at once (MessageView.restyle).
 LIVE_PARSE_CHARS = 24_000
@@ -74,6 +75,14 @@ MORE_STEP_CHARS = 100_000
 # Text that will not be rendered (markdown_worthy: a very long line) is shown plain, at most this
 # much per step.
 PLAIN_STEP_CHARS = 20_000
+# Between two steps of a render (each a Qt document to build) the render waits this long, not
+# ``sleep(0)``: on qasync a zero sleep is a zero Qt timer that often ran in the same timer pass
+# as the step before, so two documents were built back to back with nothing in between, and a
+# 1 ms wait lets the loop's other timers, and the frame's input and paint, run first. Measured
+# replaying a 10,000 tok/s rich stream (main-thread CPU between ticks of a 1 ms ticker, the
+# median of 3): p99 13.1-13.4 ms against 18.1-22.0 ms. qasync rounds a delay down to whole
+# milliseconds, so 2 ms here is a 1 ms timer.
+YIELD_S = 0.002
 
 
 def cut_at_block(text: str, limit: int) -> tuple[str, str]:
@@ -93,24 +102,56 @@ def megabytes(chars: int) -> str:
     return f"{chars / 1_000_000:.1f} MB"
 
 
-def _live_parts(tail: str, first_code: int) -> list[RenderedPart] | None:
-    """The parts a live render shows for the streamed ``tail``, or None when it stays plain for
-    now. At most :data:`LIVE_TAIL_CHARS` of it is parsed and rendered; when the tail is longer,
-    the last part also holds the rest, plain (an empty ``html``)."""
+@dataclass(frozen=True, slots=True)
+class _LivePlan:
+    """What one live render shows (see :func:`_plan_live`)."""
+
+    freeze: list[RenderedPart]  # finished blocks, grouped: each group becomes a finished piece
+    done: list[RenderedPart]  # finished blocks that stay in the body (fewer than a piece's worth)
+    open: RenderedPart  # the last block, or after a burst the rest of the text, plain (no html;
+    # then ``done`` is empty)
+
+
+def _joined(parts: list[RenderedPart]) -> RenderedPart:
+    from victor_gui.services.markdown_render import RenderedPart  # after first paint
+
+    return RenderedPart("".join(p.source for p in parts), "".join(p.html for p in parts),
+                        sum(p.code_blocks for p in parts))
+
+
+def _plan_live(done: list[RenderedPart], fresh: str, first_code: int) -> _LivePlan | None:
+    """A live render of a streaming body that shows the finished blocks ``done`` (rendered by
+    earlier live renders) followed by ``fresh``, the text from the last block on; None when
+    nothing changes for now.
+
+    Only ``fresh`` is parsed, at most :data:`LIVE_TAIL_CHARS` of it: a block followed by another
+    one is finished (a CommonMark block never reopens), so its HTML is kept and never parsed,
+    highlighted or built again; only the last block is, until a later one starts. Finished
+    blocks reaching :data:`LIVE_PIECE_CHARS` are cut off into a piece of their own."""
     from victor_gui.services.markdown_render import RenderedPart, render_parts  # after first paint
 
-    head, rest = cut_at_block(tail, LIVE_TAIL_CHARS)
+    head, rest = cut_at_block(fresh, LIVE_TAIL_CHARS)
     if not markdown_worthy(head):
         return None  # stays plain until the final render
-    parts = render_parts(head, LIVE_PIECE_CHARS, first_code_block=first_code)
+    *finished, last = render_parts(head, 1, first_code_block=first_code)  # one part per block
+    freeze: list[RenderedPart] = []
+    group: list[RenderedPart] = []
+    size = 0
+    for block in [*done, *finished]:
+        group.append(block)
+        size += len(block.source)
+        if size >= LIVE_PIECE_CHARS:
+            freeze.append(_joined(group))
+            group, size = [], 0
     if not rest:
-        return parts
-    if len(parts) == 1:
+        return _LivePlan(freeze, group, last)
+    # A burst: the head's last block may go on in the rest (a list, a fence with blank lines),
+    # so it is not finished and stays plain with the rest, and so do the finished blocks not
+    # cut off (plain text appended after rendered HTML costs several times more to lay out,
+    # ~12 ms for 3,000 characters on a slow machine, than in a plain document).
+    if not freeze:
         return None  # nothing complete to cut off yet
-    # The head's last block may go on in the rest (a list, a fence with blank lines): it is not
-    # finished, so it stays plain with the rest.
-    last = parts[-1]
-    return [*parts[:-1], RenderedPart(last.source + rest, "", 0)]
+    return _LivePlan(freeze, [], RenderedPart("".join(b.source for b in group) + last.source + rest, "", 0))
 
 
 # Rendered once after the first paint, so the first reply does not pay for markdown-it, the
@@ -217,6 +258,12 @@ class MessageView(QFrame):
         self._frozen_chars = 0  # source characters shown by self._pieces
         self._frozen_code = 0  # code blocks in them (Copy links are numbered across the message)
         self._live_task: asyncio.Task[None] | None = None  # render_markdown_live's steps
+        # Finished blocks the body shows, rendered by the live renders, after the finished
+        # pieces (see _plan_live): kept, so a live render parses only the text after them.
+        self._done: list[RenderedPart] = []
+        # Whether the body shows its text plain (no render yet, or the rest of a burst): a live
+        # render that cuts pieces off it then only takes their text out of it (see _render_live).
+        self._body_plain = True
         self._render_epoch = 0  # bumped by every render that replaces the body (live ones check it)
         # On-loop milliseconds of the last live render (the frame buffer spaces renders by it).
         self.live_render_ms = 0.0
@@ -325,6 +372,8 @@ class MessageView(QFrame):
             piece.view.deleteLater()
         self._pieces.clear()
         self._frozen_chars = self._frozen_code = 0
+        self._done = []
+        self._body_plain = True
         self._render_epoch += 1
         self.body.clear()
         self.body._block_len = 0
@@ -512,8 +561,10 @@ class MessageView(QFrame):
                 self._show_part(piece.view, piece.source,
                                 markdown_to_html(piece.source, first_code_block=piece.first_code))
         tail = self.shown_text[self._frozen_chars:]
+        self._done = []  # rendered in the old colours: the next live render parses them again
         if len(tail) <= LIVE_PARSE_CHARS and markdown_worthy(tail):  # what the last render showed
             self._show_part(self.body, tail, markdown_to_html(tail, first_code_block=self._frozen_code))
+            self._body_plain = False
 
     @property
     def pieces(self) -> list[AutoHeightText]:
@@ -532,29 +583,43 @@ class MessageView(QFrame):
     def render_markdown(self) -> None:
         """Render what streamed so far as Markdown, on the spot (called every few frames).
 
-        Only the text after the finished pieces is parsed, and complete blocks past
-        :data:`PIECE_CHARS` become finished pieces, so a call costs a few milliseconds however
-        long the reply grows. After a burst (a fast local server) only the first
-        :data:`LIVE_TAIL_CHARS` of the tail are parsed; the rest stays plain for a later render,
-        or the final one (:meth:`render_markdown_async`). The one thing a finished piece
-        cannot see is a link reference definition that arrives after it: ``[text][ref]`` there
-        stays as written.
+        Only the text after the finished blocks is parsed (see :func:`_plan_live`), and
+        finished blocks past :data:`LIVE_PIECE_CHARS` become finished pieces, so a call costs
+        about what arrived since the last one, however long the reply grows. After a burst (a
+        fast local server) only the first :data:`LIVE_TAIL_CHARS` of the new text are parsed;
+        the rest stays plain for a later render, or the final one (:meth:`render_markdown_async`).
+        The one thing a finished block cannot see is a link reference definition that arrives
+        after it: ``[text][ref]`` there stays as written.
         """
-        tail = self.shown_text[self._frozen_chars:]
-        parts = _live_parts(tail, self._frozen_code)
-        if parts is None:
+        plan = self._plan()
+        if plan is None:
             return
-        for part in parts[:-1]:
+        for part in plan.freeze:
             self._freeze_part(part, "")
-        self._show_part(self.body, parts[-1].source, parts[-1].html)
+        self._done = plan.done
+        self._show_body(plan, "")
+
+    def _plan(self) -> _LivePlan | None:
+        fresh = self.shown_text[self._frozen_chars + sum(len(d.source) for d in self._done):]
+        return _plan_live(self._done, fresh, self._frozen_code + sum(d.code_blocks for d in self._done))
+
+    def _show_body(self, plan: _LivePlan, after: str) -> None:
+        """Show the body of a live render: its finished blocks and its last block (or, after a
+        burst, the rest plain), then ``after`` (arrived since the parse), plain."""
+        shown = _joined([*plan.done, plan.open])  # no html when the open part is plain
+        self._show_part(self.body, shown.source, shown.html if plan.open.html else "")
+        self._body_plain = not plan.open.html
+        if after:
+            self.body.append_plain(after)
 
     def render_markdown_live(self) -> None:
         """:meth:`render_markdown` for a streaming reply, spread over event-loop turns: the parse
-        in one, then each part's Qt document in its own (one document costs 5-15 ms; a render
-        that cut three parts cost 30-50 ms in one go, the stream's longest loop gaps). Text
-        appended meanwhile stays on screen, plain, after the rendered parts. One render at a
-        time: a call while one runs is skipped (the next frame asks again). Without a running
-        loop (a test driving the view directly) it renders on the spot."""
+        in one, then each new piece's Qt document in its own, then the body's (one document
+        costs 5-15 ms; a render that cut three parts cost 30-50 ms in one go, the stream's
+        longest loop gaps). Text appended meanwhile stays on screen, plain, after the rendered
+        parts. One render at a time: a call while one runs is skipped (the next frame asks
+        again). Without a running loop (a test driving the view directly) it renders on the
+        spot."""
         import asyncio
 
         try:
@@ -573,29 +638,70 @@ class MessageView(QFrame):
 
         started = time.perf_counter()
         text, frozen, epoch = self.shown_text, self._frozen_chars, self._render_epoch
-        tail = text[frozen:]
-        parts = _live_parts(tail, self._frozen_code)
-        self.live_behind = parts is not None and not parts[-1].html  # a plain rest is left
+        plan = self._plan()
+        self.live_behind = plan is not None and not plan.open.html  # a plain rest is left
         spent = time.perf_counter() - started
-        expected = frozen
-        for i, part in enumerate(parts or ()):
-            await asyncio.sleep(0)  # one Qt document per loop turn: the window keeps its frames
-            # Only onto the same body: no final render, edit or re-cut since, only appends.
-            if (not shiboken6.isValid(self) or self._render_epoch != epoch
-                    or self._frozen_chars != expected or not self.shown_text.startswith(tail, frozen)):
+        if plan is None:
+            self.live_render_ms = spent * 1000
+            return
+
+        def current() -> bool:  # the same body: no final render, edit or re-cut since, only appends
+            return (shiboken6.isValid(self) and self._render_epoch == epoch
+                    and self._frozen_chars == frozen and self.shown_text.startswith(text, 0))
+
+        # New pieces are built hidden, at the body's width, one per loop turn, then shown with
+        # the body's new content in one layout pass and one paint: built in place, each cost a
+        # layout and a paint of its own, and the body showed the rest plain in between (up to
+        # LIVE_TAIL_CHARS laid out as plain text, only to be replaced a turn later).
+        built: list[AutoHeightText] = []
+        for part in plan.freeze:
+            await asyncio.sleep(YIELD_S)  # one Qt document per loop turn: the window keeps its frames
+            if not current():
+                self._discard(built)
                 return
             step = time.perf_counter()
-            now = self.shown_text
-            if i < len(parts or ()) - 1:
-                expected += len(part.source)
-                self._freeze_part(part, now[expected:])
-            elif part.html:
-                self._show_part(self.body, part.source, part.html)
-                if len(now) > frozen + len(tail):  # arrived after the parse: plain, after it
-                    self.body.append_plain(now[frozen + len(tail):])
-            # else: the rest of a long tail, which the new body already shows plain
+            built.append(self._built_piece(part))
             spent += time.perf_counter() - step
-        self.live_render_ms = spent * 1000
+        await asyncio.sleep(YIELD_S)
+        if not current():
+            self._discard(built)
+            return
+        step = time.perf_counter()
+        self.setUpdatesEnabled(False)
+        try:
+            at = self._body_box.indexOf(self.body)
+            for i, (part, view) in enumerate(zip(plan.freeze, built, strict=True)):
+                self._body_box.insertWidget(at + i, view)
+                view.show()
+                self._pieces.append(_Piece(view, part.source, self._frozen_code, True))
+                self._frozen_chars += len(part.source)
+                self._frozen_code += part.code_blocks
+            self._done = plan.done
+            cut = "".join(part.source for part in plan.freeze)
+            # After a burst the body already shows the rest plain: only the text of the new
+            # pieces is taken out of it. Laid out again, the rest (which grows while the
+            # renders are behind: 10,000 characters and more) cost 80-110 ms a render.
+            if not (self._body_plain and not plan.open.html and cut and self.body.drop_plain_prefix(cut)):
+                self._show_body(plan, self.shown_text[len(text):])
+        finally:
+            self.setUpdatesEnabled(True)
+        self.live_render_ms = (spent + time.perf_counter() - step) * 1000
+
+    def _built_piece(self, part: RenderedPart) -> AutoHeightText:
+        """A piece showing ``part``, hidden, laid out at the body's width (placed by the caller)."""
+        view = self._new_piece()
+        view.hide()
+        view.resize(self.body.width(), view.height())
+        self._show_part(view, part.source, part.html)
+        return view
+
+    @staticmethod
+    def _discard(views: list[AutoHeightText]) -> None:
+        import shiboken6
+
+        for view in views:
+            if shiboken6.isValid(view):
+                view.deleteLater()
 
     def _freeze_part(self, part: RenderedPart, rest: str) -> None:
         """Show ``part`` in the body and make it a finished piece; a new body follows, showing
@@ -606,6 +712,7 @@ class MessageView(QFrame):
         self._frozen_code += part.code_blocks
         self.body = self._new_piece()
         self._body_box.addWidget(self.body)
+        self._body_plain = True
         if rest:
             self.body.append_plain(rest)
 
@@ -624,6 +731,7 @@ class MessageView(QFrame):
         from victor_gui.services.markdown_render import markdown_to_html, render_parts
 
         self._render_epoch += 1  # a live render still under way stops: this one replaces it
+        self._done = []  # the tail is parsed whole below
         text, frozen = self.shown_text, self._frozen_chars
         tail = text[frozen:]
         plain = [p for p in self._pieces if not p.rendered]
@@ -647,25 +755,19 @@ class MessageView(QFrame):
                 return
             self._show_part(piece.view, piece.source, html)
             piece.rendered = True
-            await asyncio.sleep(0)  # one piece per loop turn: the window keeps painting
+            await asyncio.sleep(YIELD_S)  # one piece per loop turn: the window keeps painting
         if not parts or not current():
             return
         if len(parts) == 1:
             self._show_part(self.body, parts[0].source, parts[0].html)
+            self._body_plain = False
             return
         built: list[AutoHeightText] = []
-        width = self.body.width()
         for part in parts:
-            view = self._new_piece()
-            view.hide()
-            view.resize(width, view.height())  # lay out at the width it will be shown at
-            self._show_part(view, part.source, part.html)
-            built.append(view)
-            await asyncio.sleep(0)
+            built.append(self._built_piece(part))  # laid out at the width it will be shown at
+            await asyncio.sleep(YIELD_S)
             if not current():
-                for view in built:
-                    if shiboken6.isValid(view):
-                        view.deleteLater()
+                self._discard(built)
                 return
         self._body_box.removeWidget(self.body)
         self.body.deleteLater()
@@ -674,6 +776,7 @@ class MessageView(QFrame):
             self._frozen_chars += len(part.source)
             self._frozen_code += part.code_blocks
         self.body = built[-1]
+        self._body_plain = False
         # One layout pass and one paint for all the new pieces, not one per piece (a 64 K-char
         # stored head is ~21 pieces).
         self.setUpdatesEnabled(False)

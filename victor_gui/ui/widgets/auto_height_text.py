@@ -106,5 +106,26 @@ class AutoHeightText(QTextBrowser):
                 cursor.insertBlock()
                 self._block_len = 0
 
+    def drop_plain_prefix(self, text: str) -> bool:
+        """Take ``text`` out of the start of a document of plain text appended by
+        :meth:`append_plain` (its own line breaks and the soft ones it added); False, and
+        nothing changed, when the document does not start with it or holds nothing after it."""
+        doc = self.document()
+        block, at = doc.begin(), 0
+        while at < len(text):
+            line = block.text()
+            if not block.isValid() or not text.startswith(line, at):
+                return False
+            at += len(line)
+            if at < len(text) and text[at] == "\n":
+                at += 1  # a line break of the text, else a soft one (no character of the text)
+            block = block.next()
+        if at != len(text) or not block.isValid():
+            return False
+        cursor = QTextCursor(doc)
+        cursor.setPosition(block.position(), QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        return True
+
     def sizeHint(self) -> QSize:
         return QSize(super().sizeHint().width(), self.height())
