@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from tests.servers.base import Script, ScriptedToolCall
+from tests.support.wine_gaps import UNDER_WINE
 from tests.ui.conftest import stored_messages, wait_until
 from victor_gui.services.mcp_tools import McpTools
 from victor_gui.services.settings_service import SettingsService
@@ -27,7 +28,8 @@ from victor_gui.ui.tool_views import ApprovalPrompt, ToolCallBlock
 
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
 ROOT = Path(__file__).resolve().parents[2]
-INIT_TIMEOUT_S = 2.0
+# Under Wine a Windows Python child needs more than 2 s just to start (as in tests/mcp).
+INIT_TIMEOUT_S = 20.0 if UNDER_WINE else 2.0
 
 
 def _items(chat, kind):  # type: ignore[no-untyped-def]
