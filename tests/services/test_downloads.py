@@ -18,6 +18,7 @@ import pytest
 from bench.xvfb import until
 from tests.config.memory_keyring import MemoryKeyring, use_backend
 from tests.servers.hub import HubFile, HubRepo, HubServer
+from tests.support.wine_gaps import NO_SYMLINKS, wine_gap
 from victor_gui.config.secrets import KeyringStore
 from victor_gui.config.settings import ModelFolderSettings, Settings
 from victor_gui.errors import DownloadError
@@ -193,26 +194,43 @@ async def test_split_parts_are_enqueued_together(client: httpx.AsyncClient, hub:
 
 async def test_nothing_is_downloaded_twice(client: httpx.AsyncClient, hub: HubServer, tmp_path: Path,
                                            home: Path) -> None:
-    # An LM Studio library holds the Q8_0 already; the Hugging Face cache holds the Q4_K_M by sha256.
+    # An LM Studio library holds the Q8_0 already; the Hugging Face cache holds the Q4_K_M as
+    # huggingface_hub keeps it where it may not make links (Windows without Developer Mode): the
+    # file itself in the snapshot, found by repo, name and size.
     lmstudio = home / ".lmstudio" / "models" / "bartowski" / "Tiny-GGUF"
     lmstudio.mkdir(parents=True)
     (lmstudio / "Tiny-Q8_0.gguf").write_bytes(SMALL)
-    snap = home / ".cache" / "huggingface" / "hub" / "models--someone--Copy-GGUF"
-    sha = hashlib.sha256(PAYLOAD).hexdigest()
-    (snap / "blobs").mkdir(parents=True)
-    (snap / "blobs" / sha).write_bytes(PAYLOAD)
-    (snap / "snapshots" / "abc").mkdir(parents=True)
-    (snap / "snapshots" / "abc" / "renamed.gguf").symlink_to(snap / "blobs" / sha)
+    snap = home / ".cache" / "huggingface" / "hub" / "models--bartowski--Tiny-GGUF" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "Tiny-Q4_K_M.gguf").write_bytes(PAYLOAD)
     dm = manager(client, hub, tmp_path, home)
     q8, q4 = await dm.enqueue(REPO, ["Tiny-Q8_0.gguf", "Tiny-Q4_K_M.gguf"])
     assert q8.state == JobState.PRESENT and q8.message == f"Already have it at {lmstudio / 'Tiny-Q8_0.gguf'}"
-    assert q4.state == JobState.PRESENT and "renamed.gguf" in (q4.message or "")
+    assert q4.state == JobState.PRESENT and q4.message == f"Already have it at {snap / 'Tiny-Q4_K_M.gguf'}"
     assert hub.bytes_sent == {}
     # A second enqueue of a queued file returns the same job.
     hub.throttle_bps = 200_000
     [split1, _] = await dm.enqueue(REPO, ["Split-00001-of-00002.gguf"])
     [again, _] = await dm.enqueue(REPO, ["Split-00001-of-00002.gguf"])
     assert again.id == split1.id
+    await dm.close()
+
+
+@wine_gap(NO_SYMLINKS)
+async def test_a_renamed_copy_is_known_by_its_sha256(client: httpx.AsyncClient, hub: HubServer,
+                                                    tmp_path: Path, home: Path) -> None:
+    """Another repo's file under another name in the Hugging Face cache, linked to its blob as
+    huggingface_hub links them: the Hub's sha256 for the Q4_K_M names it, nothing is fetched."""
+    snap = home / ".cache" / "huggingface" / "hub" / "models--someone--Copy-GGUF"
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    (snap / "blobs").mkdir(parents=True)
+    (snap / "blobs" / sha).write_bytes(PAYLOAD)
+    (snap / "snapshots" / "abc").mkdir(parents=True)
+    (snap / "snapshots" / "abc" / "renamed.gguf").symlink_to(Path("..") / ".." / "blobs" / sha)
+    dm = manager(client, hub, tmp_path, home)
+    [q4] = await dm.enqueue(REPO, ["Tiny-Q4_K_M.gguf"])
+    assert q4.state == JobState.PRESENT and "renamed.gguf" in (q4.message or "")
+    assert hub.bytes_sent == {}
     await dm.close()
 
 

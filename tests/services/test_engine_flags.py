@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from victor_gui.services.engine_binary import EXE, STAMP_NAME, find_llama_server
@@ -111,6 +112,14 @@ def test_binary_search_order(tmp_path: Path) -> None:
     chosen = _exe(tmp_path / "chosen" / EXE)
     assert find_llama_server(str(chosen.parent), env, home).path == chosen  # a folder counts
     assert find_llama_server(str(chosen), env, home).path == chosen
-    os.chmod(chosen, 0o644)  # not executable: the search goes on, and says where it looked
-    found = find_llama_server(str(chosen), env, home)
-    assert found.path == on_path and str(chosen) in found.looked[0]
+    if sys.platform == "win32":
+        # Windows runs by extension (no execute bit): ".exe" may be left out of the setting, and
+        # a file without it is not started.
+        assert find_llama_server(str(chosen.with_suffix("")), env, home).path == chosen
+        not_runnable = chosen.with_suffix(".txt")
+        not_runnable.write_text("#!/bin/sh\n")
+    else:
+        not_runnable = chosen
+        os.chmod(chosen, 0o644)
+    found = find_llama_server(str(not_runnable), env, home)  # the search goes on, and says where it looked
+    assert found.path == on_path and str(not_runnable) in found.looked[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from tests.support.wine_gaps import NO_SYMLINKS, wine_gap
 from victor_gui.config.settings import ModelFolderSettings, Settings
 from victor_gui.services.model_folders import (
     HF_CACHE,
@@ -49,28 +50,47 @@ async def test_scan_reads_every_layout_and_finds_copies(tmp_path: Path) -> None:
     lms = put(home / ".lmstudio" / "models" / "bartowski" / "Llama-GGUF" / "Llama-Q8_0.gguf", b"b" * 50)
     flat_name = llama_cache_name("ggml-org/Gemma-GGUF", "gemma-Q4_0.gguf")
     flat = put(home / ".cache" / "llama.cpp" / flat_name, b"c" * 70)
-    blob_data = b"d" * 30
-    sha = hashlib.sha256(blob_data).hexdigest()
+    # Hugging Face's cache where no symlink can be made (Windows without Developer Mode):
+    # huggingface_hub moves the file itself into the snapshot, and no sha256 names it.
     repo = home / ".cache" / "huggingface" / "hub" / "models--Qwen--Qwen3-0.6B-GGUF"
-    blob = put(repo / "blobs" / sha, blob_data)
-    link = repo / "snapshots" / "0123" / "Qwen3-0.6B-Q8_0.gguf"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(blob)
+    copy = put(repo / "snapshots" / "0123" / "Qwen3-0.6B-Q8_0.gguf", b"d" * 30)
     folders = ModelFolders(_Settings(folders=[str(tmp_path / "mine")]), env=env, home=home)
     models = {m.path: m for m in await folders.scan()}
     assert models[mine].repo_id == "unsloth/Qwen3-GGUF" and models[mine].file == "Q4/Qwen3-Q4_K_M.gguf"
     assert models[lms].library == LMSTUDIO and models[lms].repo_id == "bartowski/Llama-GGUF"
     assert models[flat].library == LLAMA_CACHE and models[flat].repo_id is None
-    assert models[link].repo_id == "Qwen/Qwen3-0.6B-GGUF" and models[link].sha256 == sha
-    assert models[link].size == 30
+    assert models[copy].library == HF_CACHE and models[copy].repo_id == "Qwen/Qwen3-0.6B-GGUF"
+    assert models[copy].file == "Qwen3-0.6B-Q8_0.gguf" and models[copy].sha256 is None
+    assert models[copy].size == 30
     assert len(models) == 4
     found = list(models.values())
     assert find_present(found, "unsloth/Qwen3-GGUF", "Q4/Qwen3-Q4_K_M.gguf", 100, None) == models[mine]
     # Another size: a different (or unfinished) file, not a copy.
     assert find_present(found, "unsloth/Qwen3-GGUF", "Q4/Qwen3-Q4_K_M.gguf", 99, None) is None
     assert find_present(found, "ggml-org/Gemma-GGUF", "gemma-Q4_0.gguf", 70, None) == models[flat]
-    assert find_present(found, "else/Where", "renamed.gguf", 30, sha) == models[link]
+    assert find_present(found, "Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf", 30, "e" * 64) == models[copy]
     # Without reuse, only the user's folders are scanned.
     alone = ModelFolders(_Settings(folders=[str(tmp_path / "mine")], reuse_libraries=False),
                          env=env, home=home)
     assert [m.path for m in await alone.scan()] == [mine]
+
+
+@wine_gap(NO_SYMLINKS)
+async def test_a_hugging_face_cache_link_names_its_sha256(tmp_path: Path) -> None:
+    """The layout huggingface_hub makes wherever it may make links (Linux, macOS, Windows with
+    Developer Mode): ``snapshots/<rev>/<file>`` links to ``blobs/<sha256>``, relative as it
+    writes them, so a copy under another name is found by its sha256 without reading it."""
+    home = tmp_path / "home"
+    blob_data = b"d" * 30
+    sha = hashlib.sha256(blob_data).hexdigest()
+    repo = home / ".cache" / "huggingface" / "hub" / "models--Qwen--Qwen3-0.6B-GGUF"
+    put(repo / "blobs" / sha, blob_data)
+    link = repo / "snapshots" / "0123" / "Qwen3-0.6B-Q8_0.gguf"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(Path("..") / ".." / "blobs" / sha)
+    folders = ModelFolders(_Settings(), env={"XDG_CACHE_HOME": str(home / ".cache")}, home=home)
+    models = {m.path: m for m in await folders.scan()}
+    assert list(models) == [link]
+    assert models[link].repo_id == "Qwen/Qwen3-0.6B-GGUF" and models[link].sha256 == sha
+    assert models[link].size == 30
+    assert find_present(list(models.values()), "else/Where", "renamed.gguf", 30, sha) == models[link]

@@ -16,6 +16,7 @@ from tests.providers.openai_sims import make_provider, running
 from tests.servers.base import Script, ScriptedToolCall, SimServer
 from tests.services.sessions import assert_valid_openai
 from tests.services.tool_sources import FunctionTools
+from tests.support.wine_gaps import UNDER_WINE
 from victor_gui.providers.types import ToolCall
 from victor_gui.services.chat_session import ChatSession
 from victor_gui.services.chat_tools import TOOL_ROUNDS, TOOLS_LEFT_OUT
@@ -240,7 +241,11 @@ async def test_two_slow_calls_take_about_one_call(store: ConversationStore, serv
 
     await timed()
     print(f"two 0.8 s calls in one turn: reply with both took {ran[0]:.2f} s")
-    assert ran[0] < 1.5, f"two 0.8 s calls took {ran[0]:.2f} s"
+    assert tools.peak == 2  # the two ran at once
+    # One call's 0.8 s plus the reply's overhead: two HTTP turns and the store, which a loaded
+    # Wine stretches past 0.7 s (one after the other would be 1.6 s plus that overhead).
+    limit = 2.5 if UNDER_WINE else 1.5
+    assert ran[0] < limit, f"two 0.8 s calls took {ran[0]:.2f} s"
     await session.provider.close()
 
 
@@ -259,6 +264,14 @@ async def test_stop_during_a_call_cancels_it_and_stores_cancelled(store: Convers
                   Script(text="never"))
     task = asyncio.ensure_future(session.send("sleep"))
     await asyncio.wait_for(running_now.wait(), 10)
+    # "running" is told as the call's task is made; the call itself starts on the loop's next turn.
+    # Python 3.11's wait_for woke this test a few turns later, 3.12+ (Windows' 3.13) wakes it at
+    # once: a stop then cancels the calls before they start (stored as cancelled, none ran).
+    for _ in range(1000):
+        if tools.running:
+            break
+        await asyncio.sleep(0.01)
+    assert tools.running == 1
     started = time.perf_counter()
     await session.stop()
     print(f"stop during a running call: {(time.perf_counter() - started) * 1000:.1f} ms")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.update_rig import Rig, close_rig, make_db, make_rig
+from tests.support.app_env import isolated_dirs_env
 from victor_gui.errors import UpdateError
 from victor_gui.services.update_feed import is_newer, verify_signature, version_key
 from victor_gui.services.updates import CHECK_INTERVAL_S, UpdateChanged, UpdateState
@@ -367,7 +368,9 @@ async def test_the_cli_says_what_is_new_and_refuses_what_it_cannot_trust(
     from victor_gui.__main__ import build_parser
     from victor_gui.cli.update import update_command
 
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(rig.root / "config"))
+    # The settings folder on every OS (Windows reads %LOCALAPPDATA%, never XDG_CONFIG_HOME).
+    for name, value in isolated_dirs_env(rig.root / "home", rig.root / "config", rig.data).items():
+        monkeypatch.setenv(name, value)
     settings_dir = rig.root / "config" / "victor_gui"
     settings_dir.mkdir(parents=True)
     (rig.root / "config" / "settings.yaml").rename(settings_dir / "settings.yaml")

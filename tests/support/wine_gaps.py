@@ -31,6 +31,12 @@ def wine_gap(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(UNDER_WINE, reason=f"Wine gap: {reason}")
 
 
+#: Hugging Face's cache links ``snapshots/<rev>/<file>`` to ``blobs/<sha256>``; under Wine no such
+#: link can be made (real Windows makes it with Developer Mode or as administrator, and without
+#: either huggingface_hub puts the file itself in the snapshot, a layout tested on every OS).
+NO_SYMLINKS = "CreateSymbolicLinkW reports success and makes no link (Wine 8.0)"
+
+
 #: Under Wine each Windows Python child takes seconds to start (10 s and more on two loaded
 #: cores), so a test's own time limit is stretched by this factor, and never below the run's.
 WINE_TIMEOUT_FACTOR = 5

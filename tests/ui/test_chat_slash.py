@@ -140,7 +140,9 @@ async def test_system_export_clear_and_help(qtbot, sim, window, store, tmp_path)
     target = tmp_path / "chat.json"
     _type(qtbot, chat, f"/export json {target}")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    await wait_until(target.exists, limit_s=20)  # a loaded 2-core CI writes it slower
+    # Its answer, not the file: the file exists while it is written, and a /help typed then
+    # was answered before "Exported to" replaced it (under Wine's slower thread hand-offs).
+    await wait_until(lambda: chat.slash.hint.text() == f"Exported to {target}", limit_s=20)
     exported = json.loads(target.read_text(encoding="utf-8"))
     assert "again" in json.dumps(exported)
 

@@ -9,18 +9,21 @@ import pytest
 
 from tests.config.memory_keyring import MemoryKeyring, no_backend, use_backend
 from tests.servers import anthropic
+from tests.support.app_env import isolated_dirs_env
 from tests.ui.conftest import wait_until
 from victor_gui.config.secrets import SERVICE, KeyringStore, install_keyring_store
 from victor_gui.providers.keys import set_secret_store
+from victor_gui.services.engine_places import EXE
 
 SECRET = "sk-ant-test-0123456789abcdefSECRET"
 
 
 @pytest.fixture
 def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """settings.yaml and profiles.yaml under tmp (XDG), Victor's profiles under a tmp HOME."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    """settings.yaml and profiles.yaml under tmp (XDG; on Windows %LOCALAPPDATA%, which the XDG
+    variables do not move), Victor's profiles under a tmp HOME."""
+    for name, value in isolated_dirs_env(tmp_path / "home", tmp_path / "config", tmp_path / "data").items():
+        monkeypatch.setenv(name, value)
     return tmp_path / "config" / "victor_gui"
 
 
@@ -165,7 +168,7 @@ async def test_llama_server_path_is_checked_and_saved(clean_env, config_home, wi
         assert "No executable llama-server" in dialog.message.text()
         folder = tmp_path / "llama"
         folder.mkdir()
-        binary = folder / "llama-server"
+        binary = folder / EXE  # llama-server.exe on Windows, which runs files by that extension
         binary.write_text("#!/bin/sh\n")
         binary.chmod(0o755)
         await dialog.set_llama_server(str(folder))  # the folder holding it counts

@@ -7,6 +7,7 @@ simulators on 127.0.0.1 for the endpoints, and the in-memory keyring backend.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from victor_gui.config.settings import load_settings
 from victor_gui.services.settings_service import SettingsService
 from victor_gui.sizing.hardware import GpuReport, RamInfo
 from victor_gui.ui.endpoint_editor import EndpointEditor
+from victor_gui.ui.settings_keys import no_keyring_sentence
 from victor_gui.ui.theme import DARK, stylesheet
 
 pytestmark = pytest.mark.usefixtures("keep_running_when_closed")
@@ -247,7 +249,14 @@ async def test_without_a_keyring_the_page_names_the_variables_and_send_names_the
         text = dialog.keys.backend_label.text()
         assert "OpenAI: OPENAI_API_KEY" in text and "Anthropic: ANTHROPIC_API_KEY" in text
         assert "GOOGLE_API_KEY or GEMINI_API_KEY" in text
-        assert "Secret Service" in text and "keyrings.alt" not in text
+        if sys.platform == "win32":  # how to get a keyring, and where variables are set, on this OS
+            assert "Credential Manager" in text and "~/.profile" not in text
+            assert "Edit environment variables for your account" in text
+        else:
+            assert "Secret Service" in text and "~/.profile" in text
+        assert "keyrings.alt" not in text
+        windows = no_keyring_sentence([], "win32")  # what a Windows user reads, on every OS
+        assert "Edit environment variables for your account" in windows and "~/.profile" not in windows
         row = dialog.keys.rows["openai"]
         assert not row.save.isEnabled() and row.edit.isEnabled()  # a pasted key can still be tested
         # Said once, on the page, not on every row.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,12 @@ class BinarySearch:
 
 def _settings_path(setting: str) -> Path:
     chosen = Path(setting).expanduser()
-    return chosen / EXE if chosen.is_dir() else chosen
+    if chosen.is_dir():
+        return chosen / EXE
+    with_exe = chosen.with_name(chosen.name + ".exe")
+    if sys.platform == "win32" and not chosen.suffix and with_exe.is_file():
+        return with_exe  # "C:\llama\llama-server", as a Windows shell finds it
+    return chosen
 
 
 def chosen_binary(setting: str) -> Path | None:

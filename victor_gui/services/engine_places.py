@@ -15,7 +15,11 @@ EXE = "llama-server.exe" if sys.platform == "win32" else "llama-server"
 
 
 def executable(path: Path) -> bool:
-    """``path`` is a file this user may run."""
+    """``path`` is a file this user may run: by its mode bits, or on Windows by its extension
+    (Windows has no execute bit: ``os.access(..., X_OK)`` says yes to every file there, so a
+    text file or a model named in Settings would be started)."""
+    if sys.platform == "win32":
+        return path.suffix.lower() == ".exe" and path.is_file()
     return path.is_file() and os.access(path, os.X_OK)
 
 

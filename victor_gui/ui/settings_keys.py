@@ -48,10 +48,15 @@ def keyring_help(platform: str | None = None) -> str:
 def no_keyring_sentence(specs: list[Any], platform: str | None = None) -> str:
     """The one paragraph the keys page shows when no system keyring exists: which environment
     variable each provider reads, and how to get a keyring on this OS."""
+    import sys
+
     readers = "; ".join(f"{s.display_name}: {' or '.join(s.key_env_vars)}" for s in specs)
+    # Windows has no ~/.profile: its per-user variables are set in a Start-menu panel.
+    where = ("in \"Edit environment variables for your account\" from the Start menu"
+             if (platform or sys.platform).startswith("win") else "in ~/.profile")
     return ("No system keyring is available, so keys cannot be saved here. Each provider reads "
             f"its key from an environment variable instead — {readers}. Set it where Victor GUI is "
-            "started (for example in ~/.profile) and restart; a key pasted below can still be "
+            f"started (for example {where}) and restart; a key pasted below can still be "
             f"tested. {keyring_help(platform)}")
 
 
