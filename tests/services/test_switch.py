@@ -145,3 +145,35 @@ async def test_switching_model_on_the_same_provider_keeps_it_open(store: Convers
         assert m is not None and m.model == "other-model"
         await session.close()
     assert client.is_closed
+
+
+async def test_a_provider_that_never_finishes_closing_does_not_hang_the_switch(
+        store: ConversationStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen under Wine: closing the old provider's HTTP client never returned, and the model switch
+    # hung with it. Closing is tidying up: the switch goes on after CLOSE_TIMEOUT_S.
+    import asyncio
+    import time
+
+    from tests.providers.openai_sims import make_provider as make
+    from victor_gui.services import chat_session
+
+    monkeypatch.setattr(chat_session, "CLOSE_TIMEOUT_S", 0.5)
+    conv = await store.create_conversation("hung close")
+    with running("vllm") as first, running("llamacpp") as second:
+        old = make("vllm", first)
+        never = asyncio.Event()
+
+        async def close_that_hangs() -> None:
+            await never.wait()
+
+        monkeypatch.setattr(old, "close", close_that_hangs)
+        session = ChatSession(store, conv.id, old, "sim-model")
+        first.script(Script(text="a"))
+        await session.send("one")
+        started = time.monotonic()
+        result = await asyncio.wait_for(session.switch(make("llamacpp", second), "sim-model"), 10)
+        assert result.note_id and time.monotonic() - started < 5
+        second.script(Script(text="b"))
+        reply = await session.send("two")
+        assert reply.status == "complete" and len(second.chat_requests()) == 1
+        await session.close()

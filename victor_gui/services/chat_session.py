@@ -337,9 +337,16 @@ class ChatSession(ReplyRunMixin):
 
 
 
+# Seconds a provider gets to close its HTTP client on a switch or close. Closing is only tidying
+# up, and under Wine one close was seen never to finish (the whole switch hung with it).
+CLOSE_TIMEOUT_S = 5.0
+
+
 async def _close_quietly(item: BaseProvider | Candidate) -> None:
-    """Close a provider; a failure to close must not stop a switch (it is logged)."""
+    """Close a provider; a failure or a hang in closing must not stop a switch (it is logged)."""
     try:
-        await item.close()
+        await asyncio.wait_for(item.close(), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("closing %s took over %g s; left behind", name_of(item), CLOSE_TIMEOUT_S)
     except Exception as exc:  # closing is best effort: the switch goes on
         log.warning("closing %s failed: %s", name_of(item), exc)
