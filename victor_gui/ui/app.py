@@ -24,15 +24,18 @@ import time
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from victor_gui import __version__
 from victor_gui.core import app_dirs
 from victor_gui.ui.loop import make_loop
 from victor_gui.ui.main_window import MainWindow
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMessageBox  # shown only on a bug: imported then
 
 log = logging.getLogger("victor_gui")
 _fault_file: TextIO | None = None  # kept open for the life of the process (faulthandler writes to it)
@@ -183,6 +186,8 @@ class CrashReporter:
         if not self.show_dialogs:
             return
         if self._dialog is None:
+            from PySide6.QtWidgets import QMessageBox
+
             self._dialog = QMessageBox(QMessageBox.Icon.Critical, "Victor GUI hit a bug",
                                        "Something went wrong. Your conversation is still here.",
                                        parent=self.window)
