@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import faulthandler
 import importlib
+import linecache
 import logging
 import signal
 import socket
@@ -267,6 +268,11 @@ class App:
         await self._open_data(settings)
         self._start_updates()
         await self._start_tools()
+        # PySide's import hook reads the source of every module imported after PySide6 (to see
+        # whether it uses PySide6), and linecache keeps each file's lines: some MB of text that
+        # nothing here needs (a traceback reads its lines again). Dropped before the freeze, so
+        # later allocations reuse that memory.
+        linecache.clearcache()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
 
