@@ -11,13 +11,9 @@ Checked in a fresh interpreter stopped at the first paint of the real start-up (
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ui.test_lazy_imports import run_child
 
 CHILD = r"""
 import json, os, sys
@@ -42,12 +38,7 @@ NOT_BEFORE_PAINT = ("QListWidget", "QFileDialog", "QMessageBox", "QImage", "QMim
 
 
 def test_first_paint_builds_no_class_only_later_code_needs(tmp_path: Path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_STATE_HOME=str(tmp_path),
-               XDG_CACHE_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=50)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_child(CHILD, tmp_path)
     # The window really was built: its chat pane's classes are there.
     assert {"QMainWindow", "QPlainTextEdit", "QComboBox", "QSplitter"} <= set(result["built"])
     assert [name for name in NOT_BEFORE_PAINT if name in result["built"]] == []
