@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,13 +62,19 @@ with tempfile.TemporaryDirectory() as tmp, loop:
 """
 
 
-def test_window_with_one_chat_open_loads_no_attachment_search_or_key_modules(tmp_path: Path) -> None:
+def run_child(code: str, tmp_path: Path) -> Any:
+    """Run ``code`` in a fresh interpreter (offscreen, state under ``tmp_path``); its last
+    stdout line, read as JSON."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_STATE_HOME=str(tmp_path),
                XDG_CACHE_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=50)
     assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_window_with_one_chat_open_loads_no_attachment_search_or_key_modules(tmp_path: Path) -> None:
+    result = run_child(CHILD, tmp_path)
     # The chat really opened and rendered (Markdown and Pygments loaded, both messages shown).
     assert result["shown"][-2:] == ["Show me **code**",
                                     "Here:\n\n```python\nprint(1)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"]

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import faulthandler
 import importlib
+import linecache
 import logging
 import signal
 import socket
@@ -24,15 +25,18 @@ import time
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from victor_gui import __version__
 from victor_gui.core import app_dirs
 from victor_gui.ui.loop import make_loop
 from victor_gui.ui.main_window import MainWindow
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMessageBox  # shown only on a bug: imported then
 
 log = logging.getLogger("victor_gui")
 _fault_file: TextIO | None = None  # kept open for the life of the process (faulthandler writes to it)
@@ -183,6 +187,8 @@ class CrashReporter:
         if not self.show_dialogs:
             return
         if self._dialog is None:
+            from PySide6.QtWidgets import QMessageBox
+
             self._dialog = QMessageBox(QMessageBox.Icon.Critical, "Victor GUI hit a bug",
                                        "Something went wrong. Your conversation is still here.",
                                        parent=self.window)
@@ -262,6 +268,11 @@ class App:
         await self._open_data(settings)
         self._start_updates()
         await self._start_tools()
+        # PySide's import hook reads the source of every module imported after PySide6 (to see
+        # whether it uses PySide6), and linecache keeps each file's lines: some MB of text that
+        # nothing here needs (a traceback reads its lines again). Dropped before the freeze, so
+        # later allocations reuse that memory.
+        linecache.clearcache()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
         self.ready.set()
 

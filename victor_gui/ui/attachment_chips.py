@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -37,6 +37,8 @@ from victor_gui.ui.widgets.flow_layout import FlowLayout
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
+    from PySide6.QtCore import QUrl
+
     from victor_gui.services.attachment_draft import AttachmentDraft, DraftEvent, DraftItem
     from victor_gui.services.attachment_types import AttachmentRef
 
@@ -255,6 +257,9 @@ class AttachmentChips(QWidget):
 def open_path(path: Path) -> QUrl:
     """Ask the desktop to open the attachment at ``path`` (the store's copy under its own name,
     from ``ConversationStore.attachment_file``); returns the URL asked for."""
+    from PySide6.QtCore import QUrl  # on a click only: not built before the first paint
+    from PySide6.QtGui import QDesktopServices
+
     url = QUrl.fromLocalFile(str(path))
     QDesktopServices.openUrl(url)
     return url

@@ -17,15 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QIODevice, QMimeData, QSize
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
-from PySide6.QtWidgets import QBoxLayout, QFileDialog, QToolButton
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QBoxLayout, QToolButton
 
 from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner, SourcesLine, StoredAttachments
 from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
+    # Used after the first paint only (a drop, a paste, the file dialog): imported where used,
+    # since each Qt class with enums built before the window shows costs its first paint.
     import asyncio
+
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
 
     from victor_gui.errors import ModelTakesNoImagesError
     from victor_gui.services.attachment_draft import AttachmentDraft, DraftItem
@@ -43,6 +47,8 @@ def local_paths(mime: QMimeData) -> list[Path]:
 
 def png_bytes(image: QImage) -> bytes:
     """A clipboard image encoded as PNG."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
     # A QBuffer that owns its bytes: one wrapping a Python-made QByteArray crashed PySide6 6.x.
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
@@ -136,6 +142,8 @@ class AttachMixin:
             self.attach_paths(paths)
             return True
         if mime.hasImage():
+            from PySide6.QtGui import QImage
+
             image = mime.imageData()
             if isinstance(image, QImage):
                 self.attach_image(image)
@@ -144,6 +152,8 @@ class AttachMixin:
 
     def choose_files(self) -> None:
         """The paper-clip button: pick files in the platform's dialog."""
+        from PySide6.QtWidgets import QFileDialog
+
         paths, _filter = QFileDialog.getOpenFileNames(self, "Attach files", "", FILE_FILTER)
         if paths:
             self.attach_paths(paths)

@@ -17,8 +17,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -51,6 +51,10 @@ from victor_gui.ui.transcript import Transcript
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
 if TYPE_CHECKING:
+    # Annotations only: PySide builds a class (and its enums) when a module first names it.
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QKeyEvent
+
     # The provider stack (httpx, pydantic) is imported after the first paint, not before:
     # it is most of the start-up time. See victor_gui.ui.app.
     from victor_gui.services.chat_controller import ChatController

@@ -10,11 +10,10 @@ the hint line under the list and the text stays in the input.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QVBoxLayout, QWidget
 
 from victor_gui.services.slash_commands import (
     SlashCommand,
@@ -27,7 +26,8 @@ from victor_gui.services.slash_commands import (
 )
 from victor_gui.ui.widgets.wrap_label import WrapLabel
 
-_ENTER = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 
 class SlashCommands(QObject):
@@ -39,33 +39,53 @@ class SlashCommands(QObject):
         self.pane: Any = cast(Any, pane)
         self.panel = QWidget()
         self.panel.setObjectName("slashPanel")
-        box = QVBoxLayout(self.panel)
-        box.setContentsMargins(0, 0, 0, 0)
-        self.popup = QListWidget()
-        self.popup.setObjectName("slashCompletions")
-        self.popup.setAccessibleName("Slash commands")
-        self.popup.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # typing stays in the input
-        self.popup.itemClicked.connect(self._complete_item)
-        self.popup.hide()
+        self._box = QVBoxLayout(self.panel)
+        self._box.setContentsMargins(0, 0, 0, 0)
+        # The completion list is made when the first text is typed (see ``popup``): a list
+        # widget's classes and enums cost the first paint ~5 % of its instructions, for a list
+        # nobody has seen yet.
+        self._popup: QListWidget | None = None
         self.hint = WrapLabel("")
         self.hint.setObjectName("slashHint")
         self.hint.setAccessibleName("Command result")
         self.hint.hide()
-        box.addWidget(self.popup)
-        box.addWidget(self.hint)
+        self._box.addWidget(self.hint)
         self.editor: QPlainTextEdit = self.pane.input
         self.editor.textChanged.connect(self._text_changed)
-        self.editor.installEventFilter(self)
+        # The key filter (below) acts only on typed text, so it is installed with the first text:
+        # before the first paint, its first event would build PySide's ~50 event classes.
+        self._filtering = False
+
+    @property
+    def popup(self) -> QListWidget:
+        """The completion list (hidden until something matches), made on first use."""
+        if self._popup is None:
+            from PySide6.QtWidgets import QListWidget
+
+            popup = QListWidget()
+            popup.setObjectName("slashCompletions")
+            popup.setAccessibleName("Slash commands")
+            popup.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # typing stays in the input
+            popup.itemClicked.connect(self._complete_item)
+            popup.hide()
+            self._box.insertWidget(0, popup)
+            self._popup = popup
+        return self._popup
 
     # -- completion -------------------------------------------------------------------------------
 
     def _text_changed(self) -> None:
+        if not self._filtering:
+            self._filtering = True
+            self.editor.installEventFilter(self)
         text = self.pane.input.toPlainText()
         found: list[tuple[str, str]] = []  # (what the list shows, what the input becomes)
         if "\n" not in text:
             found = [(f"{c.usage}  —  {c.summary}", f"/{c.name} ") for c in completions(text)]
             found = found or self._argument_items(text)
         self.popup.clear()
+        from PySide6.QtWidgets import QListWidgetItem
+
         for label, replacement in found:
             item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, replacement)
@@ -111,6 +131,8 @@ class SlashCommands(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is not self.editor:
             return False
+        from PySide6.QtGui import QKeyEvent
+
         if event.type() == QEvent.Type.ShortcutOverride:
             # Esc is the pane's shortcut (stop, leave an edit); with the list open it closes
             # the list first: taking the override delivers the key press here instead.
@@ -135,7 +157,7 @@ class SlashCommands(QObject):
         if popup_open and key == Qt.Key.Key_Escape:
             self.popup.hide()
             return True
-        if key in _ENTER and is_command(text) and "\n" not in text.strip():
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and is_command(text) and "\n" not in text.strip():
             if popup_open and not self._exact(text):
                 self._complete_item()  # a partial name: Enter completes it first
                 return True

@@ -15,7 +15,7 @@ import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any, cast
 
-from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 if TYPE_CHECKING:  # built at start-up: the figures' modules (providers, tables) load on first use
@@ -73,10 +73,13 @@ class ContextMeter(QWidget):
             signal.connect(self.schedule)
         self.hide()  # until there is a window to measure against
 
-    def changeEvent(self, event: QEvent) -> None:
-        """The theme changed (light/dark): the figure takes that theme's amber or red."""
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and self.use is not None:
+    def restyle(self) -> None:
+        """The theme changed (light/dark): the figure takes that theme's amber or red.
+
+        Called by :func:`victor_gui.ui.theme.restyle_all` after the new palette is in force; not
+        a ``changeEvent`` override, whose first call (before the first paint) made PySide build
+        its ~50 event classes to convert the event."""
+        if self.use is not None:
             self.show_use()
 
     def schedule(self, *_args: Any) -> None:

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QPixmap
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLineEdit, QMenu, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMenu, QWidget
 
 from victor_gui.ui.theme import THEME_HOOKS, Tokens, current_tokens, resources_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+
+    from PySide6.QtWidgets import QLineEdit
 
 # The role's colour token, and the surfaces an icon of that role is drawn on (tests/ui/
 # test_icons.py holds every pair to WCAG's 3:1 for non-text contrast).
@@ -140,6 +142,8 @@ def _draw(targets: Iterable[QAbstractButton | QAction]) -> int:
 
 def add_field_icon(field: QLineEdit, name: str, role: str = "muted") -> QAction:
     """A leading icon inside a line edit (the search field's magnifier), themed like the others."""
+    from PySide6.QtWidgets import QLineEdit  # its enums are not built before the first paint
+
     action = field.addAction(icon(name, role), QLineEdit.ActionPosition.LeadingPosition)
     action.setProperty(NAME_PROPERTY, name)
     action.setProperty(ROLE_PROPERTY, role)

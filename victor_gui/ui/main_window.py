@@ -8,22 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPaintEvent
-from PySide6.QtWidgets import (
-    QLabel,
-    QListWidget,
-    QMainWindow,
-    QMenu,
-    QPushButton,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
 
 from victor_gui import __version__
 from victor_gui.ui.chat_pane import ChatPane
 from victor_gui.ui.icons import follow_menu, set_icon
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QListWidget, QPushButton
+
     from victor_gui.services.assistants import Assistants
     from victor_gui.services.provider_choices import ProviderPool
     from victor_gui.services.settings_service import SettingsChanged, SettingsService
@@ -206,6 +199,8 @@ class MainWindow(QMainWindow):
     def conversations(self) -> ConversationList:
         """The conversation list (left side), built on first use."""
         if self._conversations is None:
+            from PySide6.QtWidgets import QLabel
+
             from victor_gui.ui.conversation_list import ConversationList
 
             conversations = ConversationList()

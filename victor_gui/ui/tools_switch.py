@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
 from victor_gui.ui.icons import set_icon
@@ -40,6 +40,10 @@ class ServerStatusSource(Protocol):
 
 
 def _dot(colour: str) -> QIcon:
+    # Imported here: QPainter's enums (composition modes, hints) need not be built before the
+    # first paint, and the dots are drawn when the menu first opens.
+    from PySide6.QtGui import QPainter
+
     pixmap = QPixmap(12, 12)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
