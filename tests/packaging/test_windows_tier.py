@@ -277,6 +277,13 @@ def test_a_second_user_sees_none_of_the_first_users_data(report: dict[str, Any])
     assert other == {"keys": [], "conversation_id": 1, "stored_messages": 2}
 
 
+# Folders whose tests are mostly skipped under Wine for a known reason: the fewest that must pass.
+MOSTLY_SKIPPED_UNDER_WINE = {
+    # test_ground_truth's 96 cases write tiny GGUFs with numpy, which cannot load under Wine 8.
+    "sizing": (60, "numpy's cp313 wheels abort under Wine 8 (ucrtbase!crealf)"),
+}
+
+
 @pytest.mark.packaging
 @pytest.mark.timeout(4800)  # the first test to run pays for the tier
 def test_the_core_suite_passes_with_windows_python(report: dict[str, Any]) -> None:
@@ -291,7 +298,11 @@ def test_the_core_suite_passes_with_windows_python(report: dict[str, Any]) -> No
     # Every chosen folder ran, and most of each passed (a folder skipped whole would hide a break).
     assert set(wine_tier.CORE_TEST_FOLDERS) <= set(folders), folders
     for name in wine_tier.CORE_TEST_FOLDERS:
-        assert folders[name]["passed"] >= folders[name]["skipped"], (name, folders[name])
+        row = folders[name]
+        if name in MOSTLY_SKIPPED_UNDER_WINE:
+            assert row["passed"] >= MOSTLY_SKIPPED_UNDER_WINE[name][0], (name, row)
+        else:
+            assert row["passed"] >= row["skipped"], (name, row)
     assert counts["passed"] > MIN_CORE_PASSED, counts
 
 

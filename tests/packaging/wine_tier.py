@@ -765,6 +765,10 @@ def _install_run_upgrade_uninstall(wine: WineTier, build: Any, installer: Path, 
             wine.call([gui, "--self-test"], 300, env=x11)
         wine.set_graphics("null")
     installed_app_checks(wine, target, installer, work, report)
+    with report.step("upgrade while a kept engine runs"):
+        # The newer installer again (the installed version): the update cases that follow start
+        # from the version the upgrade above installed.
+        data["kept_engine_upgrade"] = upgrade_with_a_kept_engine(wine, target, newer, work / "tiny.gguf")
     # Last while installed: a good update changes the installed version.
     _update_step().update_cases(wine, build, target_win, work, report)
     with report.step("uninstall keeps data"):
@@ -921,8 +925,6 @@ def installed_app_checks(wine: WineTier, target: Path, installer: Path, work: Pa
                               "last_lines": said.strip().splitlines()[-3:]}
             if serve.returncode != 0 or not pids or _healthy(url):
                 raise TierError(f"stopping serve: {engine['stop']}")
-    with report.step("upgrade while a kept engine runs"):
-        data["kept_engine_upgrade"] = upgrade_with_a_kept_engine(wine, target, installer, model)
 
 
 def upgrade_with_a_kept_engine(wine: WineTier, target: Path, installer: Path, model: Path) -> dict[str, Any]:
