@@ -299,7 +299,10 @@ async def test_settings_pages(qtbot, theme: str, window, clean_env, tmp_path) ->
         window.use_settings(service)
         settings = window.open_settings()
         try:
-            await wait_until(lambda: settings.keys.keyring_ok is not None)
+            # The whole load, not just the keyring's answer: the key rows say "…" until their
+            # sources are read, and processEvents() below must not re-enter a load still running.
+            await wait_until(lambda: not settings._tasks)
+            assert all(row.status.text() != "…" for row in settings.keys.rows.values())
             _measure_settings(c, settings)
         finally:  # a failed measure must not leave the dialog open for the tests after it
             settings.close()
