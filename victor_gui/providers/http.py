@@ -9,7 +9,9 @@ Anthropic/Gemini shapes, HTML pages from proxies) are reduced to one message her
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,10 +87,23 @@ SHARED_TIMEOUTS = Timeouts(connect=3.0, read=300.0, write=60.0,
 PROBE_TIMEOUTS = Timeouts(connect=1.5, read=3.0, write=3.0, pool=3.0, idle=3.0, deadline=10.0)
 
 
+@functools.lru_cache(maxsize=4)
+def _trust_store(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """httpx's own default TLS context (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``).
+
+    Built once per trust store, not once per client: each costs about 1 MB that stays for the
+    app's life and ~100 ms of CPU, and the app holds several clients (shared, probes, providers
+    that own theirs). The arguments are the two variables, so a changed one builds a new one."""
+    del cert_file, cert_dir  # the key: httpx reads the variables itself
+    return httpx.create_ssl_context(trust_env=True)
+
+
 def make_client(timeouts: Timeouts = CLOUD_TIMEOUTS, **kwargs: Any) -> httpx.AsyncClient:
     """A client with explicit timeouts whose replies are bounded in bytes and time
     (:class:`~victor_gui.providers.bounded.BoundedClient`); ``trust_env`` honours the user's
-    proxy settings."""
+    proxy settings. Unless ``verify`` says otherwise, clients share one TLS context."""
+    if "verify" not in kwargs and kwargs.get("trust_env", True):
+        kwargs["verify"] = _trust_store(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0)
     return BoundedClient(timeout=timeouts.to_httpx(), limits=limits, idle_s=timeouts.idle,
                          deadline_s=timeouts.deadline, **kwargs)

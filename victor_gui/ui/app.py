@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QApplication
 
 from victor_gui import __version__
 from victor_gui.core import app_dirs
+from victor_gui.core.heap import HeapSettler
 from victor_gui.ui.loop import make_loop
 from victor_gui.ui.main_window import MainWindow
 
@@ -231,6 +232,11 @@ class App:
         self.client_ms: float | None = None
         self.ready = asyncio.Event()
         self.window.first_painted.connect(self._after_first_paint)
+        # After start-up, an opened chat or a reply, the C heap's free pages go back to the OS
+        # (glibc keeps them otherwise: the RSS would stay at each burst's high-water mark).
+        self.heap = HeapSettler()
+        self.window.chat.conversation_opened.connect(self.heap.soon)
+        self.window.chat.reply_finished.connect(self.heap.soon)
 
     def _after_first_paint(self) -> None:
         self.first_paint_ms = (time.perf_counter() - _T0) * 1000
@@ -274,6 +280,7 @@ class App:
         # later allocations reuse that memory.
         linecache.clearcache()
         freeze_startup_objects()  # start-up is done: later full collections skip all of it
+        self.heap.soon()
         self.ready.set()
 
     def _start_updates(self) -> None:
@@ -380,6 +387,7 @@ class App:
         box.finished.connect(self.window.close)  # type: ignore[attr-defined]
 
     async def shutdown(self) -> None:
+        self.heap.cancel()
         if self.tools is not None:
             await self.tools.aclose()  # every MCP server's process group ends with the app
         await self.window.server_windows.aclose()

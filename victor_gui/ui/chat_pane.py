@@ -119,6 +119,7 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
     models_loaded = Signal(str)  # provider name, after its model list arrived (or failed)
     reply_finished = Signal(str)  # how the reply that just ended ended: complete/interrupted/error
     conversation_changed = Signal(int)  # a chat was created or changed (the list refreshes)
+    conversation_opened = Signal(int)  # a stored chat is on screen (its page rendered)
     # The person changed which MCP servers/tools this chat may use: a tools_switch.ToolSelection
     # (the chat controller stores it in the conversation's params["tools"]).
     tools_changed = Signal(object)

@@ -69,6 +69,7 @@ class StoredChatMixin:
             self.transcript.highlight(target if message_id is not None else None)
         self.refresh_versions()  # issue 14: "‹ 2/3 ›" switchers and Branch
         self.tasks.spawn(self.show_tool_choice())  # the menu follows; opening does not wait on it
+        self.conversation_opened.emit(conversation_id)
 
     def _select_quietly(self, provider: str, model: str) -> None:
         """Show the chat's provider/model in the drop-downs without counting it as a switch."""

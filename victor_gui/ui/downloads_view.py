@@ -38,6 +38,7 @@ from victor_gui.services.downloads import (
     JobState,
     parse_hf_ref,
 )
+from victor_gui.ui.fit_badges import fit_text
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.model_library_view import eta_text
 from victor_gui.ui.widgets.stacked_bar import human_bytes
@@ -57,12 +58,6 @@ def detail_text(job: DownloadJob) -> str:
     elif job.state == JobState.DONE:
         parts.append("sha256 verified" if job.verified else "no sha256 published")
     return f"{STATE_WORDS[job.state]} · " + " · ".join(parts)
-
-
-def fit_text(button: QPushButton) -> None:
-    """Wide enough for its text and icon (a squeezed row cut "Download" to "Downloac")."""
-    icon = button.iconSize().width() + 8 if not button.icon().isNull() else 0
-    button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + icon + 28)
 
 
 def runnable(path: str) -> bool:

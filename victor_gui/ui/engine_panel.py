@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from victor_gui.errors import EngineError
 from victor_gui.services.engine_runner import Engine, EnginePlan, EngineRunner, LaunchPlan
 from victor_gui.sizing.fit import CTX_PAD
-from victor_gui.ui.fit_panel import badge_text
+from victor_gui.ui.fit_badges import badge_text
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 

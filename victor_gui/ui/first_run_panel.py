@@ -43,8 +43,7 @@ from victor_gui.errors import VictorGuiError
 from victor_gui.services.first_run import FirstRunOffer, FirstRunService, LocalChoice, Recommendation
 from victor_gui.services.hf_fit import QuantFit
 from victor_gui.services.model_folders import FOLDER
-from victor_gui.ui.downloads_view import fit_text
-from victor_gui.ui.hub_browser import BADGE_STYLE, quant_badge
+from victor_gui.ui.fit_badges import BADGE_STYLE, fit_text, quant_badge
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.widgets.stacked_bar import human_bytes
 

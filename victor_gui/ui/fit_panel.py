@@ -32,14 +32,9 @@ from victor_gui.sizing.architecture import ModelArchitecture
 from victor_gui.sizing.fit import CTX_PAD, FitResult
 from victor_gui.sizing.fit_vllm import VllmFit, VllmOptions, estimate_vllm
 from victor_gui.sizing.hardware import GpuReport
+from victor_gui.ui.fit_badges import BADGE, badge_text
 from victor_gui.ui.widgets.stacked_bar import Segment, StackedBar, human_bytes
 
-BADGE = {  # verdict -> (colour, words)
-    "full": ("#187a33", "Full GPU offload"),  # white on it ≥ 4.5:1, as the dashboard badges
-    "partial": ("#9a5b00", "Partial offload"),
-    "cpu": ("#44546a", "CPU only"),
-    "no_fit": ("#b00020", "Won't fit"),
-}
 PART_COLORS = {"weights": "#3b6fc4", "KV cache": "#6aa84f", "compute": "#e69138",
                "overhead": "#999999", "margin": "#d9d9d9", "in RAM (CPU layers)": "#c27ba0",
                "activation": "#e69138", "non-torch": "#999999", "CUDA graphs": "#b4a7d6"}
@@ -47,16 +42,6 @@ ENGINES = ("llama.cpp, Ollama, LM Studio", "vLLM")
 # The slider moves in steps of this many tokens (round figures, not 90,955); the box beside it
 # takes any value.
 ROUND_STEP = 1024
-
-
-def badge_text(fit: FitResult, has_gpu: bool = True) -> str:
-    """Full / partial N of M / CPU only / won't fit."""
-    words = BADGE[fit.verdict][1]
-    if fit.verdict == "partial":
-        return f"{words}: {fit.n_gpu_layers} of {fit.n_layers_total} layers on GPU"
-    if fit.verdict == "cpu" and not has_gpu:
-        return "CPU only (no GPU found)"
-    return words
 
 
 def fit_segments(fit: FitResult, has_gpu: bool = True) -> list[Segment]:

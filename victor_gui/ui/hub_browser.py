@@ -38,7 +38,8 @@ from victor_gui.services.hf_fit import QuantFit
 from victor_gui.services.hf_hub import SORTS, RepoFiles, Sort
 from victor_gui.services.hub_browser import HubBrowserService
 from victor_gui.sizing.fit import CTX_PAD
-from victor_gui.ui.fit_panel import BADGE, badge_text, context_controls, snap
+from victor_gui.ui.fit_badges import BADGE_STYLE, quant_badge
+from victor_gui.ui.fit_panel import context_controls, snap
 from victor_gui.ui.icons import set_icon
 from victor_gui.ui.theme import current_tokens
 from victor_gui.ui.widgets.stacked_bar import human_bytes
@@ -48,17 +49,6 @@ RESULT_COLUMNS = ("Repository", "Downloads", "Likes", "Updated")
 QUANT_COLUMNS = ("Quant", "File", "Size", "Fit", "Full offload up to", "")
 SORT_LABELS = {"downloads": "Most downloaded", "likes": "Most liked", "updated": "Recently updated"}
 _CLOSING = TaskSet("hub browser close")  # a closed window's service shuts down here
-BADGE_STYLE = "background: {bg}; color: {fg}; border-radius: 4px; padding: 2px 8px; font-weight: bold;"
-
-
-def quant_badge(fit: QuantFit, has_gpu: bool, gated: bool = False) -> tuple[str, str, str]:
-    """(text, background, text colour) of a quant's fit badge."""
-    t = current_tokens()
-    if fit.error:
-        return ("Needs token" if gated else "Unreadable"), t.card, t.error_text
-    if fit.fit is None:
-        return "Reading header…", t.card, t.muted_text
-    return badge_text(fit.fit, has_gpu), BADGE[fit.fit.verdict][0], "#ffffff"
 
 
 def full_offload_text(fit: QuantFit, has_gpu: bool) -> str:

@@ -30,7 +30,7 @@ from victor_gui.services.engine_router import ROUTER_MODELS_MAX, RouterPlan, pla
 from victor_gui.services.engine_runner import Engine, EngineRunner
 from victor_gui.services.model_folders import LocalModel
 from victor_gui.ui.engine_panel import StartDialog
-from victor_gui.ui.fit_panel import badge_text
+from victor_gui.ui.fit_badges import badge_text
 
 ROUTER_COLUMNS = ("Model", "Fit", "Context", "File")
 MAX_AT_ONCE = 16
