@@ -35,7 +35,8 @@ async def test_servers_menu_opens_both_views(qtbot, window, pool, tmp_path) -> N
         assert isinstance(dash, Dashboard) and dash.isVisible()
         await wait_until(lambda: base in dash.cards and dash.cards[base].state_text == "up")
         assert dash.cards[base].title.text() == "Desk — llama.cpp"
-        assert views.models.gpu_report is report  # one detection serves both views
+        assert views._models is None  # the model manager's service is built when first asked for
+        assert views.models.gpu_report is report  # one detection serves both views, also a later one
         views.models_action.trigger()
         manager = views.views["models"]
         assert isinstance(manager, ModelLibraryView)

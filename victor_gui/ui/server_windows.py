@@ -54,7 +54,9 @@ class ServerWindows(QObject):
         super().__init__(window)
         self.window = window
         self.endpoints: ServerRegistry | None = None  # the one registry: dashboard and chat
-        self.models: ModelLibraryService | None = None
+        self._models: ModelLibraryService | None = None  # built when first asked for: see models
+        self._models_client: httpx.AsyncClient | None = None
+        self._hardware: Any = None  # the last GPU report, for a model manager built later
         self.downloads: DownloadManager | None = None  # issue 17: the one owner of downloads
         self.engines: EngineRunner | None = None  # llama-servers started from the app
         self._probe_client: httpx.AsyncClient | None = None
@@ -97,7 +99,6 @@ class ServerWindows(QObject):
         from victor_gui.config.secrets import KeyringStore
         from victor_gui.providers.http import PROBE_TIMEOUTS, make_client
         from victor_gui.services.downloads import DownloadManager, default_state_path
-        from victor_gui.services.model_library import ModelLibraryService
         from victor_gui.services.server_registry import ServerRegistry
 
         state = options.pop("downloads_state", None) or await asyncio.to_thread(default_state_path)
@@ -110,7 +111,7 @@ class ServerWindows(QObject):
         # Probes of a configured endpoint send its key and secret headers, read from the keyring.
         options.setdefault("secrets", KeyringStore().get_key)
         self.endpoints = ServerRegistry(self._probe_client, settings=settings, **options)
-        self.models = ModelLibraryService(client, gpu_detector=None)
+        self._models_client = client
         self.downloads = DownloadManager(client, settings=settings, state_path=state)
         await self.downloads.start()  # unfinished downloads come back paused
         # The probe client: no proxy (the shared one may have one) between the app and 127.0.0.1.
@@ -128,6 +129,19 @@ class ServerWindows(QObject):
         await self.endpoints.start()
         if offer_first_run:
             self._keep(self._offer_if_needed())
+
+    @property
+    def models(self) -> ModelLibraryService | None:
+        """The model manager's service (None before :meth:`start`). Built on first use (the
+        Models window, a test): a chat that never opens the model manager does not load it
+        (its GGUF reading and fit code)."""
+        if self._models is None and self._models_client is not None:
+            from victor_gui.services.model_library import ModelLibraryService
+
+            self._models = ModelLibraryService(self._models_client, gpu_detector=None)
+            if self._hardware is not None:
+                self._models.set_gpu_report(self._hardware)
+        return self._models
 
     def _keep(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -165,8 +179,10 @@ class ServerWindows(QObject):
 
     def _share_hardware(self, event: str, payload: Any) -> None:
         # One detection serves both views: the model manager estimates against the same report.
-        if event == "hardware" and payload is not None and self.models is not None:
-            self.models.set_gpu_report(payload)
+        if event == "hardware" and payload is not None:
+            self._hardware = payload
+            if self._models is not None:
+                self._models.set_gpu_report(payload)
             from victor_gui.services.ollama_context import default_planner
 
             default_planner().set_report(payload)  # the chat's Ollama num_ctx plans too
@@ -240,8 +256,8 @@ class ServerWindows(QObject):
             view.close()
         if self.first_run is not None:
             await self.first_run.close()
-        if self.models is not None:
-            await self.models.close()
+        if self._models is not None:
+            await self._models.close()
         if self.downloads is not None:
             await self.downloads.close()  # parts are kept; they come back paused next time
         if self.engines is not None:
