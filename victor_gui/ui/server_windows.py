@@ -189,7 +189,7 @@ class ServerWindows(QObject):
 
     def open_view(self, which: str) -> QWidget | None:
         """Show (or raise) the "endpoints", "models" or "downloads" window."""
-        if self.endpoints is None or self.models is None:
+        if self.endpoints is None or self._models_client is None:  # before start()
             return None
         view = self.views.get(which)
         if view is None:
@@ -207,7 +207,9 @@ class ServerWindows(QObject):
             else:
                 from victor_gui.services.model_folders import ModelFolders
 
-                view = ModelLibraryView(self.models, self.endpoints, self.window, engines=self.engines,
+                models = self.models
+                assert models is not None  # start() ran: its client is there
+                view = ModelLibraryView(models, self.endpoints, self.window, engines=self.engines,
                                         open_downloads=lambda: self.open_view("downloads"),
                                         folders=ModelFolders(self.endpoints.settings_service))
                 # The Hub browser's Download buttons queue on the one download manager.
