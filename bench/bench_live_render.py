@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
 
     from bench.bench_stream_render import rich_text
     from victor_gui.ui.loop import freeze_startup_objects
-    from victor_gui.ui.message_view import warm_up_rendering
+    from victor_gui.ui.message_body import warm_up_rendering
     from victor_gui.ui.theme import apply_theme
     from victor_gui.ui.transcript import Transcript
 

@@ -98,7 +98,7 @@ async def pane_run(url_port: int, tokens: int, text: str) -> dict[str, float]:
     chat = window.chat
     await chat.start()
     from victor_gui.ui.loop import freeze_startup_objects
-    from victor_gui.ui.message_view import warm_up_rendering
+    from victor_gui.ui.message_body import warm_up_rendering
 
     await warm_up_rendering()  # as the app does after its first paint
     freeze_startup_objects()
@@ -229,9 +229,9 @@ def main() -> int:
         from victor_gui.ui.loop import make_loop
 
         if args.no_live_markdown:
-            import victor_gui.ui.message_view as message_view
+            import victor_gui.ui.message_body as message_body
 
-            message_view.LIVE_TAIL_CHARS = -1
+            message_body.LIVE_TAIL_CHARS = -1
         app = QApplication(sys.argv[:1])
         loop = make_loop(app)
         try:

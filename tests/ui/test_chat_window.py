@@ -143,7 +143,7 @@ async def test_tool_calls_are_shown(sim, window) -> None:
 
 
 async def test_a_huge_paragraph_streams_in_bounded_blocks(sim, window) -> None:
-    from victor_gui.ui.message_view import MARKDOWN_MAX_LINE, markdown_worthy
+    from victor_gui.ui.message_body import MARKDOWN_MAX_LINE, markdown_worthy
     from victor_gui.ui.widgets.auto_height_text import SOFT_BLOCK_CHARS
 
     text = "word " * 2400  # 12,000 characters, not one newline

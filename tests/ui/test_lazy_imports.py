@@ -32,7 +32,7 @@ from victor_gui.ui.loop import make_loop
 async def main(tmp: str) -> None:
     from victor_gui.storage import open_store
     from victor_gui.ui.main_window import MainWindow
-    from victor_gui.ui.message_view import warm_up_rendering
+    from victor_gui.ui.message_body import warm_up_rendering
 
     await asyncio.to_thread(app_module._warm_imports)  # what the app imports after its first paint
     store, _ = await open_store(Path(tmp))

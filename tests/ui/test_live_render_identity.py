@@ -14,7 +14,7 @@ from PySide6.QtGui import QTextCursor, QTextDocument
 from bench.bench_stream_render import rich_text
 from tests.ui.test_long_messages import make_view
 from victor_gui.services.markdown_render import markdown_to_html
-from victor_gui.ui import message_view
+from victor_gui.ui import message_body
 from victor_gui.ui.message_view import MessageView
 from victor_gui.ui.reply_stream import FrameBuffer
 
@@ -97,7 +97,7 @@ async def test_a_streamed_reply_ends_as_a_full_render_shows_it(qtbot, sizes: lis
     text = long_reply()
     live = make_view(qtbot)
     behind = await stream(live, text, sizes)
-    assert (behind > 0) == (max(sizes) > message_view.LIVE_TAIL_CHARS)
+    assert (behind > 0) == (max(sizes) > message_body.LIVE_TAIL_CHARS)
     assert live.text == text
     assert live.reasoning_text == "Thinking about **it** first.\n"  # reasoning stays as sent
     assert len(live.pieces) > 5 and all(p.rendered for p in live._pieces)
@@ -123,7 +123,7 @@ async def test_live_renders_keep_finished_blocks_and_parse_only_the_rest(qtbot) 
     # The live renders kept what they finished: finished pieces, then in the body less than a
     # piece's worth of finished blocks (rendered, not parsed again), then the last block.
     kept = "".join(d.source for d in view._done)
-    assert 0 < len(kept) < message_view.LIVE_PIECE_CHARS
+    assert 0 < len(kept) < message_body.LIVE_PIECE_CHARS
     assert view._frozen_chars > 3000
     open_block = view.text[view._frozen_chars + len(kept):]
     assert "\n\n" not in open_block.strip("\n")  # only the last block is left to parse

@@ -9,7 +9,7 @@ from PySide6.QtGui import QGuiApplication, QTextDocument
 
 from bench.bench_stream_render import rich_text
 from victor_gui.services.markdown_render import code_blocks, markdown_to_html
-from victor_gui.ui import message_view
+from victor_gui.ui import message_body
 from victor_gui.ui.message_view import MessageView
 
 pytestmark = pytest.mark.gui
@@ -66,7 +66,7 @@ async def test_a_slow_stream_freezes_pieces_and_shows_what_one_document_would(qt
         view.append_content(text[start:start + 150])
         view.render_markdown()
         # Only the last piece is ever re-rendered, and it stays small.
-        assert len(view.text) - view._frozen_chars <= message_view.PIECE_CHARS + 1000
+        assert len(view.text) - view._frozen_chars <= message_body.PIECE_CHARS + 1000
     await view.render_markdown_async()
     assert view.text == text
     assert len(view.pieces) >= 5
@@ -79,18 +79,18 @@ async def test_a_slow_stream_freezes_pieces_and_shows_what_one_document_would(qt
 async def test_a_burst_is_rendered_a_bounded_head_at_a_time_then_whole_when_the_reply_ends(qtbot) -> None:
     view = make_view(qtbot)
     text = rich_text(3000)  # 12,000 characters in one go: longer than a live render may parse
-    assert message_view.LIVE_TAIL_CHARS < len(text) <= message_view.LIVE_PARSE_CHARS
+    assert message_body.LIVE_TAIL_CHARS < len(text) <= message_body.LIVE_PARSE_CHARS
     view.append_content(text)
     view.render_markdown()
     # One live render reads at most LIVE_TAIL_CHARS (a bounded stall): what it finished is
     # rendered, the rest is still on screen, plain.
-    assert 0 < view._frozen_chars <= message_view.LIVE_TAIL_CHARS
+    assert 0 < view._frozen_chars <= message_body.LIVE_TAIL_CHARS
     assert all(p.rendered for p in view._pieces)
     assert "".join(p.source for p in view._pieces) == text[: view._frozen_chars]
     assert body_words(view, text) == words(text[view._frozen_chars:])  # the rest, plain
     frozen = view._frozen_chars
     view.render_markdown()  # the next render moves on from there
-    assert frozen < view._frozen_chars <= frozen + message_view.LIVE_TAIL_CHARS
+    assert frozen < view._frozen_chars <= frozen + message_body.LIVE_TAIL_CHARS
     assert body_words(view, text) == words(text[view._frozen_chars:])
     await view.render_markdown_async()
     assert all(p.rendered for p in view._pieces)
@@ -118,8 +118,8 @@ async def test_live_renders_say_when_they_are_behind_until_they_caught_up(qtbot)
         buffer._content_dirty = True  # as if more text had come: the frame asks again
         assert renders < 20
     # Each render finished at most LIVE_TAIL_CHARS: a burst needs several, none stopped early.
-    assert renders >= len(text) // message_view.LIVE_TAIL_CHARS
-    assert len(view.text) - view._frozen_chars <= message_view.LIVE_TAIL_CHARS
+    assert renders >= len(text) // message_body.LIVE_TAIL_CHARS
+    assert len(view.text) - view._frozen_chars <= message_body.LIVE_TAIL_CHARS
     assert all(p.rendered for p in view._pieces)
 
 

@@ -11,7 +11,7 @@ import psutil
 
 from bench.bench_stream_render import rich_text
 from tests.ui.conftest import wait_until
-from victor_gui.ui import message_view
+from victor_gui.ui import message_body, message_view
 
 BIG_CHARS = 10_000_000
 
@@ -54,7 +54,7 @@ async def test_a_10mb_stored_message_opens_without_freezing(clean_env, window, s
     await store.add_message(conv.id, "assistant", big, provider="llamacpp", model="m")
     # As in the app: rich text warmed up after the first paint, a chat already shown (first-use
     # costs of Qt's text and widget machinery are not what is measured here).
-    await message_view.warm_up_rendering()
+    await message_body.warm_up_rendering()
     small = await store.create_conversation("Small")
     await store.add_message(small.id, "assistant", rich_text(2000), provider="llamacpp", model="m")
     await window.chat.open_conversation(small.id)
@@ -95,9 +95,9 @@ async def test_a_10mb_stored_message_opens_without_freezing(clean_env, window, s
 
 def test_cut_at_block_prefers_paragraph_breaks() -> None:
     text = "a" * 90 + "\n\n" + "b" * 50
-    assert message_view.cut_at_block(text, 100) == ("a" * 90 + "\n\n", "b" * 50)
-    assert message_view.cut_at_block("x" * 150, 100) == ("x" * 100, "x" * 50)
-    assert message_view.cut_at_block("short", 100) == ("short", "")
+    assert message_body.cut_at_block(text, 100) == ("a" * 90 + "\n\n", "b" * 50)
+    assert message_body.cut_at_block("x" * 150, 100) == ("x" * 100, "x" * 50)
+    assert message_body.cut_at_block("short", 100) == ("short", "")
 
 
 async def test_a_10mb_line_is_shown_plain_a_bounded_step_at_a_time(qtbot) -> None:

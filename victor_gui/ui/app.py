@@ -248,7 +248,7 @@ class App:
         t = time.perf_counter()
         # Warm the resolver and the provider stack off the loop, at the same time.
         from victor_gui.ui.loop import freeze_startup_objects
-        from victor_gui.ui.message_view import warm_up_rendering
+        from victor_gui.ui.message_body import warm_up_rendering
 
         await asyncio.gather(self.loop.getaddrinfo("localhost", None, type=socket.SOCK_STREAM),
                              asyncio.to_thread(_warm_imports), warm_up_rendering(), return_exceptions=True)

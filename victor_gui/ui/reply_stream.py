@@ -34,7 +34,7 @@ LIVE_MARKDOWN_EVERY_FRAMES = 6
 # about this share of the frames, so the text itself keeps arriving smoothly.
 LIVE_MARKDOWN_SHARE = 1 / 8
 # ... but while the renders are behind (a burst: each render finishes at most
-# message_view.LIVE_TAIL_CHARS and left the rest plain), every few frames and up to this share:
+# message_body.LIVE_TAIL_CHARS and left the rest plain), every few frames and up to this share:
 # at the calmer pace a 10,000 tok/s stream outran them, and the plain rest grew until appending
 # to it cost 10-16 ms a frame.
 LIVE_MARKDOWN_BEHIND_FRAMES = 2
