@@ -22,12 +22,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from victor_gui.providers.types import ImagePart, ToolDefinition
 from victor_gui.services.mcp_config import (
     HttpServerConfig,
     McpServerConfig,
+    SecretReader,
     StdioServerConfig,
     resolve_secrets,
 )
@@ -37,7 +38,6 @@ from victor_gui.services.tool_types import McpServerStatus, ServerState, ToolOut
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
 
-    from victor_gui.services.mcp_host import McpHost
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +191,26 @@ def convert_result(result: Any, *, max_chars: int = MAX_RESULT_CHARS, duration_s
                        duration_s=duration_s)
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of the host that owns it (:class:`~victor_gui.services.mcp_host.McpHost`):
+    its settings, where state changes go, and the process ids its other servers hold."""
+
+    secrets: SecretReader | None
+    init_timeout_s: float
+    retry_after_s: float
+    max_result_chars: int
+    use_reaper: bool
+
+    def notify(self, status: McpServerStatus) -> None: ...
+
+    def server_pids(self, besides: McpConnection) -> set[int]: ...
+
+
 class McpConnection:
     """One configured server: its state and the task that holds its session (owned by its
     :class:`~victor_gui.services.mcp_host.McpHost`, whose settings and subscribers it uses)."""
 
-    def __init__(self, config: McpServerConfig, host: McpHost) -> None:
+    def __init__(self, config: McpServerConfig, host: ConnectionOwner) -> None:
         self.config = config
         self.host = host
         self.state = ServerState.STOPPED
@@ -220,7 +235,7 @@ class McpConnection:
 
     def set_state(self, state: ServerState, error: str | None = None) -> None:
         self.state, self.error = state, error
-        self.host._notify(self.status())
+        self.host.notify(self.status())
 
     # ---- life --------------------------------------------------------------------------
 
@@ -418,7 +433,7 @@ class McpConnection:
         finally:
             errlog.close()  # the child holds its own copy; ours would keep the reader from EOF
         if not reaper:  # no reaper reports a pid (Windows, or use_reaper=False): find the child
-            taken = {s.tail.pid for s in self.host._servers.values() if s is not self and s.tail.pid}
+            taken = self.host.server_pids(besides=self)
             tail.pid = await asyncio.to_thread(_spawned_child, before, taken, args)
         return streams[0], streams[1]
 

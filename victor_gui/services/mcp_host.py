@@ -99,7 +99,13 @@ class McpHost:
 
         return unsubscribe
 
-    def _notify(self, status: McpServerStatus) -> None:
+    def server_pids(self, besides: McpConnection) -> set[int]:
+        """The process ids the servers other than ``besides`` run as (a starting stdio server
+        tells its own child from theirs)."""
+        return {s.tail.pid for s in self._servers.values() if s is not besides and s.tail.pid}
+
+    def notify(self, status: McpServerStatus) -> None:
+        """Tell the subscribers of a server's new state (its connection calls it)."""
         for callback in list(self._subscribers):
             try:
                 callback(status)
