@@ -60,8 +60,6 @@ class HeapSettler:
 
     def soon(self, *_: object) -> None:
         """Ask for a trim once things are quiet (any arguments, so a signal can call it)."""
-        if not can_release() and self._release is release_free_heap:
-            return
         if self._handle is not None:
             self._handle.cancel()
         self._handle = asyncio.get_running_loop().call_later(self.delay_s, self._run)
