@@ -57,20 +57,31 @@ class HeapSettler:
         self._release = release
         self._handle: asyncio.TimerHandle | None = None
         self.trims = 0  # how many trims ran (the app's log and tests read it)
+        self.last_trim: float | None = None  # the loop's time of the last trim
+        self._closed = False
 
     def soon(self, *_: object) -> None:
-        """Ask for a trim once things are quiet (any arguments, so a signal can call it)."""
+        """Ask for a trim once things are quiet (any arguments, so a signal can call it).
+        Nothing after :meth:`cancel`, nor with no loop running (windows destroyed at exit)."""
+        if self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
         if self._handle is not None:
             self._handle.cancel()
-        self._handle = asyncio.get_running_loop().call_later(self.delay_s, self._run)
+        self._handle = loop.call_later(self.delay_s, self._run)
 
     def _run(self) -> None:
         self._handle = None
         self._release()
         self.trims += 1
+        self.last_trim = asyncio.get_running_loop().time()
 
     def cancel(self) -> None:
-        """Drop a pending trim (the app is closing)."""
+        """Drop a pending trim and ignore later asks (the app is closing)."""
+        self._closed = True
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

@@ -237,6 +237,7 @@ class App:
         self.heap = HeapSettler()
         self.window.chat.conversation_opened.connect(self.heap.soon)
         self.window.chat.reply_finished.connect(self.heap.soon)
+        self.window.server_windows.settle = self.heap.soon  # the first-run offer, the Servers windows
 
     def _after_first_paint(self) -> None:
         self.first_paint_ms = (time.perf_counter() - _T0) * 1000

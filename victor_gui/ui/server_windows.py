@@ -67,6 +67,9 @@ class ServerWindows(QObject):
         self.first_run_selected: bool | None = None  # the chat took the offer's server (None: not yet)
         self._first_run_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # The app's heap settler (HeapSettler.soon): a window opened or closed allocates or frees
+        # much at once, and the first-run offer can open after the start-up trim has run.
+        self.settle: Callable[[], object] | None = None
         menu = window.menuBar().addMenu("&Servers")
         self.endpoints_action = QAction("Endpoints…", window)
         self.endpoints_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
@@ -161,9 +164,22 @@ class ServerWindows(QObject):
         if self.first_run_panel is not None:
             self.first_run_panel.close()
         panel = open_first_run(self.first_run, self.window, open_run_dialog=self.run_model)
-        panel.destroyed.connect(lambda *_: setattr(self, "first_run_panel", None))
+        panel.destroyed.connect(lambda *_: self._panel_gone())
         self.first_run_panel = panel
+        self._settle()
         return panel
+
+    def _panel_gone(self) -> None:
+        self.first_run_panel = None
+        self._settle()
+
+    def _view_gone(self, which: str) -> None:
+        self.views.pop(which, None)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.settle is not None:
+            self.settle()
 
     def _first_run_event(self, event: str, payload: Any) -> None:
         if event == "engine":
@@ -217,8 +233,9 @@ class ServerWindows(QObject):
             view.setWindowFlag(Qt.WindowType.Window, True)
             view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             view.resize(980, 640)
-            view.destroyed.connect(lambda *_: self.views.pop(which, None))
+            view.destroyed.connect(lambda *_: self._view_gone(which))
             self.views[which] = view
+            self._settle()
         view.show()
         view.raise_()
         view.activateWindow()
