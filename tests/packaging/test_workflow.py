@@ -68,6 +68,15 @@ def test_the_build_environment_gets_no_dev_extra_and_tests_run_after_the_bundle(
     assert names.index("Core tests") > names.index("Silent install, run, silent uninstall")
 
 
+def test_the_widgets_run_offscreen_with_windows_qt_after_the_bundle() -> None:
+    steps = _steps()
+    names = [s.get("name", "") for s in steps]
+    widgets = steps[names.index("Widget tests offscreen")]
+    assert widgets["env"]["QT_QPA_PLATFORM"] == "offscreen"
+    assert "pytest tests/ui" in widgets["run"] and "not gui" not in widgets["run"]
+    assert names.index("Widget tests offscreen") > names.index("Silent install, run, silent uninstall")
+
+
 def test_artifact_globs_match_the_names_build_writes() -> None:
     build = _build_module()
     upload = next(s for s in _steps() if str(s.get("uses", "")).startswith("actions/upload-artifact@"))

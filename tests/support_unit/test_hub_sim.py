@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.servers.hub import HubFile, HubRepo, HubServer
+from tests.support.wine_gaps import NO_SYMLINKS, wine_gap
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
@@ -53,6 +54,8 @@ def test_file_metadata_carries_size_and_lfs_sha256(hub: HubServer) -> None:
     assert tree["Qwen3-8B-Q4_K_M.gguf"].lfs.sha256 == hashlib.sha256(PAYLOAD).hexdigest()  # type: ignore[union-attr]
 
 
+# huggingface_hub's cache links snapshots/<rev>/<file> to blobs/<sha256> where it may make links.
+@wine_gap(NO_SYMLINKS)
 def test_official_download_follows_the_lfs_redirect(hub: HubServer, tmp_path: Path) -> None:
     path = huggingface_hub.hf_hub_download("bartowski/Qwen3-8B-GGUF", "Qwen3-8B-Q4_K_M.gguf",
                                            endpoint=hub.url, cache_dir=tmp_path, token=False)
@@ -60,6 +63,7 @@ def test_official_download_follows_the_lfs_redirect(hub: HubServer, tmp_path: Pa
     assert hub.bytes_sent["Qwen3-8B-Q4_K_M.gguf"] == len(PAYLOAD)
 
 
+@wine_gap(NO_SYMLINKS)
 def test_gated_repo_needs_the_token(hub: HubServer, tmp_path: Path) -> None:
     with pytest.raises(huggingface_hub.errors.GatedRepoError):
         huggingface_hub.hf_hub_download("meta/Gated-GGUF", "gated.gguf", endpoint=hub.url,
