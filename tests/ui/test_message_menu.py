@@ -28,7 +28,10 @@ async def _chat_with_code(sim, window):  # type: ignore[no-untyped-def]
     await _send(chat, "Show me code")
     await _send(chat, "Thanks")
     reply = chat.transcript.messages[1]
-    await wait_until(lambda: reply.message_id is not None and reply.branch_button is not None)
+    # The Branch button is hidden while a reply streams and shown again once the versions are
+    # read after it (a task of its own): the menu offers Branch only then.
+    await wait_until(lambda: reply.message_id is not None and reply.branch_button is not None
+                     and reply.branch_button.isVisibleTo(reply))
     return chat, reply
 
 
