@@ -139,6 +139,19 @@ def test_the_tiers_widget_modules_are_there_and_only_they_are_widgets() -> None:
     assert wine_tier.CORE_TEST_MARKERS == f"not gui and {wine_tier.TIER_TEST_MARKERS}"
 
 
+def test_a_wine_crash_dump_is_told_from_a_python_error() -> None:
+    dump = ("wine: Unhandled page fault on read access to 0000000000000000 at address 00006FFFFF4A1B2C\n"
+            "Threads:\nprocess  tid      prio\n\t00000160    0 <== wine_threadpool_worker\n"
+            "System information:\n    Wine build: wine-8.0 (Debian 8.0~repack-4)\n")
+    assert wine_tier.wine_crashed(dump)
+    assert wine_tier.wine_crashed("Unhandled exception: page fault on read access to 0x0 in 64-bit code")
+    python_error = ("Traceback (most recent call last):\n  File \"entry.py\", line 12\n"
+                    "ImportError: DLL load failed while importing QtCore\n")
+    assert not wine_tier.wine_crashed(python_error)
+    assert not wine_tier.wine_crashed(python_error + dump)  # the program failed first
+    assert not wine_tier.wine_crashed("FIRST_PAINT 585 ms after import\nCLIENT_READY 1300\n")
+
+
 def test_junit_counts_split_a_real_pytest_report_by_folder(tmp_path: Path) -> None:
     # A real pytest run (this interpreter) over two folders: a pass, a skip and a failure in one,
     # a pass and a collection error in the other; the counts the tier reports come from its XML.
