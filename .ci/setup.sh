@@ -13,7 +13,8 @@ pkgs=(libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 # Test mode also builds the installer (nsis) and installs it silently under Wine (wine64; the
 # `wine` package provides the /usr/bin/wine launcher) in the packaging tests; the Windows tier
 # (tests/packaging/wine_tier.py) compiles its Wine-only stub DLLs with MinGW.
-[ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64 gcc-mingw-w64-x86-64-win32)
+# xdotool lists the Windows app's windows on Xvfb (the tier's single-instance step).
+[ "$mode" = test ] && pkgs+=(cmake g++ make nsis wine wine64 gcc-mingw-w64-x86-64-win32 xdotool)
 # The Windows bundle's llama-server.exe is cross-compiled with mingw-w64 (POSIX threads).
 [ "$mode" = test ] && pkgs+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix)
 missing=()

@@ -164,7 +164,7 @@ if hasattr(_winapi, "CopyFile2"):
 """
 
 TOOLS = {"wine": "wine", "wineserver": "wine", "makensis": "nsis", "Xvfb": "xvfb",
-         "x86_64-w64-mingw32-gcc": "gcc-mingw-w64-x86-64-win32"}
+         "x86_64-w64-mingw32-gcc": "gcc-mingw-w64-x86-64-win32", "xdotool": "xdotool"}
 
 
 class TierError(RuntimeError):
