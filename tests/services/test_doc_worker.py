@@ -86,11 +86,24 @@ async def test_cancel_kills_the_child_at_once(tmp_path: Path) -> None:
     assert converters() == []
 
 
-async def test_thread_mode_converts_and_stops_at_the_next_page_when_cancelled(tmp_path: Path) -> None:
+async def test_thread_mode_converts_and_stops_at_the_next_page_when_cancelled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = make_pdf(tmp_path / "s.pdf", [PAGE] * 3)
     assert (await convert_in_worker(small, mode="thread")) == convert_document(small)
-    # Long enough (about 10 s of pages here) that the cancel lands while the thread converts
-    # even on a loaded machine: with 400 pages CI once saw all of them done before the loop ran.
+    # The cancel must land while the thread converts. Page count alone did not make sure of it:
+    # CI once saw 400 pages and then 2,000 all done before the loop ran the second page's
+    # progress. So the real conversion is paced: each page's report also sleeps 2 ms in the
+    # thread (a sleep lets the loop have the GIL), at least 4 s for the whole file.
+    from victor_gui.services import doc_convert
+
+    def paced(path: object, *, progress: object = None, cancelled: object = None) -> object:
+        def report(done: int, total: int) -> None:
+            time.sleep(0.002)
+            progress(done, total)  # type: ignore[operator]
+
+        return convert_document(path, progress=report, cancelled=cancelled)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(doc_convert, "convert_document", paced)
     path = make_pdf(tmp_path / "long.pdf", [PAGE] * PAGES_LONG)
     pages: list[int] = []
     holder: list[asyncio.Task[object]] = []
