@@ -1152,9 +1152,9 @@ def _core_tests(wine: WineTier, py: Path, src: Path, work: Path, report: Report,
             raise TierError(f"core tests under Windows Python: {report.data['core_tests']}\n{out[-6000:]}")
 
 
-#: Left out of the Windows core-test run: Linux-only tiers (a real llama-server, PyInstaller and
-#: makensis, the attack run's measured children) and the Qt widgets (run offscreen with the
-#: Linux interpreter only).
+#: Left out of ``--core-tests-only`` with no folders named (the whole Qt-free suite): Linux-only
+#: tiers (a real llama-server, PyInstaller and makensis, the attack run's measured children) and
+#: the Qt widgets, which the tier adds on their own (WINE_UI_FOLDER, TIER_TEST_MARKERS).
 NOT_CORE_FOLDERS = ("integration", "packaging", "ui", "attack")
 #: The folders the tier runs under CI, in order: the store, settings and secrets, the core, the
 #: MCP host, the providers, the services, sizing, the local-server scan and health, and the test
