@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from victor_gui.core import app_dirs
 from victor_gui.errors import ConfigError
@@ -92,10 +92,6 @@ class ModelCapabilities(BaseModel):
         return self.tool_calling and self.native_tool_calls
 
 
-_FIELD_ADAPTERS: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(info.annotation) for name, info in ModelCapabilities.model_fields.items()
-    if info.annotation is not None
-}
 _SECTIONS = ("training", "provider_support", "settings")
 
 
@@ -222,20 +218,25 @@ def _mapping(parent: dict[str, Any], key: Any, source: str) -> dict[str, Any]:
 
 
 def _check_layer(layer: dict[str, Any], source: str, where: str) -> None:
-    """Values of known keys must have the field's type; unknown keys are allowed (kept as extras)."""
-    for key, value in layer.items():
-        adapter = _FIELD_ADAPTERS.get(str(key))
-        if adapter is None:
+    """Values of known keys must have the field's type; unknown keys are allowed (kept as extras).
+
+    Checked by :class:`ModelCapabilities`' own validator (built anyway) on the known keys: one
+    adapter per field held ~1.5 MB for the app's whole life."""
+    fields = ModelCapabilities.model_fields
+    # Strict for strings and bools ("yes" is not a bool here); numbers may widen (2 -> 2.0).
+    numbers = {k: v for k, v in layer.items() if k in fields and isinstance(v, int | float)
+               and not isinstance(v, bool)}
+    others = {k: v for k, v in layer.items() if k in fields and k not in numbers}
+    for values, strict in ((others, True), (numbers, False)):
+        if not values:
             continue
         try:
-            # Strict for strings and bools ("yes" is not a bool here); numbers may widen (2 -> 2.0).
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                adapter.validate_python(value)
-            else:
-                adapter.validate_python(value, strict=True)
+            ModelCapabilities.model_validate(values, strict=strict)
         except ValidationError as exc:
-            reason = exc.errors()[0].get("msg", "invalid value")
-            raise ConfigError(f"{where}.{key}: {reason} (got {value!r})", path=source,
+            first = exc.errors()[0]
+            key = first["loc"][0] if first.get("loc") else next(iter(values))
+            reason = first.get("msg", "invalid value")
+            raise ConfigError(f"{where}.{key}: {reason} (got {layer.get(str(key))!r})", path=source,
                               line=_line(layer, key)) from None
 
 

@@ -44,7 +44,7 @@ PARAMS_KEY = "assistant"
 class Assistant(BaseModel):
     """One preset. ``tools``: MCP server names turned on for the chat (None: left as they are)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str = Field(min_length=1, max_length=MAX_NAME)
     description: str = ""

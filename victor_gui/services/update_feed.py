@@ -67,7 +67,7 @@ def is_newer(candidate: str, current: str) -> bool:
 class SignedManifest(BaseModel):
     """What the release key signed: the version and the installer's name, size and sha256."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     version: str = Field(min_length=1, max_length=40)
     installer: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._+ -]+$")
@@ -80,7 +80,7 @@ class Feed(BaseModel):
     app must still read the feed that offers it the update), but every known key is checked
     strictly: type, length, form."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, defer_build=True)
 
     version: str = Field(min_length=1, max_length=40)
     notes: str = Field(default="", max_length=20_000)
