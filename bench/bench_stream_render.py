@@ -8,8 +8,8 @@ N-token stream (default 20,000) to:
    otherwise): send → last token rendered in the transcript.
 
 Reported: tokens/s of both and their ratio (target ≥ 0.95), the qasync loop's longest gap and
-p99 gap while streaming (a ticker task asking for a 1 ms sleep; targets ≤ 50 ms and ≤ 16 ms
-when streaming ≥ 5,000 tokens/s), then RSS and CPU with the chat open and idle (≤ 150 MB).
+p99 gap while streaming (a ticker task asking for a 1 ms sleep; targets ≤ 50 ms and ≤ 16 ms,
+≤ 12 ms with ``--rich``, when streaming ≥ 5,000 tokens/s), then RSS and CPU with the chat open and idle (≤ 150 MB).
 
     python -m bench.bench_stream_render [--tokens 20000] [--pace 10000] [--events-per-write 16] [--rich]
 """
@@ -257,10 +257,12 @@ def main() -> int:
     ok_ratio = ratio >= 0.95
     print(f"ratio             {ratio:10.2f}   (target ≥ 0.95: {'PASS' if ok_ratio else 'FAIL'})")
     fast = r["pane_tps"] >= 5000
-    ok_gap = r["gap_max_ms"] <= 50 and r["gap_p99_ms"] <= 16
+    # Issue 14 item 6: a rich stream (code, lists, tables) holds p99 to 12 ms; plain text to 16.
+    p99_target = 12 if args.rich else 16
+    ok_gap = r["gap_max_ms"] <= 50 and r["gap_p99_ms"] <= p99_target
     print(f"loop gaps         max {r['gap_max_ms']:.1f} ms, p99 {r['gap_p99_ms']:.1f} ms, "
           f"median {r['gap_median_ms']:.1f} ms over {r['ticks']} ticks "
-          f"(targets max ≤ 50, p99 ≤ 16 at ≥ 5000 tok/s: {'PASS' if ok_gap and fast else 'FAIL'})")
+          f"(targets max ≤ 50, p99 ≤ {p99_target} at ≥ 5000 tok/s: {'PASS' if ok_gap and fast else 'FAIL'})")
     print(f"  longest gap     {r['during_max_ms']:.1f} ms while streaming, "
           f"{r['after_max_ms']:.1f} ms in the second after (final Markdown render)")
     ok_rss = r["idle_rss_mb"] <= 150
