@@ -63,7 +63,7 @@ def message_insert(view: MessageView, widget: Any, *, after_body: bool) -> None:
     layout = view.layout()
     if not isinstance(layout, QBoxLayout):
         return
-    index = layout.indexOf(view.stats_label) if after_body else 1
+    index = layout.indexOf(view.stats_slot) if after_body else 1
     layout.insertWidget(index if index >= 0 else layout.count(), widget)
 
 

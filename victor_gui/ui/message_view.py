@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QHBoxLayout,
     QMenu,
@@ -52,6 +53,14 @@ def megabytes(chars: int) -> str:
     """A size for people: ``0.4 MB``, ``9.6 MB`` (characters counted as bytes: close enough)."""
     return f"{chars / 1_000_000:.1f} MB"
 
+
+
+def _slot(layout: QVBoxLayout, slot: QBoxLayout | None = None) -> QBoxLayout:
+    """An empty box in ``layout`` where a widget made later goes (it takes no room till then)."""
+    slot = slot if slot is not None else QVBoxLayout()
+    slot.setContentsMargins(0, 0, 0, 0)
+    layout.addLayout(slot)
+    return slot
 
 
 class MessageView(BodyPieces, QFrame):
@@ -110,11 +119,11 @@ class MessageView(BodyPieces, QFrame):
         # _reasoning_widgets), between the header and the tool calls.
         self._reasoning: tuple[QToolButton, AutoHeightText] | None = None
 
-        self.tools_label = WrapLabel()
-        self.tools_label.setObjectName("toolCalls")
-        self.tools_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.tools_label.hide()
-        layout.addWidget(self.tools_label)
+        # The tool-call line, "Show more", the stats line and the error row are made when first
+        # needed, in these slots (empty layouts take no room): most messages show few of them,
+        # and each hidden widget held ~15 KB in every message view built.
+        self._tools_label: WrapLabel | None = None
+        self._tools_slot = _slot(layout)
 
         # The body: finished pieces, then ``self.body``, the last piece, where text is appended.
         self._body_box = QVBoxLayout()
@@ -141,30 +150,12 @@ class MessageView(BodyPieces, QFrame):
         self._body_box.addWidget(self.body)
         # Of a long stored body, what is not shown yet (set_stored_content), and its button.
         self._rest = ""
-        self.more_button = QPushButton()
-        self.more_button.setObjectName("showMore")
-        self.more_button.setAccessibleName("Show more of this message")
-        self.more_button.clicked.connect(self.show_more)
-        self.more_button.hide()
-        layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
-
-        self.stats_label = WrapLabel()
-        self.stats_label.setObjectName("messageStats")
-        self.stats_label.hide()
-        layout.addWidget(self.stats_label)
-
-        error_row = QHBoxLayout()
-        self.error_label = WrapLabel()
-        self.error_label.setObjectName("messageError")
-        self.retry_button = QPushButton("Retry")
-        self.retry_button.setAccessibleName("Retry this reply")
-        set_icon(self.retry_button, "regenerate")
-        self.retry_button.clicked.connect(self.retry_requested)
-        error_row.addWidget(self.error_label, 1)
-        error_row.addWidget(self.retry_button)
-        self.error_label.hide()
-        self.retry_button.hide()
-        layout.addLayout(error_row)
+        self._more_button: QPushButton | None = None
+        self._more_slot = _slot(layout)
+        self._stats_label: WrapLabel | None = None
+        self.stats_slot = _slot(layout)  # also where a reply's sources go (chat_attach)
+        self._error_row: tuple[WrapLabel, QPushButton] | None = None
+        self._error_slot = _slot(layout, QHBoxLayout())
         self._parts: list[str] = []
         self._length = 0
         self._reasoning_chars = 0
@@ -219,8 +210,23 @@ class MessageView(BodyPieces, QFrame):
         self._rest = rest
         self._update_more()
 
+    @property
+    def more_button(self) -> QPushButton:
+        """"Show more (…)" under a long stored body (made on first use)."""
+        if self._more_button is None:
+            button = QPushButton()
+            button.setObjectName("showMore")
+            button.setAccessibleName("Show more of this message")
+            button.clicked.connect(self.show_more)
+            button.hide()
+            self._more_slot.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            self._more_button = button
+        return self._more_button
+
     def _update_more(self) -> None:
         left = len(self._rest)
+        if not left and self._more_button is None:
+            return
         self.more_button.setVisible(left > 0)
         if left:
             step = min(left, MORE_STEP_CHARS)
@@ -279,7 +285,7 @@ class MessageView(BodyPieces, QFrame):
             view.hide()
             layout = self.layout()
             assert isinstance(layout, QVBoxLayout)
-            at = layout.indexOf(self.tools_label)
+            at = layout.indexOf(self._tools_slot)
             layout.insertWidget(at, toggle)
             layout.insertWidget(at + 1, view)
             self._reasoning = (toggle, view)
@@ -303,7 +309,21 @@ class MessageView(BodyPieces, QFrame):
         self.reasoning_view.setVisible(shown)
         self.reasoning_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
+    @property
+    def tools_label(self) -> WrapLabel:
+        """The tool calls of the reply, a line each (made on first use)."""
+        if self._tools_label is None:
+            label = WrapLabel()
+            label.setObjectName("toolCalls")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.hide()
+            self._tools_slot.addWidget(label)
+            self._tools_label = label
+        return self._tools_label
+
     def set_tool_calls(self, lines: list[str]) -> None:
+        if not lines and self._tools_label is None:
+            return
         self.tools_label.setText("\n".join(f"🔧 {line}" for line in lines))
         self.tools_label.setVisible(bool(lines))
 
@@ -349,11 +369,51 @@ class MessageView(BodyPieces, QFrame):
             self._header_row.addWidget(self.branch_button)
         self.branch_button.setVisible(shown)
 
+    @property
+    def stats_label(self) -> WrapLabel:
+        """The reply's figures (tokens, speed; made on first use)."""
+        if self._stats_label is None:
+            label = WrapLabel()
+            label.setObjectName("messageStats")
+            label.hide()
+            self.stats_slot.addWidget(label)
+            self._stats_label = label
+        return self._stats_label
+
     def set_stats(self, text: str) -> None:
+        if not text and self._stats_label is None:
+            return
         self.stats_label.setText(text)
         self.stats_label.setVisible(bool(text))
 
+    def _error_widgets(self) -> tuple[WrapLabel, QPushButton]:
+        if self._error_row is None:
+            label = WrapLabel()
+            label.setObjectName("messageError")
+            retry = QPushButton("Retry")
+            retry.setAccessibleName("Retry this reply")
+            set_icon(retry, "regenerate")
+            retry.clicked.connect(self.retry_requested)
+            label.hide()
+            retry.hide()
+            self._error_slot.addWidget(label, 1)
+            self._error_slot.addWidget(retry)
+            self._error_row = (label, retry)
+        return self._error_row
+
+    @property
+    def error_label(self) -> WrapLabel:
+        """Why the reply failed (made on first use, with :attr:`retry_button`)."""
+        return self._error_widgets()[0]
+
+    @property
+    def retry_button(self) -> QPushButton:
+        """Retry, beside :attr:`error_label`."""
+        return self._error_widgets()[1]
+
     def set_error(self, text: str | None, *, retry: bool = True) -> None:
+        if not text and self._error_row is None:
+            return
         self.error_label.setText(text or "")
         self.error_label.setVisible(bool(text))
         self.retry_button.setVisible(bool(text) and retry)
