@@ -11,7 +11,7 @@ for round in $(seq "$ROUNDS"); do
   for t in "$BASE" "$HEAD"; do
     name=$([ "$t" = "$HEAD" ] && echo head || echo base)
     # The launch and idle figures come from this checkout's bench code, launching $t's app.
-    echo "== $name round $round launch+idle"; (cd "$HEAD" && timeout 600 $PY -m bench.bench_launch --runs 5 --idle --root "$t" 2>&1 | tail -5)
+    echo "== $name round $round launch+idle"; (cd "$HEAD" && timeout 600 $PY -m bench.bench_launch --runs 5 --idle --root "$t" 2>&1 | tail -6)
     echo "== $name round $round rich"; (cd "$t" && timeout 300 $PY -m bench.bench_stream_render --rich 2>&1 | tail -8)
   done
 done

@@ -50,6 +50,12 @@ loop.run_forever()
 """
 
 
+# The bare window again, plus what any widget app with Qt's enums pays: PySide6 builds the whole
+# ``Qt`` namespace (93 Python enums) on its first use, 8-17 ms here, which the bare window never
+# touches. Reported beside the ratio, for reading it; the target stays against BARE.
+BARE_QT = BARE.replace("from PySide6.QtWidgets import QApplication, QMainWindow",
+                       "from PySide6.QtWidgets import QApplication, QMainWindow\nfrom PySide6.QtCore import Qt")
+
 IDLE_S = 4.0
 # Issue 14 item 6 (it was 1.5 before): the same measurement, a stricter target.
 RATIO_TARGET = 1.4
@@ -162,12 +168,14 @@ def main() -> int:
         env = dict(os.environ, XDG_STATE_HOME=tmp, XDG_CACHE_HOME=tmp)
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
         bare_cmd = [sys.executable, "-c", BARE]
+        bare_qt_cmd = [sys.executable, "-c", BARE_QT]
         ours_cmd = [sys.executable, "-m", "victor_gui", "--self-test"]
         time_to_first_paint(bare_cmd, env)  # warm the OS file cache for both
         time_to_first_paint(ours_cmd, env)
-        bare, ours = [], []
+        bare, bare_qt, ours = [], [], []
         for _ in range(args.runs):
             bare.append(time_to_first_paint(bare_cmd, env))
+            bare_qt.append(time_to_first_paint(bare_qt_cmd, env))
             ours.append(time_to_first_paint(ours_cmd, env))
     b, o = statistics.median(bare), statistics.median(ours)
     print(f"platform            {env['QT_QPA_PLATFORM']}")
@@ -176,6 +184,9 @@ def main() -> int:
     ratio = o / b
     ok = ratio <= RATIO_TARGET
     print(f"ratio               {ratio:7.2f}   (target ≤ {RATIO_TARGET}: {'PASS' if ok else 'FAIL'})")
+    q = statistics.median(bare_qt)
+    print(f"  for reading it: the bare window + PySide6's Qt namespace {q * 1000:.0f} ms "
+          f"(+{(q - b) * 1000:.0f} ms); ours against that {o / q:.2f}")
     if args.idle:
         bare_mb, ours_mb = idle_figures(max(1, args.runs // 2))
         b_mb, o_mb = statistics.median(bare_mb), statistics.median(ours_mb)

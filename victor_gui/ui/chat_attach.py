@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize
-from PySide6.QtWidgets import QBoxLayout, QToolButton
+from PySide6.QtWidgets import QBoxLayout, QToolButton, QVBoxLayout
 
-from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner, SourcesLine, StoredAttachments
 from victor_gui.ui.icons import set_icon
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from victor_gui.errors import ModelTakesNoImagesError
     from victor_gui.services.attachment_draft import AttachmentDraft, DraftItem
     from victor_gui.services.attachment_types import AttachmentRef
+    from victor_gui.ui.attachment_chips import AttachmentChips, NoImagesBanner
     from victor_gui.ui.message_view import MessageView
 
 FILE_FILTER = ("Images and documents (*.png *.jpg *.jpeg *.webp *.gif *.heic *.pdf *.docx *.pptx *.xlsx "
@@ -73,15 +73,16 @@ class AttachMixin:
 
     _draft: AttachmentDraft | None = None
     _pending_model: str | None = None
+    _no_images: NoImagesBanner | None = None
+    _chips: AttachmentChips | None = None
 
     def _build_attach(self, layout: QBoxLayout) -> QToolButton:
-        """The banner and the chips (added to ``layout``, above the input row) and the paper-clip
-        button (returned, for the input row)."""
-        self.no_images = NoImagesBanner()
-        self.no_images.chosen.connect(self._switch_to)
-        layout.addWidget(self.no_images)
-        self.chips = AttachmentChips()
-        layout.addWidget(self.chips)
+        """The place of the banner and the chips (in ``layout``, above the input row; both are
+        made when first needed: nothing shows there until a file is attached, and their module
+        and widgets cost the first paint) and the paper-clip button (returned, for the input row)."""
+        self._attach_slot = QVBoxLayout()
+        self._attach_slot.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._attach_slot)
         button = QToolButton()
         button.setIconSize(QSize(20, 20))
         set_icon(button, "paperclip", "muted")
@@ -93,6 +94,32 @@ class AttachMixin:
         self.attach_button = button
         self.setAcceptDrops(True)
         return button
+
+    @property
+    def no_images(self) -> NoImagesBanner:
+        """"This model does not take images", with a button per model that does (made on first use)."""
+        if self._no_images is None:
+            from victor_gui.ui.attachment_chips import NoImagesBanner
+
+            self._no_images = NoImagesBanner()
+            self._no_images.chosen.connect(self._switch_to)
+            self._attach_slot.insertWidget(0, self._no_images)  # above the chips
+        return self._no_images
+
+    @property
+    def chips(self) -> AttachmentChips:
+        """The attachments waiting above the input (made on first use)."""
+        if self._chips is None:
+            from victor_gui.ui.attachment_chips import AttachmentChips
+
+            self._chips = AttachmentChips()
+            self._attach_slot.addWidget(self._chips)
+        return self._chips
+
+    def hide_no_images(self) -> None:
+        """Take the "no images" banner away (if it was ever shown)."""
+        if self._no_images is not None:
+            self._no_images.hide()
 
     # -- the draft ----------------------------------------------------------------------------------
 
@@ -121,7 +148,7 @@ class AttachMixin:
 
     def attach_paths(self, paths: Sequence[Path | str]) -> list[asyncio.Task[Any]]:
         """Attach files (each converts in the background; its chip shows how it goes)."""
-        self.no_images.hide()
+        self.hide_no_images()
         draft = self.draft
         return [self.tasks.spawn(draft.add_path(Path(p))) for p in paths]
 
@@ -129,7 +156,7 @@ class AttachMixin:
         """Attach a pasted image (encoded as PNG)."""
         if image.isNull():
             return None
-        self.no_images.hide()
+        self.hide_no_images()
         raw = png_bytes(image)
         name = name or time.strftime("Pasted image %H-%M-%S.png")
         return self.tasks.spawn(self.draft.add_bytes(name, raw, "image/png"))
@@ -166,7 +193,7 @@ class AttachMixin:
         if converting:
             self.status_label.setText(f"{converting[0]} is still being read; send when its chip is ready.")
             return None
-        self.no_images.hide()
+        self.hide_no_images()
         return self._draft.take()
 
     def _restore_attachments(self, items: Sequence[DraftItem]) -> None:
@@ -197,6 +224,8 @@ class AttachMixin:
         """A sent message's attachments as chips that open the file."""
         if not refs:
             return
+        from victor_gui.ui.attachment_chips import StoredAttachments
+
         chips = StoredAttachments(refs)
         chips.open_requested.connect(self.open_attachment)
         view.attachments = chips
@@ -226,6 +255,8 @@ class AttachMixin:
         sources = (meta or {}).get("sources")
         if not isinstance(sources, list) or not sources or getattr(view, "sources", None) is not None:
             return
+        from victor_gui.ui.attachment_chips import SourcesLine
+
         line = SourcesLine(sources)
         view.sources = line
         message_insert(view, line, after_body=True)

@@ -444,7 +444,7 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
             self.input.setPlainText(text)
             self._restore_attachments(items)
             return
-        for document in self.draft.documents(items):
+        for document in self.draft.documents(items) if items else ():
             session.use_converted(document)  # converted for the chip already: not again
 
         async def start() -> Any:
@@ -497,7 +497,8 @@ class ChatPane(MessageActionsMixin, VersionsMixin, StoredChatMixin, ReplyViewMix
             self._unsubscribe_registry()
             self._unsubscribe_registry = None
         self.tools_button.detach()  # stop following the MCP host's servers
-        self.chips.detach()
+        if self._chips is not None:
+            self._chips.detach()
         if self._draft is not None:
             self._draft.clear()  # a file still being copied or converted stops
         if self._controller is not None:

@@ -46,7 +46,7 @@ class StoredChatMixin:
         self.end_edit_view()  # issue 14: the "Editing: …" line goes with the chat it was about
         if self._draft is not None:  # the attachments waiting belonged to the chat left
             self._draft.clear()
-        self.no_images.hide()
+        self.hide_no_images()
         self.transcript.clear()
         self._view = None
 
