@@ -9,7 +9,8 @@ N-token stream (default 20,000) to:
 
 Reported: tokens/s of both and their ratio (target ≥ 0.95), the qasync loop's longest gap and
 p99 gap while streaming (a ticker task asking for a 1 ms sleep; targets ≤ 50 ms and ≤ 16 ms,
-≤ 12 ms with ``--rich``, when streaming ≥ 5,000 tokens/s), then RSS and CPU with the chat open and idle (≤ 150 MB).
+≤ 12 ms with ``--rich``, when streaming ≥ 5,000 tokens/s), then RSS and CPU with the chat open
+and idle (≤ 150 MB).
 
     python -m bench.bench_stream_render [--tokens 20000] [--pace 10000] [--events-per-write 16] [--rich]
 """

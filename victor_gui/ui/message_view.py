@@ -63,6 +63,15 @@ def _slot(layout: QVBoxLayout, slot: QBoxLayout | None = None) -> QBoxLayout:
     return slot
 
 
+def _hidden_label(slot: QBoxLayout, name: str, stretch: int = 0) -> WrapLabel:
+    """A hidden label named ``name`` (the theme styles it by that name), put in ``slot``."""
+    label = WrapLabel()
+    label.setObjectName(name)
+    label.hide()
+    slot.addWidget(label, stretch)
+    return label
+
+
 class MessageView(BodyPieces, QFrame):
     """One message: a header, reasoning (collapsible), tool calls, the body, stats, an error row."""
 
@@ -313,12 +322,8 @@ class MessageView(BodyPieces, QFrame):
     def tools_label(self) -> WrapLabel:
         """The tool calls of the reply, a line each (made on first use)."""
         if self._tools_label is None:
-            label = WrapLabel()
-            label.setObjectName("toolCalls")
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            label.hide()
-            self._tools_slot.addWidget(label)
-            self._tools_label = label
+            self._tools_label = _hidden_label(self._tools_slot, "toolCalls")
+            self._tools_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         return self._tools_label
 
     def set_tool_calls(self, lines: list[str]) -> None:
@@ -373,11 +378,7 @@ class MessageView(BodyPieces, QFrame):
     def stats_label(self) -> WrapLabel:
         """The reply's figures (tokens, speed; made on first use)."""
         if self._stats_label is None:
-            label = WrapLabel()
-            label.setObjectName("messageStats")
-            label.hide()
-            self.stats_slot.addWidget(label)
-            self._stats_label = label
+            self._stats_label = _hidden_label(self.stats_slot, "messageStats")
         return self._stats_label
 
     def set_stats(self, text: str) -> None:
@@ -388,15 +389,12 @@ class MessageView(BodyPieces, QFrame):
 
     def _error_widgets(self) -> tuple[WrapLabel, QPushButton]:
         if self._error_row is None:
-            label = WrapLabel()
-            label.setObjectName("messageError")
+            label = _hidden_label(self._error_slot, "messageError", stretch=1)
             retry = QPushButton("Retry")
             retry.setAccessibleName("Retry this reply")
             set_icon(retry, "regenerate")
             retry.clicked.connect(self.retry_requested)
-            label.hide()
             retry.hide()
-            self._error_slot.addWidget(label, 1)
             self._error_slot.addWidget(retry)
             self._error_row = (label, retry)
         return self._error_row
