@@ -31,7 +31,7 @@ from victor_gui.providers.http import LOCAL_TIMEOUTS, make_client
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.servers.models import LlamaCppModels
 from victor_gui.servers.status import EndpointState, EndpointStatus, ServerKind
-from victor_gui.services.document_context import props_context
+from victor_gui.services.context_window import props_context
 from victor_gui.services.engine_router import RouterModel, RouterPlan, plan_router
 from victor_gui.services.engine_runner import EngineRunner
 from victor_gui.services.model_folders import FOLDER, Library, scan_libraries

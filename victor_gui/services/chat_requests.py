@@ -14,8 +14,7 @@ from victor_gui.providers.types import Message
 from victor_gui.services import notes
 from victor_gui.services.chat_attachments import AttachmentsMixin
 from victor_gui.services.context_trim import trim_history
-from victor_gui.services.context_window import ContextWindow, discover_context_window
-from victor_gui.services.document_context import props_context
+from victor_gui.services.context_window import ContextWindow, discover_context_window, props_context
 from victor_gui.services.ollama_context import ContextPlanner, loaded_context
 from victor_gui.services.reply_types import ReplyEvent, RequestPlan
 from victor_gui.storage.models import NOTE_ROLE, StoredMessage

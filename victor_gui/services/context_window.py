@@ -29,13 +29,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from victor_gui.errors import (
     CircuitOpenError,
     ProviderConnectionError,
     ProviderError,
 )
 from victor_gui.providers.base import BaseProvider
+from victor_gui.providers.bounded import read_bounded
 from victor_gui.providers.capabilities import resolve_capabilities
+from victor_gui.providers.catalog import find_spec
+from victor_gui.providers.http import parse_json_body
+from victor_gui.providers.json_guard import Shape
 from victor_gui.providers.types import ModelInfo
 from victor_gui.services.context_trim import (
     IMAGE_TOKENS,
@@ -198,3 +204,49 @@ def stored_tokens(messages: Iterable[StoredMessage], system_prompt: str = "") ->
 def draft_tokens(text: str) -> int:
     """Estimated tokens of the message being typed (it goes as one more user message)."""
     return MESSAGE_OVERHEAD + estimate_text_tokens(text) if text.strip() else 0
+
+
+# -- the context a running llama-server has (/props) ---------------------------------------------
+# Here, beside discovery, rather than in document_context: every chat's first request asks it,
+# and a chat without attached documents should not load the document and retrieval modules
+# for it (idle memory, issue 14).
+
+
+def _llama_server_root(provider: BaseProvider) -> str | None:
+    """llama-server's root URL (its ``/v1`` stripped) when ``provider`` is llama.cpp, else None."""
+    spec = find_spec(provider.name)
+    if spec is None or spec.name != "llamacpp" or not provider.base_url:
+        return None
+    return provider.base_url.rstrip("/").removesuffix("/v1")
+
+
+async def props_context(provider: BaseProvider, model: str) -> int | None:
+    """llama-server's running context for one request: ``/props``
+    ``default_generation_settings.n_ctx`` (a slot's context); None for other providers or when
+    it does not say. ``?model=`` makes a router answer for that model (its own ``/props`` says
+    0); a single-model server ignores it."""
+    root = _llama_server_root(provider)
+    if root is None:
+        return None
+    try:
+        async with provider.http.stream("GET", f"{root}/props", params={"model": model}) as response:
+            if response.is_success:
+                data = parse_json_body(await read_bounded(response), provider=provider.name)
+                shape = Shape("llama.cpp /props", provider.name, model=model)
+                settings = shape.opt_obj(shape.obj(data), "default_generation_settings") or {}
+                return shape.opt_count(settings, "n_ctx", "default_generation_settings")
+    except (httpx.HTTPError, ProviderError):
+        pass
+    return None
+
+
+async def loaded_window(provider: BaseProvider, model: str) -> tuple[int, str]:
+    """``(tokens, source)``: the context the server runs ``model`` with. llama-server:
+    :func:`props_context`; every other provider:
+    :func:`~victor_gui.services.context_window.discover_context_window` (Ollama
+    ``/api/ps``, LM Studio's loaded context, vLLM ``max_model_len``, else the table)."""
+    n_ctx = await props_context(provider, model)
+    if n_ctx:
+        return n_ctx, "llama-server /props"
+    found = await discover_context_window(provider, model)
+    return found.tokens, found.source

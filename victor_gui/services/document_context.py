@@ -21,16 +21,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
-
 from victor_gui.config.settings import AttachmentSettings
 from victor_gui.errors import ProviderError
 from victor_gui.providers.base import BaseProvider
-from victor_gui.providers.bounded import read_bounded
-from victor_gui.providers.catalog import find_spec, local_specs
+from victor_gui.providers.catalog import local_specs
 from victor_gui.providers.embeddings import Embedder
-from victor_gui.providers.http import parse_json_body
-from victor_gui.providers.json_guard import Shape
 from victor_gui.providers.registry import ProviderRegistry
 from victor_gui.services.attachment_types import (
     AttachmentRef,
@@ -41,7 +36,7 @@ from victor_gui.services.attachment_types import (
     RetrievedPassage,
 )
 from victor_gui.services.context_trim import prompt_budget
-from victor_gui.services.context_window import discover_context_window
+from victor_gui.services.context_window import loaded_window
 from victor_gui.services.doc_chunk import chunk_document
 from victor_gui.services.embedding_choice import embedder_source
 from victor_gui.services.retrieval import DEFAULT_K, chunking_key, ensure_embedded, retrieve
@@ -63,47 +58,9 @@ def _tokens_of(chars: int) -> int:
     return max(1, round(chars / CHARS_PER_TOKEN))
 
 
-def server_root(provider: BaseProvider) -> str | None:
-    """llama-server's root URL (its ``/v1`` stripped) when ``provider`` is llama.cpp, else None."""
-    spec = find_spec(provider.name)
-    if spec is None or spec.name != "llamacpp" or not provider.base_url:
-        return None
-    return provider.base_url.rstrip("/").removesuffix("/v1")
 # An embedder, or how to get one: called only when retrieval is needed (a document that fits
 # never wakes an embedding server, and a missing one is not an error then).
 EmbedderSource = Embedder | Callable[[], Awaitable[Embedder]]
-
-
-async def props_context(provider: BaseProvider, model: str) -> int | None:
-    """llama-server's running context for one request: ``/props``
-    ``default_generation_settings.n_ctx`` (a slot's context); None for other providers or when
-    it does not say. ``?model=`` makes a router answer for that model (its own ``/props`` says
-    0); a single-model server ignores it."""
-    root = server_root(provider)
-    if root is None:
-        return None
-    try:
-        async with provider.http.stream("GET", f"{root}/props", params={"model": model}) as response:
-            if response.is_success:
-                data = parse_json_body(await read_bounded(response), provider=provider.name)
-                shape = Shape("llama.cpp /props", provider.name, model=model)
-                settings = shape.opt_obj(shape.obj(data), "default_generation_settings") or {}
-                return shape.opt_count(settings, "n_ctx", "default_generation_settings")
-    except (httpx.HTTPError, ProviderError):
-        pass
-    return None
-
-
-async def loaded_window(provider: BaseProvider, model: str) -> tuple[int, str]:
-    """``(tokens, source)``: the context the server runs ``model`` with. llama-server:
-    :func:`props_context`; every other provider:
-    :func:`~victor_gui.services.context_window.discover_context_window` (Ollama
-    ``/api/ps``, LM Studio's loaded context, vLLM ``max_model_len``, else the table)."""
-    n_ctx = await props_context(provider, model)
-    if n_ctx:
-        return n_ctx, "llama-server /props"
-    found = await discover_context_window(provider, model)
-    return found.tokens, found.source
 
 
 def _wrap(name: str, text: str) -> str:

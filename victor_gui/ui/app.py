@@ -52,6 +52,10 @@ _AFTER_PAINT_IMPORTS = (
     "victor_gui.providers.types",
     "victor_gui.providers.http",
     "victor_gui.providers.registry",
+    # The local servers' wire protocols, which the registry loads when it makes a chat's first
+    # provider: loaded here, so that import is not on the event loop then.
+    "victor_gui.providers.protocols.openai_compat",
+    "victor_gui.providers.protocols.ollama",
     "victor_gui.services.provider_choices",
     "victor_gui.services.generation",
     "victor_gui.services.markdown_render",
