@@ -33,7 +33,7 @@ from victor_gui.errors import AttachmentError, StorageError, VictorGuiError
 from victor_gui.providers.base import BaseProvider
 from victor_gui.providers.protocols.tool_history import IMAGE_OMITTED
 from victor_gui.providers.types import ContentPart, ImagePart, Message, TextPart
-from victor_gui.services import notes
+from victor_gui.services import notes, vision
 from victor_gui.services.attachment_types import (
     AttachmentKind,
     AttachmentRef,
@@ -65,14 +65,6 @@ def images_left_out_text(count: int, model: str) -> str:
     images = "1 image" if count == 1 else f"{count} images"
     return (f"{images} earlier in this chat {'is' if count == 1 else 'are'} left out of what {model} "
             "sees: it does not take images.")
-
-
-async def _load(module: str) -> None:
-    """Import ``victor_gui.services.<module>`` in a worker thread. The image check and the
-    document context (with the retrieval modules behind it) load on a chat's first image or
-    document, not at start: most chats have none (idle memory, issue 14), and the import stays
-    off the event loop."""
-    await asyncio.to_thread(importlib.import_module, f"victor_gui.services.{module}")
 
 
 class AttachmentsMixin:
@@ -128,8 +120,6 @@ class AttachmentsMixin:
             found = self.image_alternatives
             alternatives = await found() if found is not None else ()
             label = getattr(self, "label", None) or self.provider.name
-            from victor_gui.services import vision  # loaded by _takes_images, just above
-
             raise vision.refuse_images(label, self.model, alternatives)
         protocol = protocol_of(self.provider)
         for ref in refs:
@@ -157,9 +147,6 @@ class AttachmentsMixin:
         key = (provider.name, provider.base_url or "", model)
         known = self._att_vision.get(key)
         if known is None:
-            await _load("vision")
-            from victor_gui.services import vision
-
             known = await vision.check_images(provider, model) is not False
             self._att_vision[key] = known
         return known
@@ -243,7 +230,9 @@ class AttachmentsMixin:
 
     async def _context(self, m: StoredMessage, docs: list[ConvertedDocument], *,
                        announce: bool) -> DocumentContext:
-        await _load("document_context")
+        # The document context (and the retrieval modules behind it) loads on a chat's first
+        # document, in a worker thread: most chats have none (idle memory, issue 14).
+        await asyncio.to_thread(importlib.import_module, "victor_gui.services.document_context")
         from victor_gui.services import document_context
 
         try:
