@@ -216,3 +216,27 @@ async def test_a_reply_deleted_while_streaming_takes_its_chunks_and_later_flushe
     await store.delete_messages_from(conv.id, 1)
     await store.append_partial(mid, "more text")  # no row any more: nothing stored, no error
     assert _raw(store.path, "SELECT count(*) FROM message_chunks") == [(0,)]
+
+
+async def test_a_flush_behind_a_failing_one_keeps_the_text_in_order(store: ConversationStore) -> None:
+    """A flush that starts while another is still writing waits for it: when that write fails
+    (the disk was full) and its text goes back to the buffer, it is still saved before the text
+    that came after it (CI saw 'chunk06' stored before 'chunk04' without this)."""
+    store.flush_chars = 1
+    conv = await store.create_conversation()
+    mid = await store.begin_assistant_message(conv.id)
+    await store.append_partial(mid, "start ")
+    pages = (await store._db.write(lambda c: c.execute("PRAGMA page_count").fetchone()))[0]
+    await store._db.write(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
+    big = "y" * 20_000  # needs new pages: this write fails
+    first = asyncio.ensure_future(store.append_partial(mid, big))
+    await asyncio.sleep(0)  # its write is queued
+    room = asyncio.ensure_future(store._db.write(lambda c: c.execute("PRAGMA max_page_count=1073741823")))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(store.append_partial(mid, "after "))
+    results = await asyncio.gather(first, room, second, return_exceptions=True)
+    assert isinstance(results[0], StorageError) and "disk is full" in str(results[0])
+    assert not isinstance(results[2], BaseException)
+    await store.finish_message(mid)
+    m = await store.get_message(mid)
+    assert m is not None and (m.status, m.content) == ("complete", "start " + big + "after ")

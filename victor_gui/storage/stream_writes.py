@@ -18,6 +18,7 @@ messages flushes first (:meth:`StreamWrites._flush_quietly`) so it sees the live
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
@@ -52,6 +53,10 @@ class _Pending:
     failed_at: float | None = None
     # A failure of the background (timer) flush, told to the caller at its next append.
     unreported: StorageError | None = None
+    # Held from taking the text to committing it (or putting it back): a flush that starts
+    # while another is writing waits, so text a failed write puts back still goes before the
+    # text that came after it.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class StreamWrites:
@@ -185,18 +190,20 @@ class StreamWrites:
         ids = [message_id] if message_id is not None else list(self._pending)
         failed: StorageError | None = None
         for mid in ids:
-            text, reasoning = self._take(mid)
-            if not (text or reasoning):
-                continue
-            job = functools.partial(append_chunk, message_id=mid, text=text, reasoning=reasoning)
-            try:
-                await self._db.write(job, busy_ms=self.append_busy_ms)
-            except sqlite3.Error as exc:
-                self._put_back(mid, text, reasoning)
-                failed = failed or save_failed(exc)
-                continue
             pending = self._pending.get(mid)
-            if pending is not None:
+            if pending is None:
+                continue
+            async with pending.lock:
+                text, reasoning = self._take(mid)
+                if not (text or reasoning):
+                    continue
+                job = functools.partial(append_chunk, message_id=mid, text=text, reasoning=reasoning)
+                try:
+                    await self._db.write(job, busy_ms=self.append_busy_ms)
+                except sqlite3.Error as exc:
+                    self._put_back(mid, text, reasoning)
+                    failed = failed or save_failed(exc)
+                    continue
                 pending.failed_at = None
         if failed is not None:
             raise failed
@@ -223,7 +230,6 @@ class StreamWrites:
         """
         if status not in STATUSES or status == "streaming":
             raise StorageError(f"cannot finish a message with status {status!r}")
-        text, reasoning = self._take(message_id)
         values = {
             "status": status,
             "error": redact(error) if error else None,
@@ -235,15 +241,18 @@ class StreamWrites:
             "meta": dumps(meta),
             **usage_columns(usage, timings),
         }
-
-        try:
-            await self._db.write(lambda conn: fold(conn, message_id, text, reasoning, values))
-        except sqlite3.Error as exc:
-            # Keep the text (a retry of finish_message, or close(), still saves it); the row stays
-            # 'streaming' with its chunks, which the next open folds and marks interrupted.
-            self._put_back(message_id, text, reasoning)
-            raise save_failed(exc) from exc
-        self._pending.pop(message_id, None)
+        pending = self._pending.get(message_id)
+        # After any flush still writing: text it puts back goes into the fold, in order.
+        async with pending.lock if pending is not None else contextlib.nullcontext():
+            text, reasoning = self._take(message_id)
+            try:
+                await self._db.write(lambda conn: fold(conn, message_id, text, reasoning, values))
+            except sqlite3.Error as exc:
+                # Keep the text (a retry of finish_message, or close(), still saves it); the row
+                # stays 'streaming' with its chunks, which the next open folds and marks interrupted.
+                self._put_back(message_id, text, reasoning)
+                raise save_failed(exc) from exc
+            self._pending.pop(message_id, None)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
